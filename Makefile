@@ -1,0 +1,74 @@
+# cnnd build.  `make test` installs what the tests need, builds and runs them.
+# Targets: all, test, unit, san (ASan+UBSan, then TSan), bench, clean, format, deps.
+comma       := ,
+BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
+OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
+WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2
+PKGS        := openblas libpng libjpeg
+PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS     = $(shell pkg-config --libs $(PKGS)) -lm
+ALL_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)
+ALL_LDFLAGS := -pthread $(LDFLAGS)
+ifneq ($(SAN),)
+ALL_CFLAGS  += -fsanitize=$(SAN) -fno-sanitize-recover=all
+ALL_LDFLAGS += -fsanitize=$(SAN)
+endif
+
+CORE_SRC    := $(wildcard core/*.c)
+TOOL_SRC    := $(wildcard core/tool/*.c)
+UNIT_SRC    := $(wildcard tests/unit/*.c)
+CORE_OBJ    := $(CORE_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ    := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+
+LIBCNN      := $(BUILD)/libcnn.a
+CNN         := $(BUILD)/cnn
+CHECK_UNIT  := $(BUILD)/check_unit
+
+.PHONY: all test unit san bench clean format deps
+all: $(CNN)
+
+deps:
+	@bash .ci/deps.sh build
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -Icore -c $< -o $@
+
+$(LIBCNN): $(CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(CNN): $(TOOL_OBJ) $(LIBCNN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TOOL_OBJ) $(LIBCNN) $(PKG_LIBS)
+
+$(BUILD)/tests/unit/%.o: ALL_CFLAGS += $(shell pkg-config --cflags check) -Wno-missing-prototypes
+$(CHECK_UNIT): $(UNIT_OBJ) $(LIBCNN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(UNIT_OBJ) $(LIBCNN) $(PKG_LIBS) $(shell pkg-config --libs check)
+
+# Unit tests; CNN_TEST_SUITE=name runs one suite.  OPENBLAS_NUM_THREADS=1 keeps BLAS
+# from spinning extra threads under the sanitizers; tests that need threads set them.
+unit: $(CHECK_UNIT) $(CNN)
+	OPENBLAS_NUM_THREADS=1 CNN_TOOL=$(CNN) ./$(CHECK_UNIT)
+
+test:
+	@bash .ci/deps.sh test
+	$(MAKE) unit
+
+# Sanitizer builds of the same tests: ASan+UBSan, then TSan (thread tests run there too).
+san:
+	@bash .ci/deps.sh test
+	$(MAKE) SAN=address,undefined unit
+	CNN_TEST_SUITE=session $(MAKE) SAN=thread unit
+
+bench: $(CNN)
+	@bash .ci/deps.sh bench
+	bash bench/run.sh $(CNN)
+
+clean:
+	rm -rf build build-*
+
+format:
+	clang-format -i core/*.[ch] core/tool/*.[ch] tests/unit/*.[ch]
+
+-include $(CORE_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)

@@ -1,0 +1,17 @@
+/* The only door to BLAS: row-major single-precision GEMM, and a naive reference for tests.
+ * C (M x N) = alpha * op(A) (M x K) * op(B) (K x N) + beta * C, leading dims as in cblas. */
+#ifndef CNN_GEMM_H
+#define CNN_GEMM_H
+
+void cnn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Same contract, plain loops; for tests only. */
+void cnn_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Threads BLAS may use for one GEMM (process-wide setting; call before serving). */
+void cnn_gemm_set_threads(int threads);
+int cnn_gemm_get_threads(void);
+
+#endif

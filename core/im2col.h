@@ -1,0 +1,15 @@
+/* im2col / col2im for a (C, N, H, W) batch.
+ * col is (C*KH*KW) rows x (N*OH*OW) columns, row-major: row (c, ky, kx), column (n, oy, ox).
+ * Padding positions read as 0.  Geometry comes from struct cnn_conv2d (c = channels of the
+ * group being unrolled, h, w, kernel, stride, dilation, padding, oh, ow). */
+#ifndef CNN_IM2COL_H
+#define CNN_IM2COL_H
+
+#include "layer.h"
+
+/* inp: C channels of (N, H, W) each, channel stride N*H*W floats. */
+void cnn_im2col(float *col, const float *inp, int C, const struct cnn_conv2d *p, int N);
+/* Inverse scatter-add: dinp += col2im(col). For the backward pass. */
+void cnn_col2im(float *dinp, const float *col, int C, const struct cnn_conv2d *p, int N);
+
+#endif

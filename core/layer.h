@@ -1,0 +1,137 @@
+/* Layer kinds, their parameters, shape inference and the compute kernels.
+ *
+ * Layout: every kernel works on activations held channel-major over the batch,
+ * (C, N, H, W) -- see tensor.h.  "plane" below means one H x W image of one channel
+ * of one batch item; in (C, N, H, W) plane index = c * N + n.
+ *
+ * Kernels never allocate; scratch comes from the caller (the session).  Shape
+ * functions (layer.c) check parameters against the input shape, fill the derived
+ * output fields of the params struct and return 0 or a CNN_E* code with a message. */
+#ifndef CNN_LAYER_H
+#define CNN_LAYER_H
+
+#include "err.h"
+
+#include <stddef.h>
+
+enum cnn_layer_kind {
+    CNN_LAYER_INPUT = 0,     /* the model input; exactly one, layer 0 */
+    CNN_LAYER_CONV2D,        /* weights: w (OC, C/G, KH, KW), [b (OC)] */
+    CNN_LAYER_DENSE,         /* weights: w (OUT, IN), [b (OUT)]; input must be (IN,1,1) */
+    CNN_LAYER_MAXPOOL,
+    CNN_LAYER_AVGPOOL,
+    CNN_LAYER_GLOBAL_AVGPOOL,
+    CNN_LAYER_ACT,           /* relu, leaky relu, clip (relu6), sigmoid, tanh */
+    CNN_LAYER_BATCHNORM,     /* weights: gamma, beta, mean, var, each (C) */
+    CNN_LAYER_DROPOUT,       /* identity at inference */
+    CNN_LAYER_LRN,           /* across channels, as in AlexNet / ONNX LRN */
+    CNN_LAYER_ADD,           /* elementwise sum of 2+ inputs of equal shape */
+    CNN_LAYER_CONCAT,        /* channel concat of 1+ inputs with equal H, W */
+    CNN_LAYER_FLATTEN,       /* (C,H,W) -> (C*H*W,1,1) */
+    CNN_LAYER_SOFTMAX,       /* over channels of a (K,1,1) input */
+    CNN_LAYER_KIND_COUNT
+};
+
+enum cnn_act {
+    CNN_ACT_NONE = 0,
+    CNN_ACT_RELU,
+    CNN_ACT_LEAKY_RELU, /* alpha = negative slope */
+    CNN_ACT_CLIP,       /* clamp to [alpha, beta]; relu6 = clip(0, 6) */
+    CNN_ACT_SIGMOID,
+    CNN_ACT_TANH,
+    CNN_ACT_COUNT
+};
+
+struct cnn_act_params {
+    enum cnn_act kind;
+    float alpha, beta;
+};
+
+struct cnn_conv2d {
+    int c, h, w;                      /* input per batch item */
+    int oc, kh, kw, sh, sw, dh, dw;   /* out channels, kernel, stride, dilation */
+    int pad_t, pad_l, pad_b, pad_r;   /* zero padding, may be asymmetric */
+    int groups;                       /* c and oc divisible by groups; depthwise: groups = c */
+    int has_bias;
+    struct cnn_act_params act;        /* fused activation, applied after bias */
+    int oh, ow;                       /* derived by cnn_conv2d_shape() */
+};
+
+struct cnn_dense {
+    int in, out;
+    int has_bias;
+    struct cnn_act_params act;        /* fused activation */
+};
+
+struct cnn_pool2d {
+    int c, h, w;
+    int kh, kw, sh, sw;
+    int pad_t, pad_l, pad_b, pad_r;
+    int ceil_mode;                    /* output size rounds up (last window may start in padding-free range only) */
+    int count_include_pad;            /* average pool: divide by kh*kw instead of the valid count */
+    int oh, ow;                       /* derived */
+};
+
+struct cnn_batchnorm {
+    float eps;
+    struct cnn_act_params act;        /* fused activation (DenseNet: BN-ReLU) */
+};
+
+struct cnn_lrn {
+    int size;                         /* channels in the window (odd) */
+    float alpha, beta, k;             /* y = x / (k + alpha/size * sum x^2)^beta */
+};
+
+/* ---- shape inference (layer.c) ------------------------------------------ */
+
+/* Checks p against its input fields (c, h, w) and fills oh, ow. */
+int cnn_conv2d_shape(struct cnn_conv2d *p, struct cnn_err *err);
+int cnn_pool2d_shape(struct cnn_pool2d *p, struct cnn_err *err);
+/* Floats of im2col scratch a conv needs for N batch items (0 when it skips im2col). */
+size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N);
+/* 1 when the conv reads its input directly as the GEMM operand (1x1, stride 1, no pad). */
+int cnn_conv2d_is_pointwise(const struct cnn_conv2d *p);
+const char *cnn_layer_kind_name(enum cnn_layer_kind kind);
+const char *cnn_act_name(enum cnn_act kind);
+
+/* ---- kernels (layer_<kind>.c); all tensors (C, N, H, W) ------------------- */
+
+/* Applies act to n floats in place. */
+void cnn_act_apply(float *x, size_t n, const struct cnn_act_params *act);
+
+/* out (OC, N, OH, OW)   inp (C, N, H, W)   w (OC, C/G, KH, KW)   b (OC) or NULL
+ * col: cnn_conv2d_scratch_floats(p, N) floats (unused when pointwise).
+ * Bias and p->act are applied in one pass over the GEMM output. */
+void cnn_conv2d_forward(float *out, const float *inp, const float *w, const float *b,
+                        float *col, const struct cnn_conv2d *p, int N);
+
+/* out (OUT, N)   inp (IN, N)   w (OUT, IN)   b (OUT) or NULL; one SGEMM for the batch. */
+void cnn_dense_forward(float *out, const float *inp, const float *w, const float *b,
+                       const struct cnn_dense *p, int N);
+
+/* out (C, N, OH, OW)   inp (C, N, H, W); padding never wins a max. */
+void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N);
+void cnn_avgpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N);
+
+/* out (planes)   inp (planes, hw): mean of each plane. */
+void cnn_global_avgpool_forward(float *out, const float *inp, size_t planes, size_t hw);
+
+/* Per-channel y = x * scale[c] + shift[c], then act.  x, y (C, N, HW); may alias. */
+void cnn_scale_shift_forward(float *out, const float *inp, const float *scale,
+                             const float *shift, int C, size_t n_hw,
+                             const struct cnn_act_params *act);
+
+/* out, inp (C, N, H, W), n_hw = N*H*W; must not alias. */
+void cnn_lrn_forward(float *out, const float *inp, const struct cnn_lrn *p, int C, size_t n_hw);
+
+/* out = sum of inputs[0..n_inputs), count floats each, then act; out may alias inputs[0]. */
+void cnn_add_forward(float *out, const float *const *inputs, int n_inputs, size_t count,
+                     const struct cnn_act_params *act);
+
+/* Softmax over K classes for each of N items.  inp, out (K, N); may alias. */
+void cnn_softmax_forward(float *out, const float *inp, int K, int N);
+
+/* (C, N, HW) -> (C*HW, N): the batch-major flatten a dense layer reads. Must not alias. */
+void cnn_flatten_forward(float *out, const float *inp, int C, int N, int hw);
+
+#endif

@@ -1,0 +1,62 @@
+/* The insides of struct cnn_model, for the core files that build, load, save, compile and
+ * run it (model.c, model_io.c, session.c, train).  Everyone else uses model.h. */
+#ifndef CNN_MODEL_INTERNAL_H
+#define CNN_MODEL_INTERNAL_H
+
+#include "model.h"
+
+struct cnn_layer {
+    enum cnn_layer_kind kind;
+    char name[CNN_NAME_MAX];
+    int n_inputs;
+    int inputs[CNN_MAX_INPUTS];
+    union {
+        struct cnn_conv2d conv;
+        struct cnn_dense dense;
+        struct cnn_pool2d pool;
+        struct cnn_act_params act;
+        struct cnn_batchnorm bn;
+        struct cnn_lrn lrn;
+        float dropout_rate;
+    } p;
+    int c, h, w;                                   /* output shape per image */
+    int n_weights;                                 /* weight slots used (0..4) */
+    size_t weight_count[CNN_MAX_WEIGHTS_PER_LAYER];
+    size_t weight_offset[CNN_MAX_WEIGHTS_PER_LAYER]; /* floats into params, 16-aligned */
+};
+
+/* One step of the compiled inference plan (model.c builds it, session.c runs it). */
+struct cnn_op {
+    enum cnn_layer_kind kind;     /* INPUT never appears; BATCHNORM = standalone scale/shift */
+    int layer;                    /* the layer whose output this op writes */
+    int n_inputs;
+    const int *inputs;            /* value ids (= layer indices) read */
+    int out;                      /* value id written */
+    struct cnn_conv2d conv;       /* conv with folded BN and fused act */
+    struct cnn_dense dense;
+    struct cnn_act_params act;    /* fused activation for add / scale-shift / act */
+    const float *w, *b;           /* conv/dense weights (maybe folded copies); BN: scale, shift */
+};
+
+struct cnn_model {
+    struct cnn_preproc pp;
+    struct cnn_layer *layers;     /* n_layers, layer 0 = input */
+    int n_layers, cap_layers;
+    char (*labels)[CNN_LABEL_MAX];
+    int n_labels;
+    char *meta;                   /* owned, NUL-terminated, may be NULL */
+    float *params;                /* all weights; points into map or owned_params */
+    size_t n_params;              /* floats */
+    float *owned_params;          /* malloc'd when built in memory */
+    void *map;                    /* mmap of the file, or NULL */
+    size_t map_size;
+    int compiled;
+    /* inference plan (after compile) */
+    struct cnn_op *ops;
+    int n_ops;
+    int *alias_of;                /* per layer: value id whose buffer this layer's output is */
+    int *last_use;                /* per value id: index of the last op reading it */
+    float *folded;                /* owned: folded conv weights, BN scale/shift */
+};
+
+#endif
