@@ -1,0 +1,173 @@
+/* Layer shape inference: checks conv and pooling parameters against their input and
+ * derives the output size (PyTorch semantics), scratch sizes, and the names of layer
+ * kinds and activations for messages and the `cnn info` tool. */
+#include "layer.h"
+
+#include <limits.h>
+#include <stdint.h>
+
+static int check_act(const char *layer, const struct cnn_act_params *act, struct cnn_err *err)
+{
+    if ((int)act->kind < 0 || act->kind >= CNN_ACT_COUNT)
+        return cnn_err_set(err, CNN_EINVAL, "%s: unknown activation %d", layer, (int)act->kind);
+    if (act->kind == CNN_ACT_CLIP && !(act->alpha <= act->beta))
+        return cnn_err_set(err, CNN_EINVAL, "%s: clip min %g > max %g", layer,
+                           (double)act->alpha, (double)act->beta);
+    return 0;
+}
+
+int cnn_conv2d_shape(struct cnn_conv2d *p, struct cnn_err *err)
+{
+    if (p->c <= 0 || p->h <= 0 || p->w <= 0)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: input shape (%d,%d,%d) must be positive",
+                           p->c, p->h, p->w);
+    if (p->oc <= 0)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: out channels %d must be positive", p->oc);
+    if (p->kh <= 0 || p->kw <= 0)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: kernel %dx%d must be positive", p->kh,
+                           p->kw);
+    if (p->sh <= 0 || p->sw <= 0)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: stride %dx%d must be positive", p->sh,
+                           p->sw);
+    if (p->dh <= 0 || p->dw <= 0)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: dilation %dx%d must be positive", p->dh,
+                           p->dw);
+    if (p->pad_t < 0 || p->pad_l < 0 || p->pad_b < 0 || p->pad_r < 0)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: padding (t%d,l%d,b%d,r%d) is negative",
+                           p->pad_t, p->pad_l, p->pad_b, p->pad_r);
+    if (p->groups <= 0)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: groups %d must be positive", p->groups);
+    if (p->c % p->groups != 0)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: groups %d do not divide in channels %d",
+                           p->groups, p->c);
+    if (p->oc % p->groups != 0)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: groups %d do not divide out channels %d",
+                           p->groups, p->oc);
+    int rc = check_act("conv2d", &p->act, err);
+    if (rc)
+        return rc;
+
+    long long eh = (long long)(p->kh - 1) * p->dh + 1, ew = (long long)(p->kw - 1) * p->dw + 1;
+    long long ph = (long long)p->h + p->pad_t + p->pad_b;
+    long long pw = (long long)p->w + p->pad_l + p->pad_r;
+    if (eh > ph)
+        return cnn_err_set(err, CNN_EINVAL,
+                           "conv2d: kernel height %d (dilated %lld) > padded input height %lld",
+                           p->kh, eh, ph);
+    if (ew > pw)
+        return cnn_err_set(err, CNN_EINVAL,
+                           "conv2d: kernel width %d (dilated %lld) > padded input width %lld",
+                           p->kw, ew, pw);
+    long long oh = (ph - eh) / p->sh + 1, ow = (pw - ew) / p->sw + 1;
+    if (oh > INT_MAX || ow > INT_MAX)
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: output %lldx%lld too large", oh, ow);
+    p->oh = (int)oh;
+    p->ow = (int)ow;
+    return 0;
+}
+
+/* Output length of one pooled axis; PyTorch rule: in ceil mode the last window must
+ * start inside the input or the leading padding, not in the trailing padding. */
+static long long pool_out(int in, int pad_lo, int pad_hi, int k, int s, int ceil_mode)
+{
+    long long span = (long long)in + pad_lo + pad_hi - k;
+    long long out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= (long long)in + pad_lo)
+        out--;
+    return out;
+}
+
+int cnn_pool2d_shape(struct cnn_pool2d *p, struct cnn_err *err)
+{
+    if (p->c <= 0 || p->h <= 0 || p->w <= 0)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: input shape (%d,%d,%d) must be positive",
+                           p->c, p->h, p->w);
+    if (p->kh <= 0 || p->kw <= 0)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel %dx%d must be positive", p->kh,
+                           p->kw);
+    if (p->sh <= 0 || p->sw <= 0)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: stride %dx%d must be positive", p->sh,
+                           p->sw);
+    if (p->pad_t < 0 || p->pad_l < 0 || p->pad_b < 0 || p->pad_r < 0)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: padding (t%d,l%d,b%d,r%d) is negative",
+                           p->pad_t, p->pad_l, p->pad_b, p->pad_r);
+    /* A pad as large as the kernel would allow windows made only of padding. */
+    if (p->pad_t >= p->kh || p->pad_b >= p->kh)
+        return cnn_err_set(err, CNN_EINVAL,
+                           "pool2d: vertical padding (t%d,b%d) must be < kernel height %d",
+                           p->pad_t, p->pad_b, p->kh);
+    if (p->pad_l >= p->kw || p->pad_r >= p->kw)
+        return cnn_err_set(err, CNN_EINVAL,
+                           "pool2d: horizontal padding (l%d,r%d) must be < kernel width %d",
+                           p->pad_l, p->pad_r, p->kw);
+    if ((long long)p->h + p->pad_t + p->pad_b < p->kh)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel height %d > padded input height %d",
+                           p->kh, p->h + p->pad_t + p->pad_b);
+    if ((long long)p->w + p->pad_l + p->pad_r < p->kw)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel width %d > padded input width %d",
+                           p->kw, p->w + p->pad_l + p->pad_r);
+    long long oh = pool_out(p->h, p->pad_t, p->pad_b, p->kh, p->sh, p->ceil_mode);
+    long long ow = pool_out(p->w, p->pad_l, p->pad_r, p->kw, p->sw, p->ceil_mode);
+    if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: output %lldx%lld is empty or too large",
+                           oh, ow);
+    p->oh = (int)oh;
+    p->ow = (int)ow;
+    return 0;
+}
+
+int cnn_conv2d_is_pointwise(const struct cnn_conv2d *p)
+{
+    return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->pad_t == 0 &&
+           p->pad_l == 0 && p->pad_b == 0 && p->pad_r == 0;
+}
+
+size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N)
+{
+    if (cnn_conv2d_is_pointwise(p) || N <= 0 || p->groups <= 0)
+        return 0;
+    /* One group's col matrix at a time: (C/G * KH * KW) x (N * OH * OW). */
+    size_t dims[6] = {(size_t)(p->c / p->groups), (size_t)p->kh, (size_t)p->kw, (size_t)N,
+                      (size_t)p->oh, (size_t)p->ow};
+    size_t n = 1;
+    for (int i = 0; i < 6; i++)
+        if (__builtin_mul_overflow(n, dims[i], &n))
+            return SIZE_MAX; /* callers treat this as "cannot plan" */
+    return n;
+}
+
+const char *cnn_layer_kind_name(enum cnn_layer_kind kind)
+{
+    switch (kind) {
+    case CNN_LAYER_INPUT: return "input";
+    case CNN_LAYER_CONV2D: return "conv2d";
+    case CNN_LAYER_DENSE: return "dense";
+    case CNN_LAYER_MAXPOOL: return "maxpool";
+    case CNN_LAYER_AVGPOOL: return "avgpool";
+    case CNN_LAYER_GLOBAL_AVGPOOL: return "global_avgpool";
+    case CNN_LAYER_ACT: return "act";
+    case CNN_LAYER_BATCHNORM: return "batchnorm";
+    case CNN_LAYER_DROPOUT: return "dropout";
+    case CNN_LAYER_LRN: return "lrn";
+    case CNN_LAYER_ADD: return "add";
+    case CNN_LAYER_CONCAT: return "concat";
+    case CNN_LAYER_FLATTEN: return "flatten";
+    case CNN_LAYER_SOFTMAX: return "softmax";
+    case CNN_LAYER_KIND_COUNT: break;
+    }
+    return "unknown";
+}
+
+const char *cnn_act_name(enum cnn_act kind)
+{
+    switch (kind) {
+    case CNN_ACT_NONE: return "none";
+    case CNN_ACT_RELU: return "relu";
+    case CNN_ACT_LEAKY_RELU: return "leaky_relu";
+    case CNN_ACT_CLIP: return "clip";
+    case CNN_ACT_SIGMOID: return "sigmoid";
+    case CNN_ACT_TANH: return "tanh";
+    case CNN_ACT_COUNT: break;
+    }
+    return "unknown";
+}
