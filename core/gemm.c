@@ -1,0 +1,56 @@
+/* The only door to BLAS: cnn_gemm() forwards to row-major cblas_sgemm; cnn_gemm_ref() is
+ * the plain triple loop the tests compare it with; the thread count is OpenBLAS's. */
+#include "gemm.h"
+
+#include <cblas.h>
+#include <stddef.h>
+
+/* C = beta * C for the K == 0 case, where no product term exists. */
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
+void cnn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                ldc);
+}
+
+void cnn_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            double sum = 0.0;
+            for (int k = 0; k < K; k++) {
+                float a = trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                sum += (double)a * b;
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            /* BLAS convention: beta == 0 overwrites C without reading it (NaN-safe). */
+            *c = (float)(alpha * sum) + (beta == 0.0f ? 0.0f : beta * *c);
+        }
+    }
+}
+
+void cnn_gemm_set_threads(int threads)
+{
+    openblas_set_num_threads(threads > 0 ? threads : 1);
+}
+
+int cnn_gemm_get_threads(void)
+{
+    return openblas_get_num_threads();
+}

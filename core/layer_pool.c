@@ -1,0 +1,70 @@
+/* Max and average pooling over (C, N, H, W): each of the C*N planes on its own, with
+ * asymmetric padding, ceil mode and count_include_pad as in PyTorch.  Window bounds are
+ * clipped once per output row/column, so the inner loops only touch real pixels. */
+#include "layer.h"
+
+#include <stddef.h>
+
+/* Clipped input range [*lo, *hi) of window o, and its size counting padding but not the
+ * overhang beyond the padded input that ceil mode can create. */
+static int window(int o, int s, int pad_lo, int pad_hi, int k, int in, int *lo, int *hi)
+{
+    int start = o * s - pad_lo;
+    int end = start + k;
+    if (end > in + pad_hi)
+        end = in + pad_hi;
+    int padded = end - start;
+    *lo = start < 0 ? 0 : start;
+    *hi = end > in ? in : end;
+    return padded;
+}
+
+void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N)
+{
+    const size_t planes = (size_t)p->c * N, in_plane = (size_t)p->h * p->w;
+    for (size_t pl = 0; pl < planes; pl++) {
+        const float *in = inp + pl * in_plane;
+        float *o = out + pl * (size_t)p->oh * p->ow;
+        for (int oy = 0; oy < p->oh; oy++) {
+            int y0, y1;
+            window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
+            for (int ox = 0; ox < p->ow; ox++) {
+                int x0, x1;
+                window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
+                /* Shape rules (pad < kernel) guarantee a non-empty window. */
+                float m = y0 < y1 && x0 < x1 ? in[(size_t)y0 * p->w + x0] : 0.0f;
+                for (int y = y0; y < y1; y++) {
+                    const float *row = in + (size_t)y * p->w;
+                    for (int x = x0; x < x1; x++)
+                        m = row[x] > m ? row[x] : m;
+                }
+                *o++ = m;
+            }
+        }
+    }
+}
+
+void cnn_avgpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N)
+{
+    const size_t planes = (size_t)p->c * N, in_plane = (size_t)p->h * p->w;
+    for (size_t pl = 0; pl < planes; pl++) {
+        const float *in = inp + pl * in_plane;
+        float *o = out + pl * (size_t)p->oh * p->ow;
+        for (int oy = 0; oy < p->oh; oy++) {
+            int y0, y1;
+            int ph = window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
+            for (int ox = 0; ox < p->ow; ox++) {
+                int x0, x1;
+                int pw = window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
+                float sum = 0.0f;
+                for (int y = y0; y < y1; y++) {
+                    const float *row = in + (size_t)y * p->w;
+                    for (int x = x0; x < x1; x++)
+                        sum += row[x];
+                }
+                int count = p->count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
+                *o++ = count > 0 ? sum / (float)count : 0.0f;
+            }
+        }
+    }
+}
