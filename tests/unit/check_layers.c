@@ -1,0 +1,688 @@
+/* Suite layers: every compute kernel against naive direct loops written here (direct
+ * convolution with explicit padding/stride/dilation/groups indexing, windowed pooling,
+ * scalar activations, LRN, softmax, ...) on odd shapes, batch independence of conv, and
+ * the shape-inference rules and messages of layer.c.  Data from a seeded LCG. */
+#include "layer.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL 1e-4
+
+static unsigned lcg_state;
+
+static float lcg_uniform(void) /* in [-1, 1) */
+{
+    lcg_state = lcg_state * 1664525u + 1013904223u;
+    return (float)((lcg_state >> 8) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+static float *rand_buf(size_t n, float scale)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = scale * lcg_uniform();
+    return x;
+}
+
+static float *zero_buf(size_t n)
+{
+    float *x = calloc(n ? n : 1, sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    return x;
+}
+
+static double max_abs_diff(const float *a, const double *b, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) /* NaN counts as a failure */
+            m = d;
+    }
+    return m;
+}
+
+static void check_close(const char *what, const float *got, const double *want, size_t n)
+{
+    double e = max_abs_diff(got, want, n);
+    printf("%-44s max abs err %.3e (%zu values)\n", what, e, n);
+    ck_assert_msg(e <= TOL, "%s: max abs error %g > %g", what, e, TOL);
+}
+
+/* Scalar activation written from the definitions, in double. */
+static double act_ref(double x, const struct cnn_act_params *a)
+{
+    switch (a->kind) {
+    case CNN_ACT_RELU: return x < 0 ? 0 : x;
+    case CNN_ACT_LEAKY_RELU: return x < 0 ? a->alpha * x : x;
+    case CNN_ACT_CLIP: return fmin(fmax(x, a->alpha), a->beta);
+    case CNN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case CNN_ACT_TANH: return tanh(x);
+    default: return x;
+    }
+}
+
+/* ---- convolution -------------------------------------------------------- */
+
+struct conv_case {
+    const char *name;
+    int N, c, h, w, oc, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups, bias;
+    struct cnn_act_params act;
+};
+
+static const struct conv_case conv_cases[] = {
+    {"conv 3x3 s2 asym pad bias relu", 3, 3, 7, 9, 4, 3, 3, 2, 2, 1, 1, 1, 0, 2, 1, 1, 1,
+     {CNN_ACT_RELU, 0, 0}},
+    {"conv 3x3 dilation 2 pad 2", 2, 4, 9, 7, 5, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1, 0,
+     {CNN_ACT_NONE, 0, 0}},
+    {"conv 3x2 groups 2 s(1,2) leaky", 3, 4, 7, 9, 6, 3, 2, 1, 2, 1, 1, 0, 1, 1, 0, 2, 1,
+     {CNN_ACT_LEAKY_RELU, 0.1f, 0}},
+    {"conv depthwise 3x3 pad 1 relu6", 3, 5, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5, 1,
+     {CNN_ACT_CLIP, 0, 6}},
+    {"conv depthwise x2 s2 dil2 asym pad", 2, 3, 9, 8, 6, 3, 3, 2, 2, 2, 2, 2, 1, 0, 2, 3, 1,
+     {CNN_ACT_NONE, 0, 0}},
+    {"conv 1x1 pointwise bias sigmoid", 3, 6, 7, 9, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1,
+     {CNN_ACT_SIGMOID, 0, 0}},
+    {"conv 1x1 stride 2 tanh", 3, 4, 7, 9, 3, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0,
+     {CNN_ACT_TANH, 0, 0}},
+    {"conv 1x1 pointwise groups 2 no bias relu", 3, 6, 5, 3, 4, 1, 1, 1, 1, 3, 3, 0, 0, 0, 0,
+     2, 0, {CNN_ACT_RELU, 0, 0}},
+    {"conv 1x1 with padding", 2, 3, 4, 5, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 1, 1,
+     {CNN_ACT_NONE, 0, 0}},
+    {"conv single channel 5x5 pad 2", 3, 1, 9, 7, 4, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1, 1,
+     {CNN_ACT_NONE, 0, 0}},
+    {"conv 1x3 dil 3 in w s(2,1)", 3, 3, 7, 11, 4, 1, 3, 2, 1, 1, 3, 0, 3, 1, 2, 1, 1,
+     {CNN_ACT_NONE, 0, 0}},
+    {"conv 7x7 s2 pad 3 (resnet stem)", 2, 3, 15, 13, 8, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 1,
+     {CNN_ACT_RELU, 0, 0}},
+    {"conv 3x3 groups 3 N=1", 1, 6, 6, 5, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1,
+     {CNN_ACT_NONE, 0, 0}},
+};
+#define N_CONV_CASES ((int)(sizeof conv_cases / sizeof conv_cases[0]))
+
+static struct cnn_conv2d conv_params(const struct conv_case *k)
+{
+    struct cnn_conv2d p = {.c = k->c, .h = k->h, .w = k->w, .oc = k->oc, .kh = k->kh,
+                           .kw = k->kw, .sh = k->sh, .sw = k->sw, .dh = k->dh, .dw = k->dw,
+                           .pad_t = k->pt, .pad_l = k->pl, .pad_b = k->pb, .pad_r = k->pr,
+                           .groups = k->groups, .has_bias = k->bias, .act = k->act};
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_conv2d_shape(&p, &err) == 0, "%s: %s", k->name, err.msg);
+    /* Output size from the textbook formula, independently of layer.c. */
+    ck_assert_int_eq(p.oh, (k->h + k->pt + k->pb - k->dh * (k->kh - 1) - 1) / k->sh + 1);
+    ck_assert_int_eq(p.ow, (k->w + k->pl + k->pr - k->dw * (k->kw - 1) - 1) / k->sw + 1);
+    return p;
+}
+
+/* Direct convolution: out (OC, N, OH, OW) from inp (C, N, H, W), in double. */
+static void conv_ref(double *out, const float *inp, const float *w, const float *b,
+                     const struct cnn_conv2d *p, int N)
+{
+    int cg = p->c / p->groups, ocg = p->oc / p->groups;
+    for (int oc = 0; oc < p->oc; oc++) {
+        int g = oc / ocg;
+        for (int n = 0; n < N; n++)
+            for (int oy = 0; oy < p->oh; oy++)
+                for (int ox = 0; ox < p->ow; ox++) {
+                    double s = b ? b[oc] : 0.0;
+                    for (int ci = 0; ci < cg; ci++)
+                        for (int ky = 0; ky < p->kh; ky++)
+                            for (int kx = 0; kx < p->kw; kx++) {
+                                int iy = oy * p->sh - p->pad_t + ky * p->dh;
+                                int ix = ox * p->sw - p->pad_l + kx * p->dw;
+                                if (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w)
+                                    continue;
+                                int c = g * cg + ci;
+                                double x = inp[(((size_t)c * N + n) * p->h + iy) * p->w + ix];
+                                double wv = w[(((size_t)oc * cg + ci) * p->kh + ky) * p->kw + kx];
+                                s += x * wv;
+                            }
+                    out[(((size_t)oc * N + n) * p->oh + oy) * p->ow + ox] = act_ref(s, &p->act);
+                }
+    }
+}
+
+START_TEST(test_conv2d_matches_direct_convolution)
+{
+    const struct conv_case *k = &conv_cases[_i];
+    lcg_state = 1000u + (unsigned)_i;
+    struct cnn_conv2d p = conv_params(k);
+    const int N = k->N;
+    size_t in_n = (size_t)p.c * N * p.h * p.w, out_n = (size_t)p.oc * N * p.oh * p.ow;
+    size_t w_n = (size_t)p.oc * (p.c / p.groups) * p.kh * p.kw;
+    float *inp = rand_buf(in_n, 1.0f), *w = rand_buf(w_n, 1.0f);
+    float *b = k->bias ? rand_buf((size_t)p.oc, 1.0f) : NULL;
+    size_t col_n = cnn_conv2d_scratch_floats(&p, N);
+    float *col = rand_buf(col_n, 1.0f);
+    float *out = rand_buf(out_n, 100.0f); /* garbage must be overwritten */
+    double *want = malloc(out_n * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    cnn_conv2d_forward(out, inp, w, b, col, &p, N);
+    conv_ref(want, inp, w, b, &p, N);
+    check_close(k->name, out, want, out_n);
+    free(inp);
+    free(w);
+    free(b);
+    free(col);
+    free(out);
+    free(want);
+}
+END_TEST
+
+START_TEST(test_conv2d_batch_of_3_equals_3_single_passes)
+{
+    const struct conv_case *k = &conv_cases[_i];
+    lcg_state = 2000u + (unsigned)_i;
+    struct cnn_conv2d p = conv_params(k);
+    const int N = 3;
+    size_t hw = (size_t)p.h * p.w, ohw = (size_t)p.oh * p.ow;
+    size_t w_n = (size_t)p.oc * (p.c / p.groups) * p.kh * p.kw;
+    float *inp = rand_buf((size_t)p.c * N * hw, 1.0f), *w = rand_buf(w_n, 1.0f);
+    float *b = k->bias ? rand_buf((size_t)p.oc, 1.0f) : NULL;
+    float *col = zero_buf(cnn_conv2d_scratch_floats(&p, N));
+    float *out = zero_buf((size_t)p.oc * N * ohw);
+    float *one_in = zero_buf((size_t)p.c * hw), *one_out = zero_buf((size_t)p.oc * ohw);
+    cnn_conv2d_forward(out, inp, w, b, col, &p, N);
+    double err = 0.0;
+    for (int n = 0; n < N; n++) {
+        for (int c = 0; c < p.c; c++) /* item n out of (C, N, H, W) */
+            memcpy(one_in + c * hw, inp + ((size_t)c * N + n) * hw, hw * sizeof(float));
+        cnn_conv2d_forward(one_out, one_in, w, b, col, &p, 1);
+        for (int oc = 0; oc < p.oc; oc++)
+            for (size_t i = 0; i < ohw; i++)
+                err = fmax(err, fabs((double)one_out[oc * ohw + i] -
+                                     out[((size_t)oc * N + n) * ohw + i]));
+    }
+    printf("%-44s batch-vs-single max diff %.3e\n", k->name, err);
+    ck_assert_double_le(err, 1e-5);
+    free(inp);
+    free(w);
+    free(b);
+    free(col);
+    free(out);
+    free(one_in);
+    free(one_out);
+}
+END_TEST
+
+START_TEST(test_conv2d_scratch_is_zero_only_for_pointwise)
+{
+    const struct conv_case *k = &conv_cases[_i];
+    struct cnn_conv2d p = conv_params(k);
+    int pointwise = k->kh == 1 && k->kw == 1 && k->sh == 1 && k->sw == 1 &&
+                    k->pt + k->pl + k->pb + k->pr == 0;
+    ck_assert_int_eq(cnn_conv2d_is_pointwise(&p), pointwise);
+    size_t want = pointwise ? 0
+                            : (size_t)(k->c / k->groups) * k->kh * k->kw * 4 * p.oh * p.ow;
+    ck_assert_uint_eq(cnn_conv2d_scratch_floats(&p, 4), want);
+}
+END_TEST
+
+/* ---- shape inference ---------------------------------------------------- */
+
+static struct cnn_conv2d good_conv(void)
+{
+    struct cnn_conv2d p = {.c = 4, .h = 7, .w = 9, .oc = 6, .kh = 3, .kw = 3, .sh = 2,
+                           .sw = 2, .dh = 1, .dw = 1, .pad_t = 1, .pad_l = 1, .pad_b = 2,
+                           .pad_r = 0, .groups = 2};
+    return p;
+}
+
+static void expect_conv_error(struct cnn_conv2d p, const char *needle)
+{
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_conv2d_shape(&p, &err), CNN_EINVAL);
+    ck_assert_int_eq(err.code, CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, needle) != NULL, "message '%s' lacks '%s'", err.msg, needle);
+}
+
+START_TEST(test_conv2d_shape_rejects_each_bad_field_by_name)
+{
+    struct cnn_conv2d p = good_conv();
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_conv2d_shape(&p, &err), 0);
+    ck_assert_int_eq(p.oh, 4); /* (7 + 3 - 3) / 2 + 1 */
+    ck_assert_int_eq(p.ow, 4); /* (9 + 1 - 3) / 2 + 1 */
+
+    p = good_conv(); p.kh = 0; expect_conv_error(p, "kernel");
+    p = good_conv(); p.kw = -1; expect_conv_error(p, "kernel");
+    p = good_conv(); p.sh = 0; expect_conv_error(p, "stride");
+    p = good_conv(); p.dw = 0; expect_conv_error(p, "dilation");
+    p = good_conv(); p.pad_r = -1; expect_conv_error(p, "padding");
+    p = good_conv(); p.groups = 0; expect_conv_error(p, "groups");
+    p = good_conv(); p.groups = 3; expect_conv_error(p, "groups");         /* 4 % 3 */
+    p = good_conv(); p.oc = 5; expect_conv_error(p, "out channels");       /* 5 % 2 */
+    p = good_conv(); p.oc = 0; expect_conv_error(p, "out channels");
+    p = good_conv(); p.h = 0; expect_conv_error(p, "input shape");
+    p = good_conv(); p.kh = 11; expect_conv_error(p, "kernel height");     /* 11 > 7+3 */
+    p = good_conv(); p.dw = 5; expect_conv_error(p, "kernel width");       /* 11 > 9+1 */
+    p = good_conv(); p.act.kind = CNN_ACT_COUNT; expect_conv_error(p, "activation");
+
+    /* Dilated kernel exactly filling the padded input: one output. */
+    p = good_conv(); p.kh = 4; p.dh = 3; /* (4-1)*3+1 = 10 = 7+1+2 */
+    ck_assert_int_eq(cnn_conv2d_shape(&p, &err), 0);
+    ck_assert_int_eq(p.oh, 1);
+}
+END_TEST
+
+static struct cnn_pool2d pool(int h, int k, int s, int pad_lo, int pad_hi, int ceil_mode)
+{
+    struct cnn_pool2d p = {.c = 2, .h = h, .w = h, .kh = k, .kw = k, .sh = s, .sw = s,
+                           .pad_t = pad_lo, .pad_l = pad_lo, .pad_b = pad_hi,
+                           .pad_r = pad_hi, .ceil_mode = ceil_mode};
+    return p;
+}
+
+static int pool_oh(struct cnn_pool2d p)
+{
+    struct cnn_err err = {0};
+    int rc = cnn_pool2d_shape(&p, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_int_eq(p.oh, p.ow);
+    return p.oh;
+}
+
+START_TEST(test_pool2d_shape_follows_pytorch_floor_and_ceil_rules)
+{
+    /* Worked by hand from PyTorch's pooling_output_shape. */
+    ck_assert_int_eq(pool_oh(pool(6, 3, 2, 0, 0, 0)), 2);     /* floor(3/2)+1 */
+    ck_assert_int_eq(pool_oh(pool(6, 3, 2, 0, 0, 1)), 3);     /* ceil(3/2)+1; start 4 < 6 */
+    ck_assert_int_eq(pool_oh(pool(5, 2, 2, 1, 1, 0)), 3);     /* floor(5/2)+1 */
+    ck_assert_int_eq(pool_oh(pool(5, 2, 2, 1, 1, 1)), 3);     /* ceil gives 4, start 6 >= 5+1 */
+    ck_assert_int_eq(pool_oh(pool(112, 3, 2, 1, 1, 0)), 56);  /* resnet maxpool */
+    ck_assert_int_eq(pool_oh(pool(55, 3, 2, 0, 0, 1)), 27);   /* alexnet-style */
+    ck_assert_int_eq(pool_oh(pool(13, 3, 2, 0, 0, 1)), 6);
+    ck_assert_int_eq(pool_oh(pool(14, 3, 2, 0, 0, 1)), 7);    /* ceil(11/2)+1 = 7, start 12 < 14 */
+    ck_assert_int_eq(pool_oh(pool(14, 3, 2, 0, 0, 0)), 6);
+    ck_assert_int_eq(pool_oh(pool(3, 3, 1, 2, 2, 0)), 5);     /* pad < kernel allowed */
+    ck_assert_int_eq(pool_oh(pool(7, 7, 7, 0, 0, 1)), 1);
+}
+END_TEST
+
+static void expect_pool_error(struct cnn_pool2d p, const char *needle)
+{
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_pool2d_shape(&p, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, needle) != NULL, "message '%s' lacks '%s'", err.msg, needle);
+}
+
+START_TEST(test_pool2d_shape_rejects_each_bad_field_by_name)
+{
+    struct cnn_pool2d p = pool(6, 3, 2, 1, 1, 0);
+    p.kh = 0;
+    expect_pool_error(p, "kernel");
+    p = pool(6, 3, 0, 1, 1, 0);
+    expect_pool_error(p, "stride");
+    p = pool(6, 3, 2, -1, 1, 0);
+    expect_pool_error(p, "padding");
+    p = pool(6, 3, 2, 3, 0, 0);
+    expect_pool_error(p, "padding");   /* pad == kernel */
+    p = pool(6, 3, 2, 0, 0, 0);
+    p.pad_r = 4;
+    expect_pool_error(p, "padding");
+    p = pool(2, 4, 1, 1, 0, 0);
+    expect_pool_error(p, "kernel height"); /* 4 > 2+1 */
+    p = pool(6, 3, 2, 0, 0, 0);
+    p.c = 0;
+    expect_pool_error(p, "input shape");
+}
+END_TEST
+
+START_TEST(test_kind_and_act_names)
+{
+    ck_assert_str_eq(cnn_layer_kind_name(CNN_LAYER_CONV2D), "conv2d");
+    ck_assert_str_eq(cnn_layer_kind_name(CNN_LAYER_SOFTMAX), "softmax");
+    ck_assert_str_eq(cnn_layer_kind_name(CNN_LAYER_KIND_COUNT), "unknown");
+    ck_assert_str_eq(cnn_act_name(CNN_ACT_RELU), "relu");
+    ck_assert_str_eq(cnn_act_name(CNN_ACT_CLIP), "clip");
+    ck_assert_str_eq(cnn_act_name((enum cnn_act)99), "unknown");
+    for (int k = 0; k < CNN_LAYER_KIND_COUNT; k++) /* every kind has its own name */
+        for (int j = 0; j < k; j++)
+            ck_assert_str_ne(cnn_layer_kind_name(k), cnn_layer_kind_name(j));
+}
+END_TEST
+
+/* ---- dense -------------------------------------------------------------- */
+
+START_TEST(test_dense_matches_direct_loops)
+{
+    static const struct {
+        int in, out, N, bias;
+        struct cnn_act_params act;
+    } cases[] = {
+        {17, 5, 3, 1, {CNN_ACT_RELU, 0, 0}},
+        {1, 9, 1, 0, {CNN_ACT_NONE, 0, 0}},
+        {33, 11, 7, 1, {CNN_ACT_TANH, 0, 0}},
+        {8, 3, 2, 0, {CNN_ACT_LEAKY_RELU, 0.2f, 0}},
+    };
+    lcg_state = 3000u + (unsigned)_i;
+    const struct cnn_dense p = {.in = cases[_i].in, .out = cases[_i].out,
+                                .has_bias = cases[_i].bias, .act = cases[_i].act};
+    const int N = cases[_i].N;
+    float *inp = rand_buf((size_t)p.in * N, 1.0f), *w = rand_buf((size_t)p.out * p.in, 1.0f);
+    float *b = p.has_bias ? rand_buf((size_t)p.out, 1.0f) : NULL;
+    float *out = rand_buf((size_t)p.out * N, 50.0f);
+    double *want = malloc((size_t)p.out * N * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    for (int o = 0; o < p.out; o++)
+        for (int n = 0; n < N; n++) {
+            double s = b ? b[o] : 0.0;
+            for (int i = 0; i < p.in; i++)
+                s += (double)w[o * p.in + i] * inp[i * N + n];
+            want[o * N + n] = act_ref(s, &p.act);
+        }
+    cnn_dense_forward(out, inp, w, b, &p, N);
+    char name[64];
+    snprintf(name, sizeof name, "dense %dx%d N=%d", p.out, p.in, N);
+    check_close(name, out, want, (size_t)p.out * N);
+    free(inp);
+    free(w);
+    free(b);
+    free(out);
+    free(want);
+}
+END_TEST
+
+/* ---- pooling ------------------------------------------------------------ */
+
+struct pool_case {
+    int N, c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, ceil_mode, include_pad;
+};
+
+static const struct pool_case pool_cases[] = {
+    {3, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0},
+    {3, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 0, 1},
+    {2, 3, 8, 7, 2, 2, 2, 2, 1, 0, 1, 1, 1, 1}, /* ceil mode overhang */
+    {2, 3, 8, 7, 2, 2, 2, 2, 1, 0, 1, 1, 1, 0},
+    {3, 1, 9, 11, 3, 2, 2, 3, 0, 1, 2, 0, 1, 1}, /* asymmetric, ceil */
+    {1, 4, 6, 6, 3, 3, 3, 3, 0, 0, 0, 0, 1, 0},
+    {2, 2, 5, 5, 2, 3, 3, 2, 1, 2, 0, 1, 0, 1}, /* stride > kernel in y */
+    {3, 2, 13, 13, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1}, /* alexnet-like */
+    {2, 2, 6, 8, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1}, /* last windows overhang the padded input */
+    {2, 2, 6, 8, 3, 3, 2, 2, 0, 1, 0, 1, 1, 0},
+};
+#define N_POOL_CASES ((int)(sizeof pool_cases / sizeof pool_cases[0]))
+
+START_TEST(test_pool_matches_direct_windows)
+{
+    const struct pool_case *k = &pool_cases[_i];
+    lcg_state = 4000u + (unsigned)_i;
+    struct cnn_pool2d p = {.c = k->c, .h = k->h, .w = k->w, .kh = k->kh, .kw = k->kw,
+                           .sh = k->sh, .sw = k->sw, .pad_t = k->pt, .pad_l = k->pl,
+                           .pad_b = k->pb, .pad_r = k->pr, .ceil_mode = k->ceil_mode,
+                           .count_include_pad = k->include_pad};
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_pool2d_shape(&p, &err) == 0, "%s", err.msg);
+    const int N = k->N;
+    size_t planes = (size_t)p.c * N, out_n = planes * p.oh * p.ow;
+    /* All-negative inputs: a padding zero winning a max would show. */
+    float *inp = rand_buf(planes * p.h * p.w, 1.0f);
+    for (size_t i = 0; i < planes * p.h * p.w; i++)
+        inp[i] = inp[i] * 0.5f - 2.0f;
+    float *out = rand_buf(out_n, 10.0f);
+    double *want_max = malloc(out_n * sizeof(double)), *want_avg = malloc(out_n * sizeof(double));
+    ck_assert_ptr_nonnull(want_max);
+    ck_assert_ptr_nonnull(want_avg);
+    for (size_t pl = 0; pl < planes; pl++)
+        for (int oy = 0; oy < p.oh; oy++)
+            for (int ox = 0; ox < p.ow; ox++) {
+                double m = -INFINITY, s = 0.0;
+                int valid = 0, padded = 0;
+                for (int ky = 0; ky < p.kh; ky++)
+                    for (int kx = 0; kx < p.kw; kx++) {
+                        int iy = oy * p.sh - p.pad_t + ky, ix = ox * p.sw - p.pad_l + kx;
+                        /* Positions inside the zero-padded input count for include_pad. */
+                        if (iy < p.h + p.pad_b && ix < p.w + p.pad_r)
+                            padded++;
+                        if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w)
+                            continue;
+                        double x = inp[(pl * p.h + iy) * p.w + ix];
+                        m = fmax(m, x);
+                        s += x;
+                        valid++;
+                    }
+                ck_assert_int_gt(valid, 0);
+                size_t o = (pl * p.oh + oy) * p.ow + ox;
+                want_max[o] = m;
+                want_avg[o] = s / (k->include_pad ? padded : valid);
+            }
+    char name[80];
+    snprintf(name, sizeof name, "maxpool case %d (%dx%d -> %dx%d)", _i, p.h, p.w, p.oh, p.ow);
+    cnn_maxpool_forward(out, inp, &p, N);
+    check_close(name, out, want_max, out_n);
+    snprintf(name, sizeof name, "avgpool case %d include_pad=%d ceil=%d", _i, k->include_pad,
+             k->ceil_mode);
+    cnn_avgpool_forward(out, inp, &p, N);
+    check_close(name, out, want_avg, out_n);
+    free(inp);
+    free(out);
+    free(want_max);
+    free(want_avg);
+}
+END_TEST
+
+START_TEST(test_global_avgpool_matches_plane_means)
+{
+    lcg_state = 4500u;
+    const size_t planes = 3 * 5, hw = 7 * 9;
+    float *inp = rand_buf(planes * hw, 3.0f), *out = rand_buf(planes, 10.0f);
+    double want[15];
+    for (size_t p = 0; p < planes; p++) {
+        double s = 0.0;
+        for (size_t i = 0; i < hw; i++)
+            s += inp[p * hw + i];
+        want[p] = s / (double)hw;
+    }
+    cnn_global_avgpool_forward(out, inp, planes, hw);
+    check_close("global avgpool 15 planes of 7x9", out, want, planes);
+    free(inp);
+    free(out);
+}
+END_TEST
+
+/* ---- elementwise -------------------------------------------------------- */
+
+START_TEST(test_every_activation_matches_its_formula)
+{
+    static const struct cnn_act_params acts[] = {
+        {CNN_ACT_NONE, 0, 0},          {CNN_ACT_RELU, 0, 0},    {CNN_ACT_LEAKY_RELU, 0.01f, 0},
+        {CNN_ACT_LEAKY_RELU, 0.3f, 0}, {CNN_ACT_CLIP, 0, 6},    {CNN_ACT_CLIP, -0.5f, 0.25f},
+        {CNN_ACT_SIGMOID, 0, 0},       {CNN_ACT_TANH, 0, 0},
+    };
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        lcg_state = 5000u + (unsigned)a;
+        const size_t n = 301;
+        float *x = rand_buf(n, 8.0f);
+        x[0] = 0.0f;
+        x[1] = 30.0f; /* saturating sigmoid/tanh */
+        x[2] = -30.0f;
+        double want[301];
+        for (size_t i = 0; i < n; i++)
+            want[i] = act_ref(x[i], &acts[a]);
+        cnn_act_apply(x, n, &acts[a]);
+        char name[64];
+        snprintf(name, sizeof name, "act %s alpha=%g beta=%g", cnn_act_name(acts[a].kind),
+                 (double)acts[a].alpha, (double)acts[a].beta);
+        check_close(name, x, want, n);
+        free(x);
+    }
+}
+END_TEST
+
+START_TEST(test_scale_shift_with_act_matches_per_channel_formula)
+{
+    lcg_state = 6000u;
+    const int C = 5;
+    const size_t n_hw = 3 * 7 * 9;
+    float *inp = rand_buf(C * n_hw, 2.0f), *scale = rand_buf(C, 1.5f), *shift = rand_buf(C, 1.0f);
+    float *out = rand_buf(C * n_hw, 10.0f);
+    double *want = malloc(C * n_hw * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    const struct cnn_act_params six = {CNN_ACT_CLIP, 0, 6}, relu = {CNN_ACT_RELU, 0, 0};
+    for (int c = 0; c < C; c++)
+        for (size_t i = 0; i < n_hw; i++)
+            want[c * n_hw + i] = act_ref((double)inp[c * n_hw + i] * scale[c] + shift[c], &six);
+    cnn_scale_shift_forward(out, inp, scale, shift, C, n_hw, &six);
+    check_close("scale_shift relu6", out, want, C * n_hw);
+    /* In place (the contract allows aliasing). */
+    for (int c = 0; c < C; c++)
+        for (size_t i = 0; i < n_hw; i++)
+            want[c * n_hw + i] = act_ref((double)inp[c * n_hw + i] * scale[c] + shift[c], &relu);
+    cnn_scale_shift_forward(inp, inp, scale, shift, C, n_hw, &relu);
+    check_close("scale_shift relu in place", inp, want, C * n_hw);
+    free(inp);
+    free(scale);
+    free(shift);
+    free(out);
+    free(want);
+}
+END_TEST
+
+START_TEST(test_add_three_inputs_with_relu)
+{
+    lcg_state = 7000u;
+    const size_t n = 2 * 3 * 5 * 7;
+    float *a = rand_buf(n, 1.0f), *b = rand_buf(n, 1.0f), *c = rand_buf(n, 1.0f);
+    float *out = rand_buf(n, 10.0f);
+    double *want = malloc(n * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    size_t negatives = 0;
+    for (size_t i = 0; i < n; i++) {
+        double s = (double)a[i] + b[i] + c[i];
+        negatives += s < 0;
+        want[i] = s < 0 ? 0 : s;
+    }
+    ck_assert_uint_gt(negatives, 0); /* relu really clips something */
+    const struct cnn_act_params relu = {CNN_ACT_RELU, 0, 0}, none = {CNN_ACT_NONE, 0, 0};
+    const float *ins[3] = {a, b, c};
+    cnn_add_forward(out, ins, 3, n, &relu);
+    check_close("add 3 inputs relu", out, want, n);
+    cnn_add_forward(a, ins, 3, n, &relu); /* out aliases inputs[0] */
+    check_close("add 3 inputs relu, out = inputs[0]", a, want, n);
+    for (size_t i = 0; i < n; i++)
+        want[i] = (double)b[i] + c[i];
+    const float *two[2] = {b, c};
+    cnn_add_forward(out, two, 2, n, &none);
+    check_close("add 2 inputs no act", out, want, n);
+    free(a);
+    free(b);
+    free(c);
+    free(out);
+    free(want);
+}
+END_TEST
+
+START_TEST(test_lrn_matches_channel_window_formula)
+{
+    static const struct cnn_lrn cases[] = {
+        {5, 1e-4f, 0.75f, 2.0f}, /* AlexNet */
+        {3, 0.5f, 0.5f, 1.0f},
+        {4, 2.0f, 0.6f, 1.5f}, /* even size: window c-1 .. c+2 */
+        {1, 1.0f, 1.0f, 1.0f},
+    };
+    const struct cnn_lrn *p = &cases[_i];
+    lcg_state = 8000u + (unsigned)_i;
+    const int C = 7;
+    const size_t n_hw = 3 * 5 * 4;
+    float *inp = rand_buf(C * n_hw, 2.0f), *out = rand_buf(C * n_hw, 10.0f);
+    double *want = malloc(C * n_hw * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    for (int c = 0; c < C; c++)
+        for (size_t i = 0; i < n_hw; i++) {
+            double s = 0.0;
+            for (int j = c - (p->size - 1) / 2; j <= c + p->size / 2; j++)
+                if (j >= 0 && j < C)
+                    s += (double)inp[j * n_hw + i] * inp[j * n_hw + i];
+            want[c * n_hw + i] =
+                inp[c * n_hw + i] / pow(p->k + p->alpha / p->size * s, p->beta);
+        }
+    cnn_lrn_forward(out, inp, p, C, n_hw);
+    char name[64];
+    snprintf(name, sizeof name, "lrn size %d alpha %g beta %g k %g", p->size, (double)p->alpha,
+             (double)p->beta, (double)p->k);
+    check_close(name, out, want, C * n_hw);
+    free(inp);
+    free(out);
+    free(want);
+}
+END_TEST
+
+START_TEST(test_softmax_is_stable_and_matches_formula)
+{
+    lcg_state = 9000u;
+    const int K = 11, N = 3;
+    float *inp = rand_buf((size_t)K * N, 5.0f), *out = rand_buf((size_t)K * N, 1.0f);
+    for (int k = 0; k < K; k++)
+        inp[k * N + 2] += 1000.0f; /* item 2: would overflow expf without the max shift */
+    double want[33];
+    for (int n = 0; n < N; n++) {
+        double m = -INFINITY, s = 0.0;
+        for (int k = 0; k < K; k++)
+            m = fmax(m, inp[k * N + n]);
+        for (int k = 0; k < K; k++)
+            s += exp((double)inp[k * N + n] - m);
+        for (int k = 0; k < K; k++)
+            want[k * N + n] = exp((double)inp[k * N + n] - m) / s;
+    }
+    cnn_softmax_forward(out, inp, K, N);
+    check_close("softmax K=11 N=3 (one item offset +1000)", out, want, (size_t)K * N);
+    for (int n = 0; n < N; n++) {
+        double s = 0.0;
+        for (int k = 0; k < K; k++)
+            s += out[k * N + n];
+        ck_assert_double_eq_tol(s, 1.0, 1e-5);
+    }
+    cnn_softmax_forward(inp, inp, K, N); /* in place */
+    check_close("softmax in place", inp, want, (size_t)K * N);
+    free(inp);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_flatten_reorders_to_batch_minor_features)
+{
+    lcg_state = 9500u;
+    const int C = 3, N = 4, hw = 5;
+    float *inp = rand_buf((size_t)C * N * hw, 1.0f), *out = rand_buf((size_t)C * N * hw, 9.0f);
+    double want[60];
+    /* Item n's NCHW features are (c, i) -> feature c*hw + i; dense input is (IN, N). */
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < hw; i++)
+                want[(c * hw + i) * N + n] = inp[(c * N + n) * hw + i];
+    cnn_flatten_forward(out, inp, C, N, hw);
+    check_close("flatten (3,4,5) -> (15,4)", out, want, (size_t)C * N * hw);
+    free(inp);
+    free(out);
+}
+END_TEST
+
+Suite *layers_suite(void)
+{
+    Suite *s = suite_create("layers");
+    TCase *tc = tcase_create("layers");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_conv2d_matches_direct_convolution, 0, N_CONV_CASES);
+    tcase_add_loop_test(tc, test_conv2d_batch_of_3_equals_3_single_passes, 0, N_CONV_CASES);
+    tcase_add_loop_test(tc, test_conv2d_scratch_is_zero_only_for_pointwise, 0, N_CONV_CASES);
+    tcase_add_test(tc, test_conv2d_shape_rejects_each_bad_field_by_name);
+    tcase_add_test(tc, test_pool2d_shape_follows_pytorch_floor_and_ceil_rules);
+    tcase_add_test(tc, test_pool2d_shape_rejects_each_bad_field_by_name);
+    tcase_add_test(tc, test_kind_and_act_names);
+    tcase_add_loop_test(tc, test_dense_matches_direct_loops, 0, 4);
+    tcase_add_loop_test(tc, test_pool_matches_direct_windows, 0, N_POOL_CASES);
+    tcase_add_test(tc, test_global_avgpool_matches_plane_means);
+    tcase_add_test(tc, test_every_activation_matches_its_formula);
+    tcase_add_test(tc, test_scale_shift_with_act_matches_per_channel_formula);
+    tcase_add_test(tc, test_add_three_inputs_with_relu);
+    tcase_add_loop_test(tc, test_lrn_matches_channel_window_formula, 0, 4);
+    tcase_add_test(tc, test_softmax_is_stable_and_matches_formula);
+    tcase_add_test(tc, test_flatten_reorders_to_batch_minor_features);
+    suite_add_tcase(s, tc);
+    return s;
+}
