@@ -16,7 +16,7 @@ endif
 
 CORE_SRC    := $(wildcard core/*.c)
 TOOL_SRC    := $(wildcard core/tool/*.c)
-UNIT_SRC    := $(wildcard tests/unit/*.c)
+UNIT_SRC    := $(filter-out $(if $(SAN),tests/unit/alloc_counter.c),$(wildcard tests/unit/*.c))
 CORE_OBJ    := $(CORE_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ    := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)

@@ -98,7 +98,7 @@ void cnn_model_destroy(struct cnn_model *m);
 int cnn_model_layer_count(const struct cnn_model *m);
 const struct cnn_preproc *cnn_model_preproc(const struct cnn_model *m);
 int cnn_model_num_classes(const struct cnn_model *m);
-const char *cnn_model_label(const struct cnn_model *m, int i); /* "class<i>" when unlabelled */
+const char *cnn_model_label(const struct cnn_model *m, int i); /* NULL when unlabelled */
 const char *cnn_model_meta(const struct cnn_model *m);         /* "" when none */
 size_t cnn_model_param_count(const struct cnn_model *m);       /* learnable: conv, dense, BN gamma/beta */
 double cnn_model_flops(const struct cnn_model *m);             /* 2 x conv+dense MACs per image */

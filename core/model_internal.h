@@ -56,7 +56,12 @@ struct cnn_model {
     int n_ops;
     int *alias_of;                /* per layer: value id whose buffer this layer's output is */
     int *last_use;                /* per value id: index of the last op reading it */
+    int *op_inputs;               /* storage behind ops[].inputs */
     float *folded;                /* owned: folded conv weights, BN scale/shift */
 };
+
+/* Computes weight_offset of every slot (16-float aligned, layer order, slot order) and
+ * n_params, without allocating.  cnn_model_alloc_params and the loader both use it. */
+int cnn_model_layout_params(struct cnn_model *m, struct cnn_err *err);
 
 #endif

@@ -1,0 +1,554 @@
+/* Model graph: building layer by layer with shape checks, the parameter block, random
+ * initialisation and read accessors.  Compilation (BN folding, fusion, the plan) lives in
+ * model_compile.c; the file format in model_io.c. */
+#include "model.h"
+#include "model_internal.h"
+#include "tensor.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define MAX_DIM (1 << 24)          /* any single C, H or W */
+#define MAX_IMAGE_FLOATS (1u << 30) /* C*H*W of one activation per image */
+
+static int check_preproc(const struct cnn_preproc *pp, struct cnn_err *err)
+{
+    if (pp->c != 1 && pp->c != 3)
+        return cnn_err_set(err, CNN_EINVAL, "preproc: channels %d (want 1 or 3)", pp->c);
+    if (pp->h < 1 || pp->w < 1 || pp->h > 16384 || pp->w > 16384)
+        return cnn_err_set(err, CNN_EINVAL, "preproc: input size %dx%d out of range", pp->h,
+                           pp->w);
+    if (pp->resize != CNN_RESIZE_STRETCH && pp->resize != CNN_RESIZE_SHORTER_CROP)
+        return cnn_err_set(err, CNN_EINVAL, "preproc: unknown resize mode %d", (int)pp->resize);
+    if (pp->resize == CNN_RESIZE_SHORTER_CROP &&
+        (pp->resize_short < (pp->h < pp->w ? pp->h : pp->w) || pp->resize_short > 16384))
+        return cnn_err_set(err, CNN_EINVAL, "preproc: resize_short %d smaller than the crop",
+                           pp->resize_short);
+    for (int c = 0; c < 3; c++) {
+        if (!isfinite(pp->mean[c]) || !isfinite(pp->std[c]) || pp->std[c] == 0.0f)
+            return cnn_err_set(err, CNN_EINVAL, "preproc: mean/std of channel %d invalid", c);
+    }
+    return 0;
+}
+
+struct cnn_model *cnn_model_create(const struct cnn_preproc *pp, struct cnn_err *err)
+{
+    if (check_preproc(pp, err))
+        return NULL;
+    struct cnn_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        cnn_err_set(err, CNN_ENOMEM, "model: out of memory");
+        return NULL;
+    }
+    m->pp = *pp;
+    m->cap_layers = 16;
+    m->layers = calloc((size_t)m->cap_layers, sizeof *m->layers);
+    if (!m->layers) {
+        free(m);
+        cnn_err_set(err, CNN_ENOMEM, "model: out of memory");
+        return NULL;
+    }
+    struct cnn_layer *in = &m->layers[0];
+    in->kind = CNN_LAYER_INPUT;
+    snprintf(in->name, sizeof in->name, "input");
+    in->c = pp->c;
+    in->h = pp->h;
+    in->w = pp->w;
+    m->n_layers = 1;
+    return m;
+}
+
+void cnn_model_destroy(struct cnn_model *m)
+{
+    if (!m)
+        return;
+    if (m->map)
+        munmap(m->map, m->map_size);
+    free(m->owned_params);
+    free(m->layers);
+    free(m->labels);
+    free(m->meta);
+    free(m->ops);
+    free(m->alias_of);
+    free(m->last_use);
+    free(m->op_inputs);
+    free(m->folded);
+    free(m);
+}
+
+static int check_act(const struct cnn_act_params *a, const char *name, struct cnn_err *err)
+{
+    if ((int)a->kind < 0 || a->kind >= CNN_ACT_COUNT)
+        return cnn_err_set(err, CNN_EINVAL, "layer %s: unknown activation %d", name,
+                           (int)a->kind);
+    if (!isfinite(a->alpha) || !isfinite(a->beta))
+        return cnn_err_set(err, CNN_EINVAL, "layer %s: activation parameter not finite", name);
+    if (a->kind == CNN_ACT_CLIP && a->alpha > a->beta)
+        return cnn_err_set(err, CNN_EINVAL, "layer %s: clip min %g > max %g", name,
+                           (double)a->alpha, (double)a->beta);
+    return 0;
+}
+
+/* Fills out-shape and weight slots of l, whose inputs are already set. */
+static int infer_layer(struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
+{
+    const struct cnn_layer *in = &m->layers[l->inputs[0]];
+    int c = in->c, h = in->h, w = in->w;
+    int rc;
+    l->n_weights = 0;
+    switch (l->kind) {
+    case CNN_LAYER_CONV2D: {
+        struct cnn_conv2d *p = &l->p.conv;
+        p->c = c;
+        p->h = h;
+        p->w = w;
+        if ((rc = cnn_conv2d_shape(p, err)) != 0)
+            return rc;
+        if ((rc = check_act(&p->act, l->name, err)) != 0)
+            return rc;
+        l->c = p->oc;
+        l->h = p->oh;
+        l->w = p->ow;
+        size_t wc;
+        int dims[4] = {p->oc, c / p->groups, p->kh, p->kw};
+        if (cnn_dims_count(dims, 4, &wc) || wc > MAX_IMAGE_FLOATS)
+            return cnn_err_set(err, CNN_ELIMIT, "layer %s: conv weights too large", l->name);
+        l->weight_count[l->n_weights++] = wc;
+        if (p->has_bias)
+            l->weight_count[l->n_weights++] = (size_t)p->oc;
+        break;
+    }
+    case CNN_LAYER_DENSE: {
+        struct cnn_dense *p = &l->p.dense;
+        if (h != 1 || w != 1)
+            return cnn_err_set(err, CNN_EINVAL,
+                               "layer %s: dense input is %dx%dx%d, add a flatten layer first",
+                               l->name, c, h, w);
+        if (p->out < 1 || p->out > MAX_DIM)
+            return cnn_err_set(err, CNN_EINVAL, "layer %s: dense out %d out of range", l->name,
+                               p->out);
+        if ((rc = check_act(&p->act, l->name, err)) != 0)
+            return rc;
+        p->in = c;
+        size_t wc;
+        if (cnn_mul_size((size_t)p->in, (size_t)p->out, &wc) || wc > MAX_IMAGE_FLOATS)
+            return cnn_err_set(err, CNN_ELIMIT, "layer %s: dense weights too large", l->name);
+        l->c = p->out;
+        l->h = l->w = 1;
+        l->weight_count[l->n_weights++] = wc;
+        if (p->has_bias)
+            l->weight_count[l->n_weights++] = (size_t)p->out;
+        break;
+    }
+    case CNN_LAYER_MAXPOOL:
+    case CNN_LAYER_AVGPOOL: {
+        struct cnn_pool2d *p = &l->p.pool;
+        p->c = c;
+        p->h = h;
+        p->w = w;
+        if ((rc = cnn_pool2d_shape(p, err)) != 0)
+            return rc;
+        l->c = c;
+        l->h = p->oh;
+        l->w = p->ow;
+        break;
+    }
+    case CNN_LAYER_GLOBAL_AVGPOOL:
+        l->c = c;
+        l->h = l->w = 1;
+        break;
+    case CNN_LAYER_ACT:
+        if ((rc = check_act(&l->p.act, l->name, err)) != 0)
+            return rc;
+        l->c = c, l->h = h, l->w = w;
+        break;
+    case CNN_LAYER_BATCHNORM:
+        if (!(l->p.bn.eps > 0.0f) || !isfinite(l->p.bn.eps))
+            return cnn_err_set(err, CNN_EINVAL, "layer %s: batchnorm eps must be > 0", l->name);
+        if ((rc = check_act(&l->p.bn.act, l->name, err)) != 0)
+            return rc;
+        l->c = c, l->h = h, l->w = w;
+        for (int s = 0; s < 4; s++) /* gamma, beta, running mean, running var */
+            l->weight_count[l->n_weights++] = (size_t)c;
+        break;
+    case CNN_LAYER_DROPOUT:
+        if (!(l->p.dropout_rate >= 0.0f && l->p.dropout_rate < 1.0f))
+            return cnn_err_set(err, CNN_EINVAL, "layer %s: dropout rate must be in [0, 1)",
+                               l->name);
+        l->c = c, l->h = h, l->w = w;
+        break;
+    case CNN_LAYER_LRN: {
+        const struct cnn_lrn *p = &l->p.lrn;
+        if (p->size < 1 || p->size > 1023 || !isfinite(p->alpha) || !isfinite(p->beta) ||
+            !(p->k > 0.0f) || !isfinite(p->k))
+            return cnn_err_set(err, CNN_EINVAL, "layer %s: lrn size/alpha/beta/k invalid",
+                               l->name);
+        l->c = c, l->h = h, l->w = w;
+        break;
+    }
+    case CNN_LAYER_ADD:
+        if (l->n_inputs < 2)
+            return cnn_err_set(err, CNN_EINVAL, "layer %s: add needs 2 or more inputs", l->name);
+        for (int i = 1; i < l->n_inputs; i++) {
+            const struct cnn_layer *o = &m->layers[l->inputs[i]];
+            if (o->c != c || o->h != h || o->w != w)
+                return cnn_err_set(err, CNN_EINVAL,
+                                   "layer %s: add inputs differ: %dx%dx%d vs %dx%dx%d (%s)",
+                                   l->name, c, h, w, o->c, o->h, o->w, o->name);
+        }
+        l->c = c, l->h = h, l->w = w;
+        break;
+    case CNN_LAYER_CONCAT: {
+        long total = 0;
+        for (int i = 0; i < l->n_inputs; i++) {
+            const struct cnn_layer *o = &m->layers[l->inputs[i]];
+            if (o->h != h || o->w != w)
+                return cnn_err_set(err, CNN_EINVAL,
+                                   "layer %s: concat input %s is %dx%d, expected %dx%d", l->name,
+                                   o->name, o->h, o->w, h, w);
+            total += o->c;
+        }
+        if (total > MAX_DIM)
+            return cnn_err_set(err, CNN_ELIMIT, "layer %s: concat has %ld channels", l->name,
+                               total);
+        l->c = (int)total, l->h = h, l->w = w;
+        break;
+    }
+    case CNN_LAYER_FLATTEN: {
+        size_t n;
+        int dims[3] = {c, h, w};
+        if (cnn_dims_count(dims, 3, &n) || n > MAX_DIM)
+            return cnn_err_set(err, CNN_ELIMIT, "layer %s: flatten size too large", l->name);
+        l->c = (int)n, l->h = l->w = 1;
+        break;
+    }
+    case CNN_LAYER_SOFTMAX:
+        if (h != 1 || w != 1)
+            return cnn_err_set(err, CNN_EINVAL, "layer %s: softmax needs a (K,1,1) input",
+                               l->name);
+        l->c = c, l->h = h, l->w = w;
+        break;
+    default:
+        return cnn_err_set(err, CNN_EINVAL, "layer %s: unknown layer kind %d", l->name,
+                           (int)l->kind);
+    }
+    size_t per_image;
+    int od[3] = {l->c, l->h, l->w};
+    if (l->c < 1 || l->h < 1 || l->w < 1 || cnn_dims_count(od, 3, &per_image) ||
+        per_image > MAX_IMAGE_FLOATS)
+        return cnn_err_set(err, CNN_ELIMIT, "layer %s: output %dx%dx%d out of range", l->name,
+                           l->c, l->h, l->w);
+    return 0;
+}
+
+int cnn_model_add(struct cnn_model *m, const struct cnn_layer_desc *d, struct cnn_err *err)
+{
+    if (m->params || m->compiled)
+        return cnn_err_set(err, CNN_EINVAL, "model: cannot add layers after params exist");
+    if (m->n_layers >= CNN_MAX_LAYERS)
+        return cnn_err_set(err, CNN_ELIMIT, "model: more than %d layers", CNN_MAX_LAYERS);
+    if (d->kind == CNN_LAYER_INPUT || (int)d->kind <= 0 || d->kind >= CNN_LAYER_KIND_COUNT)
+        return cnn_err_set(err, CNN_EINVAL, "model: layer %d has invalid kind %d", m->n_layers,
+                           (int)d->kind);
+    if (d->n_inputs < 0 || d->n_inputs > CNN_MAX_INPUTS || (d->n_inputs > 0 && !d->inputs))
+        return cnn_err_set(err, CNN_EINVAL, "model: layer %d has %d inputs (max %d)",
+                           m->n_layers, d->n_inputs, CNN_MAX_INPUTS);
+    if (m->n_layers == m->cap_layers) {
+        int cap = m->cap_layers * 2;
+        struct cnn_layer *nl = realloc(m->layers, (size_t)cap * sizeof *nl);
+        if (!nl)
+            return cnn_err_set(err, CNN_ENOMEM, "model: out of memory");
+        m->layers = nl;
+        m->cap_layers = cap;
+    }
+    int idx = m->n_layers;
+    struct cnn_layer *l = &m->layers[idx];
+    memset(l, 0, sizeof *l);
+    l->kind = d->kind;
+    if (d->name) {
+        size_t len = strnlen(d->name, CNN_NAME_MAX);
+        if (len == 0 || len >= CNN_NAME_MAX)
+            return cnn_err_set(err, CNN_EINVAL, "model: layer %d name empty or too long", idx);
+        memcpy(l->name, d->name, len);
+    } else {
+        snprintf(l->name, sizeof l->name, "%s%d", cnn_layer_kind_name(d->kind), idx);
+    }
+    if (cnn_model_find_layer(m, l->name) >= 0)
+        return cnn_err_set(err, CNN_EINVAL, "model: duplicate layer name %s", l->name);
+    if (d->n_inputs == 0) {
+        l->n_inputs = 1;
+        l->inputs[0] = idx - 1;
+    } else {
+        l->n_inputs = d->n_inputs;
+        for (int i = 0; i < d->n_inputs; i++) {
+            if (d->inputs[i] < 0 || d->inputs[i] >= idx)
+                return cnn_err_set(err, CNN_EINVAL,
+                                   "layer %s: input %d refers to layer %d (must be < %d)",
+                                   l->name, i, d->inputs[i], idx);
+            l->inputs[i] = d->inputs[i];
+        }
+    }
+    if (l->n_inputs > 1 && l->kind != CNN_LAYER_ADD && l->kind != CNN_LAYER_CONCAT)
+        return cnn_err_set(err, CNN_EINVAL, "layer %s: %s takes one input", l->name,
+                           cnn_layer_kind_name(l->kind));
+    memcpy(&l->p, &d->p, sizeof l->p);
+    int rc = infer_layer(m, l, err);
+    if (rc)
+        return rc;
+    m->n_layers++;
+    return idx;
+}
+
+int cnn_model_set_labels(struct cnn_model *m, const char *const *labels, int n,
+                         struct cnn_err *err)
+{
+    if (n != cnn_model_num_classes(m))
+        return cnn_err_set(err, CNN_EINVAL, "model: %d labels for %d classes", n,
+                           cnn_model_num_classes(m));
+    char(*copy)[CNN_LABEL_MAX] = calloc((size_t)n, sizeof *copy);
+    if (!copy)
+        return cnn_err_set(err, CNN_ENOMEM, "model: out of memory");
+    for (int i = 0; i < n; i++) {
+        size_t len = strnlen(labels[i], CNN_LABEL_MAX);
+        if (len == 0 || len >= CNN_LABEL_MAX) {
+            free(copy);
+            return cnn_err_set(err, CNN_EINVAL, "model: label %d empty or longer than %d", i,
+                               CNN_LABEL_MAX - 1);
+        }
+        memcpy(copy[i], labels[i], len);
+    }
+    free(m->labels);
+    m->labels = copy;
+    m->n_labels = n;
+    return 0;
+}
+
+int cnn_model_set_meta(struct cnn_model *m, const char *text, struct cnn_err *err)
+{
+    size_t len = strlen(text);
+    if (len > (1u << 20))
+        return cnn_err_set(err, CNN_ELIMIT, "model: metadata over 1 MiB");
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return cnn_err_set(err, CNN_ENOMEM, "model: out of memory");
+    memcpy(copy, text, len + 1);
+    free(m->meta);
+    m->meta = copy;
+    return 0;
+}
+
+int cnn_model_layout_params(struct cnn_model *m, struct cnn_err *err)
+{
+    size_t off = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        struct cnn_layer *l = &m->layers[i];
+        for (int s = 0; s < l->n_weights; s++) {
+            l->weight_offset[s] = off;
+            size_t padded = (l->weight_count[s] + 15) & ~(size_t)15;
+            if (cnn_add_size(off, padded, &off) || off > ((size_t)1 << 32))
+                return cnn_err_set(err, CNN_ELIMIT, "model: over 2^32 parameters");
+        }
+    }
+    m->n_params = off;
+    return 0;
+}
+
+int cnn_model_alloc_params(struct cnn_model *m, struct cnn_err *err)
+{
+    if (m->params)
+        return cnn_err_set(err, CNN_EINVAL, "model: params already allocated");
+    int rc = cnn_model_layout_params(m, err);
+    if (rc)
+        return rc;
+    m->owned_params = aligned_alloc(64, ((m->n_params ? m->n_params : 16) * sizeof(float) + 63) &
+                                            ~(size_t)63);
+    if (!m->owned_params)
+        return cnn_err_set(err, CNN_ENOMEM, "model: out of memory for %zu parameters",
+                           m->n_params);
+    memset(m->owned_params, 0, m->n_params * sizeof(float));
+    m->params = m->owned_params;
+    return 0;
+}
+
+float *cnn_model_weights_mut(struct cnn_model *m, int layer, int slot, size_t *count)
+{
+    if (!m->owned_params || m->compiled || layer < 0 || layer >= m->n_layers)
+        return NULL;
+    const struct cnn_layer *l = &m->layers[layer];
+    if (slot < 0 || slot >= l->n_weights)
+        return NULL;
+    if (count)
+        *count = l->weight_count[slot];
+    return m->params + l->weight_offset[slot];
+}
+
+/* splitmix64: small, seedable, identical on every platform. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double rng_uniform(uint64_t *s) /* (0, 1) */
+{
+    return ((double)(rng_next(s) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/* 1 when the layer's output (through a BN) reaches a relu-like activation. */
+static int feeds_relu(const struct cnn_model *m, int layer)
+{
+    for (int j = layer + 1; j < m->n_layers; j++) {
+        const struct cnn_layer *l = &m->layers[j];
+        if (l->n_inputs != 1 || l->inputs[0] != layer)
+            continue;
+        if (l->kind == CNN_LAYER_BATCHNORM)
+            return feeds_relu(m, j);
+        if (l->kind == CNN_LAYER_ACT)
+            return l->p.act.kind == CNN_ACT_RELU || l->p.act.kind == CNN_ACT_LEAKY_RELU ||
+                   l->p.act.kind == CNN_ACT_CLIP;
+        return 0;
+    }
+    return 0;
+}
+
+void cnn_model_init_random(struct cnn_model *m, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (int i = 1; i < m->n_layers; i++) {
+        struct cnn_layer *l = &m->layers[i];
+        float *w = m->params + (l->n_weights ? l->weight_offset[0] : 0);
+        if (l->kind == CNN_LAYER_CONV2D || l->kind == CNN_LAYER_DENSE) {
+            double fan_in, fan_out;
+            if (l->kind == CNN_LAYER_CONV2D) {
+                const struct cnn_conv2d *p = &l->p.conv;
+                fan_in = (double)(p->c / p->groups) * p->kh * p->kw;
+                fan_out = (double)(p->oc / p->groups) * p->kh * p->kw;
+            } else {
+                fan_in = l->p.dense.in;
+                fan_out = l->p.dense.out;
+            }
+            int he = l->p.conv.act.kind == CNN_ACT_RELU || feeds_relu(m, i);
+            if (l->kind == CNN_LAYER_DENSE)
+                he = l->p.dense.act.kind == CNN_ACT_RELU || feeds_relu(m, i);
+            /* He: normal, std sqrt(2/fan_in); Xavier: uniform +-sqrt(6/(fan_in+fan_out)) */
+            double scale = he ? sqrt(2.0 / fan_in) : sqrt(6.0 / (fan_in + fan_out));
+            for (size_t k = 0; k < l->weight_count[0]; k++) {
+                double v;
+                if (he) {
+                    double u1 = rng_uniform(&s), u2 = rng_uniform(&s);
+                    v = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2) * scale;
+                } else {
+                    v = (2.0 * rng_uniform(&s) - 1.0) * scale;
+                }
+                w[k] = (float)v;
+            }
+            if (l->n_weights > 1)
+                memset(m->params + l->weight_offset[1], 0, l->weight_count[1] * sizeof(float));
+        } else if (l->kind == CNN_LAYER_BATCHNORM) {
+            float *gamma = m->params + l->weight_offset[0];
+            float *var = m->params + l->weight_offset[3];
+            for (int c = 0; c < l->c; c++) {
+                gamma[c] = 1.0f;
+                var[c] = 1.0f;
+            }
+            memset(m->params + l->weight_offset[1], 0, (size_t)l->c * sizeof(float));
+            memset(m->params + l->weight_offset[2], 0, (size_t)l->c * sizeof(float));
+        }
+    }
+}
+
+/* ---- read access --------------------------------------------------------- */
+
+int cnn_model_layer_count(const struct cnn_model *m)
+{
+    return m->n_layers;
+}
+
+const struct cnn_preproc *cnn_model_preproc(const struct cnn_model *m)
+{
+    return &m->pp;
+}
+
+int cnn_model_num_classes(const struct cnn_model *m)
+{
+    const struct cnn_layer *l = &m->layers[m->n_layers - 1];
+    return l->c * l->h * l->w;
+}
+
+const char *cnn_model_label(const struct cnn_model *m, int i)
+{
+    if (m->labels && i >= 0 && i < m->n_labels)
+        return m->labels[i];
+    return NULL;
+}
+
+const char *cnn_model_meta(const struct cnn_model *m)
+{
+    return m->meta ? m->meta : "";
+}
+
+static size_t layer_params(const struct cnn_layer *l)
+{
+    switch (l->kind) {
+    case CNN_LAYER_CONV2D:
+    case CNN_LAYER_DENSE:
+        return l->weight_count[0] + (l->n_weights > 1 ? l->weight_count[1] : 0);
+    case CNN_LAYER_BATCHNORM: /* gamma and beta are learned; running stats are not */
+        return 2 * (size_t)l->c;
+    default:
+        return 0;
+    }
+}
+
+static double layer_flops(const struct cnn_layer *l)
+{
+    if (l->kind == CNN_LAYER_CONV2D)
+        return 2.0 * (double)l->weight_count[0] * l->h * l->w;
+    if (l->kind == CNN_LAYER_DENSE)
+        return 2.0 * (double)l->weight_count[0];
+    return 0.0;
+}
+
+size_t cnn_model_param_count(const struct cnn_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        n += layer_params(&m->layers[i]);
+    return n;
+}
+
+double cnn_model_flops(const struct cnn_model *m)
+{
+    double f = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        f += layer_flops(&m->layers[i]);
+    return f;
+}
+
+void cnn_model_layer_info(const struct cnn_model *m, int i, struct cnn_layer_info *out)
+{
+    const struct cnn_layer *l = &m->layers[i];
+    out->kind = l->kind;
+    out->name = l->name;
+    out->n_inputs = l->kind == CNN_LAYER_INPUT ? 0 : l->n_inputs;
+    out->inputs = l->inputs;
+    out->c = l->c;
+    out->h = l->h;
+    out->w = l->w;
+    out->params = layer_params(l);
+    out->flops = layer_flops(l);
+}
+
+int cnn_model_find_layer(const struct cnn_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        if (strcmp(m->layers[i].name, name) == 0)
+            return i;
+    }
+    return -1;
+}

@@ -1,0 +1,298 @@
+/* Sessions: one thread's buffers for running a compiled model, and the forward pass.
+ * At create time every value the plan produces gets a slot; a slot is reused once the
+ * value in it has had its last reader, and elementwise ops write in place over an input
+ * that dies with them.  All memory is one block; forward never allocates or locks. */
+#include "session.h"
+
+#include "layer.h"
+#include "model_internal.h"
+#include "tensor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct cnn_session {
+    const struct cnn_model *m;
+    int max_n;
+    void *block;            /* owns every float buffer below */
+    size_t block_bytes;
+    float **value_buf;      /* per value id (layer index): its slot, NULL when never stored */
+    float *col;             /* im2col scratch */
+    float *input;           /* (max_n, C, H, W) NCHW staging for callers */
+    float *probs;           /* (max_n, classes) */
+    const float *add_inputs[CNN_MAX_INPUTS];
+};
+
+static size_t value_floats(const struct cnn_model *m, int v, int max_n)
+{
+    const struct cnn_layer *l = &m->layers[v];
+    return (size_t)l->c * (size_t)l->h * (size_t)l->w * (size_t)max_n;
+}
+
+static int in_place_op(const struct cnn_model *m, const struct cnn_op *op, int k)
+{
+    if (op->kind != CNN_LAYER_ACT && op->kind != CNN_LAYER_BATCHNORM &&
+        op->kind != CNN_LAYER_ADD)
+        return 0;
+    int src = op->inputs[0];
+    return src != 0 && m->last_use[src] == k;
+}
+
+/* Slot planning: value -> slot index; slot sizes.  Returns slot count or -1. */
+struct slot_plan {
+    int *value_slot;
+    size_t *slot_floats;
+    char *slot_busy;
+    int n_slots;
+};
+
+static int pick_slot(struct slot_plan *sp, size_t need)
+{
+    int best = -1, largest = -1;
+    for (int s = 0; s < sp->n_slots; s++) {
+        if (sp->slot_busy[s])
+            continue;
+        if (sp->slot_floats[s] >= need &&
+            (best < 0 || sp->slot_floats[s] < sp->slot_floats[best]))
+            best = s;
+        if (largest < 0 || sp->slot_floats[s] > sp->slot_floats[largest])
+            largest = s;
+    }
+    if (best < 0)
+        best = largest >= 0 ? largest : sp->n_slots++;
+    if (sp->slot_floats[best] < need)
+        sp->slot_floats[best] = need;
+    sp->slot_busy[best] = 1;
+    return best;
+}
+
+static void plan_slots(const struct cnn_model *m, int max_n, struct slot_plan *sp)
+{
+    for (int v = 0; v < m->n_layers; v++)
+        sp->value_slot[v] = -1;
+    sp->value_slot[0] = pick_slot(sp, value_floats(m, 0, max_n));
+    for (int k = 0; k < m->n_ops; k++) {
+        const struct cnn_op *op = &m->ops[k];
+        int reused = in_place_op(m, op, k);
+        if (reused)
+            sp->value_slot[op->out] = sp->value_slot[op->inputs[0]];
+        else
+            sp->value_slot[op->out] = pick_slot(sp, value_floats(m, op->out, max_n));
+        for (int j = 0; j < op->n_inputs; j++) {
+            int v = op->inputs[j];
+            if (m->last_use[v] != k || (reused && v == op->inputs[0]))
+                continue;
+            sp->slot_busy[sp->value_slot[v]] = 0;
+        }
+    }
+}
+
+static size_t round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+static size_t col_floats(const struct cnn_model *m, int max_n)
+{
+    size_t col = 0;
+    for (int k = 0; k < m->n_ops; k++) {
+        if (m->ops[k].kind == CNN_LAYER_CONV2D) {
+            size_t c = cnn_conv2d_scratch_floats(&m->ops[k].conv, max_n);
+            if (c > col)
+                col = c;
+        }
+    }
+    return col;
+}
+
+/* Fills sp and returns total floats of the block, or 0 on failure. */
+static size_t layout(const struct cnn_model *m, int max_n, struct slot_plan *sp)
+{
+    int n = m->n_layers;
+    sp->value_slot = malloc((size_t)n * sizeof(int));
+    sp->slot_floats = calloc((size_t)n + 1, sizeof(size_t));
+    sp->slot_busy = calloc((size_t)n + 1, 1);
+    sp->n_slots = 0;
+    if (!sp->value_slot || !sp->slot_floats || !sp->slot_busy)
+        return 0;
+    plan_slots(m, max_n, sp);
+    size_t total = 0;
+    for (int s = 0; s < sp->n_slots; s++)
+        total += round16(sp->slot_floats[s]);
+    total += round16(col_floats(m, max_n));
+    total += round16(value_floats(m, 0, max_n));
+    total += round16((size_t)cnn_model_num_classes(m) * (size_t)max_n);
+    return total;
+}
+
+static void free_plan(struct slot_plan *sp)
+{
+    free(sp->value_slot);
+    free(sp->slot_floats);
+    free(sp->slot_busy);
+}
+
+size_t cnn_session_plan(const struct cnn_model *m, int max_n)
+{
+    if (!m->compiled || max_n < 1)
+        return 0;
+    struct slot_plan sp = {0};
+    size_t floats = layout(m, max_n, &sp);
+    free_plan(&sp);
+    return floats * sizeof(float);
+}
+
+struct cnn_session *cnn_session_create(const struct cnn_model *m, int max_n,
+                                       struct cnn_err *err)
+{
+    if (!m->compiled) {
+        cnn_err_set(err, CNN_EINVAL, "session: model is not compiled");
+        return NULL;
+    }
+    if (max_n < 1 || max_n > 65536) {
+        cnn_err_set(err, CNN_EINVAL, "session: max batch %d out of range 1..65536", max_n);
+        return NULL;
+    }
+    struct cnn_session *s = calloc(1, sizeof *s);
+    struct slot_plan sp = {0};
+    if (!s)
+        goto nomem;
+    s->m = m;
+    s->max_n = max_n;
+    size_t floats = layout(m, max_n, &sp);
+    size_t bytes;
+    if (floats == 0 || cnn_mul_size(floats, sizeof(float), &bytes))
+        goto nomem;
+    s->block = aligned_alloc(64, bytes);
+    s->value_buf = calloc((size_t)m->n_layers, sizeof(float *));
+    if (!s->block || !s->value_buf)
+        goto nomem;
+    s->block_bytes = bytes;
+    float *p = s->block;
+    float **slot_base = malloc((size_t)(sp.n_slots + 1) * sizeof(float *));
+    if (!slot_base)
+        goto nomem;
+    for (int k = 0; k < sp.n_slots; k++) {
+        slot_base[k] = p;
+        p += round16(sp.slot_floats[k]);
+    }
+    for (int v = 0; v < m->n_layers; v++)
+        s->value_buf[v] = sp.value_slot[v] >= 0 ? slot_base[sp.value_slot[v]] : NULL;
+    free(slot_base);
+    s->col = p;
+    p += round16(col_floats(m, max_n));
+    s->input = p;
+    p += round16(value_floats(m, 0, max_n));
+    s->probs = p;
+    free_plan(&sp);
+    return s;
+nomem:
+    free_plan(&sp);
+    cnn_session_destroy(s);
+    cnn_err_set(err, CNN_ENOMEM, "session: out of memory for batch %d", max_n);
+    return NULL;
+}
+
+void cnn_session_destroy(struct cnn_session *s)
+{
+    if (!s)
+        return;
+    free(s->block);
+    free(s->value_buf);
+    free(s);
+}
+
+float *cnn_session_input(struct cnn_session *s)
+{
+    return s->input;
+}
+
+/* (a, b, inner) -> (b, a, inner): NCHW <-> CNHW. */
+static void swap_outer(float *dst, const float *src, int a, int b, size_t inner)
+{
+    for (int i = 0; i < a; i++) {
+        for (int j = 0; j < b; j++)
+            memcpy(dst + ((size_t)j * a + i) * inner, src + ((size_t)i * b + j) * inner,
+                   inner * sizeof(float));
+    }
+}
+
+static void run_op(struct cnn_session *s, const struct cnn_model *m, const struct cnn_op *op,
+                   int n)
+{
+    float *out = s->value_buf[op->out];
+    const float *in0 = s->value_buf[op->inputs[0]];
+    const struct cnn_layer *il = &m->layers[op->inputs[0]];
+    const struct cnn_layer *l = &m->layers[op->layer];
+    size_t hw = (size_t)il->h * (size_t)il->w;
+    size_t count = (size_t)il->c * hw * (size_t)n;
+    switch (op->kind) {
+    case CNN_LAYER_CONV2D:
+        cnn_conv2d_forward(out, in0, op->w, op->b, s->col, &op->conv, n);
+        break;
+    case CNN_LAYER_DENSE:
+        cnn_dense_forward(out, in0, op->w, op->b, &op->dense, n);
+        break;
+    case CNN_LAYER_MAXPOOL:
+        cnn_maxpool_forward(out, in0, &l->p.pool, n);
+        break;
+    case CNN_LAYER_AVGPOOL:
+        cnn_avgpool_forward(out, in0, &l->p.pool, n);
+        break;
+    case CNN_LAYER_GLOBAL_AVGPOOL:
+        cnn_global_avgpool_forward(out, in0, (size_t)il->c * (size_t)n, hw);
+        break;
+    case CNN_LAYER_ACT:
+        if (out != in0)
+            memcpy(out, in0, count * sizeof(float));
+        cnn_act_apply(out, count, &op->act);
+        break;
+    case CNN_LAYER_BATCHNORM:
+        cnn_scale_shift_forward(out, in0, op->w, op->b, il->c, hw * (size_t)n, &op->act);
+        break;
+    case CNN_LAYER_LRN:
+        cnn_lrn_forward(out, in0, &l->p.lrn, il->c, hw * (size_t)n);
+        break;
+    case CNN_LAYER_ADD:
+        for (int j = 0; j < op->n_inputs; j++)
+            s->add_inputs[j] = s->value_buf[op->inputs[j]];
+        cnn_add_forward(out, s->add_inputs, op->n_inputs, count, &op->act);
+        break;
+    case CNN_LAYER_CONCAT: {
+        size_t off = 0;
+        for (int j = 0; j < op->n_inputs; j++) {
+            const struct cnn_layer *src = &m->layers[op->inputs[j]];
+            size_t len = (size_t)src->c * hw * (size_t)n;
+            memcpy(out + off, s->value_buf[op->inputs[j]], len * sizeof(float));
+            off += len;
+        }
+        break;
+    }
+    case CNN_LAYER_FLATTEN:
+        cnn_flatten_forward(out, in0, il->c, n, (int)hw);
+        break;
+    case CNN_LAYER_SOFTMAX:
+        cnn_softmax_forward(out, in0, il->c, n);
+        break;
+    default: /* input, dropout: never in the plan */
+        break;
+    }
+}
+
+int cnn_session_forward(struct cnn_session *s, const struct cnn_model *m, const float *images,
+                        int n, const float **probs, struct cnn_err *err)
+{
+    if (m != s->m)
+        return cnn_err_set(err, CNN_EINVAL, "session: made for another model");
+    if (n < 1 || n > s->max_n)
+        return cnn_err_set(err, CNN_EINVAL, "session: batch %d outside 1..%d", n, s->max_n);
+    const struct cnn_layer *in = &m->layers[0];
+    swap_outer(s->value_buf[0], images, n, in->c, (size_t)in->h * (size_t)in->w);
+    for (int k = 0; k < m->n_ops; k++)
+        run_op(s, m, &m->ops[k], n);
+    int v = m->alias_of[m->n_layers - 1];
+    const struct cnn_layer *ol = &m->layers[v];
+    swap_outer(s->probs, s->value_buf[v], ol->c, n, (size_t)ol->h * (size_t)ol->w);
+    *probs = s->probs;
+    return 0;
+}

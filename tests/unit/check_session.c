@@ -1,0 +1,226 @@
+/* Session suite: the compiled, batched forward pass against the naive reference, batch
+ * independence, concurrent sessions on one shared model, no allocation while running. */
+#include "alloc_counter.h"
+#include "model.h"
+#include "ref_net.h"
+#include "session.h"
+#include "test_nets.h"
+
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct cnn_model *compiled(struct cnn_model *m)
+{
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_model_compile(m, &err) == 0, "compile: %s", err.msg);
+    return m;
+}
+
+static size_t image_floats(const struct cnn_model *m)
+{
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    return (size_t)pp->c * pp->h * pp->w;
+}
+
+START_TEST(test_compiled_dag_matches_naive_reference)
+{
+    struct cnn_model *m = test_net_dag(7);
+    /* reference before compile: it reads the unfolded weights, which compile keeps */
+    compiled(m);
+    int N = 3, K = cnn_model_num_classes(m);
+    size_t img = image_floats(m);
+    float *x = malloc(N * img * sizeof(float)), *ref = malloc(K * sizeof(float));
+    test_fill(x, N * img, 99);
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(m, N, &err);
+    ck_assert_msg(s != NULL, "%s", err.msg);
+    const float *out;
+    ck_assert_int_eq(cnn_session_forward(s, m, x, N, &out, &err), 0);
+    double worst = 0;
+    for (int n = 0; n < N; n++) {
+        ck_assert_int_eq(ref_net_forward(m, x + n * img, ref), 0);
+        for (int k = 0; k < K; k++)
+            worst = fmax(worst, fabs((double)out[n * K + k] - ref[k]));
+    }
+    printf("session: compiled DAG vs naive reference, max abs err %.3g\n", worst);
+    ck_assert_msg(worst <= 1e-4, "max abs err %g", worst);
+    cnn_session_destroy(s);
+    free(x);
+    free(ref);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* Pre-softmax logits would be a sharper test of batch independence: cut the softmax. */
+START_TEST(test_batch_equals_single_passes)
+{
+    struct cnn_model *m = compiled(test_net_dag(11));
+    int N = 6, K = cnn_model_num_classes(m);
+    size_t img = image_floats(m);
+    float *x = malloc(N * img * sizeof(float)), *batch = malloc(N * K * sizeof(float));
+    test_fill(x, N * img, 5);
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(m, N, &err);
+    const float *out;
+    ck_assert_int_eq(cnn_session_forward(s, m, x, N, &out, &err), 0);
+    memcpy(batch, out, N * K * sizeof(float));
+    double worst = 0;
+    for (int n = 0; n < N; n++) {
+        ck_assert_int_eq(cnn_session_forward(s, m, x + n * img, 1, &out, &err), 0);
+        for (int k = 0; k < K; k++) {
+            double a = batch[n * K + k], b = out[k];
+            double rel = fabs(a - b) / fmax(fabs(b), 1e-6);
+            worst = fmax(worst, rel);
+        }
+    }
+    printf("session: batch of %d vs single passes, max rel diff %.3g\n", N, worst);
+    ck_assert_msg(worst <= 1e-5, "max rel diff %g", worst);
+    cnn_session_destroy(s);
+    free(x);
+    free(batch);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+struct worker_arg {
+    const struct cnn_model *m;
+    const float *x;
+    const float *expect;
+    int n, iters, mismatches, failed;
+};
+
+static void *worker(void *p)
+{
+    struct worker_arg *a = p;
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(a->m, a->n, &err);
+    if (!s) {
+        a->failed = 1;
+        return NULL;
+    }
+    int K = cnn_model_num_classes(a->m);
+    for (int it = 0; it < a->iters; it++) {
+        const float *out;
+        if (cnn_session_forward(s, a->m, a->x, a->n, &out, &err) != 0) {
+            a->failed = 1;
+            break;
+        }
+        if (memcmp(out, a->expect, (size_t)a->n * K * sizeof(float)) != 0)
+            a->mismatches++;
+    }
+    cnn_session_destroy(s);
+    return NULL;
+}
+
+START_TEST(test_threads_share_one_model)
+{
+    struct cnn_model *m = compiled(test_net_dag(3));
+    const struct cnn_model *shared = m;
+    int N = 4, K = cnn_model_num_classes(m);
+    size_t img = image_floats(m);
+    float *x = malloc(N * img * sizeof(float)), *expect = malloc(N * K * sizeof(float));
+    test_fill(x, N * img, 8);
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(shared, N, &err);
+    const float *out;
+    ck_assert_int_eq(cnn_session_forward(s, shared, x, N, &out, &err), 0);
+    memcpy(expect, out, N * K * sizeof(float));
+    cnn_session_destroy(s);
+    enum { T = 4 };
+    pthread_t th[T];
+    struct worker_arg args[T];
+    for (int t = 0; t < T; t++) {
+        args[t] = (struct worker_arg){.m = shared, .x = x, .expect = expect, .n = N, .iters = 25};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, worker, &args[t]), 0);
+    }
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        ck_assert_int_eq(args[t].failed, 0);
+        ck_assert_int_eq(args[t].mismatches, 0);
+    }
+    cnn_model_destroy(m);
+    free(x);
+    free(expect);
+}
+END_TEST
+
+START_TEST(test_forward_makes_no_allocation)
+{
+    struct cnn_model *m = compiled(test_net_dag(4));
+    int N = 5;
+    size_t img = image_floats(m);
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(m, N, &err);
+    float *x = cnn_session_input(s);
+    test_fill(x, N * img, 1);
+    const float *out;
+    ck_assert_int_eq(cnn_session_forward(s, m, x, N, &out, &err), 0); /* warm BLAS up */
+    int failures = 0;
+    long before = alloc_counter_calls(); /* no check macros inside: they may allocate */
+    for (int n = 1; n <= N; n++)
+        failures += cnn_session_forward(s, m, x, n, &out, &err) != 0;
+    long after = alloc_counter_calls();
+    ck_assert_int_eq(failures, 0);
+    ck_assert_msg(before > 0, "the counter does not see allocations");
+    ck_assert_msg(after == before, "forward allocated %ld times", after - before);
+    cnn_session_destroy(s);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_buffers_are_reused_across_layers)
+{
+    struct cnn_model *m = compiled(test_net_dag(2));
+    size_t sum = 0;
+    for (int i = 0; i < cnn_model_layer_count(m); i++) {
+        struct cnn_layer_info info;
+        cnn_model_layer_info(m, i, &info);
+        sum += (size_t)info.c * info.h * info.w * sizeof(float);
+    }
+    size_t plan = cnn_session_plan(m, 1);
+    printf("session: plan %zu bytes for batch 1, sum of all layer outputs %zu\n", plan, sum);
+    ck_assert_uint_gt(plan, 0);
+    ck_assert_uint_lt(plan, sum);
+    ck_assert_uint_lt(cnn_session_plan(m, 1) * 7, cnn_session_plan(m, 8));
+    cnn_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_bad_batch_and_wrong_model_rejected)
+{
+    struct cnn_model *m = compiled(test_net_small(1));
+    struct cnn_model *other = compiled(test_net_small(2));
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(m, 2, &err);
+    float x[2 * 64] = {0};
+    const float *out;
+    ck_assert_int_eq(cnn_session_forward(s, m, x, 0, &out, &err), CNN_EINVAL);
+    ck_assert_int_eq(cnn_session_forward(s, m, x, 3, &out, &err), CNN_EINVAL);
+    ck_assert_int_eq(cnn_session_forward(s, other, x, 1, &out, &err), CNN_EINVAL);
+    ck_assert_ptr_null(cnn_session_create(m, 0, &err));
+    ck_assert_int_eq(err.code, CNN_EINVAL);
+    cnn_session_destroy(s);
+    cnn_model_destroy(m);
+    cnn_model_destroy(other);
+}
+END_TEST
+
+Suite *session_suite(void)
+{
+    Suite *s = suite_create("session");
+    TCase *tc = tcase_create("forward");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_compiled_dag_matches_naive_reference);
+    tcase_add_test(tc, test_batch_equals_single_passes);
+    tcase_add_test(tc, test_threads_share_one_model);
+    if (alloc_counter_calls) /* only in builds without sanitizers */
+        tcase_add_test(tc, test_forward_makes_no_allocation);
+    tcase_add_test(tc, test_buffers_are_reused_across_layers);
+    tcase_add_test(tc, test_bad_batch_and_wrong_model_rejected);
+    suite_add_tcase(s, tc);
+    return s;
+}

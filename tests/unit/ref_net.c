@@ -1,0 +1,197 @@
+/* Naive per-image interpreter of a model graph (see ref_net.h). */
+#include "ref_net.h"
+
+#include "model_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float act(float x, const struct cnn_act_params *a)
+{
+    switch (a->kind) {
+    case CNN_ACT_RELU: return x > 0 ? x : 0;
+    case CNN_ACT_LEAKY_RELU: return x > 0 ? x : a->alpha * x;
+    case CNN_ACT_CLIP: return x < a->alpha ? a->alpha : (x > a->beta ? a->beta : x);
+    case CNN_ACT_SIGMOID: return (float)(1.0 / (1.0 + exp(-(double)x)));
+    case CNN_ACT_TANH: return (float)tanh((double)x);
+    default: return x;
+    }
+}
+
+static void conv(float *out, const float *in, const float *w, const float *b,
+                 const struct cnn_conv2d *p)
+{
+    int cg = p->c / p->groups, og = p->oc / p->groups;
+    for (int o = 0; o < p->oc; o++) {
+        int g = o / og;
+        for (int y = 0; y < p->oh; y++)
+            for (int x = 0; x < p->ow; x++) {
+                double s = b ? b[o] : 0.0;
+                for (int ci = 0; ci < cg; ci++)
+                    for (int ky = 0; ky < p->kh; ky++)
+                        for (int kx = 0; kx < p->kw; kx++) {
+                            int iy = y * p->sh - p->pad_t + ky * p->dh;
+                            int ix = x * p->sw - p->pad_l + kx * p->dw;
+                            if (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w)
+                                continue;
+                            s += (double)in[((size_t)(g * cg + ci) * p->h + iy) * p->w + ix] *
+                                 w[(((size_t)o * cg + ci) * p->kh + ky) * p->kw + kx];
+                        }
+                out[((size_t)o * p->oh + y) * p->ow + x] = act((float)s, &p->act);
+            }
+    }
+}
+
+static void pool(float *out, const float *in, const struct cnn_pool2d *p, int is_max)
+{
+    for (int c = 0; c < p->c; c++)
+        for (int y = 0; y < p->oh; y++)
+            for (int x = 0; x < p->ow; x++) {
+                int y0 = y * p->sh - p->pad_t, x0 = x * p->sw - p->pad_l;
+                double s = 0, mx = -INFINITY;
+                int valid = 0, padded = 0;
+                for (int ky = 0; ky < p->kh; ky++)
+                    for (int kx = 0; kx < p->kw; kx++) {
+                        int iy = y0 + ky, ix = x0 + kx;
+                        /* positions inside input + declared padding count for
+                         * count_include_pad; those beyond it (ceil mode) never do */
+                        if (iy < p->h + p->pad_b && ix < p->w + p->pad_r)
+                            padded++;
+                        if (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w)
+                            continue;
+                        float v = in[((size_t)c * p->h + iy) * p->w + ix];
+                        s += v;
+                        if (v > mx)
+                            mx = v;
+                        valid++;
+                    }
+                float r = is_max ? (float)mx
+                                 : (float)(s / (p->count_include_pad ? padded : valid));
+                out[((size_t)c * p->oh + y) * p->ow + x] = r;
+            }
+}
+
+static void lrn(float *out, const float *in, const struct cnn_lrn *p, int C, int hw)
+{
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < hw; i++) {
+            double s = 0;
+            for (int j = c - (p->size - 1) / 2; j <= c + p->size / 2; j++)
+                if (j >= 0 && j < C)
+                    s += (double)in[(size_t)j * hw + i] * in[(size_t)j * hw + i];
+            out[(size_t)c * hw + i] =
+                (float)(in[(size_t)c * hw + i] / pow(p->k + p->alpha / p->size * s, p->beta));
+        }
+}
+
+int ref_net_forward(const struct cnn_model *m, const float *image, float *out)
+{
+    int n = m->n_layers;
+    float **val = calloc((size_t)n, sizeof(float *));
+    if (!val)
+        return -1;
+    int rc = -1;
+    for (int i = 0; i < n; i++) {
+        const struct cnn_layer *l = &m->layers[i];
+        size_t cnt = (size_t)l->c * l->h * l->w;
+        val[i] = malloc(cnt * sizeof(float));
+        if (!val[i])
+            goto done;
+        if (i == 0) {
+            memcpy(val[0], image, cnt * sizeof(float));
+            continue;
+        }
+        const struct cnn_layer *il = &m->layers[l->inputs[0]];
+        const float *x = val[l->inputs[0]];
+        float *y = val[i];
+        size_t icnt = (size_t)il->c * il->h * il->w;
+        int hw = il->h * il->w;
+        const float *w0 = l->n_weights > 0 ? m->params + l->weight_offset[0] : NULL;
+        const float *w1 = l->n_weights > 1 ? m->params + l->weight_offset[1] : NULL;
+        switch (l->kind) {
+        case CNN_LAYER_CONV2D:
+            conv(y, x, w0, w1, &l->p.conv);
+            break;
+        case CNN_LAYER_DENSE:
+            for (int o = 0; o < l->p.dense.out; o++) {
+                double s = w1 ? w1[o] : 0;
+                for (int k = 0; k < l->p.dense.in; k++)
+                    s += (double)w0[(size_t)o * l->p.dense.in + k] * x[k];
+                y[o] = act((float)s, &l->p.dense.act);
+            }
+            break;
+        case CNN_LAYER_MAXPOOL:
+        case CNN_LAYER_AVGPOOL:
+            pool(y, x, &l->p.pool, l->kind == CNN_LAYER_MAXPOOL);
+            break;
+        case CNN_LAYER_GLOBAL_AVGPOOL:
+            for (int c = 0; c < il->c; c++) {
+                double s = 0;
+                for (int k = 0; k < hw; k++)
+                    s += x[(size_t)c * hw + k];
+                y[c] = (float)(s / hw);
+            }
+            break;
+        case CNN_LAYER_ACT:
+            for (size_t k = 0; k < icnt; k++)
+                y[k] = act(x[k], &l->p.act);
+            break;
+        case CNN_LAYER_BATCHNORM: {
+            const float *g = w0, *b = w1, *mu = m->params + l->weight_offset[2],
+                        *var = m->params + l->weight_offset[3];
+            for (int c = 0; c < il->c; c++)
+                for (int k = 0; k < hw; k++) {
+                    double v = (x[(size_t)c * hw + k] - mu[c]) / sqrt(var[c] + l->p.bn.eps);
+                    y[(size_t)c * hw + k] = act((float)(v * g[c] + b[c]), &l->p.bn.act);
+                }
+            break;
+        }
+        case CNN_LAYER_DROPOUT:
+        case CNN_LAYER_FLATTEN: /* NCHW flatten of one image is the same memory */
+            memcpy(y, x, icnt * sizeof(float));
+            break;
+        case CNN_LAYER_LRN:
+            lrn(y, x, &l->p.lrn, il->c, hw);
+            break;
+        case CNN_LAYER_ADD:
+            for (size_t k = 0; k < icnt; k++) {
+                double s = 0;
+                for (int j = 0; j < l->n_inputs; j++)
+                    s += val[l->inputs[j]][k];
+                y[k] = (float)s;
+            }
+            break;
+        case CNN_LAYER_CONCAT: {
+            size_t off = 0;
+            for (int j = 0; j < l->n_inputs; j++) {
+                const struct cnn_layer *s = &m->layers[l->inputs[j]];
+                size_t len = (size_t)s->c * s->h * s->w;
+                memcpy(y + off, val[l->inputs[j]], len * sizeof(float));
+                off += len;
+            }
+            break;
+        }
+        case CNN_LAYER_SOFTMAX: {
+            double mx = -INFINITY, z = 0;
+            for (int k = 0; k < il->c; k++)
+                mx = x[k] > mx ? x[k] : mx;
+            for (int k = 0; k < il->c; k++)
+                z += exp(x[k] - mx);
+            for (int k = 0; k < il->c; k++)
+                y[k] = (float)(exp(x[k] - mx) / z);
+            break;
+        }
+        default:
+            goto done;
+        }
+    }
+    const struct cnn_layer *ol = &m->layers[n - 1];
+    memcpy(out, val[n - 1], (size_t)ol->c * ol->h * ol->w * sizeof(float));
+    rc = 0;
+done:
+    for (int i = 0; i < n; i++)
+        free(val[i]);
+    free(val);
+    return rc;
+}

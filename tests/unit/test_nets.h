@@ -1,0 +1,23 @@
+/* Small test networks built through model.h, with every layer kind, branches, random
+ * weights and random BN statistics; and a seeded random fill for inputs. */
+#ifndef TEST_NETS_H
+#define TEST_NETS_H
+
+#include "model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A DAG over a 3x13x11 input using every layer kind: conv+BN+relu (asymmetric pad,
+ * stride 2, dilation, groups, depthwise, 1x1), residual add, concat of three branches,
+ * standalone BN+relu, LRN, pools with ceil mode, dropout, flatten, dense, softmax and
+ * each activation.  Weights random from seed; not compiled. */
+struct cnn_model *test_net_dag(uint64_t seed);
+
+/* conv-relu-pool-flatten-dense-softmax over 1x8x8, 4 classes, labelled; not compiled. */
+struct cnn_model *test_net_small(uint64_t seed);
+
+/* Uniform floats in [-1, 1) from a seeded generator. */
+void test_fill(float *x, size_t n, uint64_t seed);
+
+#endif
