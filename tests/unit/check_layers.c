@@ -102,6 +102,10 @@ static const struct conv_case conv_cases[] = {
      {CNN_ACT_RELU, 0, 0}},
     {"conv 3x3 groups 3 N=1", 1, 6, 6, 5, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1,
      {CNN_ACT_NONE, 0, 0}},
+    {"conv depthwise 5x5 pad 2 bias relu N=1", 1, 4, 7, 9, 4, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 4,
+     1, {CNN_ACT_RELU, 0, 0}},
+    {"conv 3x3 pad (0,1,1,0) bias relu odd count", 1, 3, 6, 7, 5, 3, 3, 1, 1, 1, 1, 0, 1, 1,
+     0, 1, 1, {CNN_ACT_RELU, 0, 0}},
 };
 #define N_CONV_CASES ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
