@@ -23,7 +23,14 @@ void cnn_lrn_forward(float *out, const float *inp, const struct cnn_lrn *p, int 
                 y[i] += x[i] * x[i];
         }
         const float *x = inp + (size_t)c * n_hw;
-        for (size_t i = 0; i < n_hw; i++)
-            y[i] = x[i] * powf(p->k + a * y[i], -p->beta);
+        if (p->beta == 0.75f) { /* AlexNet, GoogLeNet: t^-3/4 = 1/sqrt(t*sqrt(t)), 2x faster */
+            for (size_t i = 0; i < n_hw; i++) {
+                float t = p->k + a * y[i];
+                y[i] = x[i] / sqrtf(t * sqrtf(t));
+            }
+        } else {
+            for (size_t i = 0; i < n_hw; i++)
+                y[i] = x[i] * powf(p->k + a * y[i], -p->beta);
+        }
     }
 }

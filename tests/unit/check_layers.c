@@ -588,6 +588,7 @@ START_TEST(test_lrn_matches_channel_window_formula)
         {3, 0.5f, 0.5f, 1.0f},
         {4, 2.0f, 0.6f, 1.5f}, /* even size: window c-1 .. c+2 */
         {1, 1.0f, 1.0f, 1.0f},
+        {5, 1.0f, 0.75f, 1.0f}, /* beta 0.75 with a window sum that matters */
     };
     const struct cnn_lrn *p = &cases[_i];
     lcg_state = 8000u + (unsigned)_i;
@@ -684,7 +685,7 @@ Suite *layers_suite(void)
     tcase_add_test(tc, test_every_activation_matches_its_formula);
     tcase_add_test(tc, test_scale_shift_with_act_matches_per_channel_formula);
     tcase_add_test(tc, test_add_three_inputs_with_relu);
-    tcase_add_loop_test(tc, test_lrn_matches_channel_window_formula, 0, 4);
+    tcase_add_loop_test(tc, test_lrn_matches_channel_window_formula, 0, 5);
     tcase_add_test(tc, test_softmax_is_stable_and_matches_formula);
     tcase_add_test(tc, test_flatten_reorders_to_batch_minor_features);
     suite_add_tcase(s, tc);
