@@ -8,49 +8,64 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GRAY28 {.c = 1, .h = 28, .w = 28, .resize = CNN_RESIZE_STRETCH, \
-                .mean = {0.0f, 0.0f, 0.0f}, .std = {1.0f, 1.0f, 1.0f}}
+static const struct cnn_preproc GRAY28 = {
+    .c = 1, .h = 28, .w = 28, .resize = CNN_RESIZE_STRETCH, .mean = {0, 0, 0}, .std = {1, 1, 1}};
 /* CIFAR-10 training-set channel statistics. */
-#define CIFAR32 {.c = 3, .h = 32, .w = 32, .resize = CNN_RESIZE_STRETCH, \
-                 .mean = {0.4914f, 0.4822f, 0.4465f}, .std = {0.2470f, 0.2435f, 0.2616f}}
-/* ImageNet statistics as torchvision uses them; shorter side to `s`, center crop `hw`. */
-#define IMAGENET(s, hw) {.c = 3, .h = hw, .w = hw, .resize = CNN_RESIZE_SHORTER_CROP, \
-                         .resize_short = s, .mean = {0.485f, 0.456f, 0.406f},           \
-                         .std = {0.229f, 0.224f, 0.225f}}
+static const struct cnn_preproc CIFAR32 = {.c = 3,
+                                           .h = 32,
+                                           .w = 32,
+                                           .resize = CNN_RESIZE_STRETCH,
+                                           .mean = {0.4914f, 0.4822f, 0.4465f},
+                                           .std = {0.2470f, 0.2435f, 0.2616f}};
+/* ImageNet statistics as torchvision uses them; shorter side to 256, center crop. */
+static const struct cnn_preproc IMAGENET224 = {.c = 3,
+                                               .h = 224,
+                                               .w = 224,
+                                               .resize = CNN_RESIZE_SHORTER_CROP,
+                                               .resize_short = 256,
+                                               .mean = {0.485f, 0.456f, 0.406f},
+                                               .std = {0.229f, 0.224f, 0.225f}};
+static const struct cnn_preproc IMAGENET227 = {.c = 3,
+                                               .h = 227,
+                                               .w = 227,
+                                               .resize = CNN_RESIZE_SHORTER_CROP,
+                                               .resize_short = 256,
+                                               .mean = {0.485f, 0.456f, 0.406f},
+                                               .std = {0.229f, 0.224f, 0.225f}};
 
 struct arch {
     const char *name;
     int (*graph)(struct cnn_arch_builder *b, int nc);
     int classes; /* default */
-    struct cnn_preproc pp;
+    const struct cnn_preproc *pp;
     const char *describe;
 };
 
 static const struct arch ARCHS[] = {
-    {"lenet5", cnn_arch_lenet5, 10, GRAY28,
+    {"lenet5", cnn_arch_lenet5, 10, &GRAY28,
      "1x28x28 gray, 10 classes: LeNet-5 style (LeCun et al. 1998) with ReLU and max pooling, "
      "as the peers' make_models.py"},
-    {"cifar_cnn", cnn_arch_cifar_cnn, 10, CIFAR32,
+    {"cifar_cnn", cnn_arch_cifar_cnn, 10, &CIFAR32,
      "3x32x32 RGB, 10 classes: 3x[conv3x3-BN-ReLU-maxpool] 32/64/128 + fc, as the peers' "
      "make_models.py"},
-    {"alexnet", cnn_arch_alexnet, 1000, IMAGENET(256, 227),
+    {"alexnet", cnn_arch_alexnet, 1000, &IMAGENET227,
      "3x227x227 RGB, 1000 classes: AlexNet (Krizhevsky et al. 2012), single tower, LRN after "
      "conv1/conv2, overlapping max pools, dropout"},
-    {"vgg16", cnn_arch_vgg16, 1000, IMAGENET(256, 224),
+    {"vgg16", cnn_arch_vgg16, 1000, &IMAGENET224,
      "3x224x224 RGB, 1000 classes: VGG-16 configuration D (Simonyan & Zisserman 2014), "
      "torchvision layout"},
-    {"nin", cnn_arch_nin, 10, CIFAR32,
+    {"nin", cnn_arch_nin, 10, &CIFAR32,
      "3x32x32 RGB, 10 classes: Network in Network (Lin et al. 2013), CIFAR-10 form, 1x1 "
      "mlpconv layers and global average pooling"},
-    {"googlenet", cnn_arch_googlenet, 1000, IMAGENET(256, 224),
+    {"googlenet", cnn_arch_googlenet, 1000, &IMAGENET224,
      "3x224x224 RGB, 1000 classes: GoogLeNet / inception v1 (Szegedy et al. 2014), the paper's "
      "form (Caffe bvlc_googlenet): LRN, 5x5 branches, no BN, no auxiliary classifiers"},
-    {"resnet18", cnn_arch_resnet18, 1000, IMAGENET(256, 224),
+    {"resnet18", cnn_arch_resnet18, 1000, &IMAGENET224,
      "3x224x224 RGB, 1000 classes: ResNet-18 (He et al. 2015), torchvision resnet18"},
-    {"resnet50", cnn_arch_resnet50, 1000, IMAGENET(256, 224),
+    {"resnet50", cnn_arch_resnet50, 1000, &IMAGENET224,
      "3x224x224 RGB, 1000 classes: ResNet-50 (He et al. 2015), torchvision resnet50 "
      "(stride on the 3x3 conv)"},
-    {"densenet121", cnn_arch_densenet121, 1000, IMAGENET(256, 224),
+    {"densenet121", cnn_arch_densenet121, 1000, &IMAGENET224,
      "3x224x224 RGB, 1000 classes: DenseNet-121 (Huang et al. 2017), torchvision densenet121"},
 };
 #define N_ARCHS ((int)(sizeof ARCHS / sizeof ARCHS[0]))
@@ -66,8 +81,8 @@ static const struct arch *find(const char *name)
 const char *const *cnn_arch_names(int *count)
 {
     static const char *const names[N_ARCHS + 1] = {
-        "lenet5", "cifar_cnn", "alexnet", "vgg16", "nin",
-        "googlenet", "resnet18", "resnet50", "densenet121", NULL};
+        "lenet5",    "cifar_cnn", "alexnet",  "vgg16",       "nin",
+        "googlenet", "resnet18",  "resnet50", "densenet121", NULL};
     if (count)
         *count = N_ARCHS;
     return names;
@@ -82,7 +97,7 @@ const char *cnn_arch_describe(const char *name)
 /* Labels "class0".."class<n-1>". */
 static int set_labels(struct cnn_model *m, int n, struct cnn_err *err)
 {
-    char(*text)[16] = malloc((size_t)n * sizeof *text);
+    char(*text)[24] = malloc((size_t)n * sizeof *text);
     const char **labels = malloc((size_t)n * sizeof *labels);
     int rc = 0;
     if (!text || !labels) {
@@ -100,8 +115,7 @@ out:
     return rc;
 }
 
-int cnn_arch_build(const char *name, int num_classes, struct cnn_model **out,
-                   struct cnn_err *err)
+int cnn_arch_build(const char *name, int num_classes, struct cnn_model **out, struct cnn_err *err)
 {
     if (!out)
         return cnn_err_set(err, CNN_EINVAL, "arch: no output pointer");
@@ -116,7 +130,7 @@ int cnn_arch_build(const char *name, int num_classes, struct cnn_model **out,
                            num_classes, CNN_MAX_CLASSES, a->classes);
     int nc = num_classes ? num_classes : a->classes;
 
-    struct cnn_model *m = cnn_model_create(&a->pp, err);
+    struct cnn_model *m = cnn_model_create(a->pp, err);
     if (!m)
         return err ? err->code : CNN_ENOMEM;
     struct cnn_arch_builder b = {.m = m, .err = err};

@@ -15,8 +15,7 @@
  * *out is owned by the caller (cnn_model_destroy).  Any thread.
  * Fails with CNN_ENOENT for an unknown name, CNN_EINVAL for NULL arguments or num_classes
  * outside 0..CNN_MAX_CLASSES, CNN_ENOMEM when memory runs out; *out is then NULL. */
-int cnn_arch_build(const char *name, int num_classes, struct cnn_model **out,
-                   struct cnn_err *err);
+int cnn_arch_build(const char *name, int num_classes, struct cnn_model **out, struct cnn_err *err);
 
 /* The architecture names, in a fixed order; *count gets their number.  Static storage. */
 const char *const *cnn_arch_names(int *count);

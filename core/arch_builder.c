@@ -26,8 +26,8 @@ static int add(struct cnn_arch_builder *b, struct cnn_layer_desc *d, const char 
     char full[CNN_NAME_MAX];
     size_t lp = strlen(b->prefix), ln = strlen(name);
     if (lp + ln >= sizeof full)
-        return b->rc = cnn_err_set(b->err, CNN_EINVAL, "arch: layer name %s%s too long",
-                                   b->prefix, name);
+        return b->rc = cnn_err_set(b->err, CNN_EINVAL, "arch: layer name %s%s too long", b->prefix,
+                                   name);
     memcpy(full, b->prefix, lp);
     memcpy(full + lp, name, ln + 1);
     d->name = full;
@@ -49,9 +49,14 @@ int cnn_arch_conv(struct cnn_arch_builder *b, int in, const char *name, int oc, 
                   int pad, int has_bias)
 {
     struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D};
-    d.p.conv = (struct cnn_conv2d){.oc = oc, .kh = k, .kw = k, .sh = stride, .sw = stride,
-                                   .dh = 1, .dw = 1, .pad_t = pad, .pad_l = pad, .pad_b = pad,
-                                   .pad_r = pad, .groups = 1, .has_bias = has_bias};
+    struct cnn_conv2d *c = &d.p.conv;
+    c->oc = oc;
+    c->kh = c->kw = k;
+    c->sh = c->sw = stride;
+    c->dh = c->dw = 1;
+    c->pad_t = c->pad_l = c->pad_b = c->pad_r = pad;
+    c->groups = 1;
+    c->has_bias = has_bias;
     return add1(b, &d, in, name);
 }
 
@@ -73,9 +78,11 @@ static int pool(struct cnn_arch_builder *b, enum cnn_layer_kind kind, int in, co
                 int k, int stride, int pad, int ceil_mode)
 {
     struct cnn_layer_desc d = {.kind = kind};
-    d.p.pool = (struct cnn_pool2d){.kh = k, .kw = k, .sh = stride, .sw = stride, .pad_t = pad,
-                                   .pad_l = pad, .pad_b = pad, .pad_r = pad,
-                                   .ceil_mode = ceil_mode};
+    struct cnn_pool2d *p = &d.p.pool;
+    p->kh = p->kw = k;
+    p->sh = p->sw = stride;
+    p->pad_t = p->pad_l = p->pad_b = p->pad_r = pad;
+    p->ceil_mode = ceil_mode;
     return add1(b, &d, in, name);
 }
 

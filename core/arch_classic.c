@@ -8,14 +8,14 @@
 
 int cnn_arch_lenet5(struct cnn_arch_builder *b, int nc)
 {
-    int x = 0;                                         /* 1x28x28 */
-    x = cnn_arch_conv(b, x, "conv1", 6, 5, 1, 0, 1);   /* 6x24x24 */
+    int x = 0;                                       /* 1x28x28 */
+    x = cnn_arch_conv(b, x, "conv1", 6, 5, 1, 0, 1); /* 6x24x24 */
     x = cnn_arch_relu(b, x, "relu1");
-    x = cnn_arch_maxpool(b, x, "pool1", 2, 2, 0, 0);   /* 6x12x12 */
-    x = cnn_arch_conv(b, x, "conv2", 16, 5, 1, 0, 1);  /* 16x8x8 */
+    x = cnn_arch_maxpool(b, x, "pool1", 2, 2, 0, 0);  /* 6x12x12 */
+    x = cnn_arch_conv(b, x, "conv2", 16, 5, 1, 0, 1); /* 16x8x8 */
     x = cnn_arch_relu(b, x, "relu2");
-    x = cnn_arch_maxpool(b, x, "pool2", 2, 2, 0, 0);   /* 16x4x4 */
-    x = cnn_arch_flatten(b, x, "flatten");             /* 256 */
+    x = cnn_arch_maxpool(b, x, "pool2", 2, 2, 0, 0); /* 16x4x4 */
+    x = cnn_arch_flatten(b, x, "flatten");           /* 256 */
     x = cnn_arch_dense(b, x, "fc1", 120);
     x = cnn_arch_relu(b, x, "relu3");
     x = cnn_arch_dense(b, x, "fc2", 84);
@@ -46,23 +46,23 @@ int cnn_arch_alexnet(struct cnn_arch_builder *b, int nc)
 {
     /* LRN as in the paper: k = 2, n = 5, alpha = 1e-4, beta = 0.75, after ReLU. */
     const float alpha = 1e-4f, beta = 0.75f, k = 2.0f;
-    int x = 0;                                             /* 3x227x227 */
-    x = cnn_arch_conv(b, x, "conv1", 96, 11, 4, 0, 1);     /* 96x55x55 */
+    int x = 0;                                         /* 3x227x227 */
+    x = cnn_arch_conv(b, x, "conv1", 96, 11, 4, 0, 1); /* 96x55x55 */
     x = cnn_arch_relu(b, x, "relu1");
     x = cnn_arch_lrn(b, x, "norm1", 5, alpha, beta, k);
-    x = cnn_arch_maxpool(b, x, "pool1", 3, 2, 0, 0);       /* 96x27x27 */
-    x = cnn_arch_conv(b, x, "conv2", 256, 5, 1, 2, 1);     /* 256x27x27 */
+    x = cnn_arch_maxpool(b, x, "pool1", 3, 2, 0, 0);   /* 96x27x27 */
+    x = cnn_arch_conv(b, x, "conv2", 256, 5, 1, 2, 1); /* 256x27x27 */
     x = cnn_arch_relu(b, x, "relu2");
     x = cnn_arch_lrn(b, x, "norm2", 5, alpha, beta, k);
-    x = cnn_arch_maxpool(b, x, "pool2", 3, 2, 0, 0);       /* 256x13x13 */
+    x = cnn_arch_maxpool(b, x, "pool2", 3, 2, 0, 0); /* 256x13x13 */
     x = cnn_arch_conv(b, x, "conv3", 384, 3, 1, 1, 1);
     x = cnn_arch_relu(b, x, "relu3");
     x = cnn_arch_conv(b, x, "conv4", 384, 3, 1, 1, 1);
     x = cnn_arch_relu(b, x, "relu4");
     x = cnn_arch_conv(b, x, "conv5", 256, 3, 1, 1, 1);
     x = cnn_arch_relu(b, x, "relu5");
-    x = cnn_arch_maxpool(b, x, "pool5", 3, 2, 0, 0);       /* 256x6x6 */
-    x = cnn_arch_flatten(b, x, "flatten");                 /* 9216 */
+    x = cnn_arch_maxpool(b, x, "pool5", 3, 2, 0, 0); /* 256x6x6 */
+    x = cnn_arch_flatten(b, x, "flatten");           /* 9216 */
     x = cnn_arch_dense(b, x, "fc6", 4096);
     x = cnn_arch_relu(b, x, "relu6");
     x = cnn_arch_dropout(b, x, "drop6", 0.5f);
@@ -75,8 +75,8 @@ int cnn_arch_alexnet(struct cnn_arch_builder *b, int nc)
 int cnn_arch_vgg16(struct cnn_arch_builder *b, int nc)
 {
     /* Configuration D; 0 marks a 2x2 max pool.  Names are torchvision's features.<i>. */
-    static const int cfg[] = {64,  64,  0,   128, 128, 0,   256, 256, 256,
-                              0,   512, 512, 512, 0,   512, 512, 512, 0};
+    static const int cfg[] = {64, 64,  0,   128, 128, 0,   256, 256, 256,
+                              0,  512, 512, 512, 0,   512, 512, 512, 0};
     int x = 0, i = 0;
     char name[CNN_NAME_MAX];
     for (size_t j = 0; j < sizeof cfg / sizeof cfg[0]; j++) {
@@ -123,13 +123,13 @@ static int mlpconv(struct cnn_arch_builder *b, int x, int unit, int oc, int k, i
 int cnn_arch_nin(struct cnn_arch_builder *b, int nc)
 {
     /* The CIFAR-10 model of Lin et al. (Caffe model zoo): pools in ceil mode, dropout 0.5. */
-    int x = 0;                                         /* 3x32x32 */
-    x = mlpconv(b, x, 1, 192, 5, 2, 160, 96);          /* 96x32x32 */
-    x = cnn_arch_maxpool(b, x, "pool1", 3, 2, 0, 1);   /* 96x16x16 */
+    int x = 0;                                       /* 3x32x32 */
+    x = mlpconv(b, x, 1, 192, 5, 2, 160, 96);        /* 96x32x32 */
+    x = cnn_arch_maxpool(b, x, "pool1", 3, 2, 0, 1); /* 96x16x16 */
     x = cnn_arch_dropout(b, x, "drop1", 0.5f);
-    x = mlpconv(b, x, 2, 192, 5, 2, 192, 192);         /* 192x16x16 */
-    x = cnn_arch_avgpool(b, x, "pool2", 3, 2, 0, 1);   /* 192x8x8 */
+    x = mlpconv(b, x, 2, 192, 5, 2, 192, 192);       /* 192x16x16 */
+    x = cnn_arch_avgpool(b, x, "pool2", 3, 2, 0, 1); /* 192x8x8 */
     x = cnn_arch_dropout(b, x, "drop2", 0.5f);
-    x = mlpconv(b, x, 3, 192, 3, 1, 192, nc);          /* nc x8x8 */
-    return cnn_arch_global_avgpool(b, x, "pool3");     /* nc x1x1: the classifier output */
+    x = mlpconv(b, x, 3, 192, 3, 1, 192, nc);      /* nc x8x8 */
+    return cnn_arch_global_avgpool(b, x, "pool3"); /* nc x1x1: the classifier output */
 }

@@ -36,7 +36,7 @@ int cnn_arch_densenet121(struct cnn_arch_builder *b, int nc)
     int x = cnn_arch_conv(b, 0, "conv0", 64, 7, 2, 3, 0); /* 64x112x112 */
     x = cnn_arch_bn(b, x, "norm0");
     x = cnn_arch_relu(b, x, "relu0");
-    x = cnn_arch_maxpool(b, x, "pool0", 3, 2, 1, 0);      /* 64x56x56 */
+    x = cnn_arch_maxpool(b, x, "pool0", 3, 2, 1, 0); /* 64x56x56 */
     int c = 64;
     for (int s = 0; s < 4; s++) {
         x = dense_block(b, x, s + 1, layers[s]);

@@ -35,25 +35,25 @@ int cnn_arch_googlenet(struct cnn_arch_builder *b, int nc)
     const float alpha = 1e-4f, beta = 0.75f, k = 1.0f;
     int x = cnn_arch_conv(b, 0, "conv1/7x7_s2", 64, 7, 2, 3, 1); /* 64x112x112 */
     x = cnn_arch_relu(b, x, "conv1/relu_7x7");
-    x = cnn_arch_maxpool(b, x, "pool1/3x3_s2", 3, 2, 0, 1);      /* 64x56x56 */
+    x = cnn_arch_maxpool(b, x, "pool1/3x3_s2", 3, 2, 0, 1); /* 64x56x56 */
     x = cnn_arch_lrn(b, x, "pool1/norm1", 5, alpha, beta, k);
     cnn_arch_prefix(b, "conv2/");
     x = conv_relu(b, x, "3x3_reduce", 64, 1);
-    x = conv_relu(b, x, "3x3", 192, 3);                          /* 192x56x56 */
+    x = conv_relu(b, x, "3x3", 192, 3); /* 192x56x56 */
     x = cnn_arch_lrn(b, x, "norm2", 5, alpha, beta, k);
     cnn_arch_prefix(b, "%s", "");
-    x = cnn_arch_maxpool(b, x, "pool2/3x3_s2", 3, 2, 0, 1);      /* 192x28x28 */
-    x = inception(b, x, "3a", 64, 96, 128, 16, 32, 32);          /* 256x28x28 */
-    x = inception(b, x, "3b", 128, 128, 192, 32, 96, 64);        /* 480x28x28 */
-    x = cnn_arch_maxpool(b, x, "pool3/3x3_s2", 3, 2, 0, 1);      /* 480x14x14 */
-    x = inception(b, x, "4a", 192, 96, 208, 16, 48, 64);         /* 512x14x14 */
+    x = cnn_arch_maxpool(b, x, "pool2/3x3_s2", 3, 2, 0, 1); /* 192x28x28 */
+    x = inception(b, x, "3a", 64, 96, 128, 16, 32, 32);     /* 256x28x28 */
+    x = inception(b, x, "3b", 128, 128, 192, 32, 96, 64);   /* 480x28x28 */
+    x = cnn_arch_maxpool(b, x, "pool3/3x3_s2", 3, 2, 0, 1); /* 480x14x14 */
+    x = inception(b, x, "4a", 192, 96, 208, 16, 48, 64);    /* 512x14x14 */
     x = inception(b, x, "4b", 160, 112, 224, 24, 64, 64);
     x = inception(b, x, "4c", 128, 128, 256, 24, 64, 64);
-    x = inception(b, x, "4d", 112, 144, 288, 32, 64, 64);        /* 528x14x14 */
-    x = inception(b, x, "4e", 256, 160, 320, 32, 128, 128);      /* 832x14x14 */
-    x = cnn_arch_maxpool(b, x, "pool4/3x3_s2", 3, 2, 0, 1);      /* 832x7x7 */
+    x = inception(b, x, "4d", 112, 144, 288, 32, 64, 64);   /* 528x14x14 */
+    x = inception(b, x, "4e", 256, 160, 320, 32, 128, 128); /* 832x14x14 */
+    x = cnn_arch_maxpool(b, x, "pool4/3x3_s2", 3, 2, 0, 1); /* 832x7x7 */
     x = inception(b, x, "5a", 256, 160, 320, 32, 128, 128);
-    x = inception(b, x, "5b", 384, 192, 384, 48, 128, 128);      /* 1024x7x7 */
+    x = inception(b, x, "5b", 384, 192, 384, 48, 128, 128); /* 1024x7x7 */
     /* Caffe's 7x7/1 average pool over the 7x7 map is the global average. */
     x = cnn_arch_global_avgpool(b, x, "pool5/7x7_s1");
     x = cnn_arch_dropout(b, x, "pool5/drop_7x7_s1", 0.4f);

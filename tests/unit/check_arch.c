@@ -36,6 +36,9 @@
  *   count_macs(m, chw)["macs"] for each, torchvision.models.<name>() for the others. */
 #include "arch.h"
 #include "model.h"
+#include "ref_net.h"
+#include "session.h"
+#include "test_nets.h"
 
 #include <check.h>
 #include <math.h>
@@ -54,14 +57,16 @@ struct arch_ref {
     const char *name;
     int classes, in_c, in_h, in_w;
     enum pp_kind pp;
-    int crop_from;       /* ImageNet: shorter side before the center crop */
-    int from_manifest;   /* 1: params and macs come from tests/data/peers_manifest.json */
+    int crop_from;     /* ImageNet: shorter side before the center crop */
+    int from_manifest; /* 1: params and macs come from tests/data/peers_manifest.json */
     size_t params;
-    double macs;         /* conv + linear multiply-accumulates per image */
+    double macs; /* conv + linear multiply-accumulates per image */
     struct shape_ref shapes[3];
 };
 
-/* Shapes: the output sizes of the original networks (torchvision / the papers' tables). */
+/* Shapes: the output sizes of the original networks (torchvision / the papers' tables).
+ * clang-format off: one architecture per row reads better than one field per line. */
+/* clang-format off */
 static const struct arch_ref REFS[] = {
     {"lenet5", 10, 1, 28, 28, PP_GRAY28, 0, 1, 0, 0,
      {{"conv1", 6, 24, 24}, {"pool1", 6, 12, 12}, {"pool2", 16, 4, 4}}},
@@ -74,8 +79,7 @@ static const struct arch_ref REFS[] = {
     {"nin", 10, 3, 32, 32, PP_CIFAR, 0, 0, 966986, 222486528.0,
      {{"pool1", 96, 16, 16}, {"pool2", 192, 8, 8}, {"relu_cccp6", 10, 8, 8}}},
     {"googlenet", 1000, 3, 224, 224, PP_IMAGENET, 256, 0, 6998552, 1582671872.0,
-     {{"inception_3a/output", 256, 28, 28},
-      {"inception_4e/output", 832, 14, 14},
+     {{"inception_3a/output", 256, 28, 28}, {"inception_4e/output", 832, 14, 14},
       {"inception_5b/output", 1024, 7, 7}}},
     {"resnet18", 1000, 3, 224, 224, PP_IMAGENET, 256, 1, 0, 0,
      {{"maxpool", 64, 56, 56}, {"layer3.0.relu_out", 256, 14, 14},
@@ -87,6 +91,7 @@ static const struct arch_ref REFS[] = {
      {{"features.denseblock1.cat", 256, 56, 56}, {"features.transition2.pool", 256, 14, 14},
       {"features.norm5", 1024, 7, 7}}},
 };
+/* clang-format on */
 #define N_REFS ((int)(sizeof REFS / sizeof REFS[0]))
 
 /* ---- the peers' manifest ------------------------------------------------- */
@@ -174,8 +179,8 @@ START_TEST(test_arch_params_flops_and_shapes_match_references)
         ck_assert_msg(i > 0, "%s: no layer %s", r->name, sr->layer);
         cnn_model_layer_info(m, i, &li);
         ck_assert_msg(li.c == sr->c && li.h == sr->h && li.w == sr->w,
-                      "%s: %s is %dx%dx%d, expected %dx%dx%d", r->name, sr->layer, li.c, li.h,
-                      li.w, sr->c, sr->h, sr->w);
+                      "%s: %s is %dx%dx%d, expected %dx%dx%d", r->name, sr->layer, li.c, li.h, li.w,
+                      sr->c, sr->h, sr->w);
     }
     int last = cnn_model_layer_count(m) - 1;
     cnn_model_layer_info(m, last, &li);
@@ -238,8 +243,8 @@ START_TEST(test_num_classes_resizes_only_the_classifier)
         const char *name;
         int classes, fan_in;
         const char *last_label;
-    } cases[] = {{"lenet5", 3, 84, "class2"}, {"nin", 100, 192, "class99"},
-                 {"resnet18", 5, 512, "class4"}};
+    } cases[] = {
+        {"lenet5", 3, 84, "class2"}, {"nin", 100, 192, "class99"}, {"resnet18", 5, 512, "class4"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct cnn_model *ref = build(cases[i].name, 0);
         struct cnn_model *m = build(cases[i].name, cases[i].classes);
@@ -321,6 +326,66 @@ START_TEST(test_built_models_init_and_compile)
 }
 END_TEST
 
+/* Random BN affine and running statistics so that folding BN into the conv is not trivial. */
+static void randomize_batchnorm(struct cnn_model *m, uint64_t seed)
+{
+    static const float lo[4] = {0.5f, -0.2f, -0.2f, 0.5f}; /* gamma, beta, mean, var */
+    for (int i = 1; i < cnn_model_layer_count(m); i++) {
+        struct cnn_layer_info li;
+        cnn_model_layer_info(m, i, &li);
+        if (li.kind != CNN_LAYER_BATCHNORM)
+            continue;
+        for (int slot = 0; slot < 4; slot++) {
+            size_t n = 0;
+            float *v = cnn_model_weights_mut(m, i, slot, &n);
+            ck_assert_ptr_nonnull(v);
+            test_fill(v, n, seed++); /* [-1, 1) */
+            for (size_t k = 0; k < n; k++)
+                v[k] = lo[slot] + (v[k] + 1.0f) * (lo[slot] < 0 ? 0.2f : 0.5f);
+        }
+    }
+}
+
+/* The small shipped networks, compiled and run batched through a session, agree with the
+ * naive per-image interpreter of the same graph (tests/unit/ref_net.c). */
+START_TEST(test_small_archs_run_like_the_naive_reference)
+{
+    static const char *const names[] = {"lenet5", "cifar_cnn", "nin"};
+    for (size_t a = 0; a < sizeof names / sizeof names[0]; a++) {
+        struct cnn_err err = {0};
+        struct cnn_model *m = build(names[a], 0);
+        cnn_model_init_random(m, 7 + a);
+        randomize_batchnorm(m, 100 * a);
+        ck_assert_msg(cnn_model_compile(m, &err) == 0, "%s: %s", names[a], err.msg);
+        const struct cnn_preproc *pp = cnn_model_preproc(m);
+        int N = 2, K = cnn_model_num_classes(m);
+        size_t img = (size_t)pp->c * pp->h * pp->w;
+        float *x = malloc(N * img * sizeof(float)), *ref = malloc(K * sizeof(float));
+        ck_assert(x && ref);
+        test_fill(x, N * img, 1000 + a);
+        struct cnn_session *s = cnn_session_create(m, N, &err);
+        ck_assert_msg(s != NULL, "%s: %s", names[a], err.msg);
+        const float *out = NULL;
+        ck_assert_int_eq(cnn_session_forward(s, m, x, N, &out, &err), 0);
+        double worst = 0, spread = 0;
+        for (int n = 0; n < N; n++) {
+            ck_assert_int_eq(ref_net_forward(m, x + n * img, ref), 0);
+            for (int k = 0; k < K; k++) {
+                worst = fmax(worst, fabs((double)out[n * K + k] - ref[k]));
+                spread = fmax(spread, fabs((double)ref[k] - 1.0 / K));
+            }
+        }
+        ck_assert_msg(worst <= 1e-4, "%s: max abs err %g", names[a], worst);
+        ck_assert_msg(spread > 1e-3, "%s: output is uniform, the test would not see errors",
+                      names[a]);
+        cnn_session_destroy(s);
+        free(x);
+        free(ref);
+        cnn_model_destroy(m);
+    }
+}
+END_TEST
+
 Suite *arch_suite(void)
 {
     Suite *s = suite_create("arch");
@@ -331,6 +396,7 @@ Suite *arch_suite(void)
     tcase_add_test(tc, test_names_are_listed_unique_and_described);
     tcase_add_test(tc, test_bad_arguments_are_rejected);
     tcase_add_test(tc, test_built_models_init_and_compile);
+    tcase_add_test(tc, test_small_archs_run_like_the_naive_reference);
     suite_add_tcase(s, tc);
     return s;
 }
