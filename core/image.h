@@ -33,6 +33,13 @@ int cnn_image_decode(const void *data, size_t size, size_t max_pixels, struct cn
                      struct cnn_err *err);
 void cnn_image_free(struct cnn_image *img);
 
+/* Test/diagnostic hook: cnn_image_decode that also stores in *peak_bytes the most bytes held
+ * at once through the decoder's counting allocator (everything libpng allocates via its
+ * malloc_fn, plus the pixel buffer; libjpeg's internal pools are not counted).  The unit
+ * tests use it to show an oversized image is refused before any large allocation. */
+int cnn_image_decode_measured(const void *data, size_t size, size_t max_pixels,
+                              struct cnn_image *img, size_t *peak_bytes, struct cnn_err *err);
+
 /* Writes the preprocessed (pp->c, pp->h, pp->w) float tensor for img into out.
  * Gray -> RGB replicates; RGB -> gray uses ITU-R BT.601 luma weights.  Never allocates. */
 int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *pp, float *out,
