@@ -11,24 +11,22 @@ static int check_act(const char *layer, const struct cnn_act_params *act, struct
     if ((int)act->kind < 0 || act->kind >= CNN_ACT_COUNT)
         return cnn_err_set(err, CNN_EINVAL, "%s: unknown activation %d", layer, (int)act->kind);
     if (act->kind == CNN_ACT_CLIP && !(act->alpha <= act->beta))
-        return cnn_err_set(err, CNN_EINVAL, "%s: clip min %g > max %g", layer,
-                           (double)act->alpha, (double)act->beta);
+        return cnn_err_set(err, CNN_EINVAL, "%s: clip min %g > max %g", layer, (double)act->alpha,
+                           (double)act->beta);
     return 0;
 }
 
 int cnn_conv2d_shape(struct cnn_conv2d *p, struct cnn_err *err)
 {
     if (p->c <= 0 || p->h <= 0 || p->w <= 0)
-        return cnn_err_set(err, CNN_EINVAL, "conv2d: input shape (%d,%d,%d) must be positive",
-                           p->c, p->h, p->w);
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: input shape (%d,%d,%d) must be positive", p->c,
+                           p->h, p->w);
     if (p->oc <= 0)
         return cnn_err_set(err, CNN_EINVAL, "conv2d: out channels %d must be positive", p->oc);
     if (p->kh <= 0 || p->kw <= 0)
-        return cnn_err_set(err, CNN_EINVAL, "conv2d: kernel %dx%d must be positive", p->kh,
-                           p->kw);
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: kernel %dx%d must be positive", p->kh, p->kw);
     if (p->sh <= 0 || p->sw <= 0)
-        return cnn_err_set(err, CNN_EINVAL, "conv2d: stride %dx%d must be positive", p->sh,
-                           p->sw);
+        return cnn_err_set(err, CNN_EINVAL, "conv2d: stride %dx%d must be positive", p->sh, p->sw);
     if (p->dh <= 0 || p->dw <= 0)
         return cnn_err_set(err, CNN_EINVAL, "conv2d: dilation %dx%d must be positive", p->dh,
                            p->dw);
@@ -80,14 +78,12 @@ static long long pool_out(int in, int pad_lo, int pad_hi, int k, int s, int ceil
 int cnn_pool2d_shape(struct cnn_pool2d *p, struct cnn_err *err)
 {
     if (p->c <= 0 || p->h <= 0 || p->w <= 0)
-        return cnn_err_set(err, CNN_EINVAL, "pool2d: input shape (%d,%d,%d) must be positive",
-                           p->c, p->h, p->w);
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: input shape (%d,%d,%d) must be positive", p->c,
+                           p->h, p->w);
     if (p->kh <= 0 || p->kw <= 0)
-        return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel %dx%d must be positive", p->kh,
-                           p->kw);
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel %dx%d must be positive", p->kh, p->kw);
     if (p->sh <= 0 || p->sw <= 0)
-        return cnn_err_set(err, CNN_EINVAL, "pool2d: stride %dx%d must be positive", p->sh,
-                           p->sw);
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: stride %dx%d must be positive", p->sh, p->sw);
     if (p->pad_t < 0 || p->pad_l < 0 || p->pad_b < 0 || p->pad_r < 0)
         return cnn_err_set(err, CNN_EINVAL, "pool2d: padding (t%d,l%d,b%d,r%d) is negative",
                            p->pad_t, p->pad_l, p->pad_b, p->pad_r);
@@ -109,8 +105,8 @@ int cnn_pool2d_shape(struct cnn_pool2d *p, struct cnn_err *err)
     long long oh = pool_out(p->h, p->pad_t, p->pad_b, p->kh, p->sh, p->ceil_mode);
     long long ow = pool_out(p->w, p->pad_l, p->pad_r, p->kw, p->sw, p->ceil_mode);
     if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
-        return cnn_err_set(err, CNN_EINVAL, "pool2d: output %lldx%lld is empty or too large",
-                           oh, ow);
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: output %lldx%lld is empty or too large", oh,
+                           ow);
     p->oh = (int)oh;
     p->ow = (int)ow;
     return 0;
@@ -118,8 +114,8 @@ int cnn_pool2d_shape(struct cnn_pool2d *p, struct cnn_err *err)
 
 int cnn_conv2d_is_pointwise(const struct cnn_conv2d *p)
 {
-    return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->pad_t == 0 &&
-           p->pad_l == 0 && p->pad_b == 0 && p->pad_r == 0;
+    return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->pad_t == 0 && p->pad_l == 0 &&
+           p->pad_b == 0 && p->pad_r == 0;
 }
 
 size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N)
@@ -127,8 +123,12 @@ size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N)
     if (cnn_conv2d_is_pointwise(p) || N <= 0 || p->groups <= 0)
         return 0;
     /* One group's col matrix at a time: (C/G * KH * KW) x (N * OH * OW). */
-    size_t dims[6] = {(size_t)(p->c / p->groups), (size_t)p->kh, (size_t)p->kw, (size_t)N,
-                      (size_t)p->oh, (size_t)p->ow};
+    size_t dims[6] = {(size_t)(p->c / p->groups),
+                      (size_t)p->kh,
+                      (size_t)p->kw,
+                      (size_t)N,
+                      (size_t)p->oh,
+                      (size_t)p->ow};
     size_t n = 1;
     for (int i = 0; i < 6; i++)
         if (__builtin_mul_overflow(n, dims[i], &n))
@@ -139,21 +139,36 @@ size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N)
 const char *cnn_layer_kind_name(enum cnn_layer_kind kind)
 {
     switch (kind) {
-    case CNN_LAYER_INPUT: return "input";
-    case CNN_LAYER_CONV2D: return "conv2d";
-    case CNN_LAYER_DENSE: return "dense";
-    case CNN_LAYER_MAXPOOL: return "maxpool";
-    case CNN_LAYER_AVGPOOL: return "avgpool";
-    case CNN_LAYER_GLOBAL_AVGPOOL: return "global_avgpool";
-    case CNN_LAYER_ACT: return "act";
-    case CNN_LAYER_BATCHNORM: return "batchnorm";
-    case CNN_LAYER_DROPOUT: return "dropout";
-    case CNN_LAYER_LRN: return "lrn";
-    case CNN_LAYER_ADD: return "add";
-    case CNN_LAYER_CONCAT: return "concat";
-    case CNN_LAYER_FLATTEN: return "flatten";
-    case CNN_LAYER_SOFTMAX: return "softmax";
-    case CNN_LAYER_KIND_COUNT: break;
+    case CNN_LAYER_INPUT:
+        return "input";
+    case CNN_LAYER_CONV2D:
+        return "conv2d";
+    case CNN_LAYER_DENSE:
+        return "dense";
+    case CNN_LAYER_MAXPOOL:
+        return "maxpool";
+    case CNN_LAYER_AVGPOOL:
+        return "avgpool";
+    case CNN_LAYER_GLOBAL_AVGPOOL:
+        return "global_avgpool";
+    case CNN_LAYER_ACT:
+        return "act";
+    case CNN_LAYER_BATCHNORM:
+        return "batchnorm";
+    case CNN_LAYER_DROPOUT:
+        return "dropout";
+    case CNN_LAYER_LRN:
+        return "lrn";
+    case CNN_LAYER_ADD:
+        return "add";
+    case CNN_LAYER_CONCAT:
+        return "concat";
+    case CNN_LAYER_FLATTEN:
+        return "flatten";
+    case CNN_LAYER_SOFTMAX:
+        return "softmax";
+    case CNN_LAYER_KIND_COUNT:
+        break;
     }
     return "unknown";
 }
@@ -161,13 +176,20 @@ const char *cnn_layer_kind_name(enum cnn_layer_kind kind)
 const char *cnn_act_name(enum cnn_act kind)
 {
     switch (kind) {
-    case CNN_ACT_NONE: return "none";
-    case CNN_ACT_RELU: return "relu";
-    case CNN_ACT_LEAKY_RELU: return "leaky_relu";
-    case CNN_ACT_CLIP: return "clip";
-    case CNN_ACT_SIGMOID: return "sigmoid";
-    case CNN_ACT_TANH: return "tanh";
-    case CNN_ACT_COUNT: break;
+    case CNN_ACT_NONE:
+        return "none";
+    case CNN_ACT_RELU:
+        return "relu";
+    case CNN_ACT_LEAKY_RELU:
+        return "leaky_relu";
+    case CNN_ACT_CLIP:
+        return "clip";
+    case CNN_ACT_SIGMOID:
+        return "sigmoid";
+    case CNN_ACT_TANH:
+        return "tanh";
+    case CNN_ACT_COUNT:
+        break;
     }
     return "unknown";
 }

@@ -36,9 +36,8 @@ void cnn_act_apply(float *x, size_t n, const struct cnn_act_params *act)
     }
 }
 
-void cnn_scale_shift_forward(float *out, const float *inp, const float *scale,
-                             const float *shift, int C, size_t n_hw,
-                             const struct cnn_act_params *act)
+void cnn_scale_shift_forward(float *out, const float *inp, const float *scale, const float *shift,
+                             int C, size_t n_hw, const struct cnn_act_params *act)
 {
     for (int c = 0; c < C; c++) {
         const float s = scale[c], t = shift[c];

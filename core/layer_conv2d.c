@@ -45,8 +45,8 @@ static void axpy(float *restrict d, const float *restrict s, float a, int n)
 
 /* One output plane of a depthwise conv: out (OH, OW) = sum over taps of w * shifted in (H, W).
  * Row by row, so the output row being accumulated stays in L1 across all taps. */
-static void depthwise_plane(float *restrict out, const float *restrict in,
-                            const float *restrict w, const struct cnn_conv2d *p)
+static void depthwise_plane(float *restrict out, const float *restrict in, const float *restrict w,
+                            const struct cnn_conv2d *p)
 {
     const int W = p->w, OW = p->ow, sw = p->sw;
     for (int oy = 0; oy < p->oh; oy++) {
@@ -111,8 +111,7 @@ static void add_bias(float *x, size_t n, float b, int relu)
 }
 
 /* Adds b[oc] (when b) to each output channel block of n floats, then applies act. */
-static void bias_act(float *out, const float *b, int OC, size_t n,
-                     const struct cnn_act_params *act)
+static void bias_act(float *out, const float *b, int OC, size_t n, const struct cnn_act_params *act)
 {
     const int relu = act->kind == CNN_ACT_RELU;
     for (int oc = 0; oc < OC; oc++) {
@@ -124,13 +123,13 @@ static void bias_act(float *out, const float *b, int OC, size_t n,
     }
 }
 
-void cnn_conv2d_forward(float *out, const float *inp, const float *w, const float *b,
-                        float *col, const struct cnn_conv2d *p, int N)
+void cnn_conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *col,
+                        const struct cnn_conv2d *p, int N)
 {
     const int G = p->groups, cg = p->c / G, ocg = p->oc / G;
     const size_t in_plane = (size_t)p->h * p->w;
     const size_t cols = (size_t)N * p->oh * p->ow; /* GEMM N dimension */
-    const int kdim = cg * p->kh * p->kw;            /* GEMM K dimension */
+    const int kdim = cg * p->kh * p->kw;           /* GEMM K dimension */
 
     /* A single-channel input with groups == 1 (MNIST-style first layer) is one real GEMM
      * with M = OC, and measured ~4x faster through BLAS than the direct kernel. */

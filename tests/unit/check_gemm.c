@@ -135,9 +135,11 @@ END_TEST
 static struct cnn_conv2d geom(int c, int h, int w, int kh, int kw, int sh, int sw, int dh, int dw,
                               int pt, int pl, int pb, int pr)
 {
+    /* clang-format off */
     struct cnn_conv2d p = {.c = c, .h = h, .w = w, .oc = 1, .kh = kh, .kw = kw, .sh = sh,
                            .sw = sw, .dh = dh, .dw = dw, .pad_t = pt, .pad_l = pl,
                            .pad_b = pb, .pad_r = pr, .groups = 1};
+    /* clang-format on */
     struct cnn_err err = {0};
     ck_assert_msg(cnn_conv2d_shape(&p, &err) == 0, "%s", err.msg);
     return p;
@@ -147,12 +149,18 @@ static struct cnn_conv2d geom(int c, int h, int w, int kh, int kw, int sh, int s
 static struct cnn_conv2d geom_case(int i)
 {
     switch (i) {
-    case 0: return geom(3, 7, 9, 3, 3, 2, 2, 1, 1, 1, 0, 2, 1);
-    case 1: return geom(2, 9, 7, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2);
-    case 2: return geom(4, 5, 6, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0);
-    case 3: return geom(1, 8, 8, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3);
-    case 4: return geom(2, 4, 11, 2, 5, 3, 1, 1, 3, 0, 4, 1, 5);
-    default: return geom(3, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    case 0:
+        return geom(3, 7, 9, 3, 3, 2, 2, 1, 1, 1, 0, 2, 1);
+    case 1:
+        return geom(2, 9, 7, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2);
+    case 2:
+        return geom(4, 5, 6, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0);
+    case 3:
+        return geom(1, 8, 8, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3);
+    case 4:
+        return geom(2, 4, 11, 2, 5, 3, 1, 1, 3, 0, 4, 1, 5);
+    default:
+        return geom(3, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     }
 }
 

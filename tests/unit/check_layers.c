@@ -58,12 +58,18 @@ static void check_close(const char *what, const float *got, const double *want, 
 static double act_ref(double x, const struct cnn_act_params *a)
 {
     switch (a->kind) {
-    case CNN_ACT_RELU: return x < 0 ? 0 : x;
-    case CNN_ACT_LEAKY_RELU: return x < 0 ? a->alpha * x : x;
-    case CNN_ACT_CLIP: return fmin(fmax(x, a->alpha), a->beta);
-    case CNN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case CNN_ACT_TANH: return tanh(x);
-    default: return x;
+    case CNN_ACT_RELU:
+        return x < 0 ? 0 : x;
+    case CNN_ACT_LEAKY_RELU:
+        return x < 0 ? a->alpha * x : x;
+    case CNN_ACT_CLIP:
+        return fmin(fmax(x, a->alpha), a->beta);
+    case CNN_ACT_SIGMOID:
+        return 1.0 / (1.0 + exp(-x));
+    case CNN_ACT_TANH:
+        return tanh(x);
+    default:
+        return x;
     }
 }
 
@@ -75,6 +81,7 @@ struct conv_case {
     struct cnn_act_params act;
 };
 
+/* clang-format off */
 static const struct conv_case conv_cases[] = {
     {"conv 3x3 s2 asym pad bias relu", 3, 3, 7, 9, 4, 3, 3, 2, 2, 1, 1, 1, 0, 2, 1, 1, 1,
      {CNN_ACT_RELU, 0, 0}},
@@ -107,14 +114,17 @@ static const struct conv_case conv_cases[] = {
     {"conv 3x3 pad (0,1,1,0) bias relu odd count", 1, 3, 6, 7, 5, 3, 3, 1, 1, 1, 1, 0, 1, 1,
      0, 1, 1, {CNN_ACT_RELU, 0, 0}},
 };
+/* clang-format on */
 #define N_CONV_CASES ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
 static struct cnn_conv2d conv_params(const struct conv_case *k)
 {
+    /* clang-format off */
     struct cnn_conv2d p = {.c = k->c, .h = k->h, .w = k->w, .oc = k->oc, .kh = k->kh,
                            .kw = k->kw, .sh = k->sh, .sw = k->sw, .dh = k->dh, .dw = k->dw,
                            .pad_t = k->pt, .pad_l = k->pl, .pad_b = k->pb, .pad_r = k->pr,
                            .groups = k->groups, .has_bias = k->bias, .act = k->act};
+    /* clang-format on */
     struct cnn_err err = {0};
     ck_assert_msg(cnn_conv2d_shape(&p, &err) == 0, "%s: %s", k->name, err.msg);
     /* Output size from the textbook formula, independently of layer.c. */
@@ -199,8 +209,8 @@ START_TEST(test_conv2d_batch_of_3_equals_3_single_passes)
         cnn_conv2d_forward(one_out, one_in, w, b, col, &p, 1);
         for (int oc = 0; oc < p.oc; oc++)
             for (size_t i = 0; i < ohw; i++)
-                err = fmax(err, fabs((double)one_out[oc * ohw + i] -
-                                     out[((size_t)oc * N + n) * ohw + i]));
+                err = fmax(
+                    err, fabs((double)one_out[oc * ohw + i] - out[((size_t)oc * N + n) * ohw + i]));
     }
     printf("%-44s batch-vs-single max diff %.3e\n", k->name, err);
     ck_assert_double_le(err, 1e-5);
@@ -218,11 +228,10 @@ START_TEST(test_conv2d_scratch_is_zero_only_for_pointwise)
 {
     const struct conv_case *k = &conv_cases[_i];
     struct cnn_conv2d p = conv_params(k);
-    int pointwise = k->kh == 1 && k->kw == 1 && k->sh == 1 && k->sw == 1 &&
-                    k->pt + k->pl + k->pb + k->pr == 0;
+    int pointwise =
+        k->kh == 1 && k->kw == 1 && k->sh == 1 && k->sw == 1 && k->pt + k->pl + k->pb + k->pr == 0;
     ck_assert_int_eq(cnn_conv2d_is_pointwise(&p), pointwise);
-    size_t want = pointwise ? 0
-                            : (size_t)(k->c / k->groups) * k->kh * k->kw * 4 * p.oh * p.ow;
+    size_t want = pointwise ? 0 : (size_t)(k->c / k->groups) * k->kh * k->kw * 4 * p.oh * p.ow;
     ck_assert_uint_eq(cnn_conv2d_scratch_floats(&p, 4), want);
 }
 END_TEST
@@ -231,9 +240,11 @@ END_TEST
 
 static struct cnn_conv2d good_conv(void)
 {
+    /* clang-format off */
     struct cnn_conv2d p = {.c = 4, .h = 7, .w = 9, .oc = 6, .kh = 3, .kw = 3, .sh = 2,
                            .sw = 2, .dh = 1, .dw = 1, .pad_t = 1, .pad_l = 1, .pad_b = 2,
                            .pad_r = 0, .groups = 2};
+    /* clang-format on */
     return p;
 }
 
@@ -253,6 +264,7 @@ START_TEST(test_conv2d_shape_rejects_each_bad_field_by_name)
     ck_assert_int_eq(p.oh, 4); /* (7 + 3 - 3) / 2 + 1 */
     ck_assert_int_eq(p.ow, 4); /* (9 + 1 - 3) / 2 + 1 */
 
+    /* clang-format off */
     p = good_conv(); p.kh = 0; expect_conv_error(p, "kernel");
     p = good_conv(); p.kw = -1; expect_conv_error(p, "kernel");
     p = good_conv(); p.sh = 0; expect_conv_error(p, "stride");
@@ -266,9 +278,12 @@ START_TEST(test_conv2d_shape_rejects_each_bad_field_by_name)
     p = good_conv(); p.kh = 11; expect_conv_error(p, "kernel height");     /* 11 > 7+3 */
     p = good_conv(); p.dw = 5; expect_conv_error(p, "kernel width");       /* 11 > 9+1 */
     p = good_conv(); p.act.kind = CNN_ACT_COUNT; expect_conv_error(p, "activation");
+    /* clang-format on */
 
     /* Dilated kernel exactly filling the padded input: one output. */
-    p = good_conv(); p.kh = 4; p.dh = 3; /* (4-1)*3+1 = 10 = 7+1+2 */
+    p = good_conv();
+    p.kh = 4;
+    p.dh = 3; /* (4-1)*3+1 = 10 = 7+1+2 */
     ck_assert_int_eq(cnn_conv2d_shape(&p, &err), 0);
     ck_assert_int_eq(p.oh, 1);
 }
@@ -276,9 +291,11 @@ END_TEST
 
 static struct cnn_pool2d pool(int h, int k, int s, int pad_lo, int pad_hi, int ceil_mode)
 {
+    /* clang-format off */
     struct cnn_pool2d p = {.c = 2, .h = h, .w = h, .kh = k, .kw = k, .sh = s, .sw = s,
                            .pad_t = pad_lo, .pad_l = pad_lo, .pad_b = pad_hi,
                            .pad_r = pad_hi, .ceil_mode = ceil_mode};
+    /* clang-format on */
     return p;
 }
 
@@ -294,16 +311,16 @@ static int pool_oh(struct cnn_pool2d p)
 START_TEST(test_pool2d_shape_follows_pytorch_floor_and_ceil_rules)
 {
     /* Worked by hand from PyTorch's pooling_output_shape. */
-    ck_assert_int_eq(pool_oh(pool(6, 3, 2, 0, 0, 0)), 2);     /* floor(3/2)+1 */
-    ck_assert_int_eq(pool_oh(pool(6, 3, 2, 0, 0, 1)), 3);     /* ceil(3/2)+1; start 4 < 6 */
-    ck_assert_int_eq(pool_oh(pool(5, 2, 2, 1, 1, 0)), 3);     /* floor(5/2)+1 */
-    ck_assert_int_eq(pool_oh(pool(5, 2, 2, 1, 1, 1)), 3);     /* ceil gives 4, start 6 >= 5+1 */
-    ck_assert_int_eq(pool_oh(pool(112, 3, 2, 1, 1, 0)), 56);  /* resnet maxpool */
-    ck_assert_int_eq(pool_oh(pool(55, 3, 2, 0, 0, 1)), 27);   /* alexnet-style */
+    ck_assert_int_eq(pool_oh(pool(6, 3, 2, 0, 0, 0)), 2);    /* floor(3/2)+1 */
+    ck_assert_int_eq(pool_oh(pool(6, 3, 2, 0, 0, 1)), 3);    /* ceil(3/2)+1; start 4 < 6 */
+    ck_assert_int_eq(pool_oh(pool(5, 2, 2, 1, 1, 0)), 3);    /* floor(5/2)+1 */
+    ck_assert_int_eq(pool_oh(pool(5, 2, 2, 1, 1, 1)), 3);    /* ceil gives 4, start 6 >= 5+1 */
+    ck_assert_int_eq(pool_oh(pool(112, 3, 2, 1, 1, 0)), 56); /* resnet maxpool */
+    ck_assert_int_eq(pool_oh(pool(55, 3, 2, 0, 0, 1)), 27);  /* alexnet-style */
     ck_assert_int_eq(pool_oh(pool(13, 3, 2, 0, 0, 1)), 6);
-    ck_assert_int_eq(pool_oh(pool(14, 3, 2, 0, 0, 1)), 7);    /* ceil(11/2)+1 = 7, start 12 < 14 */
+    ck_assert_int_eq(pool_oh(pool(14, 3, 2, 0, 0, 1)), 7); /* ceil(11/2)+1 = 7, start 12 < 14 */
     ck_assert_int_eq(pool_oh(pool(14, 3, 2, 0, 0, 0)), 6);
-    ck_assert_int_eq(pool_oh(pool(3, 3, 1, 2, 2, 0)), 5);     /* pad < kernel allowed */
+    ck_assert_int_eq(pool_oh(pool(3, 3, 1, 2, 2, 0)), 5); /* pad < kernel allowed */
     ck_assert_int_eq(pool_oh(pool(7, 7, 7, 0, 0, 1)), 1);
 }
 END_TEST
@@ -325,7 +342,7 @@ START_TEST(test_pool2d_shape_rejects_each_bad_field_by_name)
     p = pool(6, 3, 2, -1, 1, 0);
     expect_pool_error(p, "padding");
     p = pool(6, 3, 2, 3, 0, 0);
-    expect_pool_error(p, "padding");   /* pad == kernel */
+    expect_pool_error(p, "padding"); /* pad == kernel */
     p = pool(6, 3, 2, 0, 0, 0);
     p.pad_r = 4;
     expect_pool_error(p, "padding");
@@ -365,8 +382,8 @@ START_TEST(test_dense_matches_direct_loops)
         {8, 3, 2, 0, {CNN_ACT_LEAKY_RELU, 0.2f, 0}},
     };
     lcg_state = 3000u + (unsigned)_i;
-    const struct cnn_dense p = {.in = cases[_i].in, .out = cases[_i].out,
-                                .has_bias = cases[_i].bias, .act = cases[_i].act};
+    const struct cnn_dense p = {
+        .in = cases[_i].in, .out = cases[_i].out, .has_bias = cases[_i].bias, .act = cases[_i].act};
     const int N = cases[_i].N;
     float *inp = rand_buf((size_t)p.in * N, 1.0f), *w = rand_buf((size_t)p.out * p.in, 1.0f);
     float *b = p.has_bias ? rand_buf((size_t)p.out, 1.0f) : NULL;
@@ -398,6 +415,7 @@ struct pool_case {
     int N, c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, ceil_mode, include_pad;
 };
 
+/* clang-format off */
 static const struct pool_case pool_cases[] = {
     {3, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0},
     {3, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 0, 1},
@@ -410,16 +428,19 @@ static const struct pool_case pool_cases[] = {
     {2, 2, 6, 8, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1}, /* last windows overhang the padded input */
     {2, 2, 6, 8, 3, 3, 2, 2, 0, 1, 0, 1, 1, 0},
 };
+/* clang-format on */
 #define N_POOL_CASES ((int)(sizeof pool_cases / sizeof pool_cases[0]))
 
 START_TEST(test_pool_matches_direct_windows)
 {
     const struct pool_case *k = &pool_cases[_i];
     lcg_state = 4000u + (unsigned)_i;
+    /* clang-format off */
     struct cnn_pool2d p = {.c = k->c, .h = k->h, .w = k->w, .kh = k->kh, .kw = k->kw,
                            .sh = k->sh, .sw = k->sw, .pad_t = k->pt, .pad_l = k->pl,
                            .pad_b = k->pb, .pad_r = k->pr, .ceil_mode = k->ceil_mode,
                            .count_include_pad = k->include_pad};
+    /* clang-format on */
     struct cnn_err err = {0};
     ck_assert_msg(cnn_pool2d_shape(&p, &err) == 0, "%s", err.msg);
     const int N = k->N;
@@ -494,8 +515,8 @@ END_TEST
 START_TEST(test_every_activation_matches_its_formula)
 {
     static const struct cnn_act_params acts[] = {
-        {CNN_ACT_NONE, 0, 0},          {CNN_ACT_RELU, 0, 0},    {CNN_ACT_LEAKY_RELU, 0.01f, 0},
-        {CNN_ACT_LEAKY_RELU, 0.3f, 0}, {CNN_ACT_CLIP, 0, 6},    {CNN_ACT_CLIP, -0.5f, 0.25f},
+        {CNN_ACT_NONE, 0, 0},          {CNN_ACT_RELU, 0, 0}, {CNN_ACT_LEAKY_RELU, 0.01f, 0},
+        {CNN_ACT_LEAKY_RELU, 0.3f, 0}, {CNN_ACT_CLIP, 0, 6}, {CNN_ACT_CLIP, -0.5f, 0.25f},
         {CNN_ACT_SIGMOID, 0, 0},       {CNN_ACT_TANH, 0, 0},
     };
     for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
@@ -603,8 +624,7 @@ START_TEST(test_lrn_matches_channel_window_formula)
             for (int j = c - (p->size - 1) / 2; j <= c + p->size / 2; j++)
                 if (j >= 0 && j < C)
                     s += (double)inp[j * n_hw + i] * inp[j * n_hw + i];
-            want[c * n_hw + i] =
-                inp[c * n_hw + i] / pow(p->k + p->alpha / p->size * s, p->beta);
+            want[c * n_hw + i] = inp[c * n_hw + i] / pow(p->k + p->alpha / p->size * s, p->beta);
         }
     cnn_lrn_forward(out, inp, p, C, n_hw);
     char name[64];
