@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <stddef.h>
+#include <strings.h>
 
 /* C = beta * C for the K == 0 case, where no product term exists. */
 static void scale_c(int M, int N, float beta, float *C, int ldc)
@@ -52,4 +53,31 @@ void cnn_gemm_set_threads(int threads)
 int cnn_gemm_get_threads(void)
 {
     return openblas_get_num_threads();
+}
+
+const char *cnn_gemm_backend(void)
+{
+    return openblas_get_corename();
+}
+
+/* OpenBLAS picks its kernels from the CPU model number; on CPUs newer than the library
+ * (or behind a hypervisor that hides the model) it falls back to generic SSE3 "Prescott"
+ * kernels, 3x slower here.  The feature flags still tell what the CPU can run. */
+const char *cnn_gemm_better_coretype(void)
+{
+    static const char *const generic[] = {"prescott", "core2", "katmai", "coppermine",
+                                          "northwood", "banias", "unknown"};
+    const char *core = openblas_get_corename();
+    int is_generic = 0;
+    for (size_t i = 0; core && i < sizeof generic / sizeof generic[0]; i++)
+        is_generic |= strcasecmp(core, generic[i]) == 0;
+    if (!is_generic)
+        return NULL;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+    return NULL;
 }

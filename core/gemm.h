@@ -14,4 +14,13 @@ void cnn_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, co
 void cnn_gemm_set_threads(int threads);
 int cnn_gemm_get_threads(void);
 
+/* Name of the BLAS kernel set in use (OpenBLAS core name, e.g. "SkylakeX"). */
+const char *cnn_gemm_backend(void);
+
+/* When OpenBLAS fell back to generic kernels although the CPU supports AVX2/AVX-512,
+ * the OPENBLAS_CORETYPE value that fits this CPU ("SkylakeX", "Haswell"); else NULL.
+ * OpenBLAS reads that variable only when it loads, so programs set it and re-exec
+ * themselves (see core/tool/ and server/main.c). */
+const char *cnn_gemm_better_coretype(void);
+
 #endif
