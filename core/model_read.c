@@ -40,8 +40,8 @@ static int wrap(struct cnn_err *err, int rc, const char *what)
         return rc == CNN_EINVAL ? CNN_EFORMAT : rc;
     char inner[sizeof err->msg];
     memcpy(inner, err->msg, sizeof inner);
-    return cnn_err_set(err, rc == CNN_EINVAL ? CNN_EFORMAT : rc, "model file: %s: %s", what,
-                       inner);
+    return cnn_err_set(err, rc == CNN_EINVAL ? CNN_EFORMAT : rc, "model file: %s%s%s",
+                       what ? what : "", what ? ": " : "", inner);
 }
 
 static int check_header(struct file *f, struct cnn_err *err)
@@ -486,7 +486,7 @@ static int build(struct file *f, struct cnn_model **out, struct cnn_err *err)
         return rc;
     struct cnn_model *m = cnn_model_create(&pp, err);
     if (!m)
-        return wrap(err, err ? err->code : CNN_EFORMAT, "preproc");
+        return wrap(err, err ? err->code : CNN_EFORMAT, NULL); /* says "preproc: ..." */
     if ((rc = read_layers(f, m, err)) != 0 || (rc = read_labels(f, m, err)) != 0 ||
         (rc = read_meta(f, m, err)) != 0) {
         cnn_model_destroy(m);

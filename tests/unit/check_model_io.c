@@ -1,0 +1,1043 @@
+/* Suite model_io: the native model file.  Round trips (weights, layer infos, labels, meta,
+ * preproc, forward outputs), many corrupt or hostile files each rejected with its code and
+ * a message naming the problem (byte patches follow docs/model-format.md, written here
+ * independently of the reader), truncation at every offset, random byte flips, and saves
+ * that fail (missing folder, write error, rename error) leaving the target untouched. */
+#include "model.h"
+#include "model_internal.h"
+#include "session.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- helpers: rng, temp folders, files ------------------------------------- */
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state;
+    x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+static float rnd_uniform(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((double)(rnd() >> 11) / 9007199254740992.0);
+}
+
+static void make_tmpdir(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/cnn_model_io_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void rm_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        chmod(path, 0700);
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                    continue;
+                char sub[512];
+                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+                rm_tree(sub);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* Number of entries in dir (without . and ..). */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static unsigned char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long len = ftell(f);
+    ck_assert_int_ge(len, 0);
+    rewind(f);
+    unsigned char *b = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+/* ---- the test model -------------------------------------------------------- */
+
+static const char *const test_labels[5] = {"cat", "dog", "bird", "\xc3\xbc" "ml\xc3\xa4ut",
+                                           "fish"};
+static const char test_meta[] = "trained_by=check_model_io\nepochs=3\nnote=\xe2\x9c\x93\n";
+
+static void add(struct cnn_model *m, struct cnn_layer_desc *d, int want_index)
+{
+    struct cnn_err err = {0};
+    int rc = cnn_model_add(m, d, &err);
+    ck_assert_msg(rc == want_index, "add %s: %d %s", d->name, rc, err.msg);
+}
+
+static struct cnn_layer_desc desc(enum cnn_layer_kind kind, const char *name)
+{
+    struct cnn_layer_desc d;
+    memset(&d, 0, sizeof d);
+    d.kind = kind;
+    d.name = name;
+    return d;
+}
+
+static struct cnn_layer_desc conv(const char *name, int oc, int k, int pad, int groups,
+                                  int bias)
+{
+    struct cnn_layer_desc d = desc(CNN_LAYER_CONV2D, name);
+    d.p.conv.oc = oc;
+    d.p.conv.kh = d.p.conv.kw = k;
+    d.p.conv.sh = d.p.conv.sw = d.p.conv.dh = d.p.conv.dw = 1;
+    d.p.conv.pad_t = d.p.conv.pad_l = d.p.conv.pad_b = d.p.conv.pad_r = pad;
+    d.p.conv.groups = groups;
+    d.p.conv.has_bias = bias;
+    return d;
+}
+
+/* Layer indices of the test model, used by the byte patches below. */
+enum { L_INPUT, L_CONV1, L_BN1, L_RELU1, L_CONV2, L_ADD1, L_CONV3, L_CAT1, L_POOL1, L_POOL2,
+       L_LRN1, L_FLAT, L_DROP, L_FC1, L_FC2, L_PROB, L_COUNT };
+
+/* conv+BN+relu, grouped conv, residual add, 1x1 conv with fused clip, concat, max and avg
+ * pooling, LRN, flatten, dropout, dense with fused leaky relu, dense, softmax.  Random
+ * weights (biases and BN statistics too); labels and meta set.  Not compiled. */
+static struct cnn_model *build_model(uint64_t seed)
+{
+    struct cnn_preproc pp = {.c = 3, .h = 8, .w = 8, .resize = CNN_RESIZE_SHORTER_CROP,
+                             .resize_short = 10, .invert = 1,
+                             .mean = {0.485f, 0.456f, 0.406f}, .std = {0.229f, 0.224f, 0.225f}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    struct cnn_layer_desc d;
+    static const int add_in[2] = {L_RELU1, L_CONV2}, cat_in[2] = {L_ADD1, L_CONV3},
+                     relu_in[1] = {L_RELU1};
+
+    d = conv("conv1", 4, 3, 1, 1, 1), add(m, &d, L_CONV1);
+    d = desc(CNN_LAYER_BATCHNORM, "bn1"), d.p.bn.eps = 1e-3f, add(m, &d, L_BN1);
+    d = desc(CNN_LAYER_ACT, "relu1"), d.p.act.kind = CNN_ACT_RELU, add(m, &d, L_RELU1);
+    d = conv("conv2", 4, 3, 1, 2, 0), add(m, &d, L_CONV2);
+    d = desc(CNN_LAYER_ADD, "add1"), d.n_inputs = 2, d.inputs = add_in, add(m, &d, L_ADD1);
+    d = conv("conv3", 2, 1, 0, 1, 1), d.n_inputs = 1, d.inputs = relu_in;
+    d.p.conv.act = (struct cnn_act_params){CNN_ACT_CLIP, 0.0f, 6.0f}, add(m, &d, L_CONV3);
+    d = desc(CNN_LAYER_CONCAT, "cat1"), d.n_inputs = 2, d.inputs = cat_in, add(m, &d, L_CAT1);
+    d = desc(CNN_LAYER_MAXPOOL, "pool1");
+    d.p.pool.kh = d.p.pool.kw = d.p.pool.sh = d.p.pool.sw = 2, add(m, &d, L_POOL1);
+    d = desc(CNN_LAYER_AVGPOOL, "pool2");
+    d.p.pool.kh = d.p.pool.kw = 3, d.p.pool.sh = d.p.pool.sw = 1;
+    d.p.pool.pad_t = d.p.pool.pad_l = d.p.pool.pad_b = d.p.pool.pad_r = 1;
+    add(m, &d, L_POOL2);
+    d = desc(CNN_LAYER_LRN, "lrn1"), d.p.lrn = (struct cnn_lrn){3, 1e-2f, 0.75f, 2.0f};
+    add(m, &d, L_LRN1);
+    d = desc(CNN_LAYER_FLATTEN, "flat"), add(m, &d, L_FLAT);
+    d = desc(CNN_LAYER_DROPOUT, "drop"), d.p.dropout_rate = 0.25f, add(m, &d, L_DROP);
+    d = desc(CNN_LAYER_DENSE, "fc1"), d.p.dense.out = 10, d.p.dense.has_bias = 1;
+    d.p.dense.act = (struct cnn_act_params){CNN_ACT_LEAKY_RELU, 0.1f, 0.0f}, add(m, &d, L_FC1);
+    d = desc(CNN_LAYER_DENSE, "fc2"), d.p.dense.out = 5, d.p.dense.has_bias = 1;
+    add(m, &d, L_FC2);
+    d = desc(CNN_LAYER_SOFTMAX, "prob"), add(m, &d, L_PROB);
+
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    cnn_model_init_random(m, seed);
+    rng_state = seed * 2654435761u + 1;
+    for (int i = 0; i < L_COUNT; i++) {
+        for (int s = 0; s < 4; s++) {
+            size_t n;
+            float *w = cnn_model_weights_mut(m, i, s, &n);
+            if (!w)
+                continue;
+            int bn = m->layers[i].kind == CNN_LAYER_BATCHNORM;
+            if (bn && (s == 0 || s == 3)) /* gamma, var */
+                for (size_t k = 0; k < n; k++)
+                    w[k] = rnd_uniform(0.5f, 1.5f);
+            else if (bn || s == 1) /* beta, mean, biases */
+                for (size_t k = 0; k < n; k++)
+                    w[k] = rnd_uniform(-0.5f, 0.5f);
+        }
+    }
+    ck_assert_int_eq(cnn_model_set_labels(m, test_labels, 5, &err), 0);
+    ck_assert_int_eq(cnn_model_set_meta(m, test_meta, &err), 0);
+    return m;
+}
+
+/* Copy of every weight slot of m, in layer/slot order, for comparison after compile. */
+static float *snapshot_weights(const struct cnn_model *m, size_t *n)
+{
+    size_t total = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int s = 0; s < m->layers[i].n_weights; s++)
+            total += m->layers[i].weight_count[s];
+    float *w = malloc((total ? total : 1) * sizeof *w), *p = w;
+    ck_assert_ptr_nonnull(w);
+    for (int i = 0; i < m->n_layers; i++)
+        for (int s = 0; s < m->layers[i].n_weights; s++) {
+            memcpy(p, m->params + m->layers[i].weight_offset[s],
+                   m->layers[i].weight_count[s] * sizeof *p);
+            p += m->layers[i].weight_count[s];
+        }
+    *n = total;
+    return w;
+}
+
+/* ---- round trips -------------------------------------------------------------- */
+
+static void assert_same_model(const struct cnn_model *a, const struct cnn_model *b,
+                              const float *weights, size_t n_weights)
+{
+    ck_assert_int_eq(cnn_model_layer_count(b), cnn_model_layer_count(a));
+    ck_assert_int_eq(memcmp(cnn_model_preproc(a), cnn_model_preproc(b), sizeof(struct cnn_preproc)),
+                     0);
+    for (int i = 0; i < cnn_model_layer_count(a); i++) {
+        struct cnn_layer_info x, y;
+        cnn_model_layer_info(a, i, &x);
+        cnn_model_layer_info(b, i, &y);
+        ck_assert_int_eq(y.kind, x.kind);
+        ck_assert_str_eq(y.name, x.name);
+        ck_assert_int_eq(y.n_inputs, x.n_inputs);
+        for (int k = 0; k < x.n_inputs; k++)
+            ck_assert_int_eq(y.inputs[k], x.inputs[k]);
+        ck_assert_int_eq(y.c, x.c);
+        ck_assert_int_eq(y.h, x.h);
+        ck_assert_int_eq(y.w, x.w);
+        ck_assert_uint_eq(y.params, x.params);
+        ck_assert(y.flops == x.flops);
+        /* every parameter of the kind, fused activations included */
+        ck_assert_int_eq(memcmp(&a->layers[i].p, &b->layers[i].p, sizeof a->layers[i].p), 0);
+        ck_assert_int_eq(b->layers[i].n_weights, a->layers[i].n_weights);
+        for (int s = 0; s < a->layers[i].n_weights; s++) {
+            ck_assert_uint_eq(b->layers[i].weight_count[s], a->layers[i].weight_count[s]);
+            ck_assert_uint_eq(b->layers[i].weight_offset[s], a->layers[i].weight_offset[s]);
+            ck_assert_uint_eq(b->layers[i].weight_offset[s] % 16, 0);
+        }
+    }
+    size_t k = 0;
+    for (int i = 0; i < b->n_layers; i++)
+        for (int s = 0; s < b->layers[i].n_weights; s++)
+            for (size_t j = 0; j < b->layers[i].weight_count[s]; j++, k++) {
+                float v = b->params[b->layers[i].weight_offset[s] + j];
+                ck_assert_msg(memcmp(&v, &weights[k], sizeof v) == 0,
+                              "layer %d slot %d weight %zu: %g != %g", i, s, j, (double)v,
+                              (double)weights[k]);
+            }
+    ck_assert_uint_eq(k, n_weights);
+    ck_assert_int_eq(cnn_model_num_classes(b), 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert_str_eq(cnn_model_label(b, i), test_labels[i]);
+    ck_assert_str_eq(cnn_model_meta(b), test_meta);
+}
+
+START_TEST(test_round_trip_file_and_memory_keep_everything)
+{
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/model.cnn", dir);
+    struct cnn_err err = {0};
+    struct cnn_model *m = build_model(7);
+    size_t nw;
+    float *w = snapshot_weights(m, &nw);
+    ck_assert_int_eq(cnn_model_save(m, path, &err), 0);
+    ck_assert_int_eq(count_entries(dir), 1); /* no temp file left behind */
+
+    struct cnn_model *a = NULL, *b = NULL;
+    ck_assert_msg(cnn_model_load(path, &a, &err) == 0, "%s", err.msg);
+    assert_same_model(m, a, w, nw);
+    /* mapped read-only, weights 64-byte aligned inside the mapping */
+    ck_assert_ptr_nonnull(a->map);
+    ck_assert_ptr_null(a->owned_params);
+    ck_assert((unsigned char *)a->params >= (unsigned char *)a->map &&
+              (unsigned char *)(a->params + a->n_params) <= (unsigned char *)a->map + a->map_size);
+    ck_assert_uint_eq((uintptr_t)a->params % 64, 0);
+    ck_assert_int_eq(a->compiled, 1);
+    ck_assert_ptr_null(cnn_model_weights_mut(a, L_CONV1, 0, NULL));
+
+    size_t n;
+    unsigned char *bytes = read_all(path, &n);
+    ck_assert_msg(cnn_model_load_mem(bytes, n, &b, &err) == 0, "%s", err.msg);
+    memset(bytes, 0xff, n); /* load_mem copied: the model must not depend on the buffer */
+    assert_same_model(m, b, w, nw);
+    ck_assert_ptr_null(b->map);
+    ck_assert_ptr_nonnull(b->owned_params);
+    ck_assert_uint_eq((uintptr_t)b->params % 64, 0);
+
+    free(bytes);
+    free(w);
+    cnn_model_destroy(a);
+    cnn_model_destroy(b);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+END_TEST
+
+/* Runs n random images through m; returns the (n, classes) outputs (malloc'd). */
+static float *forward(const struct cnn_model *m, const float *images, int n)
+{
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(m, n, &err);
+    ck_assert_msg(s != NULL, "%s", err.msg);
+    const float *probs;
+    ck_assert_msg(cnn_session_forward(s, m, images, n, &probs, &err) == 0, "%s", err.msg);
+    size_t k = (size_t)n * (size_t)cnn_model_num_classes(m);
+    float *out = malloc(k * sizeof *out);
+    ck_assert_ptr_nonnull(out);
+    memcpy(out, probs, k * sizeof *out);
+    cnn_session_destroy(s);
+    return out;
+}
+
+START_TEST(test_saving_compiled_model_keeps_unfolded_weights_and_outputs)
+{
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.cnn", dir);
+    struct cnn_err err = {0};
+    struct cnn_model *m = build_model(11);
+    size_t nw;
+    float *w = snapshot_weights(m, &nw); /* before compile folds BN into conv1 */
+    ck_assert_int_eq(cnn_model_compile(m, &err), 0);
+    ck_assert_int_eq(cnn_model_save(m, path, &err), 0);
+
+    struct cnn_model *a = NULL;
+    ck_assert_msg(cnn_model_load(path, &a, &err) == 0, "%s", err.msg);
+    assert_same_model(m, a, w, nw);
+
+    enum { N = 3 };
+    float images[N * 3 * 8 * 8];
+    rng_state = 99;
+    for (size_t i = 0; i < sizeof images / sizeof images[0]; i++)
+        images[i] = rnd_uniform(-2.0f, 2.0f);
+    float *y0 = forward(m, images, N), *y1 = forward(a, images, N);
+    for (int i = 0; i < N * 5; i++) {
+        ck_assert(isfinite(y0[i]));
+        ck_assert_msg(memcmp(&y0[i], &y1[i], sizeof(float)) == 0, "output %d: %g vs %g", i,
+                      (double)y0[i], (double)y1[i]);
+    }
+    for (int i = 0; i < N; i++) { /* it is a softmax: each row sums to 1 */
+        double sum = 0;
+        for (int c = 0; c < 5; c++)
+            sum += y0[i * 5 + c];
+        ck_assert_double_eq_tol(sum, 1.0, 1e-5);
+    }
+    free(y0);
+    free(y1);
+    free(w);
+    cnn_model_destroy(a);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+END_TEST
+
+START_TEST(test_unlabelled_model_without_meta_round_trips)
+{
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/plain.cnn", dir);
+    struct cnn_preproc pp = {.c = 1, .h = 5, .w = 5, .std = {1, 1, 1}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    struct cnn_layer_desc d = desc(CNN_LAYER_FLATTEN, NULL);
+    add(m, &d, 1);
+    d = desc(CNN_LAYER_DENSE, NULL), d.p.dense.out = 3;
+    add(m, &d, 2);
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    cnn_model_init_random(m, 3);
+    size_t nw;
+    float *w = snapshot_weights(m, &nw);
+    ck_assert_int_eq(cnn_model_save(m, path, &err), 0);
+    struct cnn_model *a = NULL;
+    ck_assert_msg(cnn_model_load(path, &a, &err) == 0, "%s", err.msg);
+    ck_assert_ptr_null(cnn_model_label(a, 0));
+    ck_assert_str_eq(cnn_model_meta(a), "");
+    ck_assert_str_eq(a->layers[2].name, m->layers[2].name);
+    ck_assert_int_eq(a->layers[2].n_weights, 1);
+    ck_assert_int_eq(memcmp(a->params, w, nw * sizeof(float)), 0);
+    free(w);
+    cnn_model_destroy(a);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+END_TEST
+
+START_TEST(test_save_replaces_existing_file)
+{
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.cnn", dir);
+    struct cnn_err err = {0};
+    struct cnn_model *m1 = build_model(1), *m2 = build_model(2);
+    size_t nw;
+    float *w2 = snapshot_weights(m2, &nw);
+    ck_assert_int_eq(cnn_model_save(m1, path, &err), 0);
+    ck_assert_int_eq(cnn_model_save(m2, path, &err), 0);
+    ck_assert_int_eq(count_entries(dir), 1);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0644);
+    struct cnn_model *a = NULL;
+    ck_assert_msg(cnn_model_load(path, &a, &err) == 0, "%s", err.msg);
+    assert_same_model(m2, a, w2, nw);
+    free(w2);
+    cnn_model_destroy(a);
+    cnn_model_destroy(m1);
+    cnn_model_destroy(m2);
+    rm_tree(dir);
+}
+END_TEST
+
+/* ---- the file layout, as docs/model-format.md describes it ------------------- */
+
+static unsigned char *g_valid; /* a valid file of build_model(5) */
+static size_t g_valid_n;
+
+static void make_valid_file(void)
+{
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/valid.cnn", dir);
+    struct cnn_err err = {0};
+    struct cnn_model *m = build_model(5);
+    ck_assert_int_eq(cnn_model_save(m, path, &err), 0);
+    g_valid = read_all(path, &g_valid_n);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+
+static void free_valid_file(void)
+{
+    free(g_valid);
+    g_valid = NULL;
+}
+
+static uint32_t get32(const unsigned char *b, size_t off)
+{
+    return (uint32_t)b[off] | (uint32_t)b[off + 1] << 8 | (uint32_t)b[off + 2] << 16 |
+           (uint32_t)b[off + 3] << 24;
+}
+
+static uint64_t get64(const unsigned char *b, size_t off)
+{
+    return get32(b, off) | (uint64_t)get32(b, off + 4) << 32;
+}
+
+static void put32(unsigned char *b, size_t off, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b[off + (size_t)i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *b, size_t off, uint64_t v)
+{
+    put32(b, off, (uint32_t)v);
+    put32(b, off + 4, (uint32_t)(v >> 32));
+}
+
+static void putf(unsigned char *b, size_t off, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    put32(b, off, u);
+}
+
+enum { SEC_PREPROC, SEC_LAYERS, SEC_LABELS, SEC_META, SEC_WEIGHTS, SEC_N };
+static size_t sec_off(const unsigned char *b, int s)
+{
+    return (size_t)get64(b, 40 + 16 * (size_t)s);
+}
+static size_t sec_len(const unsigned char *b, int s)
+{
+    return (size_t)get64(b, 48 + 16 * (size_t)s);
+}
+
+/* Offset of layer record idx: records follow each other, each starting with its size. */
+static size_t rec(const unsigned char *b, int idx)
+{
+    size_t pos = sec_off(b, SEC_LAYERS);
+    for (int i = 0; i < idx; i++)
+        pos += get32(b, pos);
+    return pos;
+}
+static size_t rec_param(const unsigned char *b, int idx, int word)
+{
+    return rec(b, idx) + 80 + 4 * (size_t)word;
+}
+static size_t rec_input(const unsigned char *b, int idx, int k)
+{
+    return rec(b, idx) + 144 + 4 * (size_t)k;
+}
+static size_t rec_slot(const unsigned char *b, int idx, int s)
+{
+    return rec(b, idx) + 144 + 4 * (size_t)get32(b, rec(b, idx) + 56) + 32 * (size_t)s;
+}
+/* File offset of float j of weight slot s of layer idx. */
+static size_t weight_at(const unsigned char *b, int idx, int s, size_t j)
+{
+    return (size_t)get64(b, rec_slot(b, idx, s) + 24) + 4 * j;
+}
+static void set_name(unsigned char *b, int idx, const char *name)
+{
+    memset(b + rec(b, idx) + 8, 0, 48);
+    memcpy(b + rec(b, idx) + 8, name, strlen(name));
+}
+
+START_TEST(test_layout_matches_documentation)
+{
+    const unsigned char *b = g_valid;
+    ck_assert_int_eq(memcmp(b, "CNNMODEL", 8), 0);
+    ck_assert_uint_eq(get32(b, 8), 1);
+    ck_assert_uint_eq(get32(b, 12), 128);
+    ck_assert_uint_eq(get64(b, 16), g_valid_n);
+    ck_assert_uint_eq(get32(b, 24), L_COUNT);
+    ck_assert_uint_eq(get32(b, 28), 2 + 4 + 1 + 2 + 2 + 2); /* conv1 bn1 conv2 conv3 fc1 fc2 */
+    ck_assert_uint_eq(get32(b, 32), 5);
+    ck_assert_uint_eq(sec_off(b, SEC_PREPROC), 128);
+    ck_assert_uint_eq(sec_len(b, SEC_PREPROC), 48);
+    ck_assert_uint_eq(get32(b, 128), 3);               /* c */
+    ck_assert_uint_eq(get32(b, 128 + 16), 10);         /* resize_short */
+    ck_assert_uint_eq(get32(b, 128 + 20), 1);          /* invert */
+    ck_assert_uint_eq(sec_off(b, SEC_WEIGHTS) % 64, 0);
+    ck_assert_uint_eq(sec_off(b, SEC_WEIGHTS) + sec_len(b, SEC_WEIGHTS), g_valid_n);
+    ck_assert_uint_eq(sec_len(b, SEC_LABELS), 5 * 64);
+    ck_assert_str_eq((const char *)b + sec_off(b, SEC_LABELS) + 64 * 2, "bird");
+    ck_assert_uint_eq(get32(b, sec_off(b, SEC_META)), strlen(test_meta));
+    ck_assert_uint_eq(sec_len(b, SEC_META), 4 + strlen(test_meta) + 1);
+    /* conv2: kind 1, name, 1 input (relu1), 1 slot (no bias), output (4,8,8), params */
+    size_t r = rec(b, L_CONV2);
+    ck_assert_uint_eq(get32(b, r), 144 + 4 + 32);
+    ck_assert_uint_eq(get32(b, r + 4), CNN_LAYER_CONV2D);
+    ck_assert_str_eq((const char *)b + r + 8, "conv2");
+    ck_assert_uint_eq(get32(b, r + 56), 1);
+    ck_assert_uint_eq(get32(b, r + 60), 1);
+    ck_assert_uint_eq(get32(b, r + 64), 4);
+    ck_assert_uint_eq(get32(b, rec_input(b, L_CONV2, 0)), L_RELU1);
+    ck_assert_uint_eq(get32(b, rec_param(b, L_CONV2, 0)), 4);  /* oc */
+    ck_assert_uint_eq(get32(b, rec_param(b, L_CONV2, 11)), 2); /* groups */
+    size_t s = rec_slot(b, L_CONV2, 0);
+    ck_assert_uint_eq(get32(b, s), 4);
+    ck_assert_uint_eq(get32(b, s + 4), 4);
+    ck_assert_uint_eq(get32(b, s + 8), 2); /* C / groups */
+    ck_assert_uint_eq(get32(b, s + 12), 3);
+    ck_assert_uint_eq(get32(b, s + 16), 3);
+    /* every tensor 64-byte aligned and inside the weight section, in order */
+    size_t prev_end = sec_off(b, SEC_WEIGHTS);
+    for (int i = 0; i < L_COUNT; i++) {
+        for (int k = 0; k < (int)get32(b, rec(b, i) + 60); k++) {
+            size_t o = weight_at(b, i, k, 0);
+            ck_assert_uint_eq(o % 64, 0);
+            ck_assert_uint_ge(o, prev_end);
+            prev_end = o;
+        }
+    }
+    ck_assert_uint_lt(prev_end, g_valid_n);
+}
+END_TEST
+
+/* ---- corrupt and hostile files ---------------------------------------------------- */
+
+struct bad_case {
+    const char *what;
+    void (*patch)(unsigned char *b, size_t *n);
+    int code;
+    const char *words[3];
+};
+
+static void p_magic(unsigned char *b, size_t *n) { (void)n, b[3] = 'X'; }
+static void p_version(unsigned char *b, size_t *n) { (void)n, put32(b, 8, 2); }
+static void p_header_size(unsigned char *b, size_t *n) { (void)n, put32(b, 12, 64); }
+static void p_appended(unsigned char *b, size_t *n) { memset(b + *n, 0, 64), *n += 64; }
+static void p_layer_count(unsigned char *b, size_t *n) { (void)n, put32(b, 24, 1000000); }
+static void p_layer_count_small(unsigned char *b, size_t *n) { (void)n, put32(b, 24, 4); }
+static void p_label_count(unsigned char *b, size_t *n) { (void)n, put32(b, 32, 50000000); }
+static void p_tensor_count(unsigned char *b, size_t *n) { (void)n, put32(b, 28, get32(b, 28) + 1); }
+static void p_flags(unsigned char *b, size_t *n) { (void)n, put32(b, 36, 1); }
+static void p_dims_absurd(unsigned char *b, size_t *n)
+{
+    (void)n;
+    size_t s = rec_slot(b, L_CONV1, 0);
+    put32(b, s + 4, 65536), put32(b, s + 8, 65536), put32(b, s + 12, 1), put32(b, s + 16, 1);
+}
+static void p_dims_overflow(unsigned char *b, size_t *n)
+{
+    (void)n;
+    for (int d = 0; d < 4; d++)
+        put32(b, rec_slot(b, L_CONV1, 0) + 4 + 4 * (size_t)d, 0x7fffffff);
+}
+static void p_dims_shape(unsigned char *b, size_t *n)
+{
+    (void)n; /* (4,3,3,3) -> (4,3,9,1): same count, wrong shape */
+    size_t s = rec_slot(b, L_CONV1, 0);
+    put32(b, s + 12, 9), put32(b, s + 16, 1);
+}
+static void p_dims_count(unsigned char *b, size_t *n)
+{
+    (void)n; /* fc2 w (5,10) -> (5,11) */
+    put32(b, rec_slot(b, L_FC2, 0) + 8, 11);
+}
+static void p_ndims(unsigned char *b, size_t *n) { (void)n, put32(b, rec_slot(b, L_FC2, 0), 7); }
+static void p_sec_out(unsigned char *b, size_t *n) { (void)n, put64(b, 40 + 16 * 4, 1ull << 40); }
+static void p_sec_len_out(unsigned char *b, size_t *n)
+{
+    (void)n;
+    put64(b, 48 + 16 * SEC_LABELS, UINT64_MAX - 8); /* off + size would wrap */
+}
+static void p_sec_overlap(unsigned char *b, size_t *n)
+{
+    (void)n;
+    put64(b, 40 + 16 * SEC_LABELS, sec_off(b, SEC_LAYERS) + 64);
+}
+static void p_weights_misaligned(unsigned char *b, size_t *n)
+{
+    (void)n;
+    put64(b, 40 + 16 * SEC_WEIGHTS, sec_off(b, SEC_WEIGHTS) + 4);
+    put64(b, 48 + 16 * SEC_WEIGHTS, sec_len(b, SEC_WEIGHTS) - 4);
+}
+static void p_slot_misaligned(unsigned char *b, size_t *n)
+{
+    (void)n;
+    size_t s = rec_slot(b, L_CONV1, 1);
+    put64(b, s + 24, get64(b, s + 24) + 4);
+}
+static void p_slot_outside(unsigned char *b, size_t *n)
+{
+    (void)n;
+    put64(b, rec_slot(b, L_FC1, 0) + 24, 1ull << 30);
+}
+static void p_slot_order(unsigned char *b, size_t *n)
+{
+    (void)n; /* conv1 bias pointing at conv1 w: in range, aligned, but overlapping */
+    put64(b, rec_slot(b, L_CONV1, 1) + 24, get64(b, rec_slot(b, L_CONV1, 0) + 24));
+}
+static void p_input_forward(unsigned char *b, size_t *n) { (void)n, put32(b, rec_input(b, L_ADD1, 1), 7); }
+static void p_input_self(unsigned char *b, size_t *n) { (void)n, put32(b, rec_input(b, L_ADD1, 0), L_ADD1); }
+static void p_kind(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_POOL1) + 4, 99); }
+static void p_first_not_input(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, 0) + 4, 1); }
+static void p_second_input(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_DROP) + 4, 0); }
+static void p_record_size(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_BN1), get32(b, rec(b, L_BN1)) + 4); }
+static void p_n_inputs(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_CAT1) + 56, 500); }
+static void p_n_slots(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_POOL2) + 60, 9); }
+static void p_out_shape(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_CONV2) + 64, 5); }
+static void p_groups(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_CONV2, 11), 3); }
+static void p_kernel(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_POOL1, 0), 0); }
+static void p_dense_in(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_FC1, 0), 95); }
+static void p_flag(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_CONV1, 12), 2); }
+static void p_act_kind(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_CONV3, 13), 42); }
+static void p_param_nan(unsigned char *b, size_t *n) { (void)n, putf(b, rec_param(b, L_FC1, 4), NAN); }
+static void p_unused_word(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_LRN1, 9), 1); }
+static void p_bn_eps(unsigned char *b, size_t *n) { (void)n, putf(b, rec_param(b, L_BN1, 0), -1.0f); }
+static void p_nan_weight(unsigned char *b, size_t *n) { (void)n, putf(b, weight_at(b, L_CONV2, 0, 5), NAN); }
+static void p_inf_weight(unsigned char *b, size_t *n) { (void)n, putf(b, weight_at(b, L_FC1, 1, 3), INFINITY); }
+static void p_bn_var(unsigned char *b, size_t *n) { (void)n, putf(b, weight_at(b, L_BN1, 3, 2), -1.0f); }
+static void p_padding(unsigned char *b, size_t *n) { (void)n, b[weight_at(b, L_CONV1, 1, 4)] = 1; }
+static void p_label_mismatch(unsigned char *b, size_t *n)
+{
+    (void)n;
+    put32(b, 32, 4);
+    put64(b, 48 + 16 * SEC_LABELS, 4 * 64);
+}
+static void p_label_unterminated(unsigned char *b, size_t *n) { (void)n, memset(b + sec_off(b, SEC_LABELS) + 64, 'x', 64); }
+static void p_label_empty(unsigned char *b, size_t *n) { (void)n, memset(b + sec_off(b, SEC_LABELS) + 128, 0, 64); }
+static void p_label_utf8(unsigned char *b, size_t *n) { (void)n, b[sec_off(b, SEC_LABELS) + 64 * 4] = 0xff; }
+static void p_name_unterminated(unsigned char *b, size_t *n) { (void)n, memset(b + rec(b, L_CONV2) + 8, 'a', 48); }
+static void p_name_empty(unsigned char *b, size_t *n) { (void)n, memset(b + rec(b, L_RELU1) + 8, 0, 48); }
+static void p_name_dup(unsigned char *b, size_t *n) { (void)n, set_name(b, L_CONV3, "conv1"); }
+static void p_name_dup_input(unsigned char *b, size_t *n) { (void)n, set_name(b, L_FLAT, "input"); }
+static void p_name_junk(unsigned char *b, size_t *n) { (void)n, b[rec(b, L_FC2) + 8 + 40] = 'z'; }
+static void p_meta_len(unsigned char *b, size_t *n) { (void)n, put32(b, sec_off(b, SEC_META), get32(b, sec_off(b, SEC_META)) + 1); }
+static void p_meta_huge(unsigned char *b, size_t *n) { (void)n, put32(b, sec_off(b, SEC_META), 0xfffffff0u); }
+static void p_meta_nul(unsigned char *b, size_t *n) { (void)n, b[sec_off(b, SEC_META) + 6] = 0; }
+static void p_meta_unterminated(unsigned char *b, size_t *n) { (void)n, b[sec_off(b, SEC_META) + sec_len(b, SEC_META) - 1] = 'x'; }
+static void p_preproc(unsigned char *b, size_t *n) { (void)n, put32(b, 128, 2); }
+static void p_preproc_resize(unsigned char *b, size_t *n) { (void)n, put32(b, 128 + 12, 7); }
+static void p_preproc_std(unsigned char *b, size_t *n) { (void)n, putf(b, 128 + 36 + 4, 0.0f); }
+
+static const struct bad_case bad_cases[] = {
+    {"wrong magic", p_magic, CNN_EFORMAT, {"magic"}},
+    {"wrong version", p_version, CNN_EFORMAT, {"version", "2"}},
+    {"header size", p_header_size, CNN_EFORMAT, {"header size", "64"}},
+    {"bytes appended", p_appended, CNN_EFORMAT, {"file size"}},
+    {"absurd layer count", p_layer_count, CNN_ELIMIT, {"layer count", "1000000"}},
+    {"layer count below records", p_layer_count_small, CNN_EFORMAT, {"stray bytes", "layer"}},
+    {"absurd label count", p_label_count, CNN_ELIMIT, {"label count"}},
+    {"tensor count", p_tensor_count, CNN_EFORMAT, {"weight tensors"}},
+    {"header flags", p_flags, CNN_EFORMAT, {"flags"}},
+    {"absurd tensor dims", p_dims_absurd, CNN_ELIMIT, {"conv1", "2^31"}},
+    {"dims product overflow", p_dims_overflow, CNN_EFORMAT, {"conv1", "overflow"}},
+    {"weight dims vs graph shape", p_dims_shape, CNN_EFORMAT, {"conv1", "(4,3,9,1)", "(4,3,3,3)"}},
+    {"weight count vs graph", p_dims_count, CNN_EFORMAT, {"fc2", "do not match"}},
+    {"slot ndims", p_ndims, CNN_EFORMAT, {"fc2", "7 dims"}},
+    {"section out of file", p_sec_out, CNN_EFORMAT, {"weights", "out of the file"}},
+    {"section size wraps", p_sec_len_out, CNN_EFORMAT, {"labels", "out of the file"}},
+    {"sections overlap", p_sec_overlap, CNN_EFORMAT, {"labels", "overlaps"}},
+    {"weight section misaligned", p_weights_misaligned, CNN_EFORMAT, {"weight data", "aligned"}},
+    {"tensor misaligned", p_slot_misaligned, CNN_EFORMAT, {"conv1", "b", "aligned"}},
+    {"tensor out of weight section", p_slot_outside, CNN_EFORMAT, {"fc1", "weight section"}},
+    {"tensors overlap", p_slot_order, CNN_EFORMAT, {"conv1", "expected"}},
+    {"input forward reference", p_input_forward, CNN_EFORMAT, {"add1", "refers to layer 7"}},
+    {"input self reference", p_input_self, CNN_EFORMAT, {"add1", "refers to layer 5"}},
+    {"unknown layer kind", p_kind, CNN_EFORMAT, {"pool1", "unknown layer kind 99"}},
+    {"layer 0 not input", p_first_not_input, CNN_EFORMAT, {"layer 0", "input"}},
+    {"second input layer", p_second_input, CNN_EFORMAT, {"drop", "second input"}},
+    {"record size", p_record_size, CNN_EFORMAT, {"bn1", "record size"}},
+    {"absurd input count", p_n_inputs, CNN_ELIMIT, {"cat1", "500 inputs"}},
+    {"slot count", p_n_slots, CNN_EFORMAT, {"pool2", "slots"}},
+    {"stored output shape", p_out_shape, CNN_EFORMAT, {"conv2", "output shape"}},
+    {"groups vs channels", p_groups, CNN_EFORMAT, {"conv2", "groups"}},
+    {"zero pool kernel", p_kernel, CNN_EFORMAT, {"pool1", "kernel"}},
+    {"dense in vs input", p_dense_in, CNN_EFORMAT, {"fc1", "dense in 95"}},
+    {"flag not 0/1", p_flag, CNN_EFORMAT, {"conv1", "has_bias"}},
+    {"unknown activation", p_act_kind, CNN_EFORMAT, {"conv3", "activation"}},
+    {"NaN parameter", p_param_nan, CNN_EFORMAT, {"fc1", "act_alpha", "not finite"}},
+    {"unused param word", p_unused_word, CNN_EFORMAT, {"lrn1", "word 9"}},
+    {"bn eps negative", p_bn_eps, CNN_EFORMAT, {"bn1", "eps"}},
+    {"NaN weight", p_nan_weight, CNN_EFORMAT, {"conv2", "not finite"}},
+    {"Inf weight", p_inf_weight, CNN_EFORMAT, {"fc1", "not finite"}},
+    {"negative BN variance", p_bn_var, CNN_EFORMAT, {"bn1", "variance"}},
+    {"tensor padding not zero", p_padding, CNN_EFORMAT, {"conv1", "padding"}},
+    {"label count mismatch", p_label_mismatch, CNN_EFORMAT, {"label count 4", "5 classes"}},
+    {"label unterminated", p_label_unterminated, CNN_EFORMAT, {"label 1", "NUL-terminated"}},
+    {"label empty", p_label_empty, CNN_EFORMAT, {"label 2", "empty"}},
+    {"label not UTF-8", p_label_utf8, CNN_EFORMAT, {"label 4", "UTF-8"}},
+    {"name unterminated", p_name_unterminated, CNN_EFORMAT, {"layer 4", "NUL-terminated"}},
+    {"name empty", p_name_empty, CNN_EFORMAT, {"layer 3", "empty"}},
+    {"duplicate name", p_name_dup, CNN_EFORMAT, {"duplicate", "conv1"}},
+    {"duplicate of input name", p_name_dup_input, CNN_EFORMAT, {"duplicate", "input"}},
+    {"junk after name", p_name_junk, CNN_EFORMAT, {"layer 14", "after its NUL"}},
+    {"meta length", p_meta_len, CNN_EFORMAT, {"meta length"}},
+    {"absurd meta length", p_meta_huge, CNN_ELIMIT, {"meta length"}},
+    {"meta embedded NUL", p_meta_nul, CNN_EFORMAT, {"meta", "NUL byte"}},
+    {"meta unterminated", p_meta_unterminated, CNN_EFORMAT, {"meta", "NUL-terminated"}},
+    {"preproc channels", p_preproc, CNN_EFORMAT, {"preproc", "channels"}},
+    {"preproc resize mode", p_preproc_resize, CNN_EFORMAT, {"preproc", "resize"}},
+    {"preproc std zero", p_preproc_std, CNN_EFORMAT, {"preproc", "std"}},
+};
+#define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))
+
+START_TEST(test_corrupt_file_rejected_with_clear_message)
+{
+    const struct bad_case *c = &bad_cases[_i];
+    size_t n = g_valid_n;
+    unsigned char *b = malloc(n + 256);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, g_valid, n);
+    c->patch(b, &n);
+    struct cnn_err err = {0};
+    struct cnn_model *m = (struct cnn_model *)&err; /* must be reset to NULL */
+    int rc = cnn_model_load_mem(b, n, &m, &err);
+    ck_assert_msg(rc == c->code, "%s: rc %d, want %d (%s)", c->what, rc, c->code, err.msg);
+    ck_assert_int_eq(err.code, c->code);
+    ck_assert_ptr_null(m);
+    for (int k = 0; k < 3 && c->words[k]; k++)
+        ck_assert_msg(strstr(err.msg, c->words[k]) != NULL, "%s: message '%s' lacks '%s'",
+                      c->what, err.msg, c->words[k]);
+    free(b);
+}
+END_TEST
+
+/* The same patches through a real file: cnn_model_load rejects them too (mmap path). */
+START_TEST(test_corrupt_files_rejected_by_path_too)
+{
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/bad.cnn", dir);
+    unsigned char *b = malloc(g_valid_n + 256);
+    ck_assert_ptr_nonnull(b);
+    for (int i = 0; i < N_BAD_CASES; i++) {
+        size_t n = g_valid_n;
+        memcpy(b, g_valid, n);
+        bad_cases[i].patch(b, &n);
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+        fclose(f);
+        struct cnn_err err = {0};
+        struct cnn_model *m = NULL;
+        int rc = cnn_model_load(path, &m, &err);
+        ck_assert_msg(rc == bad_cases[i].code, "%s: rc %d (%s)", bad_cases[i].what, rc, err.msg);
+        ck_assert_ptr_null(m);
+    }
+    free(b);
+    rm_tree(dir);
+}
+END_TEST
+
+START_TEST(test_truncated_at_every_offset_is_rejected)
+{
+    struct cnn_err err;
+    for (size_t cut = 0; cut < g_valid_n; cut++) {
+        struct cnn_model *m = NULL;
+        memset(&err, 0, sizeof err);
+        /* exact-size copy so ASan sees any read past the cut */
+        unsigned char *b = malloc(cut ? cut : 1);
+        memcpy(b, g_valid, cut);
+        int rc = cnn_model_load_mem(b, cut, &m, &err);
+        ck_assert_msg(rc == CNN_EFORMAT, "cut %zu: rc %d %s", cut, rc, err.msg);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(err.msg, cut < 128 ? "truncated" : "file size"), "cut %zu: %s", cut,
+                      err.msg);
+        if (cut >= 128) {
+            /* header claims the cut size: a section must now run past the end of the file */
+            put64(b, 16, cut);
+            int want = -1;
+            for (int s = 0; s < SEC_N && want < 0; s++)
+                if (sec_off(b, s) + sec_len(b, s) > cut)
+                    want = s;
+            static const char *const names[SEC_N] = {"preproc", "layers", "labels", "meta",
+                                                     "weights"};
+            memset(&err, 0, sizeof err);
+            rc = cnn_model_load_mem(b, cut, &m, &err);
+            ck_assert_msg(rc == CNN_EFORMAT, "cut %zu fixed: rc %d %s", cut, rc, err.msg);
+            ck_assert_ptr_null(m);
+            ck_assert_msg(strstr(err.msg, names[want]) && strstr(err.msg, "out of the file"),
+                          "cut %zu: %s", cut, err.msg);
+        }
+        free(b);
+    }
+}
+END_TEST
+
+START_TEST(test_random_byte_flips_never_crash)
+{
+    rng_state = 0x5eed;
+    size_t head = sec_off(g_valid, SEC_WEIGHTS);
+    unsigned char *b = malloc(g_valid_n);
+    ck_assert_ptr_nonnull(b);
+    int accepted = 0, rejected = 0;
+    for (int it = 0; it < 2000; it++) {
+        memcpy(b, g_valid, g_valid_n);
+        int flips = 1 + (int)(rnd() % 4);
+        for (int k = 0; k < flips; k++) {
+            /* mostly in the structured part, sometimes in the weights */
+            size_t pos = (rnd() % 4) ? rnd() % head : rnd() % g_valid_n;
+            b[pos] ^= (unsigned char)(1 + rnd() % 255);
+        }
+        struct cnn_err err = {0};
+        struct cnn_model *m = NULL;
+        int rc = cnn_model_load_mem(b, g_valid_n, &m, &err);
+        if (rc == 0) {
+            ck_assert_ptr_nonnull(m);
+            accepted++;
+            cnn_model_destroy(m);
+        } else {
+            ck_assert_msg(rc == CNN_EFORMAT || rc == CNN_ELIMIT, "rc %d %s", rc, err.msg);
+            ck_assert_ptr_null(m);
+            ck_assert(err.msg[0] != '\0');
+            rejected++;
+        }
+    }
+    ck_assert_int_eq(accepted + rejected, 2000);
+    ck_assert_int_gt(rejected, 1000); /* the checks do catch most structural damage */
+    free(b);
+}
+END_TEST
+
+START_TEST(test_load_missing_empty_and_non_regular_files)
+{
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    snprintf(path, sizeof path, "%s/none.cnn", dir);
+    ck_assert_int_eq(cnn_model_load(path, &m, &err), CNN_ENOENT);
+    ck_assert_ptr_null(m);
+    ck_assert_int_eq(cnn_model_load(dir, &m, &err), CNN_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "regular"));
+    snprintf(path, sizeof path, "%s/empty.cnn", dir);
+    FILE *f = fopen(path, "wb");
+    fclose(f);
+    ck_assert_int_eq(cnn_model_load(path, &m, &err), CNN_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "truncated"));
+    ck_assert_int_eq(cnn_model_load_mem(NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_ptr_null(m);
+    rm_tree(dir);
+}
+END_TEST
+
+/* ---- failing saves ------------------------------------------------------------------ */
+
+START_TEST(test_save_into_missing_folder_fails_cleanly)
+{
+    char dir[64], path[128];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/missing/m.cnn", dir);
+    struct cnn_err err = {0};
+    struct cnn_model *m = build_model(3);
+    ck_assert_int_eq(cnn_model_save(m, path, &err), CNN_ENOENT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "temp file"));
+    ck_assert_int_eq(count_entries(dir), 0);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+END_TEST
+
+START_TEST(test_save_into_read_only_folder_fails_cleanly)
+{
+    if (geteuid() == 0) {
+        /* root ignores folder permissions; the write and rename failure tests below cover
+         * the cleanup paths for root */
+        return;
+    }
+    char dir[64], path[128];
+    make_tmpdir(dir, sizeof dir);
+    ck_assert_int_eq(chmod(dir, 0555), 0);
+    snprintf(path, sizeof path, "%s/m.cnn", dir);
+    struct cnn_err err = {0};
+    struct cnn_model *m = build_model(3);
+    ck_assert_int_eq(cnn_model_save(m, path, &err), CNN_EIO);
+    ck_assert_int_eq(count_entries(dir), 0);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+END_TEST
+
+START_TEST(test_failed_write_keeps_previous_file_and_leaves_no_temp)
+{
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.cnn", dir);
+    struct cnn_err err = {0};
+    struct cnn_model *m1 = build_model(1), *m2 = build_model(2);
+    ck_assert_int_eq(cnn_model_save(m1, path, &err), 0);
+    size_t n1;
+    unsigned char *before = read_all(path, &n1);
+
+    /* A file size limit below the model's size makes write() fail with EFBIG. */
+    struct rlimit old, small;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 1000;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = cnn_model_save(m2, path, &err);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+
+    ck_assert_int_eq(rc, CNN_EIO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "write failed"));
+    ck_assert_int_eq(count_entries(dir), 1);
+    size_t n2;
+    unsigned char *after = read_all(path, &n2);
+    ck_assert_uint_eq(n2, n1);
+    ck_assert_int_eq(memcmp(before, after, n1), 0);
+    struct cnn_model *a = NULL;
+    ck_assert_int_eq(cnn_model_load(path, &a, &err), 0);
+    cnn_model_destroy(a);
+    free(before);
+    free(after);
+    cnn_model_destroy(m1);
+    cnn_model_destroy(m2);
+    rm_tree(dir);
+}
+END_TEST
+
+START_TEST(test_failed_rename_removes_temp_file)
+{
+    char dir[64], path[96], inner[128];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.cnn", dir);
+    ck_assert_int_eq(mkdir(path, 0755), 0); /* the target is a folder: rename must fail */
+    snprintf(inner, sizeof inner, "%s/keep", path);
+    FILE *f = fopen(inner, "w");
+    fclose(f);
+    struct cnn_err err = {0};
+    struct cnn_model *m = build_model(4);
+    ck_assert_int_eq(cnn_model_save(m, path, &err), CNN_EIO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "rename"));
+    ck_assert_int_eq(count_entries(dir), 1);
+    ck_assert_int_eq(count_entries(path), 1);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+END_TEST
+
+START_TEST(test_save_rejects_model_without_params_or_bad_path)
+{
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.cnn", dir);
+    struct cnn_preproc pp = {.c = 1, .h = 4, .w = 4, .std = {1, 1, 1}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    struct cnn_layer_desc d = desc(CNN_LAYER_FLATTEN, NULL);
+    add(m, &d, 1);
+    d = desc(CNN_LAYER_DENSE, NULL), d.p.dense.out = 2;
+    add(m, &d, 2);
+    ck_assert_int_eq(cnn_model_save(m, path, &err), CNN_EINVAL); /* no alloc_params yet */
+    ck_assert_ptr_nonnull(strstr(err.msg, "alloc"));
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    snprintf(path, sizeof path, "%s/", dir);
+    ck_assert_int_eq(cnn_model_save(m, path, &err), CNN_EINVAL);
+    ck_assert_int_eq(count_entries(dir), 0);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+END_TEST
+
+Suite *model_io_suite(void)
+{
+    Suite *s = suite_create("model_io");
+    TCase *tc = tcase_create("round_trip");
+    tcase_add_test(tc, test_round_trip_file_and_memory_keep_everything);
+    tcase_add_test(tc, test_saving_compiled_model_keeps_unfolded_weights_and_outputs);
+    tcase_add_test(tc, test_unlabelled_model_without_meta_round_trips);
+    tcase_add_test(tc, test_save_replaces_existing_file);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("hostile");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, make_valid_file, free_valid_file);
+    tcase_add_test(tc, test_layout_matches_documentation);
+    tcase_add_loop_test(tc, test_corrupt_file_rejected_with_clear_message, 0, N_BAD_CASES);
+    tcase_add_test(tc, test_corrupt_files_rejected_by_path_too);
+    tcase_add_test(tc, test_truncated_at_every_offset_is_rejected);
+    tcase_add_test(tc, test_random_byte_flips_never_crash);
+    tcase_add_test(tc, test_load_missing_empty_and_non_regular_files);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("save_failures");
+    tcase_add_test(tc, test_save_into_missing_folder_fails_cleanly);
+    tcase_add_test(tc, test_save_into_read_only_folder_fails_cleanly);
+    tcase_add_test(tc, test_failed_write_keeps_previous_file_and_leaves_no_temp);
+    tcase_add_test(tc, test_failed_rename_removes_temp_file);
+    tcase_add_test(tc, test_save_rejects_model_without_params_or_bad_path);
+    suite_add_tcase(s, tc);
+    return s;
+}
