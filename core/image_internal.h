@@ -18,10 +18,8 @@ void cnn_image_acct_sub(struct cnn_image_acct *a, size_t n);
 
 /* data starts with the PNG signature / JPEG SOI.  On failure img is left zeroed. */
 int cnn_image_decode_png(const unsigned char *data, size_t size, size_t max_pixels,
-                         struct cnn_image *img, struct cnn_image_acct *acct,
-                         struct cnn_err *err);
+                         struct cnn_image *img, struct cnn_image_acct *acct, struct cnn_err *err);
 int cnn_image_decode_jpeg(const unsigned char *data, size_t size, size_t max_pixels,
-                          struct cnn_image *img, struct cnn_image_acct *acct,
-                          struct cnn_err *err);
+                          struct cnn_image *img, struct cnn_image_acct *acct, struct cnn_err *err);
 
 #endif

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jpeglib.h>
 #include <jerror.h>
+#include <jpeglib.h>
 
 /* Progressive files may hold any number of scans and each costs a pass over the coefficient
  * buffer; real encoders emit about ten.  Far more is a decoding-time attack. */
@@ -139,8 +139,7 @@ static int jpeg_decode_body(struct jpeg_ctx *x, j_decompress_ptr cinfo, const un
 }
 
 int cnn_image_decode_jpeg(const unsigned char *data, size_t size, size_t max_pixels,
-                          struct cnn_image *img, struct cnn_image_acct *acct,
-                          struct cnn_err *err)
+                          struct cnn_image *img, struct cnn_image_acct *acct, struct cnn_err *err)
 {
     if (size > ULONG_MAX) /* jpeg_mem_src takes unsigned long */
         return cnn_err_set(err, CNN_ELIMIT, "jpeg: %zu bytes is too large", size);

@@ -21,11 +21,11 @@ struct png_src {
     const unsigned char *data;
     size_t size, pos;
     struct cnn_image_acct *acct;
-    size_t budget;          /* bytes libpng may hold at once */
-    int over_budget;        /* a libpng allocation was refused for the budget */
-    unsigned char *pix;     /* pixel buffer, freed here on error */
+    size_t budget;      /* bytes libpng may hold at once */
+    int over_budget;    /* a libpng allocation was refused for the budget */
+    unsigned char *pix; /* pixel buffer, freed here on error */
     size_t pix_bytes;
-    char msg[128];          /* libpng's error message */
+    char msg[128]; /* libpng's error message */
 };
 
 /* Size header in front of each libpng block so free_fn can subtract it. */
@@ -92,16 +92,15 @@ static int over_limit(size_t w, size_t h, size_t max_pixels)
 }
 
 /* Everything after png/info exist.  Only *s changes after setjmp, so locals stay valid. */
-static int png_decode_body(struct png_src *s, png_structp png, png_infop info,
-                           size_t max_pixels, struct cnn_image *img, struct cnn_err *err)
+static int png_decode_body(struct png_src *s, png_structp png, png_infop info, size_t max_pixels,
+                           struct cnn_image *img, struct cnn_err *err)
 {
     if (setjmp(png_jmpbuf(png))) {
         free(s->pix);
         cnn_image_acct_sub(s->acct, s->pix_bytes);
         s->pix = NULL;
         if (s->over_budget)
-            return cnn_err_set(err, CNN_ELIMIT, "png: decoder memory budget exceeded (%s)",
-                               s->msg);
+            return cnn_err_set(err, CNN_ELIMIT, "png: decoder memory budget exceeded (%s)", s->msg);
         if (strcmp(s->msg, "Out of memory") == 0)
             return cnn_err_set(err, CNN_ENOMEM, "png: out of memory");
         return cnn_err_set(err, CNN_EFORMAT, "png: %s", s->msg);
@@ -120,8 +119,8 @@ static int png_decode_body(struct png_src *s, png_structp png, png_infop info,
     int depth, color, interlace;
     png_get_IHDR(png, info, &w, &h, &depth, &color, &interlace, NULL, NULL);
     if (over_limit(w, h, max_pixels))
-        return cnn_err_set(err, CNN_ELIMIT, "png: %ux%u pixels over the limit of %zu",
-                           (unsigned)w, (unsigned)h, max_pixels);
+        return cnn_err_set(err, CNN_ELIMIT, "png: %ux%u pixels over the limit of %zu", (unsigned)w,
+                           (unsigned)h, max_pixels);
     /* room for libpng's row buffers (at most 8 bytes a pixel before transforms) */
     s->budget += 4 * ((size_t)w * 8 + 64);
 
@@ -143,8 +142,8 @@ static int png_decode_body(struct png_src *s, png_structp png, png_infop info,
     s->pix = malloc(s->pix_bytes);
     if (!s->pix) {
         s->pix_bytes = 0;
-        return cnn_err_set(err, CNN_ENOMEM, "png: out of memory for %ux%u pixels",
-                           (unsigned)w, (unsigned)h);
+        return cnn_err_set(err, CNN_ENOMEM, "png: out of memory for %ux%u pixels", (unsigned)w,
+                           (unsigned)h);
     }
     cnn_image_acct_add(s->acct, s->pix_bytes);
     /* with interlace handling each pass fills in its pixels of every row in place */
@@ -162,8 +161,7 @@ static int png_decode_body(struct png_src *s, png_structp png, png_infop info,
 }
 
 int cnn_image_decode_png(const unsigned char *data, size_t size, size_t max_pixels,
-                         struct cnn_image *img, struct cnn_image_acct *acct,
-                         struct cnn_err *err)
+                         struct cnn_image *img, struct cnn_image_acct *acct, struct cnn_err *err)
 {
     /* IHDR is the first chunk: refuse an oversized image before libpng allocates at all */
     if (size >= 24 && memcmp(data + 12, "IHDR", 4) == 0 &&
@@ -171,11 +169,11 @@ int cnn_image_decode_png(const unsigned char *data, size_t size, size_t max_pixe
         return cnn_err_set(err, CNN_ELIMIT, "png: %ux%u pixels over the limit of %zu",
                            (unsigned)be32(data + 16), (unsigned)be32(data + 20), max_pixels);
 
-    struct png_src s = {.data = data, .size = size, .pos = 0, .acct = acct,
-                        .budget = PNG_BASE_BUDGET};
-    png_structp png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &s, png_on_error,
-                                               png_on_warning, &s, png_count_malloc,
-                                               png_count_free);
+    struct png_src s = {
+        .data = data, .size = size, .pos = 0, .acct = acct, .budget = PNG_BASE_BUDGET};
+    png_structp png =
+        png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &s, png_on_error, png_on_warning, &s,
+                                 png_count_malloc, png_count_free);
     if (!png)
         return cnn_err_set(err, CNN_ENOMEM, "png: cannot create decoder");
     png_infop info = png_create_info_struct(png);

@@ -5,8 +5,8 @@
 #include "image.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* One output axis: source size n_in, virtual resized size n_rs, crop offset off. */
 struct axis {
@@ -53,14 +53,13 @@ static int64_t crop_offset(int64_t total, int64_t n)
     return k;
 }
 
-static int check_args(const struct cnn_image *img, const struct cnn_preproc *pp,
-                      const float *out, struct cnn_err *err)
+static int check_args(const struct cnn_image *img, const struct cnn_preproc *pp, const float *out,
+                      struct cnn_err *err)
 {
     if (!img || !pp || !out)
         return cnn_err_set(err, CNN_EINVAL, "preproc: missing image, parameters or output");
     if (!img->pix || img->w <= 0 || img->h <= 0 || (img->c != 1 && img->c != 3))
-        return cnn_err_set(err, CNN_EINVAL, "preproc: bad image %dx%dx%d", img->w, img->h,
-                           img->c);
+        return cnn_err_set(err, CNN_EINVAL, "preproc: bad image %dx%dx%d", img->w, img->h, img->c);
     if (pp->c != 1 && pp->c != 3)
         return cnn_err_set(err, CNN_EINVAL, "preproc: %d channels (1 or 3 supported)", pp->c);
     if (pp->h <= 0 || pp->w <= 0)
