@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jerror.h>
+/* jpeglib.h needs stdio.h first, and jerror.h needs jpeglib.h first */
 #include <jpeglib.h>
+
+#include <jerror.h>
 
 /* Progressive files may hold any number of scans and each costs a pass over the coefficient
  * buffer; real encoders emit about ten.  Far more is a decoding-time attack. */
