@@ -34,10 +34,9 @@ static const char USAGE[] =
 
 enum { O_BATCH, O_THREADS, O_WARMUP, O_RUNS, O_MIN_TIME, O_JSON, O_ROUND, O_NAME, O_COUNT };
 static const struct opt_spec SPEC[O_COUNT] = {
-    [O_BATCH] = {"--batch", 1},       [O_THREADS] = {"--threads", 1},
-    [O_WARMUP] = {"--warmup", 1},     [O_RUNS] = {"--runs", 1},
-    [O_MIN_TIME] = {"--min-time", 1}, [O_JSON] = {"--json", 0},
-    [O_ROUND] = {"--round", 1},       [O_NAME] = {"--name", 1}};
+    [O_BATCH] = {"--batch", 1}, [O_THREADS] = {"--threads", 1},   [O_WARMUP] = {"--warmup", 1},
+    [O_RUNS] = {"--runs", 1},   [O_MIN_TIME] = {"--min-time", 1}, [O_JSON] = {"--json", 0},
+    [O_ROUND] = {"--round", 1}, [O_NAME] = {"--name", 1}};
 
 struct bench_cfg {
     long long batch, threads, warmup, runs, round;
@@ -62,8 +61,14 @@ static int parse(int argc, char **argv, struct bench_cfg *c, const char **model)
     if (n_pos != 1)
         return tool_usage("bench", "expected one MODEL, got %d arguments", n_pos);
     *model = argv[1];
-    *c = (struct bench_cfg){.batch = 1, .threads = 1, .warmup = 3, .runs = 7, .round = 1,
-                            .min_time_s = 1.0, .json = v[O_JSON] != NULL, .name = v[O_NAME]};
+    *c = (struct bench_cfg){.batch = 1,
+                            .threads = 1,
+                            .warmup = 3,
+                            .runs = 7,
+                            .round = 1,
+                            .min_time_s = 1.0,
+                            .json = v[O_JSON] != NULL,
+                            .name = v[O_NAME]};
     if ((v[O_BATCH] && opts_int("bench", "--batch", v[O_BATCH], 1, 4096, &c->batch)) ||
         (v[O_THREADS] && opts_int("bench", "--threads", v[O_THREADS], 1, 256, &c->threads)) ||
         (v[O_WARMUP] && opts_int("bench", "--warmup", v[O_WARMUP], 0, 100000, &c->warmup)) ||
@@ -152,17 +157,17 @@ static void report(const struct bench_cfg *c, const char *name, const struct ben
         printf("%s batch=%lld threads=%lld iters=%zu: median %.4f ms, p10 %.4f ms, p90 %.4f ms, "
                "min %.4f ms, %.2f images/s, %.3f GFLOP/s, own_cpu %.2f, foreign_cpu %.2f, "
                "steal %.2f\n",
-               name, c->batch, c->threads, r->iters, r->median_ms, r->p10_ms, r->p90_ms,
-               r->min_ms, ips, gflops, r->own_cpu, r->foreign_cpu, r->steal);
+               name, c->batch, c->threads, r->iters, r->median_ms, r->p10_ms, r->p90_ms, r->min_ms,
+               ips, gflops, r->own_cpu, r->foreign_cpu, r->steal);
         return;
     }
     printf("{\"peer\":\"product\",\"model\":");
     json_put_string(stdout, name);
     printf(",\"batch\":%lld,\"threads\":%lld,\"round\":%lld,\"iters\":%zu", c->batch, c->threads,
            c->round, r->iters);
-    const char *keys[] = {"lat_ms_median", "lat_ms_p10", "lat_ms_p90", "lat_ms_min", "ips",
-                          "gflops", "own_cpu", "foreign_cpu", "steal"};
-    double vals[] = {r->median_ms, r->p10_ms, r->p90_ms, r->min_ms, ips,
+    const char *keys[] = {"lat_ms_median", "lat_ms_p10", "lat_ms_p90",  "lat_ms_min", "ips",
+                          "gflops",        "own_cpu",    "foreign_cpu", "steal"};
+    double vals[] = {r->median_ms, r->p10_ms,  r->p90_ms,      r->min_ms, ips,
                      gflops,       r->own_cpu, r->foreign_cpu, r->steal};
     int decimals[] = {4, 4, 4, 4, 2, 3, 2, 2, 2};
     for (int i = 0; i < 9; i++) {

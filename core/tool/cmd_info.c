@@ -105,8 +105,8 @@ static void print_layers(const struct cnn_model *m)
         kind_w = b > kind_w ? b : kind_w;
         in_w = c > in_w ? c : in_w;
     }
-    printf("\n%5s  %-*s  %-*s  %-*s  %-14s %13s %12s\n", "#", name_w, "name", kind_w, "kind",
-           in_w, "inputs", "output", "params", "MFLOPs");
+    printf("\n%5s  %-*s  %-*s  %-*s  %-14s %13s %12s\n", "#", name_w, "name", kind_w, "kind", in_w,
+           "inputs", "output", "params", "MFLOPs");
     for (int i = 0; i < n; i++) {
         struct cnn_layer_info li;
         char shape[40], params[48];

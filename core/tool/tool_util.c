@@ -1,7 +1,7 @@
 /* Shared helpers of the `cnn` tool: error messages and exit codes, whole-file reads,
  * opening a model file or an "arch:NAME" architecture, names and digit grouping. */
-#include "tool.h"
 #include "arch.h"
+#include "tool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -91,8 +91,7 @@ static int open_arch(const char *spec, const char *name, enum tool_arch_mode mod
     struct cnn_model *m = NULL;
     int rc = cnn_arch_build(name, 0, &m, &err);
     if (rc == CNN_ENOENT) {
-        fprintf(stderr, "cnn: %s: unknown architecture '%s' (see 'cnn init --list')\n", spec,
-                name);
+        fprintf(stderr, "cnn: %s: unknown architecture '%s' (see 'cnn init --list')\n", spec, name);
         return TOOL_USAGE;
     }
     if (rc)

@@ -160,16 +160,16 @@ static void write_gray_png(const char *path, int w, int h, int seed)
     unsigned char *pix = malloc((size_t)w * (size_t)h);
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
-            pix[y * w + x] = (unsigned char)((x * (3 + seed) + y * (5 + 2 * seed) +
-                                              (x * y * seed) % 17) & 0xff);
+            pix[y * w + x] =
+                (unsigned char)((x * (3 + seed) + y * (5 + 2 * seed) + (x * y * seed) % 17) & 0xff);
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     img.width = (png_uint_32)w;
     img.height = (png_uint_32)h;
     img.format = PNG_FORMAT_GRAY;
-    ck_assert_msg(png_image_write_to_file(&img, path, 0, pix, 0, NULL), "libpng write %s: %s",
-                  path, img.message);
+    ck_assert_msg(png_image_write_to_file(&img, path, 0, pix, 0, NULL), "libpng write %s: %s", path,
+                  img.message);
     free(pix);
 }
 
@@ -182,8 +182,7 @@ static void write_bytes(const char *path, const void *data, size_t n)
 }
 
 /* The reference: top-1 index and its score of a direct forward pass on the file's bytes. */
-static void direct_top1(const struct cnn_model *m, const char *png_path, int *index,
-                        float *score)
+static void direct_top1(const struct cnn_model *m, const char *png_path, int *index, float *score)
 {
     size_t size;
     char *bytes = slurp(png_path, &size);
@@ -241,8 +240,8 @@ START_TEST(test_version_help_and_unknown_command)
         snprintf(want, sizeof want, "usage: cnn %s", cmds[i]);
         r = run_tool(cmds[i], "--help", NULL);
         ck_assert_int_eq(r.status, 0);
-        ck_assert_msg(strstr(r.out, want) && strstr(r.out, "example:"), "%s --help: %s",
-                      cmds[i], r.out);
+        ck_assert_msg(strstr(r.out, want) && strstr(r.out, "example:"), "%s --help: %s", cmds[i],
+                      r.out);
         run_free(&r);
     }
     r = run_tool("frobnicate", NULL);
@@ -416,8 +415,7 @@ START_TEST(test_predict_matches_direct_forward_per_image_in_order)
             if (k == 0) {
                 ck_assert_int_eq(idx, ref_idx);
                 ck_assert_msg(fabs(score - ref_score) <= 1e-5 * fabs(ref_score) + 1e-7,
-                              "image %d: printed %.9g, direct %.9g", i, score,
-                              (double)ref_score);
+                              "image %d: printed %.9g, direct %.9g", i, score, (double)ref_score);
             }
             ck_assert(score <= prev);
             prev = score;
@@ -523,8 +521,8 @@ static double json_num(const char *s, const char *key)
 
 START_TEST(test_bench_human_and_json_lines)
 {
-    struct run r = run_tool("bench", "arch:lenet5", "--batch", "2", "--runs", "3", "--min-time",
-                            "0", NULL);
+    struct run r =
+        run_tool("bench", "arch:lenet5", "--batch", "2", "--runs", "3", "--min-time", "0", NULL);
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_int_eq(count_lines(r.out), 1);
     const char *ips_txt = strstr(r.out, " images/s");
@@ -545,9 +543,9 @@ START_TEST(test_bench_human_and_json_lines)
     ck_assert_msg(json_line_ok(r.out, len), "not JSON: %s", r.out);
     ck_assert_ptr_nonnull(strstr(r.out, "{\"peer\":\"product\","));
     ck_assert_ptr_nonnull(strstr(r.out, "\"model\":\"my\\\"net\""));
-    const char *keys[] = {"batch", "threads", "round", "iters", "lat_ms_median", "lat_ms_p10",
-                          "lat_ms_p90", "lat_ms_min", "ips", "gflops", "own_cpu",
-                          "foreign_cpu", "steal"};
+    const char *keys[] = {"batch",      "threads",     "round",      "iters", "lat_ms_median",
+                          "lat_ms_p10", "lat_ms_p90",  "lat_ms_min", "ips",   "gflops",
+                          "own_cpu",    "foreign_cpu", "steal"};
     for (int i = 0; i < 13; i++)
         ck_assert_msg(!isnan(json_num(r.out, keys[i])), "no %s in %s", keys[i], r.out);
     ck_assert_double_eq(json_num(r.out, "batch"), 2);
