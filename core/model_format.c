@@ -24,30 +24,47 @@ struct field {
 #define ACT(f) offsetof(struct cnn_act_params, f)
 
 static const struct field conv_fields[] = {
-    {"oc", F_INT, CONV(oc)},         {"kh", F_INT, CONV(kh)},
-    {"kw", F_INT, CONV(kw)},         {"sh", F_INT, CONV(sh)},
-    {"sw", F_INT, CONV(sw)},         {"dh", F_INT, CONV(dh)},
-    {"dw", F_INT, CONV(dw)},         {"pad_t", F_INT, CONV(pad_t)},
-    {"pad_l", F_INT, CONV(pad_l)},   {"pad_b", F_INT, CONV(pad_b)},
-    {"pad_r", F_INT, CONV(pad_r)},   {"groups", F_INT, CONV(groups)},
-    {"has_bias", F_FLAG, CONV(has_bias)}, {"act", F_ACT, CONV(act.kind)},
-    {"act_alpha", F_FLOAT, CONV(act.alpha)}, {"act_beta", F_FLOAT, CONV(act.beta)},
+    {"oc", F_INT, CONV(oc)},
+    {"kh", F_INT, CONV(kh)},
+    {"kw", F_INT, CONV(kw)},
+    {"sh", F_INT, CONV(sh)},
+    {"sw", F_INT, CONV(sw)},
+    {"dh", F_INT, CONV(dh)},
+    {"dw", F_INT, CONV(dw)},
+    {"pad_t", F_INT, CONV(pad_t)},
+    {"pad_l", F_INT, CONV(pad_l)},
+    {"pad_b", F_INT, CONV(pad_b)},
+    {"pad_r", F_INT, CONV(pad_r)},
+    {"groups", F_INT, CONV(groups)},
+    {"has_bias", F_FLAG, CONV(has_bias)},
+    {"act", F_ACT, CONV(act.kind)},
+    {"act_alpha", F_FLOAT, CONV(act.alpha)},
+    {"act_beta", F_FLOAT, CONV(act.beta)},
 };
 static const struct field dense_fields[] = {
-    {"in", F_INT, DENSE(in)},           {"out", F_INT, DENSE(out)},
-    {"has_bias", F_FLAG, DENSE(has_bias)}, {"act", F_ACT, DENSE(act.kind)},
-    {"act_alpha", F_FLOAT, DENSE(act.alpha)}, {"act_beta", F_FLOAT, DENSE(act.beta)},
+    {"in", F_INT, DENSE(in)},
+    {"out", F_INT, DENSE(out)},
+    {"has_bias", F_FLAG, DENSE(has_bias)},
+    {"act", F_ACT, DENSE(act.kind)},
+    {"act_alpha", F_FLOAT, DENSE(act.alpha)},
+    {"act_beta", F_FLOAT, DENSE(act.beta)},
 };
 static const struct field pool_fields[] = {
-    {"kh", F_INT, POOL(kh)},       {"kw", F_INT, POOL(kw)},
-    {"sh", F_INT, POOL(sh)},       {"sw", F_INT, POOL(sw)},
-    {"pad_t", F_INT, POOL(pad_t)}, {"pad_l", F_INT, POOL(pad_l)},
-    {"pad_b", F_INT, POOL(pad_b)}, {"pad_r", F_INT, POOL(pad_r)},
+    {"kh", F_INT, POOL(kh)},
+    {"kw", F_INT, POOL(kw)},
+    {"sh", F_INT, POOL(sh)},
+    {"sw", F_INT, POOL(sw)},
+    {"pad_t", F_INT, POOL(pad_t)},
+    {"pad_l", F_INT, POOL(pad_l)},
+    {"pad_b", F_INT, POOL(pad_b)},
+    {"pad_r", F_INT, POOL(pad_r)},
     {"ceil_mode", F_FLAG, POOL(ceil_mode)},
     {"count_include_pad", F_FLAG, POOL(count_include_pad)},
 };
 static const struct field act_fields[] = {
-    {"act", F_ACT, ACT(kind)}, {"alpha", F_FLOAT, ACT(alpha)}, {"beta", F_FLOAT, ACT(beta)},
+    {"act", F_ACT, ACT(kind)},
+    {"alpha", F_FLOAT, ACT(alpha)},
+    {"beta", F_FLOAT, ACT(beta)},
 };
 static const struct field bn_fields[] = {
     {"eps", F_FLOAT, BN(eps)},
@@ -69,15 +86,24 @@ static const struct field lrn_fields[] = {
 static const struct field *fields_of(enum cnn_layer_kind kind, int *n)
 {
     switch (kind) {
-    case CNN_LAYER_CONV2D: return TABLE(conv_fields);
-    case CNN_LAYER_DENSE: return TABLE(dense_fields);
+    case CNN_LAYER_CONV2D:
+        return TABLE(conv_fields);
+    case CNN_LAYER_DENSE:
+        return TABLE(dense_fields);
     case CNN_LAYER_MAXPOOL:
-    case CNN_LAYER_AVGPOOL: return TABLE(pool_fields);
-    case CNN_LAYER_ACT: return TABLE(act_fields);
-    case CNN_LAYER_BATCHNORM: return TABLE(bn_fields);
-    case CNN_LAYER_DROPOUT: return TABLE(dropout_fields);
-    case CNN_LAYER_LRN: return TABLE(lrn_fields);
-    default: *n = 0; return NULL;
+    case CNN_LAYER_AVGPOOL:
+        return TABLE(pool_fields);
+    case CNN_LAYER_ACT:
+        return TABLE(act_fields);
+    case CNN_LAYER_BATCHNORM:
+        return TABLE(bn_fields);
+    case CNN_LAYER_DROPOUT:
+        return TABLE(dropout_fields);
+    case CNN_LAYER_LRN:
+        return TABLE(lrn_fields);
+    default:
+        *n = 0;
+        return NULL;
     }
 }
 
@@ -130,8 +156,7 @@ int cnn_mf_slot_dims(const struct cnn_layer *l, int ndims[CNN_MAX_WEIGHTS_PER_LA
     case CNN_LAYER_CONV2D: {
         const struct cnn_conv2d *p = &l->p.conv;
         ndims[n] = 4;
-        dims[n][0] = p->oc, dims[n][1] = p->c / p->groups, dims[n][2] = p->kh,
-        dims[n][3] = p->kw;
+        dims[n][0] = p->oc, dims[n][1] = p->c / p->groups, dims[n][2] = p->kh, dims[n][3] = p->kw;
         n++;
         if (p->has_bias)
             ndims[n] = 1, dims[n][0] = p->oc, n++;

@@ -21,8 +21,8 @@
 #define CNN_MF_PREPROC_SIZE 48u
 #define CNN_MF_LAYER_FIXED 144u /* layer record without its inputs and slots */
 #define CNN_MF_SLOT_SIZE 32u
-#define CNN_MF_LABEL_SIZE 64u   /* = CNN_LABEL_MAX */
-#define CNN_MF_ALIGN 64u        /* weight section and every tensor */
+#define CNN_MF_LABEL_SIZE 64u /* = CNN_LABEL_MAX */
+#define CNN_MF_ALIGN 64u      /* weight section and every tensor */
 #define CNN_MF_PARAM_WORDS 16
 #define CNN_MF_MAX_DIMS 4
 #define CNN_MF_META_MAX (1u << 20)                   /* bytes, without the NUL */

@@ -48,8 +48,9 @@ static int check_header(struct file *f, struct cnn_err *err)
 {
     const unsigned char *b = f->b;
     if (f->size < CNN_MF_HEADER_SIZE)
-        return cnn_err_set(err, CNN_EFORMAT, "model file: truncated: %zu bytes, the header needs %u",
-                           f->size, CNN_MF_HEADER_SIZE);
+        return cnn_err_set(err, CNN_EFORMAT,
+                           "model file: truncated: %zu bytes, the header needs %u", f->size,
+                           CNN_MF_HEADER_SIZE);
     if (memcmp(b + MF_H_MAGIC, CNN_MF_MAGIC, 8) != 0)
         return cnn_err_set(err, CNN_EFORMAT, "model file: bad magic, not a CNNMODEL file");
     uint32_t version = mf_get_u32(b + MF_H_VERSION);
@@ -96,8 +97,8 @@ static int check_header(struct file *f, struct cnn_err *err)
                                f->size);
         if (off < prev_end)
             return cnn_err_set(err, CNN_EFORMAT,
-                               "model file: section %s at offset %llu overlaps the %s", sec_names[s],
-                               (unsigned long long)off, prev);
+                               "model file: section %s at offset %llu overlaps the %s",
+                               sec_names[s], (unsigned long long)off, prev);
         f->off[s] = off;
         f->len[s] = len;
         prev_end = off + len;
@@ -123,8 +124,7 @@ static int check_header(struct file *f, struct cnn_err *err)
         return cnn_err_set(err, CNN_ELIMIT, "model file: weight data of %llu bytes over 16 GiB",
                            (unsigned long long)f->len[MF_SEC_WEIGHTS]);
     if (prev_end != f->size)
-        return cnn_err_set(err, CNN_EFORMAT,
-                           "model file: %llu stray bytes after the weight data",
+        return cnn_err_set(err, CNN_EFORMAT, "model file: %llu stray bytes after the weight data",
                            (unsigned long long)(f->size - prev_end));
     return 0;
 }
@@ -198,15 +198,15 @@ static int read_slots(const struct file *f, const struct cnn_model *m, int idx,
         uint32_t nd = mf_get_u32(sp + MF_S_NDIMS);
         uint32_t dims[CNN_MF_MAX_DIMS];
         if (nd < 1 || nd > CNN_MF_MAX_DIMS)
-            return cnn_err_set(err, CNN_EFORMAT, "model file: layer %d '%s' slot %s: %u dims",
-                               idx, l->name, sn, nd);
+            return cnn_err_set(err, CNN_EFORMAT, "model file: layer %d '%s' slot %s: %u dims", idx,
+                               l->name, sn, nd);
         int idims[CNN_MF_MAX_DIMS];
         for (uint32_t d = 0; d < CNN_MF_MAX_DIMS; d++) {
             dims[d] = mf_get_u32(sp + MF_S_DIMS + 4 * d);
             if (d >= nd ? dims[d] != 0 : (dims[d] == 0 || dims[d] > INT_MAX))
                 return cnn_err_set(err, CNN_EFORMAT,
-                                   "model file: layer %d '%s' slot %s: dim %u is %u", idx,
-                                   l->name, sn, d, dims[d]);
+                                   "model file: layer %d '%s' slot %s: dim %u is %u", idx, l->name,
+                                   sn, d, dims[d]);
             idims[d] = (int)dims[d];
         }
         if (mf_get_u32(sp + MF_S_RESERVED) != 0)
@@ -218,8 +218,8 @@ static int read_slots(const struct file *f, const struct cnn_model *m, int idx,
         size_t count;
         if (cnn_dims_count(idims, (int)nd, &count))
             return cnn_err_set(err, CNN_EFORMAT,
-                               "model file: layer %d '%s' slot %s: dims %s overflow", idx,
-                               l->name, sn, got);
+                               "model file: layer %d '%s' slot %s: dims %s overflow", idx, l->name,
+                               sn, got);
         if (count > CNN_MF_MAX_TENSOR_FLOATS)
             return cnn_err_set(err, CNN_ELIMIT,
                                "model file: layer %d '%s' slot %s: dims %s, %zu floats over the "
@@ -268,9 +268,8 @@ static int read_slots(const struct file *f, const struct cnn_model *m, int idx,
 
 /* Reads and checks layer record idx at rec (bounds checked by the caller: avail bytes) and
  * adds it to m.  *rsize gets the record size. */
-static int read_layer(const struct file *f, struct cnn_model *m, int idx,
-                      const unsigned char *rec, uint64_t avail, uint64_t *rsize, size_t *cursor,
-                      struct cnn_err *err)
+static int read_layer(const struct file *f, struct cnn_model *m, int idx, const unsigned char *rec,
+                      uint64_t avail, uint64_t *rsize, size_t *cursor, struct cnn_err *err)
 {
     if (avail < CNN_MF_LAYER_FIXED)
         return cnn_err_set(err, CNN_EFORMAT,
@@ -302,8 +301,8 @@ static int read_layer(const struct file *f, struct cnn_model *m, int idx,
                            "model file: layer %d '%s': record runs past the layer table", idx,
                            name);
     if (mf_get_u32(rec + MF_L_RESERVED) != 0)
-        return cnn_err_set(err, CNN_EFORMAT, "model file: layer %d '%s': reserved field not 0",
-                           idx, name);
+        return cnn_err_set(err, CNN_EFORMAT, "model file: layer %d '%s': reserved field not 0", idx,
+                           name);
     *rsize = size;
     int32_t oc = (int32_t)mf_get_u32(rec + MF_L_OUT_C), oh = (int32_t)mf_get_u32(rec + MF_L_OUT_H),
             ow = (int32_t)mf_get_u32(rec + MF_L_OUT_W);
@@ -324,8 +323,7 @@ static int read_layer(const struct file *f, struct cnn_model *m, int idx,
         for (int i = 0; i < CNN_MF_PARAM_WORDS; i++) {
             if (words[i])
                 return cnn_err_set(err, CNN_EFORMAT,
-                                   "model file: layer 0 '%s': parameter word %d is not 0", name,
-                                   i);
+                                   "model file: layer 0 '%s': parameter word %d is not 0", name, i);
         }
         struct cnn_layer *in = &m->layers[0];
         if (oc != in->c || oh != in->h || ow != in->w)
@@ -338,8 +336,8 @@ static int read_layer(const struct file *f, struct cnn_model *m, int idx,
         return 0;
     }
     if (kind == CNN_LAYER_INPUT)
-        return cnn_err_set(err, CNN_EFORMAT, "model file: layer %d '%s': a second input layer",
-                           idx, name);
+        return cnn_err_set(err, CNN_EFORMAT, "model file: layer %d '%s': a second input layer", idx,
+                           name);
     if (n_inputs == 0)
         return cnn_err_set(err, CNN_EFORMAT, "model file: layer %d '%s': no inputs", idx, name);
     int inputs[CNN_MAX_INPUTS];
@@ -380,8 +378,7 @@ static int read_layer(const struct file *f, struct cnn_model *m, int idx,
     cnn_mf_pack_params(l, again);
     if (memcmp(again, words, sizeof words) != 0)
         return cnn_err_set(err, CNN_EFORMAT,
-                           "model file: layer %d '%s': parameters changed when rebuilt", idx,
-                           name);
+                           "model file: layer %d '%s': parameters changed when rebuilt", idx, name);
     return read_slots(f, m, idx, rec + MF_L_INPUTS + 4 * (size_t)n_inputs, n_slots, cursor, err);
 }
 
@@ -410,12 +407,10 @@ static int read_layers(const struct file *f, struct cnn_model *m, struct cnn_err
     int rc = cnn_model_layout_params(m, err);
     if (rc)
         return wrap(err, rc, "weights");
-    if ((uint64_t)m->n_params * sizeof(float) != f->len[MF_SEC_WEIGHTS] ||
-        m->n_params != cursor)
-        return cnn_err_set(err, CNN_EFORMAT,
-                           "model file: weight section is %llu bytes, the layers need %llu",
-                           (unsigned long long)f->len[MF_SEC_WEIGHTS],
-                           (unsigned long long)cursor * sizeof(float));
+    if ((uint64_t)m->n_params * sizeof(float) != f->len[MF_SEC_WEIGHTS] || m->n_params != cursor)
+        return cnn_err_set(
+            err, CNN_EFORMAT, "model file: weight section is %llu bytes, the layers need %llu",
+            (unsigned long long)f->len[MF_SEC_WEIGHTS], (unsigned long long)cursor * sizeof(float));
     return 0;
 }
 
@@ -459,8 +454,8 @@ static int read_meta(const struct file *f, struct cnn_model *m, struct cnn_err *
                            CNN_MF_META_MAX);
     if ((uint64_t)len + 5 != sec)
         return cnn_err_set(err, CNN_EFORMAT,
-                           "model file: meta length %u does not fit its section of %llu bytes",
-                           len, (unsigned long long)sec);
+                           "model file: meta length %u does not fit its section of %llu bytes", len,
+                           (unsigned long long)sec);
     if (p[4 + len] != 0)
         return cnn_err_set(err, CNN_EFORMAT, "model file: meta text is not NUL-terminated");
     if (memchr(p + 4, 0, len))
@@ -507,8 +502,7 @@ static int finish(struct cnn_model *m, struct cnn_model **out, struct cnn_err *e
     return 0;
 }
 
-int cnn_model_load_mem(const void *data, size_t size, struct cnn_model **out,
-                       struct cnn_err *err)
+int cnn_model_load_mem(const void *data, size_t size, struct cnn_model **out, struct cnn_err *err)
 {
     if (!out)
         return cnn_err_set(err, CNN_EINVAL, "model load: no output pointer");
@@ -537,7 +531,7 @@ int cnn_model_load(const char *path, struct cnn_model **out, struct cnn_err *err
     if (!out || !path)
         return cnn_err_set(err, CNN_EINVAL, "model load: no path or output pointer");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
     if (fd < 0) {
         int e = errno;
         char buf[96];
@@ -553,9 +547,15 @@ int cnn_model_load(const char *path, struct cnn_model **out, struct cnn_err *err
     }
     if ((uint64_t)st.st_size < CNN_MF_HEADER_SIZE) {
         close(fd);
-        return cnn_err_set(err, CNN_EFORMAT, "model file: truncated: %lld bytes, the header "
-                                             "needs %u",
+        return cnn_err_set(err, CNN_EFORMAT,
+                           "model file: truncated: %lld bytes, the header "
+                           "needs %u",
                            (long long)st.st_size, CNN_MF_HEADER_SIZE);
+    }
+    if ((uint64_t)st.st_size > CNN_MF_MAX_WEIGHT_BYTES + ((uint64_t)1 << 30)) {
+        close(fd);
+        return cnn_err_set(err, CNN_ELIMIT, "model file: %lld bytes, over the 17 GiB limit",
+                           (long long)st.st_size);
     }
     size_t size = (size_t)st.st_size;
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);

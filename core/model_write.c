@@ -48,8 +48,7 @@ static int check_model(const struct cnn_model *m, struct plan *pl, struct cnn_er
         size_t len = strnlen(l->name, CNN_NAME_MAX);
         if (len == 0 || len >= CNN_NAME_MAX ||
             !cnn_mf_utf8_valid((const unsigned char *)l->name, len))
-            return cnn_err_set(err, CNN_EINVAL, "model save: layer %d name is not valid UTF-8",
-                               i);
+            return cnn_err_set(err, CNN_EINVAL, "model save: layer %d name is not valid UTF-8", i);
         int ndims[CNN_MAX_WEIGHTS_PER_LAYER], dims[CNN_MAX_WEIGHTS_PER_LAYER][CNN_MF_MAX_DIMS];
         int n = cnn_mf_slot_dims(l, ndims, dims);
         if (n != l->n_weights)
@@ -61,8 +60,7 @@ static int check_model(const struct cnn_model *m, struct plan *pl, struct cnn_er
                 return cnn_err_set(err, CNN_EINVAL, "model save: layer %s slot %d size mismatch",
                                    l->name, s);
             size_t end;
-            if (!m->params || cnn_add_size(l->weight_offset[s], count, &end) ||
-                end > m->n_params)
+            if (!m->params || cnn_add_size(l->weight_offset[s], count, &end) || end > m->n_params)
                 return cnn_err_set(err, CNN_EINVAL,
                                    "model save: layer %s has no parameter storage (alloc first)",
                                    l->name);
@@ -84,8 +82,7 @@ static int check_model(const struct cnn_model *m, struct plan *pl, struct cnn_er
     }
     pl->meta_len = m->meta ? strlen(m->meta) : 0;
     if (pl->meta_len > CNN_MF_META_MAX)
-        return cnn_err_set(err, CNN_ELIMIT, "model save: metadata over %u bytes",
-                           CNN_MF_META_MAX);
+        return cnn_err_set(err, CNN_ELIMIT, "model save: metadata over %u bytes", CNN_MF_META_MAX);
     if (!cnn_mf_utf8_valid((const unsigned char *)(m->meta ? m->meta : ""), pl->meta_len))
         return cnn_err_set(err, CNN_EINVAL, "model save: metadata is not valid UTF-8");
 

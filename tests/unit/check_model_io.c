@@ -102,7 +102,9 @@ static unsigned char *read_all(const char *path, size_t *n)
 
 /* ---- the test model -------------------------------------------------------- */
 
-static const char *const test_labels[5] = {"cat", "dog", "bird", "\xc3\xbc" "ml\xc3\xa4ut",
+static const char *const test_labels[5] = {"cat", "dog", "bird",
+                                           "\xc3\xbc"
+                                           "ml\xc3\xa4ut",
                                            "fish"};
 static const char test_meta[] = "trained_by=check_model_io\nepochs=3\nnote=\xe2\x9c\x93\n";
 
@@ -122,8 +124,7 @@ static struct cnn_layer_desc desc(enum cnn_layer_kind kind, const char *name)
     return d;
 }
 
-static struct cnn_layer_desc conv(const char *name, int oc, int k, int pad, int groups,
-                                  int bias)
+static struct cnn_layer_desc conv(const char *name, int oc, int k, int pad, int groups, int bias)
 {
     struct cnn_layer_desc d = desc(CNN_LAYER_CONV2D, name);
     d.p.conv.oc = oc;
@@ -136,17 +137,39 @@ static struct cnn_layer_desc conv(const char *name, int oc, int k, int pad, int 
 }
 
 /* Layer indices of the test model, used by the byte patches below. */
-enum { L_INPUT, L_CONV1, L_BN1, L_RELU1, L_CONV2, L_ADD1, L_CONV3, L_CAT1, L_POOL1, L_POOL2,
-       L_LRN1, L_FLAT, L_DROP, L_FC1, L_FC2, L_PROB, L_COUNT };
+enum {
+    L_INPUT,
+    L_CONV1,
+    L_BN1,
+    L_RELU1,
+    L_CONV2,
+    L_ADD1,
+    L_CONV3,
+    L_CAT1,
+    L_POOL1,
+    L_POOL2,
+    L_LRN1,
+    L_FLAT,
+    L_DROP,
+    L_FC1,
+    L_FC2,
+    L_PROB,
+    L_COUNT
+};
 
 /* conv+BN+relu, grouped conv, residual add, 1x1 conv with fused clip, concat, max and avg
  * pooling, LRN, flatten, dropout, dense with fused leaky relu, dense, softmax.  Random
  * weights (biases and BN statistics too); labels and meta set.  Not compiled. */
 static struct cnn_model *build_model(uint64_t seed)
 {
-    struct cnn_preproc pp = {.c = 3, .h = 8, .w = 8, .resize = CNN_RESIZE_SHORTER_CROP,
-                             .resize_short = 10, .invert = 1,
-                             .mean = {0.485f, 0.456f, 0.406f}, .std = {0.229f, 0.224f, 0.225f}};
+    struct cnn_preproc pp = {.c = 3,
+                             .h = 8,
+                             .w = 8,
+                             .resize = CNN_RESIZE_SHORTER_CROP,
+                             .resize_short = 10,
+                             .invert = 1,
+                             .mean = {0.485f, 0.456f, 0.406f},
+                             .std = {0.229f, 0.224f, 0.225f}};
     struct cnn_err err = {0};
     struct cnn_model *m = cnn_model_create(&pp, &err);
     ck_assert_msg(m != NULL, "%s", err.msg);
@@ -300,6 +323,17 @@ START_TEST(test_round_trip_file_and_memory_keep_everything)
     ck_assert_ptr_nonnull(b->owned_params);
     ck_assert_uint_eq((uintptr_t)b->params % 64, 0);
 
+    /* saving a loaded (mapped, compiled) model writes the same bytes again */
+    char path2[128];
+    snprintf(path2, sizeof path2, "%s/again.cnn", dir);
+    ck_assert_int_eq(cnn_model_save(a, path2, &err), 0);
+    size_t n2;
+    unsigned char *again = read_all(path2, &n2), *orig = read_all(path, &n);
+    ck_assert_uint_eq(n2, n);
+    ck_assert_int_eq(memcmp(again, orig, n), 0);
+
+    free(again);
+    free(orig);
     free(bytes);
     free(w);
     cnn_model_destroy(a);
@@ -531,9 +565,9 @@ START_TEST(test_layout_matches_documentation)
     ck_assert_uint_eq(get32(b, 32), 5);
     ck_assert_uint_eq(sec_off(b, SEC_PREPROC), 128);
     ck_assert_uint_eq(sec_len(b, SEC_PREPROC), 48);
-    ck_assert_uint_eq(get32(b, 128), 3);               /* c */
-    ck_assert_uint_eq(get32(b, 128 + 16), 10);         /* resize_short */
-    ck_assert_uint_eq(get32(b, 128 + 20), 1);          /* invert */
+    ck_assert_uint_eq(get32(b, 128), 3);       /* c */
+    ck_assert_uint_eq(get32(b, 128 + 16), 10); /* resize_short */
+    ck_assert_uint_eq(get32(b, 128 + 20), 1);  /* invert */
     ck_assert_uint_eq(sec_off(b, SEC_WEIGHTS) % 64, 0);
     ck_assert_uint_eq(sec_off(b, SEC_WEIGHTS) + sec_len(b, SEC_WEIGHTS), g_valid_n);
     ck_assert_uint_eq(sec_len(b, SEC_LABELS), 5 * 64);
@@ -580,114 +614,91 @@ struct bad_case {
     const char *words[3];
 };
 
-static void p_magic(unsigned char *b, size_t *n) { (void)n, b[3] = 'X'; }
-static void p_version(unsigned char *b, size_t *n) { (void)n, put32(b, 8, 2); }
-static void p_header_size(unsigned char *b, size_t *n) { (void)n, put32(b, 12, 64); }
-static void p_appended(unsigned char *b, size_t *n) { memset(b + *n, 0, 64), *n += 64; }
-static void p_layer_count(unsigned char *b, size_t *n) { (void)n, put32(b, 24, 1000000); }
-static void p_layer_count_small(unsigned char *b, size_t *n) { (void)n, put32(b, 24, 4); }
-static void p_label_count(unsigned char *b, size_t *n) { (void)n, put32(b, 32, 50000000); }
-static void p_tensor_count(unsigned char *b, size_t *n) { (void)n, put32(b, 28, get32(b, 28) + 1); }
-static void p_flags(unsigned char *b, size_t *n) { (void)n, put32(b, 36, 1); }
-static void p_dims_absurd(unsigned char *b, size_t *n)
+/* One patch per case; kept one per line (clang-format off) so the list reads as a table. */
+#define PATCH(name) static void name(unsigned char *b, size_t *n)
+#define W(idx, s, j) weight_at(b, idx, s, j)
+#define META sec_off(b, SEC_META)
+#define LABEL(i) (b + sec_off(b, SEC_LABELS) + 64 * (i))
+// clang-format off
+PATCH(p_magic) { (void)n, b[3] = 'X'; }
+PATCH(p_version) { (void)n, put32(b, 8, 2); }
+PATCH(p_header_size) { (void)n, put32(b, 12, 64); }
+PATCH(p_appended) { memset(b + *n, 0, 64), *n += 64; }
+PATCH(p_layer_count) { (void)n, put32(b, 24, 1000000); }
+PATCH(p_layer_count_small) { (void)n, put32(b, 24, 4); }
+PATCH(p_label_count) { (void)n, put32(b, 32, 50000000); }
+PATCH(p_tensor_count) { (void)n, put32(b, 28, get32(b, 28) + 1); }
+PATCH(p_flags) { (void)n, put32(b, 36, 1); }
+PATCH(p_dims_absurd) /* conv1 w (4,3,3,3) -> (65536,65536,1,1) */
 {
     (void)n;
     size_t s = rec_slot(b, L_CONV1, 0);
     put32(b, s + 4, 65536), put32(b, s + 8, 65536), put32(b, s + 12, 1), put32(b, s + 16, 1);
 }
-static void p_dims_overflow(unsigned char *b, size_t *n)
+PATCH(p_dims_overflow)
 {
     (void)n;
     for (int d = 0; d < 4; d++)
         put32(b, rec_slot(b, L_CONV1, 0) + 4 + 4 * (size_t)d, 0x7fffffff);
 }
-static void p_dims_shape(unsigned char *b, size_t *n)
+PATCH(p_dims_shape) /* conv1 w (4,3,3,3) -> (4,3,9,1): same count, wrong shape */
 {
-    (void)n; /* (4,3,3,3) -> (4,3,9,1): same count, wrong shape */
+    (void)n;
     size_t s = rec_slot(b, L_CONV1, 0);
     put32(b, s + 12, 9), put32(b, s + 16, 1);
 }
-static void p_dims_count(unsigned char *b, size_t *n)
-{
-    (void)n; /* fc2 w (5,10) -> (5,11) */
-    put32(b, rec_slot(b, L_FC2, 0) + 8, 11);
-}
-static void p_ndims(unsigned char *b, size_t *n) { (void)n, put32(b, rec_slot(b, L_FC2, 0), 7); }
-static void p_sec_out(unsigned char *b, size_t *n) { (void)n, put64(b, 40 + 16 * 4, 1ull << 40); }
-static void p_sec_len_out(unsigned char *b, size_t *n)
-{
-    (void)n;
-    put64(b, 48 + 16 * SEC_LABELS, UINT64_MAX - 8); /* off + size would wrap */
-}
-static void p_sec_overlap(unsigned char *b, size_t *n)
-{
-    (void)n;
-    put64(b, 40 + 16 * SEC_LABELS, sec_off(b, SEC_LAYERS) + 64);
-}
-static void p_weights_misaligned(unsigned char *b, size_t *n)
+PATCH(p_dims_count) { (void)n, put32(b, rec_slot(b, L_FC2, 0) + 8, 11); } /* (5,10) -> (5,11) */
+PATCH(p_ndims) { (void)n, put32(b, rec_slot(b, L_FC2, 0), 7); }
+PATCH(p_sec_out) { (void)n, put64(b, 40 + 16 * SEC_WEIGHTS, 1ull << 40); }
+PATCH(p_sec_len_out) { (void)n, put64(b, 48 + 16 * SEC_LABELS, UINT64_MAX - 8); } /* wraps */
+PATCH(p_sec_overlap) { (void)n, put64(b, 40 + 16 * SEC_LABELS, sec_off(b, SEC_LAYERS) + 64); }
+PATCH(p_weights_misaligned)
 {
     (void)n;
     put64(b, 40 + 16 * SEC_WEIGHTS, sec_off(b, SEC_WEIGHTS) + 4);
     put64(b, 48 + 16 * SEC_WEIGHTS, sec_len(b, SEC_WEIGHTS) - 4);
 }
-static void p_slot_misaligned(unsigned char *b, size_t *n)
-{
-    (void)n;
-    size_t s = rec_slot(b, L_CONV1, 1);
-    put64(b, s + 24, get64(b, s + 24) + 4);
-}
-static void p_slot_outside(unsigned char *b, size_t *n)
-{
-    (void)n;
-    put64(b, rec_slot(b, L_FC1, 0) + 24, 1ull << 30);
-}
-static void p_slot_order(unsigned char *b, size_t *n)
-{
-    (void)n; /* conv1 bias pointing at conv1 w: in range, aligned, but overlapping */
-    put64(b, rec_slot(b, L_CONV1, 1) + 24, get64(b, rec_slot(b, L_CONV1, 0) + 24));
-}
-static void p_input_forward(unsigned char *b, size_t *n) { (void)n, put32(b, rec_input(b, L_ADD1, 1), 7); }
-static void p_input_self(unsigned char *b, size_t *n) { (void)n, put32(b, rec_input(b, L_ADD1, 0), L_ADD1); }
-static void p_kind(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_POOL1) + 4, 99); }
-static void p_first_not_input(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, 0) + 4, 1); }
-static void p_second_input(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_DROP) + 4, 0); }
-static void p_record_size(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_BN1), get32(b, rec(b, L_BN1)) + 4); }
-static void p_n_inputs(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_CAT1) + 56, 500); }
-static void p_n_slots(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_POOL2) + 60, 9); }
-static void p_out_shape(unsigned char *b, size_t *n) { (void)n, put32(b, rec(b, L_CONV2) + 64, 5); }
-static void p_groups(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_CONV2, 11), 3); }
-static void p_kernel(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_POOL1, 0), 0); }
-static void p_dense_in(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_FC1, 0), 95); }
-static void p_flag(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_CONV1, 12), 2); }
-static void p_act_kind(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_CONV3, 13), 42); }
-static void p_param_nan(unsigned char *b, size_t *n) { (void)n, putf(b, rec_param(b, L_FC1, 4), NAN); }
-static void p_unused_word(unsigned char *b, size_t *n) { (void)n, put32(b, rec_param(b, L_LRN1, 9), 1); }
-static void p_bn_eps(unsigned char *b, size_t *n) { (void)n, putf(b, rec_param(b, L_BN1, 0), -1.0f); }
-static void p_nan_weight(unsigned char *b, size_t *n) { (void)n, putf(b, weight_at(b, L_CONV2, 0, 5), NAN); }
-static void p_inf_weight(unsigned char *b, size_t *n) { (void)n, putf(b, weight_at(b, L_FC1, 1, 3), INFINITY); }
-static void p_bn_var(unsigned char *b, size_t *n) { (void)n, putf(b, weight_at(b, L_BN1, 3, 2), -1.0f); }
-static void p_padding(unsigned char *b, size_t *n) { (void)n, b[weight_at(b, L_CONV1, 1, 4)] = 1; }
-static void p_label_mismatch(unsigned char *b, size_t *n)
-{
-    (void)n;
-    put32(b, 32, 4);
-    put64(b, 48 + 16 * SEC_LABELS, 4 * 64);
-}
-static void p_label_unterminated(unsigned char *b, size_t *n) { (void)n, memset(b + sec_off(b, SEC_LABELS) + 64, 'x', 64); }
-static void p_label_empty(unsigned char *b, size_t *n) { (void)n, memset(b + sec_off(b, SEC_LABELS) + 128, 0, 64); }
-static void p_label_utf8(unsigned char *b, size_t *n) { (void)n, b[sec_off(b, SEC_LABELS) + 64 * 4] = 0xff; }
-static void p_name_unterminated(unsigned char *b, size_t *n) { (void)n, memset(b + rec(b, L_CONV2) + 8, 'a', 48); }
-static void p_name_empty(unsigned char *b, size_t *n) { (void)n, memset(b + rec(b, L_RELU1) + 8, 0, 48); }
-static void p_name_dup(unsigned char *b, size_t *n) { (void)n, set_name(b, L_CONV3, "conv1"); }
-static void p_name_dup_input(unsigned char *b, size_t *n) { (void)n, set_name(b, L_FLAT, "input"); }
-static void p_name_junk(unsigned char *b, size_t *n) { (void)n, b[rec(b, L_FC2) + 8 + 40] = 'z'; }
-static void p_meta_len(unsigned char *b, size_t *n) { (void)n, put32(b, sec_off(b, SEC_META), get32(b, sec_off(b, SEC_META)) + 1); }
-static void p_meta_huge(unsigned char *b, size_t *n) { (void)n, put32(b, sec_off(b, SEC_META), 0xfffffff0u); }
-static void p_meta_nul(unsigned char *b, size_t *n) { (void)n, b[sec_off(b, SEC_META) + 6] = 0; }
-static void p_meta_unterminated(unsigned char *b, size_t *n) { (void)n, b[sec_off(b, SEC_META) + sec_len(b, SEC_META) - 1] = 'x'; }
-static void p_preproc(unsigned char *b, size_t *n) { (void)n, put32(b, 128, 2); }
-static void p_preproc_resize(unsigned char *b, size_t *n) { (void)n, put32(b, 128 + 12, 7); }
-static void p_preproc_std(unsigned char *b, size_t *n) { (void)n, putf(b, 128 + 36 + 4, 0.0f); }
+PATCH(p_slot_misaligned) { (void)n, put64(b, rec_slot(b, L_CONV1, 1) + 24, W(L_CONV1, 1, 1)); }
+PATCH(p_slot_outside) { (void)n, put64(b, rec_slot(b, L_FC1, 0) + 24, 1ull << 30); }
+PATCH(p_slot_order) { (void)n, put64(b, rec_slot(b, L_CONV1, 1) + 24, W(L_CONV1, 0, 0)); }
+PATCH(p_input_forward) { (void)n, put32(b, rec_input(b, L_ADD1, 1), 7); }
+PATCH(p_input_self) { (void)n, put32(b, rec_input(b, L_ADD1, 0), L_ADD1); }
+PATCH(p_kind) { (void)n, put32(b, rec(b, L_POOL1) + 4, 99); }
+PATCH(p_first_not_input) { (void)n, put32(b, rec(b, 0) + 4, CNN_LAYER_CONV2D); }
+PATCH(p_second_input) { (void)n, put32(b, rec(b, L_DROP) + 4, CNN_LAYER_INPUT); }
+PATCH(p_record_size) { (void)n, put32(b, rec(b, L_BN1), get32(b, rec(b, L_BN1)) + 4); }
+PATCH(p_n_inputs) { (void)n, put32(b, rec(b, L_CAT1) + 56, 500); }
+PATCH(p_n_slots) { (void)n, put32(b, rec(b, L_POOL2) + 60, 9); }
+PATCH(p_out_shape) { (void)n, put32(b, rec(b, L_CONV2) + 64, 5); }
+PATCH(p_groups) { (void)n, put32(b, rec_param(b, L_CONV2, 11), 3); }
+PATCH(p_kernel) { (void)n, put32(b, rec_param(b, L_POOL1, 0), 0); }
+PATCH(p_dense_in) { (void)n, put32(b, rec_param(b, L_FC1, 0), 95); }
+PATCH(p_flag) { (void)n, put32(b, rec_param(b, L_CONV1, 12), 2); }
+PATCH(p_act_kind) { (void)n, put32(b, rec_param(b, L_CONV3, 13), 42); }
+PATCH(p_param_nan) { (void)n, putf(b, rec_param(b, L_FC1, 4), NAN); }
+PATCH(p_unused_word) { (void)n, put32(b, rec_param(b, L_LRN1, 9), 1); }
+PATCH(p_bn_eps) { (void)n, putf(b, rec_param(b, L_BN1, 0), -1.0f); }
+PATCH(p_nan_weight) { (void)n, putf(b, W(L_CONV2, 0, 5), NAN); }
+PATCH(p_inf_weight) { (void)n, putf(b, W(L_FC1, 1, 3), INFINITY); }
+PATCH(p_bn_var) { (void)n, putf(b, W(L_BN1, 3, 2), -1.0f); }
+PATCH(p_padding) { (void)n, b[W(L_CONV1, 1, 4)] = 1; } /* conv1 b has 4 floats */
+PATCH(p_label_mismatch) { (void)n, put32(b, 32, 4), put64(b, 48 + 16 * SEC_LABELS, 4 * 64); }
+PATCH(p_label_unterminated) { (void)n, memset(LABEL(1), 'x', 64); }
+PATCH(p_label_empty) { (void)n, memset(LABEL(2), 0, 64); }
+PATCH(p_label_utf8) { (void)n, LABEL(4)[0] = 0xff; }
+PATCH(p_name_unterminated) { (void)n, memset(b + rec(b, L_CONV2) + 8, 'a', 48); }
+PATCH(p_name_empty) { (void)n, memset(b + rec(b, L_RELU1) + 8, 0, 48); }
+PATCH(p_name_dup) { (void)n, set_name(b, L_CONV3, "conv1"); }
+PATCH(p_name_dup_input) { (void)n, set_name(b, L_FLAT, "input"); }
+PATCH(p_name_junk) { (void)n, b[rec(b, L_FC2) + 8 + 40] = 'z'; }
+PATCH(p_meta_len) { (void)n, put32(b, META, get32(b, META) + 1); }
+PATCH(p_meta_huge) { (void)n, put32(b, META, 0xfffffff0u); }
+PATCH(p_meta_nul) { (void)n, b[META + 6] = 0; }
+PATCH(p_meta_unterminated) { (void)n, b[META + sec_len(b, SEC_META) - 1] = 'x'; }
+PATCH(p_preproc) { (void)n, put32(b, 128, 2); }
+PATCH(p_preproc_resize) { (void)n, put32(b, 128 + 12, 7); }
+PATCH(p_preproc_std) { (void)n, putf(b, 128 + 36 + 4, 0.0f); }
+// clang-format on
 
 static const struct bad_case bad_cases[] = {
     {"wrong magic", p_magic, CNN_EFORMAT, {"magic"}},
@@ -766,8 +777,8 @@ START_TEST(test_corrupt_file_rejected_with_clear_message)
     ck_assert_int_eq(err.code, c->code);
     ck_assert_ptr_null(m);
     for (int k = 0; k < 3 && c->words[k]; k++)
-        ck_assert_msg(strstr(err.msg, c->words[k]) != NULL, "%s: message '%s' lacks '%s'",
-                      c->what, err.msg, c->words[k]);
+        ck_assert_msg(strstr(err.msg, c->words[k]) != NULL, "%s: message '%s' lacks '%s'", c->what,
+                      err.msg, c->words[k]);
     free(b);
 }
 END_TEST
@@ -869,7 +880,7 @@ START_TEST(test_random_byte_flips_never_crash)
 }
 END_TEST
 
-START_TEST(test_load_missing_empty_and_non_regular_files)
+START_TEST(test_load_missing_empty_fifo_and_folder_rejected)
 {
     char dir[64], path[96];
     make_tmpdir(dir, sizeof dir);
@@ -885,6 +896,10 @@ START_TEST(test_load_missing_empty_and_non_regular_files)
     fclose(f);
     ck_assert_int_eq(cnn_model_load(path, &m, &err), CNN_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err.msg, "truncated"));
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(cnn_model_load(path, &m, &err), CNN_EFORMAT); /* and does not block */
+    ck_assert_ptr_nonnull(strstr(err.msg, "regular"));
     ck_assert_int_eq(cnn_model_load_mem(NULL, 0, &m, &err), CNN_EFORMAT);
     ck_assert_ptr_null(m);
     rm_tree(dir);
@@ -1029,7 +1044,7 @@ Suite *model_io_suite(void)
     tcase_add_test(tc, test_corrupt_files_rejected_by_path_too);
     tcase_add_test(tc, test_truncated_at_every_offset_is_rejected);
     tcase_add_test(tc, test_random_byte_flips_never_crash);
-    tcase_add_test(tc, test_load_missing_empty_and_non_regular_files);
+    tcase_add_test(tc, test_load_missing_empty_fifo_and_folder_rejected);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("save_failures");
