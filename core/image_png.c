@@ -21,6 +21,7 @@ struct png_src {
     const unsigned char *data;
     size_t size, pos;
     struct cnn_image_acct *acct;
+    size_t png_cur;     /* bytes libpng holds now (the pixel buffer is not libpng's) */
     size_t budget;      /* bytes libpng may hold at once */
     int over_budget;    /* a libpng allocation was refused for the budget */
     unsigned char *pix; /* pixel buffer, freed here on error */
@@ -37,7 +38,7 @@ union png_blk {
 static png_voidp png_count_malloc(png_structp png, png_alloc_size_t n)
 {
     struct png_src *s = png_get_mem_ptr(png);
-    if (n > s->budget || s->acct->cur + n > s->budget) {
+    if (n > s->budget || s->png_cur + n > s->budget) {
         s->over_budget = 1;
         return NULL;
     }
@@ -45,6 +46,7 @@ static png_voidp png_count_malloc(png_structp png, png_alloc_size_t n)
     if (!b)
         return NULL;
     b->n = n;
+    s->png_cur += n;
     cnn_image_acct_add(s->acct, n);
     return b + 1;
 }
@@ -55,6 +57,7 @@ static void png_count_free(png_structp png, png_voidp p)
         return;
     struct png_src *s = png_get_mem_ptr(png);
     union png_blk *b = (union png_blk *)p - 1;
+    s->png_cur -= b->n;
     cnn_image_acct_sub(s->acct, b->n);
     free(b);
 }

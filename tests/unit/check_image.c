@@ -363,6 +363,19 @@ START_TEST(test_png_wide_interlaced_rgba16_fits_decoder_budget)
 }
 END_TEST
 
+START_TEST(test_png_pixel_buffer_larger_than_decoder_budget_decodes)
+{
+    /* the 3 MB pixel buffer is ours, not libpng's: it must not eat libpng's budget */
+    struct png_fixture f = png_fixture_make(1024, 1024, PNG_COLOR_TYPE_RGB, 8, 0, 0, 17);
+    struct cnn_image img;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_image_decode(f.png.p, f.png.n, 1 << 20, &img, &err) == 0, "%s", err.msg);
+    assert_image_equals(&img, f.expect, f.w, f.h, 3, "1024x1024 rgb8");
+    cnn_image_free(&img);
+    png_fixture_free(&f);
+}
+END_TEST
+
 START_TEST(test_png_max_pixels_boundary)
 {
     struct png_fixture f = png_fixture_make(37, 23, PNG_COLOR_TYPE_RGB, 8, 0, 0, 5);
@@ -1115,6 +1128,7 @@ Suite *image_suite(void)
                         2 * N_PNG_CASES);
     tcase_add_test(png, test_png_16bit_scaling_rounds_every_value);
     tcase_add_test(png, test_png_wide_interlaced_rgba16_fits_decoder_budget);
+    tcase_add_test(png, test_png_pixel_buffer_larger_than_decoder_budget_decodes);
     tcase_add_test(png, test_png_max_pixels_boundary);
     tcase_add_test(png, test_png_crc_helper_matches_libpng);
     tcase_add_test(png, test_png_huge_declared_size_is_refused_before_allocating);
