@@ -1,10 +1,13 @@
 /* `cnn`: offline command-line tool over libcnn.  Dispatches to the subcommands (init, info,
  * predict, bench); prints the overall usage and version.  Exit status: 0 success,
  * 1 runtime error, 2 usage error. */
+#include "gemm.h"
 #include "tool.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct subcommand {
     const char *name;
@@ -31,8 +34,21 @@ static void usage(FILE *f)
                "example: cnn init lenet5 lenet5.cnn && cnn info lenet5.cnn\n");
 }
 
+/* OpenBLAS chooses its kernels when it loads; if it fell back to generic ones on a CPU with
+ * AVX2/AVX-512, restart once with OPENBLAS_CORETYPE set (an explicit setting is kept). */
+static void fix_blas_coretype(char **argv)
+{
+    const char *core = cnn_gemm_better_coretype();
+    if (!core || getenv("OPENBLAS_CORETYPE"))
+        return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the generic kernels */
+}
+
 int main(int argc, char **argv)
 {
+    fix_blas_coretype(argv);
     if (argc < 2) {
         usage(stderr);
         return TOOL_USAGE;
