@@ -14,7 +14,15 @@ ALL_CFLAGS  += -fsanitize=$(SAN) -fno-sanitize-recover=all
 ALL_LDFLAGS += -fsanitize=$(SAN)
 endif
 
+SERVER_PKGS := libmicrohttpd jansson inih
+SERVER_CFLAGS = $(shell pkg-config --cflags $(SERVER_PKGS))
+SERVER_LIBS  = $(shell pkg-config --libs $(SERVER_PKGS))
+
 CORE_SRC    := $(wildcard core/*.c)
+SERVER_SRC  := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_OBJ  := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+SRV_TEST_SRC := $(wildcard tests/server/*.c)
+SRV_TEST_OBJ := $(SRV_TEST_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC    := $(wildcard core/tool/*.c)
 UNIT_SRC    := $(filter-out $(if $(SAN),tests/unit/alloc_counter.c),$(wildcard tests/unit/*.c))
 CORE_OBJ    := $(CORE_SRC:%.c=$(BUILD)/%.o)
@@ -22,11 +30,14 @@ TOOL_OBJ    := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 LIBCNN      := $(BUILD)/libcnn.a
+LIBCNND     := $(BUILD)/libcnnd.a
+CNND        := $(BUILD)/cnnd
+CHECK_SERVER := $(BUILD)/check_server
 CNN         := $(BUILD)/cnn
 CHECK_UNIT  := $(BUILD)/check_unit
 
 .PHONY: all test unit san bench clean format deps
-all: $(CNN)
+all: $(CNN) $(CNND)
 
 deps:
 	@bash .ci/deps.sh build
@@ -41,6 +52,18 @@ $(LIBCNN): $(CORE_OBJ)
 
 $(CNN): $(TOOL_OBJ) $(LIBCNN)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(TOOL_OBJ) $(LIBCNN) $(PKG_LIBS)
+
+$(BUILD)/server/%.o: ALL_CFLAGS += $(SERVER_CFLAGS) -Iserver
+$(LIBCNND): $(SERVER_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(CNND): $(BUILD)/server/main.o $(LIBCNND) $(LIBCNN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/server/main.o $(LIBCNND) $(LIBCNN) $(SERVER_LIBS) $(PKG_LIBS)
+
+$(BUILD)/tests/server/%.o: ALL_CFLAGS += $(SERVER_CFLAGS) -Iserver $(shell pkg-config --cflags check) -Wno-missing-prototypes
+$(CHECK_SERVER): $(SRV_TEST_OBJ) $(LIBCNND) $(LIBCNN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(SRV_TEST_OBJ) $(LIBCNND) $(LIBCNN) $(SERVER_LIBS) $(PKG_LIBS) $(shell pkg-config --libs check)
 
 $(BUILD)/tests/unit/%.o: ALL_CFLAGS += $(shell pkg-config --cflags check) -Wno-missing-prototypes
 $(CHECK_UNIT): $(UNIT_OBJ) $(LIBCNN)
@@ -71,4 +94,4 @@ clean:
 format:
 	clang-format -i core/*.[ch] core/tool/*.[ch] tests/unit/*.[ch]
 
--include $(CORE_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(CORE_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(SRV_TEST_OBJ:.o=.d)

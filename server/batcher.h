@@ -1,0 +1,60 @@
+/* Per-model-version dynamic batcher and its inference workers.
+ *
+ * DESIGN: HTTP threads preprocess images into float tensors and submit them as items;
+ * `instances` worker threads (each with its own cnn_session sized for max_batch_size)
+ * wait for the first item, gather more until max_batch_size items or max_queue_delay_us
+ * have passed, drop items whose deadline passed (completed with CNN_EBUSY, never
+ * computed), run one batched forward pass and complete every item.  One mutex guards the
+ * queue; no lock is held while computing or calling completion callbacks.
+ * Threads: batcher_submit from any thread; completions run on worker threads. */
+#ifndef BATCHER_H
+#define BATCHER_H
+
+#include "err.h"
+#include "model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct batcher_config {
+    int max_batch_size;      /* items per forward pass, >= 1 */
+    int max_queue_delay_us;  /* how long a worker waits to fill a batch after the first item */
+    int max_queue_size;      /* queued items; beyond it submit fails with CNN_EBUSY at once */
+    int instances;           /* worker threads, each with its own session */
+    int blas_threads;        /* BLAS threads per forward pass (instances x this <= cores) */
+};
+
+struct batcher_item;
+/* Called once per item on a worker thread: status 0 (item->output filled), CNN_EBUSY
+ * (deadline passed while queued: not computed) or CNN_ECANCELED (batcher shut down before
+ * it ran).  The callee owns the item again from this moment. */
+typedef void (*batcher_done_fn)(struct batcher_item *item, int status);
+
+struct batcher_item {
+    const float *input;      /* (C, H, W) preprocessed; borrowed until done */
+    float *output;           /* num_classes floats, written before done(item, 0) */
+    int64_t deadline_ns;     /* CLOCK_MONOTONIC; 0 = none */
+    int64_t enqueued_ns;     /* set by submit */
+    int64_t started_ns;      /* set by the worker when its batch starts */
+    int batch_size;          /* size of the batch it ran in, set by the worker */
+    batcher_done_fn done;
+    void *ctx;               /* caller's, untouched */
+    struct batcher_item *next; /* queue link, owned by the batcher while queued */
+};
+
+struct batcher;
+
+/* Starts the workers for model m (borrowed: must outlive batcher_destroy). */
+struct batcher *batcher_create(const struct cnn_model *m, const struct batcher_config *cfg,
+                               struct cnn_err *err);
+/* Queues n items atomically (all or none).  CNN_EBUSY when they do not fit in the queue or
+ * the batcher is closing; done() is then never called for them. */
+int batcher_submit(struct batcher *b, struct batcher_item *const *items, int n,
+                   struct cnn_err *err);
+/* Stops accepting, lets the workers finish everything queued (each item gets done()),
+ * joins them and frees everything.  Must not be called from a worker thread. */
+void batcher_destroy(struct batcher *b);
+/* Items currently queued (not yet taken by a worker). */
+int batcher_queue_depth(struct batcher *b);
+
+#endif
