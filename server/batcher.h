@@ -22,6 +22,10 @@ struct batcher_config {
     int max_queue_size;      /* queued items; beyond it submit fails with CNN_EBUSY at once */
     int instances;           /* worker threads, each with its own session */
     int blas_threads;        /* BLAS threads per forward pass (instances x this <= cores) */
+    /* Optional, called on the worker after each forward pass (metrics): batch size, the
+     * compute time, and how many items of the gathered batch had expired. */
+    void (*on_batch)(void *arg, int batch_size, int64_t compute_ns, int expired);
+    void *on_batch_arg;
 };
 
 struct batcher_item;
