@@ -36,7 +36,7 @@ CHECK_SERVER := $(BUILD)/check_server
 CNN         := $(BUILD)/cnn
 CHECK_UNIT  := $(BUILD)/check_unit
 
-.PHONY: all test unit san bench clean format deps
+.PHONY: all test unit server-unit itest check san bench bench-server run clean format deps
 all: $(CNN) $(CNND)
 
 deps:
@@ -74,19 +74,40 @@ $(CHECK_UNIT): $(UNIT_OBJ) $(LIBCNN)
 unit: $(CHECK_UNIT) $(CNN)
 	OPENBLAS_NUM_THREADS=1 CNN_TOOL=$(CNN) ./$(CHECK_UNIT)
 
+# Server unit suites (batcher, registry, config, http).
+server-unit: $(CHECK_SERVER)
+	OPENBLAS_NUM_THREADS=1 CNN_SERVER_ALL=1 ./$(CHECK_SERVER)
+
+# Integration tests: a real cnnd on an ephemeral loopback port, driven by curl.
+itest: $(CNN) $(CNND)
+	CNN=$(CNN) CNND=$(CNND) bash tests/integration/run.sh
+
+check: unit server-unit itest
+
 test:
 	@bash .ci/deps.sh test
-	$(MAKE) unit
+	$(MAKE) check
+
+# Installs what is missing, builds, and serves the bundled model repository on port 8080.
+run:
+	@bash .ci/deps.sh run
+	$(MAKE) all
+	./$(CNND) --config config/cnnd.conf
 
 # Sanitizer builds of the same tests: ASan+UBSan, then TSan (thread tests run there too).
 san:
 	@bash .ci/deps.sh test
-	$(MAKE) SAN=address,undefined unit
+	$(MAKE) SAN=address,undefined unit server-unit
 	CNN_TEST_SUITE=session $(MAKE) SAN=thread unit
+	$(MAKE) SAN=thread server-unit
 
 bench: $(CNN)
 	@bash .ci/deps.sh bench
 	bash bench/run.sh $(CNN)
+
+bench-server: $(CNN) $(CNND)
+	@bash .ci/deps.sh bench
+	CNN=$(CNN) CNND=$(CNND) bash bench/server.sh
 
 clean:
 	rm -rf build build-*
