@@ -20,7 +20,34 @@ static void valid_range(int out, int in, int s, int pad, int off, int *lo, int *
     *hi = h;
 }
 
-void cnn_im2col(float *col, const float *inp, int C, const struct cnn_conv2d *p, int N)
+/* One col row segment for output grid row (n, oy): OW values of channel plane src_n. */
+static inline void copy_row(float *dst, const float *src_n, int oy, int oy_lo, int oy_hi,
+                            int ox_lo, int ox_hi, int ix0, const struct cnn_conv2d *p,
+                            int ky)
+{
+    const int OW = p->ow, sw = p->sw;
+    if (oy < oy_lo || oy >= oy_hi) {
+        memset(dst, 0, sizeof(float) * (size_t)OW);
+        return;
+    }
+    const int iy = oy * p->sh - p->pad_t + ky * p->dh;
+    const float *src = src_n + (size_t)iy * p->w + ix0;
+    for (int ox = 0; ox < ox_lo; ox++)
+        dst[ox] = 0.0f;
+    float *d = dst + ox_lo;
+    const int nvalid = ox_hi - ox_lo;
+    if (sw == 1) {
+        memcpy(d, src, sizeof(float) * (size_t)nvalid);
+    } else {
+        for (int i = 0; i < nvalid; i++)
+            d[i] = src[(size_t)i * sw];
+    }
+    for (int ox = ox_hi; ox < OW; ox++)
+        dst[ox] = 0.0f;
+}
+
+void cnn_im2col_rows(float *col, const float *inp, int C, const struct cnn_conv2d *p, int N,
+                     int r0, int r1)
 {
     const int H = p->h, W = p->w, OH = p->oh, OW = p->ow, sw = p->sw;
     const size_t hw = (size_t)H * W, chan = (size_t)N * hw;
@@ -34,37 +61,24 @@ void cnn_im2col(float *col, const float *inp, int C, const struct cnn_conv2d *p,
                 int ox_lo, ox_hi;
                 valid_range(OW, W, sw, p->pad_l, kx * p->dw, &ox_lo, &ox_hi);
                 const int ix0 = ox_lo * sw - p->pad_l + kx * p->dw;
-                const int nvalid = ox_hi - ox_lo;
-                for (int n = 0; n < N; n++) {
-                    const float *src_n = src_c + (size_t)n * hw;
-                    if (oy_lo > 0) {
-                        memset(dst, 0, sizeof(float) * (size_t)oy_lo * OW);
-                        dst += (size_t)oy_lo * OW;
-                    }
-                    for (int oy = oy_lo; oy < oy_hi; oy++) {
-                        const int iy = oy * p->sh - p->pad_t + ky * p->dh;
-                        const float *src = src_n + (size_t)iy * W + ix0;
-                        for (int ox = 0; ox < ox_lo; ox++)
-                            dst[ox] = 0.0f;
-                        float *d = dst + ox_lo;
-                        if (sw == 1) {
-                            memcpy(d, src, sizeof(float) * (size_t)nvalid);
-                        } else {
-                            for (int i = 0; i < nvalid; i++)
-                                d[i] = src[(size_t)i * sw];
-                        }
-                        for (int ox = ox_hi; ox < OW; ox++)
-                            dst[ox] = 0.0f;
-                        dst += OW;
-                    }
-                    if (oy_hi < OH) {
-                        memset(dst, 0, sizeof(float) * (size_t)(OH - oy_hi) * OW);
-                        dst += (size_t)(OH - oy_hi) * OW;
+                int n = r0 / OH, oy = r0 % OH;
+                for (int r = r0; r < r1; r++) {
+                    copy_row(dst, src_c + (size_t)n * hw, oy, oy_lo, oy_hi, ox_lo, ox_hi, ix0,
+                             p, ky);
+                    dst += OW;
+                    if (++oy == OH) {
+                        oy = 0;
+                        n++;
                     }
                 }
             }
         }
     }
+}
+
+void cnn_im2col(float *col, const float *inp, int C, const struct cnn_conv2d *p, int N)
+{
+    cnn_im2col_rows(col, inp, C, p, N, 0, N * p->oh);
 }
 
 void cnn_col2im(float *dinp, const float *col, int C, const struct cnn_conv2d *p, int N)

@@ -9,6 +9,10 @@
 
 /* inp: C channels of (N, H, W) each, channel stride N*H*W floats. */
 void cnn_im2col(float *col, const float *inp, int C, const struct cnn_conv2d *p, int N);
+/* Only output grid rows [r0, r1), row r = n * OH + oy: col is (C*KH*KW) x ((r1-r0)*OW).
+ * Lets a convolution unroll the batch in cache-sized chunks. */
+void cnn_im2col_rows(float *col, const float *inp, int C, const struct cnn_conv2d *p, int N,
+                     int r0, int r1);
 /* Inverse scatter-add: dinp += col2im(col). For the backward pass. */
 void cnn_col2im(float *dinp, const float *col, int C, const struct cnn_conv2d *p, int N);
 

@@ -118,19 +118,25 @@ int cnn_conv2d_is_pointwise(const struct cnn_conv2d *p)
            p->pad_b == 0 && p->pad_r == 0;
 }
 
+int cnn_conv2d_chunk_rows(const struct cnn_conv2d *p, int N)
+{
+    const size_t total = (size_t)N * p->oh;
+    const size_t row = (size_t)(p->c / p->groups) * p->kh * p->kw * p->ow;
+    size_t rows = row ? CNN_CONV_CHUNK_FLOATS / row : total;
+    if (rows < 1)
+        rows = 1;
+    return (int)(rows < total ? rows : total);
+}
+
 size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N)
 {
     if (cnn_conv2d_is_pointwise(p) || N <= 0 || p->groups <= 0)
         return 0;
-    /* One group's col matrix at a time: (C/G * KH * KW) x (N * OH * OW). */
-    size_t dims[6] = {(size_t)(p->c / p->groups),
-                      (size_t)p->kh,
-                      (size_t)p->kw,
-                      (size_t)N,
-                      (size_t)p->oh,
-                      (size_t)p->ow};
+    /* One chunk of one group's col matrix: (C/G * KH * KW) x (chunk rows * OW). */
+    size_t dims[5] = {(size_t)(p->c / p->groups), (size_t)p->kh, (size_t)p->kw,
+                      (size_t)cnn_conv2d_chunk_rows(p, N), (size_t)p->ow};
     size_t n = 1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 5; i++)
         if (__builtin_mul_overflow(n, dims[i], &n))
             return SIZE_MAX; /* callers treat this as "cannot plan" */
     return n;

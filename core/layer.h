@@ -87,6 +87,15 @@ struct cnn_lrn {
 /* Checks p against its input fields (c, h, w) and fills oh, ow. */
 int cnn_conv2d_shape(struct cnn_conv2d *p, struct cnn_err *err);
 int cnn_pool2d_shape(struct cnn_pool2d *p, struct cnn_err *err);
+/* A conv unrolls its batch in chunks of whole output rows (n, oy) so that the col matrix
+ * (about CNN_CONV_CHUNK_FLOATS floats) stays in L2 while SGEMM packs it and the bias/act
+ * pass runs on output still in cache.  Measured on ResNet-18 at batch 8: one GEMM over a
+ * 58 MB col matrix spends more time streaming memory than multiplying. */
+#ifndef CNN_CONV_CHUNK_FLOATS
+#define CNN_CONV_CHUNK_FLOATS (256 * 1024)
+#endif
+/* Output rows per chunk for batch N (at least 1, at most N * OH). */
+int cnn_conv2d_chunk_rows(const struct cnn_conv2d *p, int N);
 /* Floats of im2col scratch a conv needs for N batch items (0 when it skips im2col). */
 size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N);
 /* 1 when the conv reads its input directly as the GEMM operand (1x1, stride 1, no pad). */

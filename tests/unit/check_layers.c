@@ -113,6 +113,11 @@ static const struct conv_case conv_cases[] = {
      1, {CNN_ACT_RELU, 0, 0}},
     {"conv 3x3 pad (0,1,1,0) bias relu odd count", 1, 3, 6, 7, 5, 3, 3, 1, 1, 1, 1, 0, 1, 1,
      0, 1, 1, {CNN_ACT_RELU, 0, 0}},
+    /* large enough that the batch is unrolled in several chunks crossing image borders */
+    {"conv 3x3 groups 2 chunked", 3, 12, 45, 47, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1,
+     {CNN_ACT_RELU, 0, 0}},
+    {"conv 5x5 s2 chunked", 2, 16, 61, 61, 4, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 1, 1,
+     {CNN_ACT_NONE, 0, 0}},
 };
 /* clang-format on */
 #define N_CONV_CASES ((int)(sizeof conv_cases / sizeof conv_cases[0]))
@@ -224,6 +229,21 @@ START_TEST(test_conv2d_batch_of_3_equals_3_single_passes)
 }
 END_TEST
 
+START_TEST(test_conv2d_large_cases_really_chunk)
+{
+    for (int i = 0; i < N_CONV_CASES; i++) {
+        if (!strstr(conv_cases[i].name, "chunked"))
+            continue;
+        struct cnn_conv2d p = conv_params(&conv_cases[i]);
+        int N = conv_cases[i].N;
+        int rows = cnn_conv2d_chunk_rows(&p, N);
+        ck_assert_msg(rows < N * p.oh && rows > p.oh / 2, "%s: %d rows per chunk of %d",
+                      conv_cases[i].name, rows, N * p.oh);
+        ck_assert_msg((N * p.oh) % rows != 0, "%s: want a partial last chunk", conv_cases[i].name);
+    }
+}
+END_TEST
+
 START_TEST(test_conv2d_scratch_is_zero_only_for_pointwise)
 {
     const struct conv_case *k = &conv_cases[_i];
@@ -231,8 +251,17 @@ START_TEST(test_conv2d_scratch_is_zero_only_for_pointwise)
     int pointwise =
         k->kh == 1 && k->kw == 1 && k->sh == 1 && k->sw == 1 && k->pt + k->pl + k->pb + k->pr == 0;
     ck_assert_int_eq(cnn_conv2d_is_pointwise(&p), pointwise);
-    size_t want = pointwise ? 0 : (size_t)(k->c / k->groups) * k->kh * k->kw * 4 * p.oh * p.ow;
-    ck_assert_uint_eq(cnn_conv2d_scratch_floats(&p, 4), want);
+    /* The whole col matrix of one group, or a chunk of whole output rows when that is
+     * larger than CNN_CONV_CHUNK_FLOATS (but never less than one row). */
+    size_t row = (size_t)(k->c / k->groups) * k->kh * k->kw * p.ow;
+    size_t full = row * 4 * p.oh;
+    size_t got = cnn_conv2d_scratch_floats(&p, 4);
+    if (pointwise)
+        ck_assert_uint_eq(got, 0);
+    else if (full <= CNN_CONV_CHUNK_FLOATS)
+        ck_assert_uint_eq(got, full);
+    else
+        ck_assert(got % row == 0 && got >= row && got <= CNN_CONV_CHUNK_FLOATS + row);
 }
 END_TEST
 
@@ -695,6 +724,7 @@ Suite *layers_suite(void)
     tcase_add_loop_test(tc, test_conv2d_matches_direct_convolution, 0, N_CONV_CASES);
     tcase_add_loop_test(tc, test_conv2d_batch_of_3_equals_3_single_passes, 0, N_CONV_CASES);
     tcase_add_loop_test(tc, test_conv2d_scratch_is_zero_only_for_pointwise, 0, N_CONV_CASES);
+    tcase_add_test(tc, test_conv2d_large_cases_really_chunk);
     tcase_add_test(tc, test_conv2d_shape_rejects_each_bad_field_by_name);
     tcase_add_test(tc, test_pool2d_shape_follows_pytorch_floor_and_ceil_rules);
     tcase_add_test(tc, test_pool2d_shape_rejects_each_bad_field_by_name);
