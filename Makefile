@@ -105,9 +105,15 @@ bench: $(CNN)
 	@bash .ci/deps.sh bench
 	bash bench/run.sh $(CNN)
 
-bench-server: $(CNN) $(CNND)
+# The libcurl load generator the server benchmark drives cnnd with.
+LOADGEN     := $(BUILD)/loadgen
+$(LOADGEN): clients/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags libcurl) $< -o $@ $(ALL_LDFLAGS) $(shell pkg-config --libs libcurl)
+
+bench-server: $(CNN) $(CNND) $(LOADGEN)
 	@bash .ci/deps.sh bench
-	CNN=$(CNN) CNND=$(CNND) bash bench/server.sh
+	CNN=$(CNN) CNND=$(CNND) LOADGEN=$(LOADGEN) bash bench/server.sh
 
 clean:
 	rm -rf build build-*
