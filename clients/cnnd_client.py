@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""cnnd client, Python 3 standard library only: plain classification (/v1) and the Open
+Inference Protocol (KServe v2) REST API -- JSON FP32 tensors, BYTES images with the binary
+data extension, the classification extension.  Import it (class Client) or run it:
+
+  cnnd_client.py [--url URL] models | health | metadata MODEL
+  cnnd_client.py [--url URL] classify MODEL IMG... [--top-k K] [--version V]
+  cnnd_client.py [--url URL] infer MODEL IMG... [--classification K] [--json-output] [--version V]
+"""
+import argparse
+import http.client
+import json
+import os
+import struct
+import sys
+import urllib.parse
+import uuid
+
+DEFAULT_URL = os.environ.get("CNND_URL", "http://127.0.0.1:8080")
+
+
+class CnndError(Exception):
+    """A non-2xx answer: .status, .body (bytes), .message (the server's "error" text)."""
+
+    def __init__(self, status, body, headers):
+        self.status, self.body, self.headers = status, body, headers
+        try:
+            self.message = json.loads(body.decode("utf-8")).get("error", "")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            self.message = body[:200].decode("utf-8", "replace")
+        super().__init__("HTTP %d: %s" % (status, self.message))
+
+
+def image_type(data):
+    """MIME type of encoded image bytes by their signature."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    return "application/octet-stream"
+
+
+def pack_bytes(elements):
+    """BYTES tensor in binary form: each element as a 4-byte little-endian length + bytes."""
+    return b"".join(struct.pack("<I", len(e)) + e for e in elements)
+
+
+def unpack_bytes(data):
+    """Inverse of pack_bytes; raises ValueError on a truncated buffer."""
+    out, i = [], 0
+    while i < len(data):
+        if i + 4 > len(data):
+            raise ValueError("BYTES element length truncated at %d" % i)
+        (n,) = struct.unpack_from("<I", data, i)
+        i += 4
+        if i + n > len(data):
+            raise ValueError("BYTES element of %d bytes truncated at %d" % (n, i))
+        out.append(data[i:i + n])
+        i += n
+    return out
+
+
+def multipart(fields):
+    """multipart/form-data body for [(field name, file name, content type, bytes)]."""
+    boundary = "cnnd-" + uuid.uuid4().hex
+    parts = []
+    for name, fname, ctype, data in fields:
+        parts.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                      "Content-Type: %s\r\n\r\n" % (boundary, name, fname, ctype)).encode()
+                     + data + b"\r\n")
+    body = b"".join(parts) + ("--%s--\r\n" % boundary).encode()
+    return body, "multipart/form-data; boundary=" + boundary
+
+
+def flatten(x):
+    """Flat list and shape of a nested list of numbers."""
+    if not isinstance(x, (list, tuple)):
+        return [x], []
+    if not x:
+        return [], [0]
+    flat, shape = [], None
+    for e in x:
+        f, s = flatten(e)
+        if shape is None:
+            shape = s
+        elif s != shape:
+            raise ValueError("ragged nested list")
+        flat.extend(f)
+    return flat, [len(x)] + shape
+
+
+def decode_v2(status, headers, body):
+    """The v2 infer answer as a dict; outputs sent as binary data get their decoded values
+    in "data" (floats for FP32, bytes for BYTES) and keep their parameters."""
+    hlen = headers.get("inference-header-content-length")
+    if hlen is None:
+        return json.loads(body.decode("utf-8"))
+    hlen = int(hlen)
+    resp = json.loads(body[:hlen].decode("utf-8"))
+    off = hlen
+    for out in resp.get("outputs", []):
+        size = (out.get("parameters") or {}).get("binary_data_size")
+        if size is None:
+            continue
+        raw = body[off:off + size]
+        if len(raw) != size:
+            raise ValueError("binary output %s truncated" % out.get("name"))
+        off += size
+        dt = out.get("datatype")
+        if dt == "FP32":
+            out["data"] = list(struct.unpack("<%df" % (size // 4), raw))
+        elif dt == "BYTES":
+            out["data"] = unpack_bytes(raw)
+        else:
+            out["data"] = raw
+    if off != len(body):
+        raise ValueError("%d bytes after the binary outputs" % (len(body) - off))
+    return resp
+
+
+class Client:
+    """One keep-alive connection to cnnd.  Methods raise CnndError on a non-2xx answer."""
+
+    def __init__(self, url=DEFAULT_URL, timeout=30):
+        u = urllib.parse.urlsplit(url)
+        if u.scheme != "http":
+            raise ValueError("only http:// URLs: %s" % url)
+        self.host, self.port = u.hostname, u.port or 80
+        self.prefix = u.path.rstrip("/")
+        self.timeout = timeout
+        self.conn = None
+        self._meta = {}
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+
+    def request(self, method, path, body=None, headers=None):
+        """(status, lowercased headers dict, body bytes); reconnects once if the kept-alive
+        connection was closed by the server."""
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, self.prefix + path, body=body, headers=headers or {})
+                r = self.conn.getresponse()
+                data = r.read()
+                hdrs = {k.lower(): v for k, v in r.getheaders()}
+                if r.will_close:
+                    self.close()
+                return r.status, hdrs, data
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _call(self, method, path, body=None, headers=None):
+        status, hdrs, data = self.request(method, path, body, headers)
+        if status // 100 != 2:
+            raise CnndError(status, data, hdrs)
+        return status, hdrs, data
+
+    def _json(self, method, path, obj=None):
+        body = None if obj is None else json.dumps(obj).encode()
+        hdrs = {} if obj is None else {"Content-Type": "application/json"}
+        return json.loads(self._call(method, path, body, hdrs)[2].decode("utf-8"))
+
+    @staticmethod
+    def _model_path(prefix, model, version):
+        p = "%s/models/%s" % (prefix, urllib.parse.quote(model, safe=""))
+        return p if version is None else "%s/versions/%s" % (p, version)
+
+    # ---- plain classification -------------------------------------------------
+    def list_models(self):
+        return self._json("GET", "/v1/models")
+
+    def classify(self, model, images, top_k=None, version=None):
+        """images: list of bytes (encoded PNG/JPEG).  One image goes as the raw body,
+        several as multipart/form-data fields image0, image1, ..."""
+        path = self._model_path("/v1", model, version) + "/classify"
+        if top_k is not None:
+            path += "?top_k=%d" % top_k
+        if len(images) == 1:
+            body, ctype = images[0], image_type(images[0])
+        else:
+            body, ctype = multipart([("image%d" % i, "image%d" % i, image_type(d), d)
+                                     for i, d in enumerate(images)])
+        _, _, data = self._call("POST", path, body, {"Content-Type": ctype})
+        return json.loads(data.decode("utf-8"))
+
+    # ---- KServe v2 --------------------------------------------------------------
+    def live(self):
+        return self.request("GET", "/v2/health/live")[0] == 200
+
+    def ready(self):
+        return self.request("GET", "/v2/health/ready")[0] == 200
+
+    def server_metadata(self):
+        return self._json("GET", "/v2")
+
+    def model_metadata(self, model, version=None):
+        return self._json("GET", self._model_path("/v2", model, version))
+
+    def model_ready(self, model, version=None):
+        path = self._model_path("/v2", model, version) + "/ready"
+        return self.request("GET", path)[0] == 200
+
+    def io_names(self, model, version=None):
+        """(input name, output name) from the model metadata, cached."""
+        key = (model, version)
+        if key not in self._meta:
+            m = self.model_metadata(model, version)
+            self._meta[key] = (m["inputs"][0]["name"], m["outputs"][0]["name"])
+        return self._meta[key]
+
+    def infer(self, model, request, version=None, binary=b"", header_len=None):
+        """POSTs a v2 infer request (a dict); binary, when given, follows the JSON header
+        (binary data extension).  Returns the decoded answer (see decode_v2)."""
+        path = self._model_path("/v2", model, version) + "/infer"
+        head = json.dumps(request).encode()
+        if binary:
+            hdrs = {"Content-Type": "application/octet-stream",
+                    "Inference-Header-Content-Length": str(len(head))}
+            body = head + binary
+        else:
+            hdrs, body = {"Content-Type": "application/json"}, head
+        status, rh, data = self._call("POST", path, body, hdrs)
+        return decode_v2(status, rh, data)
+
+    def infer_tensor(self, model, data, shape=None, version=None, binary_output=False,
+                     classification=None):
+        """FP32 input: data is a nested list (shape inferred) or a flat list with shape."""
+        if shape is None:
+            flat, shape = flatten(data)
+        else:
+            flat = data
+        inp, outp = self.io_names(model, version)
+        out = {"name": outp, "parameters": {}}
+        if binary_output:
+            out["parameters"]["binary_data"] = True
+        if classification:
+            out["parameters"]["classification"] = classification
+        req = {"inputs": [{"name": inp, "shape": shape, "datatype": "FP32", "data": flat}],
+               "outputs": [out]}
+        return self.infer(model, req, version)
+
+    def infer_images(self, model, images, version=None, classification=None,
+                     binary_output=False):
+        """images: list of encoded PNG/JPEG bytes, sent as one BYTES input [N] in binary."""
+        inp, outp = self.io_names(model, version)
+        raw = pack_bytes(images)
+        out = {"name": outp, "parameters": {}}
+        if binary_output:
+            out["parameters"]["binary_data"] = True
+        if classification:
+            out["parameters"]["classification"] = classification
+        req = {"inputs": [{"name": inp, "shape": [len(images)], "datatype": "BYTES",
+                           "parameters": {"binary_data_size": len(raw)}}],
+               "outputs": [out]}
+        return self.infer(model, req, version, binary=raw)
+
+
+def parse_classification(s):
+    """("score:index:label" bytes or str) -> (score, index, label)."""
+    if isinstance(s, bytes):
+        s = s.decode("utf-8")
+    score, index, label = s.split(":", 2)
+    return float(score), int(index), label
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="cnnd client (standard library only)")
+    ap.add_argument("--url", default=DEFAULT_URL, help="server (default %(default)s or $CNND_URL)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("models", help="GET /v1/models")
+    sub.add_parser("health", help="/v2/health/live, /v2/health/ready, /v2")
+    p = sub.add_parser("metadata", help="GET /v2/models/MODEL[/versions/V]")
+    p.add_argument("model")
+    p.add_argument("--version")
+    p = sub.add_parser("classify", help="POST /v1/models/MODEL/classify")
+    p.add_argument("model")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--version")
+    p = sub.add_parser("infer", help="POST /v2/models/MODEL/infer, images as BYTES (binary)")
+    p.add_argument("model")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--classification", type=int, default=3, help="top K (default 3)")
+    p.add_argument("--binary-output", action="store_true", help="ask for binary output data")
+    p.add_argument("--version")
+    a = ap.parse_args(argv)
+    c = Client(a.url)
+    try:
+        if a.cmd == "models":
+            out = c.list_models()
+        elif a.cmd == "health":
+            out = {"live": c.live(), "ready": c.ready(), "server": c.server_metadata()}
+        elif a.cmd == "metadata":
+            out = c.model_metadata(a.model, a.version)
+        else:
+            imgs = []
+            for path in a.images:
+                with open(path, "rb") as f:
+                    imgs.append(f.read())
+            if a.cmd == "classify":
+                out = c.classify(a.model, imgs, a.top_k, a.version)
+            else:
+                out = c.infer_images(a.model, imgs, a.version, a.classification,
+                                     a.binary_output)
+                for o in out.get("outputs", []):
+                    if o.get("datatype") == "BYTES":
+                        o["data"] = [d.decode("utf-8") if isinstance(d, bytes) else d
+                                     for d in o["data"]]
+    except CnndError as e:
+        print("cnnd_client: %s" % e, file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print("cnnd_client: %s" % e, file=sys.stderr)
+        return 1
+    json.dump(out, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
