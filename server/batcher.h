@@ -23,7 +23,9 @@ struct batcher_config {
     int instances;           /* worker threads, each with its own session */
     int blas_threads;        /* BLAS threads per forward pass (instances x this <= cores) */
     /* Optional, called on the worker after each forward pass (metrics): batch size, the
-     * compute time, and how many items of the gathered batch had expired. */
+     * compute time, and how many items of the gathered batch had expired.  Called before
+     * the batch's done() callbacks; batch_size is 0 (no forward pass) when every gathered
+     * item had expired or the forward pass failed. */
     void (*on_batch)(void *arg, int batch_size, int64_t compute_ns, int expired);
     void *on_batch_arg;
 };

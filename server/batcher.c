@@ -1,0 +1,337 @@
+/* Dynamic batcher: a bounded FIFO of items and `instances` worker threads, each running
+ * batched forward passes of one model through its own session.
+ *
+ * DESIGN: submitters (HTTP threads) append to the queue under b->mu and wake a worker.
+ * A worker waits for the first item, then until max_batch_size items are queued or
+ * max_queue_delay_us have passed since that item was enqueued (or the batcher closes),
+ * takes up to max_batch_size live items -- expired ones are taken too and completed with
+ * CNN_EBUSY, uncomputed -- and releases the lock.  Packing, the forward pass, copying the
+ * outputs, on_batch and every done() run with no lock held.  b->mu guards head, tail,
+ * depth and closing; everything else is immutable after batcher_create or owned by one
+ * worker.  batcher_destroy closes the queue; workers drain it (computing every item) and
+ * exit, then destroy joins them. */
+#include "batcher.h"
+
+#include "gemm.h"
+#include "log.h"
+#include "session.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BATCHER_MAX_BATCH 4096
+#define BATCHER_MAX_INSTANCES 256
+
+struct worker {
+    struct batcher *b;
+    struct cnn_session *session; /* owned */
+    pthread_t thread;
+    int id;
+};
+
+struct batcher {
+    const struct cnn_model *model; /* borrowed */
+    struct batcher_config cfg;
+    size_t in_floats, out_floats; /* per item: C*H*W in, num_classes out */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC; items arrived, batch full, or closing */
+    struct batcher_item *head, *tail;
+    int depth;
+    int closing;
+    int n_workers; /* threads started */
+    struct worker *workers;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timespec to_timespec(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
+    return ts;
+}
+
+static int check_config(const struct batcher_config *c, struct cnn_err *err)
+{
+    if (c->max_batch_size < 1 || c->max_batch_size > BATCHER_MAX_BATCH)
+        return cnn_err_set(err, CNN_EINVAL, "batcher: max_batch_size %d outside 1..%d",
+                           c->max_batch_size, BATCHER_MAX_BATCH);
+    if (c->max_queue_delay_us < 0)
+        return cnn_err_set(err, CNN_EINVAL, "batcher: max_queue_delay_us %d < 0",
+                           c->max_queue_delay_us);
+    if (c->max_queue_size < 1)
+        return cnn_err_set(err, CNN_EINVAL, "batcher: max_queue_size %d < 1", c->max_queue_size);
+    if (c->instances < 1 || c->instances > BATCHER_MAX_INSTANCES)
+        return cnn_err_set(err, CNN_EINVAL, "batcher: instances %d outside 1..%d", c->instances,
+                           BATCHER_MAX_INSTANCES);
+    return 0;
+}
+
+/* Pops up to max_batch_size items whose deadline has not passed into *live and every
+ * expired item met on the way into *expired (both NULL-terminated lists in queue order).
+ * Caller holds b->mu. */
+static void take_batch(struct batcher *b, int64_t now, struct batcher_item **live, int *n_live,
+                       struct batcher_item **expired, int *n_expired)
+{
+    struct batcher_item **lt = live, **et = expired;
+    *n_live = *n_expired = 0;
+    while (b->head && *n_live < b->cfg.max_batch_size) {
+        struct batcher_item *it = b->head;
+        b->head = it->next;
+        b->depth--;
+        it->next = NULL;
+        if (it->deadline_ns != 0 && it->deadline_ns <= now) {
+            *et = it;
+            et = &it->next;
+            (*n_expired)++;
+        } else {
+            *lt = it;
+            lt = &it->next;
+            (*n_live)++;
+        }
+    }
+    if (!b->head)
+        b->tail = NULL;
+    *lt = NULL;
+    *et = NULL;
+}
+
+/* Packs the live items into the session input, runs one forward pass, copies each row out.
+ * No lock held.  Returns 0 or the forward pass's error code; *compute_ns gets its time. */
+static int run_batch(struct worker *w, struct batcher_item *live, int n, int64_t *compute_ns)
+{
+    struct batcher *b = w->b;
+    float *in = cnn_session_input(w->session);
+    int i = 0;
+    for (struct batcher_item *it = live; it; it = it->next, i++)
+        memcpy(in + (size_t)i * b->in_floats, it->input, b->in_floats * sizeof(float));
+    const float *probs = NULL;
+    struct cnn_err err = {0};
+    int64_t t0 = now_ns();
+    int rc = cnn_session_forward(w->session, b->model, in, n, &probs, &err);
+    *compute_ns = now_ns() - t0;
+    if (rc) {
+        log_error("batch forward failed worker=%d batch=%d error=\"%s\"", w->id, n, err.msg);
+        return rc;
+    }
+    i = 0;
+    for (struct batcher_item *it = live; it; it = it->next, i++)
+        memcpy(it->output, probs + (size_t)i * b->out_floats, b->out_floats * sizeof(float));
+    return 0;
+}
+
+/* Calls done(status) for every item of a list; reads ->next before each call because the
+ * callee owns the item from then on. */
+static void complete_list(struct batcher_item *it, int status)
+{
+    while (it) {
+        struct batcher_item *next = it->next;
+        it->next = NULL;
+        it->done(it, status);
+        it = next;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct batcher *b = w->b;
+    const int64_t delay_ns = (int64_t)b->cfg.max_queue_delay_us * 1000;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->head && !b->closing)
+            pthread_cond_wait(&b->cv, &b->mu);
+        if (!b->head)
+            break; /* closing and drained */
+        /* Gather: the oldest queued item sets the deadline of this batch. */
+        while (b->head && b->depth < b->cfg.max_batch_size && !b->closing) {
+            int64_t until = b->head->enqueued_ns + delay_ns;
+            if (now_ns() >= until)
+                break;
+            struct timespec ts = to_timespec(until);
+            pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+        }
+        if (!b->head)
+            continue; /* another worker took them */
+        int64_t start = now_ns();
+        struct batcher_item *live, *expired;
+        int n_live, n_expired;
+        take_batch(b, start, &live, &n_live, &expired, &n_expired);
+        if (b->head)
+            pthread_cond_broadcast(&b->cv); /* more work for the other workers */
+        pthread_mutex_unlock(&b->mu);
+
+        for (struct batcher_item *it = live; it; it = it->next) {
+            it->started_ns = start;
+            it->batch_size = n_live;
+        }
+        for (struct batcher_item *it = expired; it; it = it->next) {
+            it->started_ns = start;
+            it->batch_size = 0;
+        }
+        int64_t compute_ns = 0;
+        int status = n_live > 0 ? run_batch(w, live, n_live, &compute_ns) : 0;
+        if (b->cfg.on_batch)
+            b->cfg.on_batch(b->cfg.on_batch_arg, status == 0 ? n_live : 0, compute_ns,
+                            n_expired);
+        complete_list(expired, CNN_EBUSY);
+        complete_list(live, status);
+        pthread_mutex_lock(&b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+static void stop_workers(struct batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->closing = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    for (int i = 0; i < b->n_workers; i++)
+        pthread_join(b->workers[i].thread, NULL);
+    b->n_workers = 0;
+}
+
+static void free_batcher(struct batcher *b)
+{
+    if (b->workers)
+        for (int i = 0; i < b->cfg.instances; i++)
+            cnn_session_destroy(b->workers[i].session);
+    free(b->workers);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+struct batcher *batcher_create(const struct cnn_model *m, const struct batcher_config *cfg,
+                               struct cnn_err *err)
+{
+    if (!m || !cfg) {
+        cnn_err_set(err, CNN_EINVAL, "batcher: no model or config");
+        return NULL;
+    }
+    if (check_config(cfg, err))
+        return NULL;
+    struct batcher *b = calloc(1, sizeof *b);
+    if (!b) {
+        cnn_err_set(err, CNN_ENOMEM, "batcher: out of memory");
+        return NULL;
+    }
+    b->model = m;
+    b->cfg = *cfg;
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    b->in_floats = (size_t)pp->c * (size_t)pp->h * (size_t)pp->w;
+    b->out_floats = (size_t)cnn_model_num_classes(m);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int cv_rc = pthread_cond_init(&b->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (cv_rc || pthread_mutex_init(&b->mu, NULL)) {
+        if (!cv_rc)
+            pthread_cond_destroy(&b->cv);
+        free(b);
+        cnn_err_set(err, CNN_ENOMEM, "batcher: cannot create mutex or condition variable");
+        return NULL;
+    }
+    b->workers = calloc((size_t)cfg->instances, sizeof *b->workers);
+    if (!b->workers) {
+        cnn_err_set(err, CNN_ENOMEM, "batcher: out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < cfg->instances; i++) {
+        b->workers[i].b = b;
+        b->workers[i].id = i;
+        b->workers[i].session = cnn_session_create(m, cfg->max_batch_size, err);
+        if (!b->workers[i].session)
+            goto fail;
+    }
+    /* Process-wide; only touched when it differs, so that creating a batcher for a new
+     * version does not reconfigure OpenBLAS while other batchers compute. */
+    if (cfg->blas_threads > 0 && cnn_gemm_get_threads() != cfg->blas_threads)
+        cnn_gemm_set_threads(cfg->blas_threads);
+    for (int i = 0; i < cfg->instances; i++) {
+        int rc = pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i]);
+        if (rc) {
+            cnn_err_set(err, CNN_ENOMEM, "batcher: cannot start worker %d: %s", i,
+                        strerror(rc));
+            goto fail;
+        }
+        b->n_workers++;
+    }
+    return b;
+fail:
+    stop_workers(b);
+    free_batcher(b);
+    return NULL;
+}
+
+int batcher_submit(struct batcher *b, struct batcher_item *const *items, int n,
+                   struct cnn_err *err)
+{
+    if (!b || !items || n < 1)
+        return cnn_err_set(err, CNN_EINVAL, "batcher: nothing to submit");
+    for (int i = 0; i < n; i++)
+        if (!items[i] || !items[i]->input || !items[i]->output || !items[i]->done)
+            return cnn_err_set(err, CNN_EINVAL, "batcher: item %d lacks input, output or done",
+                               i);
+    int64_t now = now_ns();
+    pthread_mutex_lock(&b->mu);
+    if (b->closing) {
+        pthread_mutex_unlock(&b->mu);
+        return cnn_err_set(err, CNN_EBUSY, "batcher: shutting down");
+    }
+    if (n > b->cfg.max_queue_size - b->depth) {
+        int depth = b->depth;
+        pthread_mutex_unlock(&b->mu);
+        return cnn_err_set(err, CNN_EBUSY, "batcher: queue full (%d of %d queued, %d more)",
+                           depth, b->cfg.max_queue_size, n);
+    }
+    int was_empty = b->depth == 0;
+    for (int i = 0; i < n; i++) {
+        struct batcher_item *it = items[i];
+        it->enqueued_ns = now;
+        it->started_ns = 0;
+        it->batch_size = 0;
+        it->next = NULL;
+        if (b->tail)
+            b->tail->next = it;
+        else
+            b->head = it;
+        b->tail = it;
+    }
+    b->depth += n;
+    /* Wake an idle worker for a first item, or the gathering ones once a batch is full. */
+    if (was_empty || b->depth >= b->cfg.max_batch_size)
+        pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+}
+
+void batcher_destroy(struct batcher *b)
+{
+    if (!b)
+        return;
+    stop_workers(b);
+    /* Workers exit only on an empty queue; this is a guard for our own invariant. */
+    struct batcher_item *left = b->head;
+    b->head = b->tail = NULL;
+    complete_list(left, CNN_ECANCELED);
+    free_batcher(b);
+}
+
+int batcher_queue_depth(struct batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    int d = b->depth;
+    pthread_mutex_unlock(&b->mu);
+    return d;
+}
