@@ -123,8 +123,10 @@ int cnn_conv2d_chunk_rows(const struct cnn_conv2d *p, int N)
     const size_t total = (size_t)N * p->oh;
     const size_t row = (size_t)(p->c / p->groups) * p->kh * p->kw * p->ow;
     size_t rows = row ? CNN_CONV_CHUNK_FLOATS / row : total;
-    if (rows < 1)
-        rows = 1;
+    /* Each chunk's GEMM packs the weights again: keep chunks wide enough to amortise it. */
+    size_t min_rows = (CNN_CONV_MIN_COLS + (size_t)p->ow - 1) / (size_t)p->ow;
+    if (rows < min_rows)
+        rows = min_rows;
     return (int)(rows < total ? rows : total);
 }
 
