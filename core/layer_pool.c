@@ -4,6 +4,7 @@
 #include "layer.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* Clipped input range [*lo, *hi) of window o, and its size counting padding but not the
  * overhang beyond the padded input that ceil mode can create. */
@@ -19,12 +20,60 @@ static int window(int o, int s, int pad_lo, int pad_hi, int k, int in, int *lo, 
     return padded;
 }
 
+/* Rows wider than this take the direct path; narrower ones first take the max down the
+ * window's rows into a stack row (a vectorisable elementwise max), then across it. */
+#define MAXPOOL_ROW_MAX 2048
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+
+/* m[x] = max(m[x], row[x]), four lanes at a time (-O2 leaves this loop scalar). */
+static void max_into(float *restrict m, const float *restrict row, int n)
+{
+    int x = 0;
+    for (; x + 4 <= n; x += 4) {
+        v4f a, b;
+        memcpy(&a, row + x, sizeof a);
+        memcpy(&b, m + x, sizeof b);
+        v4i gt = a > b;
+        v4f r = (v4f)((gt & (v4i)a) | (~gt & (v4i)b));
+        memcpy(m + x, &r, sizeof r);
+    }
+    for (; x < n; x++)
+        m[x] = row[x] > m[x] ? row[x] : m[x];
+}
+
+static void maxpool_plane_rows(float *o, const float *in, const struct cnn_pool2d *p)
+{
+    float rowmax[MAXPOOL_ROW_MAX];
+    const int W = p->w;
+    for (int oy = 0; oy < p->oh; oy++) {
+        int y0, y1;
+        window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
+        memcpy(rowmax, in + (size_t)y0 * W, sizeof(float) * (size_t)W);
+        for (int y = y0 + 1; y < y1; y++)
+            max_into(rowmax, in + (size_t)y * W, W);
+        for (int ox = 0; ox < p->ow; ox++) {
+            int x0, x1;
+            window(ox, p->sw, p->pad_l, p->pad_r, p->kw, W, &x0, &x1);
+            float m = rowmax[x0];
+            for (int x = x0 + 1; x < x1; x++)
+                m = rowmax[x] > m ? rowmax[x] : m;
+            *o++ = m;
+        }
+    }
+}
+
 void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N)
 {
     const size_t planes = (size_t)p->c * N, in_plane = (size_t)p->h * p->w;
     for (size_t pl = 0; pl < planes; pl++) {
         const float *in = inp + pl * in_plane;
         float *o = out + pl * (size_t)p->oh * p->ow;
+        if (p->w <= MAXPOOL_ROW_MAX) {
+            maxpool_plane_rows(o, in, p);
+            continue;
+        }
         for (int oy = 0; oy < p->oh; oy++) {
             int y0, y1;
             window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
@@ -32,7 +81,7 @@ void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *
                 int x0, x1;
                 window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
                 /* Shape rules (pad < kernel) guarantee a non-empty window. */
-                float m = y0 < y1 && x0 < x1 ? in[(size_t)y0 * p->w + x0] : 0.0f;
+                float m = in[(size_t)y0 * p->w + x0];
                 for (int y = y0; y < y1; y++) {
                     const float *row = in + (size_t)y * p->w;
                     for (int x = x0; x < x1; x++)
