@@ -7,23 +7,29 @@
 #include "json_out.h"
 #include "opts.h"
 #include "session.h"
+#include "split_forward.h"
 #include "tool.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static const char USAGE[] =
-    "usage: cnn bench MODEL [--batch N] [--threads T] [--warmup W] [--runs R] [--min-time S]\n"
-    "                 [--json] [--round R] [--name NAME]\n"
+    "usage: cnn bench MODEL [--batch N] [--threads T] [--mode split|blas] [--warmup W]\n"
+    "                 [--runs R] [--min-time S] [--json] [--round R] [--name NAME]\n"
     "Times forward passes of MODEL (a model file, or arch:NAME with random weights from\n"
-    "seed 1) on one session and a fixed pseudo-random input: W warm-up calls, then single\n"
-    "timed calls until at least R calls and S seconds.  Reports the median, p10, p90 and min\n"
+    "seed 1) on a fixed pseudo-random input: W warm-up calls, then single timed calls of the\n"
+    "whole batch until at least R calls and S seconds.  Reports the median, p10, p90 and min\n"
     "latency per batch, images/s (N * 1000 / median ms), GFLOP/s and CPU use.\n"
+    "With T threads, mode split (the default when N >= T > 1) divides each batch over\n"
+    "min(T, N) threads, each with its own session and single-threaded BLAS, as cnnd's\n"
+    "instances use the cores; mode blas runs one session with T BLAS threads.\n"
     "options:\n"
     "  --batch N      images per forward call, 1..4096 (default 1)\n"
-    "  --threads T    BLAS threads, 1..256 (default 1)\n"
+    "  --threads T    threads, 1..256 (default 1)\n"
+    "  --mode M       split or blas (default: split when N >= T > 1, else blas)\n"
     "  --warmup W     untimed calls first, 0..100000 (default 3)\n"
     "  --runs R       at least R timed calls, 1..10000000 (default 7)\n"
     "  --min-time S   at least S seconds of timed calls, 0..86400 (default 1.0)\n"
@@ -32,18 +38,45 @@ static const char USAGE[] =
     "  --name NAME    the \"model\" field (default: the architecture name)\n"
     "example: cnn bench arch:resnet18 --batch 8 --threads 2 --json\n";
 
-enum { O_BATCH, O_THREADS, O_WARMUP, O_RUNS, O_MIN_TIME, O_JSON, O_ROUND, O_NAME, O_COUNT };
+enum {
+    O_BATCH,
+    O_THREADS,
+    O_WARMUP,
+    O_RUNS,
+    O_MIN_TIME,
+    O_JSON,
+    O_ROUND,
+    O_NAME,
+    O_MODE,
+    O_COUNT
+};
 static const struct opt_spec SPEC[O_COUNT] = {
     [O_BATCH] = {"--batch", 1}, [O_THREADS] = {"--threads", 1},   [O_WARMUP] = {"--warmup", 1},
     [O_RUNS] = {"--runs", 1},   [O_MIN_TIME] = {"--min-time", 1}, [O_JSON] = {"--json", 0},
-    [O_ROUND] = {"--round", 1}, [O_NAME] = {"--name", 1}};
+    [O_ROUND] = {"--round", 1}, [O_NAME] = {"--name", 1},         [O_MODE] = {"--mode", 1}};
 
 struct bench_cfg {
     long long batch, threads, warmup, runs, round;
     double min_time_s;
     int json;
+    int split; /* workers > 1, each a session with 1 BLAS thread */
     const char *name;
 };
+
+/* What one timed call runs: a single session, or the split runner. */
+struct runner {
+    const struct cnn_model *m;
+    struct cnn_session *s;
+    struct split_runner *split;
+};
+
+static int run_once(const struct runner *u, int n, struct cnn_err *err)
+{
+    const float *out;
+    if (u->split)
+        return split_forward(u->split, n, &out, err);
+    return cnn_session_forward(u->s, u->m, cnn_session_input(u->s), n, &out, err);
+}
 
 struct bench_result {
     size_t iters;
@@ -79,6 +112,15 @@ static int parse(int argc, char **argv, struct bench_cfg *c, const char **model)
         return OPTS_ERROR;
     if (c->name && !c->name[0])
         return tool_usage("bench", "--name: empty name");
+    c->split = c->threads > 1 && c->batch >= c->threads;
+    if (v[O_MODE]) {
+        if (strcmp(v[O_MODE], "split") == 0)
+            c->split = c->threads > 1;
+        else if (strcmp(v[O_MODE], "blas") == 0)
+            c->split = 0;
+        else
+            return tool_usage("bench", "--mode: '%s' is not split or blas", v[O_MODE]);
+    }
     return OPTS_OK;
 }
 
@@ -93,14 +135,13 @@ static void fill_input(float *x, size_t n)
 }
 
 /* Runs the warm-up and the timed calls and fills r with their statistics. */
-static int time_calls(struct cnn_session *s, const struct cnn_model *m, const struct bench_cfg *c,
-                      struct bench_result *r, const char *spec)
+static int time_calls(const struct runner *u, const struct bench_cfg *c, struct bench_result *r,
+                      const char *spec)
 {
     struct cnn_err err = {0};
-    const float *in = cnn_session_input(s), *out;
     int n = (int)c->batch;
     for (long long i = 0; i < c->warmup; i++)
-        if (cnn_session_forward(s, m, in, n, &out, &err) != 0)
+        if (run_once(u, n, &err) != 0)
             return tool_fail(spec, "forward: %s", err.msg);
     size_t cap = 1024, iters = 0;
     double *lat = malloc(cap * sizeof *lat);
@@ -110,7 +151,7 @@ static int time_calls(struct cnn_session *s, const struct cnn_model *m, const st
     bench_clock_read(&c0);
     for (;;) {
         double t0 = bench_now_s();
-        if (cnn_session_forward(s, m, in, n, &out, &err) != 0) {
+        if (run_once(u, n, &err) != 0) {
             free(lat);
             return tool_fail(spec, "forward: %s", err.msg);
         }
@@ -154,17 +195,17 @@ static void report(const struct bench_cfg *c, const char *name, const struct ben
     double ips = r->median_ms > 0 ? (double)c->batch * 1000.0 / r->median_ms : 0;
     double gflops = ips * flops / 1e9;
     if (!c->json) {
-        printf("%s batch=%lld threads=%lld iters=%zu: median %.4f ms, p10 %.4f ms, p90 %.4f ms, "
+        printf("%s batch=%lld threads=%lld mode=%s iters=%zu: median %.4f ms, p10 %.4f ms, p90 %.4f ms, "
                "min %.4f ms, %.2f images/s, %.3f GFLOP/s, own_cpu %.2f, foreign_cpu %.2f, "
                "steal %.2f\n",
-               name, c->batch, c->threads, r->iters, r->median_ms, r->p10_ms, r->p90_ms, r->min_ms,
+               name, c->batch, c->threads, c->split ? "split" : "blas", r->iters, r->median_ms, r->p10_ms, r->p90_ms, r->min_ms,
                ips, gflops, r->own_cpu, r->foreign_cpu, r->steal);
         return;
     }
     printf("{\"peer\":\"product\",\"model\":");
     json_put_string(stdout, name);
-    printf(",\"batch\":%lld,\"threads\":%lld,\"round\":%lld,\"iters\":%zu", c->batch, c->threads,
-           c->round, r->iters);
+    printf(",\"batch\":%lld,\"threads\":%lld,\"mode\":\"%s\",\"round\":%lld,\"iters\":%zu",
+           c->batch, c->threads, c->split ? "split" : "blas", c->round, r->iters);
     const char *keys[] = {"lat_ms_median", "lat_ms_p10", "lat_ms_p90",  "lat_ms_min", "ips",
                           "gflops",        "own_cpu",    "foreign_cpu", "steal"};
     double vals[] = {r->median_ms, r->p10_ms,  r->p90_ms,      r->min_ms, ips,
@@ -197,21 +238,32 @@ int cmd_bench(int argc, char **argv)
         snprintf(name, sizeof name, "%s", c.name);
     else
         tool_model_name(spec, m, name, sizeof name);
-    cnn_gemm_set_threads((int)c.threads);
     struct cnn_err err = {0};
-    struct cnn_session *s = cnn_session_create(m, (int)c.batch, &err);
-    if (!s) {
+    struct runner u = {.m = m};
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    const size_t in_floats = (size_t)c.batch * (size_t)pp->c * (size_t)pp->h * (size_t)pp->w;
+    if (c.split) {
+        int workers = c.threads < c.batch ? (int)c.threads : (int)c.batch;
+        cnn_gemm_set_threads((int)c.threads / workers);
+        u.split = split_create(m, (int)c.batch, workers, &err);
+        if (u.split)
+            fill_input(split_input(u.split), in_floats);
+    } else {
+        cnn_gemm_set_threads((int)c.threads);
+        u.s = cnn_session_create(m, (int)c.batch, &err);
+        if (u.s)
+            fill_input(cnn_session_input(u.s), in_floats);
+    }
+    if (!u.s && !u.split) {
         cnn_model_destroy(m);
         return tool_fail(spec, "session for batch %lld: %s", c.batch, err.msg);
     }
-    const struct cnn_preproc *pp = cnn_model_preproc(m);
-    fill_input(cnn_session_input(s),
-               (size_t)c.batch * (size_t)pp->c * (size_t)pp->h * (size_t)pp->w);
     struct bench_result r = {0};
-    rc = time_calls(s, m, &c, &r, spec);
+    rc = time_calls(&u, &c, &r, spec);
     if (rc == TOOL_OK)
         report(&c, name, &r, cnn_model_flops(m));
-    cnn_session_destroy(s);
+    cnn_session_destroy(u.s);
+    split_destroy(u.split);
     cnn_model_destroy(m);
     return rc;
 }
