@@ -49,5 +49,7 @@ void registry_foreach(struct registry *r,
 int registry_ready(struct registry *r);
 /* Drains every batcher, frees every version.  No acquire after this starts. */
 void registry_destroy(struct registry *r);
+/* Diagnostic (tests, metrics): how many versions the janitor has freed so far. */
+int registry_freed_count(struct registry *r);
 
 #endif
