@@ -64,12 +64,40 @@ static void maxpool_plane_rows(float *o, const float *in, const struct cnn_pool2
     }
 }
 
+/* 2x2 stride-2 windows without padding (LeNet, VGG, the CIFAR net): every window is
+ * inside the input, so each output is the max of two pairs. */
+static int is_plain_2x2(const struct cnn_pool2d *p)
+{
+    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->pad_t == 0 &&
+           p->pad_l == 0 && p->pad_b == 0 && p->pad_r == 0 && 2 * p->oh <= p->h &&
+           2 * p->ow <= p->w;
+}
+
+static void maxpool_plane_2x2(float *restrict o, const float *restrict in,
+                              const struct cnn_pool2d *p)
+{
+    const int W = p->w;
+    for (int oy = 0; oy < p->oh; oy++) {
+        const float *r0 = in + (size_t)(2 * oy) * W, *r1 = r0 + W;
+        for (int ox = 0; ox < p->ow; ox++) {
+            float a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+            float b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+            *o++ = a > b ? a : b;
+        }
+    }
+}
+
 void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N)
 {
     const size_t planes = (size_t)p->c * N, in_plane = (size_t)p->h * p->w;
+    const int plain_2x2 = is_plain_2x2(p);
     for (size_t pl = 0; pl < planes; pl++) {
         const float *in = inp + pl * in_plane;
         float *o = out + pl * (size_t)p->oh * p->ow;
+        if (plain_2x2) {
+            maxpool_plane_2x2(o, in, p);
+            continue;
+        }
         if (p->w <= MAXPOOL_ROW_MAX) {
             maxpool_plane_rows(o, in, p);
             continue;
