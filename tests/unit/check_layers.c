@@ -462,6 +462,9 @@ static const struct pool_case pool_cases[] = {
     {3, 2, 13, 13, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1}, /* alexnet-like */
     {2, 2, 6, 8, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1}, /* last windows overhang the padded input */
     {2, 2, 6, 8, 3, 3, 2, 2, 0, 1, 0, 1, 1, 0},
+    {2, 3, 8, 10, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0}, /* plain 2x2 stride 2 (LeNet) */
+    {2, 3, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0, 0, 1}, /* plain 2x2, odd sizes floor */
+    {2, 3, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0, 1, 0}, /* 2x2 ceil mode: not the plain path */
 };
 /* clang-format on */
 #define N_POOL_CASES ((int)(sizeof pool_cases / sizeof pool_cases[0]))
