@@ -1,11 +1,14 @@
 /* Split runner (see split_forward.h).  DESIGN: the caller and W-1 helper threads each run
- * one slice of the batch; a generation counter under one mutex starts a round and a done
- * counter ends it.  No lock is held while computing. */
+ * one slice of the batch; a generation counter (written under the mutex) starts a round and
+ * a pending counter ends it.  Both sides spin briefly before sleeping on the condvars: a
+ * LeNet batch takes ~70 us, less than a futex wake-up round trip.  No lock is held while
+ * computing. */
 #include "split_forward.h"
 
 #include "session.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,8 +28,10 @@ struct split_runner {
     struct worker *w;
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    unsigned long generation;
-    int pending, n, stop, started;
+    atomic_ulong generation;
+    atomic_int pending;
+    atomic_int stop;
+    int n, started;
 };
 
 /* Slice [*lo, *hi) of n images for worker i. */
@@ -53,26 +58,34 @@ static void run_slice(struct worker *w, int n)
                sizeof(float) * (size_t)(hi - lo) * r->classes);
 }
 
+#define SPIN_ROUNDS 4000 /* pause instructions, a few hundred microseconds */
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct split_runner *r = w->r;
     unsigned long seen = 0;
-    pthread_mutex_lock(&r->mu);
     for (;;) {
-        while (!r->stop && r->generation == seen)
+        for (int i = 0; i < SPIN_ROUNDS && atomic_load(&r->generation) == seen &&
+                        !atomic_load(&r->stop);
+             i++)
+            __builtin_ia32_pause();
+        pthread_mutex_lock(&r->mu);
+        while (!atomic_load(&r->stop) && atomic_load(&r->generation) == seen)
             pthread_cond_wait(&r->go, &r->mu);
-        if (r->stop)
+        if (atomic_load(&r->stop)) {
+            pthread_mutex_unlock(&r->mu);
             break;
-        seen = r->generation;
+        }
+        seen = atomic_load(&r->generation);
         int n = r->n;
         pthread_mutex_unlock(&r->mu);
         run_slice(w, n);
         pthread_mutex_lock(&r->mu);
-        if (--r->pending == 0)
+        if (atomic_fetch_sub(&r->pending, 1) == 1)
             pthread_cond_signal(&r->done);
+        pthread_mutex_unlock(&r->mu);
     }
-    pthread_mutex_unlock(&r->mu);
     return NULL;
 }
 
@@ -136,13 +149,15 @@ int split_forward(struct split_runner *r, int n, const float **out, struct cnn_e
         return cnn_err_set(err, CNN_EINVAL, "split: batch %d outside 1..%d", n, r->batch);
     pthread_mutex_lock(&r->mu);
     r->n = n;
-    r->pending = r->workers - 1;
-    r->generation++;
+    atomic_store(&r->pending, r->workers - 1);
+    atomic_fetch_add(&r->generation, 1);
     pthread_cond_broadcast(&r->go);
     pthread_mutex_unlock(&r->mu);
     run_slice(&r->w[0], n);
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&r->pending) > 0; i++)
+        __builtin_ia32_pause();
     pthread_mutex_lock(&r->mu);
-    while (r->pending > 0)
+    while (atomic_load(&r->pending) > 0)
         pthread_cond_wait(&r->done, &r->mu);
     pthread_mutex_unlock(&r->mu);
     for (int i = 0; i < r->workers; i++)
@@ -157,7 +172,7 @@ void split_destroy(struct split_runner *r)
     if (!r)
         return;
     pthread_mutex_lock(&r->mu);
-    r->stop = 1;
+    atomic_store(&r->stop, 1);
     pthread_cond_broadcast(&r->go);
     pthread_mutex_unlock(&r->mu);
     for (int i = 1; i <= r->started; i++)
