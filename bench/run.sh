@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make bench: cnnd's forward pass next to ONNX Runtime, measured in the same run.
+#   bash bench/run.sh [path/to/cnn]
+# For LeNet-5, the CIFAR net and ResNet-18 (../shared/peers/make_models.py, same FLOPs and
+# parameters) at batch 1, 8, 32 and 1, 2 threads: `cnn bench` (median of timed calls after
+# warm-up) and ORT's images/s from ../shared/peers/bench_one.sh, alternating per row so that
+# drift hits both; then the ratio.  Prints numbers, never pass/fail.
+# Env: CNND_PEERS_DIR (default ../shared/peers), BENCH_MODELS, BENCH_BATCHES, BENCH_THREADS,
+#      BENCH_MIN_TIME (seconds per measurement, default 1.0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CNN=${1:-build/cnn}
+PEERS=${CNND_PEERS_DIR:-$(cd .. && pwd)/shared/peers}
+MODELS=${BENCH_MODELS:-lenet5 cifar_cnn resnet18}
+BATCHES=${BENCH_BATCHES:-1 8 32}
+THREADS=${BENCH_THREADS:-1 2}
+MIN_TIME=${BENCH_MIN_TIME:-1.0}
+
+have_ort=0
+if [ -f "$PEERS/bench_one.sh" ]; then
+  if bash "$PEERS/setup.sh" >&2; then have_ort=1; fi
+else
+  echo "bench: $PEERS not found: printing cnnd numbers only" >&2
+fi
+
+field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$2"; }
+
+printf '%-10s %5s %7s %6s %12s %10s %9s %12s %7s\n' model batch threads mode \
+  "cnnd img/s" "ms/batch" "GFLOP/s" "ORT img/s" ratio
+for model in $MODELS; do
+  for threads in $THREADS; do
+    for batch in $BATCHES; do
+      line=$("$CNN" bench "arch:$model" --batch "$batch" --threads "$threads" \
+        --min-time "$MIN_TIME" --json --name "$model")
+      ips=$(field ips "$line"); ms=$(field lat_ms_median "$line")
+      gf=$(field gflops "$line"); mode=$(field mode "$line")
+      ort="-"; ratio="-"
+      if [ "$have_ort" = 1 ]; then
+        ort=$(CNND_PEERS_MIN_TIME="$MIN_TIME" bash "$PEERS/bench_one.sh" "$model" "$batch" \
+          "$threads" 2>/dev/null | sed -n 's/^ort_images_per_s=//p')
+        if [ -n "$ort" ]; then
+          ratio=$(awk -v a="$ips" -v b="$ort" 'BEGIN { printf "%.2f", a / b }')
+        else
+          ort="-"
+        fi
+      fi
+      printf '%-10s %5d %7d %6s %12.1f %10.3f %9.1f %12s %7s\n' "$model" "$batch" "$threads" \
+        "$mode" "$ips" "$ms" "$gf" "$ort" "$ratio"
+    done
+  done
+done
+echo "ratio = cnnd images/s / ONNX Runtime images/s, same machine, same run (>1: cnnd faster)."
+echo "mode split: the batch is divided over the threads, each with its own session and"
+echo "single-threaded BLAS (how cnnd instances use cores); blas: one session, T BLAS threads."
