@@ -1,0 +1,194 @@
+/* Training-mode batch norm (batch statistics, running-stat update, backward through the
+ * statistics), batch norm backward with fixed statistics, inverted dropout with a seeded
+ * generator, and LRN backward.  Each channel of (C, N, H, W) is one block of n_hw floats;
+ * per-channel sums are accumulated in double. */
+#include "grad.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+int cnn_batchnorm_train_forward(float *out, float *save_mean, float *save_inv_std,
+                                float *running_mean, float *running_var, const float *inp,
+                                const float *gamma, const float *beta, float eps, float momentum,
+                                int C, size_t n_hw, struct cnn_err *err)
+{
+    if (n_hw < 2)
+        return cnn_err_set(err, CNN_EINVAL,
+                           "batchnorm: training needs more than 1 value per channel, got %zu",
+                           n_hw);
+    for (int c = 0; c < C; c++) {
+        const float *x = inp + (size_t)c * n_hw;
+        float *y = out + (size_t)c * n_hw;
+        double s = 0.0;
+        for (size_t i = 0; i < n_hw; i++)
+            s += x[i];
+        const double mean = s / (double)n_hw;
+        double ss = 0.0; /* second pass: no cancellation when |mean| >> std */
+        for (size_t i = 0; i < n_hw; i++) {
+            const double d = x[i] - mean;
+            ss += d * d;
+        }
+        const double var = ss / (double)n_hw;
+        const float inv_std = (float)(1.0 / sqrt(var + (double)eps));
+        const float m = (float)mean, k = gamma[c] * inv_std, t = beta[c];
+        for (size_t i = 0; i < n_hw; i++)
+            y[i] = (x[i] - m) * k + t;
+        save_mean[c] = m;
+        save_inv_std[c] = inv_std;
+        if (running_mean)
+            running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * m;
+        if (running_var)
+            running_var[c] = (1.0f - momentum) * running_var[c] +
+                             momentum * (float)(ss / (double)(n_hw - 1));
+    }
+    return 0;
+}
+
+void cnn_batchnorm_train_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                                  const float *inp, const float *gamma, const float *save_mean,
+                                  const float *save_inv_std, int C, size_t n_hw)
+{
+    for (int c = 0; c < C; c++) {
+        const float *x = inp + (size_t)c * n_hw, *g = dout + (size_t)c * n_hw;
+        const float m = save_mean[c], is = save_inv_std[c];
+        double sg = 0.0, sgx = 0.0; /* sum dout, sum dout * xhat */
+        for (size_t i = 0; i < n_hw; i++) {
+            sg += g[i];
+            sgx += (double)g[i] * ((x[i] - m) * is);
+        }
+        if (dgamma)
+            dgamma[c] += (float)sgx;
+        if (dbeta)
+            dbeta[c] += (float)sg;
+        if (!dinp)
+            continue;
+        float *d = dinp + (size_t)c * n_hw;
+        const float k = gamma[c] * is, mg = (float)(sg / (double)n_hw);
+        const float mgx = (float)(sgx / (double)n_hw);
+        for (size_t i = 0; i < n_hw; i++)
+            d[i] += k * (g[i] - mg - (x[i] - m) * is * mgx);
+    }
+}
+
+void cnn_batchnorm_eval_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                                 const float *inp, const float *gamma, const float *mean,
+                                 const float *var, float eps, int C, size_t n_hw)
+{
+    for (int c = 0; c < C; c++) {
+        const float *x = inp + (size_t)c * n_hw, *g = dout + (size_t)c * n_hw;
+        const float is = (float)(1.0 / sqrt((double)var[c] + (double)eps)), m = mean[c];
+        if (dgamma || dbeta) {
+            double sg = 0.0, sgx = 0.0;
+            for (size_t i = 0; i < n_hw; i++) {
+                sg += g[i];
+                sgx += (double)g[i] * ((x[i] - m) * is);
+            }
+            if (dgamma)
+                dgamma[c] += (float)sgx;
+            if (dbeta)
+                dbeta[c] += (float)sg;
+        }
+        if (dinp) {
+            float *d = dinp + (size_t)c * n_hw;
+            const float k = gamma[c] * is;
+            for (size_t i = 0; i < n_hw; i++)
+                d[i] += k * g[i];
+        }
+    }
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): one 64-bit draw per call, any seed is fine. */
+static uint64_t next_u64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float keep_scale(float rate)
+{
+    return rate < 1.0f ? 1.0f / (1.0f - rate) : 0.0f;
+}
+
+void cnn_dropout_train_forward(float *out, uint8_t *mask, const float *inp, float rate, size_t n,
+                               uint64_t *rng)
+{
+    /* Keep a unit when its 24-bit uniform u satisfies u >= rate * 2^24: P(keep) = 1 - rate
+     * to 2^-24, exactly 1 at rate 0 and 0 at rate 1. */
+    const double t = (double)rate * 16777216.0;
+    const uint32_t thr = t <= 0.0 ? 0u : (t >= 16777216.0 ? 16777216u : (uint32_t)t);
+    const float scale = keep_scale(rate);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t keep = (uint32_t)(next_u64(rng) >> 40) >= thr;
+        mask[i] = keep;
+        out[i] = keep ? inp[i] * scale : 0.0f;
+    }
+}
+
+void cnn_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, float rate,
+                          size_t n)
+{
+    const float scale = keep_scale(rate);
+    for (size_t i = 0; i < n; i++)
+        dinp[i] += dout[i] * ((float)mask[i] * scale);
+}
+
+size_t cnn_lrn_backward_scratch_floats(int C, size_t n_hw)
+{
+    size_t n;
+    if (C < 0 || __builtin_mul_overflow((size_t)C + 1, n_hw, &n))
+        return SIZE_MAX;
+    return n;
+}
+
+/* With s_i = k + a * sum of x_j^2 over the window of channel i (a = alpha/size) and
+ * y_i = x_i * s_i^-beta:
+ *   dx_j = dy_j * s_j^-beta - 2 a beta x_j * sum over channels i whose window holds j of
+ *          t_i,  t_i = dy_i * x_i * s_i^(-beta-1).
+ * Channel i's window is [i - (size-1)/2, i + size/2], so j is in it for
+ * i in [j - size/2, j + (size-1)/2].  scratch: t (C, n_hw) then one s row (n_hw). */
+void cnn_lrn_backward(float *dinp, const float *dout, const float *inp, float *scratch,
+                      const struct cnn_lrn *p, int C, size_t n_hw)
+{
+    const float a = p->alpha / (float)p->size, beta = p->beta;
+    float *t = scratch, *s = scratch + (size_t)C * n_hw;
+    for (int c = 0; c < C; c++) {
+        int lo = c - (p->size - 1) / 2, hi = c + p->size / 2;
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > C - 1 ? C - 1 : hi;
+        for (size_t i = 0; i < n_hw; i++)
+            s[i] = 0.0f;
+        for (int j = lo; j <= hi; j++) {
+            const float *x = inp + (size_t)j * n_hw;
+            for (size_t i = 0; i < n_hw; i++)
+                s[i] += x[i] * x[i];
+        }
+        const float *x = inp + (size_t)c * n_hw, *g = dout + (size_t)c * n_hw;
+        float *tc = t + (size_t)c * n_hw, *d = dinp + (size_t)c * n_hw;
+        for (size_t i = 0; i < n_hw; i++) {
+            const float si = p->k + a * s[i];
+            const float pw = powf(si, -beta);
+            d[i] += g[i] * pw;
+            tc[i] = g[i] * x[i] * pw / si;
+        }
+    }
+    const float f = -2.0f * a * beta;
+    for (int c = 0; c < C; c++) {
+        int lo = c - p->size / 2, hi = c + (p->size - 1) / 2;
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > C - 1 ? C - 1 : hi;
+        for (size_t i = 0; i < n_hw; i++)
+            s[i] = 0.0f;
+        for (int j = lo; j <= hi; j++) {
+            const float *tj = t + (size_t)j * n_hw;
+            for (size_t i = 0; i < n_hw; i++)
+                s[i] += tj[i];
+        }
+        const float *x = inp + (size_t)c * n_hw;
+        float *d = dinp + (size_t)c * n_hw;
+        for (size_t i = 0; i < n_hw; i++)
+            d[i] += f * x[i] * s[i];
+    }
+}
