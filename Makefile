@@ -4,7 +4,7 @@ comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
 WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2
-PKGS        := openblas libpng libjpeg
+PKGS        := openblas libpng libjpeg zlib
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS     = $(shell pkg-config --libs $(PKGS)) -lm
 ALL_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)

@@ -4,7 +4,7 @@
 # Uses apt-get, through sudo when not root.  Prints nothing when all are present.
 set -euo pipefail
 
-build=(gcc make pkg-config libopenblas-dev libpng-dev libjpeg62-turbo-dev check libmicrohttpd-dev libjansson-dev libinih-dev libcurl4-openssl-dev)
+build=(gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev check libmicrohttpd-dev libjansson-dev libinih-dev libcurl4-openssl-dev)
 test=("${build[@]}" curl valgrind dataset-fashion-mnist prometheus)
 run=("${build[@]}" curl)
 bench=("${build[@]}" nodejs python3)
