@@ -76,7 +76,7 @@ static const struct option OPTIONS[] = {
      "deepest nesting of JSON arrays/objects, checked before parsing"},
     {"max_json_values", "limits", T_COUNT, "1M", 1, GIB, NULL, F(max_json_values),
      "most JSON values (numbers, strings, ...) in one body, checked before parsing"},
-    {"max_multipart_parts", "limits", T_INT, "64", 1, 100000, NULL, F(max_multipart_parts),
+    {"max_multipart_parts", "limits", T_INT, "64", 1, 10000, NULL, F(max_multipart_parts),
      "most parts in a multipart/form-data body"},
     {"max_tensor_elements", "limits", T_COUNT, "16M", 1, 4 * GIB, NULL,
      F(max_tensor_elements), "most elements in one request tensor (input or output)"},

@@ -43,15 +43,31 @@ static void append_json(char *buf, size_t *len, size_t cap, const char *s)
     }
 }
 
+static void write_line(enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     if (level < min_level)
         return;
-    char msg[1024], line[2300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    write_line(level, fmt, ap);
     va_end(ap);
+}
+
+void log_always(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(LOG_INFO, fmt, ap);
+    va_end(ap);
+}
+
+static void write_line(enum log_level level, const char *fmt, va_list ap)
+{
+    char msg[1024], line[2300];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;

@@ -11,6 +11,9 @@ void log_setup(enum log_level min_level, int json);
 /* Parses "debug", "info", "warn", "error"; -1 when unknown. */
 int log_level_parse(const char *s);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logged at "info" whatever the level set: the lifecycle lines tools wait for ("listening
+ * port=N", "draining", "stopped"). */
+void log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

@@ -1,0 +1,23 @@
+/* Route handlers.  Each runs on an MHD thread with the request's body fully read; it either
+ * replies (http_reply*) or fills the request's batch items and calls http_submit with the
+ * step that builds the reply once they are computed.
+ *   handlers_health.c   /v2/health/live, /v2/health/ready, /v2, /metrics
+ *   handlers_models.c   /v1/models, /v2/models/{name}[/versions/{v}][/ready]
+ *   handlers_classify.c POST /v1/models/{name}[/versions/{v}]/classify
+ *   handlers_infer.c    POST /v2/models/{name}[/versions/{v}]/infer */
+#ifndef HANDLERS_H
+#define HANDLERS_H
+
+struct request;
+
+void handle_live(struct request *r);
+void handle_ready(struct request *r);
+void handle_server_metadata(struct request *r);
+void handle_metrics(struct request *r);
+void handle_v1_models(struct request *r);
+void handle_model_metadata(struct request *r);
+void handle_model_ready(struct request *r);
+void handle_classify(struct request *r);
+void handle_infer(struct request *r);
+
+#endif

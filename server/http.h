@@ -1,0 +1,124 @@
+/* HTTP front end: the libmicrohttpd daemon (internal thread pool, suspend/resume), the life
+ * of one request, and the reply helpers handlers use.
+ *
+ * DESIGN: every callback here runs on an MHD pool thread, except request_item_done (a
+ * batcher worker).  A request is made on the first access-handler call (headers read):
+ * framing checks (Transfer-Encoding + Content-Length, two Content-Lengths -> 400), route
+ * (404 / 405 + Allow), Content-Length against the route's body limit (413) -- all before any
+ * body byte is buffered.  The body is then buffered (chunked bodies are cut at the limit),
+ * and on the final call the route's handler runs: it replies at once, or fills the batch
+ * items and calls http_submit, which suspends the connection *before* batcher_submit (a
+ * refused submit stores 503 + Retry-After and resumes at once).  Each item's done callback
+ * counts the request's pending items down; the last one resumes the connection and never
+ * touches the request again.  The access handler then runs the handler's finish step and
+ * queues the reply.  The completion callback writes the access-log line, updates metrics,
+ * releases the model version and frees the request.  Nothing is locked here: a request
+ * belongs to one MHD thread except for the atomic countdown. */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include "config.h"
+#include "err.h"
+#include "registry.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct metrics;
+struct route;
+struct MHD_Connection;
+
+/* What every thread shares; built by main, immutable but for the atomics. */
+struct app {
+    const struct config *cfg;
+    struct registry *reg;
+    struct metrics *metrics;
+    atomic_int draining;  /* 1 after SIGTERM: readiness 503, inference refused */
+    atomic_int in_flight; /* requests made and not yet completed */
+};
+
+enum request_phase { PHASE_READ = 0, PHASE_HANDLED };
+
+struct request {
+    uint64_t id;
+    struct app *app;
+    struct MHD_Connection *conn;
+    const struct route *route;
+    char method[16];
+    char path[256];          /* for the log, truncated */
+    char model[64];          /* {name} from the path, "" when none */
+    int version;             /* {v} from the path; 0 = the live version */
+    int64_t start_ns;        /* CLOCK_MONOTONIC */
+    enum request_phase phase;
+    int suspended;           /* between http_submit and the resumed access-handler call */
+
+    char *body;              /* owned, body_len bytes (+ a NUL) */
+    size_t body_len, body_cap;
+    long long body_max;
+    long long body_discarded; /* bytes dropped after an oversized chunked body */
+
+    int status;              /* reply; 0 = none yet */
+    char *reply;             /* owned, malloc'd */
+    size_t reply_len;
+    const char *reply_type;
+    int retry_after;         /* seconds, 0 = no header */
+    char allow[32];          /* Allow header for 405; "" = none */
+    size_t infer_header_len; /* Inference-Header-Content-Length; 0 = no header */
+
+    struct model_version *mv; /* acquired, released on completion */
+    int n_items;
+    float *inputs;           /* n_items x C x H x W, owned */
+    float *outputs;          /* n_items x classes, owned */
+    struct batcher_item *items;
+    struct batcher_item **item_ptrs;
+    atomic_int pending;      /* items not yet done */
+    atomic_int failure;      /* first nonzero done status */
+    void (*finish)(struct request *r); /* builds the reply once the items are done */
+    void *state;             /* the handler's, freed with state_free */
+    void (*state_free)(void *state);
+};
+
+struct http_server;
+
+/* Starts listening on cfg->listen:cfg->port with the MHD thread pool.  NULL with err. */
+struct http_server *http_start(struct app *app, struct cnn_err *err);
+/* The bound port (useful with port 0). */
+int http_port(const struct http_server *s);
+/* Stops accepting new connections (existing ones keep being served). */
+void http_quiesce(struct http_server *s);
+/* Closes every connection and joins the MHD threads.  Call only when no request is
+ * suspended (in_flight == 0 after a drain). */
+void http_stop(struct http_server *s);
+
+/* ---- for handlers (MHD threads) ---------------------------------------------------- */
+
+/* HTTP status for a CNN_E* code: 400, 413, 404, 503, 500. */
+int http_status_of(int code);
+/* Stores the reply; body (malloc'd, may be NULL when len is 0) is taken over. */
+void http_reply(struct request *r, int status, const char *type, char *body, size_t len);
+/* Stores the JSON reply (the reference is stolen; NULL -> 503 out of memory). */
+void http_reply_json(struct request *r, int status, json_t *j);
+/* {"error": "..."} with status. */
+void http_reply_error(struct request *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* {"error": err->msg} with the status for err->code. */
+void http_reply_cnn_err(struct request *r, const struct cnn_err *err);
+
+/* A request header or query argument; NULL when absent. */
+const char *http_header(struct request *r, const char *name);
+const char *http_query(struct request *r, const char *name);
+
+/* Acquires r->model / r->version into r->mv.  On failure replies (404 unknown model or
+ * version, 503) and returns -1. */
+int http_acquire_model(struct request *r);
+/* Allocates n items with their input and output buffers for r->mv's model (checked against
+ * max_batch_items and max_tensor_elements).  On failure replies and returns -1. */
+int http_alloc_items(struct request *r, int n);
+/* Suspends the connection and queues r's items; finish(r) runs on the MHD thread once all
+ * are done.  On refusal the reply is 503 with Retry-After: 1. */
+void http_submit(struct request *r, void (*finish)(struct request *r));
+/* Largest batch any of r's items ran in. */
+int http_batch_size(const struct request *r);
+
+#endif

@@ -1,0 +1,195 @@
+/* cnnd: the daemon's start and stop order.  Config (file, flags, environment; bad config ->
+ * exit 2), logging, the model registry (every model loaded before listening), the HTTP
+ * server, then main waits for signals with sigwait: SIGHUP re-reads the repository (as does
+ * the poll timer); SIGTERM/SIGINT drain -- readiness 503, no new connections, requests in
+ * flight finish within drain_timeout_ms -- and exit 0.  A second SIGTERM/SIGINT during the
+ * drain, or the drain time running out, exits 1 at once.  The only exit() calls are here. */
+#include "config.h"
+#include "gemm.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "registry.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static pthread_t main_thread;
+
+/* OpenBLAS chooses its kernels when it loads; if it fell back to generic ones on a CPU with
+ * AVX2/AVX-512, restart once with OPENBLAS_CORETYPE set (an explicit setting is kept). */
+static void fix_blas_coretype(char **argv)
+{
+    const char *core = cnn_gemm_better_coretype();
+    if (!core || getenv("OPENBLAS_CORETYPE"))
+        return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the generic kernels */
+}
+
+/* Threads started before main (OpenBLAS's pool) do not block the signals main waits for;
+ * if one of them receives a signal, hand it to main, where it is blocked and so waits
+ * for sigwait.  (pthread_kill and pthread_self are async-signal-safe.) */
+static void forward_to_main(int sig)
+{
+    if (!pthread_equal(pthread_self(), main_thread))
+        pthread_kill(main_thread, sig);
+}
+
+static char env_warnings[512];
+static void note_env(const char *name)
+{
+    size_t n = strlen(env_warnings);
+    snprintf(env_warnings + n, sizeof env_warnings - n, "%s%s", n ? "," : "", name);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void scan(struct registry *reg, const char *why)
+{
+    struct cnn_err err = {0};
+    int rc = registry_scan(reg, &err);
+    if (rc < 0)
+        log_error("repository scan failed reason=%s error=\"%s\"", why, err.msg);
+    else if (rc > 0)
+        log_warn("repository scan reason=%s failed_versions=%d", why, rc);
+    else
+        log_debug("repository scan reason=%s ok", why);
+}
+
+/* Waits for the requests in flight; 0 when all finished, 1 on timeout or a second signal. */
+static int drain(struct app *app, struct http_server *http, const sigset_t *set, int sig)
+{
+    atomic_store(&app->draining, 1);
+    http_quiesce(http);
+    log_always("draining signal=%s in_flight=%d timeout_ms=%d", strsignal(sig),
+             atomic_load(&app->in_flight), app->cfg->drain_timeout_ms);
+    int64_t deadline = mono_ms() + app->cfg->drain_timeout_ms;
+    for (;;) {
+        int left = atomic_load(&app->in_flight);
+        if (left == 0)
+            return 0;
+        if (mono_ms() >= deadline) {
+            log_error("drain timed out in_flight=%d: exiting", left);
+            return 1;
+        }
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        int got = sigtimedwait(set, NULL, &tick);
+        if (got == SIGTERM || got == SIGINT) {
+            log_warn("second signal=%s during drain in_flight=%d: exiting at once",
+                     strsignal(got), left);
+            return 1;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    fix_blas_coretype(argv);
+    main_thread = pthread_self();
+
+    static struct config cfg;
+    char errbuf[CONFIG_ERR_MAX];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    switch (config_load(&cfg, argc, argv, environ, cores > 0 ? (int)cores : 1, note_env, errbuf,
+                        sizeof errbuf)) {
+    case CONFIG_HELP: config_print_help(stdout); return 0;
+    case CONFIG_VERSION: printf("cnnd %s\n", config_version()); return 0;
+    case CONFIG_ERROR: fprintf(stderr, "cnnd: %s\n", errbuf); return 2;
+    default: break;
+    }
+    log_setup((enum log_level)cfg.log_level, cfg.log_format == CONFIG_LOG_JSON);
+    if (env_warnings[0])
+        log_warn("config unknown_environment_variables=%s", env_warnings);
+
+    /* Block the signals before any thread of ours exists, so every thread inherits it. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    struct sigaction sa = {0};
+    sa.sa_handler = forward_to_main;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char desc[3000];
+    config_describe(&cfg, desc, sizeof desc);
+    log_always("starting version=%s blas=%s cores=%ld %s", config_version(), cnn_gemm_backend(),
+             cores, desc);
+
+    struct app app = {.cfg = &cfg};
+    atomic_init(&app.draining, 0);
+    atomic_init(&app.in_flight, 0);
+    app.metrics = metrics_create();
+    struct registry_config rcfg = {
+        .repository = cfg.model_repository,
+        .batching = {.max_batch_size = cfg.max_batch_size,
+                     .max_queue_delay_us = cfg.max_queue_delay_us,
+                     .max_queue_size = cfg.max_queue_size,
+                     .instances = cfg.instances,
+                     .blas_threads = cfg.blas_threads,
+                     .on_batch = metrics_on_batch,
+                     .on_batch_arg = app.metrics},
+        .max_versions = cfg.max_versions,
+    };
+    struct cnn_err err = {0};
+    if (app.metrics)
+        app.reg = registry_create(&rcfg, &err);
+    if (!app.reg) {
+        log_error("startup failed error=\"%s\"", app.metrics ? err.msg : "out of memory");
+        return 1;
+    }
+    int failed = registry_scan(app.reg, &err);
+    if (failed < 0) {
+        log_error("repository unreadable path=%s error=\"%s\"", cfg.model_repository, err.msg);
+        registry_destroy(app.reg);
+        return 1;
+    }
+    if (!registry_ready(app.reg))
+        log_warn("no model loaded from repository=%s: not ready until one is published "
+                 "(SIGHUP or poll_interval_s)",
+                 cfg.model_repository);
+    struct http_server *http = http_start(&app, &err);
+    if (!http) {
+        log_error("startup failed error=\"%s\"", err.msg);
+        registry_destroy(app.reg);
+        return 1;
+    }
+    log_always("listening port=%d address=%s threads=%d failed_versions=%d", http_port(http),
+             cfg.listen, cfg.threads, failed);
+
+    int sig = 0;
+    while (sig != SIGTERM && sig != SIGINT) {
+        struct timespec poll = {cfg.poll_interval_s, 0};
+        sig = sigtimedwait(&set, NULL, cfg.poll_interval_s > 0 ? &poll : NULL);
+        if (sig == SIGHUP)
+            scan(app.reg, "sighup");
+        else if (sig < 0 && errno == EAGAIN)
+            scan(app.reg, "poll");
+    }
+    if (drain(&app, http, &set, sig) != 0)
+        _exit(1); /* requests still in flight hold suspended connections: no orderly stop */
+    http_stop(http);
+    registry_destroy(app.reg);
+    metrics_destroy(app.metrics);
+    log_always("stopped");
+    return 0;
+}

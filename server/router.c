@@ -1,0 +1,94 @@
+/* The route table and path matching (see router.h). */
+#include "router.h"
+
+#include "handlers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct route ROUTES[] = {
+    {"GET", "/v1/models", "v1_models", BODY_NONE, 0, handle_v1_models},
+    {"POST", "/v1/models/{name}/classify", "v1_classify", BODY_CLASSIFY, 1, handle_classify},
+    {"POST", "/v1/models/{name}/versions/{v}/classify", "v1_classify", BODY_CLASSIFY, 1,
+     handle_classify},
+    {"GET", "/v2", "v2_server", BODY_NONE, 0, handle_server_metadata},
+    {"GET", "/v2/health/live", "v2_live", BODY_NONE, 0, handle_live},
+    {"GET", "/v2/health/ready", "v2_ready", BODY_NONE, 0, handle_ready},
+    {"GET", "/v2/models/{name}", "v2_model", BODY_NONE, 0, handle_model_metadata},
+    {"GET", "/v2/models/{name}/versions/{v}", "v2_model", BODY_NONE, 0, handle_model_metadata},
+    {"GET", "/v2/models/{name}/ready", "v2_model_ready", BODY_NONE, 0, handle_model_ready},
+    {"GET", "/v2/models/{name}/versions/{v}/ready", "v2_model_ready", BODY_NONE, 0,
+     handle_model_ready},
+    {"POST", "/v2/models/{name}/infer", "v2_infer", BODY_INFER, 1, handle_infer},
+    {"POST", "/v2/models/{name}/versions/{v}/infer", "v2_infer", BODY_INFER, 1, handle_infer},
+    {"GET", "/metrics", "metrics", BODY_NONE, 0, handle_metrics},
+};
+#define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
+
+const struct route *router_routes(int *n)
+{
+    *n = N_ROUTES;
+    return ROUTES;
+}
+
+/* Copies segment [s, s+n) into buf; 0 when it fits and is not empty. */
+static int capture(const char *s, size_t n, char *buf, size_t cap)
+{
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Path against pattern, segment by segment; fills m->name / m->version. */
+static int path_matches(const char *pattern, const char *path, struct route_match *m)
+{
+    m->name[0] = m->version[0] = '\0';
+    const char *p = pattern, *u = path;
+    while (*p && *u) {
+        if (*p != '/' || *u != '/')
+            return 0;
+        p++;
+        u++;
+        size_t pn = strcspn(p, "/"), un = strcspn(u, "/");
+        if (pn == 6 && strncmp(p, "{name}", 6) == 0) {
+            if (capture(u, un, m->name, sizeof m->name))
+                return 0;
+        } else if (pn == 3 && strncmp(p, "{v}", 3) == 0) {
+            if (capture(u, un, m->version, sizeof m->version))
+                return 0;
+        } else if (pn != un || strncmp(p, u, pn) != 0) {
+            return 0;
+        }
+        p += pn;
+        u += un;
+    }
+    return *p == '\0' && *u == '\0';
+}
+
+void router_match(const char *method, const char *path, struct route_match *out)
+{
+    memset(out, 0, sizeof *out);
+    int get = 0, post = 0;
+    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    for (int i = 0; i < N_ROUTES; i++) {
+        struct route_match tmp;
+        if (!path_matches(ROUTES[i].pattern, path, &tmp))
+            continue;
+        if (strcmp(ROUTES[i].method, m) == 0) {
+            *out = tmp;
+            out->route = &ROUTES[i];
+            return;
+        }
+        get |= strcmp(ROUTES[i].method, "GET") == 0;
+        post |= strcmp(ROUTES[i].method, "POST") == 0;
+    }
+    if (get || post) {
+        out->status = 405;
+        snprintf(out->allow, sizeof out->allow, "%s%s%s", get ? "GET, HEAD" : "",
+                 get && post ? ", " : "", post ? "POST" : "");
+    } else {
+        out->status = 404;
+    }
+}
