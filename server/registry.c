@@ -14,8 +14,10 @@
  *
  * Policy: a loaded version is never reloaded when its file changes (publish a new
  * version number); a version whose load failed is not retried until its model.cnn,
- * config.ini or labels file changes; a model folder or version folder removed from disk
- * leaves its loaded versions serving until newer versions push them out. */
+ * config.ini or labels file changes; a bad config.ini is logged and counted once per
+ * distinct error (the model's loaded versions keep serving); a model folder or version
+ * folder removed from disk leaves its loaded versions serving until newer versions push
+ * them out.  registry_destroy waits until every reference has been released. */
 #include "registry.h"
 
 #include "log.h"

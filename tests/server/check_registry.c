@@ -553,6 +553,82 @@ START_TEST(test_removed_live_version_stays_until_a_newer_one)
 }
 END_TEST
 
+static void *scan_loop(void *arg)
+{
+    struct registry *r = arg;
+    long failures = 0;
+    for (int i = 0; i < 5; i++)
+        failures += scan(r);
+    return (void *)failures;
+}
+
+START_TEST(test_concurrent_scans_load_each_version_once)
+{
+    char *repo = stm_tempdir();
+    for (int v = 1; v <= 3; v++)
+        publish(repo, "m", v, 90 + (uint64_t)v, NULL, NULL);
+    publish(repo, "k", 7, 97, NULL, NULL);
+    struct registry_config c = reg_config(repo, 2, NULL);
+    struct registry *r = make_registry(&c);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, scan_loop, r), 0);
+    for (int i = 0; i < 3; i++) {
+        void *failures;
+        pthread_join(th[i], &failures);
+        ck_assert_int_eq((long)failures, 0);
+    }
+    struct seen s = {0};
+    registry_foreach(r, collect, &s);
+    ck_assert_int_eq(s.n, 3);
+    ck_assert(seen_has(&s, "m/3 live"));
+    ck_assert(seen_has(&s, "m/2"));
+    ck_assert(seen_has(&s, "k/7 live"));
+    ck_assert_int_eq(registry_freed_count(r), 0); /* nothing was loaded twice */
+    registry_destroy(r);
+    stm_rmtree(repo);
+    free(repo);
+}
+END_TEST
+
+START_TEST(test_destroy_drains_queued_requests)
+{
+    char *repo = stm_tempdir();
+    float in[STM_IN], ref[STM_CLASSES];
+    stm_fill(in, STM_IN, 10);
+    publish(repo, "m", 1, 95, in, ref);
+    /* a 60 s delay and batches of 8: only the shutdown drain can run these 3 items */
+    stm_write_file(repo, "m/config.ini", "[batching]\nmax_queue_delay_us = 60000000\n");
+    struct registry_config c = reg_config(repo, 1, NULL);
+    struct registry *r = make_registry(&c);
+    ck_assert_int_eq(scan(r), 0);
+    struct model_version *mv = acquire(r, "m", 0);
+    struct waiter w[3];
+    struct batcher_item *items[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        pthread_mutex_init(&w[i].mu, NULL);
+        pthread_cond_init(&w[i].cv, NULL);
+        w[i].status = 12345;
+        w[i].it = (struct batcher_item){
+            .input = in, .output = w[i].out, .done = waiter_done, .ctx = &w[i]};
+        items[i] = &w[i].it;
+    }
+    ck_assert_int_eq(batcher_submit(mv->batcher, items, 3, NULL), 0);
+    registry_release(r, mv);
+    registry_destroy(r);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(w[i].done, 1);
+        ck_assert_int_eq(w[i].status, 0);
+        ck_assert(stm_max_diff(ref, w[i].out, STM_CLASSES) <= 1e-5f);
+        pthread_cond_destroy(&w[i].cv);
+        pthread_mutex_destroy(&w[i].mu);
+    }
+    stm_rmtree(repo);
+    free(repo);
+}
+END_TEST
+
 /* ---- publish cycles under load ------------------------------------------------------ */
 
 enum { CYCLES = 20, CLIENTS = 4 };
@@ -696,6 +772,8 @@ Suite *registry_suite(void)
     tcase_add_test(tc, test_names_and_versions_validated);
     tcase_add_test(tc, test_unreadable_repository_and_bad_arguments);
     tcase_add_test(tc, test_removed_live_version_stays_until_a_newer_one);
+    tcase_add_test(tc, test_concurrent_scans_load_each_version_once);
+    tcase_add_test(tc, test_destroy_drains_queued_requests);
     tcase_add_test(tc, test_publish_cycles_under_concurrent_use);
     suite_add_tcase(s, tc);
     return s;
