@@ -179,8 +179,7 @@ static void *worker_main(void *arg)
         int64_t compute_ns = 0;
         int status = n_live > 0 ? run_batch(w, live, n_live, &compute_ns) : 0;
         if (b->cfg.on_batch)
-            b->cfg.on_batch(b->cfg.on_batch_arg, status == 0 ? n_live : 0, compute_ns,
-                            n_expired);
+            b->cfg.on_batch(b->cfg.on_batch_arg, status == 0 ? n_live : 0, compute_ns, n_expired);
         complete_list(expired, CNN_EBUSY);
         complete_list(live, status);
         pthread_mutex_lock(&b->mu);
@@ -261,8 +260,7 @@ struct batcher *batcher_create(const struct cnn_model *m, const struct batcher_c
     for (int i = 0; i < cfg->instances; i++) {
         int rc = pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i]);
         if (rc) {
-            cnn_err_set(err, CNN_ENOMEM, "batcher: cannot start worker %d: %s", i,
-                        strerror(rc));
+            cnn_err_set(err, CNN_ENOMEM, "batcher: cannot start worker %d: %s", i, strerror(rc));
             goto fail;
         }
         b->n_workers++;
@@ -274,15 +272,13 @@ fail:
     return NULL;
 }
 
-int batcher_submit(struct batcher *b, struct batcher_item *const *items, int n,
-                   struct cnn_err *err)
+int batcher_submit(struct batcher *b, struct batcher_item *const *items, int n, struct cnn_err *err)
 {
     if (!b || !items || n < 1)
         return cnn_err_set(err, CNN_EINVAL, "batcher: nothing to submit");
     for (int i = 0; i < n; i++)
         if (!items[i] || !items[i]->input || !items[i]->output || !items[i]->done)
-            return cnn_err_set(err, CNN_EINVAL, "batcher: item %d lacks input, output or done",
-                               i);
+            return cnn_err_set(err, CNN_EINVAL, "batcher: item %d lacks input, output or done", i);
     int64_t now = now_ns();
     pthread_mutex_lock(&b->mu);
     if (b->closing) {
@@ -292,8 +288,8 @@ int batcher_submit(struct batcher *b, struct batcher_item *const *items, int n,
     if (n > b->cfg.max_queue_size - b->depth) {
         int depth = b->depth;
         pthread_mutex_unlock(&b->mu);
-        return cnn_err_set(err, CNN_EBUSY, "batcher: queue full (%d of %d queued, %d more)",
-                           depth, b->cfg.max_queue_size, n);
+        return cnn_err_set(err, CNN_EBUSY, "batcher: queue full (%d of %d queued, %d more)", depth,
+                           b->cfg.max_queue_size, n);
     }
     int was_empty = b->depth == 0;
     for (int i = 0; i < n; i++) {

@@ -138,8 +138,8 @@ static struct mentry *find_model(struct registry *r, const char *name)
     return NULL;
 }
 
-int registry_acquire(struct registry *r, const char *name, int version,
-                     struct model_version **out, struct cnn_err *err)
+int registry_acquire(struct registry *r, const char *name, int version, struct model_version **out,
+                     struct cnn_err *err)
 {
     *out = NULL;
     if (!name || version < 0)
@@ -179,8 +179,7 @@ void registry_release(struct registry *r, struct model_version *mv)
 }
 
 void registry_foreach(struct registry *r,
-                      void (*fn)(const struct model_version *mv, int is_live, void *arg),
-                      void *arg)
+                      void (*fn)(const struct model_version *mv, int is_live, void *arg), void *arg)
 {
     struct snap {
         struct ventry *ve;
@@ -433,8 +432,8 @@ static int scan_model(struct registry *r, struct mentry *me)
         struct ventry *ve = NULL;
         err = (struct cnn_err){0};
         if (load_version(r, me, dv->version, &cfg, &ve, &err) != 0) {
-            log_error("model load failed name=%s version=%d error=\"%s\"", me->name,
-                      dv->version, err.msg);
+            log_error("model load failed name=%s version=%d error=\"%s\"", me->name, dv->version,
+                      err.msg);
             remember_failure(me, dv->version, &dv->id, &cfg);
             failures++;
             continue;
@@ -525,8 +524,8 @@ struct registry *registry_create(const struct registry_config *cfg, struct cnn_e
         return NULL;
     }
     if (cfg->max_versions < 1 || cfg->max_versions > MAX_VERSIONS) {
-        cnn_err_set(err, CNN_EINVAL, "registry: max_versions %d outside 1..%d",
-                    cfg->max_versions, MAX_VERSIONS);
+        cnn_err_set(err, CNN_EINVAL, "registry: max_versions %d outside 1..%d", cfg->max_versions,
+                    MAX_VERSIONS);
         return NULL;
     }
     struct registry *r = calloc(1, sizeof *r);

@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CONFIG_MAX_BYTES (64 * 1024)
 #define LABELS_MAX_BYTES ((size_t)CNN_MAX_CLASSES * CNN_LABEL_MAX + 4096)
@@ -59,8 +61,7 @@ static void file_id(const struct stat *st, struct repo_file_id *id)
 
 int repo_file_id_eq(const struct repo_file_id *a, const struct repo_file_id *b)
 {
-    return a->mtime_ns == b->mtime_ns && a->size == b->size && a->ino == b->ino &&
-           a->dev == b->dev;
+    return a->mtime_ns == b->mtime_ns && a->size == b->size && a->ino == b->ino && a->dev == b->dev;
 }
 
 static int path_join(char *buf, size_t cap, struct cnn_err *err, const char *fmt, ...)
@@ -107,8 +108,8 @@ int repo_list_models(const char *repo, int verbose, char (**names)[REPO_NAME_MAX
             continue;
         }
         struct stat st;
-        if (path_join(path, sizeof path, NULL, "%s/%s", repo, e->d_name) ||
-            stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        if (path_join(path, sizeof path, NULL, "%s/%s", repo, e->d_name) || stat(path, &st) != 0 ||
+            !S_ISDIR(st.st_mode))
             continue;
         if (count == cap) {
             int ncap = cap ? 2 * cap : 16;
@@ -288,19 +289,37 @@ static int on_ini(void *user, const char *section, const char *key, const char *
     return fail_key(ps, key, section[0] ? "unknown section" : "key outside a section");
 }
 
+/* fopen(path, "r") that never blocks on a FIFO or device: opened non-blocking, then
+ * refused unless it is a regular file.  NULL with errno set (EINVAL: not regular). */
+static FILE *open_regular(const char *path, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
 /* Reads a whole small file into a NUL-terminated malloc'd buffer. */
 static int slurp(const char *path, const char *shown, size_t max_bytes, char **out,
                  struct repo_file_id *id, struct cnn_err *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cnn_err_set(err, CNN_EIO, "%s: cannot open: %s", shown, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return cnn_err_set(err, CNN_EIO, "%s: not a regular file", shown);
-    }
+    FILE *f = open_regular(path, &st);
+    if (!f)
+        return cnn_err_set(err, CNN_EIO, "%s: cannot open: %s", shown,
+                           errno == EINVAL ? "not a regular file" : strerror(errno));
     if ((size_t)st.st_size > max_bytes) {
         fclose(f);
         return cnn_err_set(err, CNN_ELIMIT, "%s: larger than %zu bytes", shown, max_bytes);
@@ -360,8 +379,8 @@ static int read_labels(const char *path, const char *shown, struct repo_model_co
         if (len == 0 || len >= CNN_LABEL_MAX) {
             free_labels(labels, i);
             free(text);
-            return cnn_err_set(err, CNN_EINVAL, "%s:%d: label empty or longer than %d bytes",
-                               shown, i + 1, CNN_LABEL_MAX - 1);
+            return cnn_err_set(err, CNN_EINVAL, "%s:%d: label empty or longer than %d bytes", shown,
+                               i + 1, CNN_LABEL_MAX - 1);
         }
         labels[i] = strndup(p, len);
         if (!labels[i]) {
@@ -387,17 +406,17 @@ int repo_read_config(const char *repo, const char *name, const struct batcher_co
     int rc = path_join(path, sizeof path, err, "%s/%s/config.ini", repo, name);
     if (rc)
         return rc;
-    FILE *f = fopen(path, "r");
+    struct stat st;
+    FILE *f = open_regular(path, &st);
     if (!f) {
         if (errno == ENOENT)
             return 0; /* no config: defaults */
-        return cnn_err_set(err, CNN_EIO, "%s: cannot open: %s", shown, strerror(errno));
+        return cnn_err_set(err, CNN_EIO, "%s: cannot open: %s", shown,
+                           errno == EINVAL ? "not a regular file" : strerror(errno));
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_BYTES) {
+    if (st.st_size > CONFIG_MAX_BYTES) {
         fclose(f);
-        return cnn_err_set(err, CNN_EINVAL, "%s: not a regular file of at most %d bytes", shown,
-                           CONFIG_MAX_BYTES);
+        return cnn_err_set(err, CNN_ELIMIT, "%s: larger than %d bytes", shown, CONFIG_MAX_BYTES);
     }
     file_id(&st, &out->config_id);
     struct line_reader lr = {.f = f, .line = 0, .at_start = 1};

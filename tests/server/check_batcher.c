@@ -17,11 +17,11 @@
 struct collector {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int done;                  /* done() calls */
+    int done; /* done() calls */
     int n_batches;
-    int sizes[MAX_BATCHES];    /* batch_size per on_batch call */
-    int expired;               /* sum of on_batch's expired */
-    int computed;              /* sum of on_batch's batch_size */
+    int sizes[MAX_BATCHES]; /* batch_size per on_batch call */
+    int expired;            /* sum of on_batch's expired */
+    int computed;           /* sum of on_batch's batch_size */
     /* gate: the blocker item's done() waits here until open */
     int blocked, open;
 };
@@ -131,8 +131,8 @@ static void open_gate(struct collector *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-static struct batcher_config config(struct collector *c, int max_batch, int delay_us,
-                                    int queue, int instances)
+static struct batcher_config config(struct collector *c, int max_batch, int delay_us, int queue,
+                                    int instances)
 {
     return (struct batcher_config){.max_batch_size = max_batch,
                                    .max_queue_delay_us = delay_us,
@@ -213,8 +213,7 @@ START_TEST(test_lone_item_completes_after_queue_delay)
     wait_done(&c, 1);
     int64_t waited = stm_now_ns() - t0;
     /* a lower bound only: the batch cannot start before the delay unless it is full */
-    ck_assert_msg(waited >= (int64_t)delay_us * 1000, "completed after %lld ns",
-                  (long long)waited);
+    ck_assert_msg(waited >= (int64_t)delay_us * 1000, "completed after %lld ns", (long long)waited);
     ck_assert(t.it.started_ns - t.it.enqueued_ns >= (int64_t)delay_us * 1000);
     ck_assert_int_eq(t.it.batch_size, 1);
     batcher_destroy(b);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
@@ -31,8 +32,7 @@ static void log_batch(void *arg, int batch_size, int64_t compute_ns, int expired
     pthread_mutex_unlock(&bl->mu);
 }
 
-static struct registry_config reg_config(const char *repo, int max_versions,
-                                         struct batch_log *bl)
+static struct registry_config reg_config(const char *repo, int max_versions, struct batch_log *bl)
 {
     struct registry_config c = {.repository = repo, .max_versions = max_versions};
     c.batching = (struct batcher_config){.max_batch_size = 8,
@@ -125,8 +125,8 @@ static int run_one(struct model_version *mv, const float *in, float *out)
 }
 
 /* Saves a model with this seed as repo/name/version and returns its output for in. */
-static void publish(const char *repo, const char *name, int version, uint64_t seed,
-                    const float *in, float *ref)
+static void publish(const char *repo, const char *name, int version, uint64_t seed, const float *in,
+                    float *ref)
 {
     struct cnn_model *m = stm_model(seed);
     stm_publish(m, repo, name, version);
@@ -406,7 +406,8 @@ START_TEST(test_config_parser_names_file_line_and_key)
         const char *where; /* expected in the message */
     } cases[] = {
         {"[batching]\nmax_queue_size = lots\n", CNN_EINVAL, "x/config.ini:2: key max_queue_size"},
-        {"[batching]\n\n; c\nmax_batch_size = 0\n", CNN_EINVAL, "x/config.ini:4: key max_batch_size"},
+        {"[batching]\n\n; c\nmax_batch_size = 0\n", CNN_EINVAL,
+         "x/config.ini:4: key max_batch_size"},
         {"[batching]\nmax_batch_size = 4097\n", CNN_EINVAL, "x/config.ini:2: key max_batch_size"},
         {"[batching]\nmax_batch_size = 8x\n", CNN_EINVAL, ":2: key max_batch_size"},
         {"[batching]\ninstances = -1\n", CNN_EINVAL, ":2: key instances"},
@@ -423,8 +424,11 @@ START_TEST(test_config_parser_names_file_line_and_key)
     };
     char *repo = stm_tempdir();
     stm_write_file(repo, "x/l.txt", "a\n\nc\n");
-    struct batcher_config defaults = {.max_batch_size = 8, .max_queue_delay_us = 500,
-                                      .max_queue_size = 100, .instances = 1, .blas_threads = 1};
+    struct batcher_config defaults = {.max_batch_size = 8,
+                                      .max_queue_delay_us = 500,
+                                      .max_queue_size = 100,
+                                      .instances = 1,
+                                      .blas_threads = 1};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         stm_write_file(repo, "x/config.ini", cases[i].text);
         struct repo_model_config mc;
@@ -434,16 +438,30 @@ START_TEST(test_config_parser_names_file_line_and_key)
         ck_assert_msg(rc == cases[i].code, "case %zu: rc %d (%s)", i, rc, err.msg);
         ck_assert_msg(strstr(err.msg, cases[i].where) != NULL, "case %zu: message \"%s\"", i,
                       err.msg);
-        ck_assert_msg(strstr(err.msg, repo) == NULL, "case %zu: server path in \"%s\"", i,
-                      err.msg);
+        ck_assert_msg(strstr(err.msg, repo) == NULL, "case %zu: server path in \"%s\"", i, err.msg);
     }
+    /* a FIFO named config.ini is refused without blocking; an oversized file is refused */
+    char fifo[4096];
+    snprintf(fifo, sizeof fifo, "%s/x/config.ini", repo);
+    remove(fifo);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    struct repo_model_config mc;
+    struct cnn_err err = {0};
+    ck_assert_int_eq(repo_read_config(repo, "x", &defaults, &mc, &err), CNN_EIO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a regular file"));
+    remove(fifo);
+    char *big = malloc(70000);
+    ck_assert(big != NULL);
+    memset(big, ';', 69999);
+    big[69999] = '\0';
+    stm_write_file(repo, "x/config.ini", big);
+    free(big);
+    ck_assert_int_eq(repo_read_config(repo, "x", &defaults, &mc, &err), CNN_ELIMIT);
     /* a valid file: every key applied, others keep the defaults */
     stm_write_file(repo, "x/config.ini",
                    "# comment\n[batching]\nmax_batch_size = 16\ninstances=2\n"
                    "max_queue_size = 1000000\n[model]\nlabels = l.txt\n");
     stm_write_file(repo, "x/l.txt", "cat\ndog\n");
-    struct repo_model_config mc;
-    struct cnn_err err = {0};
     ck_assert_int_eq(repo_read_config(repo, "x", &defaults, &mc, &err), 0);
     ck_assert_int_eq(mc.batching.max_batch_size, 16);
     ck_assert_int_eq(mc.batching.instances, 2);
@@ -468,8 +486,16 @@ START_TEST(test_names_and_versions_validated)
     static const struct {
         const char *s;
         int ok;
-    } names[] = {{"resnet18", 1}, {"a", 1}, {"A.b-c_9", 1}, {"", 0}, {".hidden", 0},
-                 {"a b", 0}, {"a/b", 0}, {"..", 0}, {"é", 0}, {"x\n", 0},
+    } names[] = {{"resnet18", 1},
+                 {"a", 1},
+                 {"A.b-c_9", 1},
+                 {"", 0},
+                 {".hidden", 0},
+                 {"a b", 0},
+                 {"a/b", 0},
+                 {"..", 0},
+                 {"é", 0},
+                 {"x\n", 0},
                  {"123456789012345678901234567890123456789012345678901234567890123", 1},
                  {"1234567890123456789012345678901234567890123456789012345678901234", 0}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -477,8 +503,10 @@ START_TEST(test_names_and_versions_validated)
     static const struct {
         const char *s;
         int v;
-    } versions[] = {{"1", 1}, {"42", 42}, {"2147483647", 2147483647}, {"2147483648", 0},
-                    {"0", 0}, {"01", 0}, {"-1", 0}, {"+1", 0}, {"1a", 0}, {"", 0}, {" 1", 0}};
+    } versions[] = {{"1", 1},          {"42", 42}, {"2147483647", 2147483647},
+                    {"2147483648", 0}, {"0", 0},   {"01", 0},
+                    {"-1", 0},         {"+1", 0},  {"1a", 0},
+                    {"", 0},           {" 1", 0}};
     for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
         ck_assert_msg(repo_parse_version(versions[i].s) == versions[i].v, "version \"%s\"",
                       versions[i].s);
@@ -703,8 +731,8 @@ static void *client_async(void *arg)
         }
         q.ref = ld->ref[q.mv->version];
         q.done = 0;
-        q.it = (struct batcher_item){.input = ld->in, .output = q.out, .done = async_done,
-                                     .ctx = &q};
+        q.it =
+            (struct batcher_item){.input = ld->in, .output = q.out, .done = async_done, .ctx = &q};
         struct batcher_item *p = &q.it;
         if (batcher_submit(q.mv->batcher, &p, 1, &err) != 0) {
             atomic_fetch_add(&ld->failures, 1);
@@ -735,8 +763,7 @@ START_TEST(test_publish_cycles_under_concurrent_use)
     struct load ld = {.r = r, .in = in, .ref = ref};
     pthread_t th[CLIENTS];
     for (int i = 0; i < CLIENTS; i++)
-        ck_assert_int_eq(
-            pthread_create(&th[i], NULL, i % 2 ? client_async : client_sync, &ld), 0);
+        ck_assert_int_eq(pthread_create(&th[i], NULL, i % 2 ? client_async : client_sync, &ld), 0);
     for (int v = 2; v <= CYCLES + 1; v++) {
         publish(repo, "m", v, 1000 + (uint64_t)v, in, ref[v]);
         ck_assert_int_eq(scan(r), 0);

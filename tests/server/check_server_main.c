@@ -20,16 +20,16 @@ int main(void)
     int require_all = !only && all && strcmp(all, "1") == 0;
     SRunner *sr = srunner_create(NULL);
     int missing = 0, added = 0, known = 0;
-#define ADD(name)                                                                              \
-    if (!only || strcmp(only, #name) == 0) {                                                   \
-        known++;                                                                               \
-        if (name##_suite) {                                                                    \
-            srunner_add_suite(sr, name##_suite());                                             \
-            added++;                                                                           \
-        } else {                                                                               \
-            fprintf(stderr, "check_server: suite %s is not built\n", #name);                   \
-            missing++;                                                                         \
-        }                                                                                      \
+#define ADD(name)                                                                                  \
+    if (!only || strcmp(only, #name) == 0) {                                                       \
+        known++;                                                                                   \
+        if (name##_suite) {                                                                        \
+            srunner_add_suite(sr, name##_suite());                                                 \
+            added++;                                                                               \
+        } else {                                                                                   \
+            fprintf(stderr, "check_server: suite %s is not built\n", #name);                       \
+            missing++;                                                                             \
+        }                                                                                          \
     }
     SUITES(ADD)
 #undef ADD

@@ -42,9 +42,19 @@ struct cnn_model *stm_model(uint64_t seed)
     struct cnn_model *m = cnn_model_create(&pp, &err);
     ck_assert_msg(m != NULL, "create: %s", err.msg);
     struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = "conv"};
-    d.p.conv = (struct cnn_conv2d){.oc = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .dh = 1,
-                                   .dw = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1,
-                                   .groups = 1, .has_bias = 1};
+    d.p.conv = (struct cnn_conv2d){.oc = 4,
+                                   .kh = 3,
+                                   .kw = 3,
+                                   .sh = 1,
+                                   .sw = 1,
+                                   .dh = 1,
+                                   .dw = 1,
+                                   .pad_t = 1,
+                                   .pad_l = 1,
+                                   .pad_b = 1,
+                                   .pad_r = 1,
+                                   .groups = 1,
+                                   .has_bias = 1};
     add_layer(m, d);
     d = (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .name = "relu"};
     d.p.act.kind = CNN_ACT_RELU;
