@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <check.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,38 @@ START_TEST(test_describe_round_trips_through_config_set)
 }
 END_TEST
 
+/* The shipped config/cnnd.conf sets every option, each to its default (run from the repo
+ * root, as make does). */
+START_TEST(test_shipped_conf_lists_every_option_at_its_default)
+{
+    struct config from_file, defaults;
+    config_defaults(&defaults);
+    config_defaults(&from_file);
+    int rc = config_load_file(&from_file, "config/cnnd.conf", errbuf, sizeof errbuf);
+    ck_assert_msg(rc == 0, "%s", errbuf);
+    /* every option appears as a key: describe() lists them all by name */
+    char desc[4096];
+    config_describe(&defaults, desc, sizeof desc);
+    FILE *f = fopen("config/cnnd.conf", "r");
+    ck_assert_ptr_nonnull(f);
+    char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    char *save, *tok = strtok_r(desc, " ", &save);
+    int options = 0;
+    for (; tok; tok = strtok_r(NULL, " ", &save), options++) {
+        *strchr(tok, '=') = '\0';
+        char key[80];
+        snprintf(key, sizeof key, "\n%s = ", tok);
+        ck_assert_msg(strstr(text, key) != NULL, "config/cnnd.conf does not set %s", tok);
+    }
+    ck_assert_int_ge(options, 26);
+    /* and the values are the defaults (compare every field but the origin bookkeeping) */
+    ck_assert_int_eq(memcmp(&from_file, &defaults, offsetof(struct config, file_)), 0);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -370,6 +403,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_cross_option_errors_name_where_the_option_was_set);
     tcase_add_test(tc, test_help_lists_every_option_with_its_default);
     tcase_add_test(tc, test_describe_round_trips_through_config_set);
+    tcase_add_test(tc, test_shipped_conf_lists_every_option_at_its_default);
     suite_add_tcase(s, tc);
     return s;
 }
