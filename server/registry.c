@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_VERSIONS 64 /* loaded versions kept per model */
+#define MAX_VERSIONS 100 /* loaded versions kept per model (config.c allows 1..100) */
 
 struct ventry {
     struct model_version pub; /* first: registry_release casts back */
