@@ -55,7 +55,8 @@ static int is_image_name(const char *name)
                    strcasecmp(dot, ".jpeg") == 0);
 }
 
-/* Entries of dir (not starting with '.') that are folders (want_dirs) or image files. */
+/* Appends the entries of dir (not starting with '.') that are folders (want_dirs) or image
+ * files to out, sorted among themselves. */
 static int list_dir(const char *dir, int want_dirs, struct names *out, struct cnn_err *err)
 {
     DIR *dp = opendir(dir);
@@ -63,7 +64,7 @@ static int list_dir(const char *dir, int want_dirs, struct names *out, struct cn
         return cnn_err_set(err, errno == ENOENT ? CNN_ENOENT : CNN_EIO, "folder %.100s: %s", dir,
                            strerror(errno));
     struct dirent *e;
-    int rc = 0;
+    int rc = 0, first = out->n;
     char path[4096];
     while (rc == 0 && (e = readdir(dp)) != NULL) {
         if (e->d_name[0] == '.')
@@ -88,8 +89,8 @@ static int list_dir(const char *dir, int want_dirs, struct names *out, struct cn
             rc = cnn_err_set(err, CNN_ENOMEM, "folder: out of memory");
     }
     closedir(dp);
-    if (rc == 0 && out->n > 1)
-        qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_name);
+    if (rc == 0 && out->n - first > 1)
+        qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, cmp_name);
     return rc;
 }
 
