@@ -130,7 +130,7 @@ int cnn_conv2d_chunk_rows(const struct cnn_conv2d *p, int N)
     return (int)(rows < total ? rows : total);
 }
 
-size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N)
+static size_t im2col_scratch_floats(const struct cnn_conv2d *p, int N)
 {
     if (cnn_conv2d_is_pointwise(p) || N <= 0 || p->groups <= 0)
         return 0;
@@ -142,6 +142,67 @@ size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N)
         if (__builtin_mul_overflow(n, dims[i], &n))
             return SIZE_MAX; /* callers treat this as "cannot plan" */
     return n;
+}
+
+size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N)
+{
+    size_t n = im2col_scratch_floats(p, N);
+    if (cnn_conv2d_use_winograd(p)) {
+        size_t wn = cnn_winograd_scratch_floats(p, N);
+        if (wn > n)
+            n = wn;
+    }
+    return n;
+}
+
+/* Thresholds measured with thread CPU time at batch 8 (see the commit message): below
+ * 16 channels the transforms and 16 small GEMMs cost more than the 2.25x fewer
+ * multiplies save. */
+int cnn_conv2d_use_winograd(const struct cnn_conv2d *p)
+{
+    return p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 &&
+           p->groups == 1 && p->c >= 16 && p->oc >= 16 && p->oh > 0 && p->ow > 0;
+}
+
+int cnn_winograd_chunk_rows(const struct cnn_conv2d *p, int N)
+{
+    const size_t tw = ((size_t)p->ow + 1) / 2, total = (size_t)N * (((size_t)p->oh + 1) / 2);
+    const size_t per_tile = 16 * ((size_t)p->c + (size_t)p->oc); /* V and M floats */
+    size_t tiles = CNN_WINOGRAD_CHUNK_FLOATS / per_tile;
+    size_t min_tiles = (size_t)p->c * (size_t)p->oc / 32;
+    if (min_tiles < CNN_WINOGRAD_MIN_TILES)
+        min_tiles = CNN_WINOGRAD_MIN_TILES;
+    if (min_tiles > 8 * CNN_WINOGRAD_MIN_TILES)
+        min_tiles = 8 * CNN_WINOGRAD_MIN_TILES;
+    if (tiles < min_tiles)
+        tiles = min_tiles;
+    if (tiles > CNN_WINOGRAD_MAX_FLOATS / per_tile)
+        tiles = CNN_WINOGRAD_MAX_FLOATS / per_tile;
+    size_t rows = tw ? (tiles + tw - 1) / tw : total;
+    if (rows > total)
+        rows = total;
+    return rows < 1 ? 1 : (int)rows;
+}
+
+static size_t round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+size_t cnn_winograd_scratch_floats(const struct cnn_conv2d *p, int N)
+{
+    if (N <= 0)
+        return 0;
+    /* V (16, C, T) + M (16, OC, T) + 4 zero-padded staged rows of 2 * round4(TW) + 4 floats
+     * + one zero input row (W), T = chunk rows * TW tiles; each rounded to 16 floats. */
+    const size_t tw = ((size_t)p->ow + 1) / 2, tw4 = (tw + 3) & ~(size_t)3;
+    size_t t, v, m;
+    if (__builtin_mul_overflow((size_t)cnn_winograd_chunk_rows(p, N), tw, &t) ||
+        __builtin_mul_overflow(t, 16 * (size_t)p->c, &v) ||
+        __builtin_mul_overflow(t, 16 * (size_t)p->oc, &m) || v > SIZE_MAX / 4 ||
+        m > SIZE_MAX / 4 || tw > SIZE_MAX / 64)
+        return SIZE_MAX;
+    return round16(v) + round16(m) + round16(4 * (2 * tw4 + 4)) + round16((size_t)p->w);
 }
 
 const char *cnn_layer_kind_name(enum cnn_layer_kind kind)

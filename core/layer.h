@@ -99,10 +99,37 @@ int cnn_pool2d_shape(struct cnn_pool2d *p, struct cnn_err *err);
 #endif
 /* Output rows per chunk for batch N (at least 1, at most N * OH). */
 int cnn_conv2d_chunk_rows(const struct cnn_conv2d *p, int N);
-/* Floats of im2col scratch a conv needs for N batch items (0 when it skips im2col). */
+/* Floats of scratch a conv needs for N batch items: im2col's (0 when it skips im2col), or
+ * when cnn_conv2d_use_winograd(p) the larger of that and the Winograd scratch, so both
+ * cnn_conv2d_forward() and cnn_conv2d_forward_winograd() can run in it. */
 size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N);
 /* 1 when the conv reads its input directly as the GEMM operand (1x1, stride 1, no pad). */
 int cnn_conv2d_is_pointwise(const struct cnn_conv2d *p);
+/* Winograd F(2x2,3x3) (Lavin & Gray 2015) for 3x3, stride 1, undilated, ungrouped convs
+ * with enough channels to pay for its transforms (measured; see layer.c).  The output is
+ * tiled in 2x2 tiles over the whole batch and processed in chunks of whole tile rows.
+ * A chunk's transformed input V (16, C, tiles) and GEMM output M (16, OC, tiles) take
+ * about CNN_WINOGRAD_CHUNK_FLOATS floats (L2), but a chunk has at least C * OC / 32
+ * tiles (from CNN_WINOGRAD_MIN_TILES up to 8x that) since each of its 16 GEMMs packs its
+ * C x OC weights again: measured at batch 8, 64 channels run best with ~128 tiles and
+ * 128 or 256 channels with 500-1000, although V and M then spill out of L2.  V and M
+ * never take more than CNN_WINOGRAD_MAX_FLOATS together. */
+#ifndef CNN_WINOGRAD_CHUNK_FLOATS
+#define CNN_WINOGRAD_CHUNK_FLOATS (256 * 1024)
+#endif
+#ifndef CNN_WINOGRAD_MIN_TILES
+#define CNN_WINOGRAD_MIN_TILES 128
+#endif
+#ifndef CNN_WINOGRAD_MAX_FLOATS
+#define CNN_WINOGRAD_MAX_FLOATS (4 * 1024 * 1024)
+#endif
+/* 1 when compile, scratch sizing and the session run this conv through Winograd.
+ * Depends only on the shape fields, not on bias or act (BN folding changes those). */
+int cnn_conv2d_use_winograd(const struct cnn_conv2d *p);
+/* Tile rows (n, ty) per Winograd chunk for batch N (at least 1, at most N * ceil(OH/2)). */
+int cnn_winograd_chunk_rows(const struct cnn_conv2d *p, int N);
+/* Floats of scratch the Winograd forward needs for N batch items (SIZE_MAX on overflow). */
+size_t cnn_winograd_scratch_floats(const struct cnn_conv2d *p, int N);
 const char *cnn_layer_kind_name(enum cnn_layer_kind kind);
 const char *cnn_act_name(enum cnn_act kind);
 
@@ -116,6 +143,17 @@ void cnn_act_apply(float *x, size_t n, const struct cnn_act_params *act);
  * Bias and p->act are applied in one pass over the GEMM output. */
 void cnn_conv2d_forward(float *out, const float *inp, const float *w, const float *b,
                         float *col, const struct cnn_conv2d *p, int N);
+
+/* Floats of Winograd weights U for p: 16 * OC * C. */
+size_t cnn_winograd_weights_floats(const struct cnn_conv2d *p);
+/* u (16, OC, C) = G g G^T of every 3x3 kernel g of w (OC, C, 3, 3); done once at compile. */
+void cnn_winograd_transform_weights(float *u, const float *w, const struct cnn_conv2d *p);
+/* Same result as cnn_conv2d_forward() (to float rounding) for a conv that
+ * cnn_conv2d_use_winograd() accepts; u from cnn_winograd_transform_weights().
+ * scratch: cnn_conv2d_scratch_floats(p, N) floats.  Bias and p->act are applied in the
+ * output transform pass. */
+void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,
+                                 float *scratch, const struct cnn_conv2d *p, int N);
 
 /* out (OUT, N)   inp (IN, N)   w (OUT, IN)   b (OUT) or NULL; one SGEMM for the batch. */
 void cnn_dense_forward(float *out, const float *inp, const float *w, const float *b,

@@ -114,6 +114,11 @@ static void plan_conv(struct compile_state *cs, struct cnn_op *op, const struct 
         op->out = j;
     }
     fuse_act(cs, op, &op->conv.act);
+    if (cnn_conv2d_use_winograd(&op->conv)) { /* from the folded weights */
+        float *u = take_folded(cs, cnn_winograd_weights_floats(&op->conv));
+        cnn_winograd_transform_weights(u, op->w, &op->conv);
+        op->u = u;
+    }
 }
 
 static size_t folded_bound(const struct cnn_model *m)
@@ -121,9 +126,11 @@ static size_t folded_bound(const struct cnn_model *m)
     size_t n = 0;
     for (int i = 1; i < m->n_layers; i++) {
         const struct cnn_layer *l = &m->layers[i];
-        if (l->kind == CNN_LAYER_CONV2D)
+        if (l->kind == CNN_LAYER_CONV2D) {
             n += l->weight_count[0] + 3 * (size_t)l->p.conv.oc + 48;
-        else if (l->kind == CNN_LAYER_BATCHNORM)
+            if (cnn_conv2d_use_winograd(&l->p.conv))
+                n += cnn_winograd_weights_floats(&l->p.conv) + 16;
+        } else if (l->kind == CNN_LAYER_BATCHNORM)
             n += 2 * (size_t)l->c + 32;
     }
     return n ? n : 16;

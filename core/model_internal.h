@@ -36,6 +36,7 @@ struct cnn_op {
     struct cnn_dense dense;
     struct cnn_act_params act;    /* fused activation for add / scale-shift / act */
     const float *w, *b;           /* conv/dense weights (maybe folded copies); BN: scale, shift */
+    const float *u;               /* conv: Winograd weights (16, OC, C) in folded, or NULL */
 };
 
 struct cnn_model {

@@ -228,7 +228,10 @@ static void run_op(struct cnn_session *s, const struct cnn_model *m, const struc
     size_t count = (size_t)il->c * hw * (size_t)n;
     switch (op->kind) {
     case CNN_LAYER_CONV2D:
-        cnn_conv2d_forward(out, in0, op->w, op->b, s->col, &op->conv, n);
+        if (op->u)
+            cnn_conv2d_forward_winograd(out, in0, op->u, op->b, s->col, &op->conv, n);
+        else
+            cnn_conv2d_forward(out, in0, op->w, op->b, s->col, &op->conv, n);
         break;
     case CNN_LAYER_DENSE:
         cnn_dense_forward(out, in0, op->w, op->b, &op->dense, n);

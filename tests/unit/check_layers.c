@@ -725,6 +725,215 @@ START_TEST(test_flatten_reorders_to_batch_minor_features)
 }
 END_TEST
 
+/* ---- Winograd F(2x2,3x3) --------------------------------------------------- */
+
+/* Every case passes cnn_conv2d_use_winograd(); odd sizes leave partial edge tiles. */
+/* clang-format off */
+static const struct conv_case wino_cases[] = {
+    {"wino pad 1 odd 9x11 bias relu N=3", 3, 17, 9, 11, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+     {CNN_ACT_RELU, 0, 0}},
+    {"wino pad (0,1,1,0) leaky N=1", 1, 16, 7, 8, 18, 3, 3, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1,
+     {CNN_ACT_LEAKY_RELU, 0.1f, 0}},
+    {"wino no pad no bias N=3", 3, 20, 10, 9, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0,
+     {CNN_ACT_NONE, 0, 0}},
+    {"wino pad (1,1,1,1) 5x5 bias N=1", 1, 18, 5, 5, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+     {CNN_ACT_NONE, 0, 0}},
+    {"wino pad (2,0,1,2) tanh N=3", 3, 16, 6, 7, 17, 3, 3, 1, 1, 1, 1, 2, 0, 1, 2, 1, 1,
+     {CNN_ACT_TANH, 0, 0}},
+    {"wino 3x3 input 1x1 output relu N=3", 3, 16, 3, 3, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1,
+     {CNN_ACT_RELU, 0, 0}},
+    {"wino 3x12 input one output row N=3", 3, 19, 3, 12, 17, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0,
+     {CNN_ACT_RELU, 0, 0}},
+    {"wino 14x14 relu6 N=3", 3, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+     {CNN_ACT_CLIP, 0, 6}},
+    /* more tiles than one chunk holds: chunks cross image borders, the last is partial */
+    {"wino chunked 33x35 bias relu N=3", 3, 16, 33, 35, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+     {CNN_ACT_RELU, 0, 0}},
+};
+/* clang-format on */
+#define N_WINO_CASES ((int)(sizeof wino_cases / sizeof wino_cases[0]))
+
+/* Runs the Winograd forward on random data; out must be (OC, N, OH, OW) floats. */
+static void wino_forward(float *out, const float *inp, const float *w, const float *b,
+                         const struct cnn_conv2d *p, int N)
+{
+    float *u = rand_buf(cnn_winograd_weights_floats(p), 1.0f);
+    float *scratch = rand_buf(cnn_conv2d_scratch_floats(p, N), 100.0f); /* garbage */
+    cnn_winograd_transform_weights(u, w, p);
+    cnn_conv2d_forward_winograd(out, inp, u, b, scratch, p, N);
+    free(u);
+    free(scratch);
+}
+
+START_TEST(test_conv2d_winograd_matches_direct_convolution)
+{
+    const struct conv_case *k = &wino_cases[_i];
+    lcg_state = 3000u + (unsigned)_i;
+    struct cnn_conv2d p = conv_params(k);
+    ck_assert_msg(cnn_conv2d_use_winograd(&p), "%s: predicate refuses it", k->name);
+    const int N = k->N;
+    size_t in_n = (size_t)p.c * N * p.h * p.w, out_n = (size_t)p.oc * N * p.oh * p.ow;
+    float *inp = rand_buf(in_n, 1.0f), *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
+    float *b = k->bias ? rand_buf((size_t)p.oc, 1.0f) : NULL;
+    float *out = rand_buf(out_n, 100.0f); /* garbage must be overwritten */
+    double *want = malloc(out_n * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    wino_forward(out, inp, w, b, &p, N);
+    conv_ref(want, inp, w, b, &p, N);
+    check_close(k->name, out, want, out_n);
+    free(inp);
+    free(w);
+    free(b);
+    free(out);
+    free(want);
+}
+END_TEST
+
+START_TEST(test_conv2d_winograd_batch_of_3_equals_3_single_passes)
+{
+    const struct conv_case *k = &wino_cases[_i];
+    lcg_state = 4000u + (unsigned)_i;
+    struct cnn_conv2d p = conv_params(k);
+    const int N = 3;
+    size_t hw = (size_t)p.h * p.w, ohw = (size_t)p.oh * p.ow;
+    float *inp = rand_buf((size_t)p.c * N * hw, 1.0f), *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
+    float *b = k->bias ? rand_buf((size_t)p.oc, 1.0f) : NULL;
+    float *out = zero_buf((size_t)p.oc * N * ohw);
+    float *one_in = zero_buf((size_t)p.c * hw), *one_out = zero_buf((size_t)p.oc * ohw);
+    wino_forward(out, inp, w, b, &p, N);
+    double err = 0.0;
+    for (int n = 0; n < N; n++) {
+        for (int c = 0; c < p.c; c++) /* item n out of (C, N, H, W) */
+            memcpy(one_in + c * hw, inp + ((size_t)c * N + n) * hw, hw * sizeof(float));
+        wino_forward(one_out, one_in, w, b, &p, 1);
+        for (int oc = 0; oc < p.oc; oc++)
+            for (size_t i = 0; i < ohw; i++)
+                err = fmax(
+                    err, fabs((double)one_out[oc * ohw + i] - out[((size_t)oc * N + n) * ohw + i]));
+    }
+    printf("%-44s batch-vs-single max diff %.3e\n", k->name, err);
+    ck_assert_double_le(err, 1e-5);
+    free(inp);
+    free(w);
+    free(b);
+    free(out);
+    free(one_in);
+    free(one_out);
+}
+END_TEST
+
+/* U = G g G^T from the paper's G, in double, against the compiled-time transform. */
+START_TEST(test_winograd_weight_transform_is_g_g_gt)
+{
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    struct cnn_conv2d p = {.c = 5, .oc = 3, .kh = 3, .kw = 3};
+    lcg_state = 77u;
+    float *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
+    size_t n = cnn_winograd_weights_floats(&p);
+    ck_assert_uint_eq(n, (size_t)16 * p.oc * p.c);
+    float *u = rand_buf(n, 100.0f);
+    cnn_winograd_transform_weights(u, w, &p);
+    double err = 0.0;
+    for (int oc = 0; oc < p.oc; oc++)
+        for (int c = 0; c < p.c; c++)
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    double s = 0.0;
+                    for (int a = 0; a < 3; a++)
+                        for (int bb = 0; bb < 3; bb++)
+                            s += G[i][a] * w[((size_t)oc * p.c + c) * 9 + a * 3 + bb] * G[j][bb];
+                    float got = u[((size_t)(i * 4 + j) * p.oc + oc) * p.c + c];
+                    err = fmax(err, fabs(got - s));
+                }
+    ck_assert_double_le(err, 1e-6);
+    free(w);
+    free(u);
+}
+END_TEST
+
+static struct cnn_conv2d resnet_conv(void)
+{
+    /* clang-format off */
+    struct cnn_conv2d p = {.c = 64, .h = 56, .w = 56, .oc = 64, .kh = 3, .kw = 3, .sh = 1,
+                           .sw = 1, .dh = 1, .dw = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1,
+                           .pad_r = 1, .groups = 1, .has_bias = 1};
+    /* clang-format on */
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_conv2d_shape(&p, &err), 0);
+    return p;
+}
+
+/* Shape fields changed one at a time from a ResNet 64->64 3x3 conv: only the 3x3 stride-1
+ * undilated ungrouped ones with 16+ channels each way take the Winograd path. */
+START_TEST(test_conv2d_winograd_predicate_picks_resnet_3x3_only)
+{
+    struct cnn_conv2d p = resnet_conv();
+    ck_assert(cnn_conv2d_use_winograd(&p));
+    struct cnn_act_params leaky = {CNN_ACT_LEAKY_RELU, 0.1f, 0};
+    p.has_bias = 0, p.act = leaky; /* bias and act (BN folding changes them) do not matter */
+    ck_assert(cnn_conv2d_use_winograd(&p));
+    struct cnn_conv2d q;
+    q = resnet_conv(), q.sh = q.sw = 2;
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.sw = 2;
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.kh = q.kw = 5;
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.kw = 1;
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.kh = q.kw = 1, q.pad_t = q.pad_l = q.pad_b = q.pad_r = 0;
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.groups = 2;
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.groups = 64; /* depthwise */
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.dh = q.dw = 2;
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.c = 8;
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.oc = 8;
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.c = 3; /* an RGB stem */
+    ck_assert(!cnn_conv2d_use_winograd(&q));
+    q = resnet_conv(), q.c = q.oc = 16;
+    ck_assert(cnn_conv2d_use_winograd(&q));
+}
+END_TEST
+
+/* The conv scratch serves both paths: at least the Winograd need and the im2col chunk
+ * (C * 9 floats per output pixel of a chunk of whole output rows). */
+START_TEST(test_conv2d_winograd_scratch_covers_both_paths)
+{
+    for (int i = 0; i < N_WINO_CASES + 1; i++) {
+        struct cnn_conv2d p = i < N_WINO_CASES ? conv_params(&wino_cases[i]) : resnet_conv();
+        for (int N = 1; N <= 8; N += 7) {
+            size_t got = cnn_conv2d_scratch_floats(&p, N), wn = cnn_winograd_scratch_floats(&p, N);
+            size_t tw = ((size_t)p.ow + 1) / 2, rows = (size_t)cnn_winograd_chunk_rows(&p, N);
+            size_t im2col = (size_t)p.c * 9 * p.ow * cnn_conv2d_chunk_rows(&p, N);
+            ck_assert(rows >= 1 && rows <= (size_t)N * ((p.oh + 1) / 2));
+            /* V (16, C, tiles) and M (16, OC, tiles) of a chunk at least */
+            ck_assert(wn >= 16 * ((size_t)p.c + p.oc) * rows * tw);
+            ck_assert(got >= wn && got >= im2col);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_conv2d_winograd_chunked_case_really_chunks)
+{
+    for (int i = 0; i < N_WINO_CASES; i++) {
+        if (!strstr(wino_cases[i].name, "chunked"))
+            continue;
+        struct cnn_conv2d p = conv_params(&wino_cases[i]);
+        int N = wino_cases[i].N, th = (p.oh + 1) / 2, total = N * th;
+        int rows = cnn_winograd_chunk_rows(&p, N);
+        ck_assert_msg(rows < total && rows % th != 0, "%s: %d tile rows per chunk of %d",
+                      wino_cases[i].name, rows, total);
+        ck_assert_msg(total % rows != 0, "%s: want a partial last chunk", wino_cases[i].name);
+    }
+}
+END_TEST
+
 Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -734,6 +943,13 @@ Suite *layers_suite(void)
     tcase_add_loop_test(tc, test_conv2d_batch_of_3_equals_3_single_passes, 0, N_CONV_CASES);
     tcase_add_loop_test(tc, test_conv2d_scratch_is_zero_only_for_pointwise, 0, N_CONV_CASES);
     tcase_add_test(tc, test_conv2d_large_cases_really_chunk);
+    tcase_add_loop_test(tc, test_conv2d_winograd_matches_direct_convolution, 0, N_WINO_CASES);
+    tcase_add_loop_test(tc, test_conv2d_winograd_batch_of_3_equals_3_single_passes, 0,
+                        N_WINO_CASES);
+    tcase_add_test(tc, test_winograd_weight_transform_is_g_g_gt);
+    tcase_add_test(tc, test_conv2d_winograd_predicate_picks_resnet_3x3_only);
+    tcase_add_test(tc, test_conv2d_winograd_scratch_covers_both_paths);
+    tcase_add_test(tc, test_conv2d_winograd_chunked_case_really_chunks);
     tcase_add_test(tc, test_conv2d_shape_rejects_each_bad_field_by_name);
     tcase_add_test(tc, test_pool2d_shape_follows_pytorch_floor_and_ceil_rules);
     tcase_add_test(tc, test_pool2d_shape_rejects_each_bad_field_by_name);

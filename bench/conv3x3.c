@@ -1,0 +1,96 @@
+/* 3x3 stride-1 conv: im2col + SGEMM against Winograd F(2x2,3x3), per layer shape, in thread
+ * CPU time (min over repetitions: the machine is shared, wall time is noisy).  Prints one
+ * line per shape with both times, the speedup and the max abs difference of the outputs.
+ * Build and run (one BLAS thread, the kernels the cnn tool would pick):
+ *   make build/libcnn.a && cc -O2 -Icore bench/conv3x3.c build/libcnn.a \
+ *     $(pkg-config --cflags --libs openblas) -lm -o build/bench_conv3x3
+ *   OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 ./build/bench_conv3x3 [N] [reps] */
+#define _POSIX_C_SOURCE 200809L
+#include "gemm.h"
+#include "layer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double thread_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static float *fill(size_t n, unsigned seed)
+{
+    float *x = aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
+    if (!x)
+        exit(1);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)((seed >> 8) & 0xffffff) / 8388608.0f - 1.0f;
+    }
+    return x;
+}
+
+int main(int argc, char **argv)
+{
+    const int N = argc > 1 ? atoi(argv[1]) : 8, reps = argc > 2 ? atoi(argv[2]) : 7;
+    static const int shapes[][3] = {{64, 56, 56}, {128, 28, 28}, {256, 14, 14}, {512, 7, 7},
+                                    {32, 56, 56}, {16, 56, 56},  {16, 14, 14},  {8, 56, 56}};
+    cnn_gemm_set_threads(1);
+    printf("backend %s, N=%d, min of %d reps, thread CPU ms\n", cnn_gemm_backend(), N, reps);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        struct cnn_conv2d p = {.c = shapes[s][0],
+                               .h = shapes[s][1],
+                               .w = shapes[s][2],
+                               .oc = shapes[s][0],
+                               .kh = 3,
+                               .kw = 3,
+                               .sh = 1,
+                               .sw = 1,
+                               .dh = 1,
+                               .dw = 1,
+                               .pad_t = 1,
+                               .pad_l = 1,
+                               .pad_b = 1,
+                               .pad_r = 1,
+                               .groups = 1,
+                               .has_bias = 1,
+                               .act = {CNN_ACT_RELU, 0, 0}};
+        struct cnn_err err = {0};
+        if (cnn_conv2d_shape(&p, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        size_t in_n = (size_t)p.c * N * p.h * p.w, out_n = (size_t)p.oc * N * p.oh * p.ow;
+        float *inp = fill(in_n, 1), *w = fill((size_t)p.oc * p.c * 9, 2);
+        float *b = fill((size_t)p.oc, 3), *u = fill(cnn_winograd_weights_floats(&p), 4);
+        size_t col_n = cnn_conv2d_scratch_floats(&p, N),
+               wino_n = cnn_winograd_scratch_floats(&p, N);
+        float *col = fill(col_n > wino_n ? col_n : wino_n, 5); /* Winograd forced on tiny convs */
+        float *o1 = fill(out_n, 6), *o2 = fill(out_n, 7);
+        cnn_winograd_transform_weights(u, w, &p);
+        double best[2] = {1e30, 1e30};
+        for (int r = 0; r < reps + 1; r++) { /* first round warms up */
+            double t0 = thread_ms();
+            cnn_conv2d_forward(o1, inp, w, b, col, &p, N);
+            double t1 = thread_ms();
+            cnn_conv2d_forward_winograd(o2, inp, u, b, col, &p, N);
+            double t2 = thread_ms();
+            if (r > 0) {
+                best[0] = fmin(best[0], t1 - t0);
+                best[1] = fmin(best[1], t2 - t1);
+            }
+        }
+        double diff = 0;
+        for (size_t i = 0; i < out_n; i++)
+            diff = fmax(diff, fabs((double)o1[i] - o2[i]));
+        printf("C=OC=%3d %3dx%-3d im2col %8.2f  winograd %8.2f  speedup %.2fx  maxdiff %.1e"
+               "  (chunk rows %d%s)\n",
+               p.c, p.h, p.w, best[0], best[1], best[0] / best[1], diff,
+               cnn_winograd_chunk_rows(&p, N), cnn_conv2d_use_winograd(&p) ? "" : ", not used");
+        free(inp), free(w), free(b), free(u), free(col), free(o1), free(o2);
+    }
+    return 0;
+}

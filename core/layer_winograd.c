@@ -1,0 +1,258 @@
+/* Winograd F(2x2,3x3) convolution (Lavin & Gray 2015) over a (C, N, H, W) batch: weights
+ * transformed once at compile time (U = G g G^T), then per chunk of 2x2 output tiles the
+ * input transform V = B^T d B, 16 SGEMMs M_k = U_k V_k and the output transform
+ * Y = A^T m A with bias and activation.  The transforms run four tiles per vector: V and
+ * M hold tiles contiguously, (16, C, tiles) and (16, OC, tiles). */
+#include "gemm.h"
+#include "layer.h"
+
+#include <stddef.h>
+#include <string.h>
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+
+size_t cnn_winograd_weights_floats(const struct cnn_conv2d *p)
+{
+    return 16 * (size_t)p->oc * (size_t)p->c;
+}
+
+void cnn_winograd_transform_weights(float *u, const float *w, const struct cnn_conv2d *p)
+{
+    const size_t plane = (size_t)p->oc * p->c; /* floats of one U_k */
+    for (int oc = 0; oc < p->oc; oc++) {
+        for (int c = 0; c < p->c; c++) {
+            const float *g = w + ((size_t)oc * p->c + c) * 9;
+            float t[4][3]; /* G g: G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[j];
+                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                t[3][j] = g[6 + j];
+            }
+            float *dst = u + (size_t)oc * p->c + c;
+            for (int i = 0; i < 4; i++) { /* (G g) G^T */
+                dst[(4 * i + 0) * plane] = t[i][0];
+                dst[(4 * i + 1) * plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                dst[(4 * i + 2) * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                dst[(4 * i + 3) * plane] = t[i][2];
+            }
+        }
+    }
+}
+
+/* dst[0..n) = lanes of v (n <= 4); lane by lane for n < 4 (a copy loop here would become
+ * a memcpy call, which cost more than the transform itself on 14x14 layers). */
+static inline void store_n(float *dst, v4f v, int n)
+{
+    if (n == 4) {
+        memcpy(dst, &v, sizeof v);
+        return;
+    }
+    if (n > 0)
+        dst[0] = v[0];
+    if (n > 1)
+        dst[1] = v[1];
+    if (n > 2)
+        dst[2] = v[2];
+}
+
+/* Lanes from src[0..n), zero beyond (n <= 4). */
+static inline v4f load_n(const float *src, int n)
+{
+    v4f v = {0, 0, 0, 0};
+    if (n == 4) {
+        memcpy(&v, src, sizeof v);
+        return v;
+    }
+    if (n > 0)
+        v[0] = src[0];
+    if (n > 1)
+        v[1] = src[1];
+    if (n > 2)
+        v[2] = src[2];
+    return v;
+}
+
+struct wino_dims {
+    int tw, th; /* tiles across, down one image */
+    int len;    /* floats of one staged row: 2 * round4(tw) + 4 */
+    size_t nt;  /* tiles in this chunk: GEMM N dimension and row stride of V, M */
+};
+
+/* The vertical half of B^T d B for one tile row: from input rows x0..x3 (W floats each,
+ * a zero row standing in for rows in the padding) the four rows
+ * s_a[pad_l + i] = (x0 - x2, x1 + x2, x2 - x1, x1 - x3)[a][i]; s_a's padding columns
+ * stay zero (set once per forward call). */
+static void vertical_transform(float *s, int len, const float *const x[4], int W, int pad_l)
+{
+    float *restrict s0 = s + pad_l, *restrict s1 = s0 + len, *restrict s2 = s1 + len;
+    float *restrict s3 = s2 + len;
+    int i = 0;
+    for (; i + 4 <= W; i += 4) {
+        v4f a, b, c, d;
+        memcpy(&a, x[0] + i, sizeof a);
+        memcpy(&b, x[1] + i, sizeof b);
+        memcpy(&c, x[2] + i, sizeof c);
+        memcpy(&d, x[3] + i, sizeof d);
+        const v4f t0 = a - c, t1 = b + c, t2 = c - b, t3 = b - d;
+        memcpy(s0 + i, &t0, sizeof t0);
+        memcpy(s1 + i, &t1, sizeof t1);
+        memcpy(s2 + i, &t2, sizeof t2);
+        memcpy(s3 + i, &t3, sizeof t3);
+    }
+    for (; i < W; i++) {
+        const float a = x[0][i], b = x[1][i], c = x[2][i], d = x[3][i];
+        s0[i] = a - c, s1[i] = b + c, s2[i] = c - b, s3[i] = b - d;
+    }
+}
+
+/* The horizontal half for tiles [tx, tx + cnt) of one staged row s (tile tx starts at
+ * s[2 tx]): with d_j[l] = s[2 (tx + l) + j], dst_j = (d0 - d2, d1 + d2, d2 - d1, d1 - d3)[j],
+ * dst_j = dst + j * kstride. */
+static inline void horizontal_transform(float *dst, size_t kstride, const float *s, int cnt)
+{
+    v4f a, b, c, d;
+    memcpy(&a, s, sizeof a);
+    memcpy(&b, s + 4, sizeof b);
+    memcpy(&c, s + 2, sizeof c);
+    memcpy(&d, s + 6, sizeof d);
+    const v4f d0 = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+    const v4f d1 = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+    const v4f d2 = __builtin_shufflevector(c, d, 0, 2, 4, 6);
+    const v4f d3 = __builtin_shufflevector(c, d, 1, 3, 5, 7);
+    store_n(dst, d0 - d2, cnt);
+    store_n(dst + kstride, d1 + d2, cnt);
+    store_n(dst + 2 * kstride, d2 - d1, cnt);
+    store_n(dst + 3 * kstride, d1 - d3, cnt);
+}
+
+/* V (16, C, nt) for tile rows [r0, r1) of the batch.  stage: 4 rows of len floats whose
+ * padding columns are zero; zero: W zero floats. */
+static void input_transform(float *v, float *stage, const float *zero, const float *inp,
+                            const struct cnn_conv2d *p, int N, int r0, int r1,
+                            const struct wino_dims *d)
+{
+    const size_t hw = (size_t)p->h * p->w, kstride = (size_t)p->c * d->nt;
+    const int full = d->tw & ~3;
+    for (int c = 0; c < p->c; c++) {
+        for (int r = r0; r < r1; r++) {
+            const int n = r / d->th, ty = r % d->th;
+            const float *plane = inp + ((size_t)c * N + n) * hw;
+            const float *x[4];
+            for (int i = 0; i < 4; i++) {
+                const int iy = 2 * ty - p->pad_t + i;
+                x[i] = iy >= 0 && iy < p->h ? plane + (size_t)iy * p->w : zero;
+            }
+            vertical_transform(stage, d->len, x, p->w, p->pad_l);
+            float *dst = v + (size_t)c * d->nt + (size_t)(r - r0) * d->tw;
+            for (int a = 0; a < 4; a++) { /* V_k, k = 4 a + j */
+                const float *s = stage + a * d->len;
+                float *dk = dst + (size_t)(4 * a) * kstride;
+                int tx = 0;
+                for (; tx < full; tx += 4)
+                    horizontal_transform(dk + tx, kstride, s + 2 * tx, 4);
+                if (tx < d->tw)
+                    horizontal_transform(dk + tx, kstride, s + 2 * tx, d->tw - tx);
+            }
+        }
+    }
+}
+
+/* Output columns [x, x + n) of one row from two lane sets: row[x + 2l] = a[l],
+ * row[x + 2l + 1] = b[l] (n <= 8). */
+static inline void store_pairs(float *row, v4f a, v4f b, int n)
+{
+    const v4f lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
+    const v4f hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+    if (n == 8) {
+        memcpy(row, &lo, sizeof lo);
+        memcpy(row + 4, &hi, sizeof hi);
+        return;
+    }
+    if (n >= 4) {
+        memcpy(row, &lo, sizeof lo);
+        store_n(row + 4, hi, n - 4);
+    } else {
+        store_n(row, lo, n);
+    }
+}
+
+static inline v4f relu4(v4f x)
+{
+    const v4f zero = {0, 0, 0, 0};
+    return (v4f)((v4i)x & (x > zero)); /* lanes <= 0 (and NaN) become +0, as add_bias() */
+}
+
+/* out rows of tile rows [r0, r1) from M (16, OC, nt): A^T m A + bias, then act. */
+static void output_transform(float *out, const float *m, const float *b, const struct cnn_conv2d *p,
+                             int N, int r0, int r1, const struct wino_dims *d)
+{
+    const int OH = p->oh, OW = p->ow, relu = p->act.kind == CNN_ACT_RELU;
+    const size_t kstride = (size_t)p->oc * d->nt;
+    for (int oc = 0; oc < p->oc; oc++) {
+        const float bs = b ? b[oc] : 0.0f;
+        const v4f bias = {bs, bs, bs, bs};
+        for (int r = r0; r < r1; r++) {
+            const int n = r / d->th, oy = 2 * (r % d->th);
+            float *o0 = out + (((size_t)oc * N + n) * OH + oy) * OW;
+            const float *src = m + (size_t)oc * d->nt + (size_t)(r - r0) * d->tw;
+            for (int tx = 0; tx < d->tw; tx += 4) {
+                const int cnt = d->tw - tx < 4 ? d->tw - tx : 4;
+                v4f f0[4], f1[4]; /* m A, per row a of m */
+                for (int a = 0; a < 4; a++) {
+                    const float *s = src + (size_t)(4 * a) * kstride + tx;
+                    const v4f m0 = load_n(s, cnt), m1 = load_n(s + kstride, cnt);
+                    const v4f m2 = load_n(s + 2 * kstride, cnt);
+                    const v4f m3 = load_n(s + 3 * kstride, cnt);
+                    f0[a] = m0 + m1 + m2;
+                    f1[a] = m1 - m2 - m3;
+                }
+                v4f y00 = f0[0] + f0[1] + f0[2] + bias, y01 = f1[0] + f1[1] + f1[2] + bias;
+                v4f y10 = f0[1] - f0[2] - f0[3] + bias, y11 = f1[1] - f1[2] - f1[3] + bias;
+                if (relu) {
+                    y00 = relu4(y00), y01 = relu4(y01), y10 = relu4(y10), y11 = relu4(y11);
+                }
+                const int nx = OW - 2 * tx < 8 ? OW - 2 * tx : 8;
+                store_pairs(o0 + 2 * tx, y00, y01, nx);
+                if (oy + 1 < OH)
+                    store_pairs(o0 + OW + 2 * tx, y10, y11, nx);
+            }
+        }
+        if (!relu && p->act.kind != CNN_ACT_NONE) { /* rows of this chunk are contiguous */
+            const int n0 = r0 / d->th, n1 = (r1 - 1) / d->th;
+            const int y_end = 2 * ((r1 - 1) % d->th) + 2;
+            const size_t first = (size_t)n0 * OH + 2 * (size_t)(r0 % d->th);
+            const size_t last = (size_t)n1 * OH + (size_t)(y_end < OH ? y_end : OH);
+            cnn_act_apply(out + ((size_t)oc * N * OH + first) * OW, (last - first) * OW, &p->act);
+        }
+    }
+}
+
+void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,
+                                 float *scratch, const struct cnn_conv2d *p, int N)
+{
+    struct wino_dims d;
+    d.tw = (p->ow + 1) / 2;
+    d.th = (p->oh + 1) / 2;
+    d.len = 2 * ((d.tw + 3) & ~3) + 4;
+    const int rows = N * d.th, chunk = cnn_winograd_chunk_rows(p, N);
+    const size_t max_nt = (size_t)chunk * d.tw;
+    float *v = scratch;
+    float *m = v + ((16 * (size_t)p->c * max_nt + 15) & ~(size_t)15);
+    float *stage = m + ((16 * (size_t)p->oc * max_nt + 15) & ~(size_t)15);
+    float *zero = stage + ((4 * (size_t)d.len + 15) & ~(size_t)15);
+    memset(stage, 0, sizeof(float) * 4 * (size_t)d.len); /* the padding columns */
+    memset(zero, 0, sizeof(float) * (size_t)p->w);
+    const size_t uk = (size_t)p->oc * p->c;
+    for (int r0 = 0; r0 < rows; r0 += chunk) {
+        const int r1 = r0 + chunk < rows ? r0 + chunk : rows;
+        d.nt = (size_t)(r1 - r0) * d.tw;
+        input_transform(v, stage, zero, inp, p, N, r0, r1, &d);
+        for (int k = 0; k < 16; k++)
+            cnn_gemm(0, 0, p->oc, (int)d.nt, p->c, 1.0f, u + k * uk, p->c,
+                     v + k * (size_t)p->c * d.nt, (int)d.nt, 0.0f, m + k * (size_t)p->oc * d.nt,
+                     (int)d.nt);
+        output_transform(out, m, b, p, N, r0, r1, &d);
+    }
+}
