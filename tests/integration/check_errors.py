@@ -112,6 +112,13 @@ def main():
            req("POST", CLS, png + ["Content-Length: %d" % len(SAMPLE), "Content-Length: 5"],
                SAMPLE, cl=False), 400)
 
+    # The framing cases above are refused for the conflict, not for chunking itself.
+    status, _, body, _ = raw_http(req("POST", CLS, png + ["Transfer-Encoding: chunked"],
+                                      (b"%x\r\n" % len(SAMPLE)) + SAMPLE + b"\r\n0\r\n\r\n",
+                                      cl=False))
+    check(status == 200 and b'"results"' in body,
+          "a chunked body without Content-Length is classified -> 200", "status %r" % status)
+
     # 404
     expect("classify an unknown model", req("POST", "/v1/models/nope/classify", png, SAMPLE), 404)
     expect("classify an unknown version",

@@ -72,13 +72,17 @@ def drain(model, n, data):
     check(first.startswith(b"HTTP/1.1 200") and st in (b"503", b"closed"),
           "readiness after SIGTERM on a kept-alive connection: %s" % st.decode())
     # A new connection: refused, or answered 503.
+    t0 = time.monotonic()
     try:
         status, _, _, _ = raw_http(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n"
                                    b"Connection: close\r\n\r\n", timeout=3)
-        what = str(status)
+        what = "answered %s" % status if status else "closed without an answer"
     except OSError as e:
         status, what = None, type(e).__name__
-    check(status in (None, 503), "new connection while draining: %s" % what)
+    secs = time.monotonic() - t0
+    check(status in (None, 503) and secs < 1,
+          "new connection while draining: %s after %.2f s" % (what, secs),
+          "refused or 503 expected at once")
     res = [read_status(s) for s in socks]
     codes = [r[0] for r in res]
     after = sum(1 for r in res if r[1] > t_sig)

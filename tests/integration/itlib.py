@@ -146,12 +146,16 @@ def metric_sum(samples, pattern, label_part=""):
 
 
 def batch_hist(samples, model=""):
-    """(sum, count) of the batch-size histogram (a *batch_size* family), for label text
-    containing model; None when there is no such histogram."""
-    lab = 'model="%s"' % model if model else ""
-    s = metric_sum(samples, r".*batch_size.*_sum", lab)
-    c = metric_sum(samples, r".*batch_size.*_count", lab)
-    return None if s is None or c is None else (s, c)
+    """(sum, count) of the batch-size histogram (a *batch_size* family): the model's series
+    when it is labelled by model, else the server-wide one; None when there is none."""
+    for lab in (('model="%s"' % model) if model else None, ""):
+        if lab is None:
+            continue
+        s = metric_sum(samples, r".*batch_size.*_sum", lab)
+        c = metric_sum(samples, r".*batch_size.*_count", lab)
+        if s is not None and c is not None:
+            return s, c
+    return None
 
 
 # ---- raw HTTP ---------------------------------------------------------------------

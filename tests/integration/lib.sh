@@ -195,13 +195,15 @@ is_error_json() {
 # py SCRIPT [ARG...]: runs tests/integration/SCRIPT.py (URL in $CNND_URL, cnnd's pid in
 # $CNND_PID); its PASS/FAIL lines are counted here.
 py() {
-  local line
+  local line before=$NFAIL
   while IFS= read -r line; do
     case "$line" in
       PASS*) NPASS=$((NPASS + 1)); echo "PASS $ITEST_NAME: ${line#PASS }" ;;
       FAIL*) NFAIL=$((NFAIL + 1)); echo "FAIL $ITEST_NAME: ${line#FAIL }" ;;
       rc=0) ;;
-      rc=*) NFAIL=$((NFAIL + 1)); echo "FAIL $ITEST_NAME: $1.py exited with ${line#rc=}" ;;
+      rc=*) # a crash without a FAIL line of its own still fails
+        [ "$NFAIL" = "$before" ] && NFAIL=$((NFAIL + 1)) &&
+          echo "FAIL $ITEST_NAME: $1.py exited with ${line#rc=}" ;;
       *) echo "$line" ;;
     esac
   done < <(CNN="$CNN" CNND_PID="$CNND_PID" "$PY" "$ITEST_DIR/$1.py" "${@:2}" 2>&1; echo "rc=$?")
