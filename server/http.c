@@ -382,6 +382,7 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *conn,
                              r->body_max, m.route->name);
             return queue_reply(r);
         }
+        r->body_hint = (size_t)cl; /* the first buffer gets this size (up to 1 MiB) */
     }
     return MHD_YES;
 }
@@ -398,7 +399,9 @@ static enum MHD_Result take_body(struct request *r, const char *data, size_t n)
         return r->body_discarded > 2 * r->body_max + 65536 ? MHD_NO : MHD_YES;
     }
     if (r->body_len + n > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap * 2 : 16384;
+        size_t cap = r->body_cap ? r->body_cap * 2
+                     : r->body_hint ? (r->body_hint < (1u << 20) ? r->body_hint : 1u << 20)
+                                    : 16384;
         while (cap < r->body_len + n)
             cap *= 2;
         if ((long long)cap > r->body_max)

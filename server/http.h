@@ -55,6 +55,7 @@ struct request {
 
     char *body;              /* owned, body_len bytes (+ a NUL) */
     size_t body_len, body_cap;
+    size_t body_hint;        /* Content-Length, when given */
     long long body_max;
     long long body_discarded; /* bytes dropped after an oversized chunked body */
 
