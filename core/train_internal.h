@@ -1,0 +1,69 @@
+/* Insides of struct cnn_trainer, shared by train.c (life cycle, config, head replacement,
+ * accessors), train_graph.c (forward and backward over the unfused graph), train_sgd.c
+ * (learning-rate schedule and the update) and train_export.c (model copies). */
+#ifndef CNN_TRAIN_INTERNAL_H
+#define CNN_TRAIN_INTERNAL_H
+
+#include "model_internal.h"
+#include "train.h"
+
+#include <stdint.h>
+
+/* Per layer of the trainer's graph; all tensors (C, N, H, W) sized for max_batch. */
+struct train_layer {
+    float *out;        /* forward output (after the fused activation) */
+    float *pre;        /* output before the layer's fused activation, or NULL when none */
+    float *dout;       /* gradient of out, or NULL when no gradient flows through it */
+    float *save_mean;  /* batch norm: batch mean and 1/sqrt(var + eps) of the last forward */
+    float *save_inv_std;
+    uint8_t *mask;     /* dropout: mask of the last training forward */
+    int trainable;     /* has learned weights and is not frozen */
+    int needs_grad;    /* the gradient of its output is needed (params at or before it) */
+    int n_out;         /* floats per image of out */
+};
+
+struct cnn_trainer {
+    struct cnn_train_config cfg;
+    struct cnn_model *net;      /* owned, never compiled: graph + params (weights, BN stats) */
+    float *grad;                /* net->n_params floats, same layout as net->params */
+    float *mom;                 /* momentum buffers, same layout */
+    struct train_layer *tl;     /* net->n_layers */
+    int freeze_idx;             /* layers 1..freeze_idx are frozen; 0 = none */
+    int loss_layer;             /* layer whose output the loss reads */
+    float *scratch;             /* conv forward/backward, LRN backward */
+    float *tmp;                 /* one activation: the pre-activation gradient of a layer */
+    float *target;              /* MSE targets in (C, N, H, W) */
+    float *bn_scale, *bn_shift; /* evaluation-mode batch norm, max channels */
+    const float **add_in;       /* CNN_MAX_INPUTS pointers */
+    uint64_t rng;               /* dropout generator state */
+    long steps;
+};
+
+/* ---- train_export.c ---- */
+/* New uncompiled model with src's preprocessing, layers (descriptor of layer `head` gets
+ * `head_out` outputs when head > 0), labels (unless head > 0) and meta, params allocated
+ * and copied slot by slot from src where the slot sizes agree (others left zero). */
+int train_copy_model(const struct cnn_model *src, int head, int head_out,
+                     struct cnn_model **out, struct cnn_err *err);
+
+/* ---- train_graph.c ---- */
+/* Allocates the per-layer buffers of t->tl and the scratch for t->net; 0 or CNN_ENOMEM. */
+int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err);
+void train_graph_free(struct cnn_trainer *t);
+/* Forward over n images (NCHW) up to layer `last`.  training: batch statistics, dropout;
+ * update_stats: also move the running statistics. */
+int train_forward(struct cnn_trainer *t, const float *images, int n, int last, int training,
+                  int update_stats, struct cnn_err *err);
+/* Zeroes t->grad and every dout for batch n; the loss then writes the loss layer's dout. */
+void train_zero_grads(struct cnn_trainer *t, int n);
+/* Back-propagates from t->tl[t->loss_layer].dout down to the first layer that needs it,
+ * accumulating into every dout and into t->grad of trainable layers. */
+void train_backward(struct cnn_trainer *t, int n);
+
+/* ---- train_sgd.c ---- */
+/* Learning rate of step `step` (0-based) under cfg's schedule and warm-up. */
+float train_lr_at(const struct cnn_train_config *cfg, long step);
+/* One SGD update of every trainable weight slot from t->grad with rate lr. */
+void train_sgd_update(struct cnn_trainer *t, float lr);
+
+#endif

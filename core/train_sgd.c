@@ -1,0 +1,78 @@
+/* SGD for the trainer: the learning-rate schedule (constant, step, cosine, linear warm-up)
+ * and the update with momentum, Nesterov and weight decay, written as torch.optim.SGD
+ * (dampening 0) so that one step matches PyTorch (tests/fixtures/make_sgd_step.py). */
+#include "train.h"
+#include "train_internal.h"
+
+#include <math.h>
+
+float train_lr_at(const struct cnn_train_config *cfg, long step)
+{
+    double lr = cfg->lr;
+    switch (cfg->schedule) {
+    case CNN_LR_CONSTANT:
+        break;
+    case CNN_LR_STEP: {
+        long epoch = step / cfg->steps_per_epoch;
+        lr *= pow(cfg->step_gamma, (double)(epoch / cfg->step_epochs));
+        break;
+    }
+    case CNN_LR_COSINE: {
+        long span = cfg->total_steps - cfg->warmup_steps;
+        long s = step - cfg->warmup_steps;
+        if (s < 0)
+            s = 0;
+        if (s > span)
+            s = span;
+        lr *= 0.5 * (1.0 + cos(3.14159265358979323846 * (double)s / (double)span));
+        break;
+    }
+    }
+    if (step < cfg->warmup_steps)
+        lr *= (double)(step + 1) / (double)cfg->warmup_steps;
+    return (float)lr;
+}
+
+/* Slots the optimizer updates: conv/dense weight and bias, batch-norm gamma and beta. */
+static int learned_slots(const struct cnn_layer *l)
+{
+    switch (l->kind) {
+    case CNN_LAYER_CONV2D:
+    case CNN_LAYER_DENSE:
+        return l->n_weights;
+    case CNN_LAYER_BATCHNORM:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+static void update_slot(float *w, const float *g, float *buf, size_t n, float lr, float mom,
+                        int nesterov, float wd)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i] + wd * w[i];
+        if (mom != 0.0f) {
+            buf[i] = mom * buf[i] + d;
+            d = nesterov ? d + mom * buf[i] : buf[i];
+        }
+        w[i] -= lr * d;
+    }
+}
+
+void train_sgd_update(struct cnn_trainer *t, float lr)
+{
+    const struct cnn_model *m = t->net;
+    const struct cnn_train_config *c = &t->cfg;
+    for (int i = t->freeze_idx + 1; i < m->n_layers; i++) {
+        const struct cnn_layer *l = &m->layers[i];
+        int slots = learned_slots(l);
+        for (int s = 0; s < slots; s++) {
+            size_t off = l->weight_offset[s];
+            /* decay only the weight tensor of conv/dense, never biases or BN params */
+            float wd = (s == 0 && l->kind != CNN_LAYER_BATCHNORM) ? c->weight_decay : 0.0f;
+            update_slot(m->params + off, t->grad + off, t->mom + off, l->weight_count[s], lr,
+                        c->momentum, c->nesterov, wd);
+        }
+    }
+}

@@ -1,0 +1,968 @@
+/* Trainer suite: whole-net gradients against finite differences, two SGD steps and BN
+ * running statistics against PyTorch (tests/data/sgd_step.bin from
+ * tests/fixtures/make_sgd_step.py), export round trip through a file and a session,
+ * freezing, head replacement, reproducibility, schedules and bad input. */
+#include "model.h"
+#include "session.h"
+#include "test_nets.h"
+#include "train.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- building nets ------------------------------------------------------- */
+
+static int add(struct cnn_model *m, struct cnn_layer_desc d)
+{
+    struct cnn_err err = {0};
+    int idx = cnn_model_add(m, &d, &err);
+    ck_assert_msg(idx >= 0, "add %s: %s", d.name ? d.name : "?", err.msg);
+    return idx;
+}
+
+static struct cnn_layer_desc conv(const char *name, int oc, int k, int pad, int bias,
+                                  enum cnn_act act)
+{
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = name};
+    d.p.conv = (struct cnn_conv2d){.oc = oc, .kh = k, .kw = k, .sh = 1, .sw = 1, .dh = 1,
+                                   .dw = 1, .pad_t = pad, .pad_l = pad, .pad_b = pad,
+                                   .pad_r = pad, .groups = 1, .has_bias = bias};
+    d.p.conv.act.kind = act;
+    return d;
+}
+
+static struct cnn_layer_desc dense(const char *name, int out, enum cnn_act act)
+{
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_DENSE, .name = name};
+    d.p.dense = (struct cnn_dense){.out = out, .has_bias = 1};
+    d.p.dense.act.kind = act;
+    return d;
+}
+
+static struct cnn_layer_desc pool(enum cnn_layer_kind kind, const char *name, int k, int s,
+                                  int pad)
+{
+    struct cnn_layer_desc d = {.kind = kind, .name = name};
+    d.p.pool = (struct cnn_pool2d){.kh = k, .kw = k, .sh = s, .sw = s, .pad_t = pad,
+                                   .pad_l = pad, .pad_b = pad, .pad_r = pad};
+    return d;
+}
+
+static struct cnn_layer_desc simple(enum cnn_layer_kind kind, const char *name)
+{
+    return (struct cnn_layer_desc){.kind = kind, .name = name};
+}
+
+static struct cnn_layer_desc bn(const char *name)
+{
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_BATCHNORM, .name = name};
+    d.p.bn.eps = 1e-5f;
+    return d;
+}
+
+static struct cnn_layer_desc act(const char *name, enum cnn_act kind)
+{
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_ACT, .name = name};
+    d.p.act.kind = kind;
+    return d;
+}
+
+static struct cnn_layer_desc inputs(struct cnn_layer_desc d, int n, const int *in)
+{
+    d.n_inputs = n;
+    d.inputs = in;
+    return d;
+}
+
+static struct cnn_model *new_model(int c, int h, int w)
+{
+    struct cnn_preproc pp = {.c = c, .h = h, .w = w, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    return m;
+}
+
+/* Random weights, biases and BN parameters (gamma around 1) from seed. */
+static void randomize(struct cnn_model *m, uint64_t seed)
+{
+    cnn_model_init_random(m, seed);
+    for (int i = 1; i < cnn_model_layer_count(m); i++) {
+        struct cnn_layer_info info;
+        cnn_model_layer_info(m, i, &info);
+        size_t n;
+        if (info.kind == CNN_LAYER_BATCHNORM) {
+            float *g = cnn_model_weights_mut(m, i, 0, &n);
+            test_fill(g, n, seed + 10 * i);
+            test_fill(cnn_model_weights_mut(m, i, 1, NULL), n, seed + 10 * i + 1);
+            float *mu = cnn_model_weights_mut(m, i, 2, NULL);
+            float *var = cnn_model_weights_mut(m, i, 3, NULL);
+            test_fill(mu, n, seed + 10 * i + 2);
+            test_fill(var, n, seed + 10 * i + 3);
+            for (size_t k = 0; k < n; k++) {
+                g[k] = 1.0f + 0.5f * g[k];
+                var[k] = 0.5f + var[k] * var[k];
+            }
+        } else if (info.kind == CNN_LAYER_CONV2D || info.kind == CNN_LAYER_DENSE) {
+            float *b = cnn_model_weights_mut(m, i, 1, &n);
+            if (b) {
+                test_fill(b, n, seed + 10 * i + 5);
+                for (size_t k = 0; k < n; k++)
+                    b[k] *= 0.2f;
+            }
+        }
+    }
+}
+
+static struct cnn_model *compiled(struct cnn_model *m)
+{
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_model_compile(m, &err) == 0, "compile: %s", err.msg);
+    return m;
+}
+
+/* conv-BN-relu, conv+tanh (fused) added back as a residual, a 1x1 branch concatenated,
+ * maxpool, avgpool (padded), flatten, dense+tanh (fused), dense, softmax; input 3x6x6. */
+static struct cnn_model *gradcheck_net(uint64_t seed)
+{
+    struct cnn_model *m = new_model(3, 6, 6);
+    add(m, conv("conv1", 4, 3, 1, 1, CNN_ACT_NONE));
+    add(m, bn("bn1"));
+    int r1 = add(m, act("relu1", CNN_ACT_RELU));
+    int c2 = add(m, conv("conv2", 4, 3, 1, 0, CNN_ACT_TANH));
+    int res_in[2] = {r1, c2};
+    int res = add(m, inputs(simple(CNN_LAYER_ADD, "res"), 2, res_in));
+    int one[1] = {r1};
+    int c3 = add(m, inputs(conv("conv3", 2, 1, 0, 1, CNN_ACT_NONE), 1, one));
+    int cat_in[2] = {res, c3};
+    add(m, inputs(simple(CNN_LAYER_CONCAT, "cat"), 2, cat_in));
+    add(m, pool(CNN_LAYER_MAXPOOL, "max", 2, 2, 0));
+    add(m, pool(CNN_LAYER_AVGPOOL, "avg", 3, 1, 1));
+    add(m, simple(CNN_LAYER_FLATTEN, "flat"));
+    add(m, dense("fc1", 8, CNN_ACT_TANH));
+    add(m, dense("fc2", 4, CNN_ACT_NONE));
+    add(m, simple(CNN_LAYER_SOFTMAX, "prob"));
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    randomize(m, seed);
+    return compiled(m);
+}
+
+/* The fixture's net: conv1-bn1-relu-maxpool-conv2(+relu fused)-flatten-fc-softmax. */
+enum { FX_CONV1 = 1, FX_BN1 = 2, FX_CONV2 = 5, FX_FC = 7 };
+static struct cnn_model *fixture_net(void)
+{
+    struct cnn_model *m = new_model(3, 8, 8);
+    ck_assert_int_eq(add(m, conv("conv1", 4, 3, 1, 1, CNN_ACT_NONE)), FX_CONV1);
+    ck_assert_int_eq(add(m, bn("bn1")), FX_BN1);
+    add(m, act("relu1", CNN_ACT_RELU));
+    add(m, pool(CNN_LAYER_MAXPOOL, "pool1", 2, 2, 0));
+    ck_assert_int_eq(add(m, conv("conv2", 6, 3, 1, 1, CNN_ACT_RELU)), FX_CONV2);
+    add(m, simple(CNN_LAYER_FLATTEN, "flat"));
+    ck_assert_int_eq(add(m, dense("fc", 5, CNN_ACT_NONE)), FX_FC);
+    add(m, simple(CNN_LAYER_SOFTMAX, "prob"));
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    return m;
+}
+
+static struct cnn_trainer *trainer(const struct cnn_model *m, const struct cnn_train_config *c)
+{
+    struct cnn_err err = {0};
+    struct cnn_trainer *t = cnn_trainer_create(m, c, &err);
+    ck_assert_msg(t != NULL, "trainer: %s", err.msg);
+    return t;
+}
+
+static void step(struct cnn_trainer *t, const float *x, const int *y, int n,
+                 struct cnn_train_stats *st)
+{
+    struct cnn_err err = {0};
+    int rc = cnn_trainer_step(t, x, y, NULL, n, st, &err);
+    ck_assert_msg(rc == 0, "step: %s", err.msg);
+}
+
+/* ---- (1) whole-net gradient check ------------------------------------------ */
+
+static float loss_of(struct cnn_trainer *t, const float *x, const int *y, const float *tgt,
+                     int n)
+{
+    struct cnn_train_stats st;
+    struct cnn_err err = {0};
+    int rc = cnn_trainer_compute_gradients(t, x, y, tgt, n, &st, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    return st.loss;
+}
+
+struct fd_result {
+    int checked, skipped;
+};
+
+/* Loss with *v moved by d (restored afterwards). */
+static double loss_at(struct cnn_trainer *t, float *v, float d, const float *x, const int *y,
+                      const float *tgt, int n)
+{
+    const float orig = *v;
+    *v = orig + d;
+    double f = loss_of(t, x, y, tgt, n);
+    *v = orig;
+    return f;
+}
+
+/* Central difference of the loss at *v against g.  A relu or max that switches within the
+ * steps (a kink) shows as left and right second-order one-sided differences that disagree,
+ * or as central differences with steps h and 2h that disagree: such a coordinate is
+ * skipped and counted.  A wrong gradient disagrees wherever the loss is smooth. */
+static void fd_one(struct cnn_trainer *t, float *v, float g, const float *x, const int *y,
+                   const float *tgt, int n, const char *what, struct fd_result *r)
+{
+    const float h = 2e-3f;
+    double f0 = loss_of(t, x, y, tgt, n);
+    double fp = loss_at(t, v, h, x, y, tgt, n), fm = loss_at(t, v, -h, x, y, tgt, n);
+    double fp2 = loss_at(t, v, 2 * h, x, y, tgt, n), fm2 = loss_at(t, v, -2 * h, x, y, tgt, n);
+    double fd = (fp - fm) / (2.0 * h), fd2 = (fp2 - fm2) / (4.0 * h);
+    double right = (4 * fp - fp2 - 3 * f0) / (2.0 * h), left = (3 * f0 - 4 * fm + fm2) / (2.0 * h);
+    if (getenv("CNN_TEST_VERBOSE"))
+        fprintf(stderr, "%-24s fd %10.6f fd2 %10.6f left %10.6f right %10.6f g %10.6f\n", what,
+                fd, fd2, left, right, (double)g);
+    if (fabs(right - left) > 3e-4 + 1e-2 * fabs(fd) || fabs(fd - fd2) > 1.5e-4 + 1e-2 * fabs(fd)) {
+        r->skipped++;
+        return;
+    }
+    r->checked++;
+    ck_assert_msg(fabs(fd - g) <= 2e-4 + 1e-2 * fabs(fd), "%s: finite difference %g vs %g",
+                  what, fd, (double)g);
+}
+
+static void gradcheck(struct cnn_model *m, const float *x, const int *y, const float *tgt,
+                      int n, enum cnn_loss loss)
+{
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.loss = loss;
+    cfg.max_batch = n;
+    cfg.input_grad = 1;
+    struct cnn_trainer *t = trainer(m, &cfg);
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    size_t img = (size_t)pp->c * pp->h * pp->w;
+    float *xc = malloc(img * n * sizeof(float));
+    memcpy(xc, x, img * n * sizeof(float));
+    struct fd_result r = {0, 0};
+    int params_checked = 0;
+    for (int i = 1; i < cnn_model_layer_count(m); i++) {
+        for (int s = 0; s < 2; s++) { /* BN slots 2, 3 are statistics, not learned */
+            size_t count;
+            float *w = cnn_trainer_weights(t, i, s, &count);
+            if (!w)
+                continue;
+            loss_of(t, xc, y, tgt, n); /* gradients at the unperturbed point */
+            const float *g0 = cnn_trainer_grad(t, i, s, NULL);
+            float *g = malloc(count * sizeof(float));
+            memcpy(g, g0, count * sizeof(float));
+            double norm = 0;
+            for (size_t k = 0; k < count; k++)
+                norm += fabs(g[k]);
+            ck_assert_msg(norm > 0, "layer %d slot %d: gradient all zero", i, s);
+            for (int j = 0; j < 6; j++) {
+                size_t k = (size_t)(j * 7919 + i * 31 + s) % count;
+                char what[64];
+                snprintf(what, sizeof what, "layer %d slot %d [%zu]", i, s, k);
+                fd_one(t, &w[k], g[k], xc, y, tgt, n, what, &r);
+            }
+            params_checked++;
+            free(g);
+        }
+    }
+    ck_assert_int_ge(params_checked, 4);
+    /* input gradient: (C, N, H, W) in the trainer, NCHW for the caller */
+    loss_of(t, xc, y, tgt, n);
+    const float *dx0 = cnn_trainer_input_grad(t);
+    ck_assert_ptr_nonnull(dx0);
+    size_t total = img * n, hw = (size_t)pp->h * pp->w;
+    float *dx = malloc(total * sizeof(float));
+    memcpy(dx, dx0, total * sizeof(float));
+    for (int j = 0; j < 10; j++) {
+        size_t k = (size_t)(j * 104729 + 17) % total; /* NCHW index */
+        size_t item = k / img, c = (k % img) / hw, p = k % hw;
+        char what[64];
+        snprintf(what, sizeof what, "input [%zu]", k);
+        fd_one(t, &xc[k], dx[(c * n + item) * hw + p], xc, y, tgt, n, what, &r);
+    }
+    if (getenv("CNN_TEST_VERBOSE"))
+        fprintf(stderr, "gradient check: %d coordinates checked, %d skipped at kinks\n",
+                r.checked, r.skipped);
+    ck_assert_msg(r.skipped * 6 <= r.checked, "%d of %d coordinates crossed a kink", r.skipped,
+                  r.checked + r.skipped);
+    free(dx);
+    free(xc);
+    cnn_trainer_destroy(t);
+}
+
+START_TEST(test_whole_net_gradients_match_finite_differences)
+{
+    struct cnn_model *m = gradcheck_net(3);
+    enum { N = 3 };
+    float x[N * 3 * 6 * 6];
+    int y[N] = {2, 0, 3};
+    test_fill(x, sizeof x / sizeof *x, 41);
+    gradcheck(m, x, y, NULL, N, CNN_LOSS_XENT);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_squared_error_gradients_match_finite_differences)
+{
+    /* MSE on the softmax output: the gradient flows back through the softmax layer */
+    struct cnn_model *m = gradcheck_net(5);
+    enum { N = 2, K = 4 };
+    float x[N * 3 * 6 * 6], tgt[N * K];
+    test_fill(x, sizeof x / sizeof *x, 43);
+    test_fill(tgt, N * K, 44);
+    gradcheck(m, x, NULL, tgt, N, CNN_LOSS_MSE);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* ---- (2), (7) PyTorch fixture ------------------------------------------------ */
+
+struct fixture {
+    int n;
+    char names[128][64];
+    float *vals[128];
+    uint32_t counts[128];
+};
+
+static const char *data_dir(void)
+{
+    const char *d = getenv("CNN_TEST_DATA");
+    return d ? d : "tests/data";
+}
+
+static void fixture_load(struct fixture *fx)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/sgd_step.bin", data_dir());
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s (run from the repo root or set CNN_TEST_DATA)",
+                  path);
+    char magic[8];
+    uint32_t n;
+    ck_assert_int_eq(fread(magic, 1, 8, f), 8);
+    ck_assert(memcmp(magic, "SGDFIX1", 8) == 0);
+    ck_assert_int_eq(fread(&n, 4, 1, f), 1);
+    ck_assert_uint_le(n, 128);
+    fx->n = (int)n;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t len, count;
+        ck_assert_int_eq(fread(&len, 4, 1, f), 1);
+        ck_assert_uint_lt(len, 64);
+        ck_assert_int_eq(fread(fx->names[i], 1, len, f), len);
+        fx->names[i][len] = '\0';
+        ck_assert_int_eq(fread(&count, 4, 1, f), 1);
+        ck_assert_uint_le(count, 1u << 20);
+        fx->vals[i] = malloc((count ? count : 1) * sizeof(float));
+        ck_assert_int_eq(fread(fx->vals[i], sizeof(float), count, f), count);
+        fx->counts[i] = count;
+    }
+    fclose(f);
+}
+
+static void fixture_free(struct fixture *fx)
+{
+    for (int i = 0; i < fx->n; i++)
+        free(fx->vals[i]);
+}
+
+static const float *fx_get(const struct fixture *fx, const char *name, size_t count)
+{
+    for (int i = 0; i < fx->n; i++) {
+        if (strcmp(fx->names[i], name) == 0) {
+            ck_assert_msg(fx->counts[i] == count, "%s: %u values, want %zu", name,
+                          fx->counts[i], count);
+            return fx->vals[i];
+        }
+    }
+    ck_abort_msg("fixture has no %s", name);
+    return NULL;
+}
+
+/* torch state_dict names of the fixture net's slots */
+static const struct {
+    const char *name;
+    int layer, slot;
+} fx_slots[] = {
+    {"conv1.weight", FX_CONV1, 0}, {"conv1.bias", FX_CONV1, 1},
+    {"bn1.weight", FX_BN1, 0},     {"bn1.bias", FX_BN1, 1},
+    {"bn1.running_mean", FX_BN1, 2}, {"bn1.running_var", FX_BN1, 3},
+    {"conv2.weight", FX_CONV2, 0}, {"conv2.bias", FX_CONV2, 1},
+    {"fc.weight", FX_FC, 0},       {"fc.bias", FX_FC, 1},
+};
+enum { FX_SLOTS = sizeof fx_slots / sizeof fx_slots[0] };
+
+static struct cnn_model *fixture_model(const struct fixture *fx)
+{
+    struct cnn_model *m = fixture_net();
+    for (int i = 0; i < FX_SLOTS; i++) {
+        size_t count;
+        float *w = cnn_model_weights_mut(m, fx_slots[i].layer, fx_slots[i].slot, &count);
+        char name[64];
+        snprintf(name, sizeof name, "init.%s", fx_slots[i].name);
+        memcpy(w, fx_get(fx, name, count), count * sizeof(float));
+    }
+    return compiled(m);
+}
+
+static void fixture_batch(const struct fixture *fx, int b, const float **x, int *y)
+{
+    char name[32];
+    snprintf(name, sizeof name, "input%d", b);
+    *x = fx_get(fx, name, 4 * 3 * 8 * 8);
+    snprintf(name, sizeof name, "labels%d", b);
+    const float *l = fx_get(fx, name, 4);
+    for (int i = 0; i < 4; i++)
+        y[i] = (int)l[i];
+}
+
+static struct cnn_trainer *fixture_trainer(const struct fixture *fx, const struct cnn_model *m,
+                                           int nesterov)
+{
+    const float *h = fx_get(fx, "hyper", 5); /* lr, momentum, wd, bn eps, bn momentum */
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.lr = h[0];
+    cfg.momentum = h[1];
+    cfg.weight_decay = h[2];
+    cfg.bn_momentum = h[4];
+    cfg.nesterov = nesterov;
+    cfg.max_batch = 4;
+    return trainer(m, &cfg);
+}
+
+static void expect_close(const float *got, const float *want, size_t n, double tol,
+                         const char *what)
+{
+    for (size_t k = 0; k < n; k++)
+        ck_assert_msg(fabs((double)got[k] - want[k]) <= tol, "%s[%zu]: %.7g, want %.7g",
+                      what, k, (double)got[k], (double)want[k]);
+}
+
+/* Compares slot i of fx_slots (from..to) after `stepno` steps of scenario sc. */
+static void expect_state(struct cnn_trainer *t, const struct fixture *fx, const char *sc,
+                         int stepno, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        size_t count;
+        const float *w = cnn_trainer_weights(t, fx_slots[i].layer, fx_slots[i].slot, &count);
+        char name[80];
+        snprintf(name, sizeof name, "%s.step%d.%s", sc, stepno, fx_slots[i].name);
+        expect_close(w, fx_get(fx, name, count), count, 1e-4, name);
+    }
+}
+
+static void sgd_scenario(const char *sc, int nesterov)
+{
+    struct fixture fx;
+    fixture_load(&fx);
+    struct cnn_model *m = fixture_model(&fx);
+    struct cnn_trainer *t = fixture_trainer(&fx, m, nesterov);
+    for (int b = 1; b <= 2; b++) {
+        const float *x;
+        int y[4];
+        fixture_batch(&fx, b, &x, y);
+        struct cnn_train_stats st;
+        step(t, x, y, 4, &st);
+        char name[80];
+        snprintf(name, sizeof name, "%s.loss%d", sc, b);
+        ck_assert_msg(fabs(st.loss - fx_get(&fx, name, 1)[0]) <= 1e-5, "%s: %.7g vs %.7g",
+                      name, (double)st.loss, (double)fx_get(&fx, name, 1)[0]);
+        ck_assert_int_eq(st.n, 4);
+        ck_assert_int_eq(st.step, b);
+        if (b == 1) { /* gradients before the update */
+            for (int i = 0; i < FX_SLOTS; i++) {
+                if (fx_slots[i].layer == FX_BN1 && fx_slots[i].slot >= 2)
+                    continue;
+                size_t count;
+                const float *g = cnn_trainer_grad(t, fx_slots[i].layer, fx_slots[i].slot,
+                                                  &count);
+                snprintf(name, sizeof name, "%s.grad1.%s", sc, fx_slots[i].name);
+                expect_close(g, fx_get(&fx, name, count), count, 1e-5, name);
+            }
+        }
+        expect_state(t, &fx, sc, b, 0, FX_SLOTS);
+    }
+    cnn_trainer_destroy(t);
+    cnn_model_destroy(m);
+    fixture_free(&fx);
+}
+
+START_TEST(test_two_sgd_steps_match_pytorch)
+{
+    sgd_scenario("a", 0);
+}
+END_TEST
+
+START_TEST(test_two_nesterov_steps_match_pytorch)
+{
+    sgd_scenario("b", 1);
+}
+END_TEST
+
+START_TEST(test_bn_running_statistics_match_pytorch)
+{
+    struct fixture fx;
+    fixture_load(&fx);
+    struct cnn_model *m = fixture_model(&fx);
+    struct cnn_trainer *t = fixture_trainer(&fx, m, 0);
+    for (int b = 1; b <= 2; b++) {
+        const float *x;
+        int y[4];
+        fixture_batch(&fx, b, &x, y);
+        step(t, x, y, 4, NULL);
+        expect_state(t, &fx, "a", b, 4, 6); /* bn1.running_mean, bn1.running_var */
+    }
+    /* the source model kept its statistics: a new trainer starts from them */
+    struct cnn_trainer *t2 = fixture_trainer(&fx, m, 0);
+    for (int s = 2; s < 4; s++) {
+        size_t count;
+        const float *w = cnn_trainer_weights(t2, FX_BN1, s, &count);
+        expect_close(w, fx_get(&fx, s == 2 ? "init.bn1.running_mean" : "init.bn1.running_var",
+                               count), count, 0.0, "fresh trainer statistics");
+    }
+    cnn_trainer_destroy(t2);
+    cnn_trainer_destroy(t);
+    cnn_model_destroy(m);
+    fixture_free(&fx);
+}
+END_TEST
+
+/* ---- (3) export round trip --------------------------------------------------- */
+
+static void make_tmpdir(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/cnn_train_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+START_TEST(test_export_save_load_matches_evaluate)
+{
+    struct cnn_model *m = compiled(test_net_dag(11)); /* every layer kind, dropout included */
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    const int N = 4, K = cnn_model_num_classes(m);
+    size_t img = (size_t)pp->c * pp->h * pp->w;
+    float *x = malloc(img * N * sizeof(float));
+    float *p0 = malloc((size_t)K * N * sizeof(float)), *pt = malloc((size_t)K * N * sizeof(float));
+    int y[4] = {0, 1, 2, 3};
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(m, N, &err);
+    ck_assert_ptr_nonnull(s);
+    const float *probs;
+    test_fill(x, img * N, 5);
+    ck_assert_int_eq(cnn_session_forward(s, m, x, N, &probs, &err), 0);
+    memcpy(p0, probs, (size_t)K * N * sizeof(float));
+
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.lr = 0.05f;
+    cfg.max_batch = N;
+    struct cnn_trainer *t = trainer(m, &cfg);
+    /* a fresh trainer evaluates like the served model (unfused vs folded: rounding only) */
+    int correct = -1;
+    ck_assert_int_eq(cnn_trainer_evaluate(t, x, y, N, pt, &correct, &err), 0);
+    expect_close(pt, p0, (size_t)K * N, 1e-5, "fresh evaluate vs session");
+    for (int i = 0; i < 3; i++) {
+        float xb[4 * 3 * 13 * 11];
+        test_fill(xb, img * N, 100 + i);
+        step(t, xb, y, N, NULL);
+    }
+    ck_assert_int_eq(cnn_trainer_evaluate(t, x, y, N, pt, &correct, &err), 0);
+    ck_assert_int_ge(correct, 0);
+    ck_assert_int_le(correct, N);
+
+    struct cnn_model *e = NULL;
+    ck_assert_msg(cnn_trainer_export(t, "parent=dag\ndataset=noise\n", &e, &err) == 0, "%s",
+                  err.msg);
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/model.cnn", dir);
+    ck_assert_msg(cnn_model_save(e, path, &err) == 0, "save: %s", err.msg);
+    struct cnn_model *l = NULL;
+    ck_assert_msg(cnn_model_load(path, &l, &err) == 0, "load: %s", err.msg);
+    ck_assert_str_eq(cnn_model_meta(l), "parent=dag\ndataset=noise\n");
+    ck_assert_int_eq(cnn_model_num_classes(l), K);
+    struct cnn_session *s2 = cnn_session_create(l, N, &err);
+    ck_assert_ptr_nonnull(s2);
+    ck_assert_int_eq(cnn_session_forward(s2, l, x, N, &probs, &err), 0);
+    expect_close(probs, pt, (size_t)K * N, 1e-5, "loaded model vs trainer evaluate");
+    /* training changed the outputs, and the served model was not touched */
+    double diff = 0;
+    for (int k = 0; k < K * N; k++)
+        diff += fabs(pt[k] - p0[k]);
+    ck_assert_msg(diff > 1e-3, "training changed nothing (%g)", diff);
+    ck_assert_int_eq(cnn_session_forward(s, m, x, N, &probs, &err), 0);
+    ck_assert(memcmp(probs, p0, (size_t)K * N * sizeof(float)) == 0);
+
+    cnn_session_destroy(s2);
+    cnn_model_destroy(l);
+    cnn_model_destroy(e);
+    unlink(path);
+    rmdir(dir);
+    cnn_trainer_destroy(t);
+    cnn_session_destroy(s);
+    cnn_model_destroy(m);
+    free(x);
+    free(p0);
+    free(pt);
+}
+END_TEST
+
+/* ---- (4) freezing ------------------------------------------------------------- */
+
+static float *copy_slot(struct cnn_trainer *t, int layer, int slot, size_t *count)
+{
+    const float *w = cnn_trainer_weights(t, layer, slot, count);
+    float *c = malloc(*count * sizeof(float));
+    memcpy(c, w, *count * sizeof(float));
+    return c;
+}
+
+START_TEST(test_frozen_layers_do_not_change)
+{
+    struct fixture fx;
+    fixture_load(&fx);
+    struct cnn_model *m = fixture_model(&fx);
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.lr = 0.1f;
+    cfg.weight_decay = 1e-3f;
+    cfg.max_batch = 4;
+    cfg.freeze_upto = "conv2";
+    struct cnn_trainer *t = trainer(m, &cfg);
+    float *before[FX_SLOTS];
+    size_t counts[FX_SLOTS];
+    for (int i = 0; i < FX_SLOTS; i++)
+        before[i] = copy_slot(t, fx_slots[i].layer, fx_slots[i].slot, &counts[i]);
+    for (int b = 1; b <= 2; b++) {
+        const float *x;
+        int y[4];
+        fixture_batch(&fx, b, &x, y);
+        step(t, x, y, 4, NULL);
+    }
+    for (int i = 0; i < FX_SLOTS; i++) {
+        const float *w = cnn_trainer_weights(t, fx_slots[i].layer, fx_slots[i].slot, NULL);
+        int same = memcmp(w, before[i], counts[i] * sizeof(float)) == 0;
+        if (fx_slots[i].layer <= FX_CONV2) { /* conv1, bn1 (and its statistics), conv2 */
+            ck_assert_msg(same, "frozen %s changed", fx_slots[i].name);
+            const float *g = cnn_trainer_grad(t, fx_slots[i].layer, fx_slots[i].slot, NULL);
+            for (size_t k = 0; k < counts[i]; k++)
+                ck_assert_msg(g[k] == 0.0f, "frozen %s has a gradient", fx_slots[i].name);
+        } else {
+            ck_assert_msg(!same, "trainable %s did not change", fx_slots[i].name);
+        }
+        free(before[i]);
+    }
+    cnn_trainer_destroy(t);
+    struct cnn_err err = {0};
+    cfg.freeze_upto = "no_such_layer";
+    ck_assert_ptr_null(cnn_trainer_create(m, &cfg, &err));
+    ck_assert_int_eq(err.code, CNN_ENOENT);
+    cnn_model_destroy(m);
+    fixture_free(&fx);
+}
+END_TEST
+
+/* ---- (5) head replacement ------------------------------------------------------ */
+
+/* 1x8x8 images of class k in 0..2: a bright 3x3 patch at a class-specific place, noise. */
+static void separable_batch(float *x, int *y, int n, uint64_t seed)
+{
+    static const int py[3] = {1, 4, 1}, px[3] = {1, 2, 4};
+    test_fill(x, (size_t)n * 64, seed);
+    for (int i = 0; i < n; i++) {
+        int k = (int)((seed + (uint64_t)i * 7) % 3);
+        y[i] = k;
+        for (int p = 0; p < 64; p++)
+            x[i * 64 + p] *= 0.3f;
+        for (int dy = 0; dy < 3; dy++)
+            for (int dx = 0; dx < 3; dx++)
+                x[i * 64 + (py[k] + dy) * 8 + px[k] + dx] += 1.5f;
+    }
+}
+
+static struct cnn_model *ten_class_net(uint64_t seed)
+{
+    struct cnn_model *m = new_model(1, 8, 8);
+    add(m, conv("conv", 4, 3, 1, 1, CNN_ACT_NONE));
+    add(m, act("relu", CNN_ACT_RELU));
+    add(m, pool(CNN_LAYER_MAXPOOL, "pool", 2, 2, 0));
+    add(m, simple(CNN_LAYER_FLATTEN, "flat"));
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_DROPOUT, .name = "drop"};
+    d.p.dropout_rate = 0.25f;
+    add(m, d);
+    add(m, dense("fc", 10, CNN_ACT_NONE));
+    add(m, simple(CNN_LAYER_SOFTMAX, "prob"));
+    struct cnn_err err = {0};
+    const char *labels[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    ck_assert_int_eq(cnn_model_set_labels(m, labels, 10, &err), 0);
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    randomize(m, seed);
+    return compiled(m);
+}
+
+START_TEST(test_head_replacement_learns_new_classes)
+{
+    struct cnn_model *m = ten_class_net(9);
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.lr = 0.05f;
+    cfg.max_batch = 30;
+    cfg.seed = 77;
+    cfg.freeze_upto = "conv"; /* features fixed, as a fine-tuning job would */
+    struct cnn_trainer *t = trainer(m, &cfg);
+    struct cnn_err err = {0};
+    const char *labels[3] = {"left", "bottom", "right"};
+    ck_assert_int_eq(cnn_trainer_replace_head(t, labels, 0, &err), CNN_EINVAL);
+    ck_assert_msg(cnn_trainer_replace_head(t, labels, 3, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cnn_trainer_num_classes(t), 3);
+    float xv[30 * 64], x[30 * 64], probs[30 * 3];
+    int yv[30], y[30], before, after;
+    separable_batch(xv, yv, 30, 1000);
+    ck_assert_int_eq(cnn_trainer_evaluate(t, xv, yv, 30, probs, &before, &err), 0);
+    for (int i = 0; i < 30; i++) { /* probabilities of the new 3-way softmax */
+        float sum = probs[i * 3] + probs[i * 3 + 1] + probs[i * 3 + 2];
+        ck_assert(fabsf(sum - 1.0f) < 1e-5f);
+    }
+    for (int s = 0; s < 40; s++) {
+        separable_batch(x, y, 30, 2000 + (uint64_t)s);
+        step(t, x, y, 30, NULL);
+    }
+    ck_assert_int_eq(cnn_trainer_evaluate(t, xv, yv, 30, NULL, &after, &err), 0);
+    ck_assert_msg(after > before && after >= 27, "accuracy %d/30 -> %d/30", before, after);
+    struct cnn_model *e = NULL;
+    ck_assert_msg(cnn_trainer_export(t, NULL, &e, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cnn_model_num_classes(e), 3);
+    ck_assert_str_eq(cnn_model_label(e, 2), "right");
+    ck_assert_int_eq(cnn_model_num_classes(m), 10); /* the source model is untouched */
+    cnn_model_destroy(e);
+    cnn_trainer_destroy(t);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* ---- (6) reproducibility ------------------------------------------------------- */
+
+/* Trains a new-head dropout net for 5 steps with seed; returns all its weights. */
+static float *train_with_seed(const struct cnn_model *m, uint64_t seed, size_t *total)
+{
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.lr = 0.05f;
+    cfg.max_batch = 8;
+    cfg.seed = seed;
+    struct cnn_trainer *t = trainer(m, &cfg);
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_trainer_replace_head(t, NULL, 3, &err), 0);
+    float x[8 * 64];
+    int y[8];
+    for (int s = 0; s < 5; s++) {
+        separable_batch(x, y, 8, 50 + (uint64_t)s);
+        step(t, x, y, 8, NULL);
+    }
+    float *all = NULL;
+    *total = 0;
+    for (int i = 1; i < cnn_model_layer_count(m); i++) {
+        for (int s = 0; s < 4; s++) {
+            size_t count;
+            const float *w = cnn_trainer_weights(t, i, s, &count);
+            if (!w)
+                continue;
+            all = realloc(all, (*total + count) * sizeof(float));
+            memcpy(all + *total, w, count * sizeof(float));
+            *total += count;
+        }
+    }
+    cnn_trainer_destroy(t);
+    return all;
+}
+
+START_TEST(test_same_seed_same_weights_different_seed_differs)
+{
+    struct cnn_model *m = ten_class_net(4);
+    size_t na, nb, nc;
+    float *a = train_with_seed(m, 123, &na);
+    float *b = train_with_seed(m, 123, &nb);
+    float *c = train_with_seed(m, 124, &nc);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_uint_eq(na, nc);
+    ck_assert_msg(memcmp(a, b, na * sizeof(float)) == 0, "same seed, different weights");
+    ck_assert_msg(memcmp(a, c, na * sizeof(float)) != 0, "different seeds, same weights");
+    free(a);
+    free(b);
+    free(c);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* ---- schedules, evaluation mode, errors ---------------------------------------- */
+
+START_TEST(test_learning_rate_schedules)
+{
+    struct cnn_model *m = compiled(test_net_small(2));
+    float x[2 * 64];
+    int y[2] = {1, 3};
+    test_fill(x, 128, 8);
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.lr = 0.2f;
+    cfg.max_batch = 2;
+    /* step: x0.5 every 2 epochs of 3 steps, warm-up over 4 steps */
+    cfg.schedule = CNN_LR_STEP;
+    cfg.step_epochs = 2;
+    cfg.step_gamma = 0.5f;
+    cfg.steps_per_epoch = 3;
+    cfg.warmup_steps = 4;
+    struct cnn_trainer *t = trainer(m, &cfg);
+    for (long s = 0; s < 14; s++) {
+        double want = 0.2 * pow(0.5, (double)((s / 3) / 2));
+        if (s < 4)
+            want *= (s + 1) / 4.0;
+        ck_assert_msg(fabs(cnn_trainer_lr(t) - want) < 1e-7, "step %ld: lr %g, want %g", s,
+                      (double)cnn_trainer_lr(t), want);
+        ck_assert_int_eq(cnn_trainer_epoch(t), s / 3);
+        struct cnn_train_stats st;
+        step(t, x, y, 2, &st);
+        ck_assert(fabs(st.lr - want) < 1e-7);
+    }
+    ck_assert_int_eq(cnn_trainer_step_count(t), 14);
+    cnn_trainer_destroy(t);
+    /* cosine to 0 over 10 steps after 2 warm-up steps */
+    cfg.schedule = CNN_LR_COSINE;
+    cfg.warmup_steps = 2;
+    cfg.total_steps = 12;
+    t = trainer(m, &cfg);
+    for (long s = 0; s < 12; s++) {
+        double want = s < 2 ? 0.2 * (s + 1) / 2.0
+                            : 0.2 * 0.5 * (1 + cos(3.141592653589793 * (s - 2) / 10.0));
+        ck_assert_msg(fabs(cnn_trainer_lr(t) - want) < 1e-6, "cosine step %ld: %g vs %g", s,
+                      (double)cnn_trainer_lr(t), want);
+        step(t, x, y, 2, NULL);
+    }
+    ck_assert(fabs(cnn_trainer_lr(t)) < 1e-7);
+    cnn_trainer_destroy(t);
+    struct cnn_err err = {0};
+    cfg.total_steps = 2; /* not more than the warm-up */
+    ck_assert_ptr_null(cnn_trainer_create(m, &cfg, &err));
+    ck_assert_int_eq(err.code, CNN_EINVAL);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_bad_input_changes_nothing)
+{
+    struct cnn_model *m = compiled(test_net_small(6));
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.max_batch = 4;
+    atomic_int cancel = 0;
+    cfg.cancel = &cancel;
+    struct cnn_trainer *t = trainer(m, &cfg);
+    size_t count;
+    float *before = copy_slot(t, 1, 0, &count);
+    float x[5 * 64];
+    int y[5] = {0, 1, 2, 3, 0};
+    test_fill(x, 5 * 64, 1);
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_trainer_step(t, x, y, NULL, 5, NULL, &err), CNN_EINVAL);
+    ck_assert_int_eq(cnn_trainer_step(t, x, y, NULL, 0, NULL, &err), CNN_EINVAL);
+    ck_assert_int_eq(cnn_trainer_step(t, x, NULL, NULL, 2, NULL, &err), CNN_EINVAL);
+    y[1] = 4;
+    ck_assert_int_eq(cnn_trainer_step(t, x, y, NULL, 2, NULL, &err), CNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "label"));
+    y[1] = -1;
+    ck_assert_int_eq(cnn_trainer_evaluate(t, x, y, 2, NULL, NULL, &err), CNN_EINVAL);
+    y[1] = 1;
+    x[70] = NAN;
+    ck_assert_int_eq(cnn_trainer_step(t, x, y, NULL, 2, NULL, &err), CNN_EINVAL);
+    x[70] = 0.5f;
+    cancel = 1;
+    ck_assert_int_eq(cnn_trainer_step(t, x, y, NULL, 2, NULL, &err), CNN_ECANCELED);
+    ck_assert_int_eq(cnn_trainer_step_count(t), 0);
+    ck_assert(memcmp(before, cnn_trainer_weights(t, 1, 0, NULL), count * sizeof(float)) == 0);
+    cancel = 0;
+    ck_assert_int_eq(cnn_trainer_step(t, x, y, NULL, 2, NULL, &err), 0);
+    ck_assert(memcmp(before, cnn_trainer_weights(t, 1, 0, NULL), count * sizeof(float)) != 0);
+    cnn_trainer_destroy(t);
+    free(before);
+    /* bad configs */
+    struct cnn_train_config bad = cfg;
+    bad.lr = 0;
+    ck_assert_ptr_null(cnn_trainer_create(m, &bad, &err));
+    bad = cfg;
+    bad.momentum = 1.0f;
+    ck_assert_ptr_null(cnn_trainer_create(m, &bad, &err));
+    bad = cfg;
+    bad.momentum = 0;
+    bad.nesterov = 1;
+    ck_assert_ptr_null(cnn_trainer_create(m, &bad, &err));
+    bad = cfg;
+    bad.max_batch = 0;
+    ck_assert_ptr_null(cnn_trainer_create(m, &bad, &err));
+    ck_assert_int_eq(err.code, CNN_EINVAL);
+    /* squared error needs targets */
+    bad = cfg;
+    bad.loss = CNN_LOSS_MSE;
+    t = trainer(m, &bad);
+    ck_assert_int_eq(cnn_trainer_step(t, x, y, NULL, 2, NULL, &err), CNN_EINVAL);
+    cnn_trainer_destroy(t);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_describe_lists_hyperparameters)
+{
+    struct cnn_model *m = compiled(test_net_small(1));
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.lr = 0.125f;
+    cfg.seed = 99;
+    cfg.freeze_upto = "conv";
+    struct cnn_trainer *t = trainer(m, &cfg);
+    char buf[512];
+    int len = cnn_trainer_describe(t, buf, sizeof buf);
+    ck_assert_int_lt(len, (int)sizeof buf);
+    ck_assert_ptr_nonnull(strstr(buf, "lr=0.125\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "seed=99\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "frozen_upto=conv\n"));
+    char small[8];
+    ck_assert_int_eq(cnn_trainer_describe(t, small, sizeof small), len);
+    ck_assert_int_eq(strlen(small), 7);
+    cnn_trainer_destroy(t);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+Suite *train_suite(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_whole_net_gradients_match_finite_differences);
+    tcase_add_test(tc, test_squared_error_gradients_match_finite_differences);
+    tcase_add_test(tc, test_two_sgd_steps_match_pytorch);
+    tcase_add_test(tc, test_two_nesterov_steps_match_pytorch);
+    tcase_add_test(tc, test_bn_running_statistics_match_pytorch);
+    tcase_add_test(tc, test_export_save_load_matches_evaluate);
+    tcase_add_test(tc, test_frozen_layers_do_not_change);
+    tcase_add_test(tc, test_head_replacement_learns_new_classes);
+    tcase_add_test(tc, test_same_seed_same_weights_different_seed_differs);
+    tcase_add_test(tc, test_learning_rate_schedules);
+    tcase_add_test(tc, test_bad_input_changes_nothing);
+    tcase_add_test(tc, test_describe_lists_hyperparameters);
+    suite_add_tcase(s, tc);
+    return s;
+}
