@@ -5,9 +5,10 @@
 # (max_batch_size 32) and off (max_batch_size 1).  Prints images/s, p50/p99 latency, the
 # mean batch the server ran (from /metrics) and the serving efficiency:
 #   HTTP images/s / `cnn bench` images/s at the same batch size and threads,
-# where the engine reference runs the server's compute layout: `instances` sessions (one
-# BLAS thread each, --mode split) each forward-passing batches of B images, B = the batch a
-# worker can fill at that concurrency: min(max_batch_size, ceil(concurrency / instances)).
+# where the engine reference runs the server's compute layout: `instances` concurrent
+# `cnn bench --batch B --threads 1` processes (each a session with one BLAS thread, like a
+# worker), images/s summed; B = the batch a worker can fill at that concurrency:
+# min(max_batch_size, ceil(concurrency / instances)).
 # Numbers only, never pass/fail.  Env: CNN, CNND, LOADGEN, DURATION (s per point, default
 # 5), WARMUP (default 1), MODELS (default "fashion resnet18"), CONCURRENCY (default
 # "1 8 64"), BENCH_JSON (file to append one JSON line per point).
@@ -89,42 +90,47 @@ stop() {
   PID=
 }
 
-hist() {  # hist MODEL: "sum count" of the batch-size histogram for MODEL
-  curl -s "$URL/metrics" | awk -v m="model=\"$1\"" '
-    $1 ~ /batch_size.*_sum/ && index($1, m) { s += $2 }
-    $1 ~ /batch_size.*_count/ && index($1, m) { c += $2 }
+hist() {  # "sum count" of the batch-size histogram (server-wide: one model runs at a time)
+  curl -s "$URL/metrics" | awk '
+    $1 ~ /^[a-z_]*batch_size(_[a-z]+)?_sum({|$)/ { s += $2 }
+    $1 ~ /^[a-z_]*batch_size(_[a-z]+)?_count({|$)/ { c += $2 }
     END { printf "%s %s\n", s + 0, c + 0 }'
 }
 
-declare -A REF=()
-ref_ips() {  # ref_ips MODEL B: engine images/s, INSTANCES sessions each with batches of B
-  local key="$1/$2"
-  if [ -z "${REF[$key]:-}" ]; then
-    local runs=7 min=1.0
-    [ "$1" = resnet18 ] && runs=3
-    REF[$key]=$(OPENBLAS_NUM_THREADS=1 "$CNN" bench "$T/repo/$1/1/model.cnn" \
-      --batch $(($2 * INSTANCES)) --threads "$INSTANCES" --mode split --warmup 1 \
-      --runs "$runs" --min-time "$min" --json |
-      python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["ips"])')
+# ref_ips MODEL B: engine images/s in the server's compute layout: INSTANCES `cnn bench`
+# processes at once, each one session with one BLAS thread forward-passing batches of B;
+# the sum of their images/s.  Cached per MODEL/B in $T/ref.
+ref_ips() {
+  local f="$T/ref/$1-$2" i runs=7
+  [ "$1" = resnet18 ] && runs=3
+  if [ ! -f "$f" ]; then
+    mkdir -p "$T/ref"
+    for i in $(seq 1 "$INSTANCES"); do
+      OPENBLAS_NUM_THREADS=1 "$CNN" bench "$T/repo/$1/1/model.cnn" --batch "$2" --threads 1 \
+        --warmup 1 --runs "$runs" --min-time 2 --json >"$f.$i" &
+    done
+    wait
+    cat "$f".* | python3 -c 'import json,sys; print(round(sum(json.loads(l)["ips"] for l in sys.stdin), 1))' >"$f"
   fi
-  echo "${REF[$key]}"
+  cat "$f"
 }
 
 echo "cnnd server benchmark: $CORES cores, $INSTANCES instances x 1 BLAS thread, loadgen on the" \
-  "same machine, ${DURATION}s per point after ${WARMUP}s warm-up"
-printf '%-9s %-8s %5s %10s %9s %9s %7s %7s %11s %6s\n' model batching conc "images/s" \
-  "p50 ms" "p99 ms" "batch" errors "engine i/s" eff
+  "same machine, ${DURATION}s per point after ${WARMUP}s warm-up; load average before:" \
+  "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-9s %-8s %5s %10s %9s %9s %7s %7s %11s %6s %5s\n' model batching conc "images/s" \
+  "p50 ms" "p99 ms" "batch" errors "engine i/s" eff load
 for mb in 32 1; do
   start "$mb"
   mode=$([ "$mb" = 1 ] && echo off || echo "on($mb)")
   for m in $MODELS; do
     img_var="IMG_$m"
     for c in $CONCURRENCY; do
-      h0=$(hist "$m")
+      h0=$(hist)
       out=$("$LOADGEN" --url "$URL/v1/models/$m/classify" --file "${!img_var}" \
         --content-type image/png --concurrency "$c" --duration "$DURATION" \
         --warmup "$WARMUP" --json)
-      h1=$(hist "$m")
+      h1=$(hist)
       b=$(((c + INSTANCES - 1) / INSTANCES))
       [ "$b" -gt "$mb" ] && b=$mb
       ref=$(ref_ips "$m" "$b")
@@ -132,19 +138,20 @@ for mb in 32 1; do
 import json, sys
 r = json.loads(sys.argv[1])
 s0, c0 = map(float, sys.argv[2].split()); s1, c1 = map(float, sys.argv[3].split())
+load = open("/proc/loadavg").read().split()[0]
 ref = float(sys.argv[4]); model, mode, conc, b = sys.argv[5], sys.argv[6], int(sys.argv[7]), int(sys.argv[8])
 inst = int(sys.argv[9])
 mean = (s1 - s0) / (c1 - c0) if c1 > c0 else 0.0
 errs = sum(r["errors"].values())
 eff = r["images_per_s"] / ref if ref else 0.0
-print("%-9s %-8s %5d %10.1f %9.3f %9.3f %7.2f %7d %11.1f %6.3f" % (
+print("%-9s %-8s %5d %10.1f %9.3f %9.3f %7.2f %7d %11.1f %6.3f %5s" % (
     model, mode, conc, r["images_per_s"], r["latency_ms"]["p50"], r["latency_ms"]["p99"],
-    mean, errs, ref, eff))
+    mean, errs, ref, eff, load))
 print(json.dumps({"model": model, "batching": mode, "concurrency": conc,
                   "images_per_s": r["images_per_s"], "p50_ms": r["latency_ms"]["p50"],
                   "p99_ms": r["latency_ms"]["p99"], "mean_batch": round(mean, 3),
                   "errors": r["errors"], "engine_batch": b, "engine_threads": inst,
-                  "engine_ips": ref, "efficiency": round(eff, 4)}))
+                  "engine_ips": ref, "efficiency": round(eff, 4), "loadavg_1m": float(load)}))
 EOF
 )
       echo "${line%%$'\n'*}"
@@ -155,5 +162,6 @@ EOF
   done
   stop
 done
-echo "engine i/s: cnn bench --batch B*$INSTANCES --threads $INSTANCES --mode split (B per worker" \
-  "= min(max_batch_size, ceil(conc/$INSTANCES))); eff = images/s / engine i/s"
+echo "engine i/s: $INSTANCES concurrent 'cnn bench --batch B --threads 1', summed; B = the batch a" \
+  "worker can fill = min(max_batch_size, ceil(conc/$INSTANCES)); eff = images/s / engine i/s;" \
+  "load = 1-minute load average after the point (other work on the machine skews both sides)"
