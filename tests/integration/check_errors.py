@@ -51,7 +51,42 @@ def fp32_input(shape, data, name="input", dt="FP32"):
     return {"inputs": [{"name": name, "shape": shape, "datatype": dt, "data": data}]}
 
 
+def conn_limits(per_ip, idle_s):
+    """cnnd started with per_ip_limit=per_ip and connection_timeout_s=idle_s."""
+    import socket
+    import time
+    from itlib import host_port
+    live = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    held = [socket.create_connection(host_port(), timeout=5) for _ in range(per_ip)]
+    time.sleep(0.2)
+    try:
+        status, _, _, _ = raw_http(live, timeout=3)
+    except OSError:
+        status = None
+    check(status in (None, 503), "connection %d from one address over per_ip_limit %d is "
+          "refused" % (per_ip + 1, per_ip), "answered %r" % status)
+    for h in held:
+        h.close()
+    time.sleep(0.3)
+    status, _, _, _ = raw_http(live, timeout=3)
+    check(status == 200, "after closing them a new connection is served", "status %r" % status)
+    s = socket.create_connection(host_port(), timeout=idle_s + 5)
+    t0 = time.monotonic()
+    try:
+        data = s.recv(100)
+    except OSError:
+        data = b""
+    secs = time.monotonic() - t0
+    s.close()
+    check(data == b"" and idle_s - 0.5 <= secs <= idle_s + 3,
+          "an idle connection is closed after connection_timeout_s=%d (%.1f s)" % (idle_s, secs),
+          "recv %r after %.1f s" % (data[:40], secs))
+
+
 def main():
+    if sys.argv[1:2] == ["conn-limits"]:
+        conn_limits(int(sys.argv[2]), int(sys.argv[3]))
+        done()
     inp = sys.argv[1] if len(sys.argv) > 1 else "input"
     png = ["Content-Type: image/png"]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Error statuses: 400, 404, 405 + Allow, 413, 415 on a cnnd with small limits
-# (check_errors.py, raw sockets for malformed framing); 503 from /v2/health/ready while no
-# model is loaded; the daemon still serves afterwards and stops cleanly.
+# (check_errors.py, raw sockets for malformed framing); the per-address connection limit and
+# the inactivity timeout; 503 from /v2/health/ready while no model is loaded.
 source "$(dirname "$0")/lib.sh"
 itest_init errors
 
@@ -17,8 +17,15 @@ expect_status 200 POST /v1/models/fashion/classify -H 'Content-Type: image/png' 
   --data-binary "@$ROOT/models/samples/bag.png" -- "classify after the error requests"
 cnnd_stop
 
+# Connection limits: per client address, and the inactivity timeout.
+write_config server.per_ip_limit=4 server.connection_timeout_s=2
+cnnd_start || finish
+py check_errors conn-limits 4 2
+cnnd_stop
+
 # Not ready: an empty repository.  Live but not ready; classify finds no model.
 rm -rf "$T/repo/fashion"
+write_config
 READY_WAIT=0 cnnd_start || finish
 expect_status 200 GET /v2/health/live -- "live with an empty repository"
 expect_status 503 GET /v2/health/ready -- "ready with no model loaded"
