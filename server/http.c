@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -563,8 +564,14 @@ int http_port(const struct http_server *s)
 
 void http_quiesce(struct http_server *s)
 {
-    if (s && s->quiesced == MHD_INVALID_SOCKET)
-        s->quiesced = MHD_quiesce_daemon(s->d);
+    if (!s || s->quiesced != MHD_INVALID_SOCKET)
+        return;
+    s->quiesced = MHD_quiesce_daemon(s->d);
+    /* MHD no longer polls the socket, but the kernel would still complete handshakes into
+     * its backlog and leave clients hanging: stop listening now (connects are refused,
+     * queued ones reset).  The descriptor stays open until MHD is stopped. */
+    if (s->quiesced != MHD_INVALID_SOCKET)
+        shutdown(s->quiesced, SHUT_RDWR);
 }
 
 void http_stop(struct http_server *s)

@@ -12,6 +12,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -176,14 +177,23 @@ int main(int argc, char **argv)
     log_always("listening port=%d address=%s threads=%d failed_versions=%d", http_port(http),
              cfg.listen, cfg.threads, failed);
 
-    int sig = 0;
+    /* One-second ticks: the poll timer, and giving freed model memory back to the system
+     * (glibc keeps it otherwise, and RSS would ratchet up with every swapped version). */
+    int sig = 0, freed = 0;
+    int64_t next_poll = mono_ms() + (int64_t)cfg.poll_interval_s * 1000;
     while (sig != SIGTERM && sig != SIGINT) {
-        struct timespec poll = {cfg.poll_interval_s, 0};
-        sig = sigtimedwait(&set, NULL, cfg.poll_interval_s > 0 ? &poll : NULL);
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGHUP)
             scan(app.reg, "sighup");
-        else if (sig < 0 && errno == EAGAIN)
+        if (cfg.poll_interval_s > 0 && mono_ms() >= next_poll) {
             scan(app.reg, "poll");
+            next_poll = mono_ms() + (int64_t)cfg.poll_interval_s * 1000;
+        }
+        if (registry_freed_count(app.reg) != freed) {
+            freed = registry_freed_count(app.reg);
+            malloc_trim(0);
+        }
     }
     if (drain(&app, http, &set, sig) != 0)
         _exit(1); /* requests still in flight hold suspended connections: no orderly stop */

@@ -76,7 +76,7 @@ START_TEST(test_defaults_match_documented_values)
     ck_assert_int_eq(c.connection_limit, 1024);
     ck_assert_int_eq(c.per_ip_limit, 256);
     ck_assert_int_eq(c.connection_timeout_s, 60);
-    ck_assert_int_eq(c.max_versions, 2);
+    ck_assert_int_eq(c.max_versions, 1);
     ck_assert_int_eq(c.log_level, LOG_INFO);
     ck_assert_int_eq(c.log_format, CONFIG_LOG_TEXT);
 }
@@ -295,7 +295,7 @@ START_TEST(test_help_lists_every_option_with_its_default)
         {"per_ip_limit", "256"},       {"connection_timeout_s", "60"},
         {"request_timeout_ms", "10000"}, {"drain_timeout_ms", "30000"},
         {"model_repository", "models/repository"}, {"poll_interval_s", "0"},
-        {"max_versions", "2"},         {"max_batch_size", "32"},
+        {"max_versions", "1"},         {"max_batch_size", "32"},
         {"max_queue_delay_us", "2000"}, {"max_queue_size", "1024"},
         {"instances", "0"},            {"blas_threads", "1"},
         {"classify_max_body", "8M"},   {"infer_max_body", "64M"},
