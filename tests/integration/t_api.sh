@@ -24,7 +24,7 @@ w, h, p = itlib.png_gray_pixels(sys.argv[2])
 open(sys.argv[3], "wb").write(b"P5 %d %d 255\n" % (w, h) + p)' "$ITEST_DIR" "$S/sneaker.png" "$T/sneaker.pgm"
 "$T/pgm2jpeg" "$T/sneaker.pgm" "$T/sneaker.jpg" 90
 
-write_config
+write_config models.max_versions=2  # keep fashion/1 loaded beside the live fashion/2
 cnnd_start || finish
 
 # The clients/ scripts, as a user would run them.
