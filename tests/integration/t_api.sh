@@ -53,6 +53,9 @@ check grep -qE 'POST' <<<"$line" -- "request log line has the method"
 check grep -qE '200' <<<"$line" -- "request log line has the status"
 check grep -qiE 'id=|"id"|request' <<<"$line" -- "request log line has a request id: $line"
 check grep -qE 'fashion' <<<"$line" -- "request log line names the model"
+check grep -qiE 'version' <<<"$line" -- "request log line has the version"
+check grep -qiE 'batch' <<<"$line" -- "request log line has the batch size"
+check grep -qiE 'latency' <<<"$line" -- "request log line has the latency"
 
 curl -s "$URL/metrics" >"$T/metrics.txt"
 if promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1; then

@@ -39,6 +39,9 @@ expect_exit2 "unknown section in the config file" "bad4.conf:" nosuchsection -- 
 expect_exit2 "missing config file" "$T/none.conf" -- "$CNND" --config "$T/none.conf" "${base[@]}"
 expect_exit2 "bad flag value" port -- "$CNND" "${base[@]}" --port 70000
 expect_exit2 "unknown flag" --no-such-flag -- "$CNND" "${base[@]}" --no-such-flag 1
+cores=$(nproc)
+expect_exit2 "instances x blas_threads over the $cores cores" instances blas_threads -- "$CNND" "${base[@]}" --instances $((cores + 1)) --blas-threads 1
+expect_exit2 "blas_threads alone over the $cores cores" blas_threads -- "$CNND" "${base[@]}" --instances 1 --blas-threads $((cores + 1))
 expect_exit2 "bad CNND_* variable" CNND_MAX_BATCH_SIZE max_batch_size -- env CNND_MAX_BATCH_SIZE=abc "$CNND" "${base[@]}"
 
 # Precedence: file (json) < flag (text) < environment (json); the first log line shows it.
@@ -46,7 +49,14 @@ first_log_is_json() { head -n1 "$T/cnnd.log" | grep -q '^{'; }
 write_config log.log_format=json
 cnnd_start || finish
 check first_log_is_json -- "log_format=json in the file: JSON log lines"
+curl -s -o /dev/null -H 'Content-Type: image/png' --data-binary "@$ROOT/models/samples/bag.png" \
+  "$URL/v1/models/fashion/classify"
 cnnd_stop
+check "$PY" -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) >= 3 and all(isinstance(json.loads(l), dict) for l in lines)' "$T/cnnd.log" \
+  -- "with log_format=json every log line (start, request, stop) is a JSON object"
 cnnd_start --log-format text || finish
 check not first_log_is_json -- "--log-format text overrides the file"
 cnnd_stop
