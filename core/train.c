@@ -157,8 +157,7 @@ int cnn_trainer_replace_head(struct cnn_trainer *t, const char *const *labels, i
         return cnn_err_set(err, CNN_EINVAL, "train: model has no dense layer to replace");
     for (int i = head + 1; i < old->n_layers; i++) {
         if (old->layers[i].n_weights > 0)
-            return cnn_err_set(err, CNN_EINVAL,
-                               "train: layer %s after the head %s carries weights",
+            return cnn_err_set(err, CNN_EINVAL, "train: layer %s after the head %s carries weights",
                                old->layers[i].name, old->layers[head].name);
     }
     if (n < 1 || n > CNN_MAX_CLASSES)
@@ -205,8 +204,7 @@ static int check_batch(const struct cnn_trainer *t, const float *images, const i
                        const float *targets, int n, int need_labels, struct cnn_err *err)
 {
     if (n < 1 || n > t->cfg.max_batch)
-        return cnn_err_set(err, CNN_EINVAL, "train: batch %d outside 1..%d", n,
-                           t->cfg.max_batch);
+        return cnn_err_set(err, CNN_EINVAL, "train: batch %d outside 1..%d", n, t->cfg.max_batch);
     if (!images)
         return cnn_err_set(err, CNN_EINVAL, "train: no images");
     const struct cnn_layer *in = &t->net->layers[0];
@@ -227,8 +225,7 @@ static int check_batch(const struct cnn_trainer *t, const float *images, const i
         size_t tc = (size_t)K * (size_t)n;
         for (size_t i = 0; i < tc; i++) {
             if (!isfinite(targets[i]))
-                return cnn_err_set(err, CNN_EINVAL, "train: target value %zu is not finite",
-                                   i);
+                return cnn_err_set(err, CNN_EINVAL, "train: target value %zu is not finite", i);
         }
     }
     return 0;
@@ -280,8 +277,8 @@ static int forward_backward(struct cnn_trainer *t, const float *images, const in
         /* NCHW targets -> (C, N, H, W) like the activations */
         for (int j = 0; j < n; j++)
             for (int c = 0; c < l->c; c++)
-                memcpy(t->target + ((size_t)c * n + j) * hw,
-                       targets + ((size_t)j * l->c + c) * hw, hw * sizeof(float));
+                memcpy(t->target + ((size_t)c * n + j) * hw, targets + ((size_t)j * l->c + c) * hw,
+                       hw * sizeof(float));
         size_t count = (size_t)K * n;
         loss = cnn_mse_loss(ll->dout, ll->out, t->target, count);
         if (labels && hw == 1)
@@ -301,8 +298,7 @@ static int forward_backward(struct cnn_trainer *t, const float *images, const in
 }
 
 int cnn_trainer_step(struct cnn_trainer *t, const float *images, const int *labels,
-                     const float *targets, int n, struct cnn_train_stats *out,
-                     struct cnn_err *err)
+                     const float *targets, int n, struct cnn_train_stats *out, struct cnn_err *err)
 {
     struct cnn_train_stats st;
     int rc = forward_backward(t, images, labels, targets, n, 1, &st, err);
@@ -316,9 +312,9 @@ int cnn_trainer_step(struct cnn_trainer *t, const float *images, const int *labe
     return 0;
 }
 
-int cnn_trainer_compute_gradients(struct cnn_trainer *t, const float *images,
-                                  const int *labels, const float *targets, int n,
-                                  struct cnn_train_stats *out, struct cnn_err *err)
+int cnn_trainer_compute_gradients(struct cnn_trainer *t, const float *images, const int *labels,
+                                  const float *targets, int n, struct cnn_train_stats *out,
+                                  struct cnn_err *err)
 {
     return forward_backward(t, images, labels, targets, n, 0, out, err);
 }

@@ -49,24 +49,24 @@ enum cnn_lr_schedule {
 };
 
 struct cnn_train_config {
-    float lr;              /* base learning rate, > 0 */
-    float momentum;        /* [0, 1) */
-    int nesterov;          /* 1: Nesterov momentum (needs momentum > 0) */
-    float weight_decay;    /* >= 0; conv and dense weights only */
+    float lr;           /* base learning rate, > 0 */
+    float momentum;     /* [0, 1) */
+    int nesterov;       /* 1: Nesterov momentum (needs momentum > 0) */
+    float weight_decay; /* >= 0; conv and dense weights only */
     enum cnn_lr_schedule schedule;
-    int step_epochs;       /* CNN_LR_STEP: epochs between decays, >= 1 */
-    float step_gamma;      /* CNN_LR_STEP: factor per decay, (0, 1] */
-    long steps_per_epoch;  /* >= 1; maps steps to epochs for CNN_LR_STEP and
-                              cnn_trainer_epoch() */
-    long warmup_steps;     /* >= 0: step s < warmup_steps uses lr * (s + 1) / warmup_steps */
-    long total_steps;      /* CNN_LR_COSINE: all steps including warm-up, > warmup_steps */
+    int step_epochs;         /* CNN_LR_STEP: epochs between decays, >= 1 */
+    float step_gamma;        /* CNN_LR_STEP: factor per decay, (0, 1] */
+    long steps_per_epoch;    /* >= 1; maps steps to epochs for CNN_LR_STEP and
+                                cnn_trainer_epoch() */
+    long warmup_steps;       /* >= 0: step s < warmup_steps uses lr * (s + 1) / warmup_steps */
+    long total_steps;        /* CNN_LR_COSINE: all steps including warm-up, > warmup_steps */
     const char *freeze_upto; /* layer name: freeze it and every layer before it; NULL: none */
     enum cnn_loss loss;
-    uint64_t seed;         /* dropout masks, new head weights */
-    int max_batch;         /* largest n passed to step / evaluate, 1..65536 */
-    float bn_momentum;     /* batch-norm running statistics update, [0, 1]; PyTorch: 0.1 */
+    uint64_t seed;            /* dropout masks, new head weights */
+    int max_batch;            /* largest n passed to step / evaluate, 1..65536 */
+    float bn_momentum;        /* batch-norm running statistics update, [0, 1]; PyTorch: 0.1 */
     const atomic_int *cancel; /* optional: step returns CNN_ECANCELED when *cancel != 0 */
-    int input_grad;        /* diagnostic: 1 = also compute the gradient of the input */
+    int input_grad;           /* diagnostic: 1 = also compute the gradient of the input */
 };
 
 /* Defaults: lr 0.01, momentum 0.9, no Nesterov, weight decay 0, constant schedule
@@ -75,11 +75,11 @@ struct cnn_train_config {
 void cnn_train_config_default(struct cnn_train_config *cfg);
 
 struct cnn_train_stats {
-    float loss;    /* mean loss of the batch (before the update) */
-    int correct;   /* items whose top-1 output is the label (0 when no labels) */
-    int n;         /* items in the batch */
-    float lr;      /* rate this step used */
-    long step;     /* steps done after this one */
+    float loss;  /* mean loss of the batch (before the update) */
+    int correct; /* items whose top-1 output is the label (0 when no labels) */
+    int n;       /* items in the batch */
+    float lr;    /* rate this step used */
+    long step;   /* steps done after this one */
 };
 
 struct cnn_trainer;
@@ -90,8 +90,7 @@ struct cnn_trainer;
  * cnn_trainer_destroy().  NULL with err set on a bad config (CNN_EINVAL), an unknown
  * freeze_upto layer (CNN_ENOENT) or out of memory. */
 struct cnn_trainer *cnn_trainer_create(const struct cnn_model *m,
-                                       const struct cnn_train_config *cfg,
-                                       struct cnn_err *err);
+                                       const struct cnn_train_config *cfg, struct cnn_err *err);
 void cnn_trainer_destroy(struct cnn_trainer *t);
 
 /* Gives the last dense layer n outputs with fresh Xavier-uniform weights drawn from the
@@ -112,8 +111,7 @@ int cnn_trainer_replace_head(struct cnn_trainer *t, const char *const *labels, i
  * CNN_EINVAL also when batch norm gets fewer than 2 values per channel, and when the loss
  * is not finite (diverged): then running statistics may have moved but weights have not. */
 int cnn_trainer_step(struct cnn_trainer *t, const float *images, const int *labels,
-                     const float *targets, int n, struct cnn_train_stats *out,
-                     struct cnn_err *err);
+                     const float *targets, int n, struct cnn_train_stats *out, struct cnn_err *err);
 
 /* Forward in evaluation mode (running statistics, no dropout); changes nothing.
  * probs (optional): (n, classes) the last layer's output, as cnn_session_forward() gives.
@@ -147,16 +145,15 @@ int cnn_trainer_export(const struct cnn_trainer *t, const char *meta_lineage,
 /* Forward in training mode, loss and backward WITHOUT an update: gradients as
  * cnn_trainer_step() computes them, no step counted, running statistics not updated
  * (dropout still draws masks).  Same arguments and errors as cnn_trainer_step(). */
-int cnn_trainer_compute_gradients(struct cnn_trainer *t, const float *images,
-                                  const int *labels, const float *targets, int n,
-                                  struct cnn_train_stats *out, struct cnn_err *err);
+int cnn_trainer_compute_gradients(struct cnn_trainer *t, const float *images, const int *labels,
+                                  const float *targets, int n, struct cnn_train_stats *out,
+                                  struct cnn_err *err);
 /* Weight slot `slot` of `layer` (slots as in enum cnn_layer_kind) in the trainer's own
  * parameter block, writable (a test may perturb it); NULL when absent. */
 float *cnn_trainer_weights(struct cnn_trainer *t, int layer, int slot, size_t *count);
 /* Gradient of the last step / compute_gradients for that slot (zeros for frozen layers
  * and for BN running statistics); NULL when absent. */
-const float *cnn_trainer_grad(const struct cnn_trainer *t, int layer, int slot,
-                              size_t *count);
+const float *cnn_trainer_grad(const struct cnn_trainer *t, int layer, int slot, size_t *count);
 /* Gradient of the loss w.r.t. the input of the last step, (C, N, H, W) channel-major
  * (= NCHW when N = 1); NULL unless cfg.input_grad was set. */
 const float *cnn_trainer_input_grad(const struct cnn_trainer *t);

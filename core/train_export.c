@@ -23,8 +23,8 @@ static int copy_labels(struct cnn_model *dst, const struct cnn_model *src, struc
     return rc;
 }
 
-int train_copy_model(const struct cnn_model *src, int head, int head_out,
-                     struct cnn_model **out, struct cnn_err *err)
+int train_copy_model(const struct cnn_model *src, int head, int head_out, struct cnn_model **out,
+                     struct cnn_err *err)
 {
     *out = NULL;
     struct cnn_model *m = cnn_model_create(&src->pp, err);
@@ -33,8 +33,8 @@ int train_copy_model(const struct cnn_model *src, int head, int head_out,
     int rc = 0;
     for (int i = 1; i < src->n_layers; i++) {
         const struct cnn_layer *l = &src->layers[i];
-        struct cnn_layer_desc d = {.kind = l->kind, .name = l->name, .n_inputs = l->n_inputs,
-                                   .inputs = l->inputs};
+        struct cnn_layer_desc d = {
+            .kind = l->kind, .name = l->name, .n_inputs = l->n_inputs, .inputs = l->inputs};
         memcpy(&d.p, &l->p, sizeof d.p);
         if (i == head)
             d.p.dense.out = head_out;

@@ -101,8 +101,8 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
             scratch = max_size(scratch, cnn_conv2d_scratch_floats(&l->p.conv, (int)N));
             scratch = max_size(scratch, cnn_conv2d_backward_scratch_floats(&l->p.conv, (int)N));
         } else if (l->kind == CNN_LAYER_LRN) {
-            scratch = max_size(scratch, cnn_lrn_backward_scratch_floats(
-                                            l->c, (size_t)l->h * (size_t)l->w * N));
+            scratch = max_size(
+                scratch, cnn_lrn_backward_scratch_floats(l->c, (size_t)l->h * (size_t)l->w * N));
         }
     }
     if (scratch == SIZE_MAX)
@@ -149,6 +149,19 @@ void train_graph_free(struct cnn_trainer *t)
 
 static const struct cnn_act_params no_act = {CNN_ACT_NONE, 0.0f, 0.0f};
 
+/* dst = act(src) for n floats; relu in one pass (it is most of the activations). */
+static void act_copy(float *restrict dst, const float *restrict src, size_t n,
+                     const struct cnn_act_params *act)
+{
+    if (act->kind == CNN_ACT_RELU) {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i] > 0.0f ? src[i] : 0.0f;
+        return;
+    }
+    memcpy(dst, src, n * sizeof(float));
+    cnn_act_apply(dst, n, act);
+}
+
 /* Runs layer i forward for n items into tl->pre (when it has a fused act) or tl->out. */
 static int forward_layer(struct cnn_trainer *t, int i, int n, int training, int update_stats,
                          struct cnn_err *err)
@@ -188,17 +201,16 @@ static int forward_layer(struct cnn_trainer *t, int i, int n, int training, int 
         cnn_global_avgpool_forward(dst, in, (size_t)il->c * (size_t)n, hw);
         break;
     case CNN_LAYER_ACT:
-        memcpy(dst, in, count * sizeof(float));
-        cnn_act_apply(dst, count, &l->p.act);
+        act_copy(dst, in, count, &l->p.act);
         break;
     case CNN_LAYER_BATCHNORM: {
         const float *gamma = P + l->weight_offset[0], *beta = P + l->weight_offset[1];
         float *mean = m->params + l->weight_offset[2], *var = m->params + l->weight_offset[3];
         if (training && tl->trainable) {
-            int rc = cnn_batchnorm_train_forward(
-                dst, tl->save_mean, tl->save_inv_std, update_stats ? mean : NULL,
-                update_stats ? var : NULL, in, gamma, beta, l->p.bn.eps, t->cfg.bn_momentum,
-                il->c, n_hw, err);
+            int rc = cnn_batchnorm_train_forward(dst, tl->save_mean, tl->save_inv_std,
+                                                 update_stats ? mean : NULL,
+                                                 update_stats ? var : NULL, in, gamma, beta,
+                                                 l->p.bn.eps, t->cfg.bn_momentum, il->c, n_hw, err);
             if (rc)
                 return rc;
         } else {
@@ -245,11 +257,8 @@ static int forward_layer(struct cnn_trainer *t, int i, int n, int training, int 
         return cnn_err_set(err, CNN_EINVAL, "train: layer %s has unknown kind %d", l->name,
                            (int)l->kind);
     }
-    if (tl->pre) {
-        size_t out_count = (size_t)tl->n_out * (size_t)n;
-        memcpy(tl->out, tl->pre, out_count * sizeof(float));
-        cnn_act_apply(tl->out, out_count, layer_act(l));
-    }
+    if (tl->pre)
+        act_copy(tl->out, tl->pre, (size_t)tl->n_out * (size_t)n, layer_act(l));
     return 0;
 }
 
@@ -346,9 +355,8 @@ static void backward_layer(struct cnn_trainer *t, int i, int n)
             cnn_batchnorm_train_backward(dinp, dw, db, dout, in, gamma, tl->save_mean,
                                          tl->save_inv_std, il->c, n_hw);
         else if (dinp) /* frozen: ran with its running statistics */
-            cnn_batchnorm_eval_backward(dinp, NULL, NULL, dout, in, gamma,
-                                        P + l->weight_offset[2], P + l->weight_offset[3],
-                                        l->p.bn.eps, il->c, n_hw);
+            cnn_batchnorm_eval_backward(dinp, NULL, NULL, dout, in, gamma, P + l->weight_offset[2],
+                                        P + l->weight_offset[3], l->p.bn.eps, il->c, n_hw);
         break;
     }
     case CNN_LAYER_DROPOUT:

@@ -11,15 +11,15 @@
 
 /* Per layer of the trainer's graph; all tensors (C, N, H, W) sized for max_batch. */
 struct train_layer {
-    float *out;        /* forward output (after the fused activation) */
-    float *pre;        /* output before the layer's fused activation, or NULL when none */
-    float *dout;       /* gradient of out, or NULL when no gradient flows through it */
-    float *save_mean;  /* batch norm: batch mean and 1/sqrt(var + eps) of the last forward */
+    float *out;       /* forward output (after the fused activation) */
+    float *pre;       /* output before the layer's fused activation, or NULL when none */
+    float *dout;      /* gradient of out, or NULL when no gradient flows through it */
+    float *save_mean; /* batch norm: batch mean and 1/sqrt(var + eps) of the last forward */
     float *save_inv_std;
-    uint8_t *mask;     /* dropout: mask of the last training forward */
-    int trainable;     /* has learned weights and is not frozen */
-    int needs_grad;    /* the gradient of its output is needed (params at or before it) */
-    int n_out;         /* floats per image of out */
+    uint8_t *mask;  /* dropout: mask of the last training forward */
+    int trainable;  /* has learned weights and is not frozen */
+    int needs_grad; /* the gradient of its output is needed (params at or before it) */
+    int n_out;      /* floats per image of out */
 };
 
 struct cnn_trainer {
@@ -43,8 +43,8 @@ struct cnn_trainer {
 /* New uncompiled model with src's preprocessing, layers (descriptor of layer `head` gets
  * `head_out` outputs when head > 0), labels (unless head > 0) and meta, params allocated
  * and copied slot by slot from src where the slot sizes agree (others left zero). */
-int train_copy_model(const struct cnn_model *src, int head, int head_out,
-                     struct cnn_model **out, struct cnn_err *err);
+int train_copy_model(const struct cnn_model *src, int head, int head_out, struct cnn_model **out,
+                     struct cnn_err *err);
 
 /* ---- train_graph.c ---- */
 /* Allocates the per-layer buffers of t->tl and the scratch for t->net; 0 or CNN_ENOMEM. */

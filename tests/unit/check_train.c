@@ -30,9 +30,19 @@ static struct cnn_layer_desc conv(const char *name, int oc, int k, int pad, int 
                                   enum cnn_act act)
 {
     struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = name};
-    d.p.conv = (struct cnn_conv2d){.oc = oc, .kh = k, .kw = k, .sh = 1, .sw = 1, .dh = 1,
-                                   .dw = 1, .pad_t = pad, .pad_l = pad, .pad_b = pad,
-                                   .pad_r = pad, .groups = 1, .has_bias = bias};
+    d.p.conv = (struct cnn_conv2d){.oc = oc,
+                                   .kh = k,
+                                   .kw = k,
+                                   .sh = 1,
+                                   .sw = 1,
+                                   .dh = 1,
+                                   .dw = 1,
+                                   .pad_t = pad,
+                                   .pad_l = pad,
+                                   .pad_b = pad,
+                                   .pad_r = pad,
+                                   .groups = 1,
+                                   .has_bias = bias};
     d.p.conv.act.kind = act;
     return d;
 }
@@ -45,12 +55,11 @@ static struct cnn_layer_desc dense(const char *name, int out, enum cnn_act act)
     return d;
 }
 
-static struct cnn_layer_desc pool(enum cnn_layer_kind kind, const char *name, int k, int s,
-                                  int pad)
+static struct cnn_layer_desc pool(enum cnn_layer_kind kind, const char *name, int k, int s, int pad)
 {
     struct cnn_layer_desc d = {.kind = kind, .name = name};
-    d.p.pool = (struct cnn_pool2d){.kh = k, .kw = k, .sh = s, .sw = s, .pad_t = pad,
-                                   .pad_l = pad, .pad_b = pad, .pad_r = pad};
+    d.p.pool = (struct cnn_pool2d){
+        .kh = k, .kw = k, .sh = s, .sw = s, .pad_t = pad, .pad_l = pad, .pad_b = pad, .pad_r = pad};
     return d;
 }
 
@@ -190,8 +199,7 @@ static void step(struct cnn_trainer *t, const float *x, const int *y, int n,
 
 /* ---- (1) whole-net gradient check ------------------------------------------ */
 
-static float loss_of(struct cnn_trainer *t, const float *x, const int *y, const float *tgt,
-                     int n)
+static float loss_of(struct cnn_trainer *t, const float *x, const int *y, const float *tgt, int n)
 {
     struct cnn_train_stats st;
     struct cnn_err err = {0};
@@ -229,19 +237,19 @@ static void fd_one(struct cnn_trainer *t, float *v, float g, const float *x, con
     double fd = (fp - fm) / (2.0 * h), fd2 = (fp2 - fm2) / (4.0 * h);
     double right = (4 * fp - fp2 - 3 * f0) / (2.0 * h), left = (3 * f0 - 4 * fm + fm2) / (2.0 * h);
     if (getenv("CNN_TEST_VERBOSE"))
-        fprintf(stderr, "%-24s fd %10.6f fd2 %10.6f left %10.6f right %10.6f g %10.6f\n", what,
-                fd, fd2, left, right, (double)g);
+        fprintf(stderr, "%-24s fd %10.6f fd2 %10.6f left %10.6f right %10.6f g %10.6f\n", what, fd,
+                fd2, left, right, (double)g);
     if (fabs(right - left) > 3e-4 + 1e-2 * fabs(fd) || fabs(fd - fd2) > 1.5e-4 + 1e-2 * fabs(fd)) {
         r->skipped++;
         return;
     }
     r->checked++;
-    ck_assert_msg(fabs(fd - g) <= 2e-4 + 1e-2 * fabs(fd), "%s: finite difference %g vs %g",
-                  what, fd, (double)g);
+    ck_assert_msg(fabs(fd - g) <= 2e-4 + 1e-2 * fabs(fd), "%s: finite difference %g vs %g", what,
+                  fd, (double)g);
 }
 
-static void gradcheck(struct cnn_model *m, const float *x, const int *y, const float *tgt,
-                      int n, enum cnn_loss loss)
+static void gradcheck(struct cnn_model *m, const float *x, const int *y, const float *tgt, int n,
+                      enum cnn_loss loss)
 {
     struct cnn_train_config cfg;
     cnn_train_config_default(&cfg);
@@ -295,8 +303,8 @@ static void gradcheck(struct cnn_model *m, const float *x, const int *y, const f
         fd_one(t, &xc[k], dx[(c * n + item) * hw + p], xc, y, tgt, n, what, &r);
     }
     if (getenv("CNN_TEST_VERBOSE"))
-        fprintf(stderr, "gradient check: %d coordinates checked, %d skipped at kinks\n",
-                r.checked, r.skipped);
+        fprintf(stderr, "gradient check: %d coordinates checked, %d skipped at kinks\n", r.checked,
+                r.skipped);
     ck_assert_msg(r.skipped * 6 <= r.checked, "%d of %d coordinates crossed a kink", r.skipped,
                   r.checked + r.skipped);
     free(dx);
@@ -349,8 +357,7 @@ static void fixture_load(struct fixture *fx)
     char path[512];
     snprintf(path, sizeof path, "%s/sgd_step.bin", data_dir());
     FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s (run from the repo root or set CNN_TEST_DATA)",
-                  path);
+    ck_assert_msg(f != NULL, "cannot open %s (run from the repo root or set CNN_TEST_DATA)", path);
     char magic[8];
     uint32_t n;
     ck_assert_int_eq(fread(magic, 1, 8, f), 8);
@@ -383,8 +390,8 @@ static const float *fx_get(const struct fixture *fx, const char *name, size_t co
 {
     for (int i = 0; i < fx->n; i++) {
         if (strcmp(fx->names[i], name) == 0) {
-            ck_assert_msg(fx->counts[i] == count, "%s: %u values, want %zu", name,
-                          fx->counts[i], count);
+            ck_assert_msg(fx->counts[i] == count, "%s: %u values, want %zu", name, fx->counts[i],
+                          count);
             return fx->vals[i];
         }
     }
@@ -397,11 +404,10 @@ static const struct {
     const char *name;
     int layer, slot;
 } fx_slots[] = {
-    {"conv1.weight", FX_CONV1, 0}, {"conv1.bias", FX_CONV1, 1},
-    {"bn1.weight", FX_BN1, 0},     {"bn1.bias", FX_BN1, 1},
-    {"bn1.running_mean", FX_BN1, 2}, {"bn1.running_var", FX_BN1, 3},
-    {"conv2.weight", FX_CONV2, 0}, {"conv2.bias", FX_CONV2, 1},
-    {"fc.weight", FX_FC, 0},       {"fc.bias", FX_FC, 1},
+    {"conv1.weight", FX_CONV1, 0}, {"conv1.bias", FX_CONV1, 1},     {"bn1.weight", FX_BN1, 0},
+    {"bn1.bias", FX_BN1, 1},       {"bn1.running_mean", FX_BN1, 2}, {"bn1.running_var", FX_BN1, 3},
+    {"conv2.weight", FX_CONV2, 0}, {"conv2.bias", FX_CONV2, 1},     {"fc.weight", FX_FC, 0},
+    {"fc.bias", FX_FC, 1},
 };
 enum { FX_SLOTS = sizeof fx_slots / sizeof fx_slots[0] };
 
@@ -448,8 +454,8 @@ static void expect_close(const float *got, const float *want, size_t n, double t
                          const char *what)
 {
     for (size_t k = 0; k < n; k++)
-        ck_assert_msg(fabs((double)got[k] - want[k]) <= tol, "%s[%zu]: %.7g, want %.7g",
-                      what, k, (double)got[k], (double)want[k]);
+        ck_assert_msg(fabs((double)got[k] - want[k]) <= tol, "%s[%zu]: %.7g, want %.7g", what, k,
+                      (double)got[k], (double)want[k]);
 }
 
 /* Compares slot i of fx_slots (from..to) after `stepno` steps of scenario sc. */
@@ -479,8 +485,8 @@ static void sgd_scenario(const char *sc, int nesterov)
         step(t, x, y, 4, &st);
         char name[80];
         snprintf(name, sizeof name, "%s.loss%d", sc, b);
-        ck_assert_msg(fabs(st.loss - fx_get(&fx, name, 1)[0]) <= 1e-5, "%s: %.7g vs %.7g",
-                      name, (double)st.loss, (double)fx_get(&fx, name, 1)[0]);
+        ck_assert_msg(fabs(st.loss - fx_get(&fx, name, 1)[0]) <= 1e-5, "%s: %.7g vs %.7g", name,
+                      (double)st.loss, (double)fx_get(&fx, name, 1)[0]);
         ck_assert_int_eq(st.n, 4);
         ck_assert_int_eq(st.step, b);
         if (b == 1) { /* gradients before the update */
@@ -488,8 +494,7 @@ static void sgd_scenario(const char *sc, int nesterov)
                 if (fx_slots[i].layer == FX_BN1 && fx_slots[i].slot >= 2)
                     continue;
                 size_t count;
-                const float *g = cnn_trainer_grad(t, fx_slots[i].layer, fx_slots[i].slot,
-                                                  &count);
+                const float *g = cnn_trainer_grad(t, fx_slots[i].layer, fx_slots[i].slot, &count);
                 snprintf(name, sizeof name, "%s.grad1.%s", sc, fx_slots[i].name);
                 expect_close(g, fx_get(&fx, name, count), count, 1e-5, name);
             }
@@ -531,8 +536,9 @@ START_TEST(test_bn_running_statistics_match_pytorch)
     for (int s = 2; s < 4; s++) {
         size_t count;
         const float *w = cnn_trainer_weights(t2, FX_BN1, s, &count);
-        expect_close(w, fx_get(&fx, s == 2 ? "init.bn1.running_mean" : "init.bn1.running_var",
-                               count), count, 0.0, "fresh trainer statistics");
+        expect_close(w,
+                     fx_get(&fx, s == 2 ? "init.bn1.running_mean" : "init.bn1.running_var", count),
+                     count, 0.0, "fresh trainer statistics");
     }
     cnn_trainer_destroy(t2);
     cnn_trainer_destroy(t);
@@ -599,6 +605,13 @@ START_TEST(test_export_save_load_matches_evaluate)
     ck_assert_ptr_nonnull(s2);
     ck_assert_int_eq(cnn_session_forward(s2, l, x, N, &probs, &err), 0);
     expect_close(probs, pt, (size_t)K * N, 1e-5, "loaded model vs trainer evaluate");
+    /* a trainer made from the loaded (read-only mapped) file continues from the same point */
+    struct cnn_trainer *t2 = trainer(l, &cfg);
+    float *p2 = malloc((size_t)K * N * sizeof(float));
+    ck_assert_int_eq(cnn_trainer_evaluate(t2, x, y, N, p2, NULL, &err), 0);
+    expect_close(p2, pt, (size_t)K * N, 1e-6, "trainer from the loaded file");
+    free(p2);
+    cnn_trainer_destroy(t2);
     /* training changed the outputs, and the served model was not touched */
     double diff = 0;
     for (int k = 0; k < K * N; k++)
@@ -846,8 +859,8 @@ START_TEST(test_learning_rate_schedules)
     cfg.total_steps = 12;
     t = trainer(m, &cfg);
     for (long s = 0; s < 12; s++) {
-        double want = s < 2 ? 0.2 * (s + 1) / 2.0
-                            : 0.2 * 0.5 * (1 + cos(3.141592653589793 * (s - 2) / 10.0));
+        double want =
+            s < 2 ? 0.2 * (s + 1) / 2.0 : 0.2 * 0.5 * (1 + cos(3.141592653589793 * (s - 2) / 10.0));
         ck_assert_msg(fabs(cnn_trainer_lr(t) - want) < 1e-6, "cosine step %ld: %g vs %g", s,
                       (double)cnn_trainer_lr(t), want);
         step(t, x, y, 2, NULL);
