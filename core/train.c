@@ -257,6 +257,12 @@ static int forward_backward(struct cnn_trainer *t, const float *images, const in
     int rc = check_batch(t, images, labels, mse ? targets : NULL, n, !mse, err);
     if (rc)
         return rc;
+    for (int i = 1; i <= t->loss_layer; i++) {
+        const struct cnn_layer *l = &t->net->layers[i];
+        if (l->kind == CNN_LAYER_BATCHNORM && t->tl[i].trainable && (long)n * l->h * l->w < 2)
+            return cnn_err_set(err, CNN_EINVAL,
+                               "train: batch norm %s needs a batch of 2 or more here", l->name);
+    }
     if (t->cfg.cancel && atomic_load_explicit(t->cfg.cancel, memory_order_relaxed))
         return cnn_err_set(err, CNN_ECANCELED, "train: cancelled");
     rc = train_forward(t, images, n, t->loss_layer, 1, update_stats, err);

@@ -107,9 +107,10 @@ int cnn_trainer_replace_head(struct cnn_trainer *t, const char *const *labels, i
  * targets: CNN_LOSS_MSE only, (n, C, H, W) of the last layer's output (n x classes for a
  * classifier); NULL otherwise.  out (optional) gets the batch statistics.
  * Errors, all before anything changes: CNN_EINVAL for n outside 1..max_batch, a label out
- * of range, a non-finite input or target; CNN_ECANCELED when the cancel flag is set.
- * CNN_EINVAL also when batch norm gets fewer than 2 values per channel, and when the loss
- * is not finite (diverged): then running statistics may have moved but weights have not. */
+ * of range, a non-finite input or target, a training batch norm that would see fewer than
+ * 2 values per channel (n * H * W < 2); CNN_ECANCELED when the cancel flag is set.
+ * CNN_EINVAL also when the loss is not finite (diverged): then running statistics may have
+ * moved but weights have not. */
 int cnn_trainer_step(struct cnn_trainer *t, const float *images, const int *labels,
                      const float *targets, int n, struct cnn_train_stats *out, struct cnn_err *err);
 

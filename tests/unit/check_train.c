@@ -936,6 +936,44 @@ START_TEST(test_bad_input_changes_nothing)
 }
 END_TEST
 
+START_TEST(test_batch_norm_needs_two_values_per_channel)
+{
+    /* BN over a 1x1 map: a batch of one has a single value per channel */
+    struct cnn_model *m = new_model(1, 1, 1);
+    add(m, conv("conv", 3, 1, 0, 1, CNN_ACT_NONE));
+    int b = add(m, bn("bn"));
+    add(m, simple(CNN_LAYER_FLATTEN, "flat"));
+    add(m, dense("fc", 2, CNN_ACT_NONE));
+    add(m, simple(CNN_LAYER_SOFTMAX, "prob"));
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    randomize(m, 3);
+    compiled(m);
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.max_batch = 2;
+    struct cnn_trainer *t = trainer(m, &cfg);
+    size_t count;
+    float *mean = copy_slot(t, b, 2, &count);
+    float x[2] = {0.5f, -0.25f};
+    int y[2] = {1, 0};
+    ck_assert_int_eq(cnn_trainer_step(t, x, y, NULL, 1, NULL, &err), CNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "bn"));
+    ck_assert(memcmp(mean, cnn_trainer_weights(t, b, 2, NULL), count * sizeof(float)) == 0);
+    int correct;
+    ck_assert_int_eq(cnn_trainer_evaluate(t, x, y, 1, NULL, &correct, &err), 0);
+    /* gradients alone leave the statistics and the step count alone; a step moves them */
+    ck_assert_int_eq(cnn_trainer_compute_gradients(t, x, y, NULL, 2, NULL, &err), 0);
+    ck_assert(memcmp(mean, cnn_trainer_weights(t, b, 2, NULL), count * sizeof(float)) == 0);
+    ck_assert_int_eq(cnn_trainer_step_count(t), 0);
+    step(t, x, y, 2, NULL);
+    ck_assert(memcmp(mean, cnn_trainer_weights(t, b, 2, NULL), count * sizeof(float)) != 0);
+    free(mean);
+    cnn_trainer_destroy(t);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_describe_lists_hyperparameters)
 {
     struct cnn_model *m = compiled(test_net_small(1));
@@ -975,6 +1013,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_same_seed_same_weights_different_seed_differs);
     tcase_add_test(tc, test_learning_rate_schedules);
     tcase_add_test(tc, test_bad_input_changes_nothing);
+    tcase_add_test(tc, test_batch_norm_needs_two_values_per_channel);
     tcase_add_test(tc, test_describe_lists_hyperparameters);
     suite_add_tcase(s, tc);
     return s;
