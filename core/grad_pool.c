@@ -3,6 +3,7 @@
 #include "grad.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* Clipped input range [*lo, *hi) of window o and its size counting padding but not the
  * ceil-mode overhang beyond the padded input; the same rule as layer_pool.c. */
@@ -18,30 +19,140 @@ static int window(int o, int s, int pad_lo, int pad_hi, int k, int in, int *lo, 
     return padded;
 }
 
+/* 2x2 stride-2 windows without padding, as in layer_pool.c: four compares per output. */
+static int is_plain_2x2(const struct cnn_pool2d *p)
+{
+    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->pad_t == 0 &&
+           p->pad_l == 0 && p->pad_b == 0 && p->pad_r == 0 && 2 * p->oh <= p->h &&
+           2 * p->ow <= p->w;
+}
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+
+static inline v4f select4(v4i mask, v4f a, v4f b) /* mask ? a : b per lane */
+{
+    return (v4f)((mask & (v4i)a) | (~mask & (v4i)b));
+}
+
+/* Gradients of 4 windows of a 2x2 pool: x0, x1 hold the 8 floats of the top row, y0, y1
+ * the bottom row, gv the 4 output gradients.  o0, o1 (top) and o2, o3 (bottom) receive
+ * gv at the first maximum of each window in row-major order, 0 elsewhere.  No branches:
+ * the max first, then masks for the first position equal to it. */
+static inline void max2x2_grad4(v4f *o0, v4f *o1, v4f *o2, v4f *o3, v4f x0, v4f x1, v4f y0,
+                                v4f y1, v4f gv)
+{
+    const v4f a = __builtin_shufflevector(x0, x1, 0, 2, 4, 6);
+    const v4f b = __builtin_shufflevector(x0, x1, 1, 3, 5, 7);
+    const v4f c = __builtin_shufflevector(y0, y1, 0, 2, 4, 6);
+    const v4f e = __builtin_shufflevector(y0, y1, 1, 3, 5, 7);
+    const v4f ab = select4(a > b, a, b), ce = select4(c > e, c, e);
+    const v4f m = select4(ab > ce, ab, ce);
+    const v4i ma = a == m, mb = ~ma & (b == m), mc = ~ma & ~mb & (c == m);
+    const v4i me = ~(ma | mb | mc);
+    const v4f zero = {0, 0, 0, 0};
+    const v4f ga = select4(ma, gv, zero), gb = select4(mb, gv, zero);
+    const v4f gc = select4(mc, gv, zero), ge = select4(me, gv, zero);
+    *o0 = __builtin_shufflevector(ga, gb, 0, 4, 1, 5);
+    *o1 = __builtin_shufflevector(ga, gb, 2, 6, 3, 7);
+    *o2 = __builtin_shufflevector(gc, ge, 0, 4, 1, 5);
+    *o3 = __builtin_shufflevector(gc, ge, 2, 6, 3, 7);
+}
+
+/* d[i] += v for 4 floats at d */
+static inline void add4(float *d, v4f v)
+{
+    v4f o;
+    memcpy(&o, d, sizeof o);
+    o += v;
+    memcpy(d, &o, sizeof o);
+}
+
+/* Four outputs at a time; the last (OW % 4) through zero-padded copies so that the tail
+ * takes the same branch-free path and never reads past the row. */
+static void maxpool_plane_2x2_backward(float *restrict d, const float *restrict g,
+                                       const float *restrict in, const struct cnn_pool2d *p)
+{
+    const size_t W = (size_t)p->w;
+    const int OW = p->ow;
+    for (int oy = 0; oy < p->oh; oy++, g += OW) {
+        const float *r0 = in + (size_t)(2 * oy) * W, *r1 = r0 + W;
+        float *d0 = d + (size_t)(2 * oy) * W, *d1 = d0 + W;
+        int ox = 0;
+        v4f x0, x1, y0, y1, gv, o0, o1, o2, o3;
+        for (; ox + 4 <= OW; ox += 4) {
+            memcpy(&x0, r0 + 2 * ox, sizeof x0);
+            memcpy(&x1, r0 + 2 * ox + 4, sizeof x1);
+            memcpy(&y0, r1 + 2 * ox, sizeof y0);
+            memcpy(&y1, r1 + 2 * ox + 4, sizeof y1);
+            memcpy(&gv, g + ox, sizeof gv);
+            max2x2_grad4(&o0, &o1, &o2, &o3, x0, x1, y0, y1, gv);
+            add4(d0 + 2 * ox, o0);
+            add4(d0 + 2 * ox + 4, o1);
+            add4(d1 + 2 * ox, o2);
+            add4(d1 + 2 * ox + 4, o3);
+        }
+        if (ox < OW) {
+            const int rest = OW - ox;
+            float t0[8] = {0}, t1[8] = {0}, tg[4] = {0}, u0[8] = {0}, u1[8] = {0};
+            memcpy(t0, r0 + 2 * ox, sizeof(float) * 2 * (size_t)rest);
+            memcpy(t1, r1 + 2 * ox, sizeof(float) * 2 * (size_t)rest);
+            memcpy(tg, g + ox, sizeof(float) * (size_t)rest);
+            memcpy(&x0, t0, sizeof x0);
+            memcpy(&x1, t0 + 4, sizeof x1);
+            memcpy(&y0, t1, sizeof y0);
+            memcpy(&y1, t1 + 4, sizeof y1);
+            memcpy(&gv, tg, sizeof gv);
+            max2x2_grad4(&o0, &o1, &o2, &o3, x0, x1, y0, y1, gv);
+            memcpy(u0, &o0, sizeof o0);
+            memcpy(u0 + 4, &o1, sizeof o1);
+            memcpy(u1, &o2, sizeof o2);
+            memcpy(u1 + 4, &o3, sizeof o3);
+            for (int i = 0; i < 2 * rest; i++) {
+                d0[2 * ox + i] += u0[i];
+                d1[2 * ox + i] += u1[i];
+            }
+        }
+    }
+}
+
 void cnn_maxpool_backward(float *dinp, const float *dout, const float *inp,
                           const struct cnn_pool2d *p, int N)
 {
     const size_t planes = (size_t)p->c * N, in_plane = (size_t)p->h * p->w;
     const size_t out_plane = (size_t)p->oh * p->ow;
+    const int plain_2x2 = is_plain_2x2(p);
     for (size_t pl = 0; pl < planes; pl++) {
         const float *in = inp + pl * in_plane;
         const float *g = dout + pl * out_plane;
         float *d = dinp + pl * in_plane;
+        if (plain_2x2) {
+            maxpool_plane_2x2_backward(d, g, in, p);
+            continue;
+        }
         for (int oy = 0; oy < p->oh; oy++) {
             int y0, y1;
             window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
             for (int ox = 0; ox < p->ow; ox++) {
                 int x0, x1;
                 window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
-                /* Shape rules (pad < kernel) guarantee a non-empty window. */
-                size_t best = (size_t)y0 * p->w + x0;
-                float m = in[best];
+                /* Shape rules (pad < kernel) guarantee a non-empty window.  The max
+                 * first (a branch-free pass), then the first position holding it. */
+                float m = in[(size_t)y0 * p->w + x0];
                 for (int y = y0; y < y1; y++) {
-                    const size_t row = (size_t)y * p->w;
-                    for (int x = x0; x < x1; x++) {
-                        const int gt = in[row + x] > m; /* strict: the first maximum wins */
-                        m = gt ? in[row + x] : m;
-                        best = gt ? row + x : best;
+                    const float *row = in + (size_t)y * p->w;
+                    for (int x = x0; x < x1; x++)
+                        m = row[x] > m ? row[x] : m;
+                }
+                size_t best = (size_t)y0 * p->w + x0;
+                for (int y = y0; y < y1; y++) {
+                    const float *row = in + (size_t)y * p->w;
+                    int x = x0;
+                    while (x < x1 && row[x] != m)
+                        x++;
+                    if (x < x1) {
+                        best = (size_t)y * p->w + x;
+                        break;
                     }
                 }
                 d[best] += *g++;

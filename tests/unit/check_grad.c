@@ -369,6 +369,7 @@ static const struct pool_case pool_cases[] = {
     {2, 2, 9, 5, 3, 2, 2, 1, 0, 1, 2, 0, 0, 1}, /* asymmetric pad */
     {2, 4, 6, 9, 2, 3, 3, 2, 1, 0, 0, 2, 1, 0}, /* ceil mode overhang, asym pad */
     {2, 2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0}, /* overlapping stride 1 */
+    {2, 2, 6, 13, 2, 2, 2, 2, 0, 0, 0, 0, 0, 1}, /* plain 2x2, 4 outputs + 2, odd width */
 };
 #define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])
 
@@ -457,8 +458,27 @@ START_TEST(test_maxpool_backward_routes_ties_to_first_maximum)
     cnn_maxpool_backward(dinp, dout, inp, &p, 1);
     const float want[16] = {0, 1, 2, 0, /**/ 0, 0, 0, 0, /**/ 3, 0, 4, 0, /**/ 0, 0, 0, 0};
     for (int i = 0; i < 16; i++)
-        ck_assert_msg(dinp[i] == want[i], "dinp[%d] = %g, want %g", i, (double)dinp[i],
+        ck_assert_msg(dinp[i] == want[i], "2x2: dinp[%d] = %g, want %g", i, (double)dinp[i],
                       (double)want[i]);
+    /* Four windows in one row (the vectorised 2x2 path): all equal, b = c = e, c = e, e. */
+    const struct pool_case k8 = {1, 1, 2, 8, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0};
+    pool_params(&p, &k8);
+    const float in8[16] = {1, 1, 0, 5, 0, 0, 0, 0, /**/ 1, 1, 5, 5, 7, 7, 0, 9};
+    memset(dinp, 0, sizeof dinp);
+    cnn_maxpool_backward(dinp, dout, in8, &p, 1);
+    const float want8[16] = {1, 0, 0, 2, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 3, 0, 0, 4};
+    for (int i = 0; i < 16; i++)
+        ck_assert_msg(dinp[i] == want8[i], "2x2 x4: dinp[%d] = %g, want %g", i,
+                      (double)dinp[i], (double)want8[i]);
+    /* The general path: overlapping 3x3 windows, stride 1. */
+    const struct pool_case k3 = {1, 1, 4, 4, 3, 3, 1, 1, 0, 0, 0, 0, 0, 0};
+    pool_params(&p, &k3);
+    memset(dinp, 0, sizeof dinp);
+    cnn_maxpool_backward(dinp, dout, inp, &p, 1);
+    const float want3[16] = {0, 3, 0, 0, /**/ 3, 4, 0, 0, /**/ 0, 0, 0, 0, /**/ 0, 0, 0, 0};
+    for (int i = 0; i < 16; i++)
+        ck_assert_msg(dinp[i] == want3[i], "3x3: dinp[%d] = %g, want %g", i, (double)dinp[i],
+                      (double)want3[i]);
 }
 END_TEST
 
