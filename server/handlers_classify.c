@@ -6,6 +6,7 @@
 #include "handlers.h"
 #include "http.h"
 #include "image.h"
+#include "jsonw.h"
 #include "multipart.h"
 #include "predict.h"
 
@@ -33,24 +34,34 @@ static void classify_finish(struct request *r)
     struct classify_state *st = r->state;
     const struct cnn_model *m = r->mv->model;
     size_t classes = (size_t)cnn_model_num_classes(m);
-    json_t *results = json_array();
+    struct jsonw w = {0};
     struct cnn_err err = {0};
-    for (int i = 0; results && i < st->n; i++) {
-        json_t *pred = predict_json_top(m, r->outputs + (size_t)i * classes, st->top_k, &err);
-        json_t *one = pred ? json_pack("{s:o}", "predictions", pred) : NULL;
-        if (one && st->fields)
-            json_object_set_new(one, "field", predict_json_string(st->fields[i]));
-        if (!one || json_array_append_new(results, one) != 0) {
-            json_decref(results);
-            results = NULL;
+    jw_raw(&w, "{\"model\":");
+    jw_str(&w, r->mv->name);
+    jw_raw(&w, ",\"version\":");
+    jw_int(&w, r->mv->version);
+    jw_raw(&w, ",\"results\":[");
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < st->n; i++) {
+        jw_raw(&w, i ? ",{" : "{");
+        if (st->fields) {
+            jw_raw(&w, "\"field\":");
+            jw_str(&w, st->fields[i]);
+            jw_raw(&w, ",");
         }
+        jw_raw(&w, "\"predictions\":");
+        rc = predict_write_top(&w, m, r->outputs + (size_t)i * classes, st->top_k, &err);
+        jw_raw(&w, "}");
     }
-    if (!results) {
+    jw_raw(&w, "]}");
+    size_t len;
+    char *text = jw_finish(&w, &len);
+    if (rc || !text) {
+        free(text);
         http_reply_error(r, 503, "out of memory for the answer");
         return;
     }
-    http_reply_json(r, 200, json_pack("{s:s, s:i, s:o}", "model", r->mv->name, "version",
-                                      r->mv->version, "results", results));
+    http_reply(r, 200, "application/json", text, len);
 }
 
 /* top_k from the query: 0 on success, else replies 400. */

@@ -4,9 +4,9 @@
  * string a 4-byte little-endian length and its bytes). */
 #include "infer.h"
 
+#include "jsonw.h"
 #include "predict.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +42,8 @@ static void put_le32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)(v >> 24);
 }
 
-/* Output values: JSON data (into arr) or binary (into bin). */
-static int fill_fp32(const struct v2_answer *a, json_t *arr, struct growbuf *bin)
+/* Output values: into the JSON text (w) or as binary data (bin). */
+static int fill_fp32(const struct v2_answer *a, struct jsonw *w, struct growbuf *bin)
 {
     size_t total = (size_t)a->n * (size_t)a->classes;
     for (size_t i = 0; i < total; i++) {
@@ -55,14 +55,16 @@ static int fill_fp32(const struct v2_answer *a, json_t *arr, struct growbuf *bin
             put_le32(le, u);
             if (gb_put(bin, le, 4) != 0)
                 return -1;
-        } else if (json_array_append_new(arr, isfinite(f) ? json_real(f) : json_null()) != 0) {
-            return -1;
+        } else {
+            if (i)
+                jw_raw(w, ",");
+            jw_float(w, f);
         }
     }
     return 0;
 }
 
-static int fill_classes(const struct v2_answer *a, json_t *arr, struct growbuf *bin,
+static int fill_classes(const struct v2_answer *a, struct jsonw *w, struct growbuf *bin,
                         struct cnn_err *err)
 {
     int k = a->class_k;
@@ -83,8 +85,10 @@ static int fill_classes(const struct v2_answer *a, json_t *arr, struct growbuf *
                 put_le32(le, (uint32_t)len);
                 if (gb_put(bin, le, 4) != 0 || gb_put(bin, s, (size_t)len) != 0)
                     rc = cnn_err_set(err, CNN_ENOMEM, "out of memory");
-            } else if (json_array_append_new(arr, predict_json_string(s)) != 0) {
-                rc = cnn_err_set(err, CNN_ENOMEM, "out of memory");
+            } else {
+                if (i || j)
+                    jw_raw(w, ",");
+                jw_str(w, s);
             }
         }
     }
@@ -99,66 +103,62 @@ int v2_build_response(const struct v2_answer *a, char **body, size_t *len, size_
     *body = NULL;
     *len = *header_len = 0;
     struct growbuf bin = {0};
-    char version[24];
-    snprintf(version, sizeof version, "%d", a->version);
+    struct jsonw w = {0};
     int k = a->class_k ? a->class_k : a->classes;
-    json_t *root = json_object(), *out = json_object(), *outs = json_array();
-    json_t *shape = json_array(), *data = json_array();
-    int rc = CNN_ENOMEM;
-    if (!root || !out || !outs || !shape || !data)
-        goto fail;
-    if (json_object_set_new(root, "model_name", predict_json_string(a->model)) ||
-        json_object_set_new(root, "model_version", json_string(version)) ||
-        (a->id && json_object_set_new(root, "id", predict_json_string(a->id))) ||
-        json_array_append(outs, out) || json_object_set(root, "outputs", outs) ||
-        json_object_set_new(out, "name", json_string(V2_OUTPUT_NAME)) ||
-        json_object_set_new(out, "datatype", json_string(a->class_k ? "BYTES" : "FP32")) ||
-        (a->batched && json_array_append_new(shape, json_integer(a->n))) ||
-        json_array_append_new(shape, json_integer(k)) || json_object_set(out, "shape", shape))
-        goto fail;
-    rc = a->class_k ? fill_classes(a, data, a->out_binary ? &bin : NULL, err)
-                    : (fill_fp32(a, data, a->out_binary ? &bin : NULL) ? CNN_ENOMEM : 0);
-    if (rc)
-        goto fail;
-    rc = CNN_ENOMEM;
-    if (a->out_binary) {
-        json_t *p = json_object();
-        if (!p || json_object_set_new(out, "parameters", p) ||
-            json_object_set_new(p, "binary_data_size", json_integer((json_int_t)bin.n)))
-            goto fail;
-    } else if (json_object_set(out, "data", data)) {
-        goto fail;
+    jw_raw(&w, "{\"model_name\":");
+    jw_str(&w, a->model);
+    jw_raw(&w, ",\"model_version\":\"");
+    jw_int(&w, a->version);
+    jw_raw(&w, "\"");
+    if (a->id) {
+        jw_raw(&w, ",\"id\":");
+        jw_str(&w, a->id);
     }
-    char *head = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    if (!head)
-        goto fail;
-    size_t hlen = strlen(head);
-    if (!a->out_binary) {
-        *body = head;
-        *len = hlen;
+    jw_raw(&w, ",\"outputs\":[{\"name\":\"" V2_OUTPUT_NAME "\",\"datatype\":\"");
+    jw_raw(&w, a->class_k ? "BYTES" : "FP32");
+    jw_raw(&w, "\",\"shape\":[");
+    if (a->batched) {
+        jw_int(&w, a->n);
+        jw_raw(&w, ",");
+    }
+    jw_int(&w, k);
+    jw_raw(&w, "]");
+    struct growbuf *b = a->out_binary ? &bin : NULL;
+    if (!b)
+        jw_raw(&w, ",\"data\":[");
+    int rc = a->class_k ? fill_classes(a, &w, b, err)
+                        : (fill_fp32(a, &w, b) ? cnn_err_set(err, CNN_ENOMEM, "out of memory")
+                                               : 0);
+    if (b) {
+        jw_raw(&w, ",\"parameters\":{\"binary_data_size\":");
+        jw_int(&w, (long long)bin.n);
+        jw_raw(&w, "}");
     } else {
-        char *all = malloc(hlen + bin.n + 1);
-        if (!all) {
-            free(head);
-            goto fail;
-        }
-        memcpy(all, head, hlen);
-        if (bin.n)
-            memcpy(all + hlen, bin.p, bin.n);
-        free(head);
-        *body = all;
-        *len = hlen + bin.n;
-        *header_len = hlen;
+        jw_raw(&w, "]");
     }
-    rc = 0;
-fail:
-    if (rc == CNN_ENOMEM)
-        cnn_err_set(err, CNN_ENOMEM, "out of memory for the answer");
+    jw_raw(&w, "}]}");
+    size_t hlen;
+    char *head = jw_finish(&w, &hlen);
+    if (rc == 0 && !head)
+        rc = cnn_err_set(err, CNN_ENOMEM, "out of memory for the answer");
+    if (rc == 0 && b) {
+        char *all = realloc(head, hlen + bin.n + 1);
+        if (!all) {
+            rc = cnn_err_set(err, CNN_ENOMEM, "out of memory for the answer");
+        } else {
+            head = all;
+            if (bin.n)
+                memcpy(head + hlen, bin.p, bin.n);
+            *header_len = hlen;
+            hlen += bin.n;
+        }
+    }
     free(bin.p);
-    json_decref(root);
-    json_decref(out);
-    json_decref(outs);
-    json_decref(shape);
-    json_decref(data);
-    return rc;
+    if (rc) {
+        free(head);
+        return rc;
+    }
+    *body = head;
+    *len = hlen;
+    return 0;
 }

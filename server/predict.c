@@ -1,6 +1,8 @@
 /* Top-k selection, labels and classification strings (see predict.h). */
 #include "predict.h"
 
+#include "jsonw.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,35 +88,27 @@ json_t *predict_json_string(const char *s)
     return j;
 }
 
-json_t *predict_json_top(const struct cnn_model *m, const float *scores, int k,
-                         struct cnn_err *err)
+int predict_write_top(struct jsonw *w, const struct cnn_model *m, const float *scores, int k,
+                      struct cnn_err *err)
 {
     int classes = cnn_model_num_classes(m);
     struct prediction best[16], *top = k <= 16 ? best : malloc((size_t)k * sizeof *top);
-    json_t *arr = json_array();
-    if (!top || !arr)
-        goto nomem;
-    if (predict_topk(scores, classes, k, top, err) != 0)
-        goto fail;
-    for (int i = 0; i < k; i++) {
+    if (!top)
+        return cnn_err_set(err, CNN_ENOMEM, "out of memory for the answer");
+    int rc = predict_topk(scores, classes, k, top, err);
+    for (int i = 0; rc == 0 && i < k; i++) {
         char buf[32];
-        const char *label = predict_label(m, top[i].index, buf, sizeof buf);
-        json_t *score = isfinite(top[i].score) ? json_real(top[i].score) : json_null();
-        json_t *o = json_object();
-        if (!o || json_array_append_new(arr, o) != 0 ||
-            json_object_set_new(o, "label", predict_json_string(label)) != 0 ||
-            json_object_set_new(o, "index", json_integer(top[i].index)) != 0 ||
-            json_object_set_new(o, "score", score) != 0)
-            goto nomem;
+        jw_raw(w, i ? ",{\"label\":" : "[{\"label\":");
+        jw_str(w, predict_label(m, top[i].index, buf, sizeof buf));
+        jw_raw(w, ",\"index\":");
+        jw_int(w, top[i].index);
+        jw_raw(w, ",\"score\":");
+        jw_float(w, top[i].score);
+        jw_raw(w, "}");
     }
+    if (rc == 0)
+        jw_raw(w, k ? "]" : "[]");
     if (top != best)
         free(top);
-    return arr;
-nomem:
-    cnn_err_set(err, CNN_ENOMEM, "out of memory for the answer");
-fail:
-    if (top != best)
-        free(top);
-    json_decref(arr);
-    return NULL;
+    return rc;
 }

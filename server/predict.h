@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 
+struct jsonw;
+
 #include <stddef.h>
 
 struct prediction {
@@ -33,9 +35,9 @@ int predict_format_class(char *buf, size_t cap, float score, int index, const ch
  * files).  New reference, NULL only when out of memory. */
 json_t *predict_json_string(const char *s);
 
-/* [{"label":..,"index":..,"score":..}, ...] for the k best of scores[0..classes) of model m
- * (scores that are not finite become null).  New reference; NULL with err on failure. */
-json_t *predict_json_top(const struct cnn_model *m, const float *scores, int k,
-                         struct cnn_err *err);
+/* Writes [{"label":..,"index":..,"score":..}, ...] for the k best of scores[0..classes) of
+ * model m into w (scores that are not finite become null).  0, or CNN_ENOMEM. */
+int predict_write_top(struct jsonw *w, const struct cnn_model *m, const float *scores, int k,
+                      struct cnn_err *err);
 
 #endif

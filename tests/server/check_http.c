@@ -4,6 +4,7 @@
  * classification strings.  Expected values come from naive code written here. */
 #include "infer.h"
 #include "json_check.h"
+#include "jsonw.h"
 #include "metrics.h"
 #include "multipart.h"
 #include "predict.h"
@@ -755,7 +756,12 @@ START_TEST(test_classify_predictions_json)
     struct cnn_model *m = stm_model(5);
     static const float P[4] = {0.25f, 0.05f, 0.5f, 0.2f};
     struct cnn_err err = {0};
-    json_t *arr = predict_json_top(m, P, 3, &err);
+    struct jsonw w = {0};
+    ck_assert_int_eq(predict_write_top(&w, m, P, 3, &err), 0);
+    size_t len;
+    char *text = jw_finish(&w, &len);
+    ck_assert_ptr_nonnull(text);
+    json_t *arr = json_loadb(text, len, 0, NULL); /* jansson is the independent reader */
     ck_assert_ptr_nonnull(arr);
     static const int order[3] = {2, 0, 3};
     ck_assert_uint_eq(json_array_size(arr), 3);
@@ -768,7 +774,63 @@ START_TEST(test_classify_predictions_json)
         ck_assert((float)json_real_value(json_object_get(o, "score")) == P[order[i]]);
     }
     json_decref(arr);
+    free(text);
     cnn_model_destroy(m);
+}
+END_TEST
+
+/* Strings: escapes, control characters, valid multibyte UTF-8 kept, invalid bytes '?';
+ * floats read back as the same float; all of it valid JSON for jansson. */
+START_TEST(test_json_writer_strings_and_numbers)
+{
+    static const char *const in[] = {"plain", "q\"b\\s/", "tab\tnl\ncr\r\x01\x1f",
+                                     "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                                     "bad\xe9x\xc3", "\xed\xa0\x80surrogate",
+                                     "\xc0\xafoverlong", ""};
+    static const char *const want[] = {"plain", "q\"b\\s/", "tab\tnl\ncr\r\x01\x1f",
+                                       "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                                       "bad?x?", "???surrogate", "??overlong", ""};
+    static const float nums[] = {0.0f, 1.0f, -3.0f, 0.1f, 1e-7f, 3.4e38f, 0.254097074f,
+                                 -1.17549435e-38f, 123456789.0f};
+    struct jsonw w = {0};
+    jw_raw(&w, "{\"s\":[");
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        if (i)
+            jw_raw(&w, ",");
+        jw_str(&w, in[i]);
+    }
+    jw_raw(&w, "],\"f\":[");
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        jw_float(&w, nums[i]);
+        jw_raw(&w, ",");
+    }
+    jw_float(&w, NAN);
+    jw_raw(&w, ",");
+    jw_float(&w, INFINITY);
+    jw_raw(&w, "],\"i\":");
+    jw_int(&w, -9007199254740993LL);
+    jw_raw(&w, "}");
+    size_t len;
+    char *text = jw_finish(&w, &len);
+    ck_assert_ptr_nonnull(text);
+    json_error_t je;
+    json_t *j = json_loadb(text, len, 0, &je);
+    ck_assert_msg(j != NULL, "%s: %s", text, je.text);
+    json_t *s = json_object_get(j, "s");
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        ck_assert_str_eq(json_string_value(json_array_get(s, i)), want[i]);
+    json_t *f = json_object_get(j, "f");
+    size_t nn = sizeof nums / sizeof nums[0];
+    for (size_t i = 0; i < nn; i++) {
+        json_t *v = json_array_get(f, i);
+        ck_assert_msg(json_is_real(v), "float %zu written as an integer", i);
+        ck_assert((float)json_real_value(v) == nums[i]);
+    }
+    ck_assert(json_is_null(json_array_get(f, nn)));
+    ck_assert(json_is_null(json_array_get(f, nn + 1)));
+    ck_assert(json_integer_value(json_object_get(j, "i")) == -9007199254740993LL);
+    json_decref(j);
+    free(text);
 }
 END_TEST
 
@@ -982,6 +1044,7 @@ Suite *http_suite(void)
     tcase_add_test(tc, test_v2_response_fp32_json_and_binary);
     tcase_add_test(tc, test_v2_response_classification_json_and_binary);
     tcase_add_test(tc, test_classify_predictions_json);
+    tcase_add_test(tc, test_json_writer_strings_and_numbers);
     tcase_add_test(tc, test_router_matches_captures_and_refuses);
     tcase_add_test(tc, test_metrics_render_counts_and_histograms);
     tcase_add_test(tc, test_metrics_concurrent_counting_loses_nothing);
