@@ -10,6 +10,13 @@
 
 static const struct cnn_preproc GRAY28 = {
     .c = 1, .h = 28, .w = 28, .resize = CNN_RESIZE_STRETCH, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+/* Fashion-MNIST training-set statistics of the pixels scaled to [0,1]. */
+static const struct cnn_preproc FASHION28 = {.c = 1,
+                                             .h = 28,
+                                             .w = 28,
+                                             .resize = CNN_RESIZE_STRETCH,
+                                             .mean = {0.2860f, 0, 0},
+                                             .std = {0.3530f, 1, 1}};
 /* CIFAR-10 training-set channel statistics. */
 static const struct cnn_preproc CIFAR32 = {.c = 3,
                                            .h = 32,
@@ -48,6 +55,9 @@ static const struct arch ARCHS[] = {
     {"cifar_cnn", cnn_arch_cifar_cnn, 10, &CIFAR32,
      "3x32x32 RGB, 10 classes: 3x[conv3x3-BN-ReLU-maxpool] 32/64/128 + fc, as the peers' "
      "make_models.py"},
+    {"fashion_cnn", cnn_arch_fashion_cnn, 10, &FASHION28,
+     "1x28x28 gray, 10 classes: 2x[2x(conv3x3-BN-ReLU)-maxpool] 32/64 + dropout-fc128-dropout-fc, "
+     "the bundled Fashion-MNIST model"},
     {"alexnet", cnn_arch_alexnet, 1000, &IMAGENET227,
      "3x227x227 RGB, 1000 classes: AlexNet (Krizhevsky et al. 2012), single tower, LRN after "
      "conv1/conv2, overlapping max pools, dropout"},
@@ -81,8 +91,8 @@ static const struct arch *find(const char *name)
 const char *const *cnn_arch_names(int *count)
 {
     static const char *const names[N_ARCHS + 1] = {
-        "lenet5",    "cifar_cnn", "alexnet",  "vgg16",       "nin",
-        "googlenet", "resnet18",  "resnet50", "densenet121", NULL};
+        "lenet5",    "cifar_cnn", "fashion_cnn", "alexnet",     "vgg16", "nin",
+        "googlenet", "resnet18",  "resnet50",    "densenet121", NULL};
     if (count)
         *count = N_ARCHS;
     return names;

@@ -1,4 +1,4 @@
-/* The shipped architectures (LeNet-5, a small CIFAR CNN, AlexNet, VGG-16, NIN, GoogLeNet,
+/* The shipped architectures (LeNet-5, a small CIFAR CNN, the Fashion-MNIST CNN, AlexNet, VGG-16, NIN, GoogLeNet,
  * ResNet-18/50, DenseNet-121), built layer by layer through model.h with their input
  * preprocessing, so the trainer, the `cnn` tool and the tests can make any of them by name. */
 #ifndef CNN_ARCH_H

@@ -1,5 +1,5 @@
 /* Plain feed-forward architectures: LeNet-5 and the small CIFAR CNN (exactly as in the
- * peers' make_models.py), AlexNet (Krizhevsky et al. 2012, one tower, LRN), VGG-16
+ * peers' make_models.py), the project's Fashion-MNIST CNN (the bundled model), AlexNet (Krizhevsky et al. 2012, one tower, LRN), VGG-16
  * (configuration D, torchvision layer names) and Network in Network (Lin et al. 2013,
  * CIFAR-10 form).  Layer names follow the PyTorch / Caffe originals. */
 #include "arch_internal.h"
@@ -40,6 +40,34 @@ int cnn_arch_cifar_cnn(struct cnn_arch_builder *b, int nc)
     }
     x = cnn_arch_flatten(b, x, "flatten"); /* 2048 */
     return cnn_arch_dense(b, x, "fc", nc);
+}
+
+/* Two VGG-style blocks of [conv3x3-BN-ReLU] x 2 + maxpool (32, 64 channels), dropout,
+ * fc 128, dropout, classifier: the bundled Fashion-MNIST model (models/README.md).  Convs
+ * before BN carry no bias.  PyTorch equivalent in bench/train_torch.py. */
+int cnn_arch_fashion_cnn(struct cnn_arch_builder *b, int nc)
+{
+    static const int width[4] = {32, 32, 64, 64};
+    int x = 0; /* 1x28x28 -> 32x28x28 -> 32x14x14 -> 64x14x14 -> 64x7x7 */
+    char name[CNN_NAME_MAX];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "conv%d", i + 1);
+        x = cnn_arch_conv(b, x, name, width[i], 3, 1, 1, 0);
+        snprintf(name, sizeof name, "bn%d", i + 1);
+        x = cnn_arch_bn(b, x, name);
+        snprintf(name, sizeof name, "relu%d", i + 1);
+        x = cnn_arch_relu(b, x, name);
+        if (i % 2 == 1) {
+            snprintf(name, sizeof name, "pool%d", i / 2 + 1);
+            x = cnn_arch_maxpool(b, x, name, 2, 2, 0, 0);
+        }
+    }
+    x = cnn_arch_dropout(b, x, "drop1", 0.25f);
+    x = cnn_arch_flatten(b, x, "flatten"); /* 3136 */
+    x = cnn_arch_dense(b, x, "fc1", 128);
+    x = cnn_arch_relu(b, x, "relu5");
+    x = cnn_arch_dropout(b, x, "drop2", 0.5f);
+    return cnn_arch_dense(b, x, "fc2", nc);
 }
 
 int cnn_arch_alexnet(struct cnn_arch_builder *b, int nc)

@@ -43,6 +43,7 @@ int cnn_arch_concat(struct cnn_arch_builder *b, int n, const int *inputs, const 
  * which has nc outputs.  Return the classifier's index or a negative CNN_E*. */
 int cnn_arch_lenet5(struct cnn_arch_builder *b, int nc);
 int cnn_arch_cifar_cnn(struct cnn_arch_builder *b, int nc);
+int cnn_arch_fashion_cnn(struct cnn_arch_builder *b, int nc);
 int cnn_arch_alexnet(struct cnn_arch_builder *b, int nc);
 int cnn_arch_vgg16(struct cnn_arch_builder *b, int nc);
 int cnn_arch_nin(struct cnn_arch_builder *b, int nc);

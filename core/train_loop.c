@@ -6,6 +6,7 @@
 #include "session.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -135,7 +136,7 @@ struct run {
     const struct cnn_loop_config *c;
     float *images;
     int *labels, *perm;
-    long spe, total_steps, done_steps;
+    long spe, total_steps, done_steps, done_items;
     double t_start, train_s; /* wall start, seconds spent in training steps */
 };
 
@@ -152,6 +153,7 @@ static void report_step(const struct run *r, int epoch, long step, double loss, 
         .steps_per_epoch = r->spe,
         .total_step = r->done_steps,
         .total_steps = r->total_steps,
+        .total_items = r->done_items,
         .loss = items ? loss / items : NAN,
         .accuracy = items ? (double)right / items : NAN,
         .lr = lr,
@@ -189,6 +191,7 @@ static int run_epoch(struct run *r, const int *train_idx, int n_train, int epoch
             return rc;
         r->train_s += now_s() - ts;
         r->done_steps++;
+        r->done_items += nb;
         loss += (double)st.loss * nb;
         right += st.correct;
         items += nb;
@@ -260,6 +263,7 @@ int cnn_train_loop_run(struct cnn_trainer *t, const struct cnn_dataset *d,
                 .steps_per_epoch = r.spe,
                 .total_step = r.done_steps,
                 .total_steps = r.total_steps,
+                .total_items = r.done_items,
                 .loss = res.train_loss,
                 .accuracy = res.train_acc,
                 .lr = cnn_trainer_lr(t),
@@ -281,8 +285,8 @@ out:
 }
 
 int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset *d,
-                             const int *idx, int n, int batch, const atomic_int *cancel,
-                             long *confusion, struct cnn_err *err)
+                             const int *idx, int n, const int *label_map, int batch,
+                             const atomic_int *cancel, long *confusion, struct cnn_err *err)
 {
     if (!m || !d || !confusion)
         return cnn_err_set(err, CNN_EINVAL, "eval: missing model, dataset or matrix");
@@ -291,9 +295,14 @@ int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset
     int K = cnn_model_num_classes(m);
     if (!idx)
         n = cnn_dataset_count(d);
-    int rc = check_items(d, cnn_model_preproc(m), K, idx, idx ? n : 0, err);
+    int rc = check_items(d, cnn_model_preproc(m), label_map ? INT32_MAX : K, idx,
+                         idx ? n : 0, err);
     if (rc)
         return rc;
+    for (int k = 0; label_map && k < cnn_dataset_num_classes(d); k++)
+        if (label_map[k] < 0 || label_map[k] >= K)
+            return cnn_err_set(err, CNN_EINVAL, "eval: dataset class %d maps to %d, not in 0..%d",
+                               k, label_map[k], K - 1);
     if (n <= 0)
         return 0;
     if (batch > n)
@@ -329,7 +338,8 @@ int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset
             for (int k = 1; k < K; k++)
                 if (p[k] > p[best])
                     best = k;
-            confusion[(size_t)labels[j] * K + best]++;
+            int cls = label_map ? label_map[labels[j]] : labels[j];
+            confusion[(size_t)cls * K + best]++;
         }
     }
 out:

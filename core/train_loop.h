@@ -31,6 +31,7 @@ struct cnn_train_progress {
     int epoch, epochs;           /* 0-based epoch, configured epochs */
     long step, steps_per_epoch;  /* steps done in this epoch, of how many */
     long total_step, total_steps;/* steps done overall, of how many */
+    long total_items;            /* training items done overall */
     double loss, accuracy;       /* running means over this epoch so far */
     float lr;                    /* rate of the last step */
     double items_per_s;          /* this epoch so far */
@@ -79,12 +80,13 @@ int cnn_train_loop_validate(struct cnn_trainer *t, const struct cnn_dataset *d, 
                             double *loss, struct cnn_err *err);
 
 /* Runs compiled model m (one session with up to `batch` items) over items idx[0..n) of d
- * (idx NULL: all) and adds each item to confusion[label * K + predicted], K =
- * cnn_model_num_classes(m) (caller zeroes it; K * K longs).  predicted = first maximal
- * output.  CNN_EINVAL when d's labels reach past K or d's item shape differs from m's
- * input. */
+ * (idx NULL: all) and adds each item to confusion[class * K + predicted], K =
+ * cnn_model_num_classes(m) (caller zeroes it; K * K longs); class = label_map[label]
+ * (label_map NULL: the dataset label itself; e.g. folder names matched to model labels).
+ * predicted = first maximal output.  CNN_EINVAL when a class reaches past K or d's item
+ * shape differs from m's input. */
 int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset *d,
-                             const int *idx, int n, int batch, const atomic_int *cancel,
-                             long *confusion, struct cnn_err *err);
+                             const int *idx, int n, const int *label_map, int batch,
+                             const atomic_int *cancel, long *confusion, struct cnn_err *err);
 
 #endif

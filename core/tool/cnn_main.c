@@ -1,5 +1,5 @@
 /* `cnn`: offline command-line tool over libcnn.  Dispatches to the subcommands (init, info,
- * predict, bench); prints the overall usage and version.  Exit status: 0 success,
+ * predict, bench, train, eval); prints the overall usage and version.  Exit status: 0 success,
  * 1 runtime error, 2 usage error. */
 #include "gemm.h"
 #include "tool.h"
@@ -20,6 +20,8 @@ static const struct subcommand COMMANDS[] = {
     {"info", cmd_info, "show a model's input, preprocessing, layers, params and FLOPs"},
     {"predict", cmd_predict, "classify PNG/JPEG images, top-K labels per image"},
     {"bench", cmd_bench, "time forward passes: latency, images/s, GFLOP/s"},
+    {"train", cmd_train, "train an architecture or fine-tune a model on a dataset"},
+    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix on a dataset"},
 };
 #define N_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
 

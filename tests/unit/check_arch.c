@@ -7,8 +7,9 @@
  * parameters() sum and Conv2d/Linear forward-hook MACs).  VGG-16 138,357,544, ResNet-50
  * 25,557,032, DenseNet-121 7,978,856: the published torchvision ImageNet counts (torchvision
  * model docs; also sum(p.numel() for p in torchvision.models.vgg16().parameters()) etc.).
- * AlexNet, NIN, GoogLeNet and every MAC count below came from torch 1.13 with equivalent
- * definitions; count_macs is make_models.py's hook counter:
+ * AlexNet, NIN, GoogLeNet, fashion_cnn and every MAC count below came from torch 1.13 with
+ * equivalent definitions; count_macs is make_models.py's hook counter (fashion_cnn: the
+ * nn.Sequential of bench/train_torch.py, 468,010 params, 18,691,840 MACs):
  *   import torch, torch.nn as n, torchvision; from make_models import count_macs
  *   C, R, M, L = n.Conv2d, n.ReLU, n.MaxPool2d, n.LocalResponseNorm
  *   def cr(i, o, k, p=0): return [C(i, o, k, padding=p), R()]
@@ -46,7 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum pp_kind { PP_GRAY28, PP_CIFAR, PP_IMAGENET };
+enum pp_kind { PP_GRAY28, PP_CIFAR, PP_IMAGENET, PP_FASHION };
 
 struct shape_ref {
     const char *layer;
@@ -72,6 +73,8 @@ static const struct arch_ref REFS[] = {
      {{"conv1", 6, 24, 24}, {"pool1", 6, 12, 12}, {"pool2", 16, 4, 4}}},
     {"cifar_cnn", 10, 3, 32, 32, PP_CIFAR, 0, 1, 0, 0,
      {{"features.0", 32, 32, 32}, {"features.7", 64, 8, 8}, {"features.11", 128, 4, 4}}},
+    {"fashion_cnn", 10, 1, 28, 28, PP_FASHION, 0, 0, 468010, 18691840.0,
+     {{"relu2", 32, 28, 28}, {"pool1", 32, 14, 14}, {"pool2", 64, 7, 7}}},
     {"alexnet", 1000, 3, 227, 227, PP_IMAGENET, 256, 0, 62378344, 1135256096.0,
      {{"conv1", 96, 55, 55}, {"pool2", 256, 13, 13}, {"pool5", 256, 6, 6}}},
     {"vgg16", 1000, 3, 224, 224, PP_IMAGENET, 256, 0, 138357544, 15470264320.0,
@@ -214,6 +217,8 @@ START_TEST(test_arch_params_flops_and_shapes_match_references)
             mean = imnet_mean[c], std = imnet_std[c];
         else if (r->pp == PP_CIFAR)
             mean = cifar_mean[c], std = cifar_std[c];
+        else if (r->pp == PP_FASHION) /* numpy over train-images-idx3-ubyte / 255 */
+            mean = 0.2860f, std = 0.3530f;
         ck_assert_float_eq_tol(pp->mean[c], mean, 1e-6f);
         ck_assert_float_eq_tol(pp->std[c], std, 1e-6f);
     }

@@ -1,0 +1,553 @@
+/* `cnn train ARCH|MODEL --data PATH ...`: trains a fresh architecture (seeded random
+ * weights) or fine-tunes a model file (optionally frozen up to a layer, with a new head for
+ * a new label set) on an IDX or class-folder dataset, printing progress, and writes the
+ * result with its lineage metadata only at the end through cnn_model_save() (atomic), so
+ * Ctrl-C / SIGTERM (stop at the next step boundary) or a kill never leave a partial file. */
+#include "arch.h"
+#include "gemm.h"
+#include "opts.h"
+#include "tool.h"
+#include "tool_data.h"
+#include "train_loop.h"
+#include "train_report.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char USAGE[] =
+    "usage: cnn train ARCH|MODEL --data PATH [--out FILE] [options]\n"
+    "Trains architecture ARCH (a name from 'cnn init --list' or arch:NAME; random weights\n"
+    "from --seed) or fine-tunes the model file MODEL on a dataset, then writes FILE\n"
+    "atomically with the lineage (parent, dataset, hyperparameters, final metrics) in its\n"
+    "metadata.  Ctrl-C or SIGTERM stops at the next step and writes nothing.\n"
+    "data:\n"
+    "  --data PATH        IDX files (a folder holding <split>-images-idx3-ubyte[.gz] and\n"
+    "                     <split>-labels-idx1-ubyte[.gz], or an images file) or a folder with\n"
+    "                     one subfolder of PNG/JPEG images per class\n"
+    "  --format F         auto, idx or folder (default auto)\n"
+    "  --split NAME       IDX file prefix in a folder (default train)\n"
+    "  --classes LIST     keep only these dataset classes, e.g. 0,2,7 (renumbered 0,1,2)\n"
+    "  --val-split F      stratified fraction held out for validation, 0..0.9 (default 0.1)\n"
+    "  --augment LIST     none, crop, flip or crop,flip (default none; flip is wrong for digits)\n"
+    "  --crop-pad P       random crop padding in pixels, 1..64 (default 2)\n"
+    "model:\n"
+    "  --labels LIST      class names a,b,c; for MODEL a new head for this label set\n"
+    "                     (default: folder names, else class0..; MODEL keeps its labels)\n"
+    "  --freeze LAYER     do not train LAYER and the layers before it\n"
+    "optimiser:\n"
+    "  --epochs N         1..10000 (default 10)\n"
+    "  --batch N          1..4096 (default 64)\n"
+    "  --lr X             base learning rate (default 0.05)\n"
+    "  --momentum X       0..0.999 (default 0.9)\n"
+    "  --nesterov         Nesterov momentum\n"
+    "  --weight-decay X   L2 on conv/dense weights (default 5e-4)\n"
+    "  --schedule S       const, step or cosine (default cosine)\n"
+    "  --step-epochs N    step schedule: epochs per decay (default epochs/3)\n"
+    "  --gamma X          step schedule: decay factor (default 0.1)\n"
+    "  --warmup E         linear warm-up over E epochs, may be fractional (default 0)\n"
+    "run:\n"
+    "  --seed N           weights, shuffling, augmentation, dropout (default 1)\n"
+    "  --threads T        BLAS threads, 1..256 (default: OpenBLAS's choice)\n"
+    "  --steps N          stop after N steps overall and report images/s (benchmarks)\n"
+    "  --out FILE         the trained model (default: nothing is written)\n"
+    "  --quiet            no progress and no per-epoch lines\n"
+    "example: cnn train fashion_cnn --data /usr/share/datasets/fashion-mnist --epochs 15 \\\n"
+    "           --augment crop,flip --out fashion.cnn\n";
+
+enum {
+    O_DATA, O_FORMAT, O_SPLIT, O_CLASSES, O_VAL, O_AUGMENT, O_CROP_PAD, O_LABELS, O_FREEZE,
+    O_EPOCHS, O_BATCH, O_LR, O_MOMENTUM, O_NESTEROV, O_WD, O_SCHEDULE, O_STEP_EPOCHS,
+    O_GAMMA, O_WARMUP, O_SEED, O_THREADS, O_STEPS, O_OUT, O_QUIET, O_COUNT
+};
+static const struct opt_spec SPEC[O_COUNT] = {
+    [O_DATA] = {"--data", 1},         [O_FORMAT] = {"--format", 1},
+    [O_SPLIT] = {"--split", 1},       [O_CLASSES] = {"--classes", 1},
+    [O_VAL] = {"--val-split", 1},     [O_AUGMENT] = {"--augment", 1},
+    [O_CROP_PAD] = {"--crop-pad", 1}, [O_LABELS] = {"--labels", 1},
+    [O_FREEZE] = {"--freeze", 1},     [O_EPOCHS] = {"--epochs", 1},
+    [O_BATCH] = {"--batch", 1},       [O_LR] = {"--lr", 1},
+    [O_MOMENTUM] = {"--momentum", 1}, [O_NESTEROV] = {"--nesterov", 0},
+    [O_WD] = {"--weight-decay", 1},   [O_SCHEDULE] = {"--schedule", 1},
+    [O_STEP_EPOCHS] = {"--step-epochs", 1}, [O_GAMMA] = {"--gamma", 1},
+    [O_WARMUP] = {"--warmup", 1},     [O_SEED] = {"--seed", 1},
+    [O_THREADS] = {"--threads", 1},   [O_STEPS] = {"--steps", 1},
+    [O_OUT] = {"--out", 1},           [O_QUIET] = {"--quiet", 0}};
+
+struct train_args {
+    const char *spec, *out, *freeze, *labels;
+    struct tool_data_opts data;
+    long long epochs, batch, step_epochs, threads, steps, crop_pad;
+    double val_split, lr, momentum, wd, gamma, warmup;
+    int nesterov, quiet, crop, flip;
+    enum cnn_lr_schedule schedule;
+    uint64_t seed;
+};
+
+static atomic_int g_stop; /* the signal that asked to stop, 0 while running */
+
+static void on_signal(int sig) { atomic_store(&g_stop, sig); }
+
+static int parse_augment(const char *s, struct train_args *a)
+{
+    if (!s || strcmp(s, "none") == 0)
+        return TOOL_OK;
+    char **items;
+    int n;
+    if (tool_split_list("train", "--augment", s, 2, &items, &n))
+        return TOOL_USAGE;
+    int rc = TOOL_OK;
+    for (int i = 0; i < n && rc == TOOL_OK; i++) {
+        if (strcmp(items[i], "crop") == 0)
+            a->crop = 1;
+        else if (strcmp(items[i], "flip") == 0)
+            a->flip = 1;
+        else
+            rc = tool_usage("train", "--augment: '%s' is not none, crop or flip", items[i]);
+    }
+    free(items);
+    return rc;
+}
+
+static int parse(int argc, char **argv, struct train_args *a)
+{
+    const char *v[O_COUNT];
+    int n_pos;
+    int rc = opts_parse("train", argc, argv, SPEC, O_COUNT, v, &n_pos);
+    if (rc)
+        return rc;
+    if (n_pos != 1)
+        return tool_usage("train", "expected one ARCH or MODEL, got %d arguments", n_pos);
+    *a = (struct train_args){.spec = argv[1],
+                             .out = v[O_OUT],
+                             .freeze = v[O_FREEZE],
+                             .labels = v[O_LABELS],
+                             .data = {v[O_DATA], v[O_FORMAT], v[O_SPLIT], v[O_CLASSES]},
+                             .epochs = 10,
+                             .batch = 64,
+                             .crop_pad = 2,
+                             .val_split = 0.1,
+                             .lr = 0.05,
+                             .momentum = 0.9,
+                             .wd = 5e-4,
+                             .gamma = 0.1,
+                             .nesterov = v[O_NESTEROV] != NULL,
+                             .quiet = v[O_QUIET] != NULL,
+                             .schedule = CNN_LR_COSINE,
+                             .seed = 1};
+    if ((v[O_EPOCHS] && opts_int("train", "--epochs", v[O_EPOCHS], 1, 10000, &a->epochs)) ||
+        (v[O_BATCH] && opts_int("train", "--batch", v[O_BATCH], 1, 4096, &a->batch)) ||
+        (v[O_CROP_PAD] && opts_int("train", "--crop-pad", v[O_CROP_PAD], 1, 64, &a->crop_pad)) ||
+        (v[O_STEP_EPOCHS] &&
+         opts_int("train", "--step-epochs", v[O_STEP_EPOCHS], 1, 10000, &a->step_epochs)) ||
+        (v[O_THREADS] && opts_int("train", "--threads", v[O_THREADS], 1, 256, &a->threads)) ||
+        (v[O_STEPS] && opts_int("train", "--steps", v[O_STEPS], 1, 1000000000, &a->steps)) ||
+        (v[O_VAL] && opts_double("train", "--val-split", v[O_VAL], 0, 0.9, &a->val_split)) ||
+        (v[O_LR] && opts_double("train", "--lr", v[O_LR], 1e-9, 100, &a->lr)) ||
+        (v[O_MOMENTUM] &&
+         opts_double("train", "--momentum", v[O_MOMENTUM], 0, 0.999, &a->momentum)) ||
+        (v[O_WD] && opts_double("train", "--weight-decay", v[O_WD], 0, 1, &a->wd)) ||
+        (v[O_GAMMA] && opts_double("train", "--gamma", v[O_GAMMA], 1e-6, 1, &a->gamma)) ||
+        (v[O_WARMUP] && opts_double("train", "--warmup", v[O_WARMUP], 0, 10000, &a->warmup)) ||
+        (v[O_SEED] && opts_u64("train", "--seed", v[O_SEED], &a->seed)))
+        return OPTS_ERROR;
+    if (v[O_SCHEDULE]) {
+        if (strcmp(v[O_SCHEDULE], "const") == 0 || strcmp(v[O_SCHEDULE], "constant") == 0)
+            a->schedule = CNN_LR_CONSTANT;
+        else if (strcmp(v[O_SCHEDULE], "step") == 0)
+            a->schedule = CNN_LR_STEP;
+        else if (strcmp(v[O_SCHEDULE], "cosine") == 0)
+            a->schedule = CNN_LR_COSINE;
+        else
+            return tool_usage("train", "--schedule: '%s' is not const, step or cosine",
+                              v[O_SCHEDULE]);
+    }
+    if (!a->step_epochs)
+        a->step_epochs = a->epochs >= 3 ? a->epochs / 3 : 1;
+    if (a->nesterov && a->momentum == 0)
+        return tool_usage("train", "--nesterov needs --momentum > 0");
+    if (!a->data.path)
+        return tool_usage("train", "--data PATH is required");
+    return parse_augment(v[O_AUGMENT], a);
+}
+
+/* Copies the value of "key=" from "key=value" lines; "" when absent. */
+static void meta_get(const char *meta, const char *key, char *buf, size_t n)
+{
+    size_t klen = strlen(key);
+    buf[0] = '\0';
+    for (const char *line = meta; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            snprintf(buf, n, "%.*s", (int)(len - klen - 1), line + klen + 1);
+            return;
+        }
+        line = end ? end + 1 : NULL;
+    }
+}
+
+/* The model being trained and where it came from. */
+struct source {
+    struct cnn_model *m; /* compiled */
+    char arch[64];       /* architecture name ("" when unknown) */
+    int fresh;           /* built from an architecture here */
+};
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ARCH spec: arch:NAME, or a NAME that is no file but an architecture. */
+static const char *arch_name(const char *spec)
+{
+    if (strncmp(spec, "arch:", 5) == 0)
+        return spec + 5;
+    return !is_file(spec) && cnn_arch_describe(spec) ? spec : NULL;
+}
+
+/* Builds architecture `name` with `classes` outputs and labels, seeded, compiled. */
+static int build_arch(const char *name, int classes, char **labels, uint64_t seed,
+                      struct cnn_model **out)
+{
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    int rc = cnn_arch_build(name, classes, &m, &err);
+    if (rc == CNN_ENOENT)
+        return tool_usage("train", "unknown architecture '%s' (see 'cnn init --list')", name);
+    if (rc)
+        return tool_fail(name, "%s", err.msg);
+    cnn_model_init_random(m, seed);
+    if (labels && cnn_model_set_labels(m, (const char *const *)labels, classes, &err) != 0) {
+        cnn_model_destroy(m);
+        return tool_fail("--labels", "%s", err.msg);
+    }
+    if (cnn_model_compile(m, &err) != 0) {
+        cnn_model_destroy(m);
+        return tool_fail(name, "%s", err.msg);
+    }
+    *out = m;
+    return TOOL_OK;
+}
+
+/* Label set for the run: --labels, else the folder's class names, else NULL.  Checked
+ * against the dataset's class count. */
+static int pick_labels(const struct train_args *a, const struct cnn_dataset *d, char ***labels,
+                       int *n)
+{
+    *labels = NULL;
+    *n = 0;
+    int classes = cnn_dataset_num_classes(d);
+    if (a->labels) {
+        if (tool_split_list("train", "--labels", a->labels, CNN_MAX_CLASSES, labels, n))
+            return TOOL_USAGE;
+        if (*n != classes) {
+            free(*labels);
+            *labels = NULL;
+            return tool_usage("train", "--labels has %d names, the dataset %d classes", *n,
+                              classes);
+        }
+        return TOOL_OK;
+    }
+    if (!cnn_dataset_class_name(d, 0))
+        return TOOL_OK;
+    char **v = malloc((size_t)classes * sizeof *v);
+    if (!v)
+        return tool_fail("train", "out of memory");
+    for (int k = 0; k < classes; k++)
+        v[k] = (char *)cnn_dataset_class_name(d, k);
+    *labels = v;
+    *n = classes;
+    return TOOL_OK;
+}
+
+/* 1 when m's labels are exactly labels[0..n). */
+static int same_labels(const struct cnn_model *m, char **labels, int n)
+{
+    if (cnn_model_num_classes(m) != n)
+        return 0;
+    for (int k = 0; k < n; k++) {
+        const char *l = cnn_model_label(m, k);
+        if (!l || strcmp(l, labels[k]) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+struct run_state {
+    struct train_args *a;
+    struct source src;
+    struct cnn_dataset *d;
+    char **labels; /* owned: a tool_split_list block, or an array of borrowed names */
+    int n_labels;
+    int *train_idx, *val_idx, n_train, n_val;
+    struct cnn_trainer *t;
+    struct cnn_epoch_result *results;
+    int epochs_done;
+    double seconds;
+};
+
+/* Model + dataset: opens both so that the dataset uses the model's preprocessing. */
+static int open_inputs(struct run_state *s)
+{
+    struct train_args *a = s->a;
+    const char *arch = arch_name(a->spec);
+    int rc;
+    if (arch) {
+        /* a first build only for the preprocessing; rebuilt below with the classes */
+        rc = build_arch(arch, 0, NULL, a->seed, &s->src.m);
+        snprintf(s->src.arch, sizeof s->src.arch, "%s", arch);
+        s->src.fresh = 1;
+    } else {
+        rc = tool_open_model(a->spec, TOOL_ARCH_RANDOM, &s->src.m);
+        if (rc == TOOL_OK)
+            meta_get(cnn_model_meta(s->src.m), "arch", s->src.arch, sizeof s->src.arch);
+    }
+    if (rc)
+        return rc;
+    rc = tool_open_dataset("train", &a->data, cnn_model_preproc(s->src.m), &s->d);
+    if (rc)
+        return rc;
+    rc = pick_labels(a, s->d, &s->labels, &s->n_labels);
+    if (rc)
+        return rc;
+    int classes = cnn_dataset_num_classes(s->d);
+    if (s->src.fresh) {
+        cnn_model_destroy(s->src.m);
+        s->src.m = NULL;
+        return build_arch(arch, classes, s->labels, a->seed, &s->src.m);
+    }
+    if (!s->labels && classes > cnn_model_num_classes(s->src.m))
+        return tool_usage("train", "the dataset has %d classes but %s only %d: give --labels "
+                                   "for a new head",
+                          classes, a->spec, cnn_model_num_classes(s->src.m));
+    return TOOL_OK;
+}
+
+static int make_trainer(struct run_state *s, long spe)
+{
+    struct train_args *a = s->a;
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.lr = (float)a->lr;
+    cfg.momentum = (float)a->momentum;
+    cfg.nesterov = a->nesterov;
+    cfg.weight_decay = (float)a->wd;
+    cfg.schedule = a->schedule;
+    cfg.step_epochs = (int)a->step_epochs;
+    cfg.step_gamma = (float)a->gamma;
+    cfg.steps_per_epoch = spe;
+    cfg.warmup_steps = (long)llround(a->warmup * (double)spe);
+    cfg.total_steps = spe * a->epochs;
+    if (a->steps > 0 && a->steps < cfg.total_steps)
+        cfg.total_steps = a->steps;
+    if (cfg.schedule == CNN_LR_COSINE && cfg.warmup_steps >= cfg.total_steps)
+        return tool_usage("train", "--warmup covers all %ld steps", cfg.total_steps);
+    cfg.freeze_upto = a->freeze;
+    cfg.seed = a->seed;
+    cfg.max_batch = (int)a->batch;
+    cfg.cancel = &g_stop;
+    struct cnn_err err = {0};
+    s->t = cnn_trainer_create(s->src.m, &cfg, &err);
+    if (!s->t)
+        return err.code == CNN_ENOENT ? tool_usage("train", "--freeze: %s", err.msg)
+                                      : tool_fail("train", "%s", err.msg);
+    /* a model file with a different label set gets a new head */
+    if (!s->src.fresh && s->labels && !same_labels(s->src.m, s->labels, s->n_labels) &&
+        cnn_trainer_replace_head(s->t, (const char *const *)s->labels, s->n_labels, &err) != 0)
+        return tool_fail("train", "new head: %s", err.msg);
+    return TOOL_OK;
+}
+
+/* Lineage metadata: parent, dataset, hyperparameters, final metrics. */
+static char *lineage(const struct run_state *s)
+{
+    const struct train_args *a = s->a;
+    size_t cap = 8192;
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    int n = 0;
+#define PUT(...) (n += snprintf(buf + n, n < (int)cap ? cap - (size_t)n : 0, __VA_ARGS__))
+    if (s->src.arch[0])
+        PUT("arch=%s\n", s->src.arch);
+    PUT("parent=%s\n", s->src.fresh ? "none (random init)" : a->spec);
+    if (!s->src.fresh) {
+        char pv[256];
+        meta_get(cnn_model_meta(s->src.m), "trained_at", pv, sizeof pv);
+        if (pv[0])
+            PUT("parent_trained_at=%s\n", pv);
+    }
+    PUT("dataset=%s\n", cnn_dataset_source(s->d));
+    if (a->data.classes)
+        PUT("dataset_classes=%s\n", a->data.classes);
+    PUT("train_items=%d\nval_items=%d\nval_split=%g\n", s->n_train, s->n_val, a->val_split);
+    PUT("epochs=%lld\naugment=%s%s%s\n", a->epochs, a->crop ? "crop" : "",
+        a->crop && a->flip ? "," : "", a->flip ? "flip" : (a->crop ? "" : "none"));
+    if (a->crop)
+        PUT("crop_pad=%lld\n", a->crop_pad);
+    char hyper[2048];
+    cnn_trainer_describe(s->t, hyper, sizeof hyper);
+    PUT("%s%s", hyper, hyper[0] && hyper[strlen(hyper) - 1] != '\n' ? "\n" : "");
+    if (s->epochs_done > 0) {
+        const struct cnn_epoch_result *e = &s->results[s->epochs_done - 1];
+        PUT("final_train_loss=%.4f\nfinal_train_acc=%.4f\n", e->train_loss, e->train_acc);
+        if (!isnan(e->val_acc))
+            PUT("final_val_loss=%.4f\nfinal_val_acc=%.4f\n", e->val_loss, e->val_acc);
+    }
+    PUT("train_seconds=%.0f\n", s->seconds);
+    time_t now = time(NULL);
+    struct tm tm;
+    char when[32] = "";
+    if (gmtime_r(&now, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    PUT("trained_at=%s\ntrained_by=cnn train %s\n", when, CNN_TOOL_VERSION);
+#undef PUT
+    if (n >= (int)cap) { /* cut after the last whole line */
+        size_t k = cap - 1;
+        while (k > 0 && buf[k - 1] != '\n')
+            k--;
+        buf[k] = '\0';
+    }
+    return buf;
+}
+
+static int save(struct run_state *s)
+{
+    char *meta = lineage(s);
+    if (!meta)
+        return tool_fail("train", "out of memory");
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    int rc = cnn_trainer_export(s->t, meta, &m, &err);
+    free(meta);
+    if (rc)
+        return tool_fail("train", "export: %s", err.msg);
+    rc = cnn_model_save(m, s->a->out, &err);
+    if (rc == 0) {
+        char params[48];
+        tool_group_digits(cnn_model_param_count(m), params, sizeof params);
+        printf("saved %s: %s params, %d classes\n", s->a->out, params, cnn_model_num_classes(m));
+    }
+    cnn_model_destroy(m);
+    return rc ? tool_fail(s->a->out, "%s", err.msg) : TOOL_OK;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int train(struct run_state *s)
+{
+    struct train_args *a = s->a;
+    int n = cnn_dataset_count(s->d);
+    s->train_idx = malloc((size_t)n * sizeof *s->train_idx);
+    s->val_idx = malloc((size_t)n * sizeof *s->val_idx);
+    s->results = calloc((size_t)a->epochs, sizeof *s->results);
+    if (!s->train_idx || !s->val_idx || !s->results)
+        return tool_fail("train", "out of memory");
+    struct cnn_err err = {0};
+    if (cnn_dataset_split(s->d, a->val_split, a->seed, s->train_idx, &s->n_train, s->val_idx,
+                          &s->n_val, &err) != 0)
+        return tool_fail(a->data.path, "%s", err.msg);
+    long spe = cnn_train_loop_steps_per_epoch(s->n_train, (int)a->batch);
+    int rc = make_trainer(s, spe);
+    if (rc)
+        return rc;
+    if (!a->quiet) {
+        char params[48];
+        tool_group_digits(cnn_model_param_count(s->src.m), params, sizeof params);
+        printf("training %s (%s params, %d classes) on %s: %d train / %d val items, %ld "
+               "steps/epoch, batch %lld, %d BLAS threads\n",
+               s->src.fresh ? s->src.arch : a->spec, params, cnn_trainer_num_classes(s->t),
+               cnn_dataset_source(s->d), s->n_train, s->n_val, spe, a->batch,
+               cnn_gemm_get_threads());
+        fflush(stdout);
+    }
+    struct train_report rep;
+    long warm = a->steps > 0 ? (a->steps >= 20 ? 5 : 0) : 0;
+    train_report_init(&rep, stdout, a->quiet, warm);
+    struct cnn_loop_config lc = {
+        .input = cnn_model_preproc(s->src.m),
+        .epochs = (int)a->epochs,
+        .batch = (int)a->batch,
+        .seed = a->seed,
+        .aug = {.crop_pad = a->crop ? (int)a->crop_pad : 0, .hflip = a->flip},
+        .max_steps = a->steps,
+        .cancel = &g_stop,
+        .progress = train_report_progress,
+        .progress_arg = &rep,
+    };
+    install_signals();
+    double t0 = now_s();
+    rc = cnn_train_loop_run(s->t, s->d, s->train_idx, s->n_train, s->val_idx, s->n_val, &lc,
+                            s->results, &s->epochs_done, &err);
+    s->seconds = now_s() - t0;
+    train_report_clear(&rep);
+    if (rc == CNN_ECANCELED) {
+        int sig = atomic_load(&g_stop);
+        fprintf(stderr, "cnn: train: stopped by %s (%s); nothing written\n",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", err.msg);
+        return 128 + (sig ? sig : SIGINT);
+    }
+    if (rc)
+        return tool_fail("train", "%s", err.msg);
+    char took[32];
+    train_report_hms(s->seconds, took, sizeof took);
+    if (a->steps > 0) {
+        long items;
+        double secs;
+        double ips = train_report_items_per_s(&rep, &items, &secs);
+        printf("train throughput: %ld steps, batch %lld, %ld images in %.3f s after %ld warm-up "
+               "steps: %.1f images/s\n",
+               cnn_trainer_step_count(s->t), a->batch, items, secs, rep.warm_steps, ips);
+    }
+    printf("trained in %s (%.1f s)\n", took, s->seconds);
+    return a->out ? save(s) : TOOL_OK;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    struct train_args a;
+    int rc = parse(argc, argv, &a);
+    if (rc == OPTS_HELP) {
+        fputs(USAGE, stdout);
+        return TOOL_OK;
+    }
+    if (rc)
+        return TOOL_USAGE;
+    if (a.threads > 0)
+        cnn_gemm_set_threads((int)a.threads);
+    struct run_state s = {.a = &a};
+    rc = open_inputs(&s);
+    if (rc == TOOL_OK)
+        rc = train(&s);
+    cnn_trainer_destroy(s.t);
+    cnn_model_destroy(s.src.m);
+    cnn_dataset_destroy(s.d);
+    free(s.labels);
+    free(s.train_idx);
+    free(s.val_idx);
+    free(s.results);
+    return rc;
+}
