@@ -1,5 +1,6 @@
 # cnnd build.  `make test` installs what the tests need, builds and runs them.
-# Targets: all, test, unit, san (ASan+UBSan, then TSan), bench, clean, format, deps.
+# Targets: all, test, unit, san (ASan+UBSan, then TSan), bench, bench-train, model, clean,
+# format, deps.
 comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
@@ -36,7 +37,7 @@ CHECK_SERVER := $(BUILD)/check_server
 CNN         := $(BUILD)/cnn
 CHECK_UNIT  := $(BUILD)/check_unit
 
-.PHONY: all test unit server-unit itest check san bench bench-server run clean format deps
+.PHONY: all test unit server-unit itest check san bench bench-server bench-train model run clean format deps
 all: $(CNN) $(CNND)
 
 deps:
@@ -114,6 +115,24 @@ $(LOADGEN): clients/loadgen.c
 bench-server: $(CNN) $(CNND) $(LOADGEN)
 	@bash .ci/deps.sh bench
 	CNN=$(CNN) CNND=$(CNND) LOADGEN=$(LOADGEN) bash bench/server.sh
+
+# Training benchmark: cnn train vs PyTorch (same architecture, batch, threads, steps).
+bench-train: $(CNN)
+	@bash .ci/deps.sh bench
+	CNN=$(CNN) bash bench/train.sh
+
+# The bundled default model (models/README.md: command, seed, time, accuracy): trains
+# fashion_cnn on Fashion-MNIST with `cnn train`, then evaluates it on the 10,000 test images.
+FASHION_DATA ?= /usr/share/datasets/fashion-mnist
+MODEL_OUT    ?= models/repository/fashion/1/model.cnn
+FASHION_LABELS := T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot
+model: $(CNN)
+	@bash .ci/deps.sh model
+	./$(CNN) train fashion_cnn --data $(FASHION_DATA) --labels '$(FASHION_LABELS)' \
+	    --epochs 15 --batch 128 --lr 0.05 --momentum 0.9 --weight-decay 5e-4 \
+	    --schedule cosine --augment crop,flip --crop-pad 2 --val-split 0.05 --seed 1 \
+	    --threads 2 --out $(MODEL_OUT)
+	./$(CNN) eval $(MODEL_OUT) --data $(FASHION_DATA) --split t10k
 
 clean:
 	rm -rf build build-*

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only those missing.
-#   bash .ci/deps.sh build|test|run|bench|all
+#   bash .ci/deps.sh build|test|run|bench|model|all
 # Uses apt-get, through sudo when not root.  Prints nothing when all are present.
 set -euo pipefail
 
 build=(gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev check libmicrohttpd-dev libjansson-dev libinih-dev libcurl4-openssl-dev)
 test=("${build[@]}" curl valgrind dataset-fashion-mnist prometheus)
 run=("${build[@]}" curl)
-bench=("${build[@]}" nodejs python3)
+bench=("${build[@]}" nodejs python3 python3-torch dataset-fashion-mnist)
+model=("${build[@]}" dataset-fashion-mnist)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${test[@]}") ;;
   run) want=("${run[@]}") ;;
   bench) want=("${bench[@]}") ;;
+  model) want=("${model[@]}") ;;
   all) want=("${test[@]}" "${run[@]}" "${bench[@]}") ;;
-  *) echo "usage: $0 build|test|run|bench|all" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|run|bench|model|all" >&2; exit 2 ;;
 esac
 
 missing=()
