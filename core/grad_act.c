@@ -1,44 +1,75 @@
 /* Backward of the elementwise and reshaping layers: activations, softmax over classes,
  * flatten, and the plain accumulation that add and concat reduce to.  Loops are written
- * as selects and multiplies (no data-dependent branches) so that they vectorise. */
+ * with vector selects and multiplies (no data-dependent branches). */
 #include "grad.h"
+#include "grad_simd.h"
 
 #include <math.h>
 #include <stddef.h>
 
-/* dinp += dout where a < v < b (clip); the open interval as in PyTorch's hardtanh. */
-static void clip_backward(float *restrict dinp, const float *restrict dout,
-                          const float *restrict v, size_t n, float a, float b)
+/* relu, leaky relu and clip: dinp += dout where lo < v < hi, else slope * dout (slope 0
+ * gives exactly 0 there, as a select, even for an infinite dout). */
+static void piecewise_backward(float *restrict dinp, const float *restrict dout,
+                               const float *restrict v, size_t n, float lo, float hi, float slope)
 {
-    for (size_t i = 0; i < n; i++)
-        dinp[i] += (v[i] > a && v[i] < b) ? dout[i] : 0.0f;
+    const grad_v4f lov = grad_splat4(lo), hiv = grad_splat4(hi), sv = grad_splat4(slope);
+    const grad_v4f zero = grad_splat4(0.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const grad_v4f x = grad_load4(v + i), g = grad_load4(dout + i);
+        const grad_v4f off = slope == 0.0f ? zero : g * sv;
+        grad_store4(dinp + i, grad_load4(dinp + i) + grad_select4((x > lov) & (x < hiv), g, off));
+    }
+    for (; i < n; i++) {
+        const float off = slope == 0.0f ? 0.0f : dout[i] * slope;
+        dinp[i] += (v[i] > lo && v[i] < hi) ? dout[i] : off;
+    }
+}
+
+/* sigmoid (tanh = 0) or tanh (tanh = 1) from the output y: dinp += dout * y' */
+static void smooth_backward_y(float *restrict dinp, const float *restrict dout,
+                              const float *restrict y, size_t n, int tanh)
+{
+    const grad_v4f one = grad_splat4(1.0f);
+    size_t i = 0;
+    if (tanh) {
+        for (; i + 4 <= n; i += 4) {
+            const grad_v4f t = grad_load4(y + i);
+            grad_store4(dinp + i, grad_load4(dinp + i) + grad_load4(dout + i) * (one - t * t));
+        }
+        for (; i < n; i++)
+            dinp[i] += dout[i] * (1.0f - y[i] * y[i]);
+    } else {
+        for (; i + 4 <= n; i += 4) {
+            const grad_v4f s = grad_load4(y + i);
+            grad_store4(dinp + i, grad_load4(dinp + i) + grad_load4(dout + i) * s * (one - s));
+        }
+        for (; i < n; i++)
+            dinp[i] += dout[i] * y[i] * (1.0f - y[i]);
+    }
 }
 
 void cnn_act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
                       const struct cnn_act_params *act)
 {
-    const float a = act->alpha;
     const float *v = x ? x : y; /* relu, leaky, clip: the sign / range is the same in x and y */
     switch (act->kind) {
     case CNN_ACT_NONE:
     case CNN_ACT_COUNT:
-        cnn_grad_accumulate(dinp, dout, n);
+        grad_add(dinp, dout, n);
         break;
     case CNN_ACT_RELU:
-        for (size_t i = 0; i < n; i++)
-            dinp[i] += v[i] > 0.0f ? dout[i] : 0.0f;
+        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, 0.0f);
         break;
     case CNN_ACT_LEAKY_RELU:
-        for (size_t i = 0; i < n; i++)
-            dinp[i] += dout[i] * (v[i] > 0.0f ? 1.0f : a);
+        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, act->alpha);
         break;
     case CNN_ACT_CLIP:
-        clip_backward(dinp, dout, v, n, a, act->beta);
+        piecewise_backward(dinp, dout, v, n, act->alpha, act->beta, 0.0f);
         break;
     case CNN_ACT_SIGMOID:
         if (y) {
-            for (size_t i = 0; i < n; i++)
-                dinp[i] += dout[i] * y[i] * (1.0f - y[i]);
+            smooth_backward_y(dinp, dout, y, n, 0);
         } else {
             for (size_t i = 0; i < n; i++) {
                 const float s = 1.0f / (1.0f + expf(-x[i]));
@@ -48,8 +79,7 @@ void cnn_act_backward(float *dinp, const float *dout, const float *x, const floa
         break;
     case CNN_ACT_TANH:
         if (y) {
-            for (size_t i = 0; i < n; i++)
-                dinp[i] += dout[i] * (1.0f - y[i] * y[i]);
+            smooth_backward_y(dinp, dout, y, n, 1);
         } else {
             for (size_t i = 0; i < n; i++) {
                 const float t = tanhf(x[i]);
@@ -86,6 +116,5 @@ void cnn_flatten_backward(float *dinp, const float *dout, int C, int N, int hw)
 
 void cnn_grad_accumulate(float *d, const float *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        d[i] += s[i];
+    grad_add(d, s, n);
 }

@@ -3,13 +3,13 @@
  * scattered back with col2im; two GEMMs per chunk.  Pointwise convs use the input as col
  * directly (no scratch); depthwise convs use a direct row kernel, as the forward does,
  * because their per-group GEMMs would be GEMVs. */
-#include "grad.h"
 #include "gemm.h"
+#include "grad.h"
+#include "grad_simd.h"
 #include "im2col.h"
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 /* Output index range [*lo, *hi) whose input coordinate o*s - pad + off lies in [0, in). */
 static void valid_range(int out, int in, int s, int pad, int off, int *lo, int *hi)
@@ -25,53 +25,25 @@ static void valid_range(int out, int in, int s, int pad, int off, int *lo, int *
     *hi = h;
 }
 
-/* -O2 leaves loops of unknown length scalar; these helpers do four lanes at a time with the
- * GCC/clang vector extension (memcpy does the unaligned loads and stores), like the forward. */
-typedef float v4f __attribute__((vector_size(16)));
-
 /* d[i] += a * s[i] */
 static void axpy(float *restrict d, const float *restrict s, float a, int n)
 {
-    const v4f av = {a, a, a, a};
+    const grad_v4f av = grad_splat4(a);
     int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        v4f x, y;
-        memcpy(&x, s + i, sizeof x);
-        memcpy(&y, d + i, sizeof y);
-        y += av * x;
-        memcpy(d + i, &y, sizeof y);
-    }
+    for (; i + 4 <= n; i += 4)
+        grad_store4(d + i, grad_load4(d + i) + av * grad_load4(s + i));
     for (; i < n; i++)
         d[i] += a * s[i];
-}
-
-/* d[i] += s[i] */
-static void add_into(float *restrict d, const float *restrict s, int n)
-{
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        v4f x, y;
-        memcpy(&x, s + i, sizeof x);
-        memcpy(&y, d + i, sizeof y);
-        y += x;
-        memcpy(d + i, &y, sizeof y);
-    }
-    for (; i < n; i++)
-        d[i] += s[i];
 }
 
 /* sum of a[i] * b[i], four partial sums */
 static float dot(const float *restrict a, const float *restrict b, int n)
 {
-    v4f acc = {0, 0, 0, 0};
+    grad_v4f acc = grad_splat4(0.0f);
     int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        v4f x, y;
-        memcpy(&x, a + i, sizeof x);
-        memcpy(&y, b + i, sizeof y);
-        acc += x * y;
-    }
-    float s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (; i + 4 <= n; i += 4)
+        acc += grad_load4(a + i) * grad_load4(b + i);
+    float s = grad_hsum4(acc);
     for (; i < n; i++)
         s += a[i] * b[i];
     return s;
@@ -124,7 +96,7 @@ static void col2im_rows(float *dinp, const float *col, int C, const struct cnn_c
                         float *restrict d = dst_n + (size_t)iy * W + ix0;
                         const float *restrict s = src + (size_t)(oy - ya) * OW + ox_lo;
                         if (sw == 1) {
-                            add_into(d, s, nvalid);
+                            grad_add(d, s, (size_t)nvalid);
                         } else {
                             for (int i = 0; i < nvalid; i++)
                                 d[(size_t)i * sw] += s[i];
@@ -135,32 +107,6 @@ static void col2im_rows(float *dinp, const float *col, int C, const struct cnn_c
             }
         }
     }
-}
-
-/* Sum of n floats (a bias gradient sums N*OH*OW terms): blocks of 1024 in four vector
- * accumulators, which keeps it off the add latency chain, then the blocks in double. */
-static double sum_floats(const float *x, size_t n)
-{
-    double s = 0.0;
-    size_t i = 0;
-    while (i < n) {
-        const size_t end = n - i > 1024 ? i + 1024 : n;
-        v4f a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
-        for (; i + 16 <= end; i += 16) {
-            v4f v0, v1, v2, v3;
-            memcpy(&v0, x + i, sizeof v0);
-            memcpy(&v1, x + i + 4, sizeof v1);
-            memcpy(&v2, x + i + 8, sizeof v2);
-            memcpy(&v3, x + i + 12, sizeof v3);
-            a0 += v0, a1 += v1, a2 += v2, a3 += v3;
-        }
-        const v4f t = (a0 + a1) + (a2 + a3);
-        float b = (t[0] + t[1]) + (t[2] + t[3]);
-        for (; i < end; i++)
-            b += x[i];
-        s += b;
-    }
-    return s;
 }
 
 /* One (oc, n) plane of a depthwise conv: dw (KH*KW) += taps of dout x shifted in, and
@@ -234,7 +180,7 @@ void cnn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, c
 
     if (db)
         for (int oc = 0; oc < p->oc; oc++)
-            db[oc] += (float)sum_floats(dout + (size_t)oc * cols, cols);
+            db[oc] += (float)grad_sum(dout + (size_t)oc * cols, cols);
     if (!dinp && !dw)
         return;
     if (is_depthwise(p)) {
@@ -246,12 +192,11 @@ void cnn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, c
             const float *in_g = inp + (size_t)g * cg * N * in_plane;
             const float *dout_g = dout + (size_t)g * ocg * cols;
             if (dw)
-                cnn_gemm(0, 1, ocg, kdim, (int)cols, 1.0f, dout_g, (int)cols, in_g, (int)cols,
-                         1.0f, dw + (size_t)g * ocg * kdim, kdim);
+                cnn_gemm(0, 1, ocg, kdim, (int)cols, 1.0f, dout_g, (int)cols, in_g, (int)cols, 1.0f,
+                         dw + (size_t)g * ocg * kdim, kdim);
             if (dinp)
-                cnn_gemm(1, 0, kdim, (int)cols, ocg, 1.0f, w + (size_t)g * ocg * kdim, kdim,
-                         dout_g, (int)cols, 1.0f, dinp + (size_t)g * cg * N * in_plane,
-                         (int)cols);
+                cnn_gemm(1, 0, kdim, (int)cols, ocg, 1.0f, w + (size_t)g * ocg * kdim, kdim, dout_g,
+                         (int)cols, 1.0f, dinp + (size_t)g * cg * N * in_plane, (int)cols);
         }
         return;
     }
@@ -265,8 +210,8 @@ void cnn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, c
             const size_t c0 = (size_t)r0 * p->ow, nc = (size_t)(r1 - r0) * p->ow;
             if (dw) {
                 cnn_im2col_rows(scratch, in_g, cg, p, N, r0, r1);
-                cnn_gemm(0, 1, ocg, kdim, (int)nc, 1.0f, dout_g + c0, (int)cols, scratch,
-                         (int)nc, 1.0f, dw + (size_t)g * ocg * kdim, kdim);
+                cnn_gemm(0, 1, ocg, kdim, (int)nc, 1.0f, dout_g + c0, (int)cols, scratch, (int)nc,
+                         1.0f, dw + (size_t)g * ocg * kdim, kdim);
             }
             if (dinp) {
                 cnn_gemm(1, 0, kdim, (int)nc, ocg, 1.0f, w_g, kdim, dout_g + c0, (int)cols, 0.0f,

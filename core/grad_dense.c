@@ -1,7 +1,7 @@
 /* Fully connected backward for a batch in the (OUT, N) / (IN, N) layout: one SGEMM for the
  * weight gradient, one for the input gradient, and row sums for the bias. */
-#include "grad.h"
 #include "gemm.h"
+#include "grad.h"
 
 #include <stddef.h>
 

@@ -1,12 +1,69 @@
 /* Training-mode batch norm (batch statistics, running-stat update, backward through the
  * statistics), batch norm backward with fixed statistics, inverted dropout with a seeded
  * generator, and LRN backward.  Each channel of (C, N, H, W) is one block of n_hw floats;
- * per-channel sums are accumulated in double. */
+ * per-channel sums run in float vector lanes per block and in double across blocks. */
 #include "grad.h"
+#include "grad_simd.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Sum of (x[i] - m)^2 over n floats, blocked like grad_sum(). */
+static double sum_sq_dev(const float *x, size_t n, float m)
+{
+    const grad_v4f mv = grad_splat4(m);
+    double s = 0.0;
+    for (size_t i = 0; i < n;) {
+        const size_t end = n - i > GRAD_BLOCK ? i + GRAD_BLOCK : n;
+        grad_v4f a = grad_splat4(0.0f);
+        for (; i + 4 <= end; i += 4) {
+            const grad_v4f d = grad_load4(x + i) - mv;
+            a += d * d;
+        }
+        float b = grad_hsum4(a);
+        for (; i < end; i++)
+            b += (x[i] - m) * (x[i] - m);
+        s += b;
+    }
+    return s;
+}
+
+/* *sg = sum of g[i], *sgd = sum of g[i] * (x[i] - m), blocked like grad_sum(). */
+static void sum_g_gdev(const float *g, const float *x, size_t n, float m, double *sg, double *sgd)
+{
+    const grad_v4f mv = grad_splat4(m);
+    double s0 = 0.0, s1 = 0.0;
+    for (size_t i = 0; i < n;) {
+        const size_t end = n - i > GRAD_BLOCK ? i + GRAD_BLOCK : n;
+        grad_v4f a0 = grad_splat4(0.0f), a1 = a0;
+        for (; i + 4 <= end; i += 4) {
+            const grad_v4f gv = grad_load4(g + i);
+            a0 += gv;
+            a1 += gv * (grad_load4(x + i) - mv);
+        }
+        float b0 = grad_hsum4(a0), b1 = grad_hsum4(a1);
+        for (; i < end; i++) {
+            b0 += g[i];
+            b1 += g[i] * (x[i] - m);
+        }
+        s0 += b0;
+        s1 += b1;
+    }
+    *sg = s0;
+    *sgd = s1;
+}
+
+/* y[i] = (x[i] - m) * k + t; y may alias x. */
+static void normalize(float *y, const float *x, size_t n, float m, float k, float t)
+{
+    const grad_v4f mv = grad_splat4(m), kv = grad_splat4(k), tv = grad_splat4(t);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        grad_store4(y + i, (grad_load4(x + i) - mv) * kv + tv);
+    for (; i < n; i++)
+        y[i] = (x[i] - m) * k + t;
+}
 
 int cnn_batchnorm_train_forward(float *out, float *save_mean, float *save_inv_std,
                                 float *running_mean, float *running_var, const float *inp,
@@ -19,28 +76,19 @@ int cnn_batchnorm_train_forward(float *out, float *save_mean, float *save_inv_st
                            n_hw);
     for (int c = 0; c < C; c++) {
         const float *x = inp + (size_t)c * n_hw;
-        float *y = out + (size_t)c * n_hw;
-        double s = 0.0;
-        for (size_t i = 0; i < n_hw; i++)
-            s += x[i];
-        const double mean = s / (double)n_hw;
-        double ss = 0.0; /* second pass: no cancellation when |mean| >> std */
-        for (size_t i = 0; i < n_hw; i++) {
-            const double d = x[i] - mean;
-            ss += d * d;
-        }
+        const float m = (float)(grad_sum(x, n_hw) / (double)n_hw);
+        /* second pass around the mean: no cancellation when |mean| >> std */
+        const double ss = sum_sq_dev(x, n_hw, m);
         const double var = ss / (double)n_hw;
         const float inv_std = (float)(1.0 / sqrt(var + (double)eps));
-        const float m = (float)mean, k = gamma[c] * inv_std, t = beta[c];
-        for (size_t i = 0; i < n_hw; i++)
-            y[i] = (x[i] - m) * k + t;
+        normalize(out + (size_t)c * n_hw, x, n_hw, m, gamma[c] * inv_std, beta[c]);
         save_mean[c] = m;
         save_inv_std[c] = inv_std;
         if (running_mean)
             running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * m;
         if (running_var)
-            running_var[c] = (1.0f - momentum) * running_var[c] +
-                             momentum * (float)(ss / (double)(n_hw - 1));
+            running_var[c] =
+                (1.0f - momentum) * running_var[c] + momentum * (float)(ss / (double)(n_hw - 1));
     }
     return 0;
 }
@@ -52,22 +100,28 @@ void cnn_batchnorm_train_backward(float *dinp, float *dgamma, float *dbeta, cons
     for (int c = 0; c < C; c++) {
         const float *x = inp + (size_t)c * n_hw, *g = dout + (size_t)c * n_hw;
         const float m = save_mean[c], is = save_inv_std[c];
-        double sg = 0.0, sgx = 0.0; /* sum dout, sum dout * xhat */
-        for (size_t i = 0; i < n_hw; i++) {
-            sg += g[i];
-            sgx += (double)g[i] * ((x[i] - m) * is);
-        }
+        double sg, sgd; /* sum dout, sum dout * (x - mean) */
+        sum_g_gdev(g, x, n_hw, m, &sg, &sgd);
+        const double sgx = sgd * is; /* sum dout * xhat */
         if (dgamma)
             dgamma[c] += (float)sgx;
         if (dbeta)
             dbeta[c] += (float)sg;
         if (!dinp)
             continue;
+        /* dinp += k * (g - mean(g) - (x - m) * is * mean(g * xhat)) = k*g + a*x + b */
         float *d = dinp + (size_t)c * n_hw;
         const float k = gamma[c] * is, mg = (float)(sg / (double)n_hw);
-        const float mgx = (float)(sgx / (double)n_hw);
-        for (size_t i = 0; i < n_hw; i++)
-            d[i] += k * (g[i] - mg - (x[i] - m) * is * mgx);
+        const float q = (float)(sgx / (double)n_hw) * is;
+        const grad_v4f kv = grad_splat4(k), mgv = grad_splat4(mg), qv = grad_splat4(q);
+        const grad_v4f mv = grad_splat4(m);
+        size_t i = 0;
+        for (; i + 4 <= n_hw; i += 4) {
+            const grad_v4f t = grad_load4(g + i) - mgv - (grad_load4(x + i) - mv) * qv;
+            grad_store4(d + i, grad_load4(d + i) + kv * t);
+        }
+        for (; i < n_hw; i++)
+            d[i] += k * (g[i] - mg - (x[i] - m) * q);
     }
 }
 
@@ -79,20 +133,21 @@ void cnn_batchnorm_eval_backward(float *dinp, float *dgamma, float *dbeta, const
         const float *x = inp + (size_t)c * n_hw, *g = dout + (size_t)c * n_hw;
         const float is = (float)(1.0 / sqrt((double)var[c] + (double)eps)), m = mean[c];
         if (dgamma || dbeta) {
-            double sg = 0.0, sgx = 0.0;
-            for (size_t i = 0; i < n_hw; i++) {
-                sg += g[i];
-                sgx += (double)g[i] * ((x[i] - m) * is);
-            }
+            double sg, sgd;
+            sum_g_gdev(g, x, n_hw, m, &sg, &sgd);
             if (dgamma)
-                dgamma[c] += (float)sgx;
+                dgamma[c] += (float)(sgd * is);
             if (dbeta)
                 dbeta[c] += (float)sg;
         }
         if (dinp) {
             float *d = dinp + (size_t)c * n_hw;
             const float k = gamma[c] * is;
-            for (size_t i = 0; i < n_hw; i++)
+            const grad_v4f kv = grad_splat4(k);
+            size_t i = 0;
+            for (; i + 4 <= n_hw; i += 4)
+                grad_store4(d + i, grad_load4(d + i) + kv * grad_load4(g + i));
+            for (; i < n_hw; i++)
                 d[i] += k * g[i];
         }
     }
@@ -123,12 +178,11 @@ void cnn_dropout_train_forward(float *out, uint8_t *mask, const float *inp, floa
     for (size_t i = 0; i < n; i++) {
         const uint8_t keep = (uint32_t)(next_u64(rng) >> 40) >= thr;
         mask[i] = keep;
-        out[i] = keep ? inp[i] * scale : 0.0f;
+        out[i] = inp[i] * ((float)keep * scale); /* x * mask * scale, as PyTorch */
     }
 }
 
-void cnn_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, float rate,
-                          size_t n)
+void cnn_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, float rate, size_t n)
 {
     const float scale = keep_scale(rate);
     for (size_t i = 0; i < n; i++)

@@ -1,6 +1,7 @@
 /* Max, average and global average pooling backward over (C, N, H, W) planes, with the
  * window geometry of layer_pool.c (asymmetric padding, ceil mode, count_include_pad). */
 #include "grad.h"
+#include "grad_simd.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -22,50 +23,38 @@ static int window(int o, int s, int pad_lo, int pad_hi, int k, int in, int *lo, 
 /* 2x2 stride-2 windows without padding, as in layer_pool.c: four compares per output. */
 static int is_plain_2x2(const struct cnn_pool2d *p)
 {
-    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->pad_t == 0 &&
-           p->pad_l == 0 && p->pad_b == 0 && p->pad_r == 0 && 2 * p->oh <= p->h &&
-           2 * p->ow <= p->w;
-}
-
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
-
-static inline v4f select4(v4i mask, v4f a, v4f b) /* mask ? a : b per lane */
-{
-    return (v4f)((mask & (v4i)a) | (~mask & (v4i)b));
+    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->pad_t == 0 && p->pad_l == 0 &&
+           p->pad_b == 0 && p->pad_r == 0 && 2 * p->oh <= p->h && 2 * p->ow <= p->w;
 }
 
 /* Gradients of 4 windows of a 2x2 pool: x0, x1 hold the 8 floats of the top row, y0, y1
  * the bottom row, gv the 4 output gradients.  o0, o1 (top) and o2, o3 (bottom) receive
  * gv at the first maximum of each window in row-major order, 0 elsewhere.  No branches:
  * the max first, then masks for the first position equal to it. */
-static inline void max2x2_grad4(v4f *o0, v4f *o1, v4f *o2, v4f *o3, v4f x0, v4f x1, v4f y0,
-                                v4f y1, v4f gv)
+static inline void max2x2_grad4(grad_v4f *o0, grad_v4f *o1, grad_v4f *o2, grad_v4f *o3, grad_v4f x0,
+                                grad_v4f x1, grad_v4f y0, grad_v4f y1, grad_v4f gv)
 {
-    const v4f a = __builtin_shufflevector(x0, x1, 0, 2, 4, 6);
-    const v4f b = __builtin_shufflevector(x0, x1, 1, 3, 5, 7);
-    const v4f c = __builtin_shufflevector(y0, y1, 0, 2, 4, 6);
-    const v4f e = __builtin_shufflevector(y0, y1, 1, 3, 5, 7);
-    const v4f ab = select4(a > b, a, b), ce = select4(c > e, c, e);
-    const v4f m = select4(ab > ce, ab, ce);
-    const v4i ma = a == m, mb = ~ma & (b == m), mc = ~ma & ~mb & (c == m);
-    const v4i me = ~(ma | mb | mc);
-    const v4f zero = {0, 0, 0, 0};
-    const v4f ga = select4(ma, gv, zero), gb = select4(mb, gv, zero);
-    const v4f gc = select4(mc, gv, zero), ge = select4(me, gv, zero);
+    const grad_v4f a = __builtin_shufflevector(x0, x1, 0, 2, 4, 6);
+    const grad_v4f b = __builtin_shufflevector(x0, x1, 1, 3, 5, 7);
+    const grad_v4f c = __builtin_shufflevector(y0, y1, 0, 2, 4, 6);
+    const grad_v4f e = __builtin_shufflevector(y0, y1, 1, 3, 5, 7);
+    const grad_v4f ab = grad_select4(a > b, a, b), ce = grad_select4(c > e, c, e);
+    const grad_v4f m = grad_select4(ab > ce, ab, ce);
+    const grad_v4i ma = a == m, mb = ~ma & (b == m), mc = ~ma & ~mb & (c == m);
+    const grad_v4i me = ~(ma | mb | mc);
+    const grad_v4f zero = grad_splat4(0.0f);
+    const grad_v4f ga = grad_select4(ma, gv, zero), gb = grad_select4(mb, gv, zero);
+    const grad_v4f gc = grad_select4(mc, gv, zero), ge = grad_select4(me, gv, zero);
     *o0 = __builtin_shufflevector(ga, gb, 0, 4, 1, 5);
     *o1 = __builtin_shufflevector(ga, gb, 2, 6, 3, 7);
     *o2 = __builtin_shufflevector(gc, ge, 0, 4, 1, 5);
     *o3 = __builtin_shufflevector(gc, ge, 2, 6, 3, 7);
 }
 
-/* d[i] += v for 4 floats at d */
-static inline void add4(float *d, v4f v)
+/* d[0..4) += v */
+static inline void add4(float *d, grad_v4f v)
 {
-    v4f o;
-    memcpy(&o, d, sizeof o);
-    o += v;
-    memcpy(d, &o, sizeof o);
+    grad_store4(d, grad_load4(d) + v);
 }
 
 /* Four outputs at a time; the last (OW % 4) through zero-padded copies so that the tail
@@ -79,14 +68,10 @@ static void maxpool_plane_2x2_backward(float *restrict d, const float *restrict 
         const float *r0 = in + (size_t)(2 * oy) * W, *r1 = r0 + W;
         float *d0 = d + (size_t)(2 * oy) * W, *d1 = d0 + W;
         int ox = 0;
-        v4f x0, x1, y0, y1, gv, o0, o1, o2, o3;
+        grad_v4f o0, o1, o2, o3;
         for (; ox + 4 <= OW; ox += 4) {
-            memcpy(&x0, r0 + 2 * ox, sizeof x0);
-            memcpy(&x1, r0 + 2 * ox + 4, sizeof x1);
-            memcpy(&y0, r1 + 2 * ox, sizeof y0);
-            memcpy(&y1, r1 + 2 * ox + 4, sizeof y1);
-            memcpy(&gv, g + ox, sizeof gv);
-            max2x2_grad4(&o0, &o1, &o2, &o3, x0, x1, y0, y1, gv);
+            max2x2_grad4(&o0, &o1, &o2, &o3, grad_load4(r0 + 2 * ox), grad_load4(r0 + 2 * ox + 4),
+                         grad_load4(r1 + 2 * ox), grad_load4(r1 + 2 * ox + 4), grad_load4(g + ox));
             add4(d0 + 2 * ox, o0);
             add4(d0 + 2 * ox + 4, o1);
             add4(d1 + 2 * ox, o2);
@@ -98,16 +83,12 @@ static void maxpool_plane_2x2_backward(float *restrict d, const float *restrict 
             memcpy(t0, r0 + 2 * ox, sizeof(float) * 2 * (size_t)rest);
             memcpy(t1, r1 + 2 * ox, sizeof(float) * 2 * (size_t)rest);
             memcpy(tg, g + ox, sizeof(float) * (size_t)rest);
-            memcpy(&x0, t0, sizeof x0);
-            memcpy(&x1, t0 + 4, sizeof x1);
-            memcpy(&y0, t1, sizeof y0);
-            memcpy(&y1, t1 + 4, sizeof y1);
-            memcpy(&gv, tg, sizeof gv);
-            max2x2_grad4(&o0, &o1, &o2, &o3, x0, x1, y0, y1, gv);
-            memcpy(u0, &o0, sizeof o0);
-            memcpy(u0 + 4, &o1, sizeof o1);
-            memcpy(u1, &o2, sizeof o2);
-            memcpy(u1 + 4, &o3, sizeof o3);
+            max2x2_grad4(&o0, &o1, &o2, &o3, grad_load4(t0), grad_load4(t0 + 4), grad_load4(t1),
+                         grad_load4(t1 + 4), grad_load4(tg));
+            grad_store4(u0, o0);
+            grad_store4(u0 + 4, o1);
+            grad_store4(u1, o2);
+            grad_store4(u1 + 4, o3);
             for (int i = 0; i < 2 * rest; i++) {
                 d0[2 * ox + i] += u0[i];
                 d1[2 * ox + i] += u1[i];

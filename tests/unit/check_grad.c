@@ -110,8 +110,8 @@ static void check_doubled(const char *what, const float *now, const float *first
 static void check_same(const char *what, const float *a, const float *b, size_t n, float tol)
 {
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(fabsf(a[i] - b[i]) <= tol * (1.0f + fabsf(b[i])), "%s[%zu]: %g vs %g",
-                      what, i, (double)a[i], (double)b[i]);
+        ck_assert_msg(fabsf(a[i] - b[i]) <= tol * (1.0f + fabsf(b[i])), "%s[%zu]: %g vs %g", what,
+                      i, (double)a[i], (double)b[i]);
 }
 
 #define FD_TOL 2e-3, 5e-4 /* rtol, atol: float forward, L summed in double */
@@ -123,15 +123,15 @@ struct conv_case {
 };
 
 static const struct conv_case conv_cases[] = {
-    {2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},  /* plain 3x3 pad 1 */
-    {3, 2, 9, 8, 3, 3, 2, 2, 2, 2, 2, 1, 0, 2, 1, 1, 1},  /* stride 2, dilation 2, asym pad */
-    {2, 4, 7, 9, 6, 3, 3, 2, 1, 1, 2, 0, 2, 1, 0, 2, 1},  /* groups 2 */
-    {2, 3, 9, 7, 6, 3, 3, 2, 2, 2, 1, 2, 1, 0, 1, 3, 1},  /* depthwise x2, stride 2 */
-    {3, 5, 6, 7, 5, 3, 3, 1, 1, 1, 1, 1, 0, 1, 2, 5, 0},  /* depthwise stride 1, no bias */
-    {2, 4, 5, 7, 6, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 1},  /* pointwise, groups 2 */
-    {3, 3, 7, 5, 4, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0},  /* 1x1 stride 2 (im2col path) */
-    {2, 1, 9, 9, 4, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},  /* single input channel, valid */
-    {2, 6, 5, 5, 4, 2, 3, 3, 2, 1, 1, 1, 1, 1, 1, 2, 1},  /* stride 3x2, even kernel height */
+    {2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, /* plain 3x3 pad 1 */
+    {3, 2, 9, 8, 3, 3, 2, 2, 2, 2, 2, 1, 0, 2, 1, 1, 1}, /* stride 2, dilation 2, asym pad */
+    {2, 4, 7, 9, 6, 3, 3, 2, 1, 1, 2, 0, 2, 1, 0, 2, 1}, /* groups 2 */
+    {2, 3, 9, 7, 6, 3, 3, 2, 2, 2, 1, 2, 1, 0, 1, 3, 1}, /* depthwise x2, stride 2 */
+    {3, 5, 6, 7, 5, 3, 3, 1, 1, 1, 1, 1, 0, 1, 2, 5, 0}, /* depthwise stride 1, no bias */
+    {2, 4, 5, 7, 6, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 1}, /* pointwise, groups 2 */
+    {3, 3, 7, 5, 4, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0}, /* 1x1 stride 2 (im2col path) */
+    {2, 1, 9, 9, 4, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1}, /* single input channel, valid */
+    {2, 6, 5, 5, 4, 2, 3, 3, 2, 1, 1, 1, 1, 1, 1, 2, 1}, /* stride 3x2, even kernel height */
 };
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
 
@@ -167,7 +167,8 @@ static void conv_backward_ref(double *dinp, double *dw, double *db, const float 
                                     continue;
                                 const size_t ii =
                                     (((size_t)(g * cg + icl) * N + n) * p->h + iy) * p->w + ix;
-                                const size_t wi = (((size_t)oc * cg + icl) * p->kh + ky) * p->kw + kx;
+                                const size_t wi =
+                                    (((size_t)oc * cg + icl) * p->kh + ky) * p->kw + kx;
                                 dw[wi] += go * inp[ii];
                                 dinp[ii] += go * w[wi];
                             }
@@ -363,12 +364,12 @@ struct pool_case {
 };
 
 static const struct pool_case pool_cases[] = {
-    {2, 3, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, /* ceil mode, pad, count_include_pad */
-    {2, 3, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0}, /* same, exclude pad */
-    {3, 2, 8, 6, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0}, /* plain 2x2 */
-    {2, 2, 9, 5, 3, 2, 2, 1, 0, 1, 2, 0, 0, 1}, /* asymmetric pad */
-    {2, 4, 6, 9, 2, 3, 3, 2, 1, 0, 0, 2, 1, 0}, /* ceil mode overhang, asym pad */
-    {2, 2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0}, /* overlapping stride 1 */
+    {2, 3, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},  /* ceil mode, pad, count_include_pad */
+    {2, 3, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},  /* same, exclude pad */
+    {3, 2, 8, 6, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0},  /* plain 2x2 */
+    {2, 2, 9, 5, 3, 2, 2, 1, 0, 1, 2, 0, 0, 1},  /* asymmetric pad */
+    {2, 4, 6, 9, 2, 3, 3, 2, 1, 0, 0, 2, 1, 0},  /* ceil mode overhang, asym pad */
+    {2, 2, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0},  /* overlapping stride 1 */
     {2, 2, 6, 13, 2, 2, 2, 2, 0, 0, 0, 0, 0, 1}, /* plain 2x2, 4 outputs + 2, odd width */
 };
 #define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])
@@ -468,8 +469,8 @@ START_TEST(test_maxpool_backward_routes_ties_to_first_maximum)
     cnn_maxpool_backward(dinp, dout, in8, &p, 1);
     const float want8[16] = {1, 0, 0, 2, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 3, 0, 0, 4};
     for (int i = 0; i < 16; i++)
-        ck_assert_msg(dinp[i] == want8[i], "2x2 x4: dinp[%d] = %g, want %g", i,
-                      (double)dinp[i], (double)want8[i]);
+        ck_assert_msg(dinp[i] == want8[i], "2x2 x4: dinp[%d] = %g, want %g", i, (double)dinp[i],
+                      (double)want8[i]);
     /* The general path: overlapping 3x3 windows, stride 1. */
     const struct pool_case k3 = {1, 1, 4, 4, 3, 3, 1, 1, 0, 0, 0, 0, 0, 0};
     pool_params(&p, &k3);
@@ -526,7 +527,7 @@ static void act_fwd(void *v)
 }
 
 static const struct cnn_act_params act_cases[] = {
-    {CNN_ACT_NONE, 0, 0},       {CNN_ACT_RELU, 0, 0},     {CNN_ACT_LEAKY_RELU, 0.1f, 0},
+    {CNN_ACT_NONE, 0, 0},        {CNN_ACT_RELU, 0, 0},       {CNN_ACT_LEAKY_RELU, 0.1f, 0},
     {CNN_ACT_CLIP, -0.4f, 0.6f}, {CNN_ACT_CLIP, 0.0f, 6.0f}, {CNN_ACT_SIGMOID, 0, 0},
     {CNN_ACT_TANH, 0, 0},
 };
@@ -698,8 +699,8 @@ struct bn_ctx {
 static void bn_fwd(void *v)
 {
     struct bn_ctx *c = v;
-    int rc = cnn_batchnorm_train_forward(c->out, c->mean, c->inv_std, NULL, NULL, c->inp,
-                                         c->gamma, c->beta, 1e-5f, 0.1f, c->C, c->n_hw, NULL);
+    int rc = cnn_batchnorm_train_forward(c->out, c->mean, c->inv_std, NULL, NULL, c->inp, c->gamma,
+                                         c->beta, 1e-5f, 0.1f, c->C, c->n_hw, NULL);
     ck_assert_int_eq(rc, 0);
 }
 
@@ -718,9 +719,8 @@ START_TEST(test_batchnorm_train_forward_uses_batch_stats_and_updates_running_sta
     }
     float *rm0 = copy_buf(rm, C), *rv0 = copy_buf(rv, C);
     float *y = zero_buf((size_t)C * n_hw), *sm = zero_buf(C), *si = zero_buf(C);
-    ck_assert_int_eq(cnn_batchnorm_train_forward(y, sm, si, rm, rv, x, gamma, beta, eps, mom, C,
-                                                 n_hw, NULL),
-                     0);
+    ck_assert_int_eq(
+        cnn_batchnorm_train_forward(y, sm, si, rm, rv, x, gamma, beta, eps, mom, C, n_hw, NULL), 0);
     for (int c = 0; c < C; c++) {
         const float *xc = x + (size_t)c * n_hw;
         double s = 0, ss = 0;
@@ -741,9 +741,9 @@ START_TEST(test_batchnorm_train_forward_uses_batch_stats_and_updates_running_sta
     }
     /* One value per channel: PyTorch refuses to train on it, and so do we. */
     struct cnn_err err = {0};
-    ck_assert_int_eq(cnn_batchnorm_train_forward(y, sm, si, rm, rv, x, gamma, beta, eps, mom, C, 1,
-                                                 &err),
-                     CNN_EINVAL);
+    ck_assert_int_eq(
+        cnn_batchnorm_train_forward(y, sm, si, rm, rv, x, gamma, beta, eps, mom, C, 1, &err),
+        CNN_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.msg, "batchnorm"));
     free(x), free(gamma), free(beta), free(rm), free(rv), free(rm0), free(rv0), free(y);
     free(sm), free(si);
@@ -775,6 +775,50 @@ START_TEST(test_batchnorm_train_backward_through_batch_stats_matches_finite_diff
     check_doubled("batchnorm dbeta", dbeta, b0, C);
     free(d0), free(g0), free(b0), free(dx1), free(x), free(gamma), free(beta), free(r), free(y);
     free(sm), free(si), free(dx), free(dg), free(dbeta);
+}
+END_TEST
+
+/* Channels much longer than the kernels' summation blocks, with a mean far from 0: the
+ * forward and backward against the textbook formulas evaluated in double. */
+START_TEST(test_batchnorm_long_channels_match_double_formulas)
+{
+    lcg_state = 75;
+    const int C = 2;
+    const size_t n_hw = 3001, n = (size_t)C * n_hw;
+    float *x = rand_buf(n, 1.0f), *gamma = rand_buf(C, 1.5f), *beta = rand_buf(C, 1.0f);
+    float *r = rand_buf(n, 1.0f), *y = zero_buf(n), *sm = zero_buf(C), *si = zero_buf(C);
+    float *dx = zero_buf(n), *dg = zero_buf(C), *dbeta = zero_buf(C);
+    for (size_t i = 0; i < n; i++)
+        x[i] += 50.0f;
+    ck_assert_int_eq(cnn_batchnorm_train_forward(y, sm, si, NULL, NULL, x, gamma, beta, 1e-5f, 0.1f,
+                                                 C, n_hw, NULL),
+                     0);
+    cnn_batchnorm_train_backward(dx, dg, dbeta, r, x, gamma, sm, si, C, n_hw);
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (size_t)c * n_hw, *g = r + (size_t)c * n_hw;
+        double s = 0, ss = 0, sg = 0, sgx = 0;
+        for (size_t i = 0; i < n_hw; i++)
+            s += xc[i];
+        const double mean = s / n_hw;
+        for (size_t i = 0; i < n_hw; i++)
+            ss += (xc[i] - mean) * (xc[i] - mean);
+        const double is = 1.0 / sqrt(ss / n_hw + 1e-5);
+        for (size_t i = 0; i < n_hw; i++) {
+            const double xh = (xc[i] - mean) * is;
+            ck_assert_double_eq_tol(y[(size_t)c * n_hw + i], gamma[c] * xh + beta[c], 2e-4);
+            sg += g[i];
+            sgx += g[i] * xh;
+        }
+        ck_assert_double_eq_tol(dbeta[c], sg, 1e-3);
+        ck_assert_double_eq_tol(dg[c], sgx, 1e-3);
+        for (size_t i = 0; i < n_hw; i++) {
+            const double xh = (xc[i] - mean) * is;
+            const double want = gamma[c] * is * (g[i] - sg / n_hw - xh * sgx / n_hw);
+            ck_assert_double_eq_tol(dx[(size_t)c * n_hw + i], want, 2e-4 * (1 + fabs(want)));
+        }
+    }
+    free(x), free(gamma), free(beta), free(r), free(y), free(sm), free(si), free(dx), free(dg);
+    free(dbeta);
 }
 END_TEST
 
@@ -954,8 +998,7 @@ struct xent_ctx {
 static void xent_fwd(void *v)
 {
     struct xent_ctx *c = v;
-    ck_assert_int_eq(cnn_softmax_xent(&c->loss, NULL, NULL, c->logits, c->labels, c->K, c->N,
-                                      NULL),
+    ck_assert_int_eq(cnn_softmax_xent(&c->loss, NULL, NULL, c->logits, c->labels, c->K, c->N, NULL),
                      0);
 }
 
@@ -966,7 +1009,7 @@ START_TEST(test_softmax_xent_value_gradient_and_top1_count)
     const size_t n = (size_t)K * N;
     const int labels[5] = {0, 5, 2, 2, 3};
     float *z = rand_buf(n, 3.0f), *dz = rand_buf(n, 100.0f); /* garbage: must be overwritten */
-    z[3 * N + 4] = 10.0f; /* item 4: label 3 is clearly top-1 */
+    z[3 * N + 4] = 10.0f;                                    /* item 4: label 3 is clearly top-1 */
     float loss = 0;
     int correct = -1;
     ck_assert_int_eq(cnn_softmax_xent(&loss, dz, &correct, z, labels, K, N, NULL), 0);
@@ -1077,7 +1120,9 @@ Suite *grad_suite(void)
     tcase_add_test(tc, test_flatten_backward_matches_finite_differences);
     tcase_add_test(tc, test_add_and_concat_backward_by_accumulate_match_finite_differences);
     tcase_add_test(tc, test_batchnorm_train_forward_uses_batch_stats_and_updates_running_stats);
-    tcase_add_test(tc, test_batchnorm_train_backward_through_batch_stats_matches_finite_differences);
+    tcase_add_test(tc,
+                   test_batchnorm_train_backward_through_batch_stats_matches_finite_differences);
+    tcase_add_test(tc, test_batchnorm_long_channels_match_double_formulas);
     tcase_add_test(tc, test_batchnorm_eval_backward_matches_finite_differences);
     tcase_add_test(tc, test_dropout_train_forward_masks_scales_and_is_seeded);
     tcase_add_test(tc, test_dropout_backward_with_the_same_mask_matches_finite_differences);
