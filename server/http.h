@@ -1,5 +1,6 @@
-/* HTTP front end: the libmicrohttpd daemon (internal thread pool, suspend/resume), the life
- * of one request, and the reply helpers handlers use.
+/* HTTP front end: the libmicrohttpd daemon (internal thread pool, suspend/resume) and the
+ * life of one request (http.c), and the reply/request helpers handlers use
+ * (http_request.c).
  *
  * DESIGN: every callback here runs on an MHD pool thread, except request_item_done (a
  * batcher worker).  A request is made on the first access-handler call (headers read):
