@@ -7,8 +7,8 @@
 #   HTTP images/s / `cnn bench` images/s at the same batch size and threads,
 # where the engine reference runs the server's compute layout: `instances` concurrent
 # `cnn bench --batch B --threads 1` processes (each a session with one BLAS thread, like a
-# worker), images/s summed; B = the batch a worker can fill at that concurrency:
-# min(max_batch_size, ceil(concurrency / instances)).
+# worker), images/s summed; B = the mean batch size the server ran at that point (from the
+# /metrics batch-size histogram), rounded.
 # Numbers only, never pass/fail.  Env: CNN, CNND, LOADGEN, DURATION (s per point, default
 # 5), WARMUP (default 1), MODELS (default "fashion resnet18"), CONCURRENCY (default
 # "1 8 64"), BENCH_JSON (file to append one JSON line per point).
@@ -131,8 +131,9 @@ for mb in 32 1; do
         --content-type image/png --concurrency "$c" --duration "$DURATION" \
         --warmup "$WARMUP" --json)
       h1=$(hist)
-      b=$(((c + INSTANCES - 1) / INSTANCES))
-      [ "$b" -gt "$mb" ] && b=$mb
+      # The engine reference runs the batch size the server ran: the mean batch, rounded.
+      b=$(awk -v a="$h0" -v z="$h1" 'BEGIN { split(a, p); split(z, q); n = q[2] - p[2]
+        b = n > 0 ? int((q[1] - p[1]) / n + 0.5) : 1; print b < 1 ? 1 : b }')
       ref=$(ref_ips "$m" "$b")
       line=$(python3 - "$out" "$h0" "$h1" "$ref" "$m" "$mode" "$c" "$b" "$INSTANCES" <<'EOF'
 import json, sys
@@ -162,6 +163,6 @@ EOF
   done
   stop
 done
-echo "engine i/s: $INSTANCES concurrent 'cnn bench --batch B --threads 1', summed; B = the batch a" \
-  "worker can fill = min(max_batch_size, ceil(conc/$INSTANCES)); eff = images/s / engine i/s;" \
+echo "engine i/s: $INSTANCES concurrent 'cnn bench --batch B --threads 1', summed; B = the mean" \
+  "batch the server ran (column batch), rounded; eff = images/s / engine i/s;" \
   "load = 1-minute load average after the point (other work on the machine skews both sides)"
