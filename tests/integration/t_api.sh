@@ -17,7 +17,7 @@ printf '%s\n' "T-shirt/top" Trouser Pullover Dress Coat Sandal Shirt Sneaker Bag
 printf '[model]\nlabels = labels.txt\n' >"$T/repo/labeled/config.ini"
 
 # A JPEG of one sample (libjpeg through a tiny helper; Python cannot encode JPEG).
-cc -O1 -o "$T/pgm2jpeg" "$ITEST_DIR/pgm2jpeg.c" -ljpeg || fail "build pgm2jpeg"
+cc -O1 -Wall -Wextra -Werror -o "$T/pgm2jpeg" "$ITEST_DIR/pgm2jpeg.c" -ljpeg || fail "build pgm2jpeg"
 "$PY" -c '
 import sys; sys.path.insert(0, sys.argv[1]); import itlib
 w, h, p = itlib.png_gray_pixels(sys.argv[2])
