@@ -36,28 +36,19 @@ static float *fill(size_t n, unsigned seed)
 int main(int argc, char **argv)
 {
     const int N = argc > 1 ? atoi(argv[1]) : 8, reps = argc > 2 ? atoi(argv[2]) : 7;
-    static const int shapes[][3] = {{64, 56, 56}, {128, 28, 28}, {256, 14, 14}, {512, 7, 7},
-                                    {32, 56, 56}, {16, 56, 56},  {16, 14, 14},  {8, 56, 56}};
+    /* C, OC, H = W: ResNet-18 layers 1-4, VGG-16 layers, small and tiny convs */
+    static const int shapes[][3] = {{64, 64, 56},   {128, 128, 28}, {256, 256, 14}, {512, 512, 7},
+                                    {64, 128, 112}, {256, 256, 56}, {512, 512, 28}, {32, 32, 56},
+                                    {16, 16, 56},   {16, 16, 14},   {8, 8, 56},     {3, 64, 56}};
     cnn_gemm_set_threads(1);
     printf("backend %s, N=%d, min of %d reps, thread CPU ms\n", cnn_gemm_backend(), N, reps);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        struct cnn_conv2d p = {.c = shapes[s][0],
-                               .h = shapes[s][1],
-                               .w = shapes[s][2],
-                               .oc = shapes[s][0],
-                               .kh = 3,
-                               .kw = 3,
-                               .sh = 1,
-                               .sw = 1,
-                               .dh = 1,
-                               .dw = 1,
-                               .pad_t = 1,
-                               .pad_l = 1,
-                               .pad_b = 1,
-                               .pad_r = 1,
-                               .groups = 1,
-                               .has_bias = 1,
-                               .act = {CNN_ACT_RELU, 0, 0}};
+        /* clang-format off */
+        struct cnn_conv2d p = {.c = shapes[s][0], .h = shapes[s][2], .w = shapes[s][2],
+                               .oc = shapes[s][1], .kh = 3, .kw = 3, .sh = 1, .sw = 1, .dh = 1,
+                               .dw = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1,
+                               .groups = 1, .has_bias = 1, .act = {CNN_ACT_RELU, 0, 0}};
+        /* clang-format on */
         struct cnn_err err = {0};
         if (cnn_conv2d_shape(&p, &err)) {
             fprintf(stderr, "%s\n", err.msg);
@@ -86,9 +77,9 @@ int main(int argc, char **argv)
         double diff = 0;
         for (size_t i = 0; i < out_n; i++)
             diff = fmax(diff, fabs((double)o1[i] - o2[i]));
-        printf("C=OC=%3d %3dx%-3d im2col %8.2f  winograd %8.2f  speedup %.2fx  maxdiff %.1e"
+        printf("C=%3d OC=%3d %3dx%-3d im2col %8.2f  winograd %8.2f  speedup %.2fx  maxdiff %.1e"
                "  (chunk rows %d%s)\n",
-               p.c, p.h, p.w, best[0], best[1], best[0] / best[1], diff,
+               p.c, p.oc, p.h, p.w, best[0], best[1], best[0] / best[1], diff,
                cnn_winograd_chunk_rows(&p, N), cnn_conv2d_use_winograd(&p) ? "" : ", not used");
         free(inp), free(w), free(b), free(u), free(col), free(o1), free(o2);
     }
