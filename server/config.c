@@ -58,8 +58,8 @@ static const struct option OPTIONS[] = {
      "versions kept loaded per model, newest first (1 = only the live one, as Triton)"},
     {"max_batch_size", "batching", T_INT, "32", 1, 4096, NULL, F(max_batch_size),
      "images per forward pass"},
-    {"max_queue_delay_us", "batching", T_INT, "2000", 0, 10000000, NULL,
-     F(max_queue_delay_us), "how long a worker waits to fill a batch after its first image"},
+    {"max_queue_delay_us", "batching", T_INT, "2000", 0, 10000000, NULL, F(max_queue_delay_us),
+     "how long a worker waits to fill a batch after its first image"},
     {"max_queue_size", "batching", T_INT, "1024", 1, 1000000, NULL, F(max_queue_size),
      "queued images per model version; beyond it requests get 503 + Retry-After at once"},
     {"instances", "batching", T_INT, "0", 0, 256, NULL, F(instances),
@@ -78,8 +78,8 @@ static const struct option OPTIONS[] = {
      "most JSON values (numbers, strings, ...) in one body, checked before parsing"},
     {"max_multipart_parts", "limits", T_INT, "64", 1, 10000, NULL, F(max_multipart_parts),
      "most parts in a multipart/form-data body"},
-    {"max_tensor_elements", "limits", T_COUNT, "16M", 1, 4 * GIB, NULL,
-     F(max_tensor_elements), "most elements in one request tensor (input or output)"},
+    {"max_tensor_elements", "limits", T_COUNT, "16M", 1, 4 * GIB, NULL, F(max_tensor_elements),
+     "most elements in one request tensor (input or output)"},
     {"max_batch_items", "limits", T_INT, "64", 1, 1000000, NULL, F(max_batch_items),
      "most images (or tensors) in one request; <= max_queue_size"},
     {"log_level", "log", T_ENUM, "info", 0, 0, "debug|info|warn|error", F(log_level),
@@ -136,10 +136,17 @@ static int parse_number(const char *s, int suffixes, long long *out, const char 
     long long mult = 1;
     if (suffixes && *end) {
         switch (tolower((unsigned char)*end)) {
-        case 'k': mult = KIB; break;
-        case 'm': mult = MIB; break;
-        case 'g': mult = GIB; break;
-        default: mult = 0;
+        case 'k':
+            mult = KIB;
+            break;
+        case 'm':
+            mult = MIB;
+            break;
+        case 'g':
+            mult = GIB;
+            break;
+        default:
+            mult = 0;
         }
         if (mult)
             end++;
@@ -155,8 +162,8 @@ static int parse_number(const char *s, int suffixes, long long *out, const char 
     return 0;
 }
 
-static int set_value(struct config *c, int i, const char *value, const char *where,
-                     char *errbuf, size_t cap)
+static int set_value(struct config *c, int i, const char *value, const char *where, char *errbuf,
+                     size_t cap)
 {
     const struct option *o = &OPTIONS[i];
     char *field = (char *)c + o->offset;
@@ -179,9 +186,8 @@ static int set_value(struct config *c, int i, const char *value, const char *whe
     case T_ADDR: {
         unsigned char buf[16];
         if (inet_pton(AF_INET, value, buf) != 1 && inet_pton(AF_INET6, value, buf) != 1)
-            return fail(errbuf, cap,
-                        "%s: option %s: '%s' is not a numeric IPv4 or IPv6 address", where,
-                        o->name, value);
+            return fail(errbuf, cap, "%s: option %s: '%s' is not a numeric IPv4 or IPv6 address",
+                        where, o->name, value);
     }
         /* fall through */
     case T_STR:
@@ -234,10 +240,10 @@ struct file_state {
     struct config *c;
     FILE *f;
     const char *path;
-    int line;          /* physical line last handed to inih */
-    int overlong;      /* first overlong line, or 0 */
-    int max_line;      /* inih's line buffer, as passed to read_line */
-    int err_line;      /* first line a handler call rejected, or 0 */
+    int line;                     /* physical line last handed to inih */
+    int overlong;                 /* first overlong line, or 0 */
+    int max_line;                 /* inih's line buffer, as passed to read_line */
+    int err_line;                 /* first line a handler call rejected, or 0 */
     int seen[CONFIG_MAX_OPTIONS]; /* line each option was set on */
     char *errbuf;
     size_t cap;
@@ -277,13 +283,13 @@ static int on_pair(void *user, const char *section, const char *name, const char
         int known = 0;
         for (size_t k = 0; k < sizeof SECTIONS / sizeof SECTIONS[0]; k++)
             known |= strcmp(section, SECTIONS[k]) == 0;
-        rc = known ? fail(st->errbuf, st->cap, "%s: option %s: belongs in [%s], not [%s]",
-                          where, name, OPTIONS[i].section, section)
-                   : fail(st->errbuf, st->cap, "%s: option %s: unknown section [%s]", where,
-                          name, section);
+        rc = known ? fail(st->errbuf, st->cap, "%s: option %s: belongs in [%s], not [%s]", where,
+                          name, OPTIONS[i].section, section)
+                   : fail(st->errbuf, st->cap, "%s: option %s: unknown section [%s]", where, name,
+                          section);
     } else if (st->seen[i]) {
-        rc = fail(st->errbuf, st->cap, "%s: option %s: set twice (first on line %d)", where,
-                  name, st->seen[i]);
+        rc = fail(st->errbuf, st->cap, "%s: option %s: set twice (first on line %d)", where, name,
+                  st->seen[i]);
     } else {
         rc = set_value(st->c, i, value, where, st->errbuf, st->cap);
         if (rc == 0) {
@@ -327,8 +333,8 @@ int config_load_file(struct config *c, const char *path, char *errbuf, size_t ca
                     st.max_line - 2);
     if (best == syntax)
         return fail(errbuf, cap,
-                    "%s:%d: syntax error: expected 'name = value', '[section]' or a comment",
-                    path, best);
+                    "%s:%d: syntax error: expected 'name = value', '[section]' or a comment", path,
+                    best);
     return -1;
 }
 
@@ -408,8 +414,7 @@ static int apply_flags(struct config *c, int argc, char **argv, char *errbuf, si
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         int i = find_option(name, len);
         if (i < 0)
-            return fail(errbuf, cap, "command line: option --%.*s: unknown option", (int)len,
-                        name);
+            return fail(errbuf, cap, "command line: option --%.*s: unknown option", (int)len, name);
         const char *value = eq ? eq + 1 : NULL;
         if (!value) {
             if (a + 1 >= argc)
@@ -429,8 +434,12 @@ static void origin_of(const struct config *c, const char *name, char *buf, size_
 {
     int i = find_option(name, strlen(name));
     switch (i < 0 ? O_DEFAULT : c->origin_kind_[i]) {
-    case O_FILE: snprintf(buf, cap, "%s:%d", c->file_, c->origin_line_[i]); break;
-    case O_FLAG: snprintf(buf, cap, "command line"); break;
+    case O_FILE:
+        snprintf(buf, cap, "%s:%d", c->file_, c->origin_line_[i]);
+        break;
+    case O_FLAG:
+        snprintf(buf, cap, "command line");
+        break;
     case O_ENV: {
         char up[64];
         size_t k = 0;
@@ -440,7 +449,9 @@ static void origin_of(const struct config *c, const char *name, char *buf, size_
         snprintf(buf, cap, "environment CNND_%s", up);
         break;
     }
-    default: snprintf(buf, cap, "default"); break;
+    default:
+        snprintf(buf, cap, "default");
+        break;
     }
 }
 
@@ -459,8 +470,8 @@ int config_finish(struct config *c, int cores, char *errbuf, size_t cap)
                                : "blas_threads";
         origin_of(c, name, where, sizeof where);
         return fail(errbuf, cap,
-                    "%s: option %s: instances (%d) x blas_threads (%d) exceeds the %d cores",
-                    where, name, c->instances, c->blas_threads, cores);
+                    "%s: option %s: instances (%d) x blas_threads (%d) exceeds the %d cores", where,
+                    name, c->instances, c->blas_threads, cores);
     }
     if (c->connection_limit < c->threads) {
         origin_of(c, "connection_limit", where, sizeof where);
@@ -500,14 +511,15 @@ int config_load(struct config *c, int argc, char **argv, char *const *envp, int 
 
 void config_print_help(FILE *f)
 {
-    fprintf(f, "usage: cnnd [--config FILE] [--OPTION VALUE | --OPTION=VALUE]...\n"
-               "       cnnd --help | --version\n"
-               "cnnd %s: CNN image classification server (plain REST /v1 and KServe v2).\n\n"
-               "Every option can be set in the INI file (under its [section]), as a flag\n"
-               "(--name or --name-with-dashes) or as the variable CNND_NAME; flags override\n"
-               "the file and the environment overrides both.  Sizes take k, M, G (x1024).\n"
-               "A bad setting prints WHERE: option NAME: why and exits with status 2.\n",
-               CNND_VERSION);
+    fprintf(f,
+            "usage: cnnd [--config FILE] [--OPTION VALUE | --OPTION=VALUE]...\n"
+            "       cnnd --help | --version\n"
+            "cnnd %s: CNN image classification server (plain REST /v1 and KServe v2).\n\n"
+            "Every option can be set in the INI file (under its [section]), as a flag\n"
+            "(--name or --name-with-dashes) or as the variable CNND_NAME; flags override\n"
+            "the file and the environment overrides both.  Sizes take k, M, G (x1024).\n"
+            "A bad setting prints WHERE: option NAME: why and exits with status 2.\n",
+            CNND_VERSION);
     const char *section = "";
     for (int i = 0; i < N_OPTIONS; i++) {
         const struct option *o = &OPTIONS[i];
@@ -520,8 +532,7 @@ void config_print_help(FILE *f)
             snprintf(range, sizeof range, "; one of %s", o->choices);
         else if (o->type == T_INT || o->type == T_SIZE || o->type == T_COUNT)
             snprintf(range, sizeof range, "; %lld..%lld", o->min, o->max);
-        fprintf(f, "  --%-22s %s\n  %-24s (default %s%s)\n", o->name, o->help, "", o->def,
-                range);
+        fprintf(f, "  --%-22s %s\n  %-24s (default %s%s)\n", o->name, o->help, "", o->def, range);
     }
     fprintf(f, "\nSignals: SIGHUP re-reads the repository; SIGTERM/SIGINT drain and exit 0\n"
                "(a second one, or drain_timeout_ms running out, exits 1 at once).\n");
@@ -536,11 +547,17 @@ void config_describe(const struct config *c, char *buf, size_t cap)
         const char *field = (const char *)c + o->offset;
         char val[CONFIG_STR_MAX + 8];
         switch (o->type) {
-        case T_INT: snprintf(val, sizeof val, "%d", *(const int *)field); break;
+        case T_INT:
+            snprintf(val, sizeof val, "%d", *(const int *)field);
+            break;
         case T_SIZE:
-        case T_COUNT: snprintf(val, sizeof val, "%lld", *(const long long *)field); break;
+        case T_COUNT:
+            snprintf(val, sizeof val, "%lld", *(const long long *)field);
+            break;
         case T_STR:
-        case T_ADDR: snprintf(val, sizeof val, "%s", field); break;
+        case T_ADDR:
+            snprintf(val, sizeof val, "%s", field);
+            break;
         case T_ENUM: {
             const char *p = o->choices;
             for (int k = *(const int *)field; k > 0 && strchr(p, '|'); k--)

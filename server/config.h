@@ -21,19 +21,19 @@ struct config {
     int port;                    /* 0 = ephemeral */
     int threads;                 /* HTTP threads; 0 = one per core (resolved by config_finish) */
     int connection_limit;
-    int per_ip_limit;            /* 0 = unlimited */
-    int connection_timeout_s;    /* inactivity; 0 = none */
-    int request_timeout_ms;      /* longest wait in a batch queue; 0 = none */
-    int drain_timeout_ms;        /* SIGTERM: longest wait for requests in flight */
+    int per_ip_limit;         /* 0 = unlimited */
+    int connection_timeout_s; /* inactivity; 0 = none */
+    int request_timeout_ms;   /* longest wait in a batch queue; 0 = none */
+    int drain_timeout_ms;     /* SIGTERM: longest wait for requests in flight */
     /* [models] */
     char model_repository[CONFIG_STR_MAX];
-    int poll_interval_s;         /* 0 = rescan only on SIGHUP */
-    int max_versions;            /* loaded versions kept per model */
+    int poll_interval_s; /* 0 = rescan only on SIGHUP */
+    int max_versions;    /* loaded versions kept per model */
     /* [batching] defaults; NAME/config.ini in the repository may override them */
     int max_batch_size;
     int max_queue_delay_us;
     int max_queue_size;
-    int instances;               /* 0 = cores / blas_threads (resolved by config_finish) */
+    int instances; /* 0 = cores / blas_threads (resolved by config_finish) */
     int blas_threads;
     /* [limits] */
     long long classify_max_body; /* bytes */
@@ -43,10 +43,10 @@ struct config {
     long long max_json_values;
     int max_multipart_parts;
     long long max_tensor_elements;
-    int max_batch_items;         /* images / tensors in one request */
+    int max_batch_items; /* images / tensors in one request */
     /* [log] */
-    int log_level;               /* enum log_level */
-    int log_format;              /* enum config_log_format */
+    int log_level;  /* enum log_level */
+    int log_format; /* enum config_log_format */
 
     /* Internal to config.c: where each option was last set, for cross-option messages. */
     char file_[CONFIG_STR_MAX];

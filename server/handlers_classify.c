@@ -87,8 +87,7 @@ static int decode_into(struct request *r, int i, const void *data, size_t len, c
     struct cnn_err err = {0};
     const struct cnn_preproc *pp = cnn_model_preproc(r->mv->model);
     float *dst = r->inputs + (size_t)i * (size_t)pp->c * (size_t)pp->h * (size_t)pp->w;
-    if (cnn_image_load_tensor(data, len, (size_t)r->app->cfg->max_image_pixels, pp, dst,
-                              &err) == 0)
+    if (cnn_image_load_tensor(data, len, (size_t)r->app->cfg->max_image_pixels, pp, dst, &err) == 0)
         return 0;
     int status = err.code == CNN_ELIMIT ? 413 : err.code == CNN_ENOMEM ? 503 : 400;
     if (field)
@@ -105,8 +104,9 @@ void handle_classify(struct request *r)
     int multipart = mime_type_is(ct, "multipart/form-data");
     if (!multipart && !mime_type_is(ct, "image/png") && !mime_type_is(ct, "image/jpeg") &&
         !mime_type_is(ct, "application/octet-stream")) {
-        http_reply_error(r, 415, "Content-Type must be image/png, image/jpeg, "
-                                 "application/octet-stream or multipart/form-data");
+        http_reply_error(r, 415,
+                         "Content-Type must be image/png, image/jpeg, "
+                         "application/octet-stream or multipart/form-data");
         return;
     }
     struct classify_state *st = calloc(1, sizeof *st);

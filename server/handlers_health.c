@@ -58,8 +58,8 @@ static void collect(const struct model_version *mv, int is_live, void *arg)
         g->cap = cap;
     }
     snprintf(g->names[g->n], sizeof g->names[g->n], "%s", mv->name);
-    g->v[g->n] = (struct metrics_version){NULL, mv->version, is_live,
-                                          batcher_queue_depth(mv->batcher)};
+    g->v[g->n] =
+        (struct metrics_version){NULL, mv->version, is_live, batcher_queue_depth(mv->batcher)};
     g->n++;
 }
 
@@ -69,9 +69,8 @@ void handle_metrics(struct request *r)
     registry_foreach(r->app->reg, collect, &g);
     for (int i = 0; i < g.n; i++)
         g.v[i].model = g.names[i]; /* names may have moved while growing */
-    struct metrics_gauges mg = {
-        g.v, g.n, atomic_load(&r->app->in_flight),
-        registry_ready(r->app->reg) && !atomic_load(&r->app->draining)};
+    struct metrics_gauges mg = {g.v, g.n, atomic_load(&r->app->in_flight),
+                                registry_ready(r->app->reg) && !atomic_load(&r->app->draining)};
     size_t len = 0;
     char *text = g.failed ? NULL : metrics_render(r->app->metrics, &mg, &len);
     free(g.v);

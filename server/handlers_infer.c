@@ -47,8 +47,9 @@ void handle_infer(struct request *r)
     const char *ct = http_header(r, "Content-Type");
     if (ct && (mime_type_is(ct, "multipart/form-data") || mime_type_is(ct, "image/png") ||
                mime_type_is(ct, "image/jpeg") || mime_type_is(ct, "text/plain"))) {
-        http_reply_error(r, 415, "Content-Type must be application/json (or "
-                                 "application/octet-stream with binary data)");
+        http_reply_error(r, 415,
+                         "Content-Type must be application/json (or "
+                         "application/octet-stream with binary data)");
         return;
     }
     if (http_acquire_model(r) != 0)

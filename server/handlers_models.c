@@ -36,9 +36,9 @@ static void list_one(const struct model_version *mv, int is_live, void *arg)
     json_t *m = model_entry(arg, mv->name);
     if (!m)
         return;
-    json_array_append_new(json_object_get(m, "versions"),
-                          json_pack("{s:i, s:s}", "version", mv->version, "state",
-                                    is_live ? "live" : "retiring"));
+    json_array_append_new(
+        json_object_get(m, "versions"),
+        json_pack("{s:i, s:s}", "version", mv->version, "state", is_live ? "live" : "retiring"));
     if (!is_live)
         return;
     int classes = cnn_model_num_classes(mv->model);
@@ -87,10 +87,10 @@ void handle_model_metadata(struct request *r)
     }
     json_t *j = json_pack("{s:s, s:o, s:s, s:[{s:s, s:s, s:[i, i, i, i]}], "
                           "s:[{s:s, s:s, s:[i, i]}]}",
-                          "name", r->mv->name, "versions", versions, "platform", "cnnd",
-                          "inputs", "name", V2_INPUT_NAME, "datatype", "FP32", "shape", -1,
-                          pp->c, pp->h, pp->w, "outputs", "name", V2_OUTPUT_NAME, "datatype",
-                          "FP32", "shape", -1, cnn_model_num_classes(m));
+                          "name", r->mv->name, "versions", versions, "platform", "cnnd", "inputs",
+                          "name", V2_INPUT_NAME, "datatype", "FP32", "shape", -1, pp->c, pp->h,
+                          pp->w, "outputs", "name", V2_OUTPUT_NAME, "datatype", "FP32", "shape", -1,
+                          cnn_model_num_classes(m));
     http_reply_json(r, 200, j);
 }
 

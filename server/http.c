@@ -103,8 +103,7 @@ void http_submit(struct request *r, void (*finish)(struct request *r))
     if (batcher_submit(r->mv->batcher, r->item_ptrs, r->n_items, &err) != 0) {
         atomic_store(&r->pending, 0);
         r->retry_after = 1;
-        http_reply_error(r, 503, "server overloaded: %s",
-                         err.msg[0] ? err.msg : "queue full");
+        http_reply_error(r, 503, "server overloaded: %s", err.msg[0] ? err.msg : "queue full");
         MHD_resume_connection(r->conn);
     }
 }
@@ -179,8 +178,8 @@ static int parse_version(const char *s)
 }
 
 /* First call, headers read: everything that can be refused before reading the body. */
-static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *conn,
-                             const char *url, const char *method, void **con_cls)
+static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *conn, const char *url,
+                             const char *method, void **con_cls)
 {
     struct request *r = calloc(1, sizeof *r);
     if (!r)
@@ -212,8 +211,8 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *conn,
     if (!m.route) {
         if (m.status == 405)
             snprintf(r->allow, sizeof r->allow, "%s", m.allow);
-        http_reply_error(r, m.status, m.status == 405 ? "method %s not allowed here"
-                                                      : "no such endpoint (%s)",
+        http_reply_error(r, m.status,
+                         m.status == 405 ? "method %s not allowed here" : "no such endpoint (%s)",
                          m.status == 405 ? r->method : r->path);
         return queue_reply(r);
     }
@@ -257,7 +256,7 @@ static enum MHD_Result take_body(struct request *r, const char *data, size_t n)
         return r->body_discarded > 2 * r->body_max + 65536 ? MHD_NO : MHD_YES;
     }
     if (r->body_len + n > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap * 2
+        size_t cap = r->body_cap    ? r->body_cap * 2
                      : r->body_hint ? (r->body_hint < (1u << 20) ? r->body_hint : 1u << 20)
                                     : 16384;
         while (cap < r->body_len + n)
@@ -277,8 +276,8 @@ static enum MHD_Result take_body(struct request *r, const char *data, size_t n)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_size, void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_size, void **con_cls)
 {
     struct request *r = *con_cls;
     (void)version;
@@ -292,8 +291,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (r->phase == PHASE_READ) {
         r->phase = PHASE_HANDLED;
         if (r->body_discarded)
-            http_reply_error(r, 413, "body exceeds the limit of %lld bytes for %s",
-                             r->body_max, r->route->name);
+            http_reply_error(r, 413, "body exceeds the limit of %lld bytes for %s", r->body_max,
+                             r->route->name);
         else
             r->route->handler(r);
         if (r->suspended)
@@ -377,8 +376,8 @@ struct http_server *http_start(struct app *app, struct cnn_err *err)
     struct sockaddr_in sin = {0};
     struct sockaddr_in6 sin6 = {0};
     const struct sockaddr *addr;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                         MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                         MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (inet_pton(AF_INET, cfg->listen, &sin.sin_addr) == 1) {
         sin.sin_family = AF_INET;
         sin.sin_port = htons((uint16_t)cfg->port);
@@ -395,14 +394,13 @@ struct http_server *http_start(struct app *app, struct cnn_err *err)
     }
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
         flags |= MHD_USE_EPOLL;
-    s->d = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)cfg->connection_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int)cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_END);
+    s->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_access, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->connection_limit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->per_ip_limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!s->d) {
         free(s);
         cnn_err_set(err, CNN_EIO, "cannot listen on %s port %d (in use, or not permitted)",

@@ -47,21 +47,21 @@ struct request {
     struct MHD_Connection *conn;
     const struct route *route;
     char method[16];
-    char path[256];          /* for the log, truncated */
-    char model[64];          /* {name} from the path, "" when none */
-    int version;             /* {v} from the path; 0 = the live version */
-    int64_t start_ns;        /* CLOCK_MONOTONIC */
+    char path[256];   /* for the log, truncated */
+    char model[64];   /* {name} from the path, "" when none */
+    int version;      /* {v} from the path; 0 = the live version */
+    int64_t start_ns; /* CLOCK_MONOTONIC */
     enum request_phase phase;
-    int suspended;           /* between http_submit and the resumed access-handler call */
+    int suspended; /* between http_submit and the resumed access-handler call */
 
-    char *body;              /* owned, body_len bytes (+ a NUL) */
+    char *body; /* owned, body_len bytes (+ a NUL) */
     size_t body_len, body_cap;
-    size_t body_hint;        /* Content-Length, when given */
+    size_t body_hint; /* Content-Length, when given */
     long long body_max;
     long long body_discarded; /* bytes dropped after an oversized chunked body */
 
-    int status;              /* reply; 0 = none yet */
-    char *reply;             /* owned, malloc'd */
+    int status;  /* reply; 0 = none yet */
+    char *reply; /* owned, malloc'd */
     size_t reply_len;
     const char *reply_type;
     int retry_after;         /* seconds, 0 = no header */
@@ -70,14 +70,14 @@ struct request {
 
     struct model_version *mv; /* acquired, released on completion */
     int n_items;
-    float *inputs;           /* n_items x C x H x W, owned */
-    float *outputs;          /* n_items x classes, owned */
+    float *inputs;  /* n_items x C x H x W, owned */
+    float *outputs; /* n_items x classes, owned */
     struct batcher_item *items;
     struct batcher_item **item_ptrs;
-    atomic_int pending;      /* items not yet done */
-    atomic_int failure;      /* first nonzero done status */
+    atomic_int pending;                /* items not yet done */
+    atomic_int failure;                /* first nonzero done status */
     void (*finish)(struct request *r); /* builds the reply once the items are done */
-    void *state;             /* the handler's, freed with state_free */
+    void *state;                       /* the handler's, freed with state_free */
     void (*state_free)(void *state);
 };
 

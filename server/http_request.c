@@ -15,13 +15,18 @@ int http_status_of(int code)
 {
     switch (code) {
     case CNN_EINVAL:
-    case CNN_EFORMAT: return 400;
-    case CNN_ELIMIT: return 413;
-    case CNN_ENOENT: return 404;
+    case CNN_EFORMAT:
+        return 400;
+    case CNN_ELIMIT:
+        return 413;
+    case CNN_ENOENT:
+        return 404;
     case CNN_EBUSY:
     case CNN_ENOMEM:
-    case CNN_ECANCELED: return 503;
-    default: return 500;
+    case CNN_ECANCELED:
+        return 503;
+    default:
+        return 500;
     }
 }
 
@@ -148,4 +153,3 @@ int http_batch_size(const struct request *r)
             b = r->items[i].batch_size;
     return b;
 }
-

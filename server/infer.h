@@ -17,15 +17,15 @@
 #define V2_OUTPUT_NAME "output"
 
 struct v2_model_io {
-    int c, h, w;  /* input per image */
-    int classes;  /* output per image */
+    int c, h, w; /* input per image */
+    int classes; /* output per image */
 };
 
 struct v2_limits {
-    int max_depth;               /* JSON nesting */
-    size_t max_values;           /* JSON values */
-    size_t max_tensor_elements;  /* per tensor */
-    int max_batch_items;         /* N */
+    int max_depth;              /* JSON nesting */
+    size_t max_values;          /* JSON values */
+    size_t max_tensor_elements; /* per tensor */
+    int max_batch_items;        /* N */
 };
 
 struct v2_blob {
@@ -36,15 +36,15 @@ struct v2_blob {
 enum v2_input_kind { V2_FP32 = 0, V2_BYTES = 1 };
 
 struct v2_request {
-    json_t *root;             /* owned: the JSON part */
-    const char *id;           /* borrowed from root; NULL when absent */
+    json_t *root;   /* owned: the JSON part */
+    const char *id; /* borrowed from root; NULL when absent */
     enum v2_input_kind kind;
-    int n;                    /* batch size */
-    int batched;              /* 1 when the shape had the batch dimension */
-    float *fp32;              /* V2_FP32: n*c*h*w floats, owned (free) */
-    struct v2_blob *images;   /* V2_BYTES: n encoded images, owned array */
-    int out_binary;           /* answer the output as binary data */
-    int class_k;              /* classification extension: top k per image; 0 = off */
+    int n;                  /* batch size */
+    int batched;            /* 1 when the shape had the batch dimension */
+    float *fp32;            /* V2_FP32: n*c*h*w floats, owned (free) */
+    struct v2_blob *images; /* V2_BYTES: n encoded images, owned array */
+    int out_binary;         /* answer the output as binary data */
+    int class_k;            /* classification extension: top k per image; 0 = off */
 };
 
 /* Parses body[0..len).  header_len is the Inference-Header-Content-Length header value
@@ -59,10 +59,10 @@ void v2_request_free(struct v2_request *r);
 struct v2_answer {
     const char *model;
     int version;
-    const char *id;           /* echoed when non-NULL */
+    const char *id;            /* echoed when non-NULL */
     const struct cnn_model *m; /* labels for the classification extension */
     int n, batched, classes;
-    const float *probs;       /* n * classes */
+    const float *probs; /* n * classes */
     int out_binary, class_k;
 };
 

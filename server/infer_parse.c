@@ -6,8 +6,8 @@
 #include "json_check.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,9 +106,10 @@ static int parse_fp32(const json_t *in, const long long *dims, int rank, const u
     if ((rank != 3 && rank != 4) || chw[0] != io->c || chw[1] != io->h || chw[2] != io->w) {
         char s[160];
         shape_text(dims, rank, s, sizeof s);
-        return cnn_err_set(err, CNN_EINVAL, "input shape [%s] does not match the model's "
-                           "[-1,%d,%d,%d] (or [%d,%d,%d])", s, io->c, io->h, io->w, io->c,
-                           io->h, io->w);
+        return cnn_err_set(err, CNN_EINVAL,
+                           "input shape [%s] does not match the model's "
+                           "[-1,%d,%d,%d] (or [%d,%d,%d])",
+                           s, io->c, io->h, io->w, io->c, io->h, io->w);
     }
     long long n = rank == 4 ? dims[0] : 1;
     if (n < 1)
@@ -143,14 +144,13 @@ static int parse_fp32(const json_t *in, const long long *dims, int rank, const u
     if (rc)
         return rc;
     if (got != count)
-        return cnn_err_set(err, CNN_EINVAL, "input data has %zu values, its shape %zu", got,
-                           count);
+        return cnn_err_set(err, CNN_EINVAL, "input data has %zu values, its shape %zu", got, count);
     return 0;
 }
 
-static int parse_bytes(const long long *dims, int rank, const unsigned char *bin,
-                       size_t bin_len, int has_bin, const struct v2_model_io *io,
-                       const struct v2_limits *lim, struct v2_request *out, struct cnn_err *err)
+static int parse_bytes(const long long *dims, int rank, const unsigned char *bin, size_t bin_len,
+                       int has_bin, const struct v2_model_io *io, const struct v2_limits *lim,
+                       struct v2_request *out, struct cnn_err *err)
 {
     if (!(rank == 1 || (rank == 2 && dims[1] == 1)))
         return cnn_err_set(err, CNN_EINVAL, "a BYTES input has shape [N] or [N,1]");
@@ -166,11 +166,14 @@ static int parse_bytes(const long long *dims, int rank, const unsigned char *bin
     if (rc)
         return rc;
     if (count > lim->max_tensor_elements)
-        return cnn_err_set(err, CNN_ELIMIT, "%d images make %zu input elements, the limit is "
-                           "%zu", n, count, lim->max_tensor_elements);
+        return cnn_err_set(err, CNN_ELIMIT,
+                           "%d images make %zu input elements, the limit is "
+                           "%zu",
+                           n, count, lim->max_tensor_elements);
     if (!has_bin)
-        return cnn_err_set(err, CNN_EINVAL, "a BYTES input needs the binary data extension "
-                                            "(parameters.binary_data_size)");
+        return cnn_err_set(err, CNN_EINVAL,
+                           "a BYTES input needs the binary data extension "
+                           "(parameters.binary_data_size)");
     out->images = calloc((size_t)n, sizeof *out->images);
     if (!out->images)
         return cnn_err_set(err, CNN_ENOMEM, "out of memory");
@@ -181,8 +184,8 @@ static int parse_bytes(const long long *dims, int rank, const unsigned char *bin
         size_t l = le32(bin + off);
         off += 4;
         if (l > bin_len - off)
-            return cnn_err_set(err, CNN_EINVAL, "BYTES element %d: %zu bytes, only %zu left",
-                               i, l, bin_len - off);
+            return cnn_err_set(err, CNN_EINVAL, "BYTES element %d: %zu bytes, only %zu left", i, l,
+                               bin_len - off);
         out->images[i] = (struct v2_blob){bin + off, l};
         off += l;
     }
@@ -195,8 +198,8 @@ static int parse_bytes(const long long *dims, int rank, const unsigned char *bin
 }
 
 /* The requested outputs: names, binary_data, classification. */
-static int parse_outputs(const json_t *root, const struct v2_model_io *io,
-                         struct v2_request *out, struct cnn_err *err)
+static int parse_outputs(const json_t *root, const struct v2_model_io *io, struct v2_request *out,
+                         struct cnn_err *err)
 {
     const json_t *params = json_object_get(root, "parameters");
     if (params && !json_is_object(params))
@@ -218,8 +221,10 @@ static int parse_outputs(const json_t *root, const struct v2_model_io *io,
         if (!name)
             return cnn_err_set(err, CNN_EINVAL, "outputs[%zu] needs a name", i);
         if (strcmp(name, V2_OUTPUT_NAME) != 0)
-            return cnn_err_set(err, CNN_EINVAL, "unknown output '%.40s' (the model's output "
-                                                "is '" V2_OUTPUT_NAME "')", name);
+            return cnn_err_set(err, CNN_EINVAL,
+                               "unknown output '%.40s' (the model's output "
+                               "is '" V2_OUTPUT_NAME "')",
+                               name);
         const json_t *p = json_object_get(o, "parameters");
         if (p && !json_is_object(p))
             return cnn_err_set(err, CNN_EINVAL, "outputs[%zu].parameters must be an object", i);
@@ -239,9 +244,9 @@ static int parse_outputs(const json_t *root, const struct v2_model_io *io,
     return 0;
 }
 
-static int parse_input(const json_t *root, const unsigned char *bin, size_t bin_len,
-                       int has_header, const struct v2_model_io *io,
-                       const struct v2_limits *lim, struct v2_request *out, struct cnn_err *err)
+static int parse_input(const json_t *root, const unsigned char *bin, size_t bin_len, int has_header,
+                       const struct v2_model_io *io, const struct v2_limits *lim,
+                       struct v2_request *out, struct cnn_err *err)
 {
     const json_t *inputs = json_object_get(root, "inputs");
     if (!json_is_array(inputs) || json_array_size(inputs) != 1)
@@ -253,8 +258,9 @@ static int parse_input(const json_t *root, const unsigned char *bin, size_t bin_
     if (!name || !type || !json_is_array(shape))
         return cnn_err_set(err, CNN_EINVAL, "an input needs name, datatype and shape");
     if (strcmp(name, V2_INPUT_NAME) != 0)
-        return cnn_err_set(err, CNN_EINVAL, "unknown input '%.40s' (the model's input is '"
-                                            V2_INPUT_NAME "')", name);
+        return cnn_err_set(err, CNN_EINVAL,
+                           "unknown input '%.40s' (the model's input is '" V2_INPUT_NAME "')",
+                           name);
     size_t rank = json_array_size(shape);
     if (rank < 1 || rank > MAX_RANK)
         return cnn_err_set(err, CNN_EINVAL, "shape must have 1..%d dimensions", MAX_RANK);
@@ -270,17 +276,22 @@ static int parse_input(const json_t *root, const unsigned char *bin, size_t bin_
     size_t blen = 0;
     if (bsize) {
         if (!has_header)
-            return cnn_err_set(err, CNN_EINVAL, "binary_data_size without an "
-                                                "Inference-Header-Content-Length header");
+            return cnn_err_set(err, CNN_EINVAL,
+                               "binary_data_size without an "
+                               "Inference-Header-Content-Length header");
         if (!json_is_integer(bsize) || json_integer_value(bsize) < 0 ||
             (unsigned long long)json_integer_value(bsize) > bin_len)
-            return cnn_err_set(err, CNN_EINVAL, "binary_data_size does not fit the %zu bytes "
-                                                "after the JSON header", bin_len);
+            return cnn_err_set(err, CNN_EINVAL,
+                               "binary_data_size does not fit the %zu bytes "
+                               "after the JSON header",
+                               bin_len);
         blen = (size_t)json_integer_value(bsize);
     }
     if (has_header && blen != bin_len)
-        return cnn_err_set(err, CNN_EINVAL, "%zu bytes after the JSON header, the inputs "
-                                            "claim %zu", bin_len, blen);
+        return cnn_err_set(err, CNN_EINVAL,
+                           "%zu bytes after the JSON header, the inputs "
+                           "claim %zu",
+                           bin_len, blen);
     if (strcmp(type, "FP32") == 0) {
         out->kind = V2_FP32;
         return parse_fp32(in, dims, (int)rank, bin, blen, bsize != NULL, io, lim, out, err);
@@ -289,8 +300,7 @@ static int parse_input(const json_t *root, const unsigned char *bin, size_t bin_
         out->kind = V2_BYTES;
         return parse_bytes(dims, (int)rank, bin, blen, bsize != NULL, io, lim, out, err);
     }
-    return cnn_err_set(err, CNN_EINVAL, "input datatype %.16s not supported (FP32 or BYTES)",
-                       type);
+    return cnn_err_set(err, CNN_EINVAL, "input datatype %.16s not supported (FP32 or BYTES)", type);
 }
 
 int v2_parse_request(const void *body, size_t len, const char *header_len,
@@ -303,8 +313,10 @@ int v2_parse_request(const void *body, size_t len, const char *header_len,
         if (parse_size(header_len, &jlen) != 0)
             return cnn_err_set(err, CNN_EINVAL, "bad Inference-Header-Content-Length");
         if (jlen > len)
-            return cnn_err_set(err, CNN_EINVAL, "Inference-Header-Content-Length %zu exceeds "
-                                                "the %zu-byte body", jlen, len);
+            return cnn_err_set(err, CNN_EINVAL,
+                               "Inference-Header-Content-Length %zu exceeds "
+                               "the %zu-byte body",
+                               jlen, len);
     }
     int rc = json_check_limits(body, jlen, lim->max_depth, lim->max_values, err);
     if (rc)
@@ -324,8 +336,8 @@ int v2_parse_request(const void *body, size_t len, const char *header_len,
         goto fail;
     }
     out->id = json_string_value(id);
-    rc = parse_input(out->root, (const unsigned char *)body + jlen, len - jlen,
-                     header_len != NULL, io, lim, out, err);
+    rc = parse_input(out->root, (const unsigned char *)body + jlen, len - jlen, header_len != NULL,
+                     io, lim, out, err);
     if (rc == 0)
         rc = parse_outputs(out->root, io, out, err);
     if (rc == 0) {

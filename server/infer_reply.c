@@ -127,8 +127,7 @@ int v2_build_response(const struct v2_answer *a, char **body, size_t *len, size_
     if (!b)
         jw_raw(&w, ",\"data\":[");
     int rc = a->class_k ? fill_classes(a, &w, b, err)
-                        : (fill_fp32(a, &w, b) ? cnn_err_set(err, CNN_ENOMEM, "out of memory")
-                                               : 0);
+                        : (fill_fp32(a, &w, b) ? cnn_err_set(err, CNN_ENOMEM, "out of memory") : 0);
     if (b) {
         jw_raw(&w, ",\"parameters\":{\"binary_data_size\":");
         jw_int(&w, (long long)bin.n);

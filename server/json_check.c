@@ -16,12 +16,13 @@ int json_check_limits(const char *s, size_t n, int max_depth, size_t max_values,
             continue;
         }
         switch (c) {
-        case '"': in_string = 1; break;
+        case '"':
+            in_string = 1;
+            break;
         case '[':
         case '{':
             if (++depth > max_depth)
-                return cnn_err_set(err, CNN_ELIMIT, "JSON nested deeper than %d levels",
-                                   max_depth);
+                return cnn_err_set(err, CNN_ELIMIT, "JSON nested deeper than %d levels", max_depth);
             values++;
             break;
         case ']':
@@ -29,8 +30,11 @@ int json_check_limits(const char *s, size_t n, int max_depth, size_t max_values,
             if (depth > 0)
                 depth--;
             break;
-        case ',': values++; break;
-        default: continue;
+        case ',':
+            values++;
+            break;
+        default:
+            continue;
         }
         if (values > max_values)
             return cnn_err_set(err, CNN_ELIMIT, "JSON has more than %zu values", max_values);

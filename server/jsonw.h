@@ -9,9 +9,9 @@
 #include <stddef.h>
 
 struct jsonw {
-    char *p;     /* owned until jw_finish */
+    char *p; /* owned until jw_finish */
     size_t n, cap;
-    int failed;  /* an allocation failed: jw_finish returns NULL */
+    int failed; /* an allocation failed: jw_finish returns NULL */
 };
 
 /* Appends text as it is (JSON punctuation, keys already quoted). */

@@ -78,7 +78,7 @@ static int drain(struct app *app, struct http_server *http, const sigset_t *set,
     atomic_store(&app->draining, 1);
     http_quiesce(http);
     log_always("draining signal=%s in_flight=%d timeout_ms=%d", strsignal(sig),
-             atomic_load(&app->in_flight), app->cfg->drain_timeout_ms);
+               atomic_load(&app->in_flight), app->cfg->drain_timeout_ms);
     int64_t deadline = mono_ms() + app->cfg->drain_timeout_ms;
     for (;;) {
         int left = atomic_load(&app->in_flight);
@@ -91,8 +91,8 @@ static int drain(struct app *app, struct http_server *http, const sigset_t *set,
         struct timespec tick = {0, 10 * 1000 * 1000};
         int got = sigtimedwait(set, NULL, &tick);
         if (got == SIGTERM || got == SIGINT) {
-            log_warn("second signal=%s during drain in_flight=%d: exiting at once",
-                     strsignal(got), left);
+            log_warn("second signal=%s during drain in_flight=%d: exiting at once", strsignal(got),
+                     left);
             return 1;
         }
     }
@@ -108,10 +108,17 @@ int main(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     switch (config_load(&cfg, argc, argv, environ, cores > 0 ? (int)cores : 1, note_env, errbuf,
                         sizeof errbuf)) {
-    case CONFIG_HELP: config_print_help(stdout); return 0;
-    case CONFIG_VERSION: printf("cnnd %s\n", config_version()); return 0;
-    case CONFIG_ERROR: fprintf(stderr, "cnnd: %s\n", errbuf); return 2;
-    default: break;
+    case CONFIG_HELP:
+        config_print_help(stdout);
+        return 0;
+    case CONFIG_VERSION:
+        printf("cnnd %s\n", config_version());
+        return 0;
+    case CONFIG_ERROR:
+        fprintf(stderr, "cnnd: %s\n", errbuf);
+        return 2;
+    default:
+        break;
     }
     log_setup((enum log_level)cfg.log_level, cfg.log_format == CONFIG_LOG_JSON);
     if (env_warnings[0])
@@ -134,7 +141,7 @@ int main(int argc, char **argv)
     char desc[3000];
     config_describe(&cfg, desc, sizeof desc);
     log_always("starting version=%s blas=%s cores=%ld %s", config_version(), cnn_gemm_backend(),
-             cores, desc);
+               cores, desc);
 
     struct app app = {.cfg = &cfg};
     atomic_init(&app.draining, 0);
@@ -175,7 +182,7 @@ int main(int argc, char **argv)
         return 1;
     }
     log_always("listening port=%d address=%s threads=%d failed_versions=%d", http_port(http),
-             cfg.listen, cfg.threads, failed);
+               cfg.listen, cfg.threads, failed);
 
     /* One-second ticks: the poll timer, and giving freed model memory back to the system
      * (glibc keeps it otherwise, and RSS would ratchet up with every swapped version). */

@@ -23,11 +23,11 @@ struct row {
 
 struct hist {
     const char *name, *help;
-    int n;                                   /* finite buckets */
-    unsigned long long bound[MAX_BUCKETS];   /* upper bounds in units (ns or items) */
-    double scale;                            /* unit -> exported value */
-    atomic_ullong bucket[MAX_BUCKETS + 1];   /* per bucket (not cumulative); last = +Inf */
-    atomic_ullong sum;                       /* in units */
+    int n;                                 /* finite buckets */
+    unsigned long long bound[MAX_BUCKETS]; /* upper bounds in units (ns or items) */
+    double scale;                          /* unit -> exported value */
+    atomic_ullong bucket[MAX_BUCKETS + 1]; /* per bucket (not cumulative); last = +Inf */
+    atomic_ullong sum;                     /* in units */
 };
 
 struct metrics {
@@ -39,7 +39,7 @@ struct metrics {
 };
 
 static const double LATENCY_S[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                   0.25,   0.5,   1,      2.5,   5,    10,   30};
+                                   0.25,   0.5,   1,      2.5,   5,    10,    30};
 static const double BATCH[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
 
 static void hist_init(struct hist *h, const char *name, const char *help, const double *bounds,
@@ -218,8 +218,7 @@ static void emit_hist(struct out *o, struct hist *h)
     for (int i = 0; i <= h->n; i++) {
         cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
         if (i < h->n)
-            emit(o, "%s_bucket{le=\"%.9g\"} %llu\n", h->name, (double)h->bound[i] * h->scale,
-                 cum);
+            emit(o, "%s_bucket{le=\"%.9g\"} %llu\n", h->name, (double)h->bound[i] * h->scale, cum);
         else
             emit(o, "%s_bucket{le=\"+Inf\"} %llu\n", h->name, cum);
     }
@@ -234,8 +233,9 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
     if (!o.p)
         return NULL;
     char e1[2 * MODEL_MAX], e2[2 * MODEL_MAX];
-    emit(&o, "# HELP cnnd_build_info cnnd version.\n# TYPE cnnd_build_info gauge\n"
-             "cnnd_build_info{version=\"%s\"} 1\n",
+    emit(&o,
+         "# HELP cnnd_build_info cnnd version.\n# TYPE cnnd_build_info gauge\n"
+         "cnnd_build_info{version=\"%s\"} 1\n",
          config_version());
     emit(&o, "# HELP cnnd_requests_total HTTP requests answered, by model, route and status.\n"
              "# TYPE cnnd_requests_total counter\n");
@@ -246,14 +246,15 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
              esc(r->model, e1, sizeof e1), esc(r->route, e2, sizeof e2), r->status,
              atomic_load_explicit(&r->count, memory_order_relaxed));
     }
-    unsigned long long other = atomic_load_explicit(&m->rows[MAX_ROWS - 1].count,
-                                                    memory_order_relaxed);
+    unsigned long long other =
+        atomic_load_explicit(&m->rows[MAX_ROWS - 1].count, memory_order_relaxed);
     if (other)
         emit(&o, "cnnd_requests_total{model=\"_other\",route=\"_other\",status=\"0\"} %llu\n",
              other);
-    emit(&o, "# HELP cnnd_expired_requests_total Requests answered 503 because they waited "
-             "in a queue past request_timeout_ms (not computed).\n"
-             "# TYPE cnnd_expired_requests_total counter\ncnnd_expired_requests_total %llu\n",
+    emit(&o,
+         "# HELP cnnd_expired_requests_total Requests answered 503 because they waited "
+         "in a queue past request_timeout_ms (not computed).\n"
+         "# TYPE cnnd_expired_requests_total counter\ncnnd_expired_requests_total %llu\n",
          atomic_load_explicit(&m->expired, memory_order_relaxed));
     emit_hist(&o, &m->request);
     emit_hist(&o, &m->queue_wait);
@@ -285,10 +286,11 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
         if (g->versions[i].live)
             emit(&o, "cnnd_live_version{model=\"%s\"} %d\n",
                  esc(g->versions[i].model, e1, sizeof e1), g->versions[i].version);
-    emit(&o, "# HELP cnnd_requests_in_flight Requests being handled.\n"
-             "# TYPE cnnd_requests_in_flight gauge\ncnnd_requests_in_flight %d\n"
-             "# HELP cnnd_ready 1 when the server is ready for inference.\n"
-             "# TYPE cnnd_ready gauge\ncnnd_ready %d\n",
+    emit(&o,
+         "# HELP cnnd_requests_in_flight Requests being handled.\n"
+         "# TYPE cnnd_requests_in_flight gauge\ncnnd_requests_in_flight %d\n"
+         "# HELP cnnd_ready 1 when the server is ready for inference.\n"
+         "# TYPE cnnd_ready gauge\ncnnd_ready %d\n",
          g->in_flight, g->ready);
     if (o.failed) {
         free(o.p);

@@ -42,8 +42,8 @@ struct metrics_version {
 struct metrics_gauges {
     const struct metrics_version *versions;
     int n_versions;
-    int in_flight;   /* requests being handled */
-    int ready;       /* 1 when /v2/health/ready answers 200 */
+    int in_flight; /* requests being handled */
+    int ready;     /* 1 when /v2/health/ready answers 200 */
 };
 
 /* The exposition text, malloc'd (free it), *len bytes; NULL when out of memory. */

@@ -83,8 +83,8 @@ int mime_param(const char *value, const char *key, char *out, size_t cap, struct
         }
         if (want) {
             if (n >= cap)
-                return cnn_err_set(err, CNN_EINVAL, "parameter %s longer than %zu characters",
-                                   key, cap - 1);
+                return cnn_err_set(err, CNN_EINVAL, "parameter %s longer than %zu characters", key,
+                                   cap - 1);
             out[n] = '\0';
             return 0;
         }
@@ -114,15 +114,15 @@ int mp_boundary(const char *content_type, char *out, size_t cap, struct cnn_err 
                            BOUNDARY_MAX);
     for (size_t i = 0; i < n; i++)
         if (!bchar((unsigned char)b[i]))
-            return cnn_err_set(err, CNN_EINVAL, "multipart boundary holds a character RFC 2046 "
-                                                "does not allow");
+            return cnn_err_set(err, CNN_EINVAL,
+                               "multipart boundary holds a character RFC 2046 "
+                               "does not allow");
     memcpy(out, b, n + 1);
     return 0;
 }
 
 /* Parses the header block h[0..n) (lines separated by CRLF) of part `index` into p. */
-static int parse_headers(const char *h, size_t n, int index, struct mp_part *p,
-                         struct cnn_err *err)
+static int parse_headers(const char *h, size_t n, int index, struct mp_part *p, struct cnn_err *err)
 {
     char line[MP_MAX_HEADER_BYTES + 1];
     int have_disposition = 0;
@@ -140,24 +140,23 @@ static int parse_headers(const char *h, size_t n, int index, struct mp_part *p,
         const char *value = skip_ows(colon + 1);
         if (strcasecmp(line, "Content-Disposition") == 0) {
             if (!mime_type_is(value, "form-data"))
-                return cnn_err_set(err, CNN_EINVAL, "part %d: Content-Disposition is not "
-                                                    "form-data", index + 1);
+                return cnn_err_set(err, CNN_EINVAL,
+                                   "part %d: Content-Disposition is not "
+                                   "form-data",
+                                   index + 1);
             have_disposition = 1;
             int rc = mime_param(value, "name", p->name, sizeof p->name, err);
             if (rc == CNN_ENOENT)
-                return cnn_err_set(err, CNN_EINVAL, "part %d: form-data without a name",
-                                   index + 1);
+                return cnn_err_set(err, CNN_EINVAL, "part %d: form-data without a name", index + 1);
             if (rc)
                 return cnn_err_set(err, CNN_EINVAL, "part %d: bad name parameter", index + 1);
             rc = mime_param(value, "filename", p->filename, sizeof p->filename, err);
             if (rc && rc != CNN_ENOENT)
-                return cnn_err_set(err, CNN_EINVAL, "part %d: bad filename parameter",
-                                   index + 1);
+                return cnn_err_set(err, CNN_EINVAL, "part %d: bad filename parameter", index + 1);
         } else if (strcasecmp(line, "Content-Type") == 0) {
             size_t vlen = strlen(value);
             if (vlen >= sizeof p->content_type)
-                return cnn_err_set(err, CNN_EINVAL, "part %d: Content-Type too long",
-                                   index + 1);
+                return cnn_err_set(err, CNN_EINVAL, "part %d: Content-Type too long", index + 1);
             memcpy(p->content_type, value, vlen + 1);
         }
     }
@@ -196,8 +195,10 @@ int mp_parse(const void *body, size_t len, const char *boundary, struct mp_part 
         while (q < len && (b[q] == ' ' || b[q] == '\t'))
             q++;
         if (q + 2 > len || b[q] != '\r' || b[q + 1] != '\n')
-            return cnn_err_set(err, CNN_EINVAL, "multipart body truncated or malformed after "
-                                                "boundary %d", count + 1);
+            return cnn_err_set(err, CNN_EINVAL,
+                               "multipart body truncated or malformed after "
+                               "boundary %d",
+                               count + 1);
         q += 2;
         if (count == max_parts)
             return cnn_err_set(err, CNN_ELIMIT, "more than %d multipart parts", max_parts);
@@ -216,14 +217,13 @@ int mp_parse(const void *body, size_t len, const char *boundary, struct mp_part 
             const unsigned char *e = find(b + q, window, "\r\n\r\n", 4);
             if (!e)
                 return window == len - q
-                           ? cnn_err_set(err, CNN_EINVAL, "part %d: headers truncated",
-                                         count + 1)
+                           ? cnn_err_set(err, CNN_EINVAL, "part %d: headers truncated", count + 1)
                            : cnn_err_set(err, CNN_ELIMIT, "part %d: headers over %d bytes",
                                          count + 1, MP_MAX_HEADER_BYTES);
             size_t hlen = (size_t)(e - (b + q));
             if (hlen > MP_MAX_HEADER_BYTES)
-                return cnn_err_set(err, CNN_ELIMIT, "part %d: headers over %d bytes",
-                                   count + 1, MP_MAX_HEADER_BYTES);
+                return cnn_err_set(err, CNN_ELIMIT, "part %d: headers over %d bytes", count + 1,
+                                   MP_MAX_HEADER_BYTES);
             int rc = parse_headers((const char *)b + q, hlen, count, part, err);
             if (rc)
                 return rc;
@@ -231,8 +231,10 @@ int mp_parse(const void *body, size_t len, const char *boundary, struct mp_part 
         }
         const unsigned char *next = find(b + data, len - data, delim, dlen + 2);
         if (!next)
-            return cnn_err_set(err, CNN_EINVAL, "multipart body truncated: part %d has no "
-                                                "closing boundary", count + 1);
+            return cnn_err_set(err, CNN_EINVAL,
+                               "multipart body truncated: part %d has no "
+                               "closing boundary",
+                               count + 1);
         part->data = b + data;
         part->len = (size_t)(next - (b + data));
         count++;

@@ -12,7 +12,7 @@ struct request;
 enum route_body { BODY_NONE = 0, BODY_CLASSIFY, BODY_INFER };
 
 struct route {
-    const char *method;   /* "GET" routes also answer HEAD */
+    const char *method; /* "GET" routes also answer HEAD */
     const char *pattern;
     const char *name;     /* metrics label, e.g. "v2_infer" */
     enum route_body body; /* which configured body limit applies */

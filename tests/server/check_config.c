@@ -20,8 +20,7 @@ static char errbuf[CONFIG_ERR_MAX];
 static const char *write_conf(int slot, const char *text)
 {
     static char paths[4][64];
-    snprintf(paths[slot], sizeof paths[slot], "/tmp/check_config_%d_%d.conf", (int)getpid(),
-             slot);
+    snprintf(paths[slot], sizeof paths[slot], "/tmp/check_config_%d_%d.conf", (int)getpid(), slot);
     FILE *f = fopen(paths[slot], "w");
     ck_assert_ptr_nonnull(f);
     fputs(text, f);
@@ -212,8 +211,9 @@ START_TEST(test_flags_override_file_and_env_overrides_both)
 {
     const char *path = write_conf(1, "[server]\nport = 9000\nthreads = 2\n"
                                      "[batching]\nmax_batch_size = 16\nmax_queue_size = 100\n");
-    char *argv[] = {"cnnd", "--config", (char *)path, "--port", "9001",
-                    "--max-batch-size=4", "--max_queue_delay_us", "5", NULL};
+    char *argv[] = {"cnnd", "--config",           (char *)path,           "--port",
+                    "9001", "--max-batch-size=4", "--max_queue_delay_us", "5",
+                    NULL};
     char *env[] = {"HOME=/root", "CNND_PORT=9002", "CNND_MAX_QUEUE_SIZE=200",
                    "CNND_SOMETHING_ELSE=1", NULL};
     struct config c;
@@ -221,13 +221,13 @@ START_TEST(test_flags_override_file_and_env_overrides_both)
     int rc = config_load(&c, 8, argv, env, 4, count_warning, errbuf, sizeof errbuf);
     unlink(path);
     ck_assert_msg(rc == CONFIG_OK, "%s", errbuf);
-    ck_assert_int_eq(c.port, 9002);           /* file 9000 < flag 9001 < env 9002 */
-    ck_assert_int_eq(c.threads, 2);           /* file only */
-    ck_assert_int_eq(c.max_batch_size, 4);    /* flag over file */
+    ck_assert_int_eq(c.port, 9002);            /* file 9000 < flag 9001 < env 9002 */
+    ck_assert_int_eq(c.threads, 2);            /* file only */
+    ck_assert_int_eq(c.max_batch_size, 4);     /* flag over file */
     ck_assert_int_eq(c.max_queue_delay_us, 5); /* flag only */
-    ck_assert_int_eq(c.max_queue_size, 200);  /* env over file */
-    ck_assert_int_eq(c.instances, 4);         /* auto: 4 cores / 1 BLAS thread */
-    ck_assert_int_eq(warned, 1);              /* CNND_SOMETHING_ELSE */
+    ck_assert_int_eq(c.max_queue_size, 200);   /* env over file */
+    ck_assert_int_eq(c.instances, 4);          /* auto: 4 cores / 1 BLAS thread */
+    ck_assert_int_eq(warned, 1);               /* CNND_SOMETHING_ELSE */
 }
 END_TEST
 
@@ -235,20 +235,16 @@ START_TEST(test_flag_and_env_errors)
 {
     struct config c;
     char *a1[] = {"cnnd", "--nosuch", "1", NULL};
-    ck_assert_int_eq(config_load(&c, 3, a1, NULL, 2, NULL, errbuf, sizeof errbuf),
-                     CONFIG_ERROR);
+    ck_assert_int_eq(config_load(&c, 3, a1, NULL, 2, NULL, errbuf, sizeof errbuf), CONFIG_ERROR);
     ck_assert_str_eq(errbuf, "command line: option --nosuch: unknown option");
     char *a2[] = {"cnnd", "--port", NULL};
-    ck_assert_int_eq(config_load(&c, 2, a2, NULL, 2, NULL, errbuf, sizeof errbuf),
-                     CONFIG_ERROR);
+    ck_assert_int_eq(config_load(&c, 2, a2, NULL, 2, NULL, errbuf, sizeof errbuf), CONFIG_ERROR);
     ck_assert_str_eq(errbuf, "command line: option --port: needs a value");
     char *a3[] = {"cnnd", "stray", NULL};
-    ck_assert_int_eq(config_load(&c, 2, a3, NULL, 2, NULL, errbuf, sizeof errbuf),
-                     CONFIG_ERROR);
+    ck_assert_int_eq(config_load(&c, 2, a3, NULL, 2, NULL, errbuf, sizeof errbuf), CONFIG_ERROR);
     ck_assert_str_eq(errbuf, "command line: unexpected argument 'stray'");
     char *a4[] = {"cnnd", "--port=-1", NULL};
-    ck_assert_int_eq(config_load(&c, 2, a4, NULL, 2, NULL, errbuf, sizeof errbuf),
-                     CONFIG_ERROR);
+    ck_assert_int_eq(config_load(&c, 2, a4, NULL, 2, NULL, errbuf, sizeof errbuf), CONFIG_ERROR);
     ck_assert_str_eq(errbuf, "command line: option port: -1 is outside 0..65535");
     char *a5[] = {"cnnd", NULL};
     char *e5[] = {"CNND_LOG_LEVEL=loud", NULL};
@@ -256,13 +252,11 @@ START_TEST(test_flag_and_env_errors)
     ck_assert_str_eq(errbuf, "environment CNND_LOG_LEVEL: option log_level: 'loud' is not "
                              "one of debug|info|warn|error");
     char *a6[] = {"cnnd", "--config", "/nonexistent.conf", NULL};
-    ck_assert_int_eq(config_load(&c, 3, a6, NULL, 2, NULL, errbuf, sizeof errbuf),
-                     CONFIG_ERROR);
+    ck_assert_int_eq(config_load(&c, 3, a6, NULL, 2, NULL, errbuf, sizeof errbuf), CONFIG_ERROR);
     char *a7[] = {"cnnd", "--port", "1", "--help", NULL};
     ck_assert_int_eq(config_load(&c, 4, a7, NULL, 2, NULL, errbuf, sizeof errbuf), CONFIG_HELP);
     char *a8[] = {"cnnd", "--version", NULL};
-    ck_assert_int_eq(config_load(&c, 2, a8, NULL, 2, NULL, errbuf, sizeof errbuf),
-                     CONFIG_VERSION);
+    ck_assert_int_eq(config_load(&c, 2, a8, NULL, 2, NULL, errbuf, sizeof errbuf), CONFIG_VERSION);
 }
 END_TEST
 
@@ -275,8 +269,7 @@ START_TEST(test_cross_option_errors_name_where_the_option_was_set)
     ck_assert_int_eq(rc, CONFIG_ERROR);
     char want[200];
     snprintf(want, sizeof want,
-             "%s:3: option instances: instances (3) x blas_threads (1) exceeds the 2 cores",
-             path);
+             "%s:3: option instances: instances (3) x blas_threads (1) exceeds the 2 cores", path);
     ck_assert_str_eq(errbuf, want);
     char *env[] = {"CNND_MAX_BATCH_ITEMS=2000", NULL};
     rc = config_load(&c, 1, argv, env, 2, NULL, errbuf, sizeof errbuf);
@@ -290,19 +283,32 @@ END_TEST
 START_TEST(test_help_lists_every_option_with_its_default)
 {
     static const char *const want[][2] = {
-        {"listen", "0.0.0.0"},         {"port", "8080"},
-        {"threads", "0"},              {"connection_limit", "1024"},
-        {"per_ip_limit", "256"},       {"connection_timeout_s", "60"},
-        {"request_timeout_ms", "10000"}, {"drain_timeout_ms", "30000"},
-        {"model_repository", "models/repository"}, {"poll_interval_s", "0"},
-        {"max_versions", "1"},         {"max_batch_size", "32"},
-        {"max_queue_delay_us", "2000"}, {"max_queue_size", "1024"},
-        {"instances", "0"},            {"blas_threads", "1"},
-        {"classify_max_body", "8M"},   {"infer_max_body", "64M"},
-        {"max_image_pixels", "16M"},   {"max_json_depth", "32"},
-        {"max_json_values", "1M"},     {"max_multipart_parts", "64"},
-        {"max_tensor_elements", "16M"}, {"max_batch_items", "64"},
-        {"log_level", "info"},         {"log_format", "text"},
+        {"listen", "0.0.0.0"},
+        {"port", "8080"},
+        {"threads", "0"},
+        {"connection_limit", "1024"},
+        {"per_ip_limit", "256"},
+        {"connection_timeout_s", "60"},
+        {"request_timeout_ms", "10000"},
+        {"drain_timeout_ms", "30000"},
+        {"model_repository", "models/repository"},
+        {"poll_interval_s", "0"},
+        {"max_versions", "1"},
+        {"max_batch_size", "32"},
+        {"max_queue_delay_us", "2000"},
+        {"max_queue_size", "1024"},
+        {"instances", "0"},
+        {"blas_threads", "1"},
+        {"classify_max_body", "8M"},
+        {"infer_max_body", "64M"},
+        {"max_image_pixels", "16M"},
+        {"max_json_depth", "32"},
+        {"max_json_values", "1M"},
+        {"max_multipart_parts", "64"},
+        {"max_tensor_elements", "16M"},
+        {"max_batch_items", "64"},
+        {"log_level", "info"},
+        {"log_format", "text"},
     };
     char *text = NULL;
     size_t len = 0;

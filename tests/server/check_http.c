@@ -143,8 +143,8 @@ static size_t make_multipart(struct buf *b, const unsigned char *img, size_t img
     return end;
 }
 
-static const unsigned char IMG[] = {0x89, 'P', 'N', 'G', '\r', '\n', '-', '-', 'x', 'Y',
-                                    'z', '\r', '\n', 0, 255, '-', '-', '\r', '\n', 7};
+static const unsigned char IMG[] = {0x89, 'P',  'N',  'G', '\r', '\n', '-', '-',  'x',  'Y',
+                                    'z',  '\r', '\n', 0,   255,  '-',  '-', '\r', '\n', 7};
 
 START_TEST(test_multipart_valid_body_splits_into_parts)
 {
@@ -211,13 +211,13 @@ START_TEST(test_multipart_limits_and_hostile_headers)
     free(b.p);
 
     static const char *const bad[] = {
-        "--B\r\nContent-Type: image/png\r\n\r\nx\r\n--B--",           /* no disposition */
-        "--B\r\nContent-Disposition: attachment; name=f\r\n\r\nx\r\n--B--", /* not form-data */
-        "--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--",     /* no name */
+        "--B\r\nContent-Type: image/png\r\n\r\nx\r\n--B--",                  /* no disposition */
+        "--B\r\nContent-Disposition: attachment; name=f\r\n\r\nx\r\n--B--",  /* not form-data */
+        "--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--",           /* no name */
         "--B\r\nContent-Disposition: form-data; name=\"f\r\n\r\nx\r\n--B--", /* open quote */
-        "--B\r\nno colon here\r\n\r\nx\r\n--B--",                      /* malformed line */
-        "--B\r\n\r\nx\r\n--B--",                                       /* no headers */
-        "--B--",                                                       /* no parts */
+        "--B\r\nno colon here\r\n\r\nx\r\n--B--",                            /* malformed line */
+        "--B\r\n\r\nx\r\n--B--",                                             /* no headers */
+        "--B--",                                                             /* no parts */
         "--Bjunk\r\nContent-Disposition: form-data; name=f\r\n\r\nx\r\n--B--",
         "no boundary anywhere",
         "",
@@ -259,9 +259,8 @@ START_TEST(test_mime_params_and_boundary)
     ck_assert(mime_type_is("  Image/PNG ; q=1", "image/png"));
     ck_assert(!mime_type_is("image/pngx", "image/png"));
     ck_assert(!mime_type_is(NULL, "image/png"));
-    ck_assert_int_eq(mime_param("form-data; NAME = \"a\\\\b\\\"c\" ; x=1", "name", out,
-                                sizeof out, &err),
-                     0);
+    ck_assert_int_eq(
+        mime_param("form-data; NAME = \"a\\\\b\\\"c\" ; x=1", "name", out, sizeof out, &err), 0);
     ck_assert_str_eq(out, "a\\b\"c");
     ck_assert_int_eq(mime_param("t; flag; x= 7 ", "x", out, sizeof out, &err), 0);
     ck_assert_str_eq(out, "7");
@@ -272,8 +271,7 @@ START_TEST(test_mime_params_and_boundary)
 
     ck_assert_int_eq(mp_boundary("multipart/form-data; boundary=abc", out, sizeof out, &err), 0);
     ck_assert_str_eq(out, "abc");
-    ck_assert_int_eq(mp_boundary("multipart/form-data; boundary=\"a b:c\"", out, sizeof out,
-                                 &err),
+    ck_assert_int_eq(mp_boundary("multipart/form-data; boundary=\"a b:c\"", out, sizeof out, &err),
                      0);
     ck_assert_str_eq(out, "a b:c");
     char long_b[120];
@@ -389,8 +387,7 @@ START_TEST(test_v2_bad_requests_are_refused_with_the_right_code)
         {"{\"id\":7,\"inputs\":[]}", CNN_EINVAL},
         {"{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[2,3,2],\"data\":[]}]}",
          CNN_EINVAL},
-        {"{\"inputs\":[{\"name\":\"input\",\"datatype\":\"INT8\",\"shape\":[2,3,2]}]}",
-         CNN_EINVAL},
+        {"{\"inputs\":[{\"name\":\"input\",\"datatype\":\"INT8\",\"shape\":[2,3,2]}]}", CNN_EINVAL},
         {"{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,3,3,2],"
          "\"data\":[]}]}",
          CNN_EINVAL}, /* wrong C */
@@ -493,23 +490,20 @@ START_TEST(test_v2_binary_fp32_input)
     snprintf(hlen, sizeof hlen, "%zu", strlen(head));
     struct v2_request r;
     struct cnn_err err = {0};
-    ck_assert_msg(v2_parse_request(body.p, body.n, hlen, &IO, &LIM, &r, &err) == 0, "%s",
-                  err.msg);
+    ck_assert_msg(v2_parse_request(body.p, body.n, hlen, &IO, &LIM, &r, &err) == 0, "%s", err.msg);
     for (int i = 0; i < 12; i++)
         ck_assert(r.fp32[i] == want[i]);
     v2_request_free(&r);
     /* one byte short, one byte extra, wrong header values */
-    ck_assert_int_eq(v2_parse_request(body.p, body.n - 1, hlen, &IO, &LIM, &r, &err),
-                     CNN_EINVAL);
+    ck_assert_int_eq(v2_parse_request(body.p, body.n - 1, hlen, &IO, &LIM, &r, &err), CNN_EINVAL);
     put(&body, "x", 1);
     ck_assert_int_eq(v2_parse_request(body.p, body.n, hlen, &IO, &LIM, &r, &err), CNN_EINVAL);
     ck_assert_int_eq(v2_parse_request(body.p, body.n, "12x", &IO, &LIM, &r, &err), CNN_EINVAL);
-    ck_assert_int_eq(v2_parse_request(body.p, body.n, "99999", &IO, &LIM, &r, &err),
-                     CNN_EINVAL);
+    ck_assert_int_eq(v2_parse_request(body.p, body.n, "99999", &IO, &LIM, &r, &err), CNN_EINVAL);
     ck_assert_int_eq(v2_parse_request(body.p, body.n, "", &IO, &LIM, &r, &err), CNN_EINVAL);
-    ck_assert_int_eq(v2_parse_request(body.p, body.n, "99999999999999999999999", &IO, &LIM, &r,
-                                      &err),
-                     CNN_EINVAL);
+    ck_assert_int_eq(
+        v2_parse_request(body.p, body.n, "99999999999999999999999", &IO, &LIM, &r, &err),
+        CNN_EINVAL);
     free(body.p);
 }
 END_TEST
@@ -536,8 +530,7 @@ START_TEST(test_v2_bytes_images_in_binary)
     snprintf(hlen, sizeof hlen, "%zu", strlen(head));
     struct v2_request r;
     struct cnn_err err = {0};
-    ck_assert_msg(v2_parse_request(body.p, body.n, hlen, &IO, &LIM, &r, &err) == 0, "%s",
-                  err.msg);
+    ck_assert_msg(v2_parse_request(body.p, body.n, hlen, &IO, &LIM, &r, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(r.kind, V2_BYTES);
     ck_assert_int_eq(r.n, 3);
     ck_assert_int_eq(r.class_k, 2);
@@ -640,13 +633,17 @@ START_TEST(test_classification_string_format)
 }
 END_TEST
 
-static const float PROBS[2 * 5] = {0.1f, 0.4f, 0.05f, 0.3f, 0.15f,
-                                   0.6f, 0.1f, 0.1f, 0.05f, 0.15f};
+static const float PROBS[2 * 5] = {0.1f, 0.4f, 0.05f, 0.3f, 0.15f, 0.6f, 0.1f, 0.1f, 0.05f, 0.15f};
 
 START_TEST(test_v2_response_fp32_json_and_binary)
 {
-    struct v2_answer a = {.model = "m", .version = 3, .id = "abc", .n = 2, .batched = 1,
-                          .classes = 5, .probs = PROBS};
+    struct v2_answer a = {.model = "m",
+                          .version = 3,
+                          .id = "abc",
+                          .n = 2,
+                          .batched = 1,
+                          .classes = 5,
+                          .probs = PROBS};
     char *body;
     size_t len, hlen;
     struct cnn_err err = {0};
@@ -697,8 +694,14 @@ START_TEST(test_v2_response_classification_json_and_binary)
 {
     struct cnn_model *m = stm_model(3); /* labels c0..c3: use 4 classes of PROBS rows */
     static const float P[2 * 4] = {0.1f, 0.4f, 0.2f, 0.3f, 0.7f, 0.1f, 0.1f, 0.1f};
-    struct v2_answer a = {.model = "m", .version = 1, .m = m, .n = 2, .batched = 1,
-                          .classes = 4, .probs = P, .class_k = 2};
+    struct v2_answer a = {.model = "m",
+                          .version = 1,
+                          .m = m,
+                          .n = 2,
+                          .batched = 1,
+                          .classes = 4,
+                          .probs = P,
+                          .class_k = 2};
     /* expected, written out: row 0 -> 1 (0.4), 3 (0.3); row 1 -> 0 (0.7), then the tie
      * 1/2/3 at 0.1 goes to the lowest index, 1 */
     char want[4][48];
@@ -783,15 +786,24 @@ END_TEST
  * floats read back as the same float; all of it valid JSON for jansson. */
 START_TEST(test_json_writer_strings_and_numbers)
 {
-    static const char *const in[] = {"plain", "q\"b\\s/", "tab\tnl\ncr\r\x01\x1f",
+    static const char *const in[] = {"plain",
+                                     "q\"b\\s/",
+                                     "tab\tnl\ncr\r\x01\x1f",
                                      "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
-                                     "bad\xe9x\xc3", "\xed\xa0\x80surrogate",
-                                     "\xc0\xafoverlong", ""};
-    static const char *const want[] = {"plain", "q\"b\\s/", "tab\tnl\ncr\r\x01\x1f",
+                                     "bad\xe9x\xc3",
+                                     "\xed\xa0\x80surrogate",
+                                     "\xc0\xafoverlong",
+                                     ""};
+    static const char *const want[] = {"plain",
+                                       "q\"b\\s/",
+                                       "tab\tnl\ncr\r\x01\x1f",
                                        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
-                                       "bad?x?", "???surrogate", "??overlong", ""};
-    static const float nums[] = {0.0f, 1.0f, -3.0f, 0.1f, 1e-7f, 3.4e38f, 0.254097074f,
-                                 -1.17549435e-38f, 123456789.0f};
+                                       "bad?x?",
+                                       "???surrogate",
+                                       "??overlong",
+                                       ""};
+    static const float nums[] = {
+        0.0f, 1.0f, -3.0f, 0.1f, 1e-7f, 3.4e38f, 0.254097074f, -1.17549435e-38f, 123456789.0f};
     struct jsonw w = {0};
     jw_raw(&w, "{\"s\":[");
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
@@ -863,9 +875,17 @@ START_TEST(test_router_matches_captures_and_refuses)
     router_match("DELETE", "/v2/models/fashion", &m);
     ck_assert_int_eq(m.status, 405);
     ck_assert_str_eq(m.allow, "GET, HEAD");
-    static const char *const missing[] = {
-        "/", "/v2/", "/v1/models/", "/v1/models//classify", "/v2/models/x/versions//infer",
-        "/v2/models/x/infer/", "//v2", "/v2/health", "/v2/health/live/x", "/metricsx", ""};
+    static const char *const missing[] = {"/",
+                                          "/v2/",
+                                          "/v1/models/",
+                                          "/v1/models//classify",
+                                          "/v2/models/x/versions//infer",
+                                          "/v2/models/x/infer/",
+                                          "//v2",
+                                          "/v2/health",
+                                          "/v2/health/live/x",
+                                          "/metricsx",
+                                          ""};
     for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
         router_match("GET", missing[i], &m);
         ck_assert_msg(m.route == NULL && m.status == 404, "'%s' matched", missing[i]);
