@@ -1,7 +1,8 @@
 /* Suite `dataset`: IDX files and class folders the tests write themselves (plain and gzip
  * IDX, PNG images through libpng's simplified writer), every header corruption rejected with
  * its code, pixels and normalisation against values computed here, seeded shuffling,
- * stratified split sizes, class subsets and augmentation against a naive shift/flip. */
+ * stratified split sizes, class subsets and augmentation against a naive shift/flip.  The
+ * train-loop and `cnn train`/`cnn eval` cases are in check_train_loop.c. */
 #include "dataset.h"
 
 #include <check.h>
@@ -661,6 +662,8 @@ START_TEST(test_augment_is_a_seeded_shift_or_flip)
 }
 END_TEST
 
+TCase *train_loop_tcase(void); /* check_train_loop.c */
+
 Suite *dataset_suite(void)
 {
     Suite *s = suite_create("dataset");
@@ -683,5 +686,6 @@ Suite *dataset_suite(void)
     tcase_add_test(order, test_keep_classes_renumbers_and_compacts);
     tcase_add_test(order, test_augment_is_a_seeded_shift_or_flip);
     suite_add_tcase(s, order);
+    suite_add_tcase(s, train_loop_tcase());
     return s;
 }
