@@ -34,8 +34,7 @@ static int check_preproc(const struct cnn_preproc *pp, struct cnn_err *err)
     if (!pp)
         return cnn_err_set(err, CNN_EINVAL, "dataset: no preprocessing given");
     if (pp->c != 1 && pp->c != 3)
-        return cnn_err_set(err, CNN_EINVAL, "dataset: model input has %d channels (1 or 3)",
-                           pp->c);
+        return cnn_err_set(err, CNN_EINVAL, "dataset: model input has %d channels (1 or 3)", pp->c);
     if (pp->h <= 0 || pp->w <= 0 || pp->h > CNN_DATASET_MAX_DIM || pp->w > CNN_DATASET_MAX_DIM)
         return cnn_err_set(err, CNN_EINVAL, "dataset: bad model input size %dx%d", pp->w, pp->h);
     for (int k = 0; k < pp->c; k++)
@@ -162,8 +161,8 @@ static int open_idx_dir(const char *dir, const char *split, const struct cnn_pre
     return cnn_dataset_load_idx(img, lab, pp, out, err);
 }
 
-static int open_idx_file(const char *path, const struct cnn_preproc *pp,
-                         struct cnn_dataset **out, struct cnn_err *err)
+static int open_idx_file(const char *path, const struct cnn_preproc *pp, struct cnn_dataset **out,
+                         struct cnn_err *err)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -202,8 +201,10 @@ int cnn_dataset_open(const char *path, enum cnn_dataset_format fmt, const char *
         return cnn_err_set(err, CNN_EINVAL, "dataset: %.120s: not a file or folder", path);
     if (fmt == CNN_DATASET_FOLDER) {
         if (!is_dir)
-            return cnn_err_set(err, CNN_EINVAL, "dataset: %.120s: a folder dataset must be a "
-                                                "folder", path);
+            return cnn_err_set(err, CNN_EINVAL,
+                               "dataset: %.120s: a folder dataset must be a "
+                               "folder",
+                               path);
         return cnn_dataset_load_folder(path, pp, CNN_IMAGE_DEFAULT_MAX_PIXELS, out, err);
     }
     if (!is_dir)
@@ -219,28 +220,42 @@ int cnn_dataset_open(const char *path, enum cnn_dataset_format fmt, const char *
 
 /* ---- read access ------------------------------------------------------------------ */
 
-int cnn_dataset_count(const struct cnn_dataset *d) { return d->n; }
-int cnn_dataset_num_classes(const struct cnn_dataset *d) { return d->classes; }
+int cnn_dataset_count(const struct cnn_dataset *d)
+{
+    return d->n;
+}
+int cnn_dataset_num_classes(const struct cnn_dataset *d)
+{
+    return d->classes;
+}
 const char *cnn_dataset_class_name(const struct cnn_dataset *d, int i)
 {
     return d->names && i >= 0 && i < d->classes ? d->names[i] : NULL;
 }
-int cnn_dataset_label(const struct cnn_dataset *d, int i) { return d->labels[i]; }
+int cnn_dataset_label(const struct cnn_dataset *d, int i)
+{
+    return d->labels[i];
+}
 int cnn_dataset_class_count(const struct cnn_dataset *d, int k)
 {
     return k >= 0 && k < d->classes ? d->class_count[k] : 0;
 }
-const struct cnn_preproc *cnn_dataset_preproc(const struct cnn_dataset *d) { return &d->pp; }
+const struct cnn_preproc *cnn_dataset_preproc(const struct cnn_dataset *d)
+{
+    return &d->pp;
+}
 const uint8_t *cnn_dataset_pixels(const struct cnn_dataset *d, int i)
 {
     return d->pix + (size_t)i * d->item_bytes;
 }
-const char *cnn_dataset_source(const struct cnn_dataset *d) { return d->source; }
+const char *cnn_dataset_source(const struct cnn_dataset *d)
+{
+    return d->source;
+}
 
 /* ---- class subsets ---------------------------------------------------------------- */
 
-int cnn_dataset_keep_classes(struct cnn_dataset *d, const int *classes, int n,
-                             struct cnn_err *err)
+int cnn_dataset_keep_classes(struct cnn_dataset *d, const int *classes, int n, struct cnn_err *err)
 {
     if (!d || !classes || n <= 0)
         return cnn_err_set(err, CNN_EINVAL, "dataset: no classes to keep");
@@ -317,8 +332,7 @@ static int cmp_int(const void *a, const void *b)
 }
 
 int cnn_dataset_split(const struct cnn_dataset *d, double val_fraction, uint64_t seed,
-                      int *train_idx, int *n_train, int *val_idx, int *n_val,
-                      struct cnn_err *err)
+                      int *train_idx, int *n_train, int *val_idx, int *n_val, struct cnn_err *err)
 {
     if (!(val_fraction >= 0.0 && val_fraction < 1.0))
         return cnn_err_set(err, CNN_EINVAL, "dataset: validation fraction %g not in [0, 1)",
@@ -349,16 +363,17 @@ int cnn_dataset_split(const struct cnn_dataset *d, double val_fraction, uint64_t
     *n_train = nt;
     *n_val = nv;
     if (nt == 0)
-        return cnn_err_set(err, CNN_EINVAL, "dataset: validation fraction %g leaves no training "
-                                            "items of %d", val_fraction, d->n);
+        return cnn_err_set(err, CNN_EINVAL,
+                           "dataset: validation fraction %g leaves no training "
+                           "items of %d",
+                           val_fraction, d->n);
     return 0;
 }
 
 /* ---- batches ---------------------------------------------------------------------- */
 
 void cnn_dataset_batch(const struct cnn_dataset *d, const int *idx, int n,
-                       const struct cnn_augment *aug, uint64_t seed, float *images,
-                       int *labels)
+                       const struct cnn_augment *aug, uint64_t seed, float *images, int *labels)
 {
     const struct cnn_preproc *pp = &d->pp;
     float lut[3][256]; /* the same float steps as cnn_image_to_tensor() */

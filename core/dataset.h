@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CNN_DATASET_MAX_ITEMS (16 * 1024 * 1024) /* images in one dataset */
-#define CNN_DATASET_MAX_DIM 65535                /* IDX rows or columns */
-#define CNN_DATASET_MAX_BYTES ((size_t)4 << 30)  /* stored pixels of one dataset */
+#define CNN_DATASET_MAX_ITEMS (16 * 1024 * 1024)       /* images in one dataset */
+#define CNN_DATASET_MAX_DIM 65535                      /* IDX rows or columns */
+#define CNN_DATASET_MAX_BYTES ((size_t)4 << 30)        /* stored pixels of one dataset */
 #define CNN_DATASET_MAX_FILE_BYTES ((size_t)256 << 20) /* one image file of a folder dataset */
 
 enum cnn_dataset_format {
@@ -74,8 +74,7 @@ const char *cnn_dataset_source(const struct cnn_dataset *d);
 /* Keeps only the items whose label is in classes[0..n) and renumbers them: classes[j]
  * becomes label j (class names follow).  Duplicate or out-of-range classes -> CNN_EINVAL;
  * no item left -> CNN_EINVAL.  In place; not while other threads read d. */
-int cnn_dataset_keep_classes(struct cnn_dataset *d, const int *classes, int n,
-                             struct cnn_err *err);
+int cnn_dataset_keep_classes(struct cnn_dataset *d, const int *classes, int n, struct cnn_err *err);
 
 /* ---- ordering --------------------------------------------------------------------- */
 
@@ -87,8 +86,7 @@ void cnn_dataset_shuffle(int *perm, const int *idx, int n, uint64_t seed);
  * to val_idx, the rest to train_idx; both ascending.  Arrays hold cnn_dataset_count(d)
  * ints.  val_fraction in [0, 1); CNN_EINVAL otherwise or when no training item is left. */
 int cnn_dataset_split(const struct cnn_dataset *d, double val_fraction, uint64_t seed,
-                      int *train_idx, int *n_train, int *val_idx, int *n_val,
-                      struct cnn_err *err);
+                      int *train_idx, int *n_train, int *val_idx, int *n_val, struct cnn_err *err);
 
 /* ---- batches ---------------------------------------------------------------------- */
 
@@ -103,7 +101,6 @@ struct cnn_augment {
  * (NULL: not wanted).  aug NULL or all zero: no augmentation; else item j's crop and flip
  * are drawn from (seed, j), so a batch is reproducible.  Never allocates; any thread. */
 void cnn_dataset_batch(const struct cnn_dataset *d, const int *idx, int n,
-                       const struct cnn_augment *aug, uint64_t seed, float *images,
-                       int *labels);
+                       const struct cnn_augment *aug, uint64_t seed, float *images, int *labels);
 
 #endif

@@ -74,8 +74,8 @@ static int list_dir(const char *dir, int want_dirs, struct names *out, struct cn
         struct stat st;
         int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (len < 0 || (size_t)len >= sizeof path) {
-            rc = cnn_err_set(err, CNN_ELIMIT, "folder: path too long: %.100s/%.40s", dir,
-                             e->d_name);
+            rc =
+                cnn_err_set(err, CNN_ELIMIT, "folder: path too long: %.100s/%.40s", dir, e->d_name);
             break;
         }
         if (stat(path, &st) != 0)
@@ -102,8 +102,7 @@ static int read_file(const char *path, uint8_t **data, size_t *size, struct cnn_
     struct stat st;
     if (fstat(fd, &st) != 0 || (size_t)st.st_size > CNN_DATASET_MAX_FILE_BYTES) {
         close(fd);
-        return cnn_err_set(err, CNN_ELIMIT, "file over %zu MiB",
-                           CNN_DATASET_MAX_FILE_BYTES >> 20);
+        return cnn_err_set(err, CNN_ELIMIT, "file over %zu MiB", CNN_DATASET_MAX_FILE_BYTES >> 20);
     }
     size_t n = (size_t)st.st_size, got = 0;
     uint8_t *buf = malloc(n ? n : 1);
@@ -168,8 +167,8 @@ int cnn_dataset_load_folder(const char *root, const struct cnn_preproc *pp, size
         goto out;
     }
     if (classes.n > CNN_MAX_CLASSES) {
-        rc = cnn_err_set(err, CNN_ELIMIT, "folder %.100s: %d classes (limit %d)", root,
-                         classes.n, CNN_MAX_CLASSES);
+        rc = cnn_err_set(err, CNN_ELIMIT, "folder %.100s: %d classes (limit %d)", root, classes.n,
+                         CNN_MAX_CLASSES);
         goto out;
     }
     for (int k = 0; k < classes.n; k++) {

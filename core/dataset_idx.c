@@ -16,9 +16,9 @@
 
 struct idx_file {
     gzFile gz;
-    const char *name;  /* base name, for messages */
-    long long size;    /* file length in bytes */
-    int direct;        /* not compressed: size is the payload length */
+    const char *name; /* base name, for messages */
+    long long size;   /* file length in bytes */
+    int direct;       /* not compressed: size is the payload length */
     int ndims;
     uint32_t dims[4];
 };
@@ -55,13 +55,20 @@ static int read_exact(struct idx_file *f, void *buf, size_t n, const char *what,
 static const char *type_name(int t)
 {
     switch (t) {
-    case 0x08: return "unsigned byte";
-    case 0x09: return "signed byte";
-    case 0x0B: return "short";
-    case 0x0C: return "int";
-    case 0x0D: return "float";
-    case 0x0E: return "double";
-    default: return NULL;
+    case 0x08:
+        return "unsigned byte";
+    case 0x09:
+        return "signed byte";
+    case 0x0B:
+        return "short";
+    case 0x0C:
+        return "int";
+    case 0x0D:
+        return "float";
+    case 0x0E:
+        return "double";
+    default:
+        return NULL;
     }
 }
 
@@ -91,9 +98,8 @@ static int idx_open(struct idx_file *f, const char *path, int labels, struct cnn
         return rc;
     f->direct = gzdirect(f->gz);
     if (h[0] != 0 || h[1] != 0)
-        return cnn_err_set(err, CNN_EFORMAT,
-                           "%.80s: not an IDX file (magic %02x %02x, want 00 00)", f->name, h[0],
-                           h[1]);
+        return cnn_err_set(err, CNN_EFORMAT, "%.80s: not an IDX file (magic %02x %02x, want 00 00)",
+                           f->name, h[0], h[1]);
     if (h[2] != 0x08) {
         const char *t = type_name(h[2]);
         return cnn_err_set(err, CNN_EFORMAT,
@@ -132,8 +138,8 @@ static int check_length(const struct idx_file *f, size_t payload, struct cnn_err
         return cnn_err_set(err, CNN_EFORMAT, "%.80s: truncated: %lld bytes, header says %lld",
                            f->name, f->size, want);
     if (f->size > want)
-        return cnn_err_set(err, CNN_EFORMAT, "%.80s: %lld trailing bytes after the data",
-                           f->name, f->size - want);
+        return cnn_err_set(err, CNN_EFORMAT, "%.80s: %lld trailing bytes after the data", f->name,
+                           f->size - want);
     return 0;
 }
 
@@ -147,15 +153,14 @@ static int check_end(struct idx_file *f, struct cnn_err *err)
     if (r < 0) {
         int zerr;
         const char *msg = gzerror(f->gz, &zerr);
-        return cnn_err_set(err, CNN_EFORMAT, "%.80s: corrupt data at the end: %.60s", f->name,
-                           msg);
+        return cnn_err_set(err, CNN_EFORMAT, "%.80s: corrupt data at the end: %.60s", f->name, msg);
     }
     return 0;
 }
 
 /* Checks the image header against the limits and the label count; fills the image shape. */
-static int check_images(const struct idx_file *im, const struct idx_file *lb,
-                        struct cnn_image *img, struct cnn_err *err)
+static int check_images(const struct idx_file *im, const struct idx_file *lb, struct cnn_image *img,
+                        struct cnn_err *err)
 {
     uint32_t count = im->dims[0], rows = im->dims[1], cols = im->dims[2];
     uint32_t ch = im->ndims == 4 ? im->dims[3] : 1;
@@ -172,8 +177,8 @@ static int check_images(const struct idx_file *im, const struct idx_file *lb,
                            "%.80s: image size %ux%u (1..%d each)", im->name, cols, rows,
                            CNN_DATASET_MAX_DIM);
     if ((uint64_t)rows * cols > CNN_IMAGE_DEFAULT_MAX_PIXELS)
-        return cnn_err_set(err, CNN_ELIMIT, "%.80s: %ux%u images exceed %u pixels", im->name,
-                           cols, rows, CNN_IMAGE_DEFAULT_MAX_PIXELS);
+        return cnn_err_set(err, CNN_ELIMIT, "%.80s: %ux%u images exceed %u pixels", im->name, cols,
+                           rows, CNN_IMAGE_DEFAULT_MAX_PIXELS);
     if (ch != 1 && ch != 3)
         return cnn_err_set(err, CNN_EFORMAT, "%.80s: %u channels (1 or 3)", im->name, ch);
     img->w = (int)cols;
@@ -215,8 +220,9 @@ int cnn_dataset_load_idx(const char *images_path, const char *labels_path,
     uint8_t *lab = malloc(count);
     if (!d || !img.pix || !lab) {
         free(lab);
-        rc = d ? cnn_err_set(err, CNN_ENOMEM, "dataset: out of memory") : err ? err->code
-                                                                             : CNN_ENOMEM;
+        rc = d     ? cnn_err_set(err, CNN_ENOMEM, "dataset: out of memory")
+             : err ? err->code
+                   : CNN_ENOMEM;
         goto out;
     }
     rc = read_exact(&lb, lab, count, "the labels", err);

@@ -7,16 +7,16 @@
 #include "image.h"
 
 struct cnn_dataset {
-    struct cnn_preproc pp; /* the model's; items are stored at (pp.c, pp.h, pp.w) */
+    struct cnn_preproc pp;  /* the model's; items are stored at (pp.c, pp.h, pp.w) */
     struct cnn_preproc raw; /* pp without invert and mean/std: what items hold, x 255 */
     int n, classes;
-    size_t item_bytes;      /* pp.c * pp.h * pp.w */
-    uint8_t *pix;           /* owned: n * item_bytes */
-    int *labels;            /* owned: n */
-    int *class_count;       /* owned: classes */
+    size_t item_bytes;            /* pp.c * pp.h * pp.w */
+    uint8_t *pix;                 /* owned: n * item_bytes */
+    int *labels;                  /* owned: n */
+    int *class_count;             /* owned: classes */
     char (*names)[CNN_LABEL_MAX]; /* owned, folder datasets only; else NULL */
-    char *source;           /* owned: "idx:..." or "folder:..." */
-    float *scratch;         /* owned: item_bytes floats for storing one image */
+    char *source;                 /* owned: "idx:..." or "folder:..." */
+    float *scratch;               /* owned: item_bytes floats for storing one image */
 };
 
 /* Checks pp and creates a dataset for n items (pixels and labels allocated, zeroed).

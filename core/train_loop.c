@@ -47,28 +47,26 @@ static int same_shape(const struct cnn_preproc *a, const struct cnn_preproc *b)
     return a->c == b->c && a->h == b->h && a->w == b->w;
 }
 
-static int check_items(const struct cnn_dataset *d, const struct cnn_preproc *input,
-                       int classes, const int *idx, int n, struct cnn_err *err)
+static int check_items(const struct cnn_dataset *d, const struct cnn_preproc *input, int classes,
+                       const int *idx, int n, struct cnn_err *err)
 {
     const struct cnn_preproc *pp = cnn_dataset_preproc(d);
     if (!input || !same_shape(pp, input))
-        return cnn_err_set(err, CNN_EINVAL,
-                           "train: dataset items are %dx%dx%d, the model takes %dx%dx%d", pp->c,
-                           pp->h, pp->w, input ? input->c : 0, input ? input->h : 0,
-                           input ? input->w : 0);
+        return cnn_err_set(
+            err, CNN_EINVAL, "train: dataset items are %dx%dx%d, the model takes %dx%dx%d", pp->c,
+            pp->h, pp->w, input ? input->c : 0, input ? input->h : 0, input ? input->w : 0);
     if (cnn_dataset_num_classes(d) > classes)
         return cnn_err_set(err, CNN_EINVAL, "train: dataset has %d classes, the model %d",
                            cnn_dataset_num_classes(d), classes);
     for (int i = 0; i < n; i++)
         if (idx[i] < 0 || idx[i] >= cnn_dataset_count(d))
-            return cnn_err_set(err, CNN_EINVAL, "train: item index %d not in the dataset",
-                               idx[i]);
+            return cnn_err_set(err, CNN_EINVAL, "train: item index %d not in the dataset", idx[i]);
     return 0;
 }
 
 int cnn_train_loop_validate(struct cnn_trainer *t, const struct cnn_dataset *d, const int *idx,
-                            int n, int batch, const atomic_int *cancel, double *acc,
-                            double *loss, struct cnn_err *err)
+                            int n, int batch, const atomic_int *cancel, double *acc, double *loss,
+                            struct cnn_err *err)
 {
     *acc = *loss = NAN;
     if (n <= 0)
@@ -159,8 +157,8 @@ static void report_step(const struct run *r, int epoch, long step, double loss, 
         .lr = lr,
         .items_per_s = now > t_epoch ? items / (now - t_epoch) : 0,
         .elapsed_s = now - r->t_start,
-        .eta_s = r->done_steps ? r->train_s / r->done_steps * (r->total_steps - r->done_steps)
-                               : NAN,
+        .eta_s =
+            r->done_steps ? r->train_s / r->done_steps * (r->total_steps - r->done_steps) : NAN,
     };
     r->c->progress(&p, r->c->progress_arg);
 }
@@ -207,10 +205,9 @@ static int run_epoch(struct run *r, const int *train_idx, int n_train, int epoch
     return 0;
 }
 
-int cnn_train_loop_run(struct cnn_trainer *t, const struct cnn_dataset *d,
-                       const int *train_idx, int n_train, const int *val_idx, int n_val,
-                       const struct cnn_loop_config *c, struct cnn_epoch_result *results,
-                       int *epochs_done, struct cnn_err *err)
+int cnn_train_loop_run(struct cnn_trainer *t, const struct cnn_dataset *d, const int *train_idx,
+                       int n_train, const int *val_idx, int n_val, const struct cnn_loop_config *c,
+                       struct cnn_epoch_result *results, int *epochs_done, struct cnn_err *err)
 {
     if (epochs_done)
         *epochs_done = 0;
@@ -246,8 +243,8 @@ int cnn_train_loop_run(struct cnn_trainer *t, const struct cnn_dataset *d,
         double t0 = now_s();
         rc = run_epoch(&r, train_idx, n_train, e, &res, err);
         if (rc == 0)
-            rc = cnn_train_loop_validate(t, d, val_idx, n_val, c->batch, c->cancel,
-                                         &res.val_acc, &res.val_loss, err);
+            rc = cnn_train_loop_validate(t, d, val_idx, n_val, c->batch, c->cancel, &res.val_acc,
+                                         &res.val_loss, err);
         if (rc)
             goto out;
         res.seconds = now_s() - t0;
@@ -269,9 +266,8 @@ int cnn_train_loop_run(struct cnn_trainer *t, const struct cnn_dataset *d,
                 .lr = cnn_trainer_lr(t),
                 .items_per_s = res.items_per_s,
                 .elapsed_s = now_s() - r.t_start,
-                .eta_s = r.done_steps ? r.train_s / r.done_steps *
-                                            (r.total_steps - r.done_steps)
-                                      : NAN,
+                .eta_s =
+                    r.done_steps ? r.train_s / r.done_steps * (r.total_steps - r.done_steps) : NAN,
                 .epoch_done = &res,
             };
             c->progress(&p, c->progress_arg);
@@ -284,9 +280,9 @@ out:
     return rc;
 }
 
-int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset *d,
-                             const int *idx, int n, const int *label_map, int batch,
-                             const atomic_int *cancel, long *confusion, struct cnn_err *err)
+int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset *d, const int *idx,
+                             int n, const int *label_map, int batch, const atomic_int *cancel,
+                             long *confusion, struct cnn_err *err)
 {
     if (!m || !d || !confusion)
         return cnn_err_set(err, CNN_EINVAL, "eval: missing model, dataset or matrix");
@@ -295,8 +291,7 @@ int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset
     int K = cnn_model_num_classes(m);
     if (!idx)
         n = cnn_dataset_count(d);
-    int rc = check_items(d, cnn_model_preproc(m), label_map ? INT32_MAX : K, idx,
-                         idx ? n : 0, err);
+    int rc = check_items(d, cnn_model_preproc(m), label_map ? INT32_MAX : K, idx, idx ? n : 0, err);
     if (rc)
         return rc;
     for (int k = 0; label_map && k < cnn_dataset_num_classes(d); k++)
@@ -311,8 +306,7 @@ int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset
     int *labels = malloc((size_t)batch * sizeof *labels);
     int *all = idx ? NULL : malloc((size_t)n * sizeof *all);
     if (!s || !labels || (!idx && !all)) {
-        rc = s ? cnn_err_set(err, CNN_ENOMEM, "eval: out of memory") : err ? err->code
-                                                                           : CNN_ENOMEM;
+        rc = s ? cnn_err_set(err, CNN_ENOMEM, "eval: out of memory") : err ? err->code : CNN_ENOMEM;
         goto out;
     }
     if (!idx) {

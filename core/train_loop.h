@@ -28,14 +28,14 @@ struct cnn_epoch_result {
 };
 
 struct cnn_train_progress {
-    int epoch, epochs;           /* 0-based epoch, configured epochs */
-    long step, steps_per_epoch;  /* steps done in this epoch, of how many */
-    long total_step, total_steps;/* steps done overall, of how many */
-    long total_items;            /* training items done overall */
-    double loss, accuracy;       /* running means over this epoch so far */
-    float lr;                    /* rate of the last step */
-    double items_per_s;          /* this epoch so far */
-    double elapsed_s, eta_s;     /* since the start; estimate to the end (validation excluded) */
+    int epoch, epochs;            /* 0-based epoch, configured epochs */
+    long step, steps_per_epoch;   /* steps done in this epoch, of how many */
+    long total_step, total_steps; /* steps done overall, of how many */
+    long total_items;             /* training items done overall */
+    double loss, accuracy;        /* running means over this epoch so far */
+    float lr;                     /* rate of the last step */
+    double items_per_s;           /* this epoch so far */
+    double elapsed_s, eta_s;      /* since the start; estimate to the end (validation excluded) */
     const struct cnn_epoch_result *epoch_done; /* set on the call after an epoch's
                                                   validation; NULL on step calls */
 };
@@ -43,12 +43,12 @@ struct cnn_train_progress {
 struct cnn_loop_config {
     const struct cnn_preproc *input; /* the trainer's input: cnn_model_preproc() of the model
                                         it was made from; the items must have its c, h, w */
-    int epochs;                  /* >= 1 */
-    int batch;                   /* items per step, 1..trainer's max_batch */
-    uint64_t seed;               /* epoch e shuffles with a seed derived from (seed, e) */
-    struct cnn_augment aug;      /* training batches only */
-    long max_steps;              /* > 0: stop after this many steps overall (benchmarks) */
-    const atomic_int *cancel;    /* optional: checked before every step and validation batch */
+    int epochs;                      /* >= 1 */
+    int batch;                       /* items per step, 1..trainer's max_batch */
+    uint64_t seed;                   /* epoch e shuffles with a seed derived from (seed, e) */
+    struct cnn_augment aug;          /* training batches only */
+    long max_steps;                  /* > 0: stop after this many steps overall (benchmarks) */
+    const atomic_int *cancel;        /* optional: checked before every step and validation batch */
     /* Called after every step and once after each epoch (epoch_done set); any thread the
      * loop runs on; must not call back into the trainer. */
     void (*progress)(const struct cnn_train_progress *p, void *arg);
@@ -68,16 +68,15 @@ long cnn_train_loop_steps_per_epoch(int n_train, int batch);
  * weights of the last whole step); a step's error (e.g. divergence) as is.  The caller
  * exports and saves only on success, so a cancelled run writes nothing.  With max_steps
  * the run ends early with success; the last epoch's result is then partial. */
-int cnn_train_loop_run(struct cnn_trainer *t, const struct cnn_dataset *d,
-                       const int *train_idx, int n_train, const int *val_idx, int n_val,
-                       const struct cnn_loop_config *c, struct cnn_epoch_result *results,
-                       int *epochs_done, struct cnn_err *err);
+int cnn_train_loop_run(struct cnn_trainer *t, const struct cnn_dataset *d, const int *train_idx,
+                       int n_train, const int *val_idx, int n_val, const struct cnn_loop_config *c,
+                       struct cnn_epoch_result *results, int *epochs_done, struct cnn_err *err);
 
 /* Evaluation-mode accuracy and cross-entropy of t over items idx[0..n) of d, in batches of
  * up to `batch`.  cancel optional.  *acc, *loss get NAN when n == 0. */
 int cnn_train_loop_validate(struct cnn_trainer *t, const struct cnn_dataset *d, const int *idx,
-                            int n, int batch, const atomic_int *cancel, double *acc,
-                            double *loss, struct cnn_err *err);
+                            int n, int batch, const atomic_int *cancel, double *acc, double *loss,
+                            struct cnn_err *err);
 
 /* Runs compiled model m (one session with up to `batch` items) over items idx[0..n) of d
  * (idx NULL: all) and adds each item to confusion[class * K + predicted], K =
@@ -85,8 +84,8 @@ int cnn_train_loop_validate(struct cnn_trainer *t, const struct cnn_dataset *d, 
  * (label_map NULL: the dataset label itself; e.g. folder names matched to model labels).
  * predicted = first maximal output.  CNN_EINVAL when a class reaches past K or d's item
  * shape differs from m's input. */
-int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset *d,
-                             const int *idx, int n, const int *label_map, int batch,
-                             const atomic_int *cancel, long *confusion, struct cnn_err *err);
+int cnn_train_loop_confusion(const struct cnn_model *m, const struct cnn_dataset *d, const int *idx,
+                             int n, const int *label_map, int batch, const atomic_int *cancel,
+                             long *confusion, struct cnn_err *err);
 
 #endif

@@ -61,23 +61,56 @@ static const char USAGE[] =
     "           --augment crop,flip --out fashion.cnn\n";
 
 enum {
-    O_DATA, O_FORMAT, O_SPLIT, O_CLASSES, O_VAL, O_AUGMENT, O_CROP_PAD, O_LABELS, O_FREEZE,
-    O_EPOCHS, O_BATCH, O_LR, O_MOMENTUM, O_NESTEROV, O_WD, O_SCHEDULE, O_STEP_EPOCHS,
-    O_GAMMA, O_WARMUP, O_SEED, O_THREADS, O_STEPS, O_OUT, O_QUIET, O_COUNT
+    O_DATA,
+    O_FORMAT,
+    O_SPLIT,
+    O_CLASSES,
+    O_VAL,
+    O_AUGMENT,
+    O_CROP_PAD,
+    O_LABELS,
+    O_FREEZE,
+    O_EPOCHS,
+    O_BATCH,
+    O_LR,
+    O_MOMENTUM,
+    O_NESTEROV,
+    O_WD,
+    O_SCHEDULE,
+    O_STEP_EPOCHS,
+    O_GAMMA,
+    O_WARMUP,
+    O_SEED,
+    O_THREADS,
+    O_STEPS,
+    O_OUT,
+    O_QUIET,
+    O_COUNT
 };
-static const struct opt_spec SPEC[O_COUNT] = {
-    [O_DATA] = {"--data", 1},         [O_FORMAT] = {"--format", 1},
-    [O_SPLIT] = {"--split", 1},       [O_CLASSES] = {"--classes", 1},
-    [O_VAL] = {"--val-split", 1},     [O_AUGMENT] = {"--augment", 1},
-    [O_CROP_PAD] = {"--crop-pad", 1}, [O_LABELS] = {"--labels", 1},
-    [O_FREEZE] = {"--freeze", 1},     [O_EPOCHS] = {"--epochs", 1},
-    [O_BATCH] = {"--batch", 1},       [O_LR] = {"--lr", 1},
-    [O_MOMENTUM] = {"--momentum", 1}, [O_NESTEROV] = {"--nesterov", 0},
-    [O_WD] = {"--weight-decay", 1},   [O_SCHEDULE] = {"--schedule", 1},
-    [O_STEP_EPOCHS] = {"--step-epochs", 1}, [O_GAMMA] = {"--gamma", 1},
-    [O_WARMUP] = {"--warmup", 1},     [O_SEED] = {"--seed", 1},
-    [O_THREADS] = {"--threads", 1},   [O_STEPS] = {"--steps", 1},
-    [O_OUT] = {"--out", 1},           [O_QUIET] = {"--quiet", 0}};
+static const struct opt_spec SPEC[O_COUNT] = {[O_DATA] = {"--data", 1},
+                                              [O_FORMAT] = {"--format", 1},
+                                              [O_SPLIT] = {"--split", 1},
+                                              [O_CLASSES] = {"--classes", 1},
+                                              [O_VAL] = {"--val-split", 1},
+                                              [O_AUGMENT] = {"--augment", 1},
+                                              [O_CROP_PAD] = {"--crop-pad", 1},
+                                              [O_LABELS] = {"--labels", 1},
+                                              [O_FREEZE] = {"--freeze", 1},
+                                              [O_EPOCHS] = {"--epochs", 1},
+                                              [O_BATCH] = {"--batch", 1},
+                                              [O_LR] = {"--lr", 1},
+                                              [O_MOMENTUM] = {"--momentum", 1},
+                                              [O_NESTEROV] = {"--nesterov", 0},
+                                              [O_WD] = {"--weight-decay", 1},
+                                              [O_SCHEDULE] = {"--schedule", 1},
+                                              [O_STEP_EPOCHS] = {"--step-epochs", 1},
+                                              [O_GAMMA] = {"--gamma", 1},
+                                              [O_WARMUP] = {"--warmup", 1},
+                                              [O_SEED] = {"--seed", 1},
+                                              [O_THREADS] = {"--threads", 1},
+                                              [O_STEPS] = {"--steps", 1},
+                                              [O_OUT] = {"--out", 1},
+                                              [O_QUIET] = {"--quiet", 0}};
 
 struct train_args {
     const char *spec, *out, *freeze, *labels;
@@ -91,7 +124,10 @@ struct train_args {
 
 static atomic_int g_stop; /* the signal that asked to stop, 0 while running */
 
-static void on_signal(int sig) { atomic_store(&g_stop, sig); }
+static void on_signal(int sig)
+{
+    atomic_store(&g_stop, sig);
+}
 
 static int parse_augment(const char *s, struct train_args *a)
 {
@@ -325,8 +361,9 @@ static int open_inputs(struct run_state *s)
         return build_arch(arch, classes, s->labels, a->seed, &s->src.m);
     }
     if (!s->labels && classes > cnn_model_num_classes(s->src.m))
-        return tool_usage("train", "the dataset has %d classes but %s only %d: give --labels "
-                                   "for a new head",
+        return tool_usage("train",
+                          "the dataset has %d classes but %s only %d: give --labels "
+                          "for a new head",
                           classes, a->spec, cnn_model_num_classes(s->src.m));
     return TOOL_OK;
 }

@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tool_split_list(const char *cmd, const char *opt, const char *s, int max, char ***items,
-                    int *n)
+int tool_split_list(const char *cmd, const char *opt, const char *s, int max, char ***items, int *n)
 {
     *items = NULL;
     *n = 0;
@@ -58,8 +57,8 @@ static int parse_format(const char *cmd, const char *s, enum cnn_dataset_format 
     return TOOL_OK;
 }
 
-int tool_open_dataset(const char *cmd, const struct tool_data_opts *o,
-                      const struct cnn_preproc *pp, struct cnn_dataset **out)
+int tool_open_dataset(const char *cmd, const struct tool_data_opts *o, const struct cnn_preproc *pp,
+                      struct cnn_dataset **out)
 {
     *out = NULL;
     if (!o->path)

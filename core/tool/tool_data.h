@@ -15,8 +15,8 @@ struct tool_data_opts {
 /* Opens the dataset for pp, applies --classes; prints "cnn: <cmd>: ..." or
  * "cnn: <path>: ..." and returns TOOL_USAGE / TOOL_RUNTIME on failure, else TOOL_OK with
  * *out owned by the caller. */
-int tool_open_dataset(const char *cmd, const struct tool_data_opts *o,
-                      const struct cnn_preproc *pp, struct cnn_dataset **out);
+int tool_open_dataset(const char *cmd, const struct tool_data_opts *o, const struct cnn_preproc *pp,
+                      struct cnn_dataset **out);
 
 /* Splits "a,b,c" into at most max items: *items is one malloc'd block (strings point into
  * it, free(*items) frees all); *n gets the count.  Empty items are refused.  Returns

@@ -74,8 +74,7 @@ static void epoch_line(struct train_report *r, const struct cnn_train_progress *
         fprintf(r->out, "  val -");
     else
         fprintf(r->out, "  val loss %.4f acc %.2f%%", e->val_loss, 100 * e->val_acc);
-    fprintf(r->out, "  lr %.4g  %.1f s  %.0f img/s\n", (double)p->lr, e->seconds,
-            e->items_per_s);
+    fprintf(r->out, "  lr %.4g  %.1f s  %.0f img/s\n", (double)p->lr, e->seconds, e->items_per_s);
     fflush(r->out);
 }
 

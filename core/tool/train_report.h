@@ -10,15 +10,15 @@
 
 struct train_report {
     FILE *out;
-    int tty;              /* draw the \r progress bar */
-    int quiet;            /* no per-epoch lines */
-    double last_draw_s;   /* when the bar was last drawn (elapsed seconds) */
-    int bar_len;          /* characters of the bar on screen, 0 when none */
-    long warm_steps;      /* steps before the throughput clock starts */
-    double warm_t_s;      /* elapsed seconds when it started, < 0 before */
-    long warm_items;      /* items done by then */
-    long items;           /* training items done so far */
-    double end_t_s;       /* elapsed seconds at the last step */
+    int tty;            /* draw the \r progress bar */
+    int quiet;          /* no per-epoch lines */
+    double last_draw_s; /* when the bar was last drawn (elapsed seconds) */
+    int bar_len;        /* characters of the bar on screen, 0 when none */
+    long warm_steps;    /* steps before the throughput clock starts */
+    double warm_t_s;    /* elapsed seconds when it started, < 0 before */
+    long warm_items;    /* items done by then */
+    long items;         /* training items done so far */
+    double end_t_s;     /* elapsed seconds at the last step */
 };
 
 /* Sets up r for printing to out; warm_steps: steps left out of the throughput figure. */

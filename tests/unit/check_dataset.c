@@ -147,8 +147,7 @@ START_TEST(test_idx_batch_applies_invert_mean_std)
     make_tmpdir();
     fill_pixels(5);
     write_pair(tmpdir, "train", 0);
-    struct cnn_preproc pp = {.c = 1, .h = H, .w = W, .invert = 1, .mean = {0.25f},
-                             .std = {0.5f}};
+    struct cnn_preproc pp = {.c = 1, .h = H, .w = W, .invert = 1, .mean = {0.25f}, .std = {0.5f}};
     struct cnn_dataset *d = NULL;
     struct cnn_err err = {0};
     ck_assert_int_eq(cnn_dataset_open(tmpdir, CNN_DATASET_IDX, "train", &pp, &d, &err), 0);
@@ -216,37 +215,81 @@ static void write_corrupt(int k, char *img, char *lab, size_t n)
     uint8_t lbuf[64];
     llen = idx_bytes(lbuf, 8, 1, ld, lab_src, N);
     switch (kk) {
-    case 0: buf[1] = 1; break;                            /* magic */
-    case 1: buf[2] = 0x0D; break;                         /* float data */
-    case 2: buf[3] = 2; len -= 4; break;                  /* 2 dims */
-    case 3: ld[0] = N - 1; llen = idx_bytes(lbuf, 8, 1, ld, lab_src, N - 1); break; /* counts */
-    case 4: len -= 1; break;                              /* truncated payload */
-    case 5: buf[len++] = 7; break;                        /* trailing byte */
-    case 6: len = 3; break;                               /* truncated header */
-    case 7: dims[1] = 0; len = idx_bytes(buf, 8, 3, dims, NULL, 0); break; /* 0 rows */
-    case 8: dims[1] = 70000; len = idx_bytes(buf, 8, 3, dims, pix, sizeof pix); break;
-    case 9: dims[0] = 0; ld[0] = 0; len = idx_bytes(buf, 8, 3, dims, NULL, 0);
-        llen = idx_bytes(lbuf, 8, 1, ld, NULL, 0); break; /* no images */
-    case 10: dims[3] = 2; len = idx_bytes(buf, 8, 4, dims, pix, sizeof pix); break;
-    case 11: lbuf[3] = 3; break;                          /* labels with 3 dims */
-    case 12: llen -= 2; break;                            /* labels truncated */
-    case 13: dims[0] = 1u << 30; ld[0] = 1u << 30;        /* over the item limit */
+    case 0:
+        buf[1] = 1;
+        break; /* magic */
+    case 1:
+        buf[2] = 0x0D;
+        break; /* float data */
+    case 2:
+        buf[3] = 2;
+        len -= 4;
+        break; /* 2 dims */
+    case 3:
+        ld[0] = N - 1;
+        llen = idx_bytes(lbuf, 8, 1, ld, lab_src, N - 1);
+        break; /* counts */
+    case 4:
+        len -= 1;
+        break; /* truncated payload */
+    case 5:
+        buf[len++] = 7;
+        break; /* trailing byte */
+    case 6:
+        len = 3;
+        break; /* truncated header */
+    case 7:
+        dims[1] = 0;
+        len = idx_bytes(buf, 8, 3, dims, NULL, 0);
+        break; /* 0 rows */
+    case 8:
+        dims[1] = 70000;
         len = idx_bytes(buf, 8, 3, dims, pix, sizeof pix);
-        llen = idx_bytes(lbuf, 8, 1, ld, lab_src, N); break;
-    default: break;
+        break;
+    case 9:
+        dims[0] = 0;
+        ld[0] = 0;
+        len = idx_bytes(buf, 8, 3, dims, NULL, 0);
+        llen = idx_bytes(lbuf, 8, 1, ld, NULL, 0);
+        break; /* no images */
+    case 10:
+        dims[3] = 2;
+        len = idx_bytes(buf, 8, 4, dims, pix, sizeof pix);
+        break;
+    case 11:
+        lbuf[3] = 3;
+        break; /* labels with 3 dims */
+    case 12:
+        llen -= 2;
+        break; /* labels truncated */
+    case 13:
+        dims[0] = 1u << 30;
+        ld[0] = 1u << 30; /* over the item limit */
+        len = idx_bytes(buf, 8, 3, dims, pix, sizeof pix);
+        llen = idx_bytes(lbuf, 8, 1, ld, lab_src, N);
+        break;
+    default:
+        break;
     }
     write_bytes(img, buf, len, gz);
     write_bytes(lab, lbuf, llen, gz);
 }
 
 static const struct corrupt_case corrupt[] = {
-    {"magic", 0, CNN_EFORMAT},         {"float type", 0, CNN_EFORMAT},
-    {"two dims", 0, CNN_EFORMAT},      {"count mismatch", 0, CNN_EFORMAT},
-    {"truncated", 0, CNN_EFORMAT},     {"trailing", 0, CNN_EFORMAT},
-    {"short header", 0, CNN_EFORMAT},  {"zero rows", 0, CNN_EFORMAT},
-    {"70000 rows", 0, CNN_ELIMIT},     {"no images", 0, CNN_EFORMAT},
-    {"2 channels", 0, CNN_EFORMAT},    {"labels 3 dims", 0, CNN_EFORMAT},
-    {"labels truncated", 0, CNN_EFORMAT}, {"2^30 items", 0, CNN_ELIMIT},
+    {"magic", 0, CNN_EFORMAT},
+    {"float type", 0, CNN_EFORMAT},
+    {"two dims", 0, CNN_EFORMAT},
+    {"count mismatch", 0, CNN_EFORMAT},
+    {"truncated", 0, CNN_EFORMAT},
+    {"trailing", 0, CNN_EFORMAT},
+    {"short header", 0, CNN_EFORMAT},
+    {"zero rows", 0, CNN_EFORMAT},
+    {"70000 rows", 0, CNN_ELIMIT},
+    {"no images", 0, CNN_EFORMAT},
+    {"2 channels", 0, CNN_EFORMAT},
+    {"labels 3 dims", 0, CNN_EFORMAT},
+    {"labels truncated", 0, CNN_EFORMAT},
+    {"2^30 items", 0, CNN_ELIMIT},
 };
 #define N_CORRUPT ((int)(sizeof corrupt / sizeof corrupt[0]))
 
@@ -577,7 +620,7 @@ START_TEST(test_keep_classes_renumbers_and_compacts)
     ck_assert_int_eq(cnn_dataset_keep_classes(d, bad, 2, &err), CNN_EINVAL);
     ck_assert_int_eq(cnn_dataset_keep_classes(d, out, 1, &err), CNN_EINVAL);
     ck_assert_int_eq(cnn_dataset_count(d), 20); /* unchanged by the refusals */
-    int keep[2] = {2, 0}; /* class 2 -> 0, class 0 -> 1 */
+    int keep[2] = {2, 0};                       /* class 2 -> 0, class 0 -> 1 */
     ck_assert_int_eq(cnn_dataset_keep_classes(d, keep, 2, &err), 0);
     ck_assert_int_eq(cnn_dataset_count(d), 13);
     ck_assert_int_eq(cnn_dataset_num_classes(d), 2);
@@ -671,8 +714,7 @@ Suite *dataset_suite(void)
     tcase_add_loop_test(idx, test_idx_plain_and_gzip_load_exact_pixels_labels_and_counts, 0, 2);
     tcase_add_test(idx, test_idx_batch_applies_invert_mean_std);
     tcase_add_test(idx, test_idx_items_are_resized_to_the_model_input);
-    tcase_add_loop_test(idx, test_idx_corrupt_headers_and_lengths_are_rejected, 0,
-                        2 * N_CORRUPT);
+    tcase_add_loop_test(idx, test_idx_corrupt_headers_and_lengths_are_rejected, 0, 2 * N_CORRUPT);
     tcase_add_test(idx, test_idx_garbage_gzip_and_missing_files);
     suite_add_tcase(s, idx);
     TCase *folder = tcase_create("folder");

@@ -110,11 +110,10 @@ static void rig_open(struct rig *r, int n, uint64_t data_seed, uint64_t seed, in
     r->m = test_net_small(7);
     ck_assert_msg(cnn_model_compile(r->m, &err) == 0, "%s", err.msg);
     write_quadrants("train", n, 8, data_seed);
-    ck_assert_msg(cnn_dataset_open(dir, CNN_DATASET_IDX, "train", cnn_model_preproc(r->m),
-                                   &r->d, &err) == 0,
-                  "%s", err.msg);
-    ck_assert_int_eq(cnn_dataset_split(r->d, 0.25, seed, r->tr, &r->nt, r->va, &r->nv, &err),
-                     0);
+    ck_assert_msg(
+        cnn_dataset_open(dir, CNN_DATASET_IDX, "train", cnn_model_preproc(r->m), &r->d, &err) == 0,
+        "%s", err.msg);
+    ck_assert_int_eq(cnn_dataset_split(r->d, 0.25, seed, r->tr, &r->nt, r->va, &r->nv, &err), 0);
     struct cnn_train_config cfg;
     cnn_train_config_default(&cfg);
     cfg.lr = 0.05f;
@@ -192,13 +191,12 @@ START_TEST(test_loop_learns_separable_quadrants)
         ck_assert_int_eq(res[e].steps, spe);
         ck_assert_int_eq(res[e].items, r.nt);
     }
-    ck_assert_msg(res[5].train_loss < 0.5 * res[0].train_loss, "loss %g -> %g",
-                  res[0].train_loss, res[5].train_loss);
+    ck_assert_msg(res[5].train_loss < 0.5 * res[0].train_loss, "loss %g -> %g", res[0].train_loss,
+                  res[5].train_loss);
     ck_assert_msg(res[5].val_acc >= 0.95, "validation accuracy %g", res[5].val_acc);
     /* the loop's validation agrees with counting by hand */
     double acc, loss;
-    ck_assert_int_eq(cnn_train_loop_validate(r.t, r.d, r.va, r.nv, 7, NULL, &acc, &loss, &err),
-                     0);
+    ck_assert_int_eq(cnn_train_loop_validate(r.t, r.d, r.va, r.nv, 7, NULL, &acc, &loss, &err), 0);
     ck_assert_double_eq_tol(acc, res[5].val_acc, 1e-12);
     rig_close(&r);
 }
@@ -218,8 +216,7 @@ START_TEST(test_loop_same_seed_same_run_with_augmentation)
                                     .seed = seeds[k],
                                     .aug = {.crop_pad = 1, .hflip = 1}};
         struct cnn_err err = {0};
-        ck_assert_int_eq(cnn_train_loop_run(r.t, r.d, r.tr, r.nt, r.va, r.nv, &c, res, NULL,
-                                            &err),
+        ck_assert_int_eq(cnn_train_loop_run(r.t, r.d, r.tr, r.nt, r.va, r.nv, &c, res, NULL, &err),
                          0);
         loss[k] = res[1].train_loss;
         rig_close(&r);
@@ -328,9 +325,8 @@ START_TEST(test_confusion_matches_per_item_forward)
     ck_assert_int_eq(cnn_model_compile(m, &err), 0);
     write_quadrants("t10k", 37, 8, 9);
     struct cnn_dataset *d = NULL;
-    ck_assert_int_eq(cnn_dataset_open(dir, CNN_DATASET_AUTO, "t10k", cnn_model_preproc(m), &d,
-                                      &err),
-                     0);
+    ck_assert_int_eq(
+        cnn_dataset_open(dir, CNN_DATASET_AUTO, "t10k", cnn_model_preproc(m), &d, &err), 0);
     long cm[16] = {0}, want[16] = {0}, mapped[16] = {0};
     ck_assert_int_eq(cnn_train_loop_confusion(m, d, NULL, 0, NULL, 5, NULL, cm, &err), 0);
     int map[4] = {2, 3, 0, 1};
@@ -411,9 +407,9 @@ START_TEST(test_tool_train_then_eval_with_lineage)
     char out[256], log[256], model[256];
     snprintf(log, sizeof log, "%s/log.txt", dir);
     snprintf(model, sizeof model, "%s/q.cnn", dir);
-    char *args[] = {"train", "lenet5", "--data", dir, "--epochs", "4", "--batch", "16",
-                    "--lr", "0.05", "--labels", "tl,tr,bl,br", "--seed", "3", "--threads", "1",
-                    "--out", model, NULL};
+    char *args[] = {"train",     "lenet5", "--data", dir,        "--epochs",    "4",      "--batch",
+                    "16",        "--lr",   "0.05",   "--labels", "tl,tr,bl,br", "--seed", "3",
+                    "--threads", "1",      "--out",  model,      NULL};
     int st = wait_status(spawn_tool(args, log));
     char *text = slurp(log);
     ck_assert_msg(st == 0, "cnn train exited %d:\n%s", st, text);
@@ -450,8 +446,8 @@ START_TEST(test_tool_train_sigint_writes_nothing)
     char log[256], model[256];
     snprintf(log, sizeof log, "%s/log.txt", dir);
     snprintf(model, sizeof model, "%s/never.cnn", dir);
-    char *args[] = {"train", "lenet5", "--data", dir, "--epochs", "10000", "--batch", "8",
-                    "--threads", "1", "--out", model, NULL};
+    char *args[] = {"train", "lenet5",    "--data", dir,     "--epochs", "10000", "--batch",
+                    "8",     "--threads", "1",      "--out", model,      NULL};
     pid_t pid = spawn_tool(args, log);
     /* wait until it trains: the first epoch line */
     for (int i = 0; i < 600 && !strstr(slurp(log), "epoch 1/"); i++) {
