@@ -144,13 +144,12 @@ cnnd_stop() {
 cnnd_wait_exit() {
   local i rc
   for i in $(seq 1 $((${STOP_WAIT:-30} * 10))); do
-    kill -0 "$CNND_PID" 2>/dev/null || break
-    [ "$(awk '{print $3}' "/proc/$CNND_PID/stat" 2>/dev/null)" = Z ] && break
+    cnnd_alive || break
     sleep 0.1
   done
-  if kill -0 "$CNND_PID" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$CNND_PID/stat")" != Z ]; then
+  if cnnd_alive; then
     fail "$2: cnnd still running ${STOP_WAIT:-30} s later"
-    kill -KILL "$CNND_PID"
+    kill -KILL "$CNND_PID" 2>/dev/null
   fi
   wait "$CNND_PID"
   rc=$?
@@ -159,6 +158,13 @@ cnnd_wait_exit() {
     fail "$2: cnnd exited with status $rc, expected $1 (log tail follows)"
     tail -n 20 "$T/cnnd.log" | sed 's/^/  log: /'
   fi
+}
+
+# cnnd_alive: cnnd's process exists and is not a zombie.
+cnnd_alive() {
+  local st
+  st=$(awk '{print $3}' "/proc/$CNND_PID/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
 # http METHOD PATH [CURL-ARG...]: sets STATUS, BODY (file $T/body) and HDRS (file $T/hdrs).
