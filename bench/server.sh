@@ -11,7 +11,8 @@
 # /metrics batch-size histogram), rounded.
 # Numbers only, never pass/fail.  Env: CNN, CNND, LOADGEN, DURATION (s per point, default
 # 5), WARMUP (default 1), MODELS (default "fashion resnet18"), CONCURRENCY (default
-# "1 8 64"), BENCH_JSON (file to append one JSON line per point).
+# "1 8 64"), LOADGEN_THREADS (client threads, default 1), BENCH_JSON (file to append one
+# JSON line per point).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CNN=${CNN:-build/cnn}
@@ -21,6 +22,7 @@ DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 MODELS=${MODELS:-fashion resnet18}
 CONCURRENCY=${CONCURRENCY:-1 8 64}
+LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 CORES=$(nproc)
 INSTANCES=$CORES
 for b in "$CNN" "$CNND" "$LOADGEN"; do
@@ -129,7 +131,7 @@ for mb in 32 1; do
       h0=$(hist)
       out=$("$LOADGEN" --url "$URL/v1/models/$m/classify" --file "${!img_var}" \
         --content-type image/png --concurrency "$c" --duration "$DURATION" \
-        --warmup "$WARMUP" --json)
+        --warmup "$WARMUP" --threads "$LOADGEN_THREADS" --json)
       h1=$(hist)
       # The engine reference runs the batch size the server ran: the mean batch, rounded.
       b=$(awk -v a="$h0" -v z="$h1" 'BEGIN { split(a, p); split(z, q); n = q[2] - p[2]
