@@ -5,6 +5,7 @@
 #include "dataset_internal.h"
 #include "tensor.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,25 @@ static int find_idx(const char *dir, const char *split, const char *kind, char *
     return 0;
 }
 
+/* 1 when dir holds a regular file named like "*-images-idx3-ubyte*" (an IDX folder). */
+static int has_idx_files(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return 0;
+    struct dirent *e;
+    int found = 0;
+    char path[4096];
+    while (!found && (e = readdir(dp)) != NULL) {
+        if (!strstr(e->d_name, "-images-idx3-ubyte") && !strstr(e->d_name, "-images-idx4-ubyte"))
+            continue;
+        int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        found = len > 0 && (size_t)len < sizeof path && exists_file(path);
+    }
+    closedir(dp);
+    return found;
+}
+
 static int open_idx_dir(const char *dir, const char *split, const struct cnn_preproc *pp,
                         struct cnn_dataset **out, struct cnn_err *err)
 {
@@ -211,9 +231,7 @@ int cnn_dataset_open(const char *path, enum cnn_dataset_format fmt, const char *
         return open_idx_file(path, pp, out, err);
     if (fmt == CNN_DATASET_IDX)
         return open_idx_dir(path, split, pp, out, err);
-    char probe[4096];
-    if (find_idx(path, split, "images-idx3", probe, sizeof probe) ||
-        find_idx(path, split, "images-idx4", probe, sizeof probe))
+    if (has_idx_files(path)) /* also when the split is missing: say so */
         return open_idx_dir(path, split, pp, out, err);
     return cnn_dataset_load_folder(path, pp, CNN_IMAGE_DEFAULT_MAX_PIXELS, out, err);
 }

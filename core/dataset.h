@@ -46,7 +46,8 @@ int cnn_dataset_load_folder(const char *root, const struct cnn_preproc *pp, size
                             struct cnn_dataset **out, struct cnn_err *err);
 
 /* Opens path as fmt.  CNN_DATASET_AUTO: a regular file is an IDX images file; a folder
- * holding "<split>-images-idx3-ubyte[.gz]" is IDX; any other folder is a class folder.
+ * holding any "*-images-idx3-ubyte*" file is IDX (CNN_ENOENT when <split>'s files are
+ * missing); any other folder is a class folder.
  * IDX from a folder reads <split>-images-idx3-ubyte[.gz] and <split>-labels-idx1-ubyte[.gz]
  * (split e.g. "train" or "t10k"); from an images file, the labels file is the same name
  * with "images-idx3" replaced by "labels-idx1". */

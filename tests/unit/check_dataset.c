@@ -336,6 +336,10 @@ START_TEST(test_idx_garbage_gzip_and_missing_files)
     ck_assert_int_eq(cnn_dataset_load_idx(img, missing, &PLAIN, &d, &err), CNN_ENOENT);
     ck_assert_int_eq(cnn_dataset_open(tmpdir, CNN_DATASET_IDX, "t10k", &PLAIN, &d, &err),
                      CNN_ENOENT);
+    /* auto: an IDX folder without the split is still IDX, and the error names the split */
+    ck_assert_int_eq(cnn_dataset_open(tmpdir, CNN_DATASET_AUTO, "t10k", &PLAIN, &d, &err),
+                     CNN_ENOENT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "t10k-images-idx3-ubyte"));
     snprintf(missing, sizeof missing, "%s/nothing", tmpdir);
     ck_assert_int_eq(cnn_dataset_open(missing, CNN_DATASET_AUTO, NULL, &PLAIN, &d, &err),
                      CNN_ENOENT);
