@@ -158,7 +158,8 @@ size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N)
 /* Channel floor measured with thread CPU time (bench/conv3x3.c): with few input channels
  * the 16 GEMMs have a tiny K and the transforms dominate -- an RGB stem (C = 3) runs 0.7x
  * of im2col, C = 8 -> OC = 32 only 1.04x -- while from 16 channels each way every shape
- * tried ran 1.3-2.2x faster at batch 8 (ResNet-18's 512x7x7 is 0.9x at batch 1, 1.4x at 8). */
+ * tried ran 1.3-2.2x faster at batch 8 (ResNet-18's 512x7x7: 1.3-1.4x at batch 8, 0.9-1.2x
+ * at batch 1, within the noise of a shared machine). */
 int cnn_conv2d_use_winograd(const struct cnn_conv2d *p)
 {
     return p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 &&
