@@ -152,6 +152,8 @@ static void *worker_main(void *arg)
             break; /* closing and drained */
         /* Gather: the oldest queued item sets the deadline of this batch. */
         while (b->head && b->depth < b->cfg.max_batch_size && !b->closing) {
+            if (b->cfg.incoming && atomic_load_explicit(b->cfg.incoming, memory_order_relaxed) <= 0)
+                break; /* nothing else on its way: run what we have */
             int64_t until = b->head->enqueued_ns + delay_ns;
             if (now_ns() >= until)
                 break;

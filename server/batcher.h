@@ -13,6 +13,7 @@
 #include "err.h"
 #include "model.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,12 @@ struct batcher_config {
      * item had expired or the forward pass failed. */
     void (*on_batch)(void *arg, int batch_size, int64_t compute_ns, int expired);
     void *on_batch_arg;
+    /* Optional, shared by every batcher: inference requests the HTTP side is receiving or
+     * decoding and has not submitted yet.  When set, a worker holding fewer than
+     * max_batch_size items waits for more only while this is > 0: under load batches fill
+     * up to the delay as usual, while a lone request at low load runs at once instead of
+     * waiting max_queue_delay_us for company that is not coming. */
+    const atomic_int *incoming;
 };
 
 struct batcher_item;

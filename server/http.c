@@ -86,6 +86,14 @@ static void item_done(struct batcher_item *it, int status)
         MHD_resume_connection(r->conn);
 }
 
+void http_uncount_incoming(struct request *r)
+{
+    if (r->incoming) {
+        r->incoming = 0;
+        atomic_fetch_sub_explicit(&r->app->incoming, 1, memory_order_relaxed);
+    }
+}
+
 void http_submit(struct request *r, void (*finish)(struct request *r))
 {
     int timeout_ms = r->app->cfg->request_timeout_ms;
@@ -98,6 +106,7 @@ void http_submit(struct request *r, void (*finish)(struct request *r))
     r->finish = finish;
     atomic_store(&r->pending, r->n_items);
     r->suspended = 1;
+    http_uncount_incoming(r); /* before the submit, so the waking worker sees it */
     MHD_suspend_connection(r->conn); /* before the submit: a worker may resume at once */
     struct cnn_err err = {0};
     if (batcher_submit(r->mv->batcher, r->item_ptrs, r->n_items, &err) != 0) {
@@ -227,6 +236,10 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *conn,
         http_reply_error(r, 503, "server is shutting down");
         return queue_reply(r);
     }
+    if (m.route->inference) { /* tells the batchers more work is on its way */
+        r->incoming = 1;
+        atomic_fetch_add_explicit(&s->app->incoming, 1, memory_order_relaxed);
+    }
     const struct config *cfg = s->app->cfg;
     r->body_max = m.route->body == BODY_CLASSIFY ? cfg->classify_max_body
                   : m.route->body == BODY_INFER  ? cfg->infer_max_body
@@ -310,6 +323,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void request_free(struct request *r)
 {
     assert(atomic_load(&r->pending) == 0);
+    http_uncount_incoming(r);
     if (r->state_free)
         r->state_free(r->state);
     if (r->mv)

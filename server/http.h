@@ -37,6 +37,7 @@ struct app {
     struct metrics *metrics;
     atomic_int draining;  /* 1 after SIGTERM: readiness 503, inference refused */
     atomic_int in_flight; /* requests made and not yet completed */
+    atomic_int incoming;  /* inference requests being received/decoded, not yet submitted */
 };
 
 enum request_phase { PHASE_READ = 0, PHASE_HANDLED };
@@ -53,6 +54,7 @@ struct request {
     int64_t start_ns; /* CLOCK_MONOTONIC */
     enum request_phase phase;
     int suspended; /* between http_submit and the resumed access-handler call */
+    int incoming;  /* counted in app->incoming (an inference route, not submitted yet) */
 
     char *body; /* owned, body_len bytes (+ a NUL) */
     size_t body_len, body_cap;
@@ -120,6 +122,8 @@ int http_alloc_items(struct request *r, int n);
 /* Suspends the connection and queues r's items; finish(r) runs on the MHD thread once all
  * are done.  On refusal the reply is 503 with Retry-After: 1. */
 void http_submit(struct request *r, void (*finish)(struct request *r));
+/* Drops r from app->incoming (idempotent): at submit, or when r ends without one. */
+void http_uncount_incoming(struct request *r);
 /* Largest batch any of r's items ran in. */
 int http_batch_size(const struct request *r);
 

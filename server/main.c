@@ -146,6 +146,7 @@ int main(int argc, char **argv)
     struct app app = {.cfg = &cfg};
     atomic_init(&app.draining, 0);
     atomic_init(&app.in_flight, 0);
+    atomic_init(&app.incoming, 0);
     app.metrics = metrics_create();
     struct registry_config rcfg = {
         .repository = cfg.model_repository,
@@ -155,7 +156,8 @@ int main(int argc, char **argv)
                      .instances = cfg.instances,
                      .blas_threads = cfg.blas_threads,
                      .on_batch = metrics_on_batch,
-                     .on_batch_arg = app.metrics},
+                     .on_batch_arg = app.metrics,
+                     .incoming = &app.incoming},
         .max_versions = cfg.max_versions,
     };
     struct cnn_err err = {0};
