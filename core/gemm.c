@@ -4,7 +4,9 @@
 
 #include <cblas.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* C = beta * C for the K == 0 case, where no product term exists. */
 static void scale_c(int M, int N, float beta, float *C, int ldc)
@@ -80,4 +82,19 @@ const char *cnn_gemm_better_coretype(void)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return "Haswell";
     return NULL;
+}
+
+void cnn_gemm_reexec_if_generic(char **argv)
+{
+    const char *core = cnn_gemm_better_coretype();
+    if (!core || getenv("OPENBLAS_CORETYPE"))
+        return;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t)n >= sizeof self - 1)
+        return;
+    self[n] = '\0';
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv(self, argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on as we were */
 }

@@ -23,4 +23,10 @@ const char *cnn_gemm_backend(void);
  * themselves (see core/tool/ and server/main.c). */
 const char *cnn_gemm_better_coretype(void);
 
+/* For main() only, before anything else: when cnn_gemm_better_coretype() names a core and
+ * OPENBLAS_CORETYPE is unset, sets it and re-executes this program (same path, so the
+ * process keeps its name for ps/pkill) with argv.  Returns when nothing needed doing or the
+ * exec failed (the generic kernels then stay). */
+void cnn_gemm_reexec_if_generic(char **argv);
+
 #endif

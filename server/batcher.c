@@ -127,6 +127,31 @@ static int run_batch(struct worker *w, struct batcher_item *live, int n, int64_t
     return 0;
 }
 
+/* Moves the items whose gone() says nobody waits any more out of *live (keeping the order
+ * of the rest) and returns them as a list; batch_size of the rest is updated.  No lock. */
+static struct batcher_item *drop_gone(struct batcher_item **live, int *n_live)
+{
+    struct batcher_item *gone = NULL, **gt = &gone, **lt = live;
+    for (struct batcher_item *it = *live, *next; it; it = next) {
+        next = it->next;
+        if (it->gone && it->gone(it)) {
+            *gt = it;
+            gt = &it->next;
+            (*n_live)--;
+        } else {
+            *lt = it;
+            lt = &it->next;
+        }
+    }
+    *gt = NULL;
+    *lt = NULL;
+    for (struct batcher_item *it = *live; it; it = it->next)
+        it->batch_size = *n_live;
+    for (struct batcher_item *it = gone; it; it = it->next)
+        it->batch_size = 0;
+    return gone;
+}
+
 /* Calls done(status) for every item of a list; reads ->next before each call because the
  * callee owns the item from then on. */
 static void complete_list(struct batcher_item *it, int status)
@@ -178,11 +203,13 @@ static void *worker_main(void *arg)
             it->started_ns = start;
             it->batch_size = 0;
         }
+        struct batcher_item *gone = drop_gone(&live, &n_live);
         int64_t compute_ns = 0;
         int status = n_live > 0 ? run_batch(w, live, n_live, &compute_ns) : 0;
         if (b->cfg.on_batch)
             b->cfg.on_batch(b->cfg.on_batch_arg, status == 0 ? n_live : 0, compute_ns, n_expired);
         complete_list(expired, CNN_EBUSY);
+        complete_list(gone, CNN_ECANCELED);
         complete_list(live, status);
         pthread_mutex_lock(&b->mu);
     }

@@ -39,8 +39,8 @@ struct batcher_config {
 
 struct batcher_item;
 /* Called once per item on a worker thread: status 0 (item->output filled), CNN_EBUSY
- * (deadline passed while queued: not computed) or CNN_ECANCELED (batcher shut down before
- * it ran).  The callee owns the item again from this moment. */
+ * (deadline passed while queued: not computed) or CNN_ECANCELED (its gone() said the
+ * client left, or the batcher shut down before it ran: not computed).  The callee owns the item again from this moment. */
 typedef void (*batcher_done_fn)(struct batcher_item *item, int status);
 
 struct batcher_item {
@@ -52,6 +52,10 @@ struct batcher_item {
     int batch_size;          /* size of the batch it ran in, set by the worker */
     batcher_done_fn done;
     void *ctx;               /* caller's, untouched */
+    /* Optional: 1 when nobody waits for the result any more (the client disconnected).
+     * Asked on the worker, without the lock, just before the batch is computed; such an
+     * item is completed with CNN_ECANCELED and not computed. */
+    int (*gone)(const struct batcher_item *item);
     struct batcher_item *next; /* queue link, owned by the batcher while queued */
 };
 

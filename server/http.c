@@ -1,6 +1,7 @@
 /* The libmicrohttpd daemon and the life of a request (see the DESIGN note in http.h):
  * first call (framing, route, limits), body buffering, handler, suspend/resume around the
  * batcher, reply, completion (access log, metrics, release, free). */
+#define _GNU_SOURCE /* POLLRDHUP */
 #include "http.h"
 
 #include "log.h"
@@ -11,6 +12,7 @@
 #include <assert.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,19 @@ static void item_done(struct batcher_item *it, int status)
         MHD_resume_connection(r->conn);
 }
 
+/* batcher_item.gone: the peer closed its side (FIN/RST) while the request was queued.
+ * Asked on a worker while the connection is suspended, so MHD is not using it. */
+static int item_gone(const struct batcher_item *it)
+{
+    struct request *r = it->ctx;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 void http_uncount_incoming(struct request *r)
 {
     if (r->incoming) {
@@ -101,6 +116,7 @@ void http_submit(struct request *r, void (*finish)(struct request *r))
     for (int i = 0; i < r->n_items; i++) {
         r->items[i].deadline_ns = deadline;
         r->items[i].done = item_done;
+        r->items[i].gone = item_gone;
         r->items[i].ctx = r;
     }
     r->finish = finish;
@@ -125,6 +141,9 @@ static void complete_items(struct request *r)
         metrics_count_expired(r->app->metrics);
         r->retry_after = 1;
         http_reply_error(r, 503, "request timed out in queue");
+    } else if (failure == CNN_ECANCELED && !atomic_load(&r->app->draining)) {
+        /* the client left while queued: nginx's 499, for the log and metrics only */
+        http_reply_error(r, 499, "client closed the connection before the answer");
     } else if (failure == CNN_ECANCELED) {
         http_reply_error(r, 503, "server is shutting down");
     } else if (failure) {

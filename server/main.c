@@ -25,17 +25,6 @@ extern char **environ;
 
 static pthread_t main_thread;
 
-/* OpenBLAS chooses its kernels when it loads; if it fell back to generic ones on a CPU with
- * AVX2/AVX-512, restart once with OPENBLAS_CORETYPE set (an explicit setting is kept). */
-static void fix_blas_coretype(char **argv)
-{
-    const char *core = cnn_gemm_better_coretype();
-    if (!core || getenv("OPENBLAS_CORETYPE"))
-        return;
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the generic kernels */
-}
 
 /* Threads started before main (OpenBLAS's pool) do not block the signals main waits for;
  * if one of them receives a signal, hand it to main, where it is blocked and so waits
@@ -100,7 +89,7 @@ static int drain(struct app *app, struct http_server *http, const sigset_t *set,
 
 int main(int argc, char **argv)
 {
-    fix_blas_coretype(argv);
+    cnn_gemm_reexec_if_generic(argv);
     main_thread = pthread_self();
 
     static struct config cfg;

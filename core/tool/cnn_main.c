@@ -36,21 +36,10 @@ static void usage(FILE *f)
                "example: cnn init lenet5 lenet5.cnn && cnn info lenet5.cnn\n");
 }
 
-/* OpenBLAS chooses its kernels when it loads; if it fell back to generic ones on a CPU with
- * AVX2/AVX-512, restart once with OPENBLAS_CORETYPE set (an explicit setting is kept). */
-static void fix_blas_coretype(char **argv)
-{
-    const char *core = cnn_gemm_better_coretype();
-    if (!core || getenv("OPENBLAS_CORETYPE"))
-        return;
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the generic kernels */
-}
 
 int main(int argc, char **argv)
 {
-    fix_blas_coretype(argv);
+    cnn_gemm_reexec_if_generic(argv);
     if (argc < 2) {
         usage(stderr);
         return TOOL_USAGE;

@@ -19,4 +19,24 @@ write_config batching.blas_threads=1 server.request_timeout_ms=100
 cnnd_start || finish
 py check_load expire slow 12 "$IMG"
 cnnd_stop
+
+# Clients that hang up while queued are not computed: 10 requests that give up after 0.25 s
+# at ~70 ms per image; the ones still queued when their client left are dropped (499 in the
+# log and metrics) instead of costing a forward pass each.
+printf '[batching]\nmax_batch_size = 1\nmax_queue_size = 64\ninstances = 1\n' >"$T/repo/slow/config.ini"
+write_config batching.blas_threads=1
+cnnd_start || finish
+pids=()
+for i in $(seq 10); do
+  curl -s -o /dev/null -m 0.25 -H 'Content-Type: image/png' --data-binary @"$IMG" \
+    "$URL/v1/models/slow/classify" &
+  pids+=($!)
+done
+wait "${pids[@]}" # not cnnd, also a child of this shell
+sleep 1.5 # the queue drains
+gone=$(metric cnnd_requests_total 'status="499"')
+computed=$(metric cnnd_batch_size_count)
+check [ "${gone%.*}" -ge 3 ] -- "clients that left while queued are answered 499 and counted ($gone of 10)"
+check [ "${computed%.*}" -le $((10 - ${gone%.*})) ] -- "those requests were not computed ($computed forward passes)"
+cnnd_stop
 finish

@@ -317,6 +317,55 @@ START_TEST(test_expired_items_answered_busy_and_not_computed)
 }
 END_TEST
 
+static int always_gone(const struct batcher_item *item)
+{
+    (void)item;
+    return 1;
+}
+
+/* Items whose client left (gone() == 1) are answered CNN_ECANCELED and not computed; the
+ * others of the same gathered batch are computed and see the smaller batch size. */
+START_TEST(test_gone_items_cancelled_and_not_computed)
+{
+    struct cnn_model *m = stm_model(4);
+    struct collector c;
+    collector_init(&c);
+    struct batcher_config cfg = config(&c, 8, 0, 32, 1);
+    struct batcher *b = make_batcher(m, &cfg);
+    struct titem blocker, t[6];
+    titem_init(&blocker, &c, 1);
+    blocker.it.done = blocker_done;
+    struct batcher_item *p = &blocker.it;
+    ck_assert_int_eq(batcher_submit(b, &p, 1, NULL), 0);
+    wait_blocked(&c);
+    struct batcher_item *items[6];
+    for (int i = 0; i < 6; i++) {
+        titem_init(&t[i], &c, 90 + (uint64_t)i);
+        if (i % 3 == 0)
+            t[i].it.gone = always_gone;
+        items[i] = &t[i].it;
+    }
+    ck_assert_int_eq(batcher_submit(b, items, 6, NULL), 0);
+    open_gate(&c);
+    wait_done(&c, 7);
+    batcher_destroy(b);
+    ck_assert_int_eq(c.computed, 1 + 4);
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(atomic_load(&t[i].calls), 1);
+        if (i % 3 == 0) {
+            ck_assert_int_eq(t[i].status, CNN_ECANCELED);
+            for (int k = 0; k < STM_CLASSES; k++)
+                ck_assert(t[i].out[k] == -7.0f); /* never written */
+        } else {
+            ck_assert_int_eq(t[i].it.batch_size, 4);
+            check_outputs(m, &t[i], 1);
+        }
+    }
+    collector_fini(&c);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_destroy_drains_queued_items)
 {
     struct cnn_model *m = stm_model(5);
@@ -459,6 +508,7 @@ Suite *batcher_suite(void)
     tcase_add_test(tc, test_lone_item_completes_after_queue_delay);
     tcase_add_test(tc, test_full_queue_refuses_at_once_all_or_nothing);
     tcase_add_test(tc, test_expired_items_answered_busy_and_not_computed);
+    tcase_add_test(tc, test_gone_items_cancelled_and_not_computed);
     tcase_add_test(tc, test_destroy_drains_queued_items);
     tcase_add_test(tc, test_concurrent_submitters_each_item_completed_once);
     tcase_add_test(tc, test_bad_config_and_bad_items_rejected);
