@@ -11,20 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Output index range [*lo, *hi) whose input coordinate o*s - pad + off lies in [0, in). */
-static void valid_range(int out, int in, int s, int pad, int off, int *lo, int *hi)
-{
-    int start = off - pad;
-    int l = start >= 0 ? 0 : (-start + s - 1) / s;
-    int h = start > in - 1 ? 0 : (in - 1 - start) / s + 1;
-    if (h > out)
-        h = out;
-    if (l > h)
-        l = h;
-    *lo = l;
-    *hi = h;
-}
-
 /* d[i] += a * s[i] */
 static void axpy(float *restrict d, const float *restrict s, float a, int n)
 {
@@ -79,10 +65,10 @@ static void col2im_rows(float *dinp, const float *col, int C, const struct cnn_c
         float *dst_c = dinp + (size_t)c * chan;
         for (int ky = 0; ky < p->kh; ky++) {
             int oy_lo, oy_hi;
-            valid_range(OH, H, p->sh, p->pad_t, ky * p->dh, &oy_lo, &oy_hi);
+            cnn_conv_valid_range(OH, H, p->sh, p->pad_t, ky * p->dh, &oy_lo, &oy_hi);
             for (int kx = 0; kx < p->kw; kx++, col += ld) {
                 int ox_lo, ox_hi;
-                valid_range(OW, W, sw, p->pad_l, kx * p->dw, &ox_lo, &ox_hi);
+                cnn_conv_valid_range(OW, W, sw, p->pad_l, kx * p->dw, &ox_lo, &ox_hi);
                 const int ix0 = ox_lo * sw - p->pad_l + kx * p->dw;
                 const int nvalid = ox_hi - ox_lo;
                 for (int r = r0; r < r1;) { /* one image's part of the chunk at a time */
@@ -124,7 +110,7 @@ static void depthwise_plane_backward(float *din, float *dw, const float *dout, c
                 continue;
             for (int kx = 0; kx < p->kw; kx++) {
                 int lo, hi;
-                valid_range(OW, W, sw, p->pad_l, kx * p->dw, &lo, &hi);
+                cnn_conv_valid_range(OW, W, sw, p->pad_l, kx * p->dw, &lo, &hi);
                 const size_t off = (size_t)iy * W + (size_t)(lo * sw - p->pad_l + kx * p->dw);
                 const int n = hi - lo;
                 const float *restrict gs = g + lo;

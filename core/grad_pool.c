@@ -6,27 +6,6 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Clipped input range [*lo, *hi) of window o and its size counting padding but not the
- * ceil-mode overhang beyond the padded input; the same rule as layer_pool.c. */
-static int window(int o, int s, int pad_lo, int pad_hi, int k, int in, int *lo, int *hi)
-{
-    int start = o * s - pad_lo;
-    int end = start + k;
-    if (end > in + pad_hi)
-        end = in + pad_hi;
-    int padded = end - start;
-    *lo = start < 0 ? 0 : start;
-    *hi = end > in ? in : end;
-    return padded;
-}
-
-/* 2x2 stride-2 windows without padding, as in layer_pool.c: four compares per output. */
-static int is_plain_2x2(const struct cnn_pool2d *p)
-{
-    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->pad_t == 0 && p->pad_l == 0 &&
-           p->pad_b == 0 && p->pad_r == 0 && 2 * p->oh <= p->h && 2 * p->ow <= p->w;
-}
-
 /* Gradients of 4 windows of a 2x2 pool: x0, x1 hold the 8 floats of the top row, y0, y1
  * the bottom row, gv the 4 output gradients.  o0, o1 (top) and o2, o3 (bottom) receive
  * gv at the first maximum of each window in row-major order, 0 elsewhere.  No branches:
@@ -102,7 +81,7 @@ void cnn_maxpool_backward(float *dinp, const float *dout, const float *inp,
 {
     const size_t planes = (size_t)p->c * N, in_plane = (size_t)p->h * p->w;
     const size_t out_plane = (size_t)p->oh * p->ow;
-    const int plain_2x2 = is_plain_2x2(p);
+    const int plain_2x2 = cnn_pool2d_is_plain_2x2(p);
     for (size_t pl = 0; pl < planes; pl++) {
         const float *in = inp + pl * in_plane;
         const float *g = dout + pl * out_plane;
@@ -113,10 +92,10 @@ void cnn_maxpool_backward(float *dinp, const float *dout, const float *inp,
         }
         for (int oy = 0; oy < p->oh; oy++) {
             int y0, y1;
-            window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
+            cnn_pool_window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
             for (int ox = 0; ox < p->ow; ox++) {
                 int x0, x1;
-                window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
+                cnn_pool_window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
                 /* Shape rules (pad < kernel) guarantee a non-empty window.  The max
                  * first (a branch-free pass), then the first position holding it. */
                 float m = in[(size_t)y0 * p->w + x0];
@@ -151,10 +130,10 @@ void cnn_avgpool_backward(float *dinp, const float *dout, const struct cnn_pool2
         float *d = dinp + pl * in_plane;
         for (int oy = 0; oy < p->oh; oy++) {
             int y0, y1;
-            int ph = window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
+            int ph = cnn_pool_window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
             for (int ox = 0; ox < p->ow; ox++) {
                 int x0, x1;
-                int pw = window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
+                int pw = cnn_pool_window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
                 int count = p->count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
                 const float v = count > 0 ? *g / (float)count : 0.0f;
                 g++;

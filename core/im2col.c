@@ -6,20 +6,6 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Output index range [*lo, *hi) whose input coordinate o*s - pad + off lies in [0, in). */
-static void valid_range(int out, int in, int s, int pad, int off, int *lo, int *hi)
-{
-    int start = off - pad; /* input coordinate of output 0 */
-    int l = start >= 0 ? 0 : (-start + s - 1) / s;
-    int h = start > in - 1 ? 0 : (in - 1 - start) / s + 1;
-    if (h > out)
-        h = out;
-    if (l > h)
-        l = h;
-    *lo = l;
-    *hi = h;
-}
-
 typedef float v4f __attribute__((vector_size(16)));
 
 /* d[i] = src[2 * i] for n values: pairs of loads and one shuffle per 4 outputs, since -O2
@@ -149,10 +135,10 @@ void cnn_im2col_rows(float *col, const float *inp, int C, const struct cnn_conv2
         const float *src_c = inp + (size_t)c * chan;
         for (int ky = 0; ky < p->kh; ky++) {
             int oy_lo, oy_hi;
-            valid_range(OH, H, p->sh, p->pad_t, ky * p->dh, &oy_lo, &oy_hi);
+            cnn_conv_valid_range(OH, H, p->sh, p->pad_t, ky * p->dh, &oy_lo, &oy_hi);
             for (int kx = 0; kx < p->kw; kx++) {
                 int ox_lo, ox_hi;
-                valid_range(OW, W, sw, p->pad_l, kx * p->dw, &ox_lo, &ox_hi);
+                cnn_conv_valid_range(OW, W, sw, p->pad_l, kx * p->dw, &ox_lo, &ox_hi);
                 const int ix0 = ox_lo * sw - p->pad_l + kx * p->dw;
                 for (int r = r0; r < r1;) { /* one image's part of the chunk at a time */
                     const int n = r / OH, ya = r % OH;
@@ -196,10 +182,10 @@ void cnn_col2im(float *dinp, const float *col, int C, const struct cnn_conv2d *p
         float *dst_c = dinp + (size_t)c * chan;
         for (int ky = 0; ky < p->kh; ky++) {
             int oy_lo, oy_hi;
-            valid_range(OH, H, p->sh, p->pad_t, ky * p->dh, &oy_lo, &oy_hi);
+            cnn_conv_valid_range(OH, H, p->sh, p->pad_t, ky * p->dh, &oy_lo, &oy_hi);
             for (int kx = 0; kx < p->kw; kx++) {
                 int ox_lo, ox_hi;
-                valid_range(OW, W, sw, p->pad_l, kx * p->dw, &ox_lo, &ox_hi);
+                cnn_conv_valid_range(OW, W, sw, p->pad_l, kx * p->dw, &ox_lo, &ox_hi);
                 const int ix0 = ox_lo * sw - p->pad_l + kx * p->dw;
                 const int nvalid = ox_hi - ox_lo;
                 for (int n = 0; n < N; n++) {

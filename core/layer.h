@@ -133,6 +133,48 @@ size_t cnn_winograd_scratch_floats(const struct cnn_conv2d *p, int N);
 const char *cnn_layer_kind_name(enum cnn_layer_kind kind);
 const char *cnn_act_name(enum cnn_act kind);
 
+/* ---- window geometry shared by forward and backward kernels (layer.c) -------- */
+
+/* Inline: they run per output row or pixel in the kernels. */
+
+/* Output positions [*lo, *hi) of an axis of `out` positions whose input coordinate
+ * o * s - pad + off lies inside [0, in): the im2col / direct-conv valid range. */
+static inline void cnn_conv_valid_range(int out, int in, int s, int pad, int off, int *lo,
+                                        int *hi)
+{
+    int start = off - pad; /* input coordinate of output 0 */
+    int l = start >= 0 ? 0 : (-start + s - 1) / s;
+    int h = start > in - 1 ? 0 : (in - 1 - start) / s + 1;
+    if (h > out)
+        h = out;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* Pool window o along one axis: clipped input range [*lo, *hi); returns its size counting
+ * padding but not the overhang past the padded input that ceil mode can create. */
+static inline int cnn_pool_window(int o, int s, int pad_lo, int pad_hi, int k, int in, int *lo,
+                                  int *hi)
+{
+    int start = o * s - pad_lo;
+    int end = start + k;
+    if (end > in + pad_hi)
+        end = in + pad_hi;
+    *lo = start < 0 ? 0 : start;
+    *hi = end > in ? in : end;
+    return end - start;
+}
+
+/* 1 for 2x2 stride-2 pooling without padding whose windows all lie inside the input. */
+static inline int cnn_pool2d_is_plain_2x2(const struct cnn_pool2d *p)
+{
+    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->pad_t == 0 &&
+           p->pad_l == 0 && p->pad_b == 0 && p->pad_r == 0 && 2 * p->oh <= p->h &&
+           2 * p->ow <= p->w;
+}
+
 /* ---- kernels (layer_<kind>.c); all tensors (C, N, H, W) ------------------- */
 
 /* Applies act to n floats in place. */

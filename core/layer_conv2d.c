@@ -10,20 +10,6 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Output index range [*lo, *hi) whose input coordinate o*s - pad + off lies in [0, in). */
-static void valid_range(int out, int in, int s, int pad, int off, int *lo, int *hi)
-{
-    int start = off - pad;
-    int l = start >= 0 ? 0 : (-start + s - 1) / s;
-    int h = start > in - 1 ? 0 : (in - 1 - start) / s + 1;
-    if (h > out)
-        h = out;
-    if (l > h)
-        l = h;
-    *lo = l;
-    *hi = h;
-}
-
 /* d[i] += a * s[i]; four lanes at a time (GCC/clang vector extension) because -O2 does not
  * vectorize loops of unknown length, and this is the whole cost of a depthwise conv.
  * memcpy does the unaligned loads and stores; the result equals the scalar loop. */
@@ -60,7 +46,7 @@ static void depthwise_plane(float *restrict out, const float *restrict in, const
             const float *in_row = in + (size_t)iy * W;
             for (int kx = 0; kx < p->kw; kx++) {
                 int lo, hi;
-                valid_range(OW, W, sw, p->pad_l, kx * p->dw, &lo, &hi);
+                cnn_conv_valid_range(OW, W, sw, p->pad_l, kx * p->dw, &lo, &hi);
                 const float wk = w[ky * p->kw + kx];
                 const float *restrict s = in_row + (lo * sw - p->pad_l + kx * p->dw);
                 float *restrict d = row + lo;

@@ -6,20 +6,6 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Clipped input range [*lo, *hi) of window o, and its size counting padding but not the
- * overhang beyond the padded input that ceil mode can create. */
-static int window(int o, int s, int pad_lo, int pad_hi, int k, int in, int *lo, int *hi)
-{
-    int start = o * s - pad_lo;
-    int end = start + k;
-    if (end > in + pad_hi)
-        end = in + pad_hi;
-    int padded = end - start;
-    *lo = start < 0 ? 0 : start;
-    *hi = end > in ? in : end;
-    return padded;
-}
-
 /* Rows wider than this take the direct path; narrower ones first take the max down the
  * window's rows into a stack row (a vectorisable elementwise max), then across it. */
 #define MAXPOOL_ROW_MAX 2048
@@ -49,28 +35,19 @@ static void maxpool_plane_rows(float *o, const float *in, const struct cnn_pool2
     const int W = p->w;
     for (int oy = 0; oy < p->oh; oy++) {
         int y0, y1;
-        window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
+        cnn_pool_window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
         memcpy(rowmax, in + (size_t)y0 * W, sizeof(float) * (size_t)W);
         for (int y = y0 + 1; y < y1; y++)
             max_into(rowmax, in + (size_t)y * W, W);
         for (int ox = 0; ox < p->ow; ox++) {
             int x0, x1;
-            window(ox, p->sw, p->pad_l, p->pad_r, p->kw, W, &x0, &x1);
+            cnn_pool_window(ox, p->sw, p->pad_l, p->pad_r, p->kw, W, &x0, &x1);
             float m = rowmax[x0];
             for (int x = x0 + 1; x < x1; x++)
                 m = rowmax[x] > m ? rowmax[x] : m;
             *o++ = m;
         }
     }
-}
-
-/* 2x2 stride-2 windows without padding (LeNet, VGG, the CIFAR net): every window is
- * inside the input, so each output is the max of two pairs. */
-static int is_plain_2x2(const struct cnn_pool2d *p)
-{
-    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->pad_t == 0 &&
-           p->pad_l == 0 && p->pad_b == 0 && p->pad_r == 0 && 2 * p->oh <= p->h &&
-           2 * p->ow <= p->w;
 }
 
 static void maxpool_plane_2x2(float *restrict o, const float *restrict in,
@@ -90,7 +67,7 @@ static void maxpool_plane_2x2(float *restrict o, const float *restrict in,
 void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N)
 {
     const size_t planes = (size_t)p->c * N, in_plane = (size_t)p->h * p->w;
-    const int plain_2x2 = is_plain_2x2(p);
+    const int plain_2x2 = cnn_pool2d_is_plain_2x2(p);
     for (size_t pl = 0; pl < planes; pl++) {
         const float *in = inp + pl * in_plane;
         float *o = out + pl * (size_t)p->oh * p->ow;
@@ -104,10 +81,10 @@ void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *
         }
         for (int oy = 0; oy < p->oh; oy++) {
             int y0, y1;
-            window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
+            cnn_pool_window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
             for (int ox = 0; ox < p->ow; ox++) {
                 int x0, x1;
-                window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
+                cnn_pool_window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
                 /* Shape rules (pad < kernel) guarantee a non-empty window. */
                 float m = in[(size_t)y0 * p->w + x0];
                 for (int y = y0; y < y1; y++) {
@@ -129,10 +106,10 @@ void cnn_avgpool_forward(float *out, const float *inp, const struct cnn_pool2d *
         float *o = out + pl * (size_t)p->oh * p->ow;
         for (int oy = 0; oy < p->oh; oy++) {
             int y0, y1;
-            int ph = window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
+            int ph = cnn_pool_window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
             for (int ox = 0; ox < p->ow; ox++) {
                 int x0, x1;
-                int pw = window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
+                int pw = cnn_pool_window(ox, p->sw, p->pad_l, p->pad_r, p->kw, p->w, &x0, &x1);
                 float sum = 0.0f;
                 for (int y = y0; y < y1; y++) {
                     const float *row = in + (size_t)y * p->w;
