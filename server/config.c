@@ -82,6 +82,28 @@ static const struct option OPTIONS[] = {
      "most elements in one request tensor (input or output)"},
     {"max_batch_items", "limits", T_INT, "64", 1, 1000000, NULL, F(max_batch_items),
      "most images (or tensors) in one request; <= max_queue_size"},
+    {"admin_listen", "admin", T_ADDR, "127.0.0.1", 0, 0, NULL, F(admin_listen),
+     "address of the admin listener (jobs, model management); keep it on loopback"},
+    {"admin_port", "admin", T_INT, "8081", 0, 65535, NULL, F(admin_port),
+     "admin TCP port; 0 = a free port (logged as \"admin listening port=N\")"},
+    {"admin_token_file", "admin", T_STR, "models/admin.token", 0, 0, NULL, F(admin_token_file),
+     "bearer token file (mode 0600), created with a random token when missing; the variable "
+     "CNND_ADMIN_TOKEN overrides it"},
+    {"data_root", "training", T_STR, "data", 0, 0, NULL, F(data_root),
+     "fine-tune datasets and collected examples: paths in jobs are relative to it"},
+    {"max_jobs", "training", T_INT, "1", 1, 64, NULL, F(max_jobs),
+     "fine-tune jobs running at once; max_jobs x blas_threads <= train_threads"},
+    {"job_queue_size", "training", T_INT, "4", 0, 1000, NULL, F(job_queue_size),
+     "jobs waiting for a free slot; beyond it POST .../finetune answers 409"},
+    {"train_threads", "training", T_INT, "0", 0, 256, NULL, F(train_threads),
+     "cores the running jobs may take together (each takes blas_threads); 0 = cores - 1, "
+     "at least max_jobs x blas_threads"},
+    {"train_nice", "training", T_INT, "10", 0, 19, NULL, F(train_nice),
+     "nice value of job threads, so inference wins the CPU when both want it"},
+    {"max_examples", "training", T_COUNT, "10000", 1, 10000000, NULL, F(max_examples),
+     "examples collected per model through POST .../examples"},
+    {"example_max_bytes", "training", T_SIZE, "1M", 1, 64 * MIB, NULL, F(example_max_bytes),
+     "largest example image upload (bytes)"},
     {"log_level", "log", T_ENUM, "info", 0, 0, "debug|info|warn|error", F(log_level),
      "least severe level logged"},
     {"log_format", "log", T_ENUM, "text", 0, 0, "text|json", F(log_format),
@@ -90,7 +112,8 @@ static const struct option OPTIONS[] = {
 #define N_OPTIONS ((int)(sizeof OPTIONS / sizeof OPTIONS[0]))
 _Static_assert(sizeof OPTIONS / sizeof OPTIONS[0] <= CONFIG_MAX_OPTIONS, "grow origin arrays");
 
-static const char *const SECTIONS[] = {"server", "models", "batching", "limits", "log"};
+static const char *const SECTIONS[] = {"server", "models",   "batching", "limits",
+                                       "admin",  "training", "log"};
 
 static int fail(char *errbuf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -347,6 +370,8 @@ int config_apply_env(struct config *c, char *const *envp, void (*warn)(const cha
         const char *kv = *envp;
         if (strncmp(kv, "CNND_", 5) != 0)
             continue;
+        if (strncmp(kv, "CNND_ADMIN_TOKEN=", 17) == 0)
+            continue; /* the admin token (admin_auth.c), deliberately not an option */
         const char *eq = strchr(kv, '=');
         if (!eq)
             continue;
@@ -477,6 +502,18 @@ int config_finish(struct config *c, int cores, char *errbuf, size_t cap)
         origin_of(c, "connection_limit", where, sizeof where);
         return fail(errbuf, cap, "%s: option connection_limit: %d is below threads (%d)", where,
                     c->connection_limit, c->threads);
+    }
+    long long job_threads = (long long)c->max_jobs * c->blas_threads;
+    if (c->train_threads == 0) /* auto: leave a core to inference, but fit max_jobs jobs */
+        c->train_threads = (int)(job_threads > cores - 1 ? job_threads : cores - 1);
+    if (job_threads > c->train_threads) {
+        const char *name = "train_threads";
+        origin_of(c, name, where, sizeof where);
+        return fail(errbuf, cap,
+                    "%s: option %s: max_jobs (%d) x blas_threads (%d) exceeds train_threads "
+                    "(%d): each running job computes on blas_threads threads (OpenBLAS's "
+                    "count is process-wide)",
+                    where, name, c->max_jobs, c->blas_threads, c->train_threads);
     }
     if (c->max_batch_items > c->max_queue_size) {
         origin_of(c, "max_batch_items", where, sizeof where);

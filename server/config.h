@@ -11,7 +11,7 @@
 
 #define CONFIG_STR_MAX 1024 /* string values incl. NUL */
 #define CONFIG_ERR_MAX 1400
-#define CONFIG_MAX_OPTIONS 40
+#define CONFIG_MAX_OPTIONS 48
 
 enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON = 1 };
 
@@ -44,6 +44,18 @@ struct config {
     int max_multipart_parts;
     long long max_tensor_elements;
     int max_batch_items; /* images / tensors in one request */
+    /* [admin] the admin listener (handlers_admin.c, admin.c) */
+    char admin_listen[CONFIG_STR_MAX]; /* numeric IPv4 or IPv6 address */
+    int admin_port;                    /* 0 = ephemeral */
+    char admin_token_file[CONFIG_STR_MAX];
+    /* [training] fine-tune jobs (jobs.c) and collected examples (examples.c) */
+    char data_root[CONFIG_STR_MAX]; /* datasets and examples live only under it */
+    int max_jobs;                   /* jobs running at once */
+    int job_queue_size;             /* jobs waiting; beyond it 409 */
+    int train_threads;  /* cores all running jobs may take; 0 = cores - 1 (config_finish) */
+    int train_nice;     /* nice value of job threads */
+    long long max_examples;      /* collected examples per model */
+    long long example_max_bytes; /* one uploaded example image */
     /* [log] */
     int log_level;  /* enum log_level */
     int log_format; /* enum config_log_format */
@@ -78,7 +90,8 @@ int config_apply_env(struct config *c, char *const *envp, void (*warn)(const cha
                      char *errbuf, size_t cap);
 
 /* Resolves auto values for `cores` CPUs and checks options against each other
- * (instances x blas_threads <= cores).  0, or -1 with the message. */
+ * (instances x blas_threads <= cores; max_jobs x blas_threads <= train_threads).  0, or -1
+ * with the message. */
 int config_finish(struct config *c, int cores, char *errbuf, size_t cap);
 
 /* The whole sequence: defaults; argv is scanned for --config FILE / --help / --version;

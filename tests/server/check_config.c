@@ -78,6 +78,16 @@ START_TEST(test_defaults_match_documented_values)
     ck_assert_int_eq(c.max_versions, 1);
     ck_assert_int_eq(c.log_level, LOG_INFO);
     ck_assert_int_eq(c.log_format, CONFIG_LOG_TEXT);
+    ck_assert_str_eq(c.admin_listen, "127.0.0.1");
+    ck_assert_int_eq(c.admin_port, 8081);
+    ck_assert_str_eq(c.admin_token_file, "models/admin.token");
+    ck_assert_str_eq(c.data_root, "data");
+    ck_assert_int_eq(c.max_jobs, 1);
+    ck_assert_int_eq(c.job_queue_size, 4);
+    ck_assert_int_eq(c.train_threads, 0);
+    ck_assert_int_eq(c.train_nice, 10);
+    ck_assert(c.max_examples == 10000);
+    ck_assert(c.example_max_bytes == 1 * MIB);
 }
 END_TEST
 
@@ -96,6 +106,33 @@ START_TEST(test_finish_resolves_auto_threads_and_instances)
     c.blas_threads = 8; /* more than the cores: 1 instance, 8 > 6 is refused */
     ck_assert_int_eq(config_finish(&c, 6, errbuf, sizeof errbuf), -1);
     ck_assert_ptr_nonnull(strstr(errbuf, "exceeds the 6 cores"));
+}
+END_TEST
+
+/* train_threads: auto leaves a core to inference but always fits max_jobs x blas_threads;
+ * an explicit value that does not fit is refused, naming where it was set. */
+START_TEST(test_finish_resolves_train_threads_and_checks_the_job_budget)
+{
+    struct config c;
+    config_defaults(&c);
+    ck_assert_int_eq(config_finish(&c, 4, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(c.train_threads, 3);
+    config_defaults(&c);
+    ck_assert_int_eq(config_finish(&c, 1, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(c.train_threads, 1);
+    config_defaults(&c);
+    c.instances = 1;
+    c.blas_threads = 2;
+    ck_assert_int_eq(config_finish(&c, 2, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(c.train_threads, 2); /* one job needs blas_threads */
+    char *argv[] = {"cnnd", "--max-jobs", "3", "--train-threads", "2", NULL};
+    ck_assert_int_eq(config_load(&c, 5, argv, NULL, 8, NULL, errbuf, sizeof errbuf),
+                     CONFIG_ERROR);
+    ck_assert_msg(strstr(errbuf, "command line: option train_threads: max_jobs (3) x "
+                                 "blas_threads (1) exceeds train_threads (2)") != NULL,
+                  "%s", errbuf);
+    char *ok[] = {"cnnd", "--max-jobs", "2", "--train-threads", "2", NULL};
+    ck_assert_int_eq(config_load(&c, 5, ok, NULL, 8, NULL, errbuf, sizeof errbuf), CONFIG_OK);
 }
 END_TEST
 
@@ -307,6 +344,16 @@ START_TEST(test_help_lists_every_option_with_its_default)
         {"max_multipart_parts", "64"},
         {"max_tensor_elements", "16M"},
         {"max_batch_items", "64"},
+        {"admin_listen", "127.0.0.1"},
+        {"admin_port", "8081"},
+        {"admin_token_file", "models/admin.token"},
+        {"data_root", "data"},
+        {"max_jobs", "1"},
+        {"job_queue_size", "4"},
+        {"train_threads", "0"},
+        {"train_nice", "10"},
+        {"max_examples", "10000"},
+        {"example_max_bytes", "1M"},
         {"log_level", "info"},
         {"log_format", "text"},
     };
@@ -400,6 +447,7 @@ Suite *config_suite(void)
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_defaults_match_documented_values);
     tcase_add_test(tc, test_finish_resolves_auto_threads_and_instances);
+    tcase_add_test(tc, test_finish_resolves_train_threads_and_checks_the_job_budget);
     tcase_add_test(tc, test_file_sets_options_in_sections_with_comments);
     tcase_add_test(tc, test_file_errors_name_file_line_and_option);
     tcase_add_test(tc, test_file_syntax_errors_and_overlong_lines);
