@@ -1,0 +1,48 @@
+/* The admin bearer token: where it comes from (CNND_ADMIN_TOKEN, else the first line of
+ * admin_token_file, which must be a regular file of mode 0600 or stricter; created with
+ * 256 random bits from getrandom(2) as 64 hex digits when missing) and the check of an
+ * "Authorization: Bearer <token>" header in constant time: both sides are padded to
+ * ADMIN_TOKEN_MAX bytes and every byte is compared with an accumulate-xor, the lengths
+ * folded into the same accumulator, so neither the content nor the length of the token
+ * decides how much work is done.  The token is never logged.  Load once at start; the
+ * check is pure (any thread). */
+#ifndef ADMIN_AUTH_H
+#define ADMIN_AUTH_H
+
+#include "err.h"
+
+#include <stddef.h>
+
+#define ADMIN_TOKEN_MAX 256 /* longest token accepted, bytes */
+#define ADMIN_TOKEN_MIN 16  /* shortest token accepted from a file or the environment */
+
+struct admin_token {
+    unsigned char value[ADMIN_TOKEN_MAX]; /* zero padded */
+    size_t len;
+};
+
+/* Fills t from env_value when it is non-NULL, else from the file at path, creating the
+ * file (mode 0600, O_EXCL, fsync'd) with a fresh random token when it does not exist.
+ * *created (optional) = 1 when the file was made now.  Errors (CNN_EINVAL, CNN_EIO) name
+ * the file and the reason (group/other permissions, symlink, too short, bad characters)
+ * but never the token. */
+int admin_token_load(struct admin_token *t, const char *env_value, const char *path,
+                     int *created, struct cnn_err *err);
+
+/* Sets t from text[0..n): visible ASCII only, ADMIN_TOKEN_MIN..ADMIN_TOKEN_MAX bytes. */
+int admin_token_set(struct admin_token *t, const char *text, size_t n, struct cnn_err *err);
+
+/* Writes 2 * nbytes lowercase hex digits of getrandom(2) bytes and a NUL into hex
+ * (cap >= 2 * nbytes + 1, nbytes <= 64). */
+int admin_token_generate(char *hex, size_t cap, size_t nbytes, struct cnn_err *err);
+
+/* 1 when presented[0..n) equals the token.  Always compares ADMIN_TOKEN_MAX bytes; no
+ * branch depends on either token's bytes or on the stored length. */
+int admin_token_equal(const struct admin_token *t, const char *presented, size_t n);
+
+/* 1 when the Authorization header value is "Bearer <token>" (scheme case-insensitive,
+ * spaces around the token ignored) with the right token; 0 for NULL, another scheme or a
+ * wrong token. */
+int admin_token_check_header(const struct admin_token *t, const char *authorization);
+
+#endif
