@@ -12,6 +12,12 @@
  * changes the lists or touches a model's failure memory, and it loads models and creates
  * batchers with no lock held, then commits the new versions under r->mu.
  *
+ * Live version: the newest listed version, unless the model is pinned (me->pinned, from
+ * REPO/NAME/live_version, read by every scan and written by registry_activate): then the
+ * pinned version stays loaded and live, and max_versions - 1 further slots hold the newest
+ * others.  An unloaded model (registry_unload_model) is skipped by scans until it is
+ * loaded again by name.
+ *
  * Policy: a loaded version is never reloaded when its file changes (publish a new
  * version number); a version whose load failed is not retried until its model.cnn,
  * config.ini or labels file changes; a bad config.ini is logged and counted once per
@@ -25,12 +31,15 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_VERSIONS 100 /* loaded versions kept per model (config.c allows 1..100) */
 
@@ -46,12 +55,16 @@ struct ventry {
 struct failure {
     int version;
     struct repo_file_id model_id, config_id, labels_id;
+    char msg[160]; /* the load error */
 };
 
 struct mentry {
     char name[REPO_NAME_MAX];
     struct ventry *versions; /* r->mu; listed versions, newest first */
     struct mentry *next;     /* r->mu; entries are only freed by registry_destroy */
+    int pinned;              /* r->mu (written by the scanning thread); 0 = newest is live */
+    int unloaded;            /* r->mu (written by the scanning thread); scans skip it */
+    int pin_warned;          /* scanning thread: pin value last warned about */
     /* scanning thread only */
     struct failure *failed;
     int n_failed;
@@ -138,6 +151,15 @@ static struct mentry *find_model(struct registry *r, const char *name)
     return NULL;
 }
 
+/* The live version: the pinned one when it is listed, else the newest.  Caller holds r->mu. */
+static struct ventry *live_of(struct mentry *me)
+{
+    for (struct ventry *ve = me->versions; me->pinned && ve; ve = ve->next)
+        if (ve->pub.version == me->pinned)
+            return ve;
+    return me->versions;
+}
+
 int registry_acquire(struct registry *r, const char *name, int version, struct model_version **out,
                      struct cnn_err *err)
 {
@@ -156,8 +178,13 @@ int registry_acquire(struct registry *r, const char *name, int version, struct m
     if (version > 0)
         while (ve && ve->pub.version != version)
             ve = ve->next;
+    else if (me)
+        ve = live_of(me);
     if (!ve) {
+        int unloaded = me && me->unloaded;
         pthread_mutex_unlock(&r->mu);
+        if (unloaded)
+            return cnn_err_set(err, CNN_ENOENT, "model %s is unloaded", shown);
         if (!me || !me->versions)
             return cnn_err_set(err, CNN_ENOENT, "unknown model %s", shown);
         return cnn_err_set(err, CNN_ENOENT, "model %s has no version %d loaded", shown, version);
@@ -194,13 +221,15 @@ void registry_foreach(struct registry *r,
     if (total > 0)
         list = malloc((size_t)total * sizeof *list);
     if (list) {
-        for (struct mentry *me = r->models; me; me = me->next)
+        for (struct mentry *me = r->models; me; me = me->next) {
+            struct ventry *live = live_of(me);
             for (struct ventry *ve = me->versions; ve; ve = ve->next) {
                 ve->refs++;
                 list[n].ve = ve;
-                list[n].is_live = ve == me->versions;
+                list[n].is_live = ve == live;
                 n++;
             }
+        }
     }
     pthread_mutex_unlock(&r->mu);
     if (total > 0 && !list) {
@@ -252,7 +281,7 @@ static void forget_failure(struct mentry *me, int version)
 }
 
 static void remember_failure(struct mentry *me, int version, const struct repo_file_id *model_id,
-                             const struct repo_model_config *cfg)
+                             const struct repo_model_config *cfg, const char *msg)
 {
     struct failure *f = find_failure(me, version);
     if (!f) {
@@ -262,7 +291,8 @@ static void remember_failure(struct mentry *me, int version, const struct repo_f
         me->failed = p;
         f = &me->failed[me->n_failed++];
     }
-    *f = (struct failure){version, *model_id, cfg->config_id, cfg->labels_id};
+    *f = (struct failure){version, *model_id, cfg->config_id, cfg->labels_id, ""};
+    snprintf(f->msg, sizeof f->msg, "%s", msg);
 }
 
 /* Failures of versions no longer on disk are forgotten. */
@@ -353,12 +383,14 @@ static int need_config(struct registry *r, struct mentry *me, struct repo_model_
     return 0;
 }
 
-/* Inserts the new versions into me's list (newest first), unlists all but the
- * max_versions newest, and logs the changes.  Takes r->mu. */
-static void commit_versions(struct registry *r, struct mentry *me, struct ventry *fresh)
+/* Inserts the new versions into me's list (newest first), unlists every version not in
+ * keep[0..n_keep), sets the pin and logs the changes.  Takes r->mu. */
+static void commit_versions(struct registry *r, struct mentry *me, struct ventry *fresh,
+                            const int *keep, int n_keep, int pin)
 {
     pthread_mutex_lock(&r->mu);
-    int old_live = me->versions ? me->versions->pub.version : 0;
+    struct ventry *live = live_of(me);
+    int old_live = live ? live->pub.version : 0;
     while (fresh) {
         struct ventry *ve = fresh;
         fresh = fresh->next;
@@ -369,16 +401,17 @@ static void commit_versions(struct registry *r, struct mentry *me, struct ventry
         *pp = ve;
         r->alive++;
     }
-    struct ventry **pp = &me->versions;
-    for (int kept = 0; *pp && kept < r->max_versions; kept++)
-        pp = &(*pp)->next;
-    struct ventry *dropped = *pp;
-    *pp = NULL;
-    int new_live = me->versions ? me->versions->pub.version : 0;
     int n_dropped = 0, dropped_versions[8];
-    while (dropped) {
-        struct ventry *ve = dropped;
-        dropped = dropped->next;
+    for (struct ventry **pp = &me->versions; *pp;) {
+        struct ventry *ve = *pp;
+        int kept = 0;
+        for (int i = 0; i < n_keep && !kept; i++)
+            kept = keep[i] == ve->pub.version;
+        if (kept) {
+            pp = &ve->next;
+            continue;
+        }
+        *pp = ve->next;
         if (n_dropped < 8)
             dropped_versions[n_dropped] = ve->pub.version;
         n_dropped++;
@@ -386,16 +419,119 @@ static void commit_versions(struct registry *r, struct mentry *me, struct ventry
         ve->next = NULL;
         unref_locked(r, ve);
     }
+    me->pinned = pin;
+    live = live_of(me);
+    int new_live = live ? live->pub.version : 0;
     pthread_mutex_unlock(&r->mu);
     if (new_live != old_live)
-        log_info("model live name=%s version=%d previous=%d", me->name, new_live, old_live);
+        log_info("model live name=%s version=%d previous=%d pinned=%d", me->name, new_live,
+                 old_live, pin != 0);
     for (int i = 0; i < n_dropped && i < 8; i++)
         log_info("model version unloaded name=%s version=%d", me->name, dropped_versions[i]);
+}
+
+/* REPO/NAME/live_version: the pinned version, 0 when the file is absent, -1 when it does
+ * not hold a version number. */
+static int read_pin(const char *repo, const char *name)
+{
+    char path[PATH_MAX], buf[32];
+    int len = snprintf(path, sizeof path, "%s/%s/live_version", repo, name);
+    if (len < 0 || (size_t)len >= sizeof path)
+        return -1;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n \t")] = '\0';
+    int v = repo_parse_version(buf);
+    return v > 0 ? v : -1;
+}
+
+/* Writes (version > 0) or removes (0) REPO/NAME/live_version: temp file, fsync, rename,
+ * fsync of the folder. */
+static int write_pin(const char *repo, const char *name, int version, struct cnn_err *err)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16], tmp[PATH_MAX + 48];
+    int len = snprintf(dir, sizeof dir, "%s/%s", repo, name);
+    if (len < 0 || (size_t)len >= sizeof dir)
+        return cnn_err_set(err, CNN_ELIMIT, "repository path too long");
+    snprintf(path, sizeof path, "%s/live_version", dir);
+    int rc = 0;
+    if (version > 0) {
+        static atomic_int seq;
+        snprintf(tmp, sizeof tmp, "%s/.live_version.%d.%d", dir, (int)getpid(),
+                 atomic_fetch_add(&seq, 1));
+        char text[24];
+        int n = snprintf(text, sizeof text, "%d\n", version);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int ok = fd >= 0 && write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (!ok || rename(tmp, path) != 0) {
+            rc = cnn_err_set(err, CNN_EIO, "cannot write %s/live_version: %s", name,
+                             strerror(errno));
+            unlink(tmp);
+            return rc;
+        }
+    } else if (unlink(path) != 0 && errno != ENOENT) {
+        return cnn_err_set(err, CNN_EIO, "cannot remove %s/live_version: %s", name,
+                           strerror(errno));
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+struct scan_state {
+    struct repo_model_config cfg;
+    int cfg_state, failures;
+    struct ventry *fresh, **fresh_tail;
+};
+
+/* Loads disk version dv into the scan's fresh list unless it failed before and nothing
+ * changed.  1 when loaded. */
+static int try_load(struct registry *r, struct mentry *me, const struct repo_version *dv,
+                    struct scan_state *st)
+{
+    if (!need_config(r, me, &st->cfg, &st->cfg_state, &st->failures))
+        return 0;
+    struct failure *f = find_failure(me, dv->version);
+    if (f && repo_file_id_eq(&f->model_id, &dv->id) &&
+        repo_file_id_eq(&f->config_id, &st->cfg.config_id) &&
+        repo_file_id_eq(&f->labels_id, &st->cfg.labels_id))
+        return 0; /* failed before, nothing changed */
+    struct ventry *ve = NULL;
+    struct cnn_err err = {0};
+    if (load_version(r, me, dv->version, &st->cfg, &ve, &err) != 0) {
+        log_error("model load failed name=%s version=%d error=\"%s\"", me->name, dv->version,
+                  err.msg);
+        remember_failure(me, dv->version, &dv->id, &st->cfg, err.msg);
+        st->failures++;
+        return 0;
+    }
+    forget_failure(me, dv->version);
+    log_info("model loaded name=%s version=%d classes=%d max_batch_size=%d "
+             "max_queue_delay_us=%d max_queue_size=%d instances=%d",
+             me->name, dv->version, cnn_model_num_classes(ve->model),
+             st->cfg.batching.max_batch_size, st->cfg.batching.max_queue_delay_us,
+             st->cfg.batching.max_queue_size, st->cfg.batching.instances);
+    *st->fresh_tail = ve;
+    st->fresh_tail = &ve->next;
+    return 1;
 }
 
 /* Brings one model up to date.  Returns the number of new failures (each logged). */
 static int scan_model(struct registry *r, struct mentry *me)
 {
+    if (me->unloaded)
+        return 0;
     struct cnn_err err = {0};
     struct repo_version *disk = NULL;
     int n_disk = 0;
@@ -404,56 +540,63 @@ static int scan_model(struct registry *r, struct mentry *me)
         return 0;
     }
     /* the loaded versions, newest first (only this thread changes the list) */
-    int loaded[MAX_VERSIONS], n_loaded = 0;
+    int loaded[MAX_VERSIONS + 1], n_loaded = 0;
     pthread_mutex_lock(&r->mu);
-    for (struct ventry *ve = me->versions; ve && n_loaded < MAX_VERSIONS; ve = ve->next)
+    for (struct ventry *ve = me->versions; ve && n_loaded <= MAX_VERSIONS; ve = ve->next)
         loaded[n_loaded++] = ve->pub.version;
     pthread_mutex_unlock(&r->mu);
 
-    struct repo_model_config cfg = {0};
-    int cfg_state = 0, failures = 0, kept = 0, i = 0, j = 0;
-    struct ventry *fresh = NULL, **fresh_tail = &fresh;
-    while (kept < r->max_versions && (i < n_disk || j < n_loaded)) {
+    struct scan_state st = {0};
+    st.fresh_tail = &st.fresh;
+    int keep[MAX_VERSIONS + 2], n_keep = 0;
+    int pin = read_pin(r->repository, me->name);
+    if (pin != 0) {
+        int is_loaded = 0, disk_at = -1;
+        for (int k = 0; k < n_loaded; k++)
+            is_loaded |= loaded[k] == pin;
+        for (int k = 0; k < n_disk && pin > 0; k++)
+            if (disk[k].version == pin)
+                disk_at = k;
+        if (pin > 0 && (is_loaded || (disk_at >= 0 && try_load(r, me, &disk[disk_at], &st)))) {
+            keep[n_keep++] = pin;
+            me->pin_warned = 0;
+        } else {
+            if (me->pin_warned != pin)
+                log_warn("model pin ignored name=%s pinned=%d reason=\"%s\"", me->name, pin,
+                         pin < 0 ? "live_version does not hold a version number"
+                                 : "that version is not loaded and cannot be loaded");
+            me->pin_warned = pin;
+            pin = 0;
+        }
+    }
+    int budget = r->max_versions - (pin ? 1 : 0), kept = 0, i = 0, j = 0;
+    while (kept < budget && (i < n_disk || j < n_loaded)) {
+        if (i < n_disk && disk[i].version == pin) {
+            i++;
+            continue;
+        }
+        if (j < n_loaded && loaded[j] == pin) {
+            j++;
+            continue;
+        }
         if (j < n_loaded && (i >= n_disk || loaded[j] >= disk[i].version)) {
             if (i < n_disk && loaded[j] == disk[i].version)
                 i++;
-            j++;
+            keep[n_keep++] = loaded[j++];
             kept++;
             continue;
         }
         const struct repo_version *dv = &disk[i++];
-        if (!need_config(r, me, &cfg, &cfg_state, &failures))
-            continue;
-        struct failure *f = find_failure(me, dv->version);
-        if (f && repo_file_id_eq(&f->model_id, &dv->id) &&
-            repo_file_id_eq(&f->config_id, &cfg.config_id) &&
-            repo_file_id_eq(&f->labels_id, &cfg.labels_id))
-            continue; /* failed before, nothing changed */
-        struct ventry *ve = NULL;
-        err = (struct cnn_err){0};
-        if (load_version(r, me, dv->version, &cfg, &ve, &err) != 0) {
-            log_error("model load failed name=%s version=%d error=\"%s\"", me->name, dv->version,
-                      err.msg);
-            remember_failure(me, dv->version, &dv->id, &cfg);
-            failures++;
-            continue;
+        if (try_load(r, me, dv, &st)) {
+            keep[n_keep++] = dv->version;
+            kept++;
         }
-        forget_failure(me, dv->version);
-        log_info("model loaded name=%s version=%d classes=%d max_batch_size=%d "
-                 "max_queue_delay_us=%d max_queue_size=%d instances=%d",
-                 me->name, dv->version, cnn_model_num_classes(ve->model),
-                 cfg.batching.max_batch_size, cfg.batching.max_queue_delay_us,
-                 cfg.batching.max_queue_size, cfg.batching.instances);
-        *fresh_tail = ve;
-        fresh_tail = &ve->next;
-        kept++;
     }
     prune_failures(me, disk, n_disk);
     free(disk);
-    repo_config_free(&cfg);
-    if (fresh || n_loaded > r->max_versions)
-        commit_versions(r, me, fresh);
-    return failures;
+    repo_config_free(&st.cfg);
+    commit_versions(r, me, st.fresh, keep, n_keep, pin);
+    return st.failures;
 }
 
 /* The model entry for name, added when new.  NULL when out of memory. */
@@ -475,7 +618,9 @@ static struct mentry *model_entry(struct registry *r, const char *name)
     return me;
 }
 
-int registry_scan(struct registry *r, struct cnn_err *err)
+/* Waits until no scan runs and makes this thread the scanning one.  *verbose (optional) = 1
+ * for the first scan.  CNN_EBUSY while shutting down. */
+static int begin_scan(struct registry *r, int *verbose, struct cnn_err *err)
 {
     pthread_mutex_lock(&r->mu);
     while (r->scanning && !r->closing)
@@ -485,12 +630,31 @@ int registry_scan(struct registry *r, struct cnn_err *err)
         return cnn_err_set(err, CNN_EBUSY, "registry shutting down");
     }
     r->scanning = 1;
-    int verbose = r->scans == 0;
+    if (verbose)
+        *verbose = r->scans == 0;
     pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+static void end_scan(struct registry *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->scanning = 0;
+    r->scans++;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+int registry_scan(struct registry *r, struct cnn_err *err)
+{
+    int verbose = 0;
+    int rc = begin_scan(r, &verbose, err);
+    if (rc)
+        return rc;
 
     char(*names)[REPO_NAME_MAX] = NULL;
     int n = 0;
-    int rc = repo_list_models(r->repository, verbose, &names, &n, err);
+    rc = repo_list_models(r->repository, verbose, &names, &n, err);
     if (rc) {
         log_error("repository scan failed error=\"%s\"", err ? err->msg : cnn_strerror(rc));
     } else {
@@ -506,13 +670,149 @@ int registry_scan(struct registry *r, struct cnn_err *err)
         log_debug("repository scanned models=%d failures=%d", n, rc);
     }
     free(names);
-
-    pthread_mutex_lock(&r->mu);
-    r->scanning = 0;
-    r->scans++;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
+    end_scan(r);
     return rc;
+}
+
+/* ---- live version by hand, load and unload (admin API) ------------------------------ */
+
+/* The live version of me (0 = none).  Takes r->mu. */
+static int live_version(struct registry *r, struct mentry *me)
+{
+    pthread_mutex_lock(&r->mu);
+    struct ventry *live = live_of(me);
+    int v = live ? live->pub.version : 0;
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+/* Scanning thread: sets the pin file to `pin` (0 removes it), rescans me and checks that
+ * `want` (> 0) is then live; if not, restores the previous pin and rescans. */
+static int set_pin(struct registry *r, struct mentry *me, int pin, int want, struct cnn_err *err)
+{
+    int old = read_pin(r->repository, me->name);
+    int rc = write_pin(r->repository, me->name, pin, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    me->unloaded = 0;
+    pthread_mutex_unlock(&r->mu);
+    scan_model(r, me);
+    if (want <= 0 || live_version(r, me) == want)
+        return 0;
+    struct failure *f = find_failure(me, want);
+    rc = cnn_err_set(err, f ? CNN_EFORMAT : CNN_EIO, "version %d of %s did not go live: %s", want,
+                     me->name, f ? f->msg : "it could not be loaded (see the log)");
+    struct cnn_err ignored = {0};
+    write_pin(r->repository, me->name, old > 0 ? old : 0, &ignored);
+    scan_model(r, me);
+    return rc;
+}
+
+/* The model entry for an existing model folder; CNN_ENOENT when the folder or (when
+ * version > 0) that version is on neither disk nor loaded. */
+static int model_for(struct registry *r, const char *name, int version, struct mentry **out,
+                     struct cnn_err *err)
+{
+    if (!repo_valid_name(name))
+        return cnn_err_set(err, CNN_EINVAL, "invalid model name");
+    struct repo_version *disk = NULL;
+    int n_disk = 0, found = version <= 0;
+    struct cnn_err lerr = {0};
+    int listed = repo_list_versions(r->repository, name, &disk, &n_disk, &lerr) == 0;
+    for (int i = 0; i < n_disk && !found; i++)
+        found = disk[i].version == version;
+    free(disk);
+    pthread_mutex_lock(&r->mu);
+    struct mentry *me = find_model(r, name);
+    for (struct ventry *ve = me ? me->versions : NULL; ve && !found; ve = ve->next)
+        found = ve->pub.version == version;
+    pthread_mutex_unlock(&r->mu);
+    if (!listed && !me)
+        return cnn_err_set(err, CNN_ENOENT, "unknown model %s", name);
+    if (!found)
+        return cnn_err_set(err, CNN_ENOENT, "model %s has no version %d", name, version);
+    *out = me ? me : model_entry(r, name);
+    return *out ? 0 : cnn_err_set(err, CNN_ENOMEM, "out of memory");
+}
+
+int registry_activate(struct registry *r, const char *name, int version, struct cnn_err *err)
+{
+    struct mentry *me = NULL;
+    int rc = begin_scan(r, NULL, err);
+    if (rc)
+        return rc;
+    rc = model_for(r, name, version, &me, err);
+    if (rc == 0)
+        rc = set_pin(r, me, version > 0 ? version : 0, version, err);
+    end_scan(r);
+    if (rc == 0)
+        log_info("model activated name=%s version=%d pinned=%d", name,
+                 version > 0 ? version : live_version(r, me), version > 0);
+    return rc;
+}
+
+int registry_publish(struct registry *r, const char *name, int version, struct cnn_err *err)
+{
+    struct mentry *me = NULL;
+    int rc = begin_scan(r, NULL, err);
+    if (rc)
+        return rc;
+    rc = model_for(r, name, version, &me, err);
+    if (rc == 0)
+        rc = set_pin(r, me, 0, version, err);
+    end_scan(r);
+    return rc;
+}
+
+int registry_load_model(struct registry *r, const char *name, struct cnn_err *err)
+{
+    struct mentry *me = NULL;
+    int rc = begin_scan(r, NULL, err);
+    if (rc)
+        return rc;
+    rc = model_for(r, name, 0, &me, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&r->mu);
+        me->unloaded = 0;
+        pthread_mutex_unlock(&r->mu);
+        scan_model(r, me);
+        if (live_version(r, me) == 0)
+            rc = cnn_err_set(err, CNN_EIO, "no version of %s could be loaded (see the log)",
+                             name);
+    }
+    end_scan(r);
+    return rc;
+}
+
+int registry_unload_model(struct registry *r, const char *name, struct cnn_err *err)
+{
+    int rc = begin_scan(r, NULL, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    struct mentry *me = repo_valid_name(name) ? find_model(r, name) : NULL;
+    if (me)
+        me->unloaded = 1;
+    pthread_mutex_unlock(&r->mu);
+    if (me) {
+        commit_versions(r, me, NULL, NULL, 0, 0);
+        log_info("model unloaded name=%s", name);
+    } else {
+        rc = cnn_err_set(err, CNN_ENOENT, "unknown model %s",
+                         repo_valid_name(name) ? name : "(invalid name)");
+    }
+    end_scan(r);
+    return rc;
+}
+
+int registry_pinned(struct registry *r, const char *name)
+{
+    pthread_mutex_lock(&r->mu);
+    struct mentry *me = find_model(r, name);
+    int v = me ? me->pinned : 0;
+    pthread_mutex_unlock(&r->mu);
+    return v;
 }
 
 /* ---- life cycle -------------------------------------------------------------------- */
