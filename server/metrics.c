@@ -1,8 +1,10 @@
-/* Metrics (see metrics.h): a request counter table, four histograms and the rendering. */
+/* Metrics (see metrics.h): a request counter table, four histograms, training counters
+ * and gauges, and the rendering. */
 #include "metrics.h"
 
 #include "config.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -36,7 +38,27 @@ struct metrics {
     pthread_mutex_t add_lock; /* adding rows only */
     struct hist request, queue_wait, compute, batch;
     atomic_ullong expired;
+    atomic_ullong train_steps, publishes;
+    atomic_ullong train_loss, train_acc, val_acc; /* bits of doubles */
+    atomic_int jobs[6];                           /* per JOB_STATES entry */
 };
+
+static const char *const JOB_STATES[6] = {"queued",    "running",   "succeeded",
+                                          "failed",    "cancelled", "rejected"};
+
+static unsigned long long bits_of(double x)
+{
+    unsigned long long u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static double double_of(unsigned long long u)
+{
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 static const double LATENCY_S[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                    0.25,   0.5,   1,      2.5,   5,    10,    30};
@@ -74,6 +96,13 @@ struct metrics *metrics_create(void)
     pthread_mutex_init(&m->add_lock, NULL);
     atomic_init(&m->n_rows, 0);
     atomic_init(&m->expired, 0);
+    atomic_init(&m->train_steps, 0);
+    atomic_init(&m->publishes, 0);
+    atomic_init(&m->train_loss, bits_of(NAN));
+    atomic_init(&m->train_acc, bits_of(NAN));
+    atomic_init(&m->val_acc, bits_of(NAN));
+    for (int i = 0; i < 6; i++)
+        atomic_init(&m->jobs[i], 0);
     for (int i = 0; i < MAX_ROWS; i++)
         atomic_init(&m->rows[i].count, 0);
     struct row *other = &m->rows[MAX_ROWS - 1]; /* catch-all, set before any thread runs */
@@ -159,6 +188,40 @@ void metrics_on_batch(void *arg, int batch_size, int64_t compute_ns, int expired
         return;
     hist_observe(&m->batch, batch_size);
     hist_observe(&m->compute, compute_ns);
+}
+
+void metrics_train_step(struct metrics *m, double loss, double accuracy)
+{
+    atomic_fetch_add_explicit(&m->train_steps, 1, memory_order_relaxed);
+    atomic_store_explicit(&m->train_loss, bits_of(loss), memory_order_relaxed);
+    atomic_store_explicit(&m->train_acc, bits_of(accuracy), memory_order_relaxed);
+}
+
+void metrics_train_validation(struct metrics *m, double accuracy)
+{
+    atomic_store_explicit(&m->val_acc, bits_of(accuracy), memory_order_relaxed);
+}
+
+static int job_state_index(const char *state)
+{
+    for (int i = 0; state && i < 6; i++)
+        if (strcmp(state, JOB_STATES[i]) == 0)
+            return i;
+    return -1;
+}
+
+void metrics_job_state(struct metrics *m, const char *from, const char *to)
+{
+    int f = job_state_index(from), t = job_state_index(to);
+    if (f >= 0)
+        atomic_fetch_sub_explicit(&m->jobs[f], 1, memory_order_relaxed);
+    if (t >= 0)
+        atomic_fetch_add_explicit(&m->jobs[t], 1, memory_order_relaxed);
+}
+
+void metrics_count_publish(struct metrics *m)
+{
+    atomic_fetch_add_explicit(&m->publishes, 1, memory_order_relaxed);
 }
 
 /* ---- rendering --------------------------------------------------------------------------- */
@@ -292,6 +355,41 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
          "# HELP cnnd_ready 1 when the server is ready for inference.\n"
          "# TYPE cnnd_ready gauge\ncnnd_ready %d\n",
          g->in_flight, g->ready);
+    emit(&o,
+         "# HELP cnnd_train_steps_total Training steps (mini-batches) run by fine-tune jobs.\n"
+         "# TYPE cnnd_train_steps_total counter\ncnnd_train_steps_total %llu\n",
+         atomic_load_explicit(&m->train_steps, memory_order_relaxed));
+    const struct {
+        const char *name, *help;
+        atomic_ullong *v;
+    } gauges[] = {
+        {"cnnd_train_loss", "Training loss of the last step of a fine-tune job (mean over its "
+                            "epoch so far; NaN before any step).",
+         &m->train_loss},
+        {"cnnd_train_accuracy", "Training accuracy of the last step of a fine-tune job (mean "
+                                "over its epoch so far; NaN before any step).",
+         &m->train_acc},
+        {"cnnd_train_validation_accuracy",
+         "Validation accuracy after the last epoch of a fine-tune job (NaN before any).",
+         &m->val_acc},
+    };
+    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++) {
+        double x = double_of(atomic_load_explicit(gauges[i].v, memory_order_relaxed));
+        emit(&o, "# HELP %s %s\n# TYPE %s gauge\n", gauges[i].name, gauges[i].help,
+             gauges[i].name);
+        if (isnan(x))
+            emit(&o, "%s NaN\n", gauges[i].name);
+        else
+            emit(&o, "%s %.9g\n", gauges[i].name, x);
+    }
+    emit(&o, "# HELP cnnd_jobs Fine-tune jobs known, by state.\n# TYPE cnnd_jobs gauge\n");
+    for (int i = 0; i < 6; i++)
+        emit(&o, "cnnd_jobs{state=\"%s\"} %d\n", JOB_STATES[i],
+             atomic_load_explicit(&m->jobs[i], memory_order_relaxed));
+    emit(&o,
+         "# HELP cnnd_publish_total Model versions published by fine-tune jobs.\n"
+         "# TYPE cnnd_publish_total counter\ncnnd_publish_total %llu\n",
+         atomic_load_explicit(&m->publishes, memory_order_relaxed));
     if (o.failed) {
         free(o.p);
         return NULL;

@@ -46,6 +46,18 @@ struct metrics_gauges {
     int ready;     /* 1 when /v2/health/ready answers 200 */
 };
 
+/* ---- fine-tune jobs (jobs.c; any thread) ---- */
+/* One training step of a job: counts it; loss and accuracy (running means over the epoch
+ * so far) become the cnnd_train_loss / cnnd_train_accuracy gauges. */
+void metrics_train_step(struct metrics *m, double loss, double accuracy);
+/* An epoch's validation accuracy (cnnd_train_validation_accuracy). */
+void metrics_train_validation(struct metrics *m, double accuracy);
+/* A job entered state `to` from `from` (NULL: a new job / a job forgotten); states are
+ * queued, running, succeeded, failed, cancelled, rejected (cnnd_jobs{state=...}). */
+void metrics_job_state(struct metrics *m, const char *from, const char *to);
+/* A version a job published (cnnd_publish_total). */
+void metrics_count_publish(struct metrics *m);
+
 /* The exposition text, malloc'd (free it), *len bytes; NULL when out of memory. */
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len);
 
