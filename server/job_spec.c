@@ -231,6 +231,9 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
         return rc;
     if ((rc = parse_labels(json_object_get(o, "labels"), s, err)))
         return rc;
+    if (s->classes && !s->labels)
+        return bad(err, "dataset.classes", "needs labels: the kept classes are renumbered "
+                                           "0..n-1, so they get a new head");
     if (s->labels && s->n_classes && s->n_classes != s->n_labels)
         return bad(err, "labels", "must name as many labels as dataset.classes has classes");
     if (s->min_accuracy > 0 && s->validation_split <= 0)

@@ -1,14 +1,18 @@
 /* cnnd: the daemon's start and stop order.  Config (file, flags, environment; bad config ->
- * exit 2), logging, the model registry (every model loaded before listening), the HTTP
- * server, then main waits for signals with sigwait: SIGHUP re-reads the repository (as does
+ * exit 2), logging, the admin token, the model registry (every model loaded before
+ * listening), the HTTP server, the fine-tune job threads and the admin listener, then main
+ * waits for signals with sigwait: SIGHUP re-reads the repository (as does
  * the poll timer); SIGTERM/SIGINT drain -- readiness 503, no new connections, requests in
  * flight finish within drain_timeout_ms -- and exit 0.  A second SIGTERM/SIGINT during the
  * drain, or the drain time running out, exits 1 at once.  The only exit() calls are here. */
+#include "admin.h"
 #include "config.h"
 #include "gemm.h"
 #include "http.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
+#include "publish.h"
 #include "registry.h"
 
 #include <errno.h>
@@ -132,6 +136,27 @@ int main(int argc, char **argv)
     log_always("starting version=%s blas=%s cores=%ld %s", config_version(), cnn_gemm_backend(),
                cores, desc);
 
+    /* The admin token first: a bad token file stops us before anything is loaded.  A token
+     * from the environment is wiped from this process's environment block afterwards. */
+    static struct admin_token token;
+    char *env_token = getenv("CNND_ADMIN_TOKEN");
+    int token_created = 0;
+    struct cnn_err terr = {0};
+    if (admin_token_load(&token, env_token, cfg.admin_token_file, &token_created, &terr) != 0) {
+        log_error("startup failed error=\"%s\"", terr.msg);
+        return 1;
+    }
+    if (env_token) {
+        explicit_bzero(env_token, strlen(env_token));
+        log_always("admin token source=environment variable=CNND_ADMIN_TOKEN");
+    } else {
+        log_always("admin token source=file file=%s%s", cfg.admin_token_file,
+                   token_created ? " created=1 (a new random token; read it from that file)" : "");
+    }
+    int stale = publish_cleanup(cfg.model_repository);
+    if (stale > 0)
+        log_warn("repository removed_unfinished_publish_folders=%d", stale);
+
     struct app app = {.cfg = &cfg};
     atomic_init(&app.draining, 0);
     atomic_init(&app.in_flight, 0);
@@ -175,6 +200,27 @@ int main(int argc, char **argv)
     log_always("listening port=%d address=%s threads=%d failed_versions=%d", http_port(http),
                cfg.listen, cfg.threads, failed);
 
+    struct jobs_config jcfg = {.repository = cfg.model_repository,
+                               .max_jobs = cfg.max_jobs,
+                               .queue_size = cfg.job_queue_size,
+                               .nice = cfg.train_nice,
+                               .reg = app.reg,
+                               .metrics = app.metrics,
+                               .version = config_version()};
+    struct jobs *jobs = jobs_create(&jcfg, &err);
+    struct admin_server *admin = jobs ? admin_start(&app, jobs, &token, &err) : NULL;
+    if (!admin) {
+        log_error("startup failed error=\"%s\"", err.msg);
+        jobs_destroy(jobs);
+        http_stop(http);
+        registry_destroy(app.reg);
+        return 1;
+    }
+    log_always("admin listening port=%d address=%s data_root=%s max_jobs=%d job_queue_size=%d "
+               "train_threads=%d train_nice=%d",
+               admin_port(admin), cfg.admin_listen, cfg.data_root, cfg.max_jobs,
+               cfg.job_queue_size, cfg.train_threads, cfg.train_nice);
+
     /* One-second ticks: the poll timer, and giving freed model memory back to the system
      * (glibc keeps it otherwise, and RSS would ratchet up with every swapped version). */
     int sig = 0, freed = 0;
@@ -195,6 +241,8 @@ int main(int argc, char **argv)
     }
     if (drain(&app, http, &set, sig) != 0)
         _exit(1); /* requests still in flight hold suspended connections: no orderly stop */
+    admin_stop(admin);
+    jobs_destroy(jobs); /* cancels running jobs at their next step; they use the registry */
     http_stop(http);
     registry_destroy(app.reg);
     metrics_destroy(app.metrics);

@@ -172,11 +172,11 @@ int safepath_check_tree(const char *root_real, const char *dir, int depth, long 
     return walk_dir(&w, dir, depth, err);
 }
 
-int safepath_open_dirs(const char *root, const char *const *names, int n, struct cnn_err *err)
+int safepath_open_dirs_at(int dirfd, const char *const *names, int n, struct cnn_err *err)
 {
-    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = dup(dirfd);
     if (fd < 0)
-        return cnn_err_set(err, CNN_EIO, "the data root cannot be opened: %s", strerror(errno));
+        return cnn_err_set(err, CNN_EIO, "cannot open a folder: %s", strerror(errno));
     for (int i = 0; i < n; i++) {
         const char *name = names[i];
         if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
@@ -200,4 +200,14 @@ int safepath_open_dirs(const char *root, const char *const *names, int n, struct
         fd = next;
     }
     return fd;
+}
+
+int safepath_open_dirs(const char *root, const char *const *names, int n, struct cnn_err *err)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cnn_err_set(err, CNN_EIO, "the data root cannot be opened: %s", strerror(errno));
+    int rc = safepath_open_dirs_at(fd, names, n, err);
+    close(fd);
+    return rc;
 }

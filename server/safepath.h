@@ -45,5 +45,7 @@ int safepath_check_tree(const char *root_real, const char *dir, int depth, long 
  * (no '/', not "." or "..").  Returns a directory descriptor (>= 0, the caller closes
  * it) or a negative CNN_E*. */
 int safepath_open_dirs(const char *root, const char *const *names, int n, struct cnn_err *err);
+/* The same below an open folder descriptor dirfd (not closed). */
+int safepath_open_dirs_at(int dirfd, const char *const *names, int n, struct cnn_err *err);
 
 #endif

@@ -100,12 +100,14 @@ write_config() {
   } >"$T/cnnd.conf"
 }
 
-# cnnd_start [FLAG...]: starts cnnd on 127.0.0.1, ephemeral port, test repo and config;
+# cnnd_start [FLAG...]: starts cnnd on 127.0.0.1, ephemeral port, test repo and config
+# (the admin listener on an ephemeral port too, its token in $T/admin.token, data root $T);
 # sets CNND_PID, PORT, URL.  Waits for /v2/health/ready (READY_WAIT=0 skips that).
 cnnd_start() {
   [ -f "$T/cnnd.conf" ] || write_config
   : >"$T/cnnd.log"
-  "$CNND" --config "$T/cnnd.conf" --listen 127.0.0.1 --port 0 --model-repository "$T/repo" "$@" \
+  "$CNND" --config "$T/cnnd.conf" --listen 127.0.0.1 --port 0 --model-repository "$T/repo" \
+    --admin-port 0 --admin-token-file "$T/admin.token" --data-root "$T" "$@" \
     >>"$T/cnnd.log" 2>&1 &
   CNND_PID=$!
   PORT=
