@@ -243,8 +243,8 @@ static char *lineage(const struct run *rn)
             PUT("%s%d", i ? "," : "", sp->classes[i]);
         PUT("\n");
     }
-    PUT("train_items=%d\nval_items=%d\nval_split=%g\nepochs=%d\nbatch=%d\n", rn->n_train,
-        rn->n_val, sp->validation_split, sp->epochs, sp->batch_size);
+    PUT("train_items=%d\nval_items=%d\nval_split=%g\nepochs=%d\n", rn->n_train, rn->n_val,
+        sp->validation_split, sp->epochs);
     PUT("head=%s\n", rn->head_replaced ? "replaced" : "kept");
     char hyper[2048];
     cnn_trainer_describe(rn->t, hyper, sizeof hyper);

@@ -91,7 +91,7 @@ write_config() {
   done
   {
     echo "# integration test config (tests/integration/lib.sh)"
-    for sec in server models batching limits log; do
+    for sec in server models batching limits admin training log; do
       echo "[$sec]"
       for key in "${order[@]}"; do
         [ "${key%%.*}" = "$sec" ] && echo "${key#*.} = ${val[$key]}"
