@@ -325,6 +325,7 @@ struct run_state {
     int n_labels;
     int *train_idx, *val_idx, n_train, n_val;
     struct cnn_trainer *t;
+    int new_head; /* the trainer got a new classifier for the label set */
     struct cnn_epoch_result *results;
     int epochs_done;
     double seconds;
@@ -397,9 +398,11 @@ static int make_trainer(struct run_state *s, long spe)
         return err.code == CNN_ENOENT ? tool_usage("train", "--freeze: %s", err.msg)
                                       : tool_fail("train", "%s", err.msg);
     /* a model file with a different label set gets a new head */
-    if (!s->src.fresh && s->labels && !same_labels(s->src.m, s->labels, s->n_labels) &&
-        cnn_trainer_replace_head(s->t, (const char *const *)s->labels, s->n_labels, &err) != 0)
-        return tool_fail("train", "new head: %s", err.msg);
+    if (!s->src.fresh && s->labels && !same_labels(s->src.m, s->labels, s->n_labels)) {
+        if (cnn_trainer_replace_head(s->t, (const char *const *)s->labels, s->n_labels, &err))
+            return tool_fail("train", "new head: %s", err.msg);
+        s->new_head = 1;
+    }
     return TOOL_OK;
 }
 
@@ -422,6 +425,8 @@ static char *lineage(const struct run_state *s)
         if (pv[0])
             PUT("parent_trained_at=%s\n", pv);
     }
+    if (s->new_head)
+        PUT("new_head=%d classes\n", cnn_trainer_num_classes(s->t));
     PUT("dataset=%s\n", cnn_dataset_source(s->d));
     if (a->data.classes)
         PUT("dataset_classes=%s\n", a->data.classes);
@@ -514,11 +519,12 @@ static int train(struct run_state *s)
     if (!a->quiet) {
         char params[48];
         tool_group_digits(cnn_model_param_count(s->src.m), params, sizeof params);
-        printf("training %s (%s params, %d classes) on %s: %d train / %d val items, %ld "
-               "steps/epoch, batch %lld, %d BLAS threads\n",
+        printf("training %s (%s params, %d classes%s%s%s) on %s: %d train / %d val items, "
+               "%ld steps/epoch, batch %lld, %d BLAS threads\n",
                s->src.fresh ? s->src.arch : a->spec, params, cnn_trainer_num_classes(s->t),
-               cnn_dataset_source(s->d), s->n_train, s->n_val, spe, a->batch,
-               cnn_gemm_get_threads());
+               s->new_head ? ", new head" : "", a->freeze ? ", frozen up to " : "",
+               a->freeze ? a->freeze : "", cnn_dataset_source(s->d), s->n_train, s->n_val, spe,
+               a->batch, cnn_gemm_get_threads());
         fflush(stdout);
     }
     struct train_report rep;
