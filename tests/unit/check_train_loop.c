@@ -400,7 +400,7 @@ static char *slurp(const char *path)
 }
 
 /* lenet5 takes 1x28x28: 4-class quadrant images at that size. */
-START_TEST(test_tool_train_then_eval_with_lineage)
+START_TEST(test_tool_train_eval_and_fine_tune_with_lineage)
 {
     write_quadrants("train", 160, 28, 5);
     write_quadrants("t10k", 80, 28, 6);
@@ -437,6 +437,36 @@ START_TEST(test_tool_train_then_eval_with_lineage)
     ck_assert_msg(acc >= 90.0, "test accuracy %.2f%%\n%s", acc, text);
     ck_assert_ptr_nonnull(strstr(text, "confusion matrix"));
     ck_assert_ptr_nonnull(strstr(text, "/20)")); /* per class: 80 test items, 20 each */
+
+    /* fine-tune: a 2-class subset, new head, everything before fc3 frozen */
+    char child[256];
+    snprintf(child, sizeof child, "%s/child.cnn", dir);
+    char *fargs[] = {"train",    model,   "--data",   dir, "--classes", "3,0", "--labels",  "br,tl",
+                     "--freeze", "relu4", "--epochs", "2", "--batch",   "16",  "--threads", "1",
+                     "--out",    child,   NULL};
+    st = wait_status(spawn_tool(fargs, log));
+    text = slurp(log);
+    ck_assert_msg(st == 0, "fine-tune exited %d:\n%s", st, text);
+    ck_assert_ptr_nonnull(strstr(text, "new head"));
+    ck_assert_msg(cnn_model_load(child, &m, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cnn_model_num_classes(m), 2);
+    ck_assert_str_eq(cnn_model_label(m, 0), "br");
+    meta = cnn_model_meta(m);
+    char want[300];
+    snprintf(want, sizeof want, "parent=%s\n", model);
+    ck_assert_ptr_nonnull(strstr(meta, want));
+    ck_assert_ptr_nonnull(strstr(meta, "new_head=2 classes\n"));
+    ck_assert_ptr_nonnull(strstr(meta, "dataset_classes=3,0\n"));
+    cnn_model_destroy(m);
+    char *cargs[] = {"eval", child, "--data", dir, "--classes", "3,0", NULL};
+    st = wait_status(spawn_tool(cargs, out));
+    text = slurp(out);
+    ck_assert_msg(st == 0, "eval of the child exited %d:\n%s", st, text);
+    a = strstr(text, "accuracy: ");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(sscanf(a, "accuracy: %lf%%", &acc), 1);
+    ck_assert_msg(acc >= 90.0, "2-class accuracy %.2f%%\n%s", acc, text);
+    ck_assert_ptr_nonnull(strstr(text, "40 images"));
 }
 END_TEST
 
@@ -482,7 +512,7 @@ TCase *train_loop_tcase(void)
     tcase_add_test(tc, test_loop_max_steps_ends_early);
     tcase_add_test(tc, test_loop_rejects_bad_shapes_classes_and_config);
     tcase_add_test(tc, test_confusion_matches_per_item_forward);
-    tcase_add_test(tc, test_tool_train_then_eval_with_lineage);
+    tcase_add_test(tc, test_tool_train_eval_and_fine_tune_with_lineage);
     tcase_add_test(tc, test_tool_train_sigint_writes_nothing);
     return tc;
 }
