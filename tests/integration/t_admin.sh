@@ -19,7 +19,8 @@ ROUNDS=${ADMIN_KILL_ROUNDS:-8}
 S="$ROOT/models/samples"
 D="$T/data"
 mkdir -p "$T/repo/fashion/1" "$D" "$T/outside"
-cp "$ROOT/models/repository/fashion/1/model.cnn" "$T/repo/fashion/1/model.cnn"
+# ADMIN_MODEL: another model file to fine-tune instead of the bundled one (28x28 gray).
+cp "${ADMIN_MODEL:-$ROOT/models/repository/fashion/1/model.cnn}" "$T/repo/fashion/1/model.cnn"
 
 # Datasets (first N training images of each class): fm 150/class, big 600/class (for the
 # cancel), small 30/class (kill rounds), three = Trouser, Bag, Ankle boot as class folders.
@@ -42,6 +43,7 @@ start() {
   CNND_ADMIN_URL=$(admin_url)
   export CNND_ADMIN_TOKEN_FILE="$T/admin.token"
 }
+if [ "${ADMIN_ONLY:-}" != kill ]; then # ADMIN_ONLY=kill: only the kill rounds
 start
 check grep -q "admin token source=file file=$T/admin.token created=1" "$T/cnnd.log" -- \
   "first start: the token file is created and its path (not the token) logged"
@@ -69,7 +71,7 @@ done
 
 # 16 clients classify while a job trains and publishes.
 py check_admin_load "$S/bag.png" 16 4 \
-  '{"dataset":{"format":"idx","path":"fm"},"epochs":2,"validation_split":0.2,"seed":11}'
+  '{"dataset":{"format":"idx","path":"fm"},"epochs":1,"validation_split":0.2,"seed":11}'
 cnnd_stop
 
 # Restart: the token file is read, not replaced.
@@ -77,54 +79,29 @@ start
 check grep -q "admin token source=file file=$T/admin.token\$" "$T/cnnd.log" -- \
   "restart: the existing token file is used"
 cnnd_stop
+fi
 
-# kill -9 at random moments of fine-tune-and-publish rounds.  T = one job's own duration
-# (created_at to finished_at, measured here); odd rounds kill uniformly in [0, 1.3 T], even
-# rounds in [0.85 T, 1.15 T], around the export and publish at the end of the job.
-submit_small() {
-  curl -s -o "$T/submit.json" -w '%{http_code}' -H "Authorization: Bearer $(cat "$T/admin.token")" \
-    -d '{"dataset":{"format":"idx","path":"small"},"epochs":1,"batch_size":16,"validation_split":0}' \
-    "$CNND_ADMIN_URL/admin/v1/models/fashion/finetune"
-}
+# kill -9 at random moments of fine-tune-and-publish rounds (check_admin_kill.py picks the
+# moment: a random fraction of the training steps, 0..40 ms into the export/publish phase,
+# or a random time), then a restart that must load and serve the newest version.
+SMALL='{"dataset":{"format":"idx","path":"small"},"epochs":1,"batch_size":16,"validation_split":0}'
 versions() { ls "$T/repo/fashion" | grep -E '^[1-9][0-9]*$' | sort -n | tr '\n' ' '; }
 newest() { ls "$T/repo/fashion" | grep -E '^[1-9][0-9]*$' | sort -n | tail -n1; }
 live_version() {
   curl -s -H 'Content-Type: image/png' --data-binary "@$S/bag.png" "$URL/v1/models/fashion/classify" |
     "$PY" -c 'import json,sys; print(json.load(sys.stdin)["version"])' 2>/dev/null
 }
-start
-submit_small >/dev/null
-for _ in $(seq 1 1200); do
-  grep -q "job finished id=1 " "$T/cnnd.log" && break
-  sleep 0.05
-done
-job_ms=$(curl -s -H "Authorization: Bearer $(cat "$T/admin.token")" "$CNND_ADMIN_URL/admin/v1/jobs/1" |
-  "$PY" -c '
-import json, sys
-from datetime import datetime
-j = json.load(sys.stdin)
-t = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")
-print(int((t(j["finished_at"]) - t(j["created_at"])).total_seconds() * 1000))')
-check grep -q "job finished id=1 state=succeeded" "$T/cnnd.log" -- "a small job runs to its end in $job_ms ms (T for the kill rounds)"
-cnnd_stop
-
 : >"$T/kill.log"
 before=0 writing=0 renamed=0 after=0 cleaned=0 bad_start=0 bad_serve=0 bad_files=0
 for r in $(seq 1 "$ROUNDS"); do
-  cnnd_start --data-root "$D" || { bad_start=$((bad_start + 1)); continue; }
-  CNND_ADMIN_URL=$(admin_url)
+  start
   grep -q "model load failed" "$T/cnnd.log" && bad_start=$((bad_start + 1))
   grep -q "removed_unfinished_publish_folders" "$T/cnnd.log" && cleaned=$((cleaned + 1))
   n=$(newest)
   v=$(live_version)
   [ "$v" = "$n" ] || { bad_serve=$((bad_serve + 1)); echo "round $r: live version '$v', newest on disk $n"; }
   vs_before=$(versions)
-  if [ $((r % 2)) = 1 ]; then delay=$((RANDOM % (job_ms * 13 / 10 + 1))); else
-    delay=$((job_ms * 85 / 100 + RANDOM % (job_ms * 30 / 100 + 1))); fi
-  code=$(submit_small)
-  [ "$code" = 202 ] || echo "round $r: submit answered $code"
-  sleep "$(awk -v ms="$delay" 'BEGIN { printf "%.3f", ms / 1000 }')"
-  kill -KILL "$CNND_PID"
+  py check_admin_kill "$r" "$SMALL"
   wait "$CNND_PID" 2>/dev/null
   CNND_PID=
   cat "$T/cnnd.log" >>"$T/kill.log"
@@ -141,7 +118,7 @@ grep -q "model load failed" "$T/cnnd.log" && bad_start=$((bad_start + 1))
 grep -q "removed_unfinished_publish_folders" "$T/cnnd.log" && cleaned=$((cleaned + 1))
 n=$(newest)
 v=$(live_version)
-echo "kill -9 rounds: $ROUNDS (T = $job_ms ms); killed before the publish: $before, while the temp version folder was written: $writing, after the rename before the job finished: $renamed, after the job finished: $after; restarts that removed an unfinished temp folder: $cleaned; versions on disk: $(versions | wc -w)"
+echo "kill -9 rounds: $ROUNDS; killed before the publish: $before, while the temp version folder was written: $writing, after the rename before the job finished: $renamed, after the job finished: $after; restarts that removed an unfinished temp folder: $cleaned; versions on disk: $(versions | wc -w)"
 check [ "$cleaned" = "$writing" ] -- "each kill during the temp folder write left a .publish- folder that the next start removed ($cleaned of $writing)"
 check [ "$bad_start" = 0 ] -- "$ROUNDS kill -9 rounds: every restart became ready with no 'model load failed' ($bad_start bad)"
 check [ "$bad_serve" = 0 ] -- "after every restart the newest version on disk is live and serves ($bad_serve bad)"
