@@ -113,13 +113,17 @@ static int match_folders(struct run *rn, const char *const *labels, int n, int n
                          struct cnn_err *err)
 {
     int k_data = cnn_dataset_num_classes(rn->d);
+    if (k_data != n && new_head)
+        return cnn_err_set(err, CNN_EINVAL,
+                           "the folder has %d class folders for %d labels: give one folder "
+                           "per label",
+                           k_data, n);
     if (k_data != n)
         return cnn_err_set(err, CNN_EINVAL,
-                           "the folder has %d class folders but %s %d labels: %s", k_data,
-                           new_head ? "labels names" : "the model has", n,
-                           new_head ? "give one folder per label"
-                                    : "fine-tuning the same head needs a folder for every "
-                                      "label, in any order (or give labels for a new head)");
+                           "the folder has %d class folders but the model %d labels: "
+                           "fine-tuning the same head needs a folder for every label, in any "
+                           "order (or give labels for a new head)",
+                           k_data, n);
     int *order = malloc((size_t)n * sizeof *order);
     if (!order)
         return cnn_err_set(err, CNN_ENOMEM, "out of memory");
@@ -361,6 +365,11 @@ static enum job_state finish(struct run *rn, int *version, char *msg, size_t cap
     if (rc) {
         snprintf(msg, cap, "export failed: %s", err.msg);
         return JOB_FAILED;
+    }
+    if (atomic_load(&job->cancel)) { /* the last moment a cancel still stops the publish */
+        cnn_model_destroy(m);
+        snprintf(msg, cap, "cancelled after training, before publishing");
+        return JOB_CANCELLED;
     }
     enum job_state state;
     if (!passed) {

@@ -14,6 +14,7 @@
   cancel    a queued job cancelled at once, a full queue -> 409, a running job cancelled
             mid-epoch within one step, nothing published
   examples  labelled examples stored under the data root, limits, and a job training on them
+  samehead  class folders named by the model's labels fine-tune the same head
 Environment: CNND_URL, CNND_ADMIN_URL, CNND_ADMIN_TOKEN_FILE (lib.sh / t_admin.sh)."""
 import argparse
 import json
@@ -439,6 +440,45 @@ def step_examples(a):
                                      final.get("val_items")), str(final.get("error")))
 
 
+def step_samehead(a):
+    """A folder dataset named by the model's own labels (in folder order, not the model's)
+    fine-tunes the same head: the folders are matched to the labels by name."""
+    from fashion_png import png_gray8, read_idx
+    from fm_subset import label_dir
+    _, labels = live()
+    (n, rows, cols), images = read_idx(os.path.join(a.fashion, "t10k-images-idx3-ubyte.gz"),
+                                       0x803)
+    (_,), lab = read_idx(os.path.join(a.fashion, "t10k-labels-idx1-ubyte.gz"), 0x801)
+    root = os.path.join(a.data, "samehead")
+    count = [0] * 10
+    for i in range(n):
+        k = lab[i]
+        if count[k] >= 12:
+            continue
+        count[k] += 1
+        d = os.path.join(root, label_dir(labels[k]))
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "%05d.png" % i), "wb") as f:
+            f.write(png_gray8(cols, rows, images[i * rows * cols:(i + 1) * rows * cols]))
+        if sum(count) == 120:
+            break
+    adm = Admin()
+    st, j, _ = adm.submit(MODEL, {"dataset": {"format": "folder", "path": "samehead"},
+                                  "epochs": 1, "batch_size": 16, "validation_split": 0.25,
+                                  "min_accuracy": 1.01})
+    final, _, _ = adm.wait(j["id"]) if st == 202 else ({"state": st}, [], [])
+    check(final["state"] == "rejected" and final["classes"] == 10 and
+          final["train_items"] == 90 and final["val_items"] == 30,
+          "class folders named by the model's labels (%s, ...) train the same 10-class head: "
+          "%s, val acc %s" % (", ".join(sorted(os.listdir(root))[:3]), final["state"],
+                             final.get("val_accuracy")), str(final.get("error")))
+    st, j, _ = adm.submit(MODEL, {"dataset": {"format": "folder", "path": "three"}})
+    final, _, _ = adm.wait(j["id"]) if st == 202 else ({"state": st}, [], [])
+    check(final["state"] == "failed" and "labels" in (final.get("error") or ""),
+          "3 class folders for the 10-label model without labels -> failed: %s"
+          % final.get("error"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("step")
@@ -449,10 +489,11 @@ def main():
     ap.add_argument("--log")
     ap.add_argument("--token-file")
     ap.add_argument("--to", type=int)
+    ap.add_argument("--fashion", default="/usr/share/datasets/fashion-mnist")
     a = ap.parse_args()
     {"auth": step_auth, "paths": step_paths, "finetune": step_finetune, "head": step_head,
      "rollback": step_rollback, "reject": step_reject, "cancel": step_cancel,
-     "examples": step_examples}[a.step](a)
+     "examples": step_examples, "samehead": step_samehead}[a.step](a)
     done()
 
 

@@ -58,6 +58,7 @@ py check_admin rollback "${A[@]}" --to "$v_tuned"
 py check_admin reject "${A[@]}"
 py check_admin cancel "${A[@]}"
 py check_admin examples "${A[@]}"
+py check_admin samehead "${A[@]}" --fashion "$FASHION"
 
 curl -s "$URL/metrics" >"$T/metrics.txt"
 if promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1; then
