@@ -223,8 +223,7 @@ static void log_path(const char *url, char *out, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)url; *p && *p != '?' && n + 4 < cap;
-         p++) {
+    for (const unsigned char *p = (const unsigned char *)url; *p && *p != '?' && n + 4 < cap; p++) {
         if (*p <= 0x20 || *p >= 0x7f || *p == '%' || *p == '"' || *p == '\\') {
             out[n++] = '%';
             out[n++] = hex[*p >> 4];
@@ -259,12 +258,13 @@ static enum MHD_Result begin(struct admin_server *s, struct MHD_Connection *conn
     if (strchr(url, '?') ||
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0) {
         ar->unauthorized = 1;
-        http_reply_error(r, 401, "admin requests take no query string; send the token as "
-                                 "Authorization: Bearer <token>");
+        http_reply_error(r, 401,
+                         "admin requests take no query string; send the token as "
+                         "Authorization: Bearer <token>");
         return queue_reply(ar);
     }
-    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                   MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *auth =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!admin_token_check_header(s->token, auth)) {
         ar->unauthorized = 1;
         http_reply_error(r, 401, "%s", auth ? "wrong admin token" : "admin token required");
@@ -281,8 +281,10 @@ static enum MHD_Result begin(struct admin_server *s, struct MHD_Connection *conn
     route_match(method, url, &m);
     if (!m.route) {
         snprintf(r->allow, sizeof r->allow, "%s", m.allow);
-        http_reply_error(r, m.status, m.status == 405 ? "method not allowed here" : "no such "
-                                                                                   "endpoint");
+        http_reply_error(r, m.status,
+                         m.status == 405 ? "method not allowed here"
+                                         : "no such "
+                                           "endpoint");
         return queue_reply(ar);
     }
     ar->route = m.route;
@@ -376,8 +378,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct request *r = &ar->base;
     int status = r->status ? r->status : 499;
     int64_t ns = now_ns() - r->start_ns;
-    metrics_count_request(r->app->metrics, "", ar->route ? ar->route->name : "admin_none",
-                          status);
+    metrics_count_request(r->app->metrics, "", ar->route ? ar->route->name : "admin_none", status);
     /* path without query; no header value is ever logged here */
     log_info("admin request id=%llu method=%s path=%s status=%d latency_ms=%.3f%s%s",
              (unsigned long long)r->id, r->method, r->path, status, (double)ns / 1e6,

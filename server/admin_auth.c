@@ -122,8 +122,8 @@ static int read_file(const char *path, struct admin_token *t, struct cnn_err *er
     return 0;
 }
 
-int admin_token_load(struct admin_token *t, const char *env_value, const char *path,
-                     int *created, struct cnn_err *err)
+int admin_token_load(struct admin_token *t, const char *env_value, const char *path, int *created,
+                     struct cnn_err *err)
 {
     if (created)
         *created = 0;

@@ -26,8 +26,8 @@ struct admin_token {
  * *created (optional) = 1 when the file was made now.  Errors (CNN_EINVAL, CNN_EIO) name
  * the file and the reason (group/other permissions, symlink, too short, bad characters)
  * but never the token. */
-int admin_token_load(struct admin_token *t, const char *env_value, const char *path,
-                     int *created, struct cnn_err *err);
+int admin_token_load(struct admin_token *t, const char *env_value, const char *path, int *created,
+                     struct cnn_err *err);
 
 /* Sets t from text[0..n): visible ASCII only, ADMIN_TOKEN_MIN..ADMIN_TOKEN_MAX bytes. */
 int admin_token_set(struct admin_token *t, const char *text, size_t n, struct cnn_err *err);

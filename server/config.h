@@ -52,9 +52,9 @@ struct config {
     char data_root[CONFIG_STR_MAX]; /* datasets and examples live only under it */
     int max_jobs;                   /* jobs running at once */
     int job_queue_size;             /* jobs waiting; beyond it 409 */
-    int train_threads;  /* cores all running jobs may take; 0 = cores - 1 (config_finish) */
-    int train_nice;     /* nice value of job threads */
-    long long max_examples;      /* collected examples per model */
+    int train_threads;      /* cores all running jobs may take; 0 = cores - 1 (config_finish) */
+    int train_nice;         /* nice value of job threads */
+    long long max_examples; /* collected examples per model */
     long long example_max_bytes; /* one uploaded example image */
     /* [log] */
     int log_level;  /* enum log_level */

@@ -29,8 +29,8 @@ static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int keep_byte(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == ' ' || c == '_' || c == '.' || c == ',' || c == '+' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ' ' ||
+           c == '_' || c == '.' || c == ',' || c == '+' || c == '-';
 }
 
 int examples_label_dir(const char *label, char *out, size_t cap)
@@ -202,8 +202,7 @@ void handle_admin_examples(struct request *r)
     }
     for (int i = 0; i < n; i++)
         if (strcmp(parts[i].name, "image") != 0 && strcmp(parts[i].name, "label") != 0) {
-            http_reply_error(r, 400, "unknown part '%.40s' (send image and label)",
-                             parts[i].name);
+            http_reply_error(r, 400, "unknown part '%.40s' (send image and label)", parts[i].name);
             return;
         }
     const struct mp_part *img = part_named(parts, n, "image");
@@ -232,8 +231,7 @@ void handle_admin_examples(struct request *r)
     struct cnn_image decoded = {0};
     rc = fmt == CNN_IMAGE_UNKNOWN
              ? cnn_err_set(&err, CNN_EFORMAT, "not a PNG or JPEG image")
-             : cnn_image_decode(img->data, img->len, (size_t)cfg->max_image_pixels, &decoded,
-                                &err);
+             : cnn_image_decode(img->data, img->len, (size_t)cfg->max_image_pixels, &decoded, &err);
     cnn_image_free(&decoded);
     if (rc) {
         http_reply_error(r, http_status_of(rc), "image: %s", err.msg);

@@ -53,12 +53,11 @@ void handle_admin_models(struct request *r)
             json_t *m = model_obj(by_name, names[i]);
             struct repo_version *v = NULL;
             int nv = 0;
-            if (!m || repo_list_versions(r->app->cfg->model_repository, names[i], &v, &nv,
-                                         &err) != 0)
+            if (!m ||
+                repo_list_versions(r->app->cfg->model_repository, names[i], &v, &nv, &err) != 0)
                 continue;
             for (int k = 0; k < nv; k++)
-                json_array_append_new(json_object_get(m, "available"),
-                                      json_integer(v[k].version));
+                json_array_append_new(json_object_get(m, "available"), json_integer(v[k].version));
             free(v);
         }
     }
@@ -70,10 +69,10 @@ void handle_admin_models(struct request *r)
     {
         int pinned = registry_pinned(r->app->reg, key);
         json_object_set_new(m, "pinned", json_boolean(pinned > 0));
-        json_object_set_new(m, "state", json_string(json_is_integer(json_object_get(
-                                                        m, "live_version"))
-                                                        ? "live"
-                                                        : "not loaded"));
+        json_object_set_new(m, "state",
+                            json_string(json_is_integer(json_object_get(m, "live_version"))
+                                            ? "live"
+                                            : "not loaded"));
         json_array_append(list, m);
     }
     json_decref(by_name);
@@ -89,9 +88,8 @@ static void reply_model_state(struct request *r, int status)
     if (mv)
         registry_release(r->app->reg, mv);
     int pinned = registry_pinned(r->app->reg, r->model);
-    json_t *j = json_pack("{s:s, s:o, s:b}", "name", r->model,
-                          "live_version", live ? json_integer(live) : json_null(), "pinned",
-                          pinned > 0);
+    json_t *j = json_pack("{s:s, s:o, s:b}", "name", r->model, "live_version",
+                          live ? json_integer(live) : json_null(), "pinned", pinned > 0);
     http_reply_json(r, status, j);
 }
 
@@ -139,8 +137,7 @@ void handle_admin_model_unpin(struct request *r)
 /* ---- jobs -------------------------------------------------------------------------------- */
 
 /* Resolves spec->path under the data root and checks it suits the format.  0, or replies. */
-static int resolve_dataset(struct request *r, const struct job_spec *spec, char *real,
-                           size_t cap)
+static int resolve_dataset(struct request *r, const struct job_spec *spec, char *real, size_t cap)
 {
     const char *root = r->app->cfg->data_root;
     struct cnn_err err = {0};

@@ -213,8 +213,8 @@ static int make_trainer(struct run *rn, struct cnn_err *err)
     if (!rn->t)
         return err->code ? err->code : CNN_ENOMEM;
     if (sp->labels && !same_labels(rn->mv->model, sp->labels, sp->n_labels)) {
-        int rc = cnn_trainer_replace_head(rn->t, (const char *const *)sp->labels, sp->n_labels,
-                                          err);
+        int rc =
+            cnn_trainer_replace_head(rn->t, (const char *const *)sp->labels, sp->n_labels, err);
         if (rc)
             return rc;
         rn->head_replaced = 1;
@@ -375,8 +375,8 @@ static enum job_state finish(struct run *rn, int *version, char *msg, size_t cap
     if (!passed) {
         char dir[48];
         snprintf(dir, sizeof dir, ".rejected-job%ld", job->id);
-        snprintf(msg, cap, "validation accuracy %.4f is below min_accuracy %g; not published",
-                 val, sp->min_accuracy);
+        snprintf(msg, cap, "validation accuracy %.4f is below min_accuracy %g; not published", val,
+                 sp->min_accuracy);
         if (publish_hidden(rn->j->cfg.repository, job->model, dir, m, &err) == 0) {
             pthread_mutex_lock(&rn->j->mu);
             snprintf(job->rejected_model, sizeof job->rejected_model, "%s/%s", job->model, dir);
@@ -391,8 +391,8 @@ static enum job_state finish(struct run *rn, int *version, char *msg, size_t cap
         snprintf(tag, sizeof tag, "job%ld", job->id);
         rc = publish_version(rn->j->cfg.repository, job->model, m, tag, version, &err);
         if (rc == 0) {
-            log_info("job published id=%ld model=%s version=%d val_acc=%.4f", job->id,
-                     job->model, *version, val);
+            log_info("job published id=%ld model=%s version=%d val_acc=%.4f", job->id, job->model,
+                     *version, val);
             rc = registry_publish(rn->j->cfg.reg, job->model, *version, &err);
         }
         if (rc) {

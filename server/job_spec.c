@@ -60,8 +60,8 @@ static int take_text(json_t *v, const char *field, char *out, size_t cap, struct
     }
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return bad(err, field, s[i] == '\0' ? "contains a NUL byte"
-                                                : "contains a control character");
+            return bad(err, field,
+                       s[i] == '\0' ? "contains a NUL byte" : "contains a control character");
     memcpy(out, s, n + 1);
     return 0;
 }
@@ -85,8 +85,7 @@ static int choice(json_t *v, const char *const *choices)
     return -1;
 }
 
-static int check_keys(json_t *o, const char *prefix, const char *const *known,
-                      struct cnn_err *err)
+static int check_keys(json_t *o, const char *prefix, const char *const *known, struct cnn_err *err)
 {
     const char *key;
     json_t *v;
@@ -195,9 +194,9 @@ static int parse_labels(json_t *l, struct job_spec *s, struct cnn_err *err)
 static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
 {
     static const char *const known[] = {
-        "dataset",  "epochs", "batch_size", "learning_rate",    "momentum",     "weight_decay",
-        "schedule", "freeze", "labels",     "validation_split", "min_accuracy", "seed",
-        NULL};
+        "dataset",      "epochs",   "batch_size", "learning_rate", "momentum",
+        "weight_decay", "schedule", "freeze",     "labels",        "validation_split",
+        "min_accuracy", "seed",     NULL};
     int rc = check_keys(o, "", known, err);
     if (rc)
         return rc;
@@ -232,13 +231,15 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
     if ((rc = parse_labels(json_object_get(o, "labels"), s, err)))
         return rc;
     if (s->classes && !s->labels)
-        return bad(err, "dataset.classes", "needs labels: the kept classes are renumbered "
-                                           "0..n-1, so they get a new head");
+        return bad(err, "dataset.classes",
+                   "needs labels: the kept classes are renumbered "
+                   "0..n-1, so they get a new head");
     if (s->labels && s->n_classes && s->n_classes != s->n_labels)
         return bad(err, "labels", "must name as many labels as dataset.classes has classes");
     if (s->min_accuracy > 0 && s->validation_split <= 0)
-        return bad(err, "validation_split", "must be > 0 when min_accuracy is set (the gate "
-                                            "needs validation items)");
+        return bad(err, "validation_split",
+                   "must be > 0 when min_accuracy is set (the gate "
+                   "needs validation items)");
     return 0;
 }
 
@@ -302,12 +303,12 @@ json_t *job_spec_json(const struct job_spec *s)
             json_array_append_new(c, json_integer(s->classes[i]));
         json_object_set_new(ds, "classes", c);
     }
-    json_t *j = json_pack("{s:o, s:i, s:i, s:f, s:f, s:f, s:s, s:f, s:f, s:I}", "dataset", ds,
-                          "epochs", s->epochs, "batch_size", s->batch_size, "learning_rate",
-                          s->learning_rate, "momentum", s->momentum, "weight_decay",
-                          s->weight_decay, "schedule", job_schedule_name(s->schedule),
-                          "validation_split", s->validation_split, "min_accuracy",
-                          s->min_accuracy, "seed", (json_int_t)s->seed);
+    json_t *j =
+        json_pack("{s:o, s:i, s:i, s:f, s:f, s:f, s:s, s:f, s:f, s:I}", "dataset", ds, "epochs",
+                  s->epochs, "batch_size", s->batch_size, "learning_rate", s->learning_rate,
+                  "momentum", s->momentum, "weight_decay", s->weight_decay, "schedule",
+                  job_schedule_name(s->schedule), "validation_split", s->validation_split,
+                  "min_accuracy", s->min_accuracy, "seed", (json_int_t)s->seed);
     if (j && s->freeze[0])
         json_object_set_new(j, "freeze", json_string(s->freeze));
     if (j && s->labels) {

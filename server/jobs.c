@@ -85,8 +85,7 @@ static void *job_thread(void *arg)
     struct jobs *j = arg;
     pthread_setname_np(pthread_self(), "cnnd-job");
     /* Linux: the nice value of this thread only, so inference threads win the CPU */
-    if (j->cfg.nice > 0 &&
-        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), j->cfg.nice) != 0)
+    if (j->cfg.nice > 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), j->cfg.nice) != 0)
         log_warn("job thread nice failed nice=%d error=\"%s\"", j->cfg.nice, strerror(errno));
     pthread_mutex_lock(&j->mu);
     for (;;) {
@@ -177,8 +176,8 @@ void jobs_destroy(struct jobs *j)
     free(j);
 }
 
-int jobs_submit(struct jobs *j, const char *name, struct job_spec *spec,
-                const char *dataset_real, long *id, struct cnn_err *err)
+int jobs_submit(struct jobs *j, const char *name, struct job_spec *spec, const char *dataset_real,
+                long *id, struct cnn_err *err)
 {
     struct job *job = calloc(1, sizeof *job);
     if (job)
@@ -300,12 +299,12 @@ static json_t *status_locked(const struct job *job)
                                             when(job->transitions[i].at)));
     for (int i = 0; hist && i < job->n_history; i++) {
         const struct cnn_epoch_result *e = &job->history[i];
-        json_array_append_new(
-            hist, json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:I}", "epoch", e->epoch + 1,
-                            "train_loss", num(e->train_loss), "train_accuracy", num(e->train_acc),
-                            "val_loss", num(e->val_loss), "val_accuracy", num(e->val_acc),
-                            "items_per_s", num(e->items_per_s), "seconds", num(e->seconds),
-                            "steps", (json_int_t)e->steps));
+        json_array_append_new(hist, json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:I}", "epoch",
+                                              e->epoch + 1, "train_loss", num(e->train_loss),
+                                              "train_accuracy", num(e->train_acc), "val_loss",
+                                              num(e->val_loss), "val_accuracy", num(e->val_acc),
+                                              "items_per_s", num(e->items_per_s), "seconds",
+                                              num(e->seconds), "steps", (json_int_t)e->steps));
     }
     json_object_set_new(o, "id", json_integer(job->id));
     json_object_set_new(o, "model", json_string(job->model));

@@ -26,16 +26,23 @@
 struct registry;
 struct metrics;
 
-enum job_state { JOB_QUEUED = 0, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_REJECTED };
+enum job_state {
+    JOB_QUEUED = 0,
+    JOB_RUNNING,
+    JOB_SUCCEEDED,
+    JOB_FAILED,
+    JOB_CANCELLED,
+    JOB_REJECTED
+};
 
 struct jobs_config {
-    const char *repository; /* model repository: versions are published into it */
-    int max_jobs;           /* job threads, >= 1 */
-    int queue_size;         /* queued jobs at most, >= 0 */
-    int nice;               /* nice value of job threads (0..19) */
-    struct registry *reg;   /* borrowed; must outlive jobs_destroy */
+    const char *repository;  /* model repository: versions are published into it */
+    int max_jobs;            /* job threads, >= 1 */
+    int queue_size;          /* queued jobs at most, >= 0 */
+    int nice;                /* nice value of job threads (0..19) */
+    struct registry *reg;    /* borrowed; must outlive jobs_destroy */
     struct metrics *metrics; /* borrowed; may be NULL */
-    const char *version;    /* cnnd version, for the lineage */
+    const char *version;     /* cnnd version, for the lineage */
 };
 
 struct jobs;
@@ -47,8 +54,8 @@ void jobs_destroy(struct jobs *j);
 
 /* Queues a fine-tune job of model `name` with *spec (taken over: *spec is emptied) and the
  * dataset's resolved path.  *id gets the job id.  CNN_EBUSY when the queue is full. */
-int jobs_submit(struct jobs *j, const char *name, struct job_spec *spec,
-                const char *dataset_real, long *id, struct cnn_err *err);
+int jobs_submit(struct jobs *j, const char *name, struct job_spec *spec, const char *dataset_real,
+                long *id, struct cnn_err *err);
 
 /* A job's status object (new reference); NULL when there is no such job. */
 json_t *jobs_status_json(struct jobs *j, long id);

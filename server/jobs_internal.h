@@ -16,40 +16,40 @@
 struct job {
     long id;
     char model[REPO_NAME_MAX];
-    struct job_spec spec;         /* owned */
-    char dataset_real[PATH_MAX];  /* resolved under the data root */
-    atomic_int cancel;            /* set by jobs_cancel / destroy; read by the trainer */
+    struct job_spec spec;        /* owned */
+    char dataset_real[PATH_MAX]; /* resolved under the data root */
+    atomic_int cancel;           /* set by jobs_cancel / destroy; read by the trainer */
     /* the rest: j->mu */
     enum job_state state;
-    long cancel_step;             /* total steps when the cancel was asked; -1 = none */
+    long cancel_step; /* total steps when the cancel was asked; -1 = none */
     double created_at, started_at, finished_at; /* Unix seconds; 0 = not yet */
     struct {
         enum job_state state;
         double at;
     } transitions[JOB_MAX_TRANSITIONS];
     int n_transitions;
-    int parent_version, version;  /* version published; 0 = none */
+    int parent_version, version; /* version published; 0 = none */
     int train_items, val_items, classes;
-    int epoch, epochs;            /* epoch: 1-based, the one running (or last run) */
-    long step, steps_per_epoch;   /* step within the epoch */
+    int epoch, epochs;          /* epoch: 1-based, the one running (or last run) */
+    long step, steps_per_epoch; /* step within the epoch */
     long total_step, total_steps;
     double loss, accuracy, items_per_s, eta_s, elapsed_s;
-    double val_accuracy;          /* last epoch's; NAN before */
+    double val_accuracy;              /* last epoch's; NAN before */
     struct cnn_epoch_result *history; /* owned, `epochs` entries, n_history filled */
     int n_history;
-    char phase[32];               /* "loading dataset", "training", "publishing", ... */
+    char phase[32]; /* "loading dataset", "training", "publishing", ... */
     char error[200];
     char rejected_model[REPO_NAME_MAX + 48]; /* NAME/.rejected-jobN when kept */
-    struct job *next;             /* table, newest first */
+    struct job *next;                        /* table, newest first */
 };
 
 struct jobs {
     struct jobs_config cfg;
-    char *repository;             /* owned copy */
+    char *repository; /* owned copy */
     char version[32];
     pthread_mutex_t mu;
-    pthread_cond_t cv;            /* a job was queued, or stop */
-    struct job *table;            /* newest first */
+    pthread_cond_t cv; /* a job was queued, or stop */
+    struct job *table; /* newest first */
     long next_id;
     int queued, stop;
     pthread_t *threads;

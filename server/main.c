@@ -218,8 +218,8 @@ int main(int argc, char **argv)
     }
     log_always("admin listening port=%d address=%s data_root=%s max_jobs=%d job_queue_size=%d "
                "train_threads=%d train_nice=%d",
-               admin_port(admin), cfg.admin_listen, cfg.data_root, cfg.max_jobs,
-               cfg.job_queue_size, cfg.train_threads, cfg.train_nice);
+               admin_port(admin), cfg.admin_listen, cfg.data_root, cfg.max_jobs, cfg.job_queue_size,
+               cfg.train_threads, cfg.train_nice);
 
     /* One-second ticks: the poll timer, and giving freed model memory back to the system
      * (glibc keeps it otherwise, and RSS would ratchet up with every swapped version). */

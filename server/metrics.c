@@ -43,8 +43,8 @@ struct metrics {
     atomic_int jobs[6];                           /* per JOB_STATES entry */
 };
 
-static const char *const JOB_STATES[6] = {"queued",    "running",   "succeeded",
-                                          "failed",    "cancelled", "rejected"};
+static const char *const JOB_STATES[6] = {"queued", "running",   "succeeded",
+                                          "failed", "cancelled", "rejected"};
 
 static unsigned long long bits_of(double x)
 {
@@ -363,11 +363,13 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
         const char *name, *help;
         atomic_ullong *v;
     } gauges[] = {
-        {"cnnd_train_loss", "Training loss of the last step of a fine-tune job (mean over its "
-                            "epoch so far; NaN before any step).",
+        {"cnnd_train_loss",
+         "Training loss of the last step of a fine-tune job (mean over its "
+         "epoch so far; NaN before any step).",
          &m->train_loss},
-        {"cnnd_train_accuracy", "Training accuracy of the last step of a fine-tune job (mean "
-                                "over its epoch so far; NaN before any step).",
+        {"cnnd_train_accuracy",
+         "Training accuracy of the last step of a fine-tune job (mean "
+         "over its epoch so far; NaN before any step).",
          &m->train_acc},
         {"cnnd_train_validation_accuracy",
          "Validation accuracy after the last epoch of a fine-tune job (NaN before any).",
@@ -375,8 +377,7 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
     };
     for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++) {
         double x = double_of(atomic_load_explicit(gauges[i].v, memory_order_relaxed));
-        emit(&o, "# HELP %s %s\n# TYPE %s gauge\n", gauges[i].name, gauges[i].help,
-             gauges[i].name);
+        emit(&o, "# HELP %s %s\n# TYPE %s gauge\n", gauges[i].name, gauges[i].help, gauges[i].name);
         if (isnan(x))
             emit(&o, "%s NaN\n", gauges[i].name);
         else

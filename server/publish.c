@@ -63,8 +63,8 @@ int publish_highest_version(const char *repo, const char *name)
     return best;
 }
 
-int publish_version(const char *repo, const char *name, const struct cnn_model *m,
-                    const char *tag, int *version, struct cnn_err *err)
+int publish_version(const char *repo, const char *name, const struct cnn_model *m, const char *tag,
+                    int *version, struct cnn_err *err)
 {
     static atomic_int seq;
     char dir[PATH_MAX], tmp[PATH_MAX + 96], file[PATH_MAX + 128], dst[PATH_MAX + 32];
@@ -108,8 +108,7 @@ int publish_hidden(const char *repo, const char *name, const char *dir_name,
     if (snprintf(dir, sizeof dir, "%s/%s/%s", repo, name, dir_name) >= (int)sizeof dir)
         return cnn_err_set(err, CNN_ELIMIT, "repository path too long");
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return cnn_err_set(err, CNN_EIO, "cannot make %s/%s: %s", name, dir_name,
-                           strerror(errno));
+        return cnn_err_set(err, CNN_EIO, "cannot make %s/%s: %s", name, dir_name, strerror(errno));
     snprintf(file, sizeof file, "%s/model.cnn", dir);
     return cnn_model_save(m, file, err);
 }

@@ -18,13 +18,13 @@
 /* Publishes m as the next version of repo/name (the folder must exist); *version gets it.
  * tag (e.g. "job7", [A-Za-z0-9_-]) names the temp folder.  On failure nothing with a
  * version name is left behind and the temp folder is removed. */
-int publish_version(const char *repo, const char *name, const struct cnn_model *m,
-                    const char *tag, int *version, struct cnn_err *err);
+int publish_version(const char *repo, const char *name, const struct cnn_model *m, const char *tag,
+                    int *version, struct cnn_err *err);
 
 /* Saves m as repo/name/<dir>/model.cnn, dir a dot name the registry never loads (kept for
  * inspection, e.g. ".rejected-job7"); an existing one is replaced. */
-int publish_hidden(const char *repo, const char *name, const char *dir,
-                   const struct cnn_model *m, struct cnn_err *err);
+int publish_hidden(const char *repo, const char *name, const char *dir, const struct cnn_model *m,
+                   struct cnn_err *err);
 
 /* Removes repo/NAME/.publish-* folders (and their files) left by a killed process.
  * Returns how many were removed. */

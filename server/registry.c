@@ -778,8 +778,7 @@ int registry_load_model(struct registry *r, const char *name, struct cnn_err *er
         pthread_mutex_unlock(&r->mu);
         scan_model(r, me);
         if (live_version(r, me) == 0)
-            rc = cnn_err_set(err, CNN_EIO, "no version of %s could be loaded (see the log)",
-                             name);
+            rc = cnn_err_set(err, CNN_EIO, "no version of %s could be loaded (see the log)", name);
     }
     end_scan(r);
     return rc;

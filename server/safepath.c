@@ -69,7 +69,8 @@ int safepath_check(const char *rel, size_t len, struct cnn_err *err)
     }
     const char *why = lexical_problem(dec, n);
     if (why)
-        return cnn_err_set(err, CNN_EINVAL, "%s%s", why, encoded ? " (after percent-decoding)" : "");
+        return cnn_err_set(err, CNN_EINVAL, "%s%s", why,
+                           encoded ? " (after percent-decoding)" : "");
     if (encoded)
         return cnn_err_set(err, CNN_EINVAL, "percent-encoded characters are refused");
     return 0;
@@ -144,9 +145,9 @@ static int walk_dir(struct walk *w, const char *dir, int depth, struct cnn_err *
         const char *next = child;
         if (S_ISLNK(st.st_mode)) {
             if (!realpath(child, res) || !safepath_inside(w->root_real, res)) {
-                rc = cnn_err_set(err, CNN_EINVAL,
-                                 "holds a symlink (%.60s) leading outside the data root",
-                                 e->d_name);
+                rc =
+                    cnn_err_set(err, CNN_EINVAL,
+                                "holds a symlink (%.60s) leading outside the data root", e->d_name);
                 break;
             }
             if (stat(res, &st) != 0)
@@ -193,10 +194,9 @@ int safepath_open_dirs_at(int dirfd, const char *const *names, int n, struct cnn
         int e = errno;
         close(fd);
         if (next < 0)
-            return cnn_err_set(err, (e == ELOOP || e == ENOTDIR) ? CNN_EINVAL : CNN_EIO,
-                               "folder %.60s: %s", name,
-                               (e == ELOOP || e == ENOTDIR) ? "a symlink or not a folder"
-                                                           : strerror(e));
+            return cnn_err_set(
+                err, (e == ELOOP || e == ENOTDIR) ? CNN_EINVAL : CNN_EIO, "folder %.60s: %s", name,
+                (e == ELOOP || e == ENOTDIR) ? "a symlink or not a folder" : strerror(e));
         fd = next;
     }
     return fd;

@@ -493,8 +493,8 @@ START_TEST(test_spec_every_field_and_json_round_trip)
     ck_assert_msg(parse(text, &t, &err) == 0, "%s: %s", text, err.msg);
     free(text);
     ck_assert(t.format == s.format && t.epochs == s.epochs && t.batch_size == s.batch_size &&
-              t.learning_rate == s.learning_rate && t.schedule == s.schedule &&
-              t.seed == s.seed && t.n_labels == s.n_labels && t.min_accuracy == s.min_accuracy);
+              t.learning_rate == s.learning_rate && t.schedule == s.schedule && t.seed == s.seed &&
+              t.n_labels == s.n_labels && t.min_accuracy == s.min_accuracy);
     ck_assert_str_eq(t.freeze, s.freeze);
     ck_assert_str_eq(t.labels[1], "Bag");
     job_spec_free(&t);
@@ -523,11 +523,13 @@ START_TEST(test_spec_bad_fields_are_named)
         {"{\"dataset\":{\"format\":\"idx\",\"path\":7}}", "dataset.path:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"/etc\"}}", "dataset.path: absolute"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a/../../b\"}}", "dataset.path: '.' and"},
-        {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\\u0000b\"}}", "dataset.path: contains a NUL"},
+        {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\\u0000b\"}}",
+         "dataset.path: contains a NUL"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"%2e%2e\"}}", "dataset.path:"},
         {"{\"dataset\":{\"format\":\"folder\",\"path\":\"a\",\"split\":\"x\"}}", "dataset.split:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\",\"split\":\"../x\"}}", "dataset.split:"},
-        {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\",\"classes\":[1,1]},\"labels\":[\"a\",\"b\"]}",
+        {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\",\"classes\":[1,1]},\"labels\":[\"a\","
+         "\"b\"]}",
          "dataset.classes:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\",\"classes\":[]}}", "dataset.classes:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\",\"classes\":[-1]}}", "dataset.classes:"},
@@ -543,7 +545,8 @@ START_TEST(test_spec_bad_fields_are_named)
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"learning_rate\":true}",
          "learning_rate:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"momentum\":1}", "momentum:"},
-        {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"weight_decay\":-0.1}", "weight_decay:"},
+        {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"weight_decay\":-0.1}",
+         "weight_decay:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"schedule\":\"linear\"}", "schedule:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"freeze\":5}", "freeze:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"labels\":\"a\"}", "labels:"},

@@ -217,8 +217,7 @@ START_TEST(test_job_trains_passes_gate_and_publishes_live_version)
     ck_assert_int_eq(int_of(j, "total_step"), steps);
     json_t *tr = json_object_get(j, "transitions");
     ck_assert_int_eq((int)json_array_size(tr), 3);
-    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(tr, 1), "state")),
-                     "running");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(tr, 1), "state")), "running");
     json_decref(j);
     int v;
     double acc = live_accuracy(&fx, &v);
@@ -359,8 +358,8 @@ END_TEST
 
 START_TEST(test_label_folder_names_round_trip)
 {
-    static const char *const labels[] = {"T-shirt/top", "Ankle boot", ".hidden", "50%", "a\\b",
-                                         "caf\xc3\xa9", "x"};
+    static const char *const labels[] = {"T-shirt/top", "Ankle boot",  ".hidden", "50%",
+                                         "a\\b",        "caf\xc3\xa9", "x"};
     for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++) {
         char dir[256], back[128];
         ck_assert_int_eq(examples_label_dir(labels[i], dir, sizeof dir), 0);
