@@ -15,6 +15,7 @@
             mid-epoch within one step, nothing published
   examples  labelled examples stored under the data root, limits, and a job training on them
   samehead  class folders named by the model's labels fine-tune the same head
+  manage    unload (404, not ready), load, unpin, activate again
 Environment: CNND_URL, CNND_ADMIN_URL, CNND_ADMIN_TOKEN_FILE (lib.sh / t_admin.sh)."""
 import argparse
 import json
@@ -440,6 +441,44 @@ def step_examples(a):
                                      final.get("val_items")), str(final.get("error")))
 
 
+def step_manage(a):
+    """unload / load / unpin / activate through the admin API."""
+    adm = Admin()
+    v0, _ = live()
+    newest = max(versions_on_disk(a.repo, MODEL))
+    img = read(os.path.join(a.samples, "bag.png"))
+    c = client()
+    st, j, _ = adm.json("POST", "/admin/v1/models/%s/unload" % MODEL)
+    st_c, _, body = c.request("POST", "/v1/models/%s/classify" % MODEL, img,
+                              {"Content-Type": "image/png"})
+    st_r, _, _ = c.request("GET", "/v2/health/ready")
+    _, ml, _ = adm.json("GET", "/admin/v1/models")
+    state = [m["state"] for m in ml["models"] if m["name"] == MODEL]
+    check(st == 200 and j["live_version"] is None and st_c == 404 and st_r == 503 and
+          state == ["not loaded"],
+          "POST .../unload: classify -> %d (%s), ready -> %d, listed as %s"
+          % (st_c, body[:40], st_r, state))
+    st, j, _ = adm.json("POST", "/admin/v1/models/%s/load" % MODEL)
+    st_c, _, body = c.request("POST", "/v1/models/%s/classify" % MODEL, img,
+                              {"Content-Type": "image/png"})
+    check(st == 200 and j["live_version"] == v0 and st_c == 200 and
+          json.loads(body)["version"] == v0,
+          "POST .../load: version %s serves again (the pin held)" % v0)
+    st, j, _ = adm.json("POST", "/admin/v1/models/%s/unpin" % MODEL)
+    check(st == 200 and not j["pinned"] and j["live_version"] == newest,
+          "POST .../unpin: the newest version %d is live again (%s)" % (newest, j))
+    st, j, _ = adm.json("POST", "/admin/v1/models/%s/versions/%d/activate" % (MODEL, v0))
+    check(st == 200 and j["live_version"] == v0 and j["pinned"],
+          "POST .../versions/%s/activate pins it again" % v0)
+    st, j, _ = adm.json("POST", "/admin/v1/models/nosuch/load")
+    st2, _, _ = adm.json("POST", "/admin/v1/models/nosuch/unload")
+    check(st == 404 and st2 == 404, "load / unload of an unknown model -> 404 (%d, %d)"
+          % (st, st2))
+    st, _, h = adm.json("GET", "/admin/v1/models/%s/load" % MODEL)
+    check(st == 405 and "POST" in h.get("allow", ""), "GET on a POST route -> 405 with Allow")
+    c.close()
+
+
 def step_samehead(a):
     """A folder dataset named by the model's own labels (in folder order, not the model's)
     fine-tunes the same head: the folders are matched to the labels by name."""
@@ -493,7 +532,7 @@ def main():
     a = ap.parse_args()
     {"auth": step_auth, "paths": step_paths, "finetune": step_finetune, "head": step_head,
      "rollback": step_rollback, "reject": step_reject, "cancel": step_cancel,
-     "examples": step_examples, "samehead": step_samehead}[a.step](a)
+     "examples": step_examples, "samehead": step_samehead, "manage": step_manage}[a.step](a)
     done()
 
 

@@ -59,6 +59,7 @@ py check_admin reject "${A[@]}"
 py check_admin cancel "${A[@]}"
 py check_admin examples "${A[@]}"
 py check_admin samehead "${A[@]}" --fashion "$FASHION"
+py check_admin manage "${A[@]}"
 
 curl -s "$URL/metrics" >"$T/metrics.txt"
 if promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1; then
