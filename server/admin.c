@@ -8,6 +8,7 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -146,17 +147,18 @@ static void route_match(const char *method, const char *path, struct match *out)
     out->status = out->allow[0] ? 405 : 404;
 }
 
-static int parse_positive(const char *s, long max)
+/* A decimal integer 1..INT_MAX without leading zeros, or -1. */
+static int parse_positive(const char *s)
 {
-    if (!*s || *s == '0' || strlen(s) > 12)
+    if (!*s || *s == '0' || strlen(s) > 10)
         return -1;
-    long v = 0;
+    long long v = 0;
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
             return -1;
         v = v * 10 + (*s - '0');
     }
-    return v <= max ? (int)(v > 0x7fffffff ? -1 : v) : -1;
+    return v <= INT_MAX ? (int)v : -1;
 }
 
 /* ---- the request ---------------------------------------------------------------------- */
@@ -289,12 +291,12 @@ static enum MHD_Result begin(struct admin_server *s, struct MHD_Connection *conn
     }
     ar->route = m.route;
     snprintf(r->model, sizeof r->model, "%s", m.name);
-    if (m.version[0] && (r->version = parse_positive(m.version, 0x7fffffff)) < 0) {
+    if (m.version[0] && (r->version = parse_positive(m.version)) < 0) {
         r->version = 0;
         http_reply_error(r, 400, "version must be a positive integer");
         return queue_reply(ar);
     }
-    if (m.id[0] && (ar->job_id = parse_positive(m.id, 0x7fffffff)) < 0) {
+    if (m.id[0] && (ar->job_id = parse_positive(m.id)) < 0) {
         ar->job_id = 0;
         http_reply_error(r, 404, "no such job");
         return queue_reply(ar);

@@ -81,6 +81,20 @@ start
 check grep -q "admin token source=file file=$T/admin.token\$" "$T/cnnd.log" -- \
   "restart: the existing token file is used"
 cnnd_stop
+
+# CNND_ADMIN_TOKEN wins over the file (none is made), is never logged and is wiped from
+# the process's environment block.
+envtok=env-token-$RANDOM$RANDOM-0123456789abcdef
+CNND_ADMIN_TOKEN=$envtok cnnd_start --data-root "$D" --admin-token-file "$T/unused.token" || finish
+ap=$(admin_url)
+check grep -q "admin token source=environment" "$T/cnnd.log" -- "CNND_ADMIN_TOKEN: the log names the source"
+check [ ! -e "$T/unused.token" ] -- "CNND_ADMIN_TOKEN: no token file is created"
+st=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $envtok" "$ap/admin/v1/models")
+st2=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$T/admin.token")" "$ap/admin/v1/models")
+check [ "$st:$st2" = 200:401 ] -- "CNND_ADMIN_TOKEN: that token is accepted ($st), the file's is not ($st2)"
+check not grep -qF "$envtok" "$T/cnnd.log" -- "CNND_ADMIN_TOKEN: the token is not in the log"
+check not grep -qaF "$envtok" "/proc/$CNND_PID/environ" -- "CNND_ADMIN_TOKEN: wiped from /proc/PID/environ"
+cnnd_stop
 fi
 
 # kill -9 at random moments of fine-tune-and-publish rounds (check_admin_kill.py picks the
