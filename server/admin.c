@@ -283,10 +283,8 @@ static enum MHD_Result begin(struct admin_server *s, struct MHD_Connection *conn
     route_match(method, url, &m);
     if (!m.route) {
         snprintf(r->allow, sizeof r->allow, "%s", m.allow);
-        http_reply_error(r, m.status,
-                         m.status == 405 ? "method not allowed here"
-                                         : "no such "
-                                           "endpoint");
+        http_reply_error(r, m.status, "%s",
+                         m.status == 405 ? "method not allowed here" : "no such endpoint");
         return queue_reply(ar);
     }
     ar->route = m.route;
