@@ -71,9 +71,13 @@ for m in cnnd_train_steps_total cnnd_train_loss cnnd_train_accuracy 'cnnd_jobs{s
   check grep -qF "$m" "$T/metrics.txt" -- "/metrics has $m"
 done
 
-# 16 clients classify while a job trains and publishes.
+# 16 clients classify while a job trains and publishes.  Its epochs are chosen from job 1's
+# speed so that it trains about 3 s when alone (1 epoch for the bundled-size model, more for
+# a tiny one); under the load it takes longer.
+epochs=$(curl -s -H "Authorization: Bearer $(cat "$T/admin.token")" "$CNND_ADMIN_URL/admin/v1/jobs/1" |
+  "$PY" -c 'import json,sys; print(max(1, min(20, round(3 * json.load(sys.stdin)["items_per_s"] / 1200))))')
 py check_admin_load "$S/bag.png" 16 4 \
-  '{"dataset":{"format":"idx","path":"fm"},"epochs":1,"validation_split":0.2,"seed":11}'
+  "{\"dataset\":{\"format\":\"idx\",\"path\":\"fm\"},\"epochs\":${epochs:-1},\"validation_split\":0.2,\"seed\":11}"
 cnnd_stop
 
 # Restart: the token file is read, not replaced.
