@@ -127,6 +127,11 @@ int cnn_conv2d_chunk_rows(const struct cnn_conv2d *p, int N)
     size_t min_rows = (CNN_CONV_MIN_COLS + (size_t)p->ow - 1) / (size_t)p->ow;
     if (rows < min_rows)
         rows = min_rows;
+    /* ...but not wider than CNN_CONV_MAX_COLS: past ~6000 columns OpenBLAS's SkylakeX sgemm
+     * falls off a cliff for small M and K (LeNet conv1, M=6 K=25: 62 -> 25 GFLOP/s). */
+    size_t max_rows = (size_t)CNN_CONV_MAX_COLS / (size_t)p->ow;
+    if (rows > max_rows)
+        rows = max_rows ? max_rows : 1;
     return (int)(rows < total ? rows : total);
 }
 

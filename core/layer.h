@@ -97,6 +97,9 @@ int cnn_pool2d_shape(struct cnn_pool2d *p, struct cnn_err *err);
 #ifndef CNN_CONV_MIN_COLS
 #define CNN_CONV_MIN_COLS 1024 /* GEMM columns per chunk at least */
 #endif
+#ifndef CNN_CONV_MAX_COLS
+#define CNN_CONV_MAX_COLS 4096 /* ...and at most (unless one output row is wider) */
+#endif
 /* Output rows per chunk for batch N (at least 1, at most N * OH). */
 int cnn_conv2d_chunk_rows(const struct cnn_conv2d *p, int N);
 /* Floats of scratch a conv needs for N batch items: im2col's (0 when it skips im2col), or
