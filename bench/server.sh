@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Server benchmark (`make bench-server`): cnnd on 127.0.0.1 driven by build/loadgen on the
-# same machine, for the default model (models/repository/fashion, LeNet-5) and ResNet-18
+# same machine, for the bundled default model (models/repository/fashion), LeNet-5
+# (`cnn init lenet5`: the serving path itself, compute is tiny) and ResNet-18
 # (`cnn init resnet18`, random weights), at concurrency 1, 8 and 64, with batching on
 # (max_batch_size 32) and off (max_batch_size 1).  Prints images/s, p50/p99 latency, the
 # mean batch the server ran (from /metrics) and the serving efficiency:
@@ -10,7 +11,7 @@
 # worker), images/s summed; B = the mean batch size the server ran at that point (from the
 # /metrics batch-size histogram), rounded.
 # Numbers only, never pass/fail.  Env: CNN, CNND, LOADGEN, DURATION (s per point, default
-# 5), WARMUP (default 1), MODELS (default "fashion resnet18"), CONCURRENCY (default
+# 5), WARMUP (default 1), MODELS (default "fashion lenet5 resnet18"), CONCURRENCY (default
 # "1 8 64"), LOADGEN_THREADS (client threads, default 1), BENCH_JSON (file to append one
 # JSON line per point).
 set -euo pipefail
@@ -20,7 +21,7 @@ CNND=${CNND:-build/cnnd}
 LOADGEN=${LOADGEN:-build/loadgen}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
-MODELS=${MODELS:-fashion resnet18}
+MODELS=${MODELS:-fashion lenet5 resnet18}
 CONCURRENCY=${CONCURRENCY:-1 8 64}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 CORES=$(nproc)
@@ -37,10 +38,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$T/repo/fashion/1" "$T/repo/resnet18/1"
+mkdir -p "$T/repo/fashion/1" "$T/repo/lenet5/1" "$T/repo/resnet18/1"
 cp "$ROOT/models/repository/fashion/1/model.cnn" "$T/repo/fashion/1/model.cnn"
+"$CNN" init lenet5 "$T/repo/lenet5/1/model.cnn" --seed 1 >/dev/null
 "$CNN" init resnet18 "$T/repo/resnet18/1/model.cnn" --seed 1 >/dev/null
 IMG_fashion="$ROOT/models/samples/sneaker.png"
+IMG_lenet5="$ROOT/models/samples/sneaker.png"
 IMG_resnet18="$T/rgb224.png"
 # A 224x224 RGB PNG for ResNet-18 (no resize work beyond what a real client would send).
 python3 - "$IMG_resnet18" <<'EOF'
