@@ -315,33 +315,6 @@ static enum MHD_Result begin(struct admin_server *s, struct MHD_Connection *conn
     return MHD_YES;
 }
 
-static enum MHD_Result take_body(struct request *r, const char *data, size_t n)
-{
-    if (r->body_discarded || (long long)(r->body_len + n) > r->body_max) {
-        r->body_discarded += (long long)(r->body_len + n);
-        free(r->body);
-        r->body = NULL;
-        r->body_len = r->body_cap = 0;
-        return r->body_discarded > 2 * r->body_max + 65536 ? MHD_NO : MHD_YES;
-    }
-    if (r->body_len + n > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap * 2 : (r->body_hint ? r->body_hint : 16384);
-        while (cap < r->body_len + n)
-            cap *= 2;
-        if ((long long)cap > r->body_max)
-            cap = (size_t)r->body_max;
-        char *p = realloc(r->body, cap + 1);
-        if (!p)
-            return MHD_NO;
-        r->body = p;
-        r->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, data, n);
-    r->body_len += n;
-    r->body[r->body_len] = '\0';
-    return MHD_YES;
-}
-
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_size, void **con_cls)
@@ -354,7 +327,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        return r->status ? MHD_YES : take_body(r, upload_data, n);
+        return r->status ? MHD_YES : http_take_body(r, upload_data, n);
     }
     if (r->status)
         return MHD_YES; /* already queued in begin() */

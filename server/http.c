@@ -278,7 +278,7 @@ static enum MHD_Result begin(struct http_server *s, struct MHD_Connection *conn,
 
 /* Body bytes: buffered up to the route's limit; past it (chunked bodies) dropped and, when
  * the drop exceeds the limit again, the connection is closed. */
-static enum MHD_Result take_body(struct request *r, const char *data, size_t n)
+enum MHD_Result http_take_body(struct request *r, const char *data, size_t n)
 {
     if (r->body_discarded || (long long)(r->body_len + n) > r->body_max) {
         r->body_discarded += (long long)(r->body_len + n);
@@ -318,7 +318,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        return r->status ? MHD_YES : take_body(r, upload_data, n);
+        return r->status ? MHD_YES : http_take_body(r, upload_data, n);
     }
     if (r->phase == PHASE_READ) {
         r->phase = PHASE_HANDLED;

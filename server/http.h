@@ -122,6 +122,9 @@ int http_alloc_items(struct request *r, int n);
 /* Suspends the connection and queues r's items; finish(r) runs on the MHD thread once all
  * are done.  On refusal the reply is 503 with Retry-After: 1. */
 void http_submit(struct request *r, void (*finish)(struct request *r));
+/* Buffers n body bytes of r up to r->body_max (past it: drops them and counts, for the 413);
+ * MHD_NO to close the connection.  Shared by the inference and admin listeners. */
+enum MHD_Result http_take_body(struct request *r, const char *data, size_t n);
 /* Drops r from app->incoming (idempotent): at submit, or when r ends without one. */
 void http_uncount_incoming(struct request *r);
 /* Largest batch any of r's items ran in. */
