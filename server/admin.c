@@ -394,26 +394,14 @@ struct admin_server *admin_start(struct app *app, struct jobs *jobs,
     s->jobs = jobs;
     s->token = token;
     atomic_init(&s->next_id, 0);
-    struct sockaddr_in sin = {0};
-    struct sockaddr_in6 sin6 = {0};
-    const struct sockaddr *addr;
+    struct sockaddr_storage ss;
+    const struct sockaddr *addr = (const struct sockaddr *)&ss;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (inet_pton(AF_INET, cfg->admin_listen, &sin.sin_addr) == 1) {
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons((uint16_t)cfg->admin_port);
-        addr = (const struct sockaddr *)&sin;
-    } else if (inet_pton(AF_INET6, cfg->admin_listen, &sin6.sin6_addr) == 1) {
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons((uint16_t)cfg->admin_port);
-        addr = (const struct sockaddr *)&sin6;
-        flags |= strcmp(cfg->admin_listen, "::") == 0 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
-    } else {
+    if (http_listen_address(cfg->admin_listen, cfg->admin_port, &ss, &flags) != 0) {
         free(s);
         cnn_err_set(err, CNN_EINVAL, "admin_listen %s is not numeric", cfg->admin_listen);
         return NULL;
     }
-    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
-        flags |= MHD_USE_EPOLL;
     s->d = MHD_start_daemon(flags, (uint16_t)cfg->admin_port, NULL, NULL, on_access, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)ADMIN_THREADS,

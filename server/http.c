@@ -395,6 +395,27 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- daemon ------------------------------------------------------------------------------ */
 
+int http_listen_address(const char *host, int port, struct sockaddr_storage *ss,
+                        unsigned int *flags)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        *flags |= strcmp(host, "::") == 0 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    } else {
+        return -1;
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+        *flags |= MHD_USE_EPOLL;
+    return 0;
+}
+
 struct http_server *http_start(struct app *app, struct cnn_err *err)
 {
     const struct config *cfg = app->cfg;
@@ -406,27 +427,15 @@ struct http_server *http_start(struct app *app, struct cnn_err *err)
     s->app = app;
     s->quiesced = MHD_INVALID_SOCKET;
     atomic_init(&s->next_id, 0);
-    struct sockaddr_in sin = {0};
-    struct sockaddr_in6 sin6 = {0};
-    const struct sockaddr *addr;
+    struct sockaddr_storage ss;
+    const struct sockaddr *addr = (const struct sockaddr *)&ss;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                          MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-    if (inet_pton(AF_INET, cfg->listen, &sin.sin_addr) == 1) {
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons((uint16_t)cfg->port);
-        addr = (const struct sockaddr *)&sin;
-    } else if (inet_pton(AF_INET6, cfg->listen, &sin6.sin6_addr) == 1) {
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons((uint16_t)cfg->port);
-        addr = (const struct sockaddr *)&sin6;
-        flags |= strcmp(cfg->listen, "::") == 0 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
-    } else {
+    if (http_listen_address(cfg->listen, cfg->port, &ss, &flags) != 0) {
         free(s);
         cnn_err_set(err, CNN_EINVAL, "listen address %s is not numeric", cfg->listen);
         return NULL;
     }
-    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
-        flags |= MHD_USE_EPOLL;
     s->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_access, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <stdint.h>
 
 struct metrics;
@@ -125,6 +126,10 @@ void http_submit(struct request *r, void (*finish)(struct request *r));
 /* Buffers n body bytes of r up to r->body_max (past it: drops them and counts, for the 413);
  * MHD_NO to close the connection.  Shared by the inference and admin listeners. */
 enum MHD_Result http_take_body(struct request *r, const char *data, size_t n);
+/* Fills *ss from a numeric IPv4/IPv6 host and port and adds the matching MHD flags (IPv6 or
+ * dual stack for "::", epoll where available) to *flags; -1 when host is not numeric. */
+int http_listen_address(const char *host, int port, struct sockaddr_storage *ss,
+                        unsigned int *flags);
 /* Drops r from app->incoming (idempotent): at submit, or when r ends without one. */
 void http_uncount_incoming(struct request *r);
 /* Largest batch any of r's items ran in. */
