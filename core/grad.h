@@ -32,6 +32,13 @@ size_t cnn_conv2d_backward_scratch_floats(const struct cnn_conv2d *p, int N);
  * (dout is the gradient of the pre-activation output).  scratch: see above. */
 void cnn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                          const float *w, float *scratch, const struct cnn_conv2d *p, int N);
+/* dinp and dw of cnn_conv2d_backward() from the output grid rows [r_lo, r_hi) only (row
+ * r = n * OH + oy), for splitting a batch over threads: each thread needs its own scratch
+ * and dw, and its rows must be whole images (r_lo, r_hi multiples of OH) so that no two
+ * threads add into the same dinp pixel.  Not for depthwise convs. */
+void cnn_conv2d_backward_rows(float *dinp, float *dw, const float *dout, const float *inp,
+                              const float *w, float *scratch, const struct cnn_conv2d *p, int N,
+                              int r_lo, int r_hi);
 
 /* dout (OUT, N)   inp (IN, N)   w (OUT, IN); p->act ignored.
  * dw += dout * inp^T, db += row sums of dout, dinp (IN, N) += w^T * dout. */

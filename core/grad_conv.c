@@ -35,14 +35,9 @@ static float dot(const float *restrict a, const float *restrict b, int n)
     return s;
 }
 
-static int is_depthwise(const struct cnn_conv2d *p)
-{
-    return p->c == p->groups && p->groups > 1 && !cnn_conv2d_is_pointwise(p);
-}
-
 size_t cnn_conv2d_backward_scratch_floats(const struct cnn_conv2d *p, int N)
 {
-    if (N <= 0 || p->groups <= 0 || cnn_conv2d_is_pointwise(p) || is_depthwise(p))
+    if (N <= 0 || p->groups <= 0 || cnn_conv2d_is_pointwise(p) || cnn_conv2d_is_depthwise(p))
         return 0;
     size_t dims[5] = {(size_t)(p->c / p->groups), (size_t)p->kh, (size_t)p->kw,
                       (size_t)cnn_conv2d_chunk_rows(p, N), (size_t)p->ow};
@@ -156,44 +151,32 @@ static void depthwise_backward(float *dinp, float *dw, const float *dout, const 
     }
 }
 
-void cnn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                         const float *w, float *scratch, const struct cnn_conv2d *p, int N)
+void cnn_conv2d_backward_rows(float *dinp, float *dw, const float *dout, const float *inp,
+                              const float *w, float *scratch, const struct cnn_conv2d *p, int N,
+                              int r_lo, int r_hi)
 {
     const int G = p->groups, cg = p->c / G, ocg = p->oc / G;
     const size_t in_plane = (size_t)p->h * p->w;
     const size_t cols = (size_t)N * p->oh * p->ow; /* forward GEMM N dimension */
     const int kdim = cg * p->kh * p->kw;           /* forward GEMM K dimension */
-
-    if (db)
-        for (int oc = 0; oc < p->oc; oc++)
-            db[oc] += (float)grad_sum(dout + (size_t)oc * cols, cols);
-    if (!dinp && !dw)
-        return;
-    if (is_depthwise(p)) {
-        depthwise_backward(dinp, dw, dout, inp, w, p, N);
-        return;
-    }
-    if (cnn_conv2d_is_pointwise(p)) { /* the input (C/G) x (N*H*W) is the col matrix */
-        for (int g = 0; g < G; g++) {
-            const float *in_g = inp + (size_t)g * cg * N * in_plane;
-            const float *dout_g = dout + (size_t)g * ocg * cols;
-            if (dw)
-                cnn_gemm(0, 1, ocg, kdim, (int)cols, 1.0f, dout_g, (int)cols, in_g, (int)cols, 1.0f,
-                         dw + (size_t)g * ocg * kdim, kdim);
-            if (dinp)
-                cnn_gemm(1, 0, kdim, (int)cols, ocg, 1.0f, w + (size_t)g * ocg * kdim, kdim, dout_g,
-                         (int)cols, 1.0f, dinp + (size_t)g * cg * N * in_plane, (int)cols);
-        }
-        return;
-    }
-    const int rows = N * p->oh, chunk = cnn_conv2d_chunk_rows(p, N);
+    const int pointwise = cnn_conv2d_is_pointwise(p);
+    const int chunk = pointwise ? r_hi - r_lo : cnn_conv2d_chunk_rows(p, N);
     for (int g = 0; g < G; g++) {
         const float *in_g = inp + (size_t)g * cg * N * in_plane;
         const float *dout_g = dout + (size_t)g * ocg * cols;
         const float *w_g = w + (size_t)g * ocg * kdim;
-        for (int r0 = 0; r0 < rows; r0 += chunk) {
-            const int r1 = r0 + chunk < rows ? r0 + chunk : rows;
+        for (int r0 = r_lo; r0 < r_hi; r0 += chunk) {
+            const int r1 = r0 + chunk < r_hi ? r0 + chunk : r_hi;
             const size_t c0 = (size_t)r0 * p->ow, nc = (size_t)(r1 - r0) * p->ow;
+            if (pointwise) { /* the input (C/G) x (N*H*W) is the col matrix */
+                if (dw)
+                    cnn_gemm(0, 1, ocg, kdim, (int)nc, 1.0f, dout_g + c0, (int)cols, in_g + c0,
+                             (int)cols, 1.0f, dw + (size_t)g * ocg * kdim, kdim);
+                if (dinp)
+                    cnn_gemm(1, 0, kdim, (int)nc, ocg, 1.0f, w_g, kdim, dout_g + c0, (int)cols,
+                             1.0f, dinp + (size_t)g * cg * N * in_plane + c0, (int)cols);
+                continue;
+            }
             if (dw) {
                 cnn_im2col_rows(scratch, in_g, cg, p, N, r0, r1);
                 cnn_gemm(0, 1, ocg, kdim, (int)nc, 1.0f, dout_g + c0, (int)cols, scratch, (int)nc,
@@ -206,4 +189,19 @@ void cnn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, c
             }
         }
     }
+}
+
+void cnn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                         const float *w, float *scratch, const struct cnn_conv2d *p, int N)
+{
+    const size_t cols = (size_t)N * p->oh * p->ow;
+    if (db)
+        for (int oc = 0; oc < p->oc; oc++)
+            db[oc] += (float)grad_sum(dout + (size_t)oc * cols, cols);
+    if (!dinp && !dw)
+        return;
+    if (cnn_conv2d_is_depthwise(p))
+        depthwise_backward(dinp, dw, dout, inp, w, p, N);
+    else
+        cnn_conv2d_backward_rows(dinp, dw, dout, inp, w, scratch, p, N, 0, N * p->oh);
 }

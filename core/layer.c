@@ -118,6 +118,11 @@ int cnn_conv2d_is_pointwise(const struct cnn_conv2d *p)
            p->pad_b == 0 && p->pad_r == 0;
 }
 
+int cnn_conv2d_is_depthwise(const struct cnn_conv2d *p)
+{
+    return p->groups > 1 && p->c == p->groups && !cnn_conv2d_is_pointwise(p);
+}
+
 int cnn_conv2d_chunk_rows(const struct cnn_conv2d *p, int N)
 {
     const size_t total = (size_t)N * p->oh;

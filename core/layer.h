@@ -108,6 +108,8 @@ int cnn_conv2d_chunk_rows(const struct cnn_conv2d *p, int N);
 size_t cnn_conv2d_scratch_floats(const struct cnn_conv2d *p, int N);
 /* 1 when the conv reads its input directly as the GEMM operand (1x1, stride 1, no pad). */
 int cnn_conv2d_is_pointwise(const struct cnn_conv2d *p);
+/* 1 for one input channel per group (groups > 1), not pointwise: the direct kernel. */
+int cnn_conv2d_is_depthwise(const struct cnn_conv2d *p);
 /* Winograd F(2x2,3x3) (Lavin & Gray 2015) for 3x3, stride 1, undilated, ungrouped convs
  * with enough channels to pay for its transforms (measured; see layer.c).  The output is
  * tiled in 2x2 tiles over the whole batch and processed in chunks of whole tile rows.
@@ -188,6 +190,10 @@ void cnn_act_apply(float *x, size_t n, const struct cnn_act_params *act);
  * Bias and p->act are applied in one pass over the GEMM output. */
 void cnn_conv2d_forward(float *out, const float *inp, const float *w, const float *b,
                         float *col, const struct cnn_conv2d *p, int N);
+/* The output grid rows [r_lo, r_hi) of cnn_conv2d_forward() (row r = n * OH + oy), for
+ * splitting a batch over threads (each with its own col); not for depthwise convs. */
+void cnn_conv2d_forward_rows(float *out, const float *inp, const float *w, const float *b,
+                             float *col, const struct cnn_conv2d *p, int N, int r_lo, int r_hi);
 
 /* Floats of Winograd weights U for p: 16 * OC * C. */
 size_t cnn_winograd_weights_floats(const struct cnn_conv2d *p);

@@ -32,6 +32,8 @@ static int check_config(const struct cnn_train_config *c, struct cnn_err *err)
         return cnn_err_set(err, CNN_EINVAL, "train: learning rate must be > 0");
     if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
         return cnn_err_set(err, CNN_EINVAL, "train: momentum must be in [0, 1)");
+    if (c->threads < 0 || c->threads > 256)
+        return cnn_err_set(err, CNN_EINVAL, "train: threads must be in 0..256");
     if (c->nesterov && c->momentum == 0.0f)
         return cnn_err_set(err, CNN_EINVAL, "train: Nesterov needs momentum > 0");
     if (!(c->weight_decay >= 0.0f) || !isfinite(c->weight_decay))

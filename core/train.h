@@ -25,11 +25,12 @@
  *   weights never change; a frozen batch norm runs in evaluation mode (running statistics,
  *   not updated) also while training; backward stops where no trainable layer remains.
  * - Reproducible: the same model, config (seed included), and batches in the same order give
- *   bit-identical weights (with one BLAS thread; OpenBLAS may split sums differently
- *   across threads).
+ *   bit-identical weights for the same cfg.threads (with one BLAS thread; OpenBLAS may
+ *   split sums differently across its threads).
  *
- * Threads: a trainer is used by one thread at a time; several trainers may run at once
- * from the same const model.  Nothing here prints. */
+ * Threads: a trainer is used by one thread at a time (with cfg.threads > 1 it runs its
+ * own helper threads inside each call); several trainers may run at once from the same
+ * const model.  Nothing here prints. */
 #ifndef CNN_TRAIN_H
 #define CNN_TRAIN_H
 
@@ -67,6 +68,8 @@ struct cnn_train_config {
     float bn_momentum;        /* batch-norm running statistics update, [0, 1]; PyTorch: 0.1 */
     const atomic_int *cancel; /* optional: step returns CNN_ECANCELED when *cancel != 0 */
     int input_grad;           /* diagnostic: 1 = also compute the gradient of the input */
+    int threads; /* 0 or 1: the caller only; 2..256: a step splits every layer over this many
+                    threads (give BLAS 1 thread then, see cnn_gemm_set_threads()) */
 };
 
 /* Defaults: lr 0.01, momentum 0.9, no Nesterov, weight decay 0, constant schedule

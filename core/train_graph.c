@@ -1,8 +1,11 @@
-/* The trainer's forward and backward passes over the UNFUSED layer graph: every layer runs
- * as itself (batch norm with batch statistics, dropout active, a layer's own activation as
- * a separate step), keeping each layer's output (and pre-activation when it has a fused
- * activation) for the backward, which walks the DAG in reverse and accumulates into the
- * gradient of each layer's inputs with the kernels of grad.h. */
+/* The trainer's forward pass over the UNFUSED layer graph, and its buffers: every layer
+ * runs as itself (batch norm with batch statistics, dropout active, a layer's own
+ * activation as a separate step), keeping each layer's output (and pre-activation when it
+ * has a fused activation) for the backward (train_backward.c).
+ * DESIGN: with cfg.threads > 1 each layer is split into parts run by a worker team, the
+ * way that keeps the maths of one thread: convs over whole images, dense layers over
+ * output features, batch norm and pools over channels, elementwise layers over ranges;
+ * what cannot split (dropout's generator, LRN, softmax, flatten) runs in part 0. */
 #include "grad.h"
 #include "layer.h"
 #include "model_internal.h"
@@ -14,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct cnn_act_params *layer_act(const struct cnn_layer *l)
+const struct cnn_act_params *train_layer_act(const struct cnn_layer *l)
 {
     switch (l->kind) {
     case CNN_LAYER_CONV2D:
@@ -30,7 +33,7 @@ static const struct cnn_act_params *layer_act(const struct cnn_layer *l)
 
 static int has_fused_act(const struct cnn_layer *l)
 {
-    const struct cnn_act_params *a = layer_act(l);
+    const struct cnn_act_params *a = train_layer_act(l);
     return a && a->kind != CNN_ACT_NONE;
 }
 
@@ -60,10 +63,9 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
     t->tl = calloc((size_t)m->n_layers, sizeof *t->tl);
     t->grad = alloc_floats(m->n_params);
     t->mom = alloc_floats(m->n_params);
-    t->add_in = calloc(CNN_MAX_INPUTS, sizeof *t->add_in);
-    if (!t->tl || !t->grad || !t->mom || !t->add_in)
+    if (!t->tl || !t->grad || !t->mom)
         goto nomem;
-    size_t scratch = 0, biggest = 0;
+    size_t scratch = 0, biggest = 0, conv_weights = 0;
     int max_c = 1;
     for (int i = 0; i < m->n_layers; i++) {
         const struct cnn_layer *l = &m->layers[i];
@@ -98,6 +100,7 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
         if (l->kind == CNN_LAYER_DROPOUT && !(tl->mask = calloc(count ? count : 1, 1)))
             goto nomem;
         if (l->kind == CNN_LAYER_CONV2D) {
+            conv_weights = max_size(conv_weights, l->weight_count[0]);
             scratch = max_size(scratch, cnn_conv2d_scratch_floats(&l->p.conv, (int)N));
             scratch = max_size(scratch, cnn_conv2d_backward_scratch_floats(&l->p.conv, (int)N));
         } else if (l->kind == CNN_LAYER_LRN) {
@@ -107,12 +110,27 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
     }
     if (scratch == SIZE_MAX)
         goto nomem;
-    t->scratch = alloc_floats(scratch);
+    t->parts = t->cfg.threads > 1 ? t->cfg.threads : 1;
+    if (t->parts > 1 && !(t->workers = cnn_workers_create(t->parts, err))) {
+        train_graph_free(t);
+        return err ? err->code : CNN_ENOMEM;
+    }
+    t->scratch = calloc((size_t)t->parts, sizeof *t->scratch);
+    t->dw_part = calloc((size_t)t->parts, sizeof *t->dw_part);
+    t->part_err = calloc((size_t)t->parts, sizeof *t->part_err);
+    if (!t->scratch || !t->dw_part || !t->part_err)
+        goto nomem;
+    for (int k = 0; k < t->parts; k++) {
+        if (!(t->scratch[k] = alloc_floats(scratch)))
+            goto nomem;
+        if (k > 0 && !(t->dw_part[k] = alloc_floats(conv_weights)))
+            goto nomem;
+    }
     t->tmp = alloc_floats(biggest);
     t->target = alloc_floats(biggest);
     t->bn_scale = alloc_floats((size_t)max_c);
     t->bn_shift = alloc_floats((size_t)max_c);
-    if (!t->scratch || !t->tmp || !t->target || !t->bn_scale || !t->bn_shift)
+    if (!t->tmp || !t->target || !t->bn_scale || !t->bn_shift)
         goto nomem;
     return 0;
 nomem:
@@ -133,18 +151,29 @@ void train_graph_free(struct cnn_trainer *t)
             free(tl->mask);
         }
     }
+    cnn_workers_destroy(t->workers);
+    for (int k = 0; k < t->parts; k++) {
+        if (t->scratch)
+            free(t->scratch[k]);
+        if (t->dw_part)
+            free(t->dw_part[k]);
+    }
+    free(t->scratch);
+    free(t->dw_part);
+    free(t->part_err);
     free(t->tl);
     free(t->grad);
     free(t->mom);
-    free(t->add_in);
-    free(t->scratch);
     free(t->tmp);
     free(t->target);
     free(t->bn_scale);
     free(t->bn_shift);
     t->tl = NULL;
-    t->grad = t->mom = t->scratch = t->tmp = t->target = t->bn_scale = t->bn_shift = NULL;
-    t->add_in = NULL;
+    t->grad = t->mom = t->tmp = t->target = t->bn_scale = t->bn_shift = NULL;
+    t->workers = NULL;
+    t->scratch = t->dw_part = NULL;
+    t->part_err = NULL;
+    t->parts = 0;
 }
 
 static const struct cnn_act_params no_act = {CNN_ACT_NONE, 0.0f, 0.0f};
@@ -162,104 +191,161 @@ static void act_copy(float *restrict dst, const float *restrict src, size_t n,
     cnn_act_apply(dst, n, act);
 }
 
-/* Runs layer i forward for n items into tl->pre (when it has a fused act) or tl->out. */
-static int forward_layer(struct cnn_trainer *t, int i, int n, int training, int update_stats,
-                         struct cnn_err *err)
+/* One layer's forward for a worker team: layer i over n items, part `part` of `parts`. */
+struct forward_job {
+    struct cnn_trainer *t;
+    int i, n, training, update_stats;
+};
+
+/* Part `part` of the layer: see the DESIGN note at the top for how each kind splits. */
+static int forward_part(const struct forward_job *job, int part, int parts, struct cnn_err *err)
 {
+    struct cnn_trainer *t = job->t;
+    const int i = job->i, n = job->n;
     const struct cnn_model *m = t->net;
     const struct cnn_layer *l = &m->layers[i];
     struct train_layer *tl = &t->tl[i];
     const struct cnn_layer *il = &m->layers[l->inputs[0]];
     const float *in = t->tl[l->inputs[0]].out;
-    const float *const P = m->params;
+    float *const P = m->params;
     float *dst = tl->pre ? tl->pre : tl->out;
     const size_t hw = (size_t)il->h * (size_t)il->w;
     const size_t n_hw = hw * (size_t)n;
     const size_t count = (size_t)il->c * n_hw;
+    size_t lo, hi;
     switch (l->kind) {
     case CNN_LAYER_CONV2D: {
         struct cnn_conv2d q = l->p.conv;
+        const float *b = q.has_bias ? P + l->weight_offset[1] : NULL;
         q.act = no_act;
-        cnn_conv2d_forward(dst, in, P + l->weight_offset[0],
-                           q.has_bias ? P + l->weight_offset[1] : NULL, t->scratch, &q, n);
+        if (cnn_conv2d_is_depthwise(&q)) {
+            if (part == 0)
+                cnn_conv2d_forward(dst, in, P + l->weight_offset[0], b, t->scratch[0], &q, n);
+            break;
+        }
+        cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
+        cnn_conv2d_forward_rows(dst, in, P + l->weight_offset[0], b, t->scratch[part], &q, n,
+                                (int)lo * q.oh, (int)hi * q.oh);
         break;
     }
-    case CNN_LAYER_DENSE: {
+    case CNN_LAYER_DENSE: { /* output features [lo, hi): rows of w, b and out */
         struct cnn_dense q = l->p.dense;
         q.act = no_act;
-        cnn_dense_forward(dst, in, P + l->weight_offset[0],
-                          q.has_bias ? P + l->weight_offset[1] : NULL, &q, n);
+        cnn_part_range((size_t)q.out, part, parts, &lo, &hi);
+        q.out = (int)(hi - lo);
+        if (q.out > 0)
+            cnn_dense_forward(dst + lo * (size_t)n, in, P + l->weight_offset[0] + lo * (size_t)q.in,
+                              q.has_bias ? P + l->weight_offset[1] + lo : NULL, &q, n);
         break;
     }
     case CNN_LAYER_MAXPOOL:
-        cnn_maxpool_forward(dst, in, &l->p.pool, n);
+    case CNN_LAYER_AVGPOOL: { /* channels [lo, hi) */
+        struct cnn_pool2d q = l->p.pool;
+        cnn_part_range((size_t)q.c, part, parts, &lo, &hi);
+        q.c = (int)(hi - lo);
+        const size_t out_chan = (size_t)l->h * l->w * (size_t)n;
+        if (q.c == 0)
+            break;
+        if (l->kind == CNN_LAYER_MAXPOOL)
+            cnn_maxpool_forward(dst + lo * out_chan, in + lo * n_hw, &q, n);
+        else
+            cnn_avgpool_forward(dst + lo * out_chan, in + lo * n_hw, &q, n);
         break;
-    case CNN_LAYER_AVGPOOL:
-        cnn_avgpool_forward(dst, in, &l->p.pool, n);
-        break;
+    }
     case CNN_LAYER_GLOBAL_AVGPOOL:
-        cnn_global_avgpool_forward(dst, in, (size_t)il->c * (size_t)n, hw);
+        cnn_part_range((size_t)il->c * (size_t)n, part, parts, &lo, &hi);
+        cnn_global_avgpool_forward(dst + lo, in + lo * hw, hi - lo, hw);
         break;
     case CNN_LAYER_ACT:
-        act_copy(dst, in, count, &l->p.act);
+        cnn_part_range(count, part, parts, &lo, &hi);
+        act_copy(dst + lo, in + lo, hi - lo, &l->p.act);
         break;
-    case CNN_LAYER_BATCHNORM: {
+    case CNN_LAYER_BATCHNORM: { /* channels [lo, hi) */
         const float *gamma = P + l->weight_offset[0], *beta = P + l->weight_offset[1];
-        float *mean = m->params + l->weight_offset[2], *var = m->params + l->weight_offset[3];
-        if (training && tl->trainable) {
-            int rc = cnn_batchnorm_train_forward(dst, tl->save_mean, tl->save_inv_std,
-                                                 update_stats ? mean : NULL,
-                                                 update_stats ? var : NULL, in, gamma, beta,
-                                                 l->p.bn.eps, t->cfg.bn_momentum, il->c, n_hw, err);
-            if (rc)
-                return rc;
-        } else {
-            for (int c = 0; c < il->c; c++) {
-                float s = gamma[c] / sqrtf(var[c] + l->p.bn.eps);
-                t->bn_scale[c] = s;
-                t->bn_shift[c] = beta[c] - mean[c] * s;
-            }
-            cnn_scale_shift_forward(dst, in, t->bn_scale, t->bn_shift, il->c, n_hw, &no_act);
+        float *mean = P + l->weight_offset[2], *var = P + l->weight_offset[3];
+        cnn_part_range((size_t)il->c, part, parts, &lo, &hi);
+        if (hi == lo)
+            break;
+        if (job->training && tl->trainable) {
+            const int upd = job->update_stats;
+            return cnn_batchnorm_train_forward(
+                dst + lo * n_hw, tl->save_mean + lo, tl->save_inv_std + lo, upd ? mean + lo : NULL,
+                upd ? var + lo : NULL, in + lo * n_hw, gamma + lo, beta + lo, l->p.bn.eps,
+                t->cfg.bn_momentum, (int)(hi - lo), n_hw, err);
         }
+        for (size_t c = lo; c < hi; c++) {
+            float sc = gamma[c] / sqrtf(var[c] + l->p.bn.eps);
+            t->bn_scale[c] = sc;
+            t->bn_shift[c] = beta[c] - mean[c] * sc;
+        }
+        cnn_scale_shift_forward(dst + lo * n_hw, in + lo * n_hw, t->bn_scale + lo, t->bn_shift + lo,
+                                (int)(hi - lo), n_hw, &no_act);
         break;
     }
     case CNN_LAYER_DROPOUT:
-        if (training)
-            cnn_dropout_train_forward(dst, tl->mask, in, l->p.dropout_rate, count, &t->rng);
-        else
-            memcpy(dst, in, count * sizeof(float));
+        if (job->training) { /* one generator: the masks must not depend on the split */
+            if (part == 0)
+                cnn_dropout_train_forward(dst, tl->mask, in, l->p.dropout_rate, count, &t->rng);
+        } else {
+            cnn_part_range(count, part, parts, &lo, &hi);
+            memcpy(dst + lo, in + lo, (hi - lo) * sizeof(float));
+        }
         break;
     case CNN_LAYER_LRN:
-        cnn_lrn_forward(dst, in, &l->p.lrn, il->c, n_hw);
+        if (part == 0)
+            cnn_lrn_forward(dst, in, &l->p.lrn, il->c, n_hw);
         break;
-    case CNN_LAYER_ADD:
+    case CNN_LAYER_ADD: {
+        const float *ins[CNN_MAX_INPUTS];
+        cnn_part_range(count, part, parts, &lo, &hi);
         for (int k = 0; k < l->n_inputs; k++)
-            t->add_in[k] = t->tl[l->inputs[k]].out;
-        cnn_add_forward(dst, t->add_in, l->n_inputs, count, &no_act);
+            ins[k] = t->tl[l->inputs[k]].out + lo;
+        cnn_add_forward(dst + lo, ins, l->n_inputs, hi - lo, &no_act);
         break;
+    }
     case CNN_LAYER_CONCAT: {
         size_t off = 0;
         for (int k = 0; k < l->n_inputs; k++) {
             const struct cnn_layer *src = &m->layers[l->inputs[k]];
             size_t len = (size_t)src->c * n_hw;
-            memcpy(dst + off, t->tl[l->inputs[k]].out, len * sizeof(float));
+            cnn_part_range(len, part, parts, &lo, &hi);
+            memcpy(dst + off + lo, t->tl[l->inputs[k]].out + lo, (hi - lo) * sizeof(float));
             off += len;
         }
         break;
     }
     case CNN_LAYER_FLATTEN:
-        cnn_flatten_forward(dst, in, il->c, n, (int)hw);
+        if (part == 0)
+            cnn_flatten_forward(dst, in, il->c, n, (int)hw);
         break;
     case CNN_LAYER_SOFTMAX:
-        cnn_softmax_forward(dst, in, il->c, n);
+        if (part == 0)
+            cnn_softmax_forward(dst, in, il->c, n);
         break;
     default:
         return cnn_err_set(err, CNN_EINVAL, "train: layer %s has unknown kind %d", l->name,
                            (int)l->kind);
     }
-    if (tl->pre)
-        act_copy(tl->out, tl->pre, (size_t)tl->n_out * (size_t)n, layer_act(l));
     return 0;
+}
+
+static void forward_work(void *ctx, int part, int parts)
+{
+    const struct forward_job *job = ctx;
+    struct cnn_err *err = &job->t->part_err[part];
+    err->code = 0;
+    forward_part(job, part, parts, err);
+}
+
+/* The layer's fused activation, pre -> out, over element ranges. */
+static void fused_act_work(void *ctx, int part, int parts)
+{
+    const struct forward_job *job = ctx;
+    const struct cnn_layer *l = &job->t->net->layers[job->i];
+    const struct train_layer *tl = &job->t->tl[job->i];
+    size_t lo, hi;
+    cnn_part_range((size_t)tl->n_out * (size_t)job->n, part, parts, &lo, &hi);
+    act_copy(tl->out + lo, tl->pre + lo, hi - lo, train_layer_act(l));
 }
 
 /* (a, b, inner) -> (b, a, inner): NCHW <-> (C, N, H, W). */
@@ -278,130 +364,17 @@ int train_forward(struct cnn_trainer *t, const float *images, int n, int last, i
     const struct cnn_layer *in = &t->net->layers[0];
     swap_outer(t->tl[0].out, images, n, in->c, (size_t)in->h * (size_t)in->w);
     for (int i = 1; i <= last; i++) {
-        int rc = forward_layer(t, i, n, training, update_stats, err);
-        if (rc)
-            return rc;
+        struct forward_job job = {t, i, n, training, update_stats};
+        cnn_workers_run(t->workers, forward_work, &job);
+        for (int k = 0; k < t->parts; k++) {
+            if (t->part_err[k].code) {
+                if (err)
+                    *err = t->part_err[k];
+                return t->part_err[k].code;
+            }
+        }
+        if (t->tl[i].pre)
+            cnn_workers_run(t->workers, fused_act_work, &job);
     }
     return 0;
-}
-
-void train_zero_grads(struct cnn_trainer *t, int n)
-{
-    memset(t->grad, 0, t->net->n_params * sizeof(float));
-    for (int i = 0; i < t->net->n_layers; i++) {
-        struct train_layer *tl = &t->tl[i];
-        if (tl->dout)
-            memset(tl->dout, 0, (size_t)tl->n_out * (size_t)n * sizeof(float));
-    }
-}
-
-/* Gradient buffer of input k of layer l, or NULL when nothing upstream needs it. */
-static float *din(struct cnn_trainer *t, const struct cnn_layer *l, int k)
-{
-    return t->tl[l->inputs[k]].dout;
-}
-
-static void backward_layer(struct cnn_trainer *t, int i, int n)
-{
-    const struct cnn_model *m = t->net;
-    const struct cnn_layer *l = &m->layers[i];
-    struct train_layer *tl = &t->tl[i];
-    const struct cnn_layer *il = &m->layers[l->inputs[0]];
-    const float *in = t->tl[l->inputs[0]].out;
-    float *dinp = din(t, l, 0);
-    const size_t hw = (size_t)il->h * (size_t)il->w;
-    const size_t n_hw = hw * (size_t)n;
-    const size_t count = (size_t)il->c * n_hw;
-    const float *const P = m->params;
-    float *dw = tl->trainable ? t->grad + l->weight_offset[0] : NULL;
-    float *db = tl->trainable && l->n_weights > 1 ? t->grad + l->weight_offset[1] : NULL;
-    const float *dout = tl->dout;
-    if (tl->pre) { /* the layer's fused activation first: dout of the pre-activation */
-        size_t out_count = (size_t)tl->n_out * (size_t)n;
-        memset(t->tmp, 0, out_count * sizeof(float));
-        cnn_act_backward(t->tmp, tl->dout, tl->pre, tl->out, out_count, layer_act(l));
-        dout = t->tmp;
-    }
-    switch (l->kind) {
-    case CNN_LAYER_CONV2D:
-        if (dinp || dw)
-            cnn_conv2d_backward(dinp, dw, l->p.conv.has_bias ? db : NULL, dout, in,
-                                P + l->weight_offset[0], t->scratch, &l->p.conv, n);
-        break;
-    case CNN_LAYER_DENSE:
-        if (dinp || dw)
-            cnn_dense_backward(dinp, dw, l->p.dense.has_bias ? db : NULL, dout, in,
-                               P + l->weight_offset[0], &l->p.dense, n);
-        break;
-    case CNN_LAYER_MAXPOOL:
-        if (dinp)
-            cnn_maxpool_backward(dinp, dout, in, &l->p.pool, n);
-        break;
-    case CNN_LAYER_AVGPOOL:
-        if (dinp)
-            cnn_avgpool_backward(dinp, dout, &l->p.pool, n);
-        break;
-    case CNN_LAYER_GLOBAL_AVGPOOL:
-        if (dinp)
-            cnn_global_avgpool_backward(dinp, dout, (size_t)il->c * (size_t)n, hw);
-        break;
-    case CNN_LAYER_ACT:
-        if (dinp)
-            cnn_act_backward(dinp, dout, in, tl->out, count, &l->p.act);
-        break;
-    case CNN_LAYER_BATCHNORM: {
-        const float *gamma = P + l->weight_offset[0];
-        if (tl->trainable)
-            cnn_batchnorm_train_backward(dinp, dw, db, dout, in, gamma, tl->save_mean,
-                                         tl->save_inv_std, il->c, n_hw);
-        else if (dinp) /* frozen: ran with its running statistics */
-            cnn_batchnorm_eval_backward(dinp, NULL, NULL, dout, in, gamma, P + l->weight_offset[2],
-                                        P + l->weight_offset[3], l->p.bn.eps, il->c, n_hw);
-        break;
-    }
-    case CNN_LAYER_DROPOUT:
-        if (dinp)
-            cnn_dropout_backward(dinp, dout, tl->mask, l->p.dropout_rate, count);
-        break;
-    case CNN_LAYER_LRN:
-        if (dinp)
-            cnn_lrn_backward(dinp, dout, in, t->scratch, &l->p.lrn, il->c, n_hw);
-        break;
-    case CNN_LAYER_ADD:
-        for (int k = 0; k < l->n_inputs; k++) {
-            float *d = din(t, l, k);
-            if (d)
-                cnn_grad_accumulate(d, dout, count);
-        }
-        break;
-    case CNN_LAYER_CONCAT: {
-        size_t off = 0;
-        for (int k = 0; k < l->n_inputs; k++) {
-            size_t len = (size_t)m->layers[l->inputs[k]].c * n_hw;
-            float *d = din(t, l, k);
-            if (d)
-                cnn_grad_accumulate(d, dout + off, len);
-            off += len;
-        }
-        break;
-    }
-    case CNN_LAYER_FLATTEN:
-        if (dinp)
-            cnn_flatten_backward(dinp, dout, il->c, n, (int)hw);
-        break;
-    case CNN_LAYER_SOFTMAX:
-        if (dinp)
-            cnn_softmax_backward(dinp, dout, tl->out, il->c, n);
-        break;
-    default:
-        break;
-    }
-}
-
-void train_backward(struct cnn_trainer *t, int n)
-{
-    for (int i = t->loss_layer; i >= 1; i--) {
-        if (t->tl[i].needs_grad)
-            backward_layer(t, i, n);
-    }
 }

@@ -7,6 +7,8 @@
 #include "model_internal.h"
 #include "train.h"
 
+#include "workers.h"
+
 #include <stdint.h>
 
 /* Per layer of the trainer's graph; all tensors (C, N, H, W) sized for max_batch. */
@@ -24,18 +26,21 @@ struct train_layer {
 
 struct cnn_trainer {
     struct cnn_train_config cfg;
-    struct cnn_model *net;      /* owned, never compiled: graph + params (weights, BN stats) */
-    float *grad;                /* net->n_params floats, same layout as net->params */
-    float *mom;                 /* momentum buffers, same layout */
-    struct train_layer *tl;     /* net->n_layers */
-    int freeze_idx;             /* layers 1..freeze_idx are frozen; 0 = none */
-    int loss_layer;             /* layer whose output the loss reads */
-    float *scratch;             /* conv forward/backward, LRN backward */
-    float *tmp;                 /* one activation: the pre-activation gradient of a layer */
-    float *target;              /* MSE targets in (C, N, H, W) */
-    float *bn_scale, *bn_shift; /* evaluation-mode batch norm, max channels */
-    const float **add_in;       /* CNN_MAX_INPUTS pointers */
-    uint64_t rng;               /* dropout generator state */
+    struct cnn_model *net;       /* owned, never compiled: graph + params (weights, BN stats) */
+    float *grad;                 /* net->n_params floats, same layout as net->params */
+    float *mom;                  /* momentum buffers, same layout */
+    struct train_layer *tl;      /* net->n_layers */
+    int freeze_idx;              /* layers 1..freeze_idx are frozen; 0 = none */
+    int loss_layer;              /* layer whose output the loss reads */
+    struct cnn_workers *workers; /* cfg.threads > 1: the team a step's layers split over */
+    int parts;                   /* parts per layer: the team's size, or 1 */
+    float **scratch;             /* per part: conv forward/backward, LRN backward (part 0) */
+    float **dw_part;             /* per part >= 1: its share of a conv's weight gradient */
+    struct cnn_err *part_err;    /* per part: the error of a forward part */
+    float *tmp;                  /* one activation: the pre-activation gradient of a layer */
+    float *target;               /* MSE targets in (C, N, H, W) */
+    float *bn_scale, *bn_shift;  /* evaluation-mode batch norm, max channels */
+    uint64_t rng;                /* dropout generator state */
     long steps;
 };
 
@@ -46,7 +51,9 @@ struct cnn_trainer {
 int train_copy_model(const struct cnn_model *src, int head, int head_out, struct cnn_model **out,
                      struct cnn_err *err);
 
-/* ---- train_graph.c ---- */
+/* ---- train_graph.c, train_backward.c ---- */
+/* The activation a layer applies after itself (conv, dense, batch norm), or NULL. */
+const struct cnn_act_params *train_layer_act(const struct cnn_layer *l);
 /* Allocates the per-layer buffers of t->tl and the scratch for t->net; 0 or CNN_ENOMEM. */
 int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err);
 void train_graph_free(struct cnn_trainer *t);

@@ -95,7 +95,8 @@ static const struct option OPTIONS[] = {
     {"job_queue_size", "training", T_INT, "4", 0, 1000, NULL, F(job_queue_size),
      "jobs waiting for a free slot; beyond it POST .../finetune answers 409"},
     {"train_threads", "training", T_INT, "0", 0, 256, NULL, F(train_threads),
-     "cores running jobs take together (each: blas_threads); 0 = cores - 1 (or more to fit)"},
+     "cores running jobs take together; each job splits its layers over train_threads / "
+     "max_jobs / blas_threads threads; 0 = cores - 1 (or more to fit)"},
     {"train_nice", "training", T_INT, "10", 0, 19, NULL, F(train_nice),
      "nice value of job threads: inference wins the CPU when both want it"},
     {"max_examples", "training", T_COUNT, "10000", 1, 10000000, NULL, F(max_examples),
@@ -606,6 +607,12 @@ void config_describe(const struct config *c, char *buf, size_t cap)
             break;
         len += (size_t)n;
     }
+}
+
+int config_threads_per_job(const struct config *c)
+{
+    int n = c->train_threads / c->max_jobs / c->blas_threads;
+    return n > 1 ? n : 1;
 }
 
 const char *config_version(void)

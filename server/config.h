@@ -93,6 +93,9 @@ int config_apply_env(struct config *c, char *const *envp, void (*warn)(const cha
  * (instances x blas_threads <= cores; max_jobs x blas_threads <= train_threads).  0, or -1
  * with the message. */
 int config_finish(struct config *c, int cores, char *errbuf, size_t cap);
+/* Threads one fine-tune job's trainer splits each layer over (each calling BLAS with
+ * blas_threads): train_threads / max_jobs / blas_threads, at least 1.  After finish. */
+int config_threads_per_job(const struct config *c);
 
 /* The whole sequence: defaults; argv is scanned for --config FILE / --help / --version;
  * the file; the other flags (--name value, --name=value; '-' and '_' alike); the

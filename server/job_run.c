@@ -208,6 +208,7 @@ static int make_trainer(struct run *rn, struct cnn_err *err)
     cfg.freeze_upto = sp->freeze[0] ? sp->freeze : NULL;
     cfg.seed = sp->seed;
     cfg.max_batch = sp->batch_size;
+    cfg.threads = rn->j->cfg.threads_per_job; /* helpers inherit this thread's nice value */
     cfg.cancel = &rn->job->cancel;
     rn->t = cnn_trainer_create(rn->mv->model, &cfg, err);
     if (!rn->t)

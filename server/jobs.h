@@ -40,6 +40,7 @@ struct jobs_config {
     int max_jobs;            /* job threads, >= 1 */
     int queue_size;          /* queued jobs at most, >= 0 */
     int nice;                /* nice value of job threads (0..19) */
+    int threads_per_job;     /* threads a job's trainer splits each layer over, >= 1 */
     struct registry *reg;    /* borrowed; must outlive jobs_destroy */
     struct metrics *metrics; /* borrowed; may be NULL */
     const char *version;     /* cnnd version, for the lineage */

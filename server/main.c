@@ -204,6 +204,7 @@ int main(int argc, char **argv)
                                .max_jobs = cfg.max_jobs,
                                .queue_size = cfg.job_queue_size,
                                .nice = cfg.train_nice,
+                               .threads_per_job = config_threads_per_job(&cfg),
                                .reg = app.reg,
                                .metrics = app.metrics,
                                .version = config_version()};
@@ -217,9 +218,9 @@ int main(int argc, char **argv)
         return 1;
     }
     log_always("admin listening port=%d address=%s data_root=%s max_jobs=%d job_queue_size=%d "
-               "train_threads=%d train_nice=%d",
+               "train_threads=%d threads_per_job=%d train_nice=%d",
                admin_port(admin), cfg.admin_listen, cfg.data_root, cfg.max_jobs, cfg.job_queue_size,
-               cfg.train_threads, cfg.train_nice);
+               cfg.train_threads, config_threads_per_job(&cfg), cfg.train_nice);
 
     /* One-second ticks: the poll timer, and giving freed model memory back to the system
      * (glibc keeps it otherwise, and RSS would ratchet up with every swapped version). */

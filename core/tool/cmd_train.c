@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char USAGE[] =
     "usage: cnn train ARCH|MODEL --data PATH [--out FILE] [options]\n"
@@ -53,7 +54,8 @@ static const char USAGE[] =
     "  --warmup E         linear warm-up over E epochs, may be fractional (default 0)\n"
     "run:\n"
     "  --seed N           weights, shuffling, augmentation, dropout (default 1)\n"
-    "  --threads T        BLAS threads, 1..256 (default: OpenBLAS's choice)\n"
+    "  --threads T        threads a step's layers split over, 1..256 (default: one per\n"
+    "                     online CPU; BLAS then runs one thread in each)\n"
     "  --steps N          stop after N steps overall and report images/s (benchmarks)\n"
     "  --out FILE         the trained model (default: nothing is written)\n"
     "  --quiet            no progress and no per-epoch lines\n"
@@ -391,6 +393,7 @@ static int make_trainer(struct run_state *s, long spe)
     cfg.freeze_upto = a->freeze;
     cfg.seed = a->seed;
     cfg.max_batch = (int)a->batch;
+    cfg.threads = (int)a->threads;
     cfg.cancel = &g_stop;
     struct cnn_err err = {0};
     s->t = cnn_trainer_create(s->src.m, &cfg, &err);
@@ -520,11 +523,11 @@ static int train(struct run_state *s)
         char params[48];
         tool_group_digits(cnn_model_param_count(s->src.m), params, sizeof params);
         printf("training %s (%s params, %d classes%s%s%s) on %s: %d train / %d val items, "
-               "%ld steps/epoch, batch %lld, %d BLAS threads\n",
+               "%ld steps/epoch, batch %lld, %lld threads\n",
                s->src.fresh ? s->src.arch : a->spec, params, cnn_trainer_num_classes(s->t),
                s->new_head ? ", new head" : "", a->freeze ? ", frozen up to " : "",
                a->freeze ? a->freeze : "", cnn_dataset_source(s->d), s->n_train, s->n_val, spe,
-               a->batch, cnn_gemm_get_threads());
+               a->batch, a->threads);
         fflush(stdout);
     }
     struct train_report rep;
@@ -579,8 +582,11 @@ int cmd_train(int argc, char **argv)
     }
     if (rc)
         return TOOL_USAGE;
-    if (a.threads > 0)
-        cnn_gemm_set_threads((int)a.threads);
+    if (a.threads <= 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        a.threads = ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu;
+    }
+    cnn_gemm_set_threads(1); /* the trainer splits each layer over a.threads itself */
     struct run_state s = {.a = &a};
     rc = open_inputs(&s);
     if (rc == TOOL_OK)

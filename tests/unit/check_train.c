@@ -324,6 +324,88 @@ START_TEST(test_whole_net_gradients_match_finite_differences)
 }
 END_TEST
 
+/* Largest |a - b| / (1 + |b|) over every learned slot (and BN statistics) of two trainers
+ * on the same net; grads instead of weights when `grads`. */
+static double trainer_diff(struct cnn_trainer *a, struct cnn_trainer *b, int layers, int grads)
+{
+    double worst = 0;
+    for (int i = 1; i < layers; i++) {
+        for (int s = 0; s < 4; s++) {
+            size_t na = 0, nb = 0;
+            const float *va =
+                grads ? cnn_trainer_grad(a, i, s, &na) : cnn_trainer_weights(a, i, s, &na);
+            const float *vb =
+                grads ? cnn_trainer_grad(b, i, s, &nb) : cnn_trainer_weights(b, i, s, &nb);
+            ck_assert_int_eq(na, nb);
+            if (!va || !vb)
+                continue;
+            for (size_t k = 0; k < na; k++) {
+                double d = fabs((double)va[k] - vb[k]) / (1.0 + fabs((double)vb[k]));
+                ck_assert_msg(isfinite(d), "layer %d slot %d [%zu] not finite", i, s, k);
+                if (d > worst)
+                    worst = d;
+            }
+        }
+    }
+    return worst;
+}
+
+/* The split of each layer over a worker team (convs by image, dense by feature, BN and
+ * pools by channel, ...) must give what one thread gives: the same gradients (input
+ * included) and, over three steps, the same weights and BN statistics, up to summation
+ * order.  Batches of 5 (uneven parts) and 2 (a part with no image when 3 threads). */
+START_TEST(test_threads_match_one_thread)
+{
+    struct cnn_model *m = test_net_dag(17);
+    const int layers = cnn_model_layer_count(m);
+    enum { N = 5, IMG = 3 * 13 * 11 };
+    float x[N * IMG];
+    int y[N] = {4, 0, 2, 1, 3};
+    test_fill(x, sizeof x / sizeof *x, 77);
+    const int batches[2] = {N, 2}, teams[2] = {2, 3};
+    for (int bi = 0; bi < 2; bi++) {
+        for (int ti = 0; ti < 2; ti++) {
+            const int n = batches[bi];
+            struct cnn_train_config cfg;
+            cnn_train_config_default(&cfg);
+            cfg.max_batch = N;
+            cfg.seed = 9;
+            cfg.input_grad = 1;
+            cfg.weight_decay = 1e-3f;
+            struct cnn_trainer *one = trainer(m, &cfg);
+            cfg.threads = teams[ti];
+            struct cnn_trainer *many = trainer(m, &cfg);
+            struct cnn_train_stats s1, s2;
+            struct cnn_err err = {0};
+            ck_assert_int_eq(cnn_trainer_compute_gradients(one, x, y, NULL, n, &s1, &err), 0);
+            ck_assert_int_eq(cnn_trainer_compute_gradients(many, x, y, NULL, n, &s2, &err), 0);
+            ck_assert_msg(fabsf(s1.loss - s2.loss) <= 1e-5f * (1 + fabsf(s1.loss)), "loss %g vs %g",
+                          (double)s2.loss, (double)s1.loss);
+            double g = trainer_diff(many, one, layers, 1);
+            const float *dx1 = cnn_trainer_input_grad(one), *dx2 = cnn_trainer_input_grad(many);
+            for (size_t k = 0; k < (size_t)n * IMG; k++)
+                ck_assert_msg(fabsf(dx1[k] - dx2[k]) <= 1e-5f * (1 + fabsf(dx1[k])),
+                              "input grad [%zu] %g vs %g", k, (double)dx2[k], (double)dx1[k]);
+            for (int k = 0; k < 3; k++) {
+                step(one, x, y, n, &s1);
+                step(many, x, y, n, &s2);
+                ck_assert_int_eq(s1.correct, s2.correct);
+            }
+            double w = trainer_diff(many, one, layers, 0);
+            if (getenv("CNN_TEST_VERBOSE"))
+                fprintf(stderr, "threads %d batch %d: grad diff %.3g, weights after 3 steps %.3g\n",
+                        teams[ti], n, g, w);
+            ck_assert_msg(g <= 1e-5, "threads %d batch %d: gradients differ by %g", teams[ti], n,
+                          g);
+            ck_assert_msg(w <= 1e-5, "threads %d batch %d: weights differ by %g", teams[ti], n, w);
+            cnn_trainer_destroy(one);
+            cnn_trainer_destroy(many);
+        }
+    }
+    cnn_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_squared_error_gradients_match_finite_differences)
 {
     /* MSE on the softmax output: the gradient flows back through the softmax layer */
@@ -1004,6 +1086,7 @@ Suite *train_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_whole_net_gradients_match_finite_differences);
     tcase_add_test(tc, test_squared_error_gradients_match_finite_differences);
+    tcase_add_test(tc, test_threads_match_one_thread);
     tcase_add_test(tc, test_two_sgd_steps_match_pytorch);
     tcase_add_test(tc, test_two_nesterov_steps_match_pytorch);
     tcase_add_test(tc, test_bn_running_statistics_match_pytorch);
