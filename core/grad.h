@@ -40,6 +40,17 @@ void cnn_conv2d_backward_rows(float *dinp, float *dw, const float *dout, const f
                               const float *w, float *scratch, const struct cnn_conv2d *p, int N,
                               int r_lo, int r_hi);
 
+/* The input gradient of a stride-1 3x3 conv is a conv too: of dout, with w transposed
+ * (C, OC) and each kernel rotated 180 degrees, padded 2 - pad on each side.  When that conv
+ * and p both suit Winograd (cnn_conv2d_use_winograd()), *q gets it and this returns 1:
+ * then cnn_conv2d_winograd_rows(dinp, dout, u, NULL, scratch, q, N, t_lo, t_hi, 1) adds
+ * the input gradient of tile rows [t_lo, t_hi) of dinp (no col2im, and a GEMM with K = 9 OC
+ * instead of OC), with scratch of cnn_winograd_scratch_floats(q, N) floats. */
+int cnn_conv2d_backward_winograd_shape(const struct cnn_conv2d *p, struct cnn_conv2d *q);
+/* u (cnn_winograd_weights_floats(p) floats) for the above from w; tmp: 9 * OC * C floats. */
+void cnn_conv2d_backward_winograd_weights(float *u, float *tmp, const float *w,
+                                          const struct cnn_conv2d *p);
+
 /* dout (OUT, N)   inp (IN, N)   w (OUT, IN); p->act ignored.
  * dw += dout * inp^T, db += row sums of dout, dinp (IN, N) += w^T * dout. */
 void cnn_dense_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,

@@ -191,6 +191,37 @@ void cnn_conv2d_backward_rows(float *dinp, float *dw, const float *dout, const f
     }
 }
 
+int cnn_conv2d_backward_winograd_shape(const struct cnn_conv2d *p, struct cnn_conv2d *q)
+{
+    if (!cnn_conv2d_use_winograd(p))
+        return 0;
+    const int pads[4] = {p->pad_t, p->pad_l, p->pad_b, p->pad_r};
+    for (int i = 0; i < 4; i++)
+        if (pads[i] < 0 || pads[i] > 2)
+            return 0;
+    *q = *p;
+    q->c = p->oc, q->h = p->oh, q->w = p->ow;
+    q->oc = p->c, q->oh = p->h, q->ow = p->w;
+    q->pad_t = 2 - p->pad_t, q->pad_l = 2 - p->pad_l;
+    q->pad_b = 2 - p->pad_b, q->pad_r = 2 - p->pad_r;
+    q->has_bias = 0;
+    q->act = (struct cnn_act_params){CNN_ACT_NONE, 0.0f, 0.0f};
+    return cnn_conv2d_use_winograd(q);
+}
+
+void cnn_conv2d_backward_winograd_weights(float *u, float *tmp, const float *w,
+                                          const struct cnn_conv2d *p)
+{
+    struct cnn_conv2d q;
+    if (!cnn_conv2d_backward_winograd_shape(p, &q))
+        return;
+    for (int oc = 0; oc < p->oc; oc++) /* tmp (C, OC, 3, 3): w transposed, kernels rotated */
+        for (int c = 0; c < p->c; c++)
+            for (int k = 0; k < 9; k++)
+                tmp[((size_t)c * p->oc + oc) * 9 + k] = w[((size_t)oc * p->c + c) * 9 + 8 - k];
+    cnn_winograd_transform_weights(u, tmp, &q);
+}
+
 void cnn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                          const float *w, float *scratch, const struct cnn_conv2d *p, int N)
 {

@@ -205,6 +205,13 @@ void cnn_winograd_transform_weights(float *u, const float *w, const struct cnn_c
  * output transform pass. */
 void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,
                                  float *scratch, const struct cnn_conv2d *p, int N);
+/* Tile rows [t_lo, t_hi) of cnn_conv2d_forward_winograd() (tile row t = n * ceil(OH/2) +
+ * ty), for splitting a batch over threads, each with its own scratch (at least
+ * cnn_winograd_scratch_floats(p, N)).  accumulate: add to out instead of writing it (then
+ * p->act must be none); the trainer's input gradient uses that. */
+void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
+                              float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
+                              int t_hi, int accumulate);
 
 /* out (OUT, N)   inp (IN, N)   w (OUT, IN)   b (OUT) or NULL; one SGEMM for the batch. */
 void cnn_dense_forward(float *out, const float *inp, const float *w, const float *b,

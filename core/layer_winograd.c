@@ -178,15 +178,37 @@ static inline void store_pairs(float *row, v4f a, v4f b, int n)
     }
 }
 
+/* store_pairs(), adding to what the row holds. */
+static inline void add_pairs(float *row, v4f a, v4f b, int n)
+{
+    const v4f lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
+    const v4f hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+    if (n == 8) {
+        v4f r0, r1;
+        memcpy(&r0, row, sizeof r0);
+        memcpy(&r1, row + 4, sizeof r1);
+        r0 += lo, r1 += hi;
+        memcpy(row, &r0, sizeof r0);
+        memcpy(row + 4, &r1, sizeof r1);
+        return;
+    }
+    float t[8];
+    memcpy(t, &lo, sizeof lo);
+    memcpy(t + 4, &hi, sizeof hi);
+    for (int i = 0; i < n; i++)
+        row[i] += t[i];
+}
+
 static inline v4f relu4(v4f x)
 {
     const v4f zero = {0, 0, 0, 0};
     return (v4f)((v4i)x & (x > zero)); /* lanes <= 0 (and NaN) become +0, as add_bias() */
 }
 
-/* out rows of tile rows [r0, r1) from M (16, OC, nt): A^T m A + bias, then act. */
+/* out rows of tile rows [r0, r1) from M (16, OC, nt): A^T m A + bias, then act; added to
+ * out instead when acc (then p must have no activation). */
 static void output_transform(float *out, const float *m, const float *b, const struct cnn_conv2d *p,
-                             int N, int r0, int r1, const struct wino_dims *d)
+                             int N, int r0, int r1, const struct wino_dims *d, int acc)
 {
     const int OH = p->oh, OW = p->ow, relu = p->act.kind == CNN_ACT_RELU;
     const size_t kstride = (size_t)p->oc * d->nt;
@@ -214,6 +236,12 @@ static void output_transform(float *out, const float *m, const float *b, const s
                     y00 = relu4(y00), y01 = relu4(y01), y10 = relu4(y10), y11 = relu4(y11);
                 }
                 const int nx = OW - 2 * tx < 8 ? OW - 2 * tx : 8;
+                if (acc) {
+                    add_pairs(o0 + 2 * tx, y00, y01, nx);
+                    if (oy + 1 < OH)
+                        add_pairs(o0 + OW + 2 * tx, y10, y11, nx);
+                    continue;
+                }
                 store_pairs(o0 + 2 * tx, y00, y01, nx);
                 if (oy + 1 < OH)
                     store_pairs(o0 + OW + 2 * tx, y10, y11, nx);
@@ -229,14 +257,15 @@ static void output_transform(float *out, const float *m, const float *b, const s
     }
 }
 
-void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,
-                                 float *scratch, const struct cnn_conv2d *p, int N)
+void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
+                              float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
+                              int t_hi, int accumulate)
 {
     struct wino_dims d;
     d.tw = (p->ow + 1) / 2;
     d.th = (p->oh + 1) / 2;
     d.len = 2 * ((d.tw + 3) & ~3) + 4;
-    const int rows = N * d.th, chunk = cnn_winograd_chunk_rows(p, N);
+    const int chunk = cnn_winograd_chunk_rows(p, N);
     const size_t max_nt = (size_t)chunk * d.tw;
     float *v = scratch;
     float *m = v + ((16 * (size_t)p->c * max_nt + 15) & ~(size_t)15);
@@ -245,14 +274,20 @@ void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, c
     memset(stage, 0, sizeof(float) * 4 * (size_t)d.len); /* the padding columns */
     memset(zero, 0, sizeof(float) * (size_t)p->w);
     const size_t uk = (size_t)p->oc * p->c;
-    for (int r0 = 0; r0 < rows; r0 += chunk) {
-        const int r1 = r0 + chunk < rows ? r0 + chunk : rows;
+    for (int r0 = t_lo; r0 < t_hi; r0 += chunk) {
+        const int r1 = r0 + chunk < t_hi ? r0 + chunk : t_hi;
         d.nt = (size_t)(r1 - r0) * d.tw;
         input_transform(v, stage, zero, inp, p, N, r0, r1, &d);
         for (int k = 0; k < 16; k++)
             cnn_gemm(0, 0, p->oc, (int)d.nt, p->c, 1.0f, u + k * uk, p->c,
                      v + k * (size_t)p->c * d.nt, (int)d.nt, 0.0f, m + k * (size_t)p->oc * d.nt,
                      (int)d.nt);
-        output_transform(out, m, b, p, N, r0, r1, &d);
+        output_transform(out, m, b, p, N, r0, r1, &d, accumulate);
     }
+}
+
+void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,
+                                 float *scratch, const struct cnn_conv2d *p, int N)
+{
+    cnn_conv2d_winograd_rows(out, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), 0);
 }

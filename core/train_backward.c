@@ -56,8 +56,17 @@ static void conv_part(const struct backward_job *job, int part, int parts)
         dw = t->dw_part[part];
     }
     cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
-    cnn_conv2d_backward_rows(dinp, dw, job->dout, in, w, t->scratch[part], p, n, (int)lo * p->oh,
-                             (int)hi * p->oh);
+    const float *ub = t->tl[job->i].wino_ub;
+    struct cnn_conv2d q;
+    if (dinp && ub && cnn_conv2d_backward_winograd_shape(p, &q)) {
+        const int th = (q.oh + 1) / 2; /* tile rows per image */
+        cnn_conv2d_winograd_rows(dinp, job->dout, ub, NULL, t->scratch[part], &q, n, (int)lo * th,
+                                 (int)hi * th, 1);
+        dinp = NULL; /* done: the rows below only add to dw */
+    }
+    if (dinp || dw)
+        cnn_conv2d_backward_rows(dinp, dw, job->dout, in, w, t->scratch[part], p, n,
+                                 (int)lo * p->oh, (int)hi * p->oh);
 }
 
 /* dw, db over output features [lo, hi); dinp over input features. */

@@ -101,9 +101,21 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
         if (l->kind == CNN_LAYER_DROPOUT && !(tl->mask = calloc(count ? count : 1, 1)))
             goto nomem;
         if (l->kind == CNN_LAYER_CONV2D) {
+            const struct cnn_conv2d *p = &l->p.conv;
+            struct cnn_conv2d q;
             conv_weights = max_size(conv_weights, l->weight_count[0]);
-            scratch = max_size(scratch, cnn_conv2d_scratch_floats(&l->p.conv, (int)N));
-            scratch = max_size(scratch, cnn_conv2d_backward_scratch_floats(&l->p.conv, (int)N));
+            scratch = max_size(scratch, cnn_conv2d_scratch_floats(p, (int)N));
+            scratch = max_size(scratch, cnn_conv2d_backward_scratch_floats(p, (int)N));
+            const int wino = !t->cfg.im2col_only;
+            if (wino && cnn_conv2d_use_winograd(p) &&
+                !(tl->wino_u = alloc_floats(cnn_winograd_weights_floats(p))))
+                goto nomem;
+            if (wino && t->tl[l->inputs[0]].needs_grad &&
+                cnn_conv2d_backward_winograd_shape(p, &q)) {
+                if (!(tl->wino_ub = alloc_floats(cnn_winograd_weights_floats(p))))
+                    goto nomem;
+                scratch = max_size(scratch, cnn_winograd_scratch_floats(&q, (int)N));
+            }
         } else if (l->kind == CNN_LAYER_LRN) {
             scratch = max_size(
                 scratch, cnn_lrn_backward_scratch_floats(l->c, (size_t)l->h * (size_t)l->w * N));
@@ -128,10 +140,11 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
             goto nomem;
     }
     t->tmp = alloc_floats(biggest);
+    t->wflip = alloc_floats(conv_weights);
     t->target = alloc_floats(biggest);
     t->bn_scale = alloc_floats((size_t)max_c);
     t->bn_shift = alloc_floats((size_t)max_c);
-    if (!t->tmp || !t->target || !t->bn_scale || !t->bn_shift)
+    if (!t->tmp || !t->wflip || !t->target || !t->bn_scale || !t->bn_shift)
         goto nomem;
     return 0;
 nomem:
@@ -150,6 +163,8 @@ void train_graph_free(struct cnn_trainer *t)
             free(tl->save_mean);
             free(tl->save_inv_std);
             free(tl->mask);
+            free(tl->wino_u);
+            free(tl->wino_ub);
         }
     }
     cnn_workers_destroy(t->workers);
@@ -166,11 +181,12 @@ void train_graph_free(struct cnn_trainer *t)
     free(t->grad);
     free(t->mom);
     free(t->tmp);
+    free(t->wflip);
     free(t->target);
     free(t->bn_scale);
     free(t->bn_shift);
     t->tl = NULL;
-    t->grad = t->mom = t->tmp = t->target = t->bn_scale = t->bn_shift = NULL;
+    t->grad = t->mom = t->tmp = t->wflip = t->target = t->bn_scale = t->bn_shift = NULL;
     t->workers = NULL;
     t->scratch = t->dw_part = NULL;
     t->part_err = NULL;
@@ -232,6 +248,12 @@ static int forward_part(const struct forward_job *job, int part, int parts, stru
             break;
         }
         cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
+        if (tl->wino_u) {
+            const int th = (q.oh + 1) / 2; /* tile rows per image */
+            cnn_conv2d_winograd_rows(dst, in, tl->wino_u, b, t->scratch[part], &q, n,
+                                     (int)lo * th, (int)hi * th, 0);
+            break;
+        }
         cnn_conv2d_forward_rows(dst, in, P + l->weight_offset[0], b, t->scratch[part], &q, n,
                                 (int)lo * q.oh, (int)hi * q.oh);
         break;
@@ -373,6 +395,12 @@ int train_forward(struct cnn_trainer *t, const float *images, int n, int last, i
     swap_outer(t->tl[0].out, images, n, in->c, (size_t)in->h * (size_t)in->w);
     for (int i = 1; i <= last; i++) {
         struct forward_job job = {t, i, n, training, update_stats};
+        const struct cnn_layer *l = &t->net->layers[i];
+        const float *w = t->net->params + l->weight_offset[0];
+        if (t->tl[i].wino_u) /* this step's weights, for the forward and the backward */
+            cnn_winograd_transform_weights(t->tl[i].wino_u, w, &l->p.conv);
+        if (t->tl[i].wino_ub && training)
+            cnn_conv2d_backward_winograd_weights(t->tl[i].wino_ub, t->wflip, w, &l->p.conv);
         cnn_workers_run(t->workers, forward_work, &job);
         for (int k = 0; k < t->parts; k++) {
             if (t->part_err[k].code) {

@@ -19,6 +19,8 @@ struct train_layer {
     float *save_mean; /* batch norm: batch mean and 1/sqrt(var + eps) of the last forward */
     float *save_inv_std;
     uint8_t *mask;  /* dropout: mask of the last training forward */
+    float *wino_u;  /* conv that suits Winograd: its weights transformed at each forward */
+    float *wino_ub; /* ... and those of its input gradient (cnn_conv2d_backward_winograd_shape) */
     int trainable;  /* has learned weights and is not frozen */
     int needs_grad; /* the gradient of its output is needed (params at or before it) */
     int n_out;      /* floats per image of out */
@@ -38,6 +40,7 @@ struct cnn_trainer {
     float **dw_part;             /* per part >= 1: its share of a conv's weight gradient */
     struct cnn_err *part_err;    /* per part: the error of a forward part */
     float *tmp;                  /* one activation: the pre-activation gradient of a layer */
+    float *wflip;                /* the largest conv's weights, rotated for wino_ub */
     float *target;               /* MSE targets in (C, N, H, W) */
     float *bn_scale, *bn_shift;  /* evaluation-mode batch norm, max channels */
     uint64_t rng;                /* dropout generator state */

@@ -299,6 +299,65 @@ START_TEST(test_conv2d_backward_in_chunks_crossing_images_matches_direct_loops)
 }
 END_TEST
 
+/* The trainer's Winograd paths for 3x3 stride-1 convs with >= 16 channels: the input
+ * gradient as the Winograd conv of dout with rotated, transposed kernels (added into a
+ * dinp that already holds values), and the forward, each run as two parts split at an
+ * image boundary as the trainer's threads do; against direct loops and the im2col forward. */
+START_TEST(test_conv2d_winograd_input_gradient_and_forward_in_parts)
+{
+    static const struct conv_case cases[] = {
+        {3, 16, 9, 10, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, /* same padding */
+        {2, 20, 7, 8, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0},  /* valid */
+        {2, 16, 8, 7, 16, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1, 1},  /* pad 2: output grows */
+        {3, 16, 11, 9, 32, 3, 3, 1, 1, 1, 1, 0, 1, 2, 1, 1, 1}, /* asymmetric, odd sizes */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const struct conv_case *k = &cases[ci];
+        struct cnn_conv2d p, q;
+        conv_params(&p, k);
+        ck_assert_int_eq(cnn_conv2d_backward_winograd_shape(&p, &q), 1);
+        const int N = k->n;
+        lcg_state = 11 + (unsigned)ci;
+        const size_t n_in = (size_t)p.c * N * p.h * p.w, n_out = (size_t)p.oc * N * p.oh * p.ow;
+        const size_t n_w = (size_t)p.oc * p.c * 9;
+        float *inp = rand_buf(n_in, 1.0f), *w = rand_buf(n_w, 1.0f), *r = rand_buf(n_out, 1.0f);
+        float *b = rand_buf((size_t)p.oc, 1.0f), *dinp = rand_buf(n_in, 1.0f);
+        double *rin = calloc(n_in, sizeof *rin), *rw = calloc(n_w, sizeof *rw);
+        double *rb = calloc((size_t)p.oc, sizeof *rb);
+        ck_assert(rin && rw && rb);
+        for (size_t i = 0; i < n_in; i++)
+            rin[i] = dinp[i];
+        conv_backward_ref(rin, rw, rb, r, inp, w, &p, N);
+        size_t scratch_n = cnn_winograd_scratch_floats(&q, N);
+        if (cnn_conv2d_scratch_floats(&p, N) > scratch_n)
+            scratch_n = cnn_conv2d_scratch_floats(&p, N);
+        float *scratch = zero_buf(scratch_n), *tmp = zero_buf(n_w);
+        float *u = zero_buf(cnn_winograd_weights_floats(&p));
+        cnn_conv2d_backward_winograd_weights(u, tmp, w, &p);
+        const int th = (q.oh + 1) / 2; /* tile rows per image of the gradient conv */
+        cnn_conv2d_winograd_rows(dinp, r, u, NULL, scratch, &q, N, 0, th, 1);
+        cnn_conv2d_winograd_rows(dinp, r, u, NULL, scratch, &q, N, th, N * th, 1);
+        char what[64];
+        snprintf(what, sizeof what, "winograd dinp %dx%dx%d->%d pad %d%d%d%d", p.c, p.h, p.w, p.oc,
+                 k->pt, k->pl, k->pb, k->pr);
+        check_vs_ref(what, dinp, rin, n_in);
+        /* forward in two parts against the im2col forward */
+        float *want = zero_buf(n_out), *got = zero_buf(n_out);
+        cnn_conv2d_forward(want, inp, w, b, scratch, &p, N);
+        cnn_winograd_transform_weights(u, w, &p);
+        const int tf = (p.oh + 1) / 2;
+        cnn_conv2d_winograd_rows(got, inp, u, b, scratch, &p, N, 0, tf, 0);
+        cnn_conv2d_winograd_rows(got, inp, u, b, scratch, &p, N, tf, N * tf, 0);
+        check_same("winograd forward in parts", got, want, n_out, 1e-4f);
+        free(rin), free(rw), free(rb), free(inp), free(w), free(r), free(b), free(dinp);
+        free(scratch), free(tmp), free(u), free(want), free(got);
+    }
+    struct cnn_conv2d p, q; /* stride 2: not a Winograd gradient */
+    conv_params(&p, &(struct conv_case){2, 16, 9, 9, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1});
+    ck_assert_int_eq(cnn_conv2d_backward_winograd_shape(&p, &q), 0);
+}
+END_TEST
+
 START_TEST(test_conv2d_backward_scratch_is_zero_only_without_im2col)
 {
     for (int i = 0; i < N_CONV_CASES; i++) {
@@ -1109,6 +1168,7 @@ Suite *grad_suite(void)
                         N_CONV_CASES);
     tcase_add_test(tc, test_conv2d_backward_in_chunks_crossing_images_matches_direct_loops);
     tcase_add_test(tc, test_conv2d_backward_scratch_is_zero_only_without_im2col);
+    tcase_add_test(tc, test_conv2d_winograd_input_gradient_and_forward_in_parts);
     tcase_add_test(tc, test_dense_backward_matches_finite_differences);
     tcase_add_loop_test(tc, test_pool_backward_matches_finite_differences, 0, N_POOL_CASES);
     tcase_add_test(tc, test_maxpool_backward_routes_ties_to_first_maximum);

@@ -406,6 +406,54 @@ START_TEST(test_threads_match_one_thread)
 }
 END_TEST
 
+/* Winograd for the trainer's 3x3 convs (forward and input gradient) against the im2col
+ * path that the finite-difference and PyTorch tests check: the same gradients and, after
+ * three steps, weights, to Winograd's rounding; on one thread and split over two. */
+START_TEST(test_winograd_convs_match_im2col)
+{
+    struct cnn_model *m = test_net_wide(23);
+    const int layers = cnn_model_layer_count(m);
+    enum { N = 4, IMG = 3 * 12 * 10 };
+    float x[N * IMG];
+    int y[N] = {1, 4, 0, 2};
+    test_fill(x, sizeof x / sizeof *x, 5);
+    for (int threads = 1; threads <= 2; threads++) {
+        struct cnn_train_config cfg;
+        cnn_train_config_default(&cfg);
+        cfg.max_batch = N;
+        cfg.lr = 0.05f;
+        cfg.input_grad = 1;
+        cfg.im2col_only = 1;
+        struct cnn_trainer *ref = trainer(m, &cfg);
+        cfg.im2col_only = 0;
+        cfg.threads = threads;
+        struct cnn_trainer *wino = trainer(m, &cfg);
+        struct cnn_train_stats s1, s2;
+        struct cnn_err err = {0};
+        ck_assert_int_eq(cnn_trainer_compute_gradients(ref, x, y, NULL, N, &s1, &err), 0);
+        ck_assert_int_eq(cnn_trainer_compute_gradients(wino, x, y, NULL, N, &s2, &err), 0);
+        double g = trainer_diff(wino, ref, layers, 1);
+        const float *dx1 = cnn_trainer_input_grad(ref), *dx2 = cnn_trainer_input_grad(wino);
+        for (size_t k = 0; k < (size_t)N * IMG; k++)
+            ck_assert_msg(fabsf(dx1[k] - dx2[k]) <= 1e-4f * (1 + fabsf(dx1[k])),
+                          "input grad [%zu] %g vs %g", k, (double)dx2[k], (double)dx1[k]);
+        for (int k = 0; k < 3; k++) {
+            step(ref, x, y, N, &s1);
+            step(wino, x, y, N, &s2);
+        }
+        double w = trainer_diff(wino, ref, layers, 0);
+        printf("winograd vs im2col, %d thread(s): gradients %.3g, weights after 3 steps %.3g\n",
+               threads, g, w);
+        ck_assert_msg(g > 0, "bit-identical gradients: the Winograd path did not run");
+        ck_assert_msg(g <= 1e-4, "gradients differ by %g", g);
+        ck_assert_msg(w <= 1e-4, "weights differ by %g", w);
+        cnn_trainer_destroy(ref);
+        cnn_trainer_destroy(wino);
+    }
+    cnn_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_squared_error_gradients_match_finite_differences)
 {
     /* MSE on the softmax output: the gradient flows back through the softmax layer */
@@ -1087,6 +1135,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_whole_net_gradients_match_finite_differences);
     tcase_add_test(tc, test_squared_error_gradients_match_finite_differences);
     tcase_add_test(tc, test_threads_match_one_thread);
+    tcase_add_test(tc, test_winograd_convs_match_im2col);
     tcase_add_test(tc, test_two_sgd_steps_match_pytorch);
     tcase_add_test(tc, test_two_nesterov_steps_match_pytorch);
     tcase_add_test(tc, test_bn_running_statistics_match_pytorch);

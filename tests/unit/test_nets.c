@@ -173,3 +173,35 @@ struct cnn_model *test_net_small(uint64_t seed)
     randomize(m, seed);
     return m;
 }
+
+struct cnn_model *test_net_wide(uint64_t seed)
+{
+    struct cnn_preproc pp = {.c = 3, .h = 12, .w = 10, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    add(m, conv("c1", 16, 3, 1, 1, 1, 0));
+    add(m, bn("c1_bn"));
+    int stem = add(m, act("c1_relu", CNN_ACT_RELU, 0, 0));
+    add(m, conv("c2", 16, 3, 1, 1, 1, 1));
+    int c2 = add(m, bn("c2_bn"));
+    int res_in[2] = {stem, c2};
+    add(m, with_inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "res"}, 2, res_in));
+    add(m, act("res_relu", CNN_ACT_RELU, 0, 0));
+    add(m, conv("c3", 24, 3, 1, 0, 1, 1)); /* valid: 12x10 -> 10x8 */
+    add(m, act("c3_tanh", CNN_ACT_TANH, 0, 0));
+    struct cnn_layer_desc d = conv("c4", 16, 3, 1, 2, 1, 1);
+    d.p.conv.pad_l = 1, d.p.conv.pad_b = 0; /* 10x8 -> 10x9 */
+    d.p.conv.act = (struct cnn_act_params){CNN_ACT_RELU, 0, 0};
+    add(m, d);
+    d = (struct cnn_layer_desc){.kind = CNN_LAYER_GLOBAL_AVGPOOL, .name = "gap"};
+    add(m, d);
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN, .name = "flat"});
+    d = (struct cnn_layer_desc){.kind = CNN_LAYER_DENSE, .name = "fc"};
+    d.p.dense = (struct cnn_dense){.out = 5, .has_bias = 1};
+    add(m, d);
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX, .name = "prob"});
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    randomize(m, seed);
+    return m;
+}

@@ -17,6 +17,11 @@ struct cnn_model *test_net_dag(uint64_t seed);
 /* conv-relu-pool-flatten-dense-softmax over 1x8x8, 4 classes, labelled; not compiled. */
 struct cnn_model *test_net_small(uint64_t seed);
 
+/* 3x3 stride-1 convs of 16+ channels (the trainer's Winograd paths: same, valid and
+ * asymmetric padding, a fused relu) around a residual add, then global average pool,
+ * dense, softmax over 3x12x10, 5 classes; not compiled. */
+struct cnn_model *test_net_wide(uint64_t seed);
+
 /* Uniform floats in [-1, 1) from a seeded generator. */
 void test_fill(float *x, size_t n, uint64_t seed);
 
