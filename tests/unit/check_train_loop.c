@@ -500,6 +500,67 @@ START_TEST(test_tool_train_sigint_writes_nothing)
 }
 END_TEST
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* kill -9 cannot be caught, so what protects the output is the save itself (temp file,
+ * fsync, rename): killed at 16 moments spread over a whole run, from start-up to the save
+ * at its end, the --out path either does not exist or holds a complete model that loads;
+ * the only other thing a kill may leave is the hidden temp file of a save it cut short. */
+START_TEST(test_tool_train_sigkill_never_leaves_a_partial_model)
+{
+    write_quadrants("train", 2000, 28, 9);
+    char log[256], model[256];
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    snprintf(model, sizeof model, "%s/model.cnn", dir);
+    char *args[] = {"train", "lenet5", "--data",  dir, "--epochs", "2", "--batch", "8",
+                    "--threads", "1", "--quiet", "--out", model, NULL};
+    double t0 = now_s();
+    pid_t pid = spawn_tool(args, log);
+    ck_assert_msg(wait_status(pid) == 0, "uninterrupted run failed:\n%s", slurp(log));
+    const double full = now_s() - t0;
+    struct cnn_model *m = NULL;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_model_load(model, &m, &err) == 0, "%s", err.msg);
+    cnn_model_destroy(m);
+    int complete = 0, absent = 0;
+    for (int k = 0; k < 16; k++) {
+        unlink(model);
+        /* moments up to 25% past the measured run, denser near its end (the save) */
+        const double frac = k < 8 ? (k + 0.5) / 8.0 : 0.9 + 0.05 * (k - 8);
+        pid = spawn_tool(args, log);
+        struct timespec ts = {(time_t)(full * frac), (long)(fmod(full * frac, 1.0) * 1e9)};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        if (access(model, F_OK) != 0) {
+            absent++;
+            continue;
+        }
+        ck_assert_msg(cnn_model_load(model, &m, &err) == 0, "kill at %.0f%% left %s: %s",
+                      100 * frac, model, err.msg);
+        cnn_model_destroy(m);
+        complete++;
+    }
+    printf("train: kill -9 at 16 moments of a %.2f s run: %d left no model, %d a complete one\n",
+           full, absent, complete);
+    ck_assert_int_eq(absent + complete, 16);
+    ck_assert_msg(absent > 0, "every kill came after the save: the moments missed the run");
+    DIR *dp = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(dp)) != NULL)
+        ck_assert_msg(strcmp(e->d_name, "model.cnn") == 0 || strstr(e->d_name, ".cnn") == NULL ||
+                          strncmp(e->d_name, ".model.cnn.tmp-", 15) == 0,
+                      "left behind: %s", e->d_name);
+    closedir(dp);
+}
+END_TEST
+
 TCase *train_loop_tcase(void)
 {
     TCase *tc = tcase_create("loop");
@@ -514,5 +575,6 @@ TCase *train_loop_tcase(void)
     tcase_add_test(tc, test_confusion_matches_per_item_forward);
     tcase_add_test(tc, test_tool_train_eval_and_fine_tune_with_lineage);
     tcase_add_test(tc, test_tool_train_sigint_writes_nothing);
+    tcase_add_test(tc, test_tool_train_sigkill_never_leaves_a_partial_model);
     return tc;
 }
