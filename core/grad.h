@@ -44,8 +44,8 @@ void cnn_conv2d_backward_rows(float *dinp, float *dw, const float *dout, const f
  * (C, OC) and each kernel rotated 180 degrees, padded 2 - pad on each side.  When that conv
  * and p both suit Winograd (cnn_conv2d_use_winograd()), *q gets it and this returns 1:
  * then cnn_conv2d_winograd_rows(dinp, dout, u, NULL, scratch, q, N, t_lo, t_hi, 1) adds
- * the input gradient of tile rows [t_lo, t_hi) of dinp (no col2im, and a GEMM with K = 9 OC
- * instead of OC), with scratch of cnn_winograd_scratch_floats(q, N) floats. */
+ * the input gradient of tile rows [t_lo, t_hi) of dinp (no col2im, and 16 multiplies per
+ * 2x2 tile instead of 36), with scratch of cnn_winograd_scratch_floats(q, N) floats. */
 int cnn_conv2d_backward_winograd_shape(const struct cnn_conv2d *p, struct cnn_conv2d *q);
 /* u (cnn_winograd_weights_floats(p) floats) for the above from w; tmp: 9 * OC * C floats. */
 void cnn_conv2d_backward_winograd_weights(float *u, float *tmp, const float *w,
