@@ -130,7 +130,7 @@ FASHION_LABELS := T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,B
 model: $(CNN)
 	@bash .ci/deps.sh model
 	./$(CNN) train fashion_cnn --data $(FASHION_DATA) --labels '$(FASHION_LABELS)' \
-	    --epochs 20 --batch 128 --lr 0.1 --momentum 0.9 --weight-decay 5e-4 \
+	    --epochs 30 --batch 128 --lr 0.1 --momentum 0.9 --weight-decay 5e-4 \
 	    --schedule cosine --augment crop --crop-pad 2 --val-split 0.05 --seed 1 \
 	    --threads 2 --out $(MODEL_OUT)
 	./$(CNN) eval $(MODEL_OUT) --data $(FASHION_DATA) --split t10k
