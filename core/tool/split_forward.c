@@ -1,92 +1,48 @@
-/* Split runner (see split_forward.h).  DESIGN: the caller and W-1 helper threads each run
- * one slice of the batch; a generation counter (written under the mutex) starts a round and
- * a pending counter ends it.  Both sides spin briefly before sleeping on the condvars: a
- * LeNet batch takes ~70 us, less than a futex wake-up round trip.  No lock is held while
- * computing. */
+/* Split runner (see split_forward.h): one session per part of the batch, the parts run by
+ * a worker team (core/workers.c: the caller and W-1 helper threads, which spin briefly
+ * before sleeping since a LeNet batch takes ~70 us, less than a futex wake-up). */
 #include "split_forward.h"
 
 #include "session.h"
+#include "workers.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct worker {
-    struct split_runner *r;
-    struct cnn_session *s;
-    int index;
-    int rc;
-    pthread_t thread;
-};
 
 struct split_runner {
     const struct cnn_model *m;
     int batch, workers, classes;
     size_t image_floats;
     float *input, *output;
-    struct worker *w;
-    pthread_mutex_t mu;
-    pthread_cond_t go, done;
-    atomic_ulong generation;
-    atomic_int pending;
-    atomic_int stop;
-    int n, started;
+    struct cnn_session **s; /* one per part */
+    int *rc;                /* per part, of the last pass */
+    struct cnn_workers *team;
+    int n; /* images of the current pass */
 };
 
-/* Slice [*lo, *hi) of n images for worker i. */
-static void slice(int n, int workers, int i, int *lo, int *hi)
+/* Slice [*lo, *hi) of n images for part i. */
+static void slice(int n, int parts, int i, int *lo, int *hi)
 {
-    *lo = (int)((long)n * i / workers);
-    *hi = (int)((long)n * (i + 1) / workers);
+    size_t a, b;
+    cnn_part_range((size_t)n, i, parts, &a, &b);
+    *lo = (int)a, *hi = (int)b;
 }
 
-static void run_slice(struct worker *w, int n)
+static void run_slice(void *ctx, int part, int parts)
 {
-    struct split_runner *r = w->r;
+    struct split_runner *r = ctx;
     int lo, hi;
-    slice(n, r->workers, w->index, &lo, &hi);
-    w->rc = 0;
+    slice(r->n, parts, part, &lo, &hi);
+    r->rc[part] = 0;
     if (hi <= lo)
         return;
     const float *out;
     struct cnn_err err;
-    w->rc = cnn_session_forward(w->s, r->m, r->input + (size_t)lo * r->image_floats, hi - lo,
-                                &out, &err);
-    if (w->rc == 0)
+    r->rc[part] = cnn_session_forward(r->s[part], r->m, r->input + (size_t)lo * r->image_floats,
+                                      hi - lo, &out, &err);
+    if (r->rc[part] == 0)
         memcpy(r->output + (size_t)lo * r->classes, out,
                sizeof(float) * (size_t)(hi - lo) * r->classes);
-}
-
-#define SPIN_ROUNDS 4000 /* pause instructions, a few hundred microseconds */
-
-static void *worker_main(void *arg)
-{
-    struct worker *w = arg;
-    struct split_runner *r = w->r;
-    unsigned long seen = 0;
-    for (;;) {
-        for (int i = 0; i < SPIN_ROUNDS && atomic_load(&r->generation) == seen &&
-                        !atomic_load(&r->stop);
-             i++)
-            __builtin_ia32_pause();
-        pthread_mutex_lock(&r->mu);
-        while (!atomic_load(&r->stop) && atomic_load(&r->generation) == seen)
-            pthread_cond_wait(&r->go, &r->mu);
-        if (atomic_load(&r->stop)) {
-            pthread_mutex_unlock(&r->mu);
-            break;
-        }
-        seen = atomic_load(&r->generation);
-        int n = r->n;
-        pthread_mutex_unlock(&r->mu);
-        run_slice(w, n);
-        pthread_mutex_lock(&r->mu);
-        if (atomic_fetch_sub(&r->pending, 1) == 1)
-            pthread_cond_signal(&r->done);
-        pthread_mutex_unlock(&r->mu);
-    }
-    return NULL;
 }
 
 struct split_runner *split_create(const struct cnn_model *m, int batch, int workers,
@@ -107,29 +63,21 @@ struct split_runner *split_create(const struct cnn_model *m, int batch, int work
     r->image_floats = (size_t)pp->c * pp->h * pp->w;
     r->input = calloc((size_t)batch * r->image_floats, sizeof(float));
     r->output = calloc((size_t)batch * r->classes, sizeof(float));
-    r->w = calloc((size_t)workers, sizeof *r->w);
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->go, NULL);
-    pthread_cond_init(&r->done, NULL);
-    if (!r->input || !r->output || !r->w)
+    r->s = calloc((size_t)workers, sizeof *r->s);
+    r->rc = calloc((size_t)workers, sizeof *r->rc);
+    if (!r->input || !r->output || !r->s || !r->rc)
         goto nomem;
     for (int i = 0; i < workers; i++) {
         int lo, hi;
         slice(batch, workers, i, &lo, &hi);
-        r->w[i] = (struct worker){.r = r, .index = i};
-        r->w[i].s = cnn_session_create(m, hi - lo, err);
-        if (!r->w[i].s) {
+        if (!(r->s[i] = cnn_session_create(m, hi - lo, err))) {
             split_destroy(r);
             return NULL;
         }
     }
-    for (int i = 1; i < workers; i++) { /* worker 0 is the caller */
-        if (pthread_create(&r->w[i].thread, NULL, worker_main, &r->w[i]) != 0) {
-            split_destroy(r);
-            cnn_err_set(err, CNN_ENOMEM, "split: cannot start thread");
-            return NULL;
-        }
-        r->started = i;
+    if (!(r->team = cnn_workers_create(workers, err))) {
+        split_destroy(r);
+        return NULL;
     }
     return r;
 nomem:
@@ -147,22 +95,11 @@ int split_forward(struct split_runner *r, int n, const float **out, struct cnn_e
 {
     if (n < 1 || n > r->batch)
         return cnn_err_set(err, CNN_EINVAL, "split: batch %d outside 1..%d", n, r->batch);
-    pthread_mutex_lock(&r->mu);
     r->n = n;
-    atomic_store(&r->pending, r->workers - 1);
-    atomic_fetch_add(&r->generation, 1);
-    pthread_cond_broadcast(&r->go);
-    pthread_mutex_unlock(&r->mu);
-    run_slice(&r->w[0], n);
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&r->pending) > 0; i++)
-        __builtin_ia32_pause();
-    pthread_mutex_lock(&r->mu);
-    while (atomic_load(&r->pending) > 0)
-        pthread_cond_wait(&r->done, &r->mu);
-    pthread_mutex_unlock(&r->mu);
+    cnn_workers_run(r->team, run_slice, r);
     for (int i = 0; i < r->workers; i++)
-        if (r->w[i].rc)
-            return cnn_err_set(err, r->w[i].rc, "split: worker %d failed", i);
+        if (r->rc[i])
+            return cnn_err_set(err, r->rc[i], "split: worker %d failed", i);
     *out = r->output;
     return 0;
 }
@@ -171,18 +108,11 @@ void split_destroy(struct split_runner *r)
 {
     if (!r)
         return;
-    pthread_mutex_lock(&r->mu);
-    atomic_store(&r->stop, 1);
-    pthread_cond_broadcast(&r->go);
-    pthread_mutex_unlock(&r->mu);
-    for (int i = 1; i <= r->started; i++)
-        pthread_join(r->w[i].thread, NULL);
-    for (int i = 0; r->w && i < r->workers; i++)
-        cnn_session_destroy(r->w[i].s);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->go);
-    pthread_cond_destroy(&r->done);
-    free(r->w);
+    cnn_workers_destroy(r->team);
+    for (int i = 0; r->s && i < r->workers; i++)
+        cnn_session_destroy(r->s[i]);
+    free(r->s);
+    free(r->rc);
     free(r->input);
     free(r->output);
     free(r);
