@@ -6,6 +6,7 @@
 #include "session.h"
 #include "test_nets.h"
 #include "train.h"
+#include "workers.h"
 
 #include <check.h>
 #include <math.h>
@@ -321,6 +322,64 @@ START_TEST(test_whole_net_gradients_match_finite_differences)
     test_fill(x, sizeof x / sizeof *x, 41);
     gradcheck(m, x, y, NULL, N, CNN_LOSS_XENT);
     cnn_model_destroy(m);
+}
+END_TEST
+
+struct round_log {
+    atomic_int runs[4];
+    int parts_seen[4];
+    int round;
+    int last_round[4];
+};
+
+static void count_part(void *ctx, int part, int parts)
+{
+    struct round_log *r = ctx;
+    atomic_fetch_add(&r->runs[part], 1);
+    r->parts_seen[part] = parts;
+    r->last_round[part] = r->round; /* a part of an old round would write an old number */
+}
+
+/* The worker team behind the trainer's split: every round runs each part exactly once, on
+ * the caller or a helper, and cnn_workers_run() returns only when all are done; a NULL
+ * team runs part 0 of 1 in the caller.  cnn_part_range() covers [0, n) without overlap. */
+START_TEST(test_worker_team_runs_every_part_once_per_round)
+{
+    struct cnn_err err = {0};
+    for (int threads = 1; threads <= 4; threads++) {
+        struct cnn_workers *w = cnn_workers_create(threads, &err);
+        ck_assert_msg(w != NULL, "%s", err.msg);
+        ck_assert_int_eq(cnn_workers_count(w), threads);
+        struct round_log log = {0};
+        for (int round = 1; round <= 2000; round++) {
+            log.round = round;
+            cnn_workers_run(w, count_part, &log);
+            for (int k = 0; k < threads; k++) {
+                ck_assert_int_eq(atomic_load(&log.runs[k]), round);
+                ck_assert_int_eq(log.last_round[k], round);
+                ck_assert_int_eq(log.parts_seen[k], threads);
+            }
+        }
+        cnn_workers_destroy(w);
+    }
+    struct round_log log = {0};
+    cnn_workers_run(NULL, count_part, &log);
+    ck_assert_int_eq(atomic_load(&log.runs[0]), 1);
+    ck_assert_int_eq(log.parts_seen[0], 1);
+    ck_assert_ptr_null(cnn_workers_create(0, &err));
+    for (size_t n = 0; n < 40; n++) {
+        for (int parts = 1; parts <= 7; parts++) {
+            size_t next = 0;
+            for (int k = 0; k < parts; k++) {
+                size_t lo, hi;
+                cnn_part_range(n, k, parts, &lo, &hi);
+                ck_assert_uint_eq(lo, next);
+                ck_assert_uint_le(hi - lo, n / (size_t)parts + 1);
+                next = hi;
+            }
+            ck_assert_uint_eq(next, n);
+        }
+    }
 }
 END_TEST
 
@@ -1134,6 +1193,7 @@ Suite *train_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_whole_net_gradients_match_finite_differences);
     tcase_add_test(tc, test_squared_error_gradients_match_finite_differences);
+    tcase_add_test(tc, test_worker_team_runs_every_part_once_per_round);
     tcase_add_test(tc, test_threads_match_one_thread);
     tcase_add_test(tc, test_winograd_convs_match_im2col);
     tcase_add_test(tc, test_two_sgd_steps_match_pytorch);
