@@ -17,7 +17,18 @@ struct backward_job {
     struct cnn_trainer *t;
     int i, n;
     const float *dout; /* gradient of the layer's output before its fused activation */
+    /* fresh[k]: input k's gradient holds nothing yet this step, so each part zeroes its own
+     * region of it right before adding into it (or writes it outright), in cache, instead
+     * of a memset of every gradient buffer at the start of the step */
+    int fresh[CNN_MAX_INPUTS];
 };
+
+/* d[off, off + len) = 0 when input k's gradient is fresh. */
+static void zero_fresh(const struct backward_job *job, int k, float *d, size_t off, size_t len)
+{
+    if (job->fresh[k] && d && len)
+        memset(d + off, 0, len * sizeof(float));
+}
 
 /* Gradient buffer of input k of layer l, or NULL when nothing upstream needs it. */
 static float *din(struct cnn_trainer *t, const struct cnn_layer *l, int k)
@@ -46,9 +57,12 @@ static void conv_part(const struct backward_job *job, int part, int parts)
     }
     if (!dinp && !dw)
         return;
+    const size_t in_plane = (size_t)p->h * p->w;
     if (cnn_conv2d_is_depthwise(p)) {
-        if (part == 0)
+        if (part == 0) {
+            zero_fresh(job, 0, dinp, 0, (size_t)p->c * n * in_plane);
             cnn_conv2d_backward(dinp, dw, NULL, job->dout, in, w, t->scratch[0], p, n);
+        }
         return;
     }
     if (dw && part > 0) {
@@ -60,10 +74,13 @@ static void conv_part(const struct backward_job *job, int part, int parts)
     struct cnn_conv2d q;
     if (dinp && ub && cnn_conv2d_backward_winograd_shape(p, &q)) {
         const int th = (q.oh + 1) / 2; /* tile rows per image */
+        /* a fresh gradient is written outright: the tiles cover every pixel of the images */
         cnn_conv2d_winograd_rows(dinp, job->dout, ub, NULL, t->scratch[part], &q, n, (int)lo * th,
-                                 (int)hi * th, 1);
+                                 (int)hi * th, !job->fresh[0]);
         dinp = NULL; /* done: the rows below only add to dw */
     }
+    for (int c = 0; dinp && c < p->c; c++) /* this part's images in every channel */
+        zero_fresh(job, 0, dinp, ((size_t)c * n + lo) * in_plane, (hi - lo) * in_plane);
     if (dinp || dw)
         cnn_conv2d_backward_rows(dinp, dw, job->dout, in, w, t->scratch[part], p, n,
                                  (int)lo * p->oh, (int)hi * p->oh);
@@ -91,8 +108,8 @@ static void dense_part(const struct backward_job *job, int part, int parts)
     if (dinp) { /* dinp rows [lo, hi) += w[:, lo:hi]^T * dout */
         cnn_part_range((size_t)p->in, part, parts, &lo, &hi);
         if (hi > lo)
-            cnn_gemm(1, 0, (int)(hi - lo), n, p->out, 1.0f, w + lo, p->in, job->dout, n, 1.0f,
-                     dinp + lo * (size_t)n, n);
+            cnn_gemm(1, 0, (int)(hi - lo), n, p->out, 1.0f, w + lo, p->in, job->dout, n,
+                     job->fresh[0] ? 0.0f : 1.0f, dinp + lo * (size_t)n, n);
     }
 }
 
@@ -127,6 +144,7 @@ static void backward_part(const struct backward_job *job, int part, int parts)
         const size_t out_chan = (size_t)l->h * l->w * (size_t)n;
         if (!dinp || q.c == 0)
             break;
+        zero_fresh(job, 0, dinp, lo * n_hw, (hi - lo) * n_hw);
         if (l->kind == CNN_LAYER_MAXPOOL)
             cnn_maxpool_backward(dinp + lo * n_hw, dout + lo * out_chan, in + lo * n_hw, &q, n);
         else
@@ -135,11 +153,13 @@ static void backward_part(const struct backward_job *job, int part, int parts)
     }
     case CNN_LAYER_GLOBAL_AVGPOOL:
         cnn_part_range((size_t)il->c * (size_t)n, part, parts, &lo, &hi);
+        zero_fresh(job, 0, dinp, lo * hw, (hi - lo) * hw);
         if (dinp)
             cnn_global_avgpool_backward(dinp + lo * hw, dout + lo, hi - lo, hw);
         break;
     case CNN_LAYER_ACT:
         cnn_part_range(count, part, parts, &lo, &hi);
+        zero_fresh(job, 0, dinp, lo, hi - lo);
         if (dinp)
             cnn_act_backward(dinp + lo, dout + lo, in + lo, tl->out + lo, hi - lo, &l->p.act);
         break;
@@ -152,6 +172,7 @@ static void backward_part(const struct backward_job *job, int part, int parts)
         float *d = dinp ? dinp + lo * n_hw : NULL;
         if (c == 0)
             break;
+        zero_fresh(job, 0, dinp, lo * n_hw, (hi - lo) * n_hw);
         if (tl->trainable)
             cnn_batchnorm_train_backward(d, dgamma, dbeta, dout + lo * n_hw, in + lo * n_hw,
                                          gamma + lo, tl->save_mean + lo, tl->save_inv_std + lo, c,
@@ -164,17 +185,21 @@ static void backward_part(const struct backward_job *job, int part, int parts)
     }
     case CNN_LAYER_DROPOUT:
         cnn_part_range(count, part, parts, &lo, &hi);
+        zero_fresh(job, 0, dinp, lo, hi - lo);
         if (dinp)
             cnn_dropout_backward(dinp + lo, dout + lo, tl->mask + lo, l->p.dropout_rate, hi - lo);
         break;
     case CNN_LAYER_LRN:
-        if (dinp && part == 0)
+        if (dinp && part == 0) {
+            zero_fresh(job, 0, dinp, 0, count);
             cnn_lrn_backward(dinp, dout, in, t->scratch[0], &l->p.lrn, il->c, n_hw);
+        }
         break;
     case CNN_LAYER_ADD:
         cnn_part_range(count, part, parts, &lo, &hi);
         for (int k = 0; k < l->n_inputs; k++) {
             float *d = din(t, l, k);
+            zero_fresh(job, k, d, lo, hi - lo);
             if (d)
                 cnn_grad_accumulate(d + lo, dout + lo, hi - lo);
         }
@@ -185,6 +210,7 @@ static void backward_part(const struct backward_job *job, int part, int parts)
             size_t len = (size_t)m->layers[l->inputs[k]].c * n_hw;
             float *d = din(t, l, k);
             cnn_part_range(len, part, parts, &lo, &hi);
+            zero_fresh(job, k, d, lo, hi - lo);
             if (d)
                 cnn_grad_accumulate(d + lo, dout + off + lo, hi - lo);
             off += len;
@@ -192,12 +218,16 @@ static void backward_part(const struct backward_job *job, int part, int parts)
         break;
     }
     case CNN_LAYER_FLATTEN:
-        if (dinp && part == 0)
+        if (dinp && part == 0) {
+            zero_fresh(job, 0, dinp, 0, count);
             cnn_flatten_backward(dinp, dout, il->c, n, (int)hw);
+        }
         break;
     case CNN_LAYER_SOFTMAX:
-        if (dinp && part == 0)
+        if (dinp && part == 0) {
+            zero_fresh(job, 0, dinp, 0, count);
             cnn_softmax_backward(dinp, dout, tl->out, il->c, n);
+        }
         break;
     default:
         break;
@@ -230,48 +260,60 @@ static void reduce_conv_weights(struct cnn_trainer *t, const struct cnn_layer *l
         cnn_grad_accumulate(dw, t->dw_part[k], l->weight_count[0]);
 }
 
+/* Zeroes the gradient of layer i, which received nothing this step (no consumer reached
+ * it: a dead branch, the input, or a layer after the loss). */
+static void zero_unreached(struct cnn_trainer *t, int i, int n)
+{
+    struct train_layer *tl = &t->tl[i];
+    if (tl->dout && !tl->dout_ready)
+        memset(tl->dout, 0, (size_t)tl->n_out * (size_t)n * sizeof(float));
+    tl->dout_ready = 1;
+}
+
 void train_backward(struct cnn_trainer *t, int n)
 {
+    t->tl[t->loss_layer].dout_ready = 1; /* the loss wrote it */
     for (int i = t->loss_layer; i >= 1; i--) {
         struct train_layer *tl = &t->tl[i];
         const struct cnn_layer *l = &t->net->layers[i];
         if (!tl->needs_grad)
             continue;
-        struct backward_job job = {t, i, n, tl->dout};
+        zero_unreached(t, i, n);
+        struct backward_job job = {.t = t, .i = i, .n = n, .dout = tl->dout};
+        for (int k = 0; k < l->n_inputs; k++) { /* the first writer of each buffer zeroes it */
+            struct train_layer *src = &t->tl[l->inputs[k]];
+            job.fresh[k] = src->dout && !src->dout_ready;
+            for (int j = 0; j < k; j++)
+                if (l->inputs[j] == l->inputs[k])
+                    job.fresh[k] = 0;
+        }
         if (tl->pre) {
             cnn_workers_run(t->workers, fused_act_backward_work, &job);
             job.dout = t->tmp;
         }
         cnn_workers_run(t->workers, backward_work, &job);
+        for (int k = 0; k < l->n_inputs; k++)
+            t->tl[l->inputs[k]].dout_ready = 1;
         if (l->kind == CNN_LAYER_CONV2D && tl->trainable && t->parts > 1 &&
             !cnn_conv2d_is_depthwise(&l->p.conv))
             reduce_conv_weights(t, l);
     }
+    for (int i = 0; i < t->net->n_layers; i++)
+        zero_unreached(t, i, n);
 }
-
-struct zero_job {
-    struct cnn_trainer *t;
-    int n;
-};
 
 static void zero_work(void *ctx, int part, int parts)
 {
-    const struct zero_job *job = ctx;
-    struct cnn_trainer *t = job->t;
+    struct cnn_trainer *t = ctx;
     size_t lo, hi;
     cnn_part_range(t->net->n_params, part, parts, &lo, &hi);
     memset(t->grad + lo, 0, (hi - lo) * sizeof(float));
-    for (int i = 0; i < t->net->n_layers; i++) {
-        struct train_layer *tl = &t->tl[i];
-        if (!tl->dout)
-            continue;
-        cnn_part_range((size_t)tl->n_out * (size_t)job->n, part, parts, &lo, &hi);
-        memset(tl->dout + lo, 0, (hi - lo) * sizeof(float));
-    }
 }
 
 void train_zero_grads(struct cnn_trainer *t, int n)
 {
-    struct zero_job job = {t, n};
-    cnn_workers_run(t->workers, zero_work, &job);
+    (void)n;
+    cnn_workers_run(t->workers, zero_work, t);
+    for (int i = 0; i < t->net->n_layers; i++)
+        t->tl[i].dout_ready = 0; /* zeroed lazily by its first writer, see backward_job */
 }

@@ -24,6 +24,7 @@ struct train_layer {
     int trainable;  /* has learned weights and is not frozen */
     int needs_grad; /* the gradient of its output is needed (params at or before it) */
     int n_out;      /* floats per image of out */
+    int dout_ready; /* dout holds this step's gradient so far (else: stale, not zeroed) */
 };
 
 struct cnn_trainer {
@@ -64,7 +65,8 @@ void train_graph_free(struct cnn_trainer *t);
  * update_stats: also move the running statistics. */
 int train_forward(struct cnn_trainer *t, const float *images, int n, int last, int training,
                   int update_stats, struct cnn_err *err);
-/* Zeroes t->grad and every dout for batch n; the loss then writes the loss layer's dout. */
+/* Zeroes t->grad and marks every dout stale for batch n (each is zeroed by its first
+ * writer in the backward); the loss then writes the loss layer's dout outright. */
 void train_zero_grads(struct cnn_trainer *t, int n);
 /* Back-propagates from t->tl[t->loss_layer].dout down to the first layer that needs it,
  * accumulating into every dout and into t->grad of trainable layers. */
