@@ -642,9 +642,15 @@ static struct cnn_trainer *fixture_trainer(const struct fixture *fx, const struc
 static void expect_close(const float *got, const float *want, size_t n, double tol,
                          const char *what)
 {
-    for (size_t k = 0; k < n; k++)
-        ck_assert_msg(fabs((double)got[k] - want[k]) <= tol, "%s[%zu]: %.7g, want %.7g", what, k,
-                      (double)got[k], (double)want[k]);
+    double worst = 0;
+    for (size_t k = 0; k < n; k++) {
+        const double e = fabs((double)got[k] - want[k]);
+        ck_assert_msg(e <= tol, "%s[%zu]: %.7g, want %.7g", what, k, (double)got[k],
+                      (double)want[k]);
+        worst = e > worst ? e : worst;
+    }
+    if (getenv("CNN_TEST_VERBOSE"))
+        fprintf(stderr, "vs PyTorch %-28s max abs err %.2e (%zu values)\n", what, worst, n);
 }
 
 /* Compares slot i of fx_slots (from..to) after `stepno` steps of scenario sc. */
