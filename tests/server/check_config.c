@@ -133,6 +133,15 @@ START_TEST(test_finish_resolves_train_threads_and_checks_the_job_budget)
                   "%s", errbuf);
     char *ok[] = {"cnnd", "--max-jobs", "2", "--train-threads", "2", NULL};
     ck_assert_int_eq(config_load(&c, 5, ok, NULL, 8, NULL, errbuf, sizeof errbuf), CONFIG_OK);
+    ck_assert_int_eq(config_threads_per_job(&c), 1);
+    /* a job's trainer splits its layers over its share: train_threads / max_jobs / blas */
+    config_defaults(&c);
+    ck_assert_int_eq(config_finish(&c, 8, errbuf, sizeof errbuf), 0); /* 7 for 1 job */
+    ck_assert_int_eq(config_threads_per_job(&c), 7);
+    char *two[] = {"cnnd", "--max-jobs", "2", "--blas-threads", "2", "--instances", "2", NULL};
+    ck_assert_int_eq(config_load(&c, 7, two, NULL, 8, NULL, errbuf, sizeof errbuf), CONFIG_OK);
+    ck_assert_int_eq(c.train_threads, 7);
+    ck_assert_int_eq(config_threads_per_job(&c), 1); /* 7 / 2 / 2, never 0 */
 }
 END_TEST
 
