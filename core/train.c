@@ -166,8 +166,7 @@ int cnn_trainer_replace_head(struct cnn_trainer *t, const char *const *labels, i
         return cnn_err_set(err, CNN_EINVAL, "train: %d classes out of range 1..%d", n,
                            CNN_MAX_CLASSES);
     struct cnn_trainer nt = *t; /* built aside; t changes only on success */
-    nt.tl = NULL;
-    nt.grad = nt.mom = NULL;
+    train_graph_detach(&nt);    /* t's buffers stay t's until then */
     int rc = train_copy_model(old, head, n, &nt.net, err);
     if (rc)
         return rc;

@@ -57,6 +57,16 @@ static size_t max_size(size_t a, size_t b)
     return a > b ? a : b;
 }
 
+void train_graph_detach(struct cnn_trainer *t)
+{
+    t->tl = NULL;
+    t->grad = t->mom = t->tmp = t->wflip = t->target = t->bn_scale = t->bn_shift = NULL;
+    t->workers = NULL;
+    t->scratch = t->dw_part = NULL;
+    t->part_err = NULL;
+    t->parts = 0;
+}
+
 int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
 {
     const struct cnn_model *m = t->net;
@@ -185,12 +195,7 @@ void train_graph_free(struct cnn_trainer *t)
     free(t->target);
     free(t->bn_scale);
     free(t->bn_shift);
-    t->tl = NULL;
-    t->grad = t->mom = t->tmp = t->wflip = t->target = t->bn_scale = t->bn_shift = NULL;
-    t->workers = NULL;
-    t->scratch = t->dw_part = NULL;
-    t->part_err = NULL;
-    t->parts = 0;
+    train_graph_detach(t);
 }
 
 static const struct cnn_act_params no_act = {CNN_ACT_NONE, 0.0f, 0.0f};

@@ -61,6 +61,9 @@ const struct cnn_act_params *train_layer_act(const struct cnn_layer *l);
 /* Allocates the per-layer buffers of t->tl and the scratch for t->net; 0 or CNN_ENOMEM. */
 int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err);
 void train_graph_free(struct cnn_trainer *t);
+/* Forgets (does not free) every buffer above: for a trainer copied from another, whose
+ * buffers those are, before it gets its own. */
+void train_graph_detach(struct cnn_trainer *t);
 /* Forward over n images (NCHW) up to layer `last`.  training: batch statistics, dropout;
  * update_stats: also move the running statistics. */
 int train_forward(struct cnn_trainer *t, const float *images, int n, int last, int training,

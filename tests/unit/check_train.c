@@ -935,6 +935,9 @@ START_TEST(test_head_replacement_learns_new_classes)
     struct cnn_err err = {0};
     const char *labels[3] = {"left", "bottom", "right"};
     ck_assert_int_eq(cnn_trainer_replace_head(t, labels, 0, &err), CNN_EINVAL);
+    const char *bad[3] = {"left", "", "right"}; /* fails after the new net is built */
+    ck_assert_int_eq(cnn_trainer_replace_head(t, bad, 3, &err), CNN_EINVAL);
+    ck_assert_int_eq(cnn_trainer_num_classes(t), 10); /* unchanged, and still usable below */
     ck_assert_msg(cnn_trainer_replace_head(t, labels, 3, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(cnn_trainer_num_classes(t), 3);
     float xv[30 * 64], x[30 * 64], probs[30 * 3];
