@@ -212,6 +212,14 @@ void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, c
 void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
                               float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
                               int t_hi, int accumulate);
+/* The weight gradient of a Winograd conv in the transformed domain: for tile rows
+ * [t_lo, t_hi), du (16, OC, C) += dM_k V_k^T, where V is the input transform (as the
+ * forward's) and dM = A dY A^T that of the output gradient dout (OC, N, OH, OW).  scratch
+ * as for cnn_conv2d_winograd_rows(); du starts at zero, one per thread. */
+void cnn_winograd_weight_grad_rows(float *du, const float *inp, const float *dout, float *scratch,
+                                   const struct cnn_conv2d *p, int N, int t_lo, int t_hi);
+/* dw (OC, C, 3, 3) += G^T dU G for each (oc, c): du back to the kernels' domain. */
+void cnn_winograd_weight_grad_finish(float *dw, const float *du, const struct cnn_conv2d *p);
 
 /* out (OUT, N)   inp (IN, N)   w (OUT, IN)   b (OUT) or NULL; one SGEMM for the batch. */
 void cnn_dense_forward(float *out, const float *inp, const float *w, const float *b,

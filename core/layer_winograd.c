@@ -291,3 +291,101 @@ void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, c
 {
     cnn_conv2d_winograd_rows(out, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), 0);
 }
+
+/* a = even, b = odd floats of row[0..n) (n <= 8), zero beyond. */
+static inline void load_pairs(const float *row, int n, v4f *a, v4f *b)
+{
+    float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (n == 8)
+        memcpy(t, row, sizeof t);
+    else
+        for (int i = 0; i < n; i++)
+            t[i] = row[i];
+    v4f lo, hi;
+    memcpy(&lo, t, sizeof lo);
+    memcpy(&hi, t + 4, sizeof hi);
+    *a = __builtin_shufflevector(lo, hi, 0, 2, 4, 6);
+    *b = __builtin_shufflevector(lo, hi, 1, 3, 5, 7);
+}
+
+/* dM (16, OC, nt) = A dY A^T of each 2x2 tile of dout for tile rows [r0, r1): the
+ * gradient of M when Y = A^T M A (outputs past the edge count as 0). */
+static void dout_transform(float *dm, const float *dout, const struct cnn_conv2d *p, int N,
+                           int r0, int r1, const struct wino_dims *d)
+{
+    const int OH = p->oh, OW = p->ow;
+    const size_t kstride = (size_t)p->oc * d->nt;
+    const v4f zero = {0, 0, 0, 0};
+    for (int oc = 0; oc < p->oc; oc++) {
+        for (int r = r0; r < r1; r++) {
+            const int n = r / d->th, oy = 2 * (r % d->th);
+            const float *y0 = dout + (((size_t)oc * N + n) * OH + oy) * OW;
+            float *dst = dm + (size_t)oc * d->nt + (size_t)(r - r0) * d->tw;
+            for (int tx = 0; tx < d->tw; tx += 4) {
+                const int cnt = d->tw - tx < 4 ? d->tw - tx : 4;
+                const int nx = OW - 2 * tx < 8 ? OW - 2 * tx : 8;
+                v4f a, b, c = zero, e = zero; /* dY = [a b; c e] per tile */
+                load_pairs(y0 + 2 * tx, nx, &a, &b);
+                if (oy + 1 < OH)
+                    load_pairs(y0 + OW + 2 * tx, nx, &c, &e);
+                const v4f rows[4][2] = {{a, b}, {a + c, b + e}, {a - c, b - e}, {-c, -e}};
+                for (int i = 0; i < 4; i++) { /* row (p, q) of A dY times A^T */
+                    const v4f pv = rows[i][0], qv = rows[i][1];
+                    float *dk = dst + (size_t)(4 * i) * kstride + tx;
+                    store_n(dk, pv, cnt);
+                    store_n(dk + kstride, pv + qv, cnt);
+                    store_n(dk + 2 * kstride, pv - qv, cnt);
+                    store_n(dk + 3 * kstride, -qv, cnt);
+                }
+            }
+        }
+    }
+}
+
+void cnn_winograd_weight_grad_rows(float *du, const float *inp, const float *dout, float *scratch,
+                                   const struct cnn_conv2d *p, int N, int t_lo, int t_hi)
+{
+    struct wino_dims d;
+    d.tw = (p->ow + 1) / 2;
+    d.th = (p->oh + 1) / 2;
+    d.len = 2 * ((d.tw + 3) & ~3) + 4;
+    const int chunk = cnn_winograd_chunk_rows(p, N);
+    const size_t max_nt = (size_t)chunk * d.tw;
+    float *v = scratch;
+    float *m = v + ((16 * (size_t)p->c * max_nt + 15) & ~(size_t)15);
+    float *stage = m + ((16 * (size_t)p->oc * max_nt + 15) & ~(size_t)15);
+    float *zero = stage + ((4 * (size_t)d.len + 15) & ~(size_t)15);
+    memset(stage, 0, sizeof(float) * 4 * (size_t)d.len);
+    memset(zero, 0, sizeof(float) * (size_t)p->w);
+    const size_t uk = (size_t)p->oc * p->c;
+    for (int r0 = t_lo; r0 < t_hi; r0 += chunk) {
+        const int r1 = r0 + chunk < t_hi ? r0 + chunk : t_hi;
+        d.nt = (size_t)(r1 - r0) * d.tw;
+        input_transform(v, stage, zero, inp, p, N, r0, r1, &d);
+        dout_transform(m, dout, p, N, r0, r1, &d);
+        for (int k = 0; k < 16; k++) /* dU_k (OC, C) += dM_k (OC, nt) V_k^T */
+            cnn_gemm(0, 1, p->oc, p->c, (int)d.nt, 1.0f, m + k * (size_t)p->oc * d.nt, (int)d.nt,
+                     v + k * (size_t)p->c * d.nt, (int)d.nt, 1.0f, du + k * uk, p->c);
+    }
+}
+
+void cnn_winograd_weight_grad_finish(float *dw, const float *du, const struct cnn_conv2d *p)
+{
+    const size_t plane = (size_t)p->oc * p->c;
+    for (size_t oc_c = 0; oc_c < plane; oc_c++) {
+        float u[4][4], t[3][4];
+        for (int k = 0; k < 16; k++)
+            u[k / 4][k % 4] = du[(size_t)k * plane + oc_c];
+        for (int j = 0; j < 4; j++) { /* G^T dU, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
+            t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+            t[1][j] = 0.5f * (u[1][j] - u[2][j]);
+            t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+        }
+        float *g = dw + oc_c * 9; /* w (OC, C, 3, 3): (oc, c) pairs are consecutive */
+        for (int i = 0; i < 3; i++) { /* (G^T dU) G */
+            g[3 * i + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+            g[3 * i + 1] += 0.5f * (t[i][1] - t[i][2]);
+            g[3 * i + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+        }
+    }
+}

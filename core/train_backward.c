@@ -79,6 +79,15 @@ static void conv_part(const struct backward_job *job, int part, int parts)
                                  (int)hi * th, !job->fresh[0]);
         dinp = NULL; /* done: the rows below only add to dw */
     }
+    if (dw && t->tl[job->i].wino_u) { /* dw in the transformed domain (2.25x fewer MACs) */
+        const int th = (p->oh + 1) / 2;
+        float *du = t->du_part[part];
+        memset(du, 0, cnn_winograd_weights_floats(p) * sizeof(float));
+        cnn_winograd_weight_grad_rows(du, in, job->dout, t->scratch[part], p, n, (int)lo * th,
+                                      (int)hi * th);
+        cnn_winograd_weight_grad_finish(dw, du, p);
+        dw = NULL;
+    }
     for (int c = 0; dinp && c < p->c; c++) /* this part's images in every channel */
         zero_fresh(job, 0, dinp, ((size_t)c * n + lo) * in_plane, (hi - lo) * in_plane);
     if (dinp || dw)

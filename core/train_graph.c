@@ -62,7 +62,7 @@ void train_graph_detach(struct cnn_trainer *t)
     t->tl = NULL;
     t->grad = t->mom = t->tmp = t->wflip = t->target = t->bn_scale = t->bn_shift = NULL;
     t->workers = NULL;
-    t->scratch = t->dw_part = NULL;
+    t->scratch = t->dw_part = t->du_part = NULL;
     t->part_err = NULL;
     t->parts = 0;
 }
@@ -76,7 +76,7 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
     t->mom = alloc_floats(m->n_params);
     if (!t->tl || !t->grad || !t->mom)
         goto nomem;
-    size_t scratch = 0, biggest = 0, conv_weights = 0;
+    size_t scratch = 0, biggest = 0, conv_weights = 0, wino_weights = 0;
     int max_c = 1;
     for (int i = 0; i < m->n_layers; i++) {
         const struct cnn_layer *l = &m->layers[i];
@@ -117,9 +117,11 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
             scratch = max_size(scratch, cnn_conv2d_scratch_floats(p, (int)N));
             scratch = max_size(scratch, cnn_conv2d_backward_scratch_floats(p, (int)N));
             const int wino = !t->cfg.im2col_only;
-            if (wino && cnn_conv2d_use_winograd(p) &&
-                !(tl->wino_u = alloc_floats(cnn_winograd_weights_floats(p))))
-                goto nomem;
+            if (wino && cnn_conv2d_use_winograd(p)) {
+                if (!(tl->wino_u = alloc_floats(cnn_winograd_weights_floats(p))))
+                    goto nomem;
+                wino_weights = max_size(wino_weights, cnn_winograd_weights_floats(p));
+            }
             if (wino && t->tl[l->inputs[0]].needs_grad &&
                 cnn_conv2d_backward_winograd_shape(p, &q)) {
                 if (!(tl->wino_ub = alloc_floats(cnn_winograd_weights_floats(p))))
@@ -140,13 +142,16 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
     }
     t->scratch = calloc((size_t)t->parts, sizeof *t->scratch);
     t->dw_part = calloc((size_t)t->parts, sizeof *t->dw_part);
+    t->du_part = calloc((size_t)t->parts, sizeof *t->du_part);
     t->part_err = calloc((size_t)t->parts, sizeof *t->part_err);
-    if (!t->scratch || !t->dw_part || !t->part_err)
+    if (!t->scratch || !t->dw_part || !t->du_part || !t->part_err)
         goto nomem;
     for (int k = 0; k < t->parts; k++) {
         if (!(t->scratch[k] = alloc_floats(scratch)))
             goto nomem;
         if (k > 0 && !(t->dw_part[k] = alloc_floats(conv_weights)))
+            goto nomem;
+        if (wino_weights && !(t->du_part[k] = alloc_floats(wino_weights)))
             goto nomem;
     }
     t->tmp = alloc_floats(biggest);
@@ -183,9 +188,12 @@ void train_graph_free(struct cnn_trainer *t)
             free(t->scratch[k]);
         if (t->dw_part)
             free(t->dw_part[k]);
+        if (t->du_part)
+            free(t->du_part[k]);
     }
     free(t->scratch);
     free(t->dw_part);
+    free(t->du_part);
     free(t->part_err);
     free(t->tl);
     free(t->grad);

@@ -39,6 +39,7 @@ struct cnn_trainer {
     int parts;                   /* parts per layer: the team's size, or 1 */
     float **scratch;             /* per part: conv forward/backward, LRN backward (part 0) */
     float **dw_part;             /* per part >= 1: its share of a conv's weight gradient */
+    float **du_part;             /* per part: a Winograd conv's weight gradient, transformed */
     struct cnn_err *part_err;    /* per part: the error of a forward part */
     float *tmp;                  /* one activation: the pre-activation gradient of a layer */
     float *wflip;                /* the largest conv's weights, rotated for wino_ub */

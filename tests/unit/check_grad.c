@@ -301,8 +301,9 @@ END_TEST
 
 /* The trainer's Winograd paths for 3x3 stride-1 convs with >= 16 channels: the input
  * gradient as the Winograd conv of dout with rotated, transposed kernels (added into a
- * dinp that already holds values), and the forward, each run as two parts split at an
- * image boundary as the trainer's threads do; against direct loops and the im2col forward. */
+ * dinp that already holds values), the weight gradient in the transformed domain, and the
+ * forward, each run as two parts split at an image boundary as the trainer's threads do;
+ * against direct loops and the im2col forward. */
 START_TEST(test_conv2d_winograd_input_gradient_and_forward_in_parts)
 {
     static const struct conv_case cases[] = {
@@ -341,6 +342,18 @@ START_TEST(test_conv2d_winograd_input_gradient_and_forward_in_parts)
         snprintf(what, sizeof what, "winograd dinp %dx%dx%d->%d pad %d%d%d%d", p.c, p.h, p.w, p.oc,
                  k->pt, k->pl, k->pb, k->pr);
         check_vs_ref(what, dinp, rin, n_in);
+        /* weight gradient in the transformed domain, two parts each with its own dU */
+        float *dw = zero_buf(n_w), *du = zero_buf(cnn_winograd_weights_floats(&p));
+        const int tf0 = (p.oh + 1) / 2;
+        cnn_winograd_weight_grad_rows(du, inp, r, scratch, &p, N, 0, tf0);
+        cnn_winograd_weight_grad_finish(dw, du, &p);
+        memset(du, 0, cnn_winograd_weights_floats(&p) * sizeof *du);
+        cnn_winograd_weight_grad_rows(du, inp, r, scratch, &p, N, tf0, N * tf0);
+        cnn_winograd_weight_grad_finish(dw, du, &p);
+        snprintf(what, sizeof what, "winograd dw %dx%dx%d->%d pad %d%d%d%d", p.c, p.h, p.w, p.oc,
+                 k->pt, k->pl, k->pb, k->pr);
+        check_vs_ref(what, dw, rw, n_w);
+        free(dw), free(du);
         /* forward in two parts against the im2col forward */
         float *want = zero_buf(n_out), *got = zero_buf(n_out);
         cnn_conv2d_forward(want, inp, w, b, scratch, &p, N);
