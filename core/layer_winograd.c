@@ -257,32 +257,47 @@ static void output_transform(float *out, const float *m, const float *b, const s
     }
 }
 
+/* Tile geometry and scratch layout shared by the forward and the weight gradient: V
+ * (16, C, tiles of a chunk), M (16, OC, tiles), the staged rows (padding columns zeroed
+ * here) and a zero input row, each 16-float aligned in scratch. */
+struct wino_work {
+    struct wino_dims d;
+    int chunk; /* tile rows per chunk */
+    float *v, *m, *stage, *zero;
+};
+
+static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, int N)
+{
+    struct wino_work w;
+    w.d.tw = (p->ow + 1) / 2;
+    w.d.th = (p->oh + 1) / 2;
+    w.d.len = 2 * ((w.d.tw + 3) & ~3) + 4;
+    w.d.nt = 0;
+    w.chunk = cnn_winograd_chunk_rows(p, N);
+    const size_t max_nt = (size_t)w.chunk * w.d.tw;
+    w.v = scratch;
+    w.m = w.v + ((16 * (size_t)p->c * max_nt + 15) & ~(size_t)15);
+    w.stage = w.m + ((16 * (size_t)p->oc * max_nt + 15) & ~(size_t)15);
+    w.zero = w.stage + ((4 * (size_t)w.d.len + 15) & ~(size_t)15);
+    memset(w.stage, 0, sizeof(float) * 4 * (size_t)w.d.len);
+    memset(w.zero, 0, sizeof(float) * (size_t)p->w);
+    return w;
+}
+
 void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
                               float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
                               int t_hi, int accumulate)
 {
-    struct wino_dims d;
-    d.tw = (p->ow + 1) / 2;
-    d.th = (p->oh + 1) / 2;
-    d.len = 2 * ((d.tw + 3) & ~3) + 4;
-    const int chunk = cnn_winograd_chunk_rows(p, N);
-    const size_t max_nt = (size_t)chunk * d.tw;
-    float *v = scratch;
-    float *m = v + ((16 * (size_t)p->c * max_nt + 15) & ~(size_t)15);
-    float *stage = m + ((16 * (size_t)p->oc * max_nt + 15) & ~(size_t)15);
-    float *zero = stage + ((4 * (size_t)d.len + 15) & ~(size_t)15);
-    memset(stage, 0, sizeof(float) * 4 * (size_t)d.len); /* the padding columns */
-    memset(zero, 0, sizeof(float) * (size_t)p->w);
+    struct wino_work w = wino_setup(scratch, p, N);
     const size_t uk = (size_t)p->oc * p->c;
-    for (int r0 = t_lo; r0 < t_hi; r0 += chunk) {
-        const int r1 = r0 + chunk < t_hi ? r0 + chunk : t_hi;
-        d.nt = (size_t)(r1 - r0) * d.tw;
-        input_transform(v, stage, zero, inp, p, N, r0, r1, &d);
+    for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
+        const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
+        const size_t nt = w.d.nt = (size_t)(r1 - r0) * w.d.tw;
+        input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d);
         for (int k = 0; k < 16; k++)
-            cnn_gemm(0, 0, p->oc, (int)d.nt, p->c, 1.0f, u + k * uk, p->c,
-                     v + k * (size_t)p->c * d.nt, (int)d.nt, 0.0f, m + k * (size_t)p->oc * d.nt,
-                     (int)d.nt);
-        output_transform(out, m, b, p, N, r0, r1, &d, accumulate);
+            cnn_gemm(0, 0, p->oc, (int)nt, p->c, 1.0f, u + k * uk, p->c, w.v + k * (size_t)p->c * nt,
+                     (int)nt, 0.0f, w.m + k * (size_t)p->oc * nt, (int)nt);
+        output_transform(out, w.m, b, p, N, r0, r1, &w.d, accumulate);
     }
 }
 
@@ -345,27 +360,16 @@ static void dout_transform(float *dm, const float *dout, const struct cnn_conv2d
 void cnn_winograd_weight_grad_rows(float *du, const float *inp, const float *dout, float *scratch,
                                    const struct cnn_conv2d *p, int N, int t_lo, int t_hi)
 {
-    struct wino_dims d;
-    d.tw = (p->ow + 1) / 2;
-    d.th = (p->oh + 1) / 2;
-    d.len = 2 * ((d.tw + 3) & ~3) + 4;
-    const int chunk = cnn_winograd_chunk_rows(p, N);
-    const size_t max_nt = (size_t)chunk * d.tw;
-    float *v = scratch;
-    float *m = v + ((16 * (size_t)p->c * max_nt + 15) & ~(size_t)15);
-    float *stage = m + ((16 * (size_t)p->oc * max_nt + 15) & ~(size_t)15);
-    float *zero = stage + ((4 * (size_t)d.len + 15) & ~(size_t)15);
-    memset(stage, 0, sizeof(float) * 4 * (size_t)d.len);
-    memset(zero, 0, sizeof(float) * (size_t)p->w);
+    struct wino_work w = wino_setup(scratch, p, N);
     const size_t uk = (size_t)p->oc * p->c;
-    for (int r0 = t_lo; r0 < t_hi; r0 += chunk) {
-        const int r1 = r0 + chunk < t_hi ? r0 + chunk : t_hi;
-        d.nt = (size_t)(r1 - r0) * d.tw;
-        input_transform(v, stage, zero, inp, p, N, r0, r1, &d);
-        dout_transform(m, dout, p, N, r0, r1, &d);
+    for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
+        const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
+        const size_t nt = w.d.nt = (size_t)(r1 - r0) * w.d.tw;
+        input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d);
+        dout_transform(w.m, dout, p, N, r0, r1, &w.d);
         for (int k = 0; k < 16; k++) /* dU_k (OC, C) += dM_k (OC, nt) V_k^T */
-            cnn_gemm(0, 1, p->oc, p->c, (int)d.nt, 1.0f, m + k * (size_t)p->oc * d.nt, (int)d.nt,
-                     v + k * (size_t)p->c * d.nt, (int)d.nt, 1.0f, du + k * uk, p->c);
+            cnn_gemm(0, 1, p->oc, p->c, (int)nt, 1.0f, w.m + k * (size_t)p->oc * nt, (int)nt,
+                     w.v + k * (size_t)p->c * nt, (int)nt, 1.0f, du + k * uk, p->c);
     }
 }
 
