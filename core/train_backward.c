@@ -146,14 +146,12 @@ static void backward_part(const struct backward_job *job, int part, int parts)
         dense_part(job, part, parts);
         break;
     case CNN_LAYER_MAXPOOL:
-    case CNN_LAYER_AVGPOOL: { /* channels [lo, hi) */
-        struct cnn_pool2d q = l->p.pool;
-        cnn_part_range((size_t)q.c, part, parts, &lo, &hi);
-        q.c = (int)(hi - lo);
+    case CNN_LAYER_AVGPOOL: { /* channels [lo, lo + q.c) */
+        const struct cnn_pool2d q = train_pool_part(&l->p.pool, part, parts, &lo);
         const size_t out_chan = (size_t)l->h * l->w * (size_t)n;
         if (!dinp || q.c == 0)
             break;
-        zero_fresh(job, 0, dinp, lo * n_hw, (hi - lo) * n_hw);
+        zero_fresh(job, 0, dinp, lo * n_hw, (size_t)q.c * n_hw);
         if (l->kind == CNN_LAYER_MAXPOOL)
             cnn_maxpool_backward(dinp + lo * n_hw, dout + lo * out_chan, in + lo * n_hw, &q, n);
         else

@@ -282,10 +282,8 @@ static int forward_part(const struct forward_job *job, int part, int parts, stru
         break;
     }
     case CNN_LAYER_MAXPOOL:
-    case CNN_LAYER_AVGPOOL: { /* channels [lo, hi) */
-        struct cnn_pool2d q = l->p.pool;
-        cnn_part_range((size_t)q.c, part, parts, &lo, &hi);
-        q.c = (int)(hi - lo);
+    case CNN_LAYER_AVGPOOL: { /* channels [lo, lo + q.c) */
+        const struct cnn_pool2d q = train_pool_part(&l->p.pool, part, parts, &lo);
         const size_t out_chan = (size_t)l->h * l->w * (size_t)n;
         if (q.c == 0)
             break;

@@ -76,6 +76,18 @@ void train_zero_grads(struct cnn_trainer *t, int n);
  * accumulating into every dout and into t->grad of trainable layers. */
 void train_backward(struct cnn_trainer *t, int n);
 
+/* A pool layer's part `part` of `parts` over channels, as the forward and the backward
+ * split it: its params for channels [*lo, *lo + returned .c). */
+static inline struct cnn_pool2d train_pool_part(const struct cnn_pool2d *p, int part, int parts,
+                                                size_t *lo)
+{
+    size_t hi;
+    struct cnn_pool2d q = *p;
+    cnn_part_range((size_t)p->c, part, parts, lo, &hi);
+    q.c = (int)(hi - *lo);
+    return q;
+}
+
 /* ---- train_sgd.c ---- */
 /* Learning rate of step `step` (0-based) under cfg's schedule and warm-up. */
 float train_lr_at(const struct cnn_train_config *cfg, long step);
