@@ -492,6 +492,21 @@ const char *cnn_model_meta(const struct cnn_model *m)
     return m->meta ? m->meta : "";
 }
 
+void cnn_model_meta_value(const struct cnn_model *m, const char *key, char *buf, size_t n)
+{
+    const size_t klen = strlen(key);
+    buf[0] = '\0';
+    for (const char *line = cnn_model_meta(m); line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            snprintf(buf, n, "%.*s", (int)(len - klen - 1), line + klen + 1);
+            return;
+        }
+        line = end ? end + 1 : NULL;
+    }
+}
+
 static size_t layer_params(const struct cnn_layer *l)
 {
     switch (l->kind) {

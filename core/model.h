@@ -100,6 +100,9 @@ const struct cnn_preproc *cnn_model_preproc(const struct cnn_model *m);
 int cnn_model_num_classes(const struct cnn_model *m);
 const char *cnn_model_label(const struct cnn_model *m, int i); /* NULL when unlabelled */
 const char *cnn_model_meta(const struct cnn_model *m);         /* "" when none */
+/* The value of the first "key=value" line of the metadata into buf (n > 0 bytes, cut to
+ * fit); "" when there is none. */
+void cnn_model_meta_value(const struct cnn_model *m, const char *key, char *buf, size_t n);
 size_t cnn_model_param_count(const struct cnn_model *m);       /* learnable: conv, dense, BN gamma/beta */
 double cnn_model_flops(const struct cnn_model *m);             /* 2 x conv+dense MACs per image */
 

@@ -91,22 +91,6 @@ static const char *label_of(const struct cnn_model *m, int i, char *buf, size_t 
     return buf;
 }
 
-/* Copies the value of "key=" from "key=value" lines into buf ("" when absent). */
-static void meta_get(const char *meta, const char *key, char *buf, size_t n)
-{
-    size_t klen = strlen(key);
-    buf[0] = '\0';
-    for (const char *line = meta; line && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=') {
-            snprintf(buf, n, "%.*s", (int)(len - klen - 1), line + klen + 1);
-            return;
-        }
-        line = end ? end + 1 : NULL;
-    }
-}
-
 /* Class folders -> label order: folder k (names decoded) must be labels[order[k]]; the
  * dataset is renumbered so that label j is labels[j]. */
 static int match_folders(struct run *rn, const char *const *labels, int n, int new_head,
@@ -287,8 +271,8 @@ static int train(struct run *rn, struct cnn_err *err)
         return rc;
     rn->parent_version = rn->mv->version;
     rn->pp = *cnn_model_preproc(rn->mv->model);
-    meta_get(cnn_model_meta(rn->mv->model), "arch", rn->parent_arch, sizeof rn->parent_arch);
-    meta_get(cnn_model_meta(rn->mv->model), "trained_at", rn->parent_trained_at,
+    cnn_model_meta_value(rn->mv->model, "arch", rn->parent_arch, sizeof rn->parent_arch);
+    cnn_model_meta_value(rn->mv->model, "trained_at", rn->parent_trained_at,
              sizeof rn->parent_trained_at);
     pthread_mutex_lock(&rn->j->mu);
     job->parent_version = rn->parent_version;

@@ -214,22 +214,6 @@ static int parse(int argc, char **argv, struct train_args *a)
     return parse_augment(v[O_AUGMENT], a);
 }
 
-/* Copies the value of "key=" from "key=value" lines; "" when absent. */
-static void meta_get(const char *meta, const char *key, char *buf, size_t n)
-{
-    size_t klen = strlen(key);
-    buf[0] = '\0';
-    for (const char *line = meta; line && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=') {
-            snprintf(buf, n, "%.*s", (int)(len - klen - 1), line + klen + 1);
-            return;
-        }
-        line = end ? end + 1 : NULL;
-    }
-}
-
 /* The model being trained and where it came from. */
 struct source {
     struct cnn_model *m; /* compiled */
@@ -347,7 +331,7 @@ static int open_inputs(struct run_state *s)
     } else {
         rc = tool_open_model(a->spec, TOOL_ARCH_RANDOM, &s->src.m);
         if (rc == TOOL_OK)
-            meta_get(cnn_model_meta(s->src.m), "arch", s->src.arch, sizeof s->src.arch);
+            cnn_model_meta_value(s->src.m, "arch", s->src.arch, sizeof s->src.arch);
     }
     if (rc)
         return rc;
@@ -424,7 +408,7 @@ static char *lineage(const struct run_state *s)
     PUT("parent=%s\n", s->src.fresh ? "none (random init)" : a->spec);
     if (!s->src.fresh) {
         char pv[256];
-        meta_get(cnn_model_meta(s->src.m), "trained_at", pv, sizeof pv);
+        cnn_model_meta_value(s->src.m, "trained_at", pv, sizeof pv);
         if (pv[0])
             PUT("parent_trained_at=%s\n", pv);
     }

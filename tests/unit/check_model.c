@@ -177,6 +177,16 @@ START_TEST(test_labels_and_meta_round_through_accessors)
     ck_assert_str_eq(cnn_model_meta(m), "");
     ck_assert_int_eq(cnn_model_set_meta(m, "parent=1\n", &err), 0);
     ck_assert_str_eq(cnn_model_meta(m), "parent=1\n");
+    char v[8];
+    cnn_model_meta_value(m, "parent", v, sizeof v);
+    ck_assert_str_eq(v, "1");
+    ck_assert_int_eq(cnn_model_set_meta(m, "archx=2\narch=lenet5\nlast=verylongvalue", &err), 0);
+    cnn_model_meta_value(m, "arch", v, sizeof v); /* not the "archx" line */
+    ck_assert_str_eq(v, "lenet5");
+    cnn_model_meta_value(m, "last", v, sizeof v); /* no newline at the end; cut to fit */
+    ck_assert_str_eq(v, "verylon");
+    cnn_model_meta_value(m, "parent", v, sizeof v);
+    ck_assert_str_eq(v, "");
     const char *bad[4] = {"a", "", "c", "d"};
     ck_assert_int_eq(cnn_model_set_labels(m, bad, 4, &err), CNN_EINVAL);
     ck_assert_str_eq(cnn_model_label(m, 1), "one"); /* unchanged */
