@@ -29,15 +29,13 @@ void cnn_train_driver_opts_default(struct cnn_train_driver_opts *o)
 {
     *o = (struct cnn_train_driver_opts){
         .val_split = 0.1,
-        .seed = 1,
         .epochs = 10,
         .batch = 64,
-        .lr = 0.05f,
-        .momentum = 0.9f,
-        .step_gamma = 0.1f,
-        .schedule = CNN_LR_COSINE,
         .trained_by = "",
     };
+    cnn_train_config_default(&o->train);
+    o->train.step_epochs = 0;
+    o->train.seed = 1;
 }
 
 static double now_s(void)
@@ -69,7 +67,7 @@ int cnn_train_driver_create(const struct cnn_dataset *d, const struct cnn_train_
     if (!drv->train_idx || !drv->val_idx || !drv->results)
         rc = cnn_err_set(err, CNN_ENOMEM, "train: out of memory");
     if (rc == 0)
-        rc = cnn_dataset_split(d, o->val_split, o->seed, drv->train_idx, &drv->n_train,
+        rc = cnn_dataset_split(d, o->val_split, o->train.seed, drv->train_idx, &drv->n_train,
                                drv->val_idx, &drv->n_val, err);
     if (rc == 0 && drv->n_train < 1)
         rc = cnn_err_set(err, CNN_EINVAL, "train: no training items");
@@ -110,25 +108,17 @@ static int same_labels(const struct cnn_model *m, const char *const *labels, int
     return 1;
 }
 
+/* o->train with the steps planned here. */
 static void train_config(const struct cnn_train_driver *drv, struct cnn_train_config *cfg)
 {
     const struct cnn_train_driver_opts *o = &drv->o;
-    cnn_train_config_default(cfg);
-    cfg->lr = o->lr;
-    cfg->momentum = o->momentum;
-    cfg->nesterov = o->nesterov;
-    cfg->weight_decay = o->weight_decay;
-    cfg->schedule = o->schedule;
-    cfg->step_epochs = o->step_epochs > 0 ? o->step_epochs : o->epochs >= 3 ? o->epochs / 3 : 1;
-    cfg->step_gamma = o->step_gamma;
+    *cfg = o->train;
+    if (cfg->step_epochs <= 0)
+        cfg->step_epochs = o->epochs >= 3 ? o->epochs / 3 : 1;
     cfg->steps_per_epoch = drv->spe;
     cfg->warmup_steps = drv->warmup_steps;
     cfg->total_steps = drv->total_steps;
-    cfg->freeze_upto = o->freeze_upto;
-    cfg->seed = o->seed;
     cfg->max_batch = o->batch;
-    cfg->threads = o->threads;
-    cfg->cancel = o->cancel;
 }
 
 int cnn_train_driver_setup(struct cnn_train_driver *drv, const struct cnn_model *base,
@@ -168,10 +158,10 @@ int cnn_train_driver_run(struct cnn_train_driver *drv, struct cnn_err *err)
         .input = &drv->input,
         .epochs = o->epochs,
         .batch = o->batch,
-        .seed = o->seed,
+        .seed = o->train.seed,
         .aug = o->aug,
         .max_steps = o->max_steps,
-        .cancel = o->cancel,
+        .cancel = o->train.cancel,
         .progress = o->progress,
         .progress_arg = o->progress_arg,
     };

@@ -13,8 +13,6 @@
 #include "train.h"
 #include "train_loop.h"
 
-#include <stdatomic.h>
-#include <stdint.h>
 
 /* What the run does with the base model's classifier head (lineage key `head`). */
 enum cnn_train_head {
@@ -24,25 +22,22 @@ enum cnn_train_head {
 };
 
 struct cnn_train_driver_opts {
+    /* the trainer's configuration: lr, momentum, nesterov, weight_decay, schedule,
+     * step_epochs (0 here: epochs / 3, at least 1), step_gamma, freeze_upto (borrowed until
+     * setup returns), seed (also the split, shuffles and augmentation), threads, cancel
+     * (borrowed for the driver's life; also checked before every validation batch).  The
+     * driver sets steps_per_epoch, warmup_steps, total_steps and max_batch itself. */
+    struct cnn_train_config train;
     /* label set: NULL keeps the base's head; else n_labels names (borrowed until
      * cnn_train_driver_setup() returns) -- the base's own labels keep the head, others
      * replace it with n_labels outputs */
     const char *const *labels;
     int n_labels;
     double val_split;              /* stratified fraction held out, [0, 1) */
-    uint64_t seed;                 /* split, shuffles, augmentation, dropout, new head */
     int epochs, batch;             /* >= 1; 1..65536 */
-    float lr, momentum, weight_decay, step_gamma;
-    int nesterov;
-    enum cnn_lr_schedule schedule;
-    int step_epochs;               /* CNN_LR_STEP; 0: epochs / 3 (at least 1) */
     double warmup_epochs;          /* linear warm-up, may be fractional; rounded to steps */
-    const char *freeze_upto;       /* layer name or NULL (borrowed until setup returns) */
     long max_steps;                /* > 0: stop after this many steps overall (benchmarks) */
-    int threads;                   /* the trainer's threads, see cnn_train_config */
     struct cnn_augment aug;        /* training batches only */
-    const atomic_int *cancel;      /* optional; borrowed for the driver's life: checked
-                                      before every step and validation batch */
     /* optional; called on the thread of cnn_train_driver_run() (see cnn_loop_config) */
     void (*progress)(const struct cnn_train_progress *p, void *arg);
     void *progress_arg;
@@ -55,10 +50,9 @@ struct cnn_train_driver_opts {
     const char *trained_by;      /* e.g. "cnn train 0.1.0" */
 };
 
-/* Defaults: no labels, val_split 0.1, seed 1, 10 epochs, batch 64, lr 0.05, momentum 0.9,
- * weight decay 0, step_gamma 0.1, cosine schedule, step_epochs 0, no warm-up, nothing
- * frozen, no step limit, threads 1, no augmentation, no cancel flag, no progress, parent
- * NULL, trained_by "". */
+/* Defaults: train = cnn_train_config_default() but step_epochs 0 (auto) and seed 1; no
+ * labels, val_split 0.1, 10 epochs, batch 64, no warm-up, no step limit, no augmentation,
+ * no progress, parent NULL, trained_by "". */
 void cnn_train_driver_opts_default(struct cnn_train_driver_opts *o);
 
 struct cnn_train_driver_info {

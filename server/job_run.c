@@ -1,8 +1,8 @@
 /* Running one fine-tune job on a job thread (see jobs.h): the live version of the model
- * -> the dataset under the data root (class folders matched to labels by name) -> a
- * trainer (new head for a new label set) -> cnn_train_loop_run with progress written into
- * the job -> the validation gate -> publish_version + registry_publish (succeeded), or the
- * model kept as NAME/.rejected-jobN (rejected).  A cancel stops it at the next step and
+ * -> the dataset under the data root (class folders matched to labels by name) -> the
+ * training driver (train_driver.h: split, new head for a new label set, epochs with
+ * progress written into the job, lineage) -> the validation gate -> publish_version +
+ * registry_publish (succeeded), or the model kept as NAME/.rejected-jobN (rejected).  A cancel stops it at the next step and
  * writes nothing. */
 #include "examples.h"
 #include "jobs_internal.h"
@@ -173,17 +173,17 @@ static int make_driver(struct run *rn, struct cnn_err *err)
     cnn_train_driver_opts_default(&o);
     o.labels = (const char *const *)sp->labels;
     o.n_labels = sp->n_labels;
+    o.train.lr = (float)sp->learning_rate;
+    o.train.momentum = (float)sp->momentum;
+    o.train.weight_decay = (float)sp->weight_decay;
+    o.train.schedule = sp->schedule;
+    o.train.freeze_upto = sp->freeze[0] ? sp->freeze : NULL;
+    o.train.seed = sp->seed;
+    o.train.threads = rn->j->cfg.threads_per_job; /* helpers inherit this thread's nice value */
+    o.train.cancel = &rn->job->cancel;
     o.val_split = sp->validation_split;
-    o.seed = sp->seed;
     o.epochs = sp->epochs;
     o.batch = sp->batch_size;
-    o.lr = (float)sp->learning_rate;
-    o.momentum = (float)sp->momentum;
-    o.weight_decay = (float)sp->weight_decay;
-    o.schedule = sp->schedule;
-    o.freeze_upto = sp->freeze[0] ? sp->freeze : NULL;
-    o.threads = rn->j->cfg.threads_per_job; /* helpers inherit this thread's nice value */
-    o.cancel = &rn->job->cancel;
     o.progress = on_progress;
     o.progress_arg = rn;
     snprintf(rn->parent, sizeof rn->parent, "%s/%d", job->model, rn->mv->version);

@@ -1,7 +1,8 @@
 /* `cnn train ARCH|MODEL --data PATH ...`: trains a fresh architecture (seeded random
  * weights) or fine-tunes a model file (optionally frozen up to a layer, with a new head for
- * a new label set) on an IDX or class-folder dataset, printing progress, and writes the
- * result with its lineage metadata only at the end through cnn_model_save() (atomic), so
+ * a new label set) on an IDX or class-folder dataset through the training driver
+ * (train_driver.h), printing progress, and writes the result with its lineage metadata
+ * only at the end through cnn_model_save() (atomic), so
  * Ctrl-C / SIGTERM (stop at the next step boundary) or a kill never leave a partial file. */
 #include "arch.h"
 #include "gemm.h"
@@ -11,14 +12,12 @@
 #include "train_driver.h"
 #include "train_report.h"
 
-#include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char USAGE[] =
@@ -343,23 +342,23 @@ static void driver_opts(const struct run_state *s, struct cnn_train_driver_opts 
     cnn_train_driver_opts_default(o);
     o->labels = (const char *const *)s->labels;
     o->n_labels = s->n_labels;
+    o->train.lr = (float)a->lr;
+    o->train.momentum = (float)a->momentum;
+    o->train.nesterov = a->nesterov;
+    o->train.weight_decay = (float)a->wd;
+    o->train.schedule = a->schedule;
+    o->train.step_epochs = (int)a->step_epochs;
+    o->train.step_gamma = (float)a->gamma;
+    o->train.freeze_upto = a->freeze;
+    o->train.seed = a->seed;
+    o->train.threads = (int)a->threads;
+    o->train.cancel = &g_stop;
     o->val_split = a->val_split;
-    o->seed = a->seed;
     o->epochs = (int)a->epochs;
     o->batch = (int)a->batch;
-    o->lr = (float)a->lr;
-    o->momentum = (float)a->momentum;
-    o->nesterov = a->nesterov;
-    o->weight_decay = (float)a->wd;
-    o->schedule = a->schedule;
-    o->step_epochs = (int)a->step_epochs;
-    o->step_gamma = (float)a->gamma;
     o->warmup_epochs = a->warmup;
-    o->freeze_upto = a->freeze;
     o->max_steps = a->steps;
-    o->threads = (int)a->threads;
     o->aug = (struct cnn_augment){.crop_pad = a->crop ? (int)a->crop_pad : 0, .hflip = a->flip};
-    o->cancel = &g_stop;
     o->parent = s->src.fresh ? NULL : a->spec;
     o->dataset_classes = a->data.classes;
     snprintf(trained_by, cap, "cnn train %s", CNN_TOOL_VERSION);
@@ -374,7 +373,7 @@ static int make_driver(struct run_state *s, struct cnn_train_driver_opts *o)
         return tool_fail(s->a->data.path, "%s", err.msg);
     struct cnn_train_driver_info in;
     cnn_train_driver_info(s->drv, &in);
-    if (o->schedule == CNN_LR_COSINE && in.warmup_steps >= in.total_steps)
+    if (o->train.schedule == CNN_LR_COSINE && in.warmup_steps >= in.total_steps)
         return tool_usage("train", "--warmup covers all %ld steps", in.total_steps);
     int rc = cnn_train_driver_setup(s->drv, s->src.m, &err);
     if (rc == CNN_ENOENT)

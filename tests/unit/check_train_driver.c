@@ -85,7 +85,7 @@ static void small_opts(struct cnn_train_driver_opts *o)
     o->epochs = 2;
     o->batch = 8;
     o->val_split = 0.25;
-    o->seed = 3;
+    o->train.seed = 3;
     o->parent = "base.cnn";
     o->trained_by = "check_train_driver";
 }
@@ -119,29 +119,45 @@ static double output_gap(const struct cnn_model *a, const struct cnn_model *b)
     return gap;
 }
 
+/* Sets up a driver over base for labels[0..n) (NULL: none) and exports at once; checks
+ * the head it reports, the classes and last label of the export and the lineage's
+ * head / classes lines.  Returns the export (owned by the caller). */
+static struct cnn_model *export_for_labels(const struct cnn_model *base, const char *const *labels,
+                                           int n, enum cnn_train_head want)
+{
+    struct cnn_train_driver_opts o;
+    small_opts(&o);
+    o.labels = labels;
+    o.n_labels = n;
+    struct cnn_train_driver *drv = driver_for(base, &o);
+    struct cnn_train_driver_info in;
+    cnn_train_driver_info(drv, &in);
+    int classes = labels ? n : cnn_model_num_classes(base);
+    ck_assert_int_eq(in.head, want);
+    ck_assert_int_eq(in.classes, classes);
+    struct cnn_model *out = NULL;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_train_driver_export(drv, &out, &err) == 0, "%s", err.msg);
+    cnn_train_driver_destroy(drv);
+    ck_assert_int_eq(cnn_model_num_classes(out), classes);
+    ck_assert_str_eq(cnn_model_label(out, classes - 1),
+                     labels ? labels[n - 1] : cnn_model_label(base, classes - 1));
+    char line[48];
+    snprintf(line, sizeof line, "\nhead=%s\nclasses=%d\n",
+             want == CNN_TRAIN_HEAD_KEPT ? "kept" : "replaced", classes);
+    ck_assert_msg(strstr(cnn_model_meta(out), line), "no '%s'", line);
+    return out;
+}
+
 START_TEST(test_same_labels_or_none_keep_the_head_and_its_weights)
 {
     struct cnn_model *base = base_model(NULL);
     const char *same[4] = {"zero", "one", "two", "three"};
     for (int with_labels = 0; with_labels < 2; with_labels++) {
-        struct cnn_train_driver_opts o;
-        small_opts(&o);
-        o.labels = with_labels ? same : NULL;
-        o.n_labels = with_labels ? 4 : 0;
-        struct cnn_train_driver *drv = driver_for(base, &o);
-        struct cnn_train_driver_info in;
-        cnn_train_driver_info(drv, &in);
-        ck_assert_int_eq(in.head, CNN_TRAIN_HEAD_KEPT);
-        ck_assert_int_eq(in.classes, 4);
-        struct cnn_model *out = NULL;
-        struct cnn_err err = {0};
-        ck_assert_msg(cnn_train_driver_export(drv, &out, &err) == 0, "%s", err.msg);
-        ck_assert_int_eq(cnn_model_num_classes(out), 4);
-        ck_assert_str_eq(cnn_model_label(out, 3), "three");
+        struct cnn_model *out =
+            export_for_labels(base, with_labels ? same : NULL, 4, CNN_TRAIN_HEAD_KEPT);
         ck_assert_msg(output_gap(base, out) < 1e-6, "the kept head changed the outputs");
-        ck_assert_ptr_nonnull(strstr(cnn_model_meta(out), "\nhead=kept\nclasses=4\n"));
         cnn_model_destroy(out);
-        cnn_train_driver_destroy(drv);
     }
     cnn_model_destroy(base);
 }
@@ -151,31 +167,13 @@ START_TEST(test_other_labels_replace_the_head_with_their_class_count)
 {
     struct cnn_model *base = base_model(NULL);
     const char *two[2] = {"left", "right"};
+    struct cnn_model *out = export_for_labels(base, two, 2, CNN_TRAIN_HEAD_REPLACED);
+    ck_assert_str_eq(cnn_model_label(out, 0), "left");
+    cnn_model_destroy(out);
     const char *renamed[4] = {"zero", "one", "two", "drei"}; /* same count, another name */
-    for (int k = 0; k < 2; k++) {
-        struct cnn_train_driver_opts o;
-        small_opts(&o);
-        o.labels = k ? renamed : two;
-        o.n_labels = k ? 4 : 2;
-        struct cnn_train_driver *drv = driver_for(base, &o);
-        struct cnn_train_driver_info in;
-        cnn_train_driver_info(drv, &in);
-        ck_assert_int_eq(in.head, CNN_TRAIN_HEAD_REPLACED);
-        ck_assert_int_eq(in.classes, o.n_labels);
-        struct cnn_model *out = NULL;
-        struct cnn_err err = {0};
-        ck_assert_msg(cnn_train_driver_export(drv, &out, &err) == 0, "%s", err.msg);
-        ck_assert_int_eq(cnn_model_num_classes(out), o.n_labels);
-        ck_assert_str_eq(cnn_model_label(out, 1), o.labels[1]);
-        ck_assert_str_eq(cnn_model_label(out, o.n_labels - 1), o.labels[o.n_labels - 1]);
-        if (k) /* a fresh head: the same inputs no longer give the same outputs */
-            ck_assert_msg(output_gap(base, out) > 1e-4, "the head was not replaced");
-        char want[32];
-        snprintf(want, sizeof want, "\nhead=replaced\nclasses=%d\n", o.n_labels);
-        ck_assert_ptr_nonnull(strstr(cnn_model_meta(out), want));
-        cnn_model_destroy(out);
-        cnn_train_driver_destroy(drv);
-    }
+    out = export_for_labels(base, renamed, 4, CNN_TRAIN_HEAD_REPLACED);
+    ck_assert_msg(output_gap(base, out) > 1e-4, "a new head, yet the same outputs");
+    cnn_model_destroy(out);
     cnn_model_destroy(base);
 }
 END_TEST
@@ -338,7 +336,7 @@ START_TEST(test_cancel_stops_between_steps)
     struct stopper st = {.flag = &flag, .at_step = 3};
     struct cnn_train_driver_opts o;
     small_opts(&o);
-    o.cancel = &flag;
+    o.train.cancel = &flag;
     o.progress = stop_at;
     o.progress_arg = &st;
     struct cnn_train_driver *drv = driver_for(base, &o);
@@ -370,7 +368,7 @@ START_TEST(test_errors_are_returned_not_crashed_on)
     o.batch = 0;
     ck_assert_int_eq(cnn_train_driver_create(data, &o, &drv, &err), CNN_EINVAL);
     small_opts(&o);
-    o.freeze_upto = "no_such_layer";
+    o.train.freeze_upto = "no_such_layer";
     ck_assert_int_eq(cnn_train_driver_create(data, &o, &drv, &err), 0);
     struct cnn_model *out = NULL;
     ck_assert_int_eq(cnn_train_driver_run(drv, &err), CNN_EINVAL);
