@@ -360,6 +360,8 @@ static void driver_opts(const struct run_state *s, struct cnn_train_driver_opts 
     o->max_steps = a->steps;
     o->aug = (struct cnn_augment){.crop_pad = a->crop ? (int)a->crop_pad : 0, .hflip = a->flip};
     o->parent = s->src.fresh ? NULL : a->spec;
+    int idx = strncmp(cnn_dataset_source(s->d), "idx:", 4) == 0;
+    o->dataset_split = idx ? a->data.split : NULL; /* when given; the source names the file */
     o->dataset_classes = a->data.classes;
     snprintf(trained_by, cap, "cnn train %s", CNN_TOOL_VERSION);
     o->trained_by = trained_by;
