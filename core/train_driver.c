@@ -16,9 +16,9 @@ struct cnn_train_driver {
     int *train_idx, *val_idx, n_train, n_val;
     long spe, total_steps, warmup_steps;
     struct cnn_trainer *t;
-    struct cnn_preproc input;  /* the base's, copied at setup */
+    struct cnn_preproc input; /* the base's, copied at setup */
     enum cnn_train_head head;
-    char arch[64];             /* the base's `arch`, "" when none */
+    char arch[64]; /* the base's `arch`, "" when none */
     char parent_trained_at[64];
     struct cnn_epoch_result *results; /* o.epochs */
     int epochs_done;
@@ -52,8 +52,8 @@ int cnn_train_driver_create(const struct cnn_dataset *d, const struct cnn_train_
     if (!d || !o)
         return cnn_err_set(err, CNN_EINVAL, "train: missing dataset or options");
     if (o->epochs < 1 || o->batch < 1 || o->batch > 65536)
-        return cnn_err_set(err, CNN_EINVAL, "train: epochs %d or batch %d out of range",
-                           o->epochs, o->batch);
+        return cnn_err_set(err, CNN_EINVAL, "train: epochs %d or batch %d out of range", o->epochs,
+                           o->batch);
     struct cnn_train_driver *drv = calloc(1, sizeof *drv);
     if (!drv)
         return cnn_err_set(err, CNN_ENOMEM, "train: out of memory");
@@ -133,8 +133,7 @@ int cnn_train_driver_setup(struct cnn_train_driver *drv, const struct cnn_model 
         return err && err->code ? err->code : CNN_ENOMEM;
     drv->input = *cnn_model_preproc(base);
     cnn_model_meta_value(base, "arch", drv->arch, sizeof drv->arch);
-    cnn_model_meta_value(base, "trained_at", drv->parent_trained_at,
-                         sizeof drv->parent_trained_at);
+    cnn_model_meta_value(base, "trained_at", drv->parent_trained_at, sizeof drv->parent_trained_at);
     drv->head = drv->o.parent ? CNN_TRAIN_HEAD_KEPT : CNN_TRAIN_HEAD_RANDOM;
     if (drv->o.labels && !same_labels(base, drv->o.labels, drv->o.n_labels)) {
         struct cnn_err e = {0};

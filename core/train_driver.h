@@ -13,7 +13,6 @@
 #include "train.h"
 #include "train_loop.h"
 
-
 /* What the run does with the base model's classifier head (lineage key `head`). */
 enum cnn_train_head {
     CNN_TRAIN_HEAD_KEPT = 0,     /* no label set given, or the base's own labels */
@@ -33,11 +32,11 @@ struct cnn_train_driver_opts {
      * replace it with n_labels outputs */
     const char *const *labels;
     int n_labels;
-    double val_split;              /* stratified fraction held out, [0, 1) */
-    int epochs, batch;             /* >= 1; 1..65536 */
-    double warmup_epochs;          /* linear warm-up, may be fractional; rounded to steps */
-    long max_steps;                /* > 0: stop after this many steps overall (benchmarks) */
-    struct cnn_augment aug;        /* training batches only */
+    double val_split;       /* stratified fraction held out, [0, 1) */
+    int epochs, batch;      /* >= 1; 1..65536 */
+    double warmup_epochs;   /* linear warm-up, may be fractional; rounded to steps */
+    long max_steps;         /* > 0: stop after this many steps overall (benchmarks) */
+    struct cnn_augment aug; /* training batches only */
     /* optional; called on the thread of cnn_train_driver_run() (see cnn_loop_config) */
     void (*progress)(const struct cnn_train_progress *p, void *arg);
     void *progress_arg;
@@ -56,17 +55,17 @@ struct cnn_train_driver_opts {
 void cnn_train_driver_opts_default(struct cnn_train_driver_opts *o);
 
 struct cnn_train_driver_info {
-    int n_train, n_val;         /* items after the split */
-    long steps_per_epoch;       /* cnn_train_loop_steps_per_epoch(n_train, batch) */
-    long total_steps;           /* steps_per_epoch * epochs, capped by max_steps */
-    long warmup_steps;          /* warmup_epochs * steps_per_epoch, rounded */
-    int classes;                /* the trainer's classes; 0 before setup */
-    enum cnn_train_head head;   /* valid after setup */
-    long steps_done;            /* steps trained so far */
-    int epochs_done;            /* whole epochs (with validation) run */
+    int n_train, n_val;                  /* items after the split */
+    long steps_per_epoch;                /* cnn_train_loop_steps_per_epoch(n_train, batch) */
+    long total_steps;                    /* steps_per_epoch * epochs, capped by max_steps */
+    long warmup_steps;                   /* warmup_epochs * steps_per_epoch, rounded */
+    int classes;                         /* the trainer's classes; 0 before setup */
+    enum cnn_train_head head;            /* valid after setup */
+    long steps_done;                     /* steps trained so far */
+    int epochs_done;                     /* whole epochs (with validation) run */
     const struct cnn_epoch_result *last; /* the last whole epoch, NULL when none; owned
                                             by the driver */
-    double seconds;             /* wall time of cnn_train_driver_run() */
+    double seconds;                      /* wall time of cnn_train_driver_run() */
 };
 
 struct cnn_train_driver;

@@ -2,8 +2,8 @@
  * -> the dataset under the data root (class folders matched to labels by name) -> the
  * training driver (train_driver.h: split, new head for a new label set, epochs with
  * progress written into the job, lineage) -> the validation gate -> publish_version +
- * registry_publish (succeeded), or the model kept as NAME/.rejected-jobN (rejected).  A cancel stops it at the next step and
- * writes nothing. */
+ * registry_publish (succeeded), or the model kept as NAME/.rejected-jobN (rejected).  A cancel
+ * stops it at the next step and writes nothing. */
 #include "examples.h"
 #include "jobs_internal.h"
 #include "log.h"
@@ -198,8 +198,8 @@ static int make_driver(struct run *rn, struct cnn_err *err)
     snprintf(rn->extra, sizeof rn->extra, "min_accuracy=%g\njob_id=%ld\n", sp->min_accuracy,
              job->id);
     o.extra = rn->extra;
-    snprintf(rn->trained_by, sizeof rn->trained_by, "cnnd %s fine-tune job %ld",
-             rn->j->cfg.version, job->id);
+    snprintf(rn->trained_by, sizeof rn->trained_by, "cnnd %s fine-tune job %ld", rn->j->cfg.version,
+             job->id);
     o.trained_by = rn->trained_by;
     return cnn_train_driver_create(rn->d, &o, &rn->drv, err);
 }

@@ -52,9 +52,9 @@ static void setup(void)
     write_idx("train-labels-idx1-ubyte", (const unsigned[]){0x801, N}, 2, lab, sizeof lab);
     struct cnn_model *m = test_net_small(1);
     struct cnn_err err = {0};
-    ck_assert_msg(cnn_dataset_open(dir, CNN_DATASET_IDX, "train", cnn_model_preproc(m), &data,
-                                   &err) == 0,
-                  "%s", err.msg);
+    ck_assert_msg(
+        cnn_dataset_open(dir, CNN_DATASET_IDX, "train", cnn_model_preproc(m), &data, &err) == 0,
+        "%s", err.msg);
     cnn_model_destroy(m);
 }
 
@@ -248,10 +248,14 @@ START_TEST(test_lineage_has_the_documented_keys_in_order)
                            "step_gamma warmup_steps total_steps loss seed batch bn_momentum "
                            "frozen_upto steps final_train_loss final_train_acc final_val_loss "
                            "final_val_acc train_seconds job_id trained_at trained_by");
-    const char *want[] = {"arch=small\n", "parent=base.cnn\n",
-                          "parent_trained_at=2026-01-02T03:04:05Z\n", "dataset=idx:set\n",
+    const char *want[] = {"arch=small\n",
+                          "parent=base.cnn\n",
+                          "parent_trained_at=2026-01-02T03:04:05Z\n",
+                          "dataset=idx:set\n",
                           "train_items=72\nval_items=24\nval_split=0.25\nepochs=2\n",
-                          "augment=crop\ncrop_pad=1\n", "steps=18\n", "job_id=7\n",
+                          "augment=crop\ncrop_pad=1\n",
+                          "steps=18\n",
+                          "job_id=7\n",
                           "trained_by=check_train_driver\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(meta, want[i]) != NULL, "no '%s' in\n%s", want[i], meta);
@@ -278,7 +282,7 @@ START_TEST(test_fresh_model_lineage_says_random_init)
     ck_assert_ptr_null(strstr(meta, "parent_trained_at"));
     ck_assert_ptr_nonnull(strstr(meta, "dataset=idx:")); /* cnn_dataset_source() */
     ck_assert_ptr_nonnull(strstr(meta, "augment=none\n"));
-    ck_assert_ptr_null(strstr(meta, "final_"));          /* nothing trained yet */
+    ck_assert_ptr_null(strstr(meta, "final_")); /* nothing trained yet */
     free(meta);
     cnn_train_driver_destroy(drv);
     cnn_model_destroy(base);
