@@ -1,44 +1,31 @@
 /* Running one fine-tune job on a job thread (see jobs.h): the live version of the model
- * -> the dataset under the data root (class folders matched to labels by name) -> a
- * trainer (new head for a new label set) -> cnn_train_loop_run with progress written into
- * the job -> the validation gate -> publish_version + registry_publish (succeeded), or the
- * model kept as NAME/.rejected-jobN (rejected).  A cancel stops it at the next step and
- * writes nothing. */
+ * -> the dataset under the data root (class folders matched to labels by name) -> the
+ * training driver (train_driver.h: split, new head for a new label set, epochs with
+ * progress written into the job, lineage) -> the validation gate -> publish_version +
+ * registry_publish (succeeded), or the model kept as NAME/.rejected-jobN (rejected).  A cancel
+ * stops it at the next step and writes nothing. */
 #include "examples.h"
 #include "jobs_internal.h"
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
 #include "registry.h"
+#include "train_driver.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct run {
     struct jobs *j;
     struct job *job;
-    struct model_version *mv; /* the parent, held until the trainer has copied it */
-    int parent_version;
-    char parent_arch[64], parent_trained_at[64];
-    struct cnn_preproc pp;
+    struct model_version *mv; /* the parent, held until the driver has copied it */
     struct cnn_dataset *d;
-    int *train_idx, *val_idx, n_train, n_val;
-    int head_replaced;
-    struct cnn_trainer *t;
-    struct cnn_epoch_result *results;
-    int epochs_done;
-    double seconds;
+    struct cnn_train_driver *drv;
+    char parent[REPO_NAME_MAX + 16], dataset[SAFEPATH_MAX + 16], extra[96], trained_by[96];
+    char *classes; /* "3,0" when the spec picks dataset classes, else NULL; owned */
 };
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void set_phase(struct run *rn, const char *phase)
 {
@@ -132,7 +119,8 @@ static int match_folders(struct run *rn, const char *const *labels, int n, int n
 static int open_dataset(struct run *rn, struct cnn_err *err)
 {
     const struct job_spec *sp = &rn->job->spec;
-    int rc = cnn_dataset_open(rn->job->dataset_real, sp->format, sp->split, &rn->pp, &rn->d, err);
+    int rc = cnn_dataset_open(rn->job->dataset_real, sp->format, sp->split,
+                              cnn_model_preproc(rn->mv->model), &rn->d, err);
     if (rc)
         return rc;
     if (sp->classes && (rc = cnn_dataset_keep_classes(rn->d, sp->classes, sp->n_classes, err)))
@@ -163,103 +151,57 @@ static int open_dataset(struct run *rn, struct cnn_err *err)
     return 0;
 }
 
-static int same_labels(const struct cnn_model *m, char **labels, int n)
+/* "1,8,9" for the spec's dataset classes, NULL when it keeps them all or out of memory. */
+static char *class_list(const struct job_spec *sp)
 {
-    if (cnn_model_num_classes(m) != n)
-        return 0;
-    for (int k = 0; k < n; k++) {
-        const char *l = cnn_model_label(m, k);
-        if (!l || strcmp(l, labels[k]) != 0)
-            return 0;
-    }
-    return 1;
+    if (!sp->classes)
+        return NULL;
+    size_t cap = (size_t)sp->n_classes * 12 + 1;
+    char *s = malloc(cap);
+    size_t n = 0;
+    for (int i = 0; s && i < sp->n_classes; i++)
+        n += (size_t)snprintf(s + n, cap - n, "%s%d", i ? "," : "", sp->classes[i]);
+    return s;
 }
 
-static int make_trainer(struct run *rn, struct cnn_err *err)
-{
-    const struct job_spec *sp = &rn->job->spec;
-    long spe = cnn_train_loop_steps_per_epoch(rn->n_train, sp->batch_size);
-    struct cnn_train_config cfg;
-    cnn_train_config_default(&cfg);
-    cfg.lr = (float)sp->learning_rate;
-    cfg.momentum = (float)sp->momentum;
-    cfg.weight_decay = (float)sp->weight_decay;
-    cfg.schedule = sp->schedule;
-    cfg.step_epochs = sp->epochs >= 3 ? sp->epochs / 3 : 1;
-    cfg.step_gamma = 0.1f;
-    cfg.steps_per_epoch = spe > 0 ? spe : 1;
-    cfg.total_steps = cfg.steps_per_epoch * sp->epochs;
-    cfg.freeze_upto = sp->freeze[0] ? sp->freeze : NULL;
-    cfg.seed = sp->seed;
-    cfg.max_batch = sp->batch_size;
-    cfg.threads = rn->j->cfg.threads_per_job; /* helpers inherit this thread's nice value */
-    cfg.cancel = &rn->job->cancel;
-    rn->t = cnn_trainer_create(rn->mv->model, &cfg, err);
-    if (!rn->t)
-        return err->code ? err->code : CNN_ENOMEM;
-    if (sp->labels && !same_labels(rn->mv->model, sp->labels, sp->n_labels)) {
-        int rc =
-            cnn_trainer_replace_head(rn->t, (const char *const *)sp->labels, sp->n_labels, err);
-        if (rc)
-            return rc;
-        rn->head_replaced = 1;
-    }
-    return 0;
-}
-
-/* Lineage metadata: parent, dataset, hyperparameters, final metrics ("key=value" lines). */
-static char *lineage(const struct run *rn)
+/* The driver: split, plan; the lineage strings live in rn. */
+static int make_driver(struct run *rn, struct cnn_err *err)
 {
     const struct job *job = rn->job;
     const struct job_spec *sp = &job->spec;
-    size_t cap = 8192;
-    char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    int n = 0;
-#define PUT(...) (n += snprintf(buf + n, n < (int)cap ? cap - (size_t)n : 0, __VA_ARGS__))
-    if (rn->parent_arch[0])
-        PUT("arch=%s\n", rn->parent_arch);
-    PUT("parent=%s/%d\n", job->model, rn->parent_version);
-    if (rn->parent_trained_at[0])
-        PUT("parent_trained_at=%s\n", rn->parent_trained_at);
-    PUT("dataset=%s:%s\n", sp->format == CNN_DATASET_IDX ? "idx" : "folder", sp->path);
-    if (sp->format == CNN_DATASET_IDX)
-        PUT("dataset_split=%s\n", sp->split);
-    if (sp->classes) {
-        PUT("dataset_classes=");
-        for (int i = 0; i < sp->n_classes; i++)
-            PUT("%s%d", i ? "," : "", sp->classes[i]);
-        PUT("\n");
-    }
-    PUT("train_items=%d\nval_items=%d\nval_split=%g\nepochs=%d\n", rn->n_train, rn->n_val,
-        sp->validation_split, sp->epochs);
-    PUT("head=%s\n", rn->head_replaced ? "replaced" : "kept");
-    char hyper[2048];
-    cnn_trainer_describe(rn->t, hyper, sizeof hyper);
-    PUT("%s%s", hyper, hyper[0] && hyper[strlen(hyper) - 1] != '\n' ? "\n" : "");
-    if (rn->epochs_done > 0) {
-        const struct cnn_epoch_result *e = &rn->results[rn->epochs_done - 1];
-        PUT("final_train_loss=%.4f\nfinal_train_acc=%.4f\n", e->train_loss, e->train_acc);
-        if (!isnan(e->val_acc))
-            PUT("final_val_loss=%.4f\nfinal_val_acc=%.4f\n", e->val_loss, e->val_acc);
-    }
-    PUT("min_accuracy=%g\ntrain_seconds=%.1f\njob_id=%ld\n", sp->min_accuracy, rn->seconds,
-        job->id);
-    time_t now = time(NULL);
-    struct tm tm;
-    char at[32] = "";
-    if (gmtime_r(&now, &tm))
-        strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    PUT("trained_at=%s\ntrained_by=cnnd %s fine-tune job %ld\n", at, rn->j->cfg.version, job->id);
-#undef PUT
-    if (n >= (int)cap) { /* cut after the last whole line */
-        size_t k = cap - 1;
-        while (k > 0 && buf[k - 1] != '\n')
-            k--;
-        buf[k] = '\0';
-    }
-    return buf;
+    struct cnn_train_driver_opts o;
+    cnn_train_driver_opts_default(&o);
+    o.labels = (const char *const *)sp->labels;
+    o.n_labels = sp->n_labels;
+    o.train.lr = (float)sp->learning_rate;
+    o.train.momentum = (float)sp->momentum;
+    o.train.weight_decay = (float)sp->weight_decay;
+    o.train.schedule = sp->schedule;
+    o.train.freeze_upto = sp->freeze[0] ? sp->freeze : NULL;
+    o.train.seed = sp->seed;
+    o.train.threads = rn->j->cfg.threads_per_job; /* helpers inherit this thread's nice value */
+    o.train.cancel = &rn->job->cancel;
+    o.val_split = sp->validation_split;
+    o.epochs = sp->epochs;
+    o.batch = sp->batch_size;
+    o.progress = on_progress;
+    o.progress_arg = rn;
+    snprintf(rn->parent, sizeof rn->parent, "%s/%d", job->model, rn->mv->version);
+    o.parent = rn->parent;
+    snprintf(rn->dataset, sizeof rn->dataset, "%s:%s",
+             sp->format == CNN_DATASET_IDX ? "idx" : "folder", sp->path);
+    o.dataset = rn->dataset;
+    o.dataset_split = sp->format == CNN_DATASET_IDX ? sp->split : NULL;
+    if (sp->classes && !(rn->classes = class_list(sp)))
+        return cnn_err_set(err, CNN_ENOMEM, "out of memory");
+    o.dataset_classes = rn->classes;
+    snprintf(rn->extra, sizeof rn->extra, "min_accuracy=%g\njob_id=%ld\n", sp->min_accuracy,
+             job->id);
+    o.extra = rn->extra;
+    snprintf(rn->trained_by, sizeof rn->trained_by, "cnnd %s fine-tune job %ld", rn->j->cfg.version,
+             job->id);
+    o.trained_by = rn->trained_by;
+    return cnn_train_driver_create(rn->d, &o, &rn->drv, err);
 }
 
 /* Everything up to a trained trainer.  0, CNN_ECANCELED or an error. */
@@ -269,63 +211,39 @@ static int train(struct run *rn, struct cnn_err *err)
     int rc = registry_acquire(rn->j->cfg.reg, job->model, 0, &rn->mv, err);
     if (rc)
         return rc;
-    rn->parent_version = rn->mv->version;
-    rn->pp = *cnn_model_preproc(rn->mv->model);
-    cnn_model_meta_value(rn->mv->model, "arch", rn->parent_arch, sizeof rn->parent_arch);
-    cnn_model_meta_value(rn->mv->model, "trained_at", rn->parent_trained_at,
-             sizeof rn->parent_trained_at);
+    int parent_version = rn->mv->version;
     pthread_mutex_lock(&rn->j->mu);
-    job->parent_version = rn->parent_version;
+    job->parent_version = parent_version;
     snprintf(job->phase, sizeof job->phase, "loading dataset");
     pthread_mutex_unlock(&rn->j->mu);
     log_info("job started id=%ld model=%s parent_version=%d dataset=%s", job->id, job->model,
-             rn->parent_version, job->spec.path);
+             parent_version, job->spec.path);
 
     if ((rc = open_dataset(rn, err)))
         return rc;
     if (atomic_load(&job->cancel))
         return cnn_err_set(err, CNN_ECANCELED, "cancelled while loading the dataset");
-    int n = cnn_dataset_count(rn->d);
-    rn->train_idx = malloc((size_t)n * sizeof *rn->train_idx);
-    rn->val_idx = malloc((size_t)n * sizeof *rn->val_idx);
-    rn->results = calloc((size_t)job->spec.epochs, sizeof *rn->results);
-    if (!rn->train_idx || !rn->val_idx || !rn->results)
-        return cnn_err_set(err, CNN_ENOMEM, "out of memory");
-    rc = cnn_dataset_split(rn->d, job->spec.validation_split, job->spec.seed, rn->train_idx,
-                           &rn->n_train, rn->val_idx, &rn->n_val, err);
-    if (rc)
+    if ((rc = make_driver(rn, err)))
         return rc;
-    if (job->spec.min_accuracy > 0 && rn->n_val == 0)
+    struct cnn_train_driver_info in;
+    cnn_train_driver_info(rn->drv, &in);
+    if (job->spec.min_accuracy > 0 && in.n_val == 0)
         return cnn_err_set(err, CNN_EINVAL, "no validation items: the gate cannot be decided");
-    if ((rc = make_trainer(rn, err)))
+    if ((rc = cnn_train_driver_setup(rn->drv, rn->mv->model, err)))
         return rc;
     registry_release(rn->j->cfg.reg, rn->mv); /* the trainer holds its own copy */
     rn->mv = NULL;
 
-    long spe = cnn_train_loop_steps_per_epoch(rn->n_train, job->spec.batch_size);
+    cnn_train_driver_info(rn->drv, &in);
     pthread_mutex_lock(&rn->j->mu);
-    job->train_items = rn->n_train;
-    job->val_items = rn->n_val;
-    job->classes = cnn_trainer_num_classes(rn->t);
-    job->steps_per_epoch = spe;
-    job->total_steps = spe * job->spec.epochs;
+    job->train_items = in.n_train;
+    job->val_items = in.n_val;
+    job->classes = in.classes;
+    job->steps_per_epoch = in.steps_per_epoch;
+    job->total_steps = in.total_steps;
     snprintf(job->phase, sizeof job->phase, "training");
     pthread_mutex_unlock(&rn->j->mu);
-
-    struct cnn_loop_config lc = {
-        .input = &rn->pp,
-        .epochs = job->spec.epochs,
-        .batch = job->spec.batch_size,
-        .seed = job->spec.seed,
-        .cancel = &job->cancel,
-        .progress = on_progress,
-        .progress_arg = rn,
-    };
-    double t0 = mono_now();
-    rc = cnn_train_loop_run(rn->t, rn->d, rn->train_idx, rn->n_train, rn->val_idx, rn->n_val, &lc,
-                            rn->results, &rn->epochs_done, err);
-    rn->seconds = mono_now() - t0;
-    return rc;
+    return cnn_train_driver_run(rn->drv, err);
 }
 
 /* After training: the gate, export, and publish or keep as rejected.  Returns the final
@@ -334,19 +252,18 @@ static enum job_state finish(struct run *rn, int *version, char *msg, size_t cap
 {
     struct job *job = rn->job;
     const struct job_spec *sp = &job->spec;
-    double val = rn->epochs_done > 0 ? rn->results[rn->epochs_done - 1].val_acc : NAN;
-    int passed = rn->n_val > 0 ? val >= sp->min_accuracy : sp->min_accuracy <= 0;
+    struct cnn_train_driver_info in;
+    cnn_train_driver_info(rn->drv, &in);
+    double val = in.last ? in.last->val_acc : NAN;
+    int passed = in.n_val > 0 ? val >= sp->min_accuracy : sp->min_accuracy <= 0;
     if (atomic_load(&job->cancel)) {
         snprintf(msg, cap, "cancelled after training, before publishing");
         return JOB_CANCELLED;
     }
     set_phase(rn, "exporting");
-    char *meta = lineage(rn);
     struct cnn_err err = {0};
     struct cnn_model *m = NULL;
-    int rc = meta ? cnn_trainer_export(rn->t, meta, &m, &err)
-                  : cnn_err_set(&err, CNN_ENOMEM, "out of memory");
-    free(meta);
+    int rc = cnn_train_driver_export(rn->drv, &m, &err);
     if (rc) {
         snprintf(msg, cap, "export failed: %s", err.msg);
         return JOB_FAILED;
@@ -412,11 +329,12 @@ void job_run(struct jobs *j, struct job *job)
     }
     if (rn.mv)
         registry_release(j->cfg.reg, rn.mv);
-    cnn_trainer_destroy(rn.t);
+    struct cnn_train_driver_info in = {0};
+    if (rn.drv)
+        cnn_train_driver_info(rn.drv, &in);
+    cnn_train_driver_destroy(rn.drv);
     cnn_dataset_destroy(rn.d);
-    free(rn.train_idx);
-    free(rn.val_idx);
-    free(rn.results);
+    free(rn.classes);
     pthread_mutex_lock(&j->mu);
     job->version = version;
     snprintf(job->error, sizeof job->error, "%s", state == JOB_SUCCEEDED ? "" : msg);
@@ -427,6 +345,6 @@ void job_run(struct jobs *j, struct job *job)
     pthread_mutex_unlock(&j->mu);
     /* the job belongs to the table from here: not touched again */
     log_info("job finished id=%ld state=%s version=%d val_acc=%.4f steps=%ld seconds=%.1f%s%s%s",
-             id, job_state_name(state), version, val, steps, rn.seconds, msg[0] ? " error=\"" : "",
+             id, job_state_name(state), version, val, steps, in.seconds, msg[0] ? " error=\"" : "",
              msg, msg[0] ? "\"" : "");
 }

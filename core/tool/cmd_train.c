@@ -1,24 +1,23 @@
 /* `cnn train ARCH|MODEL --data PATH ...`: trains a fresh architecture (seeded random
  * weights) or fine-tunes a model file (optionally frozen up to a layer, with a new head for
- * a new label set) on an IDX or class-folder dataset, printing progress, and writes the
- * result with its lineage metadata only at the end through cnn_model_save() (atomic), so
+ * a new label set) on an IDX or class-folder dataset through the training driver
+ * (train_driver.h), printing progress, and writes the result with its lineage metadata
+ * only at the end through cnn_model_save() (atomic), so
  * Ctrl-C / SIGTERM (stop at the next step boundary) or a kill never leave a partial file. */
 #include "arch.h"
 #include "gemm.h"
 #include "opts.h"
 #include "tool.h"
 #include "tool_data.h"
-#include "train_loop.h"
+#include "train_driver.h"
 #include "train_report.h"
 
-#include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char USAGE[] =
@@ -290,31 +289,13 @@ static int pick_labels(const struct train_args *a, const struct cnn_dataset *d, 
     return TOOL_OK;
 }
 
-/* 1 when m's labels are exactly labels[0..n). */
-static int same_labels(const struct cnn_model *m, char **labels, int n)
-{
-    if (cnn_model_num_classes(m) != n)
-        return 0;
-    for (int k = 0; k < n; k++) {
-        const char *l = cnn_model_label(m, k);
-        if (!l || strcmp(l, labels[k]) != 0)
-            return 0;
-    }
-    return 1;
-}
-
 struct run_state {
     struct train_args *a;
     struct source src;
     struct cnn_dataset *d;
     char **labels; /* owned: a tool_split_list block, or an array of borrowed names */
     int n_labels;
-    int *train_idx, *val_idx, n_train, n_val;
-    struct cnn_trainer *t;
-    int new_head; /* the trainer got a new classifier for the label set */
-    struct cnn_epoch_result *results;
-    int epochs_done;
-    double seconds;
+    struct cnn_train_driver *drv;
 };
 
 /* Model + dataset: opens both so that the dataset uses the model's preprocessing. */
@@ -330,8 +311,6 @@ static int open_inputs(struct run_state *s)
         s->src.fresh = 1;
     } else {
         rc = tool_open_model(a->spec, TOOL_ARCH_RANDOM, &s->src.m);
-        if (rc == TOOL_OK)
-            cnn_model_meta_value(s->src.m, "arch", s->src.arch, sizeof s->src.arch);
     }
     if (rc)
         return rc;
@@ -355,108 +334,60 @@ static int open_inputs(struct run_state *s)
     return TOOL_OK;
 }
 
-static int make_trainer(struct run_state *s, long spe)
-{
-    struct train_args *a = s->a;
-    struct cnn_train_config cfg;
-    cnn_train_config_default(&cfg);
-    cfg.lr = (float)a->lr;
-    cfg.momentum = (float)a->momentum;
-    cfg.nesterov = a->nesterov;
-    cfg.weight_decay = (float)a->wd;
-    cfg.schedule = a->schedule;
-    cfg.step_epochs = (int)a->step_epochs;
-    cfg.step_gamma = (float)a->gamma;
-    cfg.steps_per_epoch = spe;
-    cfg.warmup_steps = (long)llround(a->warmup * (double)spe);
-    cfg.total_steps = spe * a->epochs;
-    if (a->steps > 0 && a->steps < cfg.total_steps)
-        cfg.total_steps = a->steps;
-    if (cfg.schedule == CNN_LR_COSINE && cfg.warmup_steps >= cfg.total_steps)
-        return tool_usage("train", "--warmup covers all %ld steps", cfg.total_steps);
-    cfg.freeze_upto = a->freeze;
-    cfg.seed = a->seed;
-    cfg.max_batch = (int)a->batch;
-    cfg.threads = (int)a->threads;
-    cfg.cancel = &g_stop;
-    struct cnn_err err = {0};
-    s->t = cnn_trainer_create(s->src.m, &cfg, &err);
-    if (!s->t)
-        return err.code == CNN_ENOENT ? tool_usage("train", "--freeze: %s", err.msg)
-                                      : tool_fail("train", "%s", err.msg);
-    /* a model file with a different label set gets a new head */
-    if (!s->src.fresh && s->labels && !same_labels(s->src.m, s->labels, s->n_labels)) {
-        if (cnn_trainer_replace_head(s->t, (const char *const *)s->labels, s->n_labels, &err))
-            return tool_fail("train", "new head: %s", err.msg);
-        s->new_head = 1;
-    }
-    return TOOL_OK;
-}
-
-/* Lineage metadata: parent, dataset, hyperparameters, final metrics. */
-static char *lineage(const struct run_state *s)
+/* The driver's options from the command line (strings borrowed from a and s). */
+static void driver_opts(const struct run_state *s, struct cnn_train_driver_opts *o,
+                        char *trained_by, size_t cap)
 {
     const struct train_args *a = s->a;
-    size_t cap = 8192;
-    char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
-    int n = 0;
-#define PUT(...) (n += snprintf(buf + n, n < (int)cap ? cap - (size_t)n : 0, __VA_ARGS__))
-    if (s->src.arch[0])
-        PUT("arch=%s\n", s->src.arch);
-    PUT("parent=%s\n", s->src.fresh ? "none (random init)" : a->spec);
-    if (!s->src.fresh) {
-        char pv[256];
-        cnn_model_meta_value(s->src.m, "trained_at", pv, sizeof pv);
-        if (pv[0])
-            PUT("parent_trained_at=%s\n", pv);
-    }
-    if (s->new_head)
-        PUT("new_head=%d classes\n", cnn_trainer_num_classes(s->t));
-    PUT("dataset=%s\n", cnn_dataset_source(s->d));
-    if (a->data.classes)
-        PUT("dataset_classes=%s\n", a->data.classes);
-    PUT("train_items=%d\nval_items=%d\nval_split=%g\n", s->n_train, s->n_val, a->val_split);
-    PUT("epochs=%lld\naugment=%s%s%s\n", a->epochs, a->crop ? "crop" : "",
-        a->crop && a->flip ? "," : "", a->flip ? "flip" : (a->crop ? "" : "none"));
-    if (a->crop)
-        PUT("crop_pad=%lld\n", a->crop_pad);
-    char hyper[2048];
-    cnn_trainer_describe(s->t, hyper, sizeof hyper);
-    PUT("%s%s", hyper, hyper[0] && hyper[strlen(hyper) - 1] != '\n' ? "\n" : "");
-    if (s->epochs_done > 0) {
-        const struct cnn_epoch_result *e = &s->results[s->epochs_done - 1];
-        PUT("final_train_loss=%.4f\nfinal_train_acc=%.4f\n", e->train_loss, e->train_acc);
-        if (!isnan(e->val_acc))
-            PUT("final_val_loss=%.4f\nfinal_val_acc=%.4f\n", e->val_loss, e->val_acc);
-    }
-    PUT("train_seconds=%.0f\n", s->seconds);
-    time_t now = time(NULL);
-    struct tm tm;
-    char when[32] = "";
-    if (gmtime_r(&now, &tm))
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    PUT("trained_at=%s\ntrained_by=cnn train %s\n", when, CNN_TOOL_VERSION);
-#undef PUT
-    if (n >= (int)cap) { /* cut after the last whole line */
-        size_t k = cap - 1;
-        while (k > 0 && buf[k - 1] != '\n')
-            k--;
-        buf[k] = '\0';
-    }
-    return buf;
+    cnn_train_driver_opts_default(o);
+    o->labels = (const char *const *)s->labels;
+    o->n_labels = s->n_labels;
+    o->train.lr = (float)a->lr;
+    o->train.momentum = (float)a->momentum;
+    o->train.nesterov = a->nesterov;
+    o->train.weight_decay = (float)a->wd;
+    o->train.schedule = a->schedule;
+    o->train.step_epochs = (int)a->step_epochs;
+    o->train.step_gamma = (float)a->gamma;
+    o->train.freeze_upto = a->freeze;
+    o->train.seed = a->seed;
+    o->train.threads = (int)a->threads;
+    o->train.cancel = &g_stop;
+    o->val_split = a->val_split;
+    o->epochs = (int)a->epochs;
+    o->batch = (int)a->batch;
+    o->warmup_epochs = a->warmup;
+    o->max_steps = a->steps;
+    o->aug = (struct cnn_augment){.crop_pad = a->crop ? (int)a->crop_pad : 0, .hflip = a->flip};
+    o->parent = s->src.fresh ? NULL : a->spec;
+    int idx = strncmp(cnn_dataset_source(s->d), "idx:", 4) == 0;
+    o->dataset_split = idx ? a->data.split : NULL; /* when given; the source names the file */
+    o->dataset_classes = a->data.classes;
+    snprintf(trained_by, cap, "cnn train %s", CNN_TOOL_VERSION);
+    o->trained_by = trained_by;
+}
+
+/* Split, plan and trainer (a new head for a model file with another label set). */
+static int make_driver(struct run_state *s, struct cnn_train_driver_opts *o)
+{
+    struct cnn_err err = {0};
+    if (cnn_train_driver_create(s->d, o, &s->drv, &err) != 0)
+        return tool_fail(s->a->data.path, "%s", err.msg);
+    struct cnn_train_driver_info in;
+    cnn_train_driver_info(s->drv, &in);
+    if (o->train.schedule == CNN_LR_COSINE && in.warmup_steps >= in.total_steps)
+        return tool_usage("train", "--warmup covers all %ld steps", in.total_steps);
+    int rc = cnn_train_driver_setup(s->drv, s->src.m, &err);
+    if (rc == CNN_ENOENT)
+        return tool_usage("train", "--freeze: %s", err.msg);
+    return rc ? tool_fail("train", "%s", err.msg) : TOOL_OK;
 }
 
 static int save(struct run_state *s)
 {
-    char *meta = lineage(s);
-    if (!meta)
-        return tool_fail("train", "out of memory");
     struct cnn_err err = {0};
     struct cnn_model *m = NULL;
-    int rc = cnn_trainer_export(s->t, meta, &m, &err);
-    free(meta);
+    int rc = cnn_train_driver_export(s->drv, &m, &err);
     if (rc)
         return tool_fail("train", "export: %s", err.msg);
     rc = cnn_model_save(m, s->a->out, &err);
@@ -479,60 +410,37 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int train(struct run_state *s)
 {
     struct train_args *a = s->a;
-    int n = cnn_dataset_count(s->d);
-    s->train_idx = malloc((size_t)n * sizeof *s->train_idx);
-    s->val_idx = malloc((size_t)n * sizeof *s->val_idx);
-    s->results = calloc((size_t)a->epochs, sizeof *s->results);
-    if (!s->train_idx || !s->val_idx || !s->results)
-        return tool_fail("train", "out of memory");
-    struct cnn_err err = {0};
-    if (cnn_dataset_split(s->d, a->val_split, a->seed, s->train_idx, &s->n_train, s->val_idx,
-                          &s->n_val, &err) != 0)
-        return tool_fail(a->data.path, "%s", err.msg);
-    long spe = cnn_train_loop_steps_per_epoch(s->n_train, (int)a->batch);
-    int rc = make_trainer(s, spe);
+    struct cnn_train_driver_opts o;
+    char trained_by[64];
+    driver_opts(s, &o, trained_by, sizeof trained_by);
+    struct train_report rep;
+    long warm = a->steps > 0 ? (a->steps >= 20 ? 5 : 0) : 0;
+    train_report_init(&rep, stdout, a->quiet, warm);
+    o.progress = train_report_progress;
+    o.progress_arg = &rep;
+    int rc = make_driver(s, &o);
     if (rc)
         return rc;
+    struct cnn_train_driver_info in;
+    cnn_train_driver_info(s->drv, &in);
     if (!a->quiet) {
         char params[48];
         tool_group_digits(cnn_model_param_count(s->src.m), params, sizeof params);
         printf("training %s (%s params, %d classes%s%s%s) on %s: %d train / %d val items, "
                "%ld steps/epoch, batch %lld, %lld threads\n",
-               s->src.fresh ? s->src.arch : a->spec, params, cnn_trainer_num_classes(s->t),
-               s->new_head ? ", new head" : "", a->freeze ? ", frozen up to " : "",
-               a->freeze ? a->freeze : "", cnn_dataset_source(s->d), s->n_train, s->n_val, spe,
-               a->batch, a->threads);
+               s->src.fresh ? s->src.arch : a->spec, params, in.classes,
+               in.head == CNN_TRAIN_HEAD_REPLACED ? ", new head" : "",
+               a->freeze ? ", frozen up to " : "", a->freeze ? a->freeze : "",
+               cnn_dataset_source(s->d), in.n_train, in.n_val, in.steps_per_epoch, a->batch,
+               a->threads);
         fflush(stdout);
     }
-    struct train_report rep;
-    long warm = a->steps > 0 ? (a->steps >= 20 ? 5 : 0) : 0;
-    train_report_init(&rep, stdout, a->quiet, warm);
-    struct cnn_loop_config lc = {
-        .input = cnn_model_preproc(s->src.m),
-        .epochs = (int)a->epochs,
-        .batch = (int)a->batch,
-        .seed = a->seed,
-        .aug = {.crop_pad = a->crop ? (int)a->crop_pad : 0, .hflip = a->flip},
-        .max_steps = a->steps,
-        .cancel = &g_stop,
-        .progress = train_report_progress,
-        .progress_arg = &rep,
-    };
     install_signals();
-    double t0 = now_s();
-    rc = cnn_train_loop_run(s->t, s->d, s->train_idx, s->n_train, s->val_idx, s->n_val, &lc,
-                            s->results, &s->epochs_done, &err);
-    s->seconds = now_s() - t0;
+    struct cnn_err err = {0};
+    rc = cnn_train_driver_run(s->drv, &err);
     train_report_clear(&rep);
     if (rc == CNN_ECANCELED) {
         int sig = atomic_load(&g_stop);
@@ -542,17 +450,18 @@ static int train(struct run_state *s)
     }
     if (rc)
         return tool_fail("train", "%s", err.msg);
+    cnn_train_driver_info(s->drv, &in);
     char took[32];
-    train_report_hms(s->seconds, took, sizeof took);
+    train_report_hms(in.seconds, took, sizeof took);
     if (a->steps > 0) {
         long items;
         double secs;
         double ips = train_report_items_per_s(&rep, &items, &secs);
         printf("train throughput: %ld steps, batch %lld, %ld images in %.3f s after %ld warm-up "
                "steps: %.1f images/s\n",
-               cnn_trainer_step_count(s->t), a->batch, items, secs, rep.warm_steps, ips);
+               in.steps_done, a->batch, items, secs, rep.warm_steps, ips);
     }
-    printf("trained in %s (%.1f s)\n", took, s->seconds);
+    printf("trained in %s (%.1f s)\n", took, in.seconds);
     return a->out ? save(s) : TOOL_OK;
 }
 
@@ -575,12 +484,9 @@ int cmd_train(int argc, char **argv)
     rc = open_inputs(&s);
     if (rc == TOOL_OK)
         rc = train(&s);
-    cnn_trainer_destroy(s.t);
+    cnn_train_driver_destroy(s.drv);
     cnn_model_destroy(s.src.m);
     cnn_dataset_destroy(s.d);
     free(s.labels);
-    free(s.train_idx);
-    free(s.val_idx);
-    free(s.results);
     return rc;
 }

@@ -421,7 +421,8 @@ START_TEST(test_tool_train_eval_and_fine_tune_with_lineage)
     ck_assert_str_eq(cnn_model_label(m, 3), "br");
     const char *meta = cnn_model_meta(m);
     ck_assert_ptr_nonnull(strstr(meta, "arch=lenet5\n"));
-    ck_assert_ptr_nonnull(strstr(meta, "parent="));
+    ck_assert_ptr_nonnull(strstr(meta, "parent=none (random init)\n"));
+    ck_assert_ptr_nonnull(strstr(meta, "head=random\nclasses=4\n"));
     ck_assert_ptr_nonnull(strstr(meta, "dataset=idx:"));
     ck_assert_ptr_nonnull(strstr(meta, "final_val_acc="));
     cnn_model_destroy(m);
@@ -455,7 +456,7 @@ START_TEST(test_tool_train_eval_and_fine_tune_with_lineage)
     char want[300];
     snprintf(want, sizeof want, "parent=%s\n", model);
     ck_assert_ptr_nonnull(strstr(meta, want));
-    ck_assert_ptr_nonnull(strstr(meta, "new_head=2 classes\n"));
+    ck_assert_ptr_nonnull(strstr(meta, "head=replaced\nclasses=2\n"));
     ck_assert_ptr_nonnull(strstr(meta, "dataset_classes=3,0\n"));
     cnn_model_destroy(m);
     char *cargs[] = {"eval", child, "--data", dir, "--classes", "3,0", NULL};
