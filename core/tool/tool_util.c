@@ -121,30 +121,17 @@ int tool_open_model(const char *spec, enum tool_arch_mode mode, struct cnn_model
     return TOOL_OK;
 }
 
-/* Copies the value of "key=" from the "key=value" lines of meta; 0 when absent. */
-static int meta_value(const char *meta, const char *key, char *buf, size_t n)
-{
-    size_t klen = strlen(key);
-    for (const char *line = meta; line && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=') {
-            snprintf(buf, n, "%.*s", (int)(len - klen - 1), line + klen + 1);
-            return buf[0] != '\0';
-        }
-        line = end ? end + 1 : NULL;
-    }
-    return 0;
-}
-
 void tool_model_name(const char *spec, const struct cnn_model *m, char *buf, size_t n)
 {
     if (strncmp(spec, "arch:", 5) == 0) {
         snprintf(buf, n, "%s", spec + 5);
         return;
     }
-    if (m && meta_value(cnn_model_meta(m), "arch", buf, n))
-        return;
+    if (m) {
+        cnn_model_meta_value(m, "arch", buf, n);
+        if (buf[0])
+            return;
+    }
     const char *base = strrchr(spec, '/');
     base = base ? base + 1 : spec;
     const char *dot = strrchr(base, '.');
