@@ -117,8 +117,7 @@ static int split_path(const char *path, char *dir, size_t cap, const char **base
     return 0;
 }
 
-int cnn_durable_begin(struct cnn_durable *d, const char *path, mode_t mode,
-                      struct cnn_err *err)
+int cnn_durable_begin(struct cnn_durable *d, const char *path, mode_t mode, struct cnn_err *err)
 {
     *d = (struct cnn_durable){.fd = -1, .dfd = -1};
     char dir[4096];

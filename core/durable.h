@@ -18,10 +18,10 @@
 
 /* One write in progress.  Write the content to fd; the other fields are private. */
 struct cnn_durable {
-    int fd;        /* the temp file; -1 once it is fsync'd and closed */
-    int dfd;       /* the target's folder */
-    int own_dfd;   /* dfd was opened by cnn_durable_begin (closed at the end) */
-    char tmp[256]; /* temp file name inside dfd */
+    int fd;         /* the temp file; -1 once it is fsync'd and closed */
+    int dfd;        /* the target's folder */
+    int own_dfd;    /* dfd was opened by cnn_durable_begin (closed at the end) */
+    char tmp[256];  /* temp file name inside dfd */
     char name[256]; /* target name inside dfd (messages name it, never its folder) */
 };
 
@@ -33,8 +33,7 @@ struct cnn_durable {
 /* Creates the temp file for path (its folder must exist) with permission bits `mode`
  * (exactly, whatever the umask).  Then write to d->fd and end with cnn_durable_commit() or
  * cnn_durable_abort().  On failure nothing is left behind and d needs no abort. */
-int cnn_durable_begin(struct cnn_durable *d, const char *path, mode_t mode,
-                      struct cnn_err *err);
+int cnn_durable_begin(struct cnn_durable *d, const char *path, mode_t mode, struct cnn_err *err);
 /* The same in the folder open as dfd (borrowed until the write ends); name has no '/'. */
 int cnn_durable_begin_at(struct cnn_durable *d, int dfd, const char *name, mode_t mode,
                          struct cnn_err *err);
