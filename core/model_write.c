@@ -1,19 +1,16 @@
-/* cnn_model_save: writes the native model file (docs/model-format.md) atomically -- a
- * temp file in the target's folder, fully written and fsync'd, renamed over the target,
- * then the folder fsync'd -- so the target path only ever holds a complete file.
+/* cnn_model_save: writes the native model file (docs/model-format.md) atomically through
+ * the durable-write helper (core/durable.h), so the target path only ever holds a complete
+ * file.
  * Saves the original weights (m->params), never the BN-folded copies of a compiled model. */
 #include "model.h"
+#include "durable.h"
 #include "model_format.h"
 #include "model_internal.h"
 #include "tensor.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 struct plan {
     uint64_t off[MF_SEC_COUNT], size[MF_SEC_COUNT];
@@ -25,15 +22,6 @@ struct plan {
 static size_t align_up(size_t v, size_t a)
 {
     return (v + a - 1) & ~(a - 1);
-}
-
-static int save_errno(struct cnn_err *err, const char *what, int e)
-{
-    char buf[96];
-    if (strerror_r(e, buf, sizeof buf) != 0)
-        buf[0] = '\0';
-    return cnn_err_set(err, (e == ENOENT || e == ENOTDIR) ? CNN_ENOENT : CNN_EIO,
-                       "model save: %s: %s", what, buf);
 }
 
 /* Checks that m can be written and that what is written will load again. */
@@ -186,48 +174,34 @@ static unsigned char *build_head(const struct cnn_model *m, const struct plan *p
     return b;
 }
 
-static int write_all(int fd, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    while (n > 0) {
-        ssize_t k = write(fd, p, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k < 0 ? errno : EIO;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* Writes the whole file to fd; returns 0 or an errno value. */
 static int write_file(int fd, const struct cnn_model *m, const struct plan *pl,
                       const unsigned char *head)
 {
     static const float zeros[16];
-    int e = write_all(fd, head, (size_t)pl->off[MF_SEC_WEIGHTS]);
+    int e = cnn_durable_write_all(fd, head, (size_t)pl->off[MF_SEC_WEIGHTS]);
     for (int i = 0; i < m->n_layers && !e; i++) {
         const struct cnn_layer *l = &m->layers[i];
         for (int s = 0; s < l->n_weights && !e; s++) {
             size_t n = l->weight_count[s], pad = align_up(n, 16) - n;
-            e = write_all(fd, m->params + l->weight_offset[s], n * sizeof(float));
+            e = cnn_durable_write_all(fd, m->params + l->weight_offset[s], n * sizeof(float));
             if (!e && pad)
-                e = write_all(fd, zeros, pad * sizeof(float));
+                e = cnn_durable_write_all(fd, zeros, pad * sizeof(float));
         }
     }
     return e;
 }
 
-/* fsyncs the folder holding path so the rename is durable. */
-static int sync_dir(const char *dir)
+struct save_ctx {
+    const struct cnn_model *m;
+    const struct plan *pl;
+    const unsigned char *head;
+};
+
+static int fill(int fd, void *arg)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    int e = fsync(fd) ? errno : 0;
-    close(fd);
-    return e == EINVAL ? 0 : e; /* some file systems cannot sync a folder */
+    const struct save_ctx *c = arg;
+    return write_file(fd, c->m, c->pl, c->head);
 }
 
 int cnn_model_save(const struct cnn_model *m, const char *path, struct cnn_err *err)
@@ -238,70 +212,12 @@ int cnn_model_save(const struct cnn_model *m, const char *path, struct cnn_err *
     int rc = check_model(m, &pl, err);
     if (rc)
         return rc;
-
-    /* Temp name in the same folder: "<dir>/.<base>.tmp-XXXXXX". */
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    size_t dlen = slash ? (size_t)(slash - path) : 0;
-    if (!*base)
-        return cnn_err_set(err, CNN_EINVAL, "model save: path names a folder");
-    size_t tlen = dlen + strlen(base) + 16;
-    char *tmp = malloc(tlen), *dir = malloc(dlen + 2);
     unsigned char *head = build_head(m, &pl);
-    int fd = -1;
-    if (!tmp || !dir || !head) {
-        rc = cnn_err_set(err, CNN_ENOMEM, "model save: out of memory");
-        goto done;
-    }
-    if (slash) {
-        memcpy(dir, path, dlen);
-        dir[dlen] = '\0';
-        if (dlen == 0)
-            strcpy(dir, "/");
-    } else {
-        strcpy(dir, ".");
-    }
-    snprintf(tmp, tlen, "%.*s%s.%s.tmp-XXXXXX", (int)dlen, path, slash ? "/" : "", base);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = save_errno(err, "cannot create temp file", errno);
-        goto done;
-    }
-    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-    int e = write_file(fd, m, &pl, head);
-    if (e) {
-        rc = save_errno(err, "write failed", e);
-        goto fail_unlink;
-    }
-    if (fchmod(fd, 0644) != 0) {
-        rc = save_errno(err, "cannot set file mode", errno);
-        goto fail_unlink;
-    }
-    if (fsync(fd) != 0) {
-        rc = save_errno(err, "fsync failed", errno);
-        goto fail_unlink;
-    }
-    e = close(fd) ? errno : 0;
-    fd = -1;
-    if (e) {
-        rc = save_errno(err, "close failed", e);
-        goto fail_unlink;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = save_errno(err, "cannot rename temp file over the target", errno);
-        goto fail_unlink;
-    }
-    e = sync_dir(dir);
-    if (e)
-        rc = save_errno(err, "fsync of the folder failed", e); /* the file itself is in place */
-    goto done;
-fail_unlink:
-    if (fd >= 0)
-        close(fd), fd = -1;
-    unlink(tmp);
-done:
+    if (!head)
+        return cnn_err_set(err, CNN_ENOMEM, "model save: out of memory");
+    struct save_ctx c = {m, &pl, head};
+    struct cnn_err e = {0};
+    rc = cnn_durable_stream(path, 0644, fill, &c, &e);
     free(head);
-    free(tmp);
-    free(dir);
-    return rc;
+    return rc ? cnn_err_set(err, rc, "model save: %s", e.msg) : 0;
 }

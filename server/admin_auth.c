@@ -1,6 +1,8 @@
 /* The admin bearer token: loading, creating and constant-time checking (see admin_auth.h). */
 #include "admin_auth.h"
 
+#include "durable.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -57,23 +59,16 @@ static int create_file(const char *path, struct admin_token *t, struct cnn_err *
     int rc = admin_token_generate(hex, sizeof hex, 32, err);
     if (rc)
         return rc;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            return CNN_EBUSY;
-        return cnn_err_set(err, CNN_EIO, "admin token file %s: cannot create: %s", path,
-                           strerror(errno));
-    }
     size_t n = strlen(hex);
     hex[n] = '\n';
-    int ok = fchmod(fd, 0600) == 0 && write(fd, hex, n + 1) == (ssize_t)(n + 1) && fsync(fd) == 0;
-    int e = errno;
-    close(fd);
-    if (!ok) {
-        unlink(path);
+    struct cnn_err e = {0};
+    /* complete or absent after a crash; linked, so a file that appeared meanwhile stays */
+    rc = cnn_durable_write(path, hex, n + 1, 0600, CNN_DURABLE_NOREPLACE, &e);
+    if (rc) {
         memset(hex, 0, sizeof hex);
-        return cnn_err_set(err, CNN_EIO, "admin token file %s: cannot write: %s", path,
-                           strerror(e));
+        if (rc == CNN_EBUSY)
+            return CNN_EBUSY;
+        return cnn_err_set(err, CNN_EIO, "admin token file %s: cannot create: %s", path, e.msg);
     }
     rc = admin_token_set(t, hex, n, err);
     memset(hex, 0, sizeof hex);

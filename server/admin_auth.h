@@ -22,7 +22,8 @@ struct admin_token {
 };
 
 /* Fills t from env_value when it is non-NULL, else from the file at path, creating the
- * file (mode 0600, O_EXCL, fsync'd) with a fresh random token when it does not exist.
+ * file (mode 0600, core/durable.h: temp, fsync, linked without replacing) with a fresh
+ * random token when it does not exist.
  * *created (optional) = 1 when the file was made now.  Errors (CNN_EINVAL, CNN_EIO) name
  * the file and the reason (group/other permissions, symlink, too short, bad characters)
  * but never the token. */

@@ -3,6 +3,7 @@
 #include "examples.h"
 
 #include "config.h"
+#include "durable.h"
 #include "http.h"
 #include "image.h"
 #include "log.h"
@@ -13,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,40 +121,32 @@ static long count_images(int dfd, int depth, long *highest)
     return count;
 }
 
-/* Writes data as the next NNNNNN.ext in dfd: temp dot file, fsync, link (never replacing),
- * fsync of the folder.  name gets the file name. */
+/* Writes data as the next NNNNNN.ext in dfd through the durable-write helper (linked under
+ * its number, never replacing a file).  name gets the file name. */
 static int store(int dfd, const void *data, size_t len, const char *ext, char *name, size_t cap,
                  struct cnn_err *err)
 {
-    static atomic_int seq;
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, ".upload-%d-%d", (int)getpid(), atomic_fetch_add(&seq, 1));
-    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return cnn_err_set(err, CNN_EIO, "cannot store the example: %s", strerror(errno));
-    int ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
-    int e = errno;
-    close(fd);
-    int rc = 0;
-    if (!ok) {
-        rc = cnn_err_set(err, CNN_EIO, "cannot store the example: %s", strerror(e));
-    } else {
+    struct cnn_durable d;
+    struct cnn_err e = {0};
+    (void)cnn_durable_clean_at(dfd, CNN_DURABLE_STALE_S, NULL); /* temps a crash left here */
+    int rc = cnn_durable_begin_at(&d, dfd, "upload", 0644, &e);
+    if (rc == 0)
+        rc = cnn_durable_put(&d, data, len, &e);
+    if (rc == 0) {
         long highest = 0;
         count_images(dfd, 0, &highest);
         for (long v = highest + 1;; v++) {
             snprintf(name, cap, "%06ld.%s", v, ext);
-            if (linkat(dfd, tmp, dfd, name, 0) == 0)
+            rc = cnn_durable_commit(&d, name, CNN_DURABLE_NOREPLACE, &e);
+            if (rc != CNN_EBUSY)
                 break;
-            if (errno != EEXIST || v > highest + 1000) {
-                rc = cnn_err_set(err, CNN_EIO, "cannot store the example: %s", strerror(errno));
+            if (v > highest + 1000) {
+                cnn_durable_abort(&d);
                 break;
             }
         }
     }
-    unlinkat(dfd, tmp, 0);
-    if (rc == 0)
-        fsync(dfd);
-    return rc;
+    return rc ? cnn_err_set(err, CNN_EIO, "cannot store the example: %s", e.msg) : 0;
 }
 
 static const struct mp_part *part_named(const struct mp_part *parts, int n, const char *name)

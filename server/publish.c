@@ -2,13 +2,13 @@
 #define _GNU_SOURCE /* renameat2, RENAME_NOREPLACE */
 #include "publish.h"
 
+#include "durable.h"
 #include "repository.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +16,6 @@
 #include <unistd.h>
 
 #define TMP_PREFIX ".publish-"
-
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
 
 /* Removes dir and the plain files in it (best effort). */
 static void remove_flat_dir(const char *dir)
@@ -66,13 +57,12 @@ int publish_highest_version(const char *repo, const char *name)
 int publish_version(const char *repo, const char *name, const struct cnn_model *m, const char *tag,
                     int *version, struct cnn_err *err)
 {
-    static atomic_int seq;
-    char dir[PATH_MAX], tmp[PATH_MAX + 96], file[PATH_MAX + 128], dst[PATH_MAX + 32];
+    char dir[PATH_MAX], tmp[PATH_MAX + 96], uniq[48], file[PATH_MAX + 128], dst[PATH_MAX + 32];
     *version = 0;
     if (snprintf(dir, sizeof dir, "%s/%s", repo, name) >= (int)sizeof dir)
         return cnn_err_set(err, CNN_ELIMIT, "repository path too long");
-    snprintf(tmp, sizeof tmp, "%s/" TMP_PREFIX "%.32s-%d-%d", dir, tag, (int)getpid(),
-             atomic_fetch_add(&seq, 1));
+    cnn_durable_unique(uniq, sizeof uniq);
+    snprintf(tmp, sizeof tmp, "%s/" TMP_PREFIX "%.32s-%s", dir, tag, uniq);
     if (mkdir(tmp, 0755) != 0)
         return cnn_err_set(err, CNN_EIO, "cannot make a temp version folder in %s: %s", name,
                            strerror(errno));
@@ -94,7 +84,9 @@ int publish_version(const char *repo, const char *name, const struct cnn_model *
         remove_flat_dir(tmp);
         return rc;
     }
-    fsync_dir(dir);
+    /* the version is in place and visible; a failed fsync of REPO/NAME is not a failed
+     * publish (the registry may already serve it) */
+    (void)cnn_durable_sync_dir(dir, NULL);
     *version = v;
     return 0;
 }
@@ -109,6 +101,8 @@ int publish_hidden(const char *repo, const char *name, const char *dir_name,
         return cnn_err_set(err, CNN_ELIMIT, "repository path too long");
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return cnn_err_set(err, CNN_EIO, "cannot make %s/%s: %s", name, dir_name, strerror(errno));
+    /* a kill during an earlier save of this folder may have left a temp file */
+    (void)cnn_durable_clean(dir, CNN_DURABLE_STALE_S, NULL);
     snprintf(file, sizeof file, "%s/model.cnn", dir);
     return cnn_model_save(m, file, err);
 }

@@ -1,7 +1,8 @@
 /* Writing a trained model into the repository so that a crash or kill -9 at any moment
  * never leaves a partial version the registry would load:
- *   1. REPO/NAME/.publish-<tag>-<pid>-<n>/ is made and the model saved in it as model.cnn
- *      with cnn_model_save (temp file, fsync, rename, fsync of that folder);
+ *   1. REPO/NAME/.publish-<tag>-<pid>-<random>/ is made and the model saved in it as
+ *      model.cnn with cnn_model_save (core/durable.h: temp file, fsync, rename, fsync of
+ *      that folder);
  *   2. the whole folder is renamed to REPO/NAME/<V> with renameat2(RENAME_NOREPLACE),
  *      V = the highest version folder + 1 (the next one when another writer took V);
  *   3. REPO/NAME is fsync'd.
@@ -22,7 +23,8 @@ int publish_version(const char *repo, const char *name, const struct cnn_model *
                     int *version, struct cnn_err *err);
 
 /* Saves m as repo/name/<dir>/model.cnn, dir a dot name the registry never loads (kept for
- * inspection, e.g. ".rejected-job7"); an existing one is replaced. */
+ * inspection, e.g. ".rejected-job7"); an existing one is replaced.  Stale temp files a
+ * killed save left in that folder are removed first. */
 int publish_hidden(const char *repo, const char *name, const char *dir, const struct cnn_model *m,
                    struct cnn_err *err);
 
