@@ -205,7 +205,7 @@ void handle_admin_finetune(struct request *r)
     }
     char loc[64];
     snprintf(loc, sizeof loc, "/admin/v1/jobs/%ld", id);
-    admin_set_location(r, loc);
+    http_set_location(r, loc);
     http_reply_json(r, 202,
                     json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "state", "queued",
                               "model", r->mv->name, "location", loc));
