@@ -1,8 +1,7 @@
-/* The admin listener (see the DESIGN note in admin.h): its route table, limits and the
- * bearer-token auth hook; the request's life is the listener's (listener.c). */
+/* The admin listener (see the DESIGN note in admin.h): its limits and the bearer-token auth
+ * hook; its route table is router.c's, the request's life the listener's (listener.c). */
 #include "admin.h"
 
-#include "examples.h"
 #include "job_spec.h"
 #include "listener.h"
 
@@ -12,25 +11,6 @@
 #define ADMIN_THREADS 2
 #define ADMIN_CONNECTIONS 64
 #define EXAMPLES_OVERHEAD (64 * 1024) /* multipart framing and the label part */
-
-static const struct route ROUTES[] = {
-    {"GET", "/admin/v1/models", "admin_models", BODY_NONE, 0, handle_admin_models},
-    {"POST", "/admin/v1/models/{name}/load", "admin_load", BODY_NONE, 0, handle_admin_model_load},
-    {"POST", "/admin/v1/models/{name}/unload", "admin_unload", BODY_NONE, 0,
-     handle_admin_model_unload},
-    {"POST", "/admin/v1/models/{name}/versions/{v}/activate", "admin_activate", BODY_NONE, 0,
-     handle_admin_model_activate},
-    {"POST", "/admin/v1/models/{name}/unpin", "admin_unpin", BODY_NONE, 0,
-     handle_admin_model_unpin},
-    {"POST", "/admin/v1/models/{name}/finetune", "admin_finetune", BODY_JOB, 0,
-     handle_admin_finetune},
-    {"POST", "/admin/v1/models/{name}/examples", "admin_examples", BODY_EXAMPLES, 0,
-     handle_admin_examples},
-    {"GET", "/admin/v1/jobs", "admin_jobs", BODY_NONE, 0, handle_admin_jobs},
-    {"GET", "/admin/v1/jobs/{id}", "admin_job", BODY_NONE, 0, handle_admin_job},
-    {"DELETE", "/admin/v1/jobs/{id}", "admin_job_cancel", BODY_NONE, 0, handle_admin_job_cancel},
-};
-#define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
 
 struct jobs *admin_jobs(struct request *r)
 {
@@ -72,8 +52,6 @@ struct listener *admin_start(struct app *app, struct jobs *jobs, const struct ad
         .what = "admin_listen",
         .log_event = "admin request",
         .no_route = "admin_none",
-        .routes = ROUTES,
-        .n_routes = N_ROUTES,
         .body_max = {[BODY_JOB] = JOB_BODY_MAX,
                      [BODY_EXAMPLES] = cfg->example_max_bytes + EXAMPLES_OVERHEAD},
         .threads = ADMIN_THREADS,
@@ -84,5 +62,6 @@ struct listener *admin_start(struct app *app, struct jobs *jobs, const struct ad
         .auth_challenge = "Bearer realm=\"cnnd-admin\"",
         .handler_arg = jobs,
     };
+    lc.routes = router_admin_routes(&lc.n_routes);
     return listener_start(app, &lc, err);
 }

@@ -1,6 +1,6 @@
 /* The admin listener: a second listener (listener.h) on admin_listen:admin_port (loopback
  * by default), apart from inference, for model management, fine-tune jobs and collected
- * examples (route table in admin.c, handlers in handlers_admin.c and examples.c).
+ * examples (route table in router.c, handlers in handlers_admin.c and examples.c).
  *
  * DESIGN: its auth hook runs first on every request, with the headers only: a query string
  * -> 401 (a token must never travel, or be logged, in a URL); a missing or wrong
@@ -28,16 +28,5 @@ struct listener *admin_start(struct app *app, struct jobs *jobs, const struct ad
 struct jobs *admin_jobs(struct request *r);
 /* The {id} of a /jobs/{id} route (0 when none). */
 long admin_job_id(struct request *r);
-
-/* handlers_admin.c */
-void handle_admin_models(struct request *r);
-void handle_admin_model_load(struct request *r);
-void handle_admin_model_unload(struct request *r);
-void handle_admin_model_activate(struct request *r);
-void handle_admin_model_unpin(struct request *r);
-void handle_admin_finetune(struct request *r);
-void handle_admin_jobs(struct request *r);
-void handle_admin_job(struct request *r);
-void handle_admin_job_cancel(struct request *r);
 
 #endif

@@ -2,6 +2,7 @@
  * unload, activate (pin) and unpin; fine-tune jobs: start (body checked field by field,
  * dataset resolved under the data root), list, show, cancel.  Examples are examples.c. */
 #include "admin.h"
+#include "handlers.h"
 #include "jobs.h"
 #include "repository.h"
 #include "safepath.h"

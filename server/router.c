@@ -1,6 +1,7 @@
-/* The inference route table and path matching for any table (see router.h). */
+/* The route tables of both listeners and path matching (see router.h). */
 #include "router.h"
 
+#include "examples.h"
 #include "handlers.h"
 
 #include <stdio.h>
@@ -25,10 +26,36 @@ static const struct route ROUTES[] = {
 };
 #define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
 
+/* The admin listener's: its auth hook (admin.c) has run before any of these. */
+static const struct route ADMIN_ROUTES[] = {
+    {"GET", "/admin/v1/models", "admin_models", BODY_NONE, 0, handle_admin_models},
+    {"POST", "/admin/v1/models/{name}/load", "admin_load", BODY_NONE, 0, handle_admin_model_load},
+    {"POST", "/admin/v1/models/{name}/unload", "admin_unload", BODY_NONE, 0,
+     handle_admin_model_unload},
+    {"POST", "/admin/v1/models/{name}/versions/{v}/activate", "admin_activate", BODY_NONE, 0,
+     handle_admin_model_activate},
+    {"POST", "/admin/v1/models/{name}/unpin", "admin_unpin", BODY_NONE, 0,
+     handle_admin_model_unpin},
+    {"POST", "/admin/v1/models/{name}/finetune", "admin_finetune", BODY_JOB, 0,
+     handle_admin_finetune},
+    {"POST", "/admin/v1/models/{name}/examples", "admin_examples", BODY_EXAMPLES, 0,
+     handle_admin_examples},
+    {"GET", "/admin/v1/jobs", "admin_jobs", BODY_NONE, 0, handle_admin_jobs},
+    {"GET", "/admin/v1/jobs/{id}", "admin_job", BODY_NONE, 0, handle_admin_job},
+    {"DELETE", "/admin/v1/jobs/{id}", "admin_job_cancel", BODY_NONE, 0, handle_admin_job_cancel},
+};
+#define N_ADMIN_ROUTES ((int)(sizeof ADMIN_ROUTES / sizeof ADMIN_ROUTES[0]))
+
 const struct route *router_routes(int *n)
 {
     *n = N_ROUTES;
     return ROUTES;
+}
+
+const struct route *router_admin_routes(int *n)
+{
+    *n = N_ADMIN_ROUTES;
+    return ADMIN_ROUTES;
 }
 
 /* Copies segment [s, s+n) into buf; 0 when it fits and is not empty. */

@@ -1,8 +1,8 @@
 /* Route tables and path matching for every listener: method + path pattern
  * ("/v2/models/{name}/versions/{v}/infer") -> handler, with the route's metrics name and body
  * limit kind.  Matching fills the {name}, {v} and {id} segments; a path that matches only
- * with another method gives 405 and the Allow list.  The inference table is here, the admin
- * table in admin.c; both are immutable.  Any thread. */
+ * with another method gives 405 and the Allow list.  Both listeners' tables live in
+ * router.c, immutable.  Any thread. */
 #ifndef ROUTER_H
 #define ROUTER_H
 
@@ -38,5 +38,7 @@ void router_match(const struct route *table, int n, const char *method, const ch
 
 /* The inference listener's table: *n entries. */
 const struct route *router_routes(int *n);
+/* The admin listener's table: *n entries. */
+const struct route *router_admin_routes(int *n);
 
 #endif
