@@ -5,12 +5,15 @@ each answer checked against what the HTTP specification asks for -- the same sta
 ports, an {"error": "..."} JSON body where cnnd answers, Allow on 405.
 
     check_listeners.py INFERENCE_URL ADMIN_URL TOKEN_FILE INFERENCE_BODY_LIMIT
+    check_listeners.py idle INFERENCE_URL ADMIN_URL SECONDS   (connection_timeout_s=SECONDS)
 
 INFERENCE_BODY_LIMIT is classify_max_body of the running daemon; the admin body route
 (finetune) takes a JSON body of at most 256 KiB (JOB_BODY_MAX).  Requests are written as
 raw bytes so the malformed framing reaches the server as sent."""
 import json
+import socket
 import sys
+import threading
 import time
 
 from itlib import check, done, raw_http
@@ -133,7 +136,39 @@ def judge(t, want, extra, status, hdrs, body):
     return None
 
 
+def idle(inf_url, adm_url, secs):
+    """A connection that sends nothing is closed after connection_timeout_s on both ports
+    (RFC 9112 9.5: a server may close an idle connection), measured at the same time."""
+    got = {}
+
+    def watch(kind, url):
+        t = target(kind, url, "", 0)
+        s = socket.create_connection((t["host"], t["port"]), timeout=secs + 5)
+        t0 = time.monotonic()
+        try:
+            data = s.recv(100)
+        except OSError:
+            data = b""
+        got[kind] = (data, time.monotonic() - t0)
+        s.close()
+
+    threads = [threading.Thread(target=watch, args=a)
+               for a in (("inference", inf_url), ("admin", adm_url))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for kind in ("inference", "admin"):
+        data, took = got[kind]
+        check(data == b"" and secs - 0.5 <= took <= secs + 3,
+              "%s port: an idle connection is closed after connection_timeout_s=%d (%.1f s)"
+              % (kind, secs, took), "recv %r after %.1f s" % (data[:40], took))
+
+
 def main():
+    if sys.argv[1:2] == ["idle"]:
+        idle(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        done()
     inf_url, adm_url, token_file, limit = sys.argv[1:5]
     with open(token_file) as f:
         tok = f.readline().strip()

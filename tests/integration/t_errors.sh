@@ -2,7 +2,8 @@
 # Error statuses: 400, 404, 405 + Allow, 413, 415 on a cnnd with small limits
 # (check_errors.py, raw sockets for malformed framing); one list of malformed requests run
 # against both the inference and the admin listener (check_listeners.py); the per-address
-# connection limit and the inactivity timeout; 503 from /v2/health/ready while no model is loaded.
+# connection limit, the inactivity timeout (on both listeners); 503 from /v2/health/ready
+# while no model is loaded.
 source "$(dirname "$0")/lib.sh"
 itest_init errors
 
@@ -13,8 +14,7 @@ cnnd_start || finish
 inp=$(curl -s "$URL/v2/models/fashion" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["inputs"][0]["name"])')
 py check_errors "${inp:-input}"
 # The same malformed requests on the inference and the admin listener: the same answers.
-admin_url="http://127.0.0.1:$(sed -nE 's/.*admin listening port=([0-9]+).*/\1/p' "$T/cnnd.log" | head -n1)"
-py check_listeners "$URL" "$admin_url" "$T/admin.token" 65536
+py check_listeners "$URL" "$(admin_url)" "$T/admin.token" 65536
 
 # After all of that, still serving.
 expect_status 200 POST /v1/models/fashion/classify -H 'Content-Type: image/png' \
@@ -25,6 +25,7 @@ cnnd_stop
 write_config server.per_ip_limit=4 server.connection_timeout_s=2
 cnnd_start || finish
 py check_errors conn-limits 4 2
+py check_listeners idle "$URL" "$(admin_url)" 2
 cnnd_stop
 
 # Not ready: an empty repository.  Live but not ready; classify finds no model.
