@@ -4,7 +4,9 @@
  *   handlers_health.c   /v2/health/live, /v2/health/ready, /v2, /metrics
  *   handlers_models.c   /v1/models, /v2/models/{name}[/versions/{v}][/ready]
  *   handlers_classify.c POST /v1/models/{name}[/versions/{v}]/classify
- *   handlers_infer.c    POST /v2/models/{name}[/versions/{v}]/infer */
+ *   handlers_infer.c    POST /v2/models/{name}[/versions/{v}]/infer
+ *   handlers_admin.c    the admin listener's /admin/v1/models... and /admin/v1/jobs...
+ *                       (examples.c: POST /admin/v1/models/{name}/examples) */
 #ifndef HANDLERS_H
 #define HANDLERS_H
 
@@ -19,5 +21,15 @@ void handle_model_metadata(struct request *r);
 void handle_model_ready(struct request *r);
 void handle_classify(struct request *r);
 void handle_infer(struct request *r);
+
+void handle_admin_models(struct request *r);
+void handle_admin_model_load(struct request *r);
+void handle_admin_model_unload(struct request *r);
+void handle_admin_model_activate(struct request *r);
+void handle_admin_model_unpin(struct request *r);
+void handle_admin_finetune(struct request *r);
+void handle_admin_jobs(struct request *r);
+void handle_admin_job(struct request *r);
+void handle_admin_job_cancel(struct request *r);
 
 #endif

@@ -2,6 +2,7 @@
  * unload, activate (pin) and unpin; fine-tune jobs: start (body checked field by field,
  * dataset resolved under the data root), list, show, cancel.  Examples are examples.c. */
 #include "admin.h"
+#include "handlers.h"
 #include "jobs.h"
 #include "repository.h"
 #include "safepath.h"
@@ -205,7 +206,7 @@ void handle_admin_finetune(struct request *r)
     }
     char loc[64];
     snprintf(loc, sizeof loc, "/admin/v1/jobs/%ld", id);
-    admin_set_location(r, loc);
+    http_set_location(r, loc);
     http_reply_json(r, 202,
                     json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "state", "queued",
                               "model", r->mv->name, "location", loc));

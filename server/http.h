@@ -1,20 +1,15 @@
-/* HTTP front end: the libmicrohttpd daemon (internal thread pool, suspend/resume) and the
- * life of one request (http.c), and the reply/request helpers handlers use
- * (http_request.c).
+/* The inference listener (http.c: its settings, and the batch submit / resume around the
+ * batcher), the request every listener makes (struct request), and the reply/request
+ * helpers handlers use (http_request.c).  The request's life on a port is listener.c.
  *
- * DESIGN: every callback here runs on an MHD pool thread, except request_item_done (a
- * batcher worker).  A request is made on the first access-handler call (headers read):
- * framing checks (Transfer-Encoding + Content-Length, two Content-Lengths -> 400), route
- * (404 / 405 + Allow), Content-Length against the route's body limit (413) -- all before any
- * body byte is buffered.  The body is then buffered (chunked bodies are cut at the limit),
- * and on the final call the route's handler runs: it replies at once, or fills the batch
- * items and calls http_submit, which suspends the connection *before* batcher_submit (a
- * refused submit stores 503 + Retry-After and resumes at once).  Each item's done callback
- * counts the request's pending items down; the last one resumes the connection and never
- * touches the request again.  The access handler then runs the handler's finish step and
- * queues the reply.  The completion callback writes the access-log line, updates metrics,
- * releases the model version and frees the request.  Nothing is locked here: a request
- * belongs to one MHD thread except for the atomic countdown. */
+ * DESIGN: handlers run on an MHD pool thread with the body read.  An inference handler
+ * fills the request's batch items and calls http_submit, which suspends the connection
+ * *before* batcher_submit (a refused submit stores 503 + Retry-After and resumes at once).
+ * Each item's done callback (a batcher worker) counts the request's pending items down;
+ * the last one resumes the connection and never touches the request again.  The access
+ * handler then calls http_complete_items on the MHD thread, which runs the handler's
+ * finish step.  Nothing is locked here: a request belongs to one MHD thread except for
+ * the atomic countdown. */
 #ifndef HTTP_H
 #define HTTP_H
 
@@ -24,9 +19,9 @@
 
 #include <jansson.h>
 #include <stdatomic.h>
-#include <sys/socket.h>
 #include <stdint.h>
 
+struct listener;
 struct metrics;
 struct route;
 struct MHD_Connection;
@@ -44,18 +39,21 @@ struct app {
 enum request_phase { PHASE_READ = 0, PHASE_HANDLED };
 
 struct request {
-    uint64_t id;
+    uint64_t id; /* per listener, from 1 */
     struct app *app;
+    const struct listener *listener; /* the port it arrived on */
     struct MHD_Connection *conn;
     const struct route *route;
     char method[16];
     char path[256];   /* for the log, truncated */
     char model[64];   /* {name} from the path, "" when none */
     int version;      /* {v} from the path; 0 = the live version */
+    long job_id;      /* {id} from the path; 0 = none */
     int64_t start_ns; /* CLOCK_MONOTONIC */
     enum request_phase phase;
     int suspended; /* between http_submit and the resumed access-handler call */
     int incoming;  /* counted in app->incoming (an inference route, not submitted yet) */
+    int auth_refused; /* the listener's auth hook refused it (logged as auth=refused) */
 
     char *body; /* owned, body_len bytes (+ a NUL) */
     size_t body_len, body_cap;
@@ -68,7 +66,8 @@ struct request {
     size_t reply_len;
     const char *reply_type;
     int retry_after;         /* seconds, 0 = no header */
-    char allow[32];          /* Allow header for 405; "" = none */
+    char allow[40];          /* Allow header for 405; "" = none */
+    char location[64];       /* Location header; "" = none */
     size_t infer_header_len; /* Inference-Header-Content-Length; 0 = no header */
 
     struct model_version *mv; /* acquired, released on completion */
@@ -84,17 +83,9 @@ struct request {
     void (*state_free)(void *state);
 };
 
-struct http_server;
-
-/* Starts listening on cfg->listen:cfg->port with the MHD thread pool.  NULL with err. */
-struct http_server *http_start(struct app *app, struct cnn_err *err);
-/* The bound port (useful with port 0). */
-int http_port(const struct http_server *s);
-/* Stops accepting new connections (existing ones keep being served). */
-void http_quiesce(struct http_server *s);
-/* Closes every connection and joins the MHD threads.  Call only when no request is
- * suspended (in_flight == 0 after a drain). */
-void http_stop(struct http_server *s);
+/* Starts the inference listener on cfg->listen:cfg->port with the MHD thread pool, its
+ * requests counted in app->in_flight.  NULL with err.  Stop it with listener_stop. */
+struct listener *http_start(struct app *app, struct cnn_err *err);
 
 /* ---- for handlers (MHD threads) ---------------------------------------------------- */
 
@@ -123,15 +114,13 @@ int http_alloc_items(struct request *r, int n);
 /* Suspends the connection and queues r's items; finish(r) runs on the MHD thread once all
  * are done.  On refusal the reply is 503 with Retry-After: 1. */
 void http_submit(struct request *r, void (*finish)(struct request *r));
-/* Buffers n body bytes of r up to r->body_max (past it: drops them and counts, for the 413);
- * MHD_NO to close the connection.  Shared by the inference and admin listeners. */
-enum MHD_Result http_take_body(struct request *r, const char *data, size_t n);
-/* Fills *ss from a numeric IPv4/IPv6 host and port and adds the matching MHD flags (IPv6 or
- * dual stack for "::", epoll where available) to *flags; -1 when host is not numeric. */
-int http_listen_address(const char *host, int port, struct sockaddr_storage *ss,
-                        unsigned int *flags);
 /* Drops r from app->incoming (idempotent): at submit, or when r ends without one. */
 void http_uncount_incoming(struct request *r);
+/* On the MHD thread after the resume: r's reply from its items' outcome (a failure, or
+ * the finish step given to http_submit). */
+void http_complete_items(struct request *r);
+/* Adds a Location header to the reply. */
+void http_set_location(struct request *r, const char *location);
 /* Largest batch any of r's items ran in. */
 int http_batch_size(const struct request *r);
 

@@ -153,3 +153,8 @@ int http_batch_size(const struct request *r)
             b = r->items[i].batch_size;
     return b;
 }
+
+void http_set_location(struct request *r, const char *location)
+{
+    snprintf(r->location, sizeof r->location, "%s", location);
+}

@@ -10,6 +10,7 @@
 #include "gemm.h"
 #include "http.h"
 #include "jobs.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
@@ -28,7 +29,6 @@
 extern char **environ;
 
 static pthread_t main_thread;
-
 
 /* Threads started before main (OpenBLAS's pool) do not block the signals main waits for;
  * if one of them receives a signal, hand it to main, where it is blocked and so waits
@@ -66,10 +66,10 @@ static void scan(struct registry *reg, const char *why)
 }
 
 /* Waits for the requests in flight; 0 when all finished, 1 on timeout or a second signal. */
-static int drain(struct app *app, struct http_server *http, const sigset_t *set, int sig)
+static int drain(struct app *app, struct listener *http, const sigset_t *set, int sig)
 {
     atomic_store(&app->draining, 1);
-    http_quiesce(http);
+    listener_quiesce(http);
     log_always("draining signal=%s in_flight=%d timeout_ms=%d", strsignal(sig),
                atomic_load(&app->in_flight), app->cfg->drain_timeout_ms);
     int64_t deadline = mono_ms() + app->cfg->drain_timeout_ms;
@@ -91,15 +91,13 @@ static int drain(struct app *app, struct http_server *http, const sigset_t *set,
     }
 }
 
-int main(int argc, char **argv)
+/* Config from file, environment and flags, then logging.  -1 to go on, else the exit code
+ * (0 after --help / --version, 2 on a bad config). */
+static int setup_config(struct config *cfg, int argc, char **argv)
 {
-    cnn_gemm_reexec_if_generic(argv);
-    main_thread = pthread_self();
-
-    static struct config cfg;
     char errbuf[CONFIG_ERR_MAX];
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    switch (config_load(&cfg, argc, argv, environ, cores > 0 ? (int)cores : 1, note_env, errbuf,
+    switch (config_load(cfg, argc, argv, environ, cores > 0 ? (int)cores : 1, note_env, errbuf,
                         sizeof errbuf)) {
     case CONFIG_HELP:
         config_print_help(stdout);
@@ -113,138 +111,193 @@ int main(int argc, char **argv)
     default:
         break;
     }
-    log_setup((enum log_level)cfg.log_level, cfg.log_format == CONFIG_LOG_JSON);
+    log_setup((enum log_level)cfg->log_level, cfg->log_format == CONFIG_LOG_JSON);
     if (env_warnings[0])
         log_warn("config unknown_environment_variables=%s", env_warnings);
+    char desc[3000];
+    config_describe(cfg, desc, sizeof desc);
+    log_always("starting version=%s blas=%s cores=%ld %s", config_version(), cnn_gemm_backend(),
+               cores, desc);
+    return -1;
+}
 
-    /* Block the signals before any thread of ours exists, so every thread inherits it. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+/* Blocks the signals main waits for, before any thread of ours exists, so every thread
+ * inherits the mask; *set gets them. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
     struct sigaction sa = {0};
     sa.sa_handler = forward_to_main;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    char desc[3000];
-    config_describe(&cfg, desc, sizeof desc);
-    log_always("starting version=%s blas=%s cores=%ld %s", config_version(), cnn_gemm_backend(),
-               cores, desc);
-
-    /* The admin token first: a bad token file stops us before anything is loaded.  A token
-     * from the environment is wiped from this process's environment block afterwards. */
-    static struct admin_token token;
+/* The admin token first: a bad token file stops us before anything is loaded.  A token
+ * from the environment is wiped from this process's environment block afterwards. */
+static int load_token(struct admin_token *token, const struct config *cfg)
+{
     char *env_token = getenv("CNND_ADMIN_TOKEN");
     int token_created = 0;
     struct cnn_err terr = {0};
-    if (admin_token_load(&token, env_token, cfg.admin_token_file, &token_created, &terr) != 0) {
+    if (admin_token_load(token, env_token, cfg->admin_token_file, &token_created, &terr) != 0) {
         log_error("startup failed error=\"%s\"", terr.msg);
-        return 1;
+        return -1;
     }
     if (env_token) {
         explicit_bzero(env_token, strlen(env_token));
         log_always("admin token source=environment variable=CNND_ADMIN_TOKEN");
     } else {
-        log_always("admin token source=file file=%s%s", cfg.admin_token_file,
+        log_always("admin token source=file file=%s%s", cfg->admin_token_file,
                    token_created ? " created=1 (a new random token; read it from that file)" : "");
     }
-    int stale = publish_cleanup(cfg.model_repository);
+    return 0;
+}
+
+/* Metrics and the registry with every model of the repository loaded; *failed gets the
+ * versions that failed to load.  -1 (logged, nothing left allocated) on failure. */
+static int start_registry(struct app *app, int *failed)
+{
+    const struct config *cfg = app->cfg;
+    int stale = publish_cleanup(cfg->model_repository);
     if (stale > 0)
         log_warn("repository removed_unfinished_publish_folders=%d", stale);
+    app->metrics = metrics_create();
+    struct registry_config rcfg = {
+        .repository = cfg->model_repository,
+        .batching = {.max_batch_size = cfg->max_batch_size,
+                     .max_queue_delay_us = cfg->max_queue_delay_us,
+                     .max_queue_size = cfg->max_queue_size,
+                     .instances = cfg->instances,
+                     .blas_threads = cfg->blas_threads,
+                     .on_batch = metrics_on_batch,
+                     .on_batch_arg = app->metrics,
+                     .incoming = &app->incoming},
+        .max_versions = cfg->max_versions,
+    };
+    struct cnn_err err = {0};
+    if (app->metrics)
+        app->reg = registry_create(&rcfg, &err);
+    if (!app->reg) {
+        log_error("startup failed error=\"%s\"", app->metrics ? err.msg : "out of memory");
+        return -1;
+    }
+    *failed = registry_scan(app->reg, &err);
+    if (*failed < 0) {
+        log_error("repository unreadable path=%s error=\"%s\"", cfg->model_repository, err.msg);
+        registry_destroy(app->reg);
+        return -1;
+    }
+    if (!registry_ready(app->reg))
+        log_warn("no model loaded from repository=%s: not ready until one is published "
+                 "(SIGHUP or poll_interval_s)",
+                 cfg->model_repository);
+    return 0;
+}
+
+/* The inference listener, the job threads and the admin listener, each logged.  -1 (logged,
+ * those started are stopped) on failure. */
+static int start_serving(struct app *app, const struct admin_token *token, int failed,
+                         struct listener **http, struct jobs **jobs, struct listener **admin)
+{
+    const struct config *cfg = app->cfg;
+    struct cnn_err err = {0};
+    *http = http_start(app, &err);
+    if (!*http) {
+        log_error("startup failed error=\"%s\"", err.msg);
+        return -1;
+    }
+    log_always("listening port=%d address=%s threads=%d failed_versions=%d",
+               listener_port(*http), cfg->listen, cfg->threads, failed);
+    struct jobs_config jcfg = {.repository = cfg->model_repository,
+                               .max_jobs = cfg->max_jobs,
+                               .queue_size = cfg->job_queue_size,
+                               .nice = cfg->train_nice,
+                               .threads_per_job = config_threads_per_job(cfg),
+                               .reg = app->reg,
+                               .metrics = app->metrics,
+                               .version = config_version()};
+    *jobs = jobs_create(&jcfg, &err);
+    *admin = *jobs ? admin_start(app, *jobs, token, &err) : NULL;
+    if (!*admin) {
+        log_error("startup failed error=\"%s\"", err.msg);
+        jobs_destroy(*jobs);
+        listener_stop(*http);
+        return -1;
+    }
+    log_always("admin listening port=%d address=%s data_root=%s max_jobs=%d job_queue_size=%d "
+               "train_threads=%d threads_per_job=%d train_nice=%d",
+               listener_port(*admin), cfg->admin_listen, cfg->data_root, cfg->max_jobs,
+               cfg->job_queue_size, cfg->train_threads, config_threads_per_job(cfg),
+               cfg->train_nice);
+    return 0;
+}
+
+/* Until SIGTERM/SIGINT (returned), one-second ticks: SIGHUP and the poll timer rescan the
+ * repository, and freed model memory is given back to the system (glibc keeps it
+ * otherwise, and RSS would ratchet up with every swapped version). */
+static int wait_for_stop(struct app *app, const sigset_t *set)
+{
+    int sig = 0, freed = 0;
+    int poll_s = app->cfg->poll_interval_s;
+    int64_t next_poll = mono_ms() + (int64_t)poll_s * 1000;
+    while (sig != SIGTERM && sig != SIGINT) {
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(set, NULL, &tick);
+        if (sig == SIGHUP)
+            scan(app->reg, "sighup");
+        if (poll_s > 0 && mono_ms() >= next_poll) {
+            scan(app->reg, "poll");
+            next_poll = mono_ms() + (int64_t)poll_s * 1000;
+        }
+        if (registry_freed_count(app->reg) != freed) {
+            freed = registry_freed_count(app->reg);
+            malloc_trim(0);
+        }
+    }
+    return sig;
+}
+
+int main(int argc, char **argv)
+{
+    cnn_gemm_reexec_if_generic(argv);
+    main_thread = pthread_self();
+
+    static struct config cfg;
+    int rc = setup_config(&cfg, argc, argv);
+    if (rc >= 0)
+        return rc;
+    sigset_t set;
+    block_signals(&set);
+    static struct admin_token token;
+    if (load_token(&token, &cfg) != 0)
+        return 1;
 
     struct app app = {.cfg = &cfg};
     atomic_init(&app.draining, 0);
     atomic_init(&app.in_flight, 0);
     atomic_init(&app.incoming, 0);
-    app.metrics = metrics_create();
-    struct registry_config rcfg = {
-        .repository = cfg.model_repository,
-        .batching = {.max_batch_size = cfg.max_batch_size,
-                     .max_queue_delay_us = cfg.max_queue_delay_us,
-                     .max_queue_size = cfg.max_queue_size,
-                     .instances = cfg.instances,
-                     .blas_threads = cfg.blas_threads,
-                     .on_batch = metrics_on_batch,
-                     .on_batch_arg = app.metrics,
-                     .incoming = &app.incoming},
-        .max_versions = cfg.max_versions,
-    };
-    struct cnn_err err = {0};
-    if (app.metrics)
-        app.reg = registry_create(&rcfg, &err);
-    if (!app.reg) {
-        log_error("startup failed error=\"%s\"", app.metrics ? err.msg : "out of memory");
+    int failed = 0;
+    if (start_registry(&app, &failed) != 0)
         return 1;
-    }
-    int failed = registry_scan(app.reg, &err);
-    if (failed < 0) {
-        log_error("repository unreadable path=%s error=\"%s\"", cfg.model_repository, err.msg);
+    struct listener *http = NULL, *admin = NULL;
+    struct jobs *jobs = NULL;
+    if (start_serving(&app, &token, failed, &http, &jobs, &admin) != 0) {
         registry_destroy(app.reg);
         return 1;
     }
-    if (!registry_ready(app.reg))
-        log_warn("no model loaded from repository=%s: not ready until one is published "
-                 "(SIGHUP or poll_interval_s)",
-                 cfg.model_repository);
-    struct http_server *http = http_start(&app, &err);
-    if (!http) {
-        log_error("startup failed error=\"%s\"", err.msg);
-        registry_destroy(app.reg);
-        return 1;
-    }
-    log_always("listening port=%d address=%s threads=%d failed_versions=%d", http_port(http),
-               cfg.listen, cfg.threads, failed);
 
-    struct jobs_config jcfg = {.repository = cfg.model_repository,
-                               .max_jobs = cfg.max_jobs,
-                               .queue_size = cfg.job_queue_size,
-                               .nice = cfg.train_nice,
-                               .threads_per_job = config_threads_per_job(&cfg),
-                               .reg = app.reg,
-                               .metrics = app.metrics,
-                               .version = config_version()};
-    struct jobs *jobs = jobs_create(&jcfg, &err);
-    struct admin_server *admin = jobs ? admin_start(&app, jobs, &token, &err) : NULL;
-    if (!admin) {
-        log_error("startup failed error=\"%s\"", err.msg);
-        jobs_destroy(jobs);
-        http_stop(http);
-        registry_destroy(app.reg);
-        return 1;
-    }
-    log_always("admin listening port=%d address=%s data_root=%s max_jobs=%d job_queue_size=%d "
-               "train_threads=%d threads_per_job=%d train_nice=%d",
-               admin_port(admin), cfg.admin_listen, cfg.data_root, cfg.max_jobs, cfg.job_queue_size,
-               cfg.train_threads, config_threads_per_job(&cfg), cfg.train_nice);
-
-    /* One-second ticks: the poll timer, and giving freed model memory back to the system
-     * (glibc keeps it otherwise, and RSS would ratchet up with every swapped version). */
-    int sig = 0, freed = 0;
-    int64_t next_poll = mono_ms() + (int64_t)cfg.poll_interval_s * 1000;
-    while (sig != SIGTERM && sig != SIGINT) {
-        struct timespec tick = {1, 0};
-        sig = sigtimedwait(&set, NULL, &tick);
-        if (sig == SIGHUP)
-            scan(app.reg, "sighup");
-        if (cfg.poll_interval_s > 0 && mono_ms() >= next_poll) {
-            scan(app.reg, "poll");
-            next_poll = mono_ms() + (int64_t)cfg.poll_interval_s * 1000;
-        }
-        if (registry_freed_count(app.reg) != freed) {
-            freed = registry_freed_count(app.reg);
-            malloc_trim(0);
-        }
-    }
+    int sig = wait_for_stop(&app, &set);
     if (drain(&app, http, &set, sig) != 0)
         _exit(1); /* requests still in flight hold suspended connections: no orderly stop */
-    admin_stop(admin);
+    listener_stop(admin);
     jobs_destroy(jobs); /* cancels running jobs at their next step; they use the registry */
-    http_stop(http);
+    listener_stop(http);
     registry_destroy(app.reg);
     metrics_destroy(app.metrics);
     log_always("stopped");

@@ -289,48 +289,38 @@ static void emit_hist(struct out *o, struct hist *h)
     emit(o, "%s_sum %.9g\n%s_count %llu\n", h->name, (double)sum * h->scale, h->name, cum);
 }
 
-char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
+/* cnnd_requests_total: one sample per (model, route, status) row, then the overflow row. */
+static void emit_requests(struct out *o, struct metrics *m)
 {
-    struct out o = {.cap = 8192};
-    o.p = malloc(o.cap);
-    if (!o.p)
-        return NULL;
     char e1[2 * MODEL_MAX], e2[2 * MODEL_MAX];
-    emit(&o,
-         "# HELP cnnd_build_info cnnd version.\n# TYPE cnnd_build_info gauge\n"
-         "cnnd_build_info{version=\"%s\"} 1\n",
-         config_version());
-    emit(&o, "# HELP cnnd_requests_total HTTP requests answered, by model, route and status.\n"
-             "# TYPE cnnd_requests_total counter\n");
+    emit(o, "# HELP cnnd_requests_total HTTP requests answered, by model, route and status.\n"
+            "# TYPE cnnd_requests_total counter\n");
     int n = atomic_load_explicit(&m->n_rows, memory_order_acquire);
     for (int i = 0; i < n; i++) {
         struct row *r = &m->rows[i];
-        emit(&o, "cnnd_requests_total{model=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
+        emit(o, "cnnd_requests_total{model=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
              esc(r->model, e1, sizeof e1), esc(r->route, e2, sizeof e2), r->status,
              atomic_load_explicit(&r->count, memory_order_relaxed));
     }
     unsigned long long other =
         atomic_load_explicit(&m->rows[MAX_ROWS - 1].count, memory_order_relaxed);
     if (other)
-        emit(&o, "cnnd_requests_total{model=\"_other\",route=\"_other\",status=\"0\"} %llu\n",
+        emit(o, "cnnd_requests_total{model=\"_other\",route=\"_other\",status=\"0\"} %llu\n",
              other);
-    emit(&o,
-         "# HELP cnnd_expired_requests_total Requests answered 503 because they waited "
-         "in a queue past request_timeout_ms (not computed).\n"
-         "# TYPE cnnd_expired_requests_total counter\ncnnd_expired_requests_total %llu\n",
-         atomic_load_explicit(&m->expired, memory_order_relaxed));
-    emit_hist(&o, &m->request);
-    emit_hist(&o, &m->queue_wait);
-    emit_hist(&o, &m->compute);
-    emit_hist(&o, &m->batch);
-    emit(&o, "# HELP cnnd_queue_depth Images waiting in a model version's batch queue.\n"
-             "# TYPE cnnd_queue_depth gauge\n");
+}
+
+/* Per model version: queue depth, versions loaded per model, the live version. */
+static void emit_versions(struct out *o, const struct metrics_gauges *g)
+{
+    char e1[2 * MODEL_MAX];
+    emit(o, "# HELP cnnd_queue_depth Images waiting in a model version's batch queue.\n"
+            "# TYPE cnnd_queue_depth gauge\n");
     for (int i = 0; i < g->n_versions; i++)
-        emit(&o, "cnnd_queue_depth{model=\"%s\",version=\"%d\"} %d\n",
+        emit(o, "cnnd_queue_depth{model=\"%s\",version=\"%d\"} %d\n",
              esc(g->versions[i].model, e1, sizeof e1), g->versions[i].version,
              g->versions[i].queue_depth);
-    emit(&o, "# HELP cnnd_loaded_versions Versions of a model loaded (live or finishing "
-             "requests).\n# TYPE cnnd_loaded_versions gauge\n");
+    emit(o, "# HELP cnnd_loaded_versions Versions of a model loaded (live or finishing "
+            "requests).\n# TYPE cnnd_loaded_versions gauge\n");
     for (int i = 0; i < g->n_versions; i++) {
         int first = 1, count = 0;
         for (int j = 0; j < g->n_versions; j++) {
@@ -340,22 +330,21 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
             count++;
         }
         if (first)
-            emit(&o, "cnnd_loaded_versions{model=\"%s\"} %d\n",
+            emit(o, "cnnd_loaded_versions{model=\"%s\"} %d\n",
                  esc(g->versions[i].model, e1, sizeof e1), count);
     }
-    emit(&o, "# HELP cnnd_live_version The version of a model new requests go to.\n"
-             "# TYPE cnnd_live_version gauge\n");
+    emit(o, "# HELP cnnd_live_version The version of a model new requests go to.\n"
+            "# TYPE cnnd_live_version gauge\n");
     for (int i = 0; i < g->n_versions; i++)
         if (g->versions[i].live)
-            emit(&o, "cnnd_live_version{model=\"%s\"} %d\n",
+            emit(o, "cnnd_live_version{model=\"%s\"} %d\n",
                  esc(g->versions[i].model, e1, sizeof e1), g->versions[i].version);
-    emit(&o,
-         "# HELP cnnd_requests_in_flight Requests being handled.\n"
-         "# TYPE cnnd_requests_in_flight gauge\ncnnd_requests_in_flight %d\n"
-         "# HELP cnnd_ready 1 when the server is ready for inference.\n"
-         "# TYPE cnnd_ready gauge\ncnnd_ready %d\n",
-         g->in_flight, g->ready);
-    emit(&o,
+}
+
+/* Fine-tune jobs: steps, the last step's loss and accuracies, jobs by state, publishes. */
+static void emit_training(struct out *o, struct metrics *m)
+{
+    emit(o,
          "# HELP cnnd_train_steps_total Training steps (mini-batches) run by fine-tune jobs.\n"
          "# TYPE cnnd_train_steps_total counter\ncnnd_train_steps_total %llu\n",
          atomic_load_explicit(&m->train_steps, memory_order_relaxed));
@@ -377,20 +366,50 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
     };
     for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++) {
         double x = double_of(atomic_load_explicit(gauges[i].v, memory_order_relaxed));
-        emit(&o, "# HELP %s %s\n# TYPE %s gauge\n", gauges[i].name, gauges[i].help, gauges[i].name);
+        emit(o, "# HELP %s %s\n# TYPE %s gauge\n", gauges[i].name, gauges[i].help, gauges[i].name);
         if (isnan(x))
-            emit(&o, "%s NaN\n", gauges[i].name);
+            emit(o, "%s NaN\n", gauges[i].name);
         else
-            emit(&o, "%s %.9g\n", gauges[i].name, x);
+            emit(o, "%s %.9g\n", gauges[i].name, x);
     }
-    emit(&o, "# HELP cnnd_jobs Fine-tune jobs known, by state.\n# TYPE cnnd_jobs gauge\n");
+    emit(o, "# HELP cnnd_jobs Fine-tune jobs known, by state.\n# TYPE cnnd_jobs gauge\n");
     for (int i = 0; i < 6; i++)
-        emit(&o, "cnnd_jobs{state=\"%s\"} %d\n", JOB_STATES[i],
+        emit(o, "cnnd_jobs{state=\"%s\"} %d\n", JOB_STATES[i],
              atomic_load_explicit(&m->jobs[i], memory_order_relaxed));
-    emit(&o,
+    emit(o,
          "# HELP cnnd_publish_total Model versions published by fine-tune jobs.\n"
          "# TYPE cnnd_publish_total counter\ncnnd_publish_total %llu\n",
          atomic_load_explicit(&m->publishes, memory_order_relaxed));
+}
+
+char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
+{
+    struct out o = {.cap = 8192};
+    o.p = malloc(o.cap);
+    if (!o.p)
+        return NULL;
+    emit(&o,
+         "# HELP cnnd_build_info cnnd version.\n# TYPE cnnd_build_info gauge\n"
+         "cnnd_build_info{version=\"%s\"} 1\n",
+         config_version());
+    emit_requests(&o, m);
+    emit(&o,
+         "# HELP cnnd_expired_requests_total Requests answered 503 because they waited "
+         "in a queue past request_timeout_ms (not computed).\n"
+         "# TYPE cnnd_expired_requests_total counter\ncnnd_expired_requests_total %llu\n",
+         atomic_load_explicit(&m->expired, memory_order_relaxed));
+    emit_hist(&o, &m->request);
+    emit_hist(&o, &m->queue_wait);
+    emit_hist(&o, &m->compute);
+    emit_hist(&o, &m->batch);
+    emit_versions(&o, g);
+    emit(&o,
+         "# HELP cnnd_requests_in_flight Requests being handled.\n"
+         "# TYPE cnnd_requests_in_flight gauge\ncnnd_requests_in_flight %d\n"
+         "# HELP cnnd_ready 1 when the server is ready for inference.\n"
+         "# TYPE cnnd_ready gauge\ncnnd_ready %d\n",
+         g->in_flight, g->ready);
+    emit_training(&o, m);
     if (o.failed) {
         free(o.p);
         return NULL;

@@ -1,6 +1,7 @@
-/* The route table and path matching (see router.h). */
+/* The route tables of both listeners and path matching (see router.h). */
 #include "router.h"
 
+#include "examples.h"
 #include "handlers.h"
 
 #include <stdio.h>
@@ -25,10 +26,36 @@ static const struct route ROUTES[] = {
 };
 #define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
 
+/* The admin listener's: its auth hook (admin.c) has run before any of these. */
+static const struct route ADMIN_ROUTES[] = {
+    {"GET", "/admin/v1/models", "admin_models", BODY_NONE, 0, handle_admin_models},
+    {"POST", "/admin/v1/models/{name}/load", "admin_load", BODY_NONE, 0, handle_admin_model_load},
+    {"POST", "/admin/v1/models/{name}/unload", "admin_unload", BODY_NONE, 0,
+     handle_admin_model_unload},
+    {"POST", "/admin/v1/models/{name}/versions/{v}/activate", "admin_activate", BODY_NONE, 0,
+     handle_admin_model_activate},
+    {"POST", "/admin/v1/models/{name}/unpin", "admin_unpin", BODY_NONE, 0,
+     handle_admin_model_unpin},
+    {"POST", "/admin/v1/models/{name}/finetune", "admin_finetune", BODY_JOB, 0,
+     handle_admin_finetune},
+    {"POST", "/admin/v1/models/{name}/examples", "admin_examples", BODY_EXAMPLES, 0,
+     handle_admin_examples},
+    {"GET", "/admin/v1/jobs", "admin_jobs", BODY_NONE, 0, handle_admin_jobs},
+    {"GET", "/admin/v1/jobs/{id}", "admin_job", BODY_NONE, 0, handle_admin_job},
+    {"DELETE", "/admin/v1/jobs/{id}", "admin_job_cancel", BODY_NONE, 0, handle_admin_job_cancel},
+};
+#define N_ADMIN_ROUTES ((int)(sizeof ADMIN_ROUTES / sizeof ADMIN_ROUTES[0]))
+
 const struct route *router_routes(int *n)
 {
     *n = N_ROUTES;
     return ROUTES;
+}
+
+const struct route *router_admin_routes(int *n)
+{
+    *n = N_ADMIN_ROUTES;
+    return ADMIN_ROUTES;
 }
 
 /* Copies segment [s, s+n) into buf; 0 when it fits and is not empty. */
@@ -41,10 +68,10 @@ static int capture(const char *s, size_t n, char *buf, size_t cap)
     return 0;
 }
 
-/* Path against pattern, segment by segment; fills m->name / m->version. */
+/* Path against pattern, segment by segment; fills m->name / m->version / m->id. */
 static int path_matches(const char *pattern, const char *path, struct route_match *m)
 {
-    m->name[0] = m->version[0] = '\0';
+    m->name[0] = m->version[0] = m->id[0] = '\0';
     const char *p = pattern, *u = path;
     while (*p && *u) {
         if (*p != '/' || *u != '/')
@@ -52,43 +79,49 @@ static int path_matches(const char *pattern, const char *path, struct route_matc
         p++;
         u++;
         size_t pn = strcspn(p, "/"), un = strcspn(u, "/");
-        if (pn == 6 && strncmp(p, "{name}", 6) == 0) {
-            if (capture(u, un, m->name, sizeof m->name))
-                return 0;
-        } else if (pn == 3 && strncmp(p, "{v}", 3) == 0) {
-            if (capture(u, un, m->version, sizeof m->version))
-                return 0;
-        } else if (pn != un || strncmp(p, u, pn) != 0) {
+        char *dst = NULL;
+        size_t cap = 0;
+        if (pn == 6 && strncmp(p, "{name}", 6) == 0)
+            dst = m->name, cap = sizeof m->name;
+        else if (pn == 3 && strncmp(p, "{v}", 3) == 0)
+            dst = m->version, cap = sizeof m->version;
+        else if (pn == 4 && strncmp(p, "{id}", 4) == 0)
+            dst = m->id, cap = sizeof m->id;
+        if (dst ? capture(u, un, dst, cap) != 0 : (pn != un || strncmp(p, u, pn) != 0))
             return 0;
-        }
         p += pn;
         u += un;
     }
     return *p == '\0' && *u == '\0';
 }
 
-void router_match(const char *method, const char *path, struct route_match *out)
+/* Adds method (GET as "GET, HEAD") to the Allow list unless it is there already. */
+static void allow_add(char *allow, size_t cap, const char *method)
+{
+    const char *item = strcmp(method, "GET") == 0 ? "GET, HEAD" : method;
+    size_t mlen = strlen(method);
+    for (const char *a = allow; *a; a += strcspn(a, ",") + (a[strcspn(a, ",")] ? 2 : 0))
+        if (strncmp(a, method, mlen) == 0 && (a[mlen] == ',' || a[mlen] == '\0'))
+            return;
+    size_t n = strlen(allow);
+    snprintf(allow + n, cap - n, "%s%s", n ? ", " : "", item);
+}
+
+void router_match(const struct route *table, int n, const char *method, const char *path,
+                  struct route_match *out)
 {
     memset(out, 0, sizeof *out);
-    int get = 0, post = 0;
     const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
-    for (int i = 0; i < N_ROUTES; i++) {
+    for (int i = 0; i < n; i++) {
         struct route_match tmp;
-        if (!path_matches(ROUTES[i].pattern, path, &tmp))
+        if (!path_matches(table[i].pattern, path, &tmp))
             continue;
-        if (strcmp(ROUTES[i].method, m) == 0) {
+        if (strcmp(table[i].method, m) == 0) {
             *out = tmp;
-            out->route = &ROUTES[i];
+            out->route = &table[i];
             return;
         }
-        get |= strcmp(ROUTES[i].method, "GET") == 0;
-        post |= strcmp(ROUTES[i].method, "POST") == 0;
+        allow_add(out->allow, sizeof out->allow, table[i].method);
     }
-    if (get || post) {
-        out->status = 405;
-        snprintf(out->allow, sizeof out->allow, "%s%s%s", get ? "GET, HEAD" : "",
-                 get && post ? ", " : "", post ? "POST" : "");
-    } else {
-        out->status = 404;
-    }
+    out->status = out->allow[0] ? 405 : 404;
 }

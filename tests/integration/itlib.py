@@ -159,10 +159,11 @@ def batch_hist(samples, model=""):
 
 
 # ---- raw HTTP ---------------------------------------------------------------------
-def raw_http(data, timeout=5.0, shut_wr=False):
-    """Sends bytes on a fresh connection; returns (status or None, headers dict lowercased,
-    body bytes, seconds until the status line arrived)."""
-    s = socket.create_connection(host_port(), timeout=timeout)
+def raw_http(data, timeout=5.0, shut_wr=False, addr=None):
+    """Sends bytes on a fresh connection (to addr, a (host, port), default cnnd's inference
+    port); returns (status or None, headers dict lowercased, body bytes, seconds until the
+    status line arrived)."""
+    s = socket.create_connection(addr or host_port(), timeout=timeout)
     t0 = time.monotonic()
     try:
         s.sendall(data)

@@ -134,6 +134,9 @@ cnnd_start() {
   return 1
 }
 
+# admin_url: http://127.0.0.1:N of the admin listener of the cnnd started last.
+admin_url() { echo "http://127.0.0.1:$(sed -nE 's/.*admin listening port=([0-9]+).*/\1/p' "$T/cnnd.log" | head -n1)"; }
+
 # cnnd_stop: SIGTERM, then cnnd_wait_exit 0.
 cnnd_stop() {
   [ -n "$CNND_PID" ] || return 0

@@ -36,7 +36,6 @@ mkdir -p "$D/symset/Bag"
 ln -s ../../../outside/fm "$D/symset/Trouser"
 
 write_config training.job_queue_size=1 training.max_examples=4 training.example_max_bytes=64k
-admin_url() { echo "http://127.0.0.1:$(sed -nE 's/.*admin listening port=([0-9]+).*/\1/p' "$T/cnnd.log" | head -n1)"; }
 start() {
   cnnd_start --data-root "$D" "$@" || finish
   export CNND_ADMIN_URL

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Error statuses: 400, 404, 405 + Allow, 413, 415 on a cnnd with small limits
-# (check_errors.py, raw sockets for malformed framing); the per-address connection limit and
-# the inactivity timeout; 503 from /v2/health/ready while no model is loaded.
+# (check_errors.py, raw sockets for malformed framing); one list of malformed requests run
+# against both the inference and the admin listener (check_listeners.py); the per-address
+# connection limit, the inactivity timeout (on both listeners); 503 from /v2/health/ready
+# while no model is loaded.
 source "$(dirname "$0")/lib.sh"
 itest_init errors
 
@@ -11,6 +13,8 @@ write_config limits.classify_max_body=65536 limits.infer_max_body=131072 \
 cnnd_start || finish
 inp=$(curl -s "$URL/v2/models/fashion" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["inputs"][0]["name"])')
 py check_errors "${inp:-input}"
+# The same malformed requests on the inference and the admin listener: the same answers.
+py check_listeners "$URL" "$(admin_url)" "$T/admin.token" 65536
 
 # After all of that, still serving.
 expect_status 200 POST /v1/models/fashion/classify -H 'Content-Type: image/png' \
@@ -21,6 +25,7 @@ cnnd_stop
 write_config server.per_ip_limit=4 server.connection_timeout_s=2
 cnnd_start || finish
 py check_errors conn-limits 4 2
+py check_listeners idle "$URL" "$(admin_url)" 2
 cnnd_stop
 
 # Not ready: an empty repository.  Live but not ready; classify finds no model.

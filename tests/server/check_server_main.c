@@ -8,9 +8,8 @@
 #include <string.h>
 
 #define SUITES(X)                                                                                  \
-    X(batcher)                                                                                     \
-    X(registry) X(registry_scan) X(registry_pin) X(config) X(http) X(admin_auth) X(safepath)       \
-        X(job_spec) X(jobs)
+    X(batcher) X(registry) X(registry_scan) X(registry_pin) X(config) X(http) X(infer)          \
+        X(metrics) X(admin_auth) X(safepath) X(job_spec) X(jobs)
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
 
