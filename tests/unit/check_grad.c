@@ -5,6 +5,7 @@
  * kink conventions, the batch-norm statistics and running-stat update, dropout masks. */
 #include "grad.h"
 #include "layer.h"
+#include "test_util.h"
 
 #include <check.h>
 #include <math.h>
@@ -12,38 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static unsigned lcg_state;
-
-static float uniform(void) /* in [-1, 1) */
-{
-    lcg_state = lcg_state * 1664525u + 1013904223u;
-    return (float)((lcg_state >> 8) & 0xffffff) / 8388608.0f - 1.0f;
-}
-
-static float *rand_buf(size_t n, float scale)
-{
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    for (size_t i = 0; i < n; i++)
-        x[i] = scale * uniform();
-    return x;
-}
-
-static float *zero_buf(size_t n)
-{
-    float *x = calloc(n ? n : 1, sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
-}
-
-static float *copy_buf(const float *s, size_t n)
-{
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    memcpy(x, s, n * sizeof *x);
-    return x;
-}
 
 /* Moves every value at least gap away from each kink (so x +- h never crosses one). */
 static void avoid_kinks(float *x, size_t n, const float *kinks, int nk, float gap)

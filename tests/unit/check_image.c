@@ -2,6 +2,7 @@
  * libpng's writer, libjpeg's compressor or by hand (chunk by chunk, with a CRC-32 written
  * here); expected pixels and tensors come from the source samples through naive loops. */
 #include "image.h"
+#include "test_util.h"
 
 #include <check.h>
 #include <math.h>
@@ -55,14 +56,6 @@ static uint32_t crc32_of(const unsigned char *p, size_t n)
             c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
     }
     return c ^ 0xffffffffu;
-}
-
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
 }
 
 static uint32_t get_be32(const unsigned char *p)

@@ -3,75 +3,13 @@
  * scalar activations, LRN, softmax, ...) on odd shapes, batch independence of conv, and
  * the shape-inference rules and messages of layer.c.  Data from a seeded LCG. */
 #include "layer.h"
+#include "test_util.h"
 
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TOL 1e-4
-
-static unsigned lcg_state;
-
-static float lcg_uniform(void) /* in [-1, 1) */
-{
-    lcg_state = lcg_state * 1664525u + 1013904223u;
-    return (float)((lcg_state >> 8) & 0xffffff) / 8388608.0f - 1.0f;
-}
-
-static float *rand_buf(size_t n, float scale)
-{
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    for (size_t i = 0; i < n; i++)
-        x[i] = scale * lcg_uniform();
-    return x;
-}
-
-static float *zero_buf(size_t n)
-{
-    float *x = calloc(n ? n : 1, sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    return x;
-}
-
-static double max_abs_diff(const float *a, const double *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) /* NaN counts as a failure */
-            m = d;
-    }
-    return m;
-}
-
-static void check_close(const char *what, const float *got, const double *want, size_t n)
-{
-    double e = max_abs_diff(got, want, n);
-    printf("%-44s max abs err %.3e (%zu values)\n", what, e, n);
-    ck_assert_msg(e <= TOL, "%s: max abs error %g > %g", what, e, TOL);
-}
-
-/* Scalar activation written from the definitions, in double. */
-static double act_ref(double x, const struct cnn_act_params *a)
-{
-    switch (a->kind) {
-    case CNN_ACT_RELU:
-        return x < 0 ? 0 : x;
-    case CNN_ACT_LEAKY_RELU:
-        return x < 0 ? a->alpha * x : x;
-    case CNN_ACT_CLIP:
-        return fmin(fmax(x, a->alpha), a->beta);
-    case CNN_ACT_SIGMOID:
-        return 1.0 / (1.0 + exp(-x));
-    case CNN_ACT_TANH:
-        return tanh(x);
-    default:
-        return x;
-    }
-}
 
 /* ---- convolution -------------------------------------------------------- */
 

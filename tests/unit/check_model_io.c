@@ -6,6 +6,7 @@
 #include "model.h"
 #include "model_internal.h"
 #include "session.h"
+#include "test_util.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -38,37 +39,6 @@ static float rnd_uniform(float lo, float hi)
     return lo + (hi - lo) * (float)((double)(rnd() >> 11) / 9007199254740992.0);
 }
 
-static void make_tmpdir(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/cnn_model_io_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void rm_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        chmod(path, 0700);
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                char sub[512];
-                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-                rm_tree(sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 /* Number of entries in dir (without . and ..). */
 static int count_entries(const char *dir)
 {
@@ -82,22 +52,6 @@ static int count_entries(const char *dir)
     }
     closedir(d);
     return n;
-}
-
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long len = ftell(f);
-    ck_assert_int_ge(len, 0);
-    rewind(f);
-    unsigned char *b = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
 }
 
 /* ---- the test model -------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include "model.h"
 #include "session.h"
 #include "test_nets.h"
+#include "test_util.h"
 #include "train.h"
 #include "workers.h"
 
@@ -743,12 +744,6 @@ START_TEST(test_bn_running_statistics_match_pytorch)
 END_TEST
 
 /* ---- (3) export round trip --------------------------------------------------- */
-
-static void make_tmpdir(char *dir, size_t n)
-{
-    snprintf(dir, n, "/tmp/cnn_train_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
 
 START_TEST(test_export_save_load_matches_evaluate)
 {
