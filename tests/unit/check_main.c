@@ -8,8 +8,8 @@
 #include <string.h>
 
 #define SUITES(X)                                                                              \
-    X(gemm) X(layers) X(layers_conv) X(image) X(model) X(model_io) X(session) X(arch) X(tool)  \
-        X(train) X(grad_conv) X(grad_layers) X(dataset)
+    X(gemm) X(layers) X(layers_conv) X(image) X(image_preproc) X(model) X(model_io)           \
+        X(session) X(arch) X(tool) X(train) X(grad_conv) X(grad_layers) X(dataset)
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
 
