@@ -9,8 +9,8 @@
 
 #define SUITES(X)                                                                              \
     X(gemm) X(layers) X(layers_conv) X(image) X(image_preproc) X(model) X(model_io)           \
-        X(model_io_hostile) X(session) X(arch) X(tool) X(train) X(grad_conv) X(grad_layers)    \
-            X(dataset)
+        X(model_io_hostile) X(session) X(arch) X(tool) X(train) X(train_workflow)              \
+            X(grad_conv) X(grad_layers) X(dataset)
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
 
