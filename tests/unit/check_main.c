@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SUITES(X)                                                                              \
-    X(gemm) X(layers) X(layers_conv) X(image) X(image_preproc) X(model) X(model_io)           \
-        X(model_io_hostile) X(session) X(arch) X(tool) X(train) X(train_workflow)              \
-            X(grad_conv) X(grad_layers) X(dataset)
+/* clang-format off */
+#define SUITES(X)                                                                          \
+    X(gemm) X(layers) X(layers_conv) X(image) X(image_preproc) X(model) X(model_io)        \
+    X(model_io_hostile) X(session) X(arch) X(tool) X(train) X(train_workflow)              \
+    X(grad_conv) X(grad_layers) X(dataset)
+/* clang-format on */
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
 
@@ -62,15 +64,15 @@ int main(void)
         return 1;
     SRunner *sr = srunner_create(NULL);
     int missing = 0, added = 0;
-#define ADD(name)                                                                              \
-    if (listed(only, #name)) {                                                                 \
-        if (name##_suite) {                                                                    \
-            srunner_add_suite(sr, name##_suite());                                             \
-            added++;                                                                           \
-        } else {                                                                               \
-            fprintf(stderr, "check_main: suite %s is not built\n", #name);                     \
-            missing++;                                                                         \
-        }                                                                                      \
+#define ADD(name)                                                                                  \
+    if (listed(only, #name)) {                                                                     \
+        if (name##_suite) {                                                                        \
+            srunner_add_suite(sr, name##_suite());                                                 \
+            added++;                                                                               \
+        } else {                                                                                   \
+            fprintf(stderr, "check_main: suite %s is not built\n", #name);                         \
+            missing++;                                                                             \
+        }                                                                                          \
     }
     SUITES(ADD)
 #undef ADD

@@ -9,14 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int add(struct cnn_model *m, struct cnn_layer_desc d)
-{
-    struct cnn_err err = {0};
-    int idx = cnn_model_add(m, &d, &err);
-    ck_assert_msg(idx >= 0, "add %s: %s", d.name ? d.name : "?", err.msg);
-    return idx;
-}
-
 struct cnn_layer_desc conv(const char *name, int oc, int k, int pad, int bias, enum cnn_act act)
 {
     struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = name};
@@ -58,24 +50,10 @@ struct cnn_layer_desc simple(enum cnn_layer_kind kind, const char *name)
     return (struct cnn_layer_desc){.kind = kind, .name = name};
 }
 
-struct cnn_layer_desc bn(const char *name)
-{
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_BATCHNORM, .name = name};
-    d.p.bn.eps = 1e-5f;
-    return d;
-}
-
 struct cnn_layer_desc act(const char *name, enum cnn_act kind)
 {
     struct cnn_layer_desc d = {.kind = CNN_LAYER_ACT, .name = name};
     d.p.act.kind = kind;
-    return d;
-}
-
-struct cnn_layer_desc inputs(struct cnn_layer_desc d, int n, const int *in)
-{
-    d.n_inputs = n;
-    d.inputs = in;
     return d;
 }
 
@@ -117,13 +95,6 @@ void randomize(struct cnn_model *m, uint64_t seed)
             }
         }
     }
-}
-
-struct cnn_model *compiled(struct cnn_model *m)
-{
-    struct cnn_err err = {0};
-    ck_assert_msg(cnn_model_compile(m, &err) == 0, "compile: %s", err.msg);
-    return m;
 }
 
 struct cnn_trainer *trainer(const struct cnn_model *m, const struct cnn_train_config *c)

@@ -4,33 +4,26 @@
 #define TEST_TRAIN_H
 
 #include "model.h"
+#include "test_nets.h" /* add, bn, inputs, compiled */
 #include "train.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Adds d to m and returns its index. */
-int add(struct cnn_model *m, struct cnn_layer_desc d);
-
 /* Layer descriptions: conv k x k stride 1 (pad on every side, bias when bias, fused act),
- * dense (bias, fused act), pooling k x k stride s, a layer without parameters, batch norm
- * (eps 1e-5), an activation; inputs() sets d's n inputs. */
+ * dense (bias, fused act), pooling k x k stride s, a layer without parameters, an
+ * activation. */
 struct cnn_layer_desc conv(const char *name, int oc, int k, int pad, int bias, enum cnn_act act);
 struct cnn_layer_desc dense(const char *name, int out, enum cnn_act act);
 struct cnn_layer_desc pool(enum cnn_layer_kind kind, const char *name, int k, int s, int pad);
 struct cnn_layer_desc simple(enum cnn_layer_kind kind, const char *name);
-struct cnn_layer_desc bn(const char *name);
 struct cnn_layer_desc act(const char *name, enum cnn_act kind);
-struct cnn_layer_desc inputs(struct cnn_layer_desc d, int n, const int *in);
 
 /* An empty model over a c x h x w input (mean 0, std 1). */
 struct cnn_model *new_model(int c, int h, int w);
 
 /* Random weights, biases and BN parameters (gamma around 1) from seed. */
 void randomize(struct cnn_model *m, uint64_t seed);
-
-/* Compiles m and returns it. */
-struct cnn_model *compiled(struct cnn_model *m);
 
 /* A trainer of m with configuration c / one training step of it on (x, y), n images. */
 struct cnn_trainer *trainer(const struct cnn_model *m, const struct cnn_train_config *c);
