@@ -1,8 +1,8 @@
 /* Suite grad_layers: the activation, softmax, flatten, add/concat, batch-norm, dropout, LRN
  * and loss backward kernels of grad.h against central finite differences of the engine's
- * forward kernels (test_fd.h), and the losses against their own values.  Also the
- * accumulation contract, PyTorch's kink conventions, the batch-norm statistics and
- * running-stat update, dropout masks. */
+ * forward kernels (test_fd.h; L = sum(r * out), the loss itself for the losses).  Also the
+ * accumulation contract, NULL gradients, PyTorch's kink conventions, the batch-norm
+ * statistics and running-stat update, dropout masks. */
 #include "grad.h"
 #include "layer.h"
 #include "test_fd.h"
