@@ -100,7 +100,7 @@ san:
 	@bash .ci/deps.sh test
 	$(MAKE) SAN=address,undefined unit server-unit
 	CNN_TEST_SUITE=session $(MAKE) SAN=thread unit
-	CNN_TEST_SUITE=train $(MAKE) SAN=thread unit
+	CNN_TEST_SUITE=train,train_workflow $(MAKE) SAN=thread unit
 	$(MAKE) SAN=thread server-unit
 
 bench: $(CNN)
@@ -138,7 +138,9 @@ model: $(CNN)
 clean:
 	rm -rf build build-*
 
+# Every C folder; the root .clang-format decides the style.
 format:
-	clang-format -i core/*.[ch] core/tool/*.[ch] tests/unit/*.[ch]
+	clang-format -i $(wildcard core/*.[ch] core/tool/*.[ch] server/*.[ch] tests/unit/*.[ch] \
+	    tests/server/*.[ch] tests/integration/*.[ch] clients/*.[ch] bench/*.[ch])
 
 -include $(CORE_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(SRV_TEST_OBJ:.o=.d)

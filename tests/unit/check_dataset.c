@@ -4,6 +4,7 @@
  * stratified split sizes, class subsets and augmentation against a naive shift/flip.  The
  * train-loop and `cnn train`/`cnn eval` cases are in check_train_loop.c. */
 #include "dataset.h"
+#include "test_util.h"
 
 #include <check.h>
 #include <math.h>
@@ -19,32 +20,11 @@
 
 static char tmpdir[64];
 
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_dataset.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void rm_tree(const char *path)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
 static uint64_t rng_state;
 static uint32_t rnd(void)
 {
     rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
     return (uint32_t)(rng_state >> 33);
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
 }
 
 /* Writes bytes to path, gzip-compressed when gz. */
@@ -115,7 +95,7 @@ static const struct cnn_preproc PLAIN = {.c = 1, .h = H, .w = W, .std = {1, 1, 1
 
 START_TEST(test_idx_plain_and_gzip_load_exact_pixels_labels_and_counts)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     fill_pixels(11 + (uint64_t)_i);
     write_pair(tmpdir, "train", _i);
     struct cnn_dataset *d = NULL;
@@ -144,7 +124,7 @@ END_TEST
 /* Normalisation: invert, mean and std of the preprocessing, computed here per pixel. */
 START_TEST(test_idx_batch_applies_invert_mean_std)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     fill_pixels(5);
     write_pair(tmpdir, "train", 0);
     struct cnn_preproc pp = {.c = 1, .h = H, .w = W, .invert = 1, .mean = {0.25f}, .std = {0.5f}};
@@ -170,7 +150,7 @@ END_TEST
  * RGB replicates into all three channels. */
 START_TEST(test_idx_items_are_resized_to_the_model_input)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     uint8_t buf[64], p[2 * 2] = {0, 200, 0, 200}, l[2] = {0, 1};
     char path[256];
     uint32_t dims[3] = {1, 2, 2}, ld[1] = {1};
@@ -295,7 +275,7 @@ static const struct corrupt_case corrupt[] = {
 
 START_TEST(test_idx_corrupt_headers_and_lengths_are_rejected)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     fill_pixels(3);
     int gz = _i >= N_CORRUPT;
     int k = _i % N_CORRUPT;
@@ -316,7 +296,7 @@ END_TEST
 
 START_TEST(test_idx_garbage_gzip_and_missing_files)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     fill_pixels(3);
     char img[256], lab[256];
     write_corrupt(99, img, lab, sizeof img); /* valid gzip pair at "bad-..." */
@@ -396,7 +376,7 @@ static void text_in(const char *rel, const char *text)
  * files are skipped. */
 START_TEST(test_folder_labels_by_sorted_class_and_pixels)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     mkdir_in("cat");
     mkdir_in("ant");
     mkdir_in("bee");
@@ -444,7 +424,7 @@ END_TEST
 
 START_TEST(test_folder_errors_name_the_problem)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     struct cnn_preproc pp = {.c = 1, .h = 2, .w = 3, .std = {1, 1, 1}};
     struct cnn_dataset *d = NULL;
     struct cnn_err err = {0};
@@ -566,7 +546,7 @@ static struct cnn_dataset *counts_dataset(void)
 
 START_TEST(test_split_is_stratified_disjoint_and_seeded)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     struct cnn_dataset *d = counts_dataset();
     int tr[20], va[20], tr2[20], va2[20], nt, nv, nt2, nv2;
     struct cnn_err err = {0};
@@ -612,7 +592,7 @@ END_TEST
 
 START_TEST(test_keep_classes_renumbers_and_compacts)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     struct cnn_dataset *d = counts_dataset();
     int orig_label[20], orig_pix[20];
     for (int i = 0; i < 20; i++) {
@@ -657,7 +637,7 @@ static void shifted(const uint8_t *src, int h, int w, int dx, int dy, int fl, ui
 
 START_TEST(test_augment_is_a_seeded_shift_or_flip)
 {
-    make_tmpdir();
+    make_tmpdir(tmpdir, sizeof tmpdir);
     fill_pixels(8);
     for (size_t i = 0; i < sizeof pix; i++)
         pix[i] = (uint8_t)(1 + pix[i] % 255); /* no zero pixel: padding is visible */

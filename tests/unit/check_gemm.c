@@ -4,39 +4,12 @@
 #include "gemm.h"
 #include "im2col.h"
 #include "layer.h"
+#include "test_util.h"
 
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-static unsigned lcg_state;
-
-static float lcg_uniform(void) /* in [-1, 1) */
-{
-    lcg_state = lcg_state * 1664525u + 1013904223u;
-    return (float)((lcg_state >> 8) & 0xffffff) / 8388608.0f - 1.0f;
-}
-
-static float *rand_buf(size_t n)
-{
-    float *x = malloc(n * sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    for (size_t i = 0; i < n; i++)
-        x[i] = lcg_uniform();
-    return x;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) /* also catches NaN */
-            m = d;
-    }
-    return m;
-}
 
 /* One GEMM case: op(A) M x K, op(B) K x N, leading dims padded by `pad` floats. */
 static void gemm_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta)
@@ -44,9 +17,9 @@ static void gemm_case(int ta, int tb, int M, int N, int K, int pad, float alpha,
     int a_rows = ta ? K : M, a_cols = ta ? M : K;
     int b_rows = tb ? N : K, b_cols = tb ? K : N;
     int lda = a_cols + pad, ldb = b_cols + pad, ldc = N + pad;
-    float *A = rand_buf((size_t)a_rows * lda);
-    float *B = rand_buf((size_t)b_rows * ldb);
-    float *C0 = rand_buf((size_t)M * ldc);
+    float *A = rand_buf((size_t)a_rows * lda, 1.0f);
+    float *B = rand_buf((size_t)b_rows * ldb, 1.0f);
+    float *C0 = rand_buf((size_t)M * ldc, 1.0f);
     float *C1 = malloc((size_t)M * ldc * sizeof(float));
     float *C2 = malloc((size_t)M * ldc * sizeof(float));
     ck_assert_ptr_nonnull(C1);
@@ -106,7 +79,7 @@ START_TEST(test_gemm_beta_zero_ignores_nan_in_c)
 {
     lcg_state = 77u;
     const int M = 5, N = 6, K = 4;
-    float *A = rand_buf(M * K), *B = rand_buf(K * N);
+    float *A = rand_buf(M * K, 1.0f), *B = rand_buf(K * N, 1.0f);
     float C1[30], C2[30];
     for (int i = 0; i < M * N; i++)
         C1[i] = C2[i] = NAN;
@@ -171,7 +144,8 @@ START_TEST(test_im2col_matches_definition)
     const int N = 3, C = p.c;
     size_t in_n = (size_t)C * N * p.h * p.w;
     size_t cols = (size_t)N * p.oh * p.ow, rows = (size_t)C * p.kh * p.kw;
-    float *x = rand_buf(in_n), *col = rand_buf(rows * cols); /* garbage must be overwritten */
+    float *x = rand_buf(in_n, 1.0f);
+    float *col = rand_buf(rows * cols, 1.0f); /* garbage must be overwritten */
     cnn_im2col(col, x, C, &p, N);
     size_t bad = 0;
     for (int c = 0; c < C; c++)
@@ -202,9 +176,9 @@ START_TEST(test_col2im_is_adjoint_of_im2col)
     const int N = 3, C = p.c;
     size_t in_n = (size_t)C * N * p.h * p.w;
     size_t col_n = (size_t)C * p.kh * p.kw * N * p.oh * p.ow;
-    float *x = rand_buf(in_n), *y = rand_buf(col_n);
+    float *x = rand_buf(in_n, 1.0f), *y = rand_buf(col_n, 1.0f);
     float *ix = malloc(col_n * sizeof(float));
-    float *cy = rand_buf(in_n); /* col2im accumulates: start from a known base */
+    float *cy = rand_buf(in_n, 1.0f); /* col2im accumulates: start from a known base */
     float *base = malloc(in_n * sizeof(float));
     ck_assert_ptr_nonnull(ix);
     ck_assert_ptr_nonnull(base);

@@ -13,13 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct cnn_model *compiled(struct cnn_model *m)
-{
-    struct cnn_err err = {0};
-    ck_assert_msg(cnn_model_compile(m, &err) == 0, "compile: %s", err.msg);
-    return m;
-}
-
 static size_t image_floats(const struct cnn_model *m)
 {
     const struct cnn_preproc *pp = cnn_model_preproc(m);

@@ -7,6 +7,7 @@
 #include "image.h"
 #include "model.h"
 #include "session.h"
+#include "test_util.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -42,19 +43,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    DIR *d = opendir(g_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", g_dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(g_dir);
+    rm_tree(g_dir);
 }
 
 /* Path of `name` inside the temp folder (static rotating buffers: up to 32 at once). */

@@ -5,6 +5,7 @@
 #include "dataset.h"
 #include "session.h"
 #include "test_nets.h"
+#include "test_util.h"
 #include "train_loop.h"
 
 #include <check.h>
@@ -26,14 +27,6 @@ extern char **environ;
 TCase *train_loop_tcase(void);
 
 static char dir[64];
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 static void write_file(const char *path, const uint8_t *b, size_t n)
 {
@@ -83,16 +76,12 @@ static void write_quadrants(const char *split, int n, int side, uint64_t seed)
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/check_loop.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    make_tmpdir(dir, sizeof dir);
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "check_loop: cannot remove %s\n", dir);
+    rm_tree(dir);
 }
 
 /* The 4-class 1x8x8 test net, compiled, and a trainer for it. */

@@ -13,7 +13,7 @@ void test_fill(float *x, size_t n, uint64_t seed)
     }
 }
 
-static int add(struct cnn_model *m, struct cnn_layer_desc d)
+int add(struct cnn_model *m, struct cnn_layer_desc d)
 {
     struct cnn_err err = {0};
     int idx = cnn_model_add(m, &d, &err);
@@ -31,7 +31,7 @@ static struct cnn_layer_desc conv(const char *name, int oc, int k, int s, int pa
     return d;
 }
 
-static struct cnn_layer_desc bn(const char *name)
+struct cnn_layer_desc bn(const char *name)
 {
     struct cnn_layer_desc d = {.kind = CNN_LAYER_BATCHNORM, .name = name};
     d.p.bn.eps = 1e-5f;
@@ -45,11 +45,18 @@ static struct cnn_layer_desc act(const char *name, enum cnn_act kind, float a, f
     return d;
 }
 
-static struct cnn_layer_desc with_inputs(struct cnn_layer_desc d, int n, const int *in)
+struct cnn_layer_desc inputs(struct cnn_layer_desc d, int n, const int *in)
 {
     d.n_inputs = n;
     d.inputs = in;
     return d;
+}
+
+struct cnn_model *compiled(struct cnn_model *m)
+{
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_model_compile(m, &err) == 0, "compile: %s", err.msg);
+    return m;
 }
 
 /* Random BN statistics and biases so that folding is not trivial. */
@@ -104,8 +111,8 @@ struct cnn_model *test_net_dag(uint64_t seed)
     add(m, conv("pw", 8, 1, 1, 0, 1, 1));
     int pw_bn = add(m, bn("pw_bn"));
     int res_in[2] = {a, pw_bn};
-    int res = add(m, with_inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "res"},
-                                 2, res_in));
+    int res =
+        add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "res"}, 2, res_in));
     int res_relu = add(m, act("res_relu", CNN_ACT_RELU, 0, 0));
     (void)res;
     /* inception-like branches: maxpool 3x3 s1 p1, 1x1 conv with tanh, 1x1 stride 2 on stem */
@@ -114,16 +121,15 @@ struct cnn_model *test_net_dag(uint64_t seed)
                                    .pad_b = 1, .pad_r = 1};
     int bp = add(m, d);
     int one[1] = {res_relu};
-    add(m, with_inputs(conv("b_1x1", 4, 1, 1, 0, 1, 1), 1, one));
+    add(m, inputs(conv("b_1x1", 4, 1, 1, 0, 1, 1), 1, one));
     int bt = add(m, act("b_tanh", CNN_ACT_TANH, 0, 0));
     int st[1] = {stem};
     d = conv("b_s2", 3, 1, 2, 0, 1, 1);
     d.p.conv.kw = 3; /* 1x3 stride 2: 13x11 -> 7x5 like the other branches */
-    add(m, with_inputs(d, 1, st));
+    add(m, inputs(d, 1, st));
     int bs = add(m, act("b_sig", CNN_ACT_SIGMOID, 0, 0));
     int cat_in[4] = {res_relu, bp, bt, bs};
-    add(m, with_inputs((struct cnn_layer_desc){.kind = CNN_LAYER_CONCAT, .name = "cat"}, 4,
-                       cat_in));
+    add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_CONCAT, .name = "cat"}, 4, cat_in));
     d = bn("cat_bn");
     d.p.bn.act = (struct cnn_act_params){CNN_ACT_RELU, 0, 0};
     add(m, d);
@@ -186,7 +192,7 @@ struct cnn_model *test_net_wide(uint64_t seed)
     add(m, conv("c2", 16, 3, 1, 1, 1, 1));
     int c2 = add(m, bn("c2_bn"));
     int res_in[2] = {stem, c2};
-    add(m, with_inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "res"}, 2, res_in));
+    add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "res"}, 2, res_in));
     add(m, act("res_relu", CNN_ACT_RELU, 0, 0));
     add(m, conv("c3", 24, 3, 1, 0, 1, 1)); /* valid: 12x10 -> 10x8 */
     add(m, act("c3_tanh", CNN_ACT_TANH, 0, 0));

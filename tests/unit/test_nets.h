@@ -1,5 +1,6 @@
 /* Small test networks built through model.h, with every layer kind, branches, random
- * weights and random BN statistics; and a seeded random fill for inputs. */
+ * weights and random BN statistics; the layer builders they share with the trainer suites;
+ * and a seeded random fill for inputs. */
 #ifndef TEST_NETS_H
 #define TEST_NETS_H
 
@@ -21,6 +22,13 @@ struct cnn_model *test_net_small(uint64_t seed);
  * asymmetric padding, a fused relu) around a residual add, then global average pool,
  * dense, softmax over 3x12x10, 5 classes; not compiled. */
 struct cnn_model *test_net_wide(uint64_t seed);
+
+/* Builders: adds d to m and returns its index (asserts it was accepted); a batch-norm layer
+ * (eps 1e-5); d with its n inputs set.  compiled() compiles m (asserting) and returns it. */
+int add(struct cnn_model *m, struct cnn_layer_desc d);
+struct cnn_layer_desc bn(const char *name);
+struct cnn_layer_desc inputs(struct cnn_layer_desc d, int n, const int *in);
+struct cnn_model *compiled(struct cnn_model *m);
 
 /* Uniform floats in [-1, 1) from a seeded generator. */
 void test_fill(float *x, size_t n, uint64_t seed);
