@@ -369,11 +369,8 @@ static int read_layer(const struct file *f, struct cnn_model *m, int idx, const 
                            "model file: layer %d '%s': stored output shape (%d,%d,%d) does not "
                            "match the graph's (%d,%d,%d)",
                            idx, name, (int)oc, (int)oh, (int)ow, l->c, l->h, l->w);
-    if (l->kind == CNN_LAYER_DENSE && (int)words[0] != l->p.dense.in)
-        return cnn_err_set(err, CNN_EFORMAT,
-                           "model file: layer %d '%s': dense in %d does not match its input "
-                           "size %d",
-                           idx, name, (int)words[0], l->p.dense.in);
+    if ((rc = cnn_mf_check_derived(words, l, idx, err)) != 0)
+        return rc;
     uint32_t again[CNN_MF_PARAM_WORDS];
     cnn_mf_pack_params(l, again);
     if (memcmp(again, words, sizeof words) != 0)

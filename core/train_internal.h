@@ -10,6 +10,7 @@
 #include "workers.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* Per layer of the trainer's graph; all tensors (C, N, H, W) sized for max_batch. */
 struct train_layer {
@@ -57,7 +58,7 @@ int train_copy_model(const struct cnn_model *src, int head, int head_out, struct
                      struct cnn_err *err);
 
 /* ---- train_graph.c, train_backward.c ---- */
-/* The activation a layer applies after itself (conv, dense, batch norm), or NULL. */
+/* The activation a layer applies after itself (its row's fused_act), or NULL. */
 const struct cnn_act_params *train_layer_act(const struct cnn_layer *l);
 /* Allocates the per-layer buffers of t->tl and the scratch for t->net; 0 or CNN_ENOMEM. */
 int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err);
@@ -75,6 +76,71 @@ void train_zero_grads(struct cnn_trainer *t, int n);
 /* Back-propagates from t->tl[t->loss_layer].dout down to the first layer that needs it,
  * accumulating into every dout and into t->grad of trainable layers. */
 void train_backward(struct cnn_trainer *t, int n);
+
+/* One layer's forward for a worker team: layer i over n items (train_graph.c runs the
+ * parts through the kind's row, layer_kind.h). */
+struct train_fwd_job {
+    struct cnn_trainer *t;
+    int i, n, training, update_stats;
+};
+
+/* One layer's backward for a worker team (train_backward.c). */
+struct train_bwd_job {
+    struct cnn_trainer *t;
+    int i, n;
+    const float *dout; /* gradient of the layer's output before its fused activation */
+    /* fresh[k]: input k's gradient holds nothing yet this step, so each part zeroes its own
+     * region of it right before adding into it (or writes it outright), in cache, instead
+     * of a memset of every gradient buffer at the start of the step */
+    int fresh[CNN_MAX_INPUTS];
+};
+
+/* What most kinds' forward and backward parts start from. */
+struct train_view {
+    const struct cnn_layer *l, *il; /* the layer and its input 0 */
+    struct train_layer *tl;
+    const float *in;          /* input 0's output */
+    float *dst;               /* forward: where the layer writes (pre when it has a fused act) */
+    float *dinp;              /* backward: input 0's gradient, or NULL when none flows */
+    float *P;                 /* the net's params */
+    size_t hw, n_hw, count;   /* of input 0: H*W, N*H*W, C*N*H*W */
+};
+
+static inline struct train_view train_view(struct cnn_trainer *t, int i, int n)
+{
+    struct train_view v;
+    v.l = &t->net->layers[i];
+    v.il = &t->net->layers[v.l->inputs[0]];
+    v.tl = &t->tl[i];
+    v.in = t->tl[v.l->inputs[0]].out;
+    v.dst = v.tl->pre ? v.tl->pre : v.tl->out;
+    v.dinp = t->tl[v.l->inputs[0]].dout;
+    v.P = t->net->params;
+    v.hw = (size_t)v.il->h * (size_t)v.il->w;
+    v.n_hw = v.hw * (size_t)n;
+    v.count = (size_t)v.il->c * v.n_hw;
+    return v;
+}
+
+/* Gradient buffer of input k of layer l, or NULL when nothing upstream needs it. */
+static inline float *train_din(struct cnn_trainer *t, const struct cnn_layer *l, int k)
+{
+    return t->tl[l->inputs[k]].dout;
+}
+
+/* d[off, off + len) = 0 when input k's gradient is fresh (see train_bwd_job). */
+static inline void train_zero_fresh(const struct train_bwd_job *job, int k, float *d, size_t off,
+                                    size_t len)
+{
+    if (job->fresh[k] && d && len)
+        memset(d + off, 0, len * sizeof(float));
+}
+
+/* dst = act(src) for n floats (relu vectorised). */
+void train_act_copy(float *restrict dst, const float *restrict src, size_t n,
+                    const struct cnn_act_params *act);
+/* A frozen or evaluation-mode layer's activation: none. */
+extern const struct cnn_act_params train_no_act;
 
 /* A pool layer's part `part` of `parts` over channels, as the forward and the backward
  * split it: its params for channels [*lo, *lo + returned .c). */
