@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SUITES(X) X(gemm) X(layers) X(image) X(model) X(model_io) X(session) X(arch) X(tool) X(train) X(grad) X(dataset)
+#define SUITES(X) X(gemm) X(layers) X(image) X(model) X(model_io) X(session) X(arch) X(tool) X(train) X(grad) X(dataset) X(layer_kind)
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
 
