@@ -106,7 +106,7 @@ static void bn_run(const struct cnn_model *m, const struct cnn_op *op, const str
 static int bn_train_alloc(struct cnn_trainer *t, int i, struct train_sizes *sz)
 {
     const struct cnn_layer *l = &t->net->layers[i];
-    struct train_layer *tl = &t->tl[i];
+    struct train_layer *tl = &t->buf.tl[i];
     tl->save_mean = calloc((size_t)l->c, sizeof(float));
     tl->save_inv_std = calloc((size_t)l->c, sizeof(float));
     if (!tl->save_mean || !tl->save_inv_std)
@@ -140,11 +140,11 @@ static int bn_train_forward(const struct train_fwd_job *job, int part, int parts
     }
     for (size_t c = lo; c < hi; c++) {
         float sc = gamma[c] / sqrtf(var[c] + l->p.bn.eps);
-        t->bn_scale[c] = sc;
-        t->bn_shift[c] = beta[c] - mean[c] * sc;
+        t->buf.bn_scale[c] = sc;
+        t->buf.bn_shift[c] = beta[c] - mean[c] * sc;
     }
-    cnn_scale_shift_forward(v.dst + lo * n_hw, v.in + lo * n_hw, t->bn_scale + lo,
-                            t->bn_shift + lo, (int)(hi - lo), n_hw, &train_no_act);
+    cnn_scale_shift_forward(v.dst + lo * n_hw, v.in + lo * n_hw, t->buf.bn_scale + lo,
+                            t->buf.bn_shift + lo, (int)(hi - lo), n_hw, &train_no_act);
     return 0;
 }
 
@@ -159,8 +159,8 @@ static void bn_train_backward(const struct train_bwd_job *job, int part, int par
     cnn_part_range((size_t)v.il->c, part, parts, &lo, &hi);
     const int c = (int)(hi - lo);
     const int trainable = v.tl->trainable;
-    float *dgamma = trainable ? t->grad + l->weight_offset[0] + lo : NULL;
-    float *dbeta = trainable ? t->grad + l->weight_offset[1] + lo : NULL;
+    float *dgamma = trainable ? t->buf.grad + l->weight_offset[0] + lo : NULL;
+    float *dbeta = trainable ? t->buf.grad + l->weight_offset[1] + lo : NULL;
     float *d = v.dinp ? v.dinp + lo * n_hw : NULL;
     if (c == 0)
         return;

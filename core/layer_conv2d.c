@@ -302,7 +302,7 @@ static size_t max_size(size_t a, size_t b)
 static int conv_train_alloc(struct cnn_trainer *t, int i, struct train_sizes *sz)
 {
     const struct cnn_layer *l = &t->net->layers[i];
-    struct train_layer *tl = &t->tl[i];
+    struct train_layer *tl = &t->buf.tl[i];
     const struct cnn_conv2d *p = &l->p.conv;
     const int N = t->cfg.max_batch, wino = !t->cfg.im2col_only;
     struct cnn_conv2d q;
@@ -314,7 +314,7 @@ static int conv_train_alloc(struct cnn_trainer *t, int i, struct train_sizes *sz
             return -1;
         sz->wino_weights = max_size(sz->wino_weights, cnn_winograd_weights_floats(p));
     }
-    if (wino && t->tl[l->inputs[0]].needs_grad && cnn_conv2d_backward_winograd_shape(p, &q)) {
+    if (wino && t->buf.tl[l->inputs[0]].needs_grad && cnn_conv2d_backward_winograd_shape(p, &q)) {
         if (!(tl->wino_ub = calloc(cnn_winograd_weights_floats(p), sizeof(float))))
             return -1;
         sz->scratch = max_size(sz->scratch, cnn_winograd_scratch_floats(&q, N));
@@ -327,10 +327,10 @@ static void conv_train_prepare(struct cnn_trainer *t, int i, int training)
 {
     const struct cnn_layer *l = &t->net->layers[i];
     const float *w = t->net->params + l->weight_offset[0];
-    if (t->tl[i].wino_u)
-        cnn_winograd_transform_weights(t->tl[i].wino_u, w, &l->p.conv);
-    if (t->tl[i].wino_ub && training)
-        cnn_conv2d_backward_winograd_weights(t->tl[i].wino_ub, t->wflip, w, &l->p.conv);
+    if (t->buf.tl[i].wino_u)
+        cnn_winograd_transform_weights(t->buf.tl[i].wino_u, w, &l->p.conv);
+    if (t->buf.tl[i].wino_ub && training)
+        cnn_conv2d_backward_winograd_weights(t->buf.tl[i].wino_ub, t->buf.wflip, w, &l->p.conv);
 }
 
 /* Over whole images (depthwise: part 0 alone), without the fused activation. */
@@ -348,17 +348,17 @@ static int conv_train_forward(const struct train_fwd_job *job, int part, int par
     q.act = train_no_act;
     if (cnn_conv2d_is_depthwise(&q)) {
         if (part == 0)
-            cnn_conv2d_forward(v.dst, v.in, w, b, t->scratch[0], &q, n);
+            cnn_conv2d_forward(v.dst, v.in, w, b, t->buf.scratch[0], &q, n);
         return 0;
     }
     cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
     if (v.tl->wino_u) {
         const int th = (q.oh + 1) / 2; /* tile rows per image */
-        cnn_conv2d_winograd_rows(v.dst, v.in, v.tl->wino_u, b, t->scratch[part], &q, n,
+        cnn_conv2d_winograd_rows(v.dst, v.in, v.tl->wino_u, b, t->buf.scratch[part], &q, n,
                                  (int)lo * th, (int)hi * th, 0);
         return 0;
     }
-    cnn_conv2d_forward_rows(v.dst, v.in, w, b, t->scratch[part], &q, n, (int)lo * q.oh,
+    cnn_conv2d_forward_rows(v.dst, v.in, w, b, t->buf.scratch[part], &q, n, (int)lo * q.oh,
                             (int)hi * q.oh);
     return 0;
 }
@@ -375,14 +375,14 @@ static void conv_bias_part(const struct train_bwd_job *job, int part, int parts)
     q.oc = (int)(hi - lo);
     const size_t cols = (size_t)job->n * p->oh * p->ow;
     if (q.oc > 0)
-        cnn_conv2d_backward(NULL, NULL, t->grad + l->weight_offset[1] + lo, job->dout + lo * cols,
-                            t->tl[l->inputs[0]].out, t->net->params + l->weight_offset[0], NULL,
-                            &q, job->n);
+        cnn_conv2d_backward(NULL, NULL, t->buf.grad + l->weight_offset[1] + lo,
+                            job->dout + lo * cols, t->buf.tl[l->inputs[0]].out,
+                            t->net->params + l->weight_offset[0], NULL, &q, job->n);
 }
 
 /* Over whole images, so parts add into disjoint input pixels but each needs its own
- * weight gradient: part 0 adds into t->grad, part k into t->dw_part[k], summed into
- * t->grad in part order by conv_train_reduce (the same order every run: reproducible). */
+ * weight gradient: part 0 adds into t->buf.grad, part k into t->buf.dw_part[k], summed into
+ * t->buf.grad in part order by conv_train_reduce (the same order every run: reproducible). */
 static void conv_train_backward(const struct train_bwd_job *job, int part, int parts)
 {
     struct cnn_trainer *t = job->t;
@@ -391,7 +391,7 @@ static void conv_train_backward(const struct train_bwd_job *job, int part, int p
     const int n = job->n, trainable = v.tl->trainable;
     const float *w = v.P + v.l->weight_offset[0];
     float *dinp = v.dinp;
-    float *dw = trainable ? t->grad + v.l->weight_offset[0] : NULL;
+    float *dw = trainable ? t->buf.grad + v.l->weight_offset[0] : NULL;
     size_t lo, hi;
     if (trainable && p->has_bias)
         conv_bias_part(job, part, parts);
@@ -401,13 +401,13 @@ static void conv_train_backward(const struct train_bwd_job *job, int part, int p
     if (cnn_conv2d_is_depthwise(p)) {
         if (part == 0) {
             train_zero_fresh(job, 0, dinp, 0, (size_t)p->c * n * in_plane);
-            cnn_conv2d_backward(dinp, dw, NULL, job->dout, v.in, w, t->scratch[0], p, n);
+            cnn_conv2d_backward(dinp, dw, NULL, job->dout, v.in, w, t->buf.scratch[0], p, n);
         }
         return;
     }
     if (dw && part > 0) {
-        memset(t->dw_part[part], 0, v.l->weight_count[0] * sizeof(float));
-        dw = t->dw_part[part];
+        memset(t->buf.dw_part[part], 0, v.l->weight_count[0] * sizeof(float));
+        dw = t->buf.dw_part[part];
     }
     cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
     const float *ub = v.tl->wino_ub;
@@ -415,15 +415,15 @@ static void conv_train_backward(const struct train_bwd_job *job, int part, int p
     if (dinp && ub && cnn_conv2d_backward_winograd_shape(p, &q)) {
         const int th = (q.oh + 1) / 2; /* tile rows per image */
         /* a fresh gradient is written outright: the tiles cover every pixel of the images */
-        cnn_conv2d_winograd_rows(dinp, job->dout, ub, NULL, t->scratch[part], &q, n, (int)lo * th,
-                                 (int)hi * th, !job->fresh[0]);
+        cnn_conv2d_winograd_rows(dinp, job->dout, ub, NULL, t->buf.scratch[part], &q, n,
+                                 (int)lo * th, (int)hi * th, !job->fresh[0]);
         dinp = NULL; /* done: the rows below only add to dw */
     }
     if (dw && v.tl->wino_u) { /* dw in the transformed domain (2.25x fewer MACs) */
         const int th = (p->oh + 1) / 2;
-        float *du = t->du_part[part];
+        float *du = t->buf.du_part[part];
         memset(du, 0, cnn_winograd_weights_floats(p) * sizeof(float));
-        cnn_winograd_weight_grad_rows(du, v.in, job->dout, t->scratch[part], p, n, (int)lo * th,
+        cnn_winograd_weight_grad_rows(du, v.in, job->dout, t->buf.scratch[part], p, n, (int)lo * th,
                                       (int)hi * th);
         cnn_winograd_weight_grad_finish(dw, du, p);
         dw = NULL;
@@ -431,19 +431,19 @@ static void conv_train_backward(const struct train_bwd_job *job, int part, int p
     for (int c = 0; dinp && c < p->c; c++) /* this part's images in every channel */
         train_zero_fresh(job, 0, dinp, ((size_t)c * n + lo) * in_plane, (hi - lo) * in_plane);
     if (dinp || dw)
-        cnn_conv2d_backward_rows(dinp, dw, job->dout, v.in, w, t->scratch[part], p, n,
+        cnn_conv2d_backward_rows(dinp, dw, job->dout, v.in, w, t->buf.scratch[part], p, n,
                                  (int)lo * p->oh, (int)hi * p->oh);
 }
 
-/* Adds the parts' private weight gradients into t->grad, in part order. */
+/* Adds the parts' private weight gradients into t->buf.grad, in part order. */
 static void conv_train_reduce(struct cnn_trainer *t, int i)
 {
     const struct cnn_layer *l = &t->net->layers[i];
-    if (!t->tl[i].trainable || t->parts <= 1 || cnn_conv2d_is_depthwise(&l->p.conv))
+    if (!t->buf.tl[i].trainable || t->buf.parts <= 1 || cnn_conv2d_is_depthwise(&l->p.conv))
         return;
-    float *dw = t->grad + l->weight_offset[0];
-    for (int k = 1; k < t->parts; k++)
-        cnn_grad_accumulate(dw, t->dw_part[k], l->weight_count[0]);
+    float *dw = t->buf.grad + l->weight_offset[0];
+    for (int k = 1; k < t->buf.parts; k++)
+        cnn_grad_accumulate(dw, t->buf.dw_part[k], l->weight_count[0]);
 }
 
 const struct cnn_layer_kind_ops cnn_kind_conv2d = {

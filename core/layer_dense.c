@@ -84,7 +84,8 @@ static void dense_plan(struct cnn_compile *cs, struct cnn_op *op, const struct c
     cnn_compile_fuse_act(cs, op, &op->dense.act);
 }
 
-static void dense_run(const struct cnn_model *m, const struct cnn_op *op, const struct cnn_op_run *r)
+static void dense_run(const struct cnn_model *m, const struct cnn_op *op,
+                      const struct cnn_op_run *r)
 {
     (void)m;
     cnn_dense_forward(r->out, r->in[0], op->w, op->b, &op->dense, r->n);
@@ -103,7 +104,8 @@ static int dense_train_forward(const struct train_fwd_job *job, int part, int pa
     cnn_part_range((size_t)q.out, part, parts, &lo, &hi);
     q.out = (int)(hi - lo);
     if (q.out > 0)
-        cnn_dense_forward(v.dst + lo * (size_t)n, v.in, v.P + v.l->weight_offset[0] + lo * (size_t)q.in,
+        cnn_dense_forward(v.dst + lo * (size_t)n, v.in,
+                          v.P + v.l->weight_offset[0] + lo * (size_t)q.in,
                           q.has_bias ? v.P + v.l->weight_offset[1] + lo : NULL, &q, n);
     return 0;
 }
@@ -122,9 +124,9 @@ static void dense_train_backward(const struct train_bwd_job *job, int part, int 
         struct cnn_dense q = *p;
         cnn_part_range((size_t)p->out, part, parts, &lo, &hi);
         q.out = (int)(hi - lo);
-        float *db = p->has_bias ? t->grad + l->weight_offset[1] + lo : NULL;
+        float *db = p->has_bias ? t->buf.grad + l->weight_offset[1] + lo : NULL;
         if (q.out > 0)
-            cnn_dense_backward(NULL, t->grad + l->weight_offset[0] + lo * (size_t)p->in, db,
+            cnn_dense_backward(NULL, t->buf.grad + l->weight_offset[0] + lo * (size_t)p->in, db,
                                job->dout + lo * (size_t)n, v.in, w + lo * (size_t)p->in, &q, n);
     }
     if (v.dinp) { /* dinp rows [lo, hi) += w[:, lo:hi]^T * dout */

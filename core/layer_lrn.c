@@ -92,7 +92,7 @@ static void lrn_train_backward(const struct train_bwd_job *job, int part, int pa
     const struct train_view v = train_view(job->t, job->i, job->n);
     if (v.dinp && part == 0) {
         train_zero_fresh(job, 0, v.dinp, 0, v.count);
-        cnn_lrn_backward(v.dinp, job->dout, v.in, job->t->scratch[0], &v.l->p.lrn, v.il->c,
+        cnn_lrn_backward(v.dinp, job->dout, v.in, job->t->buf.scratch[0], &v.l->p.lrn, v.il->c,
                          v.n_hw);
     }
 }

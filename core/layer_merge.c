@@ -48,7 +48,7 @@ static int add_train_forward(const struct train_fwd_job *job, int part, int part
     size_t lo, hi;
     cnn_part_range(v.count, part, parts, &lo, &hi);
     for (int k = 0; k < v.l->n_inputs; k++)
-        ins[k] = t->tl[v.l->inputs[k]].out + lo;
+        ins[k] = t->buf.tl[v.l->inputs[k]].out + lo;
     cnn_add_forward(v.dst + lo, ins, v.l->n_inputs, hi - lo, &train_no_act);
     return 0;
 }
@@ -120,7 +120,7 @@ static int concat_train_forward(const struct train_fwd_job *job, int part, int p
     for (int k = 0; k < v.l->n_inputs; k++) {
         size_t len = (size_t)cnn_layer_input(t->net, v.l, k)->c * v.n_hw;
         cnn_part_range(len, part, parts, &lo, &hi);
-        memcpy(v.dst + off + lo, t->tl[v.l->inputs[k]].out + lo, (hi - lo) * sizeof(float));
+        memcpy(v.dst + off + lo, t->buf.tl[v.l->inputs[k]].out + lo, (hi - lo) * sizeof(float));
         off += len;
     }
     return 0;

@@ -65,8 +65,8 @@ static int always_alias(const struct cnn_model *m, const struct cnn_layer *l)
 static int dropout_train_alloc(struct cnn_trainer *t, int i, struct train_sizes *sz)
 {
     (void)sz;
-    size_t count = (size_t)t->tl[i].n_out * (size_t)t->cfg.max_batch;
-    return (t->tl[i].mask = calloc(count ? count : 1, 1)) ? 0 : -1;
+    size_t count = (size_t)t->buf.tl[i].n_out * (size_t)t->cfg.max_batch;
+    return (t->buf.tl[i].mask = calloc(count ? count : 1, 1)) ? 0 : -1;
 }
 
 static int dropout_train_forward(const struct train_fwd_job *job, int part, int parts,

@@ -1,7 +1,7 @@
 /* The trainer's backward pass (see train_graph.c for the forward and how a layer splits
  * over a worker team): walks the DAG in reverse from the loss layer; each layer's parts
  * run its row's train_backward (layer_kind.h), which accumulates into the gradient of the
- * layer's inputs and into t->grad with the kernels of grad.h, then its train_reduce. */
+ * layer's inputs and into t->buf.grad with the kernels of grad.h, then its train_reduce. */
 #include "grad.h"
 #include "layer.h"
 #include "layer_kind.h"
@@ -17,12 +17,12 @@ static void backward_work(void *ctx, int part, int parts)
     cnn_layer_kind_ops(job->t->net->layers[job->i].kind)->train_backward(job, part, parts);
 }
 
-/* The layer's fused activation first: t->tmp = gradient of its pre-activation. */
+/* The layer's fused activation first: t->buf.tmp = gradient of its pre-activation. */
 static void fused_act_backward_work(void *ctx, int part, int parts)
 {
     const struct train_bwd_job *job = ctx;
-    const struct train_layer *tl = &job->t->tl[job->i];
-    float *tmp = job->t->tmp;
+    const struct train_layer *tl = &job->t->buf.tl[job->i];
+    float *tmp = job->t->buf.tmp;
     size_t lo, hi;
     cnn_part_range((size_t)tl->n_out * (size_t)job->n, part, parts, &lo, &hi);
     memset(tmp + lo, 0, (hi - lo) * sizeof(float));
@@ -34,7 +34,7 @@ static void fused_act_backward_work(void *ctx, int part, int parts)
  * it: a dead branch, the input, or a layer after the loss). */
 static void zero_unreached(struct cnn_trainer *t, int i, int n)
 {
-    struct train_layer *tl = &t->tl[i];
+    struct train_layer *tl = &t->buf.tl[i];
     if (tl->dout && !tl->dout_ready)
         memset(tl->dout, 0, (size_t)tl->n_out * (size_t)n * sizeof(float));
     tl->dout_ready = 1;
@@ -42,28 +42,28 @@ static void zero_unreached(struct cnn_trainer *t, int i, int n)
 
 void train_backward(struct cnn_trainer *t, int n)
 {
-    t->tl[t->loss_layer].dout_ready = 1; /* the loss wrote it */
+    t->buf.tl[t->loss_layer].dout_ready = 1; /* the loss wrote it */
     for (int i = t->loss_layer; i >= 1; i--) {
-        struct train_layer *tl = &t->tl[i];
+        struct train_layer *tl = &t->buf.tl[i];
         const struct cnn_layer *l = &t->net->layers[i];
         if (!tl->needs_grad)
             continue;
         zero_unreached(t, i, n);
         struct train_bwd_job job = {.t = t, .i = i, .n = n, .dout = tl->dout};
         for (int k = 0; k < l->n_inputs; k++) { /* the first writer of each buffer zeroes it */
-            struct train_layer *src = &t->tl[l->inputs[k]];
+            struct train_layer *src = &t->buf.tl[l->inputs[k]];
             job.fresh[k] = src->dout && !src->dout_ready;
             for (int j = 0; j < k; j++)
                 if (l->inputs[j] == l->inputs[k])
                     job.fresh[k] = 0;
         }
         if (tl->pre) {
-            cnn_workers_run(t->workers, fused_act_backward_work, &job);
-            job.dout = t->tmp;
+            cnn_workers_run(t->buf.workers, fused_act_backward_work, &job);
+            job.dout = t->buf.tmp;
         }
-        cnn_workers_run(t->workers, backward_work, &job);
+        cnn_workers_run(t->buf.workers, backward_work, &job);
         for (int k = 0; k < l->n_inputs; k++)
-            t->tl[l->inputs[k]].dout_ready = 1;
+            t->buf.tl[l->inputs[k]].dout_ready = 1;
         const struct cnn_layer_kind_ops *k = cnn_layer_kind_ops(l->kind);
         if (k->train_reduce)
             k->train_reduce(t, i);
@@ -77,13 +77,13 @@ static void zero_work(void *ctx, int part, int parts)
     struct cnn_trainer *t = ctx;
     size_t lo, hi;
     cnn_part_range(t->net->n_params, part, parts, &lo, &hi);
-    memset(t->grad + lo, 0, (hi - lo) * sizeof(float));
+    memset(t->buf.grad + lo, 0, (hi - lo) * sizeof(float));
 }
 
 void train_zero_grads(struct cnn_trainer *t, int n)
 {
     (void)n;
-    cnn_workers_run(t->workers, zero_work, t);
+    cnn_workers_run(t->buf.workers, zero_work, t);
     for (int i = 0; i < t->net->n_layers; i++)
-        t->tl[i].dout_ready = 0; /* zeroed lazily by its first writer, see train_bwd_job */
+        t->buf.tl[i].dout_ready = 0; /* zeroed lazily by its first writer, see train_bwd_job */
 }

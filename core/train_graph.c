@@ -45,30 +45,21 @@ static size_t max_size(size_t a, size_t b)
     return a > b ? a : b;
 }
 
-void train_graph_detach(struct cnn_trainer *t)
-{
-    t->tl = NULL;
-    t->grad = t->mom = t->tmp = t->wflip = t->target = t->bn_scale = t->bn_shift = NULL;
-    t->workers = NULL;
-    t->scratch = t->dw_part = t->du_part = NULL;
-    t->part_err = NULL;
-    t->parts = 0;
-}
-
 int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
 {
     const struct cnn_model *m = t->net;
     const size_t N = (size_t)t->cfg.max_batch;
-    t->tl = calloc((size_t)m->n_layers, sizeof *t->tl);
-    t->grad = alloc_floats(m->n_params);
-    t->mom = alloc_floats(m->n_params);
-    if (!t->tl || !t->grad || !t->mom)
+    t->buf.tl = calloc((size_t)m->n_layers, sizeof *t->buf.tl);
+    t->buf.n_tl = t->buf.tl ? m->n_layers : 0;
+    t->buf.grad = alloc_floats(m->n_params);
+    t->buf.mom = alloc_floats(m->n_params);
+    if (!t->buf.tl || !t->buf.grad || !t->buf.mom)
         goto nomem;
     size_t biggest = 0;
     struct train_sizes sz = {.max_c = 1};
     for (int i = 0; i < m->n_layers; i++) {
         const struct cnn_layer *l = &m->layers[i];
-        struct train_layer *tl = &t->tl[i];
+        struct train_layer *tl = &t->buf.tl[i];
         tl->n_out = l->c * l->h * l->w;
         tl->trainable = cnn_layer_kind_ops(l->kind)->learned_slots > 0 && i > t->freeze_idx;
         if (i == 0) {
@@ -76,7 +67,7 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
         } else {
             tl->needs_grad = tl->trainable;
             for (int k = 0; k < l->n_inputs; k++)
-                tl->needs_grad |= t->tl[l->inputs[k]].needs_grad;
+                tl->needs_grad |= t->buf.tl[l->inputs[k]].needs_grad;
         }
         size_t count;
         if (cnn_mul_size((size_t)tl->n_out, N, &count))
@@ -94,75 +85,73 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
     }
     if (sz.scratch == SIZE_MAX)
         goto nomem;
-    t->parts = t->cfg.threads > 1 ? t->cfg.threads : 1;
-    if (t->parts > 1 && !(t->workers = cnn_workers_create(t->parts, err))) {
-        train_graph_free(t);
+    t->buf.parts = t->cfg.threads > 1 ? t->cfg.threads : 1;
+    if (t->buf.parts > 1 && !(t->buf.workers = cnn_workers_create(t->buf.parts, err))) {
+        train_graph_free(&t->buf);
         return err ? err->code : CNN_ENOMEM;
     }
-    t->scratch = calloc((size_t)t->parts, sizeof *t->scratch);
-    t->dw_part = calloc((size_t)t->parts, sizeof *t->dw_part);
-    t->du_part = calloc((size_t)t->parts, sizeof *t->du_part);
-    t->part_err = calloc((size_t)t->parts, sizeof *t->part_err);
-    if (!t->scratch || !t->dw_part || !t->du_part || !t->part_err)
+    t->buf.scratch = calloc((size_t)t->buf.parts, sizeof *t->buf.scratch);
+    t->buf.dw_part = calloc((size_t)t->buf.parts, sizeof *t->buf.dw_part);
+    t->buf.du_part = calloc((size_t)t->buf.parts, sizeof *t->buf.du_part);
+    t->buf.part_err = calloc((size_t)t->buf.parts, sizeof *t->buf.part_err);
+    if (!t->buf.scratch || !t->buf.dw_part || !t->buf.du_part || !t->buf.part_err)
         goto nomem;
-    for (int k = 0; k < t->parts; k++) {
-        if (!(t->scratch[k] = alloc_floats(sz.scratch)))
+    for (int k = 0; k < t->buf.parts; k++) {
+        if (!(t->buf.scratch[k] = alloc_floats(sz.scratch)))
             goto nomem;
-        if (k > 0 && !(t->dw_part[k] = alloc_floats(sz.conv_weights)))
+        if (k > 0 && !(t->buf.dw_part[k] = alloc_floats(sz.conv_weights)))
             goto nomem;
-        if (sz.wino_weights && !(t->du_part[k] = alloc_floats(sz.wino_weights)))
+        if (sz.wino_weights && !(t->buf.du_part[k] = alloc_floats(sz.wino_weights)))
             goto nomem;
     }
-    t->tmp = alloc_floats(biggest);
-    t->wflip = alloc_floats(sz.conv_weights);
-    t->target = alloc_floats(biggest);
-    t->bn_scale = alloc_floats((size_t)sz.max_c);
-    t->bn_shift = alloc_floats((size_t)sz.max_c);
-    if (!t->tmp || !t->wflip || !t->target || !t->bn_scale || !t->bn_shift)
+    t->buf.tmp = alloc_floats(biggest);
+    t->buf.wflip = alloc_floats(sz.conv_weights);
+    t->buf.target = alloc_floats(biggest);
+    t->buf.bn_scale = alloc_floats((size_t)sz.max_c);
+    t->buf.bn_shift = alloc_floats((size_t)sz.max_c);
+    if (!t->buf.tmp || !t->buf.wflip || !t->buf.target || !t->buf.bn_scale || !t->buf.bn_shift)
         goto nomem;
     return 0;
 nomem:
-    train_graph_free(t);
+    train_graph_free(&t->buf);
     return cnn_err_set(err, CNN_ENOMEM, "train: out of memory for batch %d", t->cfg.max_batch);
 }
 
-void train_graph_free(struct cnn_trainer *t)
+void train_graph_free(struct train_bufs *b)
 {
-    if (t->tl) {
-        for (int i = 0; i < t->net->n_layers; i++) {
-            struct train_layer *tl = &t->tl[i];
-            free(tl->out);
-            free(tl->pre);
-            free(tl->dout);
-            free(tl->save_mean);
-            free(tl->save_inv_std);
-            free(tl->mask);
-            free(tl->wino_u);
-            free(tl->wino_ub);
-        }
+    for (int i = 0; i < b->n_tl; i++) {
+        struct train_layer *tl = &b->tl[i];
+        free(tl->out);
+        free(tl->pre);
+        free(tl->dout);
+        free(tl->save_mean);
+        free(tl->save_inv_std);
+        free(tl->mask);
+        free(tl->wino_u);
+        free(tl->wino_ub);
     }
-    cnn_workers_destroy(t->workers);
-    for (int k = 0; k < t->parts; k++) {
-        if (t->scratch)
-            free(t->scratch[k]);
-        if (t->dw_part)
-            free(t->dw_part[k]);
-        if (t->du_part)
-            free(t->du_part[k]);
+    cnn_workers_destroy(b->workers);
+    for (int k = 0; k < b->parts; k++) {
+        if (b->scratch)
+            free(b->scratch[k]);
+        if (b->dw_part)
+            free(b->dw_part[k]);
+        if (b->du_part)
+            free(b->du_part[k]);
     }
-    free(t->scratch);
-    free(t->dw_part);
-    free(t->du_part);
-    free(t->part_err);
-    free(t->tl);
-    free(t->grad);
-    free(t->mom);
-    free(t->tmp);
-    free(t->wflip);
-    free(t->target);
-    free(t->bn_scale);
-    free(t->bn_shift);
-    train_graph_detach(t);
+    free(b->scratch);
+    free(b->dw_part);
+    free(b->du_part);
+    free(b->part_err);
+    free(b->tl);
+    free(b->grad);
+    free(b->mom);
+    free(b->tmp);
+    free(b->wflip);
+    free(b->target);
+    free(b->bn_scale);
+    free(b->bn_shift);
+    *b = (struct train_bufs){0};
 }
 
 const struct cnn_act_params train_no_act = {CNN_ACT_NONE, 0.0f, 0.0f};
@@ -190,7 +179,7 @@ void train_act_copy(float *restrict dst, const float *restrict src, size_t n,
 static void forward_work(void *ctx, int part, int parts)
 {
     const struct train_fwd_job *job = ctx;
-    struct cnn_err *err = &job->t->part_err[part];
+    struct cnn_err *err = &job->t->buf.part_err[part];
     err->code = 0;
     cnn_layer_kind_ops(job->t->net->layers[job->i].kind)->train_forward(job, part, parts, err);
 }
@@ -200,7 +189,7 @@ static void fused_act_work(void *ctx, int part, int parts)
 {
     const struct train_fwd_job *job = ctx;
     const struct cnn_layer *l = &job->t->net->layers[job->i];
-    const struct train_layer *tl = &job->t->tl[job->i];
+    const struct train_layer *tl = &job->t->buf.tl[job->i];
     size_t lo, hi;
     cnn_part_range((size_t)tl->n_out * (size_t)job->n, part, parts, &lo, &hi);
     train_act_copy(tl->out + lo, tl->pre + lo, hi - lo, train_layer_act(l));
@@ -220,22 +209,22 @@ int train_forward(struct cnn_trainer *t, const float *images, int n, int last, i
                   int update_stats, struct cnn_err *err)
 {
     const struct cnn_layer *in = &t->net->layers[0];
-    swap_outer(t->tl[0].out, images, n, in->c, (size_t)in->h * (size_t)in->w);
+    swap_outer(t->buf.tl[0].out, images, n, in->c, (size_t)in->h * (size_t)in->w);
     for (int i = 1; i <= last; i++) {
         struct train_fwd_job job = {t, i, n, training, update_stats};
         const struct cnn_layer_kind_ops *kind = cnn_layer_kind_ops(t->net->layers[i].kind);
         if (kind->train_prepare)
             kind->train_prepare(t, i, training);
-        cnn_workers_run(t->workers, forward_work, &job);
-        for (int k = 0; k < t->parts; k++) {
-            if (t->part_err[k].code) {
+        cnn_workers_run(t->buf.workers, forward_work, &job);
+        for (int k = 0; k < t->buf.parts; k++) {
+            if (t->buf.part_err[k].code) {
                 if (err)
-                    *err = t->part_err[k];
-                return t->part_err[k].code;
+                    *err = t->buf.part_err[k];
+                return t->buf.part_err[k].code;
             }
         }
-        if (t->tl[i].pre)
-            cnn_workers_run(t->workers, fused_act_work, &job);
+        if (t->buf.tl[i].pre)
+            cnn_workers_run(t->buf.workers, fused_act_work, &job);
     }
     return 0;
 }

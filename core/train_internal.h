@@ -28,14 +28,14 @@ struct train_layer {
     int dout_ready; /* dout holds this step's gradient so far (else: stale, not zeroed) */
 };
 
-struct cnn_trainer {
-    struct cnn_train_config cfg;
-    struct cnn_model *net;       /* owned, never compiled: graph + params (weights, BN stats) */
+/* Every buffer the trainer owns for its net and batch size, in one value: freed by one
+ * call (train_graph_free), forgotten by one assignment ({0}), handed over by one copy
+ * (a head replacement builds a new set aside and swaps it in only on success). */
+struct train_bufs {
     float *grad;                 /* net->n_params floats, same layout as net->params */
     float *mom;                  /* momentum buffers, same layout */
-    struct train_layer *tl;      /* net->n_layers */
-    int freeze_idx;              /* layers 1..freeze_idx are frozen; 0 = none */
-    int loss_layer;              /* layer whose output the loss reads */
+    struct train_layer *tl;      /* n_tl = net->n_layers */
+    int n_tl;
     struct cnn_workers *workers; /* cfg.threads > 1: the team a step's layers split over */
     int parts;                   /* parts per layer: the team's size, or 1 */
     float **scratch;             /* per part: conv forward/backward, LRN backward (part 0) */
@@ -46,6 +46,14 @@ struct cnn_trainer {
     float *wflip;                /* the largest conv's weights, rotated for wino_ub */
     float *target;               /* MSE targets in (C, N, H, W) */
     float *bn_scale, *bn_shift;  /* evaluation-mode batch norm, max channels */
+};
+
+struct cnn_trainer {
+    struct cnn_train_config cfg;
+    struct cnn_model *net;       /* owned, never compiled: graph + params (weights, BN stats) */
+    int freeze_idx;              /* layers 1..freeze_idx are frozen; 0 = none */
+    int loss_layer;              /* layer whose output the loss reads */
+    struct train_bufs buf;       /* owned (train_graph_alloc / train_graph_free) */
     uint64_t rng;                /* dropout generator state */
     long steps;
 };
@@ -60,21 +68,20 @@ int train_copy_model(const struct cnn_model *src, int head, int head_out, struct
 /* ---- train_graph.c, train_backward.c ---- */
 /* The activation a layer applies after itself (its row's fused_act), or NULL. */
 const struct cnn_act_params *train_layer_act(const struct cnn_layer *l);
-/* Allocates the per-layer buffers of t->tl and the scratch for t->net; 0 or CNN_ENOMEM. */
+/* Allocates t->buf (per-layer buffers, gradients, scratch) for t->net; 0 or CNN_ENOMEM
+ * (then t->buf is empty).  t->buf must be empty before. */
 int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err);
-void train_graph_free(struct cnn_trainer *t);
-/* Forgets (does not free) every buffer above: for a trainer copied from another, whose
- * buffers those are, before it gets its own. */
-void train_graph_detach(struct cnn_trainer *t);
+/* Frees every buffer of *b and empties it. */
+void train_graph_free(struct train_bufs *b);
 /* Forward over n images (NCHW) up to layer `last`.  training: batch statistics, dropout;
  * update_stats: also move the running statistics. */
 int train_forward(struct cnn_trainer *t, const float *images, int n, int last, int training,
                   int update_stats, struct cnn_err *err);
-/* Zeroes t->grad and marks every dout stale for batch n (each is zeroed by its first
+/* Zeroes t->buf.grad and marks every dout stale for batch n (each is zeroed by its first
  * writer in the backward); the loss then writes the loss layer's dout outright. */
 void train_zero_grads(struct cnn_trainer *t, int n);
-/* Back-propagates from t->tl[t->loss_layer].dout down to the first layer that needs it,
- * accumulating into every dout and into t->grad of trainable layers. */
+/* Back-propagates from t->buf.tl[t->loss_layer].dout down to the first layer that needs it,
+ * accumulating into every dout and into t->buf.grad of trainable layers. */
 void train_backward(struct cnn_trainer *t, int n);
 
 /* One layer's forward for a worker team: layer i over n items (train_graph.c runs the
@@ -111,10 +118,10 @@ static inline struct train_view train_view(struct cnn_trainer *t, int i, int n)
     struct train_view v;
     v.l = &t->net->layers[i];
     v.il = &t->net->layers[v.l->inputs[0]];
-    v.tl = &t->tl[i];
-    v.in = t->tl[v.l->inputs[0]].out;
+    v.tl = &t->buf.tl[i];
+    v.in = t->buf.tl[v.l->inputs[0]].out;
     v.dst = v.tl->pre ? v.tl->pre : v.tl->out;
-    v.dinp = t->tl[v.l->inputs[0]].dout;
+    v.dinp = t->buf.tl[v.l->inputs[0]].dout;
     v.P = t->net->params;
     v.hw = (size_t)v.il->h * (size_t)v.il->w;
     v.n_hw = v.hw * (size_t)n;
@@ -125,7 +132,7 @@ static inline struct train_view train_view(struct cnn_trainer *t, int i, int n)
 /* Gradient buffer of input k of layer l, or NULL when nothing upstream needs it. */
 static inline float *train_din(struct cnn_trainer *t, const struct cnn_layer *l, int k)
 {
-    return t->tl[l->inputs[k]].dout;
+    return t->buf.tl[l->inputs[k]].dout;
 }
 
 /* d[off, off + len) = 0 when input k's gradient is fresh (see train_bwd_job). */
@@ -157,7 +164,7 @@ static inline struct cnn_pool2d train_pool_part(const struct cnn_pool2d *p, int 
 /* ---- train_sgd.c ---- */
 /* Learning rate of step `step` (0-based) under cfg's schedule and warm-up. */
 float train_lr_at(const struct cnn_train_config *cfg, long step);
-/* One SGD update of every trainable weight slot from t->grad with rate lr. */
+/* One SGD update of every trainable weight slot from t->buf.grad with rate lr. */
 void train_sgd_update(struct cnn_trainer *t, float lr);
 
 #endif

@@ -59,8 +59,8 @@ void train_sgd_update(struct cnn_trainer *t, float lr)
         for (int s = 0; s < k->learned_slots && s < l->n_weights; s++) {
             size_t off = l->weight_offset[s];
             float wd = s < k->decay_slots ? c->weight_decay : 0.0f;
-            update_slot(m->params + off, t->grad + off, t->mom + off, l->weight_count[s], lr,
-                        c->momentum, c->nesterov, wd);
+            update_slot(m->params + off, t->buf.grad + off, t->buf.mom + off, l->weight_count[s],
+                        lr, c->momentum, c->nesterov, wd);
         }
     }
 }

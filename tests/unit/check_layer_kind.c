@@ -60,7 +60,8 @@ END_TEST
 START_TEST(test_one_preprocessing_rule)
 {
     struct cnn_err err = {0};
-    const struct cnn_preproc ok = {.c = 1, .h = 4, .w = 6, .std = {0.5f}}; /* std[1], std[2] unused */
+    const struct cnn_preproc ok = {
+        .c = 1, .h = 4, .w = 6, .std = {0.5f}}; /* std[1], std[2] unused */
     ck_assert_msg(cnn_preproc_check(&ok, &err) == 0, "%s", err.msg);
     struct cnn_preproc bad[6];
     for (int i = 0; i < 6; i++)
