@@ -82,6 +82,19 @@ struct cnn_lrn {
     float alpha, beta, k;             /* y = x / (k + alpha/size * sum x^2)^beta */
 };
 
+/* The parameters of a layer, the member of its kind (none for input, global_avgpool, add,
+ * concat, flatten, softmax); cnn_layer_desc and the model's layers both hold one.  A new
+ * kind with parameters adds its member here. */
+union cnn_layer_params {
+    struct cnn_conv2d conv;
+    struct cnn_dense dense;
+    struct cnn_pool2d pool;
+    struct cnn_act_params act;
+    struct cnn_batchnorm bn;
+    struct cnn_lrn lrn;
+    float dropout_rate;
+};
+
 /* ---- shape inference (layer.c) ------------------------------------------ */
 
 /* Checks p against its input fields (c, h, w) and fills oh, ow. */

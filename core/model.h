@@ -50,15 +50,7 @@ struct cnn_layer_desc {
     const char *name;        /* unique, < CNN_NAME_MAX; NULL = generated "<kind><index>" */
     int n_inputs;            /* 0 = the previous layer */
     const int *inputs;       /* layer indices */
-    union {
-        struct cnn_conv2d conv;
-        struct cnn_dense dense;
-        struct cnn_pool2d pool;
-        struct cnn_act_params act;
-        struct cnn_batchnorm bn;
-        struct cnn_lrn lrn;
-        float dropout_rate;
-    } p;
+    union cnn_layer_params p;
 };
 
 struct cnn_model;

@@ -12,15 +12,7 @@ struct cnn_layer {
     char name[CNN_NAME_MAX];
     int n_inputs;
     int inputs[CNN_MAX_INPUTS];
-    union {
-        struct cnn_conv2d conv;
-        struct cnn_dense dense;
-        struct cnn_pool2d pool;
-        struct cnn_act_params act;
-        struct cnn_batchnorm bn;
-        struct cnn_lrn lrn;
-        float dropout_rate;
-    } p;
+    union cnn_layer_params p;
     int c, h, w;                                   /* output shape per image */
     int n_weights;                                 /* weight slots used (0..4) */
     size_t weight_count[CNN_MAX_WEIGHTS_PER_LAYER];
