@@ -1,9 +1,8 @@
 /* The table of layer kinds: one row (struct cnn_layer_kind_ops) per enum cnn_layer_kind holds
- * everything the rest of core knows about a kind -- its name, shape inference and checks,
- * weight slots, file-record fields, inference forward (compile + session), training forward
- * and backward -- so that the model, the compiler, the session, the trainer and the file
- * format look a kind up instead of switching over it.  Rows live in layer_<kind>.c;
- * cnn_layer_kind_ops() (layer_kinds.c) finds them.  Recipe: docs/engine.md. */
+ * all core knows of a kind -- name, shape checks, weight slots, file-record fields, compile
+ * step, session forward, trainer forward and backward -- so model, compiler, session, trainer
+ * and file format look a kind up instead of switching over it.  Rows live in layer_<kind>.c,
+ * cnn_layer_kind_ops() (layer_kinds.c) finds them; recipe for a new kind: docs/engine.md. */
 #ifndef CNN_LAYER_KIND_H
 #define CNN_LAYER_KIND_H
 
