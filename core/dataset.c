@@ -30,24 +30,10 @@ static uint32_t below(uint64_t *s, uint32_t n)
 
 /* ---- allocation and storing ------------------------------------------------------- */
 
-static int check_preproc(const struct cnn_preproc *pp, struct cnn_err *err)
-{
-    if (!pp)
-        return cnn_err_set(err, CNN_EINVAL, "dataset: no preprocessing given");
-    if (pp->c != 1 && pp->c != 3)
-        return cnn_err_set(err, CNN_EINVAL, "dataset: model input has %d channels (1 or 3)", pp->c);
-    if (pp->h <= 0 || pp->w <= 0 || pp->h > CNN_DATASET_MAX_DIM || pp->w > CNN_DATASET_MAX_DIM)
-        return cnn_err_set(err, CNN_EINVAL, "dataset: bad model input size %dx%d", pp->w, pp->h);
-    for (int k = 0; k < pp->c; k++)
-        if (!isfinite(pp->mean[k]) || !isfinite(pp->std[k]) || pp->std[k] == 0.0f)
-            return cnn_err_set(err, CNN_EINVAL, "dataset: bad mean/std for channel %d", k);
-    return 0;
-}
-
 struct cnn_dataset *cnn_dataset_alloc(const struct cnn_preproc *pp, int n, const char *source,
                                       struct cnn_err *err)
 {
-    if (check_preproc(pp, err))
+    if (cnn_preproc_check(pp, err))
         return NULL;
     if (n < 0 || n > CNN_DATASET_MAX_ITEMS) {
         cnn_err_set(err, CNN_ELIMIT, "dataset: %d items (limit %d)", n, CNN_DATASET_MAX_ITEMS);

@@ -60,24 +60,7 @@ static int check_args(const struct cnn_image *img, const struct cnn_preproc *pp,
         return cnn_err_set(err, CNN_EINVAL, "preproc: missing image, parameters or output");
     if (!img->pix || img->w <= 0 || img->h <= 0 || (img->c != 1 && img->c != 3))
         return cnn_err_set(err, CNN_EINVAL, "preproc: bad image %dx%dx%d", img->w, img->h, img->c);
-    if (pp->c != 1 && pp->c != 3)
-        return cnn_err_set(err, CNN_EINVAL, "preproc: %d channels (1 or 3 supported)", pp->c);
-    if (pp->h <= 0 || pp->w <= 0)
-        return cnn_err_set(err, CNN_EINVAL, "preproc: bad size %dx%d", pp->w, pp->h);
-    for (int k = 0; k < pp->c; k++)
-        if (!isfinite(pp->mean[k]) || !isfinite(pp->std[k]) || pp->std[k] == 0.0f)
-            return cnn_err_set(err, CNN_EINVAL, "preproc: bad mean/std for channel %d", k);
-    if (pp->resize == CNN_RESIZE_SHORTER_CROP) {
-        if (pp->resize_short <= 0)
-            return cnn_err_set(err, CNN_EINVAL, "preproc: resize_short %d must be positive",
-                               pp->resize_short);
-        if (pp->h > pp->resize_short || pp->w > pp->resize_short)
-            return cnn_err_set(err, CNN_EINVAL, "preproc: crop %dx%d larger than resize_short %d",
-                               pp->w, pp->h, pp->resize_short);
-    } else if (pp->resize != CNN_RESIZE_STRETCH) {
-        return cnn_err_set(err, CNN_EINVAL, "preproc: unknown resize mode %d", (int)pp->resize);
-    }
-    return 0;
+    return cnn_preproc_check(pp, err);
 }
 
 int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *pp, float *out,

@@ -1,20 +1,10 @@
 /* Layer shape inference: checks conv and pooling parameters against their input and
- * derives the output size (PyTorch semantics), scratch sizes, and the names of layer
- * kinds and activations for messages and the `cnn info` tool. */
+ * derives the output size (PyTorch semantics) and scratch sizes.  The rest of each kind
+ * (names, the model's checks, forward, backward, file fields) is its row: layer_kind.h. */
 #include "layer.h"
 
 #include <limits.h>
 #include <stdint.h>
-
-static int check_act(const char *layer, const struct cnn_act_params *act, struct cnn_err *err)
-{
-    if ((int)act->kind < 0 || act->kind >= CNN_ACT_COUNT)
-        return cnn_err_set(err, CNN_EINVAL, "%s: unknown activation %d", layer, (int)act->kind);
-    if (act->kind == CNN_ACT_CLIP && !(act->alpha <= act->beta))
-        return cnn_err_set(err, CNN_EINVAL, "%s: clip min %g > max %g", layer, (double)act->alpha,
-                           (double)act->beta);
-    return 0;
-}
 
 int cnn_conv2d_shape(struct cnn_conv2d *p, struct cnn_err *err)
 {
@@ -41,7 +31,7 @@ int cnn_conv2d_shape(struct cnn_conv2d *p, struct cnn_err *err)
     if (p->oc % p->groups != 0)
         return cnn_err_set(err, CNN_EINVAL, "conv2d: groups %d do not divide out channels %d",
                            p->groups, p->oc);
-    int rc = check_act("conv2d", &p->act, err);
+    int rc = cnn_act_check(&p->act, "conv2d", err);
     if (rc)
         return rc;
 
@@ -215,62 +205,4 @@ size_t cnn_winograd_scratch_floats(const struct cnn_conv2d *p, int N)
         m > SIZE_MAX / 4 || tw > SIZE_MAX / 64)
         return SIZE_MAX;
     return round16(v) + round16(m) + round16(4 * (2 * tw4 + 4)) + round16((size_t)p->w);
-}
-
-const char *cnn_layer_kind_name(enum cnn_layer_kind kind)
-{
-    switch (kind) {
-    case CNN_LAYER_INPUT:
-        return "input";
-    case CNN_LAYER_CONV2D:
-        return "conv2d";
-    case CNN_LAYER_DENSE:
-        return "dense";
-    case CNN_LAYER_MAXPOOL:
-        return "maxpool";
-    case CNN_LAYER_AVGPOOL:
-        return "avgpool";
-    case CNN_LAYER_GLOBAL_AVGPOOL:
-        return "global_avgpool";
-    case CNN_LAYER_ACT:
-        return "act";
-    case CNN_LAYER_BATCHNORM:
-        return "batchnorm";
-    case CNN_LAYER_DROPOUT:
-        return "dropout";
-    case CNN_LAYER_LRN:
-        return "lrn";
-    case CNN_LAYER_ADD:
-        return "add";
-    case CNN_LAYER_CONCAT:
-        return "concat";
-    case CNN_LAYER_FLATTEN:
-        return "flatten";
-    case CNN_LAYER_SOFTMAX:
-        return "softmax";
-    case CNN_LAYER_KIND_COUNT:
-        break;
-    }
-    return "unknown";
-}
-
-const char *cnn_act_name(enum cnn_act kind)
-{
-    switch (kind) {
-    case CNN_ACT_NONE:
-        return "none";
-    case CNN_ACT_RELU:
-        return "relu";
-    case CNN_ACT_LEAKY_RELU:
-        return "leaky_relu";
-    case CNN_ACT_CLIP:
-        return "clip";
-    case CNN_ACT_SIGMOID:
-        return "sigmoid";
-    case CNN_ACT_TANH:
-        return "tanh";
-    case CNN_ACT_COUNT:
-        break;
-    }
-    return "unknown";
 }

@@ -82,6 +82,19 @@ struct cnn_lrn {
     float alpha, beta, k;             /* y = x / (k + alpha/size * sum x^2)^beta */
 };
 
+/* The parameters of a layer, the member of its kind (none for input, global_avgpool, add,
+ * concat, flatten, softmax); cnn_layer_desc and the model's layers both hold one.  A new
+ * kind with parameters adds its member here. */
+union cnn_layer_params {
+    struct cnn_conv2d conv;
+    struct cnn_dense dense;
+    struct cnn_pool2d pool;
+    struct cnn_act_params act;
+    struct cnn_batchnorm bn;
+    struct cnn_lrn lrn;
+    float dropout_rate;
+};
+
 /* ---- shape inference (layer.c) ------------------------------------------ */
 
 /* Checks p against its input fields (c, h, w) and fills oh, ow. */
@@ -135,8 +148,12 @@ int cnn_conv2d_use_winograd(const struct cnn_conv2d *p);
 int cnn_winograd_chunk_rows(const struct cnn_conv2d *p, int N);
 /* Floats of scratch the Winograd forward needs for N batch items (SIZE_MAX on overflow). */
 size_t cnn_winograd_scratch_floats(const struct cnn_conv2d *p, int N);
+/* Names for messages and `cnn info` (layer_kinds.c). */
 const char *cnn_layer_kind_name(enum cnn_layer_kind kind);
 const char *cnn_act_name(enum cnn_act kind);
+/* The one activation check: a known kind, finite alpha and beta, clip min <= max.  Messages
+ * start with `who` (a layer name); returns 0 or CNN_EINVAL. */
+int cnn_act_check(const struct cnn_act_params *act, const char *who, struct cnn_err *err);
 
 /* ---- window geometry shared by forward and backward kernels (layer.c) -------- */
 

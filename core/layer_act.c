@@ -1,10 +1,15 @@
 /* Elementwise and reshaping kernels: activations, per-channel scale+shift (folded batch
  * norm), residual add, softmax over classes, flatten to the dense layout, global average
- * pooling.  All tensors are (C, N, ...) as described in layer.h. */
+ * pooling.  All tensors are (C, N, ...) as described in layer.h.  Then the act row of the
+ * layer-kind table (layer_kind.h). */
+#include "grad.h"
 #include "layer.h"
+#include "layer_kind.h"
+#include "train_internal.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 void cnn_act_apply(float *x, size_t n, const struct cnn_act_params *act)
 {
@@ -110,3 +115,67 @@ void cnn_global_avgpool_forward(float *out, const float *inp, size_t planes, siz
         out[p] = hw ? sum / (float)hw : 0.0f;
     }
 }
+
+/* ---- the act row --------------------------------------------------------------------- */
+
+#define ACT(f) offsetof(struct cnn_act_params, f)
+static const struct cnn_layer_field act_fields[] = {
+    {"act", CNN_FIELD_ACT, ACT(kind)},
+    {"alpha", CNN_FIELD_FLOAT, ACT(alpha)},
+    {"beta", CNN_FIELD_FLOAT, ACT(beta)},
+};
+
+static int act_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
+{
+    int rc = cnn_act_check(&l->p.act, l->name, err);
+    return rc ? rc : cnn_layer_same_shape(m, l);
+}
+
+static void act_plan(struct cnn_compile *cs, struct cnn_op *op, const struct cnn_layer *l)
+{
+    (void)cs;
+    op->act = l->p.act;
+}
+
+static void act_run(const struct cnn_model *m, const struct cnn_op *op, const struct cnn_op_run *r)
+{
+    const struct cnn_layer *il = &m->layers[op->inputs[0]];
+    size_t count = (size_t)il->c * il->h * il->w * (size_t)r->n;
+    if (r->out != r->in[0])
+        memcpy(r->out, r->in[0], count * sizeof(float));
+    cnn_act_apply(r->out, count, &op->act);
+}
+
+static int act_train_forward(const struct train_fwd_job *job, int part, int parts,
+                             struct cnn_err *err)
+{
+    (void)err;
+    const struct train_view v = train_view(job->t, job->i, job->n);
+    size_t lo, hi;
+    cnn_part_range(v.count, part, parts, &lo, &hi);
+    train_act_copy(v.dst + lo, v.in + lo, hi - lo, &v.l->p.act);
+    return 0;
+}
+
+static void act_train_backward(const struct train_bwd_job *job, int part, int parts)
+{
+    const struct train_view v = train_view(job->t, job->i, job->n);
+    size_t lo, hi;
+    cnn_part_range(v.count, part, parts, &lo, &hi);
+    train_zero_fresh(job, 0, v.dinp, lo, hi - lo);
+    if (v.dinp)
+        cnn_act_backward(v.dinp + lo, job->dout + lo, v.in + lo, v.tl->out + lo, hi - lo,
+                         &v.l->p.act);
+}
+
+const struct cnn_layer_kind_ops cnn_kind_act = {
+    .name = "act",
+    .fields = act_fields,
+    .n_fields = (int)(sizeof act_fields / sizeof act_fields[0]),
+    .infer = act_infer,
+    .plan = act_plan,
+    .in_place = 1,
+    .run = act_run,
+    .train_forward = act_train_forward,
+    .train_backward = act_train_backward,
+};

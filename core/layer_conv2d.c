@@ -2,12 +2,18 @@
  * channels and one SGEMM for the whole batch (1x1 stride-1 convs use the input directly),
  * then a single pass adding bias and the fused activation.  Depthwise convs (one input
  * channel per group, groups > 1) use a direct kernel instead: per group their GEMM would
- * be a tiny GEMV (measured 1.5-2.5x slower).  Scratch stays sized for im2col regardless. */
+ * be a tiny GEMV (measured 1.5-2.5x slower).  Scratch stays sized for im2col regardless.
+ * Then the conv2d row of the layer-kind table (layer_kind.h): shape, weights, BN folding
+ * at compile, the session's forward, and the trainer's forward and backward parts. */
 #include "gemm.h"
+#include "grad.h"
 #include "im2col.h"
 #include "layer.h"
+#include "layer_kind.h"
+#include "train_internal.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* d[i] += a * s[i]; four lanes at a time (GCC/clang vector extension) because -O2 does not
@@ -167,3 +173,297 @@ void cnn_conv2d_forward(float *out, const float *inp, const float *w, const floa
     }
     cnn_conv2d_forward_rows(out, inp, w, b, col, p, N, 0, N * p->oh);
 }
+
+/* ---- the conv2d row ------------------------------------------------------------------ */
+
+#define CONV(f) offsetof(struct cnn_conv2d, f)
+static const struct cnn_layer_field conv_fields[] = {
+    {"oc", CNN_FIELD_INT, CONV(oc)},
+    {"kh", CNN_FIELD_INT, CONV(kh)},
+    {"kw", CNN_FIELD_INT, CONV(kw)},
+    {"sh", CNN_FIELD_INT, CONV(sh)},
+    {"sw", CNN_FIELD_INT, CONV(sw)},
+    {"dh", CNN_FIELD_INT, CONV(dh)},
+    {"dw", CNN_FIELD_INT, CONV(dw)},
+    {"pad_t", CNN_FIELD_INT, CONV(pad_t)},
+    {"pad_l", CNN_FIELD_INT, CONV(pad_l)},
+    {"pad_b", CNN_FIELD_INT, CONV(pad_b)},
+    {"pad_r", CNN_FIELD_INT, CONV(pad_r)},
+    {"groups", CNN_FIELD_INT, CONV(groups)},
+    {"has_bias", CNN_FIELD_FLAG, CONV(has_bias)},
+    {"act", CNN_FIELD_ACT, CONV(act.kind)},
+    {"act_alpha", CNN_FIELD_FLOAT, CONV(act.alpha)},
+    {"act_beta", CNN_FIELD_FLOAT, CONV(act.beta)},
+};
+static const char *const wb_slots[] = {"w", "b"};
+
+static int conv_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
+{
+    const struct cnn_layer *in = cnn_layer_input(m, l, 0);
+    struct cnn_conv2d *p = &l->p.conv;
+    p->c = in->c, p->h = in->h, p->w = in->w;
+    int rc = cnn_conv2d_shape(p, err); /* checks the activation too */
+    if (rc)
+        return rc;
+    l->c = p->oc, l->h = p->oh, l->w = p->ow;
+    int dims[4] = {p->oc, p->c / p->groups, p->kh, p->kw};
+    if ((rc = cnn_layer_add_slot(l, 4, dims, err)) != 0)
+        return rc;
+    return p->has_bias ? cnn_layer_add_slot(l, 1, &p->oc, err) : 0;
+}
+
+static const struct cnn_act_params *conv_act(const struct cnn_layer *l)
+{
+    return &l->p.conv.act;
+}
+
+static double conv_flops(const struct cnn_layer *l)
+{
+    return 2.0 * (double)l->weight_count[0] * l->h * l->w;
+}
+
+static void conv_init(struct cnn_model *m, int i, uint64_t *rng)
+{
+    const struct cnn_conv2d *p = &m->layers[i].p.conv;
+    cnn_model_init_fan(m, i, (double)(p->c / p->groups) * p->kh * p->kw,
+                       (double)(p->oc / p->groups) * p->kh * p->kw,
+                       p->act.kind == CNN_ACT_RELU, rng);
+}
+
+static size_t conv_folded_floats(const struct cnn_layer *l)
+{
+    size_t n = l->weight_count[0] + 3 * (size_t)l->p.conv.oc + 48;
+    if (cnn_conv2d_use_winograd(&l->p.conv))
+        n += cnn_winograd_weights_floats(&l->p.conv) + 16;
+    return n;
+}
+
+/* Folds a batch norm that alone reads the conv into its weights and bias. */
+static void conv_fold_bn(struct cnn_compile *cs, struct cnn_op *op, const struct cnn_layer *l)
+{
+    const struct cnn_model *m = cs->m;
+    int j = cnn_compile_sole_consumer(cs, op->out);
+    if (j < 0 || m->layers[j].kind != CNN_LAYER_BATCHNORM || op->conv.act.kind != CNN_ACT_NONE)
+        return;
+    const struct cnn_layer *bn = &m->layers[j];
+    int oc = op->conv.oc;
+    size_t per = l->weight_count[0] / (size_t)oc;
+    float *w = cnn_compile_take(cs, l->weight_count[0]);
+    float *b = cnn_compile_take(cs, (size_t)oc);
+    float *scale = cnn_compile_take(cs, (size_t)oc);
+    cnn_batchnorm_scale_shift(m, bn, scale, b); /* b = shift for now */
+    for (int o = 0; o < oc; o++) {
+        for (size_t k = 0; k < per; k++)
+            w[(size_t)o * per + k] = op->w[(size_t)o * per + k] * scale[o];
+        b[o] += (op->b ? op->b[o] : 0.0f) * scale[o];
+    }
+    op->w = w;
+    op->b = b;
+    op->conv.has_bias = 1;
+    op->conv.act = bn->p.bn.act;
+    cs->absorbed[j] = 1;
+    op->out = j;
+}
+
+static void conv_plan(struct cnn_compile *cs, struct cnn_op *op, const struct cnn_layer *l)
+{
+    const struct cnn_model *m = cs->m;
+    op->conv = l->p.conv;
+    op->w = m->params + l->weight_offset[0];
+    op->b = l->p.conv.has_bias ? m->params + l->weight_offset[1] : NULL;
+    conv_fold_bn(cs, op, l);
+    cnn_compile_fuse_act(cs, op, &op->conv.act);
+    if (cnn_conv2d_use_winograd(&op->conv)) { /* from the folded weights */
+        float *u = cnn_compile_take(cs, cnn_winograd_weights_floats(&op->conv));
+        cnn_winograd_transform_weights(u, op->w, &op->conv);
+        op->u = u;
+    }
+}
+
+static size_t conv_scratch(const struct cnn_op *op, int max_n)
+{
+    return cnn_conv2d_scratch_floats(&op->conv, max_n);
+}
+
+static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const struct cnn_op_run *r)
+{
+    (void)m;
+    if (op->u)
+        cnn_conv2d_forward_winograd(r->out, r->in[0], op->u, op->b, r->col, &op->conv, r->n);
+    else
+        cnn_conv2d_forward(r->out, r->in[0], op->w, op->b, r->col, &op->conv, r->n);
+}
+
+static size_t max_size(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+static int conv_train_alloc(struct cnn_trainer *t, int i, struct train_sizes *sz)
+{
+    const struct cnn_layer *l = &t->net->layers[i];
+    struct train_layer *tl = &t->buf.tl[i];
+    const struct cnn_conv2d *p = &l->p.conv;
+    const int N = t->cfg.max_batch, wino = !t->cfg.im2col_only;
+    struct cnn_conv2d q;
+    sz->conv_weights = max_size(sz->conv_weights, l->weight_count[0]);
+    sz->scratch = max_size(sz->scratch, cnn_conv2d_scratch_floats(p, N));
+    sz->scratch = max_size(sz->scratch, cnn_conv2d_backward_scratch_floats(p, N));
+    if (wino && cnn_conv2d_use_winograd(p)) {
+        if (!(tl->wino_u = calloc(cnn_winograd_weights_floats(p), sizeof(float))))
+            return -1;
+        sz->wino_weights = max_size(sz->wino_weights, cnn_winograd_weights_floats(p));
+    }
+    if (wino && t->buf.tl[l->inputs[0]].needs_grad && cnn_conv2d_backward_winograd_shape(p, &q)) {
+        if (!(tl->wino_ub = calloc(cnn_winograd_weights_floats(p), sizeof(float))))
+            return -1;
+        sz->scratch = max_size(sz->scratch, cnn_winograd_scratch_floats(&q, N));
+    }
+    return 0;
+}
+
+/* This step's transformed weights, for the forward and the backward. */
+static void conv_train_prepare(struct cnn_trainer *t, int i, int training)
+{
+    const struct cnn_layer *l = &t->net->layers[i];
+    const float *w = t->net->params + l->weight_offset[0];
+    if (t->buf.tl[i].wino_u)
+        cnn_winograd_transform_weights(t->buf.tl[i].wino_u, w, &l->p.conv);
+    if (t->buf.tl[i].wino_ub && training)
+        cnn_conv2d_backward_winograd_weights(t->buf.tl[i].wino_ub, t->buf.wflip, w, &l->p.conv);
+}
+
+/* Over whole images (depthwise: part 0 alone), without the fused activation. */
+static int conv_train_forward(const struct train_fwd_job *job, int part, int parts,
+                              struct cnn_err *err)
+{
+    (void)err;
+    struct cnn_trainer *t = job->t;
+    const struct train_view v = train_view(t, job->i, job->n);
+    const int n = job->n;
+    struct cnn_conv2d q = v.l->p.conv;
+    const float *b = q.has_bias ? v.P + v.l->weight_offset[1] : NULL;
+    const float *w = v.P + v.l->weight_offset[0];
+    size_t lo, hi;
+    q.act = train_no_act;
+    if (cnn_conv2d_is_depthwise(&q)) {
+        if (part == 0)
+            cnn_conv2d_forward(v.dst, v.in, w, b, t->buf.scratch[0], &q, n);
+        return 0;
+    }
+    cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
+    if (v.tl->wino_u) {
+        const int th = (q.oh + 1) / 2; /* tile rows per image */
+        cnn_conv2d_winograd_rows(v.dst, v.in, v.tl->wino_u, b, t->buf.scratch[part], &q, n,
+                                 (int)lo * th, (int)hi * th, 0);
+        return 0;
+    }
+    cnn_conv2d_forward_rows(v.dst, v.in, w, b, t->buf.scratch[part], &q, n, (int)lo * q.oh,
+                            (int)hi * q.oh);
+    return 0;
+}
+
+/* db over output channels [lo, hi) of part. */
+static void conv_bias_part(const struct train_bwd_job *job, int part, int parts)
+{
+    struct cnn_trainer *t = job->t;
+    const struct cnn_layer *l = &t->net->layers[job->i];
+    const struct cnn_conv2d *p = &l->p.conv;
+    struct cnn_conv2d q = *p;
+    size_t lo, hi;
+    cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);
+    q.oc = (int)(hi - lo);
+    const size_t cols = (size_t)job->n * p->oh * p->ow;
+    if (q.oc > 0)
+        cnn_conv2d_backward(NULL, NULL, t->buf.grad + l->weight_offset[1] + lo,
+                            job->dout + lo * cols, t->buf.tl[l->inputs[0]].out,
+                            t->net->params + l->weight_offset[0], NULL, &q, job->n);
+}
+
+/* Over whole images, so parts add into disjoint input pixels but each needs its own
+ * weight gradient: part 0 adds into t->buf.grad, part k into t->buf.dw_part[k], summed into
+ * t->buf.grad in part order by conv_train_reduce (the same order every run: reproducible). */
+static void conv_train_backward(const struct train_bwd_job *job, int part, int parts)
+{
+    struct cnn_trainer *t = job->t;
+    const struct train_view v = train_view(t, job->i, job->n);
+    const struct cnn_conv2d *p = &v.l->p.conv;
+    const int n = job->n, trainable = v.tl->trainable;
+    const float *w = v.P + v.l->weight_offset[0];
+    float *dinp = v.dinp;
+    float *dw = trainable ? t->buf.grad + v.l->weight_offset[0] : NULL;
+    size_t lo, hi;
+    if (trainable && p->has_bias)
+        conv_bias_part(job, part, parts);
+    if (!dinp && !dw)
+        return;
+    const size_t in_plane = (size_t)p->h * p->w;
+    if (cnn_conv2d_is_depthwise(p)) {
+        if (part == 0) {
+            train_zero_fresh(job, 0, dinp, 0, (size_t)p->c * n * in_plane);
+            cnn_conv2d_backward(dinp, dw, NULL, job->dout, v.in, w, t->buf.scratch[0], p, n);
+        }
+        return;
+    }
+    if (dw && part > 0) {
+        memset(t->buf.dw_part[part], 0, v.l->weight_count[0] * sizeof(float));
+        dw = t->buf.dw_part[part];
+    }
+    cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
+    const float *ub = v.tl->wino_ub;
+    struct cnn_conv2d q;
+    if (dinp && ub && cnn_conv2d_backward_winograd_shape(p, &q)) {
+        const int th = (q.oh + 1) / 2; /* tile rows per image */
+        /* a fresh gradient is written outright: the tiles cover every pixel of the images */
+        cnn_conv2d_winograd_rows(dinp, job->dout, ub, NULL, t->buf.scratch[part], &q, n,
+                                 (int)lo * th, (int)hi * th, !job->fresh[0]);
+        dinp = NULL; /* done: the rows below only add to dw */
+    }
+    if (dw && v.tl->wino_u) { /* dw in the transformed domain (2.25x fewer MACs) */
+        const int th = (p->oh + 1) / 2;
+        float *du = t->buf.du_part[part];
+        memset(du, 0, cnn_winograd_weights_floats(p) * sizeof(float));
+        cnn_winograd_weight_grad_rows(du, v.in, job->dout, t->buf.scratch[part], p, n, (int)lo * th,
+                                      (int)hi * th);
+        cnn_winograd_weight_grad_finish(dw, du, p);
+        dw = NULL;
+    }
+    for (int c = 0; dinp && c < p->c; c++) /* this part's images in every channel */
+        train_zero_fresh(job, 0, dinp, ((size_t)c * n + lo) * in_plane, (hi - lo) * in_plane);
+    if (dinp || dw)
+        cnn_conv2d_backward_rows(dinp, dw, job->dout, v.in, w, t->buf.scratch[part], p, n,
+                                 (int)lo * p->oh, (int)hi * p->oh);
+}
+
+/* Adds the parts' private weight gradients into t->buf.grad, in part order. */
+static void conv_train_reduce(struct cnn_trainer *t, int i)
+{
+    const struct cnn_layer *l = &t->net->layers[i];
+    if (!t->buf.tl[i].trainable || t->buf.parts <= 1 || cnn_conv2d_is_depthwise(&l->p.conv))
+        return;
+    float *dw = t->buf.grad + l->weight_offset[0];
+    for (int k = 1; k < t->buf.parts; k++)
+        cnn_grad_accumulate(dw, t->buf.dw_part[k], l->weight_count[0]);
+}
+
+const struct cnn_layer_kind_ops cnn_kind_conv2d = {
+    .name = "conv2d",
+    .fields = conv_fields,
+    .n_fields = (int)(sizeof conv_fields / sizeof conv_fields[0]),
+    .slot_names = wb_slots,
+    .learned_slots = 2,
+    .decay_slots = 1,
+    .infer = conv_infer,
+    .fused_act = conv_act,
+    .flops = conv_flops,
+    .init = conv_init,
+    .folded_floats = conv_folded_floats,
+    .plan = conv_plan,
+    .scratch_floats = conv_scratch,
+    .run = conv_run,
+    .train_alloc = conv_train_alloc,
+    .train_prepare = conv_train_prepare,
+    .train_forward = conv_train_forward,
+    .train_backward = conv_train_backward,
+    .train_reduce = conv_train_reduce,
+};

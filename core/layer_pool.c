@@ -1,7 +1,11 @@
 /* Max and average pooling over (C, N, H, W): each of the C*N planes on its own, with
  * asymmetric padding, ceil mode and count_include_pad as in PyTorch.  Window bounds are
- * clipped once per output row/column, so the inner loops only touch real pixels. */
+ * clipped once per output row/column, so the inner loops only touch real pixels.  Then the
+ * maxpool, avgpool and global_avgpool rows of the layer-kind table (layer_kind.h). */
+#include "grad.h"
 #include "layer.h"
+#include "layer_kind.h"
+#include "train_internal.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -122,3 +126,142 @@ void cnn_avgpool_forward(float *out, const float *inp, const struct cnn_pool2d *
         }
     }
 }
+
+/* ---- the maxpool, avgpool and global_avgpool rows ------------------------------------ */
+
+#define POOL(f) offsetof(struct cnn_pool2d, f)
+static const struct cnn_layer_field pool_fields[] = {
+    {"kh", CNN_FIELD_INT, POOL(kh)},
+    {"kw", CNN_FIELD_INT, POOL(kw)},
+    {"sh", CNN_FIELD_INT, POOL(sh)},
+    {"sw", CNN_FIELD_INT, POOL(sw)},
+    {"pad_t", CNN_FIELD_INT, POOL(pad_t)},
+    {"pad_l", CNN_FIELD_INT, POOL(pad_l)},
+    {"pad_b", CNN_FIELD_INT, POOL(pad_b)},
+    {"pad_r", CNN_FIELD_INT, POOL(pad_r)},
+    {"ceil_mode", CNN_FIELD_FLAG, POOL(ceil_mode)},
+    {"count_include_pad", CNN_FIELD_FLAG, POOL(count_include_pad)},
+};
+
+static int pool_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
+{
+    const struct cnn_layer *in = cnn_layer_input(m, l, 0);
+    struct cnn_pool2d *p = &l->p.pool;
+    p->c = in->c, p->h = in->h, p->w = in->w;
+    int rc = cnn_pool2d_shape(p, err);
+    if (rc)
+        return rc;
+    l->c = in->c, l->h = p->oh, l->w = p->ow;
+    return 0;
+}
+
+static void maxpool_run(const struct cnn_model *m, const struct cnn_op *op,
+                        const struct cnn_op_run *r)
+{
+    cnn_maxpool_forward(r->out, r->in[0], &m->layers[op->layer].p.pool, r->n);
+}
+
+static void avgpool_run(const struct cnn_model *m, const struct cnn_op *op,
+                        const struct cnn_op_run *r)
+{
+    cnn_avgpool_forward(r->out, r->in[0], &m->layers[op->layer].p.pool, r->n);
+}
+
+/* Channels [lo, lo + q.c) of part. */
+static int pool_train_forward(const struct train_fwd_job *job, int part, int parts,
+                              struct cnn_err *err)
+{
+    (void)err;
+    const struct train_view v = train_view(job->t, job->i, job->n);
+    size_t lo;
+    const struct cnn_pool2d q = train_pool_part(&v.l->p.pool, part, parts, &lo);
+    const size_t out_chan = (size_t)v.l->h * v.l->w * (size_t)job->n;
+    if (q.c == 0)
+        return 0;
+    if (v.l->kind == CNN_LAYER_MAXPOOL)
+        cnn_maxpool_forward(v.dst + lo * out_chan, v.in + lo * v.n_hw, &q, job->n);
+    else
+        cnn_avgpool_forward(v.dst + lo * out_chan, v.in + lo * v.n_hw, &q, job->n);
+    return 0;
+}
+
+static void pool_train_backward(const struct train_bwd_job *job, int part, int parts)
+{
+    const struct train_view v = train_view(job->t, job->i, job->n);
+    size_t lo;
+    const struct cnn_pool2d q = train_pool_part(&v.l->p.pool, part, parts, &lo);
+    const size_t out_chan = (size_t)v.l->h * v.l->w * (size_t)job->n;
+    if (!v.dinp || q.c == 0)
+        return;
+    train_zero_fresh(job, 0, v.dinp, lo * v.n_hw, (size_t)q.c * v.n_hw);
+    if (v.l->kind == CNN_LAYER_MAXPOOL)
+        cnn_maxpool_backward(v.dinp + lo * v.n_hw, job->dout + lo * out_chan, v.in + lo * v.n_hw,
+                             &q, job->n);
+    else
+        cnn_avgpool_backward(v.dinp + lo * v.n_hw, job->dout + lo * out_chan, &q, job->n);
+}
+
+const struct cnn_layer_kind_ops cnn_kind_maxpool = {
+    .name = "maxpool",
+    .fields = pool_fields,
+    .n_fields = (int)(sizeof pool_fields / sizeof pool_fields[0]),
+    .infer = pool_infer,
+    .run = maxpool_run,
+    .train_forward = pool_train_forward,
+    .train_backward = pool_train_backward,
+};
+
+const struct cnn_layer_kind_ops cnn_kind_avgpool = {
+    .name = "avgpool",
+    .fields = pool_fields,
+    .n_fields = (int)(sizeof pool_fields / sizeof pool_fields[0]),
+    .infer = pool_infer,
+    .run = avgpool_run,
+    .train_forward = pool_train_forward,
+    .train_backward = pool_train_backward,
+};
+
+static int gap_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
+{
+    (void)err;
+    l->c = cnn_layer_input(m, l, 0)->c;
+    l->h = l->w = 1;
+    return 0;
+}
+
+static void gap_run(const struct cnn_model *m, const struct cnn_op *op, const struct cnn_op_run *r)
+{
+    const struct cnn_layer *il = &m->layers[op->inputs[0]];
+    cnn_global_avgpool_forward(r->out, r->in[0], (size_t)il->c * (size_t)r->n,
+                               (size_t)il->h * (size_t)il->w);
+}
+
+/* Planes (channel, item) [lo, hi). */
+static int gap_train_forward(const struct train_fwd_job *job, int part, int parts,
+                             struct cnn_err *err)
+{
+    (void)err;
+    const struct train_view v = train_view(job->t, job->i, job->n);
+    size_t lo, hi;
+    cnn_part_range((size_t)v.il->c * (size_t)job->n, part, parts, &lo, &hi);
+    cnn_global_avgpool_forward(v.dst + lo, v.in + lo * v.hw, hi - lo, v.hw);
+    return 0;
+}
+
+static void gap_train_backward(const struct train_bwd_job *job, int part, int parts)
+{
+    const struct train_view v = train_view(job->t, job->i, job->n);
+    size_t lo, hi;
+    cnn_part_range((size_t)v.il->c * (size_t)job->n, part, parts, &lo, &hi);
+    train_zero_fresh(job, 0, v.dinp, lo * v.hw, (hi - lo) * v.hw);
+    if (v.dinp)
+        cnn_global_avgpool_backward(v.dinp + lo * v.hw, job->dout + lo, hi - lo, v.hw);
+}
+
+const struct cnn_layer_kind_ops cnn_kind_global_avgpool = {
+    .name = "global_avgpool",
+    .infer = gap_infer,
+    .run = gap_run,
+    .train_forward = gap_train_forward,
+    .train_backward = gap_train_backward,
+};

@@ -1,7 +1,9 @@
 /* Model graph: building layer by layer with shape checks, the parameter block, random
- * initialisation and read accessors.  Compilation (BN folding, fusion, the plan) lives in
- * model_compile.c; the file format in model_io.c. */
+ * initialisation and read accessors; what each layer kind means is its row (layer_kind.h).
+ * Compilation (BN folding, fusion, the plan) lives in model_compile.c; the file format in
+ * model_read.c / model_write.c. */
 #include "model.h"
+#include "layer_kind.h"
 #include "model_internal.h"
 #include "tensor.h"
 
@@ -11,23 +13,26 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define MAX_DIM (1 << 24)          /* any single C, H or W */
-#define MAX_IMAGE_FLOATS (1u << 30) /* C*H*W of one activation per image */
-
-static int check_preproc(const struct cnn_preproc *pp, struct cnn_err *err)
+int cnn_preproc_check(const struct cnn_preproc *pp, struct cnn_err *err)
 {
+    if (!pp)
+        return cnn_err_set(err, CNN_EINVAL, "preproc: no preprocessing given");
     if (pp->c != 1 && pp->c != 3)
         return cnn_err_set(err, CNN_EINVAL, "preproc: channels %d (want 1 or 3)", pp->c);
-    if (pp->h < 1 || pp->w < 1 || pp->h > 16384 || pp->w > 16384)
-        return cnn_err_set(err, CNN_EINVAL, "preproc: input size %dx%d out of range", pp->h,
-                           pp->w);
-    if (pp->resize != CNN_RESIZE_STRETCH && pp->resize != CNN_RESIZE_SHORTER_CROP)
+    if (pp->h < 1 || pp->w < 1 || pp->h > CNN_PREPROC_MAX_DIM || pp->w > CNN_PREPROC_MAX_DIM)
+        return cnn_err_set(err, CNN_EINVAL, "preproc: input size %dx%d out of range 1..%d",
+                           pp->h, pp->w, CNN_PREPROC_MAX_DIM);
+    if (pp->resize == CNN_RESIZE_SHORTER_CROP) {
+        /* the crop must fit whichever side of the image is the shorter */
+        int crop = pp->h > pp->w ? pp->h : pp->w;
+        if (pp->resize_short < crop || pp->resize_short > CNN_PREPROC_MAX_DIM)
+            return cnn_err_set(err, CNN_EINVAL,
+                               "preproc: resize_short %d outside %d..%d (the crop %dx%d must fit)",
+                               pp->resize_short, crop, CNN_PREPROC_MAX_DIM, pp->w, pp->h);
+    } else if (pp->resize != CNN_RESIZE_STRETCH) {
         return cnn_err_set(err, CNN_EINVAL, "preproc: unknown resize mode %d", (int)pp->resize);
-    if (pp->resize == CNN_RESIZE_SHORTER_CROP &&
-        (pp->resize_short < (pp->h < pp->w ? pp->h : pp->w) || pp->resize_short > 16384))
-        return cnn_err_set(err, CNN_EINVAL, "preproc: resize_short %d smaller than the crop",
-                           pp->resize_short);
-    for (int c = 0; c < 3; c++) {
+    }
+    for (int c = 0; c < pp->c; c++) {
         if (!isfinite(pp->mean[c]) || !isfinite(pp->std[c]) || pp->std[c] == 0.0f)
             return cnn_err_set(err, CNN_EINVAL, "preproc: mean/std of channel %d invalid", c);
     }
@@ -36,7 +41,7 @@ static int check_preproc(const struct cnn_preproc *pp, struct cnn_err *err)
 
 struct cnn_model *cnn_model_create(const struct cnn_preproc *pp, struct cnn_err *err)
 {
-    if (check_preproc(pp, err))
+    if (cnn_preproc_check(pp, err))
         return NULL;
     struct cnn_model *m = calloc(1, sizeof *m);
     if (!m) {
@@ -79,166 +84,17 @@ void cnn_model_destroy(struct cnn_model *m)
     free(m);
 }
 
-static int check_act(const struct cnn_act_params *a, const char *name, struct cnn_err *err)
+/* Fills out-shape and weight slots of l, whose inputs are already set, from its row. */
+static int infer_layer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
 {
-    if ((int)a->kind < 0 || a->kind >= CNN_ACT_COUNT)
-        return cnn_err_set(err, CNN_EINVAL, "layer %s: unknown activation %d", name,
-                           (int)a->kind);
-    if (!isfinite(a->alpha) || !isfinite(a->beta))
-        return cnn_err_set(err, CNN_EINVAL, "layer %s: activation parameter not finite", name);
-    if (a->kind == CNN_ACT_CLIP && a->alpha > a->beta)
-        return cnn_err_set(err, CNN_EINVAL, "layer %s: clip min %g > max %g", name,
-                           (double)a->alpha, (double)a->beta);
-    return 0;
-}
-
-/* Fills out-shape and weight slots of l, whose inputs are already set. */
-static int infer_layer(struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
-{
-    const struct cnn_layer *in = &m->layers[l->inputs[0]];
-    int c = in->c, h = in->h, w = in->w;
-    int rc;
     l->n_weights = 0;
-    switch (l->kind) {
-    case CNN_LAYER_CONV2D: {
-        struct cnn_conv2d *p = &l->p.conv;
-        p->c = c;
-        p->h = h;
-        p->w = w;
-        if ((rc = cnn_conv2d_shape(p, err)) != 0)
-            return rc;
-        if ((rc = check_act(&p->act, l->name, err)) != 0)
-            return rc;
-        l->c = p->oc;
-        l->h = p->oh;
-        l->w = p->ow;
-        size_t wc;
-        int dims[4] = {p->oc, c / p->groups, p->kh, p->kw};
-        if (cnn_dims_count(dims, 4, &wc) || wc > MAX_IMAGE_FLOATS)
-            return cnn_err_set(err, CNN_ELIMIT, "layer %s: conv weights too large", l->name);
-        l->weight_count[l->n_weights++] = wc;
-        if (p->has_bias)
-            l->weight_count[l->n_weights++] = (size_t)p->oc;
-        break;
-    }
-    case CNN_LAYER_DENSE: {
-        struct cnn_dense *p = &l->p.dense;
-        if (h != 1 || w != 1)
-            return cnn_err_set(err, CNN_EINVAL,
-                               "layer %s: dense input is %dx%dx%d, add a flatten layer first",
-                               l->name, c, h, w);
-        if (p->out < 1 || p->out > MAX_DIM)
-            return cnn_err_set(err, CNN_EINVAL, "layer %s: dense out %d out of range", l->name,
-                               p->out);
-        if ((rc = check_act(&p->act, l->name, err)) != 0)
-            return rc;
-        p->in = c;
-        size_t wc;
-        if (cnn_mul_size((size_t)p->in, (size_t)p->out, &wc) || wc > MAX_IMAGE_FLOATS)
-            return cnn_err_set(err, CNN_ELIMIT, "layer %s: dense weights too large", l->name);
-        l->c = p->out;
-        l->h = l->w = 1;
-        l->weight_count[l->n_weights++] = wc;
-        if (p->has_bias)
-            l->weight_count[l->n_weights++] = (size_t)p->out;
-        break;
-    }
-    case CNN_LAYER_MAXPOOL:
-    case CNN_LAYER_AVGPOOL: {
-        struct cnn_pool2d *p = &l->p.pool;
-        p->c = c;
-        p->h = h;
-        p->w = w;
-        if ((rc = cnn_pool2d_shape(p, err)) != 0)
-            return rc;
-        l->c = c;
-        l->h = p->oh;
-        l->w = p->ow;
-        break;
-    }
-    case CNN_LAYER_GLOBAL_AVGPOOL:
-        l->c = c;
-        l->h = l->w = 1;
-        break;
-    case CNN_LAYER_ACT:
-        if ((rc = check_act(&l->p.act, l->name, err)) != 0)
-            return rc;
-        l->c = c, l->h = h, l->w = w;
-        break;
-    case CNN_LAYER_BATCHNORM:
-        if (!(l->p.bn.eps > 0.0f) || !isfinite(l->p.bn.eps))
-            return cnn_err_set(err, CNN_EINVAL, "layer %s: batchnorm eps must be > 0", l->name);
-        if ((rc = check_act(&l->p.bn.act, l->name, err)) != 0)
-            return rc;
-        l->c = c, l->h = h, l->w = w;
-        for (int s = 0; s < 4; s++) /* gamma, beta, running mean, running var */
-            l->weight_count[l->n_weights++] = (size_t)c;
-        break;
-    case CNN_LAYER_DROPOUT:
-        if (!(l->p.dropout_rate >= 0.0f && l->p.dropout_rate < 1.0f))
-            return cnn_err_set(err, CNN_EINVAL, "layer %s: dropout rate must be in [0, 1)",
-                               l->name);
-        l->c = c, l->h = h, l->w = w;
-        break;
-    case CNN_LAYER_LRN: {
-        const struct cnn_lrn *p = &l->p.lrn;
-        if (p->size < 1 || p->size > 1023 || !isfinite(p->alpha) || !isfinite(p->beta) ||
-            !(p->k > 0.0f) || !isfinite(p->k))
-            return cnn_err_set(err, CNN_EINVAL, "layer %s: lrn size/alpha/beta/k invalid",
-                               l->name);
-        l->c = c, l->h = h, l->w = w;
-        break;
-    }
-    case CNN_LAYER_ADD:
-        if (l->n_inputs < 2)
-            return cnn_err_set(err, CNN_EINVAL, "layer %s: add needs 2 or more inputs", l->name);
-        for (int i = 1; i < l->n_inputs; i++) {
-            const struct cnn_layer *o = &m->layers[l->inputs[i]];
-            if (o->c != c || o->h != h || o->w != w)
-                return cnn_err_set(err, CNN_EINVAL,
-                                   "layer %s: add inputs differ: %dx%dx%d vs %dx%dx%d (%s)",
-                                   l->name, c, h, w, o->c, o->h, o->w, o->name);
-        }
-        l->c = c, l->h = h, l->w = w;
-        break;
-    case CNN_LAYER_CONCAT: {
-        long total = 0;
-        for (int i = 0; i < l->n_inputs; i++) {
-            const struct cnn_layer *o = &m->layers[l->inputs[i]];
-            if (o->h != h || o->w != w)
-                return cnn_err_set(err, CNN_EINVAL,
-                                   "layer %s: concat input %s is %dx%d, expected %dx%d", l->name,
-                                   o->name, o->h, o->w, h, w);
-            total += o->c;
-        }
-        if (total > MAX_DIM)
-            return cnn_err_set(err, CNN_ELIMIT, "layer %s: concat has %ld channels", l->name,
-                               total);
-        l->c = (int)total, l->h = h, l->w = w;
-        break;
-    }
-    case CNN_LAYER_FLATTEN: {
-        size_t n;
-        int dims[3] = {c, h, w};
-        if (cnn_dims_count(dims, 3, &n) || n > MAX_DIM)
-            return cnn_err_set(err, CNN_ELIMIT, "layer %s: flatten size too large", l->name);
-        l->c = (int)n, l->h = l->w = 1;
-        break;
-    }
-    case CNN_LAYER_SOFTMAX:
-        if (h != 1 || w != 1)
-            return cnn_err_set(err, CNN_EINVAL, "layer %s: softmax needs a (K,1,1) input",
-                               l->name);
-        l->c = c, l->h = h, l->w = w;
-        break;
-    default:
-        return cnn_err_set(err, CNN_EINVAL, "layer %s: unknown layer kind %d", l->name,
-                           (int)l->kind);
-    }
+    int rc = cnn_layer_kind_ops(l->kind)->infer(m, l, err);
+    if (rc)
+        return rc;
     size_t per_image;
     int od[3] = {l->c, l->h, l->w};
     if (l->c < 1 || l->h < 1 || l->w < 1 || cnn_dims_count(od, 3, &per_image) ||
-        per_image > MAX_IMAGE_FLOATS)
+        per_image > CNN_MAX_IMAGE_FLOATS)
         return cnn_err_set(err, CNN_ELIMIT, "layer %s: output %dx%dx%d out of range", l->name,
                            l->c, l->h, l->w);
     return 0;
@@ -291,7 +147,7 @@ int cnn_model_add(struct cnn_model *m, const struct cnn_layer_desc *d, struct cn
             l->inputs[i] = d->inputs[i];
         }
     }
-    if (l->n_inputs > 1 && l->kind != CNN_LAYER_ADD && l->kind != CNN_LAYER_CONCAT)
+    if (l->n_inputs > 1 && !cnn_layer_kind_ops(l->kind)->multi_input)
         return cnn_err_set(err, CNN_EINVAL, "layer %s: %s takes one input", l->name,
                            cnn_layer_kind_name(l->kind));
     memcpy(&l->p, &d->p, sizeof l->p);
@@ -416,49 +272,35 @@ static int feeds_relu(const struct cnn_model *m, int layer)
     return 0;
 }
 
+void cnn_model_init_fan(struct cnn_model *m, int i, double fan_in, double fan_out, int relu,
+                        uint64_t *rng)
+{
+    const struct cnn_layer *l = &m->layers[i];
+    float *w = m->params + l->weight_offset[0];
+    int he = relu || feeds_relu(m, i);
+    /* He: normal, std sqrt(2/fan_in); Xavier: uniform +-sqrt(6/(fan_in+fan_out)) */
+    double scale = he ? sqrt(2.0 / fan_in) : sqrt(6.0 / (fan_in + fan_out));
+    for (size_t k = 0; k < l->weight_count[0]; k++) {
+        double v;
+        if (he) {
+            double u1 = rng_uniform(rng), u2 = rng_uniform(rng);
+            v = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2) * scale;
+        } else {
+            v = (2.0 * rng_uniform(rng) - 1.0) * scale;
+        }
+        w[k] = (float)v;
+    }
+    if (l->n_weights > 1)
+        memset(m->params + l->weight_offset[1], 0, l->weight_count[1] * sizeof(float));
+}
+
 void cnn_model_init_random(struct cnn_model *m, uint64_t seed)
 {
     uint64_t s = seed;
     for (int i = 1; i < m->n_layers; i++) {
-        struct cnn_layer *l = &m->layers[i];
-        float *w = m->params + (l->n_weights ? l->weight_offset[0] : 0);
-        if (l->kind == CNN_LAYER_CONV2D || l->kind == CNN_LAYER_DENSE) {
-            double fan_in, fan_out;
-            if (l->kind == CNN_LAYER_CONV2D) {
-                const struct cnn_conv2d *p = &l->p.conv;
-                fan_in = (double)(p->c / p->groups) * p->kh * p->kw;
-                fan_out = (double)(p->oc / p->groups) * p->kh * p->kw;
-            } else {
-                fan_in = l->p.dense.in;
-                fan_out = l->p.dense.out;
-            }
-            int he = l->p.conv.act.kind == CNN_ACT_RELU || feeds_relu(m, i);
-            if (l->kind == CNN_LAYER_DENSE)
-                he = l->p.dense.act.kind == CNN_ACT_RELU || feeds_relu(m, i);
-            /* He: normal, std sqrt(2/fan_in); Xavier: uniform +-sqrt(6/(fan_in+fan_out)) */
-            double scale = he ? sqrt(2.0 / fan_in) : sqrt(6.0 / (fan_in + fan_out));
-            for (size_t k = 0; k < l->weight_count[0]; k++) {
-                double v;
-                if (he) {
-                    double u1 = rng_uniform(&s), u2 = rng_uniform(&s);
-                    v = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2) * scale;
-                } else {
-                    v = (2.0 * rng_uniform(&s) - 1.0) * scale;
-                }
-                w[k] = (float)v;
-            }
-            if (l->n_weights > 1)
-                memset(m->params + l->weight_offset[1], 0, l->weight_count[1] * sizeof(float));
-        } else if (l->kind == CNN_LAYER_BATCHNORM) {
-            float *gamma = m->params + l->weight_offset[0];
-            float *var = m->params + l->weight_offset[3];
-            for (int c = 0; c < l->c; c++) {
-                gamma[c] = 1.0f;
-                var[c] = 1.0f;
-            }
-            memset(m->params + l->weight_offset[1], 0, (size_t)l->c * sizeof(float));
-            memset(m->params + l->weight_offset[2], 0, (size_t)l->c * sizeof(float));
-        }
+        const struct cnn_layer_kind_ops *k = cnn_layer_kind_ops(m->layers[i].kind);
+        if (k->init)
+            k->init(m, i, &s);
     }
 }
 
@@ -507,26 +349,20 @@ void cnn_model_meta_value(const struct cnn_model *m, const char *key, char *buf,
     }
 }
 
+/* Learned floats: the slots SGD updates (running statistics are not learned). */
 static size_t layer_params(const struct cnn_layer *l)
 {
-    switch (l->kind) {
-    case CNN_LAYER_CONV2D:
-    case CNN_LAYER_DENSE:
-        return l->weight_count[0] + (l->n_weights > 1 ? l->weight_count[1] : 0);
-    case CNN_LAYER_BATCHNORM: /* gamma and beta are learned; running stats are not */
-        return 2 * (size_t)l->c;
-    default:
-        return 0;
-    }
+    int slots = cnn_layer_kind_ops(l->kind)->learned_slots;
+    size_t n = 0;
+    for (int s = 0; s < slots && s < l->n_weights; s++)
+        n += l->weight_count[s];
+    return n;
 }
 
 static double layer_flops(const struct cnn_layer *l)
 {
-    if (l->kind == CNN_LAYER_CONV2D)
-        return 2.0 * (double)l->weight_count[0] * l->h * l->w;
-    if (l->kind == CNN_LAYER_DENSE)
-        return 2.0 * (double)l->weight_count[0];
-    return 0.0;
+    const struct cnn_layer_kind_ops *k = cnn_layer_kind_ops(l->kind);
+    return k->flops ? k->flops(l) : 0.0;
 }
 
 size_t cnn_model_param_count(const struct cnn_model *m)

@@ -36,6 +36,13 @@ struct cnn_preproc {
     float mean[3], std[3];  /* x = (x - mean[c]) / std[c] */
 };
 
+#define CNN_PREPROC_MAX_DIM 16384 /* input h, w and resize_short */
+
+/* The one check of a preprocessing (model, dataset, image): 1 or 3 channels, h and w in
+ * 1..CNN_PREPROC_MAX_DIM, a known resize mode whose crop fits (resize_short >= h and w),
+ * finite mean and non-zero finite std for each used channel.  0 or CNN_EINVAL. */
+int cnn_preproc_check(const struct cnn_preproc *pp, struct cnn_err *err);
+
 /* Description of one layer for cnn_model_add().  Fill kind, name, inputs and the params
  * member of that kind; input shape fields (c, h, w) inside params are filled by add. */
 struct cnn_layer_desc {
@@ -43,15 +50,7 @@ struct cnn_layer_desc {
     const char *name;        /* unique, < CNN_NAME_MAX; NULL = generated "<kind><index>" */
     int n_inputs;            /* 0 = the previous layer */
     const int *inputs;       /* layer indices */
-    union {
-        struct cnn_conv2d conv;
-        struct cnn_dense dense;
-        struct cnn_pool2d pool;
-        struct cnn_act_params act;
-        struct cnn_batchnorm bn;
-        struct cnn_lrn lrn;
-        float dropout_rate;
-    } p;
+    union cnn_layer_params p;
 };
 
 struct cnn_model;

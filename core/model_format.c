@@ -1,116 +1,27 @@
-/* Model file layout helpers shared by reader and writer: one table per layer kind says
- * which of the 16 parameter words of a layer record holds which field, the dims of each
- * weight slot, slot names for messages and a UTF-8 check for names, labels and meta. */
+/* Model file layout helpers shared by reader and writer: the 16 parameter words of a layer
+ * record packed and checked by the field table of its kind's row (layer_kind.h), the dims
+ * of each weight slot, slot names for messages and a UTF-8 check for names, labels, meta. */
 #include "model_format.h"
+
+#include "layer_kind.h"
 
 #include <math.h>
 #include <stddef.h>
 
 _Static_assert(sizeof(enum cnn_act) == sizeof(int32_t), "act kind is stored as a 32-bit word");
 
-enum ftype { F_INT, F_FLOAT, F_FLAG, F_ACT };
-
-struct field {
-    const char *name;
-    enum ftype type;
-    size_t off; /* into the params union (all members start at its offset 0) */
-};
-
-#define CONV(f) offsetof(struct cnn_conv2d, f)
-#define DENSE(f) offsetof(struct cnn_dense, f)
-#define POOL(f) offsetof(struct cnn_pool2d, f)
-#define BN(f) offsetof(struct cnn_batchnorm, f)
-#define LRN(f) offsetof(struct cnn_lrn, f)
-#define ACT(f) offsetof(struct cnn_act_params, f)
-
-static const struct field conv_fields[] = {
-    {"oc", F_INT, CONV(oc)},
-    {"kh", F_INT, CONV(kh)},
-    {"kw", F_INT, CONV(kw)},
-    {"sh", F_INT, CONV(sh)},
-    {"sw", F_INT, CONV(sw)},
-    {"dh", F_INT, CONV(dh)},
-    {"dw", F_INT, CONV(dw)},
-    {"pad_t", F_INT, CONV(pad_t)},
-    {"pad_l", F_INT, CONV(pad_l)},
-    {"pad_b", F_INT, CONV(pad_b)},
-    {"pad_r", F_INT, CONV(pad_r)},
-    {"groups", F_INT, CONV(groups)},
-    {"has_bias", F_FLAG, CONV(has_bias)},
-    {"act", F_ACT, CONV(act.kind)},
-    {"act_alpha", F_FLOAT, CONV(act.alpha)},
-    {"act_beta", F_FLOAT, CONV(act.beta)},
-};
-static const struct field dense_fields[] = {
-    {"in", F_INT, DENSE(in)},
-    {"out", F_INT, DENSE(out)},
-    {"has_bias", F_FLAG, DENSE(has_bias)},
-    {"act", F_ACT, DENSE(act.kind)},
-    {"act_alpha", F_FLOAT, DENSE(act.alpha)},
-    {"act_beta", F_FLOAT, DENSE(act.beta)},
-};
-static const struct field pool_fields[] = {
-    {"kh", F_INT, POOL(kh)},
-    {"kw", F_INT, POOL(kw)},
-    {"sh", F_INT, POOL(sh)},
-    {"sw", F_INT, POOL(sw)},
-    {"pad_t", F_INT, POOL(pad_t)},
-    {"pad_l", F_INT, POOL(pad_l)},
-    {"pad_b", F_INT, POOL(pad_b)},
-    {"pad_r", F_INT, POOL(pad_r)},
-    {"ceil_mode", F_FLAG, POOL(ceil_mode)},
-    {"count_include_pad", F_FLAG, POOL(count_include_pad)},
-};
-static const struct field act_fields[] = {
-    {"act", F_ACT, ACT(kind)},
-    {"alpha", F_FLOAT, ACT(alpha)},
-    {"beta", F_FLOAT, ACT(beta)},
-};
-static const struct field bn_fields[] = {
-    {"eps", F_FLOAT, BN(eps)},
-    {"act", F_ACT, BN(act.kind)},
-    {"act_alpha", F_FLOAT, BN(act.alpha)},
-    {"act_beta", F_FLOAT, BN(act.beta)},
-};
-static const struct field dropout_fields[] = {{"rate", F_FLOAT, 0}};
-static const struct field lrn_fields[] = {
-    {"size", F_INT, LRN(size)},
-    {"alpha", F_FLOAT, LRN(alpha)},
-    {"beta", F_FLOAT, LRN(beta)},
-    {"k", F_FLOAT, LRN(k)},
-};
-
-#define TABLE(t) (*n = (int)(sizeof t / sizeof t[0]), t)
-
-/* The field table of a kind; *n = 0 (and NULL) for kinds without parameters. */
-static const struct field *fields_of(enum cnn_layer_kind kind, int *n)
+/* The field table of a kind (its row); *n = 0 for kinds without parameters. */
+static const struct cnn_layer_field *fields_of(enum cnn_layer_kind kind, int *n)
 {
-    switch (kind) {
-    case CNN_LAYER_CONV2D:
-        return TABLE(conv_fields);
-    case CNN_LAYER_DENSE:
-        return TABLE(dense_fields);
-    case CNN_LAYER_MAXPOOL:
-    case CNN_LAYER_AVGPOOL:
-        return TABLE(pool_fields);
-    case CNN_LAYER_ACT:
-        return TABLE(act_fields);
-    case CNN_LAYER_BATCHNORM:
-        return TABLE(bn_fields);
-    case CNN_LAYER_DROPOUT:
-        return TABLE(dropout_fields);
-    case CNN_LAYER_LRN:
-        return TABLE(lrn_fields);
-    default:
-        *n = 0;
-        return NULL;
-    }
+    const struct cnn_layer_kind_ops *k = cnn_layer_kind_ops(kind);
+    *n = k->n_fields;
+    return k->fields;
 }
 
 void cnn_mf_pack_params(const struct cnn_layer *l, uint32_t words[CNN_MF_PARAM_WORDS])
 {
     int n;
-    const struct field *f = fields_of(l->kind, &n);
+    const struct cnn_layer_field *f = fields_of(l->kind, &n);
     const unsigned char *base = (const unsigned char *)&l->p;
     memset(words, 0, CNN_MF_PARAM_WORDS * sizeof words[0]);
     for (int i = 0; i < n; i++)
@@ -121,19 +32,19 @@ int cnn_mf_unpack_params(const uint32_t words[CNN_MF_PARAM_WORDS], struct cnn_la
                          int index, struct cnn_err *err)
 {
     int n;
-    const struct field *f = fields_of(d->kind, &n);
+    const struct cnn_layer_field *f = fields_of(d->kind, &n);
     unsigned char *base = (unsigned char *)&d->p;
     memset(&d->p, 0, sizeof d->p);
     for (int i = 0; i < n; i++) {
         uint32_t v = words[i];
-        if (f[i].type == F_FLAG && v > 1)
+        if (f[i].type == CNN_FIELD_FLAG && v > 1)
             return cnn_err_set(err, CNN_EFORMAT, "model file: layer %d '%s': %s is %u, want 0/1",
                                index, d->name, f[i].name, v);
-        if (f[i].type == F_ACT && v >= CNN_ACT_COUNT)
+        if (f[i].type == CNN_FIELD_ACT && v >= CNN_ACT_COUNT)
             return cnn_err_set(err, CNN_EFORMAT,
                                "model file: layer %d '%s': unknown activation kind %u", index,
                                d->name, v);
-        if (f[i].type == F_FLOAT && !isfinite(mf_bits_f32(v)))
+        if (f[i].type == CNN_FIELD_FLOAT && !isfinite(mf_bits_f32(v)))
             return cnn_err_set(err, CNN_EFORMAT,
                                "model file: layer %d '%s': parameter %s is not finite", index,
                                d->name, f[i].name);
@@ -148,43 +59,41 @@ int cnn_mf_unpack_params(const uint32_t words[CNN_MF_PARAM_WORDS], struct cnn_la
     return 0;
 }
 
+int cnn_mf_check_derived(const uint32_t words[CNN_MF_PARAM_WORDS], const struct cnn_layer *l,
+                         int index, struct cnn_err *err)
+{
+    int n;
+    const struct cnn_layer_field *f = fields_of(l->kind, &n);
+    const unsigned char *base = (const unsigned char *)&l->p;
+    for (int i = 0; i < n; i++) {
+        int32_t v;
+        memcpy(&v, base + f[i].off, 4);
+        if (f[i].type == CNN_FIELD_DERIVED && (int32_t)words[i] != v)
+            return cnn_err_set(err, CNN_EFORMAT,
+                               "model file: layer %d '%s': %s %s %d does not match its input "
+                               "size %d",
+                               index, l->name, cnn_layer_kind_name(l->kind), f[i].name,
+                               (int)(int32_t)words[i], (int)v);
+    }
+    return 0;
+}
+
 int cnn_mf_slot_dims(const struct cnn_layer *l, int ndims[CNN_MAX_WEIGHTS_PER_LAYER],
                      int dims[CNN_MAX_WEIGHTS_PER_LAYER][CNN_MF_MAX_DIMS])
 {
-    int n = 0;
-    switch (l->kind) {
-    case CNN_LAYER_CONV2D: {
-        const struct cnn_conv2d *p = &l->p.conv;
-        ndims[n] = 4;
-        dims[n][0] = p->oc, dims[n][1] = p->c / p->groups, dims[n][2] = p->kh, dims[n][3] = p->kw;
-        n++;
-        if (p->has_bias)
-            ndims[n] = 1, dims[n][0] = p->oc, n++;
-        break;
+    for (int s = 0; s < l->n_weights; s++) {
+        ndims[s] = l->weight_ndims[s];
+        for (int k = 0; k < ndims[s]; k++)
+            dims[s][k] = l->weight_dims[s][k];
     }
-    case CNN_LAYER_DENSE:
-        ndims[n] = 2, dims[n][0] = l->p.dense.out, dims[n][1] = l->p.dense.in, n++;
-        if (l->p.dense.has_bias)
-            ndims[n] = 1, dims[n][0] = l->p.dense.out, n++;
-        break;
-    case CNN_LAYER_BATCHNORM:
-        for (; n < 4; n++)
-            ndims[n] = 1, dims[n][0] = l->c;
-        break;
-    default:
-        break;
-    }
-    return n;
+    return l->n_weights;
 }
 
 const char *cnn_mf_slot_name(enum cnn_layer_kind kind, int s)
 {
-    static const char *const wb[] = {"w", "b"};
-    static const char *const bn[] = {"gamma", "beta", "mean", "var"};
-    if ((kind == CNN_LAYER_CONV2D || kind == CNN_LAYER_DENSE) && s >= 0 && s < 2)
-        return wb[s];
-    if (kind == CNN_LAYER_BATCHNORM && s >= 0 && s < 4)
-        return bn[s];
+    const struct cnn_layer_kind_ops *k = cnn_layer_kind_ops(kind);
+    if (k && k->slot_names && s >= 0 && s < CNN_MAX_WEIGHTS_PER_LAYER && k->slot_names[s])
+        return k->slot_names[s];
     return "?";
 }
 

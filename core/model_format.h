@@ -30,6 +30,7 @@
 #define CNN_MF_MAX_WEIGHT_BYTES ((uint64_t)16 << 30) /* the whole weight section */
 
 _Static_assert(CNN_MF_LABEL_SIZE == CNN_LABEL_MAX, "label field is CNN_LABEL_MAX bytes");
+_Static_assert(CNN_MF_MAX_DIMS == CNN_MAX_WEIGHT_DIMS, "slot dims");
 _Static_assert(CNN_MF_ALIGN == 16 * sizeof(float), "tensor alignment = 16-float slots");
 
 /* Header field offsets. */
@@ -112,6 +113,11 @@ void cnn_mf_pack_params(const struct cnn_layer *l, uint32_t words[CNN_MF_PARAM_W
  * cnn_model_add does not: 0/1 flags, finite floats, unused words 0.  Messages name the
  * layer (index and name) and the field; returns 0 or CNN_EFORMAT. */
 int cnn_mf_unpack_params(const uint32_t words[CNN_MF_PARAM_WORDS], struct cnn_layer_desc *d,
+                         int index, struct cnn_err *err);
+
+/* After cnn_model_add rebuilt l from words: each CNN_FIELD_DERIVED word must equal what
+ * shape inference derived (e.g. dense in).  0 or CNN_EFORMAT naming the field. */
+int cnn_mf_check_derived(const uint32_t words[CNN_MF_PARAM_WORDS], const struct cnn_layer *l,
                          int index, struct cnn_err *err);
 
 /* Dims of each weight slot of built layer l (cnn_model_add filled it): dims[s][0..ndims[s]),

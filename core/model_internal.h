@@ -1,28 +1,24 @@
 /* The insides of struct cnn_model, for the core files that build, load, save, compile and
- * run it (model.c, model_io.c, session.c, train).  Everyone else uses model.h. */
+ * run it (model.c, model_*.c, session.c, layer_*.c, train).  Everyone else uses model.h. */
 #ifndef CNN_MODEL_INTERNAL_H
 #define CNN_MODEL_INTERNAL_H
 
 #include "model.h"
+
+#define CNN_MAX_WEIGHT_DIMS 4 /* of one weight slot */
 
 struct cnn_layer {
     enum cnn_layer_kind kind;
     char name[CNN_NAME_MAX];
     int n_inputs;
     int inputs[CNN_MAX_INPUTS];
-    union {
-        struct cnn_conv2d conv;
-        struct cnn_dense dense;
-        struct cnn_pool2d pool;
-        struct cnn_act_params act;
-        struct cnn_batchnorm bn;
-        struct cnn_lrn lrn;
-        float dropout_rate;
-    } p;
+    union cnn_layer_params p;
     int c, h, w;                                   /* output shape per image */
     int n_weights;                                 /* weight slots used (0..4) */
     size_t weight_count[CNN_MAX_WEIGHTS_PER_LAYER];
     size_t weight_offset[CNN_MAX_WEIGHTS_PER_LAYER]; /* floats into params, 16-aligned */
+    int weight_ndims[CNN_MAX_WEIGHTS_PER_LAYER];     /* dims of each slot, outermost first */
+    int weight_dims[CNN_MAX_WEIGHTS_PER_LAYER][CNN_MAX_WEIGHT_DIMS];
 };
 
 /* One step of the compiled inference plan (model.c builds it, session.c runs it). */

@@ -266,6 +266,33 @@ static int read_slots(const struct file *f, const struct cnn_model *m, int idx,
     return 0;
 }
 
+/* Layer record 0: the input, whose shape the preproc already gave; only its name is read. */
+static int read_input_layer(struct cnn_model *m, const unsigned char *rec, const char *name,
+                            uint32_t kind, uint32_t n_inputs, uint32_t n_slots,
+                            const uint32_t words[CNN_MF_PARAM_WORDS], struct cnn_err *err)
+{
+    int32_t oc = (int32_t)mf_get_u32(rec + MF_L_OUT_C), oh = (int32_t)mf_get_u32(rec + MF_L_OUT_H),
+            ow = (int32_t)mf_get_u32(rec + MF_L_OUT_W);
+    if (kind != CNN_LAYER_INPUT || n_inputs != 0 || n_slots != 0)
+        return cnn_err_set(err, CNN_EFORMAT,
+                           "model file: layer 0 '%s' must be the input (kind %u, %u inputs)",
+                           name, kind, n_inputs);
+    for (int i = 0; i < CNN_MF_PARAM_WORDS; i++) {
+        if (words[i])
+            return cnn_err_set(err, CNN_EFORMAT,
+                               "model file: layer 0 '%s': parameter word %d is not 0", name, i);
+    }
+    struct cnn_layer *in = &m->layers[0];
+    if (oc != in->c || oh != in->h || ow != in->w)
+        return cnn_err_set(err, CNN_EFORMAT,
+                           "model file: input layer shape (%d,%d,%d) differs from the "
+                           "preproc (%d,%d,%d)",
+                           (int)oc, (int)oh, (int)ow, in->c, in->h, in->w);
+    memset(in->name, 0, sizeof in->name);
+    strcpy(in->name, name); /* terminated within CNN_NAME_MAX: checked above */
+    return 0;
+}
+
 /* Reads and checks layer record idx at rec (bounds checked by the caller: avail bytes) and
  * adds it to m.  *rsize gets the record size. */
 static int read_layer(const struct file *f, struct cnn_model *m, int idx, const unsigned char *rec,
@@ -315,26 +342,8 @@ static int read_layer(const struct file *f, struct cnn_model *m, int idx, const 
         return cnn_err_set(err, CNN_EFORMAT,
                            "model file: layer %d: duplicate layer name '%s' (also layer %d)", idx,
                            name, dup);
-    if (idx == 0) {
-        if (kind != CNN_LAYER_INPUT || n_inputs != 0 || n_slots != 0)
-            return cnn_err_set(err, CNN_EFORMAT,
-                               "model file: layer 0 '%s' must be the input (kind %u, %u inputs)",
-                               name, kind, n_inputs);
-        for (int i = 0; i < CNN_MF_PARAM_WORDS; i++) {
-            if (words[i])
-                return cnn_err_set(err, CNN_EFORMAT,
-                                   "model file: layer 0 '%s': parameter word %d is not 0", name, i);
-        }
-        struct cnn_layer *in = &m->layers[0];
-        if (oc != in->c || oh != in->h || ow != in->w)
-            return cnn_err_set(err, CNN_EFORMAT,
-                               "model file: input layer shape (%d,%d,%d) differs from the "
-                               "preproc (%d,%d,%d)",
-                               (int)oc, (int)oh, (int)ow, in->c, in->h, in->w);
-        memset(in->name, 0, sizeof in->name);
-        strcpy(in->name, name); /* terminated within CNN_NAME_MAX: checked above */
-        return 0;
-    }
+    if (idx == 0)
+        return read_input_layer(m, rec, name, kind, n_inputs, n_slots, words, err);
     if (kind == CNN_LAYER_INPUT)
         return cnn_err_set(err, CNN_EFORMAT, "model file: layer %d '%s': a second input layer", idx,
                            name);
@@ -369,11 +378,8 @@ static int read_layer(const struct file *f, struct cnn_model *m, int idx, const 
                            "model file: layer %d '%s': stored output shape (%d,%d,%d) does not "
                            "match the graph's (%d,%d,%d)",
                            idx, name, (int)oc, (int)oh, (int)ow, l->c, l->h, l->w);
-    if (l->kind == CNN_LAYER_DENSE && (int)words[0] != l->p.dense.in)
-        return cnn_err_set(err, CNN_EFORMAT,
-                           "model file: layer %d '%s': dense in %d does not match its input "
-                           "size %d",
-                           idx, name, (int)words[0], l->p.dense.in);
+    if ((rc = cnn_mf_check_derived(words, l, idx, err)) != 0)
+        return rc;
     uint32_t again[CNN_MF_PARAM_WORDS];
     cnn_mf_pack_params(l, again);
     if (memcmp(again, words, sizeof words) != 0)

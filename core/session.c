@@ -5,6 +5,7 @@
 #include "session.h"
 
 #include "layer.h"
+#include "layer_kind.h"
 #include "model_internal.h"
 #include "tensor.h"
 
@@ -20,7 +21,7 @@ struct cnn_session {
     float *col;             /* im2col scratch */
     float *input;           /* (max_n, C, H, W) NCHW staging for callers */
     float *probs;           /* (max_n, classes) */
-    const float *add_inputs[CNN_MAX_INPUTS];
+    const float *op_in[CNN_MAX_INPUTS]; /* the current op's input values */
 };
 
 static size_t value_floats(const struct cnn_model *m, int v, int max_n)
@@ -31,8 +32,7 @@ static size_t value_floats(const struct cnn_model *m, int v, int max_n)
 
 static int in_place_op(const struct cnn_model *m, const struct cnn_op *op, int k)
 {
-    if (op->kind != CNN_LAYER_ACT && op->kind != CNN_LAYER_BATCHNORM &&
-        op->kind != CNN_LAYER_ADD)
+    if (!cnn_layer_kind_ops(op->kind)->in_place)
         return 0;
     int src = op->inputs[0];
     return src != 0 && m->last_use[src] == k;
@@ -96,11 +96,10 @@ static size_t col_floats(const struct cnn_model *m, int max_n)
 {
     size_t col = 0;
     for (int k = 0; k < m->n_ops; k++) {
-        if (m->ops[k].kind == CNN_LAYER_CONV2D) {
-            size_t c = cnn_conv2d_scratch_floats(&m->ops[k].conv, max_n);
-            if (c > col)
-                col = c;
-        }
+        const struct cnn_layer_kind_ops *kind = cnn_layer_kind_ops(m->ops[k].kind);
+        size_t c = kind->scratch_floats ? kind->scratch_floats(&m->ops[k], max_n) : 0;
+        if (c > col)
+            col = c;
     }
     return col;
 }
@@ -217,69 +216,15 @@ static void swap_outer(float *dst, const float *src, int a, int b, size_t inner)
     }
 }
 
+/* One op through its kind's row: one indirect call per op, none inside the kernels. */
 static void run_op(struct cnn_session *s, const struct cnn_model *m, const struct cnn_op *op,
                    int n)
 {
-    float *out = s->value_buf[op->out];
-    const float *in0 = s->value_buf[op->inputs[0]];
-    const struct cnn_layer *il = &m->layers[op->inputs[0]];
-    const struct cnn_layer *l = &m->layers[op->layer];
-    size_t hw = (size_t)il->h * (size_t)il->w;
-    size_t count = (size_t)il->c * hw * (size_t)n;
-    switch (op->kind) {
-    case CNN_LAYER_CONV2D:
-        if (op->u)
-            cnn_conv2d_forward_winograd(out, in0, op->u, op->b, s->col, &op->conv, n);
-        else
-            cnn_conv2d_forward(out, in0, op->w, op->b, s->col, &op->conv, n);
-        break;
-    case CNN_LAYER_DENSE:
-        cnn_dense_forward(out, in0, op->w, op->b, &op->dense, n);
-        break;
-    case CNN_LAYER_MAXPOOL:
-        cnn_maxpool_forward(out, in0, &l->p.pool, n);
-        break;
-    case CNN_LAYER_AVGPOOL:
-        cnn_avgpool_forward(out, in0, &l->p.pool, n);
-        break;
-    case CNN_LAYER_GLOBAL_AVGPOOL:
-        cnn_global_avgpool_forward(out, in0, (size_t)il->c * (size_t)n, hw);
-        break;
-    case CNN_LAYER_ACT:
-        if (out != in0)
-            memcpy(out, in0, count * sizeof(float));
-        cnn_act_apply(out, count, &op->act);
-        break;
-    case CNN_LAYER_BATCHNORM:
-        cnn_scale_shift_forward(out, in0, op->w, op->b, il->c, hw * (size_t)n, &op->act);
-        break;
-    case CNN_LAYER_LRN:
-        cnn_lrn_forward(out, in0, &l->p.lrn, il->c, hw * (size_t)n);
-        break;
-    case CNN_LAYER_ADD:
-        for (int j = 0; j < op->n_inputs; j++)
-            s->add_inputs[j] = s->value_buf[op->inputs[j]];
-        cnn_add_forward(out, s->add_inputs, op->n_inputs, count, &op->act);
-        break;
-    case CNN_LAYER_CONCAT: {
-        size_t off = 0;
-        for (int j = 0; j < op->n_inputs; j++) {
-            const struct cnn_layer *src = &m->layers[op->inputs[j]];
-            size_t len = (size_t)src->c * hw * (size_t)n;
-            memcpy(out + off, s->value_buf[op->inputs[j]], len * sizeof(float));
-            off += len;
-        }
-        break;
-    }
-    case CNN_LAYER_FLATTEN:
-        cnn_flatten_forward(out, in0, il->c, n, (int)hw);
-        break;
-    case CNN_LAYER_SOFTMAX:
-        cnn_softmax_forward(out, in0, il->c, n);
-        break;
-    default: /* input, dropout: never in the plan */
-        break;
-    }
+    for (int j = 0; j < op->n_inputs; j++)
+        s->op_in[j] = s->value_buf[op->inputs[j]];
+    const struct cnn_op_run r = {
+        .out = s->value_buf[op->out], .in = s->op_in, .col = s->col, .n = n};
+    cnn_layer_kind_ops(op->kind)->run(m, op, &r);
 }
 
 int cnn_session_forward(struct cnn_session *s, const struct cnn_model *m, const float *images,

@@ -131,8 +131,7 @@ void cnn_trainer_destroy(struct cnn_trainer *t)
 {
     if (!t)
         return;
-    if (t->net)
-        train_graph_free(t);
+    train_graph_free(&t->buf);
     cnn_model_destroy(t->net);
     free(t);
 }
@@ -165,8 +164,8 @@ int cnn_trainer_replace_head(struct cnn_trainer *t, const char *const *labels, i
     if (n < 1 || n > CNN_MAX_CLASSES)
         return cnn_err_set(err, CNN_EINVAL, "train: %d classes out of range 1..%d", n,
                            CNN_MAX_CLASSES);
-    struct cnn_trainer nt = *t; /* built aside; t changes only on success */
-    train_graph_detach(&nt);    /* t's buffers stay t's until then */
+    struct cnn_trainer nt = *t;   /* built aside; t changes only on success */
+    nt.buf = (struct train_bufs){0}; /* t's buffers stay t's until then */
     int rc = train_copy_model(old, head, n, &nt.net, err);
     if (rc)
         return rc;
@@ -178,7 +177,7 @@ int cnn_trainer_replace_head(struct cnn_trainer *t, const char *const *labels, i
     for (int i = 1; i < old->n_layers; i++) {
         const struct cnn_layer *a = &old->layers[i], *b = &nt.net->layers[i];
         for (int s = 0; s < a->n_weights && i != head; s++)
-            memcpy(nt.mom + b->weight_offset[s], t->mom + a->weight_offset[s],
+            memcpy(nt.buf.mom + b->weight_offset[s], t->buf.mom + a->weight_offset[s],
                    a->weight_count[s] * sizeof(float));
     }
     const struct cnn_layer *h = &nt.net->layers[head];
@@ -191,12 +190,12 @@ int cnn_trainer_replace_head(struct cnn_trainer *t, const char *const *labels, i
     }
     if (h->n_weights > 1)
         memset(nt.net->params + h->weight_offset[1], 0, h->weight_count[1] * sizeof(float));
-    train_graph_free(t);
+    train_graph_free(&t->buf);
     cnn_model_destroy(t->net);
     *t = nt;
     return 0;
 fail:
-    train_graph_free(&nt);
+    train_graph_free(&nt.buf);
     cnn_model_destroy(nt.net);
     return rc;
 }
@@ -260,7 +259,7 @@ static int forward_backward(struct cnn_trainer *t, const float *images, const in
         return rc;
     for (int i = 1; i <= t->loss_layer; i++) {
         const struct cnn_layer *l = &t->net->layers[i];
-        if (l->kind == CNN_LAYER_BATCHNORM && t->tl[i].trainable && (long)n * l->h * l->w < 2)
+        if (l->kind == CNN_LAYER_BATCHNORM && t->buf.tl[i].trainable && (long)n * l->h * l->w < 2)
             return cnn_err_set(err, CNN_EINVAL,
                                "train: batch norm %s needs a batch of 2 or more here", l->name);
     }
@@ -270,7 +269,7 @@ static int forward_backward(struct cnn_trainer *t, const float *images, const in
     if (rc)
         return rc;
     train_zero_grads(t, n);
-    struct train_layer *ll = &t->tl[t->loss_layer];
+    struct train_layer *ll = &t->buf.tl[t->loss_layer];
     const struct cnn_layer *l = &t->net->layers[t->loss_layer];
     int K = l->c * l->h * l->w;
     float loss;
@@ -284,10 +283,10 @@ static int forward_backward(struct cnn_trainer *t, const float *images, const in
         /* NCHW targets -> (C, N, H, W) like the activations */
         for (int j = 0; j < n; j++)
             for (int c = 0; c < l->c; c++)
-                memcpy(t->target + ((size_t)c * n + j) * hw, targets + ((size_t)j * l->c + c) * hw,
-                       hw * sizeof(float));
+                memcpy(t->buf.target + ((size_t)c * n + j) * hw,
+                       targets + ((size_t)j * l->c + c) * hw, hw * sizeof(float));
         size_t count = (size_t)K * n;
-        loss = cnn_mse_loss(ll->dout, ll->out, t->target, count);
+        loss = cnn_mse_loss(ll->dout, ll->out, t->buf.target, count);
         if (labels && hw == 1)
             correct = count_correct(ll->out, labels, K, n); /* a classifier's (K, N) */
     }
@@ -336,7 +335,7 @@ int cnn_trainer_evaluate(struct cnn_trainer *t, const float *images, const int *
     if ((rc = train_forward(t, images, n, last, 0, 0, err)) != 0)
         return rc;
     const struct cnn_layer *l = &t->net->layers[last];
-    const float *out = t->tl[last].out;
+    const float *out = t->buf.tl[last].out;
     const size_t hw = (size_t)l->h * l->w;
     if (probs) {
         for (int j = 0; j < n; j++)
@@ -397,10 +396,10 @@ const float *cnn_trainer_grad(const struct cnn_trainer *t, int layer, int slot, 
         return NULL;
     if (count)
         *count = m->layers[layer].weight_count[slot];
-    return t->grad + m->layers[layer].weight_offset[slot];
+    return t->buf.grad + m->layers[layer].weight_offset[slot];
 }
 
 const float *cnn_trainer_input_grad(const struct cnn_trainer *t)
 {
-    return t->tl[0].dout;
+    return t->buf.tl[0].dout;
 }

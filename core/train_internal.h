@@ -10,6 +10,7 @@
 #include "workers.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* Per layer of the trainer's graph; all tensors (C, N, H, W) sized for max_batch. */
 struct train_layer {
@@ -27,14 +28,14 @@ struct train_layer {
     int dout_ready; /* dout holds this step's gradient so far (else: stale, not zeroed) */
 };
 
-struct cnn_trainer {
-    struct cnn_train_config cfg;
-    struct cnn_model *net;       /* owned, never compiled: graph + params (weights, BN stats) */
+/* Every buffer the trainer owns for its net and batch size, in one value: freed by one
+ * call (train_graph_free), forgotten by one assignment ({0}), handed over by one copy
+ * (a head replacement builds a new set aside and swaps it in only on success). */
+struct train_bufs {
     float *grad;                 /* net->n_params floats, same layout as net->params */
     float *mom;                  /* momentum buffers, same layout */
-    struct train_layer *tl;      /* net->n_layers */
-    int freeze_idx;              /* layers 1..freeze_idx are frozen; 0 = none */
-    int loss_layer;              /* layer whose output the loss reads */
+    struct train_layer *tl;      /* n_tl = net->n_layers */
+    int n_tl;
     struct cnn_workers *workers; /* cfg.threads > 1: the team a step's layers split over */
     int parts;                   /* parts per layer: the team's size, or 1 */
     float **scratch;             /* per part: conv forward/backward, LRN backward (part 0) */
@@ -45,6 +46,14 @@ struct cnn_trainer {
     float *wflip;                /* the largest conv's weights, rotated for wino_ub */
     float *target;               /* MSE targets in (C, N, H, W) */
     float *bn_scale, *bn_shift;  /* evaluation-mode batch norm, max channels */
+};
+
+struct cnn_trainer {
+    struct cnn_train_config cfg;
+    struct cnn_model *net;       /* owned, never compiled: graph + params (weights, BN stats) */
+    int freeze_idx;              /* layers 1..freeze_idx are frozen; 0 = none */
+    int loss_layer;              /* layer whose output the loss reads */
+    struct train_bufs buf;       /* owned (train_graph_alloc / train_graph_free) */
     uint64_t rng;                /* dropout generator state */
     long steps;
 };
@@ -57,24 +66,88 @@ int train_copy_model(const struct cnn_model *src, int head, int head_out, struct
                      struct cnn_err *err);
 
 /* ---- train_graph.c, train_backward.c ---- */
-/* The activation a layer applies after itself (conv, dense, batch norm), or NULL. */
+/* The activation a layer applies after itself (its row's fused_act), or NULL. */
 const struct cnn_act_params *train_layer_act(const struct cnn_layer *l);
-/* Allocates the per-layer buffers of t->tl and the scratch for t->net; 0 or CNN_ENOMEM. */
+/* Allocates t->buf (per-layer buffers, gradients, scratch) for t->net; 0 or CNN_ENOMEM
+ * (then t->buf is empty).  t->buf must be empty before. */
 int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err);
-void train_graph_free(struct cnn_trainer *t);
-/* Forgets (does not free) every buffer above: for a trainer copied from another, whose
- * buffers those are, before it gets its own. */
-void train_graph_detach(struct cnn_trainer *t);
+/* Frees every buffer of *b and empties it. */
+void train_graph_free(struct train_bufs *b);
 /* Forward over n images (NCHW) up to layer `last`.  training: batch statistics, dropout;
  * update_stats: also move the running statistics. */
 int train_forward(struct cnn_trainer *t, const float *images, int n, int last, int training,
                   int update_stats, struct cnn_err *err);
-/* Zeroes t->grad and marks every dout stale for batch n (each is zeroed by its first
+/* Zeroes t->buf.grad and marks every dout stale for batch n (each is zeroed by its first
  * writer in the backward); the loss then writes the loss layer's dout outright. */
 void train_zero_grads(struct cnn_trainer *t, int n);
-/* Back-propagates from t->tl[t->loss_layer].dout down to the first layer that needs it,
- * accumulating into every dout and into t->grad of trainable layers. */
+/* Back-propagates from t->buf.tl[t->loss_layer].dout down to the first layer that needs it,
+ * accumulating into every dout and into t->buf.grad of trainable layers. */
 void train_backward(struct cnn_trainer *t, int n);
+
+/* One layer's forward for a worker team: layer i over n items (train_graph.c runs the
+ * parts through the kind's row, layer_kind.h). */
+struct train_fwd_job {
+    struct cnn_trainer *t;
+    int i, n, training, update_stats;
+};
+
+/* One layer's backward for a worker team (train_backward.c). */
+struct train_bwd_job {
+    struct cnn_trainer *t;
+    int i, n;
+    const float *dout; /* gradient of the layer's output before its fused activation */
+    /* fresh[k]: input k's gradient holds nothing yet this step, so each part zeroes its own
+     * region of it right before adding into it (or writes it outright), in cache, instead
+     * of a memset of every gradient buffer at the start of the step */
+    int fresh[CNN_MAX_INPUTS];
+};
+
+/* What most kinds' forward and backward parts start from. */
+struct train_view {
+    const struct cnn_layer *l, *il; /* the layer and its input 0 */
+    struct train_layer *tl;
+    const float *in;          /* input 0's output */
+    float *dst;               /* forward: where the layer writes (pre when it has a fused act) */
+    float *dinp;              /* backward: input 0's gradient, or NULL when none flows */
+    float *P;                 /* the net's params */
+    size_t hw, n_hw, count;   /* of input 0: H*W, N*H*W, C*N*H*W */
+};
+
+static inline struct train_view train_view(struct cnn_trainer *t, int i, int n)
+{
+    struct train_view v;
+    v.l = &t->net->layers[i];
+    v.il = &t->net->layers[v.l->inputs[0]];
+    v.tl = &t->buf.tl[i];
+    v.in = t->buf.tl[v.l->inputs[0]].out;
+    v.dst = v.tl->pre ? v.tl->pre : v.tl->out;
+    v.dinp = t->buf.tl[v.l->inputs[0]].dout;
+    v.P = t->net->params;
+    v.hw = (size_t)v.il->h * (size_t)v.il->w;
+    v.n_hw = v.hw * (size_t)n;
+    v.count = (size_t)v.il->c * v.n_hw;
+    return v;
+}
+
+/* Gradient buffer of input k of layer l, or NULL when nothing upstream needs it. */
+static inline float *train_din(struct cnn_trainer *t, const struct cnn_layer *l, int k)
+{
+    return t->buf.tl[l->inputs[k]].dout;
+}
+
+/* d[off, off + len) = 0 when input k's gradient is fresh (see train_bwd_job). */
+static inline void train_zero_fresh(const struct train_bwd_job *job, int k, float *d, size_t off,
+                                    size_t len)
+{
+    if (job->fresh[k] && d && len)
+        memset(d + off, 0, len * sizeof(float));
+}
+
+/* dst = act(src) for n floats (relu vectorised). */
+void train_act_copy(float *restrict dst, const float *restrict src, size_t n,
+                    const struct cnn_act_params *act);
+/* A frozen or evaluation-mode layer's activation: none. */
+extern const struct cnn_act_params train_no_act;
 
 /* A pool layer's part `part` of `parts` over channels, as the forward and the backward
  * split it: its params for channels [*lo, *lo + returned .c). */
@@ -91,7 +164,7 @@ static inline struct cnn_pool2d train_pool_part(const struct cnn_pool2d *p, int 
 /* ---- train_sgd.c ---- */
 /* Learning rate of step `step` (0-based) under cfg's schedule and warm-up. */
 float train_lr_at(const struct cnn_train_config *cfg, long step);
-/* One SGD update of every trainable weight slot from t->grad with rate lr. */
+/* One SGD update of every trainable weight slot from t->buf.grad with rate lr. */
 void train_sgd_update(struct cnn_trainer *t, float lr);
 
 #endif

@@ -1,6 +1,7 @@
 /* SGD for the trainer: the learning-rate schedule (constant, step, cosine, linear warm-up)
  * and the update with momentum, Nesterov and weight decay, written as torch.optim.SGD
  * (dampening 0) so that one step matches PyTorch (tests/fixtures/make_sgd_step.py). */
+#include "layer_kind.h"
 #include "train.h"
 #include "train_internal.h"
 
@@ -33,20 +34,6 @@ float train_lr_at(const struct cnn_train_config *cfg, long step)
     return (float)lr;
 }
 
-/* Slots the optimizer updates: conv/dense weight and bias, batch-norm gamma and beta. */
-static int learned_slots(const struct cnn_layer *l)
-{
-    switch (l->kind) {
-    case CNN_LAYER_CONV2D:
-    case CNN_LAYER_DENSE:
-        return l->n_weights;
-    case CNN_LAYER_BATCHNORM:
-        return 2;
-    default:
-        return 0;
-    }
-}
-
 static void update_slot(float *w, const float *g, float *buf, size_t n, float lr, float mom,
                         int nesterov, float wd)
 {
@@ -66,13 +53,14 @@ void train_sgd_update(struct cnn_trainer *t, float lr)
     const struct cnn_train_config *c = &t->cfg;
     for (int i = t->freeze_idx + 1; i < m->n_layers; i++) {
         const struct cnn_layer *l = &m->layers[i];
-        int slots = learned_slots(l);
-        for (int s = 0; s < slots; s++) {
+        const struct cnn_layer_kind_ops *k = cnn_layer_kind_ops(l->kind);
+        /* the row says which slots are learned (not BN's running statistics) and which
+         * decay (conv/dense weights, never biases or BN params) */
+        for (int s = 0; s < k->learned_slots && s < l->n_weights; s++) {
             size_t off = l->weight_offset[s];
-            /* decay only the weight tensor of conv/dense, never biases or BN params */
-            float wd = (s == 0 && l->kind != CNN_LAYER_BATCHNORM) ? c->weight_decay : 0.0f;
-            update_slot(m->params + off, t->grad + off, t->mom + off, l->weight_count[s], lr,
-                        c->momentum, c->nesterov, wd);
+            float wd = s < k->decay_slots ? c->weight_decay : 0.0f;
+            update_slot(m->params + off, t->buf.grad + off, t->buf.mom + off, l->weight_count[s],
+                        lr, c->momentum, c->nesterov, wd);
         }
     }
 }
