@@ -54,17 +54,6 @@ int examples_label_dir(const char *label, char *out, size_t cap)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int examples_dir_label(const char *dir, char *out, size_t cap)
 {
     size_t n = 0;
@@ -72,7 +61,8 @@ int examples_dir_label(const char *dir, char *out, size_t cap)
         if (n + 1 >= cap)
             return -1;
         if (*p == '%') {
-            int hi = hexval(p[1]), lo = hi >= 0 ? hexval(p[2]) : -1;
+            int hi = safepath_hex_value((unsigned char)p[1]);
+            int lo = hi >= 0 ? safepath_hex_value((unsigned char)p[2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             out[n++] = (char)(hi * 16 + lo);

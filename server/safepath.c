@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int hexval(unsigned char c)
+int safepath_hex_value(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -58,7 +58,8 @@ int safepath_check(const char *rel, size_t len, struct cnn_err *err)
     int encoded = 0;
     for (size_t i = 0; i < len; i++) {
         const unsigned char *s = (const unsigned char *)rel;
-        int hi = i + 2 < len ? hexval(s[i + 1]) : -1, lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+        int hi = i + 2 < len ? safepath_hex_value(s[i + 1]) : -1;
+        int lo = i + 2 < len ? safepath_hex_value(s[i + 2]) : -1;
         if (s[i] == '%' && hi >= 0 && lo >= 0) {
             dec[n++] = (unsigned char)(hi * 16 + lo);
             encoded = 1;

@@ -21,6 +21,9 @@
  * reason in err (no "field:" prefix). */
 int safepath_check(const char *rel, size_t len, struct cnn_err *err);
 
+/* The value 0-15 of one hex digit of a percent-encoding ('0'-'9', 'a'-'f', 'A'-'F'), else -1. */
+int safepath_hex_value(int c);
+
 /* 1 when the absolute, resolved `path` is root_real itself or lies below it at a component
  * boundary ("/data" holds "/data/x", not "/data2/x"). */
 int safepath_inside(const char *root_real, const char *path);
