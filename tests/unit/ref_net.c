@@ -85,6 +85,97 @@ static void lrn(float *out, const float *in, const struct cnn_lrn *p, int C, int
         }
 }
 
+/* Layer i of m (not the input) from the values of its inputs, into val[i]; -1 for a kind
+ * this reference does not know. */
+static int ref_layer(const struct cnn_model *m, int i, float *const *val)
+{
+    const struct cnn_layer *l = &m->layers[i];
+    const struct cnn_layer *il = &m->layers[l->inputs[0]];
+    const float *x = val[l->inputs[0]];
+    float *y = val[i];
+    size_t icnt = (size_t)il->c * il->h * il->w;
+    int hw = il->h * il->w;
+    const float *w0 = l->n_weights > 0 ? m->params + l->weight_offset[0] : NULL;
+    const float *w1 = l->n_weights > 1 ? m->params + l->weight_offset[1] : NULL;
+    switch (l->kind) {
+    case CNN_LAYER_CONV2D:
+        conv(y, x, w0, w1, &l->p.conv);
+        break;
+    case CNN_LAYER_DENSE:
+        for (int o = 0; o < l->p.dense.out; o++) {
+            double s = w1 ? w1[o] : 0;
+            for (int k = 0; k < l->p.dense.in; k++)
+                s += (double)w0[(size_t)o * l->p.dense.in + k] * x[k];
+            y[o] = act((float)s, &l->p.dense.act);
+        }
+        break;
+    case CNN_LAYER_MAXPOOL:
+    case CNN_LAYER_AVGPOOL:
+        pool(y, x, &l->p.pool, l->kind == CNN_LAYER_MAXPOOL);
+        break;
+    case CNN_LAYER_GLOBAL_AVGPOOL:
+        for (int c = 0; c < il->c; c++) {
+            double s = 0;
+            for (int k = 0; k < hw; k++)
+                s += x[(size_t)c * hw + k];
+            y[c] = (float)(s / hw);
+        }
+        break;
+    case CNN_LAYER_ACT:
+        for (size_t k = 0; k < icnt; k++)
+            y[k] = act(x[k], &l->p.act);
+        break;
+    case CNN_LAYER_BATCHNORM: {
+        const float *g = w0, *b = w1, *mu = m->params + l->weight_offset[2],
+                    *var = m->params + l->weight_offset[3];
+        for (int c = 0; c < il->c; c++)
+            for (int k = 0; k < hw; k++) {
+                double v = (x[(size_t)c * hw + k] - mu[c]) / sqrt(var[c] + l->p.bn.eps);
+                y[(size_t)c * hw + k] = act((float)(v * g[c] + b[c]), &l->p.bn.act);
+            }
+        break;
+    }
+    case CNN_LAYER_DROPOUT:
+    case CNN_LAYER_FLATTEN: /* NCHW flatten of one image is the same memory */
+        memcpy(y, x, icnt * sizeof(float));
+        break;
+    case CNN_LAYER_LRN:
+        lrn(y, x, &l->p.lrn, il->c, hw);
+        break;
+    case CNN_LAYER_ADD:
+        for (size_t k = 0; k < icnt; k++) {
+            double s = 0;
+            for (int j = 0; j < l->n_inputs; j++)
+                s += val[l->inputs[j]][k];
+            y[k] = (float)s;
+        }
+        break;
+    case CNN_LAYER_CONCAT: {
+        size_t off = 0;
+        for (int j = 0; j < l->n_inputs; j++) {
+            const struct cnn_layer *s = &m->layers[l->inputs[j]];
+            size_t len = (size_t)s->c * s->h * s->w;
+            memcpy(y + off, val[l->inputs[j]], len * sizeof(float));
+            off += len;
+        }
+        break;
+    }
+    case CNN_LAYER_SOFTMAX: {
+        double mx = -INFINITY, z = 0;
+        for (int k = 0; k < il->c; k++)
+            mx = x[k] > mx ? x[k] : mx;
+        for (int k = 0; k < il->c; k++)
+            z += exp(x[k] - mx);
+        for (int k = 0; k < il->c; k++)
+            y[k] = (float)(exp(x[k] - mx) / z);
+        break;
+    }
+    default:
+        return -1;
+    }
+    return 0;
+}
+
 int ref_net_forward(const struct cnn_model *m, const float *image, float *out)
 {
     int n = m->n_layers;
@@ -98,93 +189,10 @@ int ref_net_forward(const struct cnn_model *m, const float *image, float *out)
         val[i] = malloc(cnt * sizeof(float));
         if (!val[i])
             goto done;
-        if (i == 0) {
+        if (i == 0)
             memcpy(val[0], image, cnt * sizeof(float));
-            continue;
-        }
-        const struct cnn_layer *il = &m->layers[l->inputs[0]];
-        const float *x = val[l->inputs[0]];
-        float *y = val[i];
-        size_t icnt = (size_t)il->c * il->h * il->w;
-        int hw = il->h * il->w;
-        const float *w0 = l->n_weights > 0 ? m->params + l->weight_offset[0] : NULL;
-        const float *w1 = l->n_weights > 1 ? m->params + l->weight_offset[1] : NULL;
-        switch (l->kind) {
-        case CNN_LAYER_CONV2D:
-            conv(y, x, w0, w1, &l->p.conv);
-            break;
-        case CNN_LAYER_DENSE:
-            for (int o = 0; o < l->p.dense.out; o++) {
-                double s = w1 ? w1[o] : 0;
-                for (int k = 0; k < l->p.dense.in; k++)
-                    s += (double)w0[(size_t)o * l->p.dense.in + k] * x[k];
-                y[o] = act((float)s, &l->p.dense.act);
-            }
-            break;
-        case CNN_LAYER_MAXPOOL:
-        case CNN_LAYER_AVGPOOL:
-            pool(y, x, &l->p.pool, l->kind == CNN_LAYER_MAXPOOL);
-            break;
-        case CNN_LAYER_GLOBAL_AVGPOOL:
-            for (int c = 0; c < il->c; c++) {
-                double s = 0;
-                for (int k = 0; k < hw; k++)
-                    s += x[(size_t)c * hw + k];
-                y[c] = (float)(s / hw);
-            }
-            break;
-        case CNN_LAYER_ACT:
-            for (size_t k = 0; k < icnt; k++)
-                y[k] = act(x[k], &l->p.act);
-            break;
-        case CNN_LAYER_BATCHNORM: {
-            const float *g = w0, *b = w1, *mu = m->params + l->weight_offset[2],
-                        *var = m->params + l->weight_offset[3];
-            for (int c = 0; c < il->c; c++)
-                for (int k = 0; k < hw; k++) {
-                    double v = (x[(size_t)c * hw + k] - mu[c]) / sqrt(var[c] + l->p.bn.eps);
-                    y[(size_t)c * hw + k] = act((float)(v * g[c] + b[c]), &l->p.bn.act);
-                }
-            break;
-        }
-        case CNN_LAYER_DROPOUT:
-        case CNN_LAYER_FLATTEN: /* NCHW flatten of one image is the same memory */
-            memcpy(y, x, icnt * sizeof(float));
-            break;
-        case CNN_LAYER_LRN:
-            lrn(y, x, &l->p.lrn, il->c, hw);
-            break;
-        case CNN_LAYER_ADD:
-            for (size_t k = 0; k < icnt; k++) {
-                double s = 0;
-                for (int j = 0; j < l->n_inputs; j++)
-                    s += val[l->inputs[j]][k];
-                y[k] = (float)s;
-            }
-            break;
-        case CNN_LAYER_CONCAT: {
-            size_t off = 0;
-            for (int j = 0; j < l->n_inputs; j++) {
-                const struct cnn_layer *s = &m->layers[l->inputs[j]];
-                size_t len = (size_t)s->c * s->h * s->w;
-                memcpy(y + off, val[l->inputs[j]], len * sizeof(float));
-                off += len;
-            }
-            break;
-        }
-        case CNN_LAYER_SOFTMAX: {
-            double mx = -INFINITY, z = 0;
-            for (int k = 0; k < il->c; k++)
-                mx = x[k] > mx ? x[k] : mx;
-            for (int k = 0; k < il->c; k++)
-                z += exp(x[k] - mx);
-            for (int k = 0; k < il->c; k++)
-                y[k] = (float)(exp(x[k] - mx) / z);
-            break;
-        }
-        default:
+        else if (ref_layer(m, i, val) != 0)
             goto done;
-        }
     }
     const struct cnn_layer *ol = &m->layers[n - 1];
     memcpy(out, val[n - 1], (size_t)ol->c * ol->h * ol->w * sizeof(float));
