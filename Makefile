@@ -5,7 +5,7 @@ comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
 WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2
-PKGS        := openblas libpng libjpeg zlib
+PKGS        := openblas libpng libjpeg zlib libprotobuf-c
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS     = $(shell pkg-config --libs $(PKGS)) -lm
 ALL_CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -pthread -MMD -MP $(WARN) $(OPT) $(CFLAGS)
@@ -20,6 +20,12 @@ SERVER_CFLAGS = $(shell pkg-config --cflags $(SERVER_PKGS))
 SERVER_LIBS  = $(shell pkg-config --libs $(SERVER_PKGS))
 
 CORE_SRC    := $(wildcard core/*.c)
+# ONNX: C generated at build time by protoc-c from the onnx.proto Debian's libonnx-dev installs.
+ONNX_PROTO  ?= /usr/include/onnx/onnx.proto
+GEN         := $(BUILD)/gen
+ONNX_PB_C   := $(GEN)/onnx.pb-c.c
+ONNX_PB_H   := $(GEN)/onnx.pb-c.h
+ONNX_PB_OBJ := $(GEN)/onnx.pb-c.o
 SERVER_SRC  := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJ  := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 SRV_TEST_SRC := $(wildcard tests/server/*.c)
@@ -43,11 +49,18 @@ all: $(CNN) $(CNND)
 deps:
 	@bash .ci/deps.sh build
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(ONNX_PB_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -Icore -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -Icore -I$(GEN) -c $< -o $@
 
-$(LIBCNN): $(CORE_OBJ)
+$(ONNX_PB_C) $(ONNX_PB_H) &: $(ONNX_PROTO)
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(GEN) $(notdir $(ONNX_PROTO))
+
+$(ONNX_PB_OBJ): $(ONNX_PB_C) $(ONNX_PB_H)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -I$(GEN) -c $< -o $@
+
+$(LIBCNN): $(CORE_OBJ) $(ONNX_PB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
