@@ -555,6 +555,82 @@ START_TEST(test_kinds_net_threads_match_one_thread)
 }
 END_TEST
 
+/* Hard sigmoid and hard swish fused into each conv path (im2col with stride and padding,
+ * pointwise, depthwise, Winograd) and into dense, against the naive interpreter. */
+START_TEST(test_hard_activations_fuse_into_every_conv_path)
+{
+    const struct cnn_act_params acts[2] = {{CNN_ACT_HARD_SIGMOID, 0.3f, 0.4f},
+                                           {CNN_ACT_HARD_SWISH, 0, 0}};
+    for (int a = 0; a < 2; a++)
+        for (int path = 0; path < 4; path++) {
+            struct cnn_model *m = new_model(3, 11, 10);
+            add(m, conv("stem", 16, 1, 0, 1, CNN_ACT_NONE)); /* 16 channels for Winograd */
+            struct cnn_layer_desc d = conv("c", 16, path == 1 ? 1 : 3, path == 1 ? 0 : 1, 1,
+                                           CNN_ACT_NONE);
+            if (path == 0)
+                d.p.conv.sh = 2, d.p.conv.pad_r = 0; /* im2col, asymmetric padding */
+            if (path == 2)
+                d.p.conv.groups = 16; /* depthwise */
+            d.p.conv.act = acts[a];
+            add(m, d);
+            add(m, simple(CNN_LAYER_FLATTEN, "flat"));
+            struct cnn_layer_desc fc = dense("fc", 7, CNN_ACT_NONE);
+            fc.p.dense.act = acts[a];
+            add(m, fc);
+            struct cnn_err err = {0};
+            ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+            randomize(m, 40 + (uint64_t)(4 * a + path));
+            compiled(m);
+            enum { N = 2 };
+            float x[N * 3 * 11 * 10], ref[7];
+            double want[N * 7];
+            test_fill(x, sizeof x / sizeof *x, 50 + (uint64_t)path);
+            struct cnn_session *s = cnn_session_create(m, N, &err);
+            const float *out = NULL;
+            ck_assert_int_eq(cnn_session_forward(s, m, x, N, &out, &err), 0);
+            for (int n = 0; n < N; n++) {
+                ck_assert_int_eq(ref_net_forward(m, x + n * 3 * 11 * 10, ref), 0);
+                for (int k = 0; k < 7; k++)
+                    want[n * 7 + k] = ref[k];
+            }
+            static const char *const names[4] = {"im2col", "pointwise", "depthwise", "winograd"};
+            char what[64];
+            snprintf(what, sizeof what, "%s fused: %s conv + dense", cnn_act_name(acts[a].kind),
+                     names[path]);
+            check_close(what, out, want, N * 7);
+            cnn_session_destroy(s);
+            cnn_model_destroy(m);
+        }
+}
+END_TEST
+
+/* `cnn info` names every new kind of a saved model. */
+START_TEST(test_cnn_info_names_the_new_kinds)
+{
+    const char *tool = getenv("CNN_TOOL");
+    ck_assert_msg(tool && *tool, "CNN_TOOL is not set (make unit sets it to the built cnn)");
+    struct cnn_model *m = compiled(kinds_net(10));
+    char dir[64], path[128], cmd[512], buf[8192];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/kinds.cnn", dir);
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_model_save(m, path, &err) == 0, "%s", err.msg);
+    snprintf(cmd, sizeof cmd, "'%s' info '%s' 2>&1", tool, path);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    ck_assert_int_eq(pclose(f), 0);
+    static const char *const want[] = {"global_maxpool", "prelu", "scale_shift", "pad",
+                                       "log_softmax"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(buf, want[i]) != NULL, "cnn info does not name %s:\n%s", want[i],
+                      buf);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+END_TEST
+
 /* Names in messages and `cnn info`; the table's slots; learnable parameter counts. */
 START_TEST(test_kinds_names_and_rows)
 {
@@ -632,6 +708,8 @@ Suite *kinds_suite(void)
     tcase_add_test(tc, test_kinds_net_save_load_round_trip);
     tcase_add_test(tc, test_kinds_net_gradients_match_finite_differences);
     tcase_add_test(tc, test_kinds_net_threads_match_one_thread);
+    tcase_add_test(tc, test_hard_activations_fuse_into_every_conv_path);
+    tcase_add_test(tc, test_cnn_info_names_the_new_kinds);
     tcase_add_test(tc, test_kinds_names_and_rows);
     tcase_add_test(tc, test_kinds_refuse_bad_parameters);
     suite_add_tcase(s, tc);
