@@ -21,6 +21,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -693,6 +694,89 @@ START_TEST(test_kinds_refuse_bad_parameters)
 }
 END_TEST
 
+/* ---- hostile files ------------------------------------------------------------------ */
+
+static uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    for (int k = 0; k < 4; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+/* Offset of the layer record named `name` in a saved model (docs/model-format.md 3). */
+static size_t record_of(const unsigned char *file, size_t size, const char *name)
+{
+    size_t off = (size_t)get_le32(file + 56); /* layers_offset, low word (files are small) */
+    const uint32_t layers = get_le32(file + 24);
+    for (uint32_t i = 0; i < layers && off + 144 <= size; i++) {
+        if (strcmp((const char *)file + off + 8, name) == 0)
+            return off;
+        off += get_le32(file + off);
+    }
+    ck_abort_msg("no layer %s in the file", name);
+    return 0;
+}
+
+/* A saved net with one word of a new kind's record changed is refused with a message
+ * naming the layer (the reader checks words, then cnn_model_add's shape rules); kind
+ * numbers past the last one are refused too.  Nothing crashes under ASan. */
+START_TEST(test_kinds_hostile_records_are_refused)
+{
+    struct cnn_model *m = compiled(kinds_net(12));
+    char dir[64], path[128];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/kinds.cnn", dir);
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_model_save(m, path, &err) == 0, "%s", err.msg);
+    size_t size;
+    unsigned char *file = read_all(path, &size);
+    const struct {
+        const char *layer;
+        int word; /* parameter word, or -1 for the kind */
+        uint32_t value;
+        int code;
+        const char *needle;
+    } cases[] = {
+        {"prelu1", 0, 3, CNN_EFORMAT, "prelu1"},          /* channels neither 1 nor C */
+        {"prelu2", 0, 8, CNN_EFORMAT, "prelu2"},          /* 8 of 16 channels */
+        {"ss1", 0, 0, CNN_EFORMAT, "ss1"},                /* channels 0 */
+        {"ss1", 1, CNN_ACT_COUNT, CNN_EFORMAT, "ss1"},    /* unknown fused act */
+        {"ss2", 2, 0x7fc00000u, CNN_EFORMAT, "ss2"},      /* act alpha NaN */
+        {"pad1", 0, 0x80000000u, CNN_EFORMAT, "pad1"},    /* pad_t INT_MIN */
+        {"pad1", 2, 0x7fffffffu, CNN_EFORMAT, "pad1"},    /* pad_b INT_MAX */
+        {"pad1", 4, 0x7f800000u, CNN_EFORMAT, "pad1"},    /* value Inf */
+        {"gmp", 0, 1, CNN_EFORMAT, "gmp"},                /* unused word not 0 */
+        {"logprob", 0, 1, CNN_EFORMAT, "logprob"},        /* unused word not 0 */
+        {"hsig1", 0, CNN_ACT_COUNT, CNN_EFORMAT, "hsig1"}, /* act past hard swish */
+        {"gmp", -1, CNN_LAYER_KIND_COUNT, CNN_EFORMAT, "gmp"}, /* kind past log_softmax */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned char *bad = malloc(size);
+        memcpy(bad, file, size);
+        const size_t rec = record_of(bad, size, cases[i].layer);
+        put_le32(bad + rec + (cases[i].word < 0 ? 4 : 80 + 4 * (size_t)cases[i].word),
+                 cases[i].value);
+        struct cnn_model *r = NULL;
+        const int rc = cnn_model_load_mem(bad, size, &r, &err);
+        ck_assert_msg(rc != 0 && r == NULL, "case %zu loaded", i);
+        ck_assert_msg(rc == cases[i].code, "case %zu: code %d (%s)", i, rc,
+                      err.msg);
+        ck_assert_msg(strstr(err.msg, cases[i].needle) != NULL, "case %zu: %s", i, err.msg);
+        free(bad);
+    }
+    struct cnn_model *r = NULL; /* the untouched bytes still load */
+    ck_assert_msg(cnn_model_load_mem(file, size, &r, &err) == 0, "%s", err.msg);
+    cnn_model_destroy(r);
+    free(file);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+}
+END_TEST
+
 Suite *kinds_suite(void)
 {
     Suite *s = suite_create("kinds");
@@ -712,6 +796,7 @@ Suite *kinds_suite(void)
     tcase_add_test(tc, test_cnn_info_names_the_new_kinds);
     tcase_add_test(tc, test_kinds_names_and_rows);
     tcase_add_test(tc, test_kinds_refuse_bad_parameters);
+    tcase_add_test(tc, test_kinds_hostile_records_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }
