@@ -43,8 +43,7 @@ static int lsm_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_
 {
     const struct cnn_layer *in = cnn_layer_input(m, l, 0);
     if (in->h != 1 || in->w != 1)
-        return cnn_err_set(err, CNN_EINVAL, "layer %s: log_softmax needs a (K,1,1) input",
-                           l->name);
+        return cnn_err_set(err, CNN_EINVAL, "layer %s: log_softmax needs a (K,1,1) input", l->name);
     return cnn_layer_same_shape(m, l);
 }
 

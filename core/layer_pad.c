@@ -49,8 +49,8 @@ void cnn_pad_forward(float *out, const float *inp, const struct cnn_pad *p, size
     }
 }
 
-void cnn_pad_backward(float *dinp, const float *dout, const struct cnn_pad *p, size_t planes,
-                      int H, int W)
+void cnn_pad_backward(float *dinp, const float *dout, const struct cnn_pad *p, size_t planes, int H,
+                      int W)
 {
     const int OH = H + p->pad_t + p->pad_b, OW = W + p->pad_l + p->pad_r;
     const struct pad_cols c = pad_cols(p, W);
@@ -71,8 +71,8 @@ void cnn_pad_backward(float *dinp, const float *dout, const struct cnn_pad *p, s
 
 #define PAD(f) offsetof(struct cnn_pad, f)
 static const struct cnn_layer_field pad_fields[] = {
-    {"pad_t", CNN_FIELD_INT, PAD(pad_t)}, {"pad_l", CNN_FIELD_INT, PAD(pad_l)},
-    {"pad_b", CNN_FIELD_INT, PAD(pad_b)}, {"pad_r", CNN_FIELD_INT, PAD(pad_r)},
+    {"pad_t", CNN_FIELD_INT, PAD(pad_t)},   {"pad_l", CNN_FIELD_INT, PAD(pad_l)},
+    {"pad_b", CNN_FIELD_INT, PAD(pad_b)},   {"pad_r", CNN_FIELD_INT, PAD(pad_r)},
     {"value", CNN_FIELD_FLOAT, PAD(value)},
 };
 
@@ -90,8 +90,8 @@ static int pad_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_
     const struct cnn_pad *p = &l->p.pad;
     if (!pad_axis_ok(in->h, p->pad_t, p->pad_b) || !pad_axis_ok(in->w, p->pad_l, p->pad_r))
         return cnn_err_set(err, CNN_EINVAL,
-                           "layer %s: pads %d,%d,%d,%d (t,l,b,r) do not fit a %dx%d input",
-                           l->name, p->pad_t, p->pad_l, p->pad_b, p->pad_r, in->h, in->w);
+                           "layer %s: pads %d,%d,%d,%d (t,l,b,r) do not fit a %dx%d input", l->name,
+                           p->pad_t, p->pad_l, p->pad_b, p->pad_r, in->h, in->w);
     if (!isfinite(p->value))
         return cnn_err_set(err, CNN_EINVAL, "layer %s: pad value not finite", l->name);
     l->c = in->c;

@@ -50,8 +50,8 @@ static int prelu_infer(const struct cnn_model *m, struct cnn_layer *l, struct cn
 {
     const int C = cnn_layer_input(m, l, 0)->c;
     if (l->p.prelu.channels != 1 && l->p.prelu.channels != C)
-        return cnn_err_set(err, CNN_EINVAL, "layer %s: prelu channels %d (want 1 or %d)",
-                           l->name, l->p.prelu.channels, C);
+        return cnn_err_set(err, CNN_EINVAL, "layer %s: prelu channels %d (want 1 or %d)", l->name,
+                           l->p.prelu.channels, C);
     cnn_layer_same_shape(m, l);
     return cnn_layer_add_slot(l, 1, &l->p.prelu.channels, err);
 }
@@ -88,8 +88,8 @@ static int prelu_train_forward(const struct train_fwd_job *job, int part, int pa
     const float *slope = v.P + v.l->weight_offset[0];
     size_t lo, hi;
     cnn_part_range((size_t)v.il->c, part, parts, &lo, &hi);
-    cnn_prelu_forward(v.dst + lo * v.n_hw, v.in + lo * v.n_hw, shared ? slope : slope + lo,
-                      shared, (int)(hi - lo), v.n_hw);
+    cnn_prelu_forward(v.dst + lo * v.n_hw, v.in + lo * v.n_hw, shared ? slope : slope + lo, shared,
+                      (int)(hi - lo), v.n_hw);
     return 0;
 }
 

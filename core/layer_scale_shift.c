@@ -9,8 +9,8 @@
 
 #include <stddef.h>
 
-void cnn_scale_shift_backward(float *dinp, const float *dout, const float *scale, int shared,
-                              int C, size_t n_hw)
+void cnn_scale_shift_backward(float *dinp, const float *dout, const float *scale, int shared, int C,
+                              size_t n_hw)
 {
     for (int c = 0; c < C; c++) {
         const float s = scale[shared ? 0 : c];

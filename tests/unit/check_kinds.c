@@ -47,7 +47,7 @@ static void act_fwd(void *p)
 START_TEST(test_hard_activations_match_definitions_and_differences)
 {
     const struct cnn_act_params acts[] = {
-        {CNN_ACT_HARD_SIGMOID, 0.2f, 0.5f},   /* ONNX defaults */
+        {CNN_ACT_HARD_SIGMOID, 0.2f, 0.5f},        /* ONNX defaults */
         {CNN_ACT_HARD_SIGMOID, 1.0f / 6.0f, 0.5f}, /* PyTorch's hardsigmoid */
         {CNN_ACT_HARD_SIGMOID, -0.7f, 0.1f},
         {CNN_ACT_HARD_SWISH, 0.0f, 0.0f},
@@ -61,8 +61,9 @@ START_TEST(test_hard_activations_match_definitions_and_differences)
         for (int i = 0; i < N; i++) /* grid, then random; no value within 1e-2 of a kink */
             x[i] = i < 201 ? -5.0f + 0.05f * (float)i + 0.013f : 6.0f * lcg_uniform();
         for (int i = 0; i < N; i++) {
-            const double t = acts[a].kind == CNN_ACT_HARD_SWISH ? x[i] / 6.0 + 0.5
-                                                                : acts[a].alpha * x[i] + acts[a].beta;
+            const double t = acts[a].kind == CNN_ACT_HARD_SWISH
+                                 ? x[i] / 6.0 + 0.5
+                                 : acts[a].alpha * x[i] + acts[a].beta;
             if (fabs(t) < 2e-2 || fabs(t - 1.0) < 2e-2)
                 x[i] += 0.05f; /* move off the kink: finite differences need a smooth point */
             dout[i] = lcg_uniform();
@@ -223,19 +224,18 @@ START_TEST(test_scale_shift_backward)
         float *x = rand_buf(KCOUNT, 1.0f), *y = zero_buf(KCOUNT), *r = rand_buf(KCOUNT, 1.0f);
         float *scale = rand_buf(KC, 2.0f), *dx = zero_buf(KCOUNT);
         double *want = malloc(KCOUNT * sizeof(double));
-        struct kern_ctx c = {.x = x, .y = y, .w = scale, .shared = shared,
-                             .kind = CNN_LAYER_SCALE_SHIFT};
+        struct kern_ctx c = {
+            .x = x, .y = y, .w = scale, .shared = shared, .kind = CNN_LAYER_SCALE_SHIFT};
         kern_fwd(&c);
         for (size_t i = 0; i < KCOUNT; i++) {
             const size_t ch = i / (KN * KHW);
             want[i] = (double)x[i] * scale[shared ? 0 : ch] + 0.3 * (double)ch;
         }
-        check_close(shared ? "scale_shift shared forward" : "scale_shift forward", y, want,
-                    KCOUNT);
+        check_close(shared ? "scale_shift shared forward" : "scale_shift forward", y, want, KCOUNT);
         cnn_scale_shift_backward(dx, r, scale, shared, KC, KN * KHW);
         struct fd f = {kern_fwd, &c, y, r, KCOUNT};
-        fd_check(shared ? "scale_shift shared backward" : "scale_shift backward", &f, x, KCOUNT,
-                 dx, 1e-3f, FD_TOL);
+        fd_check(shared ? "scale_shift shared backward" : "scale_shift backward", &f, x, KCOUNT, dx,
+                 1e-3f, FD_TOL);
         float *first = copy_buf(dx, KCOUNT);
         cnn_scale_shift_backward(dx, r, scale, shared, KC, KN * KHW);
         check_doubled("scale_shift dx", dx, first, KCOUNT);
@@ -374,8 +374,9 @@ static void randomize_new_kinds(struct cnn_model *m, uint64_t seed)
 
 /* 3x9x7: conv (fused hard swish), pad (grow and crop), BN + hard sigmoid (fused into
  * BN's scale-shift), strided conv, per-channel PReLU, per-channel scale-shift + hard swish
- * (fused), global max and average pools concatenated, shared PReLU, shared scale-shift,
- * flatten, dense with fused hard sigmoid, dense, log-softmax.  Not compiled. */
+ * (fused), global max and average pools concatenated, shared PReLU, shared scale-shift
+ * (with its own leaky relu), flatten, dense with fused hard sigmoid, dense, log-softmax.
+ * Not compiled. */
 static struct cnn_model *kinds_net(uint64_t seed)
 {
     struct cnn_model *m = new_model(3, 9, 7);
@@ -395,7 +396,9 @@ static struct cnn_model *kinds_net(uint64_t seed)
     int cat[2] = {gmp, gap};
     add(m, inputs(simple(CNN_LAYER_CONCAT, "cat"), 2, cat)); /* 16x1x1 */
     add(m, prelu("prelu2", 1));
-    add(m, scale_shift("ss2", 1, CNN_ACT_NONE));
+    struct cnn_layer_desc ss2 = scale_shift("ss2", 1, CNN_ACT_LEAKY_RELU);
+    ss2.p.ss.act.alpha = 0.1f; /* an act of its own: the trainer's pre-activation buffer */
+    add(m, ss2);
     add(m, simple(CNN_LAYER_FLATTEN, "flat"));
     struct cnn_layer_desc fc1 = dense("fc1", 12, CNN_ACT_HARD_SIGMOID);
     fc1.p.dense.act.alpha = 0.5f, fc1.p.dense.act.beta = 0.5f;
@@ -442,7 +445,8 @@ START_TEST(test_kinds_net_session_matches_naive_reference)
         }
     }
     check_close("kinds net: session vs naive reference", out, want, (size_t)N * K);
-    ck_assert_msg(spread > 1e-3, "output does not depend on the input: the test would not see errors");
+    ck_assert_msg(spread > 1e-3,
+                  "output does not depend on the input: the test would not see errors");
     cnn_session_destroy(s);
     cnn_model_destroy(m);
 }
@@ -497,7 +501,7 @@ START_TEST(test_kinds_net_gradients_match_finite_differences)
     int y[N] = {4, 0, 2};
     test_fill(x, sizeof x / sizeof *x, 23);
     test_fill(tgt, sizeof tgt / sizeof *tgt, 29);
-    for (int k = 0; k < N * 5; k++) /* near the log-probabilities: a small loss, whose float */
+    for (int k = 0; k < N * 5; k++)     /* near the log-probabilities: a small loss, whose float */
         tgt[k] = -1.6f + 0.3f * tgt[k]; /* rounding stays below the differences measured */
     struct cnn_model *m = compiled(kinds_net(6));
     gradcheck(m, x, y, NULL, N, CNN_LOSS_XENT);
@@ -531,7 +535,8 @@ START_TEST(test_kinds_net_threads_match_one_thread)
     for (int i = 1; i < cnn_model_layer_count(m); i++)
         for (int s = 0; s < 4; s++) {
             size_t n1 = 0, n2 = 0;
-            const float *g1 = cnn_trainer_grad(t[0], i, s, &n1), *g2 = cnn_trainer_grad(t[1], i, s, &n2);
+            const float *g1 = cnn_trainer_grad(t[0], i, s, &n1),
+                        *g2 = cnn_trainer_grad(t[1], i, s, &n2);
             if (!g1)
                 continue;
             ck_assert_uint_eq(n1, n2);
@@ -566,8 +571,8 @@ START_TEST(test_hard_activations_fuse_into_every_conv_path)
         for (int path = 0; path < 4; path++) {
             struct cnn_model *m = new_model(3, 11, 10);
             add(m, conv("stem", 16, 1, 0, 1, CNN_ACT_NONE)); /* 16 channels for Winograd */
-            struct cnn_layer_desc d = conv("c", 16, path == 1 ? 1 : 3, path == 1 ? 0 : 1, 1,
-                                           CNN_ACT_NONE);
+            struct cnn_layer_desc d =
+                conv("c", 16, path == 1 ? 1 : 3, path == 1 ? 0 : 1, 1, CNN_ACT_NONE);
             if (path == 0)
                 d.p.conv.sh = 2, d.p.conv.pad_r = 0; /* im2col, asymmetric padding */
             if (path == 2)
@@ -625,8 +630,7 @@ START_TEST(test_cnn_info_names_the_new_kinds)
     static const char *const want[] = {"global_maxpool", "prelu", "scale_shift", "pad",
                                        "log_softmax"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        ck_assert_msg(strstr(buf, want[i]) != NULL, "cnn info does not name %s:\n%s", want[i],
-                      buf);
+        ck_assert_msg(strstr(buf, want[i]) != NULL, "cnn info does not name %s:\n%s", want[i], buf);
     cnn_model_destroy(m);
     rm_tree(dir);
 }
@@ -671,10 +675,16 @@ START_TEST(test_kinds_refuse_bad_parameters)
     struct cnn_model *m = new_model(3, 4, 5);
     struct cnn_err err = {0};
     const struct cnn_layer_desc bad[] = {
-        prelu("p", 2), prelu("p", 0), prelu("p", -3), scale_shift("s", 4, CNN_ACT_NONE),
-        scale_shift("s", 1, CNN_ACT_COUNT), pad("z", -4, 0, 0, 0, 0.0f),
-        pad("z", 0, -2, 0, -3, 0.0f), pad("z", 0, 0, 1 << 30, 0, 0.0f),
-        pad("z", 2147483647, 0, 2147483647, 0, 0.0f), pad("z", 0, 0, 0, 0, NAN),
+        prelu("p", 2),
+        prelu("p", 0),
+        prelu("p", -3),
+        scale_shift("s", 4, CNN_ACT_NONE),
+        scale_shift("s", 1, CNN_ACT_COUNT),
+        pad("z", -4, 0, 0, 0, 0.0f),
+        pad("z", 0, -2, 0, -3, 0.0f),
+        pad("z", 0, 0, 1 << 30, 0, 0.0f),
+        pad("z", 2147483647, 0, 2147483647, 0, 0.0f),
+        pad("z", 0, 0, 0, 0, NAN),
         act2("a", CNN_ACT_HARD_SIGMOID, INFINITY, 0.5f),
         simple(CNN_LAYER_LOG_SOFTMAX, "l"), /* needs (K,1,1) */
     };
@@ -741,17 +751,17 @@ START_TEST(test_kinds_hostile_records_are_refused)
         int code;
         const char *needle;
     } cases[] = {
-        {"prelu1", 0, 3, CNN_EFORMAT, "prelu1"},          /* channels neither 1 nor C */
-        {"prelu2", 0, 8, CNN_EFORMAT, "prelu2"},          /* 8 of 16 channels */
-        {"ss1", 0, 0, CNN_EFORMAT, "ss1"},                /* channels 0 */
-        {"ss1", 1, CNN_ACT_COUNT, CNN_EFORMAT, "ss1"},    /* unknown fused act */
-        {"ss2", 2, 0x7fc00000u, CNN_EFORMAT, "ss2"},      /* act alpha NaN */
-        {"pad1", 0, 0x80000000u, CNN_EFORMAT, "pad1"},    /* pad_t INT_MIN */
-        {"pad1", 2, 0x7fffffffu, CNN_EFORMAT, "pad1"},    /* pad_b INT_MAX */
-        {"pad1", 4, 0x7f800000u, CNN_EFORMAT, "pad1"},    /* value Inf */
-        {"gmp", 0, 1, CNN_EFORMAT, "gmp"},                /* unused word not 0 */
-        {"logprob", 0, 1, CNN_EFORMAT, "logprob"},        /* unused word not 0 */
-        {"hsig1", 0, CNN_ACT_COUNT, CNN_EFORMAT, "hsig1"}, /* act past hard swish */
+        {"prelu1", 0, 3, CNN_EFORMAT, "prelu1"},               /* channels neither 1 nor C */
+        {"prelu2", 0, 8, CNN_EFORMAT, "prelu2"},               /* 8 of 16 channels */
+        {"ss1", 0, 0, CNN_EFORMAT, "ss1"},                     /* channels 0 */
+        {"ss1", 1, CNN_ACT_COUNT, CNN_EFORMAT, "ss1"},         /* unknown fused act */
+        {"ss2", 2, 0x7fc00000u, CNN_EFORMAT, "ss2"},           /* act alpha NaN */
+        {"pad1", 0, 0x80000000u, CNN_EFORMAT, "pad1"},         /* pad_t INT_MIN */
+        {"pad1", 2, 0x7fffffffu, CNN_EFORMAT, "pad1"},         /* pad_b INT_MAX */
+        {"pad1", 4, 0x7f800000u, CNN_EFORMAT, "pad1"},         /* value Inf */
+        {"gmp", 0, 1, CNN_EFORMAT, "gmp"},                     /* unused word not 0 */
+        {"logprob", 0, 1, CNN_EFORMAT, "logprob"},             /* unused word not 0 */
+        {"hsig1", 0, CNN_ACT_COUNT, CNN_EFORMAT, "hsig1"},     /* act past hard swish */
         {"gmp", -1, CNN_LAYER_KIND_COUNT, CNN_EFORMAT, "gmp"}, /* kind past log_softmax */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -763,8 +773,7 @@ START_TEST(test_kinds_hostile_records_are_refused)
         struct cnn_model *r = NULL;
         const int rc = cnn_model_load_mem(bad, size, &r, &err);
         ck_assert_msg(rc != 0 && r == NULL, "case %zu loaded", i);
-        ck_assert_msg(rc == cases[i].code, "case %zu: code %d (%s)", i, rc,
-                      err.msg);
+        ck_assert_msg(rc == cases[i].code, "case %zu: code %d (%s)", i, rc, err.msg);
         ck_assert_msg(strstr(err.msg, cases[i].needle) != NULL, "case %zu: %s", i, err.msg);
         free(bad);
     }
