@@ -43,7 +43,7 @@ CHECK_SERVER := $(BUILD)/check_server
 CNN         := $(BUILD)/cnn
 CHECK_UNIT  := $(BUILD)/check_unit
 
-.PHONY: all test unit server-unit itest check san bench bench-server bench-train model run clean format deps
+.PHONY: all test unit server-unit itest conformance-data check san bench bench-server bench-train model run clean format deps
 all: $(CNN) $(CNND)
 
 deps:
@@ -96,7 +96,16 @@ server-unit: $(CHECK_SERVER)
 itest: $(CNN) $(CNND)
 	CNN=$(CNN) CNND=$(CNND) bash tests/integration/run.sh
 
-check: unit server-unit itest
+# ONNX backend conformance over Debian's libonnx-testdata: every test that runs must pass.
+ONNX_TESTDATA ?= /usr/share/libonnx-testdata/data
+conformance-data: $(CNN)
+	@for d in node pytorch-converted pytorch-operator simple; do \
+	    printf '%-18s ' "$$d:"; \
+	    ./$(CNN) onnx-test --quiet $(ONNX_TESTDATA)/$$d > $(BUILD)/onnx-$$d.txt; rc=$$?; \
+	    grep -E '^(FAIL|run)' $(BUILD)/onnx-$$d.txt; test $$rc = 0 || exit 1; \
+	done
+
+check: unit server-unit itest conformance-data
 
 test:
 	@bash .ci/deps.sh test
