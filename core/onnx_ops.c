@@ -18,8 +18,11 @@ static float *copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float
                       t->is_int ? "weights are not float" : "out of memory");
         return NULL;
     }
-    for (size_t k = 0; k < t->count; k++)
-        w[k] = a * t->f[k];
+    if (a == 1.0f)
+        memcpy(w, t->f, t->count * sizeof *w);
+    else
+        for (size_t k = 0; k < t->count; k++)
+            w[k] = a * t->f[k];
     return w;
 }
 

@@ -75,6 +75,12 @@ static int from_raw(struct onnx_tensor *t, int dt, const ProtobufCBinaryData *ra
         return cnn_err_set(err, CNN_EFORMAT,
                            "onnx: tensor '%s': raw_data has %zu bytes, its dims need %zu", who,
                            raw->len, t->count * elem);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) { /* the common case, as stored */
+        memcpy(t->f, raw->data, raw->len);
+        return 0;
+    }
+#endif
     for (size_t k = 0; k < t->count; k++) {
         const uint8_t *p = raw->data + k * elem;
         if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
