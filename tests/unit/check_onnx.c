@@ -88,7 +88,7 @@ static Onnx__NodeProto *node(struct graph *g, const char *op, const char *name, 
     n->op_type = str(op);
     n->name = str(name);
     const char *ins[3] = {in0, in1, in2};
-    n->input = alloc(3 * sizeof *n->input);
+    n->input = alloc(8 * sizeof *n->input); /* room for add_input() */
     for (int k = 0; k < 3 && ins[k]; k++)
         n->input[n->n_input++] = str(ins[k]);
     n->n_output = 1;
@@ -97,6 +97,11 @@ static Onnx__NodeProto *node(struct graph *g, const char *op, const char *name, 
     n->attribute = alloc(8 * sizeof *n->attribute);
     g->nodes[g->n_nodes++] = n;
     return n;
+}
+
+static void add_input(Onnx__NodeProto *n, const char *name)
+{
+    n->input[n->n_input++] = str(name);
 }
 
 static Onnx__AttributeProto *attr(Onnx__NodeProto *n, const char *name)
@@ -379,6 +384,252 @@ START_TEST(test_gemm_alpha_beta_transposed_matches_naive)
 }
 END_TEST
 
+/* ---- every mapped op in one net, against the native build ---- */
+
+static Onnx__TensorProto *tensor_i(const char *name, int nd, const int64_t *dims,
+                                   const int64_t *v, size_t n)
+{
+    Onnx__TensorProto *t = tensor_f(name, nd, dims, NULL);
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    t->n_int64_data = n;
+    t->int64_data = alloc(n * sizeof *t->int64_data);
+    memcpy(t->int64_data, v, n * sizeof *v);
+    return t;
+}
+
+static Onnx__TensorProto *init_f(struct graph *g, const char *name, int nd, const int64_t *dims,
+                                 float *v, uint64_t seed)
+{
+    size_t n = 1;
+    for (int k = 0; k < nd; k++)
+        n *= (size_t)dims[k];
+    fill(v, n, seed);
+    return g->inits[g->n_inits++] = tensor_f(name, nd, dims, v);
+}
+
+static float g_dw[27], g_bn[4][3], g_pw[24], g_pb[8], g_mm[96], g_fc2[30], g_fb2[5];
+
+/* x (N,3,7,7) -> depthwise dilated asymmetric-pad conv -> BN -> Clip(0,6) -> 1x1 conv
+ * SAME_UPPER stride 2 -> LRN -> [LRN, Sigmoid] concat -> AveragePool count_include_pad ->
+ * GlobalAveragePool -> Shape/Gather/Unsqueeze/Concat -> Reshape -> MatMul -> LeakyRelu ->
+ * Dropout -> Identity -> Gemm -> Tanh -> Softmax. */
+static struct graph *op_chain(void)
+{
+    struct graph *g = alloc(sizeof *g);
+    int64_t in[4] = {-1, 3, 7, 7}, d_dw[4] = {3, 1, 3, 3}, d3[1] = {3}, d_pw[4] = {8, 3, 1, 1},
+            d8[1] = {8}, d_mm[2] = {16, 6}, d_fc[2] = {5, 6}, d5[1] = {5}, d1[1] = {1};
+    memcpy(g->in_dims, in, sizeof in);
+    init_f(g, "dw_w", 4, d_dw, g_dw, 11);
+    static const char *const bn_names[4] = {"bn_s", "bn_b", "bn_m", "bn_v"};
+    for (int k = 0; k < 4; k++)
+        fill(g_bn[k], 3, 20 + (uint64_t)k);
+    for (int k = 0; k < 3; k++)
+        g_bn[3][k] = fabsf(g_bn[3][k]) + 0.1f; /* variance */
+    for (int k = 0; k < 4; k++)
+        g->inits[g->n_inits++] = tensor_f(bn_names[k], 1, d3, g_bn[k]);
+    float lo = 0.0f, hi = 6.0f;
+    g->inits[g->n_inits++] = tensor_f("cmin", 0, NULL, &lo);
+    g->inits[g->n_inits++] = tensor_f("cmax", 0, NULL, &hi);
+    init_f(g, "pw_w", 4, d_pw, g_pw, 12);
+    init_f(g, "pw_b", 1, d8, g_pb, 13);
+    init_f(g, "mm_b", 2, d_mm, g_mm, 14);
+    init_f(g, "fc_w", 2, d_fc, g_fc2, 15);
+    init_f(g, "fc_b", 1, d5, g_fb2, 16);
+    int64_t zero = 0, minus1 = -1;
+    g->inits[g->n_inits++] = tensor_i("idx0", 0, NULL, &zero, 1);
+    g->inits[g->n_inits++] = tensor_i("ax0", 1, d1, &zero, 1);
+    g->inits[g->n_inits++] = tensor_i("m1", 1, d1, &minus1, 1);
+    static const int64_t dil[2] = {2, 2}, pads[4] = {1, 0, 2, 1}, s2[2] = {2, 2},
+                         k2[2] = {2, 2}, s1[2] = {1, 1}, ap_pads[4] = {1, 1, 0, 0};
+    Onnx__NodeProto *n = node(g, "Conv", "dw", "x", "dw_w", NULL, "dw");
+    attr_i(n, "group", 3);
+    attr_ints(n, "dilations", 2, dil);
+    attr_ints(n, "pads", 4, pads);
+    n = node(g, "BatchNormalization", "bn", "dw", "bn_s", "bn_b", "bn");
+    add_input(n, "bn_m");
+    add_input(n, "bn_v");
+    attr_f(n, "epsilon", 1e-3f);
+    node(g, "Clip", "clip", "bn", "cmin", "cmax", "clip");
+    n = node(g, "Conv", "pw", "clip", "pw_w", "pw_b", "pw");
+    attr_ints(n, "strides", 2, s2);
+    Onnx__AttributeProto *a = attr(n, "auto_pad");
+    a->has_s = 1;
+    a->s.data = (uint8_t *)str("SAME_UPPER");
+    a->s.len = 10;
+    n = node(g, "LRN", "lrn", "pw", NULL, NULL, "lrn");
+    attr_i(n, "size", 3);
+    attr_f(n, "alpha", 0.01f);
+    attr_f(n, "bias", 2.0f);
+    node(g, "Sigmoid", "sig", "lrn", NULL, NULL, "sig");
+    n = node(g, "Concat", "cat", "lrn", "sig", NULL, "cat");
+    attr_i(n, "axis", 1);
+    n = node(g, "AveragePool", "ap", "cat", NULL, NULL, "ap");
+    attr_ints(n, "kernel_shape", 2, k2);
+    attr_ints(n, "strides", 2, s1);
+    attr_ints(n, "pads", 4, ap_pads);
+    attr_i(n, "count_include_pad", 1);
+    node(g, "GlobalAveragePool", "gap", "ap", NULL, NULL, "gap");
+    node(g, "Shape", "shp", "gap", NULL, NULL, "shp");
+    node(g, "Gather", "g0", "shp", "idx0", NULL, "batch");
+    node(g, "Unsqueeze", "u", "batch", "ax0", NULL, "batch1");
+    n = node(g, "Concat", "sc", "batch1", "m1", NULL, "newshape");
+    attr_i(n, "axis", 0);
+    node(g, "Reshape", "rs", "gap", "newshape", NULL, "flat");
+    node(g, "MatMul", "mm", "flat", "mm_b", NULL, "mm");
+    n = node(g, "LeakyRelu", "lr", "mm", NULL, NULL, "lr");
+    attr_f(n, "alpha", 0.2f);
+    node(g, "Dropout", "do", "lr", NULL, NULL, "do");
+    node(g, "Identity", "id", "do", NULL, NULL, "id");
+    n = node(g, "Gemm", "fc", "id", "fc_w", "fc_b", "fc");
+    attr_i(n, "transB", 1);
+    node(g, "Tanh", "th", "fc", NULL, NULL, "th");
+    node(g, "Softmax", "sm", "th", NULL, NULL, "out");
+    g->output = "out";
+    return g;
+}
+
+static int add_native(struct cnn_model *m, struct cnn_layer_desc d, int n_in, int in0, int in1)
+{
+    struct cnn_err err = {0};
+    int in[2] = {in0, in1};
+    d.n_inputs = n_in;
+    d.inputs = in;
+    int idx = cnn_model_add(m, &d, &err);
+    ck_assert_msg(idx > 0, "%s", err.msg);
+    return idx;
+}
+
+static void set_w(struct cnn_model *m, int layer, int slot, const float *v, size_t n)
+{
+    size_t count;
+    float *w = cnn_model_weights_mut(m, layer, slot, &count);
+    ck_assert_uint_eq(count, n);
+    memcpy(w, v, n * sizeof *v);
+}
+
+static struct cnn_model *native_chain(void)
+{
+    struct cnn_preproc pp = {.c = 3, .h = 7, .w = 7, .std = {1, 1, 1}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    ck_assert_ptr_nonnull(m);
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D};
+    d.p.conv = (struct cnn_conv2d){.oc = 3, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .dh = 2,
+                                   .dw = 2, .pad_t = 1, .pad_l = 0, .pad_b = 2, .pad_r = 1,
+                                   .groups = 3};
+    int dw = add_native(m, d, 1, 0, 0);
+    int bn = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_BATCHNORM, .p.bn.eps = 1e-3f},
+                        1, dw, 0);
+    int clip = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT,
+                                                     .p.act = {CNN_ACT_CLIP, 0.0f, 6.0f}},
+                          1, bn, 0);
+    d.p.conv = (struct cnn_conv2d){.oc = 8, .kh = 1, .kw = 1, .sh = 2, .sw = 2, .dh = 1, .dw = 1,
+                                   .groups = 1, .has_bias = 1}; /* SAME_UPPER: no pad here */
+    int pw = add_native(m, d, 1, clip, 0);
+    int lrn = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_LRN,
+                                                    .p.lrn = {3, 0.01f, 0.75f, 2.0f}},
+                         1, pw, 0);
+    int sig = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT,
+                                                    .p.act.kind = CNN_ACT_SIGMOID},
+                         1, lrn, 0);
+    int cat = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_CONCAT}, 2, lrn, sig);
+    struct cnn_layer_desc pd = {.kind = CNN_LAYER_AVGPOOL};
+    pd.p.pool = (struct cnn_pool2d){.kh = 2, .kw = 2, .sh = 1, .sw = 1, .pad_t = 1, .pad_l = 1,
+                                    .count_include_pad = 1};
+    int ap = add_native(m, pd, 1, cat, 0);
+    int gap = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_GLOBAL_AVGPOOL}, 1, ap, 0);
+    int fl = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN}, 1, gap, 0);
+    int mm = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_DENSE, .p.dense.out = 6}, 1,
+                        fl, 0);
+    int lr = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT,
+                                                   .p.act = {CNN_ACT_LEAKY_RELU, 0.2f, 0}},
+                        1, mm, 0);
+    int fc = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_DENSE,
+                                                   .p.dense = {.out = 5, .has_bias = 1}},
+                        1, lr, 0);
+    int th = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT,
+                                                   .p.act.kind = CNN_ACT_TANH},
+                        1, fc, 0);
+    add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX}, 1, th, 0);
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    set_w(m, dw, 0, g_dw, 27);
+    for (int k = 0; k < 4; k++)
+        set_w(m, bn, k, g_bn[k], 3);
+    set_w(m, pw, 0, g_pw, 24);
+    set_w(m, pw, 1, g_pb, 8);
+    float mmt[96]; /* MatMul's B is (16, 6): the dense layer wants (6, 16) */
+    for (int i = 0; i < 16; i++)
+        for (int o = 0; o < 6; o++)
+            mmt[o * 16 + i] = g_mm[i * 6 + o];
+    set_w(m, mm, 0, mmt, 96);
+    set_w(m, fc, 0, g_fc2, 30);
+    set_w(m, fc, 1, g_fb2, 5);
+    ck_assert_int_eq(cnn_model_compile(m, &err), 0);
+    return m;
+}
+
+START_TEST(test_op_chain_matches_native_build)
+{
+    size_t size;
+    uint8_t *buf = pack(op_chain(), &size);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL, *ref = native_chain();
+    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cnn_model_num_classes(m), 5);
+    float x[2 * 3 * 7 * 7], a[10], b[10];
+    fill(x, sizeof x / 4, 17);
+    for (size_t k = 0; k < sizeof x / 4; k++)
+        x[k] *= 4.0f; /* so that Clip cuts at both ends */
+    run(m, x, 2, a);
+    run(ref, x, 2, b);
+    assert_close(a, b, 10, 1e-6f);
+    cnn_model_destroy(m);
+    cnn_model_destroy(ref);
+    free(buf);
+    arena_free();
+}
+END_TEST
+
+/* Opset 9: Clip's bounds are attributes; Softmax(axis 1) of (N,C,H,W) is over C*H*W.  From
+ * opset 13 that softmax is over C alone: refused as unsupported (H, W > 1). */
+START_TEST(test_opset_differences_clip_and_softmax)
+{
+    struct graph *g = alloc(sizeof *g);
+    int64_t in[4] = {1, 3, 4, 4};
+    memcpy(g->in_dims, in, sizeof in);
+    Onnx__NodeProto *n = node(g, "Clip", "clip", "x", NULL, NULL, "c");
+    attr_f(n, "min", -0.5f);
+    attr_f(n, "max", 0.25f);
+    n = node(g, "Softmax", "sm", "c", NULL, NULL, "out");
+    attr_i(n, "axis", 1);
+    g->output = "out";
+    g->opset = 9;
+    size_t size;
+    uint8_t *buf = pack(g, &size);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    float x[48], got[48], want[48];
+    fill(x, 48, 23);
+    run(m, x, 1, got);
+    double sum = 0;
+    for (int k = 0; k < 48; k++)
+        sum += exp(fmin(fmax(x[k], -0.5), 0.25));
+    for (int k = 0; k < 48; k++)
+        want[k] = (float)(exp(fmin(fmax(x[k], -0.5), 0.25)) / sum);
+    assert_close(got, want, 48, 1e-6f);
+    cnn_model_destroy(m);
+    free(buf);
+    g->opset = 13;
+    buf = pack(g, &size);
+    ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(err.msg, "node 'sm' (Softmax, opset 13): unsupported"), "%s", err.msg);
+    free(buf);
+    arena_free();
+}
+END_TEST
+
 /* ---- hostile files ---- */
 
 /* Wraps inner as field `field` (length-delimited) in front of it, writing backwards at *pos. */
@@ -543,6 +794,8 @@ Suite *onnx_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_conv_net_matches_native_build);
     tcase_add_test(tc, test_gemm_alpha_beta_transposed_matches_naive);
+    tcase_add_test(tc, test_op_chain_matches_native_build);
+    tcase_add_test(tc, test_opset_differences_clip_and_softmax);
     tcase_add_loop_test(tc, test_hostile_file_rejected_with_clear_error, 0, N_HOSTILE);
     suite_add_tcase(s, tc);
     return s;
