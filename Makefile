@@ -1,6 +1,6 @@
 # cnnd build.  `make test` installs what the tests need, builds and runs them.
-# Targets: all, run, test (= deps + check), check (unit, server-unit, itest), san (ASan+UBSan,
-# then TSan), bench, bench-server, bench-train, model, clean, format, deps.
+# Targets: all, run, test (= deps + check), check (unit, server-unit, itest, conformance-data),
+# san (ASan+UBSan, then TSan), bench, bench-server, bench-train, model, clean, format, deps.
 comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
