@@ -192,6 +192,11 @@ int onnx_set_const(struct onnx_ctx *c, int i, struct onnx_tensor *t)
     return onnx_value_add(c, c->node->output[i], -1, 0, t);
 }
 
+int onnx_err_code(const struct onnx_ctx *c)
+{
+    return c->err && c->err->code ? c->err->code : CNN_EFORMAT;
+}
+
 void onnx_layer_shape(const struct onnx_ctx *c, int l, int *ch, int *h, int *w)
 {
     struct cnn_layer_info li;

@@ -1,6 +1,6 @@
 /* Shared by onnx_import.c (graph walk, model building), onnx_tensor.c (TensorProto
- * decoding, the nesting pre-scan, the value table) and onnx_ops.c (one table row per ONNX
- * operator).  Not for use outside those files. */
+ * decoding, the nesting pre-scan, the value table), onnx_ops.c (one table row per ONNX
+ * operator) and onnx_fold.c (ops folded on constants).  Not for use outside those files. */
 #ifndef CNN_ONNX_INTERNAL_H
 #define CNN_ONNX_INTERNAL_H
 
@@ -101,8 +101,25 @@ int onnx_add_layer(struct onnx_ctx *c, struct cnn_layer_desc *d, int n_in, const
 int onnx_alias(struct onnx_ctx *c, int i, const struct onnx_value *v);
 /* Output i of the node is the constant t (owned; freed on failure). */
 int onnx_set_const(struct onnx_ctx *c, int i, struct onnx_tensor *t);
+/* The code of the error set last (for helpers that return NULL). */
+int onnx_err_code(const struct onnx_ctx *c);
 /* The model's per-image shape of layer l. */
 void onnx_layer_shape(const struct onnx_ctx *c, int l, int *ch, int *h, int *w);
+
+/* ---- onnx_fold.c: constants ---- */
+/* axis in -rank..rank-1 -> 0..rank-1, or -1 when out of range. */
+int onnx_norm_axis(int64_t axis, int rank);
+/* Output 0 is a copy of t with the given shape (count must match). */
+int onnx_const_reshaped(struct onnx_ctx *c, const struct onnx_tensor *t, int nd,
+                        const int64_t *dims);
+/* Output 0 is the concatenation of the node's constant inputs along axis. */
+int onnx_concat_consts(struct onnx_ctx *c, const Onnx__NodeProto *n, int64_t axis);
+/* Op rows that fold (see onnx_op_fn). */
+int onnx_op_constant(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_shape(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_gather(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_squeeze(struct onnx_ctx *c, const Onnx__NodeProto *n); /* and Unsqueeze */
+int onnx_op_cast(struct onnx_ctx *c, const Onnx__NodeProto *n);
 
 /* ---- onnx_ops.c ---- */
 /* Imports node n: >= 0 on success, CNN_E* with the message set. */

@@ -1,7 +1,6 @@
 /* The ONNX operator table: one row per op_type, each mapping a node onto the existing layer
- * kinds (docs/onnx.md) or folding it when all its inputs are constants (the Shape / Gather /
- * Unsqueeze / Concat chains PyTorch's exporter writes before Reshape).  A new layer kind
- * becomes one more row here. */
+ * kinds (docs/onnx.md), or folding it when its inputs are constants (those rows live in
+ * onnx_fold.c).  A new layer kind becomes one more row here. */
 #include "onnx_internal.h"
 
 #include <float.h>
@@ -24,11 +23,6 @@ static float *copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float
         for (size_t k = 0; k < t->count; k++)
             w[k] = a * t->f[k];
     return w;
-}
-
-static int err_code(const struct onnx_ctx *c)
-{
-    return c->err ? c->err->code : CNN_EFORMAT;
 }
 
 /* Strides and pads of a 2-D window op (conv, pools) from strides / pads / auto_pad. */
@@ -124,10 +118,10 @@ static int op_conv(struct onnx_ctx *c, const Onnx__NodeProto *n)
     float *wts[2] = {copy_floats(c, wt, 1.0f), NULL};
     size_t cnt[2] = {wt->count, bt ? bt->count : 0};
     if (!wts[0])
-        return err_code(c);
+        return onnx_err_code(c);
     if (bt && !(wts[1] = copy_floats(c, bt, 1.0f))) {
         free(wts[0]);
-        return err_code(c);
+        return onnx_err_code(c);
     }
     return onnx_add_layer(c, &d, 1, &x->layer, 4, wts, cnt, 2);
 }
@@ -197,7 +191,7 @@ static int op_gemm(struct onnx_ctx *c, const Onnx__NodeProto *n)
     float *b = ct && w ? malloc((size_t)out * sizeof *b) : NULL;
     if (!w || (ct && !b)) {
         free(w);
-        return w ? onnx_node_err(c, CNN_ENOMEM, "out of memory") : err_code(c);
+        return w ? onnx_node_err(c, CNN_ENOMEM, "out of memory") : onnx_err_code(c);
     }
     for (int64_t o = 0; ct && o < out; o++)
         b[o] = beta * ct->f[ct->count == 1 ? 0 : o];
@@ -218,7 +212,7 @@ static int op_matmul(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: B is not a (%d, N) matrix", k);
     float *w = transpose(c, bt, 1.0f);
     if (!w)
-        return err_code(c);
+        return onnx_err_code(c);
     return add_dense(c, x, (int)bt->dims[1], w, bt->count, NULL);
 }
 
@@ -346,7 +340,7 @@ static int op_batchnorm(struct onnx_ctx *c, const Onnx__NodeProto *n)
             rc = onnx_node_err(c, CNN_EFORMAT, "input %d has %zu values for %d channels", k + 1,
                                t->count, ch);
         if (rc == 0 && !(wts[k] = copy_floats(c, t, 1.0f)))
-            rc = err_code(c);
+            rc = onnx_err_code(c);
     }
     if (rc) {
         for (int k = 0; k < 4; k++)
@@ -393,63 +387,6 @@ static int op_identity(struct onnx_ctx *c, const Onnx__NodeProto *n)
     return onnx_alias(c, 0, x);
 }
 
-static int op_constant(struct onnx_ctx *c, const Onnx__NodeProto *n)
-{
-    const Onnx__AttributeProto *a = onnx_attr(n, "value");
-    struct onnx_tensor *t = NULL;
-    int rc;
-    if (a && a->t) {
-        if ((rc = onnx_tensor_decode(a->t, n->output[0], &t, c->err)))
-            return rc;
-        return onnx_set_const(c, 0, t);
-    }
-    int64_t one = 1;
-    if ((a = onnx_attr(n, "value_float")) && a->has_f) {
-        if ((t = onnx_tensor_new(0, 0, &one, c->err)))
-            t->f[0] = a->f;
-    } else if ((a = onnx_attr(n, "value_int")) && a->has_i) {
-        if ((t = onnx_tensor_new(1, 0, &one, c->err)))
-            t->i[0] = a->i;
-    } else if ((a = onnx_attr(n, "value_floats"))) {
-        int64_t len = (int64_t)a->n_floats;
-        if ((t = onnx_tensor_new(0, 1, &len, c->err)))
-            memcpy(t->f, a->floats, a->n_floats * sizeof *t->f);
-    } else if ((a = onnx_attr(n, "value_ints"))) {
-        int64_t len = (int64_t)a->n_ints;
-        if ((t = onnx_tensor_new(1, 1, &len, c->err)))
-            memcpy(t->i, a->ints, a->n_ints * sizeof *t->i);
-    } else {
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: value kind (sparse or string)");
-    }
-    return t ? onnx_set_const(c, 0, t) : err_code(c);
-}
-
-/* A new constant with t's type and values and the given shape (count must match). */
-static int const_reshaped(struct onnx_ctx *c, const struct onnx_tensor *t, int nd,
-                          const int64_t *dims)
-{
-    struct onnx_tensor *o = onnx_tensor_new(t->is_int, nd, dims, c->err);
-    if (!o)
-        return err_code(c);
-    if (o->count != t->count) {
-        onnx_tensor_free(o);
-        return onnx_node_err(c, CNN_EFORMAT, "shape does not match %zu values", t->count);
-    }
-    if (t->is_int)
-        memcpy(o->i, t->i, t->count * sizeof *o->i);
-    else
-        memcpy(o->f, t->f, t->count * sizeof *o->f);
-    return onnx_set_const(c, 0, o);
-}
-
-/* axis in -rank..rank-1 -> 0..rank-1, or -1 when out of range. */
-static int norm_axis(int64_t axis, int rank)
-{
-    if (axis < -rank || axis >= rank)
-        return -1;
-    return (int)(axis < 0 ? axis + rank : axis);
-}
-
 /* Flattens layer x into a (N, C*H*W) value: a flatten layer, or x itself when already flat. */
 static int flatten_layer(struct onnx_ctx *c, struct onnx_value *x, int define)
 {
@@ -467,62 +404,18 @@ static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return rc;
     int64_t axis = onnx_attr_int(n, "axis", 1);
     if (x->t) {
-        int a = axis == x->t->ndims ? x->t->ndims : norm_axis(axis, x->t->ndims);
+        int a = axis == x->t->ndims ? x->t->ndims : onnx_norm_axis(axis, x->t->ndims);
         if (a < 0)
             return onnx_node_err(c, CNN_EFORMAT, "axis out of range");
         int64_t dims[2] = {1, 1};
         for (int k = 0; k < x->t->ndims; k++)
             dims[k < a ? 0 : 1] *= x->t->dims[k];
-        return const_reshaped(c, x->t, 2, dims);
+        return onnx_const_reshaped(c, x->t, 2, dims);
     }
-    if (norm_axis(axis, x->rank) != 1)
+    if (onnx_norm_axis(axis, x->rank) != 1)
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis %lld (batch-preserving axis 1 only)",
                              (long long)axis);
     return flatten_layer(c, x, 1);
-}
-
-/* Concat of constants along axis (the shape chains). */
-static int concat_consts(struct onnx_ctx *c, const Onnx__NodeProto *n, int64_t axis)
-{
-    struct onnx_tensor *first;
-    int rc = onnx_input_const(c, 0, 0, &first);
-    if (rc)
-        return rc;
-    int nd = first->ndims, a = norm_axis(axis, nd);
-    if (a < 0)
-        return onnx_node_err(c, CNN_EFORMAT, "axis out of range");
-    int64_t dims[CNN_ONNX_MAX_DIMS];
-    memcpy(dims, first->dims, sizeof dims);
-    dims[a] = 0;
-    for (size_t k = 0; k < n->n_input; k++) {
-        struct onnx_tensor *t;
-        if ((rc = onnx_input_const(c, (int)k, 0, &t)))
-            return rc;
-        int same = t->ndims == nd && t->is_int == first->is_int;
-        for (int d = 0; same && d < nd; d++)
-            same = d == a || t->dims[d] == first->dims[d];
-        if (!same || t->dims[a] > ONNX_MAX_TENSOR_FLOATS)
-            return onnx_node_err(c, CNN_EFORMAT, "inputs of different shapes or types");
-        dims[a] += t->dims[a];
-    }
-    struct onnx_tensor *o = onnx_tensor_new(first->is_int, nd, dims, c->err);
-    if (!o)
-        return err_code(c);
-    size_t outer = 1, inner = 1, off = 0, esz = first->is_int ? 8 : 4;
-    for (int d = 0; d < a; d++)
-        outer *= (size_t)dims[d];
-    for (int d = a + 1; d < nd; d++)
-        inner *= (size_t)dims[d];
-    char *dst = first->is_int ? (char *)o->i : (char *)o->f;
-    for (size_t i = 0; i < outer; i++)
-        for (size_t k = 0; k < n->n_input; k++) {
-            struct onnx_tensor *t = onnx_value_find(c, n->input[k])->t;
-            size_t len = (size_t)t->dims[a] * inner * esz;
-            const char *src = t->is_int ? (const char *)t->i : (const char *)t->f;
-            memcpy(dst + off, src + i * len, len);
-            off += len;
-        }
-    return onnx_set_const(c, 0, o);
 }
 
 static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
@@ -533,11 +426,11 @@ static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return rc;
     int64_t axis = onnx_attr_int(n, "axis", 1);
     if (x->t)
-        return concat_consts(c, n, axis);
+        return onnx_concat_consts(c, n, axis);
     if (n->n_input > CNN_MAX_INPUTS)
         return onnx_node_err(c, CNN_EFORMAT, "%zu inputs (at most %d)", n->n_input,
                              CNN_MAX_INPUTS);
-    if (norm_axis(axis, x->rank) != 1)
+    if (onnx_norm_axis(axis, x->rank) != 1)
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis %lld (channels only)",
                              (long long)axis);
     int in[CNN_MAX_INPUTS];
@@ -569,7 +462,7 @@ static int op_add(struct onnx_ctx *c, const Onnx__NodeProto *n)
             return onnx_node_err(c, CNN_EFORMAT, "unsupported: broadcast of constants");
         struct onnx_tensor *o = onnx_tensor_new(big->is_int, big->ndims, big->dims, c->err);
         if (!o)
-            return err_code(c);
+            return onnx_err_code(c);
         for (size_t k = 0; k < o->count; k++) {
             size_t j = small->count == 1 ? 0 : k;
             if (o->is_int)
@@ -598,7 +491,7 @@ static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return rc;
     int ch, h, w;
     onnx_layer_shape(c, x->layer, &ch, &h, &w);
-    int axis = norm_axis(onnx_attr_int(n, "axis", c->opset < 13 ? 1 : -1), x->rank);
+    int axis = onnx_norm_axis(onnx_attr_int(n, "axis", c->opset < 13 ? 1 : -1), x->rank);
     int ok = axis == 1 && (x->rank == 2 || c->opset < 13 || (h == 1 && w == 1));
     if (!ok)
         return onnx_node_err(c, CNN_EFORMAT,
@@ -646,7 +539,7 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (x->t) {
         if (infer >= 0)
             dims[infer] = known ? (int64_t)(x->t->count / known) : 0;
-        return const_reshaped(c, x->t, nd, dims);
+        return onnx_const_reshaped(c, x->t, nd, dims);
     }
     int ch, h, w;
     onnx_layer_shape(c, x->layer, &ch, &h, &w);
@@ -663,142 +556,6 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return l;
     struct onnx_value v = {.layer = l, .rank = nd == 2 ? 2 : 4};
     return onnx_alias(c, 0, &v);
-}
-
-/* Shape of a layer output (the batch entry folded as ONNX_DIM_BATCH) or of a constant. */
-static int op_shape(struct onnx_ctx *c, const Onnx__NodeProto *n)
-{
-    struct onnx_value *x;
-    int rc = onnx_input(c, 0, 0, &x);
-    if (rc)
-        return rc;
-    int64_t full[CNN_ONNX_MAX_DIMS];
-    int nd;
-    if (x->t) {
-        nd = x->t->ndims;
-        memcpy(full, x->t->dims, sizeof full);
-    } else {
-        int ch, h, w;
-        onnx_layer_shape(c, x->layer, &ch, &h, &w);
-        int64_t d4[4] = {ONNX_DIM_BATCH, ch, h, w};
-        nd = x->rank;
-        memcpy(full, d4, sizeof d4);
-    }
-    int64_t start = onnx_attr_int(n, "start", 0), end = onnx_attr_int(n, "end", nd);
-    start = start < 0 ? start + nd : start;
-    end = end < 0 ? end + nd : end;
-    start = start < 0 ? 0 : start > nd ? nd : start;
-    end = end < start ? start : end > nd ? nd : end;
-    int64_t len = end - start;
-    struct onnx_tensor *o = onnx_tensor_new(1, 1, &len, c->err);
-    if (!o)
-        return err_code(c);
-    memcpy(o->i, full + start, (size_t)len * sizeof *o->i);
-    return onnx_set_const(c, 0, o);
-}
-
-/* Gather on a 1-D constant along axis 0. */
-static int op_gather(struct onnx_ctx *c, const Onnx__NodeProto *n)
-{
-    struct onnx_tensor *data, *idx;
-    int rc;
-    if ((rc = onnx_input_const(c, 0, 0, &data)) || (rc = onnx_input_const(c, 1, 0, &idx)))
-        return rc;
-    if (data->ndims != 1 || !idx->is_int || norm_axis(onnx_attr_int(n, "axis", 0), 1) != 0)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: gather other than 1-D on axis 0");
-    struct onnx_tensor *o = onnx_tensor_new(data->is_int, idx->ndims, idx->dims, c->err);
-    if (!o)
-        return err_code(c);
-    for (size_t k = 0; k < idx->count; k++) {
-        int64_t j = idx->i[k] < 0 ? idx->i[k] + (int64_t)data->count : idx->i[k];
-        if (j < 0 || j >= (int64_t)data->count) {
-            onnx_tensor_free(o);
-            return onnx_node_err(c, CNN_EFORMAT, "index %lld out of range", (long long)idx->i[k]);
-        }
-        if (o->is_int)
-            o->i[k] = data->i[j];
-        else
-            o->f[k] = data->f[j];
-    }
-    return onnx_set_const(c, 0, o);
-}
-
-/* The axes of Unsqueeze / Squeeze: attribute before opset 13, input 1 from 13 on. */
-static int axes_of(struct onnx_ctx *c, const Onnx__NodeProto *n, int64_t *axes, int *na)
-{
-    if (c->opset < 13) {
-        *na = onnx_attr_ints(n, "axes", axes, CNN_ONNX_MAX_DIMS);
-    } else {
-        struct onnx_tensor *t;
-        int rc = onnx_input_const(c, 1, 1, &t);
-        if (rc)
-            return rc;
-        if (t && (!t->is_int || t->count > CNN_ONNX_MAX_DIMS))
-            return onnx_node_err(c, CNN_EFORMAT, "axes invalid");
-        *na = t ? (int)t->count : 0;
-        if (t)
-            memcpy(axes, t->i, t->count * sizeof *axes);
-    }
-    return *na < 0 ? onnx_node_err(c, CNN_EFORMAT, "too many axes") : 0;
-}
-
-/* Unsqueeze and Squeeze of a constant: only its dims change. */
-static int op_squeeze(struct onnx_ctx *c, const Onnx__NodeProto *n)
-{
-    struct onnx_tensor *x;
-    int64_t axes[CNN_ONNX_MAX_DIMS], dims[CNN_ONNX_MAX_DIMS];
-    int na = 0, rc;
-    if ((rc = onnx_input_const(c, 0, 0, &x)) || (rc = axes_of(c, n, axes, &na)))
-        return rc;
-    int un = strcmp(n->op_type, "Unsqueeze") == 0, out = un ? x->ndims + na : 0;
-    if (out > CNN_ONNX_MAX_DIMS || (un && na == 0))
-        return onnx_node_err(c, CNN_EFORMAT, "rank out of range");
-    int mark[CNN_ONNX_MAX_DIMS] = {0};
-    for (int k = 0; k < na; k++) {
-        int a = norm_axis(axes[k], un ? out : x->ndims);
-        if (a < 0 || mark[a] || (!un && x->dims[a] != 1))
-            return onnx_node_err(c, CNN_EFORMAT, "axis %lld invalid", (long long)axes[k]);
-        mark[a] = 1;
-    }
-    if (un) {
-        for (int k = 0, j = 0; k < out; k++)
-            dims[k] = mark[k] ? 1 : x->dims[j++];
-    } else {
-        for (int k = 0; k < x->ndims; k++)
-            if (na ? !mark[k] : x->dims[k] != 1)
-                dims[out++] = x->dims[k];
-    }
-    return const_reshaped(c, x, out, dims);
-}
-
-/* Cast of a constant to float or an integer type; of a layer output to float (a no-op). */
-static int op_cast(struct onnx_ctx *c, const Onnx__NodeProto *n)
-{
-    struct onnx_value *x;
-    int rc = onnx_input(c, 0, 0, &x);
-    if (rc)
-        return rc;
-    int64_t to = onnx_attr_int(n, "to", 0);
-    int to_int = to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
-    if (!to_int && to != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: cast to type %lld", (long long)to);
-    if (!x->t) {
-        if (to_int)
-            return onnx_node_err(c, CNN_EFORMAT, "unsupported: cast of a tensor to integers");
-        return onnx_alias(c, 0, x);
-    }
-    struct onnx_tensor *o = onnx_tensor_new(to_int, x->t->ndims, x->t->dims, c->err);
-    if (!o)
-        return err_code(c);
-    for (size_t k = 0; k < o->count; k++) {
-        if (to_int && x->t->is_int)
-            o->i[k] = x->t->i[k];
-        else if (to_int)
-            o->i[k] = isfinite(x->t->f[k]) && fabsf(x->t->f[k]) < 9e18f ? (int64_t)x->t->f[k] : 0;
-        else
-            o->f[k] = x->t->is_int ? (float)x->t->i[k] : x->t->f[k];
-    }
-    return onnx_set_const(c, 0, o);
 }
 
 /* One row per ONNX operator of the default domain.  New layer kinds (PRelu, HardSigmoid,
@@ -822,17 +579,17 @@ static const struct {
     {"LRN", op_lrn},
     {"Dropout", op_identity},
     {"Identity", op_identity},
-    {"Constant", op_constant},
+    {"Constant", onnx_op_constant},
     {"Flatten", op_flatten},
     {"Concat", op_concat},
     {"Add", op_add},
     {"Softmax", op_softmax},
     {"Reshape", op_reshape},
-    {"Shape", op_shape},
-    {"Gather", op_gather},
-    {"Unsqueeze", op_squeeze},
-    {"Squeeze", op_squeeze},
-    {"Cast", op_cast},
+    {"Shape", onnx_op_shape},
+    {"Gather", onnx_op_gather},
+    {"Unsqueeze", onnx_op_squeeze},
+    {"Squeeze", onnx_op_squeeze},
+    {"Cast", onnx_op_cast},
 };
 
 onnx_op_fn onnx_op_find(const char *op_type)
