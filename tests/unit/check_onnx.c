@@ -787,6 +787,27 @@ START_TEST(test_hostile_file_rejected_with_clear_error)
 }
 END_TEST
 
+/* Every proper prefix of a valid file is refused (no crash, nothing returned). */
+START_TEST(test_truncated_at_every_offset_rejected)
+{
+    size_t size;
+    uint8_t *buf = pack(conv_net(), &size);
+    for (size_t cut = 0; cut < size; cut++) {
+        struct cnn_err err = {0};
+        struct cnn_model *m = NULL;
+        uint8_t *part = malloc(cut ? cut : 1); /* exact size: ASan sees any over-read */
+        ck_assert_ptr_nonnull(part);
+        memcpy(part, buf, cut);
+        int rc = cnn_onnx_load_mem(part, cut, NULL, 0, &m, &err);
+        ck_assert_msg(rc == CNN_EFORMAT && !m, "cut at %zu of %zu: rc %d (%s)", cut, size, rc,
+                      err.msg);
+        free(part);
+    }
+    free(buf);
+    arena_free();
+}
+END_TEST
+
 Suite *onnx_suite(void)
 {
     Suite *s = suite_create("onnx");
@@ -797,6 +818,7 @@ Suite *onnx_suite(void)
     tcase_add_test(tc, test_op_chain_matches_native_build);
     tcase_add_test(tc, test_opset_differences_clip_and_softmax);
     tcase_add_loop_test(tc, test_hostile_file_rejected_with_clear_error, 0, N_HOSTILE);
+    tcase_add_test(tc, test_truncated_at_every_offset_rejected);
     suite_add_tcase(s, tc);
     return s;
 }
