@@ -117,10 +117,11 @@ run:
 	$(MAKE) all
 	./$(CNND) --config config/cnnd.conf
 
-# Sanitizer builds of the same tests: ASan+UBSan, then TSan (thread tests run there too).
+# Sanitizer builds of the same tests: ASan+UBSan (with the ONNX conformance runs), then TSan
+# (thread tests run there too).
 san:
 	@bash .ci/deps.sh test
-	$(MAKE) SAN=address,undefined unit server-unit
+	$(MAKE) SAN=address,undefined unit server-unit conformance-data
 	CNN_TEST_SUITE=session $(MAKE) SAN=thread unit
 	CNN_TEST_SUITE=train,train_workflow $(MAKE) SAN=thread unit
 	$(MAKE) SAN=thread server-unit

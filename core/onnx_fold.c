@@ -27,11 +27,11 @@ int onnx_op_constant(struct onnx_ctx *c, const Onnx__NodeProto *n)
             t->i[0] = a->i;
     } else if ((a = onnx_attr(n, "value_floats"))) {
         int64_t len = (int64_t)a->n_floats;
-        if ((t = onnx_tensor_new(0, 1, &len, c->err)))
+        if ((t = onnx_tensor_new(0, 1, &len, c->err)) && len)
             memcpy(t->f, a->floats, a->n_floats * sizeof *t->f);
     } else if ((a = onnx_attr(n, "value_ints"))) {
         int64_t len = (int64_t)a->n_ints;
-        if ((t = onnx_tensor_new(1, 1, &len, c->err)))
+        if ((t = onnx_tensor_new(1, 1, &len, c->err)) && len)
             memcpy(t->i, a->ints, a->n_ints * sizeof *t->i);
     } else {
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: value kind (sparse or string)");

@@ -109,7 +109,8 @@ int onnx_attr_ints(const Onnx__NodeProto *n, const char *name, int64_t *v, int m
         return 0;
     if (a->n_ints > (size_t)max)
         return -1;
-    memcpy(v, a->ints, a->n_ints * sizeof *v);
+    if (a->n_ints)
+        memcpy(v, a->ints, a->n_ints * sizeof *v);
     return (int)a->n_ints;
 }
 

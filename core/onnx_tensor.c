@@ -47,7 +47,8 @@ struct onnx_tensor *onnx_tensor_new(int is_int, int ndims, const int64_t *dims,
     }
     t->is_int = is_int;
     t->ndims = ndims;
-    memcpy(t->dims, dims, (size_t)ndims * sizeof *dims);
+    if (ndims) /* a scalar may come with dims NULL */
+        memcpy(t->dims, dims, (size_t)ndims * sizeof *dims);
     t->count = count;
     if (is_int)
         t->i = data;
@@ -77,7 +78,8 @@ static int from_raw(struct onnx_tensor *t, int dt, const ProtobufCBinaryData *ra
                            raw->len, t->count * elem);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) { /* the common case, as stored */
-        memcpy(t->f, raw->data, raw->len);
+        if (raw->len)
+            memcpy(t->f, raw->data, raw->len);
         return 0;
     }
 #endif

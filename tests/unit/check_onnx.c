@@ -56,7 +56,8 @@ static Onnx__TensorProto *tensor_f(const char *name, int nd, const int64_t *dims
     t->name = str(name);
     t->n_dims = (size_t)nd;
     t->dims = alloc((size_t)nd * sizeof *t->dims);
-    memcpy(t->dims, dims, (size_t)nd * sizeof *dims);
+    if (nd)
+        memcpy(t->dims, dims, (size_t)nd * sizeof *dims);
     t->has_data_type = 1;
     t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
     size_t n = 1;
