@@ -142,6 +142,9 @@ int onnx_add_layer(struct onnx_ctx *c, struct cnn_layer_desc *d, int n_in, const
 {
     char name[CNN_NAME_MAX];
     snprintf(name, sizeof name, "%s", node_name(c->node));
+    for (char *p = name; *p; p++) /* printable ASCII: valid UTF-8 however it was cut */
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '_';
     /* names must be unique in a model: fall back to the generated one when taken or empty */
     d->name = name[0] && cnn_model_find_layer(c->m, name) < 0 ? name : NULL;
     d->n_inputs = n_in;
@@ -379,6 +382,15 @@ static int fill_weights(struct onnx_ctx *c)
     return 0;
 }
 
+/* Messages quote names from the file: control and non-ASCII bytes become '?' so that a log
+ * line or a JSON reply carries them safely. */
+static void clean_msg(struct cnn_err *err)
+{
+    for (char *p = err ? err->msg : NULL; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+}
+
 static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, int n_feeds,
                  struct cnn_model **out, struct cnn_err *err)
 {
@@ -411,6 +423,7 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     free(c.pend);
     if (rc) {
         cnn_model_destroy(c.m);
+        clean_msg(err);
         return rc;
     }
     *out = c.m;

@@ -330,6 +330,8 @@ static int op_batchnorm(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return rc;
     if (onnx_attr_int(n, "training_mode", 0) || (n->n_output > 1 && n->output[1][0]))
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: training mode");
+    if (c->opset < 9 && onnx_attr_int(n, "spatial", 1) == 0)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: spatial=0 (per-activation statistics)");
     int ch, h, w;
     onnx_layer_shape(c, x->layer, &ch, &h, &w);
     float *wts[4] = {NULL};

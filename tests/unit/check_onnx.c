@@ -788,6 +788,46 @@ START_TEST(test_hostile_file_rejected_with_clear_error)
 }
 END_TEST
 
+/* An imported model with hostile node names (control bytes, a UTF-8 sequence cut by the
+ * 47-byte name limit) saves in the native format and reloads with the same outputs; an error
+ * quoting such a name carries no control bytes. */
+START_TEST(test_imported_model_saves_natively_names_cleaned)
+{
+    struct graph *g = conv_net();
+    g->nodes[0]->name = str("conv\n1\x1b[31m");
+    char longname[80];
+    memset(longname, 'a', 46);
+    strcpy(longname + 46, "\xc3\xa9\xc3\xa9"); /* "e-acute" straddles byte 47 */
+    g->nodes[1]->name = str(longname);
+    size_t size;
+    uint8_t *buf = pack(g, &size);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL, *back = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.cnn", dir);
+    ck_assert_msg(cnn_model_save(m, path, &err) == 0, "%s", err.msg);
+    ck_assert_msg(cnn_model_load(path, &back, &err) == 0, "%s", err.msg);
+    float x[2 * 3 * 8 * 8], a[2 * NC], b[2 * NC];
+    fill(x, sizeof x / 4, 31);
+    run(m, x, 2, a);
+    run(back, x, 2, b);
+    assert_close(a, b, 2 * NC, 0.0f);
+    cnn_model_destroy(back);
+    cnn_model_destroy(m);
+    rm_tree(dir);
+    free(buf);
+    g->nodes[0]->op_type = str("Nope");
+    buf = pack(g, &size);
+    ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "node 'conv?1?[31m' (Nope, opset 13): unsupported operator"),
+                  "%s", err.msg);
+    free(buf);
+    arena_free();
+}
+END_TEST
+
 /* Every proper prefix of a valid file is refused (no crash, nothing returned). */
 START_TEST(test_truncated_at_every_offset_rejected)
 {
@@ -820,6 +860,7 @@ Suite *onnx_suite(void)
     tcase_add_test(tc, test_opset_differences_clip_and_softmax);
     tcase_add_loop_test(tc, test_hostile_file_rejected_with_clear_error, 0, N_HOSTILE);
     tcase_add_test(tc, test_truncated_at_every_offset_rejected);
+    tcase_add_test(tc, test_imported_model_saves_natively_names_cleaned);
     suite_add_tcase(s, tc);
     return s;
 }
