@@ -34,8 +34,8 @@ struct cnn_onnx_feed {
 /* As cnn_onnx_load from memory.  feeds[i] (may be NULL when n_feeds is 0) becomes the
  * constant value of the (i+1)-th graph input that is not an initializer: the first one is
  * the image input, the others (an ONNX test's weights given as inputs) are bound. */
-int cnn_onnx_load_mem(const void *data, size_t size, const struct cnn_onnx_feed *feeds,
-                      int n_feeds, struct cnn_model **out, struct cnn_err *err);
+int cnn_onnx_load_mem(const void *data, size_t size, const struct cnn_onnx_feed *feeds, int n_feeds,
+                      struct cnn_model **out, struct cnn_err *err);
 
 /* Decodes a serialized float TensorProto: *values (owned, free()) gets *count floats,
  * dims[0..*ndims) its shape (at most CNN_ONNX_MAX_DIMS).  CNN_EFORMAT for a bad file or a

@@ -41,7 +41,7 @@ int onnx_op_constant(struct onnx_ctx *c, const Onnx__NodeProto *n)
 
 /* A new constant with t's type and values and the given shape (count must match). */
 int onnx_const_reshaped(struct onnx_ctx *c, const struct onnx_tensor *t, int nd,
-                          const int64_t *dims)
+                        const int64_t *dims)
 {
     struct onnx_tensor *o = onnx_tensor_new(t->is_int, nd, dims, c->err);
     if (!o)
@@ -223,7 +223,8 @@ int onnx_op_cast(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (rc)
         return rc;
     int64_t to = onnx_attr_int(n, "to", 0);
-    int to_int = to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
+    int to_int =
+        to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || to == ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
     if (!to_int && to != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: cast to type %lld", (long long)to);
     if (!x->t) {

@@ -53,7 +53,8 @@ int onnx_input(struct onnx_ctx *c, int i, int optional, struct onnx_value **out)
     if (!*out)
         return onnx_node_err(c, CNN_EFORMAT,
                              "input '%.40s' names nothing defined before it (missing "
-                             "initializer, cycle or unsorted graph)", n->input[i]);
+                             "initializer, cycle or unsorted graph)",
+                             n->input[i]);
     return 0;
 }
 
@@ -77,8 +78,8 @@ int onnx_input_layer(struct onnx_ctx *c, int i, struct onnx_value **out)
     if (rc)
         return rc;
     if ((*out)->layer < 0)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: input %d ('%.40s') is a constant",
-                             i, c->node->input[i]);
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: input %d ('%.40s') is a constant", i,
+                             c->node->input[i]);
     return 0;
 }
 
@@ -137,8 +138,8 @@ static int add_pending(struct onnx_ctx *c, int layer, int slot, float *data, siz
     return 0;
 }
 
-int onnx_add_layer(struct onnx_ctx *c, struct cnn_layer_desc *d, int n_in, const int *in,
-                   int rank, float **weights, const size_t *count, int n_weights)
+int onnx_add_layer(struct onnx_ctx *c, struct cnn_layer_desc *d, int n_in, const int *in, int rank,
+                   float **weights, const size_t *count, int n_weights)
 {
     char name[CNN_NAME_MAX];
     snprintf(name, sizeof name, "%s", node_name(c->node));
@@ -164,8 +165,8 @@ int onnx_add_layer(struct onnx_ctx *c, struct cnn_layer_desc *d, int n_in, const
     }
     if (rc)
         return rc;
-    if (rank && (rc = onnx_value_add(c, c->node->n_output ? c->node->output[0] : NULL, idx,
-                                     rank, NULL)) != 0)
+    if (rank && (rc = onnx_value_add(c, c->node->n_output ? c->node->output[0] : NULL, idx, rank,
+                                     NULL)) != 0)
         return rc;
     return idx;
 }
@@ -245,11 +246,9 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp,
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
         return cnn_err_set(err, CNN_EFORMAT,
-                           "onnx: unsupported input: element type %d (needs float)",
-                           tt->elem_type);
+                           "onnx: unsupported input: element type %d (needs float)", tt->elem_type);
     if (!tt->shape || tt->shape->n_dim != 4)
-        return cnn_err_set(err, CNN_EFORMAT,
-                           "onnx: unsupported input rank %zu (needs N,C,H,W)",
+        return cnn_err_set(err, CNN_EFORMAT, "onnx: unsupported input rank %zu (needs N,C,H,W)",
                            tt->shape ? tt->shape->n_dim : 0);
     int64_t d[3];
     for (int k = 0; k < 3; k++) {
@@ -257,7 +256,8 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp,
         if (dim->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
             return cnn_err_set(err, CNN_EFORMAT,
                                "onnx: unsupported input: dim %d is dynamic (C, H, W must be "
-                               "fixed)", k + 1);
+                               "fixed)",
+                               k + 1);
         d[k] = dim->dim_value;
     }
     if (d[0] != 1 && d[0] != 3)
@@ -267,8 +267,8 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp,
     if (d[1] < 1 || d[2] < 1 || d[1] > CNN_PREPROC_MAX_DIM || d[2] > CNN_PREPROC_MAX_DIM)
         return cnn_err_set(err, CNN_EFORMAT, "onnx: input size %lldx%lld out of range 1..%d",
                            (long long)d[1], (long long)d[2], CNN_PREPROC_MAX_DIM);
-    *pp = (struct cnn_preproc){.c = (int)d[0], .h = (int)d[1], .w = (int)d[2],
-                               .resize = CNN_RESIZE_STRETCH};
+    *pp = (struct cnn_preproc){
+        .c = (int)d[0], .h = (int)d[1], .w = (int)d[2], .resize = CNN_RESIZE_STRETCH};
     for (int k = 0; k < 3; k++) {
         pp->mean[k] = 0.0f;
         pp->std[k] = 1.0f;
@@ -296,11 +296,10 @@ static int define_inputs(struct onnx_ctx *c, const Onnx__GraphProto *g,
         if (seen == 0) {
             rc = onnx_value_add(c, name, 0, 4, NULL);
         } else if (seen <= n_feeds) {
-            Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, feeds[seen - 1].size,
-                                                                feeds[seen - 1].data);
+            Onnx__TensorProto *tp =
+                onnx__tensor_proto__unpack(NULL, feeds[seen - 1].size, feeds[seen - 1].data);
             if (!tp)
-                return cnn_err_set(c->err, CNN_EFORMAT, "onnx: feed for '%.40s' unreadable",
-                                   name);
+                return cnn_err_set(c->err, CNN_EFORMAT, "onnx: feed for '%.40s' unreadable", name);
             struct onnx_tensor *t;
             rc = onnx_tensor_decode(tp, name, &t, c->err);
             onnx__tensor_proto__free_unpacked(tp, NULL);
@@ -309,7 +308,8 @@ static int define_inputs(struct onnx_ctx *c, const Onnx__GraphProto *g,
         } else {
             return cnn_err_set(c->err, CNN_EFORMAT,
                                "onnx: unsupported: graph input '%.40s' beside the image input "
-                               "(one input only)", name);
+                               "(one input only)",
+                               name);
         }
         if (rc)
             return rc;
@@ -355,9 +355,8 @@ static int check_output(struct onnx_ctx *c, const Onnx__GraphProto *g)
         return cnn_err_set(c->err, CNN_EFORMAT, "onnx: graph output '%.40s' names nothing",
                            name ? name : "");
     if (v->layer < 1)
-        return cnn_err_set(c->err, CNN_EFORMAT,
-                           "onnx: unsupported: graph output '%.40s' is %s", name,
-                           v->layer == 0 ? "the input" : "a constant");
+        return cnn_err_set(c->err, CNN_EFORMAT, "onnx: unsupported: graph output '%.40s' is %s",
+                           name, v->layer == 0 ? "the input" : "a constant");
     if (v->layer != cnn_model_layer_count(c->m) - 1)
         return cnn_err_set(c->err, CNN_EFORMAT,
                            "onnx: unsupported: graph output '%.40s' is not the last layer", name);
@@ -430,8 +429,8 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     return 0;
 }
 
-int cnn_onnx_load_mem(const void *data, size_t size, const struct cnn_onnx_feed *feeds,
-                      int n_feeds, struct cnn_model **out, struct cnn_err *err)
+int cnn_onnx_load_mem(const void *data, size_t size, const struct cnn_onnx_feed *feeds, int n_feeds,
+                      struct cnn_model **out, struct cnn_err *err)
 {
     if (!out)
         return cnn_err_set(err, CNN_EINVAL, "onnx: no output pointer");

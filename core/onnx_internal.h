@@ -11,43 +11,43 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ONNX_MAX_NODES 100000          /* nodes of the main graph */
-#define ONNX_MAX_NESTING 64            /* protobuf message nesting accepted by the pre-scan */
+#define ONNX_MAX_NODES 100000 /* nodes of the main graph */
+#define ONNX_MAX_NESTING 64   /* protobuf message nesting accepted by the pre-scan */
 #define ONNX_MAX_TENSOR_FLOATS (1u << 30)
-#define ONNX_DIM_BATCH INT64_MIN       /* in a folded shape: the (dynamic) batch size */
-#define ONNX_MAX_CHANNELS (1 << 24)    /* outputs of a conv or dense (= CNN_MAX_DIM) */
+#define ONNX_DIM_BATCH INT64_MIN    /* in a folded shape: the (dynamic) batch size */
+#define ONNX_MAX_CHANNELS (1 << 24) /* outputs of a conv or dense (= CNN_MAX_DIM) */
 
 /* A constant: an initializer, a Constant node or a folded shape computation. */
 struct onnx_tensor {
-    int is_int;                        /* int64 values (shapes, indices, axes) in i, else f */
+    int is_int; /* int64 values (shapes, indices, axes) in i, else f */
     int ndims;
     int64_t dims[CNN_ONNX_MAX_DIMS];
-    size_t count;                      /* product of dims (1 for a scalar) */
-    float *f;                          /* owned */
-    int64_t *i;                        /* owned */
+    size_t count; /* product of dims (1 for a scalar) */
+    float *f;     /* owned */
+    int64_t *i;   /* owned */
 };
 
 /* A named value of the graph: a layer's output or a constant. */
 struct onnx_value {
-    const char *name;                  /* borrowed from the unpacked proto */
-    int layer;                         /* >= 0: output of this layer; -1: constant */
-    int rank;                          /* layer values: 4 (N,C,H,W) or 2 (N, C) with H=W=1 */
-    struct onnx_tensor *t;             /* constants: owned by the table */
+    const char *name;      /* borrowed from the unpacked proto */
+    int layer;             /* >= 0: output of this layer; -1: constant */
+    int rank;              /* layer values: 4 (N,C,H,W) or 2 (N, C) with H=W=1 */
+    struct onnx_tensor *t; /* constants: owned by the table */
 };
 
 /* A weight waiting for the parameter block: copied into (layer, slot) after alloc. */
 struct onnx_pending {
     int layer, slot;
-    float *data;                       /* owned */
+    float *data; /* owned */
     size_t count;
 };
 
 struct onnx_ctx {
-    struct cnn_model *m;               /* being built, owned until handed out */
+    struct cnn_model *m; /* being built, owned until handed out */
     struct cnn_err *err;
     int opset;
-    const Onnx__NodeProto *node;       /* the node being imported, for messages */
-    struct onnx_value *vals;           /* open-addressing hash on name */
+    const Onnx__NodeProto *node; /* the node being imported, for messages */
+    struct onnx_value *vals;     /* open-addressing hash on name */
     size_t cap_vals, n_vals;
     struct onnx_pending *pend;
     size_t n_pend, cap_pend;
@@ -95,8 +95,8 @@ int onnx_attr_is(const Onnx__NodeProto *n, const char *name, const char *s);
  * none) go to slot k after alloc and are freed here on failure.  Output 0 of the node gets
  * the layer with rank (rank 0: not yet, an inner layer of the node).  Returns the layer's
  * index or CNN_E*. */
-int onnx_add_layer(struct onnx_ctx *c, struct cnn_layer_desc *d, int n_in, const int *in,
-                   int rank, float **weights, const size_t *count, int n_weights);
+int onnx_add_layer(struct onnx_ctx *c, struct cnn_layer_desc *d, int n_in, const int *in, int rank,
+                   float **weights, const size_t *count, int n_weights);
 /* Output i of the node is the existing value v (Identity, Dropout). */
 int onnx_alias(struct onnx_ctx *c, int i, const struct onnx_value *v);
 /* Output i of the node is the constant t (owned; freed on failure). */

@@ -100,7 +100,8 @@ static int op_conv(struct onnx_ctx *c, const Onnx__NodeProto *n)
             return onnx_node_err(c, CNN_EFORMAT, "dilation out of range");
         dil[d] = (int)v[d];
     }
-    if ((nd = onnx_attr_ints(n, "kernel_shape", v, 2)) != 0 && (nd != 2 || v[0] != k[0] || v[1] != k[1]))
+    if ((nd = onnx_attr_ints(n, "kernel_shape", v, 2)) != 0 &&
+        (nd != 2 || v[0] != k[0] || v[1] != k[1]))
         return onnx_node_err(c, CNN_EFORMAT, "kernel_shape does not match the weights");
     if ((rc = window(c, n, h, w, k, dil, s, pads)))
         return rc;
@@ -111,10 +112,19 @@ static int op_conv(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return onnx_node_err(c, CNN_EFORMAT, "bias of %zu values for %lld outputs", bt->count,
                              (long long)wt->dims[0]);
     struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D};
-    d.p.conv = (struct cnn_conv2d){.oc = (int)wt->dims[0], .kh = k[0], .kw = k[1],
-                                   .sh = s[0], .sw = s[1], .dh = dil[0], .dw = dil[1],
-                                   .pad_t = pads[0], .pad_l = pads[1], .pad_b = pads[2],
-                                   .pad_r = pads[3], .groups = (int)group, .has_bias = bt != NULL};
+    d.p.conv = (struct cnn_conv2d){.oc = (int)wt->dims[0],
+                                   .kh = k[0],
+                                   .kw = k[1],
+                                   .sh = s[0],
+                                   .sw = s[1],
+                                   .dh = dil[0],
+                                   .dw = dil[1],
+                                   .pad_t = pads[0],
+                                   .pad_l = pads[1],
+                                   .pad_b = pads[2],
+                                   .pad_r = pads[3],
+                                   .groups = (int)group,
+                                   .has_bias = bt != NULL};
     float *wts[2] = {copy_floats(c, wt, 1.0f), NULL};
     size_t cnt[2] = {wt->count, bt ? bt->count : 0};
     if (!wts[0])
@@ -135,8 +145,7 @@ static int vector_input(struct onnx_ctx *c, struct onnx_value **x, int *k)
     int ch, h, w;
     onnx_layer_shape(c, (*x)->layer, &ch, &h, &w);
     if (h != 1 || w != 1)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: input (%d,%d,%d) is not flat", ch, h,
-                             w);
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: input (%d,%d,%d) is not flat", ch, h, w);
     *k = ch;
     return 0;
 }
@@ -293,11 +302,17 @@ static int add_pool(struct onnx_ctx *c, const Onnx__NodeProto *n, enum cnn_layer
     if ((rc = window(c, n, h, w, k, dil, s, pads)))
         return rc;
     struct cnn_layer_desc d = {.kind = kind};
-    d.p.pool = (struct cnn_pool2d){
-        .kh = k[0], .kw = k[1], .sh = s[0], .sw = s[1], .pad_t = pads[0], .pad_l = pads[1],
-        .pad_b = pads[2], .pad_r = pads[3],
-        .ceil_mode = onnx_attr_int(n, "ceil_mode", 0) != 0,
-        .count_include_pad = onnx_attr_int(n, "count_include_pad", 0) != 0};
+    d.p.pool =
+        (struct cnn_pool2d){.kh = k[0],
+                            .kw = k[1],
+                            .sh = s[0],
+                            .sw = s[1],
+                            .pad_t = pads[0],
+                            .pad_l = pads[1],
+                            .pad_b = pads[2],
+                            .pad_r = pads[3],
+                            .ceil_mode = onnx_attr_int(n, "ceil_mode", 0) != 0,
+                            .count_include_pad = onnx_attr_int(n, "count_include_pad", 0) != 0};
     return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
 }
 
@@ -364,7 +379,8 @@ static int op_lrn(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (size < 1 || size > 1023)
         return onnx_node_err(c, CNN_EFORMAT, "size %lld out of range", (long long)size);
     struct cnn_layer_desc d = {.kind = CNN_LAYER_LRN};
-    d.p.lrn = (struct cnn_lrn){.size = (int)size, .alpha = onnx_attr_float(n, "alpha", 1e-4f),
+    d.p.lrn = (struct cnn_lrn){.size = (int)size,
+                               .alpha = onnx_attr_float(n, "alpha", 1e-4f),
                                .beta = onnx_attr_float(n, "beta", 0.75f),
                                .k = onnx_attr_float(n, "bias", 1.0f)};
     return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
@@ -415,7 +431,8 @@ static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return onnx_const_reshaped(c, x->t, 2, dims);
     }
     if (onnx_norm_axis(axis, x->rank) != 1)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis %lld (batch-preserving axis 1 only)",
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: axis %lld (batch-preserving axis 1 only)",
                              (long long)axis);
     return flatten_layer(c, x, 1);
 }
@@ -430,8 +447,7 @@ static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (x->t)
         return onnx_concat_consts(c, n, axis);
     if (n->n_input > CNN_MAX_INPUTS)
-        return onnx_node_err(c, CNN_EFORMAT, "%zu inputs (at most %d)", n->n_input,
-                             CNN_MAX_INPUTS);
+        return onnx_node_err(c, CNN_EFORMAT, "%zu inputs (at most %d)", n->n_input, CNN_MAX_INPUTS);
     if (onnx_norm_axis(axis, x->rank) != 1)
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis %lld (channels only)",
                              (long long)axis);
@@ -552,7 +568,8 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (!flat)
         return onnx_node_err(c, CNN_EFORMAT,
                              "unsupported: reshape of a (N,%d,%d,%d) tensor to rank %d other than "
-                             "(N,-1)", ch, h, w, nd);
+                             "(N,-1)",
+                             ch, h, w, nd);
     int l = flatten_layer(c, x, 0);
     if (l < 0)
         return l;

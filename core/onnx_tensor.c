@@ -15,8 +15,7 @@ void onnx_tensor_free(struct onnx_tensor *t)
     free(t);
 }
 
-struct onnx_tensor *onnx_tensor_new(int is_int, int ndims, const int64_t *dims,
-                                    struct cnn_err *err)
+struct onnx_tensor *onnx_tensor_new(int is_int, int ndims, const int64_t *dims, struct cnn_err *err)
 {
     if (ndims < 0 || ndims > CNN_ONNX_MAX_DIMS) {
         cnn_err_set(err, CNN_EFORMAT, "onnx: tensor of rank %d (at most %d)", ndims,
@@ -26,8 +25,7 @@ struct onnx_tensor *onnx_tensor_new(int is_int, int ndims, const int64_t *dims,
     size_t count = 1;
     for (int k = 0; k < ndims; k++) {
         if (dims[k] < 0 || dims[k] > ONNX_MAX_TENSOR_FLOATS) {
-            cnn_err_set(err, CNN_EFORMAT, "onnx: tensor dim %lld out of range",
-                        (long long)dims[k]);
+            cnn_err_set(err, CNN_EFORMAT, "onnx: tensor dim %lld out of range", (long long)dims[k]);
             return NULL;
         }
         if (dims[k] && count > ONNX_MAX_TENSOR_FLOATS / (size_t)dims[k]) {
@@ -68,10 +66,13 @@ static int64_t le_int(const uint8_t *p, int bytes)
 }
 
 /* Copies raw little-endian data of type dt into t (count elements, size checked). */
-static int from_raw(struct onnx_tensor *t, int dt, const ProtobufCBinaryData *raw,
-                    const char *who, struct cnn_err *err)
+static int from_raw(struct onnx_tensor *t, int dt, const ProtobufCBinaryData *raw, const char *who,
+                    struct cnn_err *err)
 {
-    size_t elem = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ? 4 : 8;
+    size_t elem =
+        dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32
+            ? 4
+            : 8;
     if (raw->len / elem != t->count || raw->len % elem)
         return cnn_err_set(err, CNN_EFORMAT,
                            "onnx: tensor '%s': raw_data has %zu bytes, its dims need %zu", who,
@@ -101,8 +102,8 @@ static int from_raw(struct onnx_tensor *t, int dt, const ProtobufCBinaryData *ra
 }
 
 /* Copies the typed repeated field of tp into t (count checked). */
-static int from_fields(struct onnx_tensor *t, int dt, const Onnx__TensorProto *tp,
-                       const char *who, struct cnn_err *err)
+static int from_fields(struct onnx_tensor *t, int dt, const Onnx__TensorProto *tp, const char *who,
+                       struct cnn_err *err)
 {
     size_t have = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? tp->n_float_data
                   : dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? tp->n_double_data
@@ -132,7 +133,8 @@ int onnx_tensor_decode(const Onnx__TensorProto *tp, const char *who, struct onnx
     if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
         return cnn_err_set(err, CNN_EFORMAT,
                            "onnx: tensor '%s': external data is not read (only data inside the "
-                           "model file)", who);
+                           "model file)",
+                           who);
     if (tp->segment)
         return cnn_err_set(err, CNN_EFORMAT, "onnx: tensor '%s': segmented tensors unsupported",
                            who);
@@ -140,11 +142,13 @@ int onnx_tensor_decode(const Onnx__TensorProto *tp, const char *who, struct onnx
         dt != ONNX__TENSOR_PROTO__DATA_TYPE__INT32 && dt != ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
         return cnn_err_set(err, CNN_EFORMAT,
                            "onnx: tensor '%s': unsupported data type %d (float, double, int32 "
-                           "or int64)", who, dt);
+                           "or int64)",
+                           who, dt);
     if (tp->n_dims > CNN_ONNX_MAX_DIMS)
         return cnn_err_set(err, CNN_EFORMAT, "onnx: tensor '%s': rank %zu (at most %d)", who,
                            tp->n_dims, CNN_ONNX_MAX_DIMS);
-    int is_int = dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    int is_int =
+        dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
     struct onnx_tensor *t = onnx_tensor_new(is_int, (int)tp->n_dims, tp->dims, err);
     if (!t)
         return err ? err->code : CNN_EFORMAT;
@@ -264,8 +268,7 @@ static int grow(struct onnx_ctx *c)
     return 0;
 }
 
-int onnx_value_add(struct onnx_ctx *c, const char *name, int layer, int rank,
-                   struct onnx_tensor *t)
+int onnx_value_add(struct onnx_ctx *c, const char *name, int layer, int rank, struct onnx_tensor *t)
 {
     if (!name || !name[0]) {
         onnx_tensor_free(t);

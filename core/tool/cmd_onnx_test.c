@@ -149,7 +149,7 @@ static int read_set(const char *dir, struct data_set *ds, char *why, size_t n)
         return 1;
     }
     snprintf(path, sizeof path, "%.3900s/output_0.pb", dir);
-    if ( ds->n_out == 0 || tool_read_file(path, &ds->out, &ds->out_size, &err)) {
+    if (ds->n_out == 0 || tool_read_file(path, &ds->out, &ds->out_size, &err)) {
         snprintf(why, n, "no input_0.pb or output_0.pb");
         return -1;
     }
@@ -185,8 +185,8 @@ static enum verdict run_set(const void *model, size_t model_size, const struct d
         cnn_onnx_tensor_read(ds->out, ds->out_size, &want, &nw, wd, &nwd, &err)) {
         snprintf(why, n, "unsupported: test data: %s", err.msg);
         v = V_SKIP;
-    } else if (nd != 4 || dims[0] < 1 || dims[0] > 1024 || dims[1] != pp->c ||
-               dims[2] != pp->h || dims[3] != pp->w) {
+    } else if (nd != 4 || dims[0] < 1 || dims[0] > 1024 || dims[1] != pp->c || dims[2] != pp->h ||
+               dims[3] != pp->w) {
         snprintf(why, n, "unsupported: input_0 shape does not match the model's (N,C,H,W)");
         v = V_SKIP;
     } else if (!(s = cnn_session_create(m, (int)dims[0], &err)) ||
