@@ -390,6 +390,7 @@ static void clean_msg(struct cnn_err *err)
             *p = '?';
 }
 
+/* The model of mp with its weights, not compiled; everything else the walk made is freed. */
 static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, int n_feeds,
                  struct cnn_model **out, struct cnn_err *err)
 {
@@ -414,27 +415,25 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     if (!c.m)
         return err ? err->code : CNN_EINVAL;
     if ((rc = define_inputs(&c, g, feeds, n_feeds)) == 0 && (rc = run_nodes(&c, g)) == 0 &&
-        (rc = check_output(&c, g)) == 0 && (rc = fill_weights(&c)) == 0)
-        rc = cnn_model_compile(c.m, err);
+        (rc = check_output(&c, g)) == 0)
+        rc = fill_weights(&c);
     onnx_values_free(&c);
     for (size_t k = 0; k < c.n_pend; k++)
         free(c.pend[k].data);
     free(c.pend);
     if (rc) {
         cnn_model_destroy(c.m);
-        clean_msg(err);
         return rc;
     }
     *out = c.m;
     return 0;
 }
 
-int cnn_onnx_load_mem(const void *data, size_t size, const struct cnn_onnx_feed *feeds, int n_feeds,
-                      struct cnn_model **out, struct cnn_err *err)
+/* Checks the sizes and the nesting of data and the feeds, then unpacks data into *mp. */
+static int unpack(const void *data, size_t size, const struct cnn_onnx_feed *feeds, int n_feeds,
+                  Onnx__ModelProto **mp, struct cnn_err *err)
 {
-    if (!out)
-        return cnn_err_set(err, CNN_EINVAL, "onnx: no output pointer");
-    *out = NULL;
+    *mp = NULL;
     if ((!data && size) || n_feeds < 0 || (n_feeds && !feeds))
         return cnn_err_set(err, CNN_EINVAL, "onnx: no data");
     if (size > CNN_ONNX_MAX_FILE_BYTES)
@@ -445,12 +444,77 @@ int cnn_onnx_load_mem(const void *data, size_t size, const struct cnn_onnx_feed 
             return CNN_EFORMAT;
     if (onnx_check_nesting(data, size, err))
         return CNN_EFORMAT;
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
-    if (!mp)
+    *mp = onnx__model_proto__unpack(NULL, size, data);
+    if (!*mp)
         return cnn_err_set(err, CNN_EFORMAT,
                            "onnx: not a valid ModelProto (truncated or not protobuf)");
-    int rc = build(mp, feeds, n_feeds, out, err);
+    return 0;
+}
+
+/* Builds from mp, frees mp (before compiling, to keep the peak memory down), compiles. */
+static int finish(Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, int n_feeds,
+                  struct cnn_model **out, struct cnn_err *err)
+{
+    struct cnn_model *m = NULL;
+    int rc = build(mp, feeds, n_feeds, &m, err);
     onnx__model_proto__free_unpacked(mp, NULL);
+    if (rc == 0 && (rc = cnn_model_compile(m, err)) != 0)
+        cnn_model_destroy(m);
+    if (rc) {
+        clean_msg(err);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int cnn_onnx_load_mem(const void *data, size_t size, const struct cnn_onnx_feed *feeds, int n_feeds,
+                      struct cnn_model **out, struct cnn_err *err)
+{
+    if (!out)
+        return cnn_err_set(err, CNN_EINVAL, "onnx: no output pointer");
+    *out = NULL;
+    Onnx__ModelProto *mp;
+    int rc = unpack(data, size, feeds, n_feeds, &mp, err);
+    return rc ? rc : finish(mp, feeds, n_feeds, out, err);
+}
+
+/* The whole regular file at path into *buf (owned), at most CNN_ONNX_MAX_FILE_BYTES. */
+static int read_file(const char *path, uint8_t **buf, size_t *size, struct cnn_err *err)
+{
+    *buf = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return cnn_err_set(err, errno == ENOENT || errno == ENOTDIR ? CNN_ENOENT : CNN_EIO,
+                           "onnx: cannot open the model file");
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = cnn_err_set(err, CNN_EFORMAT, "onnx: model file is not a regular file");
+    else if ((uint64_t)st.st_size > CNN_ONNX_MAX_FILE_BYTES)
+        rc = cnn_err_set(err, CNN_ELIMIT, "onnx: model file of %lld bytes (at most %zu)",
+                         (long long)st.st_size, CNN_ONNX_MAX_FILE_BYTES);
+    else if (!(*buf = malloc(st.st_size ? (size_t)st.st_size : 1)))
+        rc = cnn_err_set(err, CNN_ENOMEM, "onnx: out of memory for %lld bytes",
+                         (long long)st.st_size);
+    size_t got = 0;
+    while (rc == 0 && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, *buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            rc = cnn_err_set(err, CNN_EIO, "onnx: read of the model file failed");
+        else
+            got += (size_t)r;
+    }
+    close(fd);
+    if (rc) {
+        free(*buf);
+        *buf = NULL;
+    *size = 0;
+    }
+    *size = got;
     return rc;
 }
 
@@ -459,37 +523,12 @@ int cnn_onnx_load(const char *path, struct cnn_model **out, struct cnn_err *err)
     if (!out || !path)
         return cnn_err_set(err, CNN_EINVAL, "onnx: no path or output pointer");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return cnn_err_set(err, errno == ENOENT || errno == ENOTDIR ? CNN_ENOENT : CNN_EIO,
-                           "onnx: cannot open the model file");
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return cnn_err_set(err, CNN_EFORMAT, "onnx: model file is not a regular file");
-    }
-    if ((uint64_t)st.st_size > CNN_ONNX_MAX_FILE_BYTES) {
-        close(fd);
-        return cnn_err_set(err, CNN_ELIMIT, "onnx: model file of %lld bytes (at most %zu)",
-                           (long long)st.st_size, CNN_ONNX_MAX_FILE_BYTES);
-    }
-    size_t size = (size_t)st.st_size, got = 0;
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf) {
-        close(fd);
-        return cnn_err_set(err, CNN_ENOMEM, "onnx: out of memory for %zu bytes", size);
-    }
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    int rc = got == size ? cnn_onnx_load_mem(buf, size, NULL, 0, out, err)
-                         : cnn_err_set(err, CNN_EIO, "onnx: read of the model file failed");
-    free(buf);
-    return rc;
+    uint8_t *buf;
+    size_t size = 0;
+    Onnx__ModelProto *mp = NULL;
+    int rc = read_file(path, &buf, &size, err);
+    if (rc == 0)
+        rc = unpack(buf, size, NULL, 0, &mp, err);
+    free(buf); /* protobuf-c copied what it keeps */
+    return rc ? rc : finish(mp, NULL, 0, out, err);
 }
