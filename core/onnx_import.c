@@ -411,6 +411,9 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     struct cnn_preproc pp;
     if ((rc = input_preproc(image, &pp, err)) != 0)
         return rc;
+    const Onnx__TensorShapeProto__Dimension *n0 = image->type->tensor_type->shape->dim[0];
+    if (n0->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && n0->dim_value > 0)
+        c.batch = n0->dim_value;
     c.m = cnn_model_create(&pp, err);
     if (!c.m)
         return err ? err->code : CNN_EINVAL;
@@ -512,7 +515,7 @@ static int read_file(const char *path, uint8_t **buf, size_t *size, struct cnn_e
     if (rc) {
         free(*buf);
         *buf = NULL;
-    *size = 0;
+        *size = 0;
     }
     *size = got;
     return rc;

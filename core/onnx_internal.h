@@ -46,6 +46,7 @@ struct onnx_ctx {
     struct cnn_model *m; /* being built, owned until handed out */
     struct cnn_err *err;
     int opset;
+    int64_t batch;               /* the image input's fixed batch size, 0 when dynamic */
     const Onnx__NodeProto *node; /* the node being imported, for messages */
     struct onnx_value *vals;     /* open-addressing hash on name */
     size_t cap_vals, n_vals;

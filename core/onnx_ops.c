@@ -108,6 +108,10 @@ static int op_conv(struct onnx_ctx *c, const Onnx__NodeProto *n)
     int64_t group = onnx_attr_int(n, "group", 1);
     if (group < 1 || group > ch || wt->dims[0] > ONNX_MAX_CHANNELS)
         return onnx_node_err(c, CNN_EFORMAT, "group %lld out of range", (long long)group);
+    if (wt->dims[1] * group != ch)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "weight (%lld,%lld,..) does not fit %d channels in %lld groups",
+                             (long long)wt->dims[0], (long long)wt->dims[1], ch, (long long)group);
     if (bt && (bt->count != (size_t)wt->dims[0] || bt->is_int))
         return onnx_node_err(c, CNN_EFORMAT, "bias of %zu values for %lld outputs", bt->count,
                              (long long)wt->dims[0]);
@@ -524,7 +528,6 @@ static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
 /* Reshape of a constant, or of a layer to (N, -1) / (N, K) (a flatten) or (N, K, 1, 1). */
 static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
-    (void)n;
     struct onnx_value *x;
     struct onnx_tensor *s;
     int rc;
@@ -533,21 +536,23 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (!s->is_int || s->ndims != 1 || s->count > CNN_ONNX_MAX_DIMS)
         return onnx_node_err(c, CNN_EFORMAT, "shape is not a 1-D integer tensor of rank <= %d",
                              CNN_ONNX_MAX_DIMS);
-    int64_t dims[CNN_ONNX_MAX_DIMS];
+    int64_t dims[CNN_ONNX_MAX_DIMS] = {0};
     size_t known = 1;
-    int infer = -1, nd = (int)s->count;
+    int infer = -1, nd = (int)s->count, allowzero = onnx_attr_int(n, "allowzero", 0) != 0;
     for (int k = 0; k < nd; k++) {
         int64_t v = s->i[k];
-        if (x->t && v == 0 && k < x->t->ndims)
+        if (x->t && v == 0 && !allowzero && k < x->t->ndims)
             v = x->t->dims[k];
         if (v == -1 && infer < 0) {
             infer = k;
+            dims[k] = -1;
             continue;
         }
-        if (!x->t && v == ONNX_DIM_BATCH)
-            v = 0;
-        if (v < 0 || v > ONNX_MAX_TENSOR_FLOATS)
-            return onnx_node_err(c, CNN_EFORMAT, "shape entry %lld invalid", (long long)s->i[k]);
+        if (!x->t && k == 0 && (v == ONNX_DIM_BATCH || v == 0 || v == c->batch))
+            v = 0; /* the batch */
+        if (v < 0 || v > ONNX_MAX_TENSOR_FLOATS || (!x->t && k == 0 && v))
+            return onnx_node_err(c, CNN_EFORMAT, "%sshape entry %lld invalid",
+                                 !x->t && k == 0 ? "unsupported: batch " : "", (long long)s->i[k]);
         dims[k] = v;
         if ((k > 0 || x->t) && v && known <= ONNX_MAX_TENSOR_FLOATS)
             known *= (size_t)v; /* both <= 2^30: no overflow */
@@ -562,7 +567,7 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
     int ch, h, w;
     onnx_layer_shape(c, x->layer, &ch, &h, &w);
     size_t feat = (size_t)ch * (size_t)h * (size_t)w;
-    /* the batch entry may be 0 (copy), the folded batch, -1 or a fixed batch size */
+    /* the batch entry was 0 (copy), the folded batch, the input's fixed batch size or -1 */
     int feat_ok = infer == 1 || (nd >= 2 && dims[1] == (int64_t)feat);
     int flat = feat_ok && (nd == 2 || (nd == 4 && dims[2] == 1 && dims[3] == 1));
     if (!flat)

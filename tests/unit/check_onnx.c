@@ -386,6 +386,43 @@ START_TEST(test_opset_differences_clip_and_softmax)
 }
 END_TEST
 
+/* Reshape of a (N,C,H,W) tensor: the batch entry may be 0, -1 (with the features given) or
+ * the input's fixed batch size; another batch size is refused, not silently flattened. */
+START_TEST(test_reshape_batch_entry)
+{
+    static const struct {
+        int64_t shape[2];
+        int ok;
+    } cases[] = {{{2, -1}, 1}, {{0, -1}, 1}, {{-1, 48}, 1}, {{0, 48}, 1},
+                 {{3, -1}, 0}, {{1, 96}, 0}, {{2, 47}, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct tox_graph *g = tox_alloc(sizeof *g);
+        int64_t in[4] = {2, 3, 4, 4}, d2[1] = {2};
+        memcpy(g->in_dims, in, sizeof in);
+        g->inits[g->n_inits++] = tox_tensor_i("shape", 1, d2, cases[i].shape, 2);
+        tox_node(g, "Reshape", "rs", "x", "shape", NULL, "out");
+        g->output = "out";
+        size_t size;
+        uint8_t *buf = tox_pack(g, &size);
+        struct cnn_err err = {0};
+        struct cnn_model *m = NULL;
+        int rc = cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err);
+        ck_assert_msg(cases[i].ok ? rc == 0 : rc == CNN_EFORMAT && strstr(err.msg, "unsupported"),
+                      "shape (%lld,%lld): rc %d (%s)", (long long)cases[i].shape[0],
+                      (long long)cases[i].shape[1], rc, err.msg);
+        if (m) {
+            float x[96], y[96];
+            tox_fill(x, 96, 41);
+            tox_run(m, x, 2, y);
+            tox_assert_close(x, y, 96, 0.0f); /* a flatten keeps the NCHW order */
+        }
+        cnn_model_destroy(m);
+        free(buf);
+        tox_arena_free();
+    }
+}
+END_TEST
+
 /* An imported model with hostile node names (control bytes, a UTF-8 sequence cut by the
  * 47-byte name limit) saves in the native format and reloads with the same outputs; an error
  * quoting such a name carries no control bytes. */
@@ -436,6 +473,7 @@ Suite *onnx_suite(void)
     tcase_add_test(tc, test_op_chain_matches_native_build);
     tcase_add_test(tc, test_opset_differences_clip_and_softmax);
     tcase_add_test(tc, test_imported_model_saves_natively_names_cleaned);
+    tcase_add_test(tc, test_reshape_batch_entry);
     suite_add_tcase(s, tc);
     return s;
 }
