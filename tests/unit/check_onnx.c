@@ -14,7 +14,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the conv net, native ---- */
+/* ---- native builds of the same nets ---- */
+
+static int add_native(struct cnn_model *m, struct cnn_layer_desc d, int n_in, int in0, int in1)
+{
+    struct cnn_err err = {0};
+    int in[2] = {in0, in1};
+    d.n_inputs = n_in;
+    d.inputs = in;
+    int idx = cnn_model_add(m, &d, &err);
+    ck_assert_msg(idx > 0, "%s", err.msg);
+    return idx;
+}
+
+static void set_w(struct cnn_model *m, int layer, int slot, const float *v, size_t n)
+{
+    size_t count;
+    float *w = cnn_model_weights_mut(m, layer, slot, &count);
+    ck_assert_uint_eq(count, n);
+    memcpy(w, v, n * sizeof *v);
+}
 
 static struct cnn_model *native_net(void)
 {
@@ -36,24 +55,23 @@ static struct cnn_model *native_net(void)
                                    .pad_r = 1,
                                    .groups = 1,
                                    .has_bias = 1};
-    ck_assert_int_eq(cnn_model_add(m, &d, &err), 1);
-    d = (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .p.act.kind = CNN_ACT_RELU};
-    ck_assert_int_eq(cnn_model_add(m, &d, &err), 2);
+    int conv = add_native(m, d, 1, 0, 0);
+    int relu = add_native(
+        m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .p.act.kind = CNN_ACT_RELU}, 1, conv, 0);
     d = (struct cnn_layer_desc){.kind = CNN_LAYER_MAXPOOL};
     d.p.pool = (struct cnn_pool2d){.kh = 2, .kw = 2, .sh = 2, .sw = 2};
-    ck_assert_int_eq(cnn_model_add(m, &d, &err), 3);
-    d = (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN};
-    ck_assert_int_eq(cnn_model_add(m, &d, &err), 4);
-    d = (struct cnn_layer_desc){.kind = CNN_LAYER_DENSE, .p.dense = {.out = TOX_NC, .has_bias = 1}};
-    ck_assert_int_eq(cnn_model_add(m, &d, &err), 5);
-    d = (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX};
-    ck_assert_int_eq(cnn_model_add(m, &d, &err), 6);
+    int pool = add_native(m, d, 1, relu, 0);
+    int flat = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN}, 1, pool, 0);
+    int fc = add_native(
+        m,
+        (struct cnn_layer_desc){.kind = CNN_LAYER_DENSE, .p.dense = {.out = TOX_NC, .has_bias = 1}},
+        1, flat, 0);
+    add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX}, 1, fc, 0);
     ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
-    size_t n;
-    memcpy(cnn_model_weights_mut(m, 1, 0, &n), tox_w, sizeof tox_w);
-    memcpy(cnn_model_weights_mut(m, 1, 1, &n), tox_b, sizeof tox_b);
-    memcpy(cnn_model_weights_mut(m, 5, 0, &n), tox_fc, sizeof tox_fc);
-    memcpy(cnn_model_weights_mut(m, 5, 1, &n), tox_fb, sizeof tox_fb);
+    set_w(m, conv, 0, tox_w, sizeof tox_w / sizeof *tox_w);
+    set_w(m, conv, 1, tox_b, TOX_OC);
+    set_w(m, fc, 0, tox_fc, sizeof tox_fc / sizeof *tox_fc);
+    set_w(m, fc, 1, tox_fb, TOX_NC);
     ck_assert_int_eq(cnn_model_compile(m, &err), 0);
     return m;
 }
@@ -227,25 +245,6 @@ static struct tox_graph *op_chain(void)
     tox_node(g, "Softmax", "sm", "th", NULL, NULL, "out");
     g->output = "out";
     return g;
-}
-
-static int add_native(struct cnn_model *m, struct cnn_layer_desc d, int n_in, int in0, int in1)
-{
-    struct cnn_err err = {0};
-    int in[2] = {in0, in1};
-    d.n_inputs = n_in;
-    d.inputs = in;
-    int idx = cnn_model_add(m, &d, &err);
-    ck_assert_msg(idx > 0, "%s", err.msg);
-    return idx;
-}
-
-static void set_w(struct cnn_model *m, int layer, int slot, const float *v, size_t n)
-{
-    size_t count;
-    float *w = cnn_model_weights_mut(m, layer, slot, &count);
-    ck_assert_uint_eq(count, n);
-    memcpy(w, v, n * sizeof *v);
 }
 
 static struct cnn_model *native_chain(void)
