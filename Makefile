@@ -1,6 +1,6 @@
 # cnnd build.  `make test` installs what the tests need, builds and runs them.
-# Targets: all, run, test (= deps + check), check (unit, server-unit, itest), san (ASan+UBSan,
-# then TSan), bench, bench-server, bench-train, model, clean, format, deps.
+# Targets: all, run, test (= deps + check), check (unit, server-unit, itest, conformance-data),
+# san (ASan+UBSan, then TSan), bench, bench-server, bench-train, model, clean, format, deps.
 comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
@@ -43,7 +43,7 @@ CHECK_SERVER := $(BUILD)/check_server
 CNN         := $(BUILD)/cnn
 CHECK_UNIT  := $(BUILD)/check_unit
 
-.PHONY: all test unit server-unit itest check san bench bench-server bench-train model run clean format deps
+.PHONY: all test unit server-unit itest conformance-data check san bench bench-server bench-train model run clean format deps
 all: $(CNN) $(CNND)
 
 deps:
@@ -96,7 +96,16 @@ server-unit: $(CHECK_SERVER)
 itest: $(CNN) $(CNND)
 	CNN=$(CNN) CNND=$(CNND) bash tests/integration/run.sh
 
-check: unit server-unit itest
+# ONNX backend conformance over Debian's libonnx-testdata: every test that runs must pass.
+ONNX_TESTDATA ?= /usr/share/libonnx-testdata/data
+conformance-data: $(CNN)
+	@for d in node pytorch-converted pytorch-operator simple; do \
+	    printf '%-18s ' "$$d:"; \
+	    ./$(CNN) onnx-test --quiet $(ONNX_TESTDATA)/$$d > $(BUILD)/onnx-$$d.txt; rc=$$?; \
+	    grep -E '^(FAIL|run)' $(BUILD)/onnx-$$d.txt; test $$rc = 0 || exit 1; \
+	done
+
+check: unit server-unit itest conformance-data
 
 test:
 	@bash .ci/deps.sh test
@@ -108,10 +117,11 @@ run:
 	$(MAKE) all
 	./$(CNND) --config config/cnnd.conf
 
-# Sanitizer builds of the same tests: ASan+UBSan, then TSan (thread tests run there too).
+# Sanitizer builds of the same tests: ASan+UBSan (with the ONNX conformance runs), then TSan
+# (thread tests run there too).
 san:
 	@bash .ci/deps.sh test
-	$(MAKE) SAN=address,undefined unit server-unit
+	$(MAKE) SAN=address,undefined unit server-unit conformance-data
 	CNN_TEST_SUITE=session,durable $(MAKE) SAN=thread unit
 	CNN_TEST_SUITE=train,train_workflow $(MAKE) SAN=thread unit
 	$(MAKE) SAN=thread server-unit

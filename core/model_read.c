@@ -4,6 +4,7 @@
  * a read-only mapping of the file (or an owned copy for load_mem) and it is compiled. */
 #include "model.h"
 #include "model_format.h"
+#include "onnx.h"
 #include "model_internal.h"
 #include "tensor.h"
 
@@ -537,6 +538,8 @@ int cnn_model_load(const char *path, struct cnn_model **out, struct cnn_err *err
     if (!out || !path)
         return cnn_err_set(err, CNN_EINVAL, "model load: no path or output pointer");
     *out = NULL;
+    if (cnn_onnx_is_onnx_path(path))
+        return cnn_onnx_load(path, out, err);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
     if (fd < 0) {
         int e = errno;

@@ -63,17 +63,18 @@ static void prune_failures(struct mentry *me, const struct repo_version *disk, i
     }
 }
 
-/* Loads repo/name/version/model.cnn, applies the labels override and starts its batcher.
+/* Loads repo/name/version/model.cnn (or model.onnx), applies the labels override and starts its batcher.
  * No lock held. */
 static int load_version(struct registry *r, struct mentry *me, int version,
                         const struct repo_model_config *cfg, struct ventry **out,
                         struct cnn_err *err)
 {
     *out = NULL;
-    char path[PATH_MAX];
-    int len = snprintf(path, sizeof path, "%s/%s/%d/model.cnn", r->repository, me->name, version);
-    if (len < 0 || (size_t)len >= sizeof path)
-        return cnn_err_set(err, CNN_ELIMIT, "path too long");
+    char path[PATH_MAX], vname[16];
+    struct stat st;
+    snprintf(vname, sizeof vname, "%d", version);
+    if (repo_model_file(path, sizeof path, r->repository, me->name, vname, &st))
+        return cnn_err_set(err, CNN_ENOENT, "no model.cnn or model.onnx");
     struct cnn_model *m = NULL;
     int rc = cnn_model_load(path, &m, err);
     if (rc)

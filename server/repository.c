@@ -135,6 +135,17 @@ int repo_list_models(const char *repo, int verbose, char (**names)[REPO_NAME_MAX
     return 0;
 }
 
+int repo_model_file(char *path, size_t cap, const char *repo, const char *name,
+                    const char *version, struct stat *st)
+{
+    static const char *const files[] = {"model.cnn", "model.onnx"}; /* cnn_model_load reads both */
+    for (int k = 0; k < 2; k++)
+        if (!path_join(path, cap, NULL, "%s/%s/%s/%s", repo, name, version, files[k]) &&
+            stat(path, st) == 0 && S_ISREG(st->st_mode))
+            return 0;
+    return -1;
+}
+
 static int cmp_versions_desc(const void *a, const void *b)
 {
     int x = ((const struct repo_version *)a)->version;
@@ -163,8 +174,7 @@ int repo_list_versions(const char *repo, const char *name, struct repo_version *
         if (v == 0)
             continue; /* config.ini, labels, hidden or stray entries */
         struct stat st;
-        if (path_join(path, sizeof path, NULL, "%s/%s/%s/model.cnn", repo, name, e->d_name) ||
-            stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        if (repo_model_file(path, sizeof path, repo, name, e->d_name, &st))
             continue;
         if (count == cap) {
             int ncap = cap ? 2 * cap : 8;

@@ -18,6 +18,8 @@
 #define REPOSITORY_H
 
 #include "batcher.h"
+
+#include <sys/stat.h>
 #include "err.h"
 
 #include <stdint.h>
@@ -44,9 +46,13 @@ int repo_list_models(const char *repo, int verbose, char (**names)[REPO_NAME_MAX
 
 struct repo_version {
     int version;
-    struct repo_file_id id; /* of model.cnn */
+    struct repo_file_id id; /* of model.cnn (or model.onnx) */
 };
-/* Versions of repo/name that hold a regular file model.cnn (a version folder without it
+/* The model file of repo/name/version into path (cap bytes): model.cnn, else model.onnx
+ * when only that one is a regular file (then *st is its stat).  0, or -1 when neither is. */
+int repo_model_file(char *path, size_t cap, const char *repo, const char *name,
+                    const char *version, struct stat *st);
+/* Versions of repo/name that hold a regular file model.cnn or model.onnx (a version folder without it
  * is being published and is skipped), newest first.  *out malloc'd (free it). */
 int repo_list_versions(const char *repo, const char *name, struct repo_version **out, int *n,
                        struct cnn_err *err);

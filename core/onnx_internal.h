@@ -1,0 +1,131 @@
+/* Shared by onnx_import.c (graph walk, model building), onnx_tensor.c (TensorProto
+ * decoding, the nesting pre-scan, the value table), onnx_ops.c (one table row per ONNX
+ * operator) and onnx_fold.c (ops folded on constants).  Not for use outside those files. */
+#ifndef CNN_ONNX_INTERNAL_H
+#define CNN_ONNX_INTERNAL_H
+
+#include "model.h"
+#include "onnx.h"
+#include "onnx.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ONNX_MAX_NODES 100000 /* nodes of the main graph */
+#define ONNX_MAX_NESTING 64   /* protobuf message nesting accepted by the pre-scan */
+#define ONNX_MAX_TENSOR_FLOATS (1u << 30)
+#define ONNX_DIM_BATCH INT64_MIN    /* in a folded shape: the (dynamic) batch size */
+#define ONNX_MAX_CHANNELS (1 << 24) /* outputs of a conv or dense (= CNN_MAX_DIM) */
+
+/* A constant: an initializer, a Constant node or a folded shape computation. */
+struct onnx_tensor {
+    int is_int; /* int64 values (shapes, indices, axes) in i, else f */
+    int ndims;
+    int64_t dims[CNN_ONNX_MAX_DIMS];
+    size_t count; /* product of dims (1 for a scalar) */
+    float *f;     /* owned */
+    int64_t *i;   /* owned */
+};
+
+/* A named value of the graph: a layer's output or a constant. */
+struct onnx_value {
+    const char *name;      /* borrowed from the unpacked proto */
+    int layer;             /* >= 0: output of this layer; -1: constant */
+    int rank;              /* layer values: 4 (N,C,H,W) or 2 (N, C) with H=W=1 */
+    struct onnx_tensor *t; /* constants: owned by the table */
+};
+
+/* A weight waiting for the parameter block: copied into (layer, slot) after alloc. */
+struct onnx_pending {
+    int layer, slot;
+    float *data; /* owned */
+    size_t count;
+};
+
+struct onnx_ctx {
+    struct cnn_model *m; /* being built, owned until handed out */
+    struct cnn_err *err;
+    int opset;
+    int64_t batch;               /* the image input's fixed batch size, 0 when dynamic */
+    const Onnx__NodeProto *node; /* the node being imported, for messages */
+    struct onnx_value *vals;     /* open-addressing hash on name */
+    size_t cap_vals, n_vals;
+    struct onnx_pending *pend;
+    size_t n_pend, cap_pend;
+};
+
+/* ---- onnx_tensor.c ---- */
+void onnx_tensor_free(struct onnx_tensor *t);
+/* New tensor of the given shape with zeroed values (is_int picks i or f). */
+struct onnx_tensor *onnx_tensor_new(int is_int, int ndims, const int64_t *dims,
+                                    struct cnn_err *err);
+/* Decodes a TensorProto (float, double, int32, int64; raw_data or typed fields; no external
+ * data) with every dim and product checked.  who names it in messages. */
+int onnx_tensor_decode(const Onnx__TensorProto *tp, const char *who, struct onnx_tensor **out,
+                       struct cnn_err *err);
+/* 0 when the protobuf message in buf nests at most ONNX_MAX_NESTING deep (protobuf-c's
+ * unpacker recurses without a limit), else CNN_EFORMAT. */
+int onnx_check_nesting(const uint8_t *buf, size_t size, struct cnn_err *err);
+/* The value named name, or NULL. */
+struct onnx_value *onnx_value_find(struct onnx_ctx *c, const char *name);
+/* Adds name (layer >= 0 with rank, or the owned constant t); a second definition of a name
+ * is CNN_EFORMAT.  t is freed on failure. */
+int onnx_value_add(struct onnx_ctx *c, const char *name, int layer, int rank,
+                   struct onnx_tensor *t);
+void onnx_values_free(struct onnx_ctx *c);
+
+/* ---- onnx_import.c: helpers for the op rows ---- */
+/* "onnx: node 'NAME' (OP, opset N): " + fmt into c->err; returns code. */
+int onnx_node_err(struct onnx_ctx *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The node's input i (absent or "" -> NULL when optional, else an error). */
+int onnx_input(struct onnx_ctx *c, int i, int optional, struct onnx_value **out);
+/* Input i as a constant (error naming it when it is a layer output). */
+int onnx_input_const(struct onnx_ctx *c, int i, int optional, struct onnx_tensor **out);
+/* Input i as a layer output (error when constant). */
+int onnx_input_layer(struct onnx_ctx *c, int i, struct onnx_value **out);
+const Onnx__AttributeProto *onnx_attr(const Onnx__NodeProto *n, const char *name);
+int64_t onnx_attr_int(const Onnx__NodeProto *n, const char *name, int64_t def);
+float onnx_attr_float(const Onnx__NodeProto *n, const char *name, float def);
+/* Copies attribute ints (at most max) into v; returns the count, 0 when absent, -1 when
+ * more than max. */
+int onnx_attr_ints(const Onnx__NodeProto *n, const char *name, int64_t *v, int max);
+/* 1 when the attribute is a string equal to s. */
+int onnx_attr_is(const Onnx__NodeProto *n, const char *name, const char *s);
+/* Adds a layer reading the given layers; weights[k] (owned, count[k] floats; NULL for
+ * none) go to slot k after alloc and are freed here on failure.  Output 0 of the node gets
+ * the layer with rank (rank 0: not yet, an inner layer of the node).  Returns the layer's
+ * index or CNN_E*. */
+int onnx_add_layer(struct onnx_ctx *c, struct cnn_layer_desc *d, int n_in, const int *in, int rank,
+                   float **weights, const size_t *count, int n_weights);
+/* Output i of the node is the existing value v (Identity, Dropout). */
+int onnx_alias(struct onnx_ctx *c, int i, const struct onnx_value *v);
+/* Output i of the node is the constant t (owned; freed on failure). */
+int onnx_set_const(struct onnx_ctx *c, int i, struct onnx_tensor *t);
+/* The code of the error set last (for helpers that return NULL). */
+int onnx_err_code(const struct onnx_ctx *c);
+/* The model's per-image shape of layer l. */
+void onnx_layer_shape(const struct onnx_ctx *c, int l, int *ch, int *h, int *w);
+
+/* ---- onnx_fold.c: constants ---- */
+/* axis in -rank..rank-1 -> 0..rank-1, or -1 when out of range. */
+int onnx_norm_axis(int64_t axis, int rank);
+/* Output 0 is a copy of t with the given shape (count must match). */
+int onnx_const_reshaped(struct onnx_ctx *c, const struct onnx_tensor *t, int nd,
+                        const int64_t *dims);
+/* Output 0 is the concatenation of the node's constant inputs along axis. */
+int onnx_concat_consts(struct onnx_ctx *c, const Onnx__NodeProto *n, int64_t axis);
+/* Op rows that fold (see onnx_op_fn). */
+int onnx_op_constant(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_shape(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_gather(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_squeeze(struct onnx_ctx *c, const Onnx__NodeProto *n); /* and Unsqueeze */
+int onnx_op_cast(struct onnx_ctx *c, const Onnx__NodeProto *n);
+
+/* ---- onnx_ops.c ---- */
+/* Imports node n: >= 0 on success, CNN_E* with the message set. */
+typedef int (*onnx_op_fn)(struct onnx_ctx *c, const Onnx__NodeProto *n);
+/* The row of op_type (default domain), NULL when unsupported. */
+onnx_op_fn onnx_op_find(const char *op_type);
+
+#endif

@@ -1,0 +1,625 @@
+/* The ONNX operator table: one row per op_type, each mapping a node onto the existing layer
+ * kinds (docs/onnx.md), or folding it when its inputs are constants (those rows live in
+ * onnx_fold.c).  A new layer kind becomes one more row here. */
+#include "onnx_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A copy of t's floats scaled by a (owned; NULL on failure with the error set). */
+static float *copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a)
+{
+    float *w = t->is_int ? NULL : malloc((t->count ? t->count : 1) * sizeof *w);
+    if (!w) {
+        onnx_node_err(c, t->is_int ? CNN_EFORMAT : CNN_ENOMEM,
+                      t->is_int ? "weights are not float" : "out of memory");
+        return NULL;
+    }
+    if (a == 1.0f)
+        memcpy(w, t->f, t->count * sizeof *w);
+    else
+        for (size_t k = 0; k < t->count; k++)
+            w[k] = a * t->f[k];
+    return w;
+}
+
+/* Strides and pads of a 2-D window op (conv, pools) from strides / pads / auto_pad. */
+static int window(struct onnx_ctx *c, const Onnx__NodeProto *n, int h, int w, const int k[2],
+                  const int dil[2], int s[2], int pads[4])
+{
+    int64_t v[4];
+    int ns = onnx_attr_ints(n, "strides", v, 2);
+    if (ns != 0 && ns != 2)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: %d strides (2-D only)", ns);
+    for (int d = 0; d < 2; d++) {
+        if (ns && (v[d] < 1 || v[d] > 4096))
+            return onnx_node_err(c, CNN_EFORMAT, "stride %lld out of range", (long long)v[d]);
+        s[d] = ns ? (int)v[d] : 1;
+    }
+    int np = onnx_attr_ints(n, "pads", v, 4);
+    if (np != 0 && np != 4)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: %d pads (2-D only)", np);
+    for (int d = 0; d < 4; d++) {
+        if (np && (v[d] < 0 || v[d] > 4096))
+            return onnx_node_err(c, CNN_EFORMAT, "pad %lld out of range", (long long)v[d]);
+        pads[d] = np ? (int)v[d] : 0;
+    }
+    int upper = onnx_attr_is(n, "auto_pad", "SAME_UPPER");
+    if (upper || onnx_attr_is(n, "auto_pad", "SAME_LOWER")) {
+        int in[2] = {h, w};
+        for (int d = 0; d < 2; d++) {
+            long long out = (in[d] + s[d] - 1) / s[d];
+            long long total = (out - 1) * s[d] + (long long)(k[d] - 1) * dil[d] + 1 - in[d];
+            if (total < 0)
+                total = 0;
+            int lo = (int)(upper ? total / 2 : total - total / 2);
+            pads[d] = lo;
+            pads[d + 2] = (int)total - lo;
+        }
+    } else if (onnx_attr_is(n, "auto_pad", "VALID")) {
+        memset(pads, 0, 4 * sizeof *pads);
+    } else if (onnx_attr(n, "auto_pad") && !onnx_attr_is(n, "auto_pad", "NOTSET")) {
+        return onnx_node_err(c, CNN_EFORMAT, "unknown auto_pad");
+    }
+    return 0;
+}
+
+/* The 4-D layer input 0 of a spatial op and its shape. */
+static int image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h, int *w)
+{
+    int rc = onnx_input_layer(c, 0, x);
+    if (rc)
+        return rc;
+    if ((*x)->rank != 4)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: input of rank %d (needs N,C,H,W)",
+                             (*x)->rank);
+    onnx_layer_shape(c, (*x)->layer, ch, h, w);
+    return 0;
+}
+
+static int op_conv(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    struct onnx_tensor *wt, *bt;
+    int ch, h, w, rc;
+    if ((rc = image_input(c, &x, &ch, &h, &w)) || (rc = onnx_input_const(c, 1, 0, &wt)) ||
+        (rc = onnx_input_const(c, 2, 1, &bt)))
+        return rc;
+    if (wt->ndims != 4)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: weight of rank %d (2-D conv only)",
+                             wt->ndims);
+    int64_t v[2];
+    int nd = onnx_attr_ints(n, "dilations", v, 2);
+    if (nd != 0 && nd != 2)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: %d dilations", nd);
+    int k[2] = {(int)wt->dims[2], (int)wt->dims[3]}, dil[2] = {1, 1}, s[2], pads[4];
+    for (int d = 0; nd && d < 2; d++) {
+        if (v[d] < 1 || v[d] > 1024)
+            return onnx_node_err(c, CNN_EFORMAT, "dilation out of range");
+        dil[d] = (int)v[d];
+    }
+    if ((nd = onnx_attr_ints(n, "kernel_shape", v, 2)) != 0 &&
+        (nd != 2 || v[0] != k[0] || v[1] != k[1]))
+        return onnx_node_err(c, CNN_EFORMAT, "kernel_shape does not match the weights");
+    if ((rc = window(c, n, h, w, k, dil, s, pads)))
+        return rc;
+    int64_t group = onnx_attr_int(n, "group", 1);
+    if (group < 1 || group > ch || wt->dims[0] > ONNX_MAX_CHANNELS)
+        return onnx_node_err(c, CNN_EFORMAT, "group %lld out of range", (long long)group);
+    if (wt->dims[1] * group != ch)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "weight (%lld,%lld,..) does not fit %d channels in %lld groups",
+                             (long long)wt->dims[0], (long long)wt->dims[1], ch, (long long)group);
+    if (bt && (bt->count != (size_t)wt->dims[0] || bt->is_int))
+        return onnx_node_err(c, CNN_EFORMAT, "bias of %zu values for %lld outputs", bt->count,
+                             (long long)wt->dims[0]);
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D};
+    d.p.conv = (struct cnn_conv2d){.oc = (int)wt->dims[0],
+                                   .kh = k[0],
+                                   .kw = k[1],
+                                   .sh = s[0],
+                                   .sw = s[1],
+                                   .dh = dil[0],
+                                   .dw = dil[1],
+                                   .pad_t = pads[0],
+                                   .pad_l = pads[1],
+                                   .pad_b = pads[2],
+                                   .pad_r = pads[3],
+                                   .groups = (int)group,
+                                   .has_bias = bt != NULL};
+    float *wts[2] = {copy_floats(c, wt, 1.0f), NULL};
+    size_t cnt[2] = {wt->count, bt ? bt->count : 0};
+    if (!wts[0])
+        return onnx_err_code(c);
+    if (bt && !(wts[1] = copy_floats(c, bt, 1.0f))) {
+        free(wts[0]);
+        return onnx_err_code(c);
+    }
+    return onnx_add_layer(c, &d, 1, &x->layer, 4, wts, cnt, 2);
+}
+
+/* A flattened (N, K) layer input: rank 2, or rank 4 with a 1x1 map. */
+static int vector_input(struct onnx_ctx *c, struct onnx_value **x, int *k)
+{
+    int rc = onnx_input_layer(c, 0, x);
+    if (rc)
+        return rc;
+    int ch, h, w;
+    onnx_layer_shape(c, (*x)->layer, &ch, &h, &w);
+    if (h != 1 || w != 1)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: input (%d,%d,%d) is not flat", ch, h, w);
+    *k = ch;
+    return 0;
+}
+
+/* Dense layer of out outputs over x with w (out, in) and optional bias b (both owned). */
+static int add_dense(struct onnx_ctx *c, struct onnx_value *x, int out, float *w, size_t nw,
+                     float *b)
+{
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_DENSE};
+    d.p.dense = (struct cnn_dense){.out = out, .has_bias = b != NULL};
+    float *wts[2] = {w, b};
+    size_t cnt[2] = {nw, (size_t)out};
+    return onnx_add_layer(c, &d, 1, &x->layer, 2, wts, cnt, 2);
+}
+
+/* (rows, cols) -> (cols, rows), scaled by a; owned result. */
+static float *transpose(struct onnx_ctx *c, const struct onnx_tensor *t, float a)
+{
+    size_t r = (size_t)t->dims[0], q = (size_t)t->dims[1];
+    float *w = t->is_int ? NULL : malloc((t->count ? t->count : 1) * sizeof *w);
+    if (!w) {
+        onnx_node_err(c, t->is_int ? CNN_EFORMAT : CNN_ENOMEM, "weights not float or no memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < r; i++)
+        for (size_t j = 0; j < q; j++)
+            w[j * r + i] = a * t->f[i * q + j];
+    return w;
+}
+
+static int op_gemm(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    struct onnx_tensor *bt, *ct;
+    int k, rc;
+    if ((rc = vector_input(c, &x, &k)) || (rc = onnx_input_const(c, 1, 0, &bt)) ||
+        (rc = onnx_input_const(c, 2, 1, &ct)))
+        return rc;
+    if (onnx_attr_int(n, "transA", 0))
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: transA on the data input");
+    int trans_b = onnx_attr_int(n, "transB", 0) != 0;
+    float alpha = onnx_attr_float(n, "alpha", 1.0f), beta = onnx_attr_float(n, "beta", 1.0f);
+    if (bt->ndims != 2 || bt->dims[trans_b ? 1 : 0] != k)
+        return onnx_node_err(c, CNN_EFORMAT, "B does not match the input's %d features", k);
+    int64_t out = bt->dims[trans_b ? 0 : 1];
+    if (out < 1 || out > ONNX_MAX_CHANNELS)
+        return onnx_node_err(c, CNN_EFORMAT, "%lld outputs out of range", (long long)out);
+    if (ct && (ct->is_int || (ct->count != 1 && ct->count != (size_t)out) ||
+               (ct->ndims == 2 && ct->dims[0] != 1)))
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: C of shape other than (N) or (1,N)");
+    float *w = trans_b ? copy_floats(c, bt, alpha) : transpose(c, bt, alpha);
+    float *b = ct && w ? malloc((size_t)out * sizeof *b) : NULL;
+    if (!w || (ct && !b)) {
+        free(w);
+        return w ? onnx_node_err(c, CNN_ENOMEM, "out of memory") : onnx_err_code(c);
+    }
+    for (int64_t o = 0; ct && o < out; o++)
+        b[o] = beta * ct->f[ct->count == 1 ? 0 : o];
+    return add_dense(c, x, (int)out, w, bt->count, b);
+}
+
+static int op_matmul(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    (void)n;
+    struct onnx_value *x;
+    struct onnx_tensor *bt;
+    int k, rc;
+    if ((rc = vector_input(c, &x, &k)) || (rc = onnx_input_const(c, 1, 0, &bt)))
+        return rc;
+    if (x->rank != 2)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: input of rank 4 (2-D MatMul only)");
+    if (bt->ndims != 2 || bt->dims[0] != k || bt->dims[1] < 1 || bt->dims[1] > ONNX_MAX_CHANNELS)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: B is not a (%d, N) matrix", k);
+    float *w = transpose(c, bt, 1.0f);
+    if (!w)
+        return onnx_err_code(c);
+    return add_dense(c, x, (int)bt->dims[1], w, bt->count, NULL);
+}
+
+/* An activation layer over input 0, keeping its rank. */
+static int add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta)
+{
+    struct onnx_value *x;
+    int rc = onnx_input_layer(c, 0, &x);
+    if (rc)
+        return rc;
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_ACT};
+    d.p.act = (struct cnn_act_params){.kind = kind, .alpha = alpha, .beta = beta};
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
+}
+
+static int op_relu(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    (void)n;
+    return add_act(c, CNN_ACT_RELU, 0, 0);
+}
+
+static int op_leaky_relu(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    return add_act(c, CNN_ACT_LEAKY_RELU, onnx_attr_float(n, "alpha", 0.01f), 0);
+}
+
+static int op_sigmoid(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    (void)n;
+    return add_act(c, CNN_ACT_SIGMOID, 0, 0);
+}
+
+static int op_tanh(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    (void)n;
+    return add_act(c, CNN_ACT_TANH, 0, 0);
+}
+
+/* Clip: min/max attributes before opset 11, optional scalar inputs 1 and 2 from 11 on. */
+static int op_clip(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    float lim[2] = {-FLT_MAX, FLT_MAX};
+    if (c->opset < 11) {
+        lim[0] = onnx_attr_float(n, "min", lim[0]);
+        lim[1] = onnx_attr_float(n, "max", lim[1]);
+    }
+    for (int k = 0; k < 2 && c->opset >= 11; k++) {
+        struct onnx_tensor *t;
+        int rc = onnx_input_const(c, k + 1, 1, &t);
+        if (rc)
+            return rc;
+        if (t && (t->count != 1 || t->is_int))
+            return onnx_node_err(c, CNN_EFORMAT, "unsupported: non-scalar or integer bound");
+        if (t)
+            lim[k] = t->f[0];
+    }
+    if (!(lim[0] <= lim[1]))
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: min > max");
+    return add_act(c, CNN_ACT_CLIP, fmaxf(lim[0], -FLT_MAX), fminf(lim[1], FLT_MAX));
+}
+
+static int add_pool(struct onnx_ctx *c, const Onnx__NodeProto *n, enum cnn_layer_kind kind)
+{
+    struct onnx_value *x;
+    int ch, h, w, rc;
+    if ((rc = image_input(c, &x, &ch, &h, &w)))
+        return rc;
+    if (n->n_output > 1 && n->output[1][0])
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: the Indices output");
+    int64_t v[2];
+    int nk = onnx_attr_ints(n, "kernel_shape", v, 2);
+    if (nk != 2 || v[0] < 1 || v[1] < 1 || v[0] > 4096 || v[1] > 4096)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: kernel_shape not 2-D");
+    int k[2] = {(int)v[0], (int)v[1]}, dil[2] = {1, 1}, s[2], pads[4];
+    int nd = onnx_attr_ints(n, "dilations", v, 2);
+    if (nd < 0 || (nd == 2 && (v[0] != 1 || v[1] != 1)) || onnx_attr_int(n, "storage_order", 0))
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: dilations or storage_order");
+    if ((rc = window(c, n, h, w, k, dil, s, pads)))
+        return rc;
+    struct cnn_layer_desc d = {.kind = kind};
+    d.p.pool =
+        (struct cnn_pool2d){.kh = k[0],
+                            .kw = k[1],
+                            .sh = s[0],
+                            .sw = s[1],
+                            .pad_t = pads[0],
+                            .pad_l = pads[1],
+                            .pad_b = pads[2],
+                            .pad_r = pads[3],
+                            .ceil_mode = onnx_attr_int(n, "ceil_mode", 0) != 0,
+                            .count_include_pad = onnx_attr_int(n, "count_include_pad", 0) != 0};
+    return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
+}
+
+static int op_maxpool(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    return add_pool(c, n, CNN_LAYER_MAXPOOL);
+}
+
+static int op_avgpool(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    return add_pool(c, n, CNN_LAYER_AVGPOOL);
+}
+
+static int op_global_avgpool(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    (void)n;
+    struct onnx_value *x;
+    int ch, h, w, rc;
+    if ((rc = image_input(c, &x, &ch, &h, &w)))
+        return rc;
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_GLOBAL_AVGPOOL};
+    return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
+}
+
+static int op_batchnorm(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    int rc = onnx_input_layer(c, 0, &x);
+    if (rc)
+        return rc;
+    if (onnx_attr_int(n, "training_mode", 0) || (n->n_output > 1 && n->output[1][0]))
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: training mode");
+    if (c->opset < 9 && onnx_attr_int(n, "spatial", 1) == 0)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: spatial=0 (per-activation statistics)");
+    int ch, h, w;
+    onnx_layer_shape(c, x->layer, &ch, &h, &w);
+    float *wts[4] = {NULL};
+    size_t cnt[4] = {(size_t)ch, (size_t)ch, (size_t)ch, (size_t)ch};
+    for (int k = 0; k < 4 && rc == 0; k++) { /* scale, B, mean, var = gamma, beta, mean, var */
+        struct onnx_tensor *t;
+        if ((rc = onnx_input_const(c, k + 1, 0, &t)) == 0 && t->count != (size_t)ch)
+            rc = onnx_node_err(c, CNN_EFORMAT, "input %d has %zu values for %d channels", k + 1,
+                               t->count, ch);
+        if (rc == 0 && !(wts[k] = copy_floats(c, t, 1.0f)))
+            rc = onnx_err_code(c);
+    }
+    if (rc) {
+        for (int k = 0; k < 4; k++)
+            free(wts[k]);
+        return rc;
+    }
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_BATCHNORM};
+    d.p.bn.eps = onnx_attr_float(n, "epsilon", 1e-5f);
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, wts, cnt, 4);
+}
+
+static int op_lrn(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    int ch, h, w, rc;
+    if ((rc = image_input(c, &x, &ch, &h, &w)))
+        return rc;
+    int64_t size = onnx_attr_int(n, "size", 0);
+    if (size < 1 || size > 1023)
+        return onnx_node_err(c, CNN_EFORMAT, "size %lld out of range", (long long)size);
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_LRN};
+    d.p.lrn = (struct cnn_lrn){.size = (int)size,
+                               .alpha = onnx_attr_float(n, "alpha", 1e-4f),
+                               .beta = onnx_attr_float(n, "beta", 0.75f),
+                               .k = onnx_attr_float(n, "bias", 1.0f)};
+    return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
+}
+
+/* Identity, and Dropout at inference (the mask output unsupported, training mode too). */
+static int op_identity(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    int rc = onnx_input(c, 0, 0, &x);
+    if (rc)
+        return rc;
+    if (strcmp(n->op_type, "Dropout") == 0) {
+        struct onnx_tensor *train;
+        if (n->n_output > 1 && n->output[1][0])
+            return onnx_node_err(c, CNN_EFORMAT, "unsupported: the mask output");
+        if ((rc = onnx_input_const(c, 2, 1, &train)))
+            return rc;
+        if (train && train->count && (train->is_int ? train->i[0] != 0 : train->f[0] != 0))
+            return onnx_node_err(c, CNN_EFORMAT, "unsupported: training mode");
+    }
+    return onnx_alias(c, 0, x);
+}
+
+/* Flattens layer x into a (N, C*H*W) value: a flatten layer, or x itself when already flat. */
+static int flatten_layer(struct onnx_ctx *c, struct onnx_value *x, int define)
+{
+    if (x->rank == 2)
+        return define ? onnx_alias(c, 0, x) : x->layer;
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_FLATTEN};
+    return onnx_add_layer(c, &d, 1, &x->layer, define ? 2 : 0, NULL, NULL, 0);
+}
+
+static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    int rc = onnx_input(c, 0, 0, &x);
+    if (rc)
+        return rc;
+    int64_t axis = onnx_attr_int(n, "axis", 1);
+    if (x->t) {
+        int a = axis == x->t->ndims ? x->t->ndims : onnx_norm_axis(axis, x->t->ndims);
+        if (a < 0)
+            return onnx_node_err(c, CNN_EFORMAT, "axis out of range");
+        int64_t dims[2] = {1, 1};
+        for (int k = 0; k < x->t->ndims; k++)
+            dims[k < a ? 0 : 1] *= x->t->dims[k];
+        return onnx_const_reshaped(c, x->t, 2, dims);
+    }
+    if (onnx_norm_axis(axis, x->rank) != 1)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: axis %lld (batch-preserving axis 1 only)",
+                             (long long)axis);
+    return flatten_layer(c, x, 1);
+}
+
+static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    int rc = onnx_input(c, 0, 0, &x);
+    if (rc)
+        return rc;
+    int64_t axis = onnx_attr_int(n, "axis", 1);
+    if (x->t)
+        return onnx_concat_consts(c, n, axis);
+    if (n->n_input > CNN_MAX_INPUTS)
+        return onnx_node_err(c, CNN_EFORMAT, "%zu inputs (at most %d)", n->n_input, CNN_MAX_INPUTS);
+    if (onnx_norm_axis(axis, x->rank) != 1)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis %lld (channels only)",
+                             (long long)axis);
+    int in[CNN_MAX_INPUTS];
+    for (size_t k = 0; k < n->n_input; k++) {
+        struct onnx_value *v;
+        if ((rc = onnx_input_layer(c, (int)k, &v)))
+            return rc;
+        if (v->rank != x->rank)
+            return onnx_node_err(c, CNN_EFORMAT, "inputs of different ranks");
+        in[k] = v->layer;
+    }
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONCAT};
+    return onnx_add_layer(c, &d, (int)n->n_input, in, x->rank, NULL, NULL, 0);
+}
+
+/* Add of two layer outputs of one shape; of two constants (folded) with equal shapes or a
+ * scalar.  A layer plus a constant needs a per-channel affine kind: unsupported for now. */
+static int op_add(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    (void)n;
+    struct onnx_value *a, *b;
+    int rc;
+    if ((rc = onnx_input(c, 0, 0, &a)) || (rc = onnx_input(c, 1, 0, &b)))
+        return rc;
+    if (a->t && b->t) {
+        const struct onnx_tensor *big = a->t->count >= b->t->count ? a->t : b->t;
+        const struct onnx_tensor *small = big == a->t ? b->t : a->t;
+        if (a->t->is_int != b->t->is_int || (small->count != 1 && small->count != big->count))
+            return onnx_node_err(c, CNN_EFORMAT, "unsupported: broadcast of constants");
+        struct onnx_tensor *o = onnx_tensor_new(big->is_int, big->ndims, big->dims, c->err);
+        if (!o)
+            return onnx_err_code(c);
+        for (size_t k = 0; k < o->count; k++) {
+            size_t j = small->count == 1 ? 0 : k;
+            if (o->is_int)
+                o->i[k] = big->i[k] + small->i[j];
+            else
+                o->f[k] = big->f[k] + small->f[j];
+        }
+        return onnx_set_const(c, 0, o);
+    }
+    if (a->t || b->t)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: adding a constant to a tensor");
+    if (a->rank != b->rank)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: broadcast");
+    int in[2] = {a->layer, b->layer};
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_ADD};
+    return onnx_add_layer(c, &d, 2, in, a->rank, NULL, NULL, 0);
+}
+
+/* Softmax over the features of each item: on (N, K); before opset 13 the axis-1 softmax of
+ * a (N, C, H, W) input is over the flattened C*H*W, from 13 on only over C (so H = W = 1). */
+static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    int rc = onnx_input_layer(c, 0, &x);
+    if (rc)
+        return rc;
+    int ch, h, w;
+    onnx_layer_shape(c, x->layer, &ch, &h, &w);
+    int axis = onnx_norm_axis(onnx_attr_int(n, "axis", c->opset < 13 ? 1 : -1), x->rank);
+    int ok = axis == 1 && (x->rank == 2 || c->opset < 13 || (h == 1 && w == 1));
+    if (!ok)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: softmax axis (over the features of each item only)");
+    int flat = flatten_layer(c, x, 0);
+    if (flat < 0)
+        return flat;
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_SOFTMAX};
+    return onnx_add_layer(c, &d, 1, &flat, 2, NULL, NULL, 0);
+}
+
+/* Reshape of a constant, or of a layer to (N, -1) / (N, K) (a flatten) or (N, K, 1, 1). */
+static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    struct onnx_tensor *s;
+    int rc;
+    if ((rc = onnx_input(c, 0, 0, &x)) || (rc = onnx_input_const(c, 1, 0, &s)))
+        return rc;
+    if (!s->is_int || s->ndims != 1 || s->count > CNN_ONNX_MAX_DIMS)
+        return onnx_node_err(c, CNN_EFORMAT, "shape is not a 1-D integer tensor of rank <= %d",
+                             CNN_ONNX_MAX_DIMS);
+    int64_t dims[CNN_ONNX_MAX_DIMS] = {0};
+    size_t known = 1;
+    int infer = -1, nd = (int)s->count, allowzero = onnx_attr_int(n, "allowzero", 0) != 0;
+    for (int k = 0; k < nd; k++) {
+        int64_t v = s->i[k];
+        if (x->t && v == 0 && !allowzero && k < x->t->ndims)
+            v = x->t->dims[k];
+        if (v == -1 && infer < 0) {
+            infer = k;
+            dims[k] = -1;
+            continue;
+        }
+        if (!x->t && k == 0 && (v == ONNX_DIM_BATCH || v == 0 || v == c->batch))
+            v = 0; /* the batch */
+        if (v < 0 || v > ONNX_MAX_TENSOR_FLOATS || (!x->t && k == 0 && v))
+            return onnx_node_err(c, CNN_EFORMAT, "%sshape entry %lld invalid",
+                                 !x->t && k == 0 ? "unsupported: batch " : "", (long long)s->i[k]);
+        dims[k] = v;
+        if ((k > 0 || x->t) && v && known <= ONNX_MAX_TENSOR_FLOATS)
+            known *= (size_t)v; /* both <= 2^30: no overflow */
+        else if (k > 0 || x->t)
+            known = v ? SIZE_MAX : 0;
+    }
+    if (x->t) {
+        if (infer >= 0)
+            dims[infer] = known ? (int64_t)(x->t->count / known) : 0;
+        return onnx_const_reshaped(c, x->t, nd, dims);
+    }
+    int ch, h, w;
+    onnx_layer_shape(c, x->layer, &ch, &h, &w);
+    size_t feat = (size_t)ch * (size_t)h * (size_t)w;
+    /* the batch entry was 0 (copy), the folded batch, the input's fixed batch size or -1 */
+    int feat_ok = infer == 1 || (nd >= 2 && dims[1] == (int64_t)feat);
+    int flat = feat_ok && (nd == 2 || (nd == 4 && dims[2] == 1 && dims[3] == 1));
+    if (!flat)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: reshape of a (N,%d,%d,%d) tensor to rank %d other than "
+                             "(N,-1)",
+                             ch, h, w, nd);
+    int l = flatten_layer(c, x, 0);
+    if (l < 0)
+        return l;
+    struct onnx_value v = {.layer = l, .rank = nd == 2 ? 2 : 4};
+    return onnx_alias(c, 0, &v);
+}
+
+/* One row per ONNX operator of the default domain.  New layer kinds (PRelu, HardSigmoid,
+ * GlobalMaxPool, Mul/Sub/Div by constants, Pad, LogSoftmax) each become a row here. */
+static const struct {
+    const char *op;
+    onnx_op_fn fn;
+} OPS[] = {
+    {"Conv", op_conv},
+    {"Gemm", op_gemm},
+    {"MatMul", op_matmul},
+    {"Relu", op_relu},
+    {"LeakyRelu", op_leaky_relu},
+    {"Sigmoid", op_sigmoid},
+    {"Tanh", op_tanh},
+    {"Clip", op_clip},
+    {"MaxPool", op_maxpool},
+    {"AveragePool", op_avgpool},
+    {"GlobalAveragePool", op_global_avgpool},
+    {"BatchNormalization", op_batchnorm},
+    {"LRN", op_lrn},
+    {"Dropout", op_identity},
+    {"Identity", op_identity},
+    {"Constant", onnx_op_constant},
+    {"Flatten", op_flatten},
+    {"Concat", op_concat},
+    {"Add", op_add},
+    {"Softmax", op_softmax},
+    {"Reshape", op_reshape},
+    {"Shape", onnx_op_shape},
+    {"Gather", onnx_op_gather},
+    {"Unsqueeze", onnx_op_squeeze},
+    {"Squeeze", onnx_op_squeeze},
+    {"Cast", onnx_op_cast},
+};
+
+onnx_op_fn onnx_op_find(const char *op_type)
+{
+    for (size_t k = 0; k < sizeof OPS / sizeof OPS[0]; k++)
+        if (strcmp(OPS[k].op, op_type) == 0)
+            return OPS[k].fn;
+    return NULL;
+}
