@@ -1,6 +1,6 @@
 # cnnd build.  `make test` installs what the tests need, builds and runs them.
 # Targets: all, run, test (= deps + check), check (unit, server-unit, itest, conformance-data),
-# san (ASan+UBSan, then TSan), bench, bench-server, bench-train, model, clean, format, deps.
+# conformance (cnnd vs ONNX Runtime on torchvision's models; not in check), san (ASan+UBSan, then TSan), bench, bench-server, bench-train, model, clean, format, deps.
 comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
@@ -106,6 +106,15 @@ conformance-data: $(CNN)
 	done
 
 check: unit server-unit itest conformance-data
+
+# Peer conformance (not in `make check`: needs ../shared/peers/setup.sh and minutes): each
+# prerequisite compares cnnd with ONNX Runtime on its own set of models.
+.PHONY: conformance conformance-torchvision
+conformance: conformance-torchvision
+# torchvision's AlexNet, VGG-11, GoogLeNet, ResNet-18/50, DenseNet-121, SqueezeNet 1.1 and
+# MobileNetV2 (seeded random weights) served by cnnd equal ONNX Runtime (MODELS=a,b picks).
+conformance-torchvision: $(CNN) $(CNND)
+	CNN=$(CNN) CNND=$(CNND) bash tests/conformance/torchvision.sh
 
 test:
 	@bash .ci/deps.sh test
