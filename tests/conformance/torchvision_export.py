@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Exports torchvision's classic CNNs with seeded random weights as a cnnd model repository
 for tests/conformance/torchvision.sh: OUT/repo/NAME/1/model.onnx (opset 13, dynamic batch, eval
-mode, torchvision's own weight init after torch.manual_seed(SEED)), the net's logits wrapped
+mode, torchvision's own weight init after torch.manual_seed(SEED), then calibrate(): random
+BN statistics and a logit scale that make the test discriminating), the net's logits wrapped
 in a Softmax so cnnd and ONNX Runtime both answer probabilities, plus OUT/in/NAME.f32: a
 seeded batch-2 FP32 input (standard normal, like a normalised image), little-endian.
 
@@ -46,10 +47,40 @@ class WithSoftmax(torch.nn.Module):
         return torch.softmax(self.net(x), dim=1)
 
 
+def calibrate(net, x, seed):
+    """Makes the random net discriminating.  torchvision's init alone leaves BN as identity
+    (mean 0, var 1, gamma 1, beta 0), so activations shrink or blow up with depth (MobileNetV2's
+    logits come out ~1e-9, GoogLeNet's the same for every image) and the classifier's
+    N(0, 0.01) weights give near-uniform probabilities, which any engine matches within 1e-4.
+    So: BN gamma/beta drawn at random and running statistics measured in training mode on
+    seeded random batches (as a trained net has them), then the last Linear/Conv scaled so
+    the logits on x have std 3 (the softmax then has a clear top class)."""
+    g = torch.Generator().manual_seed(seed + 2)
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in bns:
+        bn.weight.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+        bn.bias.copy_(torch.randn(bn.num_features, generator=g) * 0.2)
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the calibration batches
+    if bns:
+        net.train()
+        for _ in range(2):
+            net(torch.randn(4, 3, 224, 224, generator=g))
+    net.eval()
+    last = [m for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][-1]
+    k = 3.0 / net(x).std(dim=1).mean().item()
+    last.weight.mul_(k)
+    if last.bias is not None:
+        last.bias.mul_(k)
+
+
 def export(name, out, seed):
     torch.manual_seed(seed)
-    net = WithSoftmax(build(name)).eval()
+    net = build(name)
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(seed + 1))
+    with torch.no_grad():
+        calibrate(net, x, seed)
+    net = WithSoftmax(net).eval()
     d = os.path.join(out, "repo", name, "1")
     os.makedirs(d, exist_ok=True)
     with torch.no_grad():
