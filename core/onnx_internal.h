@@ -1,6 +1,7 @@
 /* Shared by onnx_import.c (graph walk, model building), onnx_tensor.c (TensorProto
  * decoding, the nesting pre-scan, the value table), onnx_ops.c (one table row per ONNX
- * operator) and onnx_fold.c (ops folded on constants).  Not for use outside those files. */
+ * operator), onnx_kinds.c (rows onto the kinds added for ONNX) and onnx_fold.c (ops folded
+ * on constants).  Not for use outside those files. */
 #ifndef CNN_ONNX_INTERNAL_H
 #define CNN_ONNX_INTERNAL_H
 
@@ -123,6 +124,23 @@ int onnx_op_squeeze(struct onnx_ctx *c, const Onnx__NodeProto *n); /* and Unsque
 int onnx_op_cast(struct onnx_ctx *c, const Onnx__NodeProto *n);
 
 /* ---- onnx_ops.c ---- */
+/* A copy of t's floats scaled by a (owned; NULL on failure with the error set). */
+float *onnx_copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a);
+/* The 4-D layer input 0 of a spatial op and its per-image shape. */
+int onnx_image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h, int *w);
+/* An activation layer over input 0, keeping its rank. */
+int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta);
+
+/* ---- onnx_kinds.c: rows onto the kinds added for ONNX ---- */
+/* Add/Sub/Mul/Div with a constant operand: folded when both are constants (equal shapes or
+ * a scalar), else a scale_shift layer (the constant a scalar or per channel). */
+int onnx_op_arith(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_hard_sigmoid(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_hard_swish(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_global_maxpool(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_prelu(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_pad(struct onnx_ctx *c, const Onnx__NodeProto *n);
+
 /* Imports node n: >= 0 on success, CNN_E* with the message set. */
 typedef int (*onnx_op_fn)(struct onnx_ctx *c, const Onnx__NodeProto *n);
 /* The row of op_type (default domain), NULL when unsupported. */
