@@ -323,9 +323,12 @@ static int run_nodes(struct onnx_ctx *c, const Onnx__GraphProto *g)
     if (g->n_node > ONNX_MAX_NODES)
         return cnn_err_set(c->err, CNN_ELIMIT, "onnx: %zu nodes (at most %d)", g->n_node,
                            ONNX_MAX_NODES);
+    c->graph = g;
+    c->scan_budget = ONNX_SCAN_BUDGET;
     for (size_t k = 0; k < g->n_node; k++) {
         const Onnx__NodeProto *n = g->node[k];
         c->node = n;
+        c->node_index = k;
         if (!n->op_type)
             return onnx_node_err(c, CNN_EFORMAT, "no op_type");
         onnx_op_fn fn = n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx") != 0

@@ -12,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ONNX_MAX_NODES 100000 /* nodes of the main graph */
-#define ONNX_MAX_NESTING 64   /* protobuf message nesting accepted by the pre-scan */
+#define ONNX_MAX_NODES 100000       /* nodes of the main graph */
+#define ONNX_SCAN_BUDGET (1u << 22) /* node visits of onnx_take_bias per model */
+#define ONNX_MAX_NESTING 64         /* protobuf message nesting accepted by the pre-scan */
 #define ONNX_MAX_TENSOR_FLOATS (1u << 30)
 #define ONNX_DIM_BATCH INT64_MIN    /* in a folded shape: the (dynamic) batch size */
 #define ONNX_MAX_CHANNELS (1 << 24) /* outputs of a conv or dense (= CNN_MAX_DIM) */
@@ -49,7 +50,11 @@ struct onnx_ctx {
     int opset;
     int64_t batch;               /* the image input's fixed batch size, 0 when dynamic */
     const Onnx__NodeProto *node; /* the node being imported, for messages */
-    struct onnx_value *vals;     /* open-addressing hash on name */
+    const Onnx__GraphProto *graph;
+    size_t node_index;                /* of node in graph */
+    const Onnx__NodeProto *fused_add; /* an Add whose bias went into the dense before it */
+    size_t scan_budget;               /* node visits left for onnx_take_bias's look-ahead */
+    struct onnx_value *vals;          /* open-addressing hash on name */
     size_t cap_vals, n_vals;
     struct onnx_pending *pend;
     size_t n_pend, cap_pend;
@@ -135,6 +140,11 @@ int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta)
 /* Add/Sub/Mul/Div with a constant operand: folded when both are constants (equal shapes or
  * a scalar), else a scale_shift layer (the constant a scalar or per channel). */
 int onnx_op_arith(struct onnx_ctx *c, const Onnx__NodeProto *n);
+/* For a bias-free dense of out outputs made from the current node (MatMul, Gemm without
+ * C): when an Add of a constant of out values ((out) or (1,out)) alone reads the node's
+ * output, a copy of that constant (owned) and c->fused_add set, so the Add row passes the
+ * dense's value on; else NULL (no error). */
+float *onnx_take_bias(struct onnx_ctx *c, int64_t out);
 int onnx_op_hard_sigmoid(struct onnx_ctx *c, const Onnx__NodeProto *n);
 int onnx_op_hard_swish(struct onnx_ctx *c, const Onnx__NodeProto *n);
 int onnx_op_global_maxpool(struct onnx_ctx *c, const Onnx__NodeProto *n);

@@ -1,6 +1,7 @@
 /* ONNX operator rows onto the layer kinds added for ONNX (docs/engine.md): Add/Sub/Mul/Div
  * by a scalar or per-channel constant (scale_shift; folded when both operands are
- * constants), PRelu, HardSigmoid, HardSwish, GlobalMaxPool and constant Pad. */
+ * constants; an Add after a bias-free MatMul/Gemm becomes its bias), PRelu, HardSigmoid, HardSwish,
+ * GlobalMaxPool and constant Pad. */
 #include "onnx_internal.h"
 
 #include <math.h>
@@ -124,6 +125,52 @@ int onnx_op_arith(struct onnx_ctx *c, const Onnx__NodeProto *n)
     struct cnn_layer_desc d = {.kind = CNN_LAYER_SCALE_SHIFT};
     d.p.ss.channels = channels;
     return onnx_add_layer(c, &d, 1, &x->layer, x->rank, wts, cnt, 2);
+}
+
+/* The sole reader of name after the current node, or NULL (none, several, a graph output,
+ * or the look-ahead budget spent: a hostile file of many MatMuls stays linear). */
+static const Onnx__NodeProto *sole_reader(struct onnx_ctx *c, const char *name)
+{
+    const Onnx__GraphProto *g = c->graph;
+    const Onnx__NodeProto *found = NULL;
+    for (size_t o = 0; o < g->n_output; o++)
+        if (g->output[o]->name && strcmp(g->output[o]->name, name) == 0)
+            return NULL;
+    for (size_t k = c->node_index + 1; k < g->n_node; k++) {
+        if (c->scan_budget == 0)
+            return NULL;
+        c->scan_budget--;
+        for (size_t i = 0; i < g->node[k]->n_input; i++)
+            if (g->node[k]->input[i] && strcmp(g->node[k]->input[i], name) == 0) {
+                if (found)
+                    return NULL;
+                found = g->node[k];
+            }
+    }
+    return found;
+}
+
+float *onnx_take_bias(struct onnx_ctx *c, int64_t out)
+{
+    const Onnx__NodeProto *add;
+    if (!c->graph || c->node->n_output != 1 || !c->node->output[0] ||
+        !(add = sole_reader(c, c->node->output[0])))
+        return NULL;
+    if (strcmp(add->op_type, "Add") != 0 || add->n_input != 2 || !add->input[0] || !add->input[1] ||
+        (add->domain && add->domain[0] && strcmp(add->domain, "ai.onnx") != 0))
+        return NULL;
+    int first = strcmp(add->input[0], c->node->output[0]) == 0;
+    const struct onnx_value *v = onnx_value_find(c, add->input[first ? 1 : 0]);
+    const struct onnx_tensor *t = v ? v->t : NULL;
+    if (!t || t->is_int || t->count != (size_t)out || t->ndims < 1 || t->ndims > 2 ||
+        (t->ndims == 2 && t->dims[0] != 1))
+        return NULL;
+    float *b = malloc((size_t)out * sizeof *b);
+    if (b) {
+        memcpy(b, t->f, (size_t)out * sizeof *b);
+        c->fused_add = add;
+    }
+    return b;
 }
 
 int onnx_op_hard_sigmoid(struct onnx_ctx *c, const Onnx__NodeProto *n)

@@ -206,6 +206,8 @@ static int op_gemm(struct onnx_ctx *c, const Onnx__NodeProto *n)
     }
     for (int64_t o = 0; ct && o < out; o++)
         b[o] = beta * ct->f[ct->count == 1 ? 0 : o];
+    if (!ct)
+        b = onnx_take_bias(c, out);
     return add_dense(c, x, (int)out, w, bt->count, b);
 }
 
@@ -224,7 +226,7 @@ static int op_matmul(struct onnx_ctx *c, const Onnx__NodeProto *n)
     float *w = transpose(c, bt, 1.0f);
     if (!w)
         return onnx_err_code(c);
-    return add_dense(c, x, (int)bt->dims[1], w, bt->count, NULL);
+    return add_dense(c, x, (int)bt->dims[1], w, bt->count, onnx_take_bias(c, bt->dims[1]));
 }
 
 int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta)
@@ -465,13 +467,16 @@ static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
     return onnx_add_layer(c, &d, (int)n->n_input, in, x->rank, NULL, NULL, 0);
 }
 
-/* Add of two layer outputs of one shape; with a constant operand see onnx_op_arith. */
+/* Add of two layer outputs of one shape; with a constant operand see onnx_op_arith (or
+ * onnx_take_bias). */
 static int op_add(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *a, *b;
     int rc;
     if ((rc = onnx_input(c, 0, 0, &a)) || (rc = onnx_input(c, 1, 0, &b)))
         return rc;
+    if (n == c->fused_add) /* its constant is the bias of the dense before it */
+        return onnx_alias(c, 0, a->t ? b : a);
     if (a->t || b->t)
         return onnx_op_arith(c, n);
     if (a->rank != b->rank)
@@ -481,8 +486,9 @@ static int op_add(struct onnx_ctx *c, const Onnx__NodeProto *n)
     return onnx_add_layer(c, &d, 2, in, a->rank, NULL, NULL, 0);
 }
 
-/* Softmax and LogSoftmax over the features of each item: on (N, K); before opset 13 the axis-1 softmax of
- * a (N, C, H, W) input is over the flattened C*H*W, from 13 on only over C (so H = W = 1). */
+/* Softmax and LogSoftmax over the features of each item: on (N, K); before opset 13 the axis-1
+ * softmax of a (N, C, H, W) input is over the flattened C*H*W, from 13 on only over C (so H = W =
+ * 1). */
 static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
@@ -499,9 +505,8 @@ static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
     int flat = flatten_layer(c, x, 0);
     if (flat < 0)
         return flat;
-    struct cnn_layer_desc d = {.kind = strcmp(n->op_type, "LogSoftmax") == 0
-                                           ? CNN_LAYER_LOG_SOFTMAX
-                                           : CNN_LAYER_SOFTMAX};
+    struct cnn_layer_desc d = {.kind = strcmp(n->op_type, "LogSoftmax") == 0 ? CNN_LAYER_LOG_SOFTMAX
+                                                                             : CNN_LAYER_SOFTMAX};
     return onnx_add_layer(c, &d, 1, &flat, 2, NULL, NULL, 0);
 }
 

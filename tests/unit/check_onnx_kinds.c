@@ -1,8 +1,9 @@
 /* Suite onnx_kinds: the ONNX rows onto the kinds added for ONNX (core/onnx_kinds.c) against
  * naive loops: Pad (opset 13 inputs with a crop; opset 6 attributes), Mul/Add/Sub/Div by
  * per-channel and scalar constants, PRelu (per-channel slope, opset 6's 1-D slope),
- * HardSwish, HardSigmoid, GlobalMaxPool, MatMul + Add bias, LogSoftmax; integer constant
- * arithmetic folded into a Reshape's shape; and the unsupported cases with their errors. */
+ * HardSwish, HardSigmoid, GlobalMaxPool, MatMul + Add bias (one dense), LogSoftmax; integer
+ * constant arithmetic folded into a Reshape's shape; and the unsupported cases with their errors.
+ */
 #include "model.h"
 #include "onnx.h"
 #include "test_onnx.h"
@@ -112,6 +113,12 @@ START_TEST(test_new_kind_ops_match_naive)
     struct cnn_model *m = NULL;
     ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(cnn_model_num_classes(m), 4);
+    /* MatMul + Add(b) is one dense with a bias (as PyTorch emits Linear on some paths) */
+    struct cnn_layer_info li;
+    cnn_model_layer_info(m, cnn_model_find_layer(m, "mm"), &li);
+    ck_assert_int_eq(li.kind, CNN_LAYER_DENSE);
+    ck_assert_uint_eq(li.params, 3 * 4 + 4);
+    ck_assert_int_lt(cnn_model_find_layer(m, "bias"), 0);
     float x[2 * 3 * 5 * 5], got[8], want[8];
     tox_fill(x, sizeof x / 4, 37);
     for (size_t k = 0; k < sizeof x / 4; k++)
@@ -119,6 +126,45 @@ START_TEST(test_new_kind_ops_match_naive)
     tox_run(m, x, 2, got);
     kinds_net_naive(x, want);
     tox_assert_close(got, want, 8, 1e-5f);
+    cnn_model_destroy(m);
+    free(buf);
+    tox_arena_free();
+}
+END_TEST
+
+/* MatMul's output read by the Add and by a Concat: no fold (the Concat needs the value
+ * without bias); the result still equals x W + [b, 0]. */
+START_TEST(test_matmul_bias_not_folded_when_read_twice)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[4] = {2, 3, 1, 1}, wd[2] = {3, 4}, bd[1] = {4};
+    memcpy(g->in_dims, in, sizeof in);
+    init(g, "w", 2, wd, g_w, 12, 51);
+    init(g, "b", 1, bd, g_b, 4, 52);
+    tox_node(g, "Flatten", "flat", "x", NULL, NULL, "f");
+    tox_node(g, "MatMul", "mm", "f", "w", NULL, "z");
+    tox_node(g, "Add", "bias", "b", "z", NULL, "zb");
+    tox_node(g, "Concat", "cat", "zb", "z", NULL, "y");
+    tox_attr_i(g->nodes[g->n_nodes - 1], "axis", 1);
+    g->output = "y";
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    ck_assert_int_ge(cnn_model_find_layer(m, "bias"), 0);
+    float x[6], got[16], want[16];
+    tox_fill(x, 6, 53);
+    tox_run(m, x, 2, got);
+    for (int i = 0; i < 2; i++)
+        for (int o = 0; o < 4; o++) {
+            double z = 0;
+            for (int c = 0; c < 3; c++)
+                z += x[i * 3 + c] * g_w[c * 4 + o];
+            want[i * 8 + o] = (float)(z + g_b[o]);
+            want[i * 8 + 4 + o] = (float)z;
+        }
+    tox_assert_close(got, want, 16, 1e-6f);
     cnn_model_destroy(m);
     free(buf);
     tox_arena_free();
@@ -272,6 +318,7 @@ Suite *onnx_kinds_suite(void)
     Suite *s = suite_create("onnx_kinds");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_new_kind_ops_match_naive);
+    tcase_add_test(tc, test_matmul_bias_not_folded_when_read_twice);
     tcase_add_test(tc, test_opset6_pad_attributes_and_prelu_slope);
     tcase_add_test(tc, test_integer_arith_folds_into_reshape_shape);
     tcase_add_loop_test(tc, test_unsupported_forms_refused, 0, (int)(sizeof BAD / sizeof BAD[0]));
