@@ -412,7 +412,7 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     if (!image)
         return cnn_err_set(err, CNN_EFORMAT, "onnx: graph has no input besides initializers");
     struct cnn_preproc pp;
-    if ((rc = input_preproc(image, &pp, err)) != 0)
+    if ((rc = input_preproc(image, &pp, err)) != 0 || (rc = onnx_meta_preproc(mp, &pp, err)) != 0)
         return rc;
     const Onnx__TensorShapeProto__Dimension *n0 = image->type->tensor_type->shape->dim[0];
     if (n0->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && n0->dim_value > 0)
@@ -421,8 +421,8 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     if (!c.m)
         return err ? err->code : CNN_EINVAL;
     if ((rc = define_inputs(&c, g, feeds, n_feeds)) == 0 && (rc = run_nodes(&c, g)) == 0 &&
-        (rc = check_output(&c, g)) == 0)
-        rc = fill_weights(&c);
+        (rc = check_output(&c, g)) == 0 && (rc = fill_weights(&c)) == 0)
+        rc = onnx_meta_apply(mp, c.m, err);
     onnx_values_free(&c);
     for (size_t k = 0; k < c.n_pend; k++)
         free(c.pend[k].data);

@@ -1,7 +1,7 @@
 /* Shared by onnx_import.c (graph walk, model building), onnx_tensor.c (TensorProto
  * decoding, the nesting pre-scan, the value table), onnx_ops.c (one table row per ONNX
- * operator), onnx_kinds.c (rows onto the kinds added for ONNX) and onnx_fold.c (ops folded
- * on constants).  Not for use outside those files. */
+ * operator), onnx_kinds.c (rows onto the kinds added for ONNX), onnx_fold.c (ops folded
+ * on constants) and onnx_meta.c (cnn.* metadata_props).  Not for use outside those files. */
 #ifndef CNN_ONNX_INTERNAL_H
 #define CNN_ONNX_INTERNAL_H
 
@@ -127,6 +127,14 @@ int onnx_op_shape(struct onnx_ctx *c, const Onnx__NodeProto *n);
 int onnx_op_gather(struct onnx_ctx *c, const Onnx__NodeProto *n);
 int onnx_op_squeeze(struct onnx_ctx *c, const Onnx__NodeProto *n); /* and Unsqueeze */
 int onnx_op_cast(struct onnx_ctx *c, const Onnx__NodeProto *n);
+
+/* ---- onnx_meta.c: the cnn.* metadata_props of `cnn convert` ---- */
+/* Overrides pp (the input's c, h, w already set) from cnn.resize, cnn.resize_short,
+ * cnn.invert, cnn.mean, cnn.std; CNN_EFORMAT naming the key when one is malformed. */
+int onnx_meta_preproc(const Onnx__ModelProto *mp, struct cnn_preproc *pp, struct cnn_err *err);
+/* Sets m's labels from cnn.labels (one a line, one per class) and its metadata text from
+ * cnn.meta. */
+int onnx_meta_apply(const Onnx__ModelProto *mp, struct cnn_model *m, struct cnn_err *err);
 
 /* ---- onnx_ops.c ---- */
 /* A copy of t's floats scaled by a (owned; NULL on failure with the error set). */

@@ -2,7 +2,8 @@
  * imported from ONNX gives the outputs of the same net built natively with the same weights
  * (from memory and through a .onnx path), Gemm's transB / alpha / beta against a naive
  * product, a chain of every mapped op against the native build, opset differences (Clip,
- * Softmax) against naive loops, and an imported model saves in the native format. */
+ * Softmax) against naive loops, an imported model saves in the native format, and the
+ * cnn.* metadata_props come back as preprocessing, labels and metadata. */
 #include "model.h"
 #include "onnx.h"
 #include "test_onnx.h"
@@ -462,6 +463,70 @@ START_TEST(test_imported_model_saves_natively_names_cleaned)
 }
 END_TEST
 
+/* The cnn.* metadata_props `cnn convert` writes come back as preprocessing, labels and
+ * metadata text; malformed ones are refused naming the key. */
+START_TEST(test_metadata_props_read_back)
+{
+    struct tox_graph *g = tox_conv_net();
+    static const char *const props[][2] = {
+        {"cnn.resize", "shorter_crop"},
+        {"cnn.resize_short", "10"},
+        {"cnn.invert", "1"},
+        {"cnn.mean", "0.5,0.25,0.125"},
+        {"cnn.std", "2,4,8"},
+        {"cnn.labels", "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine"},
+        {"cnn.meta", "arch=tiny\nparent=abc"},
+        {"other.key", "ignored"}};
+    for (size_t k = 0; k < sizeof props / sizeof props[0]; k++) {
+        g->props[k][0] = props[k][0];
+        g->props[k][1] = props[k][1];
+    }
+    g->n_props = sizeof props / sizeof props[0];
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    free(buf);
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    ck_assert_int_eq(pp->resize, CNN_RESIZE_SHORTER_CROP);
+    ck_assert_int_eq(pp->resize_short, 10);
+    ck_assert_int_eq(pp->invert, 1);
+    ck_assert(pp->mean[0] == 0.5f && pp->mean[1] == 0.25f && pp->mean[2] == 0.125f);
+    ck_assert(pp->std[0] == 2.0f && pp->std[1] == 4.0f && pp->std[2] == 8.0f);
+    ck_assert_str_eq(cnn_model_label(m, 0), "zero");
+    ck_assert_str_eq(cnn_model_label(m, 9), "nine");
+    char v[32];
+    cnn_model_meta_value(m, "parent", v, sizeof v);
+    ck_assert_str_eq(v, "abc");
+    cnn_model_destroy(m);
+    /* one malformed value each */
+    static const char *const bad[][3] = {
+        {"cnn.mean", "1,2", "cnn.mean"},
+        {"cnn.std", "1,0,1", "std"},
+        {"cnn.resize", "crop", "cnn.resize"},
+        {"cnn.resize_short", "5", "resize_short"}, /* the crop (8x8) does not fit */
+        {"cnn.invert", "yes", "cnn.invert"},
+        {"cnn.labels", "a\nb", "2 labels for 10 classes"},
+        {"cnn.labels", "a\n\nc\nd\ne\nf\ng\nh\ni\nj", "cnn.labels"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        g->props[0][0] = bad[k][0];
+        g->props[0][1] = bad[k][1];
+        g->props[1][0] = "cnn.resize";
+        g->props[1][1] = "shorter_crop";
+        g->n_props = k == 3 ? 2 : 1; /* resize_short checked with shorter_crop */
+        buf = tox_pack(g, &size);
+        m = NULL;
+        ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(err.msg, bad[k][2]), "%s=%s: %s", bad[k][0], bad[k][1], err.msg);
+        free(buf);
+    }
+    tox_arena_free();
+}
+END_TEST
+
 Suite *onnx_suite(void)
 {
     Suite *s = suite_create("onnx");
@@ -473,6 +538,7 @@ Suite *onnx_suite(void)
     tcase_add_test(tc, test_opset_differences_clip_and_softmax);
     tcase_add_test(tc, test_imported_model_saves_natively_names_cleaned);
     tcase_add_test(tc, test_reshape_batch_entry);
+    tcase_add_test(tc, test_metadata_props_read_back);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -187,6 +187,15 @@ uint8_t *tox_pack(const struct tox_graph *g, size_t *size)
     int64_t od[2] = {-1, 1};
     gp->output[0] = vinfo(g->output, 2, od);
     m->graph = gp;
+    m->n_metadata_props = g->n_props;
+    m->metadata_props = tox_alloc((g->n_props + 1) * sizeof *m->metadata_props);
+    for (size_t k = 0; k < g->n_props; k++) {
+        Onnx__StringStringEntryProto *e = tox_alloc(sizeof *e);
+        onnx__string_string_entry_proto__init(e);
+        e->key = tox_str(g->props[k][0]);
+        e->value = tox_str(g->props[k][1]);
+        m->metadata_props[k] = e;
+    }
     *size = onnx__model_proto__get_packed_size(m);
     uint8_t *buf = malloc(*size);
     ck_assert_ptr_nonnull(buf);

@@ -29,6 +29,8 @@ struct tox_graph {
     int in_rank; /* 0: 4 */
     int opset;
     const char *output;
+    const char *props[8][2]; /* metadata_props (key, value) */
+    size_t n_props;
 };
 
 /* Appends a node with up to 3 inputs (NULL ends them; tox_add_input adds more) and one output. */
