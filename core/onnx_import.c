@@ -339,7 +339,8 @@ static int run_nodes(struct onnx_ctx *c, const Onnx__GraphProto *g)
         for (size_t a = 0; a < n->n_attribute; a++)
             if (n->attribute[a]->g || n->attribute[a]->n_graphs)
                 return onnx_node_err(c, CNN_EFORMAT, "unsupported: subgraph attribute");
-        int rc = fn(c, n);
+        const struct onnx_value *from = n == c->fused ? onnx_value_find(c, c->fused_from) : NULL;
+        int rc = from ? onnx_alias(c, 0, from) : fn(c, n); /* folded into an earlier layer */
         if (rc < 0)
             return rc;
     }

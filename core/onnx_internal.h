@@ -51,10 +51,11 @@ struct onnx_ctx {
     int64_t batch;               /* the image input's fixed batch size, 0 when dynamic */
     const Onnx__NodeProto *node; /* the node being imported, for messages */
     const Onnx__GraphProto *graph;
-    size_t node_index;                /* of node in graph */
-    const Onnx__NodeProto *fused_add; /* an Add whose bias went into the dense before it */
-    size_t scan_budget;               /* node visits left for onnx_take_bias's look-ahead */
-    struct onnx_value *vals;          /* open-addressing hash on name */
+    size_t node_index;            /* of node in graph */
+    const Onnx__NodeProto *fused; /* a later node folded into an earlier layer: its output */
+    const char *fused_from;       /* is then this value (borrowed from the proto) */
+    size_t scan_budget;           /* node visits left for onnx_take_bias's look-ahead */
+    struct onnx_value *vals;      /* open-addressing hash on name */
     size_t cap_vals, n_vals;
     struct onnx_pending *pend;
     size_t n_pend, cap_pend;
@@ -150,8 +151,8 @@ int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta)
 int onnx_op_arith(struct onnx_ctx *c, const Onnx__NodeProto *n);
 /* For a bias-free dense of out outputs made from the current node (MatMul, Gemm without
  * C): when an Add of a constant of out values ((out) or (1,out)) alone reads the node's
- * output, a copy of that constant (owned) and c->fused_add set, so the Add row passes the
- * dense's value on; else NULL (no error). */
+ * output, a copy of that constant (owned) and c->fused set to that Add (its output is then
+ * the dense's); else NULL (no error). */
 float *onnx_take_bias(struct onnx_ctx *c, int64_t out);
 int onnx_op_hard_sigmoid(struct onnx_ctx *c, const Onnx__NodeProto *n);
 int onnx_op_hard_swish(struct onnx_ctx *c, const Onnx__NodeProto *n);

@@ -1,7 +1,7 @@
 /* ONNX operator rows onto the layer kinds added for ONNX (docs/engine.md): Add/Sub/Mul/Div
  * by a scalar or per-channel constant (scale_shift; folded when both operands are
- * constants; an Add after a bias-free MatMul/Gemm becomes its bias), PRelu, HardSigmoid, HardSwish,
- * GlobalMaxPool and constant Pad. */
+ * constants; an Add after a bias-free MatMul/Gemm becomes its bias), PRelu, HardSigmoid
+ * (x * HardSigmoid(x, 1/6, 1/2) is a HardSwish), HardSwish, GlobalMaxPool, constant Pad. */
 #include "onnx_internal.h"
 
 #include <math.h>
@@ -168,15 +168,33 @@ float *onnx_take_bias(struct onnx_ctx *c, int64_t out)
     float *b = malloc((size_t)out * sizeof *b);
     if (b) {
         memcpy(b, t->f, (size_t)out * sizeof *b);
-        c->fused_add = add;
+        c->fused = add;
+        c->fused_from = c->node->output[0];
     }
     return b;
 }
 
+/* HardSigmoid; x * HardSigmoid(x, 1/6, 1/2) (HardSwish before opset 14, as `cnn convert`
+ * writes it) becomes one hard_swish when that Mul alone reads the HardSigmoid. */
 int onnx_op_hard_sigmoid(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
-    return onnx_add_act(c, CNN_ACT_HARD_SIGMOID, onnx_attr_float(n, "alpha", 0.2f),
-                        onnx_attr_float(n, "beta", 0.5f));
+    float alpha = onnx_attr_float(n, "alpha", 0.2f), beta = onnx_attr_float(n, "beta", 0.5f);
+    const Onnx__NodeProto *mul;
+    if (fabsf(alpha - 1.0f / 6.0f) <= 1e-7f && beta == 0.5f && n->n_input >= 1 && n->input[0] &&
+        n->n_output == 1 && n->output[0] && (mul = sole_reader(c, n->output[0])) != NULL &&
+        strcmp(mul->op_type, "Mul") == 0 && mul->n_input == 2 && mul->input[0] && mul->input[1] &&
+        (!mul->domain || !mul->domain[0] || !strcmp(mul->domain, "ai.onnx"))) {
+        int hs_first = strcmp(mul->input[0], n->output[0]) == 0;
+        if (strcmp(mul->input[hs_first ? 1 : 0], n->input[0]) == 0) {
+            int rc = onnx_add_act(c, CNN_ACT_HARD_SWISH, 0, 0);
+            if (rc >= 0) {
+                c->fused = mul;
+                c->fused_from = n->output[0];
+            }
+            return rc;
+        }
+    }
+    return onnx_add_act(c, CNN_ACT_HARD_SIGMOID, alpha, beta);
 }
 
 int onnx_op_hard_swish(struct onnx_ctx *c, const Onnx__NodeProto *n)

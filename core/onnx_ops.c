@@ -475,8 +475,6 @@ static int op_add(struct onnx_ctx *c, const Onnx__NodeProto *n)
     int rc;
     if ((rc = onnx_input(c, 0, 0, &a)) || (rc = onnx_input(c, 1, 0, &b)))
         return rc;
-    if (n == c->fused_add) /* its constant is the bias of the dense before it */
-        return onnx_alias(c, 0, a->t ? b : a);
     if (a->t || b->t)
         return onnx_op_arith(c, n);
     if (a->rank != b->rank)

@@ -255,6 +255,41 @@ START_TEST(test_integer_arith_folds_into_reshape_shape)
 }
 END_TEST
 
+/* x * HardSigmoid(x, 1/6, 1/2), the HardSwish `cnn convert` writes before opset 14, is one
+ * hard_swish layer (the Mul folded away) equal to the naive x * clamp(x / 6 + 1/2). */
+START_TEST(test_mul_of_hard_sigmoid_is_hard_swish)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[4] = {2, 3, 2, 2};
+    memcpy(g->in_dims, in, sizeof in);
+    g->opset = 13;
+    Onnx__NodeProto *n = tox_node(g, "HardSigmoid", "hs", "x", NULL, NULL, "h");
+    tox_attr_f(n, "alpha", 1.0f / 6.0f);
+    tox_attr_f(n, "beta", 0.5f);
+    tox_node(g, "Mul", "mul", "h", "x", NULL, "s");
+    tox_node(g, "Flatten", "flat", "s", NULL, NULL, "y");
+    g->output = "y";
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    ck_assert_int_ge(cnn_model_find_layer(m, "hs"), 0);
+    ck_assert_int_lt(cnn_model_find_layer(m, "mul"), 0);
+    float x[24], got[24], want[24];
+    tox_fill(x, 24, 61);
+    for (int k = 0; k < 24; k++) {
+        x[k] *= 5.0f; /* both clamps reached */
+        want[k] = (float)(x[k] * hard_sigmoid(x[k], 1.0 / 6, 0.5));
+    }
+    tox_run(m, x, 2, got);
+    tox_assert_close(got, want, 24, 1e-6f);
+    cnn_model_destroy(m);
+    free(buf);
+    tox_arena_free();
+}
+END_TEST
+
 /* One bad node after x (1,3,5,5): refused with CNN_EFORMAT and a message naming why. */
 static const struct bad_case {
     const char *op, *in0, *in1, *mode, *want;
@@ -274,6 +309,7 @@ static const struct bad_case {
     {"Pad", "x", "pads", NULL, "out of range", {0, 0, 1 << 30, 0, 0, 0, 0, 0}, -1, 0},
     {"Pad", "x", "pads", NULL, "not 8 integers", {0, 0, 1, 1}, -2, 0},
     {"GlobalMaxPool", "f", NULL, NULL, "rank 2", {0}, 0, 0},
+    {"HardSigmoid", "x", NULL, NULL, "two tensors", {0}, 0, 0}, /* then Mul(its output, f) */
 };
 
 START_TEST(test_unsupported_forms_refused)
@@ -292,7 +328,14 @@ START_TEST(test_unsupported_forms_refused)
         g->inits[g->n_inits++] = tox_tensor_i("pads", 1, &np, b->cdims, (size_t)np);
     }
     tox_node(g, "Flatten", "flat", "x", NULL, NULL, "f");
-    Onnx__NodeProto *n = tox_node(g, b->op, "bad", b->in0, b->in1, NULL, "y");
+    int hs = strcmp(b->op, "HardSigmoid") == 0; /* 1/6, 1/2 but Mul by another tensor */
+    Onnx__NodeProto *n =
+        tox_node(g, hs ? "Relu" : b->op, hs ? "r" : "bad", b->in0, b->in1, NULL, hs ? "r" : "y");
+    if (hs) {
+        n = tox_node(g, "HardSigmoid", "h", "x", NULL, NULL, "h");
+        tox_attr_f(n, "alpha", 1.0f / 6.0f);
+        tox_node(g, "Mul", "bad", "h", "r", NULL, "y");
+    }
     if (b->mode) {
         Onnx__AttributeProto *a = tox_attr(n, "mode");
         a->has_type = a->has_s = 1;
@@ -321,6 +364,7 @@ Suite *onnx_kinds_suite(void)
     tcase_add_test(tc, test_matmul_bias_not_folded_when_read_twice);
     tcase_add_test(tc, test_opset6_pad_attributes_and_prelu_slope);
     tcase_add_test(tc, test_integer_arith_folds_into_reshape_shape);
+    tcase_add_test(tc, test_mul_of_hard_sigmoid_is_hard_swish);
     tcase_add_loop_test(tc, test_unsupported_forms_refused, 0, (int)(sizeof BAD / sizeof BAD[0]));
     suite_add_tcase(s, tc);
     return s;
