@@ -107,11 +107,7 @@ static void kinds_net_naive(const float *x, float *out)
 
 START_TEST(test_new_kind_ops_match_naive)
 {
-    size_t size;
-    uint8_t *buf = tox_pack(kinds_net(), &size);
-    struct cnn_err err = {0};
-    struct cnn_model *m = NULL;
-    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    struct cnn_model *m = tox_load(kinds_net());
     ck_assert_int_eq(cnn_model_num_classes(m), 4);
     /* MatMul + Add(b) is one dense with a bias (as PyTorch emits Linear on some paths) */
     struct cnn_layer_info li;
@@ -127,7 +123,6 @@ START_TEST(test_new_kind_ops_match_naive)
     kinds_net_naive(x, want);
     tox_assert_close(got, want, 8, 1e-5f);
     cnn_model_destroy(m);
-    free(buf);
     tox_arena_free();
 }
 END_TEST
@@ -147,11 +142,7 @@ START_TEST(test_matmul_bias_not_folded_when_read_twice)
     tox_node(g, "Concat", "cat", "zb", "z", NULL, "y");
     tox_attr_i(g->nodes[g->n_nodes - 1], "axis", 1);
     g->output = "y";
-    size_t size;
-    uint8_t *buf = tox_pack(g, &size);
-    struct cnn_err err = {0};
-    struct cnn_model *m = NULL;
-    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    struct cnn_model *m = tox_load(g);
     ck_assert_int_ge(cnn_model_find_layer(m, "bias"), 0);
     float x[6], got[16], want[16];
     tox_fill(x, 6, 53);
@@ -166,7 +157,6 @@ START_TEST(test_matmul_bias_not_folded_when_read_twice)
         }
     tox_assert_close(got, want, 16, 1e-6f);
     cnn_model_destroy(m);
-    free(buf);
     tox_arena_free();
 }
 END_TEST
@@ -189,11 +179,7 @@ START_TEST(test_opset6_pad_attributes_and_prelu_slope)
     tox_node(g, "Flatten", "flat", "q", NULL, NULL, "f");
     tox_node(g, "Softmax", "sm", "f", NULL, NULL, "y");
     g->output = "y";
-    size_t size;
-    uint8_t *buf = tox_pack(g, &size);
-    struct cnn_err err = {0};
-    struct cnn_model *m = NULL;
-    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    struct cnn_model *m = tox_load(g);
     float x[2 * 48], got[6], want[6];
     tox_fill(x, 96, 42);
     for (int k = 0; k < 96; k++)
@@ -215,7 +201,6 @@ START_TEST(test_opset6_pad_attributes_and_prelu_slope)
     }
     tox_assert_close(got, want, 6, 1e-6f);
     cnn_model_destroy(m);
-    free(buf);
     tox_arena_free();
 }
 END_TEST
@@ -234,11 +219,7 @@ START_TEST(test_integer_arith_folds_into_reshape_shape)
     tox_node(g, "Reshape", "rs", "x", "s2", NULL, "f");
     tox_node(g, "Softmax", "sm", "f", NULL, NULL, "y");
     g->output = "y";
-    size_t size;
-    uint8_t *buf = tox_pack(g, &size);
-    struct cnn_err err = {0};
-    struct cnn_model *m = NULL;
-    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    struct cnn_model *m = tox_load(g);
     ck_assert_int_eq(cnn_model_num_classes(m), 12);
     float x[12], got[12], want[12];
     double sum = 0;
@@ -250,7 +231,6 @@ START_TEST(test_integer_arith_folds_into_reshape_shape)
     tox_run(m, x, 1, got);
     tox_assert_close(got, want, 12, 1e-6f);
     cnn_model_destroy(m);
-    free(buf);
     tox_arena_free();
 }
 END_TEST
@@ -269,11 +249,7 @@ START_TEST(test_mul_of_hard_sigmoid_is_hard_swish)
     tox_node(g, "Mul", "mul", "h", "x", NULL, "s");
     tox_node(g, "Flatten", "flat", "s", NULL, NULL, "y");
     g->output = "y";
-    size_t size;
-    uint8_t *buf = tox_pack(g, &size);
-    struct cnn_err err = {0};
-    struct cnn_model *m = NULL;
-    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    struct cnn_model *m = tox_load(g);
     ck_assert_int_ge(cnn_model_find_layer(m, "hs"), 0);
     ck_assert_int_lt(cnn_model_find_layer(m, "mul"), 0);
     float x[24], got[24], want[24];
@@ -285,7 +261,6 @@ START_TEST(test_mul_of_hard_sigmoid_is_hard_swish)
     tox_run(m, x, 2, got);
     tox_assert_close(got, want, 24, 1e-6f);
     cnn_model_destroy(m);
-    free(buf);
     tox_arena_free();
 }
 END_TEST

@@ -2,6 +2,8 @@
  * with protobuf-c, a small conv net, and running a model on a batch. */
 #include "test_onnx.h"
 
+#include "onnx.h"
+
 #include "session.h"
 
 #include <check.h>
@@ -260,6 +262,18 @@ Onnx__TensorProto *tox_tensor_i(const char *name, int nd, const int64_t *dims, c
 }
 
 /* Runs m on batch n of x and copies the outputs (n * classes floats) into out. */
+struct cnn_model *tox_load(const struct tox_graph *g)
+{
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    int rc = cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err);
+    free(buf);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    return m;
+}
+
 void tox_run(const struct cnn_model *m, const float *x, int n, float *out)
 {
     struct cnn_err err = {0};
