@@ -142,6 +142,11 @@ int onnx_meta_apply(const Onnx__ModelProto *mp, struct cnn_model *m, struct cnn_
 float *onnx_copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a);
 /* The 4-D layer input 0 of a spatial op and its per-image shape. */
 int onnx_image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h, int *w);
+/* The dims of layer value x: (batch marker ONNX_DIM_BATCH, C, H, W); rank 2 uses 2. */
+void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims);
+/* Output 0 is x seen with dims (nd of them, dims[0] the batch marker) when that moves no
+ * data: the same shape, or (N, C*H*W) / (N, C*H*W, 1, 1) (a flatten); else unsupported. */
+int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims);
 /* An activation layer over input 0, keeping its rank. */
 int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta);
 

@@ -417,6 +417,71 @@ static int flatten_layer(struct onnx_ctx *c, struct onnx_value *x, int define)
     return onnx_add_layer(c, &d, 1, &x->layer, define ? 2 : 0, NULL, NULL, 0);
 }
 
+void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims)
+{
+    int ch, h, w;
+    onnx_layer_shape(c, x->layer, &ch, &h, &w);
+    dims[0] = ONNX_DIM_BATCH;
+    dims[1] = ch;
+    dims[2] = h;
+    dims[3] = w;
+}
+
+int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims)
+{
+    int64_t in[4];
+    onnx_layer_dims(c, x, in);
+    int64_t feat = in[1] * in[2] * in[3];
+    if (nd >= 1 && dims[0] == ONNX_DIM_BATCH && nd == x->rank &&
+        memcmp(dims + 1, in + 1, (size_t)(nd - 1) * sizeof *dims) == 0)
+        return onnx_alias(c, 0, x); /* the same shape */
+    int flat = nd >= 2 && dims[0] == ONNX_DIM_BATCH && dims[1] == feat &&
+               (nd == 2 || (nd == 4 && dims[2] == 1 && dims[3] == 1));
+    if (!flat)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: a (N,%lld,%lld,%lld) tensor to rank %d other than "
+                             "(N,K) or (N,K,1,1)",
+                             (long long)in[1], (long long)in[2], (long long)in[3], nd);
+    int l = flatten_layer(c, x, 0);
+    if (l < 0)
+        return l;
+    struct onnx_value v = {.layer = l, .rank = nd};
+    return onnx_alias(c, 0, &v);
+}
+
+/* Transpose of a layer output that keeps the batch first and the order of the dims above 1
+ * (so the data does not move): an identity or a flatten. */
+static int op_transpose(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    int rc = onnx_input_layer(c, 0, &x);
+    if (rc)
+        return rc;
+    int64_t in[4], out[4], perm[4];
+    onnx_layer_dims(c, x, in);
+    int np = onnx_attr_ints(n, "perm", perm, 4);
+    if (np == 0) /* default: reversed */
+        for (np = 0; np < x->rank; np++)
+            perm[np] = x->rank - 1 - np;
+    if (np != x->rank)
+        return onnx_node_err(c, CNN_EFORMAT, "perm of %d entries for rank %d", np, x->rank);
+    int seen = 0, last = -1;
+    for (int k = 0; k < np; k++) {
+        if (perm[k] < 0 || perm[k] >= np || (seen >> perm[k]) & 1)
+            return onnx_node_err(c, CNN_EFORMAT, "perm is not a permutation");
+        seen |= 1 << perm[k];
+        out[k] = in[perm[k]];
+        if (out[k] != 1) { /* dims above 1 (and the batch) keep their order */
+            if (perm[k] < last)
+                return onnx_node_err(c, CNN_EFORMAT,
+                                     "unsupported: transpose that moves data (static shapes "
+                                     "make only identities and flattens)");
+            last = (int)perm[k];
+        }
+    }
+    return onnx_layer_as(c, x, np, out);
+}
+
 static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
@@ -433,7 +498,13 @@ static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
             dims[k < a ? 0 : 1] *= x->t->dims[k];
         return onnx_const_reshaped(c, x->t, 2, dims);
     }
-    if (onnx_norm_axis(axis, x->rank) != 1)
+    int a = axis == x->rank ? x->rank : onnx_norm_axis(axis, x->rank);
+    int64_t in[4], lead = 1;
+    onnx_layer_dims(c, x, in);
+    for (int k = 1; k < a; k++)
+        lead *= in[k];
+    /* (N * lead, rest): the (N, C*H*W) flatten when lead is 1, or axis 0 with batch 1 */
+    if (a < 0 || (a == 0 ? c->batch != 1 : lead != 1))
         return onnx_node_err(c, CNN_EFORMAT,
                              "unsupported: axis %lld (batch-preserving axis 1 only)",
                              (long long)axis);
@@ -601,6 +672,7 @@ static const struct {
     {"PRelu", onnx_op_prelu},
     {"Pad", onnx_op_pad},
     {"Reshape", op_reshape},
+    {"Transpose", op_transpose},
     {"Shape", onnx_op_shape},
     {"Gather", onnx_op_gather},
     {"Unsqueeze", onnx_op_squeeze},

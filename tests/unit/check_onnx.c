@@ -3,7 +3,8 @@
  * (from memory and through a .onnx path), Gemm's transB / alpha / beta against a naive
  * product, a chain of every mapped op against the native build, opset differences (Clip,
  * Softmax) against naive loops, an imported model saves in the native format, and the
- * cnn.* metadata_props come back as preprocessing, labels and metadata. */
+ * cnn.* metadata_props come back as preprocessing, labels and metadata; Squeeze/Unsqueeze/
+ * Transpose/Flatten that move no data. */
 #include "model.h"
 #include "onnx.h"
 #include "test_onnx.h"
@@ -527,6 +528,84 @@ START_TEST(test_metadata_props_read_back)
 }
 END_TEST
 
+/* Squeeze/Unsqueeze/Transpose/Flatten of layer outputs that static shapes make identities
+ * or flattens, each net ending in Softmax over the image's values (naive), and the forms
+ * that would move data or the batch refused as unsupported. */
+START_TEST(test_shape_ops_that_move_no_data)
+{
+    static const struct {
+        int64_t in[4];
+        const char *ops;     /* s: Squeeze [2,3], u: Unsqueeze [2,3], t: Transpose (0,1,3,2),
+                              * 0/2: Flatten axis 0 / 2, T: Transpose (0,2,3,1) */
+        const char *refused; /* NULL: imports */
+    } cases[] = {
+        {{2, 3, 1, 1}, "sut", NULL},
+        {{2, 1, 3, 3}, "2", NULL},
+        {{1, 3, 2, 2}, "0", NULL},
+        {{2, 3, 2, 2}, "T", "moves data"},
+        {{2, 3, 2, 2}, "2", "axis 2"},
+        {{2, 3, 2, 2}, "0", "axis 0"},
+        {{2, 3, 1, 1}, "S", "axis 0 (the batch)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct tox_graph *g = tox_alloc(sizeof *g);
+        memcpy(g->in_dims, cases[i].in, sizeof cases[i].in);
+        int64_t ax23[2] = {2, 3}, ax0 = 0, d2 = 2, d1 = 1;
+        g->inits[g->n_inits++] = tox_tensor_i("ax23", 1, &d2, ax23, 2);
+        g->inits[g->n_inits++] = tox_tensor_i("ax0", 1, &d1, &ax0, 1);
+        const char *prev = "x";
+        static const char *const outs[] = {"v0", "v1", "v2", "v3"};
+        for (int k = 0; cases[i].ops[k]; k++) {
+            char op = cases[i].ops[k];
+            Onnx__NodeProto *n;
+            if (op == 's' || op == 'u' || op == 'S')
+                n = tox_node(g, op == 'u' ? "Unsqueeze" : "Squeeze", outs[k], prev,
+                             op == 'S' ? "ax0" : "ax23", NULL, outs[k]);
+            else if (op == 't' || op == 'T')
+                tox_attr_ints(n = tox_node(g, "Transpose", outs[k], prev, NULL, NULL, outs[k]),
+                              "perm", 4,
+                              op == 't' ? (int64_t[]){0, 1, 3, 2} : (int64_t[]){0, 2, 3, 1});
+            else
+                tox_attr_i(n = tox_node(g, "Flatten", outs[k], prev, NULL, NULL, outs[k]), "axis",
+                           op - '0');
+            prev = outs[k];
+        }
+        tox_node(g, "Flatten", "flat", prev, NULL, NULL, "f");
+        tox_node(g, "Softmax", "sm", "f", NULL, NULL, "y");
+        g->output = "y";
+        size_t size;
+        uint8_t *buf = tox_pack(g, &size);
+        struct cnn_err err = {0};
+        struct cnn_model *m = NULL;
+        int rc = cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err);
+        free(buf);
+        if (cases[i].refused) {
+            ck_assert_msg(rc == CNN_EFORMAT && strstr(err.msg, "unsupported") &&
+                              strstr(err.msg, cases[i].refused),
+                          "case %zu: %s", i, err.msg);
+            ck_assert_ptr_null(m);
+            continue;
+        }
+        ck_assert_msg(rc == 0, "case %zu: %s", i, err.msg);
+        int n = (int)cases[i].in[0], k = (int)(cases[i].in[1] * cases[i].in[2] * cases[i].in[3]);
+        ck_assert_int_eq(cnn_model_num_classes(m), k);
+        float x[24], got[24], want[24];
+        tox_fill(x, (size_t)(n * k), 70 + i);
+        for (int b = 0; b < n; b++) {
+            double sum = 0;
+            for (int j = 0; j < k; j++)
+                sum += exp(x[b * k + j]);
+            for (int j = 0; j < k; j++)
+                want[b * k + j] = (float)(exp(x[b * k + j]) / sum);
+        }
+        tox_run(m, x, n, got);
+        tox_assert_close(got, want, (size_t)(n * k), 1e-6f);
+        cnn_model_destroy(m);
+    }
+    tox_arena_free();
+}
+END_TEST
+
 Suite *onnx_suite(void)
 {
     Suite *s = suite_create("onnx");
@@ -539,6 +618,7 @@ Suite *onnx_suite(void)
     tcase_add_test(tc, test_imported_model_saves_natively_names_cleaned);
     tcase_add_test(tc, test_reshape_batch_entry);
     tcase_add_test(tc, test_metadata_props_read_back);
+    tcase_add_test(tc, test_shape_ops_that_move_no_data);
     suite_add_tcase(s, tc);
     return s;
 }
