@@ -618,22 +618,15 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
             dims[infer] = known ? (int64_t)(x->t->count / known) : 0;
         return onnx_const_reshaped(c, x->t, nd, dims);
     }
-    int ch, h, w;
-    onnx_layer_shape(c, x->layer, &ch, &h, &w);
-    size_t feat = (size_t)ch * (size_t)h * (size_t)w;
+    int64_t in[4];
+    onnx_layer_dims(c, x, in);
+    int64_t feat = in[1] * in[2] * in[3];
     /* the batch entry was 0 (copy), the folded batch, the input's fixed batch size or -1 */
-    int feat_ok = infer == 1 || (nd >= 2 && dims[1] == (int64_t)feat);
-    int flat = feat_ok && (nd == 2 || (nd == 4 && dims[2] == 1 && dims[3] == 1));
-    if (!flat)
-        return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: reshape of a (N,%d,%d,%d) tensor to rank %d other than "
-                             "(N,-1)",
-                             ch, h, w, nd);
-    int l = flatten_layer(c, x, 0);
-    if (l < 0)
-        return l;
-    struct onnx_value v = {.layer = l, .rank = nd == 2 ? 2 : 4};
-    return onnx_alias(c, 0, &v);
+    dims[0] = ONNX_DIM_BATCH;
+    if (infer > 0)
+        dims[infer] =
+            known && known != SIZE_MAX && feat % (int64_t)known == 0 ? feat / (int64_t)known : -1;
+    return onnx_layer_as(c, x, nd, dims);
 }
 
 /* One row per ONNX operator of the default domain (the rows onto the kinds added for ONNX
