@@ -182,6 +182,18 @@ int cnn_model_set_labels(struct cnn_model *m, const char *const *labels, int n,
     return 0;
 }
 
+int cnn_model_set_preproc(struct cnn_model *m, const struct cnn_preproc *pp, struct cnn_err *err)
+{
+    if (pp->c != m->pp.c || pp->h != m->pp.h || pp->w != m->pp.w)
+        return cnn_err_set(err, CNN_EINVAL,
+                           "model: preprocessing for a %dx%dx%d input, the model takes %dx%dx%d",
+                           pp->c, pp->h, pp->w, m->pp.c, m->pp.h, m->pp.w);
+    int rc = cnn_preproc_check(pp, err);
+    if (rc == 0)
+        m->pp = *pp;
+    return rc;
+}
+
 int cnn_model_set_meta(struct cnn_model *m, const char *text, struct cnn_err *err)
 {
     size_t len = strlen(text);

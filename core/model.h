@@ -64,6 +64,10 @@ int cnn_model_add(struct cnn_model *m, const struct cnn_layer_desc *d, struct cn
 /* Sets the class labels (copied); n must equal the output's channel count. */
 int cnn_model_set_labels(struct cnn_model *m, const char *const *labels, int n,
                          struct cnn_err *err);
+/* Replaces how images are prepared for m (resize, invert, mean, std): pp's c, h and w must
+ * be the model's input.  For the loader of a model before it is shared (the server applies
+ * NAME/config.ini [preprocessing] with it).  0 or CNN_EINVAL. */
+int cnn_model_set_preproc(struct cnn_model *m, const struct cnn_preproc *pp, struct cnn_err *err);
 /* Sets free-form metadata text (copied): lineage, training info; "key=value" lines. */
 int cnn_model_set_meta(struct cnn_model *m, const char *text, struct cnn_err *err);
 

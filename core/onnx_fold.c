@@ -186,33 +186,41 @@ static int axes_of(struct onnx_ctx *c, const Onnx__NodeProto *n, int64_t *axes, 
     return *na < 0 ? onnx_node_err(c, CNN_EFORMAT, "too many axes") : 0;
 }
 
-/* Unsqueeze and Squeeze of a constant: only its dims change. */
+/* Unsqueeze and Squeeze: only the dims change (of a constant, or of a layer output when
+ * the batch stays first: onnx_layer_as). */
 int onnx_op_squeeze(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
-    struct onnx_tensor *x;
-    int64_t axes[CNN_ONNX_MAX_DIMS], dims[CNN_ONNX_MAX_DIMS];
+    struct onnx_value *v;
+    int64_t axes[CNN_ONNX_MAX_DIMS], dims[CNN_ONNX_MAX_DIMS], in[CNN_ONNX_MAX_DIMS];
     int na = 0, rc;
-    if ((rc = onnx_input_const(c, 0, 0, &x)) || (rc = axes_of(c, n, axes, &na)))
+    if ((rc = onnx_input(c, 0, 0, &v)) || (rc = axes_of(c, n, axes, &na)))
         return rc;
-    int un = strcmp(n->op_type, "Unsqueeze") == 0, out = un ? x->ndims + na : 0;
+    int nd = v->t ? v->t->ndims : v->rank;
+    if (v->t)
+        memcpy(in, v->t->dims, (size_t)nd * sizeof *in);
+    else
+        onnx_layer_dims(c, v, in);
+    int un = strcmp(n->op_type, "Unsqueeze") == 0, out = un ? nd + na : 0;
     if (out > CNN_ONNX_MAX_DIMS || (un && na == 0))
         return onnx_node_err(c, CNN_EFORMAT, "rank out of range");
     int mark[CNN_ONNX_MAX_DIMS] = {0};
     for (int k = 0; k < na; k++) {
-        int a = onnx_norm_axis(axes[k], un ? out : x->ndims);
-        if (a < 0 || mark[a] || (!un && x->dims[a] != 1))
+        int a = onnx_norm_axis(axes[k], un ? out : nd);
+        if (!v->t && a == 0)
+            return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis 0 (the batch)");
+        if (a < 0 || mark[a] || (!un && in[a] != 1))
             return onnx_node_err(c, CNN_EFORMAT, "axis %lld invalid", (long long)axes[k]);
         mark[a] = 1;
     }
     if (un) {
         for (int k = 0, j = 0; k < out; k++)
-            dims[k] = mark[k] ? 1 : x->dims[j++];
+            dims[k] = mark[k] ? 1 : in[j++];
     } else {
-        for (int k = 0; k < x->ndims; k++)
-            if (na ? !mark[k] : x->dims[k] != 1)
-                dims[out++] = x->dims[k];
+        for (int k = 0; k < nd; k++)
+            if (na ? !mark[k] : in[k] != 1)
+                dims[out++] = in[k];
     }
-    return onnx_const_reshaped(c, x, out, dims);
+    return v->t ? onnx_const_reshaped(c, v->t, out, dims) : onnx_layer_as(c, v, out, dims);
 }
 
 /* Cast of a constant to float or an integer type; of a layer output to float (a no-op). */

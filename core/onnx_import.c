@@ -323,9 +323,12 @@ static int run_nodes(struct onnx_ctx *c, const Onnx__GraphProto *g)
     if (g->n_node > ONNX_MAX_NODES)
         return cnn_err_set(c->err, CNN_ELIMIT, "onnx: %zu nodes (at most %d)", g->n_node,
                            ONNX_MAX_NODES);
+    c->graph = g;
+    c->scan_budget = ONNX_SCAN_BUDGET;
     for (size_t k = 0; k < g->n_node; k++) {
         const Onnx__NodeProto *n = g->node[k];
         c->node = n;
+        c->node_index = k;
         if (!n->op_type)
             return onnx_node_err(c, CNN_EFORMAT, "no op_type");
         onnx_op_fn fn = n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx") != 0
@@ -336,7 +339,8 @@ static int run_nodes(struct onnx_ctx *c, const Onnx__GraphProto *g)
         for (size_t a = 0; a < n->n_attribute; a++)
             if (n->attribute[a]->g || n->attribute[a]->n_graphs)
                 return onnx_node_err(c, CNN_EFORMAT, "unsupported: subgraph attribute");
-        int rc = fn(c, n);
+        const struct onnx_value *from = n == c->fused ? onnx_value_find(c, c->fused_from) : NULL;
+        int rc = from ? onnx_alias(c, 0, from) : fn(c, n); /* folded into an earlier layer */
         if (rc < 0)
             return rc;
     }
@@ -409,7 +413,7 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     if (!image)
         return cnn_err_set(err, CNN_EFORMAT, "onnx: graph has no input besides initializers");
     struct cnn_preproc pp;
-    if ((rc = input_preproc(image, &pp, err)) != 0)
+    if ((rc = input_preproc(image, &pp, err)) != 0 || (rc = onnx_meta_preproc(mp, &pp, err)) != 0)
         return rc;
     const Onnx__TensorShapeProto__Dimension *n0 = image->type->tensor_type->shape->dim[0];
     if (n0->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && n0->dim_value > 0)
@@ -418,8 +422,8 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     if (!c.m)
         return err ? err->code : CNN_EINVAL;
     if ((rc = define_inputs(&c, g, feeds, n_feeds)) == 0 && (rc = run_nodes(&c, g)) == 0 &&
-        (rc = check_output(&c, g)) == 0)
-        rc = fill_weights(&c);
+        (rc = check_output(&c, g)) == 0 && (rc = fill_weights(&c)) == 0)
+        rc = onnx_meta_apply(mp, c.m, err);
     onnx_values_free(&c);
     for (size_t k = 0; k < c.n_pend; k++)
         free(c.pend[k].data);

@@ -1,6 +1,7 @@
 /* Shared by onnx_import.c (graph walk, model building), onnx_tensor.c (TensorProto
  * decoding, the nesting pre-scan, the value table), onnx_ops.c (one table row per ONNX
- * operator) and onnx_fold.c (ops folded on constants).  Not for use outside those files. */
+ * operator), onnx_kinds.c (rows onto the kinds added for ONNX), onnx_fold.c (ops folded
+ * on constants) and onnx_meta.c (cnn.* metadata_props).  Not for use outside those files. */
 #ifndef CNN_ONNX_INTERNAL_H
 #define CNN_ONNX_INTERNAL_H
 
@@ -11,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ONNX_MAX_NODES 100000 /* nodes of the main graph */
-#define ONNX_MAX_NESTING 64   /* protobuf message nesting accepted by the pre-scan */
+#define ONNX_MAX_NODES 100000       /* nodes of the main graph */
+#define ONNX_SCAN_BUDGET (1u << 22) /* node visits of onnx_take_bias per model */
+#define ONNX_MAX_NESTING 64         /* protobuf message nesting accepted by the pre-scan */
 #define ONNX_MAX_TENSOR_FLOATS (1u << 30)
 #define ONNX_DIM_BATCH INT64_MIN    /* in a folded shape: the (dynamic) batch size */
 #define ONNX_MAX_CHANNELS (1 << 24) /* outputs of a conv or dense (= CNN_MAX_DIM) */
@@ -48,7 +50,12 @@ struct onnx_ctx {
     int opset;
     int64_t batch;               /* the image input's fixed batch size, 0 when dynamic */
     const Onnx__NodeProto *node; /* the node being imported, for messages */
-    struct onnx_value *vals;     /* open-addressing hash on name */
+    const Onnx__GraphProto *graph;
+    size_t node_index;            /* of node in graph */
+    const Onnx__NodeProto *fused; /* a later node folded into an earlier layer: its output */
+    const char *fused_from;       /* is then this value (borrowed from the proto) */
+    size_t scan_budget;           /* node visits left for onnx_take_bias's look-ahead */
+    struct onnx_value *vals;      /* open-addressing hash on name */
     size_t cap_vals, n_vals;
     struct onnx_pending *pend;
     size_t n_pend, cap_pend;
@@ -122,7 +129,42 @@ int onnx_op_gather(struct onnx_ctx *c, const Onnx__NodeProto *n);
 int onnx_op_squeeze(struct onnx_ctx *c, const Onnx__NodeProto *n); /* and Unsqueeze */
 int onnx_op_cast(struct onnx_ctx *c, const Onnx__NodeProto *n);
 
+/* ---- onnx_meta.c: the cnn.* metadata_props of `cnn convert` ---- */
+/* Overrides pp (the input's c, h, w already set) from cnn.resize, cnn.resize_short,
+ * cnn.invert, cnn.mean, cnn.std; CNN_EFORMAT naming the key when one is malformed. */
+int onnx_meta_preproc(const Onnx__ModelProto *mp, struct cnn_preproc *pp, struct cnn_err *err);
+/* Sets m's labels from cnn.labels (one a line, one per class) and its metadata text from
+ * cnn.meta. */
+int onnx_meta_apply(const Onnx__ModelProto *mp, struct cnn_model *m, struct cnn_err *err);
+
 /* ---- onnx_ops.c ---- */
+/* A copy of t's floats scaled by a (owned; NULL on failure with the error set). */
+float *onnx_copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a);
+/* The 4-D layer input 0 of a spatial op and its per-image shape. */
+int onnx_image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h, int *w);
+/* The dims of layer value x: (batch marker ONNX_DIM_BATCH, C, H, W); rank 2 uses 2. */
+void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims);
+/* Output 0 is x seen with dims (nd of them, dims[0] the batch marker) when that moves no
+ * data: the same shape, or (N, C*H*W) / (N, C*H*W, 1, 1) (a flatten); else unsupported. */
+int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims);
+/* An activation layer over input 0, keeping its rank. */
+int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta);
+
+/* ---- onnx_kinds.c: rows onto the kinds added for ONNX ---- */
+/* Add/Sub/Mul/Div with a constant operand: folded when both are constants (equal shapes or
+ * a scalar), else a scale_shift layer (the constant a scalar or per channel). */
+int onnx_op_arith(struct onnx_ctx *c, const Onnx__NodeProto *n);
+/* For a bias-free dense of out outputs made from the current node (MatMul, Gemm without
+ * C): when an Add of a constant of out values ((out) or (1,out)) alone reads the node's
+ * output, a copy of that constant (owned) and c->fused set to that Add (its output is then
+ * the dense's); else NULL (no error). */
+float *onnx_take_bias(struct onnx_ctx *c, int64_t out);
+int onnx_op_hard_sigmoid(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_hard_swish(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_global_maxpool(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_prelu(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_pad(struct onnx_ctx *c, const Onnx__NodeProto *n);
+
 /* Imports node n: >= 0 on success, CNN_E* with the message set. */
 typedef int (*onnx_op_fn)(struct onnx_ctx *c, const Onnx__NodeProto *n);
 /* The row of op_type (default domain), NULL when unsupported. */

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A copy of t's floats scaled by a (owned; NULL on failure with the error set). */
-static float *copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a)
+float *onnx_copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a)
 {
     float *w = t->is_int ? NULL : malloc((t->count ? t->count : 1) * sizeof *w);
     if (!w) {
@@ -66,8 +65,7 @@ static int window(struct onnx_ctx *c, const Onnx__NodeProto *n, int h, int w, co
     return 0;
 }
 
-/* The 4-D layer input 0 of a spatial op and its shape. */
-static int image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h, int *w)
+int onnx_image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h, int *w)
 {
     int rc = onnx_input_layer(c, 0, x);
     if (rc)
@@ -84,7 +82,7 @@ static int op_conv(struct onnx_ctx *c, const Onnx__NodeProto *n)
     struct onnx_value *x;
     struct onnx_tensor *wt, *bt;
     int ch, h, w, rc;
-    if ((rc = image_input(c, &x, &ch, &h, &w)) || (rc = onnx_input_const(c, 1, 0, &wt)) ||
+    if ((rc = onnx_image_input(c, &x, &ch, &h, &w)) || (rc = onnx_input_const(c, 1, 0, &wt)) ||
         (rc = onnx_input_const(c, 2, 1, &bt)))
         return rc;
     if (wt->ndims != 4)
@@ -129,11 +127,11 @@ static int op_conv(struct onnx_ctx *c, const Onnx__NodeProto *n)
                                    .pad_r = pads[3],
                                    .groups = (int)group,
                                    .has_bias = bt != NULL};
-    float *wts[2] = {copy_floats(c, wt, 1.0f), NULL};
+    float *wts[2] = {onnx_copy_floats(c, wt, 1.0f), NULL};
     size_t cnt[2] = {wt->count, bt ? bt->count : 0};
     if (!wts[0])
         return onnx_err_code(c);
-    if (bt && !(wts[1] = copy_floats(c, bt, 1.0f))) {
+    if (bt && !(wts[1] = onnx_copy_floats(c, bt, 1.0f))) {
         free(wts[0]);
         return onnx_err_code(c);
     }
@@ -200,7 +198,7 @@ static int op_gemm(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (ct && (ct->is_int || (ct->count != 1 && ct->count != (size_t)out) ||
                (ct->ndims == 2 && ct->dims[0] != 1)))
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: C of shape other than (N) or (1,N)");
-    float *w = trans_b ? copy_floats(c, bt, alpha) : transpose(c, bt, alpha);
+    float *w = trans_b ? onnx_copy_floats(c, bt, alpha) : transpose(c, bt, alpha);
     float *b = ct && w ? malloc((size_t)out * sizeof *b) : NULL;
     if (!w || (ct && !b)) {
         free(w);
@@ -208,6 +206,8 @@ static int op_gemm(struct onnx_ctx *c, const Onnx__NodeProto *n)
     }
     for (int64_t o = 0; ct && o < out; o++)
         b[o] = beta * ct->f[ct->count == 1 ? 0 : o];
+    if (!ct)
+        b = onnx_take_bias(c, out);
     return add_dense(c, x, (int)out, w, bt->count, b);
 }
 
@@ -226,11 +226,10 @@ static int op_matmul(struct onnx_ctx *c, const Onnx__NodeProto *n)
     float *w = transpose(c, bt, 1.0f);
     if (!w)
         return onnx_err_code(c);
-    return add_dense(c, x, (int)bt->dims[1], w, bt->count, NULL);
+    return add_dense(c, x, (int)bt->dims[1], w, bt->count, onnx_take_bias(c, bt->dims[1]));
 }
 
-/* An activation layer over input 0, keeping its rank. */
-static int add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta)
+int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta)
 {
     struct onnx_value *x;
     int rc = onnx_input_layer(c, 0, &x);
@@ -244,24 +243,24 @@ static int add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float bet
 static int op_relu(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     (void)n;
-    return add_act(c, CNN_ACT_RELU, 0, 0);
+    return onnx_add_act(c, CNN_ACT_RELU, 0, 0);
 }
 
 static int op_leaky_relu(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
-    return add_act(c, CNN_ACT_LEAKY_RELU, onnx_attr_float(n, "alpha", 0.01f), 0);
+    return onnx_add_act(c, CNN_ACT_LEAKY_RELU, onnx_attr_float(n, "alpha", 0.01f), 0);
 }
 
 static int op_sigmoid(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     (void)n;
-    return add_act(c, CNN_ACT_SIGMOID, 0, 0);
+    return onnx_add_act(c, CNN_ACT_SIGMOID, 0, 0);
 }
 
 static int op_tanh(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     (void)n;
-    return add_act(c, CNN_ACT_TANH, 0, 0);
+    return onnx_add_act(c, CNN_ACT_TANH, 0, 0);
 }
 
 /* Clip: min/max attributes before opset 11, optional scalar inputs 1 and 2 from 11 on. */
@@ -284,14 +283,14 @@ static int op_clip(struct onnx_ctx *c, const Onnx__NodeProto *n)
     }
     if (!(lim[0] <= lim[1]))
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: min > max");
-    return add_act(c, CNN_ACT_CLIP, fmaxf(lim[0], -FLT_MAX), fminf(lim[1], FLT_MAX));
+    return onnx_add_act(c, CNN_ACT_CLIP, fmaxf(lim[0], -FLT_MAX), fminf(lim[1], FLT_MAX));
 }
 
 static int add_pool(struct onnx_ctx *c, const Onnx__NodeProto *n, enum cnn_layer_kind kind)
 {
     struct onnx_value *x;
     int ch, h, w, rc;
-    if ((rc = image_input(c, &x, &ch, &h, &w)))
+    if ((rc = onnx_image_input(c, &x, &ch, &h, &w)))
         return rc;
     if (n->n_output > 1 && n->output[1][0])
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: the Indices output");
@@ -335,7 +334,7 @@ static int op_global_avgpool(struct onnx_ctx *c, const Onnx__NodeProto *n)
     (void)n;
     struct onnx_value *x;
     int ch, h, w, rc;
-    if ((rc = image_input(c, &x, &ch, &h, &w)))
+    if ((rc = onnx_image_input(c, &x, &ch, &h, &w)))
         return rc;
     struct cnn_layer_desc d = {.kind = CNN_LAYER_GLOBAL_AVGPOOL};
     return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
@@ -360,7 +359,7 @@ static int op_batchnorm(struct onnx_ctx *c, const Onnx__NodeProto *n)
         if ((rc = onnx_input_const(c, k + 1, 0, &t)) == 0 && t->count != (size_t)ch)
             rc = onnx_node_err(c, CNN_EFORMAT, "input %d has %zu values for %d channels", k + 1,
                                t->count, ch);
-        if (rc == 0 && !(wts[k] = copy_floats(c, t, 1.0f)))
+        if (rc == 0 && !(wts[k] = onnx_copy_floats(c, t, 1.0f)))
             rc = onnx_err_code(c);
     }
     if (rc) {
@@ -377,7 +376,7 @@ static int op_lrn(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
     int ch, h, w, rc;
-    if ((rc = image_input(c, &x, &ch, &h, &w)))
+    if ((rc = onnx_image_input(c, &x, &ch, &h, &w)))
         return rc;
     int64_t size = onnx_attr_int(n, "size", 0);
     if (size < 1 || size > 1023)
@@ -418,6 +417,71 @@ static int flatten_layer(struct onnx_ctx *c, struct onnx_value *x, int define)
     return onnx_add_layer(c, &d, 1, &x->layer, define ? 2 : 0, NULL, NULL, 0);
 }
 
+void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims)
+{
+    int ch, h, w;
+    onnx_layer_shape(c, x->layer, &ch, &h, &w);
+    dims[0] = ONNX_DIM_BATCH;
+    dims[1] = ch;
+    dims[2] = h;
+    dims[3] = w;
+}
+
+int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims)
+{
+    int64_t in[4];
+    onnx_layer_dims(c, x, in);
+    int64_t feat = in[1] * in[2] * in[3];
+    if (nd >= 1 && dims[0] == ONNX_DIM_BATCH && nd == x->rank &&
+        memcmp(dims + 1, in + 1, (size_t)(nd - 1) * sizeof *dims) == 0)
+        return onnx_alias(c, 0, x); /* the same shape */
+    int flat = nd >= 2 && dims[0] == ONNX_DIM_BATCH && dims[1] == feat &&
+               (nd == 2 || (nd == 4 && dims[2] == 1 && dims[3] == 1));
+    if (!flat)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: a (N,%lld,%lld,%lld) tensor to rank %d other than "
+                             "(N,K) or (N,K,1,1)",
+                             (long long)in[1], (long long)in[2], (long long)in[3], nd);
+    int l = flatten_layer(c, x, 0);
+    if (l < 0)
+        return l;
+    struct onnx_value v = {.layer = l, .rank = nd};
+    return onnx_alias(c, 0, &v);
+}
+
+/* Transpose of a layer output that keeps the batch first and the order of the dims above 1
+ * (so the data does not move): an identity or a flatten. */
+static int op_transpose(struct onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    struct onnx_value *x;
+    int rc = onnx_input_layer(c, 0, &x);
+    if (rc)
+        return rc;
+    int64_t in[4], out[4], perm[4];
+    onnx_layer_dims(c, x, in);
+    int np = onnx_attr_ints(n, "perm", perm, 4);
+    if (np == 0) /* default: reversed */
+        for (np = 0; np < x->rank; np++)
+            perm[np] = x->rank - 1 - np;
+    if (np != x->rank)
+        return onnx_node_err(c, CNN_EFORMAT, "perm of %d entries for rank %d", np, x->rank);
+    int seen = 0, last = -1;
+    for (int k = 0; k < np; k++) {
+        if (perm[k] < 0 || perm[k] >= np || (seen >> perm[k]) & 1)
+            return onnx_node_err(c, CNN_EFORMAT, "perm is not a permutation");
+        seen |= 1 << perm[k];
+        out[k] = in[perm[k]];
+        if (out[k] != 1) { /* dims above 1 (and the batch) keep their order */
+            if (perm[k] < last)
+                return onnx_node_err(c, CNN_EFORMAT,
+                                     "unsupported: transpose that moves data (static shapes "
+                                     "make only identities and flattens)");
+            last = (int)perm[k];
+        }
+    }
+    return onnx_layer_as(c, x, np, out);
+}
+
 static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
@@ -434,7 +498,13 @@ static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
             dims[k < a ? 0 : 1] *= x->t->dims[k];
         return onnx_const_reshaped(c, x->t, 2, dims);
     }
-    if (onnx_norm_axis(axis, x->rank) != 1)
+    int a = axis == x->rank ? x->rank : onnx_norm_axis(axis, x->rank);
+    int64_t in[4], lead = 1;
+    onnx_layer_dims(c, x, in);
+    for (int k = 1; k < a; k++)
+        lead *= in[k];
+    /* (N * lead, rest): the (N, C*H*W) flatten when lead is 1, or axis 0 with batch 1 */
+    if (a < 0 || (a == 0 ? c->batch != 1 : lead != 1))
         return onnx_node_err(c, CNN_EFORMAT,
                              "unsupported: axis %lld (batch-preserving axis 1 only)",
                              (long long)axis);
@@ -468,34 +538,16 @@ static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
     return onnx_add_layer(c, &d, (int)n->n_input, in, x->rank, NULL, NULL, 0);
 }
 
-/* Add of two layer outputs of one shape; of two constants (folded) with equal shapes or a
- * scalar.  A layer plus a constant needs a per-channel affine kind: unsupported for now. */
+/* Add of two layer outputs of one shape; with a constant operand see onnx_op_arith (or
+ * onnx_take_bias). */
 static int op_add(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
-    (void)n;
     struct onnx_value *a, *b;
     int rc;
     if ((rc = onnx_input(c, 0, 0, &a)) || (rc = onnx_input(c, 1, 0, &b)))
         return rc;
-    if (a->t && b->t) {
-        const struct onnx_tensor *big = a->t->count >= b->t->count ? a->t : b->t;
-        const struct onnx_tensor *small = big == a->t ? b->t : a->t;
-        if (a->t->is_int != b->t->is_int || (small->count != 1 && small->count != big->count))
-            return onnx_node_err(c, CNN_EFORMAT, "unsupported: broadcast of constants");
-        struct onnx_tensor *o = onnx_tensor_new(big->is_int, big->ndims, big->dims, c->err);
-        if (!o)
-            return onnx_err_code(c);
-        for (size_t k = 0; k < o->count; k++) {
-            size_t j = small->count == 1 ? 0 : k;
-            if (o->is_int)
-                o->i[k] = big->i[k] + small->i[j];
-            else
-                o->f[k] = big->f[k] + small->f[j];
-        }
-        return onnx_set_const(c, 0, o);
-    }
     if (a->t || b->t)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: adding a constant to a tensor");
+        return onnx_op_arith(c, n);
     if (a->rank != b->rank)
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: broadcast");
     int in[2] = {a->layer, b->layer};
@@ -503,8 +555,9 @@ static int op_add(struct onnx_ctx *c, const Onnx__NodeProto *n)
     return onnx_add_layer(c, &d, 2, in, a->rank, NULL, NULL, 0);
 }
 
-/* Softmax over the features of each item: on (N, K); before opset 13 the axis-1 softmax of
- * a (N, C, H, W) input is over the flattened C*H*W, from 13 on only over C (so H = W = 1). */
+/* Softmax and LogSoftmax over the features of each item: on (N, K); before opset 13 the axis-1
+ * softmax of a (N, C, H, W) input is over the flattened C*H*W, from 13 on only over C (so H = W =
+ * 1). */
 static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
@@ -521,7 +574,8 @@ static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
     int flat = flatten_layer(c, x, 0);
     if (flat < 0)
         return flat;
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_SOFTMAX};
+    struct cnn_layer_desc d = {.kind = strcmp(n->op_type, "LogSoftmax") == 0 ? CNN_LAYER_LOG_SOFTMAX
+                                                                             : CNN_LAYER_SOFTMAX};
     return onnx_add_layer(c, &d, 1, &flat, 2, NULL, NULL, 0);
 }
 
@@ -564,26 +618,19 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
             dims[infer] = known ? (int64_t)(x->t->count / known) : 0;
         return onnx_const_reshaped(c, x->t, nd, dims);
     }
-    int ch, h, w;
-    onnx_layer_shape(c, x->layer, &ch, &h, &w);
-    size_t feat = (size_t)ch * (size_t)h * (size_t)w;
+    int64_t in[4];
+    onnx_layer_dims(c, x, in);
+    int64_t feat = in[1] * in[2] * in[3];
     /* the batch entry was 0 (copy), the folded batch, the input's fixed batch size or -1 */
-    int feat_ok = infer == 1 || (nd >= 2 && dims[1] == (int64_t)feat);
-    int flat = feat_ok && (nd == 2 || (nd == 4 && dims[2] == 1 && dims[3] == 1));
-    if (!flat)
-        return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: reshape of a (N,%d,%d,%d) tensor to rank %d other than "
-                             "(N,-1)",
-                             ch, h, w, nd);
-    int l = flatten_layer(c, x, 0);
-    if (l < 0)
-        return l;
-    struct onnx_value v = {.layer = l, .rank = nd == 2 ? 2 : 4};
-    return onnx_alias(c, 0, &v);
+    dims[0] = ONNX_DIM_BATCH;
+    if (infer > 0)
+        dims[infer] =
+            known && known != SIZE_MAX && feat % (int64_t)known == 0 ? feat / (int64_t)known : -1;
+    return onnx_layer_as(c, x, nd, dims);
 }
 
-/* One row per ONNX operator of the default domain.  New layer kinds (PRelu, HardSigmoid,
- * GlobalMaxPool, Mul/Sub/Div by constants, Pad, LogSoftmax) each become a row here. */
+/* One row per ONNX operator of the default domain (the rows onto the kinds added for ONNX
+ * live in onnx_kinds.c, the folding ones in onnx_fold.c). */
 static const struct {
     const char *op;
     onnx_op_fn fn;
@@ -607,8 +654,18 @@ static const struct {
     {"Flatten", op_flatten},
     {"Concat", op_concat},
     {"Add", op_add},
+    {"Sub", onnx_op_arith},
+    {"Mul", onnx_op_arith},
+    {"Div", onnx_op_arith},
     {"Softmax", op_softmax},
+    {"LogSoftmax", op_softmax},
+    {"HardSigmoid", onnx_op_hard_sigmoid},
+    {"HardSwish", onnx_op_hard_swish},
+    {"GlobalMaxPool", onnx_op_global_maxpool},
+    {"PRelu", onnx_op_prelu},
+    {"Pad", onnx_op_pad},
     {"Reshape", op_reshape},
+    {"Transpose", op_transpose},
     {"Shape", onnx_op_shape},
     {"Gather", onnx_op_gather},
     {"Unsqueeze", onnx_op_squeeze},

@@ -25,6 +25,20 @@ static json_t *model_entry(json_t *models, const char *name)
     return m;
 }
 
+/* How images become the model's input (its own preprocessing, or config.ini's). */
+static json_t *preproc_json(const struct cnn_preproc *pp)
+{
+    json_t *mean = json_array(), *std = json_array();
+    for (int c = 0; c < pp->c && mean && std; c++) {
+        json_array_append_new(mean, json_real(pp->mean[c]));
+        json_array_append_new(std, json_real(pp->std[c]));
+    }
+    return json_pack("{s:s, s:i, s:b, s:o, s:o}", "resize",
+                     pp->resize == CNN_RESIZE_SHORTER_CROP ? "shorter_crop" : "stretch",
+                     "resize_short", pp->resize_short, "invert", pp->invert, "mean", mean, "std",
+                     std);
+}
+
 static json_t *shape_json(const struct cnn_model *model)
 {
     const struct cnn_preproc *pp = cnn_model_preproc(model);
@@ -86,11 +100,12 @@ void handle_model_metadata(struct request *r)
         json_array_remove(versions, 0);
     }
     json_t *j = json_pack("{s:s, s:o, s:s, s:[{s:s, s:s, s:[i, i, i, i]}], "
-                          "s:[{s:s, s:s, s:[i, i]}]}",
+                          "s:[{s:s, s:s, s:[i, i]}], s:{s:o, s:b}}",
                           "name", r->mv->name, "versions", versions, "platform", "cnnd", "inputs",
                           "name", V2_INPUT_NAME, "datatype", "FP32", "shape", -1, pp->c, pp->h,
                           pp->w, "outputs", "name", V2_OUTPUT_NAME, "datatype", "FP32", "shape", -1,
-                          cnn_model_num_classes(m));
+                          cnn_model_num_classes(m), "parameters", "preprocessing",
+                          preproc_json(pp), "labelled", cnn_model_label(m, 0) != NULL);
     http_reply_json(r, 200, j);
 }
 

@@ -63,7 +63,8 @@ static void prune_failures(struct mentry *me, const struct repo_version *disk, i
     }
 }
 
-/* Loads repo/name/version/model.cnn (or model.onnx), applies the labels override and starts its batcher.
+/* Loads repo/name/version/model.cnn (or model.onnx), applies the labels and preprocessing
+ * overrides of config.ini and starts its batcher.
  * No lock held. */
 static int load_version(struct registry *r, struct mentry *me, int version,
                         const struct repo_model_config *cfg, struct ventry **out,
@@ -87,6 +88,12 @@ static int load_version(struct registry *r, struct mentry *me, int version,
         }
         rc = cnn_model_set_labels(m, (const char *const *)cfg->labels, cfg->n_labels, err);
         if (rc)
+            goto fail;
+    }
+    if (cfg->pp.set) {
+        struct cnn_preproc pp;
+        if ((rc = repo_apply_preproc(&cfg->pp, cnn_model_preproc(m), &pp, err)) != 0 ||
+            (rc = cnn_model_set_preproc(m, &pp, err)) != 0)
             goto fail;
     }
     struct ventry *ve = calloc(1, sizeof *ve);

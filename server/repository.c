@@ -1,5 +1,6 @@
 /* Model repository on disk (see repository.h): listing names and versions, file identity,
- * and parsing NAME/config.ini with inih plus the labels file it names. */
+ * and parsing NAME/config.ini with inih ([batching], [model] labels, [preprocessing]) plus
+ * the labels file it names. */
 #include "repository.h"
 
 #include "log.h"
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -256,6 +258,97 @@ static int parse_int(const char *s, long lo, long hi, int *out)
     return 0;
 }
 
+/* 1..3 strict comma-separated finite floats into v; the count, or -1. */
+static int parse_floats(const char *s, float *v)
+{
+    for (int k = 0; k < 3; k++) {
+        char *end;
+        errno = 0;
+        v[k] = strtof(s, &end);
+        if (errno || end == s || !isfinite(v[k]) || (*end != '\0' && *end != ','))
+            return -1;
+        if (*end == '\0')
+            return k + 1;
+        s = end + 1;
+    }
+    return -1;
+}
+
+/* A key of [preprocessing] (see struct repo_preproc). */
+static int on_preproc(struct parse_state *ps, const char *key, const char *value)
+{
+    struct repo_preproc *o = &ps->cfg->pp;
+    int n = 0;
+    char tail;
+    if (strcmp(key, "resize") == 0) {
+        if (strcmp(value, "stretch") != 0 && strcmp(value, "shorter_crop") != 0)
+            return fail_key(ps, key, "not stretch or shorter_crop");
+        o->resize = value[1] == 'h' ? CNN_RESIZE_SHORTER_CROP : CNN_RESIZE_STRETCH;
+        o->set |= REPO_PP_RESIZE;
+    } else if (strcmp(key, "resize_short") == 0) {
+        if (parse_int(value, 1, CNN_PREPROC_MAX_DIM, &o->resize_short) != 0)
+            return fail_key(ps, key, "not an integer in 1..16384");
+        o->set |= REPO_PP_RESIZE_SHORT;
+    } else if (strcmp(key, "invert") == 0) {
+        if (parse_int(value, 0, 1, &o->invert) != 0)
+            return fail_key(ps, key, "not 0 or 1");
+        o->set |= REPO_PP_INVERT;
+    } else if (strcmp(key, "mean") == 0 || strcmp(key, "std") == 0) {
+        int is_std = key[0] == 's';
+        float *v = is_std ? o->std : o->mean;
+        if ((n = parse_floats(value, v)) != 1 && n != 3)
+            return fail_key(ps, key, "not 1 or 3 comma-separated numbers");
+        for (int k = 0; is_std && k < n; k++)
+            if (!(v[k] > 0))
+                return fail_key(ps, key, "a std must be > 0");
+        *(is_std ? &o->n_std : &o->n_mean) = n;
+        o->set |= is_std ? REPO_PP_STD : REPO_PP_MEAN;
+    } else if (strcmp(key, "scale") == 0) {
+        if (parse_floats(value, &o->scale) != 1 || !(o->scale > 0))
+            return fail_key(ps, key, "not a number > 0");
+        o->set |= REPO_PP_SCALE;
+    } else if (strcmp(key, "input_size") == 0) {
+        if (sscanf(value, "%dx%d%c", &o->h, &o->w, &tail) != 2 || o->h < 1 || o->w < 1)
+            return fail_key(ps, key, "not HEIGHTxWIDTH");
+        o->set |= REPO_PP_INPUT_SIZE;
+    } else {
+        return fail_key(ps, key, "unknown key in [preprocessing]");
+    }
+    return 1;
+}
+
+int repo_apply_preproc(const struct repo_preproc *o, const struct cnn_preproc *pp,
+                       struct cnn_preproc *out, struct cnn_err *err)
+{
+    *out = *pp;
+    if ((o->set & REPO_PP_INPUT_SIZE) && (o->h != pp->h || o->w != pp->w))
+        return cnn_err_set(err, CNN_EINVAL,
+                           "config.ini input_size %dx%d: the model takes %dx%d (fixed by its file)",
+                           o->h, o->w, pp->h, pp->w);
+    if (((o->set & REPO_PP_MEAN) && o->n_mean > pp->c) ||
+        ((o->set & REPO_PP_STD) && o->n_std > pp->c))
+        return cnn_err_set(err, CNN_EINVAL, "config.ini mean/std: 3 values for a gray model");
+    if (o->set & REPO_PP_RESIZE)
+        out->resize = o->resize;
+    if (o->set & REPO_PP_RESIZE_SHORT)
+        out->resize_short = o->resize_short;
+    if (o->set & REPO_PP_INVERT)
+        out->invert = o->invert;
+    float scale = o->set & REPO_PP_SCALE ? o->scale : 1.0f;
+    for (int c = 0; c < 3; c++) {
+        if (o->set & REPO_PP_MEAN)
+            out->mean[c] = o->mean[o->n_mean == 1 ? 0 : c];
+        if (o->set & REPO_PP_STD)
+            out->std[c] = o->std[o->n_std == 1 ? 0 : c];
+        out->mean[c] /= scale;
+        out->std[c] /= scale;
+    }
+    struct cnn_err why = {0};
+    if (cnn_preproc_check(out, &why))
+        return cnn_err_set(err, CNN_EINVAL, "config.ini [preprocessing]: %s", why.msg);
+    return 0;
+}
+
 static int on_ini(void *user, const char *section, const char *key, const char *value)
 {
     struct parse_state *ps = user;
@@ -296,6 +389,8 @@ static int on_ini(void *user, const char *section, const char *key, const char *
         }
         return fail_key(ps, key, "unknown key in [model]");
     }
+    if (strcmp(section, "preprocessing") == 0)
+        return on_preproc(ps, key, value);
     return fail_key(ps, key, section[0] ? "unknown section" : "key outside a section");
 }
 

@@ -57,7 +57,34 @@ int repo_model_file(char *path, size_t cap, const char *repo, const char *name,
 int repo_list_versions(const char *repo, const char *name, struct repo_version **out, int *n,
                        struct cnn_err *err);
 
+/* [preprocessing] of config.ini: overrides of the model's own preprocessing, one bit of
+ * set per key given (an imported ONNX model carries none; docs/onnx.md). */
+enum {
+    REPO_PP_RESIZE = 1 << 0,       /* resize = stretch | shorter_crop */
+    REPO_PP_RESIZE_SHORT = 1 << 1, /* resize_short = N */
+    REPO_PP_INVERT = 1 << 2,       /* invert = 0 | 1 */
+    REPO_PP_MEAN = 1 << 3,         /* mean = M or M0,M1,M2 (in the units of scale) */
+    REPO_PP_STD = 1 << 4,          /* std = S or S0,S1,S2 */
+    REPO_PP_SCALE = 1 << 5,        /* scale = F: the model wants pixels in [0, F] (e.g. 255) */
+    REPO_PP_INPUT_SIZE = 1 << 6,   /* input_size = HxW: must be the model's */
+};
+struct repo_preproc {
+    unsigned set;
+    int resize; /* enum cnn_resize */
+    int resize_short, invert;
+    int n_mean, n_std; /* 1 (every channel) or 3 */
+    float mean[3], std[3], scale;
+    int h, w;
+};
+/* The model's preprocessing pp with the overrides o applied (scale folded into mean and
+ * std: (x * scale - mean) / std = (x - mean / scale) / (std / scale)) into *out.
+ * CNN_EINVAL when they do not fit the model (input size, 3 values for a gray model, a
+ * crop larger than resize_short, ...). */
+int repo_apply_preproc(const struct repo_preproc *o, const struct cnn_preproc *pp,
+                       struct cnn_preproc *out, struct cnn_err *err);
+
 struct repo_model_config {
+    struct repo_preproc pp;         /* [preprocessing]; pp.set 0 when absent */
     struct batcher_config batching; /* the defaults given, overridden by [batching] */
     char **labels;                  /* from [model] labels; NULL when not set */
     int n_labels;

@@ -18,8 +18,22 @@ check grep -q 'not a valid ModelProto' <<<"$out" -- "cnn info on a truncated mod
 "$CNN" bench "$T/repo/onnxnet/1/model.onnx" --batch 2 --runs 1 --warmup 0 --min-time 0 >"$T/bench.out" 2>&1
 check [ $? = 0 ] -- "cnn bench model.onnx runs: $(head -c 80 "$T/bench.out")"
 
+# the same model with NAME/config.ini preprocessing (in 0..255 units, scale 255) and labels
+mkdir -p "$T/repo/onnxpp/1"
+cp "$T/repo/onnxnet/1/model.onnx" "$T/repo/onnxpp/1/model.onnx"
+printf 'cat\ndog\nfox\nowl\nemu\n' >"$T/repo/onnxpp/labels.txt"
+printf '[model]\nlabels = labels.txt\n[preprocessing]\nscale = 255\nmean = 127.5,63.75,191.25\nstd = 127.5,510,63.75\ninput_size = 8x8\nresize = stretch\n' \
+  >"$T/repo/onnxpp/config.ini"
+# and one whose input_size does not fit the model: refused, named in the log
+mkdir -p "$T/repo/onnxbad/1"
+cp "$T/repo/onnxnet/1/model.onnx" "$T/repo/onnxbad/1/model.onnx"
+printf '[preprocessing]\ninput_size = 224x224\n' >"$T/repo/onnxbad/config.ini"
+
 write_config
 cnnd_start || finish
+check grep -q 'input_size 224x224: the model takes 8x8' "$T/cnnd.log" -- \
+  "config.ini input_size other than the ONNX model's is refused with the reason in the log"
+
 check grep -q 'onnxnet' "$T/cnnd.log" -- "cnnd logs the onnxnet model"
 py check_onnx
 cnnd_stop

@@ -1,5 +1,5 @@
 /* Registry scan suite: failed loads reported once and retried when the file changes, bad
- * configs failing only their model, config overrides (batching, labels), the config
+ * configs failing only their model, config overrides (batching, labels, preprocessing), the config
  * parser's errors, name and version validation, an unreadable repository, and the stale
  * temp files a scan removes from a model folder. */
 #include "durable.h"
@@ -164,7 +164,15 @@ START_TEST(test_config_parser_names_file_line_and_key)
         {"[batching]\nmax_queue_delay_us = 60000001\n", CNN_EINVAL, ":2: key max_queue_delay_us"},
         {"[batching]\nmax_batch = 8\n", CNN_EINVAL, ":2: key max_batch"},
         {"instances = 2\n", CNN_EINVAL, "x/config.ini:1: key instances"},
-        {"[batching]\ninstances = 2\n[preprocessing]\nmean = 0.5\n", CNN_EINVAL, ":4: key mean"},
+        {"[batching]\ninstances = 2\n[preprocessing]\nmean = 0.5,x\n", CNN_EINVAL, ":4: key mean"},
+        {"[preprocessing]\nstd = 1,0,1\n", CNN_EINVAL, ":2: key std"},
+        {"[preprocessing]\nmean = 1,2\n", CNN_EINVAL, ":2: key mean"},
+        {"[preprocessing]\nscale = -1\n", CNN_EINVAL, ":2: key scale"},
+        {"[preprocessing]\nresize = crop\n", CNN_EINVAL, ":2: key resize"},
+        {"[preprocessing]\nresize_short = 0\n", CNN_EINVAL, ":2: key resize_short"},
+        {"[preprocessing]\ninvert = 2\n", CNN_EINVAL, ":2: key invert"},
+        {"[preprocessing]\ninput_size = 224\n", CNN_EINVAL, ":2: key input_size"},
+        {"[preprocessing]\nchannels = bgr\n", CNN_EINVAL, ":2: key channels"},
         {"[model]\nlabels = /etc/passwd\n", CNN_EINVAL, ":2: key labels"},
         {"[model]\nlabels = a/../../b\n", CNN_EINVAL, ":2: key labels"},
         {"[model]\nlabels = missing.txt\n", CNN_EIO, "x/missing.txt"},
@@ -226,6 +234,51 @@ START_TEST(test_config_parser_names_file_line_and_key)
     ck_assert_int_eq(mc.batching.max_batch_size, 8);
     ck_assert_ptr_null(mc.labels);
     repo_config_free(&mc);
+    stm_rmtree(repo);
+    free(repo);
+}
+END_TEST
+
+/* [preprocessing] overrides the model's preprocessing when it loads (scale folded into mean
+ * and std); an input_size other than the model's fails that model only. */
+START_TEST(test_config_preprocessing_applied)
+{
+    char *repo = stm_tempdir();
+    publish(repo, "p", 1, 63, NULL, NULL);
+    stm_write_file(repo, "p/config.ini",
+                   "[preprocessing]\nscale = 255\nmean = 127.5\nstd = 63.75\ninvert = 1\n");
+    publish(repo, "q", 1, 64, NULL, NULL);
+    stm_write_file(repo, "q/config.ini", "[preprocessing]\ninput_size = 1x1\n");
+    struct batch_log bl = {.n = 0};
+    pthread_mutex_init(&bl.mu, NULL);
+    struct registry_config c = reg_config(repo, 1, &bl);
+    struct registry *r = make_registry(&c);
+    ck_assert_int_eq(scan(r), 1); /* q */
+    struct cnn_err err = {0};
+    ck_assert_int_eq(acquire_rc(r, "q", 0, &err), CNN_ENOENT);
+    struct model_version *mv = acquire(r, "p", 0);
+    const struct cnn_preproc *pp = cnn_model_preproc(mv->model);
+    ck_assert_int_eq(pp->invert, 1);
+    for (int k = 0; k < pp->c; k++) {
+        ck_assert_float_eq_tol(pp->mean[k], 0.5f, 1e-7f);
+        ck_assert_float_eq_tol(pp->std[k], 0.25f, 1e-7f);
+    }
+    registry_release(r, mv);
+    registry_destroy(r);
+    pthread_mutex_destroy(&bl.mu);
+    /* repo_apply_preproc on its own: 3 values for a gray input, a crop that does not fit */
+    struct cnn_preproc gray = {.c = 1, .h = 8, .w = 8, .std = {1, 1, 1}}, out;
+    struct repo_preproc o = {.set = REPO_PP_MEAN, .n_mean = 3};
+    ck_assert_int_eq(repo_apply_preproc(&o, &gray, &out, &err), CNN_EINVAL);
+    o = (struct repo_preproc){.set = REPO_PP_RESIZE | REPO_PP_RESIZE_SHORT,
+                              .resize = CNN_RESIZE_SHORTER_CROP,
+                              .resize_short = 4};
+    ck_assert_int_eq(repo_apply_preproc(&o, &gray, &out, &err), CNN_EINVAL);
+    o.resize_short = 9;
+    ck_assert_int_eq(repo_apply_preproc(&o, &gray, &out, &err), 0);
+    ck_assert_int_eq(out.resize, CNN_RESIZE_SHORTER_CROP);
+    ck_assert_int_eq(out.resize_short, 9);
+    ck_assert_float_eq(out.std[0], 1.0f);
     stm_rmtree(repo);
     free(repo);
 }
@@ -360,6 +413,7 @@ Suite *registry_scan_suite(void)
     tcase_add_test(tc, test_bad_config_fails_that_model_only);
     tcase_add_test(tc, test_config_overrides_batching_and_labels);
     tcase_add_test(tc, test_config_parser_names_file_line_and_key);
+    tcase_add_test(tc, test_config_preprocessing_applied);
     tcase_add_test(tc, test_names_and_versions_validated);
     tcase_add_test(tc, test_unreadable_repository_and_bad_arguments);
     tcase_add_test(tc, test_scan_removes_stale_temp_files_of_a_model_folder);

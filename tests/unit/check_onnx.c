@@ -2,7 +2,9 @@
  * imported from ONNX gives the outputs of the same net built natively with the same weights
  * (from memory and through a .onnx path), Gemm's transB / alpha / beta against a naive
  * product, a chain of every mapped op against the native build, opset differences (Clip,
- * Softmax) against naive loops, and an imported model saves in the native format. */
+ * Softmax) against naive loops, an imported model saves in the native format, and the
+ * cnn.* metadata_props come back as preprocessing, labels and metadata; Squeeze/Unsqueeze/
+ * Transpose/Flatten that move no data. */
 #include "model.h"
 #include "onnx.h"
 #include "test_onnx.h"
@@ -462,6 +464,148 @@ START_TEST(test_imported_model_saves_natively_names_cleaned)
 }
 END_TEST
 
+/* The cnn.* metadata_props `cnn convert` writes come back as preprocessing, labels and
+ * metadata text; malformed ones are refused naming the key. */
+START_TEST(test_metadata_props_read_back)
+{
+    struct tox_graph *g = tox_conv_net();
+    static const char *const props[][2] = {
+        {"cnn.resize", "shorter_crop"},
+        {"cnn.resize_short", "10"},
+        {"cnn.invert", "1"},
+        {"cnn.mean", "0.5,0.25,0.125"},
+        {"cnn.std", "2,4,8"},
+        {"cnn.labels", "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine"},
+        {"cnn.meta", "arch=tiny\nparent=abc"},
+        {"other.key", "ignored"}};
+    for (size_t k = 0; k < sizeof props / sizeof props[0]; k++) {
+        g->props[k][0] = props[k][0];
+        g->props[k][1] = props[k][1];
+    }
+    g->n_props = sizeof props / sizeof props[0];
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    free(buf);
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    ck_assert_int_eq(pp->resize, CNN_RESIZE_SHORTER_CROP);
+    ck_assert_int_eq(pp->resize_short, 10);
+    ck_assert_int_eq(pp->invert, 1);
+    ck_assert(pp->mean[0] == 0.5f && pp->mean[1] == 0.25f && pp->mean[2] == 0.125f);
+    ck_assert(pp->std[0] == 2.0f && pp->std[1] == 4.0f && pp->std[2] == 8.0f);
+    ck_assert_str_eq(cnn_model_label(m, 0), "zero");
+    ck_assert_str_eq(cnn_model_label(m, 9), "nine");
+    char v[32];
+    cnn_model_meta_value(m, "parent", v, sizeof v);
+    ck_assert_str_eq(v, "abc");
+    cnn_model_destroy(m);
+    /* one malformed value each */
+    static const char *const bad[][3] = {
+        {"cnn.mean", "1,2", "cnn.mean"},
+        {"cnn.std", "1,0,1", "std"},
+        {"cnn.resize", "crop", "cnn.resize"},
+        {"cnn.resize_short", "5", "resize_short"}, /* the crop (8x8) does not fit */
+        {"cnn.invert", "yes", "cnn.invert"},
+        {"cnn.labels", "a\nb", "2 labels for 10 classes"},
+        {"cnn.labels", "a\n\nc\nd\ne\nf\ng\nh\ni\nj", "cnn.labels"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        g->props[0][0] = bad[k][0];
+        g->props[0][1] = bad[k][1];
+        g->props[1][0] = "cnn.resize";
+        g->props[1][1] = "shorter_crop";
+        g->n_props = k == 3 ? 2 : 1; /* resize_short checked with shorter_crop */
+        buf = tox_pack(g, &size);
+        m = NULL;
+        ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(err.msg, bad[k][2]), "%s=%s: %s", bad[k][0], bad[k][1], err.msg);
+        free(buf);
+    }
+    tox_arena_free();
+}
+END_TEST
+
+/* Squeeze/Unsqueeze/Transpose/Flatten of layer outputs that static shapes make identities
+ * or flattens, each net ending in Softmax over the image's values (naive), and the forms
+ * that would move data or the batch refused as unsupported. */
+START_TEST(test_shape_ops_that_move_no_data)
+{
+    static const struct {
+        int64_t in[4];
+        const char *ops;     /* s: Squeeze [2,3], u: Unsqueeze [2,3], t: Transpose (0,1,3,2),
+                              * 0/2: Flatten axis 0 / 2, T: Transpose (0,2,3,1) */
+        const char *refused; /* NULL: imports */
+    } cases[] = {
+        {{2, 3, 1, 1}, "sut", NULL},
+        {{2, 1, 3, 3}, "2", NULL},
+        {{1, 3, 2, 2}, "0", NULL},
+        {{2, 3, 2, 2}, "T", "moves data"},
+        {{2, 3, 2, 2}, "2", "axis 2"},
+        {{2, 3, 2, 2}, "0", "axis 0"},
+        {{2, 3, 1, 1}, "S", "axis 0 (the batch)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct tox_graph *g = tox_alloc(sizeof *g);
+        memcpy(g->in_dims, cases[i].in, sizeof cases[i].in);
+        int64_t ax23[2] = {2, 3}, ax0 = 0, d2 = 2, d1 = 1;
+        g->inits[g->n_inits++] = tox_tensor_i("ax23", 1, &d2, ax23, 2);
+        g->inits[g->n_inits++] = tox_tensor_i("ax0", 1, &d1, &ax0, 1);
+        const char *prev = "x";
+        static const char *const outs[] = {"v0", "v1", "v2", "v3"};
+        for (int k = 0; cases[i].ops[k]; k++) {
+            char op = cases[i].ops[k];
+            Onnx__NodeProto *n;
+            if (op == 's' || op == 'u' || op == 'S')
+                n = tox_node(g, op == 'u' ? "Unsqueeze" : "Squeeze", outs[k], prev,
+                             op == 'S' ? "ax0" : "ax23", NULL, outs[k]);
+            else if (op == 't' || op == 'T')
+                tox_attr_ints(n = tox_node(g, "Transpose", outs[k], prev, NULL, NULL, outs[k]),
+                              "perm", 4,
+                              op == 't' ? (int64_t[]){0, 1, 3, 2} : (int64_t[]){0, 2, 3, 1});
+            else
+                tox_attr_i(n = tox_node(g, "Flatten", outs[k], prev, NULL, NULL, outs[k]), "axis",
+                           op - '0');
+            prev = outs[k];
+        }
+        tox_node(g, "Flatten", "flat", prev, NULL, NULL, "f");
+        tox_node(g, "Softmax", "sm", "f", NULL, NULL, "y");
+        g->output = "y";
+        size_t size;
+        uint8_t *buf = tox_pack(g, &size);
+        struct cnn_err err = {0};
+        struct cnn_model *m = NULL;
+        int rc = cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err);
+        free(buf);
+        if (cases[i].refused) {
+            ck_assert_msg(rc == CNN_EFORMAT && strstr(err.msg, "unsupported") &&
+                              strstr(err.msg, cases[i].refused),
+                          "case %zu: %s", i, err.msg);
+            ck_assert_ptr_null(m);
+            continue;
+        }
+        ck_assert_msg(rc == 0, "case %zu: %s", i, err.msg);
+        int n = (int)cases[i].in[0], k = (int)(cases[i].in[1] * cases[i].in[2] * cases[i].in[3]);
+        ck_assert_int_eq(cnn_model_num_classes(m), k);
+        float x[24], got[24], want[24];
+        tox_fill(x, (size_t)(n * k), 70 + i);
+        for (int b = 0; b < n; b++) {
+            double sum = 0;
+            for (int j = 0; j < k; j++)
+                sum += exp(x[b * k + j]);
+            for (int j = 0; j < k; j++)
+                want[b * k + j] = (float)(exp(x[b * k + j]) / sum);
+        }
+        tox_run(m, x, n, got);
+        tox_assert_close(got, want, (size_t)(n * k), 1e-6f);
+        cnn_model_destroy(m);
+    }
+    tox_arena_free();
+}
+END_TEST
+
 Suite *onnx_suite(void)
 {
     Suite *s = suite_create("onnx");
@@ -473,6 +617,8 @@ Suite *onnx_suite(void)
     tcase_add_test(tc, test_opset_differences_clip_and_softmax);
     tcase_add_test(tc, test_imported_model_saves_natively_names_cleaned);
     tcase_add_test(tc, test_reshape_batch_entry);
+    tcase_add_test(tc, test_metadata_props_read_back);
+    tcase_add_test(tc, test_shape_ops_that_move_no_data);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,6 +2,8 @@
  * with protobuf-c, a small conv net, and running a model on a batch. */
 #include "test_onnx.h"
 
+#include "onnx.h"
+
 #include "session.h"
 
 #include <check.h>
@@ -187,6 +189,15 @@ uint8_t *tox_pack(const struct tox_graph *g, size_t *size)
     int64_t od[2] = {-1, 1};
     gp->output[0] = vinfo(g->output, 2, od);
     m->graph = gp;
+    m->n_metadata_props = g->n_props;
+    m->metadata_props = tox_alloc((g->n_props + 1) * sizeof *m->metadata_props);
+    for (size_t k = 0; k < g->n_props; k++) {
+        Onnx__StringStringEntryProto *e = tox_alloc(sizeof *e);
+        onnx__string_string_entry_proto__init(e);
+        e->key = tox_str(g->props[k][0]);
+        e->value = tox_str(g->props[k][1]);
+        m->metadata_props[k] = e;
+    }
     *size = onnx__model_proto__get_packed_size(m);
     uint8_t *buf = malloc(*size);
     ck_assert_ptr_nonnull(buf);
@@ -251,6 +262,18 @@ Onnx__TensorProto *tox_tensor_i(const char *name, int nd, const int64_t *dims, c
 }
 
 /* Runs m on batch n of x and copies the outputs (n * classes floats) into out. */
+struct cnn_model *tox_load(const struct tox_graph *g)
+{
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    int rc = cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err);
+    free(buf);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    return m;
+}
+
 void tox_run(const struct cnn_model *m, const float *x, int n, float *out)
 {
     struct cnn_err err = {0};

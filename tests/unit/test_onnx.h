@@ -1,6 +1,6 @@
-/* Shared by check_onnx.c and check_onnx_hostile.c: ONNX protos built in an arena (all freed
- * by tox_arena_free), packed with protobuf-c, the conv net both suites start from, and
- * running a compiled model on a batch. */
+/* Shared by check_onnx.c, check_onnx_hostile.c and check_onnx_kinds.c: ONNX protos built in an
+ * arena (all freed by tox_arena_free), packed with protobuf-c, the conv net both suites start from,
+ * and running a compiled model on a batch. */
 #ifndef TEST_ONNX_H
 #define TEST_ONNX_H
 
@@ -29,6 +29,8 @@ struct tox_graph {
     int in_rank; /* 0: 4 */
     int opset;
     const char *output;
+    const char *props[8][2]; /* metadata_props (key, value) */
+    size_t n_props;
 };
 
 /* Appends a node with up to 3 inputs (NULL ends them; tox_add_input adds more) and one output. */
@@ -41,6 +43,9 @@ void tox_attr_f(Onnx__NodeProto *n, const char *name, float v);
 void tox_attr_ints(Onnx__NodeProto *n, const char *name, int count, const int64_t *v);
 /* The ModelProto of g (input "x", output g->output, opset g->opset or 13), malloc'd. */
 uint8_t *tox_pack(const struct tox_graph *g, size_t *size);
+
+/* g packed and imported (the test fails when the import does); owned by the caller. */
+struct cnn_model *tox_load(const struct tox_graph *g);
 
 /* n pseudo-random floats in [-1, 1) from seed. */
 void tox_fill(float *v, size_t n, uint64_t seed);
