@@ -182,6 +182,19 @@ int cnn_model_set_labels(struct cnn_model *m, const char *const *labels, int n,
     return 0;
 }
 
+int cnn_model_set_preproc(struct cnn_model *m, const struct cnn_preproc *pp, struct cnn_err *err)
+{
+    int rc = cnn_preproc_check(pp, err);
+    if (rc)
+        return rc;
+    const struct cnn_layer *in = &m->layers[0];
+    if (pp->c != in->c || pp->h != in->h || pp->w != in->w)
+        return cnn_err_set(err, CNN_EINVAL, "preproc: input %dx%dx%d, the model takes %dx%dx%d",
+                           pp->c, pp->h, pp->w, in->c, in->h, in->w);
+    m->pp = *pp;
+    return 0;
+}
+
 int cnn_model_set_meta(struct cnn_model *m, const char *text, struct cnn_err *err)
 {
     size_t len = strlen(text);

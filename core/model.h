@@ -64,6 +64,9 @@ int cnn_model_add(struct cnn_model *m, const struct cnn_layer_desc *d, struct cn
 /* Sets the class labels (copied); n must equal the output's channel count. */
 int cnn_model_set_labels(struct cnn_model *m, const char *const *labels, int n,
                          struct cnn_err *err);
+/* Replaces the preprocessing (checked by cnn_preproc_check); its c, h, w must equal the input
+ * layer's, which the graph fixes.  Any time before the model is shared. */
+int cnn_model_set_preproc(struct cnn_model *m, const struct cnn_preproc *pp, struct cnn_err *err);
 /* Sets free-form metadata text (copied): lineage, training info; "key=value" lines. */
 int cnn_model_set_meta(struct cnn_model *m, const char *text, struct cnn_err *err);
 

@@ -22,6 +22,7 @@ static const struct subcommand COMMANDS[] = {
     {"bench", cmd_bench, "time forward passes: latency, images/s, GFLOP/s"},
     {"train", cmd_train, "train an architecture or fine-tune a model on a dataset"},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix on a dataset"},
+    {"convert", cmd_convert, "convert a model between the native format and ONNX"},
 };
 #define N_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
 
