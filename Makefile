@@ -1,6 +1,6 @@
 # cnnd build.  `make test` installs what the tests need, builds and runs them.
 # Targets: all, run, test (= deps + check), check (unit, server-unit, itest), san (ASan+UBSan,
-# then TSan), bench, bench-server, bench-train, model, clean, format, deps.
+# then TSan), conformance (ONNX export vs ONNX Runtime), bench, bench-server, bench-train, model, clean, format, deps.
 comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
@@ -43,7 +43,7 @@ CHECK_SERVER := $(BUILD)/check_server
 CNN         := $(BUILD)/cnn
 CHECK_UNIT  := $(BUILD)/check_unit
 
-.PHONY: all test unit server-unit itest check san bench bench-server bench-train model run clean format deps
+.PHONY: all test unit server-unit itest check conformance conformance-export san bench bench-server bench-train model run clean format deps
 all: $(CNN) $(CNND)
 
 deps:
@@ -97,6 +97,19 @@ itest: $(CNN) $(CNND)
 	CNN=$(CNN) CNND=$(CNND) bash tests/integration/run.sh
 
 check: unit server-unit itest
+
+# ONNX export next to ONNX Runtime (needs ../shared/peers/setup.sh): every shipped
+# architecture, the bundled model and the unit-test networks exported by `cnn convert`, run by
+# ORT and by cnnd's session on the same inputs; the max abs difference per model and
+# onnx.checker's verdict.  Not part of `make test` (it needs the peers).
+SESSION_RAW := $(BUILD)/session_raw
+$(BUILD)/tests/conformance/%.o: ALL_CFLAGS += $(shell pkg-config --cflags check) -Itests/unit
+$(SESSION_RAW): $(BUILD)/tests/conformance/session_raw.o $(BUILD)/tests/unit/test_nets.o \
+                $(BUILD)/tests/unit/test_onnx_nets.o $(LIBCNN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs check)
+conformance-export: $(CNN) $(SESSION_RAW)
+	CNN=$(CNN) SESSION_RAW=$(SESSION_RAW) bash tests/conformance/export_ort.sh
+conformance: conformance-export
 
 test:
 	@bash .ci/deps.sh test

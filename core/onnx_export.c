@@ -455,16 +455,16 @@ static int ox_merge(struct ox *x, int i, const char *out)
     for (int k = 0; k < l->n_inputs; k++)
         if (x->rank[l->inputs[k]] == 4)
             want = 4;
+    const char *in[CNN_MAX_INPUTS]; /* conversions first: nodes stay in topological order */
+    for (int k = 0; k < l->n_inputs; k++)
+        if (!(in[k] = want == 4 ? ox_need4(x, l->inputs[k]) : ox_need2(x, l->inputs[k])))
+            return ox_oom(x);
     const char *op = concat ? "Concat" : l->n_inputs == 2 ? "Add" : "Sum";
     Onnx__NodeProto *n = ox_node(x, op, out, l->n_inputs);
     if (!n)
         return ox_oom(x);
-    for (int k = 0; k < l->n_inputs; k++) {
-        const char *in = want == 4 ? ox_need4(x, l->inputs[k]) : ox_need2(x, l->inputs[k]);
-        if (!in)
-            return ox_oom(x);
-        n->input[k] = (char *)in;
-    }
+    for (int k = 0; k < l->n_inputs; k++)
+        n->input[k] = (char *)in[k];
     x->rank[i] = want;
     return concat ? ox_attr_int(x, n, "axis", 1) : 0;
 }
@@ -666,10 +666,11 @@ static int ox_check_names(struct ox *x)
     return 0;
 }
 
-/* IR version of the ONNX release that introduced each opset (docs/Versioning.md). */
+/* IR version of the ONNX release that introduced each opset (docs/Versioning.md), at least
+ * 4: IR 3 wants every initializer listed as a graph input too. */
 static int64_t ox_ir_version(int opset)
 {
-    return opset <= 8 ? 3 : opset == 9 ? 4 : opset == 10 ? 5 : opset == 11 ? 6 : opset <= 14 ? 7 : 8;
+    return opset <= 9 ? 4 : opset == 10 ? 5 : opset == 11 ? 6 : opset <= 14 ? 7 : 8;
 }
 
 /* The value name of layer i: its own name, except that "input" and "output" stay the graph's. */
