@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# `make conformance-export`: the ONNX export checked by ONNX Runtime.  For every shipped
-# architecture (`cnn init --list`, seeded random weights), the bundled fashion model and the
-# unit-test networks that use every layer kind (session_raw --net), at opset 13 and, for the
-# small nets, at opsets 10, 11, 12 and 17 (and 7 and 9 without ceil mode) too: `cnn convert` writes the .onnx, cnnd's
+# `make conformance-export`: the ONNX export checked by ONNX Runtime.  Models: every shipped
+# architecture (`cnn init --list`, seeded random weights), the bundled fashion model, that
+# model fine-tuned for 40 steps with a new 3-class head, and the unit-test networks that use
+# every layer kind (session_raw --net dag|wide|ranks) at opsets 13, 10, 11, 12, 17 (wide also
+# 7 and 9: the others pool in ceil mode).  For each: `cnn convert` writes the .onnx, cnnd's
 # session runs a seeded batch (session_raw), ONNX Runtime runs the same batch from the .onnx
-# (export_ort.js), and onnx.checker (python3-onnx, full_check) validates the file.  Prints
-# one line per model with the max abs difference; fails when any is over 1e-5, a shape is
-# wrong or the checker refuses a file.
+# (export_ort.js), onnx.checker (python3-onnx, full_check) validates the file.  One line per
+# model with the max abs difference; fails when one is over 1e-5, a shape is wrong or the
+# checker refuses a file.
 # Env: CNN, SESSION_RAW (built by make), CNND_PEERS_DIR (default ../shared/peers),
-# CNND_PEERS_HOME, EXPORT_ARCHS (default: all), EXPORT_BATCH (default 3: a dynamic batch).
+# CNND_PEERS_HOME, EXPORT_ARCHS (default: all), EXPORT_BATCH (default 3: a dynamic batch),
+# FASHION_DATA (default /usr/share/datasets/fashion-mnist).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DIR="$ROOT/tests/conformance"
@@ -69,6 +71,19 @@ for a in $archs; do
   rm -f "$T/$a.cnn" "$T/$a.onnx"
 done
 check fashion "$ROOT/models/repository/fashion/1/model.cnn" 13
+# a fine-tuned model: the bundled one with a new 3-class head, 40 SGD steps
+FASHION_DATA=${FASHION_DATA:-/usr/share/datasets/fashion-mnist}
+if [ -d "$FASHION_DATA" ]; then
+  if "$CNN" train "$ROOT/models/repository/fashion/1/model.cnn" --data "$FASHION_DATA" \
+      --classes 0,1,7 --labels tshirt,trouser,sneaker --steps 40 --batch 32 --epochs 1 \
+      --threads 1 --quiet --out "$T/finetuned.cnn" >/dev/null; then
+    check fashion_finetuned "$T/finetuned.cnn" 13
+  else
+    echo "FAIL fashion_finetuned: cnn train"; runs=$((runs + 1)); fails=$((fails + 1))
+  fi
+else
+  echo "note: no $FASHION_DATA: the fine-tuned model is not checked"
+fi
 for net in dag wide ranks; do
   "$SESSION_RAW" --net "$net" 5 "$T/$net.cnn" ||
     { echo "FAIL net $net"; runs=$((runs + 1)); fails=$((fails + 1)); continue; }
