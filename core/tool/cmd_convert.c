@@ -142,8 +142,8 @@ static int convert(const char *in, const char *out, const char **v, int opset)
     if (rc == TOOL_OK && v[O_LABELS])
         rc = apply_labels(m, v[O_LABELS]);
     const int onnx = has_suffix(out, ".onnx");
-    if (rc == TOOL_OK && (onnx ? cnn_onnx_export_save(m, out, opset, &err)
-                               : cnn_model_save(m, out, &err)) != 0)
+    if (rc == TOOL_OK &&
+        (onnx ? cnn_onnx_export_save(m, out, opset, &err) : cnn_model_save(m, out, &err)) != 0)
         rc = tool_fail(out, "%s", err.msg);
     if (rc == TOOL_OK) {
         char params[48];

@@ -75,7 +75,8 @@ int main(int argc, char **argv)
     struct cnn_err err = {0};
     struct cnn_model *m = NULL;
     if (n < 1 || n > 64 || cnn_model_load(argv[1], &m, &err) != 0) {
-        fprintf(stderr, "session_raw: %s: %s\n", argv[1], n < 1 || n > 64 ? "N not 1..64" : err.msg);
+        fprintf(stderr, "session_raw: %s: %s\n", argv[1],
+                n < 1 || n > 64 ? "N not 1..64" : err.msg);
         return 1;
     }
     const struct cnn_preproc *pp = cnn_model_preproc(m);

@@ -139,7 +139,8 @@ static void value_shape_eq(const Onnx__ValueInfoProto *v, const char *name, cons
 static int weights_eq(const Onnx__ModelProto *p, const struct cnn_model *m)
 {
     static const char *const slot_names[][4] = {
-        [CNN_LAYER_CONV2D] = {"w", "b"}, [CNN_LAYER_DENSE] = {"w", "b"},
+        [CNN_LAYER_CONV2D] = {"w", "b"},
+        [CNN_LAYER_DENSE] = {"w", "b"},
         [CNN_LAYER_BATCHNORM] = {"gamma", "beta", "mean", "var"}};
     int compared = 0;
     for (int i = 1; i < m->n_layers; i++) {
@@ -154,9 +155,9 @@ static int weights_eq(const Onnx__ModelProto *p, const struct cnn_model *m)
             for (int k = 0; k < l->weight_ndims[s]; k++)
                 ck_assert_int_eq(t->dims[k], l->weight_dims[s][k]);
             ck_assert_uint_eq(t->raw_data.len, l->weight_count[s] * sizeof(float));
-            ck_assert_msg(memcmp(t->raw_data.data, m->params + l->weight_offset[s],
-                                 t->raw_data.len) == 0,
-                          "%s: bytes differ from the model's weights", name);
+            ck_assert_msg(
+                memcmp(t->raw_data.data, m->params + l->weight_offset[s], t->raw_data.len) == 0,
+                "%s: bytes differ from the model's weights", name);
             compared++;
         }
     }
@@ -165,11 +166,35 @@ static int weights_eq(const Onnx__ModelProto *p, const struct cnn_model *m)
 
 START_TEST(test_export_dag_has_every_kind_in_graph_order)
 {
-    static const char *const ops[] = {
-        "Conv", "BatchNormalization", "Relu", "Conv", "BatchNormalization", "LeakyRelu", "Conv",
-        "BatchNormalization", "Clip", "Conv", "BatchNormalization", "Add", "Relu", "MaxPool",
-        "Conv", "Tanh", "Conv", "Sigmoid", "Concat", "BatchNormalization", "Relu", "LRN",
-        "AveragePool", "Dropout", "Flatten", "Gemm", "Relu", "Gemm", "Softmax"};
+    static const char *const ops[] = {"Conv",
+                                      "BatchNormalization",
+                                      "Relu",
+                                      "Conv",
+                                      "BatchNormalization",
+                                      "LeakyRelu",
+                                      "Conv",
+                                      "BatchNormalization",
+                                      "Clip",
+                                      "Conv",
+                                      "BatchNormalization",
+                                      "Add",
+                                      "Relu",
+                                      "MaxPool",
+                                      "Conv",
+                                      "Tanh",
+                                      "Conv",
+                                      "Sigmoid",
+                                      "Concat",
+                                      "BatchNormalization",
+                                      "Relu",
+                                      "LRN",
+                                      "AveragePool",
+                                      "Dropout",
+                                      "Flatten",
+                                      "Gemm",
+                                      "Relu",
+                                      "Gemm",
+                                      "Softmax"};
     struct cnn_model *m = compiled(test_net_dag(3));
     Onnx__ModelProto *p = export_unpack(m, 13);
     ck_assert(p->has_ir_version);
@@ -249,10 +274,23 @@ END_TEST
 /* (N, C) <-> (N, C, H, W) changes, fused conv/dense activations, and the opset < 11 forms. */
 START_TEST(test_export_ranks_at_opset_10)
 {
-    static const char *const ops[] = {
-        "Conv", "LeakyRelu", "AveragePool", "GlobalAveragePool", "Flatten", "Gemm", "Sigmoid",
-        "Reshape", "Add", "Conv", "Clip", "Flatten", "Gemm", "Tanh", "BatchNormalization",
-        "Relu", "Softmax"};
+    static const char *const ops[] = {"Conv",
+                                      "LeakyRelu",
+                                      "AveragePool",
+                                      "GlobalAveragePool",
+                                      "Flatten",
+                                      "Gemm",
+                                      "Sigmoid",
+                                      "Reshape",
+                                      "Add",
+                                      "Conv",
+                                      "Clip",
+                                      "Flatten",
+                                      "Gemm",
+                                      "Tanh",
+                                      "BatchNormalization",
+                                      "Relu",
+                                      "Softmax"};
     struct cnn_model *m = compiled(test_net_ranks(4));
     Onnx__ModelProto *p = export_unpack(m, 10);
     ck_assert_int_eq(p->ir_version, 5);
@@ -384,8 +422,15 @@ START_TEST(test_export_refuses_name_clash_and_newline_label)
     struct cnn_err err = {0};
     struct cnn_model *m = cnn_model_create(&pp, &err);
     struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = "a"};
-    d.p.conv = (struct cnn_conv2d){.oc = 2, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
-                                   .groups = 1, .act = {CNN_ACT_RELU, 0, 0}};
+    d.p.conv = (struct cnn_conv2d){.oc = 2,
+                                   .kh = 1,
+                                   .kw = 1,
+                                   .sh = 1,
+                                   .sw = 1,
+                                   .dh = 1,
+                                   .dw = 1,
+                                   .groups = 1,
+                                   .act = {CNN_ACT_RELU, 0, 0}};
     add(m, d);
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_GLOBAL_AVGPOOL, .name = "a/preact"});
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX, .name = "prob"});
@@ -487,8 +532,8 @@ START_TEST(test_cnn_convert_sets_labels_and_preprocessing)
     FILE *f = fopen(lab, "w");
     fputs("cat\r\ndog\nbird\nfish", f);
     fclose(f);
-    snprintf(args, sizeof args, "'%s' '%s' --labels '%s' --mean 0.25 --std 0.5 --resize crop",
-             src, out, lab);
+    snprintf(args, sizeof args, "'%s' '%s' --labels '%s' --mean 0.25 --std 0.5 --resize crop", src,
+             out, lab);
     ck_assert_int_eq(cnn_convert(args), 0);
     ck_assert_int_eq(cnn_model_load(out, &m, &err), 0);
     ck_assert_str_eq(cnn_model_label(m, 0), "cat");

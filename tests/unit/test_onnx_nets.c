@@ -17,19 +17,42 @@ static void fill_slot(struct cnn_model *m, int layer, int slot, uint64_t seed, f
 
 struct cnn_model *test_net_ranks(uint64_t seed)
 {
-    struct cnn_preproc pp = {.c = 3, .h = 6, .w = 6, .resize = CNN_RESIZE_SHORTER_CROP,
-                             .resize_short = 8, .mean = {0.5f, 0.25f, 0}, .std = {2, 1, 0.5f}};
+    struct cnn_preproc pp = {.c = 3,
+                             .h = 6,
+                             .w = 6,
+                             .resize = CNN_RESIZE_SHORTER_CROP,
+                             .resize_short = 8,
+                             .mean = {0.5f, 0.25f, 0},
+                             .std = {2, 1, 0.5f}};
     struct cnn_err err = {0};
     struct cnn_model *m = cnn_model_create(&pp, &err);
     ck_assert_msg(m != NULL, "%s", err.msg);
     struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = "c1"};
-    d.p.conv = (struct cnn_conv2d){.oc = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
-                                   .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1, .groups = 1,
-                                   .has_bias = 1, .act = {CNN_ACT_LEAKY_RELU, 0.2f, 0}};
+    d.p.conv = (struct cnn_conv2d){.oc = 4,
+                                   .kh = 3,
+                                   .kw = 3,
+                                   .sh = 1,
+                                   .sw = 1,
+                                   .dh = 1,
+                                   .dw = 1,
+                                   .pad_t = 1,
+                                   .pad_l = 1,
+                                   .pad_b = 1,
+                                   .pad_r = 1,
+                                   .groups = 1,
+                                   .has_bias = 1,
+                                   .act = {CNN_ACT_LEAKY_RELU, 0.2f, 0}};
     int c1 = add(m, d);
     d = (struct cnn_layer_desc){.kind = CNN_LAYER_AVGPOOL, .name = "avg"};
-    d.p.pool = (struct cnn_pool2d){.kh = 3, .kw = 3, .sh = 2, .sw = 2, .pad_t = 1, .pad_l = 1,
-                                   .pad_b = 1, .pad_r = 1, .ceil_mode = 1,
+    d.p.pool = (struct cnn_pool2d){.kh = 3,
+                                   .kw = 3,
+                                   .sh = 2,
+                                   .sw = 2,
+                                   .pad_t = 1,
+                                   .pad_l = 1,
+                                   .pad_b = 1,
+                                   .pad_r = 1,
+                                   .ceil_mode = 1,
                                    .count_include_pad = 1};
     add(m, d); /* 6x6 -> 4x4 (3x3 without ceil mode) */
     int gap = add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_GLOBAL_AVGPOOL, .name = "gap"});
@@ -39,8 +62,16 @@ struct cnn_model *test_net_ranks(uint64_t seed)
     int sum_in[2] = {gap, fc};
     add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "sum"}, 2, sum_in));
     d = (struct cnn_layer_desc){.kind = CNN_LAYER_CONV2D, .name = "mix"};
-    d.p.conv = (struct cnn_conv2d){.oc = 6, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
-                                   .groups = 1, .has_bias = 1, .act = {CNN_ACT_CLIP, -0.5f, 0.5f}};
+    d.p.conv = (struct cnn_conv2d){.oc = 6,
+                                   .kh = 1,
+                                   .kw = 1,
+                                   .sh = 1,
+                                   .sw = 1,
+                                   .dh = 1,
+                                   .dw = 1,
+                                   .groups = 1,
+                                   .has_bias = 1,
+                                   .act = {CNN_ACT_CLIP, -0.5f, 0.5f}};
     add(m, d);
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN, .name = "flat"});
     d = (struct cnn_layer_desc){.kind = CNN_LAYER_DENSE, .name = "fc2"};
@@ -59,7 +90,7 @@ struct cnn_model *test_net_ranks(uint64_t seed)
     cnn_model_init_random(m, seed);
     fill_slot(m, c1, 1, seed + 1, 0.5f, 0);
     fill_slot(m, fc, 1, seed + 2, 0.5f, 0);
-    fill_slot(m, fc2, 0, seed + 3, 2.0f, 0); /* wide logits: a peaked softmax */
+    fill_slot(m, fc2, 0, seed + 3, 2.0f, 0);     /* wide logits: a peaked softmax */
     fill_slot(m, fbn, 0, seed + 4, 0.5f, 1.0f);  /* gamma */
     fill_slot(m, fbn, 1, seed + 5, 0.5f, 0);     /* beta */
     fill_slot(m, fbn, 2, seed + 6, 0.5f, 0);     /* mean */
