@@ -421,17 +421,7 @@ START_TEST(test_export_refuses_name_clash_and_newline_label)
     struct cnn_preproc pp = {.c = 1, .h = 4, .w = 4, .mean = {0}, .std = {1}};
     struct cnn_err err = {0};
     struct cnn_model *m = cnn_model_create(&pp, &err);
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = "a"};
-    d.p.conv = (struct cnn_conv2d){.oc = 2,
-                                   .kh = 1,
-                                   .kw = 1,
-                                   .sh = 1,
-                                   .sw = 1,
-                                   .dh = 1,
-                                   .dw = 1,
-                                   .groups = 1,
-                                   .act = {CNN_ACT_RELU, 0, 0}};
-    add(m, d);
+    add(m, onnx_test_conv("a", 2, 1, 0, 0, (struct cnn_act_params){CNN_ACT_RELU, 0, 0}));
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_GLOBAL_AVGPOOL, .name = "a/preact"});
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX, .name = "prob"});
     const char *labels[2] = {"x", "two\nlines"};

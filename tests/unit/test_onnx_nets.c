@@ -15,6 +15,18 @@ static void fill_slot(struct cnn_model *m, int layer, int slot, uint64_t seed, f
         w[i] = offset + scale * w[i];
 }
 
+struct cnn_layer_desc onnx_test_conv(const char *name, int oc, int k, int pad, int bias,
+                                     struct cnn_act_params act)
+{
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = name};
+    struct cnn_conv2d *c = &d.p.conv;
+    c->oc = oc, c->kh = c->kw = k, c->sh = c->sw = c->dh = c->dw = 1, c->groups = 1;
+    c->pad_t = c->pad_l = c->pad_b = c->pad_r = pad;
+    c->has_bias = bias;
+    c->act = act;
+    return d;
+}
+
 struct cnn_model *test_net_ranks(uint64_t seed)
 {
     struct cnn_preproc pp = {.c = 3,
@@ -27,21 +39,8 @@ struct cnn_model *test_net_ranks(uint64_t seed)
     struct cnn_err err = {0};
     struct cnn_model *m = cnn_model_create(&pp, &err);
     ck_assert_msg(m != NULL, "%s", err.msg);
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = "c1"};
-    d.p.conv = (struct cnn_conv2d){.oc = 4,
-                                   .kh = 3,
-                                   .kw = 3,
-                                   .sh = 1,
-                                   .sw = 1,
-                                   .dh = 1,
-                                   .dw = 1,
-                                   .pad_t = 1,
-                                   .pad_l = 1,
-                                   .pad_b = 1,
-                                   .pad_r = 1,
-                                   .groups = 1,
-                                   .has_bias = 1,
-                                   .act = {CNN_ACT_LEAKY_RELU, 0.2f, 0}};
+    struct cnn_layer_desc d =
+        onnx_test_conv("c1", 4, 3, 1, 1, (struct cnn_act_params){CNN_ACT_LEAKY_RELU, 0.2f, 0});
     int c1 = add(m, d);
     d = (struct cnn_layer_desc){.kind = CNN_LAYER_AVGPOOL, .name = "avg"};
     d.p.pool = (struct cnn_pool2d){.kh = 3,
@@ -61,17 +60,7 @@ struct cnn_model *test_net_ranks(uint64_t seed)
     int fc = add(m, d);
     int sum_in[2] = {gap, fc};
     add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "sum"}, 2, sum_in));
-    d = (struct cnn_layer_desc){.kind = CNN_LAYER_CONV2D, .name = "mix"};
-    d.p.conv = (struct cnn_conv2d){.oc = 6,
-                                   .kh = 1,
-                                   .kw = 1,
-                                   .sh = 1,
-                                   .sw = 1,
-                                   .dh = 1,
-                                   .dw = 1,
-                                   .groups = 1,
-                                   .has_bias = 1,
-                                   .act = {CNN_ACT_CLIP, -0.5f, 0.5f}};
+    d = onnx_test_conv("mix", 6, 1, 0, 1, (struct cnn_act_params){CNN_ACT_CLIP, -0.5f, 0.5f});
     add(m, d);
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN, .name = "flat"});
     d = (struct cnn_layer_desc){.kind = CNN_LAYER_DENSE, .name = "fc2"};

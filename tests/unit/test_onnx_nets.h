@@ -10,6 +10,10 @@
 
 #include <stdint.h>
 
+/* A conv desc: k x k kernel, stride 1, undilated, ungrouped, padding pad on every side. */
+struct cnn_layer_desc onnx_test_conv(const char *name, int oc, int k, int pad, int bias,
+                                     struct cnn_act_params act);
+
 /* Over 3x6x6, 5 classes, labelled "k0".."k4"; random weights and BN statistics from seed;
  * not compiled. */
 struct cnn_model *test_net_ranks(uint64_t seed);
