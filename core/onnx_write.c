@@ -138,7 +138,8 @@ int cnn_onnx_write_tensor(struct cnn_onnx_writer *w, const char *name, int32_t t
     if (!t || !d || !name || w->graph.n_initializer == w->cap_init)
         return cnn_onnx_write_oom(w);
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, (size_t)ndims * sizeof *d);
+    if (ndims > 0) /* a scalar passes dims NULL */
+        memcpy(d, dims, (size_t)ndims * sizeof *d);
     t->name = (char *)name;
     t->has_data_type = 1;
     t->data_type = type;
