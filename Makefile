@@ -125,7 +125,7 @@ run:
 san:
 	@bash .ci/deps.sh test
 	$(MAKE) SAN=address,undefined unit server-unit
-	CNN_TEST_SUITE=session $(MAKE) SAN=thread unit
+	CNN_TEST_SUITE=session,durable $(MAKE) SAN=thread unit
 	CNN_TEST_SUITE=train,train_workflow $(MAKE) SAN=thread unit
 	$(MAKE) SAN=thread server-unit
 

@@ -61,6 +61,9 @@ static const struct arch ARCHS[] = {
     {"alexnet", cnn_arch_alexnet, 1000, &IMAGENET227,
      "3x227x227 RGB, 1000 classes: AlexNet (Krizhevsky et al. 2012), single tower, LRN after "
      "conv1/conv2, overlapping max pools, dropout"},
+    {"zfnet", cnn_arch_zfnet, 1000, &IMAGENET224,
+     "3x224x224 RGB, 1000 classes: ZFNet (Zeiler & Fergus 2013), 7x7/2 conv1, LRN after "
+     "pool1/pool2, pools in ceil mode, dropout"},
     {"vgg16", cnn_arch_vgg16, 1000, &IMAGENET224,
      "3x224x224 RGB, 1000 classes: VGG-16 configuration D (Simonyan & Zisserman 2014), "
      "torchvision layout"},
@@ -91,8 +94,8 @@ static const struct arch *find(const char *name)
 const char *const *cnn_arch_names(int *count)
 {
     static const char *const names[N_ARCHS + 1] = {
-        "lenet5",    "cifar_cnn", "fashion_cnn", "alexnet",     "vgg16", "nin",
-        "googlenet", "resnet18",  "resnet50",    "densenet121", NULL};
+        "lenet5",   "cifar_cnn", "fashion_cnn", "alexnet",  "zfnet",       "vgg16",
+        "nin",      "googlenet", "resnet18",    "resnet50", "densenet121", NULL};
     if (count)
         *count = N_ARCHS;
     return names;

@@ -1,5 +1,6 @@
 /* Plain feed-forward architectures: LeNet-5 and the small CIFAR CNN (exactly as in the
- * peers' make_models.py), the project's Fashion-MNIST CNN (the bundled model), AlexNet (Krizhevsky et al. 2012, one tower, LRN), VGG-16
+ * peers' make_models.py), the project's Fashion-MNIST CNN (the bundled model), AlexNet
+ * (Krizhevsky et al. 2012, one tower, LRN), ZFNet (Zeiler & Fergus 2013), VGG-16
  * (configuration D, torchvision layer names) and Network in Network (Lin et al. 2013,
  * CIFAR-10 form).  Layer names follow the PyTorch / Caffe originals. */
 #include "arch_internal.h"
@@ -70,6 +71,28 @@ int cnn_arch_fashion_cnn(struct cnn_arch_builder *b, int nc)
     return cnn_arch_dense(b, x, "fc2", nc);
 }
 
+/* What AlexNet and ZFNet share after their second stage (256x13x13): three 3x3 convs
+ * 384, 384, 256 with ReLU, a 3x3/2 max pool (ceil_mode as given; both give 6x6) and the
+ * classifier fc6 4096, fc7 4096 (each ReLU + dropout 0.5), fc8 nc. */
+static int classic_tail(struct cnn_arch_builder *b, int x, int nc, int ceil_mode)
+{
+    x = cnn_arch_conv(b, x, "conv3", 384, 3, 1, 1, 1);
+    x = cnn_arch_relu(b, x, "relu3");
+    x = cnn_arch_conv(b, x, "conv4", 384, 3, 1, 1, 1);
+    x = cnn_arch_relu(b, x, "relu4");
+    x = cnn_arch_conv(b, x, "conv5", 256, 3, 1, 1, 1);
+    x = cnn_arch_relu(b, x, "relu5");
+    x = cnn_arch_maxpool(b, x, "pool5", 3, 2, 0, ceil_mode); /* 256x6x6 */
+    x = cnn_arch_flatten(b, x, "flatten");                   /* 9216 */
+    x = cnn_arch_dense(b, x, "fc6", 4096);
+    x = cnn_arch_relu(b, x, "relu6");
+    x = cnn_arch_dropout(b, x, "drop6", 0.5f);
+    x = cnn_arch_dense(b, x, "fc7", 4096);
+    x = cnn_arch_relu(b, x, "relu7");
+    x = cnn_arch_dropout(b, x, "drop7", 0.5f);
+    return cnn_arch_dense(b, x, "fc8", nc);
+}
+
 int cnn_arch_alexnet(struct cnn_arch_builder *b, int nc)
 {
     /* LRN as in the paper: k = 2, n = 5, alpha = 1e-4, beta = 0.75, after ReLU. */
@@ -83,21 +106,28 @@ int cnn_arch_alexnet(struct cnn_arch_builder *b, int nc)
     x = cnn_arch_relu(b, x, "relu2");
     x = cnn_arch_lrn(b, x, "norm2", 5, alpha, beta, k);
     x = cnn_arch_maxpool(b, x, "pool2", 3, 2, 0, 0); /* 256x13x13 */
-    x = cnn_arch_conv(b, x, "conv3", 384, 3, 1, 1, 1);
-    x = cnn_arch_relu(b, x, "relu3");
-    x = cnn_arch_conv(b, x, "conv4", 384, 3, 1, 1, 1);
-    x = cnn_arch_relu(b, x, "relu4");
-    x = cnn_arch_conv(b, x, "conv5", 256, 3, 1, 1, 1);
-    x = cnn_arch_relu(b, x, "relu5");
-    x = cnn_arch_maxpool(b, x, "pool5", 3, 2, 0, 0); /* 256x6x6 */
-    x = cnn_arch_flatten(b, x, "flatten");           /* 9216 */
-    x = cnn_arch_dense(b, x, "fc6", 4096);
-    x = cnn_arch_relu(b, x, "relu6");
-    x = cnn_arch_dropout(b, x, "drop6", 0.5f);
-    x = cnn_arch_dense(b, x, "fc7", 4096);
-    x = cnn_arch_relu(b, x, "relu7");
-    x = cnn_arch_dropout(b, x, "drop7", 0.5f);
-    return cnn_arch_dense(b, x, "fc8", nc);
+    return classic_tail(b, x, nc, 0);
+}
+
+/* ZFNet, Figure 3 of Zeiler & Fergus, "Visualizing and Understanding Convolutional
+ * Networks" (2013): AlexNet's plan with a 7x7/2 first conv, a dense 5x5/2 second conv
+ * and no towers.  Each of the first two stages is conv, ReLU, 3x3/2 max pool, then
+ * contrast normalisation across feature maps (AlexNet's LRN constants; the paper gives
+ * none).  The paper's sizes 110, 55, 26, 13, 6 from a 224x224 crop need conv1 padded by 1
+ * and pools that round up (Caffe's convention, ceil mode). */
+int cnn_arch_zfnet(struct cnn_arch_builder *b, int nc)
+{
+    const float alpha = 1e-4f, beta = 0.75f, k = 2.0f;
+    int x = 0;                                        /* 3x224x224 */
+    x = cnn_arch_conv(b, x, "conv1", 96, 7, 2, 1, 1); /* 96x110x110 */
+    x = cnn_arch_relu(b, x, "relu1");
+    x = cnn_arch_maxpool(b, x, "pool1", 3, 2, 0, 1); /* 96x55x55 */
+    x = cnn_arch_lrn(b, x, "norm1", 5, alpha, beta, k);
+    x = cnn_arch_conv(b, x, "conv2", 256, 5, 2, 0, 1); /* 256x26x26 */
+    x = cnn_arch_relu(b, x, "relu2");
+    x = cnn_arch_maxpool(b, x, "pool2", 3, 2, 0, 1); /* 256x13x13 */
+    x = cnn_arch_lrn(b, x, "norm2", 5, alpha, beta, k);
+    return classic_tail(b, x, nc, 1);
 }
 
 int cnn_arch_vgg16(struct cnn_arch_builder *b, int nc)

@@ -45,6 +45,7 @@ int cnn_arch_lenet5(struct cnn_arch_builder *b, int nc);
 int cnn_arch_cifar_cnn(struct cnn_arch_builder *b, int nc);
 int cnn_arch_fashion_cnn(struct cnn_arch_builder *b, int nc);
 int cnn_arch_alexnet(struct cnn_arch_builder *b, int nc);
+int cnn_arch_zfnet(struct cnn_arch_builder *b, int nc);
 int cnn_arch_vgg16(struct cnn_arch_builder *b, int nc);
 int cnn_arch_nin(struct cnn_arch_builder *b, int nc);
 int cnn_arch_googlenet(struct cnn_arch_builder *b, int nc);

@@ -74,8 +74,10 @@ void cnn_global_avgpool_backward(float *dinp, const float *dout, size_t planes, 
 /* dinp += dout * act'(x) for n floats.  x: the forward input, y = act(x): the forward
  * output; pass whichever you kept (the other may be NULL).  relu, leaky relu and clip use x
  * when non-NULL, else y (leaky relu from y needs alpha > 0); sigmoid and tanh use y when
- * non-NULL, else recompute it from x.  Gradients at the kinks follow PyTorch: relu 0 at
- * x = 0, leaky alpha at x = 0, clip 0 outside the open interval (alpha, beta). */
+ * non-NULL, else recompute it from x; hard sigmoid uses either; hard swish needs x.
+ * Gradients at the kinks follow PyTorch: relu 0 at x = 0, leaky alpha at x = 0, clip 0
+ * outside the open interval (alpha, beta), hard sigmoid 0 where alpha*x + beta is outside
+ * (0, 1), hard swish x/3 + 1/2 on [-3, 3]. */
 void cnn_act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
                       const struct cnn_act_params *act);
 

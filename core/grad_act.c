@@ -4,6 +4,7 @@
 #include "grad.h"
 #include "grad_simd.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -49,6 +50,29 @@ static void smooth_backward_y(float *restrict dinp, const float *restrict dout,
     }
 }
 
+/* hard sigmoid: dinp += alpha * dout where 0 < alpha * x + beta < 1 (open, as PyTorch),
+ * decided from x or, without it, from y = the clamped value. */
+static void hard_sigmoid_backward(float *restrict dinp, const float *restrict dout,
+                                  const float *restrict x, const float *restrict y, size_t n,
+                                  float alpha, float beta)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float t = x ? alpha * x[i] + beta : y[i];
+        dinp[i] += (t > 0.0f && t < 1.0f) ? alpha * dout[i] : 0.0f;
+    }
+}
+
+/* hard swish from x (y does not determine x): 0 below -3, x / 3 + 1/2 up to 3 inclusive,
+ * 1 above (PyTorch's hardswish_backward). */
+static void hard_swish_backward(float *restrict dinp, const float *restrict dout,
+                                const float *restrict x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float d = x[i] < -3.0f ? 0.0f : (x[i] <= 3.0f ? x[i] / 3.0f + 0.5f : 1.0f);
+        dinp[i] += d == 0.0f ? 0.0f : dout[i] * d;
+    }
+}
+
 void cnn_act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
                       const struct cnn_act_params *act)
 {
@@ -86,6 +110,13 @@ void cnn_act_backward(float *dinp, const float *dout, const float *x, const floa
                 dinp[i] += dout[i] * (1.0f - t * t);
             }
         }
+        break;
+    case CNN_ACT_HARD_SIGMOID:
+        hard_sigmoid_backward(dinp, dout, x, y, n, act->alpha, act->beta);
+        break;
+    case CNN_ACT_HARD_SWISH:
+        assert(x != NULL); /* every caller keeps the input (grad.h) */
+        hard_swish_backward(dinp, dout, x, n);
         break;
     }
 }

@@ -21,7 +21,7 @@ enum cnn_layer_kind {
     CNN_LAYER_MAXPOOL,
     CNN_LAYER_AVGPOOL,
     CNN_LAYER_GLOBAL_AVGPOOL,
-    CNN_LAYER_ACT,           /* relu, leaky relu, clip (relu6), sigmoid, tanh */
+    CNN_LAYER_ACT,           /* relu, leaky relu, clip (relu6), sigmoid, tanh, hard sigmoid/swish */
     CNN_LAYER_BATCHNORM,     /* weights: gamma, beta, mean, var, each (C) */
     CNN_LAYER_DROPOUT,       /* identity at inference */
     CNN_LAYER_LRN,           /* across channels, as in AlexNet / ONNX LRN */
@@ -29,6 +29,12 @@ enum cnn_layer_kind {
     CNN_LAYER_CONCAT,        /* channel concat of 1+ inputs with equal H, W */
     CNN_LAYER_FLATTEN,       /* (C,H,W) -> (C*H*W,1,1) */
     CNN_LAYER_SOFTMAX,       /* over channels of a (K,1,1) input */
+    /* appended for ONNX (issue 10); a kind's number is its number in model files */
+    CNN_LAYER_GLOBAL_MAXPOOL, /* max of each channel plane -> (C,1,1) */
+    CNN_LAYER_PRELU,         /* weights: slope (1) or (C), learned */
+    CNN_LAYER_SCALE_SHIFT,   /* weights: scale, shift, each (1) or (C), constant; then act */
+    CNN_LAYER_PAD,           /* constant padding (or cropping) of H and W */
+    CNN_LAYER_LOG_SOFTMAX,   /* over channels of a (K,1,1) input */
     CNN_LAYER_KIND_COUNT
 };
 
@@ -39,6 +45,8 @@ enum cnn_act {
     CNN_ACT_CLIP,       /* clamp to [alpha, beta]; relu6 = clip(0, 6) */
     CNN_ACT_SIGMOID,
     CNN_ACT_TANH,
+    CNN_ACT_HARD_SIGMOID, /* max(0, min(1, alpha * x + beta)); ONNX: alpha 0.2, beta 0.5 */
+    CNN_ACT_HARD_SWISH,   /* x * max(0, min(1, x / 6 + 1/2)); alpha, beta unused (0) */
     CNN_ACT_COUNT
 };
 
@@ -82,9 +90,26 @@ struct cnn_lrn {
     float alpha, beta, k;             /* y = x / (k + alpha/size * sum x^2)^beta */
 };
 
-/* The parameters of a layer, the member of its kind (none for input, global_avgpool, add,
- * concat, flatten, softmax); cnn_layer_desc and the model's layers both hold one.  A new
- * kind with parameters adds its member here. */
+struct cnn_prelu {
+    int channels;                     /* slopes: 1 (shared) or the input's C */
+};
+
+/* y = x * scale[c] + shift[c], then act: what ONNX Mul/Add/Sub/Div by a per-channel or
+ * scalar constant become.  The weights are constants (not learned by the trainer). */
+struct cnn_scale_shift {
+    int channels;                     /* 1 (one scale and shift for all) or the input's C */
+    struct cnn_act_params act;        /* fused activation */
+};
+
+/* Output (C, H + pad_t + pad_b, W + pad_l + pad_r); a negative pad crops (ONNX Pad). */
+struct cnn_pad {
+    int pad_t, pad_l, pad_b, pad_r;
+    float value;                      /* of every padded position */
+};
+
+/* The parameters of a layer, the member of its kind (none for input, global_avgpool,
+ * global_maxpool, add, concat, flatten, softmax, log_softmax); cnn_layer_desc and the
+ * model's layers both hold one.  A new kind with parameters adds its member here. */
 union cnn_layer_params {
     struct cnn_conv2d conv;
     struct cnn_dense dense;
@@ -93,6 +118,9 @@ union cnn_layer_params {
     struct cnn_batchnorm bn;
     struct cnn_lrn lrn;
     float dropout_rate;
+    struct cnn_prelu prelu;
+    struct cnn_scale_shift ss;
+    struct cnn_pad pad;
 };
 
 /* ---- shape inference (layer.c) ------------------------------------------ */
@@ -266,5 +294,39 @@ void cnn_softmax_forward(float *out, const float *inp, int K, int N);
 
 /* (C, N, HW) -> (C*HW, N): the batch-major flatten a dense layer reads. Must not alias. */
 void cnn_flatten_forward(float *out, const float *inp, int C, int N, int hw);
+
+/* ---- the kinds ONNX import needs (layer_<kind>.c), with their backward kernels -------
+ * Backward kernels follow grad.h: they ADD into dinp / dw, and skip a NULL gradient. */
+
+/* out (planes)   inp (planes, hw): max of each plane (the first maximum wins; hw >= 1).
+ * backward: dinp (planes, hw) += dout at the forward's argmax, recomputed from inp. */
+void cnn_global_maxpool_forward(float *out, const float *inp, size_t planes, size_t hw);
+void cnn_global_maxpool_backward(float *dinp, const float *dout, const float *inp, size_t planes,
+                                 size_t hw);
+
+/* y = x > 0 ? x : slope[c] * x over channels [0, C) of (C, n_hw); slope has C floats, or
+ * one when shared.  out may alias inp.  backward: dinp += dout * (x > 0 ? 1 : slope[c]);
+ * dslope[c] (or dslope[0] when shared) += sum over x <= 0 of dout * x. */
+void cnn_prelu_forward(float *out, const float *inp, const float *slope, int shared, int C,
+                       size_t n_hw);
+void cnn_prelu_backward(float *dinp, float *dslope, const float *dout, const float *inp,
+                        const float *slope, int shared, int C, size_t n_hw);
+
+/* Backward of cnn_scale_shift_forward() without its act: dinp (C, n_hw) += dout * scale[c]
+ * (scale[0] for every channel when shared). */
+void cnn_scale_shift_backward(float *dinp, const float *dout, const float *scale, int shared,
+                              int C, size_t n_hw);
+
+/* out (planes, OH, OW)   inp (planes, H, W), OH = H + pad_t + pad_b, OW likewise; must not
+ * alias.  backward: dinp += the part of dout that the forward copied from the input. */
+void cnn_pad_forward(float *out, const float *inp, const struct cnn_pad *p, size_t planes, int H,
+                     int W);
+void cnn_pad_backward(float *dinp, const float *dout, const struct cnn_pad *p, size_t planes,
+                      int H, int W);
+
+/* log of cnn_softmax_forward(): y = x - max - log(sum exp(x - max)); inp, out (K, N), may
+ * alias.  backward: dinp += dout - exp(y) * sum_k dout, from the forward's output y. */
+void cnn_log_softmax_forward(float *out, const float *inp, int K, int N);
+void cnn_log_softmax_backward(float *dinp, const float *dout, const float *out, int K, int N);
 
 #endif

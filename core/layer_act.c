@@ -38,6 +38,18 @@ void cnn_act_apply(float *x, size_t n, const struct cnn_act_params *act)
         for (size_t i = 0; i < n; i++)
             x[i] = tanhf(x[i]);
         break;
+    case CNN_ACT_HARD_SIGMOID: /* NaN stays NaN: the comparisons are false */
+        for (size_t i = 0; i < n; i++) {
+            const float t = a * x[i] + b;
+            x[i] = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+        }
+        break;
+    case CNN_ACT_HARD_SWISH:
+        for (size_t i = 0; i < n; i++) {
+            const float t = x[i] * (1.0f / 6.0f) + 0.5f;
+            x[i] *= t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+        }
+        break;
     }
 }
 

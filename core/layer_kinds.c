@@ -9,7 +9,8 @@
 extern const struct cnn_layer_kind_ops cnn_kind_input, cnn_kind_conv2d, cnn_kind_dense,
     cnn_kind_maxpool, cnn_kind_avgpool, cnn_kind_global_avgpool, cnn_kind_act,
     cnn_kind_batchnorm, cnn_kind_dropout, cnn_kind_lrn, cnn_kind_add, cnn_kind_concat,
-    cnn_kind_flatten, cnn_kind_softmax;
+    cnn_kind_flatten, cnn_kind_softmax, cnn_kind_global_maxpool, cnn_kind_prelu,
+    cnn_kind_scale_shift, cnn_kind_pad, cnn_kind_log_softmax;
 
 /* One case per kind and no default: -Wswitch names a kind without a row. */
 const struct cnn_layer_kind_ops *cnn_layer_kind_ops(enum cnn_layer_kind kind)
@@ -43,6 +44,16 @@ const struct cnn_layer_kind_ops *cnn_layer_kind_ops(enum cnn_layer_kind kind)
         return &cnn_kind_flatten;
     case CNN_LAYER_SOFTMAX:
         return &cnn_kind_softmax;
+    case CNN_LAYER_GLOBAL_MAXPOOL:
+        return &cnn_kind_global_maxpool;
+    case CNN_LAYER_PRELU:
+        return &cnn_kind_prelu;
+    case CNN_LAYER_SCALE_SHIFT:
+        return &cnn_kind_scale_shift;
+    case CNN_LAYER_PAD:
+        return &cnn_kind_pad;
+    case CNN_LAYER_LOG_SOFTMAX:
+        return &cnn_kind_log_softmax;
     case CNN_LAYER_KIND_COUNT:
         break;
     }
@@ -61,6 +72,7 @@ const char *cnn_act_name(enum cnn_act kind)
         [CNN_ACT_NONE] = "none",       [CNN_ACT_RELU] = "relu",
         [CNN_ACT_LEAKY_RELU] = "leaky_relu", [CNN_ACT_CLIP] = "clip",
         [CNN_ACT_SIGMOID] = "sigmoid", [CNN_ACT_TANH] = "tanh",
+        [CNN_ACT_HARD_SIGMOID] = "hard_sigmoid", [CNN_ACT_HARD_SWISH] = "hard_swish",
     };
     return (int)kind >= 0 && kind < CNN_ACT_COUNT ? names[kind] : "unknown";
 }

@@ -34,7 +34,13 @@
  *     Inc(512,112,144,288,32,64,64), Inc(528,256,160,320,32,128,128), M(3,2,ceil_mode=True),
  *     Inc(832,256,160,320,32,128,128), Inc(832,384,192,384,48,128,128), n.AvgPool2d(7,1),
  *     n.Dropout(0.4), n.Flatten(), n.Linear(1024,1000))                    # 6,998,552
- *   count_macs(m, chw)["macs"] for each, torchvision.models.<name>() for the others. */
+ *   count_macs(m, chw)["macs"] for each, torchvision.models.<name>() for the others.
+ * ZFNet (no torch here): the paper's Figure 3 sizes (110, 55, 26, 13, 6) and by hand,
+ * sum of o*i*k*k + o and of o*i*k*k*oh*ow: conv 14,208 + 614,656 + 885,120 + 1,327,488 +
+ * 884,992, fc 37,752,832 + 16,781,312 + 4,097,000 = 62,357,608 params (= AlexNet's
+ * 62,378,344 above less the 20,736 of its 11x11 conv1: the other layers have the same
+ * shapes), MACs 170,755,200 + 415,334,400 + 149,520,384 + 224,280,576 + 149,520,384 +
+ * 58,621,952 = 1,168,032,896. */
 #include "arch.h"
 #include "model.h"
 #include "ref_net.h"
@@ -77,6 +83,8 @@ static const struct arch_ref REFS[] = {
      {{"relu2", 32, 28, 28}, {"pool1", 32, 14, 14}, {"pool2", 64, 7, 7}}},
     {"alexnet", 1000, 3, 227, 227, PP_IMAGENET, 256, 0, 62378344, 1135256096.0,
      {{"conv1", 96, 55, 55}, {"pool2", 256, 13, 13}, {"pool5", 256, 6, 6}}},
+    {"zfnet", 1000, 3, 224, 224, PP_IMAGENET, 256, 0, 62357608, 1168032896.0,
+     {{"conv1", 96, 110, 110}, {"norm1", 96, 55, 55}, {"pool2", 256, 13, 13}}},
     {"vgg16", 1000, 3, 224, 224, PP_IMAGENET, 256, 0, 138357544, 15470264320.0,
      {{"features.4", 64, 112, 112}, {"features.28", 512, 14, 14}, {"features.30", 512, 7, 7}}},
     {"nin", 10, 3, 32, 32, PP_CIFAR, 0, 0, 966986, 222486528.0,

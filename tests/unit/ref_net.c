@@ -15,6 +15,8 @@ static float act(float x, const struct cnn_act_params *a)
     case CNN_ACT_CLIP: return x < a->alpha ? a->alpha : (x > a->beta ? a->beta : x);
     case CNN_ACT_SIGMOID: return (float)(1.0 / (1.0 + exp(-(double)x)));
     case CNN_ACT_TANH: return (float)tanh((double)x);
+    case CNN_ACT_HARD_SIGMOID: return (float)fmin(1.0, fmax(0.0, (double)a->alpha * x + a->beta));
+    case CNN_ACT_HARD_SWISH: return (float)(x * fmin(1.0, fmax(0.0, x / 6.0 + 0.5)));
     default: return x;
     }
 }
@@ -83,6 +85,52 @@ static void lrn(float *out, const float *in, const struct cnn_lrn *p, int C, int
             out[(size_t)c * hw + i] =
                 (float)(in[(size_t)c * hw + i] / pow(p->k + p->alpha / p->size * s, p->beta));
         }
+}
+
+/* The kinds added for ONNX import: global max pool, PReLU, scale-shift, pad; -1 for
+ * another kind. */
+static int ref_layer_onnx(const struct cnn_model *m, const struct cnn_layer *l, const float *x,
+                          float *y)
+{
+    const struct cnn_layer *il = &m->layers[l->inputs[0]];
+    const int C = il->c, H = il->h, W = il->w, hw = H * W;
+    const float *w0 = l->n_weights > 0 ? m->params + l->weight_offset[0] : NULL;
+    const float *w1 = l->n_weights > 1 ? m->params + l->weight_offset[1] : NULL;
+    switch (l->kind) {
+    case CNN_LAYER_GLOBAL_MAXPOOL:
+        for (int c = 0; c < C; c++) {
+            double mx = -INFINITY;
+            for (int k = 0; k < hw; k++)
+                mx = fmax(mx, x[(size_t)c * hw + k]);
+            y[c] = (float)mx;
+        }
+        return 0;
+    case CNN_LAYER_PRELU:
+    case CNN_LAYER_SCALE_SHIFT:
+        for (int c = 0; c < C; c++) {
+            const int k = l->weight_count[0] == 1 ? 0 : c;
+            for (int i = 0; i < hw; i++) {
+                const double v = x[(size_t)c * hw + i];
+                y[(size_t)c * hw + i] =
+                    l->kind == CNN_LAYER_PRELU
+                        ? (float)(v > 0 ? v : w0[k] * v)
+                        : act((float)(v * w0[k] + w1[k]), &l->p.ss.act);
+            }
+        }
+        return 0;
+    case CNN_LAYER_PAD: /* every output position from the definition */
+        for (int c = 0; c < C; c++)
+            for (int oy = 0; oy < l->h; oy++)
+                for (int ox = 0; ox < l->w; ox++) {
+                    const int iy = oy - l->p.pad.pad_t, ix = ox - l->p.pad.pad_l;
+                    const int in = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                    y[((size_t)c * l->h + oy) * l->w + ox] =
+                        in ? x[((size_t)c * H + iy) * W + ix] : l->p.pad.value;
+                }
+        return 0;
+    default:
+        return -1;
+    }
 }
 
 /* Layer i of m (not the input) from the values of its inputs, into val[i]; -1 for a kind
@@ -160,18 +208,20 @@ static int ref_layer(const struct cnn_model *m, int i, float *const *val)
         }
         break;
     }
-    case CNN_LAYER_SOFTMAX: {
+    case CNN_LAYER_SOFTMAX:
+    case CNN_LAYER_LOG_SOFTMAX: {
         double mx = -INFINITY, z = 0;
         for (int k = 0; k < il->c; k++)
             mx = x[k] > mx ? x[k] : mx;
         for (int k = 0; k < il->c; k++)
             z += exp(x[k] - mx);
         for (int k = 0; k < il->c; k++)
-            y[k] = (float)(exp(x[k] - mx) / z);
+            y[k] = l->kind == CNN_LAYER_SOFTMAX ? (float)(exp(x[k] - mx) / z)
+                                                 : (float)(x[k] - mx - log(z));
         break;
     }
     default:
-        return -1;
+        return ref_layer_onnx(m, l, x, y);
     }
     return 0;
 }

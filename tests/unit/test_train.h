@@ -35,4 +35,10 @@ void expect_close(const float *got, const float *want, size_t n, double tol, con
 /* Copy of the trainer's weight slot (count floats); owned by the caller (free()). */
 float *copy_slot(struct cnn_trainer *t, int layer, int slot, size_t *count);
 
+/* Whole-net finite-difference check of a trainer of m on (x, y or tgt), n images, with
+ * loss: six coordinates of each learned weight slot of every layer and ten of the input;
+ * coordinates where a kink lies within the steps are skipped (at most 1 in 7).  Asserts. */
+void gradcheck(struct cnn_model *m, const float *x, const int *y, const float *tgt, int n,
+               enum cnn_loss loss);
+
 #endif

@@ -88,6 +88,10 @@ double act_ref(double x, const struct cnn_act_params *a)
         return 1.0 / (1.0 + exp(-x));
     case CNN_ACT_TANH:
         return tanh(x);
+    case CNN_ACT_HARD_SIGMOID:
+        return fmin(1.0, fmax(0.0, a->alpha * x + a->beta));
+    case CNN_ACT_HARD_SWISH:
+        return x * fmin(1.0, fmax(0.0, x / 6.0 + 0.5));
     default:
         return x;
     }
