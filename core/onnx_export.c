@@ -15,7 +15,8 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "raw_data holds little-endian floats");
 
-#define OX_NODES_PER_LAYER 4 /* main op, activation, Flatten and Reshape of its output */
+#define OX_NODES_PER_LAYER 6 /* main op(s) (scale_shift: Mul, Add), activation (hard swish
+                              * before opset 14: two), Flatten and Reshape of its output */
 #define OX_INITS_PER_LAYER 8 /* 4 weight slots, clip min/max, dropout ratio, zero bias */
 #define OX_MAX_PROPS 8       /* metadata_props */
 #define OX_SHAPE_NC11 "cnn.shape_n_c_1_1"
@@ -90,6 +91,31 @@ static const char *ox_need4(struct ox *x, int i)
     return x->as4[i] = out;
 }
 
+/* Hard swish from `in` to `out`: HardSwish from opset 14, before that
+ * Mul(x, HardSigmoid(x; alpha 1/6, beta 1/2)) (the same function). */
+static int ox_hard_swish(struct ox *x, const char *in, const char *out)
+{
+    if (x->opset >= 14) {
+        Onnx__NodeProto *n = cnn_onnx_write_node(&x->w, "HardSwish", out, 1);
+        if (!n)
+            return cnn_onnx_write_oom(&x->w);
+        n->input[0] = (char *)in;
+        return 0;
+    }
+    const char *gate = cnn_onnx_write_str(&x->w, "%s/hsig", out);
+    Onnx__NodeProto *h = gate ? cnn_onnx_write_node(&x->w, "HardSigmoid", gate, 1) : NULL;
+    if (!h || cnn_onnx_write_attr_float(&x->w, h, "alpha", 1.0f / 6.0f) ||
+        cnn_onnx_write_attr_float(&x->w, h, "beta", 0.5f))
+        return cnn_onnx_write_oom(&x->w);
+    h->input[0] = (char *)in;
+    Onnx__NodeProto *n = cnn_onnx_write_node(&x->w, "Mul", out, 2);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)in;
+    n->input[1] = (char *)gate;
+    return 0;
+}
+
 /* Activation a of layer l from value `in` to `out`; Identity for none. */
 static int ox_act(struct ox *x, const struct cnn_layer *l, const struct cnn_act_params *a,
                   const char *in, const char *out)
@@ -114,6 +140,11 @@ static int ox_act(struct ox *x, const struct cnn_layer *l, const struct cnn_act_
     case CNN_ACT_TANH:
         op = "Tanh";
         break;
+    case CNN_ACT_HARD_SIGMOID:
+        op = "HardSigmoid";
+        break;
+    case CNN_ACT_HARD_SWISH:
+        return ox_hard_swish(x, in, out);
     case CNN_ACT_COUNT:
         break;
     }
@@ -128,6 +159,11 @@ static int ox_act(struct ox *x, const struct cnn_layer *l, const struct cnn_act_
     n->input[0] = (char *)in;
     if (a->kind == CNN_ACT_LEAKY_RELU)
         return cnn_onnx_write_attr_float(&x->w, n, "alpha", a->alpha);
+    if (a->kind == CNN_ACT_HARD_SIGMOID)
+        return cnn_onnx_write_attr_float(&x->w, n, "alpha", a->alpha) ||
+                       cnn_onnx_write_attr_float(&x->w, n, "beta", a->beta)
+                   ? CNN_ENOMEM
+                   : 0;
     if (a->kind != CNN_ACT_CLIP)
         return 0;
     if (!clip_inputs) /* Clip-6: min and max are attributes */
@@ -335,6 +371,77 @@ static int ox_merge(struct ox *x, int i, const char *out)
     return concat ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : 0;
 }
 
+/* The weight slots of layer l (prelu, scale_shift: 1 or C floats each) as initializers that
+ * broadcast per channel over a value of the given rank: a scalar, (C, 1, 1) or (C). */
+static int ox_channel_weights(struct ox *x, const struct cnn_layer *l, int rank,
+                              const char **names)
+{
+    const char *const *slot = cnn_layer_kind_ops(l->kind)->slot_names;
+    for (int s = 0; s < l->n_weights; s++) {
+        const int64_t d[3] = {(int64_t)l->weight_count[s], 1, 1};
+        const int ndims = l->weight_count[s] == 1 ? 0 : rank == 4 ? 3 : 1;
+        names[s] = cnn_onnx_write_str(&x->w, "%s.%s", l->name, slot[s]);
+        int rc = cnn_onnx_write_tensor(&x->w, names[s], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+                                       ndims, d, x->m->params + l->weight_offset[s],
+                                       l->weight_count[s] * sizeof(float));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* PRelu (slope per channel or shared), or scale_shift as Mul by scale then Add of shift. */
+static int ox_per_channel(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const int prelu = l->kind == CNN_LAYER_PRELU;
+    const char *w[CNN_MAX_WEIGHTS_PER_LAYER];
+    int rc = ox_channel_weights(x, l, x->rank[l->inputs[0]], w);
+    if (rc)
+        return rc;
+    const char *scaled = prelu ? out : cnn_onnx_write_str(&x->w, "%s/scaled", out);
+    Onnx__NodeProto *n = scaled ? ox_unary(x, i, prelu ? "PRelu" : "Mul", scaled, 0, 2) : NULL;
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[1] = (char *)w[0];
+    if (prelu)
+        return 0;
+    if (!(n = cnn_onnx_write_node(&x->w, "Add", out, 2)))
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)scaled;
+    n->input[1] = (char *)w[1];
+    return 0;
+}
+
+/* Pad of H and W ([0, 0, t, l, 0, 0, b, r]; negative crops, as Pad-2 and Pad-11 allow),
+ * mode constant: pads and value attributes before opset 11, inputs from 11 on. */
+static int ox_pad(struct ox *x, int i, const char *out)
+{
+    const struct cnn_pad *p = &x->m->layers[i].p.pad;
+    const int as_inputs = x->opset >= 11;
+    int64_t *pads = cnn_onnx_write_alloc(&x->w, 8 * sizeof *pads);
+    Onnx__NodeProto *n = pads ? ox_unary(x, i, "Pad", out, 4, as_inputs ? 3 : 1) : NULL;
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    pads[2] = p->pad_t, pads[3] = p->pad_l, pads[6] = p->pad_b, pads[7] = p->pad_r;
+    if (!as_inputs)
+        return cnn_onnx_write_attr_ints(&x->w, n, "pads", pads, 8) ||
+                       cnn_onnx_write_attr_float(&x->w, n, "value", p->value)
+                   ? CNN_ENOMEM
+                   : 0;
+    const int64_t eight = 8;
+    const char *name = cnn_onnx_write_str(&x->w, "%s.pads", out), *value;
+    int rc = cnn_onnx_write_tensor(&x->w, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, &eight,
+                                   pads, 8 * sizeof *pads);
+    if (rc == 0)
+        rc = cnn_onnx_write_scalar(&x->w, out, "value", p->value, &value);
+    if (rc == 0) {
+        n->input[1] = (char *)name;
+        n->input[2] = (char *)value;
+    }
+    return rc;
+}
+
 /* The nodes of layer i (i > 0).  A fused activation writes the layer's value from the main
  * node's "<value>/preact". */
 static int ox_layer(struct ox *x, int i)
@@ -390,8 +497,19 @@ static int ox_layer(struct ox *x, int i)
         rc = n ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : cnn_onnx_write_oom(&x->w);
         break;
     case CNN_LAYER_SOFTMAX:
-        n = ox_unary(x, i, "Softmax", out, 2, 1);
+    case CNN_LAYER_LOG_SOFTMAX: /* on (N, K) opset < 13's 2-D coercion is the same */
+        n = ox_unary(x, i, l->kind == CNN_LAYER_SOFTMAX ? "Softmax" : "LogSoftmax", out, 2, 1);
         rc = n ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : cnn_onnx_write_oom(&x->w);
+        break;
+    case CNN_LAYER_GLOBAL_MAXPOOL:
+        rc = (n = ox_unary(x, i, "GlobalMaxPool", out, 4, 1)) ? 0 : cnn_onnx_write_oom(&x->w);
+        break;
+    case CNN_LAYER_PRELU:
+    case CNN_LAYER_SCALE_SHIFT:
+        rc = ox_per_channel(x, i, out);
+        break;
+    case CNN_LAYER_PAD:
+        rc = ox_pad(x, i, out);
         break;
     }
     if (rc == 0 && act)
