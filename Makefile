@@ -105,7 +105,8 @@ check: unit server-unit itest
 SESSION_RAW := $(BUILD)/session_raw
 $(BUILD)/tests/conformance/%.o: ALL_CFLAGS += $(shell pkg-config --cflags check) -Itests/unit
 $(SESSION_RAW): $(BUILD)/tests/conformance/session_raw.o $(BUILD)/tests/unit/test_nets.o \
-                $(BUILD)/tests/unit/test_onnx_nets.o $(LIBCNN)
+                $(BUILD)/tests/unit/test_onnx_nets.o $(BUILD)/tests/unit/test_kinds_nets.o \
+                $(BUILD)/tests/unit/test_train.o $(LIBCNN)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs check)
 conformance-export: $(CNN) $(SESSION_RAW)
 	CNN=$(CNN) SESSION_RAW=$(SESSION_RAW) bash tests/conformance/export_ort.sh
