@@ -15,7 +15,8 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "raw_data holds little-endian floats");
 
-#define OX_NODES_PER_LAYER 6 /* main op(s) (scale_shift: Mul, Add), activation (hard swish
+#define OX_NODES_PER_LAYER                                                                         \
+    6                        /* main op(s) (scale_shift: Mul, Add), activation (hard swish         \
                               * before opset 14: two), Flatten and Reshape of its output */
 #define OX_INITS_PER_LAYER 8 /* 4 weight slots, clip min/max, dropout ratio, zero bias */
 #define OX_MAX_PROPS 8       /* metadata_props */
@@ -373,16 +374,15 @@ static int ox_merge(struct ox *x, int i, const char *out)
 
 /* The weight slots of layer l (prelu, scale_shift: 1 or C floats each) as initializers that
  * broadcast per channel over a value of the given rank: a scalar, (C, 1, 1) or (C). */
-static int ox_channel_weights(struct ox *x, const struct cnn_layer *l, int rank,
-                              const char **names)
+static int ox_channel_weights(struct ox *x, const struct cnn_layer *l, int rank, const char **names)
 {
     const char *const *slot = cnn_layer_kind_ops(l->kind)->slot_names;
     for (int s = 0; s < l->n_weights; s++) {
         const int64_t d[3] = {(int64_t)l->weight_count[s], 1, 1};
         const int ndims = l->weight_count[s] == 1 ? 0 : rank == 4 ? 3 : 1;
         names[s] = cnn_onnx_write_str(&x->w, "%s.%s", l->name, slot[s]);
-        int rc = cnn_onnx_write_tensor(&x->w, names[s], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-                                       ndims, d, x->m->params + l->weight_offset[s],
+        int rc = cnn_onnx_write_tensor(&x->w, names[s], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, ndims,
+                                       d, x->m->params + l->weight_offset[s],
                                        l->weight_count[s] * sizeof(float));
         if (rc)
             return rc;

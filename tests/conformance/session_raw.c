@@ -35,10 +35,10 @@ static uint64_t g_seed;
 /* The test_nets builders assert with check, so they run as a check test (no fork). */
 START_TEST(save_net)
 {
-    struct cnn_model *m = strcmp(g_net, "dag") == 0    ? test_net_dag(g_seed)
-                          : strcmp(g_net, "wide") == 0 ? test_net_wide(g_seed)
+    struct cnn_model *m = strcmp(g_net, "dag") == 0     ? test_net_dag(g_seed)
+                          : strcmp(g_net, "wide") == 0  ? test_net_wide(g_seed)
                           : strcmp(g_net, "kinds") == 0 ? test_net_kinds(g_seed)
-                                                       : test_net_ranks(g_seed);
+                                                        : test_net_ranks(g_seed);
     struct cnn_err err = {0};
     ck_assert_msg(cnn_model_compile(m, &err) == 0, "%s", err.msg);
     ck_assert_msg(cnn_model_save(m, g_out, &err) == 0, "%s", err.msg);

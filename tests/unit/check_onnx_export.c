@@ -3,12 +3,15 @@
  * onnx__model_proto__unpack and checks the structure against the model: node op types in
  * order, attribute values, initializer dims and bytes equal to the weights, input/output
  * shapes, opset and IR version, metadata_props; the errors (opset out of range, ceil mode
- * before opset 10, name clashes, newline labels, missing folder); and `cnn convert`. */
+ * before opset 10, name clashes, newline labels, missing folder); `cnn convert`; and the
+ * kinds added for ONNX import (test_kinds_nets.h) at opsets 10, 13, 14 and 17. */
 #include "model_internal.h"
 #include "onnx.pb-c.h"
 #include "onnx_export.h"
+#include "test_kinds_nets.h"
 #include "test_nets.h"
 #include "test_onnx_nets.h"
+#include "test_train.h"
 #include "test_util.h"
 
 #include <check.h>
@@ -392,6 +395,176 @@ START_TEST(test_export_opset_forms_and_limits)
 }
 END_TEST
 
+/* ---- the kinds added for ONNX import (test_kinds_nets.h) ---------------------------- */
+
+/* Initializer `name` is the float weight slot `slot` of layer `layer` of m, shaped dims[0..k)
+ * (a per-channel broadcast shape, not the slot's own). */
+static void channel_init_eq(const Onnx__ModelProto *p, const struct cnn_model *m, const char *name,
+                            const char *layer, int slot, const int64_t *dims, size_t k)
+{
+    const struct cnn_layer *l = NULL;
+    for (int i = 1; i < m->n_layers && !l; i++)
+        if (strcmp(m->layers[i].name, layer) == 0)
+            l = &m->layers[i];
+    ck_assert_msg(l != NULL, "no layer %s", layer);
+    const Onnx__TensorProto *t = init(p, name);
+    ck_assert_msg(t != NULL, "no initializer %s", name);
+    ck_assert_int_eq(t->data_type, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+    ck_assert_uint_eq(t->n_dims, k);
+    for (size_t d = 0; d < k; d++)
+        ck_assert_int_eq(t->dims[d], dims[d]);
+    ck_assert_uint_eq(t->raw_data.len, l->weight_count[slot] * sizeof(float));
+    ck_assert_msg(memcmp(t->raw_data.data, m->params + l->weight_offset[slot], t->raw_data.len) ==
+                      0,
+                  "%s: bytes differ from the model's weights", name);
+}
+
+static void inputs_eq(const Onnx__NodeProto *n, const char *a, const char *b, const char *c)
+{
+    const char *want[3] = {a, b, c};
+    const size_t k = c ? 3 : b ? 2 : 1;
+    ck_assert_msg(n->n_input == k, "%s: %zu inputs, want %zu", n->name, n->n_input, k);
+    for (size_t i = 0; i < k; i++)
+        ck_assert_str_eq(n->input[i], want[i]);
+}
+
+/* Opset 13: hard swish as Mul(x, HardSigmoid(x; 1/6, 1/2)), Pad's pads and value as inputs,
+ * PRelu and scale-shift (Mul, Add) with (C, 1, 1) or scalar initializers. */
+START_TEST(test_export_new_kinds_at_opset_13)
+{
+    static const char *const ops[] = {"Conv",
+                                      "HardSigmoid",
+                                      "Mul",
+                                      "Pad",
+                                      "BatchNormalization",
+                                      "HardSigmoid",
+                                      "Conv",
+                                      "PRelu",
+                                      "Mul",
+                                      "Add",
+                                      "HardSigmoid",
+                                      "Mul",
+                                      "GlobalMaxPool",
+                                      "GlobalAveragePool",
+                                      "Concat",
+                                      "PRelu",
+                                      "Mul",
+                                      "Add",
+                                      "LeakyRelu",
+                                      "Flatten",
+                                      "Gemm",
+                                      "HardSigmoid",
+                                      "Gemm",
+                                      "LogSoftmax"};
+    struct cnn_model *m = compiled(test_net_kinds(5));
+    Onnx__ModelProto *p = export_unpack(m, 13);
+    ops_eq(p, ops, sizeof ops / sizeof ops[0]);
+    const Onnx__NodeProto *n = node_writing(p, "conv1/hsig");
+    inputs_eq(n, "conv1/preact", NULL, NULL);
+    ck_assert_float_eq(attr_f(n, "alpha"), 1.0f / 6.0f);
+    ck_assert_float_eq(attr_f(n, "beta"), 0.5f);
+    inputs_eq(node_writing(p, "conv1"), "conv1/preact", "conv1/hsig", NULL);
+    inputs_eq(node_writing(p, "hswish2"), "ss1", "hswish2/hsig", NULL);
+    n = node_writing(p, "pad1");
+    inputs_eq(n, "conv1", "pad1.pads", "pad1.value");
+    ck_assert_uint_eq(n->n_attribute, 0); /* mode: the default, constant */
+    const Onnx__TensorProto *t = init(p, "pad1.pads");
+    const int64_t want[8] = {0, 0, 1, 2, 0, 0, 0, -1};
+    int64_t got[8];
+    ck_assert_msg(t && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && t->n_dims == 1 &&
+                      t->dims[0] == 8 && t->raw_data.len == sizeof got,
+                  "pad1.pads");
+    memcpy(got, t->raw_data.data, sizeof got);
+    ck_assert(memcmp(got, want, sizeof got) == 0);
+    ck_assert_float_eq(scalar(p, "pad1.value"), 0.3f);
+    n = node_writing(p, "hsig1");
+    ck_assert_float_eq(attr_f(n, "alpha"), 0.5f);
+    ck_assert_float_eq(attr_f(n, "beta"), 0.5f);
+    const int64_t c8[3] = {8, 1, 1};
+    inputs_eq(node_writing(p, "prelu1"), "conv2", "prelu1.slope", NULL);
+    channel_init_eq(p, m, "prelu1.slope", "prelu1", 0, c8, 3);
+    inputs_eq(node_writing(p, "ss1/scaled"), "prelu1", "ss1.scale", NULL);
+    inputs_eq(node_writing(p, "ss1"), "ss1/scaled", "ss1.shift", NULL);
+    channel_init_eq(p, m, "ss1.scale", "ss1", 0, c8, 3);
+    channel_init_eq(p, m, "ss1.shift", "ss1", 1, c8, 3);
+    inputs_eq(node_writing(p, "gmp"), "hswish2", NULL, NULL);
+    channel_init_eq(p, m, "prelu2.slope", "prelu2", 0, NULL, 0); /* shared: scalars */
+    channel_init_eq(p, m, "ss2.scale", "ss2", 0, NULL, 0);
+    channel_init_eq(p, m, "ss2.shift", "ss2", 1, NULL, 0);
+    inputs_eq(node_writing(p, "ss2/preact/scaled"), "prelu2", "ss2.scale", NULL);
+    inputs_eq(node_writing(p, "ss2/preact"), "ss2/preact/scaled", "ss2.shift", NULL);
+    n = node_writing(p, "ss2");
+    ck_assert_str_eq(n->op_type, "LeakyRelu");
+    ck_assert_float_eq(attr_f(n, "alpha"), 0.1f);
+    n = node_writing(p, "output");
+    ck_assert_str_eq(n->op_type, "LogSoftmax");
+    inputs_eq(n, "fc2", NULL, NULL);
+    ck_assert_int_eq(attr_i(n, "axis"), 1);
+    onnx_free(p);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* Opset 17: HardSwish nodes; opset 10: Pad-2's pads and value attributes (negative crops). */
+START_TEST(test_export_new_kinds_at_opsets_17_and_10)
+{
+    struct cnn_model *m = compiled(test_net_kinds(5));
+    Onnx__ModelProto *p = export_unpack(m, 17);
+    ck_assert_uint_eq(p->graph->n_node, 22); /* two hard swishes, one node each */
+    const Onnx__NodeProto *n = node_writing(p, "conv1");
+    ck_assert_str_eq(n->op_type, "HardSwish");
+    inputs_eq(n, "conv1/preact", NULL, NULL);
+    ck_assert_uint_eq(n->n_attribute, 0);
+    ck_assert_str_eq(node_writing(p, "hswish2")->op_type, "HardSwish");
+    inputs_eq(node_writing(p, "pad1"), "conv1", "pad1.pads", "pad1.value");
+    onnx_free(p);
+    p = export_unpack(m, 10);
+    ck_assert_uint_eq(p->graph->n_node, 24);
+    n = node_writing(p, "pad1");
+    ck_assert_str_eq(n->op_type, "Pad");
+    inputs_eq(n, "conv1", NULL, NULL);
+    const int64_t pads[8] = {0, 0, 1, 2, 0, 0, 0, -1};
+    attr_ints_eq(n, "pads", pads, 8);
+    ck_assert_float_eq(attr_f(n, "value"), 0.3f);
+    ck_assert_ptr_null(init(p, "pad1.pads"));
+    ck_assert_str_eq(node_writing(p, "conv1")->op_type, "Mul");
+    n = node_writing(p, "output");
+    ck_assert_str_eq(n->op_type, "LogSoftmax");
+    ck_assert_int_eq(attr_i(n, "axis"), 1);
+    onnx_free(p);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* PReLU and scale-shift on a (N, C) value: per-channel initializers shaped (C), which
+ * broadcast over (N, C) as (C, 1, 1) would not. */
+START_TEST(test_export_per_channel_on_a_flat_value)
+{
+    struct cnn_model *m = new_model(1, 4, 4);
+    add(m, simple(CNN_LAYER_FLATTEN, "flat"));
+    add(m, dense("fc", 6, CNN_ACT_NONE));
+    add(m, prelu("pr", 6));
+    add(m, scale_shift("ss", 6, CNN_ACT_HARD_SWISH));
+    add(m, dense("fc2", 3, CNN_ACT_NONE));
+    add(m, simple(CNN_LAYER_SOFTMAX, "prob"));
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    randomize(m, 2);
+    compiled(m);
+    Onnx__ModelProto *p = export_unpack(m, 14);
+    static const char *const ops[] = {"Flatten", "Gemm",      "PRelu", "Mul",
+                                      "Add",     "HardSwish", "Gemm",  "Softmax"};
+    ops_eq(p, ops, sizeof ops / sizeof ops[0]);
+    const int64_t c6[1] = {6};
+    channel_init_eq(p, m, "pr.slope", "pr", 0, c6, 1);
+    channel_init_eq(p, m, "ss.scale", "ss", 0, c6, 1);
+    channel_init_eq(p, m, "ss.shift", "ss", 1, c6, 1);
+    inputs_eq(node_writing(p, "ss"), "ss/preact", NULL, NULL);
+    onnx_free(p);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 /* A model whose output is still (C, H, W) gets a Flatten to "output" (N, C*H*W). */
 START_TEST(test_export_4d_output_is_flattened)
 {
@@ -564,6 +737,9 @@ Suite *onnx_export_suite(void)
     tcase_add_test(tc, test_export_ranks_at_opset_10);
     tcase_add_test(tc, test_export_metadata_props_hold_labels_and_preprocessing);
     tcase_add_test(tc, test_export_opset_forms_and_limits);
+    tcase_add_test(tc, test_export_new_kinds_at_opset_13);
+    tcase_add_test(tc, test_export_new_kinds_at_opsets_17_and_10);
+    tcase_add_test(tc, test_export_per_channel_on_a_flat_value);
     tcase_add_test(tc, test_export_4d_output_is_flattened);
     tcase_add_test(tc, test_export_refuses_name_clash_and_newline_label);
     tcase_add_test(tc, test_export_save_writes_the_packed_bytes_durably);
