@@ -15,9 +15,9 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "raw_data holds little-endian floats");
 
-#define OX_NODES_PER_LAYER                                                                         \
-    6                        /* main op(s) (scale_shift: Mul, Add), activation (hard swish         \
-                              * before opset 14: two), Flatten and Reshape of its output */
+/* Nodes per layer: main op(s) (scale_shift: Mul, Add), activation (hard swish before
+ * opset 14: two), Flatten and Reshape of its output. */
+#define OX_NODES_PER_LAYER 6
 #define OX_INITS_PER_LAYER 8 /* 4 weight slots, clip min/max, dropout ratio, zero bias */
 #define OX_MAX_PROPS 8       /* metadata_props */
 #define OX_SHAPE_NC11 "cnn.shape_n_c_1_1"
