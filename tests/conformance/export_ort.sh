@@ -2,9 +2,9 @@
 # `make conformance-export`: the ONNX export checked by ONNX Runtime.  Models: every shipped
 # architecture (`cnn init --list`, seeded random weights), the bundled fashion model, that
 # model fine-tuned for 40 steps with a new 3-class head, and the unit-test networks that use
-# every layer kind (session_raw --net dag|wide|ranks|kinds) at opsets 13, 10, 11, 12, 17 (wide
-# also 7 and 9: the others pool in ceil mode; kinds, the kinds added for ONNX import, also 14,
-# 7 and 9).  For each: `cnn convert` writes the .onnx, cnnd's
+# every layer kind (session_raw --net dag|wide|ranks|kinds|kinds_flat) at opsets 13, 10, 11,
+# 12, 17 (wide also 7 and 9: the others pool in ceil mode; kinds and kinds_flat, the kinds
+# added for ONNX import, also 14, 7 and 9).  For each: `cnn convert` writes the .onnx, cnnd's
 # session runs a seeded batch (session_raw), ONNX Runtime runs the same batch from the .onnx
 # (export_ort.js), onnx.checker (python3-onnx, full_check) validates the file.  One line per
 # model with the max abs difference; fails when one is over 1e-5, a shape is wrong or the
@@ -85,12 +85,12 @@ if [ -d "$FASHION_DATA" ]; then
 else
   echo "note: no $FASHION_DATA: the fine-tuned model is not checked"
 fi
-for net in dag wide ranks kinds; do
+for net in dag wide ranks kinds kinds_flat; do
   "$SESSION_RAW" --net "$net" 5 "$T/$net.cnn" ||
     { echo "FAIL net $net"; runs=$((runs + 1)); fails=$((fails + 1)); continue; }
   opsets="13 10 11 12 17"
   [ "$net" = wide ] && opsets="$opsets 7 9" # dag and ranks pool in ceil mode: opset 10 on
-  [ "$net" = kinds ] && opsets="$opsets 14 7 9" # HardSwish from 14; Pad-2 (crop) below 11
+  case $net in kinds*) opsets="$opsets 14 7 9" ;; esac # HardSwish from 14; Pad-2 below 11
   for opset in $opsets; do
     check "$net" "$T/$net.cnn" "$opset"
   done

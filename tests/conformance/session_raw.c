@@ -2,9 +2,9 @@
  * pass (cnn_model_load + cnn_session_forward) and writes the input (N, C, H, W) and the
  * output (N, K) as raw little-endian float32, for comparison with a peer engine running
  * the same input (tests/conformance/export_ort.sh).  Inputs are uniform in [-2, 2).
- * session_raw --net dag|wide|ranks|kinds SEED OUT.cnn saves a unit-test network with seeded
- * weights (every layer kind: tests/unit/test_nets.h, test_onnx_nets.h,
- * test_kinds_nets.h). */
+ * session_raw --net dag|wide|ranks|kinds|kinds_flat SEED OUT.cnn saves a unit-test network with
+ * seeded weights (every layer kind: tests/unit/test_nets.h, test_onnx_nets.h, test_kinds_nets.h).
+ */
 #include "model.h"
 #include "session.h"
 #include "test_kinds_nets.h"
@@ -35,10 +35,11 @@ static uint64_t g_seed;
 /* The test_nets builders assert with check, so they run as a check test (no fork). */
 START_TEST(save_net)
 {
-    struct cnn_model *m = strcmp(g_net, "dag") == 0     ? test_net_dag(g_seed)
-                          : strcmp(g_net, "wide") == 0  ? test_net_wide(g_seed)
-                          : strcmp(g_net, "kinds") == 0 ? test_net_kinds(g_seed)
-                                                        : test_net_ranks(g_seed);
+    struct cnn_model *m = strcmp(g_net, "dag") == 0          ? test_net_dag(g_seed)
+                          : strcmp(g_net, "wide") == 0       ? test_net_wide(g_seed)
+                          : strcmp(g_net, "kinds") == 0      ? test_net_kinds(g_seed)
+                          : strcmp(g_net, "kinds_flat") == 0 ? test_net_kinds_flat(g_seed)
+                                                             : test_net_ranks(g_seed);
     struct cnn_err err = {0};
     ck_assert_msg(cnn_model_compile(m, &err) == 0, "%s", err.msg);
     ck_assert_msg(cnn_model_save(m, g_out, &err) == 0, "%s", err.msg);
@@ -49,8 +50,8 @@ END_TEST
 static int run_save_net(const char *name, uint64_t seed, const char *out)
 {
     if (strcmp(name, "dag") != 0 && strcmp(name, "wide") != 0 && strcmp(name, "ranks") != 0 &&
-        strcmp(name, "kinds") != 0) {
-        fprintf(stderr, "session_raw: no network %s (dag, wide, ranks, kinds)\n", name);
+        strcmp(name, "kinds") != 0 && strcmp(name, "kinds_flat") != 0) {
+        fprintf(stderr, "session_raw: no network %s (dag, wide, ranks, kinds, kinds_flat)\n", name);
         return 2;
     }
     g_net = name, g_seed = seed, g_out = out;

@@ -11,7 +11,6 @@
 #include "test_kinds_nets.h"
 #include "test_nets.h"
 #include "test_onnx_nets.h"
-#include "test_train.h"
 #include "test_util.h"
 
 #include <check.h>
@@ -540,17 +539,7 @@ END_TEST
  * broadcast over (N, C) as (C, 1, 1) would not. */
 START_TEST(test_export_per_channel_on_a_flat_value)
 {
-    struct cnn_model *m = new_model(1, 4, 4);
-    add(m, simple(CNN_LAYER_FLATTEN, "flat"));
-    add(m, dense("fc", 6, CNN_ACT_NONE));
-    add(m, prelu("pr", 6));
-    add(m, scale_shift("ss", 6, CNN_ACT_HARD_SWISH));
-    add(m, dense("fc2", 3, CNN_ACT_NONE));
-    add(m, simple(CNN_LAYER_SOFTMAX, "prob"));
-    struct cnn_err err = {0};
-    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
-    randomize(m, 2);
-    compiled(m);
+    struct cnn_model *m = compiled(test_net_kinds_flat(2));
     Onnx__ModelProto *p = export_unpack(m, 14);
     static const char *const ops[] = {"Flatten", "Gemm",      "PRelu", "Mul",
                                       "Add",     "HardSwish", "Gemm",  "Softmax"};

@@ -94,3 +94,19 @@ struct cnn_model *test_net_kinds(uint64_t seed)
     randomize_new_kinds(m, seed);
     return m;
 }
+
+struct cnn_model *test_net_kinds_flat(uint64_t seed)
+{
+    struct cnn_model *m = new_model(1, 4, 4);
+    add(m, simple(CNN_LAYER_FLATTEN, "flat"));
+    add(m, dense("fc", 6, CNN_ACT_NONE));
+    add(m, prelu("pr", 6));
+    add(m, scale_shift("ss", 6, CNN_ACT_HARD_SWISH));
+    add(m, dense("fc2", 3, CNN_ACT_NONE));
+    add(m, simple(CNN_LAYER_SOFTMAX, "prob"));
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    randomize(m, seed);
+    randomize_new_kinds(m, seed);
+    return m;
+}

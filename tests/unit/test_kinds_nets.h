@@ -20,4 +20,8 @@ struct cnn_layer_desc pad(const char *name, int t, int l, int b, int r, float va
  * weights, slopes, scales and shifts from seed; not compiled. */
 struct cnn_model *test_net_kinds(uint64_t seed);
 
+/* Over 1x4x4, 3 classes: flatten, dense, per-channel PReLU and scale-shift (fused hard
+ * swish) on the (N, C) value, dense, softmax; random weights from seed; not compiled. */
+struct cnn_model *test_net_kinds_flat(uint64_t seed);
+
 #endif
