@@ -1,6 +1,7 @@
 # cnnd build.  `make test` installs what the tests need, builds and runs them.
 # Targets: all, run, test (= deps + check), check (unit, server-unit, itest, conformance-data),
-# conformance (cnnd vs ONNX Runtime on torchvision's models; not in check), san (ASan+UBSan, then TSan), bench, bench-server, bench-train, model, clean, format, deps.
+# san (ASan+UBSan, then TSan), conformance (cnnd vs ONNX Runtime: torchvision's models through
+# /v2, and ONNX export; not in check), bench, bench-server, bench-train, model, clean, format, deps.
 comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
@@ -43,7 +44,7 @@ CHECK_SERVER := $(BUILD)/check_server
 CNN         := $(BUILD)/cnn
 CHECK_UNIT  := $(BUILD)/check_unit
 
-.PHONY: all test unit server-unit itest conformance-data check san bench bench-server bench-train model run clean format deps
+.PHONY: all test unit server-unit itest conformance-data check conformance-export san bench bench-server bench-train model run clean format deps
 all: $(CNN) $(CNND)
 
 deps:
@@ -115,6 +116,20 @@ conformance: conformance-torchvision
 # MobileNetV2 (seeded random weights) served by cnnd equal ONNX Runtime (MODELS=a,b picks).
 conformance-torchvision: $(CNN) $(CNND)
 	CNN=$(CNN) CNND=$(CNND) bash tests/conformance/torchvision.sh
+
+# ONNX export next to ONNX Runtime (needs ../shared/peers/setup.sh): every shipped
+# architecture, the bundled model and the unit-test networks exported by `cnn convert`, run by
+# ORT and by cnnd's session on the same inputs; the max abs difference per model and
+# onnx.checker's verdict.  Not part of `make test` (it needs the peers).
+SESSION_RAW := $(BUILD)/session_raw
+$(BUILD)/tests/conformance/%.o: ALL_CFLAGS += $(shell pkg-config --cflags check) -Itests/unit
+$(SESSION_RAW): $(BUILD)/tests/conformance/session_raw.o $(BUILD)/tests/unit/test_nets.o \
+                $(BUILD)/tests/unit/test_onnx_nets.o $(BUILD)/tests/unit/test_kinds_nets.o \
+                $(BUILD)/tests/unit/test_train.o $(LIBCNN)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs check)
+conformance-export: $(CNN) $(SESSION_RAW)
+	CNN=$(CNN) SESSION_RAW=$(SESSION_RAW) bash tests/conformance/export_ort.sh
+conformance: conformance-export
 
 test:
 	@bash .ci/deps.sh test

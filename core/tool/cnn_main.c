@@ -23,6 +23,7 @@ static const struct subcommand COMMANDS[] = {
     {"train", cmd_train, "train an architecture or fine-tune a model on a dataset"},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix on a dataset"},
     {"onnx-test", cmd_onnx_test, "run ONNX backend test folders: pass/fail/skip per test"},
+    {"convert", cmd_convert, "convert a model between the native format and ONNX"},
 };
 #define N_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
 

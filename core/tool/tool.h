@@ -20,6 +20,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_onnx_test(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 /* Prints "cnn: <cmd>: <message>" and "Try 'cnn <cmd> --help'." on stderr; returns TOOL_USAGE. */
 int tool_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

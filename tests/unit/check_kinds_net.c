@@ -9,6 +9,7 @@
 #include "ref_net.h"
 #include "session.h"
 #include "test_fd.h"
+#include "test_kinds_nets.h"
 #include "test_nets.h"
 #include "test_train.h"
 #include "test_util.h"
@@ -21,101 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a net with every new kind ------------------------------------------------------ */
-
-static struct cnn_layer_desc act2(const char *name, enum cnn_act kind, float a, float b)
-{
-    struct cnn_layer_desc d = act(name, kind);
-    d.p.act.alpha = a, d.p.act.beta = b;
-    return d;
-}
-
-static struct cnn_layer_desc prelu(const char *name, int channels)
-{
-    struct cnn_layer_desc d = simple(CNN_LAYER_PRELU, name);
-    d.p.prelu.channels = channels;
-    return d;
-}
-
-static struct cnn_layer_desc scale_shift(const char *name, int channels, enum cnn_act a)
-{
-    struct cnn_layer_desc d = simple(CNN_LAYER_SCALE_SHIFT, name);
-    d.p.ss.channels = channels;
-    d.p.ss.act.kind = a;
-    return d;
-}
-
-static struct cnn_layer_desc pad(const char *name, int t, int l, int b, int r, float value)
-{
-    struct cnn_layer_desc d = simple(CNN_LAYER_PAD, name);
-    d.p.pad = (struct cnn_pad){t, l, b, r, value};
-    return d;
-}
-
-/* Random slopes, scales and shifts (init gives 0.25, 1 and 0). */
-static void randomize_new_kinds(struct cnn_model *m, uint64_t seed)
-{
-    for (int i = 1; i < cnn_model_layer_count(m); i++) {
-        struct cnn_layer_info li;
-        cnn_model_layer_info(m, i, &li);
-        size_t n;
-        if (li.kind == CNN_LAYER_PRELU || li.kind == CNN_LAYER_SCALE_SHIFT) {
-            float *w = cnn_model_weights_mut(m, i, 0, &n);
-            test_fill(w, n, seed + (uint64_t)i);
-            for (size_t k = 0; k < n; k++)
-                w[k] = li.kind == CNN_LAYER_PRELU ? 0.3f * w[k] : 1.0f + 0.5f * w[k];
-        }
-        if (li.kind == CNN_LAYER_SCALE_SHIFT) {
-            float *b = cnn_model_weights_mut(m, i, 1, &n);
-            test_fill(b, n, seed + 100 + (uint64_t)i);
-        }
-    }
-}
-
-/* 3x9x7: conv (fused hard swish), pad (grow and crop), BN + hard sigmoid (fused into
- * BN's scale-shift), strided conv, per-channel PReLU, per-channel scale-shift + hard swish
- * (fused), global max and average pools concatenated, shared PReLU, shared scale-shift
- * (with its own leaky relu), flatten, dense with fused hard sigmoid, dense, log-softmax.
- * Not compiled. */
-static struct cnn_model *kinds_net(uint64_t seed)
-{
-    struct cnn_model *m = new_model(3, 9, 7);
-    add(m, conv("conv1", 6, 3, 1, 1, CNN_ACT_HARD_SWISH)); /* 6x9x7 */
-    add(m, pad("pad1", 1, 2, 0, -1, 0.3f));                /* 6x10x8 */
-    add(m, bn("bn1"));
-    add(m, act2("hsig1", CNN_ACT_HARD_SIGMOID, 0.5f, 0.5f));
-    struct cnn_layer_desc c2 = conv("conv2", 8, 3, 0, 1, CNN_ACT_NONE);
-    c2.p.conv.sh = c2.p.conv.sw = 2;
-    add(m, c2); /* 8x4x3 */
-    add(m, prelu("prelu1", 8));
-    add(m, scale_shift("ss1", 8, CNN_ACT_NONE));
-    int hs = add(m, act("hswish2", CNN_ACT_HARD_SWISH));
-    int one[1] = {hs};
-    int gmp = add(m, inputs(simple(CNN_LAYER_GLOBAL_MAXPOOL, "gmp"), 1, one));
-    int gap = add(m, inputs(simple(CNN_LAYER_GLOBAL_AVGPOOL, "gap"), 1, one));
-    int cat[2] = {gmp, gap};
-    add(m, inputs(simple(CNN_LAYER_CONCAT, "cat"), 2, cat)); /* 16x1x1 */
-    add(m, prelu("prelu2", 1));
-    struct cnn_layer_desc ss2 = scale_shift("ss2", 1, CNN_ACT_LEAKY_RELU);
-    ss2.p.ss.act.alpha = 0.1f; /* an act of its own: the trainer's pre-activation buffer */
-    add(m, ss2);
-    add(m, simple(CNN_LAYER_FLATTEN, "flat"));
-    struct cnn_layer_desc fc1 = dense("fc1", 12, CNN_ACT_HARD_SIGMOID);
-    fc1.p.dense.act.alpha = 0.5f, fc1.p.dense.act.beta = 0.5f;
-    add(m, fc1);
-    add(m, dense("fc2", 5, CNN_ACT_NONE));
-    struct cnn_err err = {0};
-    add(m, simple(CNN_LAYER_LOG_SOFTMAX, "logprob"));
-    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
-    randomize(m, seed);
-    randomize_new_kinds(m, seed);
-    return m;
-}
-
 /* Every new kind and act is in the net, and compile fused what it fuses. */
 START_TEST(test_kinds_net_session_matches_naive_reference)
 {
-    struct cnn_model *m = kinds_net(3);
+    struct cnn_model *m = test_net_kinds(3);
     int seen[CNN_LAYER_KIND_COUNT] = {0};
     for (int i = 0; i < cnn_model_layer_count(m); i++) {
         struct cnn_layer_info li;
@@ -155,7 +65,7 @@ END_TEST
 /* Saved and loaded: the same graph, parameters and weights, and the same output bits. */
 START_TEST(test_kinds_net_save_load_round_trip)
 {
-    struct cnn_model *m = compiled(kinds_net(4));
+    struct cnn_model *m = compiled(test_net_kinds(4));
     char dir[64], path[128];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/kinds.cnn", dir);
@@ -203,7 +113,7 @@ START_TEST(test_kinds_net_gradients_match_finite_differences)
     test_fill(tgt, sizeof tgt / sizeof *tgt, 29);
     for (int k = 0; k < N * 5; k++)     /* near the log-probabilities: a small loss, whose float */
         tgt[k] = -1.6f + 0.3f * tgt[k]; /* rounding stays below the differences measured */
-    struct cnn_model *m = compiled(kinds_net(6));
+    struct cnn_model *m = compiled(test_net_kinds(6));
     gradcheck(m, x, y, NULL, N, CNN_LOSS_XENT);
     gradcheck(m, x, NULL, tgt, N, CNN_LOSS_MSE);
     cnn_model_destroy(m);
@@ -218,7 +128,7 @@ START_TEST(test_kinds_net_threads_match_one_thread)
     float x[N * 3 * 9 * 7];
     int y[N] = {1, 3, 0, 4};
     test_fill(x, sizeof x / sizeof *x, 31);
-    struct cnn_model *m = compiled(kinds_net(8));
+    struct cnn_model *m = compiled(test_net_kinds(8));
     struct cnn_trainer *t[2];
     for (int k = 0; k < 2; k++) {
         struct cnn_train_config cfg;
@@ -267,7 +177,7 @@ START_TEST(test_cnn_info_names_the_new_kinds)
 {
     const char *tool = getenv("CNN_TOOL");
     ck_assert_msg(tool && *tool, "CNN_TOOL is not set (make unit sets it to the built cnn)");
-    struct cnn_model *m = compiled(kinds_net(10));
+    struct cnn_model *m = compiled(test_net_kinds(10));
     char dir[64], path[128], cmd[512], buf[8192];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/kinds.cnn", dir);
@@ -307,7 +217,7 @@ START_TEST(test_kinds_names_and_rows)
     ck_assert_int_eq(CNN_ACT_HARD_SWISH, 7);
     ck_assert_int_eq(cnn_layer_kind_ops(CNN_LAYER_PRELU)->learned_slots, 1);
     ck_assert_int_eq(cnn_layer_kind_ops(CNN_LAYER_SCALE_SHIFT)->learned_slots, 0);
-    struct cnn_model *m = kinds_net(9);
+    struct cnn_model *m = test_net_kinds(9);
     /* learnable: conv1 6*3*9+6, bn 2*6, conv2 8*6*9+8, prelu1 8, prelu2 1, fc1 16*12+12,
      * fc2 12*5+5; scale-shift constants are not counted */
     ck_assert_uint_eq(cnn_model_param_count(m), 168 + 12 + 440 + 8 + 1 + 204 + 65);
@@ -388,7 +298,7 @@ static size_t record_of(const unsigned char *file, size_t size, const char *name
  * numbers past the last one are refused too.  Nothing crashes under ASan. */
 START_TEST(test_kinds_hostile_records_are_refused)
 {
-    struct cnn_model *m = compiled(kinds_net(12));
+    struct cnn_model *m = compiled(test_net_kinds(12));
     char dir[64], path[128];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/kinds.cnn", dir);

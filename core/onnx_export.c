@@ -1,0 +1,694 @@
+/* Model -> ONNX (onnx_export.h): one node per layer of the stored graph, plus a node for a
+ * fused activation and a Flatten/Reshape where the rank must change (ONNX Gemm and Softmax
+ * take (N, C), Conv and pooling (N, C, H, W)); weights become raw little-endian float
+ * initializers that borrow the model's parameter block.  The protobuf side (arena, nodes,
+ * packing into a durable file) is core/onnx_write.c. */
+#include "onnx_export.h"
+#include "layer_kind.h"
+#include "model_internal.h"
+#include "onnx_write.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "raw_data holds little-endian floats");
+
+/* Nodes per layer: main op(s) (scale_shift: Mul, Add), activation (hard swish before
+ * opset 14: two), Flatten and Reshape of its output. */
+#define OX_NODES_PER_LAYER 6
+#define OX_INITS_PER_LAYER 8 /* 4 weight slots, clip min/max, dropout ratio, zero bias */
+#define OX_MAX_PROPS 8       /* metadata_props */
+#define OX_SHAPE_NC11 "cnn.shape_n_c_1_1"
+
+/* One export in progress. */
+struct ox {
+    struct cnn_onnx_writer w; /* the model being built; owns every allocation below */
+    const struct cnn_model *m;
+    int opset;
+    struct cnn_err *err;     /* = w.err, never NULL */
+    const char **val;        /* per layer: the ONNX value holding its output */
+    int *rank;               /* per layer: 2 for (N, C), 4 for (N, C, H, W) */
+    const char **as2, **as4; /* per layer: its value flattened / reshaped, once made */
+    int have_shape4;         /* the [0, -1, 1, 1] Reshape shape is an initializer */
+};
+
+/* The weight slots of layer l as initializers "<layer>.<slot>"; names[s] gets each name. */
+static int ox_weights(struct ox *x, const struct cnn_layer *l, const char **names)
+{
+    const char *const *slot = cnn_layer_kind_ops(l->kind)->slot_names;
+    for (int s = 0; s < l->n_weights; s++) {
+        int64_t d[CNN_MAX_WEIGHT_DIMS];
+        for (int k = 0; k < l->weight_ndims[s]; k++)
+            d[k] = l->weight_dims[s][k];
+        names[s] = slot ? cnn_onnx_write_str(&x->w, "%s.%s", l->name, slot[s])
+                        : cnn_onnx_write_str(&x->w, "%s.%d", l->name, s);
+        int rc = cnn_onnx_write_tensor(&x->w, names[s], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+                                       l->weight_ndims[s], d, x->m->params + l->weight_offset[s],
+                                       l->weight_count[s] * sizeof(float));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The output of layer i as (N, C*H*W): a Flatten node the first time one is needed. */
+static const char *ox_need2(struct ox *x, int i)
+{
+    if (x->rank[i] == 2)
+        return x->val[i];
+    if (x->as2[i])
+        return x->as2[i];
+    const char *out = cnn_onnx_write_str(&x->w, "%s/flat", x->val[i]);
+    Onnx__NodeProto *n = out ? cnn_onnx_write_node(&x->w, "Flatten", out, 1) : NULL;
+    if (!n || cnn_onnx_write_attr_int(&x->w, n, "axis", 1))
+        return NULL;
+    n->input[0] = (char *)x->val[i];
+    return x->as2[i] = out;
+}
+
+/* The output of layer i as (N, C, H, W): a (N, C) value goes through Reshape [0, -1, 1, 1]. */
+static const char *ox_need4(struct ox *x, int i)
+{
+    static const int64_t shape[4] = {0, -1, 1, 1};
+    static const int64_t four = 4;
+    if (x->rank[i] == 4)
+        return x->val[i];
+    if (x->as4[i])
+        return x->as4[i];
+    if (!x->have_shape4) {
+        if (cnn_onnx_write_tensor(&x->w, OX_SHAPE_NC11, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1,
+                                  &four, shape, sizeof shape))
+            return NULL;
+        x->have_shape4 = 1;
+    }
+    const char *out = cnn_onnx_write_str(&x->w, "%s/nchw", x->val[i]);
+    Onnx__NodeProto *n = out ? cnn_onnx_write_node(&x->w, "Reshape", out, 2) : NULL;
+    if (!n)
+        return NULL;
+    n->input[0] = (char *)x->val[i];
+    n->input[1] = OX_SHAPE_NC11;
+    return x->as4[i] = out;
+}
+
+/* Hard swish from `in` to `out`: HardSwish from opset 14, before that
+ * Mul(x, HardSigmoid(x; alpha 1/6, beta 1/2)) (the same function). */
+static int ox_hard_swish(struct ox *x, const char *in, const char *out)
+{
+    if (x->opset >= 14) {
+        Onnx__NodeProto *n = cnn_onnx_write_node(&x->w, "HardSwish", out, 1);
+        if (!n)
+            return cnn_onnx_write_oom(&x->w);
+        n->input[0] = (char *)in;
+        return 0;
+    }
+    const char *gate = cnn_onnx_write_str(&x->w, "%s/hsig", out);
+    Onnx__NodeProto *h = gate ? cnn_onnx_write_node(&x->w, "HardSigmoid", gate, 1) : NULL;
+    if (!h || cnn_onnx_write_attr_float(&x->w, h, "alpha", 1.0f / 6.0f) ||
+        cnn_onnx_write_attr_float(&x->w, h, "beta", 0.5f))
+        return cnn_onnx_write_oom(&x->w);
+    h->input[0] = (char *)in;
+    Onnx__NodeProto *n = cnn_onnx_write_node(&x->w, "Mul", out, 2);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)in;
+    n->input[1] = (char *)gate;
+    return 0;
+}
+
+/* Activation a of layer l from value `in` to `out`; Identity for none. */
+static int ox_act(struct ox *x, const struct cnn_layer *l, const struct cnn_act_params *a,
+                  const char *in, const char *out)
+{
+    const char *op = NULL;
+    switch (a->kind) {
+    case CNN_ACT_NONE:
+        op = "Identity";
+        break;
+    case CNN_ACT_RELU:
+        op = "Relu";
+        break;
+    case CNN_ACT_LEAKY_RELU:
+        op = "LeakyRelu";
+        break;
+    case CNN_ACT_CLIP:
+        op = "Clip";
+        break;
+    case CNN_ACT_SIGMOID:
+        op = "Sigmoid";
+        break;
+    case CNN_ACT_TANH:
+        op = "Tanh";
+        break;
+    case CNN_ACT_HARD_SIGMOID:
+        op = "HardSigmoid";
+        break;
+    case CNN_ACT_HARD_SWISH:
+        return ox_hard_swish(x, in, out);
+    case CNN_ACT_COUNT:
+        break;
+    }
+    if (!op)
+        return cnn_err_set(x->err, CNN_EINVAL,
+                           "onnx export: layer %s: activation %d has no ONNX form", l->name,
+                           (int)a->kind);
+    const int clip_inputs = a->kind == CNN_ACT_CLIP && x->opset >= 11;
+    Onnx__NodeProto *n = cnn_onnx_write_node(&x->w, op, out, clip_inputs ? 3 : 1);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)in;
+    if (a->kind == CNN_ACT_LEAKY_RELU)
+        return cnn_onnx_write_attr_float(&x->w, n, "alpha", a->alpha);
+    if (a->kind == CNN_ACT_HARD_SIGMOID)
+        return cnn_onnx_write_attr_float(&x->w, n, "alpha", a->alpha) ||
+                       cnn_onnx_write_attr_float(&x->w, n, "beta", a->beta)
+                   ? CNN_ENOMEM
+                   : 0;
+    if (a->kind != CNN_ACT_CLIP)
+        return 0;
+    if (!clip_inputs) /* Clip-6: min and max are attributes */
+        return cnn_onnx_write_attr_float(&x->w, n, "min", a->alpha) ||
+                       cnn_onnx_write_attr_float(&x->w, n, "max", a->beta)
+                   ? CNN_ENOMEM
+                   : 0;
+    const char *lo, *hi;
+    int rc = cnn_onnx_write_scalar(&x->w, out, "min", a->alpha, &lo);
+    if (rc == 0)
+        rc = cnn_onnx_write_scalar(&x->w, out, "max", a->beta, &hi);
+    if (rc == 0) {
+        n->input[1] = (char *)lo;
+        n->input[2] = (char *)hi;
+    }
+    return rc;
+}
+
+/* kernel_shape, strides and pads (top, left, bottom, right = ONNX's begins then ends). */
+static int ox_window(struct ox *x, Onnx__NodeProto *n, int kh, int kw, int sh, int sw,
+                     const int pad[4])
+{
+    const int64_t k[2] = {kh, kw}, s[2] = {sh, sw};
+    const int64_t p[4] = {pad[0], pad[1], pad[2], pad[3]};
+    return cnn_onnx_write_attr_ints(&x->w, n, "kernel_shape", k, 2) ||
+                   cnn_onnx_write_attr_ints(&x->w, n, "strides", s, 2) ||
+                   cnn_onnx_write_attr_ints(&x->w, n, "pads", p, 4)
+               ? CNN_ENOMEM
+               : 0;
+}
+
+static int ox_conv(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const struct cnn_conv2d *p = &l->p.conv;
+    const char *w[CNN_MAX_WEIGHTS_PER_LAYER];
+    const char *in = ox_need4(x, l->inputs[0]);
+    if (!in)
+        return cnn_onnx_write_oom(&x->w);
+    int rc = ox_weights(x, l, w);
+    if (rc)
+        return rc;
+    Onnx__NodeProto *n = cnn_onnx_write_node(&x->w, "Conv", out, 1 + l->n_weights);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)in;
+    for (int s = 0; s < l->n_weights; s++)
+        n->input[1 + s] = (char *)w[s];
+    const int pad[4] = {p->pad_t, p->pad_l, p->pad_b, p->pad_r};
+    const int64_t dil[2] = {p->dh, p->dw};
+    x->rank[i] = 4;
+    return ox_window(x, n, p->kh, p->kw, p->sh, p->sw, pad) ||
+                   cnn_onnx_write_attr_ints(&x->w, n, "dilations", dil, 2) ||
+                   cnn_onnx_write_attr_int(&x->w, n, "group", p->groups)
+               ? CNN_ENOMEM
+               : 0;
+}
+
+/* Gemm (transB = 1: w is (OUT, IN)); before opset 11 C is required, a zero bias then. */
+static int ox_dense(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const char *w[CNN_MAX_WEIGHTS_PER_LAYER];
+    const char *in = ox_need2(x, l->inputs[0]);
+    if (!in)
+        return cnn_onnx_write_oom(&x->w);
+    int rc = ox_weights(x, l, w);
+    if (rc)
+        return rc;
+    if (!l->p.dense.has_bias && x->opset < 11) {
+        const int64_t d = l->p.dense.out;
+        float *zero = cnn_onnx_write_alloc(&x->w, (size_t)d * sizeof *zero);
+        w[1] = cnn_onnx_write_str(&x->w, "%s.zero_bias", l->name);
+        if (!zero || (rc = cnn_onnx_write_tensor(&x->w, w[1], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+                                                 1, &d, zero, (size_t)d * sizeof *zero)))
+            return zero ? rc : cnn_onnx_write_oom(&x->w);
+    }
+    const int n_in = l->p.dense.has_bias || x->opset < 11 ? 3 : 2;
+    Onnx__NodeProto *n = cnn_onnx_write_node(&x->w, "Gemm", out, n_in);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)in;
+    for (int s = 1; s < n_in; s++)
+        n->input[s] = (char *)w[s - 1];
+    x->rank[i] = 2;
+    return cnn_onnx_write_attr_int(&x->w, n, "transB", 1);
+}
+
+/* Output length of a pooled axis as ONNX (opsets 7-17) computes it. */
+static long long onnx_pool_out(int in, int pads, int k, int s, int ceil_mode)
+{
+    long long span = (long long)in + pads - k;
+    if (span < 0)
+        return -1;
+    return (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+}
+
+static int ox_pool(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const struct cnn_pool2d *p = &l->p.pool;
+    const int ceil_mode = p->ceil_mode && x->opset >= 10; /* MaxPool-10, AveragePool-10 */
+    if (onnx_pool_out(p->h, p->pad_t + p->pad_b, p->kh, p->sh, ceil_mode) != p->oh ||
+        onnx_pool_out(p->w, p->pad_l + p->pad_r, p->kw, p->sw, ceil_mode) != p->ow)
+        return cnn_err_set(x->err, CNN_EINVAL,
+                           "onnx export: layer %s: pooled size %dx%d has no ONNX form at opset %d "
+                           "(ceil_mode needs opset 10; no window may start in the end padding)",
+                           l->name, p->oh, p->ow, x->opset);
+    const char *in = ox_need4(x, l->inputs[0]);
+    const int avg = l->kind == CNN_LAYER_AVGPOOL;
+    Onnx__NodeProto *n =
+        in ? cnn_onnx_write_node(&x->w, avg ? "AveragePool" : "MaxPool", out, 1) : NULL;
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)in;
+    x->rank[i] = 4;
+    const int pad[4] = {p->pad_t, p->pad_l, p->pad_b, p->pad_r};
+    int rc = ox_window(x, n, p->kh, p->kw, p->sh, p->sw, pad);
+    if (rc == 0 && ceil_mode)
+        rc = cnn_onnx_write_attr_int(&x->w, n, "ceil_mode", 1);
+    if (rc == 0 && avg && p->count_include_pad)
+        rc = cnn_onnx_write_attr_int(&x->w, n, "count_include_pad", 1);
+    return rc;
+}
+
+/* A node `op` reading layer i's input 0 as it is (rank kept) or as (N, C, H, W) (want 4). */
+static Onnx__NodeProto *ox_unary(struct ox *x, int i, const char *op, const char *out, int want,
+                                 int n_in)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const int src = l->inputs[0];
+    const char *in = want == 4 ? ox_need4(x, src) : want == 2 ? ox_need2(x, src) : x->val[src];
+    Onnx__NodeProto *n = in ? cnn_onnx_write_node(&x->w, op, out, n_in) : NULL;
+    if (!n)
+        return NULL;
+    n->input[0] = (char *)in;
+    x->rank[i] = want ? want : x->rank[src];
+    return n;
+}
+
+static int ox_batchnorm(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const char *w[CNN_MAX_WEIGHTS_PER_LAYER];
+    int rc = ox_weights(x, l, w);
+    if (rc)
+        return rc;
+    Onnx__NodeProto *n = ox_unary(x, i, "BatchNormalization", out, 0, 5);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    for (int s = 0; s < 4; s++)
+        n->input[1 + s] = (char *)w[s];
+    return cnn_onnx_write_attr_float(&x->w, n, "epsilon", l->p.bn.eps);
+}
+
+/* Dropout: ratio an attribute before opset 12, an input from 12 on. */
+static int ox_dropout(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    Onnx__NodeProto *n = ox_unary(x, i, "Dropout", out, 0, x->opset >= 12 ? 2 : 1);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    if (x->opset < 12)
+        return cnn_onnx_write_attr_float(&x->w, n, "ratio", l->p.dropout_rate);
+    const char *ratio;
+    int rc = cnn_onnx_write_scalar(&x->w, out, "ratio", l->p.dropout_rate, &ratio);
+    n->input[1] = (char *)ratio;
+    return rc;
+}
+
+static int ox_lrn(struct ox *x, int i, const char *out)
+{
+    const struct cnn_lrn *p = &x->m->layers[i].p.lrn;
+    Onnx__NodeProto *n = ox_unary(x, i, "LRN", out, 4, 1);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    return cnn_onnx_write_attr_int(&x->w, n, "size", p->size) ||
+                   cnn_onnx_write_attr_float(&x->w, n, "alpha", p->alpha) ||
+                   cnn_onnx_write_attr_float(&x->w, n, "beta", p->beta) ||
+                   cnn_onnx_write_attr_float(&x->w, n, "bias", p->k)
+               ? CNN_ENOMEM
+               : 0;
+}
+
+/* Add (Sum for other than two inputs) or Concat on axis 1; inputs brought to one rank. */
+static int ox_merge(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const int concat = l->kind == CNN_LAYER_CONCAT;
+    int want = 2;
+    for (int k = 0; k < l->n_inputs; k++)
+        if (x->rank[l->inputs[k]] == 4)
+            want = 4;
+    const char *in[CNN_MAX_INPUTS]; /* conversions first: nodes stay in topological order */
+    for (int k = 0; k < l->n_inputs; k++)
+        if (!(in[k] = want == 4 ? ox_need4(x, l->inputs[k]) : ox_need2(x, l->inputs[k])))
+            return cnn_onnx_write_oom(&x->w);
+    const char *op = concat ? "Concat" : l->n_inputs == 2 ? "Add" : "Sum";
+    Onnx__NodeProto *n = cnn_onnx_write_node(&x->w, op, out, l->n_inputs);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    for (int k = 0; k < l->n_inputs; k++)
+        n->input[k] = (char *)in[k];
+    x->rank[i] = want;
+    return concat ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : 0;
+}
+
+/* The weight slots of layer l (prelu, scale_shift: 1 or C floats each) as initializers that
+ * broadcast per channel over a value of the given rank: a scalar, (C, 1, 1) or (C). */
+static int ox_channel_weights(struct ox *x, const struct cnn_layer *l, int rank, const char **names)
+{
+    const char *const *slot = cnn_layer_kind_ops(l->kind)->slot_names;
+    for (int s = 0; s < l->n_weights; s++) {
+        const int64_t d[3] = {(int64_t)l->weight_count[s], 1, 1};
+        const int ndims = l->weight_count[s] == 1 ? 0 : rank == 4 ? 3 : 1;
+        names[s] = cnn_onnx_write_str(&x->w, "%s.%s", l->name, slot[s]);
+        int rc = cnn_onnx_write_tensor(&x->w, names[s], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, ndims,
+                                       d, x->m->params + l->weight_offset[s],
+                                       l->weight_count[s] * sizeof(float));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* PRelu (slope per channel or shared), or scale_shift as Mul by scale then Add of shift. */
+static int ox_per_channel(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const int prelu = l->kind == CNN_LAYER_PRELU;
+    const char *w[CNN_MAX_WEIGHTS_PER_LAYER];
+    int rc = ox_channel_weights(x, l, x->rank[l->inputs[0]], w);
+    if (rc)
+        return rc;
+    const char *scaled = prelu ? out : cnn_onnx_write_str(&x->w, "%s/scaled", out);
+    Onnx__NodeProto *n = scaled ? ox_unary(x, i, prelu ? "PRelu" : "Mul", scaled, 0, 2) : NULL;
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[1] = (char *)w[0];
+    if (prelu)
+        return 0;
+    if (!(n = cnn_onnx_write_node(&x->w, "Add", out, 2)))
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)scaled;
+    n->input[1] = (char *)w[1];
+    return 0;
+}
+
+/* Pad of H and W ([0, 0, t, l, 0, 0, b, r]; negative crops, as Pad-2 and Pad-11 allow),
+ * mode constant: pads and value attributes before opset 11, inputs from 11 on. */
+static int ox_pad(struct ox *x, int i, const char *out)
+{
+    const struct cnn_pad *p = &x->m->layers[i].p.pad;
+    const int as_inputs = x->opset >= 11;
+    int64_t *pads = cnn_onnx_write_alloc(&x->w, 8 * sizeof *pads);
+    Onnx__NodeProto *n = pads ? ox_unary(x, i, "Pad", out, 4, as_inputs ? 3 : 1) : NULL;
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    pads[2] = p->pad_t, pads[3] = p->pad_l, pads[6] = p->pad_b, pads[7] = p->pad_r;
+    if (!as_inputs)
+        return cnn_onnx_write_attr_ints(&x->w, n, "pads", pads, 8) ||
+                       cnn_onnx_write_attr_float(&x->w, n, "value", p->value)
+                   ? CNN_ENOMEM
+                   : 0;
+    const int64_t eight = 8;
+    const char *name = cnn_onnx_write_str(&x->w, "%s.pads", out), *value;
+    int rc = cnn_onnx_write_tensor(&x->w, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, &eight,
+                                   pads, 8 * sizeof *pads);
+    if (rc == 0)
+        rc = cnn_onnx_write_scalar(&x->w, out, "value", p->value, &value);
+    if (rc == 0) {
+        n->input[1] = (char *)name;
+        n->input[2] = (char *)value;
+    }
+    return rc;
+}
+
+/* The nodes of layer i (i > 0).  A fused activation writes the layer's value from the main
+ * node's "<value>/preact". */
+static int ox_layer(struct ox *x, int i)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const struct cnn_layer_kind_ops *ops = cnn_layer_kind_ops(l->kind);
+    const struct cnn_act_params *act = ops && ops->fused_act ? ops->fused_act(l) : NULL;
+    if (act && act->kind == CNN_ACT_NONE)
+        act = NULL;
+    const char *out = act ? cnn_onnx_write_str(&x->w, "%s/preact", x->val[i]) : x->val[i];
+    if (!out)
+        return cnn_onnx_write_oom(&x->w);
+    Onnx__NodeProto *n = NULL;
+    int rc = 0;
+    switch (l->kind) {
+    case CNN_LAYER_INPUT:
+    case CNN_LAYER_KIND_COUNT:
+        return cnn_err_set(x->err, CNN_EINVAL, "onnx export: layer %s: %s has no ONNX form here",
+                           l->name, ops ? ops->name : "unknown kind");
+    case CNN_LAYER_CONV2D:
+        rc = ox_conv(x, i, out);
+        break;
+    case CNN_LAYER_DENSE:
+        rc = ox_dense(x, i, out);
+        break;
+    case CNN_LAYER_MAXPOOL:
+    case CNN_LAYER_AVGPOOL:
+        rc = ox_pool(x, i, out);
+        break;
+    case CNN_LAYER_GLOBAL_AVGPOOL:
+        rc = (n = ox_unary(x, i, "GlobalAveragePool", out, 4, 1)) ? 0 : cnn_onnx_write_oom(&x->w);
+        break;
+    case CNN_LAYER_ACT:
+        x->rank[i] = x->rank[l->inputs[0]];
+        rc = ox_act(x, l, &l->p.act, x->val[l->inputs[0]], out);
+        break;
+    case CNN_LAYER_BATCHNORM:
+        rc = ox_batchnorm(x, i, out);
+        break;
+    case CNN_LAYER_DROPOUT:
+        rc = ox_dropout(x, i, out);
+        break;
+    case CNN_LAYER_LRN:
+        rc = ox_lrn(x, i, out);
+        break;
+    case CNN_LAYER_ADD:
+    case CNN_LAYER_CONCAT:
+        rc = ox_merge(x, i, out);
+        break;
+    case CNN_LAYER_FLATTEN:
+        n = ox_unary(x, i, "Flatten", out, 0, 1);
+        x->rank[i] = 2;
+        rc = n ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : cnn_onnx_write_oom(&x->w);
+        break;
+    case CNN_LAYER_SOFTMAX:
+    case CNN_LAYER_LOG_SOFTMAX: /* on (N, K) opset < 13's 2-D coercion is the same */
+        n = ox_unary(x, i, l->kind == CNN_LAYER_SOFTMAX ? "Softmax" : "LogSoftmax", out, 2, 1);
+        rc = n ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : cnn_onnx_write_oom(&x->w);
+        break;
+    case CNN_LAYER_GLOBAL_MAXPOOL:
+        rc = (n = ox_unary(x, i, "GlobalMaxPool", out, 4, 1)) ? 0 : cnn_onnx_write_oom(&x->w);
+        break;
+    case CNN_LAYER_PRELU:
+    case CNN_LAYER_SCALE_SHIFT:
+        rc = ox_per_channel(x, i, out);
+        break;
+    case CNN_LAYER_PAD:
+        rc = ox_pad(x, i, out);
+        break;
+    }
+    if (rc == 0 && act)
+        rc = ox_act(x, l, act, out, x->val[i]);
+    return rc;
+}
+
+/* "output" (N, K) from the last layer: its last node renamed when that already writes a
+ * (N, K) value, else a Flatten. */
+static int ox_output(struct ox *x)
+{
+    const int last = x->m->n_layers - 1;
+    const int k = cnn_model_num_classes(x->m);
+    Onnx__NodeProto *tail = x->w.graph.n_node ? x->w.graph.node[x->w.graph.n_node - 1] : NULL;
+    if (x->rank[last] == 2 && tail && tail->output[0] == x->val[last]) {
+        tail->output[0] = "output";
+        tail->name = "output";
+    } else {
+        Onnx__NodeProto *n = cnn_onnx_write_node(&x->w, "Flatten", "output", 1);
+        if (!n || cnn_onnx_write_attr_int(&x->w, n, "axis", 1))
+            return cnn_onnx_write_oom(&x->w);
+        n->input[0] = (char *)x->val[last];
+    }
+    const struct cnn_preproc *pp = &x->m->pp;
+    const int in_dims[3] = {pp->c, pp->h, pp->w};
+    Onnx__ValueInfoProto **io = cnn_onnx_write_alloc(&x->w, 2 * sizeof *io);
+    if (!io || !(io[0] = cnn_onnx_write_value_info(&x->w, "input", 3, in_dims)) ||
+        !(io[1] = cnn_onnx_write_value_info(&x->w, "output", 1, &k)))
+        return cnn_onnx_write_oom(&x->w);
+    x->w.graph.n_input = 1;
+    x->w.graph.input = io;
+    x->w.graph.n_output = 1;
+    x->w.graph.output = io + 1;
+    return 0;
+}
+
+/* "a,b,c" of the c used channels of v. */
+static char *ox_floats(struct ox *x, const float *v, int c)
+{
+    return c == 3 ? cnn_onnx_write_str(&x->w, "%.9g,%.9g,%.9g", v[0], v[1], v[2])
+                  : cnn_onnx_write_str(&x->w, "%.9g", v[0]);
+}
+
+/* Labels (one a line), preprocessing and the model's metadata text: docs/onnx.md. */
+static int ox_props(struct ox *x)
+{
+    const struct cnn_model *m = x->m;
+    const struct cnn_preproc *pp = &m->pp;
+    int rc = cnn_onnx_write_prop(
+        &x->w, "cnn.resize", pp->resize == CNN_RESIZE_SHORTER_CROP ? "shorter_crop" : "stretch");
+    if (rc == 0 && pp->resize == CNN_RESIZE_SHORTER_CROP)
+        rc = cnn_onnx_write_prop(&x->w, "cnn.resize_short",
+                                 cnn_onnx_write_str(&x->w, "%d", pp->resize_short));
+    if (rc == 0)
+        rc = cnn_onnx_write_prop(&x->w, "cnn.invert", pp->invert ? "1" : "0");
+    if (rc == 0)
+        rc = cnn_onnx_write_prop(&x->w, "cnn.mean", ox_floats(x, pp->mean, pp->c));
+    if (rc == 0)
+        rc = cnn_onnx_write_prop(&x->w, "cnn.std", ox_floats(x, pp->std, pp->c));
+    if (rc == 0 && m->meta && m->meta[0])
+        rc = cnn_onnx_write_prop(&x->w, "cnn.meta", m->meta);
+    if (rc || !m->labels)
+        return rc;
+    char *text = cnn_onnx_write_alloc(&x->w, (size_t)m->n_labels * CNN_LABEL_MAX + 1), *p = text;
+    if (!text)
+        return cnn_onnx_write_oom(&x->w);
+    for (int i = 0; i < m->n_labels; i++) {
+        if (strchr(m->labels[i], '\n'))
+            return cnn_err_set(x->err, CNN_EINVAL, "onnx export: label %d holds a newline", i);
+        p += sprintf(p, "%s%s", i ? "\n" : "", m->labels[i]);
+    }
+    return cnn_onnx_write_prop(&x->w, "cnn.labels", text);
+}
+
+/* IR version of the ONNX release that introduced each opset (docs/Versioning.md), at least
+ * 4: IR 3 wants every initializer listed as a graph input too. */
+static int64_t ox_ir_version(int opset)
+{
+    return opset <= 9 ? 4 : opset == 10 ? 5 : opset == 11 ? 6 : opset <= 14 ? 7 : 8;
+}
+
+/* The value name of layer i: its own name, except that "input" and "output" stay the graph's. */
+static const char *ox_value_name(struct ox *x, int i)
+{
+    const char *name = x->m->layers[i].name;
+    if (i == 0)
+        return "input";
+    if (strcmp(name, "input") == 0 || strcmp(name, "output") == 0)
+        return cnn_onnx_write_str(&x->w, "%s_%d", name, i);
+    return name;
+}
+
+/* Builds x->w.model for x->m; on failure the error is in x->err. */
+static int ox_build(struct ox *x)
+{
+    const struct cnn_model *m = x->m;
+    const size_t L = (size_t)m->n_layers;
+    x->val = cnn_onnx_write_alloc(&x->w, L * sizeof *x->val);
+    x->as2 = cnn_onnx_write_alloc(&x->w, L * sizeof *x->as2);
+    x->as4 = cnn_onnx_write_alloc(&x->w, L * sizeof *x->as4);
+    x->rank = cnn_onnx_write_alloc(&x->w, L * sizeof *x->rank);
+    Onnx__OperatorSetIdProto *ops = cnn_onnx_write_alloc(&x->w, sizeof *ops);
+    Onnx__OperatorSetIdProto **opsp = cnn_onnx_write_alloc(&x->w, sizeof *opsp);
+    if (!x->val || !x->as2 || !x->as4 || !x->rank || !ops || !opsp)
+        return cnn_onnx_write_oom(&x->w);
+    for (size_t i = 0; i < L; i++)
+        if (!(x->val[i] = ox_value_name(x, (int)i)))
+            return cnn_onnx_write_oom(&x->w);
+    x->rank[0] = 4;
+    for (int i = 1; i < m->n_layers; i++) {
+        int rc = ox_layer(x, i);
+        if (rc)
+            return rc;
+    }
+    int rc = ox_output(x);
+    if (rc == 0)
+        rc = cnn_onnx_write_check_names(&x->w);
+    if (rc == 0)
+        rc = ox_props(x);
+    if (rc)
+        return rc;
+    char arch[CNN_NAME_MAX];
+    cnn_model_meta_value(m, "arch", arch, sizeof arch);
+    x->w.graph.name = arch[0] ? cnn_onnx_write_str(&x->w, "%s", arch) : "cnn";
+    onnx__operator_set_id_proto__init(ops);
+    ops->domain = "";
+    ops->has_version = 1;
+    ops->version = x->opset;
+    opsp[0] = ops;
+    x->w.model.has_ir_version = 1;
+    x->w.model.ir_version = ox_ir_version(x->opset);
+    x->w.model.n_opset_import = 1;
+    x->w.model.opset_import = opsp;
+    x->w.model.producer_name = "cnnd";
+    return x->w.graph.name ? 0 : cnn_onnx_write_oom(&x->w);
+}
+
+/* Builds the model of m into x (then cnn_onnx_write_free(&x->w) either way). */
+static int ox_begin(struct ox *x, const struct cnn_model *m, int opset, struct cnn_err *err)
+{
+    memset(x, 0, sizeof *x);
+    x->m = m;
+    x->opset = opset;
+    x->err = err;
+    const size_t L = (size_t)m->n_layers;
+    int rc = cnn_onnx_write_begin(&x->w, OX_NODES_PER_LAYER * L + 1, OX_INITS_PER_LAYER * L + 1,
+                                  OX_MAX_PROPS, err);
+    if (rc)
+        return rc;
+    if (opset < CNN_ONNX_OPSET_MIN || opset > CNN_ONNX_OPSET_MAX)
+        return cnn_err_set(err, CNN_EINVAL, "onnx export: opset %d outside %d..%d", opset,
+                           CNN_ONNX_OPSET_MIN, CNN_ONNX_OPSET_MAX);
+    if (!m->params)
+        return cnn_err_set(err, CNN_EINVAL, "onnx export: the model has no weights");
+    return ox_build(x);
+}
+
+int cnn_onnx_export_save(const struct cnn_model *m, const char *path, int opset,
+                         struct cnn_err *err)
+{
+    struct cnn_err local = {0};
+    struct ox x;
+    int rc = ox_begin(&x, m, opset, err ? err : &local);
+    if (rc == 0)
+        rc = cnn_onnx_write_save(&x.w, path);
+    cnn_onnx_write_free(&x.w);
+    return rc;
+}
+
+int cnn_onnx_export_mem(const struct cnn_model *m, int opset, void **data, size_t *size,
+                        struct cnn_err *err)
+{
+    struct cnn_err local = {0};
+    struct ox x;
+    *data = NULL;
+    *size = 0;
+    int rc = ox_begin(&x, m, opset, err ? err : &local);
+    if (rc == 0)
+        rc = cnn_onnx_write_mem(&x.w, data, size);
+    cnn_onnx_write_free(&x.w);
+    return rc;
+}
