@@ -7,8 +7,11 @@
 # The .onnx files come from tests/conformance/torchvision_export.py (seeded random weights,
 # opset 13, dynamic batch, Softmax appended; /usr/bin/python3 + torchvision), cached in
 # $BENCH_ONNX_DIR (default ~/.cache/cnnd-bench-onnx), never committed.  Prints numbers only.
+# Each cell is the median over BENCH_ONNX_ROUNDS rounds (default 3) of native, onnx, ORT run
+# in turn, so drift hits all three; "busy" is the most other processes' CPU (cores) seen
+# during cnnd's runs of that row (cnn bench's foreign_cpu): above ~0.3 the row is noisy.
 # Env: BENCH_ONNX_MODELS (resnet18 resnet50), BENCH_ONNX_BATCHES (1 8), BENCH_THREADS (1 2),
-#      BENCH_MIN_TIME, CNND_PEERS_DIR, TORCH_PYTHON.
+#      BENCH_ONNX_ROUNDS, BENCH_MIN_TIME, CNND_PEERS_DIR, TORCH_PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CNN=${1:-build/cnn}
@@ -18,6 +21,7 @@ MODELS=${BENCH_ONNX_MODELS:-resnet18 resnet50}
 BATCHES=${BENCH_ONNX_BATCHES:-1 8}
 THREADS=${BENCH_THREADS:-1 2}
 MIN_TIME=${BENCH_MIN_TIME:-1.0}
+ROUNDS=${BENCH_ONNX_ROUNDS:-3}
 TORCH_PY=${TORCH_PYTHON:-/usr/bin/python3}
 CONF=tests/conformance
 
@@ -31,6 +35,9 @@ for m in $MODELS; do
 done
 
 field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$2"; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+  if (NR == 0) print "-"; else printf "%.2f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+maxof() { tr ' ' '\n' | grep -v '^$' | sort -g | tail -n 1; }
 have_ort=0
 if [ -f "$PEERS/bench_ort.js" ] && bash "$PEERS/setup.sh" >&2; then
   have_ort=1
@@ -53,25 +60,30 @@ if [ -f "$PEERS/bench_ort.js" ] && bash "$PEERS/setup.sh" >&2; then
   } >"$DIR/manifest.json"
 fi
 
-printf '%-9s %5s %7s %11s %11s %11s %9s %9s\n' model batch threads "native i/s" "onnx i/s" \
-  "ORT i/s" onnx/nat onnx/ORT
+printf '%-9s %5s %7s %11s %11s %11s %9s %9s %5s\n' model batch threads "native i/s" "onnx i/s" \
+  "ORT i/s" onnx/nat onnx/ORT busy
 for m in $MODELS; do
   for t in $THREADS; do
     for b in $BATCHES; do
       opts=(--batch "$b" --threads "$t" --min-time "$MIN_TIME" --json)
-      nat=$(field ips "$("$CNN" bench "arch:$m" "${opts[@]}")")
-      onx=$(field ips "$("$CNN" bench "$DIR/repo/$m/1/model.onnx" "${opts[@]}")")
-      ort=-
-      if [ "$have_ort" = 1 ]; then
-        ort=$(PEERS_MODELS_DIR="$DIR" node "$PEERS/bench_ort.js" --models "$m" --batches "$b" \
-          --threads "$t" --min-time "$MIN_TIME" --min-iters 7 | sed -n 's/.*"ips":\([0-9.eE+-]*\).*/\1/p')
-        [ -n "$ort" ] || ort=-
-      fi
+      nats= onxs= orts= busy=
+      for _ in $(seq 1 "$ROUNDS"); do
+        line=$("$CNN" bench "arch:$m" "${opts[@]}")
+        nats+=" $(field ips "$line")"; busy+=" $(field foreign_cpu "$line")"
+        line=$("$CNN" bench "$DIR/repo/$m/1/model.onnx" "${opts[@]}")
+        onxs+=" $(field ips "$line")"; busy+=" $(field foreign_cpu "$line")"
+        if [ "$have_ort" = 1 ]; then
+          orts+=" $(PEERS_MODELS_DIR="$DIR" node "$PEERS/bench_ort.js" --models "$m" --batches "$b" \
+            --threads "$t" --min-time "$MIN_TIME" --min-iters 7 |
+            sed -n 's/.*"ips":\([0-9.eE+-]*\).*/\1/p')"
+        fi
+      done
+      nat=$(median <<<"$nats"); onx=$(median <<<"$onxs"); ort=$(median <<<"$orts")
       r1=$(awk -v a="$onx" -v b="$nat" 'BEGIN { printf "%.3f", a / b }')
       r2=-
       [ "$ort" = - ] || r2=$(awk -v a="$onx" -v b="$ort" 'BEGIN { printf "%.2f", a / b }')
-      printf '%-9s %5d %7d %11.2f %11.2f %11s %9s %9s\n' "$m" "$b" "$t" "$nat" "$onx" "$ort" \
-        "$r1" "$r2"
+      printf '%-9s %5d %7d %11.2f %11.2f %11s %9s %9s %5s\n' "$m" "$b" "$t" "$nat" "$onx" "$ort" \
+        "$r1" "$r2" "$(maxof <<<"$busy")"
     done
   done
 done
