@@ -110,12 +110,16 @@ check: unit server-unit itest conformance-data
 
 # Peer conformance (not in `make check`: needs ../shared/peers/setup.sh and minutes): each
 # prerequisite compares cnnd with ONNX Runtime on its own set of models.
-.PHONY: conformance conformance-torchvision
-conformance: conformance-torchvision
+.PHONY: conformance conformance-torchvision conformance-photo
+conformance: conformance-torchvision conformance-photo
 # torchvision's AlexNet, VGG-11, GoogLeNet, ResNet-18/50, DenseNet-121, SqueezeNet 1.1 and
 # MobileNetV2 (seeded random weights) served by cnnd equal ONNX Runtime (MODELS=a,b picks).
 conformance-torchvision: $(CNN) $(CNND)
 	CNN=$(CNN) CNND=$(CNND) bash tests/conformance/torchvision.sh
+# End to end: a 320x240 JPEG through /v1/models/resnet18/classify (ImageNet mean/std, shorter
+# side 256, crop 224 from config.ini, labels) equals a torchvision + ONNX Runtime reference.
+conformance-photo: $(CNN) $(CNND)
+	CNN=$(CNN) CNND=$(CNND) bash tests/conformance/photo.sh
 
 # ONNX export next to ONNX Runtime (needs ../shared/peers/setup.sh): every shipped
 # architecture, the bundled model and the unit-test networks exported by `cnn convert`, run by

@@ -5,6 +5,8 @@
 # parameters) at batch 1, 8, 32 and 1, 2 threads: `cnn bench` (median of timed calls after
 # warm-up) and ORT's images/s from ../shared/peers/bench_one.sh, alternating per row so that
 # drift hits both; then the ratio.  Prints numbers, never pass/fail.
+# Then bench/onnx_rows.sh: ResNet-18/50 from one exported .onnx file in cnnd and ORT beside the
+# native arch:NAME (BENCH_ONNX=0 skips it).
 # Env: CNND_PEERS_DIR (default ../shared/peers), BENCH_MODELS, BENCH_BATCHES, BENCH_THREADS,
 #      BENCH_MIN_TIME (seconds per measurement, default 1.0).
 set -euo pipefail
@@ -52,3 +54,9 @@ done
 echo "ratio = cnnd images/s / ONNX Runtime images/s, same machine, same run (>1: cnnd faster)."
 echo "mode split: the batch is divided over the threads, each with its own session and"
 echo "single-threaded BLAS (how cnnd instances use cores); blas: one session, T BLAS threads."
+
+if [ "${BENCH_ONNX:-1}" = 1 ]; then
+  echo
+  CNND_PEERS_DIR="$PEERS" BENCH_THREADS="$THREADS" BENCH_MIN_TIME="$MIN_TIME" \
+    bash bench/onnx_rows.sh "$CNN"
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ONNX models: `cnn info` / `cnn bench` take a .onnx file; the repository serves
 # NAME/VERSION/model.onnx (a truncated newer version is refused, the older one stays live)
-# and v2 inference matches a plain Python forward pass (check_onnx.py).
+# and v2 inference matches a plain Python forward pass (check_onnx.py); a fine-tune job on
+# the ONNX-served model publishes a model.cnn version that serves (check_onnx_finetune.py).
 source "$(dirname "$0")/lib.sh"
 itest_init onnx
 
@@ -36,5 +37,9 @@ check grep -q 'input_size 224x224: the model takes 8x8' "$T/cnnd.log" -- \
 
 check grep -q 'onnxnet' "$T/cnnd.log" -- "cnnd logs the onnxnet model"
 py check_onnx
+# a fine-tune job on the model served from model.onnx (onnxpp) publishes a model.cnn
+export CNND_ADMIN_URL CNND_ADMIN_TOKEN_FILE="$T/admin.token"
+CNND_ADMIN_URL=$(admin_url)
+py check_onnx_finetune "$T/repo" "$T"
 cnnd_stop
 finish
