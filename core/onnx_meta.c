@@ -55,6 +55,11 @@ int onnx_meta_preproc(const Onnx__ModelProto *mp, struct cnn_preproc *pp, struct
             return cnn_err_set(err, CNN_EFORMAT, "onnx: metadata cnn.invert: not 0 or 1");
         pp->invert = v[0] == '1';
     }
+    if ((v = prop(mp, "cnn.channel_order")) != NULL) {
+        if (strcmp(v, "rgb") != 0 && strcmp(v, "bgr") != 0)
+            return cnn_err_set(err, CNN_EFORMAT, "onnx: metadata cnn.channel_order: not rgb or bgr");
+        pp->bgr = v[0] == 'b'; /* bgr on a gray model: refused by cnn_preproc_check below */
+    }
     static const char *const keys[2] = {"cnn.mean", "cnn.std"};
     for (int k = 0; k < 2; k++) {
         float f[3];

@@ -67,11 +67,13 @@ enum {
     REPO_PP_STD = 1 << 4,          /* std = S or S0,S1,S2 */
     REPO_PP_SCALE = 1 << 5,        /* scale = F: the model wants pixels in [0, F] (e.g. 255) */
     REPO_PP_INPUT_SIZE = 1 << 6,   /* input_size = HxW: must be the model's */
+    REPO_PP_CHANNEL_ORDER = 1 << 7, /* channel_order = rgb | bgr (bgr: 3-channel models) */
 };
 struct repo_preproc {
     unsigned set;
     int resize; /* enum cnn_resize */
     int resize_short, invert;
+    int bgr; /* channel_order: 0 rgb, 1 bgr */
     int n_mean, n_std; /* 1 (every channel) or 3 */
     float mean[3], std[3], scale;
     int h, w;
