@@ -24,6 +24,11 @@ cp "$T/repo/onnxnet/1/model.onnx" "$T/repo/onnxpp/1/model.onnx"
 printf 'cat\ndog\nfox\nowl\nemu\n' >"$T/repo/onnxpp/labels.txt"
 printf '[model]\nlabels = labels.txt\n[preprocessing]\nscale = 255\nmean = 127.5,63.75,191.25\nstd = 127.5,510,63.75\ninput_size = 8x8\nresize = stretch\n' \
   >"$T/repo/onnxpp/config.ini"
+# the same preprocessing with channel_order = bgr (mean/std still by output channel)
+mkdir -p "$T/repo/onnxbgr/1"
+cp "$T/repo/onnxnet/1/model.onnx" "$T/repo/onnxbgr/1/model.onnx"
+printf '[preprocessing]\nscale = 255\nmean = 127.5,63.75,191.25\nstd = 127.5,510,63.75\nchannel_order = bgr\n' \
+  >"$T/repo/onnxbgr/config.ini"
 # and one whose input_size does not fit the model: refused, named in the log
 mkdir -p "$T/repo/onnxbad/1"
 cp "$T/repo/onnxnet/1/model.onnx" "$T/repo/onnxbad/1/model.onnx"
