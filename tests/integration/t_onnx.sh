@@ -17,6 +17,13 @@ check [ "$rc" = 1 ] -- "cnn info on a truncated model.onnx exits 1"
 check grep -q 'not a valid ModelProto' <<<"$out" -- "cnn info on a truncated model.onnx says why: $out"
 "$CNN" bench "$T/repo/onnxnet/1/model.onnx" --batch 2 --runs 1 --warmup 0 --min-time 0 >"$T/bench.out" 2>&1
 check [ $? = 0 ] -- "cnn bench model.onnx runs: $(head -c 80 "$T/bench.out")"
+"$CNN" convert "$T/repo/onnxnet/1/model.onnx" "$T/bgr.onnx" --channel-order bgr >/dev/null 2>&1
+check [ $? = 0 ] -- "cnn convert --channel-order bgr writes an ONNX file"
+out=$("$CNN" info "$T/bgr.onnx" 2>&1)
+check grep -q 'input: 3x8x8 (BGR)' <<<"$out" -- "cnn info reads cnn.channel_order back: BGR"
+out=$("$CNN" convert "$T/repo/onnxnet/1/model.onnx" "$T/x.cnn" --channel-order grb 2>&1); rc=$?
+check [ "$rc" != 0 ] -- "cnn convert --channel-order grb is refused"
+check grep -q 'channel-order' <<<"$out" -- "cnn convert names the bad flag: $out"
 
 # the same model with NAME/config.ini preprocessing (in 0..255 units, scale 255) and labels
 mkdir -p "$T/repo/onnxpp/1"
