@@ -1,7 +1,7 @@
 /* The cnn.* metadata_props that `cnn convert` writes into an ONNX file (docs/onnx.md,
  * Export) read back on import: preprocessing (cnn.resize, cnn.resize_short, cnn.invert,
- * cnn.channel_order, cnn.mean, cnn.std), labels (cnn.labels) and the metadata text (cnn.meta), so that
- * .cnn -> .onnx -> .cnn keeps them.  Other keys are ignored. */
+ * cnn.channel_order, cnn.mean, cnn.std), labels (cnn.labels) and the metadata text (cnn.meta), so
+ * that .cnn -> .onnx -> .cnn keeps them.  Other keys are ignored. */
 #include "onnx_internal.h"
 
 #include <errno.h>

@@ -31,7 +31,17 @@ static const char USAGE[] =
     "                     std follow it (with bgr the first value is blue's)\n"
     "example: cnn convert models/repository/fashion/1/model.cnn fashion.onnx\n";
 
-enum { O_OPSET, O_LABELS, O_MEAN, O_STD, O_RESIZE, O_RESIZE_SHORT, O_INVERT, O_CHANNEL_ORDER, O_COUNT };
+enum {
+    O_OPSET,
+    O_LABELS,
+    O_MEAN,
+    O_STD,
+    O_RESIZE,
+    O_RESIZE_SHORT,
+    O_INVERT,
+    O_CHANNEL_ORDER,
+    O_COUNT
+};
 static const struct opt_spec SPEC[O_COUNT] = {
     [O_OPSET] = {"--opset", 1},   [O_LABELS] = {"--labels", 1},
     [O_MEAN] = {"--mean", 1},     [O_STD] = {"--std", 1},

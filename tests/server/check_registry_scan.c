@@ -302,8 +302,8 @@ START_TEST(test_config_channel_order)
     ck_assert_msg(repo_read_config(repo, "x", &defaults, &mc, &err) == 0, "%s", err.msg);
     ck_assert_uint_eq(mc.pp.set, REPO_PP_CHANNEL_ORDER);
     ck_assert_int_eq(mc.pp.bgr, 1);
-    struct cnn_preproc rgb = {.c = 3, .h = 8, .w = 8, .mean = {0.1f, 0.2f, 0.3f},
-                              .std = {1, 2, 3}}, out;
+    struct cnn_preproc rgb = {.c = 3, .h = 8, .w = 8, .mean = {0.1f, 0.2f, 0.3f}, .std = {1, 2, 3}},
+                       out;
     ck_assert_msg(repo_apply_preproc(&mc.pp, &rgb, &out, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(out.bgr, 1);
     ck_assert_float_eq(out.mean[0], 0.1f); /* mean/std are not reordered */

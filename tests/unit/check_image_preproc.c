@@ -278,23 +278,24 @@ END_TEST
  * output planes, and mean/std stay indexed by the output channel (mean[0] is blue's). */
 START_TEST(test_bgr_reorders_channels_mean_std_by_output_channel)
 {
-    uint8_t px[12] = {255, 0, 51, 0, 102, 204, /* row 0: (255,0,51) (0,102,204) */
-                      153, 255, 0, 51, 51, 255}; /* row 1: (153,255,0) (51,51,255) */
+    uint8_t px[12] = {255, 0,   51, 0,  102, 204,  /* row 0: (255,0,51) (0,102,204) */
+                      153, 255, 0,  51, 51,  255}; /* row 1: (153,255,0) (51,51,255) */
     struct cnn_image img = {2, 2, 3, px};
-    struct cnn_preproc pp = {.c = 3, .h = 2, .w = 2, .mean = {0.5f, 0.25f, 0}, .std = {0.5f, 0.25f, 2}};
+    struct cnn_preproc pp = {
+        .c = 3, .h = 2, .w = 2, .mean = {0.5f, 0.25f, 0}, .std = {0.5f, 0.25f, 2}};
     float out[12];
     struct cnn_err err = {0};
     ck_assert_int_eq(cnn_image_to_tensor(&img, &pp, out, &err), 0);
-    const float rgb[12] = {1, -1, 0.2f, -0.6f,  /* R: (r/255 - 0.5) / 0.5 */
-                           -1, 0.6f, 3, -0.2f,  /* G: (g/255 - 0.25) / 0.25 */
-                           0.1f, 0.4f, 0, 0.5f}; /* B: b/255 / 2 */
+    const float rgb[12] = {1,    -1,   0.2f, -0.6f, /* R: (r/255 - 0.5) / 0.5 */
+                           -1,   0.6f, 3,    -0.2f, /* G: (g/255 - 0.25) / 0.25 */
+                           0.1f, 0.4f, 0,    0.5f}; /* B: b/255 / 2 */
     for (int i = 0; i < 12; i++)
         ck_assert_msg(fabsf(out[i] - rgb[i]) < 1e-5f, "rgb %d: %g want %g", i, out[i], rgb[i]);
     pp.bgr = 1;
     ck_assert_int_eq(cnn_image_to_tensor(&img, &pp, out, &err), 0);
-    const float bgr[12] = {-0.6f, 0.6f, -1, 1,  /* B: (b/255 - 0.5) / 0.5 */
-                           -1, 0.6f, 3, -0.2f,  /* G: unchanged */
-                           0.5f, 0, 0.3f, 0.1f}; /* R: r/255 / 2 */
+    const float bgr[12] = {-0.6f, 0.6f, -1,   1,     /* B: (b/255 - 0.5) / 0.5 */
+                           -1,    0.6f, 3,    -0.2f, /* G: unchanged */
+                           0.5f,  0,    0.3f, 0.1f}; /* R: r/255 / 2 */
     for (int i = 0; i < 12; i++)
         ck_assert_msg(fabsf(out[i] - bgr[i]) < 1e-5f, "bgr %d: %g want %g", i, out[i], bgr[i]);
 
