@@ -69,10 +69,11 @@ static int check_header(struct file *f, struct cnn_err *err)
                            "model file: file size %zu differs from the header's %llu (truncated?)",
                            f->size, (unsigned long long)fsize);
     f->flags = mf_get_u32(b + MF_H_FLAGS);
-    if ((f->flags & ~CNN_MF_FLAGS_KNOWN) != 0 || mf_get_u64(b + MF_H_RESERVED) != 0)
-        return cnn_err_set(err, CNN_EFORMAT,
-                           "model file: unknown header flags 0x%x or reserved field not 0",
+    if ((f->flags & ~CNN_MF_FLAGS_KNOWN) != 0)
+        return cnn_err_set(err, CNN_EFORMAT, "model file: unknown header flags 0x%x",
                            (unsigned)(f->flags & ~CNN_MF_FLAGS_KNOWN));
+    if (mf_get_u64(b + MF_H_RESERVED) != 0)
+        return cnn_err_set(err, CNN_EFORMAT, "model file: header reserved field not 0");
     f->n_layers = mf_get_u32(b + MF_H_LAYER_COUNT);
     f->n_tensors = mf_get_u32(b + MF_H_TENSOR_COUNT);
     f->n_labels = mf_get_u32(b + MF_H_LABEL_COUNT);
