@@ -1,7 +1,8 @@
 /* Decoded 8-bit image -> preprocessed float (C, H, W) tensor in one pass, no allocation:
  * bilinear sampling with half-pixel centers (PyTorch align_corners=False, no antialias) of
  * either the whole image stretched to (h, w) or the center-crop window of the image resized
- * so its shorter side is resize_short; then channel conversion, /255, invert, mean/std. */
+ * so its shorter side is resize_short; then channel conversion (RGB, or B,G,R order when
+ * pp->bgr), /255, invert, mean/std (indexed by the output channel). */
 #include "image.h"
 
 #include <math.h>
@@ -104,9 +105,9 @@ int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *p
                 v[k] = (1 - ly) * top + ly * bot;
             }
             if (ic == oc) {
-                for (int k = 0; k < oc; k++)
-                    g[k] = v[k];
-            } else if (ic == 1) {
+                for (int k = 0; k < oc; k++) /* bgr: output channel k is input 2 - k */
+                    g[k] = v[pp->bgr ? oc - 1 - k : k];
+            } else if (ic == 1) { /* gray: R = G = B, so bgr needs no swap */
                 g[0] = g[1] = g[2] = v[0];
             } else { /* ITU-R BT.601 luma */
                 g[0] = 0.299f * v[0] + 0.587f * v[1] + 0.114f * v[2];

@@ -32,6 +32,11 @@ int cnn_preproc_check(const struct cnn_preproc *pp, struct cnn_err *err)
     } else if (pp->resize != CNN_RESIZE_STRETCH) {
         return cnn_err_set(err, CNN_EINVAL, "preproc: unknown resize mode %d", (int)pp->resize);
     }
+    if (pp->bgr != 0 && pp->bgr != 1)
+        return cnn_err_set(err, CNN_EINVAL, "preproc: bgr is %d, want 0 or 1", pp->bgr);
+    if (pp->bgr && pp->c != 3)
+        return cnn_err_set(err, CNN_EINVAL, "preproc: BGR channel order needs 3 channels, not %d",
+                           pp->c);
     for (int c = 0; c < pp->c; c++) {
         if (!isfinite(pp->mean[c]) || !isfinite(pp->std[c]) || pp->std[c] == 0.0f)
             return cnn_err_set(err, CNN_EINVAL, "preproc: mean/std of channel %d invalid", c);

@@ -33,14 +33,16 @@ struct cnn_preproc {
     enum cnn_resize resize;
     int resize_short;       /* CNN_RESIZE_SHORTER_CROP: shorter side before the crop */
     int invert;             /* 1: x = 1 - x before normalizing (white-on-black datasets) */
-    float mean[3], std[3];  /* x = (x - mean[c]) / std[c] */
+    float mean[3], std[3];  /* x = (x - mean[c]) / std[c], c the OUTPUT channel */
+    int bgr;                /* 1: channels in B,G,R order (mean[0] is blue's); needs c == 3 */
 };
 
 #define CNN_PREPROC_MAX_DIM 16384 /* input h, w and resize_short */
 
 /* The one check of a preprocessing (model, dataset, image): 1 or 3 channels, h and w in
  * 1..CNN_PREPROC_MAX_DIM, a known resize mode whose crop fits (resize_short >= h and w),
- * finite mean and non-zero finite std for each used channel.  0 or CNN_EINVAL. */
+ * finite mean and non-zero finite std for each used channel, bgr 0 or 1 (1 only with c ==
+ * 3).  0 or CNN_EINVAL. */
 int cnn_preproc_check(const struct cnn_preproc *pp, struct cnn_err *err);
 
 /* Description of one layer for cnn_model_add().  Fill kind, name, inputs and the params

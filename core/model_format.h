@@ -47,6 +47,11 @@ enum {
     MF_H_RESERVED = 120,
 };
 
+/* Header flags bits; any other bit set is refused (an old reader, which wants flags == 0,
+ * refuses a file using one instead of misreading it). */
+#define CNN_MF_FLAG_BGR 1u /* preprocessing writes channels in B,G,R order */
+#define CNN_MF_FLAGS_KNOWN CNN_MF_FLAG_BGR
+
 /* Sections, in file order. */
 enum { MF_SEC_PREPROC, MF_SEC_LAYERS, MF_SEC_LABELS, MF_SEC_META, MF_SEC_WEIGHTS, MF_SEC_COUNT };
 

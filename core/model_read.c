@@ -27,6 +27,7 @@ struct file {
     size_t size;
     uint64_t off[MF_SEC_COUNT], len[MF_SEC_COUNT];
     uint32_t n_layers, n_tensors, n_labels;
+    uint32_t flags; /* header flags, CNN_MF_FLAG_* */
 };
 
 static size_t align16(size_t n)
@@ -67,8 +68,12 @@ static int check_header(struct file *f, struct cnn_err *err)
         return cnn_err_set(err, CNN_EFORMAT,
                            "model file: file size %zu differs from the header's %llu (truncated?)",
                            f->size, (unsigned long long)fsize);
-    if (mf_get_u32(b + MF_H_FLAGS) != 0 || mf_get_u64(b + MF_H_RESERVED) != 0)
-        return cnn_err_set(err, CNN_EFORMAT, "model file: header flags/reserved field not 0");
+    f->flags = mf_get_u32(b + MF_H_FLAGS);
+    if ((f->flags & ~CNN_MF_FLAGS_KNOWN) != 0)
+        return cnn_err_set(err, CNN_EFORMAT, "model file: unknown header flags 0x%x",
+                           (unsigned)(f->flags & ~CNN_MF_FLAGS_KNOWN));
+    if (mf_get_u64(b + MF_H_RESERVED) != 0)
+        return cnn_err_set(err, CNN_EFORMAT, "model file: header reserved field not 0");
     f->n_layers = mf_get_u32(b + MF_H_LAYER_COUNT);
     f->n_tensors = mf_get_u32(b + MF_H_TENSOR_COUNT);
     f->n_labels = mf_get_u32(b + MF_H_LABEL_COUNT);
@@ -147,6 +152,7 @@ static int read_preproc(const struct file *f, struct cnn_preproc *pp, struct cnn
     pp->resize = (enum cnn_resize)v[3];
     pp->resize_short = v[4];
     pp->invert = v[5];
+    pp->bgr = (f->flags & CNN_MF_FLAG_BGR) != 0; /* c == 3 checked with the rest */
     for (int c = 0; c < 3; c++) {
         pp->mean[c] = mf_bits_f32(mf_get_u32(p + 24 + 4 * c));
         pp->std[c] = mf_bits_f32(mf_get_u32(p + 36 + 4 * c));

@@ -155,6 +155,7 @@ static unsigned char *build_head(const struct cnn_model *m, const struct plan *p
     mf_put_u32(b + MF_H_LAYER_COUNT, (uint32_t)m->n_layers);
     mf_put_u32(b + MF_H_TENSOR_COUNT, pl->n_tensors);
     mf_put_u32(b + MF_H_LABEL_COUNT, (uint32_t)m->n_labels);
+    mf_put_u32(b + MF_H_FLAGS, m->pp.bgr ? CNN_MF_FLAG_BGR : 0u); /* 0: as before BGR */
     for (int s = 0; s < MF_SEC_COUNT; s++) {
         mf_put_u64(b + MF_H_SECTIONS + 16 * s, pl->off[s]);
         mf_put_u64(b + MF_H_SECTIONS + 16 * s + 8, pl->size[s]);

@@ -565,6 +565,8 @@ static int ox_props(struct ox *x)
                                  cnn_onnx_write_str(&x->w, "%d", pp->resize_short));
     if (rc == 0)
         rc = cnn_onnx_write_prop(&x->w, "cnn.invert", pp->invert ? "1" : "0");
+    if (rc == 0 && pp->c == 3) /* gray models have no channel order */
+        rc = cnn_onnx_write_prop(&x->w, "cnn.channel_order", pp->bgr ? "bgr" : "rgb");
     if (rc == 0)
         rc = cnn_onnx_write_prop(&x->w, "cnn.mean", ox_floats(x, pp->mean, pp->c));
     if (rc == 0)

@@ -131,7 +131,8 @@ int onnx_op_cast(struct onnx_ctx *c, const Onnx__NodeProto *n);
 
 /* ---- onnx_meta.c: the cnn.* metadata_props of `cnn convert` ---- */
 /* Overrides pp (the input's c, h, w already set) from cnn.resize, cnn.resize_short,
- * cnn.invert, cnn.mean, cnn.std; CNN_EFORMAT naming the key when one is malformed. */
+ * cnn.invert, cnn.channel_order, cnn.mean, cnn.std; CNN_EFORMAT naming the key when one is
+ * malformed. */
 int onnx_meta_preproc(const Onnx__ModelProto *mp, struct cnn_preproc *pp, struct cnn_err *err);
 /* Sets m's labels from cnn.labels (one a line, one per class) and its metadata text from
  * cnn.meta. */

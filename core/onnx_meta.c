@@ -1,7 +1,7 @@
 /* The cnn.* metadata_props that `cnn convert` writes into an ONNX file (docs/onnx.md,
  * Export) read back on import: preprocessing (cnn.resize, cnn.resize_short, cnn.invert,
- * cnn.mean, cnn.std), labels (cnn.labels) and the metadata text (cnn.meta), so that
- * .cnn -> .onnx -> .cnn keeps them.  Other keys are ignored. */
+ * cnn.channel_order, cnn.mean, cnn.std), labels (cnn.labels) and the metadata text (cnn.meta), so
+ * that .cnn -> .onnx -> .cnn keeps them.  Other keys are ignored. */
 #include "onnx_internal.h"
 
 #include <errno.h>
@@ -54,6 +54,12 @@ int onnx_meta_preproc(const Onnx__ModelProto *mp, struct cnn_preproc *pp, struct
         if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
             return cnn_err_set(err, CNN_EFORMAT, "onnx: metadata cnn.invert: not 0 or 1");
         pp->invert = v[0] == '1';
+    }
+    if ((v = prop(mp, "cnn.channel_order")) != NULL) {
+        if (strcmp(v, "rgb") != 0 && strcmp(v, "bgr") != 0)
+            return cnn_err_set(err, CNN_EFORMAT,
+                               "onnx: metadata cnn.channel_order: not rgb or bgr");
+        pp->bgr = v[0] == 'b'; /* bgr on a gray model: refused by cnn_preproc_check below */
     }
     static const char *const keys[2] = {"cnn.mean", "cnn.std"};
     for (int k = 0; k < 2; k++) {

@@ -33,10 +33,10 @@ static json_t *preproc_json(const struct cnn_preproc *pp)
         json_array_append_new(mean, json_real(pp->mean[c]));
         json_array_append_new(std, json_real(pp->std[c]));
     }
-    return json_pack("{s:s, s:i, s:b, s:o, s:o}", "resize",
+    return json_pack("{s:s, s:i, s:b, s:s, s:o, s:o}", "resize",
                      pp->resize == CNN_RESIZE_SHORTER_CROP ? "shorter_crop" : "stretch",
-                     "resize_short", pp->resize_short, "invert", pp->invert, "mean", mean, "std",
-                     std);
+                     "resize_short", pp->resize_short, "invert", pp->invert, "channel_order",
+                     pp->bgr ? "bgr" : "rgb", "mean", mean, "std", std);
 }
 
 static json_t *shape_json(const struct cnn_model *model)

@@ -293,6 +293,11 @@ static int on_preproc(struct parse_state *ps, const char *key, const char *value
         if (parse_int(value, 0, 1, &o->invert) != 0)
             return fail_key(ps, key, "not 0 or 1");
         o->set |= REPO_PP_INVERT;
+    } else if (strcmp(key, "channel_order") == 0) {
+        if (strcmp(value, "rgb") != 0 && strcmp(value, "bgr") != 0)
+            return fail_key(ps, key, "not rgb or bgr");
+        o->bgr = value[0] == 'b';
+        o->set |= REPO_PP_CHANNEL_ORDER;
     } else if (strcmp(key, "mean") == 0 || strcmp(key, "std") == 0) {
         int is_std = key[0] == 's';
         float *v = is_std ? o->std : o->mean;
@@ -334,6 +339,8 @@ int repo_apply_preproc(const struct repo_preproc *o, const struct cnn_preproc *p
         out->resize_short = o->resize_short;
     if (o->set & REPO_PP_INVERT)
         out->invert = o->invert;
+    if (o->set & REPO_PP_CHANNEL_ORDER)
+        out->bgr = o->bgr; /* on a gray model: refused by cnn_preproc_check below */
     float scale = o->set & REPO_PP_SCALE ? o->scale : 1.0f;
     for (int c = 0; c < 3; c++) {
         if (o->set & REPO_PP_MEAN)

@@ -60,18 +60,20 @@ int repo_list_versions(const char *repo, const char *name, struct repo_version *
 /* [preprocessing] of config.ini: overrides of the model's own preprocessing, one bit of
  * set per key given (an imported ONNX model carries none; docs/onnx.md). */
 enum {
-    REPO_PP_RESIZE = 1 << 0,       /* resize = stretch | shorter_crop */
-    REPO_PP_RESIZE_SHORT = 1 << 1, /* resize_short = N */
-    REPO_PP_INVERT = 1 << 2,       /* invert = 0 | 1 */
-    REPO_PP_MEAN = 1 << 3,         /* mean = M or M0,M1,M2 (in the units of scale) */
-    REPO_PP_STD = 1 << 4,          /* std = S or S0,S1,S2 */
-    REPO_PP_SCALE = 1 << 5,        /* scale = F: the model wants pixels in [0, F] (e.g. 255) */
-    REPO_PP_INPUT_SIZE = 1 << 6,   /* input_size = HxW: must be the model's */
+    REPO_PP_RESIZE = 1 << 0,        /* resize = stretch | shorter_crop */
+    REPO_PP_RESIZE_SHORT = 1 << 1,  /* resize_short = N */
+    REPO_PP_INVERT = 1 << 2,        /* invert = 0 | 1 */
+    REPO_PP_MEAN = 1 << 3,          /* mean = M or M0,M1,M2 (in the units of scale) */
+    REPO_PP_STD = 1 << 4,           /* std = S or S0,S1,S2 */
+    REPO_PP_SCALE = 1 << 5,         /* scale = F: the model wants pixels in [0, F] (e.g. 255) */
+    REPO_PP_INPUT_SIZE = 1 << 6,    /* input_size = HxW: must be the model's */
+    REPO_PP_CHANNEL_ORDER = 1 << 7, /* channel_order = rgb | bgr (bgr: 3-channel models) */
 };
 struct repo_preproc {
     unsigned set;
     int resize; /* enum cnn_resize */
     int resize_short, invert;
+    int bgr;           /* channel_order: 0 rgb, 1 bgr */
     int n_mean, n_std; /* 1 (every channel) or 3 */
     float mean[3], std[3], scale;
     int h, w;

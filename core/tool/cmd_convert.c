@@ -14,6 +14,7 @@
 static const char USAGE[] =
     "usage: cnn convert IN OUT [--opset N] [--labels FILE] [--mean M[,M,M]] [--std S[,S,S]]\n"
     "                          [--resize stretch|crop] [--resize-short N] [--invert 0|1]\n"
+    "                          [--channel-order rgb|bgr]\n"
     "Converts the model IN (a model file or arch:NAME) to OUT: OUT ending in .onnx is written\n"
     "as ONNX (input \"input\" N x C x H x W, output \"output\" N x K softmax probabilities,\n"
     "labels and preprocessing in metadata_props), any other name in the native format.\n"
@@ -26,14 +27,26 @@ static const char USAGE[] =
     "  --resize MODE      stretch (bilinear to H x W) or crop (shorter side, then center crop)\n"
     "  --resize-short N   crop: the shorter side before the crop (default: 256/224 of H x W)\n"
     "  --invert 0|1       1: x = 1 - x before mean/std (white-on-black data)\n"
+    "  --channel-order O  rgb (default) or bgr: the order of the 3 input channels; mean and\n"
+    "                     std follow it (with bgr the first value is blue's)\n"
     "example: cnn convert models/repository/fashion/1/model.cnn fashion.onnx\n";
 
-enum { O_OPSET, O_LABELS, O_MEAN, O_STD, O_RESIZE, O_RESIZE_SHORT, O_INVERT, O_COUNT };
+enum {
+    O_OPSET,
+    O_LABELS,
+    O_MEAN,
+    O_STD,
+    O_RESIZE,
+    O_RESIZE_SHORT,
+    O_INVERT,
+    O_CHANNEL_ORDER,
+    O_COUNT
+};
 static const struct opt_spec SPEC[O_COUNT] = {
     [O_OPSET] = {"--opset", 1},   [O_LABELS] = {"--labels", 1},
     [O_MEAN] = {"--mean", 1},     [O_STD] = {"--std", 1},
     [O_RESIZE] = {"--resize", 1}, [O_RESIZE_SHORT] = {"--resize-short", 1},
-    [O_INVERT] = {"--invert", 1}};
+    [O_INVERT] = {"--invert", 1}, [O_CHANNEL_ORDER] = {"--channel-order", 1}};
 
 static int has_suffix(const char *s, const char *suffix)
 {
@@ -90,6 +103,14 @@ static int parse_preproc(const char **v, struct cnn_preproc *pp)
         if (opts_int("convert", "--invert", v[O_INVERT], 0, 1, &n))
             return TOOL_USAGE;
         pp->invert = (int)n;
+    }
+    if (v[O_CHANNEL_ORDER]) {
+        const char *o = v[O_CHANNEL_ORDER];
+        if (strcmp(o, "rgb") != 0 && strcmp(o, "bgr") != 0)
+            return tool_usage("convert", "--channel-order: '%s' is not rgb or bgr", o);
+        if (o[0] == 'b' && pp->c != 3)
+            return tool_usage("convert", "--channel-order bgr: the model has %d channel", pp->c);
+        pp->bgr = o[0] == 'b';
     }
     return TOOL_OK;
 }

@@ -20,7 +20,8 @@ static const char USAGE[] =
 
 static void print_preproc(const struct cnn_preproc *pp)
 {
-    printf("input: %dx%dx%d (%s)\n", pp->c, pp->h, pp->w, pp->c == 1 ? "gray" : "RGB");
+    const char *order = pp->bgr ? "BGR" : "RGB";
+    printf("input: %dx%dx%d (%s)\n", pp->c, pp->h, pp->w, pp->c == 1 ? "gray" : order);
     if (pp->resize == CNN_RESIZE_SHORTER_CROP)
         printf("preprocessing: shorter side to %d, center crop %dx%d", pp->resize_short, pp->h,
                pp->w);

@@ -5,7 +5,9 @@ version 1 stays live, and KServe v2 FP32 inference gives the probabilities of th
 Python forward pass of onnx_net.py within 1e-5.  onnxpp is the same file with a
 NAME/config.ini giving labels and [preprocessing] mean/std in 0..255 units (scale 255): its
 /v1 classify answer of an RGB PNG equals the forward pass of that preprocessing with those
-labels, onnxnet's the neutral one (pixels / 255), and the /v2 metadata reports both."""
+labels, onnxnet's the neutral one (pixels / 255), and the /v2 metadata reports both.
+onnxbgr has onnxpp's mean/std with channel_order = bgr: its answer is the forward pass of the
+B,G,R planes (mean[0] applied to blue), differs from onnxpp's, and /v2 says "bgr"."""
 import json
 import struct
 import zlib
@@ -48,10 +50,11 @@ def png_rgb(w, h, pixels):
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
-def expected(pixels, mean, std):
-    """Probabilities of the forward pass of (pixel / 255 - mean[c]) / std[c]."""
+def expected(pixels, mean, std, bgr=False):
+    """Probabilities of the forward pass of (pixel / 255 - mean[c]) / std[c], the input
+    channel of output channel c being c (RGB) or 2 - c (BGR)."""
     C, H, W = onnx_net.C, onnx_net.H, onnx_net.W
-    x = [(pixels[(y * W + xx) * 3 + c] / 255.0 - mean[c]) / std[c]
+    x = [(pixels[(y * W + xx) * 3 + (2 - c if bgr else c)] / 255.0 - mean[c]) / std[c]
          for c in range(C) for y in range(H) for xx in range(W)]
     return onnx_net.forward([x])[0]
 
@@ -63,24 +66,35 @@ def check_config_preprocessing(c):
     png = png_rgb(W, H, pixels)
     labels = ["cat", "dog", "fox", "owl", "emu"]
     cases = [("onnxnet", [0, 0, 0], [1, 1, 1], None),
-             ("onnxpp", [0.5, 0.25, 0.75], [0.5, 2.0, 0.25], labels)]
+             ("onnxpp", [0.5, 0.25, 0.75], [0.5, 2.0, 0.25], labels),
+             ("onnxbgr", [0.5, 0.25, 0.75], [0.5, 2.0, 0.25], None)]
     answers = {}
     for name, mean, std, names in cases:
+        bgr = name == "onnxbgr"
         r = c.classify(name, [png], top_k=5)
         preds = (r.get("predictions") or [{}]) if "predictions" in r else \
             ((r.get("results") or [{}])[0].get("predictions") or [])
-        want = expected(pixels, mean, std)
+        want = expected(pixels, mean, std, bgr)
         got = {p.get("index"): p for p in preds}
         err = max((abs(got[k].get("score", 9) - want[k]) if k in got else 1.0
                    for k in range(len(want))), default=1.0)
         lab_ok = names is None or all(got.get(k, {}).get("label") == names[k] for k in got)
         check(len(got) == 5 and err <= 1e-5 and lab_ok,
-              "/v1 classify %s: scores equal the forward pass with mean %s std %s (max err %.2g)%s"
-              % (name, mean, std, err, ", config.ini labels" if names else ""),
+              "/v1 classify %s: scores equal the forward pass with mean %s std %s%s (max err "
+              "%.2g)%s" % (name, mean, std, " in BGR order" if bgr else "", err,
+                           ", config.ini labels" if names else ""),
               json.dumps(r)[:300])
         answers[name] = [round(got[k].get("score", 0), 6) for k in sorted(got)]
     check(answers.get("onnxnet") != answers.get("onnxpp"),
           "config.ini mean/std change what the imported model answers", json.dumps(answers))
+    check(answers.get("onnxbgr") != answers.get("onnxpp"),
+          "config.ini channel_order = bgr changes what the imported model answers",
+          json.dumps(answers))
+    order = {n: ((c.model_metadata(n).get("parameters") or {}).get("preprocessing") or {})
+             .get("channel_order") for n in ("onnxbgr", "onnxpp")}
+    check(order == {"onnxbgr": "bgr", "onnxpp": "rgb"},
+          "/v2 metadata reports channel_order (bgr from config.ini, rgb by default)",
+          json.dumps(order))
     meta = c.model_metadata("onnxpp")
     pp = (meta.get("parameters") or {}).get("preprocessing") or {}
     close = all(abs(a - b) < 1e-6 for a, b in zip(pp.get("mean", []) + pp.get("std", []),

@@ -18,6 +18,13 @@ check [ "$rc" = 1 ] -- "cnn info on a truncated model.onnx exits 1"
 check grep -q 'not a valid ModelProto' <<<"$out" -- "cnn info on a truncated model.onnx says why: $out"
 "$CNN" bench "$T/repo/onnxnet/1/model.onnx" --batch 2 --runs 1 --warmup 0 --min-time 0 >"$T/bench.out" 2>&1
 check [ $? = 0 ] -- "cnn bench model.onnx runs: $(head -c 80 "$T/bench.out")"
+"$CNN" convert "$T/repo/onnxnet/1/model.onnx" "$T/bgr.onnx" --channel-order bgr >/dev/null 2>&1
+check [ $? = 0 ] -- "cnn convert --channel-order bgr writes an ONNX file"
+out=$("$CNN" info "$T/bgr.onnx" 2>&1)
+check grep -q 'input: 3x8x8 (BGR)' <<<"$out" -- "cnn info reads cnn.channel_order back: BGR"
+out=$("$CNN" convert "$T/repo/onnxnet/1/model.onnx" "$T/x.cnn" --channel-order grb 2>&1); rc=$?
+check [ "$rc" != 0 ] -- "cnn convert --channel-order grb is refused"
+check grep -q 'channel-order' <<<"$out" -- "cnn convert names the bad flag: $out"
 
 # the same model with NAME/config.ini preprocessing (in 0..255 units, scale 255) and labels
 mkdir -p "$T/repo/onnxpp/1"
@@ -25,6 +32,11 @@ cp "$T/repo/onnxnet/1/model.onnx" "$T/repo/onnxpp/1/model.onnx"
 printf 'cat\ndog\nfox\nowl\nemu\n' >"$T/repo/onnxpp/labels.txt"
 printf '[model]\nlabels = labels.txt\n[preprocessing]\nscale = 255\nmean = 127.5,63.75,191.25\nstd = 127.5,510,63.75\ninput_size = 8x8\nresize = stretch\n' \
   >"$T/repo/onnxpp/config.ini"
+# the same preprocessing with channel_order = bgr (mean/std still by output channel)
+mkdir -p "$T/repo/onnxbgr/1"
+cp "$T/repo/onnxnet/1/model.onnx" "$T/repo/onnxbgr/1/model.onnx"
+printf '[preprocessing]\nscale = 255\nmean = 127.5,63.75,191.25\nstd = 127.5,510,63.75\nchannel_order = bgr\n' \
+  >"$T/repo/onnxbgr/config.ini"
 # and one whose input_size does not fit the model: refused, named in the log
 mkdir -p "$T/repo/onnxbad/1"
 cp "$T/repo/onnxnet/1/model.onnx" "$T/repo/onnxbad/1/model.onnx"

@@ -173,6 +173,8 @@ START_TEST(test_config_parser_names_file_line_and_key)
         {"[preprocessing]\ninvert = 2\n", CNN_EINVAL, ":2: key invert"},
         {"[preprocessing]\ninput_size = 224\n", CNN_EINVAL, ":2: key input_size"},
         {"[preprocessing]\nchannels = bgr\n", CNN_EINVAL, ":2: key channels"},
+        {"[preprocessing]\nchannel_order = brg\n", CNN_EINVAL, ":2: key channel_order"},
+        {"[preprocessing]\nchannel_order = BGR\n", CNN_EINVAL, ":2: key channel_order"},
         {"[model]\nlabels = /etc/passwd\n", CNN_EINVAL, ":2: key labels"},
         {"[model]\nlabels = a/../../b\n", CNN_EINVAL, ":2: key labels"},
         {"[model]\nlabels = missing.txt\n", CNN_EIO, "x/missing.txt"},
@@ -279,6 +281,45 @@ START_TEST(test_config_preprocessing_applied)
     ck_assert_int_eq(out.resize, CNN_RESIZE_SHORTER_CROP);
     ck_assert_int_eq(out.resize_short, 9);
     ck_assert_float_eq(out.std[0], 1.0f);
+    stm_rmtree(repo);
+    free(repo);
+}
+END_TEST
+
+/* channel_order = rgb | bgr parses into the override and is applied on load; bgr on a gray
+ * model is refused. */
+START_TEST(test_config_channel_order)
+{
+    char *repo = stm_tempdir();
+    struct batcher_config defaults = {.max_batch_size = 8,
+                                      .max_queue_delay_us = 500,
+                                      .max_queue_size = 100,
+                                      .instances = 1,
+                                      .blas_threads = 1};
+    struct repo_model_config mc;
+    struct cnn_err err = {0};
+    stm_write_file(repo, "x/config.ini", "[preprocessing]\nchannel_order = bgr\n");
+    ck_assert_msg(repo_read_config(repo, "x", &defaults, &mc, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(mc.pp.set, REPO_PP_CHANNEL_ORDER);
+    ck_assert_int_eq(mc.pp.bgr, 1);
+    struct cnn_preproc rgb = {.c = 3, .h = 8, .w = 8, .mean = {0.1f, 0.2f, 0.3f}, .std = {1, 2, 3}},
+                       out;
+    ck_assert_msg(repo_apply_preproc(&mc.pp, &rgb, &out, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(out.bgr, 1);
+    ck_assert_float_eq(out.mean[0], 0.1f); /* mean/std are not reordered */
+    ck_assert_float_eq(out.std[2], 3.0f);
+    struct cnn_preproc gray = {.c = 1, .h = 8, .w = 8, .std = {1, 1, 1}};
+    ck_assert_int_eq(repo_apply_preproc(&mc.pp, &gray, &out, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "3 channels") != NULL, "%s", err.msg);
+    repo_config_free(&mc);
+
+    stm_write_file(repo, "x/config.ini", "[preprocessing]\nchannel_order = rgb\n");
+    ck_assert_msg(repo_read_config(repo, "x", &defaults, &mc, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(mc.pp.bgr, 0);
+    rgb.bgr = 1; /* a BGR model file made RGB by its config */
+    ck_assert_int_eq(repo_apply_preproc(&mc.pp, &rgb, &out, &err), 0);
+    ck_assert_int_eq(out.bgr, 0);
+    repo_config_free(&mc);
     stm_rmtree(repo);
     free(repo);
 }
@@ -414,6 +455,7 @@ Suite *registry_scan_suite(void)
     tcase_add_test(tc, test_config_overrides_batching_and_labels);
     tcase_add_test(tc, test_config_parser_names_file_line_and_key);
     tcase_add_test(tc, test_config_preprocessing_applied);
+    tcase_add_test(tc, test_config_channel_order);
     tcase_add_test(tc, test_names_and_versions_validated);
     tcase_add_test(tc, test_unreadable_repository_and_bad_arguments);
     tcase_add_test(tc, test_scan_removes_stale_temp_files_of_a_model_folder);

@@ -274,6 +274,60 @@ START_TEST(test_load_tensor_is_decode_then_to_tensor)
 }
 END_TEST
 
+/* A 2x2 RGB image at its own size, values worked out by hand: bgr only reorders the
+ * output planes, and mean/std stay indexed by the output channel (mean[0] is blue's). */
+START_TEST(test_bgr_reorders_channels_mean_std_by_output_channel)
+{
+    uint8_t px[12] = {255, 0,   51, 0,  102, 204,  /* row 0: (255,0,51) (0,102,204) */
+                      153, 255, 0,  51, 51,  255}; /* row 1: (153,255,0) (51,51,255) */
+    struct cnn_image img = {2, 2, 3, px};
+    struct cnn_preproc pp = {
+        .c = 3, .h = 2, .w = 2, .mean = {0.5f, 0.25f, 0}, .std = {0.5f, 0.25f, 2}};
+    float out[12];
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_image_to_tensor(&img, &pp, out, &err), 0);
+    const float rgb[12] = {1,    -1,   0.2f, -0.6f, /* R: (r/255 - 0.5) / 0.5 */
+                           -1,   0.6f, 3,    -0.2f, /* G: (g/255 - 0.25) / 0.25 */
+                           0.1f, 0.4f, 0,    0.5f}; /* B: b/255 / 2 */
+    for (int i = 0; i < 12; i++)
+        ck_assert_msg(fabsf(out[i] - rgb[i]) < 1e-5f, "rgb %d: %g want %g", i, out[i], rgb[i]);
+    pp.bgr = 1;
+    ck_assert_int_eq(cnn_image_to_tensor(&img, &pp, out, &err), 0);
+    const float bgr[12] = {-0.6f, 0.6f, -1,   1,     /* B: (b/255 - 0.5) / 0.5 */
+                           -1,    0.6f, 3,    -0.2f, /* G: unchanged */
+                           0.5f,  0,    0.3f, 0.1f}; /* R: r/255 / 2 */
+    for (int i = 0; i < 12; i++)
+        ck_assert_msg(fabsf(out[i] - bgr[i]) < 1e-5f, "bgr %d: %g want %g", i, out[i], bgr[i]);
+
+    /* a gray image into a BGR model: R = G = B, every plane the same */
+    uint8_t g[4] = {0, 51, 102, 255};
+    struct cnn_image gi = {2, 2, 1, g};
+    ck_assert_int_eq(cnn_image_to_tensor(&gi, &pp, out, &err), 0);
+    const float gw[4] = {0, 0.2f, 0.4f, 1};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_float_eq_tol(out[i], (gw[i] - 0.5f) / 0.5f, 1e-5);
+        ck_assert_float_eq_tol(out[4 + i], (gw[i] - 0.25f) / 0.25f, 1e-5);
+        ck_assert_float_eq_tol(out[8 + i], gw[i] / 2, 1e-5);
+    }
+}
+END_TEST
+
+START_TEST(test_bgr_needs_three_channels)
+{
+    struct cnn_err err = {0};
+    struct cnn_preproc pp = plain_pp(1, 2, 2);
+    pp.bgr = 1;
+    ck_assert_int_eq(cnn_preproc_check(&pp, &err), CNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "3 channels"));
+    ck_assert_ptr_null(cnn_model_create(&pp, &err));
+    pp = plain_pp(3, 2, 2);
+    pp.bgr = 2;
+    ck_assert_int_eq(cnn_preproc_check(&pp, &err), CNN_EINVAL);
+    pp.bgr = 1;
+    ck_assert_int_eq(cnn_preproc_check(&pp, &err), 0);
+}
+END_TEST
+
 Suite *image_preproc_suite(void)
 {
     Suite *s = suite_create("image_preproc");
@@ -286,6 +340,8 @@ Suite *image_preproc_suite(void)
     tcase_add_test(pre, test_invert_and_mean_std);
     tcase_add_test(pre, test_bad_preproc_is_invalid);
     tcase_add_test(pre, test_load_tensor_is_decode_then_to_tensor);
+    tcase_add_test(pre, test_bgr_reorders_channels_mean_std_by_output_channel);
+    tcase_add_test(pre, test_bgr_needs_three_channels);
     suite_add_tcase(s, pre);
     return s;
 }

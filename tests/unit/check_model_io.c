@@ -213,6 +213,73 @@ START_TEST(test_saving_compiled_model_keeps_unfolded_weights_and_outputs)
 }
 END_TEST
 
+/* A flatten + dense model over a c x 4 x 3 input, saved to dir/name; the file's bytes. */
+static unsigned char *save_small(const char *dir, const char *name, const struct cnn_preproc *pp,
+                                 size_t *size)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(pp, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    struct cnn_layer_desc d = desc(CNN_LAYER_FLATTEN, NULL);
+    add_layer(m, &d, 1);
+    d = desc(CNN_LAYER_DENSE, NULL), d.p.dense.out = 2;
+    add_layer(m, &d, 2);
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    cnn_model_init_random(m, 5);
+    ck_assert_msg(cnn_model_save(m, path, &err) == 0, "%s", err.msg);
+    cnn_model_destroy(m);
+    return read_all(path, size);
+}
+
+/* BGR is header flags bit 0 (offset 36): an RGB file keeps flags 0, i.e. the format of files
+ * written before BGR existed, and loads as RGB; a BGR file differs from it in that bit only
+ * and loads back as BGR; the bit on a gray model, or any other bit, is refused. */
+START_TEST(test_bgr_is_header_flag_bit0_and_round_trips)
+{
+    char dir[64];
+    make_tmpdir(dir, sizeof dir);
+    struct cnn_preproc pp = {.c = 3, .h = 4, .w = 3, .mean = {0.1f, 0.2f, 0.3f}, .std = {1, 2, 3}};
+    size_t n_rgb, n_bgr, n_gray;
+    unsigned char *rgb = save_small(dir, "rgb.cnn", &pp, &n_rgb);
+    pp.bgr = 1;
+    unsigned char *bgr = save_small(dir, "bgr.cnn", &pp, &n_bgr);
+    ck_assert_uint_eq(n_rgb, n_bgr);
+    ck_assert_uint_eq(rgb[36] | rgb[37] | rgb[38] | rgb[39], 0);
+    ck_assert_uint_eq(bgr[36], 1);
+    bgr[36] = 0;
+    ck_assert_int_eq(memcmp(rgb, bgr, n_rgb), 0); /* nothing else changed */
+    bgr[36] = 1;
+
+    struct cnn_err err = {0};
+    struct cnn_model *a = NULL;
+    ck_assert_msg(cnn_model_load_mem(rgb, n_rgb, &a, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cnn_model_preproc(a)->bgr, 0);
+    cnn_model_destroy(a);
+    ck_assert_msg(cnn_model_load_mem(bgr, n_bgr, &a, &err) == 0, "%s", err.msg);
+    const struct cnn_preproc *got = cnn_model_preproc(a);
+    ck_assert_int_eq(got->bgr, 1);
+    ck_assert_float_eq(got->mean[0], 0.1f);
+    ck_assert_float_eq(got->std[2], 3.0f);
+    cnn_model_destroy(a);
+    bgr[36] = 3; /* bit 1 is unknown */
+    ck_assert_int_eq(cnn_model_load_mem(bgr, n_bgr, &a, &err), CNN_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "flags"));
+
+    struct cnn_preproc gray = {.c = 1, .h = 4, .w = 3, .std = {1}};
+    unsigned char *g = save_small(dir, "gray.cnn", &gray, &n_gray);
+    g[36] = 1;
+    ck_assert_int_eq(cnn_model_load_mem(g, n_gray, &a, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "3 channels") != NULL, "%s", err.msg);
+    ck_assert_ptr_null(a);
+    free(rgb);
+    free(bgr);
+    free(g);
+    rm_tree(dir);
+}
+END_TEST
+
 START_TEST(test_unlabelled_model_without_meta_round_trips)
 {
     char dir[64], path[96];
@@ -392,6 +459,7 @@ Suite *model_io_suite(void)
     tcase_add_test(tc, test_round_trip_file_and_memory_keep_everything);
     tcase_add_test(tc, test_saving_compiled_model_keeps_unfolded_weights_and_outputs);
     tcase_add_test(tc, test_unlabelled_model_without_meta_round_trips);
+    tcase_add_test(tc, test_bgr_is_header_flag_bit0_and_round_trips);
     tcase_add_test(tc, test_save_replaces_existing_file);
     suite_add_tcase(s, tc);
 

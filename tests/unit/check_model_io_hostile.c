@@ -191,7 +191,7 @@ PATCH(p_layer_count) { (void)n, put32(b, 24, 1000000); }
 PATCH(p_layer_count_small) { (void)n, put32(b, 24, 4); }
 PATCH(p_label_count) { (void)n, put32(b, 32, 50000000); }
 PATCH(p_tensor_count) { (void)n, put32(b, 28, get32(b, 28) + 1); }
-PATCH(p_flags) { (void)n, put32(b, 36, 1); }
+PATCH(p_flags) { (void)n, put32(b, 36, 2); } /* bit 0 is BGR; bit 1 is unknown */
 PATCH(p_dims_absurd) /* conv1 w (4,3,3,3) -> (65536,65536,1,1) */
 {
     (void)n;

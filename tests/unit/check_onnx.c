@@ -473,6 +473,7 @@ START_TEST(test_metadata_props_read_back)
         {"cnn.resize", "shorter_crop"},
         {"cnn.resize_short", "10"},
         {"cnn.invert", "1"},
+        {"cnn.channel_order", "bgr"},
         {"cnn.mean", "0.5,0.25,0.125"},
         {"cnn.std", "2,4,8"},
         {"cnn.labels", "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine"},
@@ -493,6 +494,7 @@ START_TEST(test_metadata_props_read_back)
     ck_assert_int_eq(pp->resize, CNN_RESIZE_SHORTER_CROP);
     ck_assert_int_eq(pp->resize_short, 10);
     ck_assert_int_eq(pp->invert, 1);
+    ck_assert_int_eq(pp->bgr, 1);
     ck_assert(pp->mean[0] == 0.5f && pp->mean[1] == 0.25f && pp->mean[2] == 0.125f);
     ck_assert(pp->std[0] == 2.0f && pp->std[1] == 4.0f && pp->std[2] == 8.0f);
     ck_assert_str_eq(cnn_model_label(m, 0), "zero");
@@ -508,6 +510,7 @@ START_TEST(test_metadata_props_read_back)
         {"cnn.resize", "crop", "cnn.resize"},
         {"cnn.resize_short", "5", "resize_short"}, /* the crop (8x8) does not fit */
         {"cnn.invert", "yes", "cnn.invert"},
+        {"cnn.channel_order", "BGR", "cnn.channel_order"},
         {"cnn.labels", "a\nb", "2 labels for 10 classes"},
         {"cnn.labels", "a\n\nc\nd\ne\nf\ng\nh\ni\nj", "cnn.labels"},
     };

@@ -342,10 +342,17 @@ START_TEST(test_export_metadata_props_hold_labels_and_preprocessing)
     ck_assert_str_eq(prop(p, "cnn.resize"), "shorter_crop");
     ck_assert_str_eq(prop(p, "cnn.resize_short"), "8");
     ck_assert_str_eq(prop(p, "cnn.invert"), "0");
+    ck_assert_str_eq(prop(p, "cnn.channel_order"), "rgb");
     ck_assert_str_eq(prop(p, "cnn.mean"), "0.5,0.25,0");
     ck_assert_str_eq(prop(p, "cnn.std"), "2,1,0.5");
     ck_assert_str_eq(prop(p, "cnn.meta"), "arch=ranks\ntrained_by=test");
     ck_assert_str_eq(p->graph->name, "ranks");
+    onnx_free(p);
+    struct cnn_preproc bgr = *cnn_model_preproc(m);
+    bgr.bgr = 1;
+    ck_assert_int_eq(cnn_model_set_preproc(m, &bgr, &err), 0);
+    p = export_unpack(m, 13);
+    ck_assert_str_eq(prop(p, "cnn.channel_order"), "bgr");
     onnx_free(p);
     cnn_model_destroy(m);
     m = compiled(test_net_small(1)); /* gray: one value each, no crop size */
@@ -354,6 +361,7 @@ START_TEST(test_export_metadata_props_hold_labels_and_preprocessing)
     ck_assert_str_eq(prop(p, "cnn.std"), "0.25");
     ck_assert_str_eq(prop(p, "cnn.resize"), "stretch");
     ck_assert_ptr_null(prop(p, "cnn.resize_short"));
+    ck_assert_ptr_null(prop(p, "cnn.channel_order")); /* gray: no order */
     ck_assert_ptr_null(prop(p, "cnn.meta"));
     ck_assert_str_eq(prop(p, "cnn.labels"), "zero\none\ntwo\nthree");
     onnx_free(p);

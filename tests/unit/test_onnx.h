@@ -29,7 +29,7 @@ struct tox_graph {
     int in_rank; /* 0: 4 */
     int opset;
     const char *output;
-    const char *props[8][2]; /* metadata_props (key, value) */
+    const char *props[12][2]; /* metadata_props (key, value) */
     size_t n_props;
 };
 
