@@ -33,7 +33,7 @@ static uint32_t below(uint64_t *s, uint32_t n)
 struct cnn_dataset *cnn_dataset_alloc(const struct cnn_preproc *pp, int n, const char *source,
                                       struct cnn_err *err)
 {
-    if (cnn_preproc_check(pp, err))
+    if (cnn_preproc_check_image(pp, err))
         return NULL;
     if (n < 0 || n > CNN_DATASET_MAX_ITEMS) {
         cnn_err_set(err, CNN_ELIMIT, "dataset: %d items (limit %d)", n, CNN_DATASET_MAX_ITEMS);

@@ -61,7 +61,7 @@ static int check_args(const struct cnn_image *img, const struct cnn_preproc *pp,
         return cnn_err_set(err, CNN_EINVAL, "preproc: missing image, parameters or output");
     if (!img->pix || img->w <= 0 || img->h <= 0 || (img->c != 1 && img->c != 3))
         return cnn_err_set(err, CNN_EINVAL, "preproc: bad image %dx%dx%d", img->w, img->h, img->c);
-    return cnn_preproc_check(pp, err);
+    return cnn_preproc_check_image(pp, err);
 }
 
 int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *pp, float *out,

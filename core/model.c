@@ -17,8 +17,9 @@ int cnn_preproc_check(const struct cnn_preproc *pp, struct cnn_err *err)
 {
     if (!pp)
         return cnn_err_set(err, CNN_EINVAL, "preproc: no preprocessing given");
-    if (pp->c != 1 && pp->c != 3)
-        return cnn_err_set(err, CNN_EINVAL, "preproc: channels %d (want 1 or 3)", pp->c);
+    if (pp->c < 1 || pp->c > CNN_PREPROC_MAX_C)
+        return cnn_err_set(err, CNN_EINVAL, "preproc: channels %d out of range 1..%d", pp->c,
+                           CNN_PREPROC_MAX_C);
     if (pp->h < 1 || pp->w < 1 || pp->h > CNN_PREPROC_MAX_DIM || pp->w > CNN_PREPROC_MAX_DIM)
         return cnn_err_set(err, CNN_EINVAL, "preproc: input size %dx%d out of range 1..%d",
                            pp->h, pp->w, CNN_PREPROC_MAX_DIM);
@@ -37,11 +38,21 @@ int cnn_preproc_check(const struct cnn_preproc *pp, struct cnn_err *err)
     if (pp->bgr && pp->c != 3)
         return cnn_err_set(err, CNN_EINVAL, "preproc: BGR channel order needs 3 channels, not %d",
                            pp->c);
-    for (int c = 0; c < pp->c; c++) {
+    for (int c = 0; c < pp->c && c < 3; c++) {
         if (!isfinite(pp->mean[c]) || !isfinite(pp->std[c]) || pp->std[c] == 0.0f)
             return cnn_err_set(err, CNN_EINVAL, "preproc: mean/std of channel %d invalid", c);
     }
     return 0;
+}
+
+int cnn_preproc_check_image(const struct cnn_preproc *pp, struct cnn_err *err)
+{
+    int rc = cnn_preproc_check(pp, err);
+    if (rc == 0 && pp->c != 1 && pp->c != 3)
+        rc = cnn_err_set(err, CNN_EINVAL,
+                         "preproc: the model takes %d channels, images have 1 or 3 (feed tensors)",
+                         pp->c);
+    return rc;
 }
 
 struct cnn_model *cnn_model_create(const struct cnn_preproc *pp, struct cnn_err *err)

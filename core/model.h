@@ -29,21 +29,26 @@ enum cnn_resize { CNN_RESIZE_STRETCH = 0, /* bilinear to (h, w) directly */
                   CNN_RESIZE_SHORTER_CROP = 1 /* shorter side to resize_short, center crop (h, w) */ };
 
 struct cnn_preproc {
-    int c, h, w;            /* input tensor per image: 1 (gray) or 3 (RGB) channels */
+    int c, h, w;            /* input tensor per image; images: 1 (gray) or 3 (RGB) channels */
     enum cnn_resize resize;
     int resize_short;       /* CNN_RESIZE_SHORTER_CROP: shorter side before the crop */
     int invert;             /* 1: x = 1 - x before normalizing (white-on-black datasets) */
-    float mean[3], std[3];  /* x = (x - mean[c]) / std[c], c the OUTPUT channel */
+    float mean[3], std[3];  /* x = (x - mean[c]) / std[c], c the OUTPUT channel (c < 3) */
     int bgr;                /* 1: channels in B,G,R order (mean[0] is blue's); needs c == 3 */
 };
 
 #define CNN_PREPROC_MAX_DIM 16384 /* input h, w and resize_short */
+#define CNN_PREPROC_MAX_C 4096    /* input channels of a model fed tensors */
 
-/* The one check of a preprocessing (model, dataset, image): 1 or 3 channels, h and w in
+/* The one check of a model's preprocessing: 1..CNN_PREPROC_MAX_C channels, h and w in
  * 1..CNN_PREPROC_MAX_DIM, a known resize mode whose crop fits (resize_short >= h and w),
- * finite mean and non-zero finite std for each used channel, bgr 0 or 1 (1 only with c ==
- * 3).  0 or CNN_EINVAL. */
+ * finite mean and non-zero finite std for each used channel (the first min(c, 3)), bgr 0 or 1
+ * (1 only with c == 3).  0 or CNN_EINVAL. */
 int cnn_preproc_check(const struct cnn_preproc *pp, struct cnn_err *err);
+
+/* cnn_preproc_check() plus the image rule (decoding, datasets, /v1 classify): 1 or 3
+ * channels.  0 or CNN_EINVAL. */
+int cnn_preproc_check_image(const struct cnn_preproc *pp, struct cnn_err *err);
 
 /* Description of one layer for cnn_model_add().  Fill kind, name, inputs and the params
  * member of that kind; input shape fields (c, h, w) inside params are filled by add. */

@@ -260,10 +260,9 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp,
                                k + 1);
         d[k] = dim->dim_value;
     }
-    if (d[0] != 1 && d[0] != 3)
-        return cnn_err_set(err, CNN_EFORMAT,
-                           "onnx: unsupported input channels %lld (images have 1 or 3)",
-                           (long long)d[0]);
+    if (d[0] < 1 || d[0] > CNN_PREPROC_MAX_C)
+        return cnn_err_set(err, CNN_EFORMAT, "onnx: input channels %lld out of range 1..%d",
+                           (long long)d[0], CNN_PREPROC_MAX_C);
     if (d[1] < 1 || d[2] < 1 || d[1] > CNN_PREPROC_MAX_DIM || d[2] > CNN_PREPROC_MAX_DIM)
         return cnn_err_set(err, CNN_EFORMAT, "onnx: input size %lldx%lld out of range 1..%d",
                            (long long)d[1], (long long)d[2], CNN_PREPROC_MAX_DIM);

@@ -64,7 +64,7 @@ static int parse_channels(const char *opt, const char *s, int c, float *v)
     int rc = TOOL_OK;
     if (n != 1 && n != c)
         rc = tool_usage("convert", "%s: %d values for %d channel%s", opt, n, c, c == 1 ? "" : "s");
-    for (int i = 0; rc == TOOL_OK && i < c; i++) {
+    for (int i = 0; rc == TOOL_OK && i < c && i < 3; i++) { /* images: mean/std of 3 at most */
         double d;
         if (opts_double("convert", opt, items[n == 1 ? 0 : i], -1e6, 1e6, &d))
             rc = TOOL_USAGE;

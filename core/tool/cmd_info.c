@@ -20,8 +20,8 @@ static const char USAGE[] =
 
 static void print_preproc(const struct cnn_preproc *pp)
 {
-    const char *order = pp->bgr ? "BGR" : "RGB";
-    printf("input: %dx%dx%d (%s)\n", pp->c, pp->h, pp->w, pp->c == 1 ? "gray" : order);
+    const char *order = pp->c == 1 ? "gray" : pp->c != 3 ? "tensor" : pp->bgr ? "BGR" : "RGB";
+    printf("input: %dx%dx%d (%s)\n", pp->c, pp->h, pp->w, order);
     if (pp->resize == CNN_RESIZE_SHORTER_CROP)
         printf("preprocessing: shorter side to %d, center crop %dx%d", pp->resize_short, pp->h,
                pp->w);

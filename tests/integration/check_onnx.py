@@ -7,12 +7,15 @@ NAME/config.ini giving labels and [preprocessing] mean/std in 0..255 units (scal
 /v1 classify answer of an RGB PNG equals the forward pass of that preprocessing with those
 labels, onnxnet's the neutral one (pixels / 255), and the /v2 metadata reports both.
 onnxbgr has onnxpp's mean/std with channel_order = bgr: its answer is the forward pass of the
-B,G,R planes (mean[0] applied to blue), differs from onnxpp's, and /v2 says "bgr"."""
+B,G,R planes (mean[0] applied to blue), differs from onnxpp's, and /v2 says "bgr".
+onnxc8 takes 8 input channels: /v2 FP32 inference equals its forward pass, /v1 classify of
+a PNG answers 400 saying images have 1 or 3 channels."""
 import json
 import struct
 import zlib
 
 from itlib import check, client, done
+from cnnd_client import CnndError  # on the path once itlib is imported
 import onnx_net
 
 
@@ -37,7 +40,32 @@ def main():
           "v2 infer FP32 [2,3,8,8] on the ONNX model equals the Python forward (max err %.2g)"
           % err, json.dumps(r)[:300])
     check_config_preprocessing(c)
+    check_eight_channels(c)
     done()
+
+
+def check_eight_channels(c):
+    n = 8 * onnx_net.H * onnx_net.W
+    x = [((k * 11) % 23) / 23.0 - 0.5 for k in range(n)]
+    r = c.infer_tensor("onnxc8", x, shape=[1, 8, 8, 8])
+    out = (r.get("outputs") or [{}])[0]
+    got = out.get("data") or []
+    want = onnx_net.forward([x], 8)[0]
+    err = max((abs(a - b) for a, b in zip(got, want)), default=1.0)
+    check(out.get("shape") == [1, 5] and len(got) == 5 and err <= 1e-5,
+          "v2 infer FP32 [1,8,8,8] on an 8-channel ONNX model equals the Python forward "
+          "(max err %.2g)" % err, json.dumps(r)[:300])
+    W, H = onnx_net.W, onnx_net.H
+    png = png_rgb(W, H, bytes((x * 37 + y * 11) % 256 for y in range(H) for x in range(W)
+                              for _ in range(3)))
+    try:
+        r = c.classify("onnxc8", [png])
+        status, msg = 200, json.dumps(r)[:200]
+    except CnndError as e:
+        status, msg = e.status, e.message or ""
+    check(status == 400 and "1 or 3" in msg,
+          "/v1 classify of a PNG on the 8-channel model answers 400 with the reason",
+          "%s %s" % (status, msg))
 
 
 def png_rgb(w, h, pixels):

@@ -2,8 +2,9 @@
 """A small ONNX classifier written byte by byte with a minimal protobuf encoder (no
 third-party modules), and its forward pass in plain Python as the reference:
 x (N,3,8,8) -> Conv 4x3x3x3 pad 1 + bias -> Relu -> GlobalAveragePool -> Flatten ->
-Gemm (transB, 5 outputs) -> Softmax.  `onnx_net.py write OUT.onnx` writes the model;
-`forward(batch)` computes the expected probabilities."""
+Gemm (transB, 5 outputs) -> Softmax.  `onnx_net.py write OUT.onnx [C]` writes the model
+(C input channels, 3 unless given: a tensor-fed model may take any C); `forward(batch, c)`
+computes the expected probabilities."""
 import math
 import struct
 import sys
@@ -11,7 +12,7 @@ import sys
 C, H, W, OC, NC = 3, 8, 8, 4, 5
 
 
-def weights():
+def weights(C=C):
     """Deterministic weights in [-1, 1): conv w, conv b, fc w (NC, OC), fc b."""
     s = 12345
     vals = []
@@ -75,8 +76,8 @@ def value_info(name, dims):
     return ld(1, name) + ld(2, ld(1, vi(1, 1) + ld(2, dim)))
 
 
-def model_bytes():
-    cw, cb, fw, fb = weights()
+def model_bytes(C=C):
+    cw, cb, fw, fb = weights(C)
     nodes = [
         node("Conv", "conv", ["x", "cw", "cb"], ["c"], [attr_ints("pads", [1, 1, 1, 1])]),
         node("Relu", "relu", ["c"], ["r"]),
@@ -94,9 +95,9 @@ def model_bytes():
     return vi(1, 8) + ld(2, "onnx_net.py") + ld(7, graph) + ld(8, opset)
 
 
-def forward(batch):
+def forward(batch, C=C):
     """batch: list of flat (C*H*W) lists -> list of NC probabilities each."""
-    cw, cb, fw, fb = weights()
+    cw, cb, fw, fb = weights(C)
     out = []
     for x in batch:
         feats = []
@@ -122,8 +123,8 @@ def forward(batch):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "write":
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "write":
         with open(sys.argv[2], "wb") as f:
-            f.write(model_bytes())
+            f.write(model_bytes(int(sys.argv[3]) if len(sys.argv) == 4 else C))
     else:
-        sys.exit("usage: onnx_net.py write OUT.onnx")
+        sys.exit("usage: onnx_net.py write OUT.onnx [C]")

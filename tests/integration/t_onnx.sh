@@ -9,6 +9,13 @@ itest_init onnx
 mkdir -p "$T/repo/onnxnet/1" "$T/repo/onnxnet/2"
 "$PY" "$ITEST_DIR/onnx_net.py" write "$T/repo/onnxnet/1/model.onnx" || fail "onnx_net.py write"
 head -c 300 "$T/repo/onnxnet/1/model.onnx" >"$T/repo/onnxnet/2/model.onnx"
+# the same net with 8 input channels: served for tensors (/v2), not for images (/v1 classify)
+mkdir -p "$T/repo/onnxc8/1"
+"$PY" "$ITEST_DIR/onnx_net.py" write "$T/repo/onnxc8/1/model.onnx" 8 || fail "onnx_net.py write 8"
+out=$("$CNN" convert "$T/repo/onnxc8/1/model.onnx" "$T/c8.cnn" --mean 0.5 --std 2 2>&1)
+check [ $? = 0 ] -- "cnn convert of an 8-channel model.onnx writes a model.cnn: $out"
+out=$("$CNN" info "$T/c8.cnn" 2>&1)
+check grep -q 'input: 8x8x8 (tensor)' <<<"$out" -- "cnn info reads the 8-channel model.cnn back: $out"
 
 out=$("$CNN" info "$T/repo/onnxnet/1/model.onnx" 2>&1)
 check grep -q 'classes: 5' <<<"$out" -- "cnn info model.onnx: 5 classes"

@@ -2,6 +2,7 @@
  * and a file record that fits; the one activation check and the one preprocessing check
  * (used by the model, the dataset and the image pipeline) apply the same rule everywhere. */
 #include "dataset.h"
+#include "dataset_internal.h"
 #include "image.h"
 #include "layer_kind.h"
 #include "model.h"
@@ -66,7 +67,7 @@ START_TEST(test_one_preprocessing_rule)
     struct cnn_preproc bad[6];
     for (int i = 0; i < 6; i++)
         bad[i] = ok;
-    bad[0].c = 2;
+    bad[0].c = CNN_PREPROC_MAX_C + 1;
     bad[1].w = CNN_PREPROC_MAX_DIM + 1; /* the dataset used to allow up to 65535 */
     bad[2].std[0] = 0;
     bad[3].resize = (enum cnn_resize)9;
@@ -88,6 +89,19 @@ START_TEST(test_one_preprocessing_rule)
     float out[4 * 6];
     ck_assert_int_eq(cnn_image_to_tensor(&img, &bad[4], out, &err), CNN_EINVAL);
     ck_assert_int_eq(cnn_image_to_tensor(&img, &crop, out, &err), 0);
+    /* a model fed tensors may take 0 < C <= CNN_PREPROC_MAX_C; images only 1 or 3 */
+    struct cnn_preproc c8 = ok;
+    c8.c = 8;
+    c8.std[1] = c8.std[2] = 1.0f; /* the first min(C, 3) are checked */
+    ck_assert_msg(cnn_preproc_check(&c8, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cnn_preproc_check_image(&c8, &err), CNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "1 or 3"));
+    ck_assert_int_eq(cnn_image_to_tensor(&img, &c8, out, &err), CNN_EINVAL);
+    ck_assert_ptr_null(cnn_dataset_alloc(&c8, 1, "c8", &err));
+    ck_assert_int_eq(err.code, CNN_EINVAL);
+    c8.c = 0;
+    ck_assert_int_eq(cnn_preproc_check(&c8, &err), CNN_EINVAL);
+    ck_assert_int_eq(cnn_preproc_check_image(&ok, &err), 0);
     struct cnn_model *m = cnn_model_create(&crop, &err);
     ck_assert_ptr_nonnull(m);
     cnn_model_destroy(m);

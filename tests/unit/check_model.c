@@ -114,7 +114,9 @@ END_TEST
 START_TEST(test_bad_preprocessing_rejected)
 {
     struct cnn_err err = {0};
-    struct cnn_preproc pp = {.c = 2, .h = 8, .w = 8, .std = {1, 1, 1}};
+    struct cnn_preproc pp = {.c = 0, .h = 8, .w = 8, .std = {1, 1, 1}};
+    ck_assert_ptr_null(cnn_model_create(&pp, &err));
+    pp.c = CNN_PREPROC_MAX_C + 1; /* any C in between is a model fed tensors */
     ck_assert_ptr_null(cnn_model_create(&pp, &err));
     pp.c = 3;
     pp.std[1] = 0;

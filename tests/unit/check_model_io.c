@@ -280,6 +280,29 @@ START_TEST(test_bgr_is_header_flag_bit0_and_round_trips)
 }
 END_TEST
 
+/* A model fed tensors may take any C in 1..CNN_PREPROC_MAX_C: an 8-channel file round-trips
+ * (the stored c is 8) and a c over the limit is refused. */
+START_TEST(test_eight_channel_model_round_trips)
+{
+    char dir[64];
+    make_tmpdir(dir, sizeof dir);
+    size_t n = 0;
+    struct cnn_preproc pp = {.c = 8, .h = 2, .w = 3, .std = {1, 1, 1}};
+    unsigned char *b = save_small(dir, "c8.cnn", &pp, &n);
+    struct cnn_err err = {0};
+    struct cnn_model *a = NULL;
+    ck_assert_msg(cnn_model_load_mem(b, n, &a, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cnn_model_preproc(a)->c, 8);
+    cnn_model_destroy(a);
+    b[128] = 0x01, b[129] = 0x10; /* c = 4097 */
+    ck_assert_int_eq(cnn_model_load_mem(b, n, &a, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "channels") != NULL, "%s", err.msg);
+    ck_assert_ptr_null(a);
+    free(b);
+    rm_tree(dir);
+}
+END_TEST
+
 START_TEST(test_unlabelled_model_without_meta_round_trips)
 {
     char dir[64], path[96];
@@ -460,6 +483,7 @@ Suite *model_io_suite(void)
     tcase_add_test(tc, test_saving_compiled_model_keeps_unfolded_weights_and_outputs);
     tcase_add_test(tc, test_unlabelled_model_without_meta_round_trips);
     tcase_add_test(tc, test_bgr_is_header_flag_bit0_and_round_trips);
+    tcase_add_test(tc, test_eight_channel_model_round_trips);
     tcase_add_test(tc, test_save_replaces_existing_file);
     suite_add_tcase(s, tc);
 

@@ -258,7 +258,7 @@ PATCH(p_meta_len) { (void)n, put32(b, META, get32(b, META) + 1); }
 PATCH(p_meta_huge) { (void)n, put32(b, META, 0xfffffff0u); }
 PATCH(p_meta_nul) { (void)n, b[META + 6] = 0; }
 PATCH(p_meta_unterminated) { (void)n, b[META + sec_len(b, SEC_META) - 1] = 'x'; }
-PATCH(p_preproc) { (void)n, put32(b, 128, 2); }
+PATCH(p_preproc) { (void)n, put32(b, 128, CNN_PREPROC_MAX_C + 1); }
 PATCH(p_preproc_resize) { (void)n, put32(b, 128 + 12, 7); }
 PATCH(p_preproc_std) { (void)n, putf(b, 128 + 36 + 4, 0.0f); }
 // clang-format on
