@@ -235,9 +235,10 @@ static int is_initializer(const Onnx__GraphProto *g, const char *name)
     return 0;
 }
 
-/* The preprocessing of the image input: its shape (N or dynamic, C, H, W); neutral
+/* The preprocessing of the image input: its shape (N or dynamic, C, H, W), or (N, K) taken
+ * as (N, K, 1, 1) -- the importer's rank-2 values, as after Flatten (*rank 4 or 2); neutral
  * normalisation (pixels in [0,1], mean 0, std 1, stretched to H x W). */
-static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp,
+static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp, int *rank,
                          struct cnn_err *err)
 {
     const Onnx__TypeProto *tp = vi->type;
@@ -247,11 +248,13 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp,
     if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
         return cnn_err_set(err, CNN_EFORMAT,
                            "onnx: unsupported input: element type %d (needs float)", tt->elem_type);
-    if (!tt->shape || tt->shape->n_dim != 4)
-        return cnn_err_set(err, CNN_EFORMAT, "onnx: unsupported input rank %zu (needs N,C,H,W)",
+    if (!tt->shape || (tt->shape->n_dim != 4 && tt->shape->n_dim != 2))
+        return cnn_err_set(err, CNN_EFORMAT,
+                           "onnx: unsupported input rank %zu (needs N,C,H,W or N,K)",
                            tt->shape ? tt->shape->n_dim : 0);
-    int64_t d[3];
-    for (int k = 0; k < 3; k++) {
+    *rank = (int)tt->shape->n_dim;
+    int64_t d[3] = {1, 1, 1};
+    for (int k = 0; k + 1 < *rank; k++) {
         const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[k + 1];
         if (dim->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
             return cnn_err_set(err, CNN_EFORMAT,
@@ -276,7 +279,7 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp,
 }
 
 /* Defines the initializers, the image input (layer 0) and the fed inputs. */
-static int define_inputs(struct onnx_ctx *c, const Onnx__GraphProto *g,
+static int define_inputs(struct onnx_ctx *c, const Onnx__GraphProto *g, int rank,
                          const struct cnn_onnx_feed *feeds, int n_feeds)
 {
     int rc;
@@ -293,7 +296,7 @@ static int define_inputs(struct onnx_ctx *c, const Onnx__GraphProto *g,
         if (!name || is_initializer(g, name))
             continue;
         if (seen == 0) {
-            rc = onnx_value_add(c, name, 0, 4, NULL);
+            rc = onnx_value_add(c, name, 0, rank, NULL);
         } else if (seen <= n_feeds) {
             Onnx__TensorProto *tp =
                 onnx__tensor_proto__unpack(NULL, feeds[seen - 1].size, feeds[seen - 1].data);
@@ -412,7 +415,9 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     if (!image)
         return cnn_err_set(err, CNN_EFORMAT, "onnx: graph has no input besides initializers");
     struct cnn_preproc pp;
-    if ((rc = input_preproc(image, &pp, err)) != 0 || (rc = onnx_meta_preproc(mp, &pp, err)) != 0)
+    int rank = 4;
+    if ((rc = input_preproc(image, &pp, &rank, err)) != 0 ||
+        (rc = onnx_meta_preproc(mp, &pp, err)) != 0)
         return rc;
     const Onnx__TensorShapeProto__Dimension *n0 = image->type->tensor_type->shape->dim[0];
     if (n0->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && n0->dim_value > 0)
@@ -420,7 +425,7 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     c.m = cnn_model_create(&pp, err);
     if (!c.m)
         return err ? err->code : CNN_EINVAL;
-    if ((rc = define_inputs(&c, g, feeds, n_feeds)) == 0 && (rc = run_nodes(&c, g)) == 0 &&
+    if ((rc = define_inputs(&c, g, rank, feeds, n_feeds)) == 0 && (rc = run_nodes(&c, g)) == 0 &&
         (rc = check_output(&c, g)) == 0 && (rc = fill_weights(&c)) == 0)
         rc = onnx_meta_apply(mp, c.m, err);
     onnx_values_free(&c);

@@ -17,7 +17,7 @@
 static const char USAGE[] =
     "usage: cnn onnx-test [--quiet] DIR...\n"
     "Runs ONNX backend tests: each DIR is a test folder (model.onnx, test_data_set_*/) or a\n"
-    "folder of them.  Input 0 is the image batch (N,C,H,W); further inputs are bound as\n"
+    "folder of them.  Input 0 is the batch (N,C,H,W) or (N,K); further inputs are bound as\n"
     "constants.  Output 0 is compared with rtol 1e-3, atol 1e-4.  Prints one line per test\n"
     "(--quiet: only failures), the skip reasons with counts, and the totals.\n"
     "example: cnn onnx-test /usr/share/libonnx-testdata/data/node\n";
@@ -156,6 +156,16 @@ static int read_set(const char *dir, struct data_set *ds, char *why, size_t n)
     return 0;
 }
 
+/* input_0's dims are the model's: (N, C, H, W), or (N, K) for a model taking (N, K, 1, 1). */
+static int same_input_shape(const int64_t *dims, int nd, const struct cnn_preproc *pp)
+{
+    if (nd < 2 || dims[0] < 1 || dims[0] > 1024 || dims[1] != pp->c)
+        return 0;
+    if (nd == 2)
+        return pp->h == 1 && pp->w == 1;
+    return nd == 4 && dims[2] == pp->h && dims[3] == pp->w;
+}
+
 /* Runs one data set against the model bytes; *max_err gets the largest |got - want|. */
 static enum verdict run_set(const void *model, size_t model_size, const struct data_set *ds,
                             double *max_err, char *why, size_t n)
@@ -185,8 +195,7 @@ static enum verdict run_set(const void *model, size_t model_size, const struct d
         cnn_onnx_tensor_read(ds->out, ds->out_size, &want, &nw, wd, &nwd, &err)) {
         snprintf(why, n, "unsupported: test data: %s", err.msg);
         v = V_SKIP;
-    } else if (nd != 4 || dims[0] < 1 || dims[0] > 1024 || dims[1] != pp->c || dims[2] != pp->h ||
-               dims[3] != pp->w) {
+    } else if (!same_input_shape(dims, nd, pp)) {
         snprintf(why, n, "unsupported: input_0 shape does not match the model's (N,C,H,W)");
         v = V_SKIP;
     } else if (!(s = cnn_session_create(m, (int)dims[0], &err)) ||

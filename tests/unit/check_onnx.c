@@ -156,6 +156,58 @@ START_TEST(test_gemm_alpha_beta_transposed_matches_naive)
 }
 END_TEST
 
+/* A rank-2 input (N, K) is the model input (K, 1, 1) and a rank-2 value, as after Flatten:
+ * Gemm (transB) -> Relu -> Softmax over axis 1 equals naive loops; a Conv on it is refused
+ * as unsupported (a 2-D conv needs N,C,H,W). */
+START_TEST(test_rank2_input_gemm_softmax_matches_naive)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[2] = {-1, 6}, bd[2] = {4, 6};
+    float bm[24], x[3 * 6], got[12], want[12];
+    tox_fill(bm, 24, 11);
+    tox_fill(x, 18, 12);
+    memcpy(g->in_dims, in, sizeof in);
+    g->in_rank = 2;
+    g->inits[g->n_inits++] = tox_tensor_f("Bm", 2, bd, bm);
+    Onnx__NodeProto *n = tox_node(g, "Gemm", "fc", "x", "Bm", NULL, "y");
+    tox_attr_i(n, "transB", 1);
+    tox_node(g, "Relu", "relu", "y", NULL, NULL, "r");
+    tox_node(g, "Softmax", "prob", "r", NULL, NULL, "p");
+    g->output = "p";
+    struct cnn_model *m = tox_load(g);
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    ck_assert_int_eq(pp->c, 6);
+    ck_assert_int_eq(pp->h * pp->w, 1);
+    tox_run(m, x, 3, got);
+    for (int i = 0; i < 3; i++) {
+        double e[4], sum = 0;
+        for (int o = 0; o < 4; o++) {
+            double acc = 0;
+            for (int k = 0; k < 6; k++)
+                acc += x[i * 6 + k] * bm[o * 6 + k];
+            e[o] = exp(acc > 0 ? acc : 0);
+            sum += e[o];
+        }
+        for (int o = 0; o < 4; o++)
+            want[i * 4 + o] = (float)(e[o] / sum);
+    }
+    tox_assert_close(got, want, 12, 1e-5f);
+    cnn_model_destroy(m);
+
+    g->n_nodes = 0;
+    int64_t wd[4] = {2, 6, 1, 1};
+    g->inits[g->n_inits++] = tox_tensor_f("Wc", 4, wd, bm);
+    tox_node(g, "Conv", "conv", "x", "Wc", NULL, "p");
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "unsupported: input of rank 2") != NULL, "%s", err.msg);
+    free(buf);
+    tox_arena_free();
+}
+END_TEST
+
 /* ---- every mapped op in one net, against the native build ---- */
 
 static Onnx__TensorProto *init_f(struct tox_graph *g, const char *name, int nd, const int64_t *dims,
@@ -616,6 +668,7 @@ Suite *onnx_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_conv_net_matches_native_build);
     tcase_add_test(tc, test_gemm_alpha_beta_transposed_matches_naive);
+    tcase_add_test(tc, test_rank2_input_gemm_softmax_matches_naive);
     tcase_add_test(tc, test_op_chain_matches_native_build);
     tcase_add_test(tc, test_opset_differences_clip_and_softmax);
     tcase_add_test(tc, test_imported_model_saves_natively_names_cleaned);
