@@ -235,11 +235,32 @@ static int is_initializer(const Onnx__GraphProto *g, const char *name)
     return 0;
 }
 
+/* A rank-3 input (N, C, L) is the rank-4 value (N, C, L, 1) only when every node acts on each
+ * element alone (its other inputs scalars, as the ops check): then no axis is ever read and
+ * the layout cannot matter.  Any other graph keeps the rank-3 skip. */
+static int elementwise_only(const Onnx__GraphProto *g, struct cnn_err *err)
+{
+    static const char *const ops[] = {"Relu",        "LeakyRelu", "Sigmoid", "Tanh",    "Clip",
+                                      "HardSigmoid", "HardSwish", "Dropout", "Identity"};
+    for (size_t k = 0; k < g->n_node; k++) {
+        const char *op = g->node[k]->op_type ? g->node[k]->op_type : "";
+        size_t i = 0;
+        while (i < sizeof ops / sizeof ops[0] && strcmp(ops[i], op) != 0)
+            i++;
+        if (i == sizeof ops / sizeof ops[0])
+            return cnn_err_set(err, CNN_EFORMAT,
+                               "onnx: unsupported input rank 3 (needs N,C,H,W or N,K; or only "
+                               "elementwise ops)");
+    }
+    return 0;
+}
+
 /* The preprocessing of the image input: its shape (N or dynamic, C, H, W), or (N, K) taken
- * as (N, K, 1, 1) -- the importer's rank-2 values, as after Flatten (*rank 4 or 2); neutral
- * normalisation (pixels in [0,1], mean 0, std 1, stretched to H x W). */
-static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp, int *rank,
-                         struct cnn_err *err)
+ * as (N, K, 1, 1) -- the importer's rank-2 values, as after Flatten -- or (N, C, L) taken as
+ * (N, C, L, 1) (*rank 4, 2 or 3; see elementwise_only); neutral normalisation (pixels in
+ * [0,1], mean 0, std 1, stretched to H x W). */
+static int input_preproc(const Onnx__ValueInfoProto *vi, const Onnx__GraphProto *g,
+                         struct cnn_preproc *pp, int *rank, struct cnn_err *err)
 {
     const Onnx__TypeProto *tp = vi->type;
     if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
@@ -248,11 +269,13 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, struct cnn_preproc *pp,
     if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
         return cnn_err_set(err, CNN_EFORMAT,
                            "onnx: unsupported input: element type %d (needs float)", tt->elem_type);
-    if (!tt->shape || (tt->shape->n_dim != 4 && tt->shape->n_dim != 2))
+    if (!tt->shape || tt->shape->n_dim < 2 || tt->shape->n_dim > 4)
         return cnn_err_set(err, CNN_EFORMAT,
                            "onnx: unsupported input rank %zu (needs N,C,H,W or N,K)",
                            tt->shape ? tt->shape->n_dim : 0);
     *rank = (int)tt->shape->n_dim;
+    if (*rank == 3 && elementwise_only(g, err))
+        return CNN_EFORMAT;
     int64_t d[3] = {1, 1, 1};
     for (int k = 0; k + 1 < *rank; k++) {
         const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[k + 1];
@@ -416,9 +439,10 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
         return cnn_err_set(err, CNN_EFORMAT, "onnx: graph has no input besides initializers");
     struct cnn_preproc pp;
     int rank = 4;
-    if ((rc = input_preproc(image, &pp, &rank, err)) != 0 ||
+    if ((rc = input_preproc(image, g, &pp, &rank, err)) != 0 ||
         (rc = onnx_meta_preproc(mp, &pp, err)) != 0)
         return rc;
+    rank = rank == 3 ? 4 : rank; /* (N, C, L, 1), elementwise ops only */
     const Onnx__TensorShapeProto__Dimension *n0 = image->type->tensor_type->shape->dim[0];
     if (n0->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && n0->dim_value > 0)
         c.batch = n0->dim_value;

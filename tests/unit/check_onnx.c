@@ -208,6 +208,48 @@ START_TEST(test_rank2_input_gemm_softmax_matches_naive)
 }
 END_TEST
 
+/* A rank-3 input (N, C, L) runs as (N, C, L, 1) only through elementwise ops: LeakyRelu ->
+ * Sigmoid equals naive loops; the same input into Add (which broadcasts over axes) keeps the
+ * rank-3 refusal. */
+START_TEST(test_rank3_input_elementwise_only)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[3] = {-1, 4, 5};
+    float x[2 * 20], got[40], want[40];
+    tox_fill(x, 40, 13);
+    memcpy(g->in_dims, in, sizeof in);
+    g->in_rank = 3;
+    Onnx__NodeProto *n = tox_node(g, "LeakyRelu", "lr", "x", NULL, NULL, "y");
+    tox_attr_f(n, "alpha", 0.25f);
+    tox_node(g, "Sigmoid", "sig", "y", NULL, NULL, "p");
+    g->output = "p";
+    struct cnn_model *m = tox_load(g);
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    ck_assert_int_eq(pp->c, 4);
+    ck_assert_int_eq(pp->h, 5);
+    ck_assert_int_eq(pp->w, 1);
+    tox_run(m, x, 2, got);
+    for (int i = 0; i < 40; i++) {
+        double v = x[i] > 0 ? x[i] : 0.25 * x[i];
+        want[i] = (float)(1.0 / (1.0 + exp(-v)));
+    }
+    tox_assert_close(got, want, 40, 1e-6f);
+    cnn_model_destroy(m);
+
+    int64_t bd[1] = {5};
+    g->inits[g->n_inits++] = tox_tensor_f("B", 1, bd, x);
+    tox_node(g, "Add", "add", "p", "B", NULL, "q");
+    g->output = "q";
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "unsupported input rank 3") != NULL, "%s", err.msg);
+    free(buf);
+    tox_arena_free();
+}
+END_TEST
+
 /* ---- every mapped op in one net, against the native build ---- */
 
 static Onnx__TensorProto *init_f(struct tox_graph *g, const char *name, int nd, const int64_t *dims,
@@ -669,6 +711,7 @@ Suite *onnx_suite(void)
     tcase_add_test(tc, test_conv_net_matches_native_build);
     tcase_add_test(tc, test_gemm_alpha_beta_transposed_matches_naive);
     tcase_add_test(tc, test_rank2_input_gemm_softmax_matches_naive);
+    tcase_add_test(tc, test_rank3_input_elementwise_only);
     tcase_add_test(tc, test_op_chain_matches_native_build);
     tcase_add_test(tc, test_opset_differences_clip_and_softmax);
     tcase_add_test(tc, test_imported_model_saves_natively_names_cleaned);
