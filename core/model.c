@@ -7,6 +7,7 @@
 #include "model_internal.h"
 #include "tensor.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,11 +39,26 @@ int cnn_preproc_check(const struct cnn_preproc *pp, struct cnn_err *err)
     if (pp->bgr && pp->c != 3)
         return cnn_err_set(err, CNN_EINVAL, "preproc: BGR channel order needs 3 channels, not %d",
                            pp->c);
-    for (int c = 0; c < pp->c && c < 3; c++) {
+    for (int c = 0; c < cnn_preproc_norm_channels(pp); c++) {
         if (!isfinite(pp->mean[c]) || !isfinite(pp->std[c]) || pp->std[c] == 0.0f)
             return cnn_err_set(err, CNN_EINVAL, "preproc: mean/std of channel %d invalid", c);
     }
     return 0;
+}
+
+int cnn_parse_floats(const char *s, float *v, int max)
+{
+    for (int k = 0; k < max; k++) {
+        char *end;
+        errno = 0;
+        v[k] = strtof(s, &end);
+        if (errno || end == s || !isfinite(v[k]) || (*end != '\0' && *end != ','))
+            return -1;
+        if (*end == '\0')
+            return k + 1;
+        s = end + 1;
+    }
+    return -1;
 }
 
 int cnn_preproc_check_image(const struct cnn_preproc *pp, struct cnn_err *err)

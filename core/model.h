@@ -46,6 +46,16 @@ struct cnn_preproc {
  * (1 only with c == 3).  0 or CNN_EINVAL. */
 int cnn_preproc_check(const struct cnn_preproc *pp, struct cnn_err *err);
 
+/* Channels that mean/std apply to: one per channel, the first 3 of a tensor-fed model. */
+static inline int cnn_preproc_norm_channels(const struct cnn_preproc *pp)
+{
+    return pp->c < 3 ? pp->c : 3;
+}
+
+/* 1..max strict comma-separated finite floats ("0.5" or "0.485,0.456,0.406") into v, never
+ * more than max; the count, or -1 (empty item, junk, overflow, non-finite, more than max). */
+int cnn_parse_floats(const char *s, float *v, int max);
+
 /* cnn_preproc_check() plus the image rule (decoding, datasets, /v1 classify): 1 or 3
  * channels.  0 or CNN_EINVAL. */
 int cnn_preproc_check_image(const struct cnn_preproc *pp, struct cnn_err *err);

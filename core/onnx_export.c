@@ -568,9 +568,9 @@ static int ox_props(struct ox *x)
     if (rc == 0 && pp->c == 3) /* gray models have no channel order */
         rc = cnn_onnx_write_prop(&x->w, "cnn.channel_order", pp->bgr ? "bgr" : "rgb");
     if (rc == 0)
-        rc = cnn_onnx_write_prop(&x->w, "cnn.mean", ox_floats(x, pp->mean, pp->c));
+        rc = cnn_onnx_write_prop(&x->w, "cnn.mean", ox_floats(x, pp->mean, cnn_preproc_norm_channels(pp)));
     if (rc == 0)
-        rc = cnn_onnx_write_prop(&x->w, "cnn.std", ox_floats(x, pp->std, pp->c));
+        rc = cnn_onnx_write_prop(&x->w, "cnn.std", ox_floats(x, pp->std, cnn_preproc_norm_channels(pp)));
     if (rc == 0 && m->meta && m->meta[0])
         rc = cnn_onnx_write_prop(&x->w, "cnn.meta", m->meta);
     if (rc || !m->labels)

@@ -4,7 +4,6 @@
  * that .cnn -> .onnx -> .cnn keeps them.  Other keys are ignored. */
 #include "onnx_internal.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +17,6 @@ static const char *prop(const Onnx__ModelProto *mp, const char *key)
             return e->value;
     }
     return NULL;
-}
-
-/* n comma-separated finite floats. */
-static int parse_floats(const char *s, float *v, int n)
-{
-    for (int k = 0; k < n; k++) {
-        char *end;
-        errno = 0;
-        v[k] = strtof(s, &end);
-        if (end == s || errno || !isfinite(v[k]) || *end != (k + 1 < n ? ',' : '\0'))
-            return -1;
-        s = end + 1;
-    }
-    return 0;
 }
 
 int onnx_meta_preproc(const Onnx__ModelProto *mp, struct cnn_preproc *pp, struct cnn_err *err)
@@ -64,12 +49,13 @@ int onnx_meta_preproc(const Onnx__ModelProto *mp, struct cnn_preproc *pp, struct
     static const char *const keys[2] = {"cnn.mean", "cnn.std"};
     for (int k = 0; k < 2; k++) {
         float f[3];
+        const int n = cnn_preproc_norm_channels(pp);
         if ((v = prop(mp, keys[k])) == NULL)
             continue;
-        if (parse_floats(v, f, pp->c))
+        if (cnn_parse_floats(v, f, 3) != n)
             return cnn_err_set(err, CNN_EFORMAT, "onnx: metadata %s: not %d finite numbers",
-                               keys[k], pp->c);
-        memcpy(k ? pp->std : pp->mean, f, (size_t)pp->c * sizeof *f);
+                               keys[k], n);
+        memcpy(k ? pp->std : pp->mean, f, (size_t)n * sizeof *f);
     }
     struct cnn_err why = {0};
     if (cnn_preproc_check(pp, &why))

@@ -29,7 +29,7 @@ static json_t *model_entry(json_t *models, const char *name)
 static json_t *preproc_json(const struct cnn_preproc *pp)
 {
     json_t *mean = json_array(), *std = json_array();
-    for (int c = 0; c < pp->c && c < 3 && mean && std; c++) {
+    for (int c = 0; c < cnn_preproc_norm_channels(pp) && mean && std; c++) {
         json_array_append_new(mean, json_real(pp->mean[c]));
         json_array_append_new(std, json_real(pp->std[c]));
     }

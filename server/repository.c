@@ -258,22 +258,6 @@ static int parse_int(const char *s, long lo, long hi, int *out)
     return 0;
 }
 
-/* 1..3 strict comma-separated finite floats into v; the count, or -1. */
-static int parse_floats(const char *s, float *v)
-{
-    for (int k = 0; k < 3; k++) {
-        char *end;
-        errno = 0;
-        v[k] = strtof(s, &end);
-        if (errno || end == s || !isfinite(v[k]) || (*end != '\0' && *end != ','))
-            return -1;
-        if (*end == '\0')
-            return k + 1;
-        s = end + 1;
-    }
-    return -1;
-}
-
 /* A key of [preprocessing] (see struct repo_preproc). */
 static int on_preproc(struct parse_state *ps, const char *key, const char *value)
 {
@@ -301,7 +285,7 @@ static int on_preproc(struct parse_state *ps, const char *key, const char *value
     } else if (strcmp(key, "mean") == 0 || strcmp(key, "std") == 0) {
         int is_std = key[0] == 's';
         float *v = is_std ? o->std : o->mean;
-        if ((n = parse_floats(value, v)) != 1 && n != 3)
+        if ((n = cnn_parse_floats(value, v, 3)) != 1 && n != 3)
             return fail_key(ps, key, "not 1 or 3 comma-separated numbers");
         for (int k = 0; is_std && k < n; k++)
             if (!(v[k] > 0))
@@ -309,7 +293,7 @@ static int on_preproc(struct parse_state *ps, const char *key, const char *value
         *(is_std ? &o->n_std : &o->n_mean) = n;
         o->set |= is_std ? REPO_PP_STD : REPO_PP_MEAN;
     } else if (strcmp(key, "scale") == 0) {
-        if (parse_floats(value, &o->scale) != 1 || !(o->scale > 0))
+        if (cnn_parse_floats(value, &o->scale, 1) != 1 || !(o->scale > 0))
             return fail_key(ps, key, "not a number > 0");
         o->set |= REPO_PP_SCALE;
     } else if (strcmp(key, "input_size") == 0) {

@@ -28,10 +28,10 @@ static void print_preproc(const struct cnn_preproc *pp)
     else
         printf("preprocessing: bilinear resize to %dx%d", pp->h, pp->w);
     printf(", scale to [0,1]%s, mean", pp->invert ? ", invert (1 - x)" : "");
-    for (int c = 0; c < pp->c && c < 3; c++)
+    for (int c = 0; c < cnn_preproc_norm_channels(pp); c++)
         printf("%s%g", c ? "," : " ", pp->mean[c]);
     printf(", std");
-    for (int c = 0; c < pp->c && c < 3; c++)
+    for (int c = 0; c < cnn_preproc_norm_channels(pp); c++)
         printf("%s%g", c ? "," : " ", pp->std[c]);
     printf("\n");
 }

@@ -560,6 +560,42 @@ END_TEST
 
 /* The cnn.* metadata_props `cnn convert` writes come back as preprocessing, labels and
  * metadata text; malformed ones are refused naming the key. */
+/* A tensor-fed model of 8 channels: mean/std metadata holds its first 3 channels' values;
+ * a longer list is refused, not copied past the 3-entry arrays. */
+START_TEST(test_metadata_mean_of_a_wide_model)
+{
+    static const char *const means[2] = {"0.1,0.2,0.3", "1,2,3,4,5,6,7,8"};
+    for (int k = 0; k < 2; k++) {
+        struct tox_graph *g = tox_alloc(sizeof *g);
+        const int64_t dims[4] = {1, 8, 2, 2};
+        memcpy(g->in_dims, dims, sizeof dims);
+        tox_node(g, "Relu", "r", "x", NULL, NULL, "y");
+        g->output = "y";
+        g->props[0][0] = "cnn.mean";
+        g->props[0][1] = means[k];
+        g->n_props = 1;
+        size_t size;
+        uint8_t *buf = tox_pack(g, &size);
+        struct cnn_err err = {0};
+        struct cnn_model *m = NULL;
+        int rc = cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err);
+        free(buf);
+        if (k == 0) {
+            ck_assert_msg(rc == 0, "%s", err.msg);
+            const struct cnn_preproc *pp = cnn_model_preproc(m);
+            ck_assert_int_eq(pp->c, 8);
+            ck_assert(pp->mean[0] == 0.1f && pp->mean[1] == 0.2f && pp->mean[2] == 0.3f);
+            cnn_model_destroy(m);
+        } else {
+            ck_assert_int_eq(rc, CNN_EFORMAT);
+            ck_assert_ptr_null(m);
+            ck_assert_msg(strstr(err.msg, "cnn.mean") != NULL, "%s", err.msg);
+        }
+        tox_arena_free();
+    }
+}
+END_TEST
+
 START_TEST(test_metadata_props_read_back)
 {
     struct tox_graph *g = tox_conv_net();
@@ -717,6 +753,7 @@ Suite *onnx_suite(void)
     tcase_add_test(tc, test_imported_model_saves_natively_names_cleaned);
     tcase_add_test(tc, test_reshape_batch_entry);
     tcase_add_test(tc, test_metadata_props_read_back);
+    tcase_add_test(tc, test_metadata_mean_of_a_wide_model);
     tcase_add_test(tc, test_shape_ops_that_move_no_data);
     suite_add_tcase(s, tc);
     return s;
