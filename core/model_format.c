@@ -1,12 +1,14 @@
 /* Model file layout helpers shared by reader and writer: the 16 parameter words of a layer
  * record packed and checked by the field table of its kind's row (layer_kind.h), the dims
- * of each weight slot, slot names for messages and a UTF-8 check for names, labels, meta. */
+ * of each weight slot, slot names for messages, the file checksum and a UTF-8 check for names,
+ * labels, meta. */
 #include "model_format.h"
 
 #include "layer_kind.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <zlib.h>
 
 _Static_assert(sizeof(enum cnn_act) == sizeof(int32_t), "act kind is stored as a 32-bit word");
 
@@ -95,6 +97,11 @@ const char *cnn_mf_slot_name(enum cnn_layer_kind kind, int s)
     if (k && k->slot_names && s >= 0 && s < CNN_MAX_WEIGHTS_PER_LAYER && k->slot_names[s])
         return k->slot_names[s];
     return "?";
+}
+
+uint32_t cnn_mf_crc(uint32_t crc, const void *p, size_t n)
+{
+    return (uint32_t)crc32_z(crc, p, n);
 }
 
 int cnn_mf_utf8_valid(const unsigned char *s, size_t n)

@@ -16,7 +16,8 @@
 #endif
 
 #define CNN_MF_MAGIC "CNNMODEL"
-#define CNN_MF_VERSION 1u
+#define CNN_MF_VERSION 2u    /* written; 1 (no checksum) is still read */
+#define CNN_MF_VERSION_V1 1u
 #define CNN_MF_HEADER_SIZE 128u
 #define CNN_MF_PREPROC_SIZE 48u
 #define CNN_MF_LAYER_FIXED 144u /* layer record without its inputs and slots */
@@ -44,7 +45,9 @@ enum {
     MF_H_LABEL_COUNT = 32,
     MF_H_FLAGS = 36,
     MF_H_SECTIONS = 40, /* 5 x (u64 offset, u64 size) */
-    MF_H_RESERVED = 120,
+    MF_H_RESERVED = 120,  /* version 1: u64, 0 */
+    MF_H_CHECKSUM = 120,  /* version 2: u32 CRC-32 of every byte but these 4 */
+    MF_H_RESERVED2 = 124, /* version 2: u32, 0 */
 };
 
 /* Header flags bits; any other bit set is refused (an old reader, which wants flags == 0,
@@ -132,6 +135,10 @@ int cnn_mf_slot_dims(const struct cnn_layer *l, int ndims[CNN_MAX_WEIGHTS_PER_LA
 
 /* Name of weight slot s of a layer kind, for messages ("w", "b", "gamma", ...). */
 const char *cnn_mf_slot_name(enum cnn_layer_kind kind, int s);
+
+/* The version-2 checksum: zlib's CRC-32 continued from crc over p[0..n) (any size).
+ * A file's checksum is cnn_mf_crc over bytes [0, 120) then [124, file_size). */
+uint32_t cnn_mf_crc(uint32_t crc, const void *p, size_t n);
 
 /* 1 when s[0..n) is valid UTF-8 (no overlong forms, surrogates or code points > U+10FFFF). */
 int cnn_mf_utf8_valid(const unsigned char *s, size_t n);

@@ -1,7 +1,8 @@
 /* cnn_model_load / cnn_model_load_mem: read the native model file (docs/model-format.md).
- * Every field is checked before it is used, each failure with its own message; the model
- * is rebuilt through the model.h API (which re-checks shapes), then its weights point into
- * a read-only mapping of the file (or an owned copy for load_mem) and it is compiled. */
+ * The header, then (version 2) the whole file's CRC-32, then every other field is checked
+ * before it is used, each failure with its own message; the model is rebuilt through the
+ * model.h API (which re-checks shapes), then its weights point into a read-only mapping of
+ * the file (or an owned copy for load_mem) and it is compiled. */
 #include "model.h"
 #include "model_format.h"
 #include "onnx.h"
@@ -27,7 +28,8 @@ struct file {
     size_t size;
     uint64_t off[MF_SEC_COUNT], len[MF_SEC_COUNT];
     uint32_t n_layers, n_tensors, n_labels;
-    uint32_t flags; /* header flags, CNN_MF_FLAG_* */
+    uint32_t flags;   /* header flags, CNN_MF_FLAG_* */
+    uint32_t version; /* CNN_MF_VERSION_V1 (no checksum) or CNN_MF_VERSION */
 };
 
 static size_t align16(size_t n)
@@ -55,10 +57,11 @@ static int check_header(struct file *f, struct cnn_err *err)
                            CNN_MF_HEADER_SIZE);
     if (memcmp(b + MF_H_MAGIC, CNN_MF_MAGIC, 8) != 0)
         return cnn_err_set(err, CNN_EFORMAT, "model file: bad magic, not a CNNMODEL file");
-    uint32_t version = mf_get_u32(b + MF_H_VERSION);
-    if (version != CNN_MF_VERSION)
-        return cnn_err_set(err, CNN_EFORMAT, "model file: unsupported format version %u (want %u)",
-                           version, CNN_MF_VERSION);
+    f->version = mf_get_u32(b + MF_H_VERSION);
+    if (f->version != CNN_MF_VERSION && f->version != CNN_MF_VERSION_V1)
+        return cnn_err_set(err, CNN_EFORMAT,
+                           "model file: unsupported format version %u (want %u or %u)", f->version,
+                           CNN_MF_VERSION_V1, CNN_MF_VERSION);
     uint32_t hsize = mf_get_u32(b + MF_H_HEADER_SIZE);
     if (hsize != CNN_MF_HEADER_SIZE)
         return cnn_err_set(err, CNN_EFORMAT, "model file: header size %u (want %u)", hsize,
@@ -72,7 +75,8 @@ static int check_header(struct file *f, struct cnn_err *err)
     if ((f->flags & ~CNN_MF_FLAGS_KNOWN) != 0)
         return cnn_err_set(err, CNN_EFORMAT, "model file: unknown header flags 0x%x",
                            (unsigned)(f->flags & ~CNN_MF_FLAGS_KNOWN));
-    if (mf_get_u64(b + MF_H_RESERVED) != 0)
+    if (f->version == CNN_MF_VERSION_V1 ? mf_get_u64(b + MF_H_RESERVED) != 0
+                                        : mf_get_u32(b + MF_H_RESERVED2) != 0)
         return cnn_err_set(err, CNN_EFORMAT, "model file: header reserved field not 0");
     f->n_layers = mf_get_u32(b + MF_H_LAYER_COUNT);
     f->n_tensors = mf_get_u32(b + MF_H_TENSOR_COUNT);
@@ -132,6 +136,23 @@ static int check_header(struct file *f, struct cnn_err *err)
     if (prev_end != f->size)
         return cnn_err_set(err, CNN_EFORMAT, "model file: %llu stray bytes after the weight data",
                            (unsigned long long)(f->size - prev_end));
+    return 0;
+}
+
+/* Version 2: the header's CRC-32 against every other byte (after check_header, so the size
+ * is the header's).  Version 1 files have no checksum. */
+static int check_crc(const struct file *f, struct cnn_err *err)
+{
+    if (f->version == CNN_MF_VERSION_V1)
+        return 0;
+    uint32_t want = mf_get_u32(f->b + MF_H_CHECKSUM);
+    uint32_t got = cnn_mf_crc(0, f->b, MF_H_CHECKSUM);
+    got = cnn_mf_crc(got, f->b + MF_H_RESERVED2, f->size - MF_H_RESERVED2);
+    if (got != want)
+        return cnn_err_set(err, CNN_EFORMAT,
+                           "model file: checksum mismatch (CRC-32 of the file 0x%08x, the header "
+                           "says 0x%08x): the file is corrupt",
+                           (unsigned)got, (unsigned)want);
     return 0;
 }
 
@@ -487,6 +508,8 @@ static int build(struct file *f, struct cnn_model **out, struct cnn_err *err)
 {
     *out = NULL;
     int rc = check_header(f, err);
+    if (rc == 0)
+        rc = check_crc(f, err);
     if (rc)
         return rc;
     struct cnn_preproc pp;

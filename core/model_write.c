@@ -1,6 +1,6 @@
 /* cnn_model_save: writes the native model file (docs/model-format.md) atomically through
  * the durable-write helper (core/durable.h), so the target path only ever holds a complete
- * file.
+ * file, format version 2: the header's CRC-32 covers every other byte of the file.
  * Saves the original weights (m->params), never the BN-folded copies of a compiled model. */
 #include "model.h"
 #include "durable.h"
@@ -175,6 +175,25 @@ static unsigned char *build_head(const struct cnn_model *m, const struct plan *p
     return b;
 }
 
+/* The version-2 checksum of the file build_head and write_file make: head (its checksum
+ * field skipped), then each tensor and its zero padding, in file order. */
+static uint32_t file_crc(const struct cnn_model *m, const struct plan *pl,
+                         const unsigned char *head)
+{
+    static const float zeros[16];
+    uint32_t crc = cnn_mf_crc(0, head, MF_H_CHECKSUM);
+    crc = cnn_mf_crc(crc, head + MF_H_RESERVED2, (size_t)pl->off[MF_SEC_WEIGHTS] - MF_H_RESERVED2);
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct cnn_layer *l = &m->layers[i];
+        for (int s = 0; s < l->n_weights; s++) {
+            size_t n = l->weight_count[s], pad = align_up(n, 16) - n;
+            crc = cnn_mf_crc(crc, m->params + l->weight_offset[s], n * sizeof(float));
+            crc = cnn_mf_crc(crc, zeros, pad * sizeof(float));
+        }
+    }
+    return crc;
+}
+
 /* Writes the whole file to fd; returns 0 or an errno value. */
 static int write_file(int fd, const struct cnn_model *m, const struct plan *pl,
                       const unsigned char *head)
@@ -216,6 +235,7 @@ int cnn_model_save(const struct cnn_model *m, const char *path, struct cnn_err *
     unsigned char *head = build_head(m, &pl);
     if (!head)
         return cnn_err_set(err, CNN_ENOMEM, "model save: out of memory");
+    mf_put_u32(head + MF_H_CHECKSUM, file_crc(m, &pl, head));
     struct save_ctx c = {m, &pl, head};
     struct cnn_err e = {0};
     rc = cnn_durable_stream(path, 0644, fill, &c, &e);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Model repository updates: 20 versions published (temp folder + rename, SIGHUP) while 16
 # clients classify -> 0 failures, answers match the version they name, RSS stable
-# (check_swap.py); a corrupt version leaves the live one serving and is logged; polling
+# (check_swap.py); a corrupt version, or one with a flipped weight bit (checksum), leaves the
+# live one serving and is logged; polling
 # (poll_interval_s) picks up a version without SIGHUP.
 source "$(dirname "$0")/lib.sh"
 itest_init hotswap
@@ -30,7 +31,28 @@ v=$(live_version)
 check [ "$v" = 21 ] -- "corrupt version 30 published: version 21 still serves (got $v)"
 check grep -qE '(version=30|fashion/30|/30/)' "$T/cnnd.log" -- "the failed load of version 30 is logged"
 expect_status 404 GET /v2/models/fashion/versions/30 -- "the corrupt version is not served"
+
+# A well-formed version whose weight data has one flipped bit (format version 2 checksum):
+# refused at load with "checksum mismatch", version 21 keeps serving.
+mkdir -p "$T/repo/fashion/.tmp-40"
+"$PY" - "$(model_file lenet5 40)" "$T/repo/fashion/.tmp-40/model.cnn" <<'PYEOF'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+assert b[:8] == b"CNNMODEL" and struct.unpack_from("<I", b, 8)[0] == 2, "not a version-2 file"
+off, size = struct.unpack_from("<QQ", b, 104)  # the weight section
+b[off + size // 2] ^= 0x04
+open(sys.argv[2], "wb").write(b)
+PYEOF
+mv "$T/repo/fashion/.tmp-40" "$T/repo/fashion/40"
+kill -HUP "$CNND_PID"
+sleep 1
+v=$(live_version)
+check [ "$v" = 21 ] -- "version 40 with one flipped weight bit published: version 21 still serves (got $v)"
+msg=$(grep -E 'fashion.*40' "$T/cnnd.log" | grep -m1 'checksum mismatch')
+check [ -n "$msg" ] -- "the refused load of version 40 is logged with 'checksum mismatch': $msg"
+expect_status 404 GET /v2/models/fashion/versions/40 -- "the flipped-bit version is not served"
 cnnd_stop
+rm -rf "$T/repo/fashion/40"
 
 # Polling: no signal, the repository is re-read every second.
 rm -rf "$T/repo/fashion/30"

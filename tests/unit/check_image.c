@@ -21,13 +21,7 @@
 
 static uint32_t crc32_of(const unsigned char *p, size_t n)
 {
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
-    }
-    return c ^ 0xffffffffu;
+    return test_crc32(0, p, n);
 }
 
 static uint32_t get_be32(const unsigned char *p)

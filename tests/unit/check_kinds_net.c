@@ -332,6 +332,7 @@ START_TEST(test_kinds_hostile_records_are_refused)
         const size_t rec = record_of(bad, size, cases[i].layer);
         put_le32(bad + rec + (cases[i].word < 0 ? 4 : 80 + 4 * (size_t)cases[i].word),
                  cases[i].value);
+        model_file_reseal(bad, size);
         struct cnn_model *r = NULL;
         const int rc = cnn_model_load_mem(bad, size, &r, &err);
         ck_assert_msg(rc != 0 && r == NULL, "case %zu loaded", i);

@@ -120,8 +120,10 @@ START_TEST(test_layout_matches_documentation)
 {
     const unsigned char *b = g_valid;
     ck_assert_int_eq(memcmp(b, "CNNMODEL", 8), 0);
-    ck_assert_uint_eq(get32(b, 8), 1);
+    ck_assert_uint_eq(get32(b, 8), 2);
     ck_assert_uint_eq(get32(b, 12), 128);
+    ck_assert_uint_eq(get32(b, 120), model_file_crc(b, g_valid_n));
+    ck_assert_uint_eq(get32(b, 124), 0);
     ck_assert_uint_eq(get64(b, 16), g_valid_n);
     ck_assert_uint_eq(get32(b, 24), L_COUNT);
     ck_assert_uint_eq(get32(b, 28), 2 + 4 + 1 + 2 + 2 + 2); /* conv1 bn1 conv2 conv3 fc1 fc2 */
@@ -184,7 +186,7 @@ struct bad_case {
 #define LABEL(i) (b + sec_off(b, SEC_LABELS) + 64 * (i))
 // clang-format off
 PATCH(p_magic) { (void)n, b[3] = 'X'; }
-PATCH(p_version) { (void)n, put32(b, 8, 2); }
+PATCH(p_version) { (void)n, put32(b, 8, 3); }
 PATCH(p_header_size) { (void)n, put32(b, 12, 64); }
 PATCH(p_appended) { memset(b + *n, 0, 64), *n += 64; }
 PATCH(p_layer_count) { (void)n, put32(b, 24, 1000000); }
@@ -265,7 +267,7 @@ PATCH(p_preproc_std) { (void)n, putf(b, 128 + 36 + 4, 0.0f); }
 
 static const struct bad_case bad_cases[] = {
     {"wrong magic", p_magic, CNN_EFORMAT, {"magic"}},
-    {"wrong version", p_version, CNN_EFORMAT, {"version", "2"}},
+    {"wrong version", p_version, CNN_EFORMAT, {"version", "3"}},
     {"header size", p_header_size, CNN_EFORMAT, {"header size", "64"}},
     {"bytes appended", p_appended, CNN_EFORMAT, {"file size"}},
     {"absurd layer count", p_layer_count, CNN_ELIMIT, {"layer count", "1000000"}},
@@ -333,6 +335,7 @@ START_TEST(test_corrupt_file_rejected_with_clear_message)
     ck_assert_ptr_nonnull(b);
     memcpy(b, g_valid, n);
     c->patch(b, &n);
+    model_file_reseal(b, n);
     struct cnn_err err = {0};
     struct cnn_model *m = (struct cnn_model *)&err; /* must be reset to NULL */
     int rc = cnn_model_load_mem(b, n, &m, &err);
@@ -358,6 +361,7 @@ START_TEST(test_corrupt_files_rejected_by_path_too)
         size_t n = g_valid_n;
         memcpy(b, g_valid, n);
         bad_cases[i].patch(b, &n);
+        model_file_reseal(b, n);
         FILE *f = fopen(path, "wb");
         ck_assert_ptr_nonnull(f);
         ck_assert_uint_eq(fwrite(b, 1, n, f), n);
@@ -423,6 +427,7 @@ START_TEST(test_random_byte_flips_never_crash)
             size_t pos = (rng_next() % 4) ? rng_next() % head : rng_next() % g_valid_n;
             b[pos] ^= (unsigned char)(1 + rng_next() % 255);
         }
+        model_file_reseal(b, g_valid_n); /* the structural checks meet the damage */
         struct cnn_err err = {0};
         struct cnn_model *m = NULL;
         int rc = cnn_model_load_mem(b, g_valid_n, &m, &err);
@@ -439,6 +444,78 @@ START_TEST(test_random_byte_flips_never_crash)
     }
     ck_assert_int_eq(accepted + rejected, 2000);
     ck_assert_int_gt(rejected, 1000); /* the checks do catch most structural damage */
+    free(b);
+}
+END_TEST
+
+/* One flipped bit anywhere after the header (layers, labels, meta, weights, padding) is
+ * refused by the checksum, by load_mem and by path. */
+START_TEST(test_any_flipped_bit_is_refused_by_the_checksum)
+{
+    unsigned char *b = malloc(g_valid_n);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, g_valid, g_valid_n);
+    for (size_t pos = 128; pos < g_valid_n; pos++) {
+        b[pos] ^= (unsigned char)(1u << (pos % 8));
+        struct cnn_err err = {0};
+        struct cnn_model *m = NULL;
+        int rc = cnn_model_load_mem(b, g_valid_n, &m, &err);
+        ck_assert_msg(rc == CNN_EFORMAT && strstr(err.msg, "checksum mismatch"),
+                      "byte %zu: rc %d %s", pos, rc, err.msg);
+        ck_assert_ptr_null(m);
+        b[pos] ^= (unsigned char)(1u << (pos % 8));
+    }
+    /* by path (mmap): one bit in the middle of the weight data */
+    size_t mid = sec_off(b, SEC_WEIGHTS) + sec_len(b, SEC_WEIGHTS) / 2;
+    b[mid] ^= 0x10;
+    char dir[64], path[96];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/flipped.cnn", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(b, 1, g_valid_n, f), g_valid_n);
+    fclose(f);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    ck_assert_int_eq(cnn_model_load(path, &m, &err), CNN_EFORMAT);
+    ck_assert_ptr_null(m);
+    printf("model_io_hostile: one flipped bit at byte %zu of %zu: %s\n", mid, g_valid_n, err.msg);
+    ck_assert_ptr_nonnull(strstr(err.msg, "checksum mismatch"));
+    rm_tree(dir);
+    free(b);
+}
+END_TEST
+
+/* A version-1 file (no checksum: version 1, bytes 120..127 zero) still loads, with the same
+ * weights; it cannot detect a flipped low mantissa bit, which is why version 2 exists. */
+START_TEST(test_version1_file_without_checksum_still_loads)
+{
+    unsigned char *b = malloc(g_valid_n);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, g_valid, g_valid_n);
+    put32(b, 8, 1);
+    put64(b, 120, 0);
+    struct cnn_err err = {0};
+    struct cnn_model *m1 = NULL, *m2 = NULL;
+    ck_assert_msg(cnn_model_load_mem(b, g_valid_n, &m1, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(cnn_model_load_mem(g_valid, g_valid_n, &m2, &err), 0);
+    size_t w = weight_at(b, L_FC2, 0, 0);
+    float a, c;
+    memcpy(&a, b + w, 4);
+    ck_assert_float_eq(m1->params[m1->layers[L_FC2].weight_offset[0]], a);
+    ck_assert_float_eq(m2->params[m2->layers[L_FC2].weight_offset[0]], a);
+    cnn_model_destroy(m1);
+    cnn_model_destroy(m2);
+    b[w] ^= 1; /* lowest mantissa bit of fc2 w[0] */
+    memcpy(&c, b + w, 4);
+    ck_assert_int_eq(cnn_model_load_mem(b, g_valid_n, &m1, &err), 0);
+    ck_assert_float_eq(m1->params[m1->layers[L_FC2].weight_offset[0]], c);
+    cnn_model_destroy(m1);
+    /* a version-1 header with a non-zero checksum word is refused (reserved field) */
+    b[w] ^= 1;
+    put32(b, 120, model_file_crc(b, g_valid_n));
+    ck_assert_int_eq(cnn_model_load_mem(b, g_valid_n, &m1, &err), CNN_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "reserved"));
     free(b);
 }
 END_TEST
@@ -480,6 +557,8 @@ Suite *model_io_hostile_suite(void)
     tcase_add_test(tc, test_corrupt_files_rejected_by_path_too);
     tcase_add_test(tc, test_truncated_at_every_offset_is_rejected);
     tcase_add_test(tc, test_random_byte_flips_never_crash);
+    tcase_add_test(tc, test_any_flipped_bit_is_refused_by_the_checksum);
+    tcase_add_test(tc, test_version1_file_without_checksum_still_loads);
     tcase_add_test(tc, test_load_missing_empty_fifo_and_folder_rejected);
     suite_add_tcase(s, tc);
     return s;

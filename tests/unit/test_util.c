@@ -151,3 +151,28 @@ void put_be32(unsigned char *p, uint32_t v)
     p[2] = (unsigned char)(v >> 8);
     p[3] = (unsigned char)v;
 }
+
+uint32_t test_crc32(uint32_t crc, const unsigned char *p, size_t n)
+{
+    uint32_t c = crc ^ 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    }
+    return c ^ 0xffffffffu;
+}
+
+uint32_t model_file_crc(const unsigned char *b, size_t n)
+{
+    return test_crc32(test_crc32(0, b, 120), b + 124, n - 124);
+}
+
+void model_file_reseal(unsigned char *b, size_t n)
+{
+    if (n < 128 || b[8] != 2 || b[9] || b[10] || b[11])
+        return;
+    uint32_t c = model_file_crc(b, n);
+    for (int i = 0; i < 4; i++)
+        b[120 + i] = (unsigned char)(c >> (8 * i));
+}

@@ -42,6 +42,16 @@ void rm_tree(const char *path);
 /* Whole file at path (must exist); *n gets its size.  Owned by the caller (free()). */
 unsigned char *read_all(const char *path, size_t *n);
 
+/* CRC-32 (ISO-HDLC, as PNG and zlib) of p[0..n) continued from crc (0 to start), bit by
+ * bit from the polynomial: the reference the PNG and model-file fixtures are sealed with. */
+uint32_t test_crc32(uint32_t crc, const unsigned char *p, size_t n);
+
+/* The version-2 checksum of a model file b[0..n) (docs/model-format.md: CRC-32 of bytes
+ * [0, 120) and [124, n)), from test_crc32; model_file_reseal stores it at 120 when b is a
+ * version-2 file, so a test's byte patch meets the structural checks, not the checksum. */
+uint32_t model_file_crc(const unsigned char *b, size_t n);
+void model_file_reseal(unsigned char *b, size_t n);
+
 /* Stores v big-endian in p[0..3]. */
 void put_be32(unsigned char *p, uint32_t v);
 
