@@ -89,7 +89,7 @@ static int decode_into(struct request *r, int i, const void *data, size_t len, c
     float *dst = r->inputs + (size_t)i * (size_t)pp->c * (size_t)pp->h * (size_t)pp->w;
     if (cnn_image_load_tensor(data, len, (size_t)r->app->cfg->max_image_pixels, pp, dst, &err) == 0)
         return 0;
-    int status = err.code == CNN_ELIMIT ? 413 : err.code == CNN_ENOMEM ? 503 : 400;
+    int status = err.code == CNN_ENOMEM ? 503 : 400; /* over max_image_pixels too */
     if (field)
         http_reply_error(r, status, "part '%s': %s", field, err.msg);
     else

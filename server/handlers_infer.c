@@ -83,7 +83,7 @@ void handle_infer(struct request *r)
         float *dst = r->inputs + (size_t)i * (size_t)pp->c * (size_t)pp->h * (size_t)pp->w;
         if (cnn_image_load_tensor(q->images[i].data, q->images[i].len,
                                   (size_t)cfg->max_image_pixels, pp, dst, &err) != 0) {
-            int status = err.code == CNN_ELIMIT ? 413 : err.code == CNN_ENOMEM ? 503 : 400;
+            int status = err.code == CNN_ENOMEM ? 503 : 400; /* over max_image_pixels too */
             http_reply_error(r, status, "image %d: %s", i, err.msg);
             return;
         }

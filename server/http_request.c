@@ -17,8 +17,9 @@ int http_status_of(int code)
     case CNN_EINVAL:
     case CNN_EFORMAT:
         return 400;
-    case CNN_ELIMIT:
-        return 413;
+    case CNN_ELIMIT: /* a structural limit (depth, count, shape): 400 naming it; 413 is only
+                      * the listener's body byte limit (and example_max_bytes) */
+        return 400;
     case CNN_ENOENT:
         return 404;
     case CNN_EBUSY:
@@ -117,13 +118,13 @@ int http_alloc_items(struct request *r, int n)
     size_t classes = (size_t)cnn_model_num_classes(r->mv->model);
     size_t n_in, n_out;
     if (n < 1 || n > cfg->max_batch_items) {
-        http_reply_error(r, n < 1 ? 400 : 413, "%d images; a request holds 1..%d", n,
+        http_reply_error(r, 400, "%d images; a request holds 1..%d (max_batch_items)", n,
                          cfg->max_batch_items);
         return -1;
     }
     if (cnn_mul_size(per, (size_t)n, &n_in) || cnn_mul_size(classes, (size_t)n, &n_out) ||
         n_in > (size_t)cfg->max_tensor_elements || n_out > (size_t)cfg->max_tensor_elements) {
-        http_reply_error(r, 413, "%d images exceed max_tensor_elements (%lld)", n,
+        http_reply_error(r, 400, "%d images exceed max_tensor_elements (%lld)", n,
                          cfg->max_tensor_elements);
         return -1;
     }

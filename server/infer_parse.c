@@ -97,11 +97,17 @@ static int parse_fp32(const json_t *in, const long long *dims, int rank, const u
 {
     size_t count = 0;
     int rc = v2_element_count(dims, rank, &count, err);
+    if (rc == CNN_ELIMIT) {
+        char s[160];
+        shape_text(dims, rank, s, sizeof s);
+        return cnn_err_set(err, rc, "input shape [%.100s]: element count overflows, over "
+                           "max_tensor_elements (%zu)", s, lim->max_tensor_elements);
+    }
     if (rc)
         return rc;
     if (count > lim->max_tensor_elements)
-        return cnn_err_set(err, CNN_ELIMIT, "input has %zu elements, the limit is %zu", count,
-                           lim->max_tensor_elements);
+        return cnn_err_set(err, CNN_ELIMIT, "input has %zu elements, over max_tensor_elements (%zu)",
+                           count, lim->max_tensor_elements);
     const long long *chw = dims + (rank == 4);
     if ((rank != 3 && rank != 4) || chw[0] != io->c || chw[1] != io->h || chw[2] != io->w) {
         char s[160];
@@ -115,7 +121,7 @@ static int parse_fp32(const json_t *in, const long long *dims, int rank, const u
     if (n < 1)
         return cnn_err_set(err, CNN_EINVAL, "batch size must be at least 1");
     if (n > lim->max_batch_items)
-        return cnn_err_set(err, CNN_ELIMIT, "batch of %lld exceeds the limit of %d", n,
+        return cnn_err_set(err, CNN_ELIMIT, "batch of %lld exceeds max_batch_items (%d)", n,
                            lim->max_batch_items);
     out->n = (int)n;
     out->batched = rank == 4;
@@ -157,7 +163,7 @@ static int parse_bytes(const long long *dims, int rank, const unsigned char *bin
     if (dims[0] < 1)
         return cnn_err_set(err, CNN_EINVAL, "batch size must be at least 1");
     if (dims[0] > lim->max_batch_items)
-        return cnn_err_set(err, CNN_ELIMIT, "batch of %lld exceeds the limit of %d", dims[0],
+        return cnn_err_set(err, CNN_ELIMIT, "batch of %lld exceeds max_batch_items (%d)", dims[0],
                            lim->max_batch_items);
     int n = (int)dims[0];
     long long tensor[4] = {n, io->c, io->h, io->w};
@@ -167,8 +173,8 @@ static int parse_bytes(const long long *dims, int rank, const unsigned char *bin
         return rc;
     if (count > lim->max_tensor_elements)
         return cnn_err_set(err, CNN_ELIMIT,
-                           "%d images make %zu input elements, the limit is "
-                           "%zu",
+                           "%d images make %zu input elements, over max_tensor_elements "
+                           "(%zu)",
                            n, count, lim->max_tensor_elements);
     if (!has_bin)
         return cnn_err_set(err, CNN_EINVAL,
@@ -319,6 +325,12 @@ int v2_parse_request(const void *body, size_t len, const char *header_len,
                                jlen, len);
     }
     int rc = json_check_limits(body, jlen, lim->max_depth, lim->max_values, err);
+    if (rc && err) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        cnn_err_set(err, rc, "%s (max_json_depth %d, max_json_values %zu)", why, lim->max_depth,
+                    lim->max_values);
+    }
     if (rc)
         return rc;
     json_error_t je;
@@ -345,7 +357,8 @@ int v2_parse_request(const void *body, size_t len, const char *header_len,
         long long odims[2] = {out->n, io->classes};
         rc = v2_element_count(odims, 2, &oc, err);
         if (rc == 0 && oc > lim->max_tensor_elements)
-            rc = cnn_err_set(err, CNN_ELIMIT, "output of %zu elements exceeds the limit", oc);
+            rc = cnn_err_set(err, CNN_ELIMIT, "output of %zu elements exceeds max_tensor_elements (%zu)",
+                             oc, lim->max_tensor_elements);
     }
     if (rc == 0)
         return 0;

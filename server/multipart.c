@@ -201,7 +201,7 @@ int mp_parse(const void *body, size_t len, const char *boundary, struct mp_part 
                                count + 1);
         q += 2;
         if (count == max_parts)
-            return cnn_err_set(err, CNN_ELIMIT, "more than %d multipart parts", max_parts);
+            return cnn_err_set(err, CNN_ELIMIT, "more than %d multipart parts (limit)", max_parts);
         struct mp_part *part = &parts[count];
         memset(part, 0, sizeof *part);
         size_t data;

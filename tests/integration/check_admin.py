@@ -162,6 +162,19 @@ def step_paths(a):
               "bad field -> 400 naming %s: %s" % (field, (j or {}).get("error")))
     st, j, _ = adm.submit("nosuchmodel", {"dataset": {"format": "idx", "path": "fm"}})
     check(st == 404, "fine-tuning an unknown model -> 404 (got %d)" % st)
+    # status by meaning: a structural limit is 400 naming it, 413 only a body over 256 KiB
+    for depth in (2000, 100000):
+        deep = b'{"dataset":' + b"[" * depth + b"]" * depth + b"}"
+        st, j, _ = adm.json("POST", "/admin/v1/models/%s/finetune" % MODEL, deep,
+                            {"Content-Type": "application/json"})
+        err = (j or {}).get("error", "")
+        check(st == 400 and "nested deeper than 8" in err,
+              "a fine-tune body nested %d deep -> 400 naming the depth limit: %s" % (depth, err),
+              "got %d %r" % (st, err))
+    st, j, _ = adm.json("POST", "/admin/v1/models/%s/finetune" % MODEL, b" " * (300 << 10),
+                        {"Content-Type": "application/json"})
+    check(st == 413 and "error" in (j or {}),
+          "a 300 KiB fine-tune body (limit 256 KiB) -> 413 with {\"error\"} (got %d)" % st)
 
 
 # ---- finetune ------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ def req(method, path, headers=(), body=b"", cl=True):
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
 
-def expect(name, data, want, allow=None, retry_after=False, timeout=10.0):
-    """want: the status, or a tuple of acceptable ones."""
+def expect(name, data, want, allow=None, retry_after=False, timeout=10.0, words=()):
+    """want: the status, or a tuple of acceptable ones; words: text the error must hold."""
     wants = want if isinstance(want, tuple) else (want,)
     status, hdrs, body, _ = raw_http(data, timeout=timeout)
     why = None
@@ -33,6 +33,8 @@ def expect(name, data, want, allow=None, retry_after=False, timeout=10.0):
         why = "status %r, expected %s; body %r" % (status, "/".join(map(str, wants)), body[:160])
     elif not is_error_json(body):
         why = "body is not {\"error\": \"...\"}: %r" % body[:160]
+    elif any(w not in json.loads(body)["error"] for w in words):
+        why = "error %r lacks one of %r" % (json.loads(body)["error"], list(words))
     elif allow is not None:
         got = {m.strip() for m in hdrs.get("allow", "").split(",") if m.strip()}
         if not set(allow) <= got:
@@ -112,9 +114,11 @@ def main():
     expect("v2 infer with a negative dimension", v2_json(fp32_input([-1, 1, 28, 28], [0.5] * 784, inp)), 400)
     expect("v2 infer with an unknown output name",
            v2_json(dict(fp32_input([1, 1, 28, 28], [0.5] * 784, inp), outputs=[{"name": "nope"}])), 400)
-    deep = b'{"inputs":' + b"[" * 10000 + b"]" * 10000 + b"}"
-    expect("v2 infer with JSON nested 10000 deep (over max_json_depth)",
-           req("POST", INF, ["Content-Type: application/json"], deep), (400, 413))
+    for depth in (2000, 10000, 60000):  # 60000 deep is 120 KB, under infer_max_body
+        deep = b'{"inputs":' + b"[" * depth + b"]" * depth + b"}"
+        expect("v2 infer with JSON nested %d deep (over max_json_depth 32)" % depth,
+               req("POST", INF, ["Content-Type: application/json"], deep), 400,
+               words=("max_json_depth 32",))
     head = json.dumps({"inputs": [{"name": inp, "shape": [1], "datatype": "BYTES",
                                    "parameters": {"binary_data_size": 1000}}]}).encode()
     expect("v2 binary_data_size beyond the body",
@@ -174,7 +178,7 @@ def main():
     expect("POST on /metrics", req("POST", "/metrics", body=b""), 405, allow=["GET"])
     expect("POST on /v1/models", req("POST", "/v1/models", body=b""), 405, allow=["GET"])
 
-    # 413: limits
+    # 413: only a body over its route's byte limit
     big = SAMPLE + b"\0" * (70000 - len(SAMPLE))
     expect("classify body over classify_max_body (sent)", req("POST", CLS, png, big), 413)
     expect("classify Content-Length over the limit, body never sent",
@@ -182,16 +186,22 @@ def main():
     expect("v2 infer Content-Length over infer_max_body, body never sent",
            req("POST", INF, ["Content-Type: application/json", "Content-Length: 1000000000"],
                b"", cl=False), 413)
+    # 400: a structural limit (pixels, parts, elements, batch, shape), the message naming it
     wide = png_gray(2000, 1000, b"\x80" * 2000 * 1000)  # 2 Mpixel > max_image_pixels
     expect("classify an image over max_image_pixels (%d bytes compressed)" % len(wide),
-           req("POST", CLS, png, wide), 413)
+           req("POST", CLS, png, wide), 400, words=("over the limit of 1000000",))
     body, ctype = multipart([("image%d" % i, "f%d.png" % i, "image/png", SAMPLE) for i in range(5)])
     expect("multipart with 5 parts over max_multipart_parts 4",
-           req("POST", CLS, ["Content-Type: " + ctype], body), 413)
+           req("POST", CLS, ["Content-Type: " + ctype], body), 400, words=("more than 4",))
     expect("v2 infer with a tensor of 2^62 elements",
-           v2_json(fp32_input([2 ** 31, 2 ** 31, 1, 1], [0.5], inp)), (400, 413))
-    expect("v2 infer with a shape product overflowing 64 bits",
-           v2_json(fp32_input([2 ** 40, 2 ** 40, 2 ** 40, 1], [0.5], inp)), (400, 413))
+           v2_json(fp32_input([2 ** 31, 2 ** 31, 1, 1], [0.5], inp)), 400,
+           words=("max_tensor_elements",))
+    for shape in ([2 ** 40, 2 ** 40, 2 ** 40, 1], [2 ** 32, 2 ** 32], [2 ** 62, 4]):
+        expect("v2 infer with shape %r, its product overflowing 64 bits" % shape,
+               v2_json(fp32_input(shape, [0.5], inp)), 400,
+               words=("overflows", "max_tensor_elements"))
+    expect("v2 infer with a batch of 65 over max_batch_items 64",
+           v2_json(fp32_input([65, 1, 28, 28], [0.5], inp)), 400, words=("max_batch_items (64)",))
 
     # 415: content types
     expect("classify with text/plain", req("POST", CLS, ["Content-Type: text/plain"], SAMPLE), 415)

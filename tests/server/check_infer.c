@@ -3,6 +3,7 @@
  * classification strings, the classify answer and the JSON writer.  Expected values come
  * from naive code written here. */
 #include "infer.h"
+#include "http.h"
 #include "jsonw.h"
 #include "predict.h"
 #include "server_test_models.h"
@@ -174,6 +175,50 @@ START_TEST(test_v2_bad_requests_are_refused_with_the_right_code)
     puts_(&j, "}");
     struct v2_request r;
     ck_assert_int_eq(parse(j.p, NULL, &r, NULL), CNN_ELIMIT);
+    free(deep);
+    free(j.p);
+}
+END_TEST
+
+/* Structural limits (depth, overflowing shapes, element and batch counts) are CNN_ELIMIT,
+ * which the HTTP layer answers 400 (not 413: that is only a body over its byte limit), with
+ * a message naming the limit. */
+START_TEST(test_v2_structural_limits_are_400_naming_the_limit)
+{
+    ck_assert_int_eq(http_status_of(CNN_ELIMIT), 400);
+    ck_assert_int_eq(http_status_of(CNN_EINVAL), 400);
+    static const struct {
+        const char *shape;
+        const char *words[2];
+    } cases[] = {
+        {"[4294967296,4294967296]", {"overflows", "max_tensor_elements (1000)"}}, /* 2^64 */
+        {"[4611686018427387904,4]", {"overflows", "max_tensor_elements (1000)"}}, /* 2^64 */
+        {"[2000,2,3,2]", {"24000 elements", "max_tensor_elements (1000)"}},
+        {"[9,2,3,2]", {"batch of 9", "max_batch_items (8)"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":%s,"
+                 "\"data\":[]}]}",
+                 cases[i].shape);
+        struct v2_request r;
+        struct cnn_err err = {0};
+        ck_assert_int_eq(parse(json, NULL, &r, &err), CNN_ELIMIT);
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(strstr(err.msg, cases[i].words[k]), "%s: '%s' lacks '%s'",
+                          cases[i].shape, err.msg, cases[i].words[k]);
+    }
+    char *deep = nested(2000); /* far past max_json_depth 32 */
+    struct buf j = {0};
+    puts_(&j, "{\"inputs\":");
+    puts_(&j, deep);
+    puts_(&j, "}");
+    struct v2_request r;
+    struct cnn_err err = {0};
+    ck_assert_int_eq(parse(j.p, NULL, &r, &err), CNN_ELIMIT);
+    ck_assert_msg(strstr(err.msg, "deeper than 32") && strstr(err.msg, "max_json_depth 32"), "%s",
+                  err.msg);
     free(deep);
     free(j.p);
 }
@@ -581,6 +626,7 @@ Suite *infer_suite(void)
     tcase_add_test(tc, test_v2_unbatched_shape_and_output_parameters);
     tcase_add_test(tc, test_v2_bad_requests_are_refused_with_the_right_code);
     tcase_add_test(tc, test_v2_element_count_overflow_checks);
+    tcase_add_test(tc, test_v2_structural_limits_are_400_naming_the_limit);
     tcase_add_test(tc, test_v2_binary_fp32_input);
     tcase_add_test(tc, test_v2_bytes_images_in_binary);
     tcase_add_test(tc, test_topk_matches_naive_selection_with_ties_and_nan);
