@@ -54,6 +54,7 @@ struct request {
     int suspended; /* between http_submit and the resumed access-handler call */
     int incoming;  /* counted in app->incoming (an inference route, not submitted yet) */
     int auth_refused; /* the listener's auth hook refused it (logged as auth=refused) */
+    int close;        /* refused for its framing: the reply closes the connection */
 
     char *body; /* owned, body_len bytes (+ a NUL) */
     size_t body_len, body_cap;

@@ -75,7 +75,7 @@ static enum MHD_Result queue_reply(struct request *r)
         snprintf(num, sizeof num, "%zu", r->infer_header_len);
         MHD_add_response_header(resp, "Inference-Header-Content-Length", num);
     }
-    if (r->body_discarded || r->status == 401 ||
+    if (r->body_discarded || r->close || r->status == 401 ||
         atomic_load_explicit(&r->app->draining, memory_order_relaxed))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
@@ -87,7 +87,10 @@ static enum MHD_Result queue_reply(struct request *r)
 
 struct framing {
     int content_length, transfer_encoding, chunked, host;
+    int bad_name; /* a field name that is empty or holds SP/HTAB (" Host", "Host :") */
+    int folded;   /* a field that libmicrohttpd rebuilt from an obs-fold continuation line */
     const char *cl_value;
+    uintptr_t raw_lo, raw_hi; /* the request's header bytes as received; 0, 0 = unknown */
 };
 
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -95,6 +98,14 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
 {
     struct framing *f = cls;
     (void)kind;
+    if (!key[0] || strpbrk(key, " \t"))
+        f->bad_name++;
+    /* libmicrohttpd 0.9.75 parses the header in place, except a line followed by an
+     * obs-fold line (" continued"): that field name is rebuilt elsewhere in the connection's
+     * pool (with the continuation glued to the name).  A name outside the raw header bytes
+     * is such a fold. */
+    if (f->raw_hi && ((uintptr_t)key < f->raw_lo || (uintptr_t)key >= f->raw_hi))
+        f->folded++;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         f->content_length++;
         f->cl_value = value;
@@ -125,10 +136,28 @@ static void log_path(const char *url, char *out, size_t cap)
     out[n] = '\0';
 }
 
-/* Host and message framing (RFC 9112 3.2, 6.1, 6.3): 0 when acceptable, else replies. */
-static int check_framing(struct request *r, const char *version, struct framing *f)
+/* Field syntax, Host and message framing (RFC 9112 5.1, 5.2, 3.2, 6.1, 6.3): 0 when
+ * acceptable, else replies and marks the connection to be closed (its framing is in doubt).
+ * method: libmicrohttpd's method string, the first of the request's header bytes. */
+static int check_framing(struct request *r, const char *method, const char *version,
+                         struct framing *f)
 {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (ci && ci->header_size) {
+        f->raw_lo = (uintptr_t)method;
+        f->raw_hi = f->raw_lo + ci->header_size;
+    }
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, f);
+    r->close = 1;
+    if (f->bad_name) {
+        http_reply_error(r, 400, "a header field name is empty or has whitespace before its colon");
+        return -1;
+    }
+    if (f->folded) {
+        http_reply_error(r, 400, "a header field is folded over lines (obs-fold)");
+        return -1;
+    }
     if (f->host > 1 || (f->host == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)) {
         http_reply_error(r, 400, "an HTTP/1.1 request needs exactly one Host header");
         return -1;
@@ -147,6 +176,7 @@ static int check_framing(struct request *r, const char *version, struct framing 
         http_reply_error(r, 400, "Content-Length is not a decimal number");
         return -1;
     }
+    r->close = 0;
     return 0;
 }
 
@@ -201,7 +231,7 @@ static enum MHD_Result begin(struct listener *l, struct MHD_Connection *conn, co
         return queue_reply(r);
     }
     struct framing f = {0};
-    if (check_framing(r, version, &f) != 0 || route_request(r, url) != 0)
+    if (check_framing(r, method, version, &f) != 0 || route_request(r, url) != 0)
         return queue_reply(r);
     const struct route *route = r->route;
     if (route->inference && atomic_load(&l->app->draining)) {
@@ -227,8 +257,12 @@ static enum MHD_Result begin(struct listener *l, struct MHD_Connection *conn, co
 
 /* ---- body, handler, reply ------------------------------------------------------------- */
 
-/* Body bytes: buffered up to the route's limit; past it (chunked bodies) dropped and, when
- * the drop exceeds the limit again, the connection is closed. */
+/* A chunked body past its limit is read and dropped so the client gets its 413 (libmicrohttpd
+ * cannot answer before the body ends); past this many more bytes the connection is reset. */
+#define DISCARD_MAX_BYTES (1LL << 30)
+
+/* Body bytes: buffered up to the route's limit; past it (chunked bodies) dropped, answered
+ * 413 at the end, and past DISCARD_MAX_BYTES more the connection is closed at once. */
 static enum MHD_Result take_body(struct request *r, const char *data, size_t n)
 {
     if (r->body_discarded || (long long)(r->body_len + n) > r->body_max) {
@@ -236,7 +270,7 @@ static enum MHD_Result take_body(struct request *r, const char *data, size_t n)
         free(r->body);
         r->body = NULL;
         r->body_len = r->body_cap = 0;
-        return r->body_discarded > 2 * r->body_max + 65536 ? MHD_NO : MHD_YES;
+        return r->body_discarded > r->body_max + DISCARD_MAX_BYTES ? MHD_NO : MHD_YES;
     }
     if (r->body_len + n > r->body_cap) {
         size_t cap = r->body_cap    ? r->body_cap * 2

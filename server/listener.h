@@ -5,12 +5,14 @@
  *
  * DESIGN: every callback here runs on one of the listener's MHD pool threads.  A request
  * is made on the first access-handler call (headers read), and before any body byte is
- * buffered: the auth hook (401 + WWW-Authenticate), Host (exactly one in HTTP/1.1, else
- * 400), framing (Transfer-Encoding with Content-Length, two Content-Lengths or a bad one ->
- * 400, a Transfer-Encoding other than chunked -> 501), route (404 / 405 + Allow), {v} and
- * {id} segments (400 / 404), draining (503 on inference routes), Content-Length against the
- * route's body limit (413).  The body is then buffered (chunked bodies are cut at the
- * limit -> 413) and on the final call the route's handler runs: it replies at once, or
+ * buffered: the auth hook (401 + WWW-Authenticate), field syntax (whitespace in a name or
+ * before its colon, obs-fold -> 400), Host (exactly one in HTTP/1.1, else 400), framing
+ * (Transfer-Encoding with Content-Length, two Content-Lengths or a bad one -> 400, a
+ * Transfer-Encoding other than chunked -> 501; every one of these closes the connection),
+ * route (404 / 405 + Allow), {v} and {id} segments (400 / 404), draining (503 on inference
+ * routes), Content-Length against the route's body limit (413).  The body is then buffered
+ * (a chunked body past the limit is read and dropped -> 413, connection closed) and on the
+ * final call the route's handler runs: it replies at once, or
  * fills batch items and calls http_submit (http.c), which suspends the connection *before*
  * batcher_submit; the last item's done callback resumes it, and the access handler then
  * builds and queues the reply.  The completion callback writes the access-log line (path
