@@ -116,28 +116,29 @@ void cnn_dataset_destroy(struct cnn_dataset *d)
 
 /* ---- opening by path -------------------------------------------------------------- */
 
-static int exists_file(const char *path)
+static int exists_file(const struct cnn_fsroot *root, const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return cnn_fsroot_stat(root, path, &st, NULL) == 0 && S_ISREG(st.st_mode);
 }
 
 /* buf = dir/<split>-<kind>-ubyte[.gz], whichever exists (plain first); 0 when neither. */
-static int find_idx(const char *dir, const char *split, const char *kind, char *buf, size_t n)
+static int find_idx(const struct cnn_fsroot *root, const char *dir, const char *split,
+                    const char *kind, char *buf, size_t n)
 {
     static const char *const ext[2] = {"", ".gz"};
     for (int i = 0; i < 2; i++) {
         int len = snprintf(buf, n, "%s/%s-%s-ubyte%s", dir, split, kind, ext[i]);
-        if (len > 0 && (size_t)len < n && exists_file(buf))
+        if (len > 0 && (size_t)len < n && exists_file(root, buf))
             return 1;
     }
     return 0;
 }
 
 /* 1 when dir holds a regular file named like "*-images-idx3-ubyte*" (an IDX folder). */
-static int has_idx_files(const char *dir)
+static int has_idx_files(const struct cnn_fsroot *root, const char *dir)
 {
-    DIR *dp = opendir(dir);
+    DIR *dp = cnn_fsroot_opendir(root, dir, NULL);
     if (!dp)
         return 0;
     struct dirent *e;
@@ -147,27 +148,29 @@ static int has_idx_files(const char *dir)
         if (!strstr(e->d_name, "-images-idx3-ubyte") && !strstr(e->d_name, "-images-idx4-ubyte"))
             continue;
         int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        found = len > 0 && (size_t)len < sizeof path && exists_file(path);
+        found = len > 0 && (size_t)len < sizeof path && exists_file(root, path);
     }
     closedir(dp);
     return found;
 }
 
-static int open_idx_dir(const char *dir, const char *split, const struct cnn_preproc *pp,
-                        struct cnn_dataset **out, struct cnn_err *err)
+static int open_idx_dir(const struct cnn_fsroot *root, const char *dir, const char *split,
+                        const struct cnn_preproc *pp, struct cnn_dataset **out,
+                        struct cnn_err *err)
 {
     char img[4096], lab[4096];
-    if (!find_idx(dir, split, "images-idx3", img, sizeof img) &&
-        !find_idx(dir, split, "images-idx4", img, sizeof img))
+    if (!find_idx(root, dir, split, "images-idx3", img, sizeof img) &&
+        !find_idx(root, dir, split, "images-idx4", img, sizeof img))
         return cnn_err_set(err, CNN_ENOENT, "dataset: no %s-images-idx3-ubyte[.gz] in %.100s",
                            split, dir);
-    if (!find_idx(dir, split, "labels-idx1", lab, sizeof lab))
+    if (!find_idx(root, dir, split, "labels-idx1", lab, sizeof lab))
         return cnn_err_set(err, CNN_ENOENT, "dataset: no %s-labels-idx1-ubyte[.gz] in %.100s",
                            split, dir);
-    return cnn_dataset_load_idx(img, lab, pp, out, err);
+    return cnn_dataset_load_idx_at(root, img, lab, pp, out, err);
 }
 
-static int open_idx_file(const char *path, const struct cnn_preproc *pp, struct cnn_dataset **out,
+static int open_idx_file(const struct cnn_fsroot *root, const char *path,
+                         const struct cnn_preproc *pp, struct cnn_dataset **out,
                          struct cnn_err *err)
 {
     const char *base = strrchr(path, '/');
@@ -184,13 +187,21 @@ static int open_idx_file(const char *path, const struct cnn_preproc *pp, struct 
         return cnn_err_set(err, CNN_ENOMEM, "dataset: out of memory");
     memcpy(lab, path, len + 1);
     memcpy(lab + (at - path), "labels-idx1", 11);
-    int rc = cnn_dataset_load_idx(path, lab, pp, out, err);
+    int rc = cnn_dataset_load_idx_at(root, path, lab, pp, out, err);
     free(lab);
     return rc;
 }
 
 int cnn_dataset_open(const char *path, enum cnn_dataset_format fmt, const char *split,
                      const struct cnn_preproc *pp, struct cnn_dataset **out, struct cnn_err *err)
+{
+    return cnn_dataset_open_at(NULL, path, fmt, split, pp, out, err);
+}
+
+int cnn_dataset_open_at(const struct cnn_fsroot *root, const char *path,
+                        enum cnn_dataset_format fmt, const char *split,
+                        const struct cnn_preproc *pp, struct cnn_dataset **out,
+                        struct cnn_err *err)
 {
     if (!out)
         return cnn_err_set(err, CNN_EINVAL, "dataset: no output pointer");
@@ -200,7 +211,11 @@ int cnn_dataset_open(const char *path, enum cnn_dataset_format fmt, const char *
     if (!split || !split[0])
         split = "train";
     struct stat st;
-    if (stat(path, &st) != 0)
+    struct cnn_err e = {0};
+    int rc = cnn_fsroot_stat(root, path, &st, &e);
+    if (rc == CNN_EINVAL)
+        return cnn_err_set(err, rc, "dataset: %s", e.msg);
+    if (rc)
         return cnn_err_set(err, CNN_ENOENT, "dataset: %.120s: no such file or folder", path);
     int is_dir = S_ISDIR(st.st_mode);
     if (!is_dir && !S_ISREG(st.st_mode))
@@ -211,15 +226,15 @@ int cnn_dataset_open(const char *path, enum cnn_dataset_format fmt, const char *
                                "dataset: %.120s: a folder dataset must be a "
                                "folder",
                                path);
-        return cnn_dataset_load_folder(path, pp, CNN_IMAGE_DEFAULT_MAX_PIXELS, out, err);
+        return cnn_dataset_load_folder_at(root, path, pp, CNN_IMAGE_DEFAULT_MAX_PIXELS, out, err);
     }
     if (!is_dir)
-        return open_idx_file(path, pp, out, err);
+        return open_idx_file(root, path, pp, out, err);
     if (fmt == CNN_DATASET_IDX)
-        return open_idx_dir(path, split, pp, out, err);
-    if (has_idx_files(path)) /* also when the split is missing: say so */
-        return open_idx_dir(path, split, pp, out, err);
-    return cnn_dataset_load_folder(path, pp, CNN_IMAGE_DEFAULT_MAX_PIXELS, out, err);
+        return open_idx_dir(root, path, split, pp, out, err);
+    if (has_idx_files(root, path)) /* also when the split is missing: say so */
+        return open_idx_dir(root, path, split, pp, out, err);
+    return cnn_dataset_load_folder_at(root, path, pp, CNN_IMAGE_DEFAULT_MAX_PIXELS, out, err);
 }
 
 /* ---- read access ------------------------------------------------------------------ */

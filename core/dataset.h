@@ -54,6 +54,16 @@ int cnn_dataset_load_folder(const char *root, const struct cnn_preproc *pp, size
 int cnn_dataset_open(const char *path, enum cnn_dataset_format fmt, const char *split,
                      const struct cnn_preproc *pp, struct cnn_dataset **out, struct cnn_err *err);
 
+struct cnn_fsroot;
+/* cnn_dataset_open of path relative to the folder root (core/fsroot.h): every folder and
+ * file of the dataset is opened under root with no symlink and no way out on any path
+ * (CNN_EINVAL naming the path otherwise), so a tree swapped after a check cannot redirect
+ * a read.  NULL root: the same as cnn_dataset_open. */
+int cnn_dataset_open_at(const struct cnn_fsroot *root, const char *path,
+                        enum cnn_dataset_format fmt, const char *split,
+                        const struct cnn_preproc *pp, struct cnn_dataset **out,
+                        struct cnn_err *err);
+
 void cnn_dataset_destroy(struct cnn_dataset *d);
 
 /* ---- read access (any thread; the dataset is not changed after loading) ---------- */

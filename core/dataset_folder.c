@@ -57,12 +57,13 @@ static int is_image_name(const char *name)
 
 /* Appends the entries of dir (not starting with '.') that are folders (want_dirs) or image
  * files to out, sorted among themselves. */
-static int list_dir(const char *dir, int want_dirs, struct names *out, struct cnn_err *err)
+static int list_dir(const struct cnn_fsroot *root, const char *dir, int want_dirs,
+                    struct names *out, struct cnn_err *err)
 {
-    DIR *dp = opendir(dir);
+    struct cnn_err why = {0};
+    DIR *dp = cnn_fsroot_opendir(root, dir, &why);
     if (!dp)
-        return cnn_err_set(err, errno == ENOENT ? CNN_ENOENT : CNN_EIO, "folder %.100s: %s", dir,
-                           strerror(errno));
+        return cnn_err_set(err, why.code, "folder %s", why.msg);
     struct dirent *e;
     int rc = 0, first = out->n;
     char path[4096];
@@ -78,8 +79,15 @@ static int list_dir(const char *dir, int want_dirs, struct names *out, struct cn
                 cnn_err_set(err, CNN_ELIMIT, "folder: path too long: %.100s/%.40s", dir, e->d_name);
             break;
         }
-        if (stat(path, &st) != 0)
-            continue; /* dangling link: not an entry we can use */
+        rc = cnn_fsroot_stat(root, path, &st, &why);
+        if (rc == CNN_EINVAL) { /* under a root: a symlink is refused, not skipped */
+            cnn_err_set(err, rc, "folder %s", why.msg);
+            break;
+        }
+        if (rc) {
+            rc = 0; /* vanished or a dangling link: not an entry we can use */
+            continue;
+        }
         if (want_dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
             continue;
         if (out->n >= CNN_DATASET_MAX_ITEMS)
@@ -94,11 +102,12 @@ static int list_dir(const char *dir, int want_dirs, struct names *out, struct cn
     return rc;
 }
 
-static int read_file(const char *path, uint8_t **data, size_t *size, struct cnn_err *err)
+static int read_file(const struct cnn_fsroot *root, const char *path, uint8_t **data,
+                     size_t *size, struct cnn_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = cnn_fsroot_open(root, path, O_RDONLY | O_NONBLOCK, err);
     if (fd < 0)
-        return cnn_err_set(err, CNN_EIO, "%s", strerror(errno));
+        return fd;
     struct stat st;
     if (fstat(fd, &st) != 0 || (size_t)st.st_size > CNN_DATASET_MAX_FILE_BYTES) {
         close(fd);
@@ -128,14 +137,14 @@ static int read_file(const char *path, uint8_t **data, size_t *size, struct cnn_
 }
 
 /* Decodes path and stores it as item i; the error names the file. */
-static int load_one(struct cnn_dataset *d, int i, const char *path, const char *shown,
-                    size_t max_pixels, struct cnn_err *err)
+static int load_one(const struct cnn_fsroot *root, struct cnn_dataset *d, int i,
+                    const char *path, const char *shown, size_t max_pixels, struct cnn_err *err)
 {
     uint8_t *data = NULL;
     size_t size = 0;
     struct cnn_err e = {0};
     struct cnn_image img = {0};
-    int rc = read_file(path, &data, &size, &e);
+    int rc = read_file(root, path, &data, &size, &e);
     if (rc == 0)
         rc = cnn_image_decode(data, size, max_pixels, &img, &e);
     free(data);
@@ -150,6 +159,13 @@ static int load_one(struct cnn_dataset *d, int i, const char *path, const char *
 int cnn_dataset_load_folder(const char *root, const struct cnn_preproc *pp, size_t max_pixels,
                             struct cnn_dataset **out, struct cnn_err *err)
 {
+    return cnn_dataset_load_folder_at(NULL, root, pp, max_pixels, out, err);
+}
+
+int cnn_dataset_load_folder_at(const struct cnn_fsroot *fsroot, const char *root,
+                               const struct cnn_preproc *pp, size_t max_pixels,
+                               struct cnn_dataset **out, struct cnn_err *err)
+{
     if (!out)
         return cnn_err_set(err, CNN_EINVAL, "dataset: no output pointer");
     *out = NULL;
@@ -159,7 +175,7 @@ int cnn_dataset_load_folder(const char *root, const struct cnn_preproc *pp, size
     int *label = NULL, cap = 0, rc;
     struct cnn_dataset *d = NULL;
     char path[4096];
-    rc = list_dir(root, 1, &classes, err);
+    rc = list_dir(fsroot, root, 1, &classes, err);
     if (rc)
         goto out;
     if (classes.n == 0) {
@@ -179,7 +195,7 @@ int cnn_dataset_load_folder(const char *root, const struct cnn_preproc *pp, size
         }
         int before = files.n;
         snprintf(path, sizeof path, "%s/%s", root, classes.v[k]);
-        rc = list_dir(path, 0, &files, err);
+        rc = list_dir(fsroot, path, 0, &files, err);
         if (rc)
             goto out;
         if (files.n == before) {
@@ -218,7 +234,7 @@ int cnn_dataset_load_folder(const char *root, const struct cnn_preproc *pp, size
         snprintf(path, sizeof path, "%s/%s/%s", root, cls, files.v[i]);
         char shown[200];
         snprintf(shown, sizeof shown, "%.60s/%.120s", cls, files.v[i]);
-        rc = load_one(d, i, path, shown, max_pixels, err);
+        rc = load_one(fsroot, d, i, path, shown, max_pixels, err);
         if (rc)
             goto out;
         d->labels[i] = label[i];

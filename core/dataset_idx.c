@@ -73,14 +73,15 @@ static const char *type_name(int t)
 }
 
 /* Opens path and reads its header; want_dims: 1 (labels) or 3 (images; 4 allowed). */
-static int idx_open(struct idx_file *f, const char *path, int labels, struct cnn_err *err)
+static int idx_open(const struct cnn_fsroot *root, struct idx_file *f, const char *path,
+                    int labels, struct cnn_err *err)
 {
     memset(f, 0, sizeof *f);
     f->name = base_name(path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct cnn_err e = {0};
+    int fd = cnn_fsroot_open(root, path, O_RDONLY | O_NONBLOCK, &e);
     if (fd < 0)
-        return cnn_err_set(err, errno == ENOENT ? CNN_ENOENT : CNN_EIO, "%.80s: %s", f->name,
-                           strerror(errno));
+        return cnn_err_set(err, fd, "%s", e.msg);
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
@@ -191,6 +192,13 @@ int cnn_dataset_load_idx(const char *images_path, const char *labels_path,
                          const struct cnn_preproc *pp, struct cnn_dataset **out,
                          struct cnn_err *err)
 {
+    return cnn_dataset_load_idx_at(NULL, images_path, labels_path, pp, out, err);
+}
+
+int cnn_dataset_load_idx_at(const struct cnn_fsroot *root, const char *images_path,
+                            const char *labels_path, const struct cnn_preproc *pp,
+                            struct cnn_dataset **out, struct cnn_err *err)
+{
     if (!out)
         return cnn_err_set(err, CNN_EINVAL, "dataset: no output pointer");
     *out = NULL;
@@ -200,9 +208,9 @@ int cnn_dataset_load_idx(const char *images_path, const char *labels_path,
     struct cnn_dataset *d = NULL;
     struct cnn_image img = {0};
     memset(&im, 0, sizeof im);
-    int rc = idx_open(&lb, labels_path, 1, err);
+    int rc = idx_open(root, &lb, labels_path, 1, err);
     if (rc == 0)
-        rc = idx_open(&im, images_path, 0, err);
+        rc = idx_open(root, &im, images_path, 0, err);
     if (rc == 0)
         rc = check_images(&im, &lb, &img, err);
     size_t item = (size_t)img.w * (size_t)img.h * (size_t)img.c;

@@ -4,6 +4,7 @@
 #define CNN_DATASET_INTERNAL_H
 
 #include "dataset.h"
+#include "fsroot.h"
 #include "image.h"
 
 struct cnn_dataset {
@@ -27,6 +28,15 @@ struct cnn_dataset *cnn_dataset_alloc(const struct cnn_preproc *pp, int n, const
 /* Resizes/converts img to the item shape and stores it as item i (rounded to 8 bits). */
 int cnn_dataset_store(struct cnn_dataset *d, int i, const struct cnn_image *img,
                       struct cnn_err *err);
+
+/* cnn_dataset_load_idx / _load_folder with every path opened through cnn_fsroot_open under
+ * root (NULL: as given). */
+int cnn_dataset_load_idx_at(const struct cnn_fsroot *root, const char *images_path,
+                            const char *labels_path, const struct cnn_preproc *pp,
+                            struct cnn_dataset **out, struct cnn_err *err);
+int cnn_dataset_load_folder_at(const struct cnn_fsroot *root, const char *dir,
+                               const struct cnn_preproc *pp, size_t max_pixels,
+                               struct cnn_dataset **out, struct cnn_err *err);
 
 /* Counts items per class once labels are set; classes = largest label + 1 when 0. */
 int cnn_dataset_count_classes(struct cnn_dataset *d, int classes, struct cnn_err *err);

@@ -5,6 +5,7 @@
  * registry_publish (succeeded), or the model kept as NAME/.rejected-jobN (rejected).  A cancel
  * stops it at the next step and writes nothing. */
 #include "examples.h"
+#include "fsroot.h"
 #include "jobs_internal.h"
 #include "log.h"
 #include "metrics.h"
@@ -12,10 +13,12 @@
 #include "registry.h"
 #include "train_driver.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct run {
     struct jobs *j;
@@ -119,8 +122,17 @@ static int match_folders(struct run *rn, const char *const *labels, int n, int n
 static int open_dataset(struct run *rn, struct cnn_err *err)
 {
     const struct job_spec *sp = &rn->job->spec;
-    int rc = cnn_dataset_open(rn->job->dataset_real, sp->format, sp->split,
-                              cnn_model_preproc(rn->mv->model), &rn->d, err);
+    const struct cnn_preproc *pp = cnn_model_preproc(rn->mv->model);
+    int rc;
+    if (rn->j->cfg.data_root) { /* every open beneath the root, no symlink (not raceable) */
+        struct cnn_fsroot root = {open(rn->j->cfg.data_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+        if (root.fd < 0)
+            return cnn_err_set(err, CNN_EIO, "the data root cannot be opened");
+        rc = cnn_dataset_open_at(&root, sp->path, sp->format, sp->split, pp, &rn->d, err);
+        close(root.fd);
+    } else {
+        rc = cnn_dataset_open(rn->job->dataset_real, sp->format, sp->split, pp, &rn->d, err);
+    }
     if (rc)
         return rc;
     if (sp->classes && (rc = cnn_dataset_keep_classes(rn->d, sp->classes, sp->n_classes, err)))

@@ -44,6 +44,9 @@ struct jobs_config {
     struct registry *reg;    /* borrowed; must outlive jobs_destroy */
     struct metrics *metrics; /* borrowed; may be NULL */
     const char *version;     /* cnnd version, for the lineage */
+    /* data root (borrowed, outlives the jobs): datasets are opened under it with openat2
+     * (core/fsroot.h); NULL opens the resolved dataset path as it is */
+    const char *data_root;
 };
 
 struct jobs;

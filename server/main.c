@@ -221,7 +221,8 @@ static int start_serving(struct app *app, const struct admin_token *token, int f
                                .threads_per_job = config_threads_per_job(cfg),
                                .reg = app->reg,
                                .metrics = app->metrics,
-                               .version = config_version()};
+                               .version = config_version(),
+                               .data_root = cfg->data_root};
     *jobs = jobs_create(&jcfg, &err);
     *admin = *jobs ? admin_start(app, *jobs, token, &err) : NULL;
     if (!*admin) {

@@ -1,6 +1,8 @@
 /* Data-root path checks and resolution (see safepath.h). */
 #include "safepath.h"
 
+#include "fsroot.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -87,6 +89,29 @@ int safepath_inside(const char *root_real, const char *path)
     return strncmp(path, root_real, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+/* The open a job will make: rel under root_real through openat2 (core/fsroot.h), which
+ * follows no symlink at all, even one that stays inside.  0 or CNN_EINVAL / CNN_ENOENT. */
+static int open_beneath(const char *root_real, const char *rel, size_t len,
+                        struct cnn_err *err)
+{
+    char path[SAFEPATH_MAX + 1];
+    memcpy(path, rel, len); /* len <= SAFEPATH_MAX, no NUL inside (safepath_check) */
+    path[len] = '\0';
+    struct cnn_fsroot root = {open(root_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (root.fd < 0)
+        return cnn_err_set(err, CNN_EIO, "the data root cannot be opened: %s", strerror(errno));
+    struct stat st;
+    struct cnn_err e = {0};
+    int rc = cnn_fsroot_stat(&root, path, &st, &e);
+    close(root.fd);
+    if (rc == CNN_EINVAL)
+        return cnn_err_set(err, rc, "a symlink on the path is refused (none is followed under "
+                                    "the data root)");
+    if (rc)
+        return cnn_err_set(err, rc == CNN_ENOENT ? rc : CNN_EIO, "cannot open: %s", e.msg);
+    return 0;
+}
+
 int safepath_resolve(const char *root, const char *rel, size_t len, char *out, size_t cap,
                      struct cnn_err *err)
 {
@@ -112,6 +137,8 @@ int safepath_resolve(const char *root, const char *rel, size_t len, char *out, s
     }
     if (!safepath_inside(root_real, res))
         return cnn_err_set(err, CNN_EINVAL, "leads outside the data root (through a symlink)");
+    if ((rc = open_beneath(root_real, rel, len, err)) != 0)
+        return rc;
     if (strlen(res) >= cap)
         return cnn_err_set(err, CNN_EINVAL, "resolved path too long");
     strcpy(out, res);
@@ -144,16 +171,12 @@ static int walk_dir(struct walk *w, const char *dir, int depth, struct cnn_err *
         if (k < 0 || (size_t)k >= sizeof child || lstat(child, &st) != 0)
             continue; /* vanished or too long: the loader reports what it cannot read */
         const char *next = child;
-        if (S_ISLNK(st.st_mode)) {
-            if (!realpath(child, res) || !safepath_inside(w->root_real, res)) {
-                rc =
-                    cnn_err_set(err, CNN_EINVAL,
-                                "holds a symlink (%.60s) leading outside the data root", e->d_name);
-                break;
-            }
-            if (stat(res, &st) != 0)
-                continue;
-            next = res;
+        if (S_ISLNK(st.st_mode)) { /* the job's openat2 would refuse it */
+            int out = !realpath(child, res) || !safepath_inside(w->root_real, res);
+            rc = cnn_err_set(err, CNN_EINVAL, "holds a symlink (%.60s)%s", e->d_name,
+                             out ? " leading outside the data root"
+                                 : "; none is followed under the data root");
+            break;
         }
         if (S_ISDIR(st.st_mode) && depth > 1)
             rc = walk_dir(w, next, depth - 1, err);

@@ -1,9 +1,11 @@
 /* Paths a client names under the configured data root (fine-tune datasets, collected
  * examples): a lexical check of the text as sent (absolute, "..", percent-encoding, NUL,
  * control characters, length), then resolution with realpath(3) that must stay inside
- * realpath(root) at a component boundary, and a walk of a dataset folder that refuses
- * symlinks leading outside the root.  Folders the server creates are made and opened one
- * component at a time with O_NOFOLLOW.  Pure functions of the file system; any thread. */
+ * realpath(root) at a component boundary, an openat2 open (core/fsroot.h: beneath the
+ * root, no symlink at all), and a walk of a dataset folder that refuses any symlink.  The
+ * job then opens every file with the same openat2 rule, so a check cannot be raced.  Folders
+ * the server creates are made and opened one component at a time with O_NOFOLLOW.  Pure
+ * functions of the file system; any thread. */
 #ifndef SAFEPATH_H
 #define SAFEPATH_H
 
@@ -28,17 +30,18 @@ int safepath_hex_value(int c);
  * boundary ("/data" holds "/data/x", not "/data2/x"). */
 int safepath_inside(const char *root_real, const char *path);
 
-/* safepath_check, then realpath(root/rel), which must exist and be inside realpath(root).
+/* safepath_check, then realpath(root/rel), which must exist and be inside realpath(root),
+ * then rel opened under the root by cnn_fsroot_open (no symlink on the way, even inside).
  * out (cap bytes, PATH_MAX is enough) gets the resolved absolute path.  CNN_EINVAL for a
- * refused path (including a symlink leading outside), CNN_ENOENT when it does not exist,
- * CNN_EIO when the root itself cannot be resolved. */
+ * refused path (any symlink), CNN_ENOENT when it does not exist, CNN_EIO when the root
+ * itself cannot be resolved. */
 int safepath_resolve(const char *root, const char *rel, size_t len, char *out, size_t cap,
                      struct cnn_err *err);
 
 /* Walks the resolved folder dir down to `depth` levels (1: its entries; 2: also the
- * entries of its sub-folders) and refuses (CNN_EINVAL) any symlink whose target lies
- * outside root_real or does not resolve; at most max_entries entries are looked at
- * (CNN_ELIMIT beyond).  A regular file dir is accepted as is. */
+ * entries of its sub-folders) and refuses (CNN_EINVAL) any symlink, saying when its target
+ * lies outside root_real; at most max_entries entries are looked at (CNN_ELIMIT beyond).
+ * A regular file dir is accepted as is. */
 int safepath_check_tree(const char *root_real, const char *dir, int depth, long max_entries,
                         struct cnn_err *err);
 

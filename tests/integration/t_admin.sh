@@ -32,6 +32,7 @@ mk "$D/three" --per-class 200 --classes 1,8,9 --format folder
 # Outside the root: a valid dataset, reached by a symlink and by a symlinked class folder.
 mk "$T/outside/fm" --per-class 20
 ln -s ../outside "$D/escape"
+ln -s fm "$D/fmlink" # inside the root, but a symlink: openat2 (RESOLVE_NO_SYMLINKS) refuses it
 mkdir -p "$D/symset/Bag"
 ln -s ../../../outside/fm "$D/symset/Trouser"
 

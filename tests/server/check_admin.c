@@ -348,8 +348,14 @@ START_TEST(test_paths_inside_the_root_resolve)
                   err.msg);
     snprintf(want, sizeof want, "%s/sets/fm", root_real);
     ck_assert_str_eq(out, want);
-    /* a symlink that stays inside is followed */
-    ck_assert_int_eq(safepath_resolve(t.root, "inlink/fm/file", 14, out, sizeof out, &err), 0);
+    /* a symlink that stays inside is refused too: the job opens with openat2 and
+     * RESOLVE_NO_SYMLINKS (core/fsroot.h), so it could not be read */
+    out[0] = '\0';
+    ck_assert_int_eq(safepath_resolve(t.root, "inlink/fm/file", 14, out, sizeof out, &err),
+                     CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "symlink"), "%s", err.msg);
+    ck_assert_str_eq(out, "");
+    ck_assert_int_eq(safepath_resolve(t.root, "sets/fm/file", 12, out, sizeof out, &err), 0);
     snprintf(want, sizeof want, "%s/sets/fm/file", root_real);
     ck_assert_str_eq(out, want);
     /* '%' not followed by two hex digits is an ordinary character */
@@ -372,7 +378,7 @@ START_TEST(test_inside_checks_component_boundaries)
 }
 END_TEST
 
-START_TEST(test_tree_walk_refuses_symlinks_leading_out)
+START_TEST(test_tree_walk_refuses_symlinks_leading_out_and_inside)
 {
     struct tree t;
     make_tree(&t);
@@ -390,6 +396,9 @@ START_TEST(test_tree_walk_refuses_symlinks_leading_out)
     ck_assert_int_eq(safepath_check_tree(root_real, dir, 2, 1000, &err), 0);
     snprintf(dir, sizeof dir, "%s/sets", root_real); /* fm and bad: over a limit of 1 */
     ck_assert_int_eq(safepath_check_tree(root_real, dir, 1, 1, &err), CNN_ELIMIT);
+    /* a symlink that stays inside (inlink -> sets) is refused as well */
+    ck_assert_int_eq(safepath_check_tree(root_real, root_real, 1, 1000, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "symlink"), "%s", err.msg);
     free_tree(&t);
 }
 END_TEST
@@ -430,7 +439,7 @@ Suite *safepath_suite(void)
     tcase_add_test(tc, test_path_escape_attempts_are_refused);
     tcase_add_test(tc, test_paths_inside_the_root_resolve);
     tcase_add_test(tc, test_inside_checks_component_boundaries);
-    tcase_add_test(tc, test_tree_walk_refuses_symlinks_leading_out);
+    tcase_add_test(tc, test_tree_walk_refuses_symlinks_leading_out_and_inside);
     tcase_add_test(tc, test_open_dirs_creates_and_never_follows_symlinks);
     suite_add_tcase(s, tc);
     return s;

@@ -690,6 +690,7 @@ START_TEST(test_augment_is_a_seeded_shift_or_flip)
 END_TEST
 
 TCase *train_loop_tcase(void); /* check_train_loop.c */
+TCase *fsroot_tcase(void);     /* check_fsroot.c */
 
 Suite *dataset_suite(void)
 {
@@ -713,5 +714,6 @@ Suite *dataset_suite(void)
     tcase_add_test(order, test_augment_is_a_seeded_shift_or_flip);
     suite_add_tcase(s, order);
     suite_add_tcase(s, train_loop_tcase());
+    suite_add_tcase(s, fsroot_tcase());
     return s;
 }
