@@ -21,10 +21,7 @@ static void put_file(const char *rel, const void *b, size_t n)
 {
     char p[256];
     snprintf(p, sizeof p, "%s/%s", base, rel);
-    FILE *f = fopen(p, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(b, 1, n, f), n);
-    fclose(f);
+    write_all(p, b, n);
 }
 
 static void make_dir(const char *rel)

@@ -39,6 +39,15 @@ static void make_valid_file(void)
     rm_tree(dir);
 }
 
+/* A malloc'd copy of the valid file (g_valid_n bytes), freed by the caller. */
+static unsigned char *valid_copy(void)
+{
+    unsigned char *b = malloc(g_valid_n);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, g_valid, g_valid_n);
+    return b;
+}
+
 static void free_valid_file(void)
 {
     free(g_valid);
@@ -362,10 +371,7 @@ START_TEST(test_corrupt_files_rejected_by_path_too)
         memcpy(b, g_valid, n);
         bad_cases[i].patch(b, &n);
         model_file_reseal(b, n);
-        FILE *f = fopen(path, "wb");
-        ck_assert_ptr_nonnull(f);
-        ck_assert_uint_eq(fwrite(b, 1, n, f), n);
-        fclose(f);
+        write_all(path, b, n);
         struct cnn_err err = {0};
         struct cnn_model *m = NULL;
         int rc = cnn_model_load(path, &m, &err);
@@ -452,9 +458,7 @@ END_TEST
  * refused by the checksum, by load_mem and by path. */
 START_TEST(test_any_flipped_bit_is_refused_by_the_checksum)
 {
-    unsigned char *b = malloc(g_valid_n);
-    ck_assert_ptr_nonnull(b);
-    memcpy(b, g_valid, g_valid_n);
+    unsigned char *b = valid_copy();
     for (size_t pos = 128; pos < g_valid_n; pos++) {
         b[pos] ^= (unsigned char)(1u << (pos % 8));
         struct cnn_err err = {0};
@@ -471,10 +475,7 @@ START_TEST(test_any_flipped_bit_is_refused_by_the_checksum)
     char dir[64], path[96];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/flipped.cnn", dir);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(b, 1, g_valid_n, f), g_valid_n);
-    fclose(f);
+    write_all(path, b, g_valid_n);
     struct cnn_err err = {0};
     struct cnn_model *m = NULL;
     ck_assert_int_eq(cnn_model_load(path, &m, &err), CNN_EFORMAT);
@@ -490,9 +491,7 @@ END_TEST
  * weights; it cannot detect a flipped low mantissa bit, which is why version 2 exists. */
 START_TEST(test_version1_file_without_checksum_still_loads)
 {
-    unsigned char *b = malloc(g_valid_n);
-    ck_assert_ptr_nonnull(b);
-    memcpy(b, g_valid, g_valid_n);
+    unsigned char *b = valid_copy();
     put32(b, 8, 1);
     put64(b, 120, 0);
     struct cnn_err err = {0};

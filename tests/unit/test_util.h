@@ -42,6 +42,9 @@ void rm_tree(const char *path);
 /* Whole file at path (must exist); *n gets its size.  Owned by the caller (free()). */
 unsigned char *read_all(const char *path, size_t *n);
 
+/* Writes b[0..n) to path (created or truncated); asserts it worked. */
+void write_all(const char *path, const void *b, size_t n);
+
 /* CRC-32 (ISO-HDLC, as PNG and zlib) of p[0..n) continued from crc (0 to start), bit by
  * bit from the polynomial: the reference the PNG and model-file fixtures are sealed with. */
 uint32_t test_crc32(uint32_t crc, const unsigned char *p, size_t n);
