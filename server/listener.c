@@ -88,7 +88,8 @@ static enum MHD_Result queue_reply(struct request *r)
 struct framing {
     int content_length, transfer_encoding, chunked, host;
     int bad_name; /* a field name that is empty or holds SP/HTAB (" Host", "Host :") */
-    int folded;   /* a field that libmicrohttpd rebuilt from an obs-fold continuation line */
+    int folded;   /* fields whose name lies outside the raw header bytes (obs-fold) */
+    int in_place; /* fields whose name lies inside them */
     const char *cl_value;
     uintptr_t raw_lo, raw_hi; /* the request's header bytes as received; 0, 0 = unknown */
 };
@@ -106,6 +107,8 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
      * is such a fold. */
     if (f->raw_hi && ((uintptr_t)key < f->raw_lo || (uintptr_t)key >= f->raw_hi))
         f->folded++;
+    else
+        f->in_place++;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         f->content_length++;
         f->cl_value = value;
@@ -154,7 +157,7 @@ static int check_framing(struct request *r, const char *method, const char *vers
         http_reply_error(r, 400, "a header field name is empty or has whitespace before its colon");
         return -1;
     }
-    if (f->folded) {
+    if (f->folded && f->in_place) { /* none in place: a library that parses elsewhere */
         http_reply_error(r, 400, "a header field is folded over lines (obs-fold)");
         return -1;
     }
