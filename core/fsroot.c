@@ -53,8 +53,8 @@ int cnn_fsroot_open_walk(int dirfd, const char *path, int flags, struct cnn_err 
             close(fd);
             return open_error(path, EXDEV, err);
         }
-        int f = last ? flags | O_NOFOLLOW | O_CLOEXEC
-                     : O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+        int f =
+            last ? flags | O_NOFOLLOW | O_CLOEXEC : O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
         int nfd = openat(fd, name, f, 0644);
         int e = errno;
         struct stat st; /* O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR */
@@ -71,8 +71,7 @@ int cnn_fsroot_open_walk(int dirfd, const char *path, int flags, struct cnn_err 
     }
 }
 
-int cnn_fsroot_open(const struct cnn_fsroot *root, const char *path, int flags,
-                    struct cnn_err *err)
+int cnn_fsroot_open(const struct cnn_fsroot *root, const char *path, int flags, struct cnn_err *err)
 {
     if (!path || !path[0])
         return cnn_err_set(err, CNN_EINVAL, "no path");

@@ -1,9 +1,8 @@
-/* Opens confined to a folder: every open of a path under a root folder (a data root, a model
- * folder) goes through here, so no path can leave the root or pass a symlink, even if the
- * tree changes between a check and the open.  Linux openat2(RESOLVE_BENEATH |
- * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS); where the kernel has no openat2 (ENOSYS, or
- * EPERM from a seccomp filter) a walk of the path one component at a time with O_NOFOLLOW,
- * which refuses the same paths.  No state; any thread. */
+/* Opens confined to a root folder (the data root): no path can leave the root or pass a
+ * symlink, even if the tree changes between a check and the open.  Linux openat2(
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS); without openat2 (ENOSYS,
+ * or EPERM from a seccomp filter) a walk one component at a time with O_NOFOLLOW, which
+ * refuses the same paths (and any '..').  No state; any thread. */
 #ifndef CNN_FSROOT_H
 #define CNN_FSROOT_H
 

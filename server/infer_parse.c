@@ -106,8 +106,9 @@ static int parse_fp32(const json_t *in, const long long *dims, int rank, const u
     if (rc)
         return rc;
     if (count > lim->max_tensor_elements)
-        return cnn_err_set(err, CNN_ELIMIT, "input has %zu elements, over max_tensor_elements (%zu)",
-                           count, lim->max_tensor_elements);
+        return cnn_err_set(err, CNN_ELIMIT,
+                           "input has %zu elements, over max_tensor_elements (%zu)", count,
+                           lim->max_tensor_elements);
     const long long *chw = dims + (rank == 4);
     if ((rank != 3 && rank != 4) || chw[0] != io->c || chw[1] != io->h || chw[2] != io->w) {
         char s[160];
@@ -357,8 +358,9 @@ int v2_parse_request(const void *body, size_t len, const char *header_len,
         long long odims[2] = {out->n, io->classes};
         rc = v2_element_count(odims, 2, &oc, err);
         if (rc == 0 && oc > lim->max_tensor_elements)
-            rc = cnn_err_set(err, CNN_ELIMIT, "output of %zu elements exceeds max_tensor_elements (%zu)",
-                             oc, lim->max_tensor_elements);
+            rc = cnn_err_set(err, CNN_ELIMIT,
+                             "output of %zu elements exceeds max_tensor_elements (%zu)", oc,
+                             lim->max_tensor_elements);
     }
     if (rc == 0)
         return 0;

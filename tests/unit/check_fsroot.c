@@ -144,8 +144,8 @@ START_TEST(test_dataset_under_a_root_refuses_a_folder_swapped_for_a_symlink)
     const struct cnn_preproc pp = {.c = 1, .h = 2, .w = 2, .std = {1, 1, 1}};
     struct cnn_dataset *d = NULL;
     struct cnn_err err = {0};
-    ck_assert_msg(cnn_dataset_open_at(&root, "sets/fm", CNN_DATASET_IDX, "train", &pp, &d,
-                                      &err) == 0,
+    ck_assert_msg(cnn_dataset_open_at(&root, "sets/fm", CNN_DATASET_IDX, "train", &pp, &d, &err) ==
+                      0,
                   "%s", err.msg);
     ck_assert_int_eq(cnn_dataset_count(d), 4);
     cnn_dataset_destroy(d);
@@ -160,17 +160,16 @@ START_TEST(test_dataset_under_a_root_refuses_a_folder_swapped_for_a_symlink)
     ck_assert_int_eq(cnn_dataset_count(d), 6); /* by path: the outside dataset */
     cnn_dataset_destroy(d);
     d = NULL;
-    ck_assert_int_eq(
-        cnn_dataset_open_at(&root, "sets/fm", CNN_DATASET_IDX, "train", &pp, &d, &err),
-        CNN_EINVAL);
+    ck_assert_int_eq(cnn_dataset_open_at(&root, "sets/fm", CNN_DATASET_IDX, "train", &pp, &d, &err),
+                     CNN_EINVAL);
     ck_assert_ptr_null(d);
     ck_assert_msg(strstr(err.msg, "symlink"), "%s", err.msg);
     /* a folder dataset whose class folder is a symlink (even inside) is refused too */
     make_dir("root/cls");
     make_dir("root/cls/a");
     make_link("../sets/fm.old", "root/cls/b");
-    ck_assert_int_eq(
-        cnn_dataset_open_at(&root, "cls", CNN_DATASET_FOLDER, NULL, &pp, &d, &err), CNN_EINVAL);
+    ck_assert_int_eq(cnn_dataset_open_at(&root, "cls", CNN_DATASET_FOLDER, NULL, &pp, &d, &err),
+                     CNN_EINVAL);
     ck_assert_msg(strstr(err.msg, "cls/b") && strstr(err.msg, "symlink"), "%s", err.msg);
     close(dirfd);
     rm_tree(base);
