@@ -24,6 +24,7 @@ static const struct subcommand COMMANDS[] = {
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix on a dataset"},
     {"onnx-test", cmd_onnx_test, "run ONNX backend test folders: pass/fail/skip per test"},
     {"convert", cmd_convert, "convert a model between the native format and ONNX"},
+    {"explain", cmd_explain, "saliency heatmap of an image's class as PNG; filter pictures"},
 };
 #define N_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
 
