@@ -186,6 +186,14 @@ model: $(CNN)
 	    --threads 2 --out $(MODEL_OUT)
 	./$(CNN) eval $(MODEL_OUT) --data $(FASHION_DATA) --split t10k
 
+# Saliency sanity (issue 14): mass on the object and occlusion drops over 100 test images.
+SALIENCY    := $(BUILD)/bench_saliency
+$(SALIENCY): bench/saliency.c $(LIBCNN)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -Icore $< $(LIBCNN) -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+.PHONY: bench-saliency
+bench-saliency: $(SALIENCY)
+	OPENBLAS_NUM_THREADS=1 ./$(SALIENCY) models/repository/fashion/1/model.cnn $(FASHION_DATA) 100
+
 clean:
 	rm -rf build build-*
 

@@ -26,13 +26,13 @@ struct cnn_explainer {
 int cnn_explain_method_parse(const char *s, enum cnn_explain_method *out, struct cnn_err *err)
 {
     static const enum cnn_explain_method all[] = {CNN_EXPLAIN_GRAD, CNN_EXPLAIN_SMOOTHGRAD,
-                                                  CNN_EXPLAIN_OCCLUSION};
-    for (int i = 0; s && i < 3; i++)
+                                                  CNN_EXPLAIN_OCCLUSION, CNN_EXPLAIN_GRADINPUT};
+    for (int i = 0; s && i < 4; i++)
         if (strcmp(s, cnn_explain_method_name(all[i])) == 0) {
             *out = all[i];
             return 0;
         }
-    return cnn_err_set(err, CNN_EINVAL, "explain: method must be grad, smoothgrad or occlusion");
+    return cnn_err_set(err, CNN_EINVAL, "explain: method must be grad, smoothgrad, occlusion or gradinput");
 }
 
 const char *cnn_explain_method_name(enum cnn_explain_method m)
@@ -44,6 +44,8 @@ const char *cnn_explain_method_name(enum cnn_explain_method m)
         return "smoothgrad";
     case CNN_EXPLAIN_OCCLUSION:
         return "occlusion";
+    case CNN_EXPLAIN_GRADINPUT:
+        return "gradinput";
     }
     return "?";
 }
@@ -322,6 +324,19 @@ static int occlusion(struct cnn_explainer *e, const float *image, int cls, float
     return rc;
 }
 
+/* map[p] = max(0, sum over c of grad[c][p] * (image[c][p] - black)). */
+static void grad_input(const struct cnn_explainer *e, const float *image, float *map)
+{
+    const size_t hw = (size_t)e->H * e->W;
+    for (size_t p = 0; p < hw; p++) {
+        float v = 0.0f;
+        for (int c = 0; c < e->C; c++)
+            v += e->grad[(size_t)c * hw + p] *
+                 (image[(size_t)c * hw + p] - black_value(&e->m->pp, c));
+        map[p] = v > 0.0f ? v : 0.0f;
+    }
+}
+
 int cnn_explain_map(struct cnn_explainer *e, const float *image, int *cls,
                     const struct cnn_explain_opts *o, float *map, float *probs,
                     struct cnn_err *err)
@@ -344,6 +359,9 @@ int cnn_explain_map(struct cnn_explainer *e, const float *image, int *cls,
         return smoothgrad(e, image, *cls, o, map, err);
     case CNN_EXPLAIN_OCCLUSION:
         return occlusion(e, image, *cls, base, o, map, err);
+    case CNN_EXPLAIN_GRADINPUT:
+        grad_input(e, image, map);
+        return 0;
     }
     return cnn_err_set(err, CNN_EINVAL, "explain: unknown method %d", (int)o->method);
 }

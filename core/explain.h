@@ -14,10 +14,12 @@
 enum cnn_explain_method {
     CNN_EXPLAIN_GRAD = 0,       /* |d score / d input|, max over channels */
     CNN_EXPLAIN_SMOOTHGRAD = 1, /* the same of the gradient averaged over noisy copies */
-    CNN_EXPLAIN_OCCLUSION = 2   /* score lost when a patch around the pixel is covered */
+    CNN_EXPLAIN_OCCLUSION = 2,  /* score lost when a patch around the pixel is covered */
+    CNN_EXPLAIN_GRADINPUT = 3   /* gradient x (input - black): the first-order estimate of
+                                   the score lost when the pixel turns black; > 0 part */
 };
 
-/* Parses "grad", "smoothgrad" or "occlusion"; 0 or CNN_EINVAL. */
+/* Parses "grad", "smoothgrad", "occlusion" or "gradinput"; 0 or CNN_EINVAL. */
 int cnn_explain_method_parse(const char *s, enum cnn_explain_method *out, struct cnn_err *err);
 const char *cnn_explain_method_name(enum cnn_explain_method m);
 

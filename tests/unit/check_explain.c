@@ -165,7 +165,7 @@ static struct cnn_model *linear_model(void)
     return compiled(m);
 }
 
-START_TEST(test_explain_occlusion_of_a_linear_model_is_its_closed_form)
+START_TEST(test_explain_occlusion_and_gradinput_of_a_linear_model_are_its_closed_form)
 {
     struct cnn_err err = {0};
     struct cnn_model *m = linear_model();
@@ -186,6 +186,10 @@ START_TEST(test_explain_occlusion_of_a_linear_model_is_its_closed_form)
         ck_assert_msg(fabsf(map[p] - want) <= 1e-4f * (1.0f + fabsf(want)), "pixel %d: %g vs %g",
                       p, (double)map[p], (double)want);
     }
+    o.method = CNN_EXPLAIN_GRADINPUT; /* exact to first order, and a linear model is first order */
+    float gi[30];
+    ck_assert_int_eq(cnn_explain_map(e, x, &cls, &o, gi, NULL, &err), 0);
+    check_same("gradient x input vs occlusion of one pixel", gi, map, 30, 1e-4f);
     cnn_explainer_destroy(e);
     cnn_model_destroy(m);
 }
@@ -339,7 +343,7 @@ Suite *explain_suite(void)
     tcase_add_test(tc, test_explain_gradient_matches_finite_differences_small_net);
     tcase_add_test(tc, test_explain_gradient_matches_finite_differences_every_kind);
     tcase_add_test(tc, test_explain_probs_and_top1_match_the_session);
-    tcase_add_test(tc, test_explain_occlusion_of_a_linear_model_is_its_closed_form);
+    tcase_add_test(tc, test_explain_occlusion_and_gradinput_of_a_linear_model_are_its_closed_form);
     tcase_add_test(tc, test_explain_smoothgrad_without_noise_is_the_gradient_map);
     tcase_add_test(tc, test_explain_refuses_bad_input);
     tcase_add_test(tc, test_png_encoder_round_trips_and_refuses_bad_images);
