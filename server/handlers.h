@@ -21,6 +21,8 @@ void handle_model_metadata(struct request *r);
 void handle_model_ready(struct request *r);
 void handle_classify(struct request *r);
 void handle_infer(struct request *r);
+void handle_explain(struct request *r); /* handlers_explain.c, also GET .../filters.png */
+void handle_filters(struct request *r);
 
 void handle_admin_models(struct request *r);
 void handle_admin_model_load(struct request *r);

@@ -23,6 +23,10 @@ static const struct route ROUTES[] = {
     {"POST", "/v2/models/{name}/infer", "v2_infer", BODY_INFER, 1, handle_infer},
     {"POST", "/v2/models/{name}/versions/{v}/infer", "v2_infer", BODY_INFER, 1, handle_infer},
     {"GET", "/metrics", "metrics", BODY_NONE, 0, handle_metrics},
+    {"POST", "/v1/models/{name}/explain", "v1_explain", BODY_CLASSIFY, 1, handle_explain},
+    {"POST", "/v1/models/{name}/versions/{v}/explain", "v1_explain", BODY_CLASSIFY, 1,
+     handle_explain},
+    {"GET", "/v1/models/{name}/filters.png", "v1_filters", BODY_NONE, 0, handle_filters},
 };
 #define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
 
