@@ -169,7 +169,8 @@ int cmd_explain(int argc, char **argv)
     double noise = o.noise;
     struct cnn_err err = {0};
     if ((v[O_METHOD] && cnn_explain_method_parse(v[O_METHOD], &o.method, &err)))
-        return tool_usage("explain", "%s", err.msg);
+        return tool_usage("explain", "--method: '%s' is not grad, smoothgrad, occlusion or "
+                          "gradinput", v[O_METHOD]);
     if ((v[O_TOP] && opts_int("explain", "--top", v[O_TOP], 1, 1000, &top)) ||
         (v[O_SAMPLES] && opts_int("explain", "--samples", v[O_SAMPLES], 1, 1000, &samples)) ||
         (v[O_PATCH] && opts_int("explain", "--patch", v[O_PATCH], 1, 4096, &patch)) ||
