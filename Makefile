@@ -69,7 +69,22 @@ $(CNN): $(TOOL_OBJ) $(LIBCNN)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(TOOL_OBJ) $(LIBCNN) $(PKG_LIBS)
 
 $(BUILD)/server/%.o: ALL_CFLAGS += $(SERVER_CFLAGS) -Iserver
-$(LIBCNND): $(SERVER_OBJ)
+# The dashboard (server/www/) compiled in: one byte array per file (od: no xxd needed).
+WWW_SRC     := $(sort $(wildcard server/www/*))
+WWW_C       := $(GEN)/www_files.c
+WWW_OBJ     := $(GEN)/www_files.o
+$(WWW_C): $(WWW_SRC) Makefile
+	@mkdir -p $(GEN)
+	@{ echo '#include "www.h"'; i=0; for f in $(WWW_SRC); do \
+	    echo "static const unsigned char f$$i[] = {"; od -An -v -tx1 "$$f" | \
+	    sed -E 's/ ([0-9a-f]{2})/0x\1,/g'; echo "0};"; i=$$((i + 1)); done; \
+	  echo 'const struct www_file www_files[] = {'; i=0; for f in $(WWW_SRC); do \
+	    echo "{\"$$(basename "$$f")\", f$$i, sizeof f$$i - 1},"; i=$$((i + 1)); done; \
+	  echo '{0, 0, 0}};'; } > $@
+$(WWW_OBJ): $(WWW_C)
+	$(CC) $(ALL_CFLAGS) -Iserver -c $< -o $@
+
+$(LIBCNND): $(SERVER_OBJ) $(WWW_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
