@@ -201,6 +201,12 @@ model: $(CNN)
 	    --threads 2 --out $(MODEL_OUT)
 	./$(CNN) eval $(MODEL_OUT) --data $(FASHION_DATA) --split t10k
 
+# The dashboard in headless Debian chromium via puppeteer-core (tests/browser/; not in check:
+# needs chromium and npm).  Exit 77 = skipped (the reason is printed).
+.PHONY: test-browser
+test-browser: $(CNN) $(CNND)
+	CNN=$(CNN) CNND=$(CNND) BUILD=$(BUILD) bash tests/browser/run.sh
+
 # Saliency sanity (issue 14): mass on the object and occlusion drops over 100 test images.
 SALIENCY    := $(BUILD)/bench_saliency
 $(SALIENCY): bench/saliency.c $(LIBCNN)
