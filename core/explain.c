@@ -50,6 +50,19 @@ const char *cnn_explain_method_name(enum cnn_explain_method m)
     return "?";
 }
 
+int cnn_explain_parse_class(const struct cnn_model *m, const char *s)
+{
+    int K = cnn_model_num_classes(m);
+    for (int k = 0; k < K; k++) {
+        const char *l = cnn_model_label(m, k);
+        if (l && strcmp(l, s) == 0)
+            return k;
+    }
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s && !*end && v >= 0 && v < K ? (int)v : -1;
+}
+
 void cnn_explain_opts_default(struct cnn_explain_opts *o)
 {
     *o = (struct cnn_explain_opts){CNN_EXPLAIN_GRAD, 25, 0.15f, 1, 0, 0};

@@ -31,6 +31,10 @@ struct cnn_explain_opts {
     int patch, stride; /* occlusion: patch side and step in pixels; 0 = H/7 and patch/2 */
 };
 
+/* The class named by s in m: one of its labels, else a decimal index in 0..classes-1; -1
+ * when s is neither (the `class` of `cnn explain` and POST .../explain). */
+int cnn_explain_parse_class(const struct cnn_model *m, const char *s);
+
 /* Defaults as above: gradient, 25 samples, noise 0.15, seed 1, automatic patch. */
 void cnn_explain_opts_default(struct cnn_explain_opts *o);
 

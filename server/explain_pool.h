@@ -2,12 +2,14 @@
  * the HTTP and inference threads, and the cap on explanations in flight
  * (explain_max_concurrent; beyond it POST .../explain answers 429 at once).
  *
- * DESIGN: handlers reserve a slot first (an atomic count, no lock); the job is queued only
- * once the request's classify item came back from the batcher, from that worker's done
- * callback, which must not block: explain_pool_run only links the job and signals.  One
- * mutex guards the job list and the stop flag; no lock is held while a job runs.  A job's
- * run() owns the request until it resumes the connection.  Threads: reserve/release from
- * HTTP threads, run from batcher workers, jobs on the pool's threads; create/destroy: main. */
+ * DESIGN: a handler reserves a slot (an atomic count, no lock) once the request is checked,
+ * right before it submits the image to the batcher; the job is queued only once that item
+ * came back, from that worker's done callback, which must not block: explain_pool_run only
+ * links the job and signals.  One mutex (p->mu, owned here) guards the job list and the stop
+ * flag; no lock is held while a job runs.  A job's run() owns the request until it resumes
+ * the connection, and gives the slot back just before.  Threads: reserve from HTTP threads,
+ * release from pool threads (or workers, on a failed item), run from batcher workers, jobs on
+ * the pool's threads; create/destroy: main. */
 #ifndef EXPLAIN_POOL_H
 #define EXPLAIN_POOL_H
 

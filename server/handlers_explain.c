@@ -227,27 +227,13 @@ static int parse_options(struct request *r, struct explain_state *st)
 /* class=INDEX|LABEL against r->mv's model into st->cls; -1 after a 400. */
 static int parse_class(struct request *r, struct explain_state *st)
 {
-    const struct cnn_model *m = r->mv->model;
-    int K = cnn_model_num_classes(m);
     const char *s = http_query(r, "class");
-    st->cls = -1;
-    if (!s)
-        return 0;
-    for (int k = 0; k < K; k++) {
-        const char *l = cnn_model_label(m, k);
-        if (l && strcmp(l, s) == 0) {
-            st->cls = k;
-            return 0;
-        }
-    }
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 0 || v >= K) {
+    st->cls = s ? cnn_explain_parse_class(r->mv->model, s) : -1;
+    if (s && st->cls < 0) {
         http_reply_error(r, 400, "class must be a label of the model or an index in 0..%d",
-                         K - 1);
+                         cnn_model_num_classes(r->mv->model) - 1);
         return -1;
     }
-    st->cls = (int)v;
     return 0;
 }
 

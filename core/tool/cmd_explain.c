@@ -49,16 +49,11 @@ static int parse_class(const struct cnn_model *m, const char *s)
 {
     if (!s)
         return -1;
-    int K = cnn_model_num_classes(m);
-    for (int k = 0; k < K; k++) {
-        const char *l = cnn_model_label(m, k);
-        if (l && strcmp(l, s) == 0)
-            return k;
-    }
-    long long v;
-    if (opts_int("explain", "--class", s, 0, K - 1, &v))
-        return -2;
-    return (int)v;
+    int k = cnn_explain_parse_class(m, s);
+    if (k < 0)
+        tool_usage("explain", "--class: '%s' is not a label or an index in 0..%d", s,
+                   cnn_model_num_classes(m) - 1);
+    return k < 0 ? -2 : k;
 }
 
 static void print_result(const struct cnn_model *m, const float *probs, int cls, int top,

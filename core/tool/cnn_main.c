@@ -1,5 +1,5 @@
 /* `cnn`: offline command-line tool over libcnn.  Dispatches to the subcommands (init, info,
- * predict, bench, train, eval); prints the overall usage and version.  Exit status: 0 success,
+ * predict, bench, train, eval, onnx-test, convert, explain); prints the overall usage and version.  Exit status: 0 success,
  * 1 runtime error, 2 usage error. */
 #include "gemm.h"
 #include "tool.h"
