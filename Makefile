@@ -69,7 +69,22 @@ $(CNN): $(TOOL_OBJ) $(LIBCNN)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(TOOL_OBJ) $(LIBCNN) $(PKG_LIBS)
 
 $(BUILD)/server/%.o: ALL_CFLAGS += $(SERVER_CFLAGS) -Iserver
-$(LIBCNND): $(SERVER_OBJ)
+# The dashboard (server/www/) compiled in: one byte array per file (od: no xxd needed).
+WWW_SRC     := $(sort $(wildcard server/www/*))
+WWW_C       := $(GEN)/www_files.c
+WWW_OBJ     := $(GEN)/www_files.o
+$(WWW_C): $(WWW_SRC) Makefile
+	@mkdir -p $(GEN)
+	@{ echo '#include "www.h"'; i=0; for f in $(WWW_SRC); do \
+	    echo "static const unsigned char f$$i[] = {"; od -An -v -tx1 "$$f" | \
+	    sed -E 's/ ([0-9a-f]{2})/0x\1,/g'; echo "0};"; i=$$((i + 1)); done; \
+	  echo 'const struct www_file www_files[] = {'; i=0; for f in $(WWW_SRC); do \
+	    echo "{\"$$(basename "$$f")\", f$$i, sizeof f$$i - 1},"; i=$$((i + 1)); done; \
+	  echo '{0, 0, 0}};'; } > $@
+$(WWW_OBJ): $(WWW_C)
+	$(CC) $(ALL_CFLAGS) -Iserver -c $< -o $@
+
+$(LIBCNND): $(SERVER_OBJ) $(WWW_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
@@ -185,6 +200,20 @@ model: $(CNN)
 	    --schedule cosine --augment crop --crop-pad 2 --val-split 0.05 --seed 1 \
 	    --threads 2 --out $(MODEL_OUT)
 	./$(CNN) eval $(MODEL_OUT) --data $(FASHION_DATA) --split t10k
+
+# The dashboard in headless Debian chromium via puppeteer-core (tests/browser/; not in check:
+# needs chromium and npm).  Exit 77 = skipped (the reason is printed).
+.PHONY: test-browser
+test-browser: $(CNN) $(CNND)
+	CNN=$(CNN) CNND=$(CNND) BUILD=$(BUILD) bash tests/browser/run.sh
+
+# Saliency sanity (issue 14): mass on the object and occlusion drops over 100 test images.
+SALIENCY    := $(BUILD)/bench_saliency
+$(SALIENCY): bench/saliency.c $(LIBCNN)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -Icore $< $(LIBCNN) -o $@ $(ALL_LDFLAGS) $(PKG_LIBS)
+.PHONY: bench-saliency
+bench-saliency: $(SALIENCY)
+	OPENBLAS_NUM_THREADS=1 ./$(SALIENCY) models/repository/fashion/1/model.cnn $(FASHION_DATA) 100
 
 clean:
 	rm -rf build build-*

@@ -49,4 +49,9 @@ int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *p
 int cnn_image_load_tensor(const void *data, size_t size, size_t max_pixels,
                           const struct cnn_preproc *pp, float *out, struct cnn_err *err);
 
+/* Encodes img (c = 1 gray or 3 RGB, 8-bit) as PNG into *out (owned by the caller: free())
+ * of *size bytes.  CNN_EINVAL for a bad image, CNN_ENOMEM.  Thread-safe. */
+int cnn_image_encode_png(const struct cnn_image *img, void **out, size_t *size,
+                         struct cnn_err *err);
+
 #endif

@@ -76,6 +76,8 @@ static int dropout_train_forward(const struct train_fwd_job *job, int part, int 
     struct cnn_trainer *t = job->t;
     const struct train_view v = train_view(t, job->i, job->n);
     size_t lo, hi;
+    if (part == 0)
+        v.tl->mask_off = !job->training; /* read by the backward of an explanation */
     if (job->training) { /* one generator: the masks must not depend on the split */
         if (part == 0)
             cnn_dropout_train_forward(v.dst, v.tl->mask, v.in, v.l->p.dropout_rate, v.count,
@@ -93,7 +95,10 @@ static void dropout_train_backward(const struct train_bwd_job *job, int part, in
     size_t lo, hi;
     cnn_part_range(v.count, part, parts, &lo, &hi);
     train_zero_fresh(job, 0, v.dinp, lo, hi - lo);
-    if (v.dinp)
+    if (v.dinp && v.tl->mask_off) {
+        for (size_t i = lo; i < hi; i++)
+            v.dinp[i] += job->dout[i];
+    } else if (v.dinp)
         cnn_dropout_backward(v.dinp + lo, job->dout + lo, v.tl->mask + lo, v.l->p.dropout_rate,
                              hi - lo);
 }

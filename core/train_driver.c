@@ -259,6 +259,15 @@ int cnn_train_driver_export(const struct cnn_train_driver *drv, struct cnn_model
     return rc;
 }
 
+int cnn_train_driver_confusion(const struct cnn_train_driver *drv, const struct cnn_model *m,
+                               long *confusion, struct cnn_err *err)
+{
+    if (drv->n_val == 0)
+        return 0;
+    return cnn_train_loop_confusion(m, drv->d, drv->val_idx, drv->n_val, NULL, drv->o.batch,
+                                    drv->o.train.cancel, confusion, err);
+}
+
 void cnn_train_driver_info(const struct cnn_train_driver *drv, struct cnn_train_driver_info *out)
 {
     *out = (struct cnn_train_driver_info){

@@ -108,6 +108,13 @@ int cnn_train_driver_export(const struct cnn_train_driver *drv, struct cnn_model
  * last whole line at 8 KiB. */
 char *cnn_train_driver_lineage(const struct cnn_train_driver *drv);
 
+/* Adds m's answers over the validation items to confusion[label * K + predicted] (K =
+ * cnn_model_num_classes(m); the caller zeroes K * K longs), as cnn_train_loop_confusion():
+ * for the picture of a finished run (m is the export).  0 with no validation items;
+ * CNN_EINVAL when a label reaches past K. */
+int cnn_train_driver_confusion(const struct cnn_train_driver *drv, const struct cnn_model *m,
+                               long *confusion, struct cnn_err *err);
+
 void cnn_train_driver_info(const struct cnn_train_driver *drv, struct cnn_train_driver_info *out);
 
 #endif

@@ -20,6 +20,7 @@ struct train_layer {
     float *save_mean; /* batch norm: batch mean and 1/sqrt(var + eps) of the last forward */
     float *save_inv_std;
     uint8_t *mask;  /* dropout: mask of the last training forward */
+    int mask_off;   /* dropout: the last forward ran in evaluation mode (an identity) */
     float *wino_u;  /* conv that suits Winograd: its weights transformed at each forward */
     float *wino_ub; /* ... and those of its input gradient (cnn_conv2d_backward_winograd_shape) */
     int trainable;  /* has learned weights and is not frozen */

@@ -139,7 +139,7 @@ struct run {
 };
 
 static void report_step(const struct run *r, int epoch, long step, double loss, long right,
-                        long items, double t_epoch, float lr)
+                        long items, double t_epoch, const struct cnn_train_stats *st)
 {
     if (!r->c->progress)
         return;
@@ -154,7 +154,9 @@ static void report_step(const struct run *r, int epoch, long step, double loss, 
         .total_items = r->done_items,
         .loss = items ? loss / items : NAN,
         .accuracy = items ? (double)right / items : NAN,
-        .lr = lr,
+        .step_loss = st->loss,
+        .step_accuracy = st->n ? (double)st->correct / st->n : NAN,
+        .lr = st->lr,
         .items_per_s = now > t_epoch ? items / (now - t_epoch) : 0,
         .elapsed_s = now - r->t_start,
         .eta_s =
@@ -193,7 +195,7 @@ static int run_epoch(struct run *r, const int *train_idx, int n_train, int epoch
         loss += (double)st.loss * nb;
         right += st.correct;
         items += nb;
-        report_step(r, epoch, step + 1, loss, right, items, t0, st.lr);
+        report_step(r, epoch, step + 1, loss, right, items, t0, &st);
     }
     double dt = now_s() - t0;
     res->epoch = epoch;
@@ -263,6 +265,8 @@ int cnn_train_loop_run(struct cnn_trainer *t, const struct cnn_dataset *d, const
                 .total_items = r.done_items,
                 .loss = res.train_loss,
                 .accuracy = res.train_acc,
+                .step_loss = NAN,
+                .step_accuracy = NAN,
                 .lr = cnn_trainer_lr(t),
                 .items_per_s = res.items_per_s,
                 .elapsed_s = now_s() - r.t_start,

@@ -33,6 +33,7 @@ struct cnn_train_progress {
     long total_step, total_steps; /* steps done overall, of how many */
     long total_items;             /* training items done overall */
     double loss, accuracy;        /* running means over this epoch so far */
+    double step_loss, step_accuracy; /* of the last step's batch alone; NAN on epoch calls */
     float lr;                     /* rate of the last step */
     double items_per_s;           /* this epoch so far */
     double elapsed_s, eta_s;      /* since the start; estimate to the end (validation excluded) */

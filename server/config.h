@@ -44,6 +44,8 @@ struct config {
     int max_multipart_parts;
     long long max_tensor_elements;
     int max_batch_items; /* images / tensors in one request */
+    int explain_max_concurrent; /* POST .../explain in flight; beyond it 429 */
+    int explain_threads;        /* threads computing explanations (explain_pool.c) */
     /* [admin] the admin listener (handlers_admin.c, admin.c) */
     char admin_listen[CONFIG_STR_MAX]; /* numeric IPv4 or IPv6 address */
     int admin_port;                    /* 0 = ephemeral */

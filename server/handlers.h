@@ -21,6 +21,14 @@ void handle_model_metadata(struct request *r);
 void handle_model_ready(struct request *r);
 void handle_classify(struct request *r);
 void handle_infer(struct request *r);
+void handle_explain(struct request *r); /* handlers_explain.c, also GET .../filters.png */
+void handle_filters(struct request *r);
+void handle_dashboard(struct request *r); /* handlers_dashboard.c: the page, files, stats */
+void handle_dashboard_file(struct request *r);
+void handle_stats(struct request *r);
+void handle_admin_job_curve(struct request *r);
+/* 1 for the admin listener's static dashboard URLs (no token needed for them). */
+int dashboard_is_public(const char *url);
 
 void handle_admin_models(struct request *r);
 void handle_admin_model_load(struct request *r);

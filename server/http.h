@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+struct explain_pool;
 struct listener;
 struct metrics;
 struct route;
@@ -34,6 +35,7 @@ struct app {
     atomic_int draining;  /* 1 after SIGTERM: readiness 503, inference refused */
     atomic_int in_flight; /* requests made and not yet completed */
     atomic_int incoming;  /* inference requests being received/decoded, not yet submitted */
+    struct explain_pool *explain; /* explanation threads (explain_pool.h); NULL: none */
 };
 
 enum request_phase { PHASE_READ = 0, PHASE_HANDLED };

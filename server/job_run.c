@@ -52,6 +52,8 @@ static void on_progress(const struct cnn_train_progress *p, void *arg)
     job->items_per_s = p->items_per_s;
     job->eta_s = p->eta_s;
     job->elapsed_s = p->elapsed_s;
+    if (!p->epoch_done)
+        job_curve_add(&job->curve, p->total_step, p->step_loss, p->step_accuracy);
     if (p->epoch_done && job->n_history < job->epochs) {
         job->history[job->n_history++] = *p->epoch_done;
         job->val_accuracy = p->epoch_done->val_acc;
@@ -258,6 +260,24 @@ static int train(struct run *rn, struct cnn_err *err)
     return cnn_train_driver_run(rn->drv, err);
 }
 
+/* The trained model's confusion matrix on the validation items, into the job (for the
+ * dashboard); up to 100 classes; a failure is only logged. */
+static void confusion(struct run *rn, const struct cnn_model *m)
+{
+    int k = cnn_model_num_classes(m);
+    struct cnn_err err = {0};
+    long *cm = k <= 100 ? calloc((size_t)k * (size_t)k, sizeof *cm) : NULL;
+    if (!cm || cnn_train_driver_confusion(rn->drv, m, cm, &err) != 0) {
+        if (cm)
+            log_warn("job confusion matrix skipped id=%ld error=\"%s\"", rn->job->id, err.msg);
+        free(cm);
+        return;
+    }
+    pthread_mutex_lock(&rn->j->mu);
+    job_curve_set_confusion(&rn->job->curve, cm, k);
+    pthread_mutex_unlock(&rn->j->mu);
+}
+
 /* After training: the gate, export, and publish or keep as rejected.  Returns the final
  * state; *version the published version. */
 static enum job_state finish(struct run *rn, int *version, char *msg, size_t cap)
@@ -280,6 +300,7 @@ static enum job_state finish(struct run *rn, int *version, char *msg, size_t cap
         snprintf(msg, cap, "export failed: %s", err.msg);
         return JOB_FAILED;
     }
+    confusion(rn, m);
     if (atomic_load(&job->cancel)) { /* the last moment a cancel still stops the publish */
         cnn_model_destroy(m);
         snprintf(msg, cap, "cancelled after training, before publishing");

@@ -59,6 +59,7 @@ void jobs_set_state_locked(struct jobs *j, struct job *job, enum job_state state
 static void job_free(struct job *job)
 {
     job_spec_free(&job->spec);
+    job_curve_free(&job->curve);
     free(job->history);
     free(job);
 }
@@ -334,6 +335,10 @@ static json_t *status_locked(const struct job *job)
     json_object_set_new(o, "val_accuracy", num(job->val_accuracy));
     json_object_set_new(o, "min_accuracy", json_real(job->spec.min_accuracy));
     json_object_set_new(o, "history", hist);
+    char link[64];
+    snprintf(link, sizeof link, "/admin/v1/jobs/%ld/curve", job->id);
+    json_object_set_new(o, "curve", json_string(link));
+    json_object_set_new(o, "confusion", job_curve_confusion_json(&job->curve));
     json_object_set_new(o, "cancel_requested", json_boolean(atomic_load(&job->cancel)));
     json_object_set_new(o, "cancel_step",
                         job->cancel_step >= 0 ? json_integer(job->cancel_step) : json_null());
@@ -348,6 +353,25 @@ json_t *jobs_status_json(struct jobs *j, long id)
     pthread_mutex_lock(&j->mu);
     struct job *job = find_locked(j, id);
     json_t *o = job ? status_locked(job) : NULL;
+    pthread_mutex_unlock(&j->mu);
+    return o;
+}
+
+json_t *jobs_curve_json(struct jobs *j, long id)
+{
+    pthread_mutex_lock(&j->mu);
+    struct job *job = find_locked(j, id);
+    json_t *o = job ? job_curve_json(&job->curve) : NULL;
+    if (o) {
+        json_object_set_new(o, "id", json_integer(job->id));
+        json_object_set_new(o, "state", json_string(job_state_name(job->state)));
+        json_object_set_new(o, "total_steps", json_integer(job->total_steps));
+        json_object_set_new(o, "epochs", json_integer(job->epochs));
+        json_t *st = status_locked(job);
+        json_object_set(o, "history", json_object_get(st, "history"));
+        json_object_set(o, "confusion", json_object_get(st, "confusion"));
+        json_decref(st);
+    }
     pthread_mutex_unlock(&j->mu);
     return o;
 }

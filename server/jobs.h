@@ -63,6 +63,9 @@ int jobs_submit(struct jobs *j, const char *name, struct job_spec *spec, const c
 
 /* A job's status object (new reference); NULL when there is no such job. */
 json_t *jobs_status_json(struct jobs *j, long id);
+/* A job's step curve (job_curve.h) with its id, state, total_steps, epochs, per-epoch history
+ * and confusion matrix (new reference); NULL when there is no such job. */
+json_t *jobs_curve_json(struct jobs *j, long id);
 /* {"jobs": [status, ...]} newest first (new reference). */
 json_t *jobs_list_json(struct jobs *j);
 

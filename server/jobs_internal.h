@@ -3,6 +3,7 @@
 #ifndef JOBS_INTERNAL_H
 #define JOBS_INTERNAL_H
 
+#include "job_curve.h"
 #include "jobs.h"
 #include "repository.h"
 #include "train_loop.h"
@@ -40,6 +41,7 @@ struct job {
     char phase[32]; /* "loading dataset", "training", "publishing", ... */
     char error[200];
     char rejected_model[REPO_NAME_MAX + 48]; /* NAME/.rejected-jobN when kept */
+    struct job_curve curve; /* per-step points and, once trained, the confusion matrix */
     struct job *next;                        /* table, newest first */
 };
 

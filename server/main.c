@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
+#include "explain_pool.h"
 #include "registry.h"
 
 #include <errno.h>
@@ -288,7 +289,12 @@ int main(int argc, char **argv)
         return 1;
     struct listener *http = NULL, *admin = NULL;
     struct jobs *jobs = NULL;
-    if (start_serving(&app, &token, failed, &http, &jobs, &admin) != 0) {
+    struct cnn_err xerr = {0};
+    app.explain = explain_pool_create(cfg.explain_threads, cfg.explain_max_concurrent, &xerr);
+    if (!app.explain || start_serving(&app, &token, failed, &http, &jobs, &admin) != 0) {
+        if (!app.explain)
+            log_error("startup failed error=\"%s\"", xerr.msg);
+        explain_pool_destroy(app.explain);
         registry_destroy(app.reg);
         return 1;
     }
@@ -299,6 +305,7 @@ int main(int argc, char **argv)
     listener_stop(admin);
     jobs_destroy(jobs); /* cancels running jobs at their next step; they use the registry */
     listener_stop(http);
+    explain_pool_destroy(app.explain); /* idle: the drain waited for every explanation */
     registry_destroy(app.reg);
     metrics_destroy(app.metrics);
     log_always("stopped");

@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include "config.h"
+#include "stats_window.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_ROWS 1024
 #define MODEL_MAX 64
@@ -41,6 +43,7 @@ struct metrics {
     atomic_ullong train_steps, publishes;
     atomic_ullong train_loss, train_acc, val_acc; /* bits of doubles */
     atomic_int jobs[6];                           /* per JOB_STATES entry */
+    struct stats_window *window;                  /* owned: the dashboard's last minutes */
 };
 
 static const char *const JOB_STATES[6] = {"queued", "running",   "succeeded",
@@ -58,6 +61,13 @@ static double double_of(unsigned long long u)
     double x;
     memcpy(&x, &u, sizeof x);
     return x;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static const double LATENCY_S[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -93,6 +103,10 @@ struct metrics *metrics_create(void)
     struct metrics *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
+    if (!(m->window = stats_window_create())) {
+        free(m);
+        return NULL;
+    }
     pthread_mutex_init(&m->add_lock, NULL);
     atomic_init(&m->n_rows, 0);
     atomic_init(&m->expired, 0);
@@ -127,6 +141,7 @@ void metrics_destroy(struct metrics *m)
     if (!m)
         return;
     pthread_mutex_destroy(&m->add_lock);
+    stats_window_destroy(m->window);
     free(m);
 }
 
@@ -168,6 +183,12 @@ void metrics_count_request(struct metrics *m, const char *model, const char *rou
 void metrics_observe_request(struct metrics *m, int64_t ns)
 {
     hist_observe(&m->request, ns);
+    stats_window_request(m->window, mono_ns(), ns);
+}
+
+json_t *metrics_window_json(struct metrics *m, int seconds)
+{
+    return stats_window_json(m->window, mono_ns(), seconds);
 }
 
 void metrics_observe_queue_wait(struct metrics *m, int64_t ns)
@@ -188,6 +209,7 @@ void metrics_on_batch(void *arg, int batch_size, int64_t compute_ns, int expired
         return;
     hist_observe(&m->batch, batch_size);
     hist_observe(&m->compute, compute_ns);
+    stats_window_batch(m->window, mono_ns(), batch_size);
 }
 
 void metrics_train_step(struct metrics *m, double loss, double accuracy)

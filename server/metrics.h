@@ -10,6 +10,7 @@
 #ifndef METRICS_H
 #define METRICS_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,11 @@ void metrics_train_validation(struct metrics *m, double accuracy);
 void metrics_job_state(struct metrics *m, const char *from, const char *to);
 /* A version a job published (cnnd_publish_total). */
 void metrics_count_publish(struct metrics *m);
+
+/* The last `seconds` (1..600) of the inference port for the dashboard (stats_window.h):
+ * per-second requests and latency percentiles, the batch-size histogram.  New reference;
+ * NULL when out of memory.  Any thread. */
+json_t *metrics_window_json(struct metrics *m, int seconds);
 
 /* The exposition text, malloc'd (free it), *len bytes; NULL when out of memory. */
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len);

@@ -23,6 +23,13 @@ static const struct route ROUTES[] = {
     {"POST", "/v2/models/{name}/infer", "v2_infer", BODY_INFER, 1, handle_infer},
     {"POST", "/v2/models/{name}/versions/{v}/infer", "v2_infer", BODY_INFER, 1, handle_infer},
     {"GET", "/metrics", "metrics", BODY_NONE, 0, handle_metrics},
+    {"POST", "/v1/models/{name}/explain", "v1_explain", BODY_CLASSIFY, 1, handle_explain},
+    {"POST", "/v1/models/{name}/versions/{v}/explain", "v1_explain", BODY_CLASSIFY, 1,
+     handle_explain},
+    {"GET", "/v1/models/{name}/filters.png", "v1_filters", BODY_NONE, 0, handle_filters},
+    {"GET", "/", "dashboard", BODY_NONE, 0, handle_dashboard},
+    {"GET", "/ui/{name}", "dashboard", BODY_NONE, 0, handle_dashboard_file},
+    {"GET", "/v1/stats", "v1_stats", BODY_NONE, 0, handle_stats},
 };
 #define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
 
@@ -43,6 +50,9 @@ static const struct route ADMIN_ROUTES[] = {
     {"GET", "/admin/v1/jobs", "admin_jobs", BODY_NONE, 0, handle_admin_jobs},
     {"GET", "/admin/v1/jobs/{id}", "admin_job", BODY_NONE, 0, handle_admin_job},
     {"DELETE", "/admin/v1/jobs/{id}", "admin_job_cancel", BODY_NONE, 0, handle_admin_job_cancel},
+    {"GET", "/admin/v1/jobs/{id}/curve", "admin_job_curve", BODY_NONE, 0, handle_admin_job_curve},
+    {"GET", "/admin/ui", "admin_dashboard", BODY_NONE, 0, handle_dashboard},
+    {"GET", "/admin/ui/{name}", "admin_dashboard", BODY_NONE, 0, handle_dashboard_file},
 };
 #define N_ADMIN_ROUTES ((int)(sizeof ADMIN_ROUTES / sizeof ADMIN_ROUTES[0]))
 

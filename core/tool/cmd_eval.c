@@ -3,18 +3,22 @@
  * per class and the confusion matrix (rows: true class, columns: prediction).  Class
  * folders are matched to the model's labels by name. */
 #include "gemm.h"
+#include "image.h"
+#include "json_out.h"
 #include "opts.h"
+#include "plot.h"
 #include "tool.h"
 #include "tool_data.h"
 #include "train_loop.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char USAGE[] =
     "usage: cnn eval MODEL --data PATH [--format F] [--split NAME] [--classes LIST]\n"
-    "                [--batch N] [--threads T]\n"
+    "                [--batch N] [--threads T] [--json] [--plot FILE.png]\n"
     "Evaluates MODEL (a model file, or arch:NAME with random weights from seed 1) on a\n"
     "dataset: accuracy, per-class accuracy and the confusion matrix (rows: true class,\n"
     "columns: predicted class; printed up to 40 classes).\n"
@@ -28,13 +32,19 @@ static const char USAGE[] =
     "                    renumbered 0,1,2 as 'cnn train --classes' does\n"
     "  --batch N         images per forward pass, 1..4096 (default 100)\n"
     "  --threads T       BLAS threads, 1..256 (default: OpenBLAS's choice)\n"
+    "  --json            one JSON object instead of the text: model, data, images, correct,\n"
+    "                    accuracy, per_class [{index,label,count,correct,accuracy}],\n"
+    "                    confusion (rows: true class, columns: predicted class)\n"
+    "  --plot FILE.png   the confusion matrix as a picture (cells shaded by the row's\n"
+    "                    fraction, counts written in them; up to 100 classes)\n"
     "example: cnn eval models/repository/fashion/1/model.cnn \\\n"
     "           --data /usr/share/datasets/fashion-mnist\n";
 
-enum { O_DATA, O_FORMAT, O_SPLIT, O_CLASSES, O_BATCH, O_THREADS, O_COUNT };
+enum { O_DATA, O_FORMAT, O_SPLIT, O_CLASSES, O_BATCH, O_THREADS, O_JSON, O_PLOT, O_COUNT };
 static const struct opt_spec SPEC[O_COUNT] = {
     [O_DATA] = {"--data", 1},       [O_FORMAT] = {"--format", 1}, [O_SPLIT] = {"--split", 1},
-    [O_CLASSES] = {"--classes", 1}, [O_BATCH] = {"--batch", 1},   [O_THREADS] = {"--threads", 1}};
+    [O_CLASSES] = {"--classes", 1}, [O_BATCH] = {"--batch", 1},   [O_THREADS] = {"--threads", 1},
+    [O_JSON] = {"--json", 0},       [O_PLOT] = {"--plot", 1}};
 
 #define MATRIX_MAX_CLASSES 40
 
@@ -118,6 +128,40 @@ static void print_results(const struct cnn_model *m, const long *cm, int K)
     }
 }
 
+static void print_json(const struct cnn_model *m, const char *spec, const char *data,
+                       const long *cm, int K)
+{
+    long total = 0, right = 0;
+    for (int i = 0; i < K * K; i++)
+        total += cm[i], right += i % (K + 1) == 0 ? cm[i] : 0;
+    printf("{\"model\":");
+    json_put_string(stdout, spec);
+    printf(",\"data\":");
+    json_put_string(stdout, data);
+    printf(",\"images\":%ld,\"correct\":%ld,\"accuracy\":", total, right);
+    json_put_number(stdout, total ? (double)right / total : NAN, 6);
+    printf(",\"per_class\":[");
+    for (int i = 0; i < K; i++) {
+        long n = 0;
+        for (int j = 0; j < K; j++)
+            n += cm[(size_t)i * K + j];
+        const char *l = cnn_model_label(m, i);
+        printf("%s{\"index\":%d,\"label\":", i ? "," : "", i);
+        json_put_string(stdout, l ? l : "");
+        printf(",\"count\":%ld,\"correct\":%ld,\"accuracy\":", n, cm[(size_t)i * K + i]);
+        json_put_number(stdout, n ? (double)cm[(size_t)i * K + i] / n : NAN, 6);
+        printf("}");
+    }
+    printf("],\"confusion\":[");
+    for (int i = 0; i < K; i++) {
+        printf("%s[", i ? "," : "");
+        for (int j = 0; j < K; j++)
+            printf("%s%ld", j ? "," : "", cm[(size_t)i * K + j]);
+        printf("]");
+    }
+    printf("]}\n");
+}
+
 int cmd_eval(int argc, char **argv)
 {
     const char *v[O_COUNT];
@@ -163,14 +207,23 @@ int cmd_eval(int argc, char **argv)
         goto out;
     char name[128];
     tool_model_name(argv[1], m, name, sizeof name);
-    printf("model: %s (%s), %d classes\ndata: %s, %d images\n", argv[1], name, K,
-           cnn_dataset_source(d), cnn_dataset_count(d));
+    if (!v[O_JSON])
+        printf("model: %s (%s), %d classes\ndata: %s, %d images\n", argv[1], name, K,
+               cnn_dataset_source(d), cnn_dataset_count(d));
     struct cnn_err err = {0};
     if (cnn_train_loop_confusion(m, d, NULL, 0, map, (int)batch, NULL, cm, &err) != 0) {
         rc = tool_fail("eval", "%s", err.msg);
         goto out;
     }
-    print_results(m, cm, K);
+    if (v[O_JSON])
+        print_json(m, argv[1], cnn_dataset_source(d), cm, K);
+    else
+        print_results(m, cm, K);
+    if (v[O_PLOT]) {
+        struct cnn_image img;
+        rc = cnn_plot_confusion(cm, K, &img, &err) ? tool_fail("eval", "--plot: %s", err.msg)
+                                                    : tool_write_png("eval", v[O_PLOT], &img);
+    }
 out:
     free(cm);
     free(map);

@@ -10,6 +10,7 @@
 #include "tool.h"
 #include "tool_data.h"
 #include "train_driver.h"
+#include "train_log.h"
 #include "train_report.h"
 
 #include <signal.h>
@@ -58,6 +59,9 @@ static const char USAGE[] =
     "  --steps N          stop after N steps overall and report images/s (benchmarks)\n"
     "  --out FILE         the trained model (default: nothing is written)\n"
     "  --quiet            no progress and no per-epoch lines\n"
+    "  --log FILE.csv     every step and epoch as a CSV row: kind,epoch,step,loss,accuracy,\n"
+    "                     lr,images_per_s,val_loss,val_accuracy (kind: step or epoch)\n"
+    "  --plot FILE.png    loss and accuracy curves (steps, smoothed; validation per epoch)\n"
     "example: cnn train fashion_cnn --data /usr/share/datasets/fashion-mnist --epochs 15 \\\n"
     "           --augment crop,flip --out fashion.cnn\n";
 
@@ -86,6 +90,8 @@ enum {
     O_STEPS,
     O_OUT,
     O_QUIET,
+    O_LOG,
+    O_PLOT,
     O_COUNT
 };
 static const struct opt_spec SPEC[O_COUNT] = {[O_DATA] = {"--data", 1},
@@ -111,10 +117,12 @@ static const struct opt_spec SPEC[O_COUNT] = {[O_DATA] = {"--data", 1},
                                               [O_THREADS] = {"--threads", 1},
                                               [O_STEPS] = {"--steps", 1},
                                               [O_OUT] = {"--out", 1},
-                                              [O_QUIET] = {"--quiet", 0}};
+                                              [O_QUIET] = {"--quiet", 0},
+                                              [O_LOG] = {"--log", 1},
+                                              [O_PLOT] = {"--plot", 1}};
 
 struct train_args {
-    const char *spec, *out, *freeze, *labels;
+    const char *spec, *out, *freeze, *labels, *log, *plot;
     struct tool_data_opts data;
     long long epochs, batch, step_epochs, threads, steps, crop_pad;
     double val_split, lr, momentum, wd, gamma, warmup;
@@ -175,6 +183,8 @@ static int parse(int argc, char **argv, struct train_args *a)
                              .gamma = 0.1,
                              .nesterov = v[O_NESTEROV] != NULL,
                              .quiet = v[O_QUIET] != NULL,
+                             .log = v[O_LOG],
+                             .plot = v[O_PLOT],
                              .schedule = CNN_LR_COSINE,
                              .seed = 1};
     if ((v[O_EPOCHS] && opts_int("train", "--epochs", v[O_EPOCHS], 1, 10000, &a->epochs)) ||
@@ -410,20 +420,10 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static int train(struct run_state *s)
+/* The epochs, with the terminal report; TOOL_OK when they all ran. */
+static int run(struct run_state *s, struct train_report *rep)
 {
     struct train_args *a = s->a;
-    struct cnn_train_driver_opts o;
-    char trained_by[64];
-    driver_opts(s, &o, trained_by, sizeof trained_by);
-    struct train_report rep;
-    long warm = a->steps > 0 ? (a->steps >= 20 ? 5 : 0) : 0;
-    train_report_init(&rep, stdout, a->quiet, warm);
-    o.progress = train_report_progress;
-    o.progress_arg = &rep;
-    int rc = make_driver(s, &o);
-    if (rc)
-        return rc;
     struct cnn_train_driver_info in;
     cnn_train_driver_info(s->drv, &in);
     if (!a->quiet) {
@@ -440,8 +440,8 @@ static int train(struct run_state *s)
     }
     install_signals();
     struct cnn_err err = {0};
-    rc = cnn_train_driver_run(s->drv, &err);
-    train_report_clear(&rep);
+    int rc = cnn_train_driver_run(s->drv, &err);
+    train_report_clear(rep);
     if (rc == CNN_ECANCELED) {
         int sig = atomic_load(&g_stop);
         fprintf(stderr, "cnn: train: stopped by %s (%s); nothing written\n",
@@ -456,12 +456,37 @@ static int train(struct run_state *s)
     if (a->steps > 0) {
         long items;
         double secs;
-        double ips = train_report_items_per_s(&rep, &items, &secs);
+        double ips = train_report_items_per_s(rep, &items, &secs);
         printf("train throughput: %ld steps, batch %lld, %ld images in %.3f s after %ld warm-up "
                "steps: %.1f images/s\n",
-               in.steps_done, a->batch, items, secs, rep.warm_steps, ips);
+               in.steps_done, a->batch, items, secs, rep->warm_steps, ips);
     }
     printf("trained in %s (%.1f s)\n", took, in.seconds);
+    return TOOL_OK;
+}
+
+
+static int train(struct run_state *s)
+{
+    struct train_args *a = s->a;
+    struct cnn_train_driver_opts o;
+    char trained_by[64];
+    driver_opts(s, &o, trained_by, sizeof trained_by);
+    struct train_report rep;
+    long warm = a->steps > 0 ? (a->steps >= 20 ? 5 : 0) : 0;
+    train_report_init(&rep, stdout, a->quiet, warm);
+    struct train_log log;
+    int rc = train_log_open(&log, &rep, a->log, a->plot != NULL);
+    if (rc)
+        return rc;
+    o.progress = train_log_progress;
+    o.progress_arg = &log;
+    if ((rc = make_driver(s, &o)) != 0 || (rc = run(s, &rep)) != 0) {
+        train_log_close(&log, NULL);
+        return rc;
+    }
+    if ((rc = train_log_close(&log, a->plot)) != 0)
+        return rc;
     return a->out ? save(s) : TOOL_OK;
 }
 

@@ -1,5 +1,5 @@
 /* `cnn`: offline command-line tool over libcnn.  Dispatches to the subcommands (init, info,
- * predict, bench, train, eval); prints the overall usage and version.  Exit status: 0 success,
+ * predict, bench, train, eval, onnx-test, convert, explain); prints the overall usage and version.  Exit status: 0 success,
  * 1 runtime error, 2 usage error. */
 #include "gemm.h"
 #include "tool.h"
@@ -24,6 +24,7 @@ static const struct subcommand COMMANDS[] = {
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix on a dataset"},
     {"onnx-test", cmd_onnx_test, "run ONNX backend test folders: pass/fail/skip per test"},
     {"convert", cmd_convert, "convert a model between the native format and ONNX"},
+    {"explain", cmd_explain, "saliency heatmap of an image's class as PNG; filter pictures"},
 };
 #define N_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
 

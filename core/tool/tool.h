@@ -21,6 +21,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_onnx_test(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 
 /* Prints "cnn: <cmd>: <message>" and "Try 'cnn <cmd> --help'." on stderr; returns TOOL_USAGE. */
 int tool_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -44,6 +45,11 @@ int tool_open_model(const char *spec, enum tool_arch_mode mode, struct cnn_model
 /* Name for reports: the arch of "arch:NAME", else "arch=" in the metadata, else the
  * file name without folders and extension.  Written into buf (NUL-terminated). */
 void tool_model_name(const char *spec, const struct cnn_model *m, char *buf, size_t n);
+
+struct cnn_image;
+/* Encodes img as PNG into path and frees img's pixels (always).  TOOL_OK, or prints
+ * "cnn: <cmd>: <path>: why" and returns TOOL_RUNTIME. */
+int tool_write_png(const char *cmd, const char *path, struct cnn_image *img);
 
 /* v with thousands separators: 11689512 -> "11,689,512". */
 void tool_group_digits(unsigned long long v, char *buf, size_t n);

@@ -70,6 +70,8 @@ START_TEST(test_defaults_match_documented_values)
     ck_assert_int_eq(c.max_multipart_parts, 64);
     ck_assert(c.max_tensor_elements == 16 * MIB);
     ck_assert_int_eq(c.max_batch_items, 64);
+    ck_assert_int_eq(c.explain_max_concurrent, 4);
+    ck_assert_int_eq(c.explain_threads, 1);
     ck_assert_int_eq(c.request_timeout_ms, 10000);
     ck_assert_int_eq(c.drain_timeout_ms, 30000);
     ck_assert_int_eq(c.connection_limit, 1024);
@@ -353,6 +355,8 @@ START_TEST(test_help_lists_every_option_with_its_default)
         {"max_multipart_parts", "64"},
         {"max_tensor_elements", "16M"},
         {"max_batch_items", "64"},
+        {"explain_max_concurrent", "4"},
+        {"explain_threads", "1"},
         {"admin_listen", "127.0.0.1"},
         {"admin_port", "8081"},
         {"admin_token_file", "models/admin.token"},

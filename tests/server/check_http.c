@@ -259,7 +259,14 @@ START_TEST(test_router_matches_captures_and_refuses)
     router_match(tbl, nr, "DELETE", "/v2/models/fashion", &m);
     ck_assert_int_eq(m.status, 405);
     ck_assert_str_eq(m.allow, "GET, HEAD");
-    static const char *const missing[] = {"/",
+    /* issue 14: "/" is the dashboard page (GET only) */
+    router_match(tbl, nr, "GET", "/", &m);
+    ck_assert_ptr_nonnull(m.route);
+    ck_assert_str_eq(m.route->name, "dashboard");
+    router_match(tbl, nr, "POST", "/", &m);
+    ck_assert_int_eq(m.status, 405);
+    static const char *const missing[] = {"/ui",
+                                          "/ui/",
                                           "/v2/",
                                           "/v1/models/",
                                           "/v1/models//classify",

@@ -1,6 +1,8 @@
 /* Metrics suite: the Prometheus text (counts, cumulative histogram buckets, gauges, each
  * family's HELP and TYPE once) and counting from many threads at once. */
+#include "job_curve.h"
 #include "metrics.h"
+#include "stats_window.h"
 
 #include <check.h>
 #include <math.h>
@@ -129,6 +131,81 @@ START_TEST(test_metrics_concurrent_counting_loses_nothing)
 }
 END_TEST
 
+/* The dashboard's window: requests and batches land in their second, percentiles are the
+ * upper bounds of the buckets that hold them (checked against a sorted list of the same
+ * latencies), seconds that left the window are gone. */
+START_TEST(test_stats_window_seconds_percentiles_and_batches)
+{
+    struct stats_window *w = stats_window_create();
+    ck_assert_ptr_nonnull(w);
+    const int64_t s0 = 1000LL * 1000000000; /* second 1000 */
+    int64_t lat[100];
+    for (int i = 0; i < 100; i++) { /* 0.1 ms .. 10 ms, spread */
+        lat[i] = 100000 + (int64_t)i * i * 1000;
+        stats_window_request(w, s0 + i * 1000000, lat[i]);
+    }
+    stats_window_request(w, s0 + 1000000000, 5000000); /* one in the next second */
+    stats_window_batch(w, s0, 1);
+    stats_window_batch(w, s0, 3);
+    stats_window_batch(w, s0, 4);
+    stats_window_batch(w, s0, 32);
+    json_t *o = stats_window_json(w, s0 + 1000000000, 2);
+    ck_assert_ptr_nonnull(o);
+    json_t *series = json_object_get(o, "series");
+    ck_assert_int_eq(json_array_size(series), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(series, 0), "requests")), 100);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(series, 1), "requests")), 1);
+    /* the p50 of second 1000 alone: the 50th smallest latency's bucket bound */
+    double p50 = json_real_value(json_object_get(json_array_get(series, 0), "p50_ms"));
+    double want = stats_window_lat_upper_ms(stats_window_lat_bucket(lat[49]));
+    ck_assert_msg(fabs(p50 - want) < 1e-9, "p50 %g want %g", p50, want);
+    ck_assert(p50 >= lat[49] / 1e6 && p50 <= lat[49] / 1e6 * 1.19); /* quarter octaves */
+    json_t *win = json_object_get(o, "window");
+    ck_assert_int_eq(json_integer_value(json_object_get(win, "requests")), 101);
+    ck_assert_int_eq(json_integer_value(json_object_get(win, "batches")), 4);
+    json_t *bh = json_object_get(win, "batch_hist");
+    long want_b[6] = {1, 0, 2, 0, 0, 1}; /* <=1, <=2, <=4 (3 and 4), <=8, <=16, <=32 */
+    for (int b = 0; b < 6; b++)
+        ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(bh, b), "count")),
+                         want_b[b]);
+    json_decref(o);
+    /* 700 s later: both seconds left the 600-s window (and their slots were reused) */
+    stats_window_request(w, s0 + 700LL * 1000000000, 1000000);
+    o = stats_window_json(w, s0 + 700LL * 1000000000, 600);
+    win = json_object_get(o, "window");
+    ck_assert_int_eq(json_integer_value(json_object_get(win, "requests")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(win, "batches")), 0);
+    json_decref(o);
+    o = stats_window_json(w, s0, 0); /* clamped to 1 second */
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "seconds")), 1);
+    json_decref(o);
+    stats_window_destroy(w);
+}
+END_TEST
+
+/* A job's curve keeps every step up to JOB_CURVE_MAX, then every 2nd, 4th ... step, evenly. */
+START_TEST(test_job_curve_decimates_evenly)
+{
+    struct job_curve *c = calloc(1, sizeof *c);
+    for (long s = 1; s <= 3 * JOB_CURVE_MAX; s++)
+        job_curve_add(c, s, 1.0 / (double)s, 0.5);
+    ck_assert_int_eq(c->every, 4); /* full at 2048 (-> every 2) and at 4096 (-> every 4) */
+    ck_assert_int_eq(c->n, 3 * JOB_CURVE_MAX / 4);
+    for (int i = 0; i < c->n; i++) {
+        ck_assert_int_eq((long)c->step[i], 4L * (i + 1));
+        ck_assert(fabs(c->loss[i] - 1.0 / c->step[i]) < 1e-12);
+    }
+    long *cm = calloc(4, sizeof *cm);
+    cm[0] = 3, cm[3] = 5;
+    job_curve_set_confusion(c, cm, 2);
+    json_t *j = job_curve_confusion_json(c);
+    ck_assert_int_eq(json_integer_value(json_array_get(json_array_get(j, 1), 1)), 5);
+    json_decref(j);
+    job_curve_free(c);
+    free(c);
+}
+END_TEST
+
 Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -136,6 +213,8 @@ Suite *metrics_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_metrics_render_counts_and_histograms);
     tcase_add_test(tc, test_metrics_concurrent_counting_loses_nothing);
+    tcase_add_test(tc, test_stats_window_seconds_percentiles_and_batches);
+    tcase_add_test(tc, test_job_curve_decimates_evenly);
     suite_add_tcase(s, tc);
     return s;
 }

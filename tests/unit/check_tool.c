@@ -223,8 +223,8 @@ START_TEST(test_version_help_and_unknown_command)
     ck_assert_int_eq(r.status, 0);
     ck_assert_ptr_nonnull(strstr(r.out, "usage: cnn"));
     run_free(&r);
-    const char *cmds[] = {"init", "info", "predict", "bench"};
-    for (int i = 0; i < 4; i++) {
+    const char *cmds[] = {"init", "info", "predict", "bench", "explain"};
+    for (int i = 0; i < 5; i++) {
         char want[64];
         snprintf(want, sizeof want, "usage: cnn %s", cmds[i]);
         r = run_tool(cmds[i], "--help", NULL);
@@ -632,6 +632,56 @@ START_TEST(test_errors_name_the_file_and_set_the_status)
 }
 END_TEST
 
+/* cnn explain: the heatmap PNG (28 px x 10), the class explained is the top-1 that
+ * `cnn predict` gives, --class by index, the filter grid; bad options exit 2. */
+START_TEST(test_explain_writes_heatmap_of_the_top1_and_refuses_bad_options)
+{
+    char model[512], img[512], heat[512], grid[512];
+    snprintf(model, sizeof model, "%s", tmp_path("l.cnn"));
+    snprintf(img, sizeof img, "%s", tmp_path("a.png"));
+    snprintf(heat, sizeof heat, "%s", tmp_path("heat.png"));
+    snprintf(grid, sizeof grid, "%s", tmp_path("grid.png"));
+    init_lenet(model, "4");
+    write_gray_png(img, 28, 28, 3);
+    struct run p = run_tool("predict", model, img, "--top", "1", NULL);
+    ck_assert_int_eq(p.status, 0);
+    int top = -1;
+    double score;
+    ck_assert(parse_pred(strchr(p.out, '\n') + 1, &top, &score));
+    run_free(&p);
+    const char *methods[] = {"grad", "smoothgrad", "occlusion", "gradinput"};
+    for (int i = 0; i < 4; i++) {
+        struct run r = run_tool("explain", model, img, "--out", heat, "--method", methods[i],
+                                "--samples", "3", NULL);
+        ck_assert_msg(r.status == 0, "%s: %s", methods[i], r.err);
+        char want[64];
+        snprintf(want, sizeof want, "explained: class %d class%d (%s)", top, top, methods[i]);
+        ck_assert_msg(strstr(r.out, want) != NULL, "%s", r.out);
+        run_free(&r);
+        size_t n;
+        unsigned char *png = (unsigned char *)slurp(heat, &n);
+        ck_assert(n > 24 && memcmp(png + 12, "IHDR", 4) == 0);
+        ck_assert_int_eq(png[18] << 8 | png[19], 280); /* width */
+        free(png);
+    }
+    struct run r = run_tool("explain", model, img, "--out", heat, "--class", "2", "--json", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "{\"class\":2,"));
+    run_free(&r);
+    r = run_tool("explain", model, "--filters", grid, NULL);
+    ck_assert_int_eq(r.status, 0);
+    run_free(&r);
+    ck_assert(access(grid, F_OK) == 0);
+    expect_fail(2, "--method", run_tool("explain", model, img, "--out", heat, "--method", "x",
+                                        NULL));
+    expect_fail(2, "--class", run_tool("explain", model, img, "--out", heat, "--class", "10",
+                                       NULL));
+    expect_fail(2, "--out", run_tool("explain", model, img, NULL));
+    expect_fail(1, "nope.png", run_tool("explain", model, tmp_path("nope.png"), "--out", heat,
+                                        NULL));
+}
+END_TEST
+
 Suite *tool_suite(void)
 {
     Suite *s = suite_create("tool");
@@ -648,6 +698,7 @@ Suite *tool_suite(void)
     tcase_add_test(tc, test_bench_human_and_json_lines);
     tcase_add_test(tc, test_bench_file_model_named_by_its_arch);
     tcase_add_test(tc, test_errors_name_the_file_and_set_the_status);
+    tcase_add_test(tc, test_explain_writes_heatmap_of_the_top1_and_refuses_bad_options);
     suite_add_tcase(s, tc);
     return s;
 }

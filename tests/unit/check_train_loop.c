@@ -551,6 +551,106 @@ START_TEST(test_tool_train_sigkill_never_leaves_a_partial_model)
 }
 END_TEST
 
+/* Width and height from a PNG file's IHDR; 0 when it is not a PNG. */
+static void png_dims(const char *path, unsigned *w, unsigned *h)
+{
+    unsigned char b[24] = {0};
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "%s not written", path);
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    *w = *h = 0;
+    if (n == 24 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0 && memcmp(b + 12, "IHDR", 4) == 0) {
+        *w = (unsigned)b[16] << 24 | (unsigned)b[17] << 16 | (unsigned)b[18] << 8 | b[19];
+        *h = (unsigned)b[20] << 24 | (unsigned)b[21] << 16 | (unsigned)b[22] << 8 | b[23];
+    }
+}
+
+/* cnn train --log/--plot: one CSV row per step and per epoch, the epoch's loss equal to the
+ * mean of its steps' (every batch full here) and to the printed one; cnn eval --json equals
+ * the text output and the confusion rows hold each class's 20 items; the pictures exist. */
+START_TEST(test_tool_train_log_plot_and_eval_json_plot)
+{
+    write_quadrants("train", 160, 28, 5); /* 144 train / 16 val: 9 full batches of 16 */
+    write_quadrants("t10k", 80, 28, 6);
+    char log[256], csv[256], curves[256], model[256], out[256], conf[256];
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    snprintf(csv, sizeof csv, "%s/train.csv", dir);
+    snprintf(curves, sizeof curves, "%s/curves.png", dir);
+    snprintf(model, sizeof model, "%s/q.cnn", dir);
+    char *args[] = {"train", "lenet5", "--data", dir,      "--epochs", "2",    "--batch",
+                    "16",    "--seed", "3",      "--threads", "1",     "--log", csv,
+                    "--plot", curves,  "--out",  model,    NULL};
+    int st = wait_status(spawn_tool(args, log));
+    char *text = slurp(log);
+    ck_assert_msg(st == 0, "cnn train exited %d:\n%s", st, text);
+    double printed = -1;
+    const char *e1 = strstr(text, "epoch 1/2");
+    ck_assert_ptr_nonnull(e1);
+    ck_assert_int_eq(sscanf(strstr(e1, "train loss"), "train loss %lf", &printed), 1);
+    char *rows = strdup(slurp(csv));
+    ck_assert_ptr_nonnull(strstr(rows, "kind,epoch,step,loss,accuracy,lr,images_per_s,val_loss,"
+                                       "val_accuracy\n"));
+    int steps = 0, epochs = 0;
+    double sum = 0, epoch_loss[2] = {0}, val_acc = -1;
+    for (char *line = strtok(rows, "\n"); line; line = strtok(NULL, "\n")) {
+        char kind[8];
+        int ep;
+        long step;
+        double loss, acc;
+        if (sscanf(line, "%7[a-z],%d,%ld,%lf,%lf", kind, &ep, &step, &loss, &acc) != 5)
+            continue; /* the header */
+        if (strcmp(kind, "step") == 0) {
+            ck_assert_int_eq(step, ++steps);
+            ck_assert(isfinite(loss) && acc >= 0 && acc <= 1);
+            sum += ep == 1 ? loss : 0;
+        } else {
+            ck_assert_str_eq(kind, "epoch");
+            epoch_loss[epochs++] = loss;
+            val_acc = atof(strrchr(line, ',') + 1);
+        }
+    }
+    free(rows);
+    ck_assert_int_eq(steps, 18);
+    ck_assert_int_eq(epochs, 2);
+    ck_assert_msg(fabs(sum / 9 - epoch_loss[0]) <= 1e-4 * (1 + epoch_loss[0]),
+                  "epoch 1: mean of steps %g vs epoch row %g", sum / 9, epoch_loss[0]);
+    ck_assert_msg(fabs(printed - epoch_loss[0]) <= 1e-4, "printed %g vs csv %g", printed,
+                  epoch_loss[0]);
+    ck_assert(val_acc >= 0 && val_acc <= 1);
+    unsigned w, h;
+    png_dims(curves, &w, &h);
+    ck_assert(w == 800 && h == 600);
+
+    snprintf(conf, sizeof conf, "%s/confusion.png", dir);
+    snprintf(out, sizeof out, "%s/eval.txt", dir);
+    char *eargs[] = {"eval", model, "--data", dir, NULL};
+    ck_assert_int_eq(wait_status(spawn_tool(eargs, out)), 0);
+    double acc_text = -1, acc_json = -2;
+    ck_assert_int_eq(sscanf(strstr(slurp(out), "accuracy: "), "accuracy: %lf%%", &acc_text), 1);
+    char *jargs[] = {"eval", model, "--data", dir, "--json", "--plot", conf, NULL};
+    ck_assert_int_eq(wait_status(spawn_tool(jargs, out)), 0);
+    text = slurp(out);
+    ck_assert_msg(text[0] == '{' && strchr(text, '\n') == strrchr(text, '\n'), "%s", text);
+    ck_assert_int_eq(sscanf(strstr(text, "\"accuracy\":"), "\"accuracy\":%lf", &acc_json), 1);
+    ck_assert_msg(fabs(acc_json * 100 - acc_text) <= 0.01, "json %g vs text %g%%", acc_json,
+                  acc_text);
+    const char *cm = strstr(text, "\"confusion\":[");
+    ck_assert_ptr_nonnull(cm);
+    cm += strlen("\"confusion\":[");
+    for (int i = 0; i < 4; i++) {
+        long v[4], row = 0;
+        ck_assert_int_eq(sscanf(cm, "[%ld,%ld,%ld,%ld]", &v[0], &v[1], &v[2], &v[3]), 4);
+        for (int j = 0; j < 4; j++)
+            row += v[j];
+        ck_assert_int_eq(row, 20);
+        cm = strchr(cm, ']') + 2;
+    }
+    png_dims(conf, &w, &h);
+    ck_assert(w == 40 + 4 * 48 + 8 && h == w);
+}
+END_TEST
+
 TCase *train_loop_tcase(void)
 {
     TCase *tc = tcase_create("loop");
@@ -564,6 +664,7 @@ TCase *train_loop_tcase(void)
     tcase_add_test(tc, test_loop_rejects_bad_shapes_classes_and_config);
     tcase_add_test(tc, test_confusion_matches_per_item_forward);
     tcase_add_test(tc, test_tool_train_eval_and_fine_tune_with_lineage);
+    tcase_add_test(tc, test_tool_train_log_plot_and_eval_json_plot);
     tcase_add_test(tc, test_tool_train_sigint_writes_nothing);
     tcase_add_test(tc, test_tool_train_sigkill_never_leaves_a_partial_model);
     return tc;
