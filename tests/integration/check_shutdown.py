@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 
-from itlib import PID, check, done, host_port, raw_http, read
+from itlib import PID, check, done, host_port, metric_sum, metrics, raw_http, read
 
 
 def send_all(model, n, data):
@@ -44,6 +44,20 @@ def read_status(s):
     return None, t
 
 
+def wait_arrived(model, n, limit_s=20.0):
+    """Waits until all n requests reached the daemon (in flight or answered), so the signal
+    comes after they were accepted: on a loaded machine a fixed sleep let SIGTERM overtake
+    the last connections, which then got the draining 503 (correct, but not this test)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        m = metrics()
+        busy = (metric_sum(m, "cnnd_requests_in_flight") or 0) - 1  # minus this scrape
+        answered = metric_sum(m, "cnnd_requests_total", 'model="%s"' % model) or 0
+        if busy + answered >= n:
+            return
+        time.sleep(0.02)
+
+
 def exited():
     try:
         with open("/proc/%d/stat" % PID) as f:
@@ -57,7 +71,7 @@ def drain(model, n, data):
     keep.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
     first = keep.recv(4096)
     socks = send_all(model, n, data)
-    time.sleep(0.3)
+    wait_arrived(model, n)
     t_sig = time.monotonic()
     os.kill(PID, signal.SIGTERM)
     time.sleep(0.1)
