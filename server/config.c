@@ -1,5 +1,6 @@
 /* cnnd configuration (see config.h): the option table, value parsing with ranges, and the
- * three sources -- INI file (inih), command-line flags, CNND_* environment variables. */
+ * three sources -- INI file (inih), CNND_* environment variables, command-line flags; later
+ * wins, so flags > environment > file > defaults. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -534,9 +535,10 @@ int config_load(struct config *c, int argc, char **argv, char *const *envp, int 
         return rc;
     if (file && config_load_file(c, file, errbuf, cap) != 0)
         return CONFIG_ERROR;
-    if (apply_flags(c, argc, argv, errbuf, cap) != 0)
-        return CONFIG_ERROR;
+    /* precedence: flags > environment > file > defaults (later wins) */
     if (config_apply_env(c, envp, warn, errbuf, cap) != 0)
+        return CONFIG_ERROR;
+    if (apply_flags(c, argc, argv, errbuf, cap) != 0)
         return CONFIG_ERROR;
     if (config_finish(c, cores, errbuf, cap) != 0)
         return CONFIG_ERROR;
@@ -552,8 +554,8 @@ void config_print_help(FILE *f)
             "       cnnd --help | --version\n"
             "cnnd %s: CNN image classification server (plain REST /v1 and KServe v2).\n\n"
             "Every option can be set in the INI file (under its [section]), as a flag\n"
-            "(--name or --name-with-dashes) or as the variable CNND_NAME; flags override\n"
-            "the file and the environment overrides both.  Sizes take k, M, G (x1024).\n"
+            "(--name or --name-with-dashes) or as the variable CNND_NAME.  Precedence:\n"
+            "flags > environment > file > defaults.  Sizes take k, M, G (x1024).\n"
             "A bad setting prints WHERE: option NAME: why and exits with status 2.\n",
             CNND_VERSION);
     const char *section = "";

@@ -196,7 +196,7 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
     static const char *const known[] = {
         "dataset",      "epochs",   "batch_size", "learning_rate", "momentum",
         "weight_decay", "schedule", "freeze",     "labels",        "validation_split",
-        "min_accuracy", "seed",     NULL};
+        "min_accuracy", "seed",     "gate",       NULL};
     int rc = check_keys(o, "", known, err);
     if (rc)
         return rc;
@@ -226,6 +226,14 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
             return bad(err, "schedule", "must be \"constant\", \"step\" or \"cosine\"");
         s->schedule = kinds[k];
     }
+    static const char *const gates[] = {"parent", "min_accuracy", NULL};
+    json_t *gv = json_object_get(o, "gate");
+    if (gv) {
+        int k = choice(gv, gates);
+        if (k < 0)
+            return bad(err, "gate", "must be \"parent\" or \"min_accuracy\"");
+        s->gate = k == 0 ? JOB_GATE_PARENT : JOB_GATE_MIN_ACCURACY;
+    }
     if ((rc = get_str(o, "freeze", "freeze", s->freeze, sizeof s->freeze, 0, err)))
         return rc;
     if ((rc = parse_labels(json_object_get(o, "labels"), s, err)))
@@ -236,6 +244,10 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
                    "0..n-1, so they get a new head");
     if (s->labels && s->n_classes && s->n_classes != s->n_labels)
         return bad(err, "labels", "must name as many labels as dataset.classes has classes");
+    if (s->gate == JOB_GATE_PARENT && s->validation_split <= 0)
+        return bad(err, "validation_split",
+                   "must be > 0 for gate \"parent\" (the candidate is compared with the parent "
+                   "on the validation items; \"gate\": \"min_accuracy\" turns that off)");
     if (s->min_accuracy > 0 && s->validation_split <= 0)
         return bad(err, "validation_split",
                    "must be > 0 when min_accuracy is set (the gate "
@@ -286,6 +298,11 @@ void job_spec_free(struct job_spec *s)
     s->n_classes = s->n_labels = 0;
 }
 
+const char *job_gate_name(enum job_gate g)
+{
+    return g == JOB_GATE_MIN_ACCURACY ? "min_accuracy" : "parent";
+}
+
 const char *job_schedule_name(enum cnn_lr_schedule s)
 {
     return s == CNN_LR_COSINE ? "cosine" : s == CNN_LR_STEP ? "step" : "constant";
@@ -309,6 +326,8 @@ json_t *job_spec_json(const struct job_spec *s)
                   "momentum", s->momentum, "weight_decay", s->weight_decay, "schedule",
                   job_schedule_name(s->schedule), "validation_split", s->validation_split,
                   "min_accuracy", s->min_accuracy, "seed", (json_int_t)s->seed);
+    if (j)
+        json_object_set_new(j, "gate", json_string(job_gate_name(s->gate)));
     if (j && s->freeze[0])
         json_object_set_new(j, "freeze", json_string(s->freeze));
     if (j && s->labels) {
