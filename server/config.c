@@ -89,8 +89,9 @@ static const struct option OPTIONS[] = {
      "admin TCP port; 0 = a free port (logged as \"admin listening port=N\")"},
     {"admin_token_file", "admin", T_STR, "models/admin.token", 0, 0, NULL, F(admin_token_file),
      "bearer token file (mode 0600; made when missing); CNND_ADMIN_TOKEN overrides it"},
-    {"data_root", "training", T_STR, "data", 0, 0, NULL, F(data_root),
-     "datasets of fine-tune jobs and collected examples live under this folder"},
+    {"data_root", "training", T_STR, "models/data", 0, 0, NULL, F(data_root),
+     "datasets of fine-tune jobs and collected examples live under this folder (made at "
+     "start when missing)"},
     {"max_jobs", "training", T_INT, "1", 1, 64, NULL, F(max_jobs),
      "fine-tune jobs running at once; max_jobs x blas_threads <= train_threads"},
     {"job_queue_size", "training", T_INT, "4", 0, 1000, NULL, F(job_queue_size),

@@ -258,12 +258,18 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
 int job_spec_parse(const char *body, size_t len, struct job_spec *out, struct cnn_err *err)
 {
     memset(out, 0, sizeof *out);
+    /* Fine-tune defaults, measured (README.md, docs/server.md): the bundled model fine-tuned
+     * for 1 epoch on all of Fashion-MNIST keeps or improves its test accuracy; 0.01 constant
+     * without weight decay took it from 93.13% to 90.42%.  validation_split 0.05 with seed
+     * 1 holds out exactly the items the bundled model held out, so the parent gate scores
+     * the parent on items it never trained on. */
     out->epochs = 1;
     out->batch_size = 32;
-    out->learning_rate = 0.01;
+    out->learning_rate = 0.003;
     out->momentum = 0.9;
-    out->schedule = CNN_LR_CONSTANT;
-    out->validation_split = 0.1;
+    out->weight_decay = 5e-4;
+    out->schedule = CNN_LR_COSINE;
+    out->validation_split = 0.05;
     out->seed = 1;
     if (len > JOB_BODY_MAX)
         return cnn_err_set(err, CNN_ELIMIT, "body larger than %d bytes", JOB_BODY_MAX);

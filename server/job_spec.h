@@ -6,9 +6,9 @@
  *
  *   {"dataset": {"format": "idx"|"folder", "path": "rel/path", "split": "train",
  *                "classes": [1, 8, 9]},
- *    "epochs": 1, "batch_size": 32, "learning_rate": 0.01, "momentum": 0.9,
- *    "weight_decay": 0, "schedule": "constant"|"step"|"cosine", "freeze": "conv2",
- *    "labels": ["a", "b"], "validation_split": 0.1, "min_accuracy": 0,
+ *    "epochs": 1, "batch_size": 32, "learning_rate": 0.003, "momentum": 0.9,
+ *    "weight_decay": 5e-4, "schedule": "cosine"|"step"|"constant", "freeze": "conv2",
+ *    "labels": ["a", "b"], "validation_split": 0.05, "min_accuracy": 0,
  *    "gate": "parent"|"min_accuracy", "seed": 1} */
 #ifndef JOB_SPEC_H
 #define JOB_SPEC_H

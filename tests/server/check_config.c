@@ -81,7 +81,7 @@ START_TEST(test_defaults_match_documented_values)
     ck_assert_str_eq(c.admin_listen, "127.0.0.1");
     ck_assert_int_eq(c.admin_port, 8081);
     ck_assert_str_eq(c.admin_token_file, "models/admin.token");
-    ck_assert_str_eq(c.data_root, "data");
+    ck_assert_str_eq(c.data_root, "models/data");
     ck_assert_int_eq(c.max_jobs, 1);
     ck_assert_int_eq(c.job_queue_size, 4);
     ck_assert_int_eq(c.train_threads, 0);
@@ -402,7 +402,7 @@ START_TEST(test_help_lists_every_option_with_its_default)
         {"admin_listen", "127.0.0.1"},
         {"admin_port", "8081"},
         {"admin_token_file", "models/admin.token"},
-        {"data_root", "data"},
+        {"data_root", "models/data"},
         {"max_jobs", "1"},
         {"job_queue_size", "4"},
         {"train_threads", "0"},
