@@ -56,38 +56,11 @@ export CNND_URL="http://127.0.0.1:$PORT" CNND_ADMIN_URL="http://127.0.0.1:$APORT
 [ "$MODE" = full ] || export DEMO_PER_CLASS=${DEMO_PER_CLASS:-100}
 echo "cnnd from the fresh copy: port $PORT (README: 8080), admin port $APORT (README: 8081); mode $MODE${DEMO_PER_CLASS:+, DEMO_PER_CLASS=$DEMO_PER_CLASS}"
 
-# README.md -> $T/cmds: one command per record (NUL-separated), "SKIP<TAB>why<TAB>cmd" or
-# "RUN<TAB><TAB>cmd".
-"$PY" - "$MODE" README.md >"$T/cmds" <<'EOF' || { fail "cannot parse README.md"; finish; }
-import re, sys
-mode, text = sys.argv[1], open(sys.argv[2]).read().split("\n")
-marker, inblock, cmd, out = None, False, "", []
-for line in text:
-    m = re.match(r"\s*<!--\s*readme-test:\s*(skip|slow)\b(.*?)-->", line)
-    if m and not inblock:
-        marker = (m.group(1), m.group(2).strip(" :"))
-        continue
-    if not inblock and line.startswith("```sh"):
-        inblock = True
-        continue
-    if inblock and line.startswith("```"):
-        inblock, marker = False, None
-        continue
-    if not inblock:
-        continue
-    cmd += line + "\n"
-    if line.endswith("\\"):
-        continue
-    c, cmd = cmd.rstrip("\n"), ""
-    if not c.strip():
-        continue
-    if marker and (marker[0] == "skip" or mode != "full"):
-        why = marker[1] if marker[0] == "skip" else "slow: README_TEST=full runs it"
-        out.append("SKIP\t%s\t%s" % (why, c))
-    else:
-        out.append("RUN\t\t%s" % c)
-sys.stdout.write("\0".join(out))
-EOF
+# README.md -> $T/cmds (what runs) and $T/readme.sh (readme_cmds.py): run by one bash, so a
+# variable one command sets (T=$(...)) reaches the next and none reaches this script.
+"$PY" "$ITEST_DIR/readme_cmds.py" "$MODE" README.md "$T" "$PORT" "$APORT" ||
+  { fail "cannot parse README.md"; finish; }
+bash "$T/readme.sh"
 
 n=0
 while IFS= read -r -d '' rec || [ -n "$rec" ]; do
@@ -100,14 +73,10 @@ while IFS= read -r -d '' rec || [ -n "$rec" ]; do
     printf '[%d] $ %s\n    -> not run (%s)\n' "$n" "$cmd" "$why"
     continue
   fi
-  run=${cmd//127.0.0.1:8080/127.0.0.1:$PORT}
-  run=${run//127.0.0.1:8081/127.0.0.1:$APORT}
-  t0=$(date +%s%N)
-  eval "$run" >"$T/out.$n" 2>&1 </dev/null
-  rc=$?
-  ms=$((($(date +%s%N) - t0) / 1000000))
-  printf '[%d] $ %s\n    -> exit %d (%d.%01d s)\n' "$n" "$cmd" "$rc" $((ms / 1000)) $((ms % 1000 / 100))
-  head -c 600 "$T/out.$n" | head -n 4 | sed 's/^/    | /'
+  rc=$(cat "$T/rc.$n" 2>/dev/null || echo "(not reached)")
+  ms=$(cat "$T/ms.$n" 2>/dev/null || echo 0)
+  printf '[%d] $ %s\n    -> exit %s (%d.%d s)\n' "$n" "$cmd" "$rc" $((ms / 1000)) $((ms % 1000 / 100))
+  head -c 600 "$T/out.$n" | head -n 4 | awk '{ print "    | " $0 }'
   if [ "$rc" = 0 ]; then pass "README command $n exits 0"; else
     fail "README command $n exits $rc: $(tail -c 300 "$T/out.$n")"
   fi
@@ -130,7 +99,7 @@ EOF
 read -r st pva va _ _ <"$T/job1.txt"
 sed -n 2p "$T/job1.txt"
 check [ "$st" = succeeded -o "$st" = rejected ] -- "the README's fine-tune ended succeeded or rejected ($st)"
-check [ "$pva" != - -a "$va" != - ] -- "the job reports the parent's ($pva) and the candidate's ($va) validation accuracy"
+check [ -n "$pva" -a "$pva" != - -a -n "$va" -a "$va" != - ] -- "the job reports the parent's ($pva) and the candidate's ($va) validation accuracy"
 live=$(curl -s "$CNND_URL/v1/models" | "$PY" -c 'import json,sys; print([m["live_version"] for m in json.load(sys.stdin)["models"] if m["name"] == "fashion"][0])')
 echo "live version of fashion afterwards: $live"
 if [ "$MODE" = full ]; then
