@@ -433,14 +433,9 @@ def main(argv=None):
                     if o.get("datatype") == "BYTES":
                         o["data"] = [d.decode("utf-8") if isinstance(d, bytes) else d
                                      for d in o["data"]]
-    except CnndError as e:
-        print("cnnd_client: %s" % e, file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as e:
-        print("cnnd_client: %s" % e, file=sys.stderr)
-        return 1
-    json.dump(out, sys.stdout, indent=2)
-    print()
+    except (CnndError, OSError, ValueError) as e:
+        return fail(e)
+    dump(out)
     return 0
 
 
@@ -467,15 +462,20 @@ def admin_main(a):
             out = c.jobs()
         else:
             out = c.cancel(a.id)
-    except CnndError as e:
-        print("cnnd_client: %s" % e, file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as e:
-        print("cnnd_client: %s" % e, file=sys.stderr)
-        return 1
+    except (CnndError, OSError, ValueError) as e:
+        return fail(e)
+    dump(out)
+    return 3 if follow and out.get("state") in ("failed", "cancelled") else 0
+
+
+def fail(e):
+    print("cnnd_client: %s" % e, file=sys.stderr)
+    return 1
+
+
+def dump(out):
     json.dump(out, sys.stdout, indent=2)
     print()
-    return 3 if follow and out.get("state") in ("failed", "cancelled") else 0
 
 
 if __name__ == "__main__":

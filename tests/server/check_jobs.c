@@ -163,20 +163,23 @@ static json_t *wait_job(struct fixture *fx, long id, long min_steps)
     return NULL;
 }
 
-/* Fraction of the dataset's images the live model classifies right (plain forward passes). */
-static double live_accuracy(struct fixture *fx, int *version)
+/* Fraction of images idx[0..n) (NULL: all N_ITEMS) the live model classifies right (plain
+ * forward passes); *version (optional) the live version. */
+static double live_accuracy_on(struct fixture *fx, const int *idx, int n, int *version)
 {
     struct model_version *mv = NULL;
     struct cnn_err err = {0};
     ck_assert_int_eq(registry_acquire(fx->reg, "m", 0, &mv, &err), 0);
-    *version = mv->version;
+    if (version)
+        *version = mv->version;
     int right = 0;
-    for (int i = 0; i < N_ITEMS; i++) {
+    for (int k = 0; k < n; k++) {
+        int i = idx ? idx[k] : k;
         uint8_t px[STM_IN];
         float in[STM_IN], out[STM_CLASSES];
         make_image(i, i % 4, px);
-        for (int k = 0; k < STM_IN; k++)
-            in[k] = px[k] / 255.0f;
+        for (int q = 0; q < STM_IN; q++)
+            in[q] = px[q] / 255.0f;
         stm_forward_one(mv->model, in, out);
         int best = 0;
         for (int c = 1; c < STM_CLASSES; c++)
@@ -184,7 +187,12 @@ static double live_accuracy(struct fixture *fx, int *version)
         right += best == i % 4;
     }
     registry_release(fx->reg, mv);
-    return (double)right / N_ITEMS;
+    return (double)right / n;
+}
+
+static double live_accuracy(struct fixture *fx, int *version)
+{
+    return live_accuracy_on(fx, NULL, N_ITEMS, version);
 }
 
 static int exists(const char *repo, const char *rel)
@@ -205,25 +213,11 @@ static double live_val_accuracy(struct fixture *fx, double fraction, uint64_t se
     ck_assert_msg(cnn_dataset_open(fx->set, CNN_DATASET_IDX, "train",
                                    cnn_model_preproc(mv->model), &d, &err) == 0,
                   "%s", err.msg);
+    registry_release(fx->reg, mv);
     int tr[N_ITEMS], va[N_ITEMS], nt = 0, nv = 0;
     ck_assert_int_eq(cnn_dataset_split(d, fraction, seed, tr, &nt, va, &nv, &err), 0);
     cnn_dataset_destroy(d);
-    int right = 0;
-    for (int k = 0; k < nv; k++) {
-        int i = va[k];
-        uint8_t px[STM_IN];
-        float in[STM_IN], out[STM_CLASSES];
-        make_image(i, i % 4, px);
-        for (int q = 0; q < STM_IN; q++)
-            in[q] = px[q] / 255.0f;
-        stm_forward_one(mv->model, in, out);
-        int best = 0;
-        for (int c = 1; c < STM_CLASSES; c++)
-            best = out[c] > out[best] ? c : best;
-        right += best == i % 4;
-    }
-    registry_release(fx->reg, mv);
-    return (double)right / nv;
+    return live_accuracy_on(fx, va, nv, NULL);
 }
 
 static double real_of(json_t *j, const char *key)
