@@ -1,10 +1,8 @@
-/* Running one fine-tune job on a job thread (see jobs.h): the live version of the model
- * -> the dataset under the data root (class folders matched to labels by name) -> the
- * training driver (train_driver.h: split, new head for a new label set, the parent scored
- * on the validation items, epochs with progress written into the job, lineage) -> the
- * validation gate (gate "parent": no worse than the parent on the same items, and
- * min_accuracy) -> publish_version + registry_publish (succeeded), or the model kept as
- * NAME/.rejected-jobN (rejected).  A cancel stops it at the next step and writes nothing. */
+/* Running one fine-tune job on a job thread (see jobs.h): the live version (the parent) ->
+ * the dataset under the data root -> the training driver (split, head, the parent scored on
+ * the validation items, epochs with progress, lineage) -> the gate ("parent": no worse than
+ * the parent on the same items; min_accuracy) -> publish + registry (succeeded) or the model
+ * kept as NAME/.rejected-jobN (rejected).  A cancel stops it at the next step, writes nothing. */
 #include "examples.h"
 #include "jobs_internal.h"
 #include "log.h"
