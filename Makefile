@@ -1,7 +1,8 @@
 # cnnd build.  `make test` installs what the tests need, builds and runs them.
 # Targets: all, run, test (= deps + check), check (unit, server-unit, itest, conformance-data),
 # san (ASan+UBSan, then TSan), conformance (cnnd vs ONNX Runtime: torchvision's models through
-# /v2, and ONNX export; not in check), bench, bench-server, bench-train, model, clean, format, deps.
+# /v2, and ONNX export; not in check), bench, bench-server, bench-train, model, clean, format, deps,
+# demo-data (Fashion-MNIST into the data root), readme-test.
 comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
@@ -214,6 +215,34 @@ $(SALIENCY): bench/saliency.c $(LIBCNN)
 .PHONY: bench-saliency
 bench-saliency: $(SALIENCY)
 	OPENBLAS_NUM_THREADS=1 ./$(SALIENCY) models/repository/fashion/1/model.cnn $(FASHION_DATA) 100
+
+# The README's fine-tune example: Debian's Fashion-MNIST copied (not linked: cnnd refuses
+# symlinks leading out of the data root) into DATA_ROOT/fashion-mnist.  DEMO_PER_CLASS=N
+# writes the first N training images of each class instead (the fast README test).
+DATA_ROOT ?= models/data
+DEMO_PER_CLASS ?=
+.PHONY: demo-data
+demo-data:
+	@bash .ci/deps.sh model
+	mkdir -p $(DATA_ROOT)/fashion-mnist
+ifeq ($(DEMO_PER_CLASS),)
+	rm -f $(DATA_ROOT)/fashion-mnist/*-ubyte
+	cp $(FASHION_DATA)/train-images-idx3-ubyte.gz $(FASHION_DATA)/train-labels-idx1-ubyte.gz \
+	   $(FASHION_DATA)/t10k-images-idx3-ubyte.gz $(FASHION_DATA)/t10k-labels-idx1-ubyte.gz \
+	   $(DATA_ROOT)/fashion-mnist/
+else
+	rm -f $(DATA_ROOT)/fashion-mnist/*-ubyte*
+	python3 tests/integration/fm_subset.py $(DATA_ROOT)/fashion-mnist --per-class $(DEMO_PER_CLASS) \
+	    --data $(FASHION_DATA)
+endif
+	@echo "demo-data: $(DATA_ROOT)/fashion-mnist ready (dataset path \"fashion-mnist\")"
+
+# A fresh copy of the tree runs README.md's shell blocks in order, each command printed with
+# its status (tests/integration/t_readme.sh, also part of itest); README_TEST=full also runs
+# the blocks marked slow and fine-tunes on all of Fashion-MNIST.
+.PHONY: readme-test
+readme-test: $(CNN) $(CNND)
+	CNN=$(CNN) CNND=$(CNND) bash tests/integration/t_readme.sh
 
 clean:
 	rm -rf build build-*

@@ -1,11 +1,22 @@
 #!/usr/bin/env python3
 """cnnd client, Python 3 standard library only: plain classification (/v1) and the Open
 Inference Protocol (KServe v2) REST API -- JSON FP32 tensors, BYTES images with the binary
-data extension, the classification extension.  Import it (class Client) or run it:
+data extension, the classification extension -- and the admin API's fine-tune jobs (class
+AdminClient: start, follow with a progress line until the job ends, cancel).  Import it
+(class Client, AdminClient) or run it:
 
   cnnd_client.py [--url URL] models | health | metadata MODEL
   cnnd_client.py [--url URL] classify MODEL IMG... [--top-k K] [--version V]
   cnnd_client.py [--url URL] infer MODEL IMG... [--classification K] [--json-output] [--version V]
+  cnnd_client.py [--admin-url URL] [--token-file F] finetune MODEL --dataset PATH
+                 [--format idx|folder] [--epochs N] [--set KEY=JSON]... [--follow]
+  cnnd_client.py [--admin-url URL] [--token-file F] job ID [--follow] | jobs | cancel ID
+
+The admin token is $CNND_ADMIN_TOKEN, else the first line of --token-file (default
+$CNND_ADMIN_TOKEN_FILE or models/admin.token).  `finetune --follow` and `job --follow`
+print one progress line per change on stderr until the job ends and exit 0 when the job ran
+to a decision (succeeded: published; rejected: the gate kept the parent), 3 when it failed
+or was cancelled; the final status goes to stdout as JSON.
 """
 import argparse
 import http.client
@@ -13,10 +24,14 @@ import json
 import os
 import struct
 import sys
+import time
 import urllib.parse
 import uuid
 
 DEFAULT_URL = os.environ.get("CNND_URL", "http://127.0.0.1:8080")
+DEFAULT_ADMIN_URL = os.environ.get("CNND_ADMIN_URL", "http://127.0.0.1:8081")
+DEFAULT_TOKEN_FILE = os.environ.get("CNND_ADMIN_TOKEN_FILE", "models/admin.token")
+FINAL_STATES = ("succeeded", "failed", "cancelled", "rejected")
 
 
 class CnndError(Exception):
@@ -262,6 +277,91 @@ class Client:
         return self.infer(model, req, version, binary=raw)
 
 
+class AdminClient(Client):
+    """The admin listener (default 127.0.0.1:8081): every request carries the bearer token.
+    Fine-tune jobs: finetune() starts one, job()/jobs() read them, follow() polls one until
+    it ends with a progress line per change, cancel() asks it to stop."""
+
+    def __init__(self, url=DEFAULT_ADMIN_URL, token=None, token_file=DEFAULT_TOKEN_FILE,
+                 timeout=30):
+        super().__init__(url, timeout)
+        if token is None:
+            token = os.environ.get("CNND_ADMIN_TOKEN")
+        if token is None:
+            with open(token_file) as f:
+                token = f.readline().strip()
+        self.token = token
+
+    def request(self, method, path, body=None, headers=None):
+        hdrs = dict(headers or {})
+        hdrs["Authorization"] = "Bearer " + self.token
+        return super().request(method, path, body, hdrs)
+
+    def finetune(self, model, spec):
+        """POST /admin/v1/models/MODEL/finetune with the spec (a dict, see docs/server.md):
+        {"id": N, "state": "queued", "model": ..., "location": ...}."""
+        return self._json("POST", "/admin/v1/models/%s/finetune"
+                          % urllib.parse.quote(model, safe=""), spec)
+
+    def job(self, job_id):
+        return self._json("GET", "/admin/v1/jobs/%d" % int(job_id))
+
+    def jobs(self):
+        return self._json("GET", "/admin/v1/jobs")
+
+    def cancel(self, job_id):
+        """DELETE /admin/v1/jobs/ID: the job's status (cancelled at once when queued; a
+        running one stops at its next step).  CnndError 409 when it already ended."""
+        return self._json("DELETE", "/admin/v1/jobs/%d" % int(job_id))
+
+    def follow(self, job_id, poll_s=1.0, out=sys.stderr, timeout_s=None):
+        """Polls the job until it is final, writing progress_line() to out whenever it
+        changes; returns the final status."""
+        last, t0 = None, time.monotonic()
+        while True:
+            j = self.job(job_id)
+            line = progress_line(j)
+            if out is not None and line != last:
+                print(line, file=out, flush=True)
+                last = line
+            if j["state"] in FINAL_STATES:
+                return j
+            if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                raise TimeoutError("job %s still %s after %g s" % (job_id, j["state"], timeout_s))
+            time.sleep(poll_s)
+
+
+def _pct(x):
+    return "-" if x is None else "%.2f%%" % (100 * x)
+
+
+def progress_line(j):
+    """One line about a job: its state and phase, epoch/step, loss, accuracy, speed, ETA;
+    at the end the decision with the parent's and the candidate's validation accuracy."""
+    head = "job %s %s %s" % (j.get("id"), j.get("model"), j.get("state"))
+    gate = "validation accuracy %s (parent version %s: %s)" % (
+        _pct(j.get("val_accuracy")), j.get("parent_version"), _pct(j.get("parent_val_accuracy")))
+    if j.get("state") == "succeeded":
+        return "%s: version %s published; %s" % (head, j.get("version"), gate)
+    if j.get("state") in FINAL_STATES:
+        return "%s: %s; %s" % (head, j.get("error"), gate)
+    if j.get("state") == "queued" or not j.get("total_steps"):
+        return "%s (%s)" % (head, j.get("phase"))
+    total = j.get("total_steps") or 1
+    line = "%s (%s) epoch %s/%s step %s/%s %5.1f%%" % (
+        head, j.get("phase"), j.get("epoch"), j.get("epochs"), j.get("total_step"), total,
+        100.0 * (j.get("total_step") or 0) / total)
+    if j.get("loss") is not None:
+        line += " loss %.4f acc %s" % (j["loss"], _pct(j.get("accuracy")))
+    if j.get("items_per_s"):
+        line += " %.0f items/s" % j["items_per_s"]
+    if j.get("eta_s") is not None:
+        line += " eta %.0f s" % j["eta_s"]
+    if j.get("parent_val_accuracy") is not None:
+        line += " parent val %s" % _pct(j["parent_val_accuracy"])
+    return line
+
+
 def parse_classification(s):
     """("score:index:label" bytes or str) -> (score, index, label)."""
     if isinstance(s, bytes):
@@ -290,7 +390,27 @@ def main(argv=None):
     p.add_argument("--classification", type=int, default=3, help="top K (default 3)")
     p.add_argument("--binary-output", action="store_true", help="ask for binary output data")
     p.add_argument("--version")
+    ap.add_argument("--admin-url", default=DEFAULT_ADMIN_URL,
+                    help="admin listener (default %(default)s or $CNND_ADMIN_URL)")
+    ap.add_argument("--token-file", default=DEFAULT_TOKEN_FILE,
+                    help="admin token file (default %(default)s; $CNND_ADMIN_TOKEN wins)")
+    p = sub.add_parser("finetune", help="POST /admin/v1/models/MODEL/finetune")
+    p.add_argument("model")
+    p.add_argument("--dataset", required=True, help="path under the server's data_root")
+    p.add_argument("--format", default="idx", choices=("idx", "folder"))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="another body field, e.g. --set learning_rate=0.001 (repeatable)")
+    p.add_argument("--follow", action="store_true", help="follow the job until it ends")
+    p = sub.add_parser("job", help="GET /admin/v1/jobs/ID")
+    p.add_argument("id", type=int)
+    p.add_argument("--follow", action="store_true", help="follow the job until it ends")
+    sub.add_parser("jobs", help="GET /admin/v1/jobs")
+    p = sub.add_parser("cancel", help="DELETE /admin/v1/jobs/ID")
+    p.add_argument("id", type=int)
     a = ap.parse_args(argv)
+    if a.cmd in ("finetune", "job", "jobs", "cancel"):
+        return admin_main(a)
     c = Client(a.url)
     try:
         if a.cmd == "models":
@@ -313,15 +433,49 @@ def main(argv=None):
                     if o.get("datatype") == "BYTES":
                         o["data"] = [d.decode("utf-8") if isinstance(d, bytes) else d
                                      for d in o["data"]]
-    except CnndError as e:
-        print("cnnd_client: %s" % e, file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as e:
-        print("cnnd_client: %s" % e, file=sys.stderr)
-        return 1
+    except (CnndError, OSError, ValueError) as e:
+        return fail(e)
+    dump(out)
+    return 0
+
+
+def admin_main(a):
+    try:
+        c = AdminClient(a.admin_url, token_file=a.token_file)
+        follow = getattr(a, "follow", False)
+        if a.cmd == "finetune":
+            spec = {"dataset": {"format": a.format, "path": a.dataset}}
+            if a.epochs is not None:
+                spec["epochs"] = a.epochs
+            for kv in a.set:
+                key, _, val = kv.partition("=")
+                try:
+                    spec[key] = json.loads(val)
+                except ValueError:
+                    spec[key] = val
+            out = c.finetune(a.model, spec)
+            if follow:
+                out = c.follow(out["id"])
+        elif a.cmd == "job":
+            out = c.follow(a.id) if follow else c.job(a.id)
+        elif a.cmd == "jobs":
+            out = c.jobs()
+        else:
+            out = c.cancel(a.id)
+    except (CnndError, OSError, ValueError) as e:
+        return fail(e)
+    dump(out)
+    return 3 if follow and out.get("state") in ("failed", "cancelled") else 0
+
+
+def fail(e):
+    print("cnnd_client: %s" % e, file=sys.stderr)
+    return 1
+
+
+def dump(out):
     json.dump(out, sys.stdout, indent=2)
     print()
-    return 0
 
 
 if __name__ == "__main__":

@@ -148,6 +148,16 @@ int cnn_train_driver_setup(struct cnn_train_driver *drv, const struct cnn_model 
     return 0;
 }
 
+int cnn_train_driver_validate(struct cnn_train_driver *drv, double *acc, double *loss,
+                              struct cnn_err *err)
+{
+    *acc = *loss = NAN;
+    if (!drv || !drv->t)
+        return cnn_err_set(err, CNN_EINVAL, "train: the driver has no trainer (setup)");
+    return cnn_train_loop_validate(drv->t, drv->d, drv->val_idx, drv->n_val, drv->o.batch,
+                                   drv->o.train.cancel, acc, loss, err);
+}
+
 int cnn_train_driver_run(struct cnn_train_driver *drv, struct cnn_err *err)
 {
     if (!drv || !drv->t)

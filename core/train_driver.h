@@ -87,6 +87,15 @@ void cnn_train_driver_destroy(struct cnn_train_driver *drv);
 int cnn_train_driver_setup(struct cnn_train_driver *drv, const struct cnn_model *base,
                            struct cnn_err *err);
 
+/* Evaluation-mode accuracy and cross-entropy of the trainer's weights now on the
+ * validation items (cnn_train_loop_validate(), batches of o->batch, o->train.cancel
+ * checked): called after setup and before run it scores the base model on exactly the
+ * items every epoch is validated on, which is what a "no worse than the parent" gate
+ * compares with.  *acc, *loss NAN without validation items.  CNN_EINVAL before setup,
+ * CNN_ECANCELED, CNN_ENOMEM. */
+int cnn_train_driver_validate(struct cnn_train_driver *drv, double *acc, double *loss,
+                              struct cnn_err *err);
+
 /* Runs the epochs (cnn_train_loop_run()) and times them.  0; CNN_ECANCELED when the cancel
  * flag was set (between steps: nothing to export); a step's error (e.g. divergence). */
 int cnn_train_driver_run(struct cnn_train_driver *drv, struct cnn_err *err);

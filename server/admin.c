@@ -1,13 +1,19 @@
-/* The admin listener (see the DESIGN note in admin.h): its limits and the bearer-token auth
- * hook; its route table is router.c's, the request's life the listener's (listener.c). */
+/* The admin listener (see the DESIGN note in admin.h): its limits, the bearer-token auth
+ * hook and the data root made at start; its route table is router.c's, the request's life
+ * the listener's (listener.c). */
 #include "admin.h"
 
 #include "handlers.h"
 #include "job_spec.h"
 #include "listener.h"
+#include "log.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define ADMIN_THREADS 2
 #define ADMIN_CONNECTIONS 64
@@ -45,10 +51,39 @@ static int admin_auth(void *arg, struct request *r, const char *url)
     return 0;
 }
 
+/* Creates the data root (and its missing parents, mode 0755) so that a fresh checkout can
+ * take datasets at once; a failure is logged, and fine-tunes then answer 404 naming it. */
+static void make_data_root(const char *root)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s", root);
+    if (n <= 0 || (size_t)n >= sizeof path)
+        return;
+    int created = 0;
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0755) == 0)
+            created = 1;
+        else if (errno != EEXIST) {
+            log_warn("data_root cannot be created path=%s error=\"%s\"", path, strerror(errno));
+            return;
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    if (created)
+        log_info("data_root created path=%s", root);
+}
+
 struct listener *admin_start(struct app *app, struct jobs *jobs, const struct admin_token *token,
                              struct cnn_err *err)
 {
     const struct config *cfg = app->cfg;
+    make_data_root(cfg->data_root);
     struct listener_config lc = {
         .host = cfg->admin_listen,
         .port = cfg->admin_port,

@@ -1,5 +1,6 @@
 /* cnnd configuration (see config.h): the option table, value parsing with ranges, and the
- * three sources -- INI file (inih), command-line flags, CNND_* environment variables. */
+ * three sources -- INI file (inih), CNND_* environment variables, command-line flags; later
+ * wins, so flags > environment > file > defaults. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -92,8 +93,9 @@ static const struct option OPTIONS[] = {
      "admin TCP port; 0 = a free port (logged as \"admin listening port=N\")"},
     {"admin_token_file", "admin", T_STR, "models/admin.token", 0, 0, NULL, F(admin_token_file),
      "bearer token file (mode 0600; made when missing); CNND_ADMIN_TOKEN overrides it"},
-    {"data_root", "training", T_STR, "data", 0, 0, NULL, F(data_root),
-     "datasets of fine-tune jobs and collected examples live under this folder"},
+    {"data_root", "training", T_STR, "models/data", 0, 0, NULL, F(data_root),
+     "datasets of fine-tune jobs and collected examples live under this folder (made at "
+     "start when missing)"},
     {"max_jobs", "training", T_INT, "1", 1, 64, NULL, F(max_jobs),
      "fine-tune jobs running at once; max_jobs x blas_threads <= train_threads"},
     {"job_queue_size", "training", T_INT, "4", 0, 1000, NULL, F(job_queue_size),
@@ -538,9 +540,10 @@ int config_load(struct config *c, int argc, char **argv, char *const *envp, int 
         return rc;
     if (file && config_load_file(c, file, errbuf, cap) != 0)
         return CONFIG_ERROR;
-    if (apply_flags(c, argc, argv, errbuf, cap) != 0)
-        return CONFIG_ERROR;
+    /* precedence: flags > environment > file > defaults (later wins) */
     if (config_apply_env(c, envp, warn, errbuf, cap) != 0)
+        return CONFIG_ERROR;
+    if (apply_flags(c, argc, argv, errbuf, cap) != 0)
         return CONFIG_ERROR;
     if (config_finish(c, cores, errbuf, cap) != 0)
         return CONFIG_ERROR;
@@ -556,8 +559,8 @@ void config_print_help(FILE *f)
             "       cnnd --help | --version\n"
             "cnnd %s: CNN image classification server (plain REST /v1 and KServe v2).\n\n"
             "Every option can be set in the INI file (under its [section]), as a flag\n"
-            "(--name or --name-with-dashes) or as the variable CNND_NAME; flags override\n"
-            "the file and the environment overrides both.  Sizes take k, M, G (x1024).\n"
+            "(--name or --name-with-dashes) or as the variable CNND_NAME.  Precedence:\n"
+            "flags > environment > file > defaults.  Sizes take k, M, G (x1024).\n"
             "A bad setting prints WHERE: option NAME: why and exits with status 2.\n",
             CNND_VERSION);
     const char *section = "";

@@ -4,6 +4,7 @@
 #include "admin.h"
 #include "handlers.h"
 #include "jobs.h"
+#include "multipart.h"
 #include "repository.h"
 #include "safepath.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define MAX_TREE_ENTRIES 2000000L /* entries a dataset folder walk looks at */
@@ -142,12 +144,26 @@ static int resolve_dataset(struct request *r, const struct job_spec *spec, char 
 {
     const char *root = r->app->cfg->data_root;
     struct cnn_err err = {0};
+    struct stat st;
+    if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        http_reply_error(r, 404,
+                         "dataset.path: '%.200s' not found: the data root (option data_root) "
+                         "does not exist",
+                         spec->path);
+        return -1;
+    }
     int rc = safepath_resolve(root, spec->path, strlen(spec->path), real, cap, &err);
+    if (rc == CNN_ENOENT) {
+        http_reply_error(r, 404,
+                         "dataset.path: '%.200s' not found under the data root (option "
+                         "data_root; `make demo-data` puts Fashion-MNIST at fashion-mnist)",
+                         spec->path);
+        return -1;
+    }
     if (rc) {
         http_reply_error(r, rc == CNN_EIO ? 500 : 400, "dataset.path: %s", err.msg);
         return -1;
     }
-    struct stat st;
     if (stat(real, &st) != 0 || (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) ||
         (spec->format == CNN_DATASET_FOLDER && !S_ISDIR(st.st_mode))) {
         http_reply_error(r, 400, "dataset.path: %s",
@@ -170,10 +186,29 @@ static int resolve_dataset(struct request *r, const struct job_spec *spec, char 
     return 0;
 }
 
+/* The body is JSON: no Content-Type, application/json (or +json), or curl -d's default
+ * application/x-www-form-urlencoded pass; anything else is 415. */
+static int json_content_type(struct request *r)
+{
+    const char *ct = http_header(r, "Content-Type");
+    if (!ct || mime_type_is(ct, "application/json") ||
+        mime_type_is(ct, "application/x-www-form-urlencoded"))
+        return 1;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
 void handle_admin_finetune(struct request *r)
 {
     struct job_spec spec;
     struct cnn_err err = {0};
+    if (!json_content_type(r)) {
+        http_reply_error(r, 415, "Content-Type must be application/json (the fine-tune body is a "
+                                 "JSON object)");
+        return;
+    }
     int rc = job_spec_parse(r->body ? r->body : "", r->body_len, &spec, &err);
     if (rc) {
         http_reply_error(r, http_status_of(rc), "%s", err.msg);

@@ -1,9 +1,8 @@
-/* Running one fine-tune job on a job thread (see jobs.h): the live version of the model
- * -> the dataset under the data root (class folders matched to labels by name) -> the
- * training driver (train_driver.h: split, new head for a new label set, epochs with
- * progress written into the job, lineage) -> the validation gate -> publish_version +
- * registry_publish (succeeded), or the model kept as NAME/.rejected-jobN (rejected).  A cancel
- * stops it at the next step and writes nothing. */
+/* Running one fine-tune job on a job thread (see jobs.h): the live version (the parent) ->
+ * the dataset under the data root -> the training driver (split, head, the parent scored on
+ * the validation items, epochs with progress, lineage) -> the gate ("parent": no worse than
+ * the parent on the same items; min_accuracy) -> publish + registry (succeeded) or the model
+ * kept as NAME/.rejected-jobN (rejected).  A cancel stops it at the next step, writes nothing. */
 #include "examples.h"
 #include "fsroot.h"
 #include "jobs_internal.h"
@@ -26,7 +25,7 @@ struct run {
     struct model_version *mv; /* the parent, held until the driver has copied it */
     struct cnn_dataset *d;
     struct cnn_train_driver *drv;
-    char parent[REPO_NAME_MAX + 16], dataset[SAFEPATH_MAX + 16], extra[96], trained_by[96];
+    char parent[REPO_NAME_MAX + 16], dataset[SAFEPATH_MAX + 16], extra[128], trained_by[96];
     char *classes; /* "3,0" when the spec picks dataset classes, else NULL; owned */
 };
 
@@ -209,13 +208,37 @@ static int make_driver(struct run *rn, struct cnn_err *err)
     if (sp->classes && !(rn->classes = class_list(sp)))
         return cnn_err_set(err, CNN_ENOMEM, "out of memory");
     o.dataset_classes = rn->classes;
-    snprintf(rn->extra, sizeof rn->extra, "min_accuracy=%g\njob_id=%ld\n", sp->min_accuracy,
-             job->id);
+    snprintf(rn->extra, sizeof rn->extra, "gate=%s\nmin_accuracy=%g\njob_id=%ld\n",
+             job_gate_name(sp->gate), sp->min_accuracy, job->id);
     o.extra = rn->extra;
     snprintf(rn->trained_by, sizeof rn->trained_by, "cnnd %s fine-tune job %ld", rn->j->cfg.version,
              job->id);
     o.trained_by = rn->trained_by;
     return cnn_train_driver_create(rn->d, &o, &rn->drv, err);
+}
+
+/* Gate "parent" with the parent's head: its accuracy on the validation items, before any
+ * step (a new head has nothing to compare; the gate is then min_accuracy alone). */
+static int score_parent(struct run *rn, const struct cnn_train_driver_info *in,
+                        struct cnn_err *err)
+{
+    struct job *job = rn->job;
+    if (job->spec.gate != JOB_GATE_PARENT || in->head != CNN_TRAIN_HEAD_KEPT || in->n_val == 0)
+        return 0;
+    set_phase(rn, "scoring the parent");
+    double acc, loss;
+    int rc = cnn_train_driver_validate(rn->drv, &acc, &loss, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&rn->j->mu);
+    job->parent_val_accuracy = acc;
+    pthread_mutex_unlock(&rn->j->mu);
+    size_t n = strlen(rn->extra);
+    snprintf(rn->extra + n, sizeof rn->extra - n, "parent_val_acc=%.4f\n", acc);
+    log_info("job parent scored id=%ld model=%s parent_version=%d val_items=%d val_acc=%.4f "
+             "val_loss=%.4f",
+             job->id, job->model, job->parent_version, in->n_val, acc, loss);
+    return 0;
 }
 
 /* Everything up to a trained trainer.  0, CNN_ECANCELED or an error. */
@@ -249,6 +272,8 @@ static int train(struct run *rn, struct cnn_err *err)
     rn->mv = NULL;
 
     cnn_train_driver_info(rn->drv, &in);
+    if ((rc = score_parent(rn, &in, err)))
+        return rc;
     pthread_mutex_lock(&rn->j->mu);
     job->train_items = in.n_train;
     job->val_items = in.n_val;
@@ -287,7 +312,11 @@ static enum job_state finish(struct run *rn, int *version, char *msg, size_t cap
     struct cnn_train_driver_info in;
     cnn_train_driver_info(rn->drv, &in);
     double val = in.last ? in.last->val_acc : NAN;
-    int passed = in.n_val > 0 ? val >= sp->min_accuracy : sp->min_accuracy <= 0;
+    pthread_mutex_lock(&rn->j->mu);
+    double parent = job->parent_val_accuracy; /* NAN unless gate "parent" scored it */
+    pthread_mutex_unlock(&rn->j->mu);
+    int below_floor = in.n_val > 0 ? !(val >= sp->min_accuracy) : sp->min_accuracy > 0;
+    int below_parent = !isnan(parent) && !(val >= parent);
     if (atomic_load(&job->cancel)) {
         snprintf(msg, cap, "cancelled after training, before publishing");
         return JOB_CANCELLED;
@@ -307,11 +336,21 @@ static enum job_state finish(struct run *rn, int *version, char *msg, size_t cap
         return JOB_CANCELLED;
     }
     enum job_state state;
-    if (!passed) {
+    if (below_floor || below_parent) {
         char dir[48];
         snprintf(dir, sizeof dir, ".rejected-job%ld", job->id);
-        snprintf(msg, cap, "validation accuracy %.4f is below min_accuracy %g; not published", val,
-                 sp->min_accuracy);
+        int n = 0;
+        if (below_parent)
+            n = snprintf(msg, cap,
+                         "validation accuracy %.4f is %.4f below the parent's %.4f (version %d, "
+                         "the same %d validation items)",
+                         val, parent - val, parent, job->parent_version, in.n_val);
+        if (below_floor && n >= 0 && (size_t)n < cap)
+            n += snprintf(msg + n, cap - (size_t)n, "%s%.4f is below min_accuracy %g (by %.4f)",
+                          n ? " and " : "validation accuracy ", val, sp->min_accuracy,
+                          sp->min_accuracy - val);
+        if (n >= 0 && (size_t)n < cap)
+            snprintf(msg + n, cap - (size_t)n, "; not published");
         if (publish_hidden(rn->j->cfg.repository, job->model, dir, m, &err) == 0) {
             pthread_mutex_lock(&rn->j->mu);
             snprintf(job->rejected_model, sizeof job->rejected_model, "%s/%s", job->model, dir);
@@ -326,8 +365,8 @@ static enum job_state finish(struct run *rn, int *version, char *msg, size_t cap
         snprintf(tag, sizeof tag, "job%ld", job->id);
         rc = publish_version(rn->j->cfg.repository, job->model, m, tag, version, &err);
         if (rc == 0) {
-            log_info("job published id=%ld model=%s version=%d val_acc=%.4f", job->id, job->model,
-                     *version, val);
+            log_info("job published id=%ld model=%s version=%d val_acc=%.4f parent_val_acc=%.4f",
+                     job->id, job->model, *version, val, parent);
             rc = registry_publish(rn->j->cfg.reg, job->model, *version, &err);
         }
         if (rc) {

@@ -196,7 +196,7 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
     static const char *const known[] = {
         "dataset",      "epochs",   "batch_size", "learning_rate", "momentum",
         "weight_decay", "schedule", "freeze",     "labels",        "validation_split",
-        "min_accuracy", "seed",     NULL};
+        "min_accuracy", "seed",     "gate",       NULL};
     int rc = check_keys(o, "", known, err);
     if (rc)
         return rc;
@@ -226,6 +226,14 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
             return bad(err, "schedule", "must be \"constant\", \"step\" or \"cosine\"");
         s->schedule = kinds[k];
     }
+    static const char *const gates[] = {"parent", "min_accuracy", NULL};
+    json_t *gv = json_object_get(o, "gate");
+    if (gv) {
+        int k = choice(gv, gates);
+        if (k < 0)
+            return bad(err, "gate", "must be \"parent\" or \"min_accuracy\"");
+        s->gate = k == 0 ? JOB_GATE_PARENT : JOB_GATE_MIN_ACCURACY;
+    }
     if ((rc = get_str(o, "freeze", "freeze", s->freeze, sizeof s->freeze, 0, err)))
         return rc;
     if ((rc = parse_labels(json_object_get(o, "labels"), s, err)))
@@ -236,6 +244,10 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
                    "0..n-1, so they get a new head");
     if (s->labels && s->n_classes && s->n_classes != s->n_labels)
         return bad(err, "labels", "must name as many labels as dataset.classes has classes");
+    if (s->gate == JOB_GATE_PARENT && s->validation_split <= 0)
+        return bad(err, "validation_split",
+                   "must be > 0 for gate \"parent\" (the candidate is compared with the parent "
+                   "on the validation items; \"gate\": \"min_accuracy\" turns that off)");
     if (s->min_accuracy > 0 && s->validation_split <= 0)
         return bad(err, "validation_split",
                    "must be > 0 when min_accuracy is set (the gate "
@@ -246,12 +258,18 @@ static int parse_object(json_t *o, struct job_spec *s, struct cnn_err *err)
 int job_spec_parse(const char *body, size_t len, struct job_spec *out, struct cnn_err *err)
 {
     memset(out, 0, sizeof *out);
+    /* Fine-tune defaults, measured (README.md, docs/server.md): the bundled model fine-tuned
+     * for 1 epoch on all of Fashion-MNIST keeps or improves its test accuracy; 0.01 constant
+     * without weight decay took it from 93.13% to 90.42%.  validation_split 0.05 with seed
+     * 1 holds out exactly the items the bundled model held out, so the parent gate scores
+     * the parent on items it never trained on. */
     out->epochs = 1;
     out->batch_size = 32;
-    out->learning_rate = 0.01;
+    out->learning_rate = 0.003;
     out->momentum = 0.9;
-    out->schedule = CNN_LR_CONSTANT;
-    out->validation_split = 0.1;
+    out->weight_decay = 5e-4;
+    out->schedule = CNN_LR_COSINE;
+    out->validation_split = 0.05;
     out->seed = 1;
     if (len > JOB_BODY_MAX)
         return cnn_err_set(err, CNN_ELIMIT, "body larger than %d bytes", JOB_BODY_MAX);
@@ -286,6 +304,11 @@ void job_spec_free(struct job_spec *s)
     s->n_classes = s->n_labels = 0;
 }
 
+const char *job_gate_name(enum job_gate g)
+{
+    return g == JOB_GATE_MIN_ACCURACY ? "min_accuracy" : "parent";
+}
+
 const char *job_schedule_name(enum cnn_lr_schedule s)
 {
     return s == CNN_LR_COSINE ? "cosine" : s == CNN_LR_STEP ? "step" : "constant";
@@ -309,6 +332,8 @@ json_t *job_spec_json(const struct job_spec *s)
                   "momentum", s->momentum, "weight_decay", s->weight_decay, "schedule",
                   job_schedule_name(s->schedule), "validation_split", s->validation_split,
                   "min_accuracy", s->min_accuracy, "seed", (json_int_t)s->seed);
+    if (j)
+        json_object_set_new(j, "gate", json_string(job_gate_name(s->gate)));
     if (j && s->freeze[0])
         json_object_set_new(j, "freeze", json_string(s->freeze));
     if (j && s->labels) {

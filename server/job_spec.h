@@ -6,9 +6,10 @@
  *
  *   {"dataset": {"format": "idx"|"folder", "path": "rel/path", "split": "train",
  *                "classes": [1, 8, 9]},
- *    "epochs": 1, "batch_size": 32, "learning_rate": 0.01, "momentum": 0.9,
- *    "weight_decay": 0, "schedule": "constant"|"step"|"cosine", "freeze": "conv2",
- *    "labels": ["a", "b"], "validation_split": 0.1, "min_accuracy": 0, "seed": 1} */
+ *    "epochs": 1, "batch_size": 32, "learning_rate": 0.003, "momentum": 0.9,
+ *    "weight_decay": 5e-4, "schedule": "cosine"|"step"|"constant", "freeze": "conv2",
+ *    "labels": ["a", "b"], "validation_split": 0.05, "min_accuracy": 0,
+ *    "gate": "parent"|"min_accuracy", "seed": 1} */
 #ifndef JOB_SPEC_H
 #define JOB_SPEC_H
 
@@ -27,6 +28,12 @@
 #define JOB_MAX_BATCH 1024
 #define JOB_BODY_MAX (256 * 1024) /* bytes of the JSON body */
 
+/* What a candidate must reach on the validation items to be published. */
+enum job_gate {
+    JOB_GATE_PARENT = 0,       /* the parent's accuracy on the same items, and min_accuracy */
+    JOB_GATE_MIN_ACCURACY = 1, /* min_accuracy only (an absolute floor; 0 = always) */
+};
+
 struct job_spec {
     enum cnn_dataset_format format; /* CNN_DATASET_IDX or CNN_DATASET_FOLDER */
     char path[SAFEPATH_MAX + 1];    /* relative to the data root, lexically checked */
@@ -42,6 +49,7 @@ struct job_spec {
     int n_labels;
     double validation_split;
     double min_accuracy; /* > 1 can never be met: the job ends rejected */
+    enum job_gate gate;  /* default JOB_GATE_PARENT */
     uint64_t seed;
 };
 
@@ -53,6 +61,9 @@ void job_spec_free(struct job_spec *s);
 
 /* The spec as JSON with every default filled in (for job status and lineage); new ref. */
 json_t *job_spec_json(const struct job_spec *s);
+
+/* "parent", "min_accuracy". */
+const char *job_gate_name(enum job_gate g);
 
 /* "constant", "step", "cosine". */
 const char *job_schedule_name(enum cnn_lr_schedule s);

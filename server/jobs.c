@@ -192,7 +192,7 @@ int jobs_submit(struct jobs *j, const char *name, struct job_spec *spec, const c
     atomic_init(&job->cancel, 0);
     job->cancel_step = -1;
     job->epochs = spec->epochs;
-    job->val_accuracy = NAN;
+    job->val_accuracy = job->parent_val_accuracy = NAN;
     job->loss = job->accuracy = NAN;
     snprintf(job->phase, sizeof job->phase, "queued");
     pthread_mutex_lock(&j->mu);
@@ -333,6 +333,10 @@ static json_t *status_locked(const struct job *job)
     json_object_set_new(o, "val_items", json_integer(job->val_items));
     json_object_set_new(o, "classes", json_integer(job->classes));
     json_object_set_new(o, "val_accuracy", num(job->val_accuracy));
+    json_object_set_new(o, "parent_val_accuracy", num(job->parent_val_accuracy));
+    json_object_set_new(o, "val_accuracy_change",
+                        num(job->val_accuracy - job->parent_val_accuracy));
+    json_object_set_new(o, "gate", json_string(job_gate_name(job->spec.gate)));
     json_object_set_new(o, "min_accuracy", json_real(job->spec.min_accuracy));
     json_object_set_new(o, "history", hist);
     char link[64];

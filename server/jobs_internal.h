@@ -36,6 +36,7 @@ struct job {
     long total_step, total_steps;
     double loss, accuracy, items_per_s, eta_s, elapsed_s;
     double val_accuracy;              /* last epoch's; NAN before */
+    double parent_val_accuracy;       /* the parent on the same items; NAN when not scored */
     struct cnn_epoch_result *history; /* owned, `epochs` entries, n_history filled */
     int n_history;
     char phase[32]; /* "loading dataset", "training", "publishing", ... */

@@ -69,8 +69,9 @@ class Admin:
         except ValueError:
             return st, None, h
 
-    def submit(self, model, spec):
-        return self.json("POST", "/admin/v1/models/%s/finetune" % model, spec)
+    def submit(self, model, spec, content_type=None):
+        hdrs = {"Content-Type": content_type} if content_type else None
+        return self.json("POST", "/admin/v1/models/%s/finetune" % model, spec, hdrs)
 
     def job(self, jid):
         st, j, _ = self.json("GET", "/admin/v1/jobs/%d" % jid)

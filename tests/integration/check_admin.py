@@ -3,10 +3,13 @@
 
   auth      no token, wrong token (same length, other lengths), token in the query -> 401
             with WWW-Authenticate: Bearer, decided before the body; the token never logged
-  paths     escape attempts for dataset.path -> 400 naming the field, no job made
+  paths     escape attempts for dataset.path -> 400 naming the field, no job made; a
+            missing dataset -> 404 naming the path; a text/plain body -> 415
   finetune  the live model fine-tuned on an IDX subset: queued -> running -> succeeded with
             per-epoch progress, validation accuracy, the new version served (= cnn predict
             of its file), lineage in its metadata, training metrics
+  gate      the default gate: a candidate worse than the parent on the same validation
+            items is rejected with both accuracies and the loss in the message
   head      a 3-label set on a 3-class folder subset: >= 95% validation accuracy, classify
             then answers only those labels
   rollback  activate an older version by hand: it serves although a newer one exists
@@ -149,9 +152,22 @@ def step_paths(a):
     check(len(jl["jobs"]) == before,
           "no job was created by the %d attempts, so no job opened anything outside the "
           "data root" % len(attempts))
-    st, j, _ = adm.submit(MODEL, {"dataset": {"format": "idx", "path": "no/such/set"}})
-    check(st == 400 and "not found" in (j or {}).get("error", ""),
-          "a missing dataset -> 400 not found")
+    for path in ("no/such/set", " ..", "..\\..\\..\\etc", "fm2"):
+        st, j, _ = adm.submit(MODEL, {"dataset": {"format": "idx", "path": path}})
+        err = (j or {}).get("error", "")
+        check(st == 404 and "'%s' not found" % path in err,
+              "a missing dataset %r -> 404 naming the path: %s" % (path, err[:90]),
+              "got %d %r" % (st, err))
+    st, j, _ = adm.submit(MODEL, {"dataset": {"format": "idx", "path": "fm"}},
+                          content_type="text/plain")
+    err = (j or {}).get("error", "")
+    check(st == 415 and "application/json" in err,
+          "a fine-tune body sent as text/plain -> 415: %s" % err, "got %d %r" % (st, err))
+    st, j, _ = adm.submit(MODEL, {"dataset": {"format": "idx", "path": "fm"},
+                                  "validation_split": 0})
+    err = (j or {}).get("error", "")
+    check(st == 400 and err.startswith("validation_split:") and "gate" in err,
+          "validation_split 0 with the default parent gate -> 400: %s" % err[:90])
     for body, field in (({"dataset": {"format": "idx", "path": "fm"}, "epochs": 0}, "epochs"),
                         ({"dataset": {"format": "idx", "path": "fm"}, "learning_rate": -1},
                          "learning_rate"),
@@ -196,8 +212,10 @@ def step_finetune(a):
     v0, _ = live()
     disk0 = versions_on_disk(a.repo, MODEL)
     samples0 = metrics()
+    # the publishing path itself (the gate against the parent: step_gate)
     spec = {"dataset": {"format": "idx", "path": "fm"}, "epochs": 2, "batch_size": 32,
-            "learning_rate": 0.01, "momentum": 0.9, "validation_split": 0.2, "seed": 3}
+            "learning_rate": 0.01, "momentum": 0.9, "validation_split": 0.2, "seed": 3,
+            "gate": "min_accuracy"}
     st, j, h = adm.submit(MODEL, spec)
     check(st == 202 and j and h.get("location") == "/admin/v1/jobs/%d" % j["id"],
           "POST .../finetune -> 202 with the job id and Location %s" % h.get("location"))
@@ -258,6 +276,35 @@ def step_finetune(a):
           metric_sum(s1, "cnnd_train_loss") is not None and
           metric_sum(s1, "cnnd_train_accuracy") is not None,
           "cnnd_jobs{state=\"succeeded\"}, cnnd_train_loss and cnnd_train_accuracy on /metrics")
+
+
+# ---- the default gate: no worse than the parent ------------------------------------------
+def step_gate(a):
+    """A fine-tune that makes the live model worse (a far too high learning rate and weight
+    decay) is rejected by the default gate, which scored the parent on the same validation
+    items; the job shows both accuracies and by how much the candidate lost."""
+    adm = Admin()
+    v0, _ = live()
+    disk0 = versions_on_disk(a.repo, MODEL)
+    st, j, _ = adm.submit(MODEL, {"dataset": {"format": "idx", "path": "fm"}, "epochs": 1,
+                                  "batch_size": 32, "learning_rate": 0.5, "momentum": 0,
+                                  "weight_decay": 0.5, "validation_split": 0.2, "seed": 3})
+    final, _, _ = adm.wait(j["id"]) if st == 202 else ({"state": st}, [], [])
+    pva, va, err = final.get("parent_val_accuracy"), final.get("val_accuracy"), \
+        final.get("error") or ""
+    print("job %s: gate %s, parent (version %s) %s, candidate %s, change %s; error: %s"
+          % (j and j.get("id"), final.get("gate"), final.get("parent_version"), pva, va,
+             final.get("val_accuracy_change"), err))
+    check(final["state"] == "rejected" and final.get("gate") == "parent" and
+          isinstance(pva, float) and isinstance(va, float) and va < pva,
+          "default gate: a worse candidate (%.4f) than the parent (%.4f) on the same %s "
+          "validation items -> rejected" % (va or -1, pva or -1, final.get("val_items")),
+          "%s %s" % (final.get("state"), err))
+    check(isinstance(pva, float) and "%.4f below the parent's %.4f (version %d" %
+          (pva - va, pva, v0) in err,
+          "the rejection says by how much it lost: %s" % err[:120])
+    check(versions_on_disk(a.repo, MODEL) == disk0 and live()[0] == v0,
+          "nothing published; version %s stays live" % v0)
 
 
 # ---- head replacement ---------------------------------------------------------------------
@@ -545,7 +592,8 @@ def main():
     ap.add_argument("--to", type=int)
     ap.add_argument("--fashion", default="/usr/share/datasets/fashion-mnist")
     a = ap.parse_args()
-    {"auth": step_auth, "paths": step_paths, "finetune": step_finetune, "head": step_head,
+    {"auth": step_auth, "paths": step_paths, "finetune": step_finetune, "gate": step_gate,
+     "head": step_head,
      "rollback": step_rollback, "reject": step_reject, "cancel": step_cancel,
      "examples": step_examples, "samehead": step_samehead, "manage": step_manage}[a.step](a)
     done()

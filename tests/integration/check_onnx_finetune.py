@@ -60,7 +60,7 @@ def main():
     adm = Admin()
     st, j, _ = adm.submit(MODEL, {"dataset": {"format": "folder", "path": "onnxft"},
                                   "epochs": 3, "batch_size": 8, "learning_rate": 0.05,
-                                  "validation_split": 0, "seed": 5})
+                                  "validation_split": 0, "gate": "min_accuracy", "seed": 5})
     check(st == 202 and j, "POST /admin/v1/models/onnxpp/finetune (model.onnx) -> 202 (%d)" % st,
           json.dumps(j)[:300])
     if st != 202 or not j:

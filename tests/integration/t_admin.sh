@@ -52,6 +52,7 @@ A=(--repo "$T/repo" --samples "$S" --data "$D" --outside "$T/outside" --log "$T/
 py check_admin auth "${A[@]}"
 py check_admin paths "${A[@]}"
 py check_admin finetune "${A[@]}"
+py check_admin gate "${A[@]}"
 v_tuned=$(ls "$T/repo/fashion" | grep -E '^[0-9]+$' | sort -n | tail -n1)
 py check_admin head "${A[@]}"
 py check_admin rollback "${A[@]}" --to "$v_tuned"
@@ -60,6 +61,7 @@ py check_admin cancel "${A[@]}"
 py check_admin examples "${A[@]}"
 py check_admin samehead "${A[@]}" --fashion "$FASHION"
 py check_admin manage "${A[@]}"
+py check_client_admin
 
 curl -s "$URL/metrics" >"$T/metrics.txt"
 if promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1; then
@@ -77,7 +79,7 @@ done
 epochs=$(curl -s -H "Authorization: Bearer $(cat "$T/admin.token")" "$CNND_ADMIN_URL/admin/v1/jobs/1" |
   "$PY" -c 'import json,sys; print(max(1, min(20, round(3 * json.load(sys.stdin)["items_per_s"] / 1200))))')
 py check_admin_load "$S/bag.png" 16 4 \
-  "{\"dataset\":{\"format\":\"idx\",\"path\":\"fm\"},\"epochs\":${epochs:-1},\"validation_split\":0.2,\"seed\":11}"
+  "{\"dataset\":{\"format\":\"idx\",\"path\":\"fm\"},\"epochs\":${epochs:-1},\"validation_split\":0.2,\"seed\":11,\"gate\":\"min_accuracy\"}"
 cnnd_stop
 
 # Restart: the token file is read, not replaced.
@@ -104,7 +106,7 @@ fi
 # kill -9 at random moments of fine-tune-and-publish rounds (check_admin_kill.py picks the
 # moment: a random fraction of the training steps, 0..40 ms into the export/publish phase,
 # or a random time), then a restart that must load and serve the newest version.
-SMALL='{"dataset":{"format":"idx","path":"small"},"epochs":1,"batch_size":16,"validation_split":0}'
+SMALL='{"dataset":{"format":"idx","path":"small"},"epochs":1,"batch_size":16,"validation_split":0,"gate":"min_accuracy"}'
 versions() { ls "$T/repo/fashion" | grep -E '^[1-9][0-9]*$' | sort -n | tr '\n' ' '; }
 newest() { ls "$T/repo/fashion" | grep -E '^[1-9][0-9]*$' | sort -n | tail -n1; }
 live_version() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command line and configuration: --help, --version, bad config file / flag / environment
-# variable -> exit 2 naming where and which option; precedence file < flag < CNND_* env
+# variable -> exit 2 naming where and which option; precedence file < CNND_* env < flag
 # (seen through log_format); the shipped config/cnnd.conf and the bundled model
 # repository start and classify the sample images.
 source "$(dirname "$0")/lib.sh"
@@ -61,7 +61,11 @@ cnnd_start --log-format text || finish
 check not first_log_is_json -- "--log-format text overrides the file"
 cnnd_stop
 CNND_LOG_FORMAT=json cnnd_start --log-format text || finish
-check first_log_is_json -- "CNND_LOG_FORMAT=json overrides the flag"
+check not first_log_is_json -- "--log-format text overrides CNND_LOG_FORMAT=json (flags > environment)"
+cnnd_stop
+write_config log.log_format=text
+CNND_LOG_FORMAT=json cnnd_start || finish
+check first_log_is_json -- "CNND_LOG_FORMAT=json overrides log_format=text in the file (environment > file)"
 cnnd_stop
 
 # The shipped config and the bundled repository (models/repository) with its samples.

@@ -464,11 +464,12 @@ START_TEST(test_spec_defaults_from_a_minimal_body)
     ck_assert_ptr_null(s.classes);
     ck_assert_int_eq(s.epochs, 1);
     ck_assert_int_eq(s.batch_size, 32);
-    ck_assert(s.learning_rate == 0.01 && s.momentum == 0.9 && s.weight_decay == 0);
-    ck_assert_int_eq(s.schedule, CNN_LR_CONSTANT);
+    ck_assert(s.learning_rate == 0.003 && s.momentum == 0.9 && s.weight_decay == 5e-4);
+    ck_assert_int_eq(s.schedule, CNN_LR_COSINE);
+    ck_assert_int_eq(s.gate, JOB_GATE_PARENT);
     ck_assert_str_eq(s.freeze, "");
     ck_assert_ptr_null(s.labels);
-    ck_assert(s.validation_split == 0.1 && s.min_accuracy == 0);
+    ck_assert(s.validation_split == 0.05 && s.min_accuracy == 0);
     ck_assert(s.seed == 1);
     job_spec_free(&s);
 }
@@ -478,7 +479,8 @@ static const char FULL[] =
     "{\"dataset\":{\"format\":\"folder\",\"path\":\"ex/three\"},\"epochs\":3,\"batch_size\":16,"
     "\"learning_rate\":0.05,\"momentum\":0,\"weight_decay\":5e-4,\"schedule\":\"cosine\","
     "\"freeze\":\"conv2\",\"labels\":[\"Trouser\",\"Bag\",\"Ankle boot\"],"
-    "\"validation_split\":0.2,\"min_accuracy\":1.01,\"seed\":12345678901}";
+    "\"validation_split\":0.2,\"min_accuracy\":1.01,\"gate\":\"min_accuracy\","
+    "\"seed\":12345678901}";
 
 START_TEST(test_spec_every_field_and_json_round_trip)
 {
@@ -496,6 +498,7 @@ START_TEST(test_spec_every_field_and_json_round_trip)
     ck_assert_str_eq(s.labels[2], "Ankle boot");
     ck_assert(s.validation_split == 0.2 && s.min_accuracy == 1.01); /* an unmeetable gate */
     ck_assert(s.seed == 12345678901ULL);
+    ck_assert_int_eq(s.gate, JOB_GATE_MIN_ACCURACY);
     json_t *j = job_spec_json(&s);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -503,7 +506,7 @@ START_TEST(test_spec_every_field_and_json_round_trip)
     free(text);
     ck_assert(t.format == s.format && t.epochs == s.epochs && t.batch_size == s.batch_size &&
               t.learning_rate == s.learning_rate && t.schedule == s.schedule && t.seed == s.seed &&
-              t.n_labels == s.n_labels && t.min_accuracy == s.min_accuracy);
+              t.n_labels == s.n_labels && t.min_accuracy == s.min_accuracy && t.gate == s.gate);
     ck_assert_str_eq(t.freeze, s.freeze);
     ck_assert_str_eq(t.labels[1], "Bag");
     job_spec_free(&t);
@@ -572,6 +575,10 @@ START_TEST(test_spec_bad_fields_are_named)
          "\"min_accuracy\":0.5}",
          "validation_split:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"min_accuracy\":-1}", "min_accuracy:"},
+        {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"gate\":\"better\"}", "gate: must be"},
+        {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"gate\":1}", "gate: must be"},
+        {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"validation_split\":0}",
+         "validation_split: must be > 0 for gate \"parent\""},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"seed\":-1}", "seed:"},
         {"{\"dataset\":{\"format\":\"idx\",\"path\":\"a\"},\"epoch\":2}", "epoch: unknown field"},
     };

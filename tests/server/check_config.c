@@ -83,7 +83,7 @@ START_TEST(test_defaults_match_documented_values)
     ck_assert_str_eq(c.admin_listen, "127.0.0.1");
     ck_assert_int_eq(c.admin_port, 8081);
     ck_assert_str_eq(c.admin_token_file, "models/admin.token");
-    ck_assert_str_eq(c.data_root, "data");
+    ck_assert_str_eq(c.data_root, "models/data");
     ck_assert_int_eq(c.max_jobs, 1);
     ck_assert_int_eq(c.job_queue_size, 4);
     ck_assert_int_eq(c.train_threads, 0);
@@ -255,7 +255,7 @@ static void count_warning(const char *name)
     warned++;
 }
 
-START_TEST(test_flags_override_file_and_env_overrides_both)
+START_TEST(test_precedence_flags_over_env_over_file)
 {
     const char *path = write_conf(1, "[server]\nport = 9000\nthreads = 2\n"
                                      "[batching]\nmax_batch_size = 16\nmax_queue_size = 100\n");
@@ -269,13 +269,59 @@ START_TEST(test_flags_override_file_and_env_overrides_both)
     int rc = config_load(&c, 8, argv, env, 4, count_warning, errbuf, sizeof errbuf);
     unlink(path);
     ck_assert_msg(rc == CONFIG_OK, "%s", errbuf);
-    ck_assert_int_eq(c.port, 9002);            /* file 9000 < flag 9001 < env 9002 */
+    ck_assert_int_eq(c.port, 9001);            /* file 9000 < env 9002 < flag 9001 */
     ck_assert_int_eq(c.threads, 2);            /* file only */
     ck_assert_int_eq(c.max_batch_size, 4);     /* flag over file */
     ck_assert_int_eq(c.max_queue_delay_us, 5); /* flag only */
     ck_assert_int_eq(c.max_queue_size, 200);   /* env over file */
     ck_assert_int_eq(c.instances, 4);          /* auto: 4 cores / 1 BLAS thread */
     ck_assert_int_eq(warned, 1);               /* CNND_SOMETHING_ELSE */
+}
+END_TEST
+
+/* Each pair on its own: flag > env, flag > file, env > file, and the origin named in an
+ * error is the source that won. */
+START_TEST(test_precedence_each_pair_and_the_winner_is_named)
+{
+    const char *path = write_conf(1, "[server]\nport = 9000\n[batching]\nmax_queue_size = 100\n");
+    char *argv_fe[] = {"cnnd", "--port", "9001", NULL};
+    char *env_fe[] = {"CNND_PORT=9002", NULL};
+    struct config c;
+    ck_assert_int_eq(config_load(&c, 3, argv_fe, env_fe, 4, NULL, errbuf, sizeof errbuf),
+                     CONFIG_OK);
+    ck_assert_int_eq(c.port, 9001); /* flag over env */
+    char *argv_ff[] = {"cnnd", "--config", (char *)path, "--port=9003", NULL};
+    ck_assert_int_eq(config_load(&c, 4, argv_ff, NULL, 4, NULL, errbuf, sizeof errbuf), CONFIG_OK);
+    ck_assert_int_eq(c.port, 9003); /* flag over file */
+    char *argv_f[] = {"cnnd", "--config", (char *)path, NULL};
+    char *env_q[] = {"CNND_MAX_QUEUE_SIZE=300", NULL};
+    ck_assert_int_eq(config_load(&c, 3, argv_f, env_q, 4, NULL, errbuf, sizeof errbuf), CONFIG_OK);
+    ck_assert_int_eq(c.max_queue_size, 300); /* env over file */
+    ck_assert_int_eq(c.port, 9000);          /* file over default */
+    /* max_batch_items 2000 > max_queue_size: the error names the source that won */
+    char *argv_b[] = {"cnnd", "--max-batch-items", "50", NULL};
+    char *env_b[] = {"CNND_MAX_BATCH_ITEMS=2000", NULL};
+    ck_assert_int_eq(config_load(&c, 3, argv_b, env_b, 4, NULL, errbuf, sizeof errbuf), CONFIG_OK);
+    ck_assert_int_eq(c.max_batch_items, 50);
+    char *argv_e[] = {"cnnd", NULL};
+    ck_assert_int_eq(config_load(&c, 1, argv_e, env_b, 4, NULL, errbuf, sizeof errbuf),
+                     CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(errbuf, "environment CNND_MAX_BATCH_ITEMS"));
+    unlink(path);
+    char *help = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&help, &len);
+    config_print_help(f);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(help, "flags > environment > file > defaults"));
+    free(help);
+    char conf[4096] = "";
+    FILE *cf = fopen("config/cnnd.conf", "r");
+    ck_assert_ptr_nonnull(cf);
+    size_t got = fread(conf, 1, sizeof conf - 1, cf);
+    fclose(cf);
+    conf[got] = '\0';
+    ck_assert_ptr_nonnull(strstr(conf, "Precedence: flags > environment > this file >"));
 }
 END_TEST
 
@@ -360,7 +406,7 @@ START_TEST(test_help_lists_every_option_with_its_default)
         {"admin_listen", "127.0.0.1"},
         {"admin_port", "8081"},
         {"admin_token_file", "models/admin.token"},
-        {"data_root", "data"},
+        {"data_root", "models/data"},
         {"max_jobs", "1"},
         {"job_queue_size", "4"},
         {"train_threads", "0"},
@@ -465,7 +511,8 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_file_errors_name_file_line_and_option);
     tcase_add_test(tc, test_file_syntax_errors_and_overlong_lines);
     tcase_add_test(tc, test_missing_file_is_an_error);
-    tcase_add_test(tc, test_flags_override_file_and_env_overrides_both);
+    tcase_add_test(tc, test_precedence_flags_over_env_over_file);
+    tcase_add_test(tc, test_precedence_each_pair_and_the_winner_is_named);
     tcase_add_test(tc, test_flag_and_env_errors);
     tcase_add_test(tc, test_cross_option_errors_name_where_the_option_was_set);
     tcase_add_test(tc, test_help_lists_every_option_with_its_default);

@@ -5,6 +5,7 @@
  * once, a full queue refuses, destroy cancels a running job; publishing from two threads
  * gives distinct complete versions and leftovers of a killed publish are removed; the
  * label <-> folder name encoding; the training metrics on /metrics. */
+#include "dataset.h"
 #include "examples.h"
 #include "jobs.h"
 #include "metrics.h"
@@ -162,20 +163,23 @@ static json_t *wait_job(struct fixture *fx, long id, long min_steps)
     return NULL;
 }
 
-/* Fraction of the dataset's images the live model classifies right (plain forward passes). */
-static double live_accuracy(struct fixture *fx, int *version)
+/* Fraction of images idx[0..n) (NULL: all N_ITEMS) the live model classifies right (plain
+ * forward passes); *version (optional) the live version. */
+static double live_accuracy_on(struct fixture *fx, const int *idx, int n, int *version)
 {
     struct model_version *mv = NULL;
     struct cnn_err err = {0};
     ck_assert_int_eq(registry_acquire(fx->reg, "m", 0, &mv, &err), 0);
-    *version = mv->version;
+    if (version)
+        *version = mv->version;
     int right = 0;
-    for (int i = 0; i < N_ITEMS; i++) {
+    for (int k = 0; k < n; k++) {
+        int i = idx ? idx[k] : k;
         uint8_t px[STM_IN];
         float in[STM_IN], out[STM_CLASSES];
         make_image(i, i % 4, px);
-        for (int k = 0; k < STM_IN; k++)
-            in[k] = px[k] / 255.0f;
+        for (int q = 0; q < STM_IN; q++)
+            in[q] = px[q] / 255.0f;
         stm_forward_one(mv->model, in, out);
         int best = 0;
         for (int c = 1; c < STM_CLASSES; c++)
@@ -183,7 +187,12 @@ static double live_accuracy(struct fixture *fx, int *version)
         right += best == i % 4;
     }
     registry_release(fx->reg, mv);
-    return (double)right / N_ITEMS;
+    return (double)right / n;
+}
+
+static double live_accuracy(struct fixture *fx, int *version)
+{
+    return live_accuracy_on(fx, NULL, N_ITEMS, version);
 }
 
 static int exists(const char *repo, const char *rel)
@@ -193,12 +202,38 @@ static int exists(const char *repo, const char *rel)
     return access(p, F_OK) == 0;
 }
 
+/* Accuracy of the live model on the validation items of a split (fraction, seed) of the
+ * dataset, with plain forward passes: the reference for the parent's score. */
+static double live_val_accuracy(struct fixture *fx, double fraction, uint64_t seed)
+{
+    struct cnn_dataset *d = NULL;
+    struct cnn_err err = {0};
+    struct model_version *mv = NULL;
+    ck_assert_int_eq(registry_acquire(fx->reg, "m", 0, &mv, &err), 0);
+    ck_assert_msg(cnn_dataset_open(fx->set, CNN_DATASET_IDX, "train",
+                                   cnn_model_preproc(mv->model), &d, &err) == 0,
+                  "%s", err.msg);
+    registry_release(fx->reg, mv);
+    int tr[N_ITEMS], va[N_ITEMS], nt = 0, nv = 0;
+    ck_assert_int_eq(cnn_dataset_split(d, fraction, seed, tr, &nt, va, &nv, &err), 0);
+    cnn_dataset_destroy(d);
+    return live_accuracy_on(fx, va, nv, NULL);
+}
+
+static double real_of(json_t *j, const char *key)
+{
+    json_t *v = json_object_get(j, key);
+    ck_assert_msg(json_is_real(v), "%s is not a number", key);
+    return json_real_value(v);
+}
+
 START_TEST(test_job_trains_passes_gate_and_publishes_live_version)
 {
     struct fixture fx;
     setup(&fx, 1);
     int v0;
     double acc0 = live_accuracy(&fx, &v0);
+    double parent_ref = live_val_accuracy(&fx, 0.25, 3);
     long id = submit(&fx,
                      "{\"dataset\":{\"format\":\"idx\",\"path\":\"set\"},\"epochs\":8,"
                      "\"batch_size\":16,\"learning_rate\":0.1,\"validation_split\":0.25,"
@@ -213,6 +248,10 @@ START_TEST(test_job_trains_passes_gate_and_publishes_live_version)
     ck_assert_int_eq(int_of(j, "val_items"), N_ITEMS / 4);
     double va = json_real_value(json_object_get(j, "val_accuracy"));
     ck_assert_msg(va >= 0.9, "val acc %g", va);
+    double pva = real_of(j, "parent_val_accuracy"); /* default gate: better than the parent */
+    ck_assert_msg(pva < va, "parent %.4f, candidate %.4f", pva, va);
+    ck_assert_msg(fabs(pva - parent_ref) < 1e-9, "parent %.4f, reference %.4f", pva, parent_ref);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "gate")), "parent");
     long steps = int_of(j, "total_steps");
     ck_assert_int_eq(int_of(j, "total_step"), steps);
     json_t *tr = json_object_get(j, "transitions");
@@ -258,6 +297,94 @@ START_TEST(test_gate_not_met_rejects_and_publishes_nothing)
     ck_assert_int_eq(v, 1);
     ck_assert(!exists(fx.repo, "m/2"));
     ck_assert(exists(fx.repo, "m/.rejected-job1/model.cnn"));
+    teardown(&fx);
+}
+END_TEST
+
+/* Trains version 2 well (gate min_accuracy), then returns the fixture with it live. */
+static void publish_good_v2(struct fixture *fx)
+{
+    long id = submit(fx,
+                     "{\"dataset\":{\"format\":\"idx\",\"path\":\"set\"},\"epochs\":8,"
+                     "\"batch_size\":16,\"learning_rate\":0.1,\"validation_split\":0.25,"
+                     "\"gate\":\"min_accuracy\",\"seed\":3}",
+                     0);
+    json_t *j = wait_job(fx, id, 0);
+    ck_assert_msg(strcmp(state_of(j), "succeeded") == 0, "%s: %s", state_of(j),
+                  json_string_value(json_object_get(j, "error")));
+    ck_assert(json_is_null(json_object_get(j, "parent_val_accuracy"))); /* not scored */
+    json_decref(j);
+}
+
+/* The default gate: a candidate worse than the version it would replace, on the same
+ * validation items, is rejected with the loss in the message; nothing is published. */
+START_TEST(test_default_gate_rejects_a_candidate_worse_than_the_parent)
+{
+    struct fixture fx;
+    setup(&fx, 1);
+    publish_good_v2(&fx);
+    int v;
+    double parent_ref = live_val_accuracy(&fx, 0.25, 3);
+    live_accuracy(&fx, &v);
+    ck_assert_int_eq(v, 2);
+    /* weight decay 1 at learning rate 1 wipes the weights out: far worse, but finite */
+    long id = submit(&fx,
+                     "{\"dataset\":{\"format\":\"idx\",\"path\":\"set\"},\"epochs\":2,"
+                     "\"batch_size\":16,\"learning_rate\":1,\"momentum\":0,"
+                     "\"weight_decay\":1,\"validation_split\":0.25,\"seed\":3}",
+                     0);
+    json_t *j = wait_job(&fx, id, 0);
+    const char *e = json_string_value(json_object_get(j, "error"));
+    ck_assert_msg(strcmp(state_of(j), "rejected") == 0, "%s: %s", state_of(j), e);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "gate")), "parent");
+    double pva = real_of(j, "parent_val_accuracy"), va = real_of(j, "val_accuracy");
+    ck_assert_msg(fabs(pva - parent_ref) < 1e-9, "parent %.4f, reference %.4f", pva, parent_ref);
+    ck_assert_msg(va < pva, "candidate %.4f, parent %.4f", va, pva);
+    ck_assert(fabs(real_of(j, "val_accuracy_change") - (va - pva)) < 1e-12);
+    char want[96];
+    snprintf(want, sizeof want, "is %.4f below the parent's %.4f (version 2", pva - va, pva);
+    ck_assert_msg(strstr(e, want) != NULL, "'%s' lacks '%s'", e, want);
+    json_decref(j);
+    live_accuracy(&fx, &v);
+    ck_assert_int_eq(v, 2);
+    ck_assert(!exists(fx.repo, "m/3"));
+    ck_assert(exists(fx.repo, "m/.rejected-job2/model.cnn"));
+    teardown(&fx);
+}
+END_TEST
+
+/* The absolute gate still works: gate "min_accuracy" publishes the same worse candidate
+ * when min_accuracy allows it, and rejects by min_accuracy alone (message: by how much). */
+START_TEST(test_min_accuracy_gate_is_absolute_and_still_available)
+{
+    struct fixture fx;
+    setup(&fx, 2);
+    publish_good_v2(&fx);
+    const char *worse = "{\"dataset\":{\"format\":\"idx\",\"path\":\"set\"},\"epochs\":2,"
+                        "\"batch_size\":16,\"learning_rate\":1,\"momentum\":0,"
+                        "\"weight_decay\":1,\"validation_split\":0.25,\"seed\":3,"
+                        "\"gate\":\"min_accuracy\"}";
+    long id = submit(&fx, worse, 0);
+    json_t *j = wait_job(&fx, id, 0);
+    ck_assert_msg(strcmp(state_of(j), "succeeded") == 0, "%s: %s", state_of(j),
+                  json_string_value(json_object_get(j, "error")));
+    ck_assert_int_eq(int_of(j, "version"), 3);
+    json_decref(j);
+    id = submit(&fx,
+                "{\"dataset\":{\"format\":\"idx\",\"path\":\"set\"},\"epochs\":1,"
+                "\"gate\":\"min_accuracy\",\"min_accuracy\":1.01}",
+                0);
+    j = wait_job(&fx, id, 0);
+    ck_assert_str_eq(state_of(j), "rejected");
+    const char *e = json_string_value(json_object_get(j, "error"));
+    char want[64];
+    snprintf(want, sizeof want, "is below min_accuracy 1.01 (by %.4f)",
+             1.01 - real_of(j, "val_accuracy"));
+    ck_assert_msg(strstr(e, want) && !strstr(e, "parent"), "'%s' lacks '%s'", e, want);
+    json_decref(j);
+    int v;
+    live_accuracy(&fx, &v);
+    ck_assert_int_eq(v, 3);
     teardown(&fx);
 }
 END_TEST
@@ -385,6 +512,8 @@ Suite *jobs_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_job_trains_passes_gate_and_publishes_live_version);
     tcase_add_test(tc, test_gate_not_met_rejects_and_publishes_nothing);
+    tcase_add_test(tc, test_default_gate_rejects_a_candidate_worse_than_the_parent);
+    tcase_add_test(tc, test_min_accuracy_gate_is_absolute_and_still_available);
     tcase_add_test(tc, test_cancel_running_within_one_step_queued_at_once_and_queue_limit);
     tcase_add_test(tc, test_concurrent_publishes_get_distinct_complete_versions);
     tcase_add_test(tc, test_label_folder_names_round_trip);

@@ -358,6 +358,65 @@ START_TEST(test_cancel_stops_between_steps)
 }
 END_TEST
 
+/* The base model's validation score before training, against a session forward pass over
+ * the same stratified split (cnn_dataset_split with the driver's fraction and seed) with
+ * argmax and -log p counted here; after the run, validate() equals the last epoch's. */
+START_TEST(test_validate_scores_the_base_on_the_validation_items)
+{
+    struct cnn_model *base = base_model(NULL);
+    struct cnn_train_driver_opts o;
+    small_opts(&o);
+    struct cnn_train_driver *drv = driver_for(base, &o);
+    struct cnn_err err = {0};
+    double acc = 0, loss = 0;
+    ck_assert_msg(cnn_train_driver_validate(drv, &acc, &loss, &err) == 0, "%s", err.msg);
+
+    int n = cnn_dataset_count(data), n_train = 0, n_val = 0;
+    int *tr = malloc((size_t)n * sizeof *tr), *va = malloc((size_t)n * sizeof *va);
+    ck_assert_int_eq(cnn_dataset_split(data, 0.25, 3, tr, &n_train, va, &n_val, &err), 0);
+    ck_assert_int_eq(n_val, 24);
+    float *x = malloc((size_t)n_val * 64 * sizeof *x);
+    int *lab = malloc((size_t)n_val * sizeof *lab);
+    cnn_dataset_batch(data, va, n_val, NULL, 0, x, lab);
+    struct cnn_session *s = cnn_session_create(base, n_val, &err);
+    ck_assert_ptr_nonnull(s);
+    const float *p;
+    ck_assert_int_eq(cnn_session_forward(s, base, x, n_val, &p, &err), 0);
+    int right = 0;
+    double sum = 0;
+    for (int i = 0; i < n_val; i++) {
+        const float *row = p + i * 4;
+        int best = 0;
+        for (int k = 1; k < 4; k++)
+            best = row[k] > row[best] ? k : best;
+        right += best == lab[i];
+        sum -= log(fmax((double)row[lab[i]], 1e-30));
+    }
+    ck_assert_msg(fabs(acc - (double)right / n_val) < 1e-9, "validate %.4f, reference %.4f", acc,
+                  (double)right / n_val);
+    ck_assert_msg(fabs(loss - sum / n_val) < 1e-3, "loss %.5f, reference %.5f", loss, sum / n_val);
+
+    ck_assert_msg(cnn_train_driver_run(drv, &err) == 0, "%s", err.msg);
+    struct cnn_train_driver_info in;
+    cnn_train_driver_info(drv, &in);
+    ck_assert_int_eq(cnn_train_driver_validate(drv, &acc, &loss, &err), 0);
+    ck_assert_msg(fabs(acc - in.last->val_acc) < 1e-12, "after the run %.4f vs epoch %.4f", acc,
+                  in.last->val_acc);
+    cnn_train_driver_destroy(drv);
+    struct cnn_train_driver *none = NULL;
+    ck_assert_int_eq(cnn_train_driver_create(data, &o, &none, &err), 0);
+    ck_assert_int_eq(cnn_train_driver_validate(none, &acc, &loss, &err), CNN_EINVAL); /* no setup */
+    ck_assert(isnan(acc) && isnan(loss));
+    cnn_train_driver_destroy(none);
+    cnn_session_destroy(s);
+    free(x);
+    free(lab);
+    free(tr);
+    free(va);
+    cnn_model_destroy(base);
+}
+END_TEST
+
 START_TEST(test_errors_are_returned_not_crashed_on)
 {
     struct cnn_model *base = base_model(NULL);
@@ -410,6 +469,7 @@ Suite *train_driver_suite(void)
     tcase_add_test(tc, test_fresh_model_lineage_says_random_init);
     tcase_add_test(tc, test_parent_with_the_old_keys_loads_and_fine_tunes);
     tcase_add_test(tc, test_cancel_stops_between_steps);
+    tcase_add_test(tc, test_validate_scores_the_base_on_the_validation_items);
     tcase_add_test(tc, test_errors_are_returned_not_crashed_on);
     suite_add_tcase(s, tc);
     return s;
