@@ -14,7 +14,8 @@
 
 #define CNND_VERSION "0.1.0"
 
-enum opt_type { T_INT, T_SIZE, T_COUNT, T_STR, T_ADDR, T_ENUM };
+/* T_ADDR_OFF: a numeric address or "off" (admin_listen) */
+enum opt_type { T_INT, T_SIZE, T_COUNT, T_STR, T_ADDR, T_ADDR_OFF, T_ENUM };
 enum origin { O_DEFAULT = 0, O_FILE, O_FLAG, O_ENV };
 
 struct option {
@@ -82,8 +83,8 @@ static const struct option OPTIONS[] = {
      "most elements in one request tensor (input or output)"},
     {"max_batch_items", "limits", T_INT, "64", 1, 1000000, NULL, F(max_batch_items),
      "most images (or tensors) in one request; <= max_queue_size"},
-    {"admin_listen", "admin", T_ADDR, "127.0.0.1", 0, 0, NULL, F(admin_listen),
-     "admin listener address (jobs, model management); keep it on loopback"},
+    {"admin_listen", "admin", T_ADDR_OFF, "127.0.0.1", 0, 0, NULL, F(admin_listen),
+     "admin listener address (jobs, model management); keep it on loopback; off = none"},
     {"admin_port", "admin", T_INT, "8081", 0, 65535, NULL, F(admin_port),
      "admin TCP port; 0 = a free port (logged as \"admin listening port=N\")"},
     {"admin_token_file", "admin", T_STR, "models/admin.token", 0, 0, NULL, F(admin_token_file),
@@ -205,11 +206,17 @@ static int set_value(struct config *c, int i, const char *value, const char *whe
         else
             *(long long *)field = v;
         return 0;
+    case T_ADDR_OFF:
+        if (strcmp(value, CONFIG_OFF) == 0) {
+            strcpy(field, value);
+            return 0;
+        }
+        /* fall through */
     case T_ADDR: {
         unsigned char buf[16];
         if (inet_pton(AF_INET, value, buf) != 1 && inet_pton(AF_INET6, value, buf) != 1)
-            return fail(errbuf, cap, "%s: option %s: '%s' is not a numeric IPv4 or IPv6 address",
-                        where, o->name, value);
+            return fail(errbuf, cap, "%s: option %s: '%s' is not a numeric IPv4 or IPv6 address%s",
+                        where, o->name, value, o->type == T_ADDR_OFF ? " or off" : "");
     }
         /* fall through */
     case T_STR:
@@ -592,6 +599,7 @@ void config_describe(const struct config *c, char *buf, size_t cap)
             break;
         case T_STR:
         case T_ADDR:
+        case T_ADDR_OFF:
             snprintf(val, sizeof val, "%s", field);
             break;
         case T_ENUM: {
@@ -618,4 +626,9 @@ int config_threads_per_job(const struct config *c)
 const char *config_version(void)
 {
     return CNND_VERSION;
+}
+
+int config_admin_enabled(const struct config *c)
+{
+    return strcmp(c->admin_listen, CONFIG_OFF) != 0;
 }
