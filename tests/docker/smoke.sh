@@ -2,11 +2,12 @@
 # `make docker`: builds the top-level Dockerfile and runs it for real with podman through
 # docker-smoke (../shared/tools/docker-smoke: Debian base images made locally, no registry),
 # then checks the image: size (goal < 120 MB), USER, HEALTHCHECK, a curl classification of
-# models/samples/sneaker.png, the admin API with its created token, a Kubernetes-like run
-# (read-only root, token from a root-owned read-only mount in a Secret's ..data layout; the
-# same mount read-write is refused), and `podman stop` with 32 requests in flight: all 32
-# answered 200 and exit code 0.  Needs root.  Exit 0 all passed, 1 a check failed,
-# 77 skipped (no docker-smoke, or podman cannot run here: said why).
+# models/samples/sneaker.png, the admin API with its created token, `podman stop` with 32
+# requests in flight (all 32 answered 200, exit code 0), and a Kubernetes-like run (the init
+# container's seeding, read-only root, the token a root-owned file on a read-only mount in a
+# Secret's ..data layout; the same file on a writable mount is refused).  Needs root.
+# Exit 0 all passed, 1 a check failed, 77 skipped (no docker-smoke, or podman cannot run
+# here: said why).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 T0=$(date +%s)
@@ -119,9 +120,16 @@ echo "k8s-secret-token-0123456789abcdef" >"$W/secret/..2026_12_06_00_00_00.1/tok
 chmod 644 "$W/secret/..2026_12_06_00_00_00.1/token"
 ln -s ..2026_12_06_00_00_00.1 "$W/secret/..data"
 ln -s ..data/token "$W/secret/token"
+# The repository volume, seeded by the Deployment's init container command (config/k8s).
+mkdir -p "$W/repo" && chown 10001:10001 "$W/repo"
+init=$(python3 -c 'import sys, yaml; d = [x for x in yaml.safe_load_all(open(sys.argv[1])) if x][0]
+print(d["spec"]["template"]["spec"]["initContainers"][0]["command"][2])' "$ROOT/config/k8s/deployment.yaml" 2>/dev/null)
+podman run --rm --read-only -v "$W/repo:/seed" --entrypoint /bin/sh "$TAG" -c "$init" 2>>"$W/podman.err"
+check test -f "$W/repo/fashion/1/model.cnn" -a -f "$W/repo/.seeded" -- "the Deployment's init container command seeds an empty repository volume"
 K=cnnd-smoke-k8s-$$
-start "$K" --read-only -v "$W/secret:/etc/cnnd/admin:ro" -e CNND_ADMIN_TOKEN_FILE=/etc/cnnd/admin/token
-check wait_ready "$P" "$K" -- "read-only root, token from a root-owned read-only Secret-like mount: ready"
+start "$K" --read-only -v "$W/secret:/etc/cnnd/admin:ro" -e CNND_ADMIN_TOKEN_FILE=/etc/cnnd/admin/token \
+  -v "$W/repo:/var/lib/cnnd/repository" -e CNND_MODEL_REPOSITORY=/var/lib/cnnd/repository
+check wait_ready "$P" "$K" -- "read-only root, the seeded repository volume, token from a root-owned read-only Secret-like mount: ready"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer k8s-secret-token-0123456789abcdef" "http://127.0.0.1:$PA/admin/v1/models")
 check test "$code" = 200 -- "the admin API accepts the token of the read-only mount: $code"
 podman stop -t 10 "$K" >/dev/null 2>>"$W/podman.err"
