@@ -93,13 +93,19 @@ tok=$(podman exec "$C" cat /var/lib/cnnd/admin.token)
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "http://127.0.0.1:$PA/admin/v1/models")
 check test "$code" = 200 -- "admin API on the published admin port with the token cnnd created: $code"
 
-# 32 clients whose uploads take ~2.5 s (curl --limit-rate): all have sent their headers when
-# podman stop sends SIGTERM 1.5 s in; cnnd drains them, answers all 32 and exits 0.
+# 32 clients whose uploads take ~5 s (curl --limit-rate); once cnnd counts all 32 in flight
+# (cnnd_requests_in_flight on /metrics, 33 with the metrics request itself) podman stop sends
+# SIGTERM; cnnd drains them, answers all 32 and exits 0.
 for i in $(seq 1 32); do
-  curl -s -o /dev/null -w '%{http_code}\n' --limit-rate 150 -H 'Content-Type: image/png' \
+  curl -s -o /dev/null -w '%{http_code}\n' --limit-rate 100 -H 'Content-Type: image/png' \
     --data-binary @"$S/sneaker.png" "http://127.0.0.1:$P/v1/models/fashion/classify" >"$W/code.$i" &
 done
-sleep 1.5
+for i in $(seq 1 60); do
+  n=$(curl -s "http://127.0.0.1:$P/metrics" | awk '$1 == "cnnd_requests_in_flight" {print $2}')
+  [ "${n:-0}" -ge 33 ] && break
+  sleep 0.05
+done
+echo "cnnd_requests_in_flight before podman stop: $n (32 classify + this /metrics request)"
 t_stop=$(date +%s.%N)
 podman stop -t 30 "$C" >/dev/null 2>>"$W/podman.err"
 wait
