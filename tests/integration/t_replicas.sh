@@ -139,8 +139,10 @@ lag=$(awk -v a="$t_done" -v b="${seen_b:-0}" 'BEGIN{printf "%.2f", b - a}')
 echo "replica A live version: $(live_of "$A_PORT"); replica B took version $V ${lag} s after the job ended (poll_interval_s=$POLL)"
 check test "$(live_of "$A_PORT")" = "$V" -- "replica A (which ran the job) serves version $V at once"
 check test -n "$seen_b" -- "replica B serves version $V"
-check awk -v l="$lag" -v p="$POLL" 'BEGIN{exit !(l >= 0 && l <= p + 1)}' -- \
-  "replica B took it within the poll interval ($lag s <= $POLL s + 1 s for the tick and the load)"
+# main's loop looks at the poll timer once a second: scans come every poll_interval_s to
+# poll_interval_s + 1 s; then the version is loaded.
+check awk -v l="$lag" -v p="$POLL" 'BEGIN{exit !(l >= 0 && l <= p + 1.5)}' -- \
+  "replica B took it within the poll interval ($lag s <= $POLL s + 1 s tick + 0.5 s to load)"
 : >"$T/versions"
 for i in $(seq 1 6); do
   curl -s -H 'Content-Type: image/png' --data-binary @"$S/sneaker.png" "$NURL/v1/models/fashion/classify" |
