@@ -155,6 +155,13 @@ test:
 	@bash .ci/deps.sh test
 	$(MAKE) check
 
+# The container image (Dockerfile) built and run for real with podman through
+# ../shared/tools/docker-smoke, then checked by tests/docker/smoke.sh (size, USER,
+# HEALTHCHECK, a classification, podman stop with 32 requests in flight).  Needs root.
+.PHONY: docker
+docker:
+	bash tests/docker/smoke.sh
+
 # Installs what is missing, builds, and serves the bundled model repository on port 8080.
 run:
 	@bash .ci/deps.sh run

@@ -5,12 +5,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int admin_token_set(struct admin_token *t, const char *text, size_t n, struct cnn_err *err)
@@ -75,24 +77,91 @@ static int create_file(const char *path, struct admin_token *t, struct cnn_err *
     return rc;
 }
 
+int admin_token_file_check(const char *path, const struct stat *st, int read_only_mount,
+                           struct cnn_err *err)
+{
+    if (!S_ISREG(st->st_mode))
+        return cnn_err_set(err, CNN_EINVAL, "admin token file %s: not a regular file", path);
+    if ((st->st_mode & 077) == 0)
+        return 0; /* mode 0600 or stricter */
+    if (st->st_uid == 0 && (st->st_mode & 022) == 0 && read_only_mount)
+        return 0; /* root's file on a read-only mount: a Kubernetes Secret, a :ro bind mount */
+    return cnn_err_set(err, CNN_EINVAL,
+                       "admin token file %s: mode %03o lets group or others read it (chmod 600 "
+                       "it, or mount it read-only owned by root with no group/other write)",
+                       path, (unsigned)(st->st_mode & 0777));
+}
+
+/* 1 when the file system holding fd is mounted read-only. */
+static int read_only_mount(int fd)
+{
+    struct statvfs sv;
+    return fstatvfs(fd, &sv) == 0 && (sv.f_flag & ST_RDONLY);
+}
+
+/* 1 when the folder holding path (not following a last-component link) is on a read-only
+ * mount. */
+static int dir_read_only(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int ro = read_only_mount(fd);
+    close(fd);
+    return ro;
+}
+
+/* A symbolic link is followed only when it lies on a read-only mount and belongs to root:
+ * a Kubernetes Secret volume holds NAME -> ..data/NAME, and nobody but root made that link.
+ * *via_link = 1 when the file was opened through such a link. */
+static int open_token(const char *path, int *via_link)
+{
+    *via_link = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0 || errno != ELOOP)
+        return fd;
+    struct stat ls;
+    if (lstat(path, &ls) != 0 || ls.st_uid != 0 || !dir_read_only(path)) {
+        errno = ELOOP;
+        return -1;
+    }
+    *via_link = 1;
+    return open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
 static int read_file(const char *path, struct admin_token *t, struct cnn_err *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int via_link = 0;
+    int fd = open_token(path, &via_link);
     if (fd < 0)
         return cnn_err_set(err, errno == ENOENT ? CNN_ENOENT : CNN_EIO,
                            "admin token file %s: cannot open: %s", path,
-                           errno == ELOOP ? "it is a symlink" : strerror(errno));
+                           errno == ELOOP ? "it is a symlink (followed only when root's, on a "
+                                            "read-only mount)"
+                                          : strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return cnn_err_set(err, CNN_EINVAL, "admin token file %s: not a regular file", path);
+        return cnn_err_set(err, CNN_EIO, "admin token file %s: cannot stat: %s", path,
+                           strerror(errno));
     }
-    if (st.st_mode & 077) {
+    int ro = read_only_mount(fd);
+    int rc = admin_token_file_check(path, &st, ro, err);
+    if (rc == 0 && via_link && !(st.st_uid == 0 && ro)) /* as trusted as the link itself */
+        rc = cnn_err_set(err, CNN_EINVAL,
+                         "admin token file %s: a symlink to a file that is not root's on a "
+                         "read-only mount",
+                         path);
+    if (rc) {
         close(fd);
-        return cnn_err_set(err, CNN_EINVAL,
-                           "admin token file %s: mode %03o lets group or others read it "
-                           "(chmod 600 it)",
-                           path, (unsigned)(st.st_mode & 0777));
+        return rc;
     }
     char buf[ADMIN_TOKEN_MAX + 64];
     ssize_t n = read(fd, buf, sizeof buf);
@@ -107,7 +176,7 @@ static int read_file(const char *path, struct admin_token *t, struct cnn_err *er
         len--;
     if (len == (size_t)n && (size_t)n == sizeof buf)
         len = sizeof buf; /* no line end in sight: too long */
-    int rc = admin_token_set(t, buf, len, err);
+    rc = admin_token_set(t, buf, len, err);
     memset(buf, 0, sizeof buf);
     if (rc) {
         char why[sizeof err->msg];

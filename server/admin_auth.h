@@ -1,5 +1,6 @@
 /* The admin bearer token: where it comes from (CNND_ADMIN_TOKEN, else the first line of
- * admin_token_file, which must be a regular file of mode 0600 or stricter; created with
+ * admin_token_file, which must be a regular file of mode 0600 or stricter, or root's on a
+ * read-only mount such as a Kubernetes Secret volume; created with
  * 256 random bits from getrandom(2) as 64 hex digits when missing) and the check of an
  * "Authorization: Bearer <token>" header in constant time: both sides are padded to
  * ADMIN_TOKEN_MAX bytes and every byte is compared with an accumulate-xor, the lengths
@@ -12,6 +13,7 @@
 #include "err.h"
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 #define ADMIN_TOKEN_MAX 256 /* longest token accepted, bytes */
 #define ADMIN_TOKEN_MIN 16  /* shortest token accepted from a file or the environment */
@@ -29,6 +31,15 @@ struct admin_token {
  * but never the token. */
 int admin_token_load(struct admin_token *t, const char *env_value, const char *path, int *created,
                      struct cnn_err *err);
+
+/* Whether a token file with attributes st may be used: a regular file that group and others
+ * cannot read (mode 0600 or stricter, any owner), or a file owned by root without group or
+ * other write permission on a read-only mount (read_only_mount = 1: a Kubernetes Secret
+ * volume, whose files are 0644 or 0440 by default, or a :ro bind mount; only root could
+ * have put it there).  0, or CNN_EINVAL naming path and the mode.  A symbolic link at
+ * admin_token_file is followed only when the link, too, is root's on a read-only mount. */
+int admin_token_file_check(const char *path, const struct stat *st, int read_only_mount,
+                           struct cnn_err *err);
 
 /* Sets t from text[0..n): visible ASCII only, ADMIN_TOKEN_MIN..ADMIN_TOKEN_MAX bytes. */
 int admin_token_set(struct admin_token *t, const char *text, size_t n, struct cnn_err *err);

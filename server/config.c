@@ -15,7 +15,8 @@
 
 #define CNND_VERSION "0.1.0"
 
-enum opt_type { T_INT, T_SIZE, T_COUNT, T_STR, T_ADDR, T_ENUM };
+/* T_ADDR_OFF: a numeric address or "off" (admin_listen) */
+enum opt_type { T_INT, T_SIZE, T_COUNT, T_STR, T_ADDR, T_ADDR_OFF, T_ENUM };
 enum origin { O_DEFAULT = 0, O_FILE, O_FLAG, O_ENV };
 
 struct option {
@@ -87,8 +88,8 @@ static const struct option OPTIONS[] = {
      "POST .../explain requests in flight at most; beyond it 429 + Retry-After at once"},
     {"explain_threads", "limits", T_INT, "1", 1, 64, NULL, F(explain_threads),
      "threads computing explanations (saliency maps), apart from the inference workers"},
-    {"admin_listen", "admin", T_ADDR, "127.0.0.1", 0, 0, NULL, F(admin_listen),
-     "admin listener address (jobs, model management); keep it on loopback"},
+    {"admin_listen", "admin", T_ADDR_OFF, "127.0.0.1", 0, 0, NULL, F(admin_listen),
+     "admin listener address (jobs, model management); keep it on loopback; off = none"},
     {"admin_port", "admin", T_INT, "8081", 0, 65535, NULL, F(admin_port),
      "admin TCP port; 0 = a free port (logged as \"admin listening port=N\")"},
     {"admin_token_file", "admin", T_STR, "models/admin.token", 0, 0, NULL, F(admin_token_file),
@@ -211,11 +212,17 @@ static int set_value(struct config *c, int i, const char *value, const char *whe
         else
             *(long long *)field = v;
         return 0;
+    case T_ADDR_OFF:
+        if (strcmp(value, CONFIG_OFF) == 0) {
+            strcpy(field, value);
+            return 0;
+        }
+        /* fall through */
     case T_ADDR: {
         unsigned char buf[16];
         if (inet_pton(AF_INET, value, buf) != 1 && inet_pton(AF_INET6, value, buf) != 1)
-            return fail(errbuf, cap, "%s: option %s: '%s' is not a numeric IPv4 or IPv6 address",
-                        where, o->name, value);
+            return fail(errbuf, cap, "%s: option %s: '%s' is not a numeric IPv4 or IPv6 address%s",
+                        where, o->name, value, o->type == T_ADDR_OFF ? " or off" : "");
     }
         /* fall through */
     case T_STR:
@@ -599,6 +606,7 @@ void config_describe(const struct config *c, char *buf, size_t cap)
             break;
         case T_STR:
         case T_ADDR:
+        case T_ADDR_OFF:
             snprintf(val, sizeof val, "%s", field);
             break;
         case T_ENUM: {
@@ -625,4 +633,9 @@ int config_threads_per_job(const struct config *c)
 const char *config_version(void)
 {
     return CNND_VERSION;
+}
+
+int config_admin_enabled(const struct config *c)
+{
+    return strcmp(c->admin_listen, CONFIG_OFF) != 0;
 }

@@ -12,6 +12,7 @@
 #define CONFIG_STR_MAX 1024 /* string values incl. NUL */
 #define CONFIG_ERR_MAX 1400
 #define CONFIG_MAX_OPTIONS 48
+#define CONFIG_OFF "off" /* admin_listen = off: no admin listener, no token, no jobs */
 
 enum config_log_format { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON = 1 };
 
@@ -47,7 +48,7 @@ struct config {
     int explain_max_concurrent; /* POST .../explain in flight; beyond it 429 */
     int explain_threads;        /* threads computing explanations (explain_pool.c) */
     /* [admin] the admin listener (handlers_admin.c, admin.c) */
-    char admin_listen[CONFIG_STR_MAX]; /* numeric IPv4 or IPv6 address */
+    char admin_listen[CONFIG_STR_MAX]; /* numeric IPv4 or IPv6 address, or CONFIG_OFF */
     int admin_port;                    /* 0 = ephemeral */
     char admin_token_file[CONFIG_STR_MAX];
     /* [training] fine-tune jobs (jobs.c) and collected examples (examples.c) */
@@ -110,6 +111,10 @@ void config_print_help(FILE *f);
 
 /* Writes "name = value" lines of the effective configuration (for the startup log). */
 void config_describe(const struct config *c, char *buf, size_t cap);
+
+/* 1 unless admin_listen is "off" (then cnnd starts no admin listener and no job threads and
+ * reads no admin token). */
+int config_admin_enabled(const struct config *c);
 
 /* "0.1.0" */
 const char *config_version(void);

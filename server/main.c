@@ -1,6 +1,7 @@
 /* cnnd: the daemon's start and stop order.  Config (file, flags, environment; bad config ->
  * exit 2), logging, the admin token, the model registry (every model loaded before
- * listening), the HTTP server, the fine-tune job threads and the admin listener, then main
+ * listening), the HTTP server, the fine-tune job threads and the admin listener (neither
+ * with admin_listen = off, and no token is read then), then main
  * waits for signals with sigwait: SIGHUP re-reads the repository (as does
  * the poll timer); SIGTERM/SIGINT drain -- readiness 503, no new connections, requests in
  * flight finish within drain_timeout_ms -- and exit 0.  A second SIGTERM/SIGINT during the
@@ -215,6 +216,10 @@ static int start_serving(struct app *app, const struct admin_token *token, int f
     }
     log_always("listening port=%d address=%s threads=%d failed_versions=%d",
                listener_port(*http), cfg->listen, cfg->threads, failed);
+    if (!config_admin_enabled(cfg)) {
+        log_always("admin listener off (admin_listen=off): no admin API, no fine-tune jobs");
+        return 0;
+    }
     struct jobs_config jcfg = {.repository = cfg->model_repository,
                                .max_jobs = cfg->max_jobs,
                                .queue_size = cfg->job_queue_size,
@@ -277,7 +282,7 @@ int main(int argc, char **argv)
     sigset_t set;
     block_signals(&set);
     static struct admin_token token;
-    if (load_token(&token, &cfg) != 0)
+    if (config_admin_enabled(&cfg) && load_token(&token, &cfg) != 0)
         return 1;
 
     struct app app = {.cfg = &cfg};

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +59,7 @@ int publish_version(const char *repo, const char *name, const struct cnn_model *
                     int *version, struct cnn_err *err)
 {
     char dir[PATH_MAX], tmp[PATH_MAX + 96], uniq[48], file[PATH_MAX + 128], dst[PATH_MAX + 32];
+    int rc_errno;
     *version = 0;
     if (snprintf(dir, sizeof dir, "%s/%s", repo, name) >= (int)sizeof dir)
         return cnn_err_set(err, CNN_ELIMIT, "repository path too long");
@@ -66,10 +68,22 @@ int publish_version(const char *repo, const char *name, const struct cnn_model *
     if (mkdir(tmp, 0755) != 0)
         return cnn_err_set(err, CNN_EIO, "cannot make a temp version folder in %s: %s", name,
                            strerror(errno));
+    /* Held until the folder has its version name: another replica starting on this
+     * repository meanwhile sees the lock and leaves the folder alone (publish_cleanup). */
+    int lock = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock < 0 || flock(lock, LOCK_EX) != 0) {
+        rc_errno = errno;
+        if (lock >= 0)
+            close(lock);
+        remove_flat_dir(tmp);
+        return cnn_err_set(err, CNN_EIO, "cannot lock the temp version folder in %s: %s", name,
+                           strerror(rc_errno));
+    }
     snprintf(file, sizeof file, "%s/model.cnn", tmp);
     int rc = cnn_model_save(m, file, err);
     if (rc) {
         remove_flat_dir(tmp);
+        close(lock);
         return rc;
     }
     int v = publish_highest_version(repo, name) + 1;
@@ -82,8 +96,10 @@ int publish_version(const char *repo, const char *name, const struct cnn_model *
         rc = cnn_err_set(err, CNN_EIO, "cannot rename the new version into %s/%d: %s", name, v,
                          strerror(errno));
         remove_flat_dir(tmp);
+        close(lock);
         return rc;
     }
+    close(lock); /* the folder is a version now; cleanups never look at it */
     /* the version is in place and visible; a failed fsync of REPO/NAME is not a failed
      * publish (the registry may already serve it) */
     (void)cnn_durable_sync_dir(dir, NULL);
@@ -129,8 +145,15 @@ int publish_cleanup(const char *repo)
                 continue;
             char p[PATH_MAX + 256];
             snprintf(p, sizeof p, "%s/%s", mdir, v->d_name);
-            remove_flat_dir(p);
-            removed++;
+            /* a live publisher (this host or another replica's) holds its folder's lock */
+            int lock = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (lock < 0)
+                continue;
+            if (flock(lock, LOCK_EX | LOCK_NB) == 0) {
+                remove_flat_dir(p);
+                removed++;
+            }
+            close(lock);
         }
         closedir(md);
     }

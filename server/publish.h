@@ -8,7 +8,9 @@
  *   3. REPO/NAME is fsync'd.
  * Before step 2 nothing has a version name (the registry skips dot names and version
  * folders without model.cnn); after it the folder holds a complete, synced file.  Leftover
- * .publish-* folders of a killed process are removed by publish_cleanup at start.
+ * .publish-* folders of a killed process are removed by publish_cleanup at start; a live
+ * publisher holds flock(2) on its folder until the rename, so a replica starting on the same
+ * repository (NFS included: Linux maps flock to byte-range locks there) never removes it.
  * Pure file-system functions; any thread. */
 #ifndef PUBLISH_H
 #define PUBLISH_H
@@ -28,8 +30,8 @@ int publish_version(const char *repo, const char *name, const struct cnn_model *
 int publish_hidden(const char *repo, const char *name, const char *dir, const struct cnn_model *m,
                    struct cnn_err *err);
 
-/* Removes repo/NAME/.publish-* folders (and their files) left by a killed process.
- * Returns how many were removed. */
+/* Removes repo/NAME/.publish-* folders (and their files) left by a killed process: those
+ * whose lock nobody holds.  Returns how many were removed. */
 int publish_cleanup(const char *repo);
 
 /* The highest version folder name under repo/name (0 when none). */

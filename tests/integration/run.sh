@@ -6,7 +6,7 @@
 set -u
 DIR=$(cd "$(dirname "$0")" && pwd)
 export CNN=${CNN:-build/cnn} CNND=${CNND:-build/cnnd}
-tests=(${ITEST_ONLY:-cli api errors batching queue hotswap shutdown admin onnx explain readme})
+tests=(${ITEST_ONLY:-cli api errors batching queue hotswap shutdown admin onnx explain readme replicas k8s})
 pass=0 fail=0 broken=()
 t0=$(date +%s)
 for t in "${tests[@]}"; do

@@ -81,15 +81,17 @@ START_TEST(test_token_header_needs_bearer_scheme)
 }
 END_TEST
 
+/* This thread's CPU time, not wall time: other processes on a loaded machine (the test
+ * runs beside builds) then do not count, only the compare's own work does. */
 static double seconds_now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Wrong tokens of the right length (first or last byte wrong) and of other lengths cost
- * about the same: the best of 15 interleaved rounds each, within a factor 2 (a compare that
+ * about the same: the best of 31 interleaved rounds each, within a factor 2 (a compare that
  * stopped at the first differing byte or at a length mismatch would be ~30-100x apart). */
 START_TEST(test_token_compare_time_does_not_depend_on_where_or_how_long)
 {
@@ -105,7 +107,7 @@ START_TEST(test_token_compare_time_does_not_depend_on_where_or_how_long)
     size_t lens[4] = {strlen(first), strlen(last), 1, strlen(longer)};
     double best[4] = {1e9, 1e9, 1e9, 1e9};
     int sink = 0;
-    for (int round = 0; round < 15; round++)
+    for (int round = 0; round < 31; round++)
         for (int c = 0; c < 4; c++) {
             double t0 = seconds_now();
             for (int i = 0; i < 20000; i++)
@@ -213,6 +215,43 @@ START_TEST(test_token_file_refused_when_loose_short_or_a_symlink)
 }
 END_TEST
 
+/* Which token files are trusted: mode 0600 or stricter (any owner, any mount), or root's file
+ * without group/other write on a read-only mount (a Kubernetes Secret volume: 0644 by
+ * default, 0440 with defaultMode + fsGroup).  Everything else is refused, naming the mode. */
+START_TEST(test_token_file_check_accepts_root_read_only_mounts_only)
+{
+    struct cnn_err err = {0};
+    struct stat st = {0};
+    st.st_mode = S_IFREG | 0600;
+    st.st_uid = 1000;
+    ck_assert_int_eq(admin_token_file_check("f", &st, 0, &err), 0);
+    st.st_mode = S_IFREG | 0400;
+    ck_assert_int_eq(admin_token_file_check("f", &st, 1, &err), 0);
+    /* a Secret: root's, 0644 or 0440, read-only mount */
+    st.st_uid = 0;
+    st.st_mode = S_IFREG | 0644;
+    ck_assert_msg(admin_token_file_check("f", &st, 1, &err) == 0, "%s", err.msg);
+    st.st_mode = S_IFREG | 0440;
+    ck_assert_int_eq(admin_token_file_check("f", &st, 1, &err), 0);
+    /* the same file on a writable mount: refused */
+    st.st_mode = S_IFREG | 0644;
+    ck_assert_int_eq(admin_token_file_check("f", &st, 0, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "644") && strstr(err.msg, "read-only"), "%s", err.msg);
+    /* not root's, or writable by group or others: refused even on a read-only mount */
+    st.st_uid = 1000;
+    ck_assert_int_eq(admin_token_file_check("f", &st, 1, &err), CNN_EINVAL);
+    st.st_uid = 0;
+    st.st_mode = S_IFREG | 0664;
+    ck_assert_int_eq(admin_token_file_check("f", &st, 1, &err), CNN_EINVAL);
+    st.st_mode = S_IFREG | 0646;
+    ck_assert_int_eq(admin_token_file_check("f", &st, 1, &err), CNN_EINVAL);
+    /* not a regular file */
+    st.st_mode = S_IFDIR | 0600;
+    ck_assert_int_eq(admin_token_file_check("f", &st, 1, &err), CNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a regular file"));
+}
+END_TEST
+
 Suite *admin_auth_suite(void)
 {
     Suite *s = suite_create("admin_auth");
@@ -223,6 +262,7 @@ Suite *admin_auth_suite(void)
     tcase_add_test(tc, test_token_compare_time_does_not_depend_on_where_or_how_long);
     tcase_add_test(tc, test_token_file_created_0600_and_read_back);
     tcase_add_test(tc, test_token_file_refused_when_loose_short_or_a_symlink);
+    tcase_add_test(tc, test_token_file_check_accepts_root_read_only_mounts_only);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -374,6 +374,35 @@ START_TEST(test_cross_option_errors_name_where_the_option_was_set)
 }
 END_TEST
 
+/* admin_listen = off (file, flag or CNND_ADMIN_LISTEN) turns the admin listener off; "off"
+ * is no word for the inference listener, and near-misses are refused. */
+START_TEST(test_admin_listen_off_disables_the_admin_listener)
+{
+    struct config c;
+    config_defaults(&c);
+    ck_assert_int_eq(config_admin_enabled(&c), 1);
+    ck_assert_int_eq(config_set(&c, "admin_listen", "off", "test", errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(config_admin_enabled(&c), 0);
+    ck_assert_int_eq(config_set(&c, "admin_listen", "::1", "test", errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(config_admin_enabled(&c), 1);
+    ck_assert_int_eq(config_set(&c, "admin_listen", "Off", "test", errbuf, sizeof errbuf), -1);
+    ck_assert_str_eq(errbuf, "test: option admin_listen: 'Off' is not a numeric IPv4 or IPv6 "
+                             "address or off");
+    ck_assert_int_eq(config_set(&c, "listen", "off", "test", errbuf, sizeof errbuf), -1);
+    ck_assert_str_eq(errbuf, "test: option listen: 'off' is not a numeric IPv4 or IPv6 address");
+    char *argv[] = {"cnnd", "--admin-listen", "off", NULL};
+    ck_assert_int_eq(config_load(&c, 3, argv, NULL, 2, NULL, errbuf, sizeof errbuf), CONFIG_OK);
+    ck_assert_int_eq(config_admin_enabled(&c), 0);
+    char *a1[] = {"cnnd", NULL};
+    char *env[] = {"CNND_ADMIN_LISTEN=off", NULL};
+    ck_assert_int_eq(config_load(&c, 1, a1, env, 2, NULL, errbuf, sizeof errbuf), CONFIG_OK);
+    ck_assert_int_eq(config_admin_enabled(&c), 0);
+    char desc[4096];
+    config_describe(&c, desc, sizeof desc);
+    ck_assert_ptr_nonnull(strstr(desc, "admin_listen=off"));
+}
+END_TEST
+
 START_TEST(test_help_lists_every_option_with_its_default)
 {
     static const char *const want[][2] = {
@@ -518,6 +547,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_help_lists_every_option_with_its_default);
     tcase_add_test(tc, test_describe_round_trips_through_config_set);
     tcase_add_test(tc, test_shipped_conf_lists_every_option_at_its_default);
+    tcase_add_test(tc, test_admin_listen_off_disables_the_admin_listener);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -15,6 +15,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -483,6 +485,32 @@ START_TEST(test_concurrent_publishes_get_distinct_complete_versions)
 }
 END_TEST
 
+/* A replica starting on a shared repository must not remove another replica's publish in
+ * progress: a temp folder whose lock is held (as publish_version holds it until the rename)
+ * stays; once the lock is gone (the publisher was killed) the next cleanup removes it. */
+START_TEST(test_cleanup_leaves_a_publish_in_progress_alone)
+{
+    char *repo = stm_tempdir();
+    struct cnn_model *m = stm_model(9);
+    stm_publish(m, repo, "m", 1);
+    stm_write_file(repo, "m/.publish-job3-77-abc/model.cnn.tmp", "half a model");
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/m/.publish-job3-77-abc", repo);
+    int fd = open(p, O_RDONLY | O_DIRECTORY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0); /* another open file description: a publisher */
+    ck_assert_int_eq(publish_cleanup(repo), 0);
+    ck_assert(exists(repo, "m/.publish-job3-77-abc"));
+    close(fd); /* the publisher died */
+    ck_assert_int_eq(publish_cleanup(repo), 1);
+    ck_assert(!exists(repo, "m/.publish-job3-77-abc"));
+    ck_assert(exists(repo, "m/1/model.cnn"));
+    cnn_model_destroy(m);
+    stm_rmtree(repo);
+    free(repo);
+}
+END_TEST
+
 START_TEST(test_label_folder_names_round_trip)
 {
     static const char *const labels[] = {"T-shirt/top", "Ankle boot",  ".hidden", "50%",
@@ -516,6 +544,7 @@ Suite *jobs_suite(void)
     tcase_add_test(tc, test_min_accuracy_gate_is_absolute_and_still_available);
     tcase_add_test(tc, test_cancel_running_within_one_step_queued_at_once_and_queue_limit);
     tcase_add_test(tc, test_concurrent_publishes_get_distinct_complete_versions);
+    tcase_add_test(tc, test_cleanup_leaves_a_publish_in_progress_alone);
     tcase_add_test(tc, test_label_folder_names_round_trip);
     suite_add_tcase(s, tc);
     return s;
