@@ -28,13 +28,13 @@ enum cnn_layer_kind {
     CNN_LAYER_ADD,           /* elementwise sum of 2+ inputs of equal shape */
     CNN_LAYER_CONCAT,        /* channel concat of 1+ inputs with equal H, W */
     CNN_LAYER_FLATTEN,       /* (C,H,W) -> (C*H*W,1,1) */
-    CNN_LAYER_SOFTMAX,       /* over channels of a (K,1,1) input */
+    CNN_LAYER_SOFTMAX,       /* over channels at each position (a (K,1,1) input: the classes) */
     /* appended for ONNX (issue 10); a kind's number is its number in model files */
     CNN_LAYER_GLOBAL_MAXPOOL, /* max of each channel plane -> (C,1,1) */
     CNN_LAYER_PRELU,         /* weights: slope (1) or (C), learned */
     CNN_LAYER_SCALE_SHIFT,   /* weights: scale, shift, each (1) or (C), constant; then act */
     CNN_LAYER_PAD,           /* constant padding (or cropping) of H and W */
-    CNN_LAYER_LOG_SOFTMAX,   /* over channels of a (K,1,1) input */
+    CNN_LAYER_LOG_SOFTMAX,   /* over channels at each position, as softmax */
     CNN_LAYER_KIND_COUNT
 };
 

@@ -1,4 +1,5 @@
-/* Log-softmax over the channels of a (K,1,1) input (ONNX LogSoftmax on a classifier):
+/* Log-softmax over the channels at each position (ONNX LogSoftmax axis 1 from opset 13; on a
+ * (K,1,1) input over the classes):
  * y = x - max - log(sum exp(x - max)), stable for any logits.  Its kernels and the
  * log_softmax row of the layer-kind table (layer_kind.h).  Cross-entropy training reads it
  * as it reads logits: softmax(log_softmax(x)) = softmax(x), so loss and gradient match. */
@@ -39,17 +40,17 @@ void cnn_log_softmax_backward(float *dinp, const float *dout, const float *out, 
 
 /* ---- the log_softmax row ------------------------------------------------------------- */
 
+/* In the (C, N, H, W) layout the (K, N) kernels with N * H * W columns. */
 static int lsm_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
 {
-    const struct cnn_layer *in = cnn_layer_input(m, l, 0);
-    if (in->h != 1 || in->w != 1)
-        return cnn_err_set(err, CNN_EINVAL, "layer %s: log_softmax needs a (K,1,1) input", l->name);
+    (void)err;
     return cnn_layer_same_shape(m, l);
 }
 
 static void lsm_run(const struct cnn_model *m, const struct cnn_op *op, const struct cnn_op_run *r)
 {
-    cnn_log_softmax_forward(r->out, r->in[0], m->layers[op->inputs[0]].c, r->n);
+    const struct cnn_layer *il = &m->layers[op->inputs[0]];
+    cnn_log_softmax_forward(r->out, r->in[0], il->c, r->n * il->h * il->w);
 }
 
 /* Not split: part 0 alone (as softmax). */
@@ -59,7 +60,7 @@ static int lsm_train_forward(const struct train_fwd_job *job, int part, int part
     (void)parts, (void)err;
     const struct train_view v = train_view(job->t, job->i, job->n);
     if (part == 0)
-        cnn_log_softmax_forward(v.dst, v.in, v.il->c, job->n);
+        cnn_log_softmax_forward(v.dst, v.in, v.il->c, job->n * v.il->h * v.il->w);
     return 0;
 }
 
@@ -69,7 +70,8 @@ static void lsm_train_backward(const struct train_bwd_job *job, int part, int pa
     const struct train_view v = train_view(job->t, job->i, job->n);
     if (v.dinp && part == 0) {
         train_zero_fresh(job, 0, v.dinp, 0, v.count);
-        cnn_log_softmax_backward(v.dinp, job->dout, v.tl->out, v.il->c, job->n);
+        cnn_log_softmax_backward(v.dinp, job->dout, v.tl->out, v.il->c,
+                                 job->n * v.il->h * v.il->w);
     }
 }
 

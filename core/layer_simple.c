@@ -1,7 +1,7 @@
 /* The rows of the layer-kind table (layer_kind.h) for the small kinds without weights:
  * input (layer 0 only, never run), dropout (an alias of its input at inference, a mask
  * while training), flatten (to the dense layout; an alias when already (C,1,1)) and
- * softmax over the channels of a (K,1,1) input.  Their kernels are in layer_act.c and
+ * softmax over the channels at each position.  Their kernels are in layer_act.c and
  * grad_*.c; none of them splits over a worker team except dropout's inference copy. */
 #include "grad.h"
 #include "layer.h"
@@ -167,18 +167,19 @@ const struct cnn_layer_kind_ops cnn_kind_flatten = {
 
 /* ---- softmax ------------------------------------------------------------------------- */
 
+/* Over the channels at each position: in the (C, N, H, W) layout that is the (K, N) kernel
+ * with N * H * W columns (ONNX Softmax axis 1 from opset 13; (K,1,1): over the classes). */
 static int softmax_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
 {
-    const struct cnn_layer *in = cnn_layer_input(m, l, 0);
-    if (in->h != 1 || in->w != 1)
-        return cnn_err_set(err, CNN_EINVAL, "layer %s: softmax needs a (K,1,1) input", l->name);
+    (void)err;
     return cnn_layer_same_shape(m, l);
 }
 
 static void softmax_run(const struct cnn_model *m, const struct cnn_op *op,
                         const struct cnn_op_run *r)
 {
-    cnn_softmax_forward(r->out, r->in[0], m->layers[op->inputs[0]].c, r->n);
+    const struct cnn_layer *il = &m->layers[op->inputs[0]];
+    cnn_softmax_forward(r->out, r->in[0], il->c, r->n * il->h * il->w);
 }
 
 static int softmax_train_forward(const struct train_fwd_job *job, int part, int parts,
@@ -187,7 +188,7 @@ static int softmax_train_forward(const struct train_fwd_job *job, int part, int 
     (void)parts, (void)err;
     const struct train_view v = train_view(job->t, job->i, job->n);
     if (part == 0)
-        cnn_softmax_forward(v.dst, v.in, v.il->c, job->n);
+        cnn_softmax_forward(v.dst, v.in, v.il->c, job->n * v.il->h * v.il->w);
     return 0;
 }
 
@@ -197,7 +198,7 @@ static void softmax_train_backward(const struct train_bwd_job *job, int part, in
     const struct train_view v = train_view(job->t, job->i, job->n);
     if (v.dinp && part == 0) {
         train_zero_fresh(job, 0, v.dinp, 0, v.count);
-        cnn_softmax_backward(v.dinp, job->dout, v.tl->out, v.il->c, job->n);
+        cnn_softmax_backward(v.dinp, job->dout, v.tl->out, v.il->c, job->n * v.il->h * v.il->w);
     }
 }
 

@@ -442,6 +442,23 @@ static int ox_pad(struct ox *x, int i, const char *out)
     return rc;
 }
 
+/* Softmax / LogSoftmax axis 1: on (N, K), or over the channels at each position of a
+ * (N, C, H, W) value, which only opset 13 expresses (before it axis 1 spans C*H*W). */
+static int ox_softmax(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const struct cnn_layer *il = &x->m->layers[l->inputs[0]];
+    int spatial = il->h > 1 || il->w > 1;
+    if (spatial && x->opset < 13)
+        return cnn_err_set(x->err, CNN_EINVAL,
+                           "onnx export: layer %s: softmax over the channels of a %dx%dx%d value "
+                           "needs opset 13 or later",
+                           l->name, il->c, il->h, il->w);
+    Onnx__NodeProto *n = ox_unary(x, i, l->kind == CNN_LAYER_SOFTMAX ? "Softmax" : "LogSoftmax",
+                                  out, spatial ? 4 : 2, 1);
+    return n ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : cnn_onnx_write_oom(&x->w);
+}
+
 /* The nodes of layer i (i > 0).  A fused activation writes the layer's value from the main
  * node's "<value>/preact". */
 static int ox_layer(struct ox *x, int i)
@@ -498,8 +515,7 @@ static int ox_layer(struct ox *x, int i)
         break;
     case CNN_LAYER_SOFTMAX:
     case CNN_LAYER_LOG_SOFTMAX: /* on (N, K) opset < 13's 2-D coercion is the same */
-        n = ox_unary(x, i, l->kind == CNN_LAYER_SOFTMAX ? "Softmax" : "LogSoftmax", out, 2, 1);
-        rc = n ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : cnn_onnx_write_oom(&x->w);
+        rc = ox_softmax(x, i, out);
         break;
     case CNN_LAYER_GLOBAL_MAXPOOL:
         rc = (n = ox_unary(x, i, "GlobalMaxPool", out, 4, 1)) ? 0 : cnn_onnx_write_oom(&x->w);

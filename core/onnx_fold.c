@@ -122,11 +122,8 @@ int onnx_op_shape(struct onnx_ctx *c, const Onnx__NodeProto *n)
         nd = x->t->ndims;
         memcpy(full, x->t->dims, sizeof full);
     } else {
-        int ch, h, w;
-        onnx_layer_shape(c, x->layer, &ch, &h, &w);
-        int64_t d4[4] = {ONNX_DIM_BATCH, ch, h, w};
         nd = x->rank;
-        memcpy(full, d4, sizeof d4);
+        onnx_layer_dims(c, x, full);
     }
     int64_t start = onnx_attr_int(n, "start", 0), end = onnx_attr_int(n, "end", nd);
     start = start < 0 ? start + nd : start;

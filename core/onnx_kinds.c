@@ -211,7 +211,7 @@ int onnx_op_global_maxpool(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if ((rc = onnx_image_input(c, &x, &ch, &h, &w)))
         return rc;
     struct cnn_layer_desc d = {.kind = CNN_LAYER_GLOBAL_MAXPOOL};
-    return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
 }
 
 /* PRelu: the slope a constant of one value or one per channel, in any shape that
@@ -270,6 +270,9 @@ int onnx_op_pad(struct onnx_ctx *c, const Onnx__NodeProto *n)
     int ch, h, w, rc;
     if ((rc = onnx_image_input(c, &x, &ch, &h, &w)))
         return rc;
+    if (x->rank != 4)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: Pad of a rank-%d tensor (N,C,H,W only)",
+                             x->rank);
     if (onnx_attr(n, "mode") && !onnx_attr_is(n, "mode", "constant"))
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: mode other than constant");
     int64_t pads[8];

@@ -236,6 +236,10 @@ START_TEST(test_kinds_refuse_bad_parameters)
 {
     struct cnn_model *m = new_model(3, 4, 5);
     struct cnn_err err = {0};
+    static const int two[2] = {0, 0};
+    struct cnn_layer_desc lsm2 = simple(CNN_LAYER_LOG_SOFTMAX, "l");
+    lsm2.n_inputs = 2;
+    lsm2.inputs = two;
     const struct cnn_layer_desc bad[] = {
         prelu("p", 2),
         prelu("p", 0),
@@ -248,7 +252,7 @@ START_TEST(test_kinds_refuse_bad_parameters)
         pad("z", 2147483647, 0, 2147483647, 0, 0.0f),
         pad("z", 0, 0, 0, 0, NAN),
         act2("a", CNN_ACT_HARD_SIGMOID, INFINITY, 0.5f),
-        simple(CNN_LAYER_LOG_SOFTMAX, "l"), /* needs (K,1,1) */
+        lsm2, /* one input (on a map it is over the channels at each position) */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_msg(add_rc(m, bad[i], &err) == CNN_EINVAL, "case %zu accepted", i);
