@@ -107,9 +107,21 @@ struct cnn_pad {
     float value;                      /* of every padded position */
 };
 
+/* What softmax and log_softmax normalise over, in a (C, H, W) value (ONNX Softmax axes). */
+enum cnn_softmax_span {
+    CNN_SOFTMAX_CHANNELS = 0, /* the C values at each position (axis 1; (K,1,1): the classes) */
+    CNN_SOFTMAX_PLANE,        /* the H*W values of each channel (axis 2 before opset 13) */
+    CNN_SOFTMAX_ROW,          /* the W values of each row (the last axis) */
+    CNN_SOFTMAX_SPAN_COUNT
+};
+
+struct cnn_softmax {
+    int span;                         /* enum cnn_softmax_span; 0 in files before it existed */
+};
+
 /* The parameters of a layer, the member of its kind (none for input, global_avgpool,
- * global_maxpool, add, concat, flatten, softmax, log_softmax); cnn_layer_desc and the
- * model's layers both hold one.  A new kind with parameters adds its member here. */
+ * global_maxpool, add, concat, flatten); cnn_layer_desc and the model's layers both hold
+ * one.  A new kind with parameters adds its member here. */
 union cnn_layer_params {
     struct cnn_conv2d conv;
     struct cnn_dense dense;
@@ -121,6 +133,7 @@ union cnn_layer_params {
     struct cnn_prelu prelu;
     struct cnn_scale_shift ss;
     struct cnn_pad pad;
+    struct cnn_softmax sm;            /* softmax, log_softmax */
 };
 
 /* ---- shape inference (layer.c) ------------------------------------------ */
@@ -328,5 +341,14 @@ void cnn_pad_backward(float *dinp, const float *dout, const struct cnn_pad *p, s
  * alias.  backward: dinp += dout - exp(y) * sum_k dout, from the forward's output y. */
 void cnn_log_softmax_forward(float *out, const float *inp, int K, int N);
 void cnn_log_softmax_backward(float *dinp, const float *dout, const float *out, int K, int N);
+
+/* Softmax (log 0) or log-softmax (log 1) of a (C, N, H, W) value over p->span: the channels
+ * at each position are the (K, N) kernels above with N*H*W columns; a plane (H*W) or a row
+ * (W) is a run of contiguous floats, each one (K, 1) call.  out may alias inp.  backward:
+ * dinp += the gradient from dout and the forward's output out. */
+void cnn_softmax_span_forward(float *out, const float *inp, const struct cnn_softmax *p, int C,
+                              int N, int H, int W, int log);
+void cnn_softmax_span_backward(float *dinp, const float *dout, const float *out,
+                               const struct cnn_softmax *p, int C, int N, int H, int W, int log);
 
 #endif

@@ -167,19 +167,14 @@ const struct cnn_layer_kind_ops cnn_kind_flatten = {
 
 /* ---- softmax ------------------------------------------------------------------------- */
 
-/* Over the channels at each position: in the (C, N, H, W) layout that is the (K, N) kernel
- * with N * H * W columns (ONNX Softmax axis 1 from opset 13; (K,1,1): over the classes). */
-static int softmax_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
-{
-    (void)err;
-    return cnn_layer_same_shape(m, l);
-}
-
+/* Over p.sm.span (the channels at each position, each plane or each row): the fields, the
+ * shape check and the kernels are shared with log_softmax (layer_log_softmax.c). */
 static void softmax_run(const struct cnn_model *m, const struct cnn_op *op,
                         const struct cnn_op_run *r)
 {
     const struct cnn_layer *il = &m->layers[op->inputs[0]];
-    cnn_softmax_forward(r->out, r->in[0], il->c, r->n * il->h * il->w);
+    cnn_softmax_span_forward(r->out, r->in[0], &m->layers[op->layer].p.sm, il->c, r->n, il->h,
+                             il->w, 0);
 }
 
 static int softmax_train_forward(const struct train_fwd_job *job, int part, int parts,
@@ -188,7 +183,7 @@ static int softmax_train_forward(const struct train_fwd_job *job, int part, int 
     (void)parts, (void)err;
     const struct train_view v = train_view(job->t, job->i, job->n);
     if (part == 0)
-        cnn_softmax_forward(v.dst, v.in, v.il->c, job->n * v.il->h * v.il->w);
+        cnn_softmax_span_forward(v.dst, v.in, &v.l->p.sm, v.il->c, job->n, v.il->h, v.il->w, 0);
     return 0;
 }
 
@@ -198,13 +193,16 @@ static void softmax_train_backward(const struct train_bwd_job *job, int part, in
     const struct train_view v = train_view(job->t, job->i, job->n);
     if (v.dinp && part == 0) {
         train_zero_fresh(job, 0, v.dinp, 0, v.count);
-        cnn_softmax_backward(v.dinp, job->dout, v.tl->out, v.il->c, job->n * v.il->h * v.il->w);
+        cnn_softmax_span_backward(v.dinp, job->dout, v.tl->out, &v.l->p.sm, v.il->c, job->n,
+                                  v.il->h, v.il->w, 0);
     }
 }
 
 const struct cnn_layer_kind_ops cnn_kind_softmax = {
     .name = "softmax",
-    .infer = softmax_infer,
+    .fields = cnn_softmax_fields,
+    .n_fields = 1,
+    .infer = cnn_softmax_infer,
     .run = softmax_run,
     .train_forward = softmax_train_forward,
     .train_backward = softmax_train_backward,

@@ -442,21 +442,28 @@ static int ox_pad(struct ox *x, int i, const char *out)
     return rc;
 }
 
-/* Softmax / LogSoftmax axis 1: on (N, K), or over the channels at each position of a
- * (N, C, H, W) value, which only opset 13 expresses (before it axis 1 spans C*H*W). */
+/* Softmax / LogSoftmax by span: the channels (axis 1 on (N, K), or at each position of a
+ * (N, C, H, W) value, which only opset 13 expresses: before it axis 1 spans C*H*W), each row
+ * (axis 3 at every opset: the coercion to 2-D at the last axis is the same), each plane (axis
+ * 2 before opset 13; from 13 only when H = 1, as axis 3). */
 static int ox_softmax(struct ox *x, int i, const char *out)
 {
     const struct cnn_layer *l = &x->m->layers[i];
     const struct cnn_layer *il = &x->m->layers[l->inputs[0]];
-    int spatial = il->h > 1 || il->w > 1;
-    if (spatial && x->opset < 13)
+    int spatial = il->h > 1 || il->w > 1, span = l->p.sm.span, axis = 1;
+    if (span == CNN_SOFTMAX_ROW || (span == CNN_SOFTMAX_PLANE && il->h == 1))
+        axis = 3;
+    else if (span == CNN_SOFTMAX_PLANE)
+        axis = 2;
+    if ((axis == 1 && spatial && x->opset < 13) || (axis == 2 && x->opset >= 13))
         return cnn_err_set(x->err, CNN_EINVAL,
-                           "onnx export: layer %s: softmax over the channels of a %dx%dx%d value "
-                           "needs opset 13 or later",
-                           l->name, il->c, il->h, il->w);
+                           "onnx export: layer %s: softmax over %s of a %dx%dx%d value needs "
+                           "opset %s 13",
+                           l->name, axis == 1 ? "the channels" : "each plane", il->c, il->h,
+                           il->w, axis == 1 ? ">=" : "<");
     Onnx__NodeProto *n = ox_unary(x, i, l->kind == CNN_LAYER_SOFTMAX ? "Softmax" : "LogSoftmax",
-                                  out, spatial ? 4 : 2, 1);
-    return n ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : cnn_onnx_write_oom(&x->w);
+                                  out, axis > 1 || spatial ? 4 : 2, 1);
+    return n ? cnn_onnx_write_attr_int(&x->w, n, "axis", axis) : cnn_onnx_write_oom(&x->w);
 }
 
 /* The nodes of layer i (i > 0).  A fused activation writes the layer's value from the main

@@ -587,9 +587,12 @@ static int op_add(struct onnx_ctx *c, const Onnx__NodeProto *n)
     return onnx_add_layer(c, &d, 2, in, a->rank, NULL, NULL, 0);
 }
 
-/* Softmax and LogSoftmax over axis 1: on (N, K) over the features of each item; before opset
+/* Softmax and LogSoftmax.  Axis 1: on (N, K) over the features of each item; before opset
  * 13 the axis-1 softmax of a (N, C, H, W) or (N, C, L) input is over the flattened C*H*W, from
- * 13 on over C at each position (the kinds' own semantics, no flatten). */
+ * 13 on over C at each position (span channels, no flatten).  The last axis of (N, C, H, W)
+ * or (N, C, L) = (N, C, 1, L): over each row (span row; before opset 13 the coercion to 2-D
+ * at the last axis is the same).  Axis 2 of (N, C, H, W) before opset 13: over each H*W plane
+ * (span plane).  Others (the batch; H alone from opset 13): unsupported. */
 static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
@@ -599,18 +602,24 @@ static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
     int ch, h, w;
     onnx_layer_shape(c, x->layer, &ch, &h, &w);
     int axis = onnx_norm_axis(onnx_attr_int(n, "axis", c->opset < 13 ? 1 : -1), x->rank);
-    if (axis != 1)
-        return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: softmax axis %d of rank %d (axis 1 only: the "
-                             "features, or the channels at each position)",
-                             axis, x->rank);
-    int per_position = c->opset >= 13 && x->rank > 2 && (h > 1 || w > 1);
-    int in = per_position ? x->layer : flatten_layer(c, x, 0);
-    if (in < 0)
-        return in;
     struct cnn_layer_desc d = {.kind = strcmp(n->op_type, "LogSoftmax") == 0 ? CNN_LAYER_LOG_SOFTMAX
                                                                              : CNN_LAYER_SOFTMAX};
-    return onnx_add_layer(c, &d, 1, &in, per_position ? x->rank : 2, NULL, NULL, 0);
+    if (axis == 1) {
+        int per_position = c->opset >= 13 && x->rank > 2 && (h > 1 || w > 1);
+        int in = per_position ? x->layer : flatten_layer(c, x, 0);
+        if (in < 0)
+            return in;
+        return onnx_add_layer(c, &d, 1, &in, per_position ? x->rank : 2, NULL, NULL, 0);
+    }
+    if (axis > 1 && axis == x->rank - 1)
+        d.p.sm.span = CNN_SOFTMAX_ROW;
+    else if (axis == 2 && x->rank == 4 && c->opset < 13)
+        d.p.sm.span = CNN_SOFTMAX_PLANE;
+    else
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: softmax axis %d of rank %d (%s)", axis, x->rank,
+                             axis == 0 ? "the batch" : "H alone");
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
 }
 
 /* Reshape of a constant, or of a layer to (N, -1) / (N, K) (a flatten) or (N, K, 1, 1). */

@@ -77,7 +77,7 @@ static int pick_loss_layer(const struct cnn_trainer *t)
     int last = m->n_layers - 1;
     const struct cnn_layer *l = &m->layers[last];
     if (t->cfg.loss == CNN_LOSS_XENT && l->kind == CNN_LAYER_SOFTMAX && l->inputs[0] > 0 &&
-        l->h == 1 && l->w == 1)
+        l->h == 1 && l->w == 1 && l->p.sm.span == CNN_SOFTMAX_CHANNELS)
         return l->inputs[0];
     return last;
 }

@@ -326,7 +326,8 @@ START_TEST(test_kinds_hostile_records_are_refused)
         {"pad1", 2, 0x7fffffffu, CNN_EFORMAT, "pad1"},         /* pad_b INT_MAX */
         {"pad1", 4, 0x7f800000u, CNN_EFORMAT, "pad1"},         /* value Inf */
         {"gmp", 0, 1, CNN_EFORMAT, "gmp"},                     /* unused word not 0 */
-        {"logprob", 0, 1, CNN_EFORMAT, "logprob"},             /* unused word not 0 */
+        {"logprob", 0, CNN_SOFTMAX_SPAN_COUNT, CNN_EFORMAT, "logprob"}, /* span past row */
+        {"logprob", 1, 1, CNN_EFORMAT, "logprob"},             /* unused word not 0 */
         {"hsig1", 0, CNN_ACT_COUNT, CNN_EFORMAT, "hsig1"},     /* act past hard swish */
         {"gmp", -1, CNN_LAYER_KIND_COUNT, CNN_EFORMAT, "gmp"}, /* kind past log_softmax */
     };

@@ -1,0 +1,349 @@
+/* Suite onnx_ranks: ONNX values of rank 1 and 3 and the softmax spans, against naive loops.
+ * (N, C, L) is the model input (C, 1, L): 1-D Conv (groups, pads, strides, dilations), MaxPool
+ * and AveragePool, BatchNormalization, PRelu, Unsqueeze/Squeeze around a 2-D pool; (N) is
+ * (N, 1) in elementwise graphs; a graph whose output is its input; Softmax/LogSoftmax over
+ * the channels at each position, each plane (axis 2 before opset 13) and each row (the last
+ * axis), their backward by finite differences, and their export at opsets 11 and 13. */
+#include "grad.h"
+#include "layer.h"
+#include "model.h"
+#include "onnx.h"
+#include "onnx_export.h"
+#include "test_onnx.h"
+
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float g_w[6 * 2 * 3], g_b[6], g_bn[4][4], g_slope[4];
+
+/* x (N,4,10) -> Conv W(6,2,3) group 2 stride 2 pads [1,2] dilation 2 -> MaxPool 2 pads
+ * [0,1] -> AveragePool 3 stride 2 pads [1,1] (count_include_pad 0): (N,6,3). */
+static struct tox_graph *conv1d_net(void)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[3] = {-1, 4, 10}, wd[3] = {6, 2, 3}, bd[1] = {6};
+    memcpy(g->in_dims, in, sizeof in);
+    g->in_rank = 3;
+    tox_fill(g_w, 36, 71);
+    tox_fill(g_b, 6, 72);
+    g->inits[g->n_inits++] = tox_tensor_f("W", 3, wd, g_w);
+    g->inits[g->n_inits++] = tox_tensor_f("B", 1, bd, g_b);
+    Onnx__NodeProto *n = tox_node(g, "Conv", "conv", "x", "W", "B", "c");
+    tox_attr_i(n, "group", 2);
+    tox_attr_ints(n, "strides", 1, (int64_t[]){2});
+    tox_attr_ints(n, "pads", 2, (int64_t[]){1, 2});
+    tox_attr_ints(n, "dilations", 1, (int64_t[]){2});
+    tox_attr_ints(n, "kernel_shape", 1, (int64_t[]){3});
+    n = tox_node(g, "MaxPool", "mp", "c", NULL, NULL, "m");
+    tox_attr_ints(n, "kernel_shape", 1, (int64_t[]){2});
+    tox_attr_ints(n, "pads", 2, (int64_t[]){0, 1});
+    n = tox_node(g, "AveragePool", "ap", "m", NULL, NULL, "a");
+    tox_attr_ints(n, "kernel_shape", 1, (int64_t[]){3});
+    tox_attr_ints(n, "strides", 1, (int64_t[]){2});
+    tox_attr_ints(n, "pads", 2, (int64_t[]){1, 1});
+    g->output = "a";
+    return g;
+}
+
+/* The same in naive loops: x (N,4,10) -> out (N,6,3). */
+static void conv1d_naive(const float *x, int N, float *out)
+{
+    for (int n = 0; n < N; n++) {
+        float c[6][5], m[6][5];
+        for (int o = 0; o < 6; o++)
+            for (int t = 0; t < 5; t++) {
+                double s = g_b[o];
+                for (int ci = 0; ci < 2; ci++)
+                    for (int k = 0; k < 3; k++) {
+                        int pos = t * 2 - 1 + k * 2, ch = (o / 3) * 2 + ci;
+                        if (pos >= 0 && pos < 10)
+                            s += (double)g_w[(o * 2 + ci) * 3 + k] * x[(n * 4 + ch) * 10 + pos];
+                    }
+                c[o][t] = (float)s;
+            }
+        for (int o = 0; o < 6; o++)
+            for (int t = 0; t < 5; t++) /* window [t, t+1], position 5 is padding */
+                m[o][t] = t + 1 < 5 ? fmaxf(c[o][t], c[o][t + 1]) : c[o][t];
+        for (int o = 0; o < 6; o++)
+            for (int t = 0; t < 3; t++) {
+                double s = 0;
+                int cnt = 0;
+                for (int k = 0; k < 3; k++) {
+                    int pos = t * 2 - 1 + k;
+                    if (pos >= 0 && pos < 5) {
+                        s += m[o][pos];
+                        cnt++;
+                    }
+                }
+                out[(n * 6 + o) * 3 + t] = (float)(s / cnt);
+            }
+    }
+}
+
+START_TEST(test_conv1d_and_pools_on_n_c_l_match_naive)
+{
+    struct cnn_model *m = tox_load(conv1d_net());
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    ck_assert_int_eq(pp->c, 4);
+    ck_assert_int_eq(pp->h, 1);
+    ck_assert_int_eq(pp->w, 10);
+    ck_assert_int_eq(cnn_model_num_classes(m), 18);
+    float x[2 * 40], got[36], want[36];
+    tox_fill(x, 80, 73);
+    tox_run(m, x, 2, got);
+    conv1d_naive(x, 2, want);
+    tox_assert_close(got, want, 36, 1e-5f);
+
+    /* exported (4-D, kernel (1, k)) and read back: the same outputs */
+    void *data;
+    size_t size;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_onnx_export_mem(m, 13, &data, &size, &err) == 0, "%s", err.msg);
+    struct cnn_model *back = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(data, size, NULL, 0, &back, &err) == 0, "%s", err.msg);
+    tox_run(back, x, 2, got);
+    tox_assert_close(got, want, 36, 1e-5f);
+    free(data);
+    cnn_model_destroy(back);
+    cnn_model_destroy(m);
+    tox_arena_free();
+}
+END_TEST
+
+/* x (N,4,5) -> BatchNormalization -> PRelu slope (4,1) -> LogSoftmax axis -1 (each row) ->
+ * Softmax axis 1 (opset 13: the channels at each position). */
+START_TEST(test_rank3_bn_prelu_softmax_spans_match_naive)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[3] = {-1, 4, 5}, cd[1] = {4}, sd[2] = {4, 1};
+    memcpy(g->in_dims, in, sizeof in);
+    g->in_rank = 3;
+    static const char *const bn_names[4] = {"gamma", "beta", "mean", "var"};
+    for (int k = 0; k < 4; k++) {
+        tox_fill(g_bn[k], 4, 80 + (uint64_t)k);
+        if (k == 3)
+            for (int c = 0; c < 4; c++)
+                g_bn[3][c] = 0.5f + fabsf(g_bn[3][c]);
+        g->inits[g->n_inits++] = tox_tensor_f(bn_names[k], 1, cd, g_bn[k]);
+    }
+    tox_fill(g_slope, 4, 85);
+    g->inits[g->n_inits++] = tox_tensor_f("slope", 2, sd, g_slope);
+    Onnx__NodeProto *n = tox_node(g, "BatchNormalization", "bn", "x", "gamma", "beta", "b");
+    tox_add_input(n, "mean");
+    tox_add_input(n, "var");
+    tox_node(g, "PRelu", "prelu", "b", "slope", NULL, "p");
+    n = tox_node(g, "LogSoftmax", "lsm", "p", NULL, NULL, "l");
+    tox_attr_i(n, "axis", -1);
+    n = tox_node(g, "Softmax", "sm", "l", NULL, NULL, "s");
+    tox_attr_i(n, "axis", 1);
+    g->output = "s";
+    struct cnn_model *m = tox_load(g);
+    float x[40], got[40], want[40], v[40];
+    tox_fill(x, 40, 86);
+    tox_run(m, x, 2, got);
+    for (int i = 0; i < 40; i++) { /* (n, c, t) */
+        int c = (i / 5) % 4;
+        double y = (x[i] - g_bn[2][c]) / sqrt(g_bn[3][c] + 1e-5) * g_bn[0][c] + g_bn[1][c];
+        v[i] = (float)(y > 0 ? y : g_slope[c] * y);
+    }
+    for (int r = 0; r < 8; r++) { /* log-softmax over each row of 5 */
+        double mx = -INFINITY, s = 0;
+        for (int t = 0; t < 5; t++)
+            mx = fmax(mx, v[r * 5 + t]);
+        for (int t = 0; t < 5; t++)
+            s += exp(v[r * 5 + t] - mx);
+        for (int t = 0; t < 5; t++)
+            v[r * 5 + t] = (float)(v[r * 5 + t] - mx - log(s));
+    }
+    for (int n2 = 0; n2 < 2; n2++) /* softmax over the 4 channels at each position */
+        for (int t = 0; t < 5; t++) {
+            double s = 0;
+            for (int c = 0; c < 4; c++)
+                s += exp(v[(n2 * 4 + c) * 5 + t]);
+            for (int c = 0; c < 4; c++)
+                want[(n2 * 4 + c) * 5 + t] = (float)(exp(v[(n2 * 4 + c) * 5 + t]) / s);
+        }
+    tox_assert_close(got, want, 40, 1e-5f);
+    cnn_model_destroy(m);
+    tox_arena_free();
+}
+END_TEST
+
+/* x (N,3,4,5) at opset 11 -> Softmax axis 2 (each 4x5 plane) -> LogSoftmax axis 3 (each row
+ * of 5); exported at opset 11 and read back equal; at opset 13 the plane span is refused by
+ * the exporter and axis 2 (H alone) and axis 0 (the batch) by the importer. */
+START_TEST(test_softmax_plane_and_row_spans_match_naive)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[4] = {-1, 3, 4, 5};
+    memcpy(g->in_dims, in, sizeof in);
+    g->opset = 11;
+    Onnx__NodeProto *sm = tox_node(g, "Softmax", "sm", "x", NULL, NULL, "s");
+    tox_attr_i(sm, "axis", 2);
+    Onnx__NodeProto *n = tox_node(g, "LogSoftmax", "lsm", "s", NULL, NULL, "l");
+    tox_attr_i(n, "axis", 3);
+    g->output = "l";
+    struct cnn_model *m = tox_load(g);
+    float x[120], got[120], want[120];
+    tox_fill(x, 120, 91);
+    for (int i = 0; i < 120; i++)
+        x[i] *= 4.0f;
+    tox_run(m, x, 2, got);
+    for (int p = 0; p < 6; p++) { /* (n, c) planes of 20 */
+        double s = 0;
+        for (int k = 0; k < 20; k++)
+            s += exp(x[p * 20 + k]);
+        for (int k = 0; k < 20; k++)
+            want[p * 20 + k] = (float)(exp(x[p * 20 + k]) / s);
+    }
+    for (int r = 0; r < 24; r++) { /* rows of 5 */
+        double s = 0;
+        for (int k = 0; k < 5; k++)
+            s += exp(want[r * 5 + k]);
+        for (int k = 0; k < 5; k++)
+            want[r * 5 + k] = (float)(want[r * 5 + k] - log(s));
+    }
+    tox_assert_close(got, want, 120, 1e-5f);
+
+    void *data;
+    size_t size;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_onnx_export_mem(m, 11, &data, &size, &err) == 0, "%s", err.msg);
+    struct cnn_model *back = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(data, size, NULL, 0, &back, &err) == 0, "%s", err.msg);
+    tox_run(back, x, 2, got);
+    tox_assert_close(got, want, 120, 1e-5f);
+    free(data);
+    cnn_model_destroy(back);
+    ck_assert_int_eq(cnn_onnx_export_mem(m, 13, &data, &size, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "each plane") != NULL, "%s", err.msg);
+    cnn_model_destroy(m);
+
+    g->opset = 13;
+    for (int k = 0; k < 2; k++) {
+        sm->attribute[0]->i = k == 0 ? 2 : 0; /* Softmax's one attribute: axis */
+        uint8_t *buf = tox_pack(g, &size);
+        m = NULL;
+        ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(err.msg, k == 0 ? "unsupported: softmax axis 2 of rank 4 (H alone)"
+                                             : "unsupported: softmax axis 0 of rank 4 (the batch)"),
+                      "%s", err.msg);
+        free(buf);
+    }
+    tox_arena_free();
+}
+END_TEST
+
+/* The span backward kernels against central differences of sum(dout * f(x)). */
+START_TEST(test_softmax_span_backward_matches_finite_differences)
+{
+    enum { C = 3, N = 2, H = 2, W = 3, T = C * N * H * W };
+    float x[T], dout[T], y[T], dx[T], yp[T], ym[T];
+    tox_fill(dout, T, 95);
+    for (int span = 0; span < CNN_SOFTMAX_SPAN_COUNT; span++)
+        for (int lg = 0; lg < 2; lg++) {
+            const struct cnn_softmax p = {.span = span};
+            tox_fill(x, T, 96 + (uint64_t)span);
+            cnn_softmax_span_forward(y, x, &p, C, N, H, W, lg);
+            memset(dx, 0, sizeof dx);
+            cnn_softmax_span_backward(dx, dout, y, &p, C, N, H, W, lg);
+            for (int i = 0; i < T; i++) {
+                const float x0 = x[i], e = 1e-2f;
+                x[i] = x0 + e;
+                cnn_softmax_span_forward(yp, x, &p, C, N, H, W, lg);
+                x[i] = x0 - e;
+                cnn_softmax_span_forward(ym, x, &p, C, N, H, W, lg);
+                x[i] = x0;
+                double num = 0;
+                for (int k = 0; k < T; k++)
+                    num += (double)dout[k] * (yp[k] - ym[k]) / (2.0 * e);
+                ck_assert_msg(fabs(num - dx[i]) < 2e-3, "span %d log %d [%d]: %g vs %g", span,
+                              lg, i, num, dx[i]);
+            }
+        }
+}
+END_TEST
+
+/* (N) is (N, 1) through elementwise ops: Clip with constant bounds; a graph whose output
+ * is its input (Identity) copies it. */
+START_TEST(test_rank1_input_and_output_equal_to_input)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[1] = {-1};
+    memcpy(g->in_dims, in, sizeof in);
+    g->in_rank = 1;
+    float lo = -0.5f, hi = 0.25f;
+    g->inits[g->n_inits++] = tox_tensor_f("lo", 0, NULL, &lo);
+    g->inits[g->n_inits++] = tox_tensor_f("hi", 0, NULL, &hi);
+    tox_node(g, "Clip", "clip", "x", "lo", "hi", "y");
+    g->output = "y";
+    struct cnn_model *m = tox_load(g);
+    ck_assert_int_eq(cnn_model_num_classes(m), 1);
+    float x[7], got[7], want[7];
+    tox_fill(x, 7, 97);
+    tox_run(m, x, 7, got);
+    for (int i = 0; i < 7; i++)
+        want[i] = fminf(fmaxf(x[i], lo), hi);
+    tox_assert_close(got, want, 7, 0.0f);
+    cnn_model_destroy(m);
+
+    struct tox_graph *h = tox_alloc(sizeof *h);
+    int64_t in4[4] = {-1, 3, 2, 2};
+    memcpy(h->in_dims, in4, sizeof in4);
+    tox_node(h, "Identity", "id", "x", NULL, NULL, "y");
+    h->output = "y";
+    m = tox_load(h);
+    float x4[24], got4[24];
+    tox_fill(x4, 24, 98);
+    tox_run(m, x4, 2, got4);
+    tox_assert_close(got4, x4, 24, 0.0f);
+    cnn_model_destroy(m);
+    tox_arena_free();
+}
+END_TEST
+
+/* (N,3,6) -> Unsqueeze axis 2 -> (N,3,1,6) -> AveragePool (1,2) stride (1,2) -> Squeeze axis
+ * 2 -> (N,3,3): the rank changes move no data. */
+START_TEST(test_unsqueeze_pool_squeeze_chain_matches_naive)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[3] = {-1, 3, 6}, ad[1] = {1};
+    memcpy(g->in_dims, in, sizeof in);
+    g->in_rank = 3;
+    int64_t axis = 2;
+    g->inits[g->n_inits++] = tox_tensor_i("axes", 1, ad, &axis, 1);
+    tox_node(g, "Unsqueeze", "un", "x", "axes", NULL, "u");
+    Onnx__NodeProto *n = tox_node(g, "AveragePool", "ap", "u", NULL, NULL, "a");
+    tox_attr_ints(n, "kernel_shape", 2, (int64_t[]){1, 2});
+    tox_attr_ints(n, "strides", 2, (int64_t[]){1, 2});
+    tox_node(g, "Squeeze", "sq", "a", "axes", NULL, "s");
+    g->output = "s";
+    struct cnn_model *m = tox_load(g);
+    float x[36], got[18], want[18];
+    tox_fill(x, 36, 99);
+    tox_run(m, x, 2, got);
+    for (int i = 0; i < 18; i++)
+        want[i] = 0.5f * (x[2 * i] + x[2 * i + 1]);
+    tox_assert_close(got, want, 18, 1e-6f);
+    cnn_model_destroy(m);
+    tox_arena_free();
+}
+END_TEST
+
+Suite *onnx_ranks_suite(void)
+{
+    Suite *s = suite_create("onnx_ranks");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_conv1d_and_pools_on_n_c_l_match_naive);
+    tcase_add_test(tc, test_rank3_bn_prelu_softmax_spans_match_naive);
+    tcase_add_test(tc, test_softmax_plane_and_row_spans_match_naive);
+    tcase_add_test(tc, test_softmax_span_backward_matches_finite_differences);
+    tcase_add_test(tc, test_rank1_input_and_output_equal_to_input);
+    tcase_add_test(tc, test_unsqueeze_pool_squeeze_chain_matches_naive);
+    suite_add_tcase(s, tc);
+    return s;
+}
