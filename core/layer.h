@@ -77,8 +77,19 @@ struct cnn_pool2d {
     int pad_t, pad_l, pad_b, pad_r;
     int ceil_mode;                    /* output size rounds up (last window may start in padding-free range only) */
     int count_include_pad;            /* average pool: divide by kh*kw instead of the valid count */
+    int dh, dw;                       /* max pool dilation; 0 (files before it) or 1: none */
     int oh, ow;                       /* derived */
 };
+
+/* The dilation of one axis (0 means 1) and the span (k - 1) * d + 1 its window covers. */
+static inline int cnn_pool_dil(int d)
+{
+    return d > 1 ? d : 1;
+}
+static inline int cnn_pool_extent(int k, int d)
+{
+    return (k - 1) * cnn_pool_dil(d) + 1;
+}
 
 struct cnn_batchnorm {
     float eps;
@@ -235,7 +246,7 @@ static inline int cnn_pool2d_is_plain_2x2(const struct cnn_pool2d *p)
 {
     return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->pad_t == 0 &&
            p->pad_l == 0 && p->pad_b == 0 && p->pad_r == 0 && 2 * p->oh <= p->h &&
-           2 * p->ow <= p->w;
+           2 * p->ow <= p->w && cnn_pool_dil(p->dh) == 1 && cnn_pool_dil(p->dw) == 1;
 }
 
 /* ---- kernels (layer_<kind>.c); all tensors (C, N, H, W) ------------------- */
@@ -283,8 +294,12 @@ void cnn_winograd_weight_grad_finish(float *dw, const float *du, const struct cn
 void cnn_dense_forward(float *out, const float *inp, const float *w, const float *b,
                        const struct cnn_dense *p, int N);
 
-/* out (C, N, OH, OW)   inp (C, N, H, W); padding never wins a max. */
+/* out (C, N, OH, OW)   inp (C, N, H, W); padding never wins a max (a dilated window whose
+ * taps all fall in the padding gives -inf, ONNX's padding value). */
 void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N);
+/* Index into one (H, W) plane of the first maximum of dilated window (oy, ox) (taps
+ * oy * sh - pad_t + i * dh, likewise in x, inside the plane), or -1 when no tap is. */
+long cnn_maxpool_dilated_argmax(const float *plane, const struct cnn_pool2d *p, int oy, int ox);
 void cnn_avgpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N);
 
 /* out (planes)   inp (planes, hw): mean of each plane. */

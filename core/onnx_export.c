@@ -267,8 +267,15 @@ static int ox_pool(struct ox *x, int i, const char *out)
     const struct cnn_layer *l = &x->m->layers[i];
     const struct cnn_pool2d *p = &l->p.pool;
     const int ceil_mode = p->ceil_mode && x->opset >= 10; /* MaxPool-10, AveragePool-10 */
-    if (onnx_pool_out(p->h, p->pad_t + p->pad_b, p->kh, p->sh, ceil_mode) != p->oh ||
-        onnx_pool_out(p->w, p->pad_l + p->pad_r, p->kw, p->sw, ceil_mode) != p->ow)
+    const int dh = cnn_pool_dil(p->dh), dw = cnn_pool_dil(p->dw), dilated = dh > 1 || dw > 1;
+    if (dilated && x->opset < 10)
+        return cnn_err_set(x->err, CNN_EINVAL,
+                           "onnx export: layer %s: MaxPool dilations need opset 10 or later",
+                           l->name);
+    if (onnx_pool_out(p->h, p->pad_t + p->pad_b, cnn_pool_extent(p->kh, dh), p->sh, ceil_mode) !=
+            p->oh ||
+        onnx_pool_out(p->w, p->pad_l + p->pad_r, cnn_pool_extent(p->kw, dw), p->sw, ceil_mode) !=
+            p->ow)
         return cnn_err_set(x->err, CNN_EINVAL,
                            "onnx export: layer %s: pooled size %dx%d has no ONNX form at opset %d "
                            "(ceil_mode needs opset 10; no window may start in the end padding)",
@@ -287,6 +294,9 @@ static int ox_pool(struct ox *x, int i, const char *out)
         rc = cnn_onnx_write_attr_int(&x->w, n, "ceil_mode", 1);
     if (rc == 0 && avg && p->count_include_pad)
         rc = cnn_onnx_write_attr_int(&x->w, n, "count_include_pad", 1);
+    const int64_t dil[2] = {dh, dw};
+    if (rc == 0 && dilated)
+        rc = cnn_onnx_write_attr_ints(&x->w, n, "dilations", dil, 2);
     return rc;
 }
 
@@ -569,11 +579,13 @@ static int ox_output(struct ox *x)
     return 0;
 }
 
-/* "a,b,c" of the c used channels of v. */
+/* "a,b,c" of the c (1..3) used channels of v (a 2-channel model has 2: the importer reads
+ * back exactly cnn_preproc_norm_channels values). */
 static char *ox_floats(struct ox *x, const float *v, int c)
 {
-    return c == 3 ? cnn_onnx_write_str(&x->w, "%.9g,%.9g,%.9g", v[0], v[1], v[2])
-                  : cnn_onnx_write_str(&x->w, "%.9g", v[0]);
+    return c == 3   ? cnn_onnx_write_str(&x->w, "%.9g,%.9g,%.9g", v[0], v[1], v[2])
+           : c == 2 ? cnn_onnx_write_str(&x->w, "%.9g,%.9g", v[0], v[1])
+                    : cnn_onnx_write_str(&x->w, "%.9g", v[0]);
 }
 
 /* Labels (one a line), preprocessing and the model's metadata text: docs/onnx.md. */

@@ -315,10 +315,17 @@ static int add_pool(struct onnx_ctx *c, const Onnx__NodeProto *n, enum cnn_layer
     int nk = spatial_ints(n, "kernel_shape", nsp, v, 1);
     if (nk != nsp || v[0] < 1 || v[1] < 1 || v[0] > 4096 || v[1] > 4096)
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: kernel_shape not %d-D", nsp);
-    int k[2] = {(int)v[0], (int)v[1]}, dil[2] = {1, 1}, s[2], pads[4];
-    int nd = spatial_ints(n, "dilations", nsp, v, 1);
-    if (nd < 0 || v[0] != 1 || v[1] != 1 || onnx_attr_int(n, "storage_order", 0))
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: dilations or storage_order");
+    int k[2] = {(int)v[0], (int)v[1]}, dil[2], s[2], pads[4];
+    int nd = spatial_ints(n, "dilations", nsp, v, 1); /* MaxPool from opset 10 */
+    if (nd < 0 || v[0] < 1 || v[1] < 1 || v[0] > 4096 || v[1] > 4096)
+        return onnx_node_err(c, CNN_EFORMAT, "dilations invalid");
+    if (onnx_attr_int(n, "storage_order", 0) ||
+        (kind == CNN_LAYER_AVGPOOL && (v[0] != 1 || v[1] != 1)))
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: %s",
+                             kind == CNN_LAYER_AVGPOOL ? "AveragePool dilations (opset 19)"
+                                                       : "storage_order");
+    dil[0] = (int)v[0];
+    dil[1] = (int)v[1];
     if ((rc = window(c, n, nsp, h, w, k, dil, s, pads)))
         return rc;
     struct cnn_layer_desc d = {.kind = kind};
@@ -332,7 +339,9 @@ static int add_pool(struct onnx_ctx *c, const Onnx__NodeProto *n, enum cnn_layer
                             .pad_b = pads[2],
                             .pad_r = pads[3],
                             .ceil_mode = onnx_attr_int(n, "ceil_mode", 0) != 0,
-                            .count_include_pad = onnx_attr_int(n, "count_include_pad", 0) != 0};
+                            .count_include_pad = onnx_attr_int(n, "count_include_pad", 0) != 0,
+                            .dh = dil[0] > 1 ? dil[0] : 0,
+                            .dw = dil[1] > 1 ? dil[1] : 0};
     return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
 }
 

@@ -3,7 +3,8 @@
  * and AveragePool, BatchNormalization, PRelu, Unsqueeze/Squeeze around a 2-D pool; (N) is
  * (N, 1) in elementwise graphs; a graph whose output is its input; Softmax/LogSoftmax over
  * the channels at each position, each plane (axis 2 before opset 13) and each row (the last
- * axis), their backward by finite differences, and their export at opsets 11 and 13. */
+ * axis), their backward by finite differences, and their export at opsets 11 and 13;
+ * MaxPool dilations through export. */
 #include "grad.h"
 #include "layer.h"
 #include "model.h"
@@ -334,6 +335,46 @@ START_TEST(test_unsqueeze_pool_squeeze_chain_matches_naive)
 }
 END_TEST
 
+/* MaxPool dilations: exported (opset 13) and read back with the same outputs; opset 9 has
+ * no MaxPool dilations (refused); AveragePool dilations (opset 19) are unsupported. */
+START_TEST(test_maxpool_dilations_export_and_refusals)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[4] = {-1, 2, 6, 7};
+    memcpy(g->in_dims, in, sizeof in);
+    Onnx__NodeProto *n = tox_node(g, "MaxPool", "mp", "x", NULL, NULL, "m");
+    tox_attr_ints(n, "kernel_shape", 2, (int64_t[]){2, 3});
+    tox_attr_ints(n, "dilations", 2, (int64_t[]){2, 2});
+    tox_attr_ints(n, "pads", 4, (int64_t[]){1, 0, 1, 2});
+    g->output = "m";
+    struct cnn_model *m = tox_load(g);
+    ck_assert_int_eq(cnn_model_num_classes(m), 2 * 6 * 5);
+    float x[2 * 84], want[120], got[120];
+    tox_fill(x, 168, 101);
+    tox_run(m, x, 2, want);
+    void *data;
+    size_t size;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_onnx_export_mem(m, 13, &data, &size, &err) == 0, "%s", err.msg);
+    struct cnn_model *back = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(data, size, NULL, 0, &back, &err) == 0, "%s", err.msg);
+    tox_run(back, x, 2, got);
+    tox_assert_close(got, want, 120, 0.0f);
+    free(data);
+    cnn_model_destroy(back);
+    ck_assert_int_eq(cnn_onnx_export_mem(m, 9, &data, &size, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "dilations need opset 10") != NULL, "%s", err.msg);
+    cnn_model_destroy(m);
+    n->op_type = "AveragePool";
+    uint8_t *buf = tox_pack(g, &size);
+    m = NULL;
+    ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "unsupported: AveragePool dilations") != NULL, "%s", err.msg);
+    free(buf);
+    tox_arena_free();
+}
+END_TEST
+
 Suite *onnx_ranks_suite(void)
 {
     Suite *s = suite_create("onnx_ranks");
@@ -344,6 +385,7 @@ Suite *onnx_ranks_suite(void)
     tcase_add_test(tc, test_softmax_span_backward_matches_finite_differences);
     tcase_add_test(tc, test_rank1_input_and_output_equal_to_input);
     tcase_add_test(tc, test_unsqueeze_pool_squeeze_chain_matches_naive);
+    tcase_add_test(tc, test_maxpool_dilations_export_and_refusals);
     suite_add_tcase(s, tc);
     return s;
 }
