@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -478,11 +479,19 @@ int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_
         return onnx_alias(c, 0, &v);
     }
     int flat = shaped && want[0] == feat && want[1] == 1 && want[2] == 1;
-    if (!flat)
+    if (!flat) {
+        char from[48], to[64];
+        snprintf(from, sizeof from, x->rank == 2 ? "%lld" : x->rank == 3 ? "%lld,%lld" : "%lld,%lld,%lld",
+                 (long long)in[1], (long long)in[2], (long long)in[3]);
+        int len = snprintf(to, sizeof to, "N");
+        for (int k = 1; k < nd && len < (int)sizeof to; k++)
+            len += snprintf(to + len, sizeof to - (size_t)len, ",%lld", (long long)dims[k]);
+        int view = shaped && want[0] == ch && want[1] * want[2] == (int64_t)h * w;
         return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: a (N,%lld,%lld,%lld) tensor to rank %d other than "
-                             "(N,K) or (N,K,1,1)",
-                             (long long)in[1], (long long)in[2], (long long)in[3], nd);
+                             "unsupported: (N,%s) to (%s) %s (only the same C,H,W, a flatten or "
+                             "(N,C,L)<->(N,C,1,L))",
+                             from, to, view ? "is a new HxW of each channel" : "moves data");
+    }
     int l = flatten_layer(c, x, 0);
     if (l < 0)
         return l;
@@ -642,13 +651,17 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (!s->is_int || s->ndims != 1 || s->count > CNN_ONNX_MAX_DIMS)
         return onnx_node_err(c, CNN_EFORMAT, "shape is not a 1-D integer tensor of rank <= %d",
                              CNN_ONNX_MAX_DIMS);
-    int64_t dims[CNN_ONNX_MAX_DIMS] = {0};
+    int64_t dims[CNN_ONNX_MAX_DIMS] = {0}, xd[4];
     size_t known = 1;
     int infer = -1, nd = (int)s->count, allowzero = onnx_attr_int(n, "allowzero", 0) != 0;
+    if (!x->t)
+        onnx_layer_dims(c, x, xd);
     for (int k = 0; k < nd; k++) {
         int64_t v = s->i[k];
         if (x->t && v == 0 && !allowzero && k < x->t->ndims)
             v = x->t->dims[k];
+        else if (!x->t && v == 0 && !allowzero && k > 0 && k < x->rank)
+            v = xd[k]; /* 0 copies the input's dim */
         if (v == -1 && infer < 0) {
             infer = k;
             dims[k] = -1;
