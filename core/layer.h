@@ -35,6 +35,7 @@ enum cnn_layer_kind {
     CNN_LAYER_SCALE_SHIFT,   /* weights: scale, shift, each (1) or (C), constant; then act */
     CNN_LAYER_PAD,           /* constant padding (or cropping) of H and W */
     CNN_LAYER_LOG_SOFTMAX,   /* over channels at each position, as softmax */
+    CNN_LAYER_RESHAPE,       /* each channel's H x W plane as h x w (same memory) */
     CNN_LAYER_KIND_COUNT
 };
 
@@ -130,6 +131,11 @@ struct cnn_softmax {
     int span;                         /* enum cnn_softmax_span; 0 in files before it existed */
 };
 
+/* Output (C, h, w) of a (C, H, W) input with h * w = H * W. */
+struct cnn_reshape {
+    int h, w;
+};
+
 /* The parameters of a layer, the member of its kind (none for input, global_avgpool,
  * global_maxpool, add, concat, flatten); cnn_layer_desc and the model's layers both hold
  * one.  A new kind with parameters adds its member here. */
@@ -145,6 +151,7 @@ union cnn_layer_params {
     struct cnn_scale_shift ss;
     struct cnn_pad pad;
     struct cnn_softmax sm;            /* softmax, log_softmax */
+    struct cnn_reshape reshape;
 };
 
 /* ---- shape inference (layer.c) ------------------------------------------ */

@@ -423,6 +423,27 @@ static int ox_per_channel(struct ox *x, int i, const char *out)
     return 0;
 }
 
+/* Reshape of each channel plane: Reshape to [0, C, h, w] (initializer `<layer>.shape`). */
+static int ox_reshape(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const int64_t four = 4;
+    int64_t *shape = cnn_onnx_write_alloc(&x->w, 4 * sizeof *shape);
+    const char *name = cnn_onnx_write_str(&x->w, "%s.shape", l->name);
+    if (!shape || !name)
+        return cnn_onnx_write_oom(&x->w);
+    shape[0] = 0, shape[1] = l->c, shape[2] = l->h, shape[3] = l->w;
+    int rc = cnn_onnx_write_tensor(&x->w, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, &four,
+                                   shape, 4 * sizeof *shape);
+    if (rc)
+        return rc;
+    Onnx__NodeProto *n = ox_unary(x, i, "Reshape", out, 4, 2);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[1] = (char *)name;
+    return 0;
+}
+
 /* Pad of H and W ([0, 0, t, l, 0, 0, b, r]; negative crops, as Pad-2 and Pad-11 allow),
  * mode constant: pads and value attributes before opset 11, inputs from 11 on. */
 static int ox_pad(struct ox *x, int i, const char *out)
@@ -543,6 +564,9 @@ static int ox_layer(struct ox *x, int i)
         break;
     case CNN_LAYER_PAD:
         rc = ox_pad(x, i, out);
+        break;
+    case CNN_LAYER_RESHAPE:
+        rc = ox_reshape(x, i, out);
         break;
     }
     if (rc == 0 && act)

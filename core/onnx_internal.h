@@ -146,7 +146,8 @@ int onnx_image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h,
 /* The dims of layer value x: (batch marker ONNX_DIM_BATCH, C, H, W); rank 2 uses 2. */
 void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims);
 /* Output 0 is x seen with dims (nd of them, dims[0] the batch marker) when that moves no
- * data: the same shape, or (N, C*H*W) / (N, C*H*W, 1, 1) (a flatten); else unsupported. */
+ * data: the same (C, H, W) (an alias), a new H x W of each channel (a reshape layer), or
+ * (N, C*H*W) / (N, C*H*W, 1, 1) (a flatten); else unsupported. */
 int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims);
 /* An activation layer over input 0, keeping its rank. */
 int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta);

@@ -479,6 +479,15 @@ int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_
         return onnx_alias(c, 0, &v);
     }
     int flat = shaped && want[0] == feat && want[1] == 1 && want[2] == 1;
+    if (!flat && shaped && want[0] == ch && want[1] * want[2] == (int64_t)h * w) {
+        struct cnn_layer_desc d = {.kind = CNN_LAYER_RESHAPE}; /* new H x W of each plane */
+        d.p.reshape = (struct cnn_reshape){.h = (int)want[1], .w = (int)want[2]};
+        int l = onnx_add_layer(c, &d, 1, &x->layer, 0, NULL, NULL, 0);
+        if (l < 0)
+            return l;
+        struct onnx_value v = {.layer = l, .rank = nd};
+        return onnx_alias(c, 0, &v);
+    }
     if (!flat) {
         char from[48], to[64];
         snprintf(from, sizeof from, x->rank == 2 ? "%lld" : x->rank == 3 ? "%lld,%lld" : "%lld,%lld,%lld",
@@ -486,11 +495,10 @@ int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_
         int len = snprintf(to, sizeof to, "N");
         for (int k = 1; k < nd && len < (int)sizeof to; k++)
             len += snprintf(to + len, sizeof to - (size_t)len, ",%lld", (long long)dims[k]);
-        int view = shaped && want[0] == ch && want[1] * want[2] == (int64_t)h * w;
         return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: (N,%s) to (%s) %s (only the same C,H,W, a flatten or "
-                             "(N,C,L)<->(N,C,1,L))",
-                             from, to, view ? "is a new HxW of each channel" : "moves data");
+                             "unsupported: (N,%s) to (%s) moves data (only a new H x W of each "
+                             "channel, or a flatten)",
+                             from, to);
     }
     int l = flatten_layer(c, x, 0);
     if (l < 0)

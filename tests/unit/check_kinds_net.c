@@ -237,6 +237,8 @@ START_TEST(test_kinds_refuse_bad_parameters)
     struct cnn_model *m = new_model(3, 4, 5);
     struct cnn_err err = {0};
     static const int two[2] = {0, 0};
+    struct cnn_layer_desc rs_bad = simple(CNN_LAYER_RESHAPE, "r");
+    rs_bad.p.reshape = (struct cnn_reshape){.h = 4, .w = 4};
     struct cnn_layer_desc lsm2 = simple(CNN_LAYER_LOG_SOFTMAX, "l");
     lsm2.n_inputs = 2;
     lsm2.inputs = two;
@@ -253,6 +255,7 @@ START_TEST(test_kinds_refuse_bad_parameters)
         pad("z", 0, 0, 0, 0, NAN),
         act2("a", CNN_ACT_HARD_SIGMOID, INFINITY, 0.5f),
         lsm2, /* one input (on a map it is over the channels at each position) */
+        rs_bad, /* 4x4 of a 4x5 plane */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_msg(add_rc(m, bad[i], &err) == CNN_EINVAL, "case %zu accepted", i);
@@ -328,6 +331,8 @@ START_TEST(test_kinds_hostile_records_are_refused)
         {"gmp", 0, 1, CNN_EFORMAT, "gmp"},                     /* unused word not 0 */
         {"logprob", 0, CNN_SOFTMAX_SPAN_COUNT, CNN_EFORMAT, "logprob"}, /* span past row */
         {"logprob", 1, 1, CNN_EFORMAT, "logprob"},             /* unused word not 0 */
+        {"reshape1", 0, 3, CNN_EFORMAT, "reshape1"},           /* 3x6 of a 4x3 plane */
+        {"reshape1", 1, 0, CNN_EFORMAT, "reshape1"},           /* w 0 */
         {"hsig1", 0, CNN_ACT_COUNT, CNN_EFORMAT, "hsig1"},     /* act past hard swish */
         {"gmp", -1, CNN_LAYER_KIND_COUNT, CNN_EFORMAT, "gmp"}, /* kind past log_softmax */
     };

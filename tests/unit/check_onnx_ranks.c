@@ -4,7 +4,7 @@
  * (N, 1) in elementwise graphs; a graph whose output is its input; Softmax/LogSoftmax over
  * the channels at each position, each plane (axis 2 before opset 13) and each row (the last
  * axis), their backward by finite differences, and their export at opsets 11 and 13;
- * MaxPool dilations through export. */
+ * MaxPool dilations through export; Unsqueeze to (N,C,L,1) as a reshape layer. */
 #include "grad.h"
 #include "layer.h"
 #include "model.h"
@@ -307,30 +307,46 @@ START_TEST(test_rank1_input_and_output_equal_to_input)
 }
 END_TEST
 
-/* (N,3,6) -> Unsqueeze axis 2 -> (N,3,1,6) -> AveragePool (1,2) stride (1,2) -> Squeeze axis
- * 2 -> (N,3,3): the rank changes move no data. */
+/* (N,3,6) -> Unsqueeze axis 2 (N,3,1,6) or axis 3 (N,3,6,1; PyTorch's 1-D pools before
+ * opset 10: a reshape layer) -> AveragePool (1,2) / (2,1) stride 2 -> Squeeze -> (N,3,3):
+ * the same as naive loops, exported (opset 11) and read back equal. */
 START_TEST(test_unsqueeze_pool_squeeze_chain_matches_naive)
 {
-    struct tox_graph *g = tox_alloc(sizeof *g);
-    int64_t in[3] = {-1, 3, 6}, ad[1] = {1};
-    memcpy(g->in_dims, in, sizeof in);
-    g->in_rank = 3;
-    int64_t axis = 2;
-    g->inits[g->n_inits++] = tox_tensor_i("axes", 1, ad, &axis, 1);
-    tox_node(g, "Unsqueeze", "un", "x", "axes", NULL, "u");
-    Onnx__NodeProto *n = tox_node(g, "AveragePool", "ap", "u", NULL, NULL, "a");
-    tox_attr_ints(n, "kernel_shape", 2, (int64_t[]){1, 2});
-    tox_attr_ints(n, "strides", 2, (int64_t[]){1, 2});
-    tox_node(g, "Squeeze", "sq", "a", "axes", NULL, "s");
-    g->output = "s";
-    struct cnn_model *m = tox_load(g);
-    float x[36], got[18], want[18];
-    tox_fill(x, 36, 99);
-    tox_run(m, x, 2, got);
-    for (int i = 0; i < 18; i++)
-        want[i] = 0.5f * (x[2 * i] + x[2 * i + 1]);
-    tox_assert_close(got, want, 18, 1e-6f);
-    cnn_model_destroy(m);
+    for (int axis = 2; axis <= 3; axis++) {
+        struct tox_graph *g = tox_alloc(sizeof *g);
+        int64_t in[3] = {-1, 3, 6}, *ax = tox_alloc(sizeof *ax);
+        memcpy(g->in_dims, in, sizeof in);
+        g->in_rank = 3;
+        g->opset = 11;
+        *ax = axis;
+        Onnx__NodeProto *n = tox_node(g, "Unsqueeze", "un", "x", NULL, NULL, "u");
+        tox_attr_ints(n, "axes", 1, ax);
+        n = tox_node(g, "AveragePool", "ap", "u", NULL, NULL, "a");
+        const int64_t k2[2] = {axis == 2 ? 1 : 2, axis == 2 ? 2 : 1};
+        tox_attr_ints(n, "kernel_shape", 2, k2);
+        tox_attr_ints(n, "strides", 2, k2);
+        n = tox_node(g, "Squeeze", "sq", "a", NULL, NULL, "s");
+        tox_attr_ints(n, "axes", 1, ax);
+        g->output = "s";
+        struct cnn_model *m = tox_load(g);
+        float x[36], got[18], want[18];
+        tox_fill(x, 36, 99);
+        tox_run(m, x, 2, got);
+        for (int i = 0; i < 18; i++)
+            want[i] = 0.5f * (x[2 * i] + x[2 * i + 1]);
+        tox_assert_close(got, want, 18, 1e-6f);
+        void *data;
+        size_t size;
+        struct cnn_err err = {0};
+        ck_assert_msg(cnn_onnx_export_mem(m, 11, &data, &size, &err) == 0, "%s", err.msg);
+        struct cnn_model *back = NULL;
+        ck_assert_msg(cnn_onnx_load_mem(data, size, NULL, 0, &back, &err) == 0, "%s", err.msg);
+        tox_run(back, x, 2, got);
+        tox_assert_close(got, want, 18, 1e-6f);
+        free(data);
+        cnn_model_destroy(back);
+        cnn_model_destroy(m);
+    }
     tox_arena_free();
 }
 END_TEST
