@@ -120,6 +120,9 @@ int onnx_norm_axis(int64_t axis, int rank);
 /* Output 0 is a copy of t with the given shape (count must match). */
 int onnx_const_reshaped(struct onnx_ctx *c, const struct onnx_tensor *t, int nd,
                         const int64_t *dims);
+/* Output 0 is constant t with its axes permuted by perm (np entries; np 0: reversed). */
+int onnx_transpose_const(struct onnx_ctx *c, const struct onnx_tensor *t, const int64_t *perm,
+                         int np);
 /* Output 0 is the concatenation of the node's constant inputs along axis. */
 int onnx_concat_consts(struct onnx_ctx *c, const Onnx__NodeProto *n, int64_t axis);
 /* Op rows that fold (see onnx_op_fn). */

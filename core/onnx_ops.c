@@ -507,14 +507,21 @@ int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_
     return onnx_alias(c, 0, &v);
 }
 
-/* Transpose of a layer output that keeps the batch first and the order of the dims above 1
+/* Transpose of a constant: folded (any perm).  Of a layer output: when it keeps the batch
+ * first and the order of the dims above 1
  * (so the data does not move): an identity or a flatten. */
 static int op_transpose(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
-    int rc = onnx_input_layer(c, 0, &x);
+    int64_t cperm[CNN_ONNX_MAX_DIMS];
+    int rc = onnx_input(c, 0, 0, &x);
     if (rc)
         return rc;
+    if (x->t) { /* of a constant (a weight PyTorch transposes before MatMul): folded */
+        int np = onnx_attr_ints(n, "perm", cperm, CNN_ONNX_MAX_DIMS);
+        return np < 0 ? onnx_node_err(c, CNN_EFORMAT, "perm too long")
+                      : onnx_transpose_const(c, x->t, cperm, np);
+    }
     int64_t in[4], out[4], perm[4];
     onnx_layer_dims(c, x, in);
     int np = onnx_attr_ints(n, "perm", perm, 4);

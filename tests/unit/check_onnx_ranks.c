@@ -391,6 +391,49 @@ START_TEST(test_maxpool_dilations_export_and_refusals)
 }
 END_TEST
 
+/* Transpose of a constant is folded (PyTorch's Linear without bias before opset 9:
+ * Transpose(W) -> MatMul): x (N,4) times the (2,3,4) constant permuted (2,0,1) and reshaped
+ * to (4,6) equals naive loops; a perm that is not a permutation is an error. */
+START_TEST(test_transpose_of_a_constant_is_folded)
+{
+    static float wv[24];
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[2] = {-1, 4}, wd[3] = {2, 3, 4}, sd[1] = {2}, shape[2] = {4, 6};
+    memcpy(g->in_dims, in, sizeof in);
+    g->in_rank = 2;
+    tox_fill(wv, 24, 103);
+    g->inits[g->n_inits++] = tox_tensor_f("W", 3, wd, wv);
+    g->inits[g->n_inits++] = tox_tensor_i("shape", 1, sd, shape, 2);
+    Onnx__NodeProto *t = tox_node(g, "Transpose", "tr", "W", NULL, NULL, "wt");
+    tox_attr_ints(t, "perm", 3, (int64_t[]){2, 0, 1});
+    tox_node(g, "Reshape", "rs", "wt", "shape", NULL, "w2");
+    tox_node(g, "MatMul", "mm", "x", "w2", NULL, "y");
+    g->output = "y";
+    struct cnn_model *m = tox_load(g);
+    float x[8], got[12], want[12];
+    tox_fill(x, 8, 104);
+    tox_run(m, x, 2, got);
+    for (int n = 0; n < 2; n++)
+        for (int j = 0; j < 6; j++) { /* w2[k][j] = W[a][b][k] with j = a * 3 + b */
+            double s = 0;
+            for (int k = 0; k < 4; k++)
+                s += (double)x[n * 4 + k] * wv[((j / 3) * 3 + j % 3) * 4 + k];
+            want[n * 6 + j] = (float)s;
+        }
+    tox_assert_close(got, want, 12, 1e-5f);
+    cnn_model_destroy(m);
+    t->attribute[0]->ints[1] = 2; /* (2, 2, 1) */
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    m = NULL;
+    ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "not a permutation") != NULL, "%s", err.msg);
+    free(buf);
+    tox_arena_free();
+}
+END_TEST
+
 Suite *onnx_ranks_suite(void)
 {
     Suite *s = suite_create("onnx_ranks");
@@ -402,6 +445,7 @@ Suite *onnx_ranks_suite(void)
     tcase_add_test(tc, test_rank1_input_and_output_equal_to_input);
     tcase_add_test(tc, test_unsqueeze_pool_squeeze_chain_matches_naive);
     tcase_add_test(tc, test_maxpool_dilations_export_and_refusals);
+    tcase_add_test(tc, test_transpose_of_a_constant_is_folded);
     suite_add_tcase(s, tc);
     return s;
 }
