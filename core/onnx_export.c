@@ -382,13 +382,16 @@ static int ox_merge(struct ox *x, int i, const char *out)
     return concat ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : 0;
 }
 
-/* The weight slots of layer l (prelu, scale_shift: 1 or C floats each) as initializers that
- * broadcast per channel over a value of the given rank: a scalar, (C, 1, 1) or (C). */
+/* The weight slots of layer l (prelu, scale_shift: 1 or C floats each; scale_shift per
+ * element C*H*W) as initializers that broadcast over a value of the given rank: a scalar,
+ * (C, 1, 1) or (C), or (C, H, W). */
 static int ox_channel_weights(struct ox *x, const struct cnn_layer *l, int rank, const char **names)
 {
     const char *const *slot = cnn_layer_kind_ops(l->kind)->slot_names;
+    const int per_element = l->h * l->w > 1 && l->weight_count[0] == (size_t)l->c * l->h * l->w;
     for (int s = 0; s < l->n_weights; s++) {
-        const int64_t d[3] = {(int64_t)l->weight_count[s], 1, 1};
+        const int64_t d[3] = {per_element ? l->c : (int64_t)l->weight_count[s],
+                              per_element ? l->h : 1, per_element ? l->w : 1};
         const int ndims = l->weight_count[s] == 1 ? 0 : rank == 4 ? 3 : 1;
         names[s] = cnn_onnx_write_str(&x->w, "%s.%s", l->name, slot[s]);
         int rc = cnn_onnx_write_tensor(&x->w, names[s], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, ndims,

@@ -209,8 +209,8 @@ START_TEST(test_rank2_input_gemm_softmax_matches_naive)
 END_TEST
 
 /* A rank-3 input (N, C, L) is the model input (C, 1, L): LeakyRelu -> Sigmoid equals naive
- * loops; an Add of a constant varying along L (not one value per channel) is refused as
- * unsupported. */
+ * loops; an Add of a (L) constant is per element of each row (naive loops); a (N, C, L)
+ * constant (it spans the batch) is refused as unsupported. */
 START_TEST(test_rank3_input_as_c_1_l)
 {
     struct tox_graph *g = tox_alloc(sizeof *g);
@@ -238,14 +238,26 @@ START_TEST(test_rank3_input_as_c_1_l)
 
     int64_t bd[1] = {5};
     g->inits[g->n_inits++] = tox_tensor_f("B", 1, bd, x);
-    tox_node(g, "Add", "add", "p", "B", NULL, "q");
+    Onnx__NodeProto *add = tox_node(g, "Add", "add", "p", "B", NULL, "q");
     g->output = "q";
+    m = tox_load(g);
+    float got2[40];
+    tox_run(m, x, 2, got2);
+    for (int i = 0; i < 40; i++)
+        want[i] += x[i % 5];
+    tox_assert_close(got2, want, 40, 1e-6f);
+    cnn_model_destroy(m);
+
+    int64_t batch_dims[3] = {2, 4, 5};
+    g->inits[g->n_inits++] = tox_tensor_f("Bn", 3, batch_dims, x);
+    add->input[1] = "Bn";
     size_t size;
     uint8_t *buf = tox_pack(g, &size);
     struct cnn_err err = {0};
     ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
-    ck_assert_msg(strstr(err.msg, "unsupported: constant operand dim 0 of 5") != NULL, "%s",
-                  err.msg);
+    ck_assert_msg(strstr(err.msg, "unsupported: a constant operand of rank 3 that does not "
+                                  "broadcast to one item") != NULL,
+                  "%s", err.msg);
     free(buf);
     tox_arena_free();
 }

@@ -4,13 +4,15 @@
  * (N, 1) in elementwise graphs; a graph whose output is its input; Softmax/LogSoftmax over
  * the channels at each position, each plane (axis 2 before opset 13) and each row (the last
  * axis), their backward by finite differences, and their export at opsets 11 and 13;
- * MaxPool dilations through export; Unsqueeze to (N,C,L,1) as a reshape layer. */
+ * MaxPool dilations through export; Unsqueeze to (N,C,L,1) as a reshape layer; constant
+ * Transpose folded; arithmetic with a constant per element of an item (gradients too). */
 #include "grad.h"
 #include "layer.h"
 #include "model.h"
 #include "onnx.h"
 #include "onnx_export.h"
 #include "test_onnx.h"
+#include "test_train.h"
 
 #include <check.h>
 #include <float.h>
@@ -434,6 +436,95 @@ START_TEST(test_transpose_of_a_constant_is_folded)
 }
 END_TEST
 
+/* Add/Sub/Mul/Div by a constant that broadcasts along L or over the whole item (a
+ * per-element scale_shift): x (N,4,5) -> Conv 1x1 W(3,4,1) B(3) -> Mul m(5) -> Sub s(3,5)
+ * -> Div d(1,3,5) -> Flatten -> MatMul g(15,4) + gb(4): naive loops, export/re-import, the trainer's
+ * gradients by finite differences; a (3,3,5) constant (it spans the batch) is refused. */
+START_TEST(test_per_element_constant_arithmetic)
+{
+    static float w[12], b[3], mv[5], sv[15], dv[15], gv[60], gb[4];
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    int64_t in[3] = {-1, 4, 5}, wd[3] = {3, 4, 1}, bd[1] = {3}, md[1] = {5}, sd[2] = {3, 5},
+            dd[3] = {1, 3, 5}, gd[2] = {15, 4}, gbd[1] = {4};
+    memcpy(g->in_dims, in, sizeof in);
+    g->in_rank = 3;
+    tox_fill(w, 12, 111);
+    tox_fill(b, 3, 112);
+    tox_fill(mv, 5, 113);
+    tox_fill(sv, 15, 114);
+    tox_fill(dv, 15, 115);
+    for (int k = 0; k < 15; k++)
+        dv[k] += dv[k] < 0 ? -0.5f : 0.5f; /* away from 0 */
+    tox_fill(gv, 60, 116);
+    tox_fill(gb, 4, 119);
+    g->inits[g->n_inits++] = tox_tensor_f("W", 3, wd, w);
+    g->inits[g->n_inits++] = tox_tensor_f("B", 1, bd, b);
+    g->inits[g->n_inits++] = tox_tensor_f("m", 1, md, mv);
+    g->inits[g->n_inits++] = tox_tensor_f("s", 2, sd, sv);
+    g->inits[g->n_inits++] = tox_tensor_f("d", 3, dd, dv);
+    g->inits[g->n_inits++] = tox_tensor_f("g", 2, gd, gv);
+    g->inits[g->n_inits++] = tox_tensor_f("gb", 1, gbd, gb);
+    tox_node(g, "Conv", "conv", "x", "W", "B", "c");
+    tox_node(g, "Mul", "mul", "c", "m", NULL, "v1");
+    tox_node(g, "Sub", "sub", "v1", "s", NULL, "v2");
+    Onnx__NodeProto *div = tox_node(g, "Div", "div", "v2", "d", NULL, "v3");
+    tox_node(g, "Flatten", "flat", "v3", NULL, NULL, "v4");
+    tox_node(g, "MatMul", "mm", "v4", "g", NULL, "v5");
+    tox_node(g, "Add", "bias", "v5", "gb", NULL, "y");
+    g->output = "y";
+    struct cnn_model *m = tox_load(g);
+    enum { N = 3 };
+    float x[N * 20], got[N * 4], want[N * 4], tgt[N * 4];
+    tox_fill(x, N * 20, 117);
+    tox_run(m, x, N, got);
+    for (int n = 0; n < N; n++) {
+        float v[15];
+        for (int o = 0; o < 3; o++)
+            for (int t = 0; t < 5; t++) {
+                double s = b[o];
+                for (int ci = 0; ci < 4; ci++)
+                    s += (double)w[o * 4 + ci] * x[(n * 4 + ci) * 5 + t];
+                v[o * 5 + t] = (float)((s * mv[t] - sv[o * 5 + t]) / dv[o * 5 + t]);
+            }
+        for (int j = 0; j < 4; j++) {
+            double s = gb[j];
+            for (int k = 0; k < 15; k++)
+                s += (double)v[k] * gv[k * 4 + j];
+            want[n * 4 + j] = (float)s;
+        }
+    }
+    tox_assert_close(got, want, N * 4, 1e-4f);
+
+    void *data;
+    size_t size;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_onnx_export_mem(m, 13, &data, &size, &err) == 0, "%s", err.msg);
+    struct cnn_model *back = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(data, size, NULL, 0, &back, &err) == 0, "%s", err.msg);
+    tox_run(back, x, N, got);
+    tox_assert_close(got, want, N * 4, 1e-4f);
+    free(data);
+    cnn_model_destroy(back);
+
+    for (int k = 0; k < N * 4; k++)
+        tgt[k] = want[k] + 0.1f * (float)((k % 5) - 2);
+    gradcheck(m, x, NULL, tgt, N, CNN_LOSS_MSE);
+    cnn_model_destroy(m);
+
+    static float big[45];
+    int64_t bgd[3] = {3, 3, 5};
+    tox_fill(big, 45, 118);
+    g->inits[g->n_inits++] = tox_tensor_f("big", 3, bgd, big);
+    div->input[1] = "big";
+    uint8_t *buf = tox_pack(g, &size);
+    m = NULL;
+    ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "does not broadcast to one item") != NULL, "%s", err.msg);
+    free(buf);
+    tox_arena_free();
+}
+END_TEST
+
 Suite *onnx_ranks_suite(void)
 {
     Suite *s = suite_create("onnx_ranks");
@@ -446,6 +537,7 @@ Suite *onnx_ranks_suite(void)
     tcase_add_test(tc, test_unsqueeze_pool_squeeze_chain_matches_naive);
     tcase_add_test(tc, test_maxpool_dilations_export_and_refusals);
     tcase_add_test(tc, test_transpose_of_a_constant_is_folded);
+    tcase_add_test(tc, test_per_element_constant_arithmetic);
     suite_add_tcase(s, tc);
     return s;
 }
