@@ -90,6 +90,15 @@ void cnn_maxpool_backward(float *dinp, const float *dout, const float *inp,
             maxpool_plane_2x2_backward(d, g, in, p);
             continue;
         }
+        if (cnn_pool_dil(p->dh) > 1 || cnn_pool_dil(p->dw) > 1) { /* the forward's argmax */
+            for (int oy = 0; oy < p->oh; oy++)
+                for (int ox = 0; ox < p->ow; ox++, g++) {
+                    const long at = cnn_maxpool_dilated_argmax(in, p, oy, ox);
+                    if (at >= 0)
+                        d[at] += *g;
+                }
+            continue;
+        }
         for (int oy = 0; oy < p->oh; oy++) {
             int y0, y1;
             cnn_pool_window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);

@@ -74,26 +74,32 @@ int cnn_pool2d_shape(struct cnn_pool2d *p, struct cnn_err *err)
         return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel %dx%d must be positive", p->kh, p->kw);
     if (p->sh <= 0 || p->sw <= 0)
         return cnn_err_set(err, CNN_EINVAL, "pool2d: stride %dx%d must be positive", p->sh, p->sw);
+    if (p->dh < 0 || p->dw < 0 || p->dh > 4096 || p->dw > 4096)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: dilation %dx%d out of range 0..4096", p->dh,
+                           p->dw);
+    /* the span a window covers: the kernel, or (k - 1) * dilation + 1 */
+    const long long kh = (long long)(p->kh - 1) * cnn_pool_dil(p->dh) + 1;
+    const long long kw = (long long)(p->kw - 1) * cnn_pool_dil(p->dw) + 1;
     if (p->pad_t < 0 || p->pad_l < 0 || p->pad_b < 0 || p->pad_r < 0)
         return cnn_err_set(err, CNN_EINVAL, "pool2d: padding (t%d,l%d,b%d,r%d) is negative",
                            p->pad_t, p->pad_l, p->pad_b, p->pad_r);
     /* A pad as large as the kernel would allow windows made only of padding. */
-    if (p->pad_t >= p->kh || p->pad_b >= p->kh)
+    if (p->pad_t >= kh || p->pad_b >= kh)
         return cnn_err_set(err, CNN_EINVAL,
-                           "pool2d: vertical padding (t%d,b%d) must be < kernel height %d",
-                           p->pad_t, p->pad_b, p->kh);
-    if (p->pad_l >= p->kw || p->pad_r >= p->kw)
+                           "pool2d: vertical padding (t%d,b%d) must be < kernel height %lld",
+                           p->pad_t, p->pad_b, kh);
+    if (p->pad_l >= kw || p->pad_r >= kw)
         return cnn_err_set(err, CNN_EINVAL,
-                           "pool2d: horizontal padding (l%d,r%d) must be < kernel width %d",
-                           p->pad_l, p->pad_r, p->kw);
-    if ((long long)p->h + p->pad_t + p->pad_b < p->kh)
-        return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel height %d > padded input height %d",
-                           p->kh, p->h + p->pad_t + p->pad_b);
-    if ((long long)p->w + p->pad_l + p->pad_r < p->kw)
-        return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel width %d > padded input width %d",
-                           p->kw, p->w + p->pad_l + p->pad_r);
-    long long oh = pool_out(p->h, p->pad_t, p->pad_b, p->kh, p->sh, p->ceil_mode);
-    long long ow = pool_out(p->w, p->pad_l, p->pad_r, p->kw, p->sw, p->ceil_mode);
+                           "pool2d: horizontal padding (l%d,r%d) must be < kernel width %lld",
+                           p->pad_l, p->pad_r, kw);
+    if ((long long)p->h + p->pad_t + p->pad_b < kh)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel height %lld > padded input height %d",
+                           kh, p->h + p->pad_t + p->pad_b);
+    if ((long long)p->w + p->pad_l + p->pad_r < kw)
+        return cnn_err_set(err, CNN_EINVAL, "pool2d: kernel width %lld > padded input width %d",
+                           kw, p->w + p->pad_l + p->pad_r);
+    long long oh = pool_out(p->h, p->pad_t, p->pad_b, (int)kh, p->sh, p->ceil_mode);
+    long long ow = pool_out(p->w, p->pad_l, p->pad_r, (int)kw, p->sw, p->ceil_mode);
     if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
         return cnn_err_set(err, CNN_EINVAL, "pool2d: output %lldx%lld is empty or too large", oh,
                            ow);

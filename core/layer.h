@@ -28,13 +28,14 @@ enum cnn_layer_kind {
     CNN_LAYER_ADD,           /* elementwise sum of 2+ inputs of equal shape */
     CNN_LAYER_CONCAT,        /* channel concat of 1+ inputs with equal H, W */
     CNN_LAYER_FLATTEN,       /* (C,H,W) -> (C*H*W,1,1) */
-    CNN_LAYER_SOFTMAX,       /* over channels of a (K,1,1) input */
+    CNN_LAYER_SOFTMAX,       /* over channels at each position (a (K,1,1) input: the classes) */
     /* appended for ONNX (issue 10); a kind's number is its number in model files */
     CNN_LAYER_GLOBAL_MAXPOOL, /* max of each channel plane -> (C,1,1) */
     CNN_LAYER_PRELU,         /* weights: slope (1) or (C), learned */
     CNN_LAYER_SCALE_SHIFT,   /* weights: scale, shift, each (1) or (C), constant; then act */
     CNN_LAYER_PAD,           /* constant padding (or cropping) of H and W */
-    CNN_LAYER_LOG_SOFTMAX,   /* over channels of a (K,1,1) input */
+    CNN_LAYER_LOG_SOFTMAX,   /* over channels at each position, as softmax */
+    CNN_LAYER_RESHAPE,       /* each channel's H x W plane as h x w (same memory) */
     CNN_LAYER_KIND_COUNT
 };
 
@@ -77,8 +78,19 @@ struct cnn_pool2d {
     int pad_t, pad_l, pad_b, pad_r;
     int ceil_mode;                    /* output size rounds up (last window may start in padding-free range only) */
     int count_include_pad;            /* average pool: divide by kh*kw instead of the valid count */
+    int dh, dw;                       /* max pool dilation; 0 (files before it) or 1: none */
     int oh, ow;                       /* derived */
 };
+
+/* The dilation of one axis (0 means 1) and the span (k - 1) * d + 1 its window covers. */
+static inline int cnn_pool_dil(int d)
+{
+    return d > 1 ? d : 1;
+}
+static inline int cnn_pool_extent(int k, int d)
+{
+    return (k - 1) * cnn_pool_dil(d) + 1;
+}
 
 struct cnn_batchnorm {
     float eps;
@@ -107,9 +119,26 @@ struct cnn_pad {
     float value;                      /* of every padded position */
 };
 
+/* What softmax and log_softmax normalise over, in a (C, H, W) value (ONNX Softmax axes). */
+enum cnn_softmax_span {
+    CNN_SOFTMAX_CHANNELS = 0, /* the C values at each position (axis 1; (K,1,1): the classes) */
+    CNN_SOFTMAX_PLANE,        /* the H*W values of each channel (axis 2 before opset 13) */
+    CNN_SOFTMAX_ROW,          /* the W values of each row (the last axis) */
+    CNN_SOFTMAX_SPAN_COUNT
+};
+
+struct cnn_softmax {
+    int span;                         /* enum cnn_softmax_span; 0 in files before it existed */
+};
+
+/* Output (C, h, w) of a (C, H, W) input with h * w = H * W. */
+struct cnn_reshape {
+    int h, w;
+};
+
 /* The parameters of a layer, the member of its kind (none for input, global_avgpool,
- * global_maxpool, add, concat, flatten, softmax, log_softmax); cnn_layer_desc and the
- * model's layers both hold one.  A new kind with parameters adds its member here. */
+ * global_maxpool, add, concat, flatten); cnn_layer_desc and the model's layers both hold
+ * one.  A new kind with parameters adds its member here. */
 union cnn_layer_params {
     struct cnn_conv2d conv;
     struct cnn_dense dense;
@@ -121,6 +150,8 @@ union cnn_layer_params {
     struct cnn_prelu prelu;
     struct cnn_scale_shift ss;
     struct cnn_pad pad;
+    struct cnn_softmax sm;            /* softmax, log_softmax */
+    struct cnn_reshape reshape;
 };
 
 /* ---- shape inference (layer.c) ------------------------------------------ */
@@ -222,7 +253,7 @@ static inline int cnn_pool2d_is_plain_2x2(const struct cnn_pool2d *p)
 {
     return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->pad_t == 0 &&
            p->pad_l == 0 && p->pad_b == 0 && p->pad_r == 0 && 2 * p->oh <= p->h &&
-           2 * p->ow <= p->w;
+           2 * p->ow <= p->w && cnn_pool_dil(p->dh) == 1 && cnn_pool_dil(p->dw) == 1;
 }
 
 /* ---- kernels (layer_<kind>.c); all tensors (C, N, H, W) ------------------- */
@@ -270,8 +301,12 @@ void cnn_winograd_weight_grad_finish(float *dw, const float *du, const struct cn
 void cnn_dense_forward(float *out, const float *inp, const float *w, const float *b,
                        const struct cnn_dense *p, int N);
 
-/* out (C, N, OH, OW)   inp (C, N, H, W); padding never wins a max. */
+/* out (C, N, OH, OW)   inp (C, N, H, W); padding never wins a max (a dilated window whose
+ * taps all fall in the padding gives -inf, ONNX's padding value). */
 void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N);
+/* Index into one (H, W) plane of the first maximum of dilated window (oy, ox) (taps
+ * oy * sh - pad_t + i * dh, likewise in x, inside the plane), or -1 when no tap is. */
+long cnn_maxpool_dilated_argmax(const float *plane, const struct cnn_pool2d *p, int oy, int ox);
 void cnn_avgpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N);
 
 /* out (planes)   inp (planes, hw): mean of each plane. */
@@ -328,5 +363,14 @@ void cnn_pad_backward(float *dinp, const float *dout, const struct cnn_pad *p, s
  * alias.  backward: dinp += dout - exp(y) * sum_k dout, from the forward's output y. */
 void cnn_log_softmax_forward(float *out, const float *inp, int K, int N);
 void cnn_log_softmax_backward(float *dinp, const float *dout, const float *out, int K, int N);
+
+/* Softmax (log 0) or log-softmax (log 1) of a (C, N, H, W) value over p->span: the channels
+ * at each position are the (K, N) kernels above with N*H*W columns; a plane (H*W) or a row
+ * (W) is a run of contiguous floats, each one (K, 1) call.  out may alias inp.  backward:
+ * dinp += the gradient from dout and the forward's output out. */
+void cnn_softmax_span_forward(float *out, const float *inp, const struct cnn_softmax *p, int C,
+                              int N, int H, int W, int log);
+void cnn_softmax_span_backward(float *dinp, const float *dout, const float *out,
+                               const struct cnn_softmax *p, int C, int N, int H, int W, int log);
 
 #endif

@@ -137,6 +137,10 @@ int cnn_layer_same_shape(const struct cnn_model *m, struct cnn_layer *l);
  * (layer_batchnorm.c; the conv row folds it with this). */
 void cnn_batchnorm_scale_shift(const struct cnn_model *m, const struct cnn_layer *bn, float *scale,
                                float *shift);
+/* The file-record field (span) and shape check of the softmax and log_softmax rows
+ * (layer_log_softmax.c). */
+extern const struct cnn_layer_field cnn_softmax_fields[1];
+int cnn_softmax_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err);
 /* He (relu-like after it) or Xavier init of weight slot 0 of layer i, slot 1 zeroed
  * (model.c; the generator stream is that of cnn_model_init_random). */
 void cnn_model_init_fan(struct cnn_model *m, int i, double fan_in, double fan_out, int relu,

@@ -1,5 +1,6 @@
 /* Max and average pooling over (C, N, H, W): each of the C*N planes on its own, with
- * asymmetric padding, ceil mode and count_include_pad as in PyTorch.  Window bounds are
+ * asymmetric padding, ceil mode and count_include_pad as in PyTorch (max pooling also with
+ * dilation, ONNX MaxPool's dilations).  Window bounds are
  * clipped once per output row/column, so the inner loops only touch real pixels.  Then the
  * maxpool, avgpool and global_avgpool rows of the layer-kind table (layer_kind.h). */
 #include "grad.h"
@@ -7,6 +8,7 @@
 #include "layer_kind.h"
 #include "train_internal.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -68,15 +70,48 @@ static void maxpool_plane_2x2(float *restrict o, const float *restrict in,
     }
 }
 
+long cnn_maxpool_dilated_argmax(const float *plane, const struct cnn_pool2d *p, int oy, int ox)
+{
+    const int dh = cnn_pool_dil(p->dh), dw = cnn_pool_dil(p->dw);
+    const int y0 = oy * p->sh - p->pad_t, x0 = ox * p->sw - p->pad_l;
+    long best = -1;
+    for (int i = 0; i < p->kh; i++) {
+        const int y = y0 + i * dh;
+        if (y < 0 || y >= p->h)
+            continue;
+        for (int j = 0; j < p->kw; j++) {
+            const int x = x0 + j * dw;
+            const long at = (long)y * p->w + x;
+            if (x >= 0 && x < p->w && (best < 0 || plane[at] > plane[best]))
+                best = at;
+        }
+    }
+    return best;
+}
+
+static void maxpool_plane_dilated(float *o, const float *in, const struct cnn_pool2d *p)
+{
+    for (int oy = 0; oy < p->oh; oy++)
+        for (int ox = 0; ox < p->ow; ox++) {
+            const long at = cnn_maxpool_dilated_argmax(in, p, oy, ox);
+            *o++ = at < 0 ? -INFINITY : in[at];
+        }
+}
+
 void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N)
 {
     const size_t planes = (size_t)p->c * N, in_plane = (size_t)p->h * p->w;
     const int plain_2x2 = cnn_pool2d_is_plain_2x2(p);
+    const int dilated = cnn_pool_dil(p->dh) > 1 || cnn_pool_dil(p->dw) > 1;
     for (size_t pl = 0; pl < planes; pl++) {
         const float *in = inp + pl * in_plane;
         float *o = out + pl * (size_t)p->oh * p->ow;
         if (plain_2x2) {
             maxpool_plane_2x2(o, in, p);
+            continue;
+        }
+        if (dilated) {
+            maxpool_plane_dilated(o, in, p);
             continue;
         }
         if (p->w <= MAXPOOL_ROW_MAX) {
@@ -141,6 +176,8 @@ static const struct cnn_layer_field pool_fields[] = {
     {"pad_r", CNN_FIELD_INT, POOL(pad_r)},
     {"ceil_mode", CNN_FIELD_FLAG, POOL(ceil_mode)},
     {"count_include_pad", CNN_FIELD_FLAG, POOL(count_include_pad)},
+    {"dh", CNN_FIELD_INT, POOL(dh)},
+    {"dw", CNN_FIELD_INT, POOL(dw)},
 };
 
 static int pool_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
@@ -148,6 +185,9 @@ static int pool_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn
     const struct cnn_layer *in = cnn_layer_input(m, l, 0);
     struct cnn_pool2d *p = &l->p.pool;
     p->c = in->c, p->h = in->h, p->w = in->w;
+    if (l->kind == CNN_LAYER_AVGPOOL && (cnn_pool_dil(p->dh) > 1 || cnn_pool_dil(p->dw) > 1))
+        return cnn_err_set(err, CNN_EINVAL, "layer %s: avgpool has no dilation (%dx%d)", l->name,
+                           p->dh, p->dw);
     int rc = cnn_pool2d_shape(p, err);
     if (rc)
         return rc;

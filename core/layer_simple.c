@@ -1,14 +1,17 @@
 /* The rows of the layer-kind table (layer_kind.h) for the small kinds without weights:
  * input (layer 0 only, never run), dropout (an alias of its input at inference, a mask
- * while training), flatten (to the dense layout; an alias when already (C,1,1)) and
- * softmax over the channels of a (K,1,1) input.  Their kernels are in layer_act.c and
- * grad_*.c; none of them splits over a worker team except dropout's inference copy. */
+ * while training), flatten (to the dense layout; an alias when already (C,1,1)), softmax
+ * over the channels at each position (or a plane, or a row) and reshape (a plane read as
+ * another h x w: an alias).  Their kernels are in layer_act.c, layer_log_softmax.c and
+ * grad_*.c; none of them splits over a worker team except the trainer's copies (dropout at
+ * inference, reshape). */
 #include "grad.h"
 #include "layer.h"
 #include "layer_kind.h"
 #include "tensor.h"
 #include "train_internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,18 +175,14 @@ const struct cnn_layer_kind_ops cnn_kind_flatten = {
 
 /* ---- softmax ------------------------------------------------------------------------- */
 
-static int softmax_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
-{
-    const struct cnn_layer *in = cnn_layer_input(m, l, 0);
-    if (in->h != 1 || in->w != 1)
-        return cnn_err_set(err, CNN_EINVAL, "layer %s: softmax needs a (K,1,1) input", l->name);
-    return cnn_layer_same_shape(m, l);
-}
-
+/* Over p.sm.span (the channels at each position, each plane or each row): the fields, the
+ * shape check and the kernels are shared with log_softmax (layer_log_softmax.c). */
 static void softmax_run(const struct cnn_model *m, const struct cnn_op *op,
                         const struct cnn_op_run *r)
 {
-    cnn_softmax_forward(r->out, r->in[0], m->layers[op->inputs[0]].c, r->n);
+    const struct cnn_layer *il = &m->layers[op->inputs[0]];
+    cnn_softmax_span_forward(r->out, r->in[0], &m->layers[op->layer].p.sm, il->c, r->n, il->h,
+                             il->w, 0);
 }
 
 static int softmax_train_forward(const struct train_fwd_job *job, int part, int parts,
@@ -192,7 +191,7 @@ static int softmax_train_forward(const struct train_fwd_job *job, int part, int 
     (void)parts, (void)err;
     const struct train_view v = train_view(job->t, job->i, job->n);
     if (part == 0)
-        cnn_softmax_forward(v.dst, v.in, v.il->c, job->n);
+        cnn_softmax_span_forward(v.dst, v.in, &v.l->p.sm, v.il->c, job->n, v.il->h, v.il->w, 0);
     return 0;
 }
 
@@ -202,14 +201,77 @@ static void softmax_train_backward(const struct train_bwd_job *job, int part, in
     const struct train_view v = train_view(job->t, job->i, job->n);
     if (v.dinp && part == 0) {
         train_zero_fresh(job, 0, v.dinp, 0, v.count);
-        cnn_softmax_backward(v.dinp, job->dout, v.tl->out, v.il->c, job->n);
+        cnn_softmax_span_backward(v.dinp, job->dout, v.tl->out, &v.l->p.sm, v.il->c, job->n,
+                                  v.il->h, v.il->w, 0);
     }
 }
 
 const struct cnn_layer_kind_ops cnn_kind_softmax = {
     .name = "softmax",
-    .infer = softmax_infer,
+    .fields = cnn_softmax_fields,
+    .n_fields = 1,
+    .infer = cnn_softmax_infer,
     .run = softmax_run,
     .train_forward = softmax_train_forward,
     .train_backward = softmax_train_backward,
+};
+
+/* ---- reshape: each channel's H x W plane read as h x w (h * w = H * W) ------------------
+ * In the (C, N, H, W) layout that is the same memory, so at inference it is an alias of its
+ * input; the trainer copies forward and passes the gradient back unchanged.  What ONNX
+ * Reshape/Unsqueeze/Squeeze between (N, C, L), (N, C, L, 1) and (N, C, H, W) of the same
+ * planes become. */
+
+static const struct cnn_layer_field reshape_fields[] = {
+    {"h", CNN_FIELD_INT, offsetof(struct cnn_reshape, h)},
+    {"w", CNN_FIELD_INT, offsetof(struct cnn_reshape, w)},
+};
+
+static int reshape_infer(const struct cnn_model *m, struct cnn_layer *l, struct cnn_err *err)
+{
+    const struct cnn_layer *in = cnn_layer_input(m, l, 0);
+    const struct cnn_reshape *p = &l->p.reshape;
+    if (p->h < 1 || p->w < 1 || (long long)p->h * p->w != (long long)in->h * in->w)
+        return cnn_err_set(err, CNN_EINVAL, "layer %s: reshape %dx%d of a %dx%d plane", l->name,
+                           p->h, p->w, in->h, in->w);
+    l->c = in->c, l->h = p->h, l->w = p->w;
+    return 0;
+}
+
+static void reshape_run(const struct cnn_model *m, const struct cnn_op *op,
+                        const struct cnn_op_run *r)
+{
+    (void)m, (void)op, (void)r; /* an alias: never in the plan */
+}
+
+static int reshape_train_forward(const struct train_fwd_job *job, int part, int parts,
+                                 struct cnn_err *err)
+{
+    (void)err;
+    const struct train_view v = train_view(job->t, job->i, job->n);
+    size_t lo, hi;
+    cnn_part_range(v.count, part, parts, &lo, &hi);
+    memcpy(v.dst + lo, v.in + lo, (hi - lo) * sizeof(float));
+    return 0;
+}
+
+static void reshape_train_backward(const struct train_bwd_job *job, int part, int parts)
+{
+    const struct train_view v = train_view(job->t, job->i, job->n);
+    size_t lo, hi;
+    cnn_part_range(v.count, part, parts, &lo, &hi);
+    train_zero_fresh(job, 0, v.dinp, lo, hi - lo);
+    if (v.dinp)
+        cnn_grad_accumulate(v.dinp + lo, job->dout + lo, hi - lo);
+}
+
+const struct cnn_layer_kind_ops cnn_kind_reshape = {
+    .name = "reshape",
+    .fields = reshape_fields,
+    .n_fields = 2,
+    .infer = reshape_infer,
+    .is_alias = always_alias,
+    .run = reshape_run,
+    .train_forward = reshape_train_forward,
+    .train_backward = reshape_train_backward,
 };

@@ -267,8 +267,15 @@ static int ox_pool(struct ox *x, int i, const char *out)
     const struct cnn_layer *l = &x->m->layers[i];
     const struct cnn_pool2d *p = &l->p.pool;
     const int ceil_mode = p->ceil_mode && x->opset >= 10; /* MaxPool-10, AveragePool-10 */
-    if (onnx_pool_out(p->h, p->pad_t + p->pad_b, p->kh, p->sh, ceil_mode) != p->oh ||
-        onnx_pool_out(p->w, p->pad_l + p->pad_r, p->kw, p->sw, ceil_mode) != p->ow)
+    const int dh = cnn_pool_dil(p->dh), dw = cnn_pool_dil(p->dw), dilated = dh > 1 || dw > 1;
+    if (dilated && x->opset < 10)
+        return cnn_err_set(x->err, CNN_EINVAL,
+                           "onnx export: layer %s: MaxPool dilations need opset 10 or later",
+                           l->name);
+    if (onnx_pool_out(p->h, p->pad_t + p->pad_b, cnn_pool_extent(p->kh, dh), p->sh, ceil_mode) !=
+            p->oh ||
+        onnx_pool_out(p->w, p->pad_l + p->pad_r, cnn_pool_extent(p->kw, dw), p->sw, ceil_mode) !=
+            p->ow)
         return cnn_err_set(x->err, CNN_EINVAL,
                            "onnx export: layer %s: pooled size %dx%d has no ONNX form at opset %d "
                            "(ceil_mode needs opset 10; no window may start in the end padding)",
@@ -287,6 +294,9 @@ static int ox_pool(struct ox *x, int i, const char *out)
         rc = cnn_onnx_write_attr_int(&x->w, n, "ceil_mode", 1);
     if (rc == 0 && avg && p->count_include_pad)
         rc = cnn_onnx_write_attr_int(&x->w, n, "count_include_pad", 1);
+    const int64_t dil[2] = {dh, dw};
+    if (rc == 0 && dilated)
+        rc = cnn_onnx_write_attr_ints(&x->w, n, "dilations", dil, 2);
     return rc;
 }
 
@@ -372,13 +382,16 @@ static int ox_merge(struct ox *x, int i, const char *out)
     return concat ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : 0;
 }
 
-/* The weight slots of layer l (prelu, scale_shift: 1 or C floats each) as initializers that
- * broadcast per channel over a value of the given rank: a scalar, (C, 1, 1) or (C). */
+/* The weight slots of layer l (prelu, scale_shift: 1 or C floats each; scale_shift per
+ * element C*H*W) as initializers that broadcast over a value of the given rank: a scalar,
+ * (C, 1, 1) or (C), or (C, H, W). */
 static int ox_channel_weights(struct ox *x, const struct cnn_layer *l, int rank, const char **names)
 {
     const char *const *slot = cnn_layer_kind_ops(l->kind)->slot_names;
+    const int per_element = l->h * l->w > 1 && l->weight_count[0] == (size_t)l->c * l->h * l->w;
     for (int s = 0; s < l->n_weights; s++) {
-        const int64_t d[3] = {(int64_t)l->weight_count[s], 1, 1};
+        const int64_t d[3] = {per_element ? l->c : (int64_t)l->weight_count[s],
+                              per_element ? l->h : 1, per_element ? l->w : 1};
         const int ndims = l->weight_count[s] == 1 ? 0 : rank == 4 ? 3 : 1;
         names[s] = cnn_onnx_write_str(&x->w, "%s.%s", l->name, slot[s]);
         int rc = cnn_onnx_write_tensor(&x->w, names[s], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, ndims,
@@ -413,6 +426,27 @@ static int ox_per_channel(struct ox *x, int i, const char *out)
     return 0;
 }
 
+/* Reshape of each channel plane: Reshape to [0, C, h, w] (initializer `<layer>.shape`). */
+static int ox_reshape(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const int64_t four = 4;
+    int64_t *shape = cnn_onnx_write_alloc(&x->w, 4 * sizeof *shape);
+    const char *name = cnn_onnx_write_str(&x->w, "%s.shape", l->name);
+    if (!shape || !name)
+        return cnn_onnx_write_oom(&x->w);
+    shape[0] = 0, shape[1] = l->c, shape[2] = l->h, shape[3] = l->w;
+    int rc = cnn_onnx_write_tensor(&x->w, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, &four,
+                                   shape, 4 * sizeof *shape);
+    if (rc)
+        return rc;
+    Onnx__NodeProto *n = ox_unary(x, i, "Reshape", out, 4, 2);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[1] = (char *)name;
+    return 0;
+}
+
 /* Pad of H and W ([0, 0, t, l, 0, 0, b, r]; negative crops, as Pad-2 and Pad-11 allow),
  * mode constant: pads and value attributes before opset 11, inputs from 11 on. */
 static int ox_pad(struct ox *x, int i, const char *out)
@@ -440,6 +474,30 @@ static int ox_pad(struct ox *x, int i, const char *out)
         n->input[2] = (char *)value;
     }
     return rc;
+}
+
+/* Softmax / LogSoftmax by span: the channels (axis 1 on (N, K), or at each position of a
+ * (N, C, H, W) value, which only opset 13 expresses: before it axis 1 spans C*H*W), each row
+ * (axis 3 at every opset: the coercion to 2-D at the last axis is the same), each plane (axis
+ * 2 before opset 13; from 13 only when H = 1, as axis 3). */
+static int ox_softmax(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const struct cnn_layer *il = &x->m->layers[l->inputs[0]];
+    int spatial = il->h > 1 || il->w > 1, span = l->p.sm.span, axis = 1;
+    if (span == CNN_SOFTMAX_ROW || (span == CNN_SOFTMAX_PLANE && il->h == 1))
+        axis = 3;
+    else if (span == CNN_SOFTMAX_PLANE)
+        axis = 2;
+    if ((axis == 1 && spatial && x->opset < 13) || (axis == 2 && x->opset >= 13))
+        return cnn_err_set(x->err, CNN_EINVAL,
+                           "onnx export: layer %s: softmax over %s of a %dx%dx%d value needs "
+                           "opset %s 13",
+                           l->name, axis == 1 ? "the channels" : "each plane", il->c, il->h,
+                           il->w, axis == 1 ? ">=" : "<");
+    Onnx__NodeProto *n = ox_unary(x, i, l->kind == CNN_LAYER_SOFTMAX ? "Softmax" : "LogSoftmax",
+                                  out, axis > 1 || spatial ? 4 : 2, 1);
+    return n ? cnn_onnx_write_attr_int(&x->w, n, "axis", axis) : cnn_onnx_write_oom(&x->w);
 }
 
 /* The nodes of layer i (i > 0).  A fused activation writes the layer's value from the main
@@ -498,8 +556,7 @@ static int ox_layer(struct ox *x, int i)
         break;
     case CNN_LAYER_SOFTMAX:
     case CNN_LAYER_LOG_SOFTMAX: /* on (N, K) opset < 13's 2-D coercion is the same */
-        n = ox_unary(x, i, l->kind == CNN_LAYER_SOFTMAX ? "Softmax" : "LogSoftmax", out, 2, 1);
-        rc = n ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : cnn_onnx_write_oom(&x->w);
+        rc = ox_softmax(x, i, out);
         break;
     case CNN_LAYER_GLOBAL_MAXPOOL:
         rc = (n = ox_unary(x, i, "GlobalMaxPool", out, 4, 1)) ? 0 : cnn_onnx_write_oom(&x->w);
@@ -510,6 +567,9 @@ static int ox_layer(struct ox *x, int i)
         break;
     case CNN_LAYER_PAD:
         rc = ox_pad(x, i, out);
+        break;
+    case CNN_LAYER_RESHAPE:
+        rc = ox_reshape(x, i, out);
         break;
     }
     if (rc == 0 && act)
@@ -546,11 +606,13 @@ static int ox_output(struct ox *x)
     return 0;
 }
 
-/* "a,b,c" of the c used channels of v. */
+/* "a,b,c" of the c (1..3) used channels of v (a 2-channel model has 2: the importer reads
+ * back exactly cnn_preproc_norm_channels values). */
 static char *ox_floats(struct ox *x, const float *v, int c)
 {
-    return c == 3 ? cnn_onnx_write_str(&x->w, "%.9g,%.9g,%.9g", v[0], v[1], v[2])
-                  : cnn_onnx_write_str(&x->w, "%.9g", v[0]);
+    return c == 3   ? cnn_onnx_write_str(&x->w, "%.9g,%.9g,%.9g", v[0], v[1], v[2])
+           : c == 2 ? cnn_onnx_write_str(&x->w, "%.9g,%.9g", v[0], v[1])
+                    : cnn_onnx_write_str(&x->w, "%.9g", v[0]);
 }
 
 /* Labels (one a line), preprocessing and the model's metadata text: docs/onnx.md. */

@@ -109,6 +109,41 @@ int onnx_concat_consts(struct onnx_ctx *c, const Onnx__NodeProto *n, int64_t axi
     return onnx_set_const(c, 0, o);
 }
 
+int onnx_transpose_const(struct onnx_ctx *c, const struct onnx_tensor *t, const int64_t *perm,
+                         int np)
+{
+    const int nd = t->ndims;
+    int64_t p[CNN_ONNX_MAX_DIMS], dims[CNN_ONNX_MAX_DIMS];
+    size_t st[CNN_ONNX_MAX_DIMS], idx[CNN_ONNX_MAX_DIMS] = {0};
+    unsigned seen = 0;
+    if (np != 0 && np != nd)
+        return onnx_node_err(c, CNN_EFORMAT, "perm of %d entries for rank %d", np, nd);
+    for (int k = 0; k < nd; k++) {
+        p[k] = np ? perm[k] : nd - 1 - k; /* default: reversed */
+        if (p[k] < 0 || p[k] >= nd || (seen >> p[k]) & 1u)
+            return onnx_node_err(c, CNN_EFORMAT, "perm is not a permutation");
+        seen |= 1u << p[k];
+        dims[k] = t->dims[p[k]];
+    }
+    for (int k = nd - 1; k >= 0; k--)
+        st[k] = k == nd - 1 ? 1 : st[k + 1] * (size_t)t->dims[k + 1];
+    struct onnx_tensor *o = onnx_tensor_new(t->is_int, nd, dims, c->err);
+    if (!o)
+        return onnx_err_code(c);
+    for (size_t i = 0; i < o->count; i++) {
+        size_t src = 0;
+        for (int k = 0; k < nd; k++)
+            src += idx[k] * st[p[k]];
+        if (o->is_int)
+            o->i[i] = t->i[src];
+        else
+            o->f[i] = t->f[src];
+        for (int k = nd - 1; k >= 0 && ++idx[k] == (size_t)dims[k]; k--)
+            idx[k] = 0;
+    }
+    return onnx_set_const(c, 0, o);
+}
+
 /* Shape of a layer output (the batch entry folded as ONNX_DIM_BATCH) or of a constant. */
 int onnx_op_shape(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
@@ -122,11 +157,8 @@ int onnx_op_shape(struct onnx_ctx *c, const Onnx__NodeProto *n)
         nd = x->t->ndims;
         memcpy(full, x->t->dims, sizeof full);
     } else {
-        int ch, h, w;
-        onnx_layer_shape(c, x->layer, &ch, &h, &w);
-        int64_t d4[4] = {ONNX_DIM_BATCH, ch, h, w};
         nd = x->rank;
-        memcpy(full, d4, sizeof d4);
+        onnx_layer_dims(c, x, full);
     }
     int64_t start = onnx_attr_int(n, "start", 0), end = onnx_attr_int(n, "end", nd);
     start = start < 0 ? start + nd : start;

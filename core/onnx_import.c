@@ -235,9 +235,9 @@ static int is_initializer(const Onnx__GraphProto *g, const char *name)
     return 0;
 }
 
-/* A rank-3 input (N, C, L) is the rank-4 value (N, C, L, 1) only when every node acts on each
- * element alone (its other inputs scalars, as the ops check): then no axis is ever read and
- * the layout cannot matter.  Any other graph keeps the rank-3 skip. */
+/* A rank-1 input (N) is the rank-2 value (N, 1) only when every node acts on each element
+ * alone (its other inputs scalars, as the ops check): then no axis is ever read and the
+ * layout cannot matter.  Any other graph keeps the rank-1 skip. */
 static int elementwise_only(const Onnx__GraphProto *g, struct cnn_err *err)
 {
     static const char *const ops[] = {"Relu",        "LeakyRelu", "Sigmoid", "Tanh",    "Clip",
@@ -249,16 +249,17 @@ static int elementwise_only(const Onnx__GraphProto *g, struct cnn_err *err)
             i++;
         if (i == sizeof ops / sizeof ops[0])
             return cnn_err_set(err, CNN_EFORMAT,
-                               "onnx: unsupported input rank 3 (needs N,C,H,W or N,K; or only "
-                               "elementwise ops)");
+                               "onnx: unsupported input rank 1 (needs N,C,H,W, N,C,L or N,K; or "
+                               "only elementwise ops)");
     }
     return 0;
 }
 
 /* The preprocessing of the image input: its shape (N or dynamic, C, H, W), or (N, K) taken
  * as (N, K, 1, 1) -- the importer's rank-2 values, as after Flatten -- or (N, C, L) taken as
- * (N, C, L, 1) (*rank 4, 2 or 3; see elementwise_only); neutral normalisation (pixels in
- * [0,1], mean 0, std 1, stretched to H x W). */
+ * (N, C, 1, L) (1-D convs and pools run as 2-D ones of height 1), or (N) taken as (N, 1)
+ * (*rank 4, 2, 3 or 1; see elementwise_only); neutral normalisation (pixels in [0,1], mean
+ * 0, std 1, stretched to H x W). */
 static int input_preproc(const Onnx__ValueInfoProto *vi, const Onnx__GraphProto *g,
                          struct cnn_preproc *pp, int *rank, struct cnn_err *err)
 {
@@ -269,14 +270,14 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, const Onnx__GraphProto 
     if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
         return cnn_err_set(err, CNN_EFORMAT,
                            "onnx: unsupported input: element type %d (needs float)", tt->elem_type);
-    if (!tt->shape || tt->shape->n_dim < 2 || tt->shape->n_dim > 4)
+    if (!tt->shape || tt->shape->n_dim < 1 || tt->shape->n_dim > 4)
         return cnn_err_set(err, CNN_EFORMAT,
-                           "onnx: unsupported input rank %zu (needs N,C,H,W or N,K)",
+                           "onnx: unsupported input rank %zu (needs N,C,H,W, N,C,L or N,K)",
                            tt->shape ? tt->shape->n_dim : 0);
     *rank = (int)tt->shape->n_dim;
-    if (*rank == 3 && elementwise_only(g, err))
+    if (*rank == 1 && elementwise_only(g, err))
         return CNN_EFORMAT;
-    int64_t d[3] = {1, 1, 1};
+    int64_t d[3] = {1, 1, 1}; /* C, H, W */
     for (int k = 0; k + 1 < *rank; k++) {
         const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[k + 1];
         if (dim->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
@@ -284,13 +285,13 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, const Onnx__GraphProto 
                                "onnx: unsupported input: dim %d is dynamic (C, H, W must be "
                                "fixed)",
                                k + 1);
-        d[k] = dim->dim_value;
+        d[*rank == 3 && k == 1 ? 2 : k] = dim->dim_value; /* (N, C, L): L on W */
     }
     if (d[0] < 1 || d[0] > CNN_PREPROC_MAX_C)
         return cnn_err_set(err, CNN_EFORMAT, "onnx: input channels %lld out of range 1..%d",
                            (long long)d[0], CNN_PREPROC_MAX_C);
     if (d[1] < 1 || d[2] < 1 || d[1] > CNN_PREPROC_MAX_DIM || d[2] > CNN_PREPROC_MAX_DIM)
-        return cnn_err_set(err, CNN_EFORMAT, "onnx: input size %lldx%lld out of range 1..%d",
+        return cnn_err_set(err, CNN_EFORMAT, "onnx: unsupported input size %lldx%lld (1..%d)",
                            (long long)d[1], (long long)d[2], CNN_PREPROC_MAX_DIM);
     *pp = (struct cnn_preproc){
         .c = (int)d[0], .h = (int)d[1], .w = (int)d[2], .resize = CNN_RESIZE_STRETCH};
@@ -372,7 +373,8 @@ static int run_nodes(struct onnx_ctx *c, const Onnx__GraphProto *g)
     return 0;
 }
 
-/* The graph's one output must be the last layer's output. */
+/* The graph's one output must be the last layer's output; a graph whose output is its input
+ * (through Identity or Dropout) gets a copy layer (act none). */
 static int check_output(struct onnx_ctx *c, const Onnx__GraphProto *g)
 {
     if (g->n_output != 1)
@@ -383,6 +385,13 @@ static int check_output(struct onnx_ctx *c, const Onnx__GraphProto *g)
     if (!v)
         return cnn_err_set(c->err, CNN_EFORMAT, "onnx: graph output '%.40s' names nothing",
                            name ? name : "");
+    if (v->layer == 0 && cnn_model_layer_count(c->m) == 1) {
+        int in0 = 0;
+        struct cnn_layer_desc d = {.kind = CNN_LAYER_ACT, .n_inputs = 1, .inputs = &in0};
+        d.p.act.kind = CNN_ACT_NONE;
+        int rc = cnn_model_add(c->m, &d, c->err);
+        return rc < 0 ? rc : 0;
+    }
     if (v->layer < 1)
         return cnn_err_set(c->err, CNN_EFORMAT, "onnx: unsupported: graph output '%.40s' is %s",
                            name, v->layer == 0 ? "the input" : "a constant");
@@ -442,7 +451,7 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     if ((rc = input_preproc(image, g, &pp, &rank, err)) != 0 ||
         (rc = onnx_meta_preproc(mp, &pp, err)) != 0)
         return rc;
-    rank = rank == 3 ? 4 : rank; /* (N, C, L, 1), elementwise ops only */
+    rank = rank == 1 ? 2 : rank; /* (N, 1), elementwise ops only */
     const Onnx__TensorShapeProto__Dimension *n0 = image->type->tensor_type->shape->dim[0];
     if (n0->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && n0->dim_value > 0)
         c.batch = n0->dim_value;

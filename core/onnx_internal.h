@@ -33,7 +33,7 @@ struct onnx_tensor {
 struct onnx_value {
     const char *name;      /* borrowed from the unpacked proto */
     int layer;             /* >= 0: output of this layer; -1: constant */
-    int rank;              /* layer values: 4 (N,C,H,W) or 2 (N, C) with H=W=1 */
+    int rank;              /* layer values: 4 (N,C,H,W), 3 (N,C,L) = (C,1,L), 2 (N,C) = (C,1,1) */
     struct onnx_tensor *t; /* constants: owned by the table */
 };
 
@@ -120,6 +120,9 @@ int onnx_norm_axis(int64_t axis, int rank);
 /* Output 0 is a copy of t with the given shape (count must match). */
 int onnx_const_reshaped(struct onnx_ctx *c, const struct onnx_tensor *t, int nd,
                         const int64_t *dims);
+/* Output 0 is constant t with its axes permuted by perm (np entries; np 0: reversed). */
+int onnx_transpose_const(struct onnx_ctx *c, const struct onnx_tensor *t, const int64_t *perm,
+                         int np);
 /* Output 0 is the concatenation of the node's constant inputs along axis. */
 int onnx_concat_consts(struct onnx_ctx *c, const Onnx__NodeProto *n, int64_t axis);
 /* Op rows that fold (see onnx_op_fn). */
@@ -141,12 +144,15 @@ int onnx_meta_apply(const Onnx__ModelProto *mp, struct cnn_model *m, struct cnn_
 /* ---- onnx_ops.c ---- */
 /* A copy of t's floats scaled by a (owned; NULL on failure with the error set). */
 float *onnx_copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a);
-/* The 4-D layer input 0 of a spatial op and its per-image shape. */
+/* The layer input 0 of a spatial op, (N,C,H,W) or (N,C,L) (= (N,C,1,L): x->rank - 2
+ * spatial dims), and its per-image shape. */
 int onnx_image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h, int *w);
-/* The dims of layer value x: (batch marker ONNX_DIM_BATCH, C, H, W); rank 2 uses 2. */
+/* The dims of layer value x: (batch marker ONNX_DIM_BATCH, C, H, W); rank 3 (batch, C, L,
+ * 1); rank 2 uses 2 (the rest 1). */
 void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims);
 /* Output 0 is x seen with dims (nd of them, dims[0] the batch marker) when that moves no
- * data: the same shape, or (N, C*H*W) / (N, C*H*W, 1, 1) (a flatten); else unsupported. */
+ * data: the same (C, H, W) (an alias), a new H x W of each channel (a reshape layer), or
+ * (N, C*H*W) / (N, C*H*W, 1, 1) (a flatten); else unsupported. */
 int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims);
 /* An activation layer over input 0, keeping its rank. */
 int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta);

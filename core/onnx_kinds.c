@@ -50,6 +50,45 @@ static int channel_broadcast(struct onnx_ctx *c, const struct onnx_value *x,
     return 0;
 }
 
+/* Constant t broadcast (ONNX rules, right-aligned; a leading batch dim must be 1) to one
+ * item of layer value x: C*H*W floats in the item's order (owned), or NULL when t does not
+ * broadcast so (no error set) or on no memory (error set). */
+static float *broadcast_item(struct onnx_ctx *c, const struct onnx_value *x,
+                             const struct onnx_tensor *t, size_t *count)
+{
+    int64_t d[4];
+    onnx_layer_dims(c, x, d);
+    const int r = x->rank;
+    if (t->is_int || t->ndims > r || (t->ndims == r && t->dims[0] != 1))
+        return NULL;
+    size_t tstride[4] = {0, 0, 0, 0}, n = 1, s = 1;
+    for (int j = t->ndims - 1; j >= 0; j--) { /* t's dim j lines up with x's axis p */
+        const int p = r - t->ndims + j;
+        if (t->dims[j] != 1 && (p == 0 || t->dims[j] != d[p]))
+            return NULL;
+        tstride[p] = t->dims[j] == 1 ? 0 : s;
+        s *= (size_t)t->dims[j];
+    }
+    for (int p = 1; p < r; p++)
+        n *= (size_t)d[p];
+    float *v = malloc(n * sizeof *v);
+    if (!v) {
+        onnx_node_err(c, CNN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    size_t idx[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        size_t at = 0;
+        for (int p = 1; p < r; p++)
+            at += idx[p] * tstride[p];
+        v[i] = t->f[at];
+        for (int p = r - 1; p >= 1 && ++idx[p] == (size_t)d[p]; p--)
+            idx[p] = 0;
+    }
+    *count = n;
+    return v;
+}
+
 /* a op b on constants of equal shapes or with a scalar operand. */
 static int fold_arith(struct onnx_ctx *c, const struct onnx_tensor *a, const struct onnx_tensor *b,
                       char op)
@@ -100,23 +139,40 @@ int onnx_op_arith(struct onnx_ctx *c, const Onnx__NodeProto *n)
     const struct onnx_tensor *t = const_first ? a->t : b->t;
     if (op == 'D' && const_first)
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: a constant divided by a tensor");
-    if ((rc = channel_broadcast(c, x, t, "constant operand", &channels)))
-        return rc;
+    size_t n_item = 0;
+    float *item = NULL; /* per element of an item when not a scalar or per channel */
+    if ((rc = channel_broadcast(c, x, t, "constant operand", &channels))) {
+        if (!(item = broadcast_item(c, x, t, &n_item)))
+            return onnx_err_code(c) == CNN_ENOMEM
+                       ? CNN_ENOMEM
+                       : onnx_node_err(c, CNN_EFORMAT,
+                                       "unsupported: a constant operand of rank %d that does not "
+                                       "broadcast to one item (it spans the batch or mismatches)",
+                                       t->ndims);
+        if (n_item > (size_t)ONNX_MAX_CHANNELS) {
+            free(item);
+            return onnx_node_err(c, CNN_ELIMIT, "constant of %zu values per item", n_item);
+        }
+        channels = (int)n_item;
+        rc = 0;
+    }
     float *wts[2] = {malloc((size_t)channels * sizeof(float)),
                      malloc((size_t)channels * sizeof(float))};
     size_t cnt[2] = {(size_t)channels, (size_t)channels};
     if (!wts[0] || !wts[1]) {
         free(wts[0]);
         free(wts[1]);
+        free(item);
         return onnx_node_err(c, CNN_ENOMEM, "out of memory");
     }
     for (int k = 0; k < channels; k++) { /* y = x * scale + shift */
-        float v = t->f[k];
+        float v = item ? item[k] : t->f[k];
         wts[0][k] = op == 'M' ? v : op == 'D' ? 1.0f / v : op == 'S' && const_first ? -1.0f : 1.0f;
         wts[1][k] = op == 'A' ? v : op == 'S' ? (const_first ? v : -v) : 0.0f;
         if (!isfinite(wts[0][k]) || !isfinite(wts[1][k]))
             rc = onnx_node_err(c, CNN_EFORMAT, "unsupported: non-finite constant %g", v);
     }
+    free(item);
     if (rc) {
         free(wts[0]);
         free(wts[1]);
@@ -211,7 +267,7 @@ int onnx_op_global_maxpool(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if ((rc = onnx_image_input(c, &x, &ch, &h, &w)))
         return rc;
     struct cnn_layer_desc d = {.kind = CNN_LAYER_GLOBAL_MAXPOOL};
-    return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
 }
 
 /* PRelu: the slope a constant of one value or one per channel, in any shape that
@@ -270,6 +326,9 @@ int onnx_op_pad(struct onnx_ctx *c, const Onnx__NodeProto *n)
     int ch, h, w, rc;
     if ((rc = onnx_image_input(c, &x, &ch, &h, &w)))
         return rc;
+    if (x->rank != 4)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: Pad of a rank-%d tensor (N,C,H,W only)",
+                             x->rank);
     if (onnx_attr(n, "mode") && !onnx_attr_is(n, "mode", "constant"))
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: mode other than constant");
     int64_t pads[8];

@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,27 +25,42 @@ float *onnx_copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a
     return w;
 }
 
-/* Strides and pads of a 2-D window op (conv, pools) from strides / pads / auto_pad. */
-static int window(struct onnx_ctx *c, const Onnx__NodeProto *n, int h, int w, const int k[2],
-                  const int dil[2], int s[2], int pads[4])
+/* Attribute name of nsp ints (2-D: H, W; 1-D: the length, on W) into v[2] (H first), def
+ * where absent; 0, or -1 when the count is neither 0 nor nsp. */
+static int spatial_ints(const Onnx__NodeProto *n, const char *name, int nsp, int64_t v[2],
+                        int64_t def)
+{
+    int64_t a[2];
+    int got = onnx_attr_ints(n, name, a, 2);
+    v[0] = v[1] = def;
+    if (got != 0 && got != nsp)
+        return -1;
+    v[0] = got == 2 ? a[0] : def;
+    v[1] = got == 2 ? a[1] : got == 1 ? a[0] : def;
+    return got;
+}
+
+/* Strides and pads (t, l, b, r) of a window op (conv, pools) over nsp spatial dims (2, or 1
+ * on a (N, C, L) value seen as (N, C, 1, L)) from strides / pads / auto_pad. */
+static int window(struct onnx_ctx *c, const Onnx__NodeProto *n, int nsp, int h, int w,
+                  const int k[2], const int dil[2], int s[2], int pads[4])
 {
     int64_t v[4];
-    int ns = onnx_attr_ints(n, "strides", v, 2);
-    if (ns != 0 && ns != 2)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: %d strides (2-D only)", ns);
+    if (spatial_ints(n, "strides", nsp, v, 1) < 0)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: strides not %d-D", nsp);
     for (int d = 0; d < 2; d++) {
-        if (ns && (v[d] < 1 || v[d] > 4096))
+        if (v[d] < 1 || v[d] > 4096)
             return onnx_node_err(c, CNN_EFORMAT, "stride %lld out of range", (long long)v[d]);
-        s[d] = ns ? (int)v[d] : 1;
+        s[d] = (int)v[d];
     }
     int np = onnx_attr_ints(n, "pads", v, 4);
-    if (np != 0 && np != 4)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: %d pads (2-D only)", np);
-    for (int d = 0; d < 4; d++) {
-        if (np && (v[d] < 0 || v[d] > 4096))
+    if (np != 0 && np != 2 * nsp)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: %d pads (%d-D)", np, nsp);
+    for (int d = 0; d < np; d++)
+        if (v[d] < 0 || v[d] > 4096)
             return onnx_node_err(c, CNN_EFORMAT, "pad %lld out of range", (long long)v[d]);
-        pads[d] = np ? (int)v[d] : 0;
-    }
+    for (int d = 0; d < 4; d++) /* 1-D: (begin, end) of W */
+        pads[d] = !np || (nsp == 1 && d % 2 == 0) ? 0 : (int)v[nsp == 1 ? d / 2 : d];
     int upper = onnx_attr_is(n, "auto_pad", "SAME_UPPER");
     if (upper || onnx_attr_is(n, "auto_pad", "SAME_LOWER")) {
         int in[2] = {h, w};
@@ -70,8 +86,8 @@ int onnx_image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h,
     int rc = onnx_input_layer(c, 0, x);
     if (rc)
         return rc;
-    if ((*x)->rank != 4)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: input of rank %d (needs N,C,H,W)",
+    if ((*x)->rank != 4 && (*x)->rank != 3)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: input of rank %d (needs N,C,H,W or N,C,L)",
                              (*x)->rank);
     onnx_layer_shape(c, (*x)->layer, ch, h, w);
     return 0;
@@ -85,23 +101,24 @@ static int op_conv(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if ((rc = onnx_image_input(c, &x, &ch, &h, &w)) || (rc = onnx_input_const(c, 1, 0, &wt)) ||
         (rc = onnx_input_const(c, 2, 1, &bt)))
         return rc;
-    if (wt->ndims != 4)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: weight of rank %d (2-D conv only)",
-                             wt->ndims);
+    int nsp = x->rank - 2; /* 1-D on (N, C, L) = (N, C, 1, L): kernel (1, k) */
+    if (wt->ndims != nsp + 2)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: weight of rank %d (%d-D conv on a rank %d input)",
+                             wt->ndims, nsp, x->rank);
     int64_t v[2];
-    int nd = onnx_attr_ints(n, "dilations", v, 2);
-    if (nd != 0 && nd != 2)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: %d dilations", nd);
-    int k[2] = {(int)wt->dims[2], (int)wt->dims[3]}, dil[2] = {1, 1}, s[2], pads[4];
-    for (int d = 0; nd && d < 2; d++) {
+    if (spatial_ints(n, "dilations", nsp, v, 1) < 0)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: dilations not %d-D", nsp);
+    int k[2] = {nsp == 2 ? (int)wt->dims[2] : 1, (int)wt->dims[nsp + 1]}, dil[2], s[2], pads[4];
+    for (int d = 0; d < 2; d++) {
         if (v[d] < 1 || v[d] > 1024)
             return onnx_node_err(c, CNN_EFORMAT, "dilation out of range");
         dil[d] = (int)v[d];
     }
-    if ((nd = onnx_attr_ints(n, "kernel_shape", v, 2)) != 0 &&
-        (nd != 2 || v[0] != k[0] || v[1] != k[1]))
+    int nk = spatial_ints(n, "kernel_shape", nsp, v, 0);
+    if (nk < 0 || (nk && (v[0] != (nsp == 2 ? k[0] : 0) || v[1] != k[1])))
         return onnx_node_err(c, CNN_EFORMAT, "kernel_shape does not match the weights");
-    if ((rc = window(c, n, h, w, k, dil, s, pads)))
+    if ((rc = window(c, n, nsp, h, w, k, dil, s, pads)))
         return rc;
     int64_t group = onnx_attr_int(n, "group", 1);
     if (group < 1 || group > ch || wt->dims[0] > ONNX_MAX_CHANNELS)
@@ -135,7 +152,7 @@ static int op_conv(struct onnx_ctx *c, const Onnx__NodeProto *n)
         free(wts[0]);
         return onnx_err_code(c);
     }
-    return onnx_add_layer(c, &d, 1, &x->layer, 4, wts, cnt, 2);
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, wts, cnt, 2);
 }
 
 /* A flattened (N, K) layer input: rank 2, or rank 4 with a 1x1 map. */
@@ -295,14 +312,22 @@ static int add_pool(struct onnx_ctx *c, const Onnx__NodeProto *n, enum cnn_layer
     if (n->n_output > 1 && n->output[1][0])
         return onnx_node_err(c, CNN_EFORMAT, "unsupported: the Indices output");
     int64_t v[2];
-    int nk = onnx_attr_ints(n, "kernel_shape", v, 2);
-    if (nk != 2 || v[0] < 1 || v[1] < 1 || v[0] > 4096 || v[1] > 4096)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: kernel_shape not 2-D");
-    int k[2] = {(int)v[0], (int)v[1]}, dil[2] = {1, 1}, s[2], pads[4];
-    int nd = onnx_attr_ints(n, "dilations", v, 2);
-    if (nd < 0 || (nd == 2 && (v[0] != 1 || v[1] != 1)) || onnx_attr_int(n, "storage_order", 0))
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: dilations or storage_order");
-    if ((rc = window(c, n, h, w, k, dil, s, pads)))
+    int nsp = x->rank - 2; /* 1-D on (N, C, L) = (N, C, 1, L): kernel (1, k) */
+    int nk = spatial_ints(n, "kernel_shape", nsp, v, 1);
+    if (nk != nsp || v[0] < 1 || v[1] < 1 || v[0] > 4096 || v[1] > 4096)
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: kernel_shape not %d-D", nsp);
+    int k[2] = {(int)v[0], (int)v[1]}, dil[2], s[2], pads[4];
+    int nd = spatial_ints(n, "dilations", nsp, v, 1); /* MaxPool from opset 10 */
+    if (nd < 0 || v[0] < 1 || v[1] < 1 || v[0] > 4096 || v[1] > 4096)
+        return onnx_node_err(c, CNN_EFORMAT, "dilations invalid");
+    if (onnx_attr_int(n, "storage_order", 0) ||
+        (kind == CNN_LAYER_AVGPOOL && (v[0] != 1 || v[1] != 1)))
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: %s",
+                             kind == CNN_LAYER_AVGPOOL ? "AveragePool dilations (opset 19)"
+                                                       : "storage_order");
+    dil[0] = (int)v[0];
+    dil[1] = (int)v[1];
+    if ((rc = window(c, n, nsp, h, w, k, dil, s, pads)))
         return rc;
     struct cnn_layer_desc d = {.kind = kind};
     d.p.pool =
@@ -315,8 +340,10 @@ static int add_pool(struct onnx_ctx *c, const Onnx__NodeProto *n, enum cnn_layer
                             .pad_b = pads[2],
                             .pad_r = pads[3],
                             .ceil_mode = onnx_attr_int(n, "ceil_mode", 0) != 0,
-                            .count_include_pad = onnx_attr_int(n, "count_include_pad", 0) != 0};
-    return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
+                            .count_include_pad = onnx_attr_int(n, "count_include_pad", 0) != 0,
+                            .dh = dil[0] > 1 ? dil[0] : 0,
+                            .dw = dil[1] > 1 ? dil[1] : 0};
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
 }
 
 static int op_maxpool(struct onnx_ctx *c, const Onnx__NodeProto *n)
@@ -337,7 +364,7 @@ static int op_global_avgpool(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if ((rc = onnx_image_input(c, &x, &ch, &h, &w)))
         return rc;
     struct cnn_layer_desc d = {.kind = CNN_LAYER_GLOBAL_AVGPOOL};
-    return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
 }
 
 static int op_batchnorm(struct onnx_ctx *c, const Onnx__NodeProto *n)
@@ -386,7 +413,7 @@ static int op_lrn(struct onnx_ctx *c, const Onnx__NodeProto *n)
                                .alpha = onnx_attr_float(n, "alpha", 1e-4f),
                                .beta = onnx_attr_float(n, "beta", 0.75f),
                                .k = onnx_attr_float(n, "bias", 1.0f)};
-    return onnx_add_layer(c, &d, 1, &x->layer, 4, NULL, NULL, 0);
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
 }
 
 /* Identity, and Dropout at inference (the mask output unsupported, training mode too). */
@@ -423,25 +450,56 @@ void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64
     onnx_layer_shape(c, x->layer, &ch, &h, &w);
     dims[0] = ONNX_DIM_BATCH;
     dims[1] = ch;
-    dims[2] = h;
-    dims[3] = w;
+    dims[2] = x->rank == 3 ? w : h; /* (N, C, L) is (N, C, 1, L) */
+    dims[3] = x->rank == 3 ? 1 : w;
+}
+
+/* The model's per-image (C, H, W) of a value of ONNX dims (N, d1..): (N, K) is (K, 1, 1),
+ * (N, C, L) is (C, 1, L); 0 when nd is not 2..4. */
+static int engine_shape(int nd, const int64_t *dims, int64_t chw[3])
+{
+    if (nd < 2 || nd > 4)
+        return 0;
+    chw[0] = dims[1];
+    chw[1] = nd == 4 ? dims[2] : 1;
+    chw[2] = nd == 4 ? dims[3] : nd == 3 ? dims[2] : 1;
+    return 1;
 }
 
 int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims)
 {
-    int64_t in[4];
+    int64_t in[4], want[3];
+    int ch, h, w;
+    onnx_layer_shape(c, x->layer, &ch, &h, &w);
     onnx_layer_dims(c, x, in);
     int64_t feat = in[1] * in[2] * in[3];
-    if (nd >= 1 && dims[0] == ONNX_DIM_BATCH && nd == x->rank &&
-        memcmp(dims + 1, in + 1, (size_t)(nd - 1) * sizeof *dims) == 0)
-        return onnx_alias(c, 0, x); /* the same shape */
-    int flat = nd >= 2 && dims[0] == ONNX_DIM_BATCH && dims[1] == feat &&
-               (nd == 2 || (nd == 4 && dims[2] == 1 && dims[3] == 1));
-    if (!flat)
+    int shaped = nd >= 2 && dims[0] == ONNX_DIM_BATCH && engine_shape(nd, dims, want);
+    if (shaped && want[0] == ch && want[1] == h && want[2] == w) {
+        struct onnx_value v = {.layer = x->layer, .rank = nd}; /* the same data and layout */
+        return onnx_alias(c, 0, &v);
+    }
+    int flat = shaped && want[0] == feat && want[1] == 1 && want[2] == 1;
+    if (!flat && shaped && want[0] == ch && want[1] * want[2] == (int64_t)h * w) {
+        struct cnn_layer_desc d = {.kind = CNN_LAYER_RESHAPE}; /* new H x W of each plane */
+        d.p.reshape = (struct cnn_reshape){.h = (int)want[1], .w = (int)want[2]};
+        int l = onnx_add_layer(c, &d, 1, &x->layer, 0, NULL, NULL, 0);
+        if (l < 0)
+            return l;
+        struct onnx_value v = {.layer = l, .rank = nd};
+        return onnx_alias(c, 0, &v);
+    }
+    if (!flat) {
+        char from[48], to[64];
+        snprintf(from, sizeof from, x->rank == 2 ? "%lld" : x->rank == 3 ? "%lld,%lld" : "%lld,%lld,%lld",
+                 (long long)in[1], (long long)in[2], (long long)in[3]);
+        int len = snprintf(to, sizeof to, "N");
+        for (int k = 1; k < nd && len < (int)sizeof to; k++)
+            len += snprintf(to + len, sizeof to - (size_t)len, ",%lld", (long long)dims[k]);
         return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: a (N,%lld,%lld,%lld) tensor to rank %d other than "
-                             "(N,K) or (N,K,1,1)",
-                             (long long)in[1], (long long)in[2], (long long)in[3], nd);
+                             "unsupported: (N,%s) to (%s) moves data (only a new H x W of each "
+                             "channel, or a flatten)",
+                             from, to);
+    }
     int l = flatten_layer(c, x, 0);
     if (l < 0)
         return l;
@@ -449,14 +507,21 @@ int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_
     return onnx_alias(c, 0, &v);
 }
 
-/* Transpose of a layer output that keeps the batch first and the order of the dims above 1
+/* Transpose of a constant: folded (any perm).  Of a layer output: when it keeps the batch
+ * first and the order of the dims above 1
  * (so the data does not move): an identity or a flatten. */
 static int op_transpose(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
-    int rc = onnx_input_layer(c, 0, &x);
+    int64_t cperm[CNN_ONNX_MAX_DIMS];
+    int rc = onnx_input(c, 0, 0, &x);
     if (rc)
         return rc;
+    if (x->t) { /* of a constant (a weight PyTorch transposes before MatMul): folded */
+        int np = onnx_attr_ints(n, "perm", cperm, CNN_ONNX_MAX_DIMS);
+        return np < 0 ? onnx_node_err(c, CNN_EFORMAT, "perm too long")
+                      : onnx_transpose_const(c, x->t, cperm, np);
+    }
     int64_t in[4], out[4], perm[4];
     onnx_layer_dims(c, x, in);
     int np = onnx_attr_ints(n, "perm", perm, 4);
@@ -555,9 +620,12 @@ static int op_add(struct onnx_ctx *c, const Onnx__NodeProto *n)
     return onnx_add_layer(c, &d, 2, in, a->rank, NULL, NULL, 0);
 }
 
-/* Softmax and LogSoftmax over the features of each item: on (N, K); before opset 13 the axis-1
- * softmax of a (N, C, H, W) input is over the flattened C*H*W, from 13 on only over C (so H = W =
- * 1). */
+/* Softmax and LogSoftmax.  Axis 1: on (N, K) over the features of each item; before opset
+ * 13 the axis-1 softmax of a (N, C, H, W) or (N, C, L) input is over the flattened C*H*W, from
+ * 13 on over C at each position (span channels, no flatten).  The last axis of (N, C, H, W)
+ * or (N, C, L) = (N, C, 1, L): over each row (span row; before opset 13 the coercion to 2-D
+ * at the last axis is the same).  Axis 2 of (N, C, H, W) before opset 13: over each H*W plane
+ * (span plane).  Others (the batch; H alone from opset 13): unsupported. */
 static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
@@ -567,16 +635,24 @@ static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
     int ch, h, w;
     onnx_layer_shape(c, x->layer, &ch, &h, &w);
     int axis = onnx_norm_axis(onnx_attr_int(n, "axis", c->opset < 13 ? 1 : -1), x->rank);
-    int ok = axis == 1 && (x->rank == 2 || c->opset < 13 || (h == 1 && w == 1));
-    if (!ok)
-        return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: softmax axis (over the features of each item only)");
-    int flat = flatten_layer(c, x, 0);
-    if (flat < 0)
-        return flat;
     struct cnn_layer_desc d = {.kind = strcmp(n->op_type, "LogSoftmax") == 0 ? CNN_LAYER_LOG_SOFTMAX
                                                                              : CNN_LAYER_SOFTMAX};
-    return onnx_add_layer(c, &d, 1, &flat, 2, NULL, NULL, 0);
+    if (axis == 1) {
+        int per_position = c->opset >= 13 && x->rank > 2 && (h > 1 || w > 1);
+        int in = per_position ? x->layer : flatten_layer(c, x, 0);
+        if (in < 0)
+            return in;
+        return onnx_add_layer(c, &d, 1, &in, per_position ? x->rank : 2, NULL, NULL, 0);
+    }
+    if (axis > 1 && axis == x->rank - 1)
+        d.p.sm.span = CNN_SOFTMAX_ROW;
+    else if (axis == 2 && x->rank == 4 && c->opset < 13)
+        d.p.sm.span = CNN_SOFTMAX_PLANE;
+    else
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: softmax axis %d of rank %d (%s)", axis, x->rank,
+                             axis == 0 ? "the batch" : "H alone");
+    return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
 }
 
 /* Reshape of a constant, or of a layer to (N, -1) / (N, K) (a flatten) or (N, K, 1, 1). */
@@ -590,13 +666,17 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (!s->is_int || s->ndims != 1 || s->count > CNN_ONNX_MAX_DIMS)
         return onnx_node_err(c, CNN_EFORMAT, "shape is not a 1-D integer tensor of rank <= %d",
                              CNN_ONNX_MAX_DIMS);
-    int64_t dims[CNN_ONNX_MAX_DIMS] = {0};
+    int64_t dims[CNN_ONNX_MAX_DIMS] = {0}, xd[4];
     size_t known = 1;
     int infer = -1, nd = (int)s->count, allowzero = onnx_attr_int(n, "allowzero", 0) != 0;
+    if (!x->t)
+        onnx_layer_dims(c, x, xd);
     for (int k = 0; k < nd; k++) {
         int64_t v = s->i[k];
         if (x->t && v == 0 && !allowzero && k < x->t->ndims)
             v = x->t->dims[k];
+        else if (!x->t && v == 0 && !allowzero && k > 0 && k < x->rank)
+            v = xd[k]; /* 0 copies the input's dim */
         if (v == -1 && infer < 0) {
             infer = k;
             dims[k] = -1;

@@ -69,13 +69,15 @@ static int check_config(const struct cnn_train_config *c, struct cnn_err *err)
     return 0;
 }
 
-/* The loss reads the logits before a final softmax for cross-entropy. */
+/* The loss reads the logits before a final softmax over the classes ((K,1,1)) for
+ * cross-entropy. */
 static int pick_loss_layer(const struct cnn_trainer *t)
 {
     const struct cnn_model *m = t->net;
     int last = m->n_layers - 1;
     const struct cnn_layer *l = &m->layers[last];
-    if (t->cfg.loss == CNN_LOSS_XENT && l->kind == CNN_LAYER_SOFTMAX && l->inputs[0] > 0)
+    if (t->cfg.loss == CNN_LOSS_XENT && l->kind == CNN_LAYER_SOFTMAX && l->inputs[0] > 0 &&
+        l->h == 1 && l->w == 1 && l->p.sm.span == CNN_SOFTMAX_CHANNELS)
         return l->inputs[0];
     return last;
 }

@@ -17,9 +17,9 @@
 static const char USAGE[] =
     "usage: cnn onnx-test [--quiet] DIR...\n"
     "Runs ONNX backend tests: each DIR is a test folder (model.onnx, test_data_set_*/) or a\n"
-    "folder of them.  Input 0 is the batch (N,C,H,W), (N,K) or (N,C,L); further inputs are\n"
-    "bound as constants.  Output 0 is compared with rtol 1e-3, atol 1e-4.  Prints one line\n"
-    "per test (--quiet: only failures), the skip reasons with counts, and the totals.\n"
+    "folder of them.  Input 0 is the batch (N,C,H,W), (N,K), (N,C,L) or (N); further inputs\n"
+    "are bound as constants.  Output 0 is compared with rtol 1e-3, atol 1e-4.  Prints one\n"
+    "line per test (--quiet: only failures), the skip reasons with counts, and the totals.\n"
     "example: cnn onnx-test /usr/share/libonnx-testdata/data/node\n";
 
 #define RTOL 1e-3
@@ -156,16 +156,18 @@ static int read_set(const char *dir, struct data_set *ds, char *why, size_t n)
     return 0;
 }
 
-/* input_0's dims are the model's: (N, C, H, W), or (N, K) / (N, C, L) for a model taking
- * (N, K, 1, 1) / (N, C, L, 1). */
+/* input_0's dims are the model's: (N, C, H, W), or (N, K) / (N, C, L) / (N) for a model
+ * taking (N, K, 1, 1) / (N, C, 1, L) / (N, 1, 1, 1). */
 static int same_input_shape(const int64_t *dims, int nd, const struct cnn_preproc *pp)
 {
-    if (nd < 2 || dims[0] < 1 || dims[0] > 1024 || dims[1] != pp->c)
+    if (nd < 1 || dims[0] < 1 || dims[0] > 1024 || (nd > 1 && dims[1] != pp->c))
         return 0;
+    if (nd == 1)
+        return pp->c == 1 && pp->h == 1 && pp->w == 1;
     if (nd == 2)
         return pp->h == 1 && pp->w == 1;
     if (nd == 3)
-        return dims[2] == pp->h && pp->w == 1;
+        return pp->h == 1 && dims[2] == pp->w;
     return nd == 4 && dims[2] == pp->h && dims[3] == pp->w;
 }
 

@@ -236,6 +236,12 @@ START_TEST(test_kinds_refuse_bad_parameters)
 {
     struct cnn_model *m = new_model(3, 4, 5);
     struct cnn_err err = {0};
+    static const int two[2] = {0, 0};
+    struct cnn_layer_desc rs_bad = simple(CNN_LAYER_RESHAPE, "r");
+    rs_bad.p.reshape = (struct cnn_reshape){.h = 4, .w = 4};
+    struct cnn_layer_desc lsm2 = simple(CNN_LAYER_LOG_SOFTMAX, "l");
+    lsm2.n_inputs = 2;
+    lsm2.inputs = two;
     const struct cnn_layer_desc bad[] = {
         prelu("p", 2),
         prelu("p", 0),
@@ -248,7 +254,8 @@ START_TEST(test_kinds_refuse_bad_parameters)
         pad("z", 2147483647, 0, 2147483647, 0, 0.0f),
         pad("z", 0, 0, 0, 0, NAN),
         act2("a", CNN_ACT_HARD_SIGMOID, INFINITY, 0.5f),
-        simple(CNN_LAYER_LOG_SOFTMAX, "l"), /* needs (K,1,1) */
+        lsm2, /* one input (on a map it is over the channels at each position) */
+        rs_bad, /* 4x4 of a 4x5 plane */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_msg(add_rc(m, bad[i], &err) == CNN_EINVAL, "case %zu accepted", i);
@@ -322,7 +329,10 @@ START_TEST(test_kinds_hostile_records_are_refused)
         {"pad1", 2, 0x7fffffffu, CNN_EFORMAT, "pad1"},         /* pad_b INT_MAX */
         {"pad1", 4, 0x7f800000u, CNN_EFORMAT, "pad1"},         /* value Inf */
         {"gmp", 0, 1, CNN_EFORMAT, "gmp"},                     /* unused word not 0 */
-        {"logprob", 0, 1, CNN_EFORMAT, "logprob"},             /* unused word not 0 */
+        {"logprob", 0, CNN_SOFTMAX_SPAN_COUNT, CNN_EFORMAT, "logprob"}, /* span past row */
+        {"logprob", 1, 1, CNN_EFORMAT, "logprob"},             /* unused word not 0 */
+        {"reshape1", 0, 3, CNN_EFORMAT, "reshape1"},           /* 3x6 of a 4x3 plane */
+        {"reshape1", 1, 0, CNN_EFORMAT, "reshape1"},           /* w 0 */
         {"hsig1", 0, CNN_ACT_COUNT, CNN_EFORMAT, "hsig1"},     /* act past hard swish */
         {"gmp", -1, CNN_LAYER_KIND_COUNT, CNN_EFORMAT, "gmp"}, /* kind past log_softmax */
     };

@@ -2,6 +2,7 @@
  * here (windowed pooling, scalar activations, LRN, softmax, ...) on odd shapes, and the
  * shape-inference rules and messages of layer.c.  The conv2d kernels are in
  * check_layers_conv.c.  Data from a seeded LCG (test_util.h). */
+#include "grad.h"
 #include "layer.h"
 #include "test_util.h"
 
@@ -269,6 +270,77 @@ START_TEST(test_pool_matches_direct_windows)
 }
 END_TEST
 
+/* Dilated max pooling (ONNX MaxPool dilations): forward = the max over the taps
+ * oy*s - pad + i*d inside the input (-inf when none is), backward adds dout at the first
+ * maximum in tap order; the padding rule uses the dilated extent (k - 1) * d + 1. */
+START_TEST(test_dilated_maxpool_matches_direct_taps)
+{
+    /* clang-format off */
+    static const struct { int h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, ceil; } cases[] = {
+        {4, 4, 2, 2, 1, 1, 2, 2, 0, 0, 0, 0, 0},   /* ONNX test_maxpool_2d_dilations */
+        {9, 11, 3, 2, 2, 3, 2, 3, 2, 1, 1, 3, 0},  /* padding up to (k-1)*d */
+        {9, 11, 3, 2, 2, 3, 2, 3, 2, 1, 1, 3, 1},  /* the same in ceil mode */
+        {1, 7, 1, 3, 1, 2, 1, 2, 0, 2, 0, 2, 0},   /* a 1-D row (N, C, 1, L) */
+        {1, 2, 1, 2, 1, 1, 1, 5, 0, 1, 0, 3, 0},   /* the only window's taps both in padding */
+    };
+    /* clang-format on */
+    for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++) {
+        const int N = 2;
+        struct cnn_pool2d p = {.c = 3, .h = cases[t].h, .w = cases[t].w, .kh = cases[t].kh,
+                               .kw = cases[t].kw, .sh = cases[t].sh, .sw = cases[t].sw,
+                               .dh = cases[t].dh, .dw = cases[t].dw, .pad_t = cases[t].pt,
+                               .pad_l = cases[t].pl, .pad_b = cases[t].pb, .pad_r = cases[t].pr,
+                               .ceil_mode = cases[t].ceil};
+        struct cnn_err err = {0};
+        ck_assert_msg(cnn_pool2d_shape(&p, &err) == 0, "case %d: %s", t, err.msg);
+        const size_t planes = (size_t)p.c * N, in_n = planes * p.h * p.w;
+        const size_t out_n = planes * p.oh * p.ow;
+        lcg_state = 4500u + (unsigned)t;
+        float *inp = rand_buf(in_n, 1.0f), *out = rand_buf(out_n, 1.0f);
+        float *dout = rand_buf(out_n, 1.0f), *dinp = calloc(in_n, sizeof(float));
+        double *want = malloc(out_n * sizeof(double)), *want_d = calloc(in_n, sizeof(double));
+        ck_assert(dinp && want && want_d);
+        for (size_t i = 0; i < in_n; i++)
+            inp[i] = inp[i] * 0.5f - 2.0f; /* all negative: a padding 0 winning would show */
+        for (size_t pl = 0; pl < planes; pl++)
+            for (int oy = 0; oy < p.oh; oy++)
+                for (int ox = 0; ox < p.ow; ox++) {
+                    double m = -INFINITY;
+                    long best = -1;
+                    for (int i = 0; i < p.kh; i++)
+                        for (int j = 0; j < p.kw; j++) {
+                            int y = oy * p.sh - p.pad_t + i * p.dh;
+                            int x = ox * p.sw - p.pad_l + j * p.dw;
+                            long at = ((long)pl * p.h + y) * p.w + x;
+                            if (y >= 0 && y < p.h && x >= 0 && x < p.w && inp[at] > m) {
+                                m = inp[at];
+                                best = at;
+                            }
+                        }
+                    const size_t o = (pl * p.oh + oy) * p.ow + ox;
+                    want[o] = m;
+                    if (best >= 0)
+                        want_d[best] += dout[o];
+                }
+        cnn_maxpool_forward(out, inp, &p, N);
+        for (size_t o = 0; o < out_n; o++)
+            ck_assert_msg(out[o] == (float)want[o], "case %d out %zu: %g vs %g", t, o, out[o],
+                          want[o]);
+        cnn_maxpool_backward(dinp, dout, inp, &p, N);
+        check_close("dilated maxpool backward", dinp, want_d, in_n);
+        free(inp), free(out), free(dout), free(dinp), free(want), free(want_d);
+    }
+    struct cnn_pool2d p = pool(9, 2, 1, 3, 0, 0); /* pad 3 >= extent 3 of k 2, d 2 */
+    p.dh = p.dw = 2;
+    expect_pool_error(p, "padding");
+    p.pad_t = p.pad_l = 2;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_pool2d_shape(&p, &err) == 0, "%s", err.msg);
+    p.dw = -1;
+    expect_pool_error(p, "dilation");
+}
+END_TEST
+
 START_TEST(test_global_avgpool_matches_plane_means)
 {
     lcg_state = 4500u;
@@ -476,6 +548,7 @@ Suite *layers_suite(void)
     tcase_add_test(tc, test_kind_and_act_names);
     tcase_add_loop_test(tc, test_dense_matches_direct_loops, 0, 4);
     tcase_add_loop_test(tc, test_pool_matches_direct_windows, 0, N_POOL_CASES);
+    tcase_add_test(tc, test_dilated_maxpool_matches_direct_taps);
     tcase_add_test(tc, test_global_avgpool_matches_plane_means);
     tcase_add_test(tc, test_every_activation_matches_its_formula);
     tcase_add_test(tc, test_scale_shift_with_act_matches_per_channel_formula);

@@ -95,7 +95,8 @@ START_TEST(test_bad_layers_rejected)
     ck_assert_int_eq(cnn_model_add(m, &act, &err), CNN_EINVAL);
     struct cnn_layer_desc relu_two = {.kind = CNN_LAYER_ACT, .n_inputs = 2, .inputs = two};
     ck_assert_int_eq(cnn_model_add(m, &relu_two, &err), CNN_EINVAL);
-    struct cnn_layer_desc sm = {.kind = CNN_LAYER_SOFTMAX}; /* softmax on a map */
+    /* softmax of two inputs (on a map it is over the channels at each position) */
+    struct cnn_layer_desc sm = {.kind = CNN_LAYER_SOFTMAX, .n_inputs = 2, .inputs = two};
     ck_assert_int_eq(cnn_model_add(m, &sm, &err), CNN_EINVAL);
     struct cnn_layer_desc bn = {.kind = CNN_LAYER_BATCHNORM}; /* eps 0 */
     ck_assert_int_eq(cnn_model_add(m, &bn, &err), CNN_EINVAL);

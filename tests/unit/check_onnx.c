@@ -208,10 +208,10 @@ START_TEST(test_rank2_input_gemm_softmax_matches_naive)
 }
 END_TEST
 
-/* A rank-3 input (N, C, L) runs as (N, C, L, 1) only through elementwise ops: LeakyRelu ->
- * Sigmoid equals naive loops; the same input into Add (which broadcasts over axes) keeps the
- * rank-3 refusal. */
-START_TEST(test_rank3_input_elementwise_only)
+/* A rank-3 input (N, C, L) is the model input (C, 1, L): LeakyRelu -> Sigmoid equals naive
+ * loops; an Add of a (L) constant is per element of each row (naive loops); a (N, C, L)
+ * constant (it spans the batch) is refused as unsupported. */
+START_TEST(test_rank3_input_as_c_1_l)
 {
     struct tox_graph *g = tox_alloc(sizeof *g);
     int64_t in[3] = {-1, 4, 5};
@@ -226,8 +226,8 @@ START_TEST(test_rank3_input_elementwise_only)
     struct cnn_model *m = tox_load(g);
     const struct cnn_preproc *pp = cnn_model_preproc(m);
     ck_assert_int_eq(pp->c, 4);
-    ck_assert_int_eq(pp->h, 5);
-    ck_assert_int_eq(pp->w, 1);
+    ck_assert_int_eq(pp->h, 1);
+    ck_assert_int_eq(pp->w, 5);
     tox_run(m, x, 2, got);
     for (int i = 0; i < 40; i++) {
         double v = x[i] > 0 ? x[i] : 0.25 * x[i];
@@ -238,13 +238,26 @@ START_TEST(test_rank3_input_elementwise_only)
 
     int64_t bd[1] = {5};
     g->inits[g->n_inits++] = tox_tensor_f("B", 1, bd, x);
-    tox_node(g, "Add", "add", "p", "B", NULL, "q");
+    Onnx__NodeProto *add = tox_node(g, "Add", "add", "p", "B", NULL, "q");
     g->output = "q";
+    m = tox_load(g);
+    float got2[40];
+    tox_run(m, x, 2, got2);
+    for (int i = 0; i < 40; i++)
+        want[i] += x[i % 5];
+    tox_assert_close(got2, want, 40, 1e-6f);
+    cnn_model_destroy(m);
+
+    int64_t batch_dims[3] = {2, 4, 5};
+    g->inits[g->n_inits++] = tox_tensor_f("Bn", 3, batch_dims, x);
+    add->input[1] = "Bn";
     size_t size;
     uint8_t *buf = tox_pack(g, &size);
     struct cnn_err err = {0};
     ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
-    ck_assert_msg(strstr(err.msg, "unsupported input rank 3") != NULL, "%s", err.msg);
+    ck_assert_msg(strstr(err.msg, "unsupported: a constant operand of rank 3 that does not "
+                                  "broadcast to one item") != NULL,
+                  "%s", err.msg);
     free(buf);
     tox_arena_free();
 }
@@ -442,7 +455,8 @@ START_TEST(test_op_chain_matches_native_build)
 END_TEST
 
 /* Opset 9: Clip's bounds are attributes; Softmax(axis 1) of (N,C,H,W) is over C*H*W.  From
- * opset 13 that softmax is over C alone: refused as unsupported (H, W > 1). */
+ * opset 13 that softmax is over C alone at each position (naive loops); axis 2 there is
+ * refused as unsupported. */
 START_TEST(test_opset_differences_clip_and_softmax)
 {
     struct tox_graph *g = tox_alloc(sizeof *g);
@@ -472,6 +486,21 @@ START_TEST(test_opset_differences_clip_and_softmax)
     cnn_model_destroy(m);
     free(buf);
     g->opset = 13;
+    buf = tox_pack(g, &size);
+    ck_assert_msg(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err) == 0, "%s", err.msg);
+    tox_run(m, x, 1, got);
+    for (int p = 0; p < 16; p++) { /* (C=3, H*W=16): over the 3 channels at each position */
+        double s = 0; /* (Clip's attributes are ignored from opset 11: no bounds) */
+        for (int ch = 0; ch < 3; ch++)
+            s += exp(x[ch * 16 + p]);
+        for (int ch = 0; ch < 3; ch++)
+            want[ch * 16 + p] = (float)(exp(x[ch * 16 + p]) / s);
+    }
+    tox_assert_close(got, want, 48, 1e-6f);
+    cnn_model_destroy(m);
+    m = NULL;
+    free(buf);
+    n->attribute[0]->i = 2; /* Softmax's one attribute: axis */
     buf = tox_pack(g, &size);
     ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
     ck_assert_ptr_null(m);
@@ -747,7 +776,7 @@ Suite *onnx_suite(void)
     tcase_add_test(tc, test_conv_net_matches_native_build);
     tcase_add_test(tc, test_gemm_alpha_beta_transposed_matches_naive);
     tcase_add_test(tc, test_rank2_input_gemm_softmax_matches_naive);
-    tcase_add_test(tc, test_rank3_input_elementwise_only);
+    tcase_add_test(tc, test_rank3_input_as_c_1_l);
     tcase_add_test(tc, test_op_chain_matches_native_build);
     tcase_add_test(tc, test_opset_differences_clip_and_softmax);
     tcase_add_test(tc, test_imported_model_saves_natively_names_cleaned);

@@ -446,6 +446,7 @@ START_TEST(test_export_new_kinds_at_opset_13)
                                       "BatchNormalization",
                                       "HardSigmoid",
                                       "Conv",
+                                      "Reshape",
                                       "PRelu",
                                       "Mul",
                                       "Add",
@@ -488,7 +489,15 @@ START_TEST(test_export_new_kinds_at_opset_13)
     ck_assert_float_eq(attr_f(n, "alpha"), 0.5f);
     ck_assert_float_eq(attr_f(n, "beta"), 0.5f);
     const int64_t c8[3] = {8, 1, 1};
-    inputs_eq(node_writing(p, "prelu1"), "conv2", "prelu1.slope", NULL);
+    n = node_writing(p, "reshape1");
+    inputs_eq(n, "conv2", "reshape1.shape", NULL);
+    t = init(p, "reshape1.shape");
+    const int64_t want_shape[4] = {0, 8, 2, 6};
+    ck_assert_msg(t && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && t->n_dims == 1 &&
+                      t->dims[0] == 4 && t->raw_data.len == sizeof want_shape &&
+                      memcmp(t->raw_data.data, want_shape, sizeof want_shape) == 0,
+                  "reshape1.shape");
+    inputs_eq(node_writing(p, "prelu1"), "reshape1", "prelu1.slope", NULL);
     channel_init_eq(p, m, "prelu1.slope", "prelu1", 0, c8, 3);
     inputs_eq(node_writing(p, "ss1/scaled"), "prelu1", "ss1.scale", NULL);
     inputs_eq(node_writing(p, "ss1"), "ss1/scaled", "ss1.shift", NULL);
@@ -517,7 +526,7 @@ START_TEST(test_export_new_kinds_at_opsets_17_and_10)
 {
     struct cnn_model *m = compiled(test_net_kinds(5));
     Onnx__ModelProto *p = export_unpack(m, 17);
-    ck_assert_uint_eq(p->graph->n_node, 22); /* two hard swishes, one node each */
+    ck_assert_uint_eq(p->graph->n_node, 23); /* two hard swishes, one node each */
     const Onnx__NodeProto *n = node_writing(p, "conv1");
     ck_assert_str_eq(n->op_type, "HardSwish");
     inputs_eq(n, "conv1/preact", NULL, NULL);
@@ -526,7 +535,7 @@ START_TEST(test_export_new_kinds_at_opsets_17_and_10)
     inputs_eq(node_writing(p, "pad1"), "conv1", "pad1.pads", "pad1.value");
     onnx_free(p);
     p = export_unpack(m, 10);
-    ck_assert_uint_eq(p->graph->n_node, 24);
+    ck_assert_uint_eq(p->graph->n_node, 25);
     n = node_writing(p, "pad1");
     ck_assert_str_eq(n->op_type, "Pad");
     inputs_eq(n, "conv1", NULL, NULL);

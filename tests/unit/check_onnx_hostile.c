@@ -62,7 +62,7 @@ static const struct {
     {CNN_EFORMAT, "nested more than"},                                   /* deep subgraphs */
     {CNN_EFORMAT, "input 'nope' names nothing"},                         /* dangling input */
     {CNN_EFORMAT, "not a valid ModelProto"},                             /* garbage */
-    {CNN_EFORMAT, "input rank 3"},                                       /* not N,C,H,W */
+    {CNN_EFORMAT, "input rank 5"},                                       /* not N,C,H,W */
     {CNN_EFORMAT, "out of range"},                                       /* negative dim */
 };
 
@@ -139,7 +139,8 @@ static uint8_t *hostile_file(int i, size_t *size)
         return buf;
     }
     case 13:
-        g->in_rank = 3;
+        g->in_rank = 5;
+        g->in_dims[4] = 8;
         break;
     }
     uint8_t *buf = tox_pack(g, size);

@@ -274,8 +274,8 @@ static const struct bad_case {
 } BAD[] = {
     {"Div", "k", "x", NULL, "constant divided by a tensor", {0}, 0, 2.0f},
     {"Div", "x", "k", NULL, "non-finite", {0}, 0, 0.0f},
-    {"Mul", "x", "k", NULL, "dim 0 of 5", {5}, 1, 1.0f},
-    {"Add", "x", "k", NULL, "dim 0 of 2", {2, 1, 1}, 3, 1.0f},
+    {"Mul", "x", "k", NULL, "does not broadcast to one item", {2, 1, 1, 1}, 4, 1.0f}, /* batch */
+    {"Add", "x", "k", NULL, "does not broadcast to one item", {2, 1, 1}, 3, 1.0f}, /* 2 of 3 */
     {"Sub", "x", "k", NULL, "rank 5", {1, 1, 3, 1, 1}, 5, 1.0f},
     {"Mul", "x", "x", NULL, "two tensors", {0}, 0, 1.0f},
     {"PRelu", "x", "k", NULL, "slope dim 0 of 2", {2}, 1, 1.0f},

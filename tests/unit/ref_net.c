@@ -184,6 +184,7 @@ static int ref_layer(const struct cnn_model *m, int i, float *const *val)
         break;
     }
     case CNN_LAYER_DROPOUT:
+    case CNN_LAYER_RESHAPE: /* the planes read as h x w: the same memory */
     case CNN_LAYER_FLATTEN: /* NCHW flatten of one image is the same memory */
         memcpy(y, x, icnt * sizeof(float));
         break;
@@ -209,15 +210,25 @@ static int ref_layer(const struct cnn_model *m, int i, float *const *val)
         break;
     }
     case CNN_LAYER_SOFTMAX:
-    case CNN_LAYER_LOG_SOFTMAX: {
-        double mx = -INFINITY, z = 0;
-        for (int k = 0; k < il->c; k++)
-            mx = x[k] > mx ? x[k] : mx;
-        for (int k = 0; k < il->c; k++)
-            z += exp(x[k] - mx);
-        for (int k = 0; k < il->c; k++)
-            y[k] = l->kind == CNN_LAYER_SOFTMAX ? (float)(exp(x[k] - mx) / z)
-                                                 : (float)(x[k] - mx - log(z));
+    case CNN_LAYER_LOG_SOFTMAX: { /* groups of len values stride apart (one image, CHW) */
+        const int span = l->p.sm.span;
+        const int len = span == CNN_SOFTMAX_CHANNELS ? il->c
+                        : span == CNN_SOFTMAX_PLANE  ? hw
+                                                     : il->w;
+        const int stride = span == CNN_SOFTMAX_CHANNELS ? hw : 1;
+        for (int g = 0; g < il->c * hw / len; g++) {
+            const int base = span == CNN_SOFTMAX_CHANNELS ? g : g * len;
+            double mx = -INFINITY, z = 0;
+            for (int k = 0; k < len; k++)
+                mx = x[base + k * stride] > mx ? x[base + k * stride] : mx;
+            for (int k = 0; k < len; k++)
+                z += exp(x[base + k * stride] - mx);
+            for (int k = 0; k < len; k++) {
+                const double v = x[base + k * stride] - mx;
+                y[base + k * stride] =
+                    l->kind == CNN_LAYER_SOFTMAX ? (float)(exp(v) / z) : (float)(v - log(z));
+            }
+        }
         break;
     }
     default:

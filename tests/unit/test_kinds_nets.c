@@ -56,7 +56,7 @@ static void randomize_new_kinds(struct cnn_model *m, uint64_t seed)
 }
 
 /* 3x9x7: conv (fused hard swish), pad (grow and crop), BN + hard sigmoid (fused into
- * BN's scale-shift), strided conv, per-channel PReLU, per-channel scale-shift + hard swish
+ * BN's scale-shift), strided conv, reshape of its planes, per-channel PReLU, per-channel scale-shift + hard swish
  * (fused), global max and average pools concatenated, shared PReLU, shared scale-shift
  * (with its own leaky relu), flatten, dense with fused hard sigmoid, dense, log-softmax.
  * Not compiled. */
@@ -70,6 +70,9 @@ struct cnn_model *test_net_kinds(uint64_t seed)
     struct cnn_layer_desc c2 = conv("conv2", 8, 3, 0, 1, CNN_ACT_NONE);
     c2.p.conv.sh = c2.p.conv.sw = 2;
     add(m, c2); /* 8x4x3 */
+    struct cnn_layer_desc rs = simple(CNN_LAYER_RESHAPE, "reshape1");
+    rs.p.reshape = (struct cnn_reshape){.h = 2, .w = 6};
+    add(m, rs); /* 8x2x6 */
     add(m, prelu("prelu1", 8));
     add(m, scale_shift("ss1", 8, CNN_ACT_NONE));
     int hs = add(m, act("hswish2", CNN_ACT_HARD_SWISH));

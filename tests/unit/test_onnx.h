@@ -25,7 +25,7 @@ struct tox_graph {
     size_t n_nodes;
     Onnx__TensorProto *inits[16];
     size_t n_inits;
-    int64_t in_dims[4];
+    int64_t in_dims[5];
     int in_rank; /* 0: 4 */
     int opset;
     const char *output;
