@@ -2,6 +2,8 @@
  * module's suite can be built and run while the others are still being written: a missing
  * suite prints "not built" and fails the run only when every suite is run (CNN_TEST_SUITE
  * unset) and CNN_SERVER_ALL=1 asks for the complete set. */
+#include "gemm.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +15,14 @@
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    /* the BLAS kernels cnnd runs (gemm.h), named before any test runs */
+    cnn_gemm_reexec_if_generic(argv);
+    printf("blas core: %s (OPENBLAS_CORETYPE=%s)\n", cnn_gemm_backend(),
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
+    fflush(stdout);
     const char *only = getenv("CNN_TEST_SUITE");
     if (only && !*only)
         only = NULL;

@@ -2,6 +2,8 @@
  * one, CNN_TEST_SUITE=a,b,c the suites listed.  Suites are weak so that a module's suite can
  * be developed on its own; the list below is the full set and check_main fails when one is
  * missing from the build or a listed name is not a suite. */
+#include "gemm.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,8 @@
     X(gemm) X(layers) X(layers_conv) X(image) X(image_preproc) X(model) X(model_io)        \
     X(model_io_hostile) X(session) X(arch) X(tool) X(train) X(train_workflow)              \
     X(train_driver) X(grad_conv) X(grad_layers) X(dataset) X(durable) X(layer_kind)        \
-    X(kinds) X(kinds_net) X(onnx) X(onnx_hostile) X(onnx_kinds) X(onnx_export)
+    X(kinds) X(kinds_net) X(onnx) X(onnx_hostile) X(onnx_kinds) X(onnx_export)            \
+    X(gemm_small)
 /* clang-format on */
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
@@ -58,8 +61,14 @@ static int all_known(const char *list)
     return 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    /* the BLAS kernels cnn and cnnd run (gemm.h), named before any test runs */
+    cnn_gemm_reexec_if_generic(argv);
+    printf("blas core: %s (OPENBLAS_CORETYPE=%s)\n", cnn_gemm_backend(),
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
+    fflush(stdout);
     const char *only = getenv("CNN_TEST_SUITE");
     if (only && !all_known(only))
         return 1;
