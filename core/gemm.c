@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <unistd.h>
@@ -72,6 +73,15 @@ int cnn_gemm_get_threads(void)
 const char *cnn_gemm_backend(void)
 {
     return openblas_get_corename();
+}
+
+char *cnn_gemm_describe(char *buf, int size)
+{
+    const char *env = getenv("OPENBLAS_CORETYPE");
+    if (size > 0)
+        snprintf(buf, (size_t)size, "%s (OPENBLAS_CORETYPE=%s)", openblas_get_corename(),
+                 env ? env : "unset");
+    return buf;
 }
 
 /* OpenBLAS picks its kernels from the CPU model number; on CPUs newer than the library

@@ -18,10 +18,9 @@ SUITES(DECLARE)
 int main(int argc, char **argv)
 {
     (void)argc;
-    /* the BLAS kernels cnnd runs (gemm.h), named before any test runs */
-    cnn_gemm_reexec_if_generic(argv);
-    printf("blas core: %s (OPENBLAS_CORETYPE=%s)\n", cnn_gemm_backend(),
-           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
+    char core[96];
+    cnn_gemm_reexec_if_generic(argv); /* the BLAS kernels cnnd runs, named first */
+    printf("blas core: %s\n", cnn_gemm_describe(core, sizeof core));
     fflush(stdout);
     const char *only = getenv("CNN_TEST_SUITE");
     if (only && !*only)
