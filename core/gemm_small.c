@@ -29,9 +29,10 @@ enum { PK = 128, PW = 32 }; /* portable panel: PK rows of PW columns of op(B), 1
 
 /* C[i0.., j0..j0+w) for all M rows over the PK-row blocks of K, pw (constant) columns at a
  * time; each row of C accumulates in acc. */
-static inline __attribute__((always_inline)) void
-portable_cols(int pw, int M, int K, int j0, int w, float alpha, struct view a, struct view b,
-              float beta, float *C, ptrdiff_t ldc, float *bp)
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE void portable_cols(int pw, int M, int K, int j0, int w, float alpha, struct view a,
+                          struct view b, float beta, float *C, ptrdiff_t ldc, float *bp)
 {
     for (int k0 = 0; k0 < K; k0 += PK) {
         const int kc = K - k0 < PK ? K - k0 : PK;
@@ -102,15 +103,13 @@ void cnn_gemm_small_portable(int trans_a, int trans_b, int M, int N, int K, floa
                              const float *A, int lda, const float *B, int ldb, float beta, float *C,
                              int ldc)
 {
-    gemm_portable(M, N, K, alpha, op_view(trans_a, A, lda), op_view(trans_b, B, ldb), beta, C,
-                  ldc);
+    gemm_portable(M, N, K, alpha, op_view(trans_a, A, lda), op_view(trans_b, B, ldb), beta, C, ldc);
 }
 
 #if defined(__x86_64__)
 /* ---- AVX2 + FMA ---------------------------------------------------------------------- */
 
 #define AVX2 __attribute__((target("avx2,fma")))
-#define INLINE static inline __attribute__((always_inline))
 /* Loops over tile rows and columns run a constant count once inlined: unroll them fully so
  * the accumulators stay in registers (-O2 alone keeps them in memory). */
 #define UNROLL _Pragma("GCC unroll 8")
@@ -180,7 +179,7 @@ AVX2 INLINE void tile(int mr, int nv, int kc, const float *a, ptrdiff_t ars, ptr
 }
 
 #define TILE_CASE(r, v)                                                                            \
-    case (r) * 2 + (v)-1:                                                                          \
+    case (r)*2 + (v)-1:                                                                            \
         tile(r, v, kc, a, ars, acs, b, brs, alpha, beta, c, ldc, m0, m1);                          \
         break;
 
@@ -190,9 +189,11 @@ AVX2 static void tile_any(int mr, int nv, int kc, const float *a, ptrdiff_t ars,
                           ptrdiff_t ldc, __m256i m0, __m256i m1)
 {
     switch (mr * 2 + nv - 1) {
+        /* clang-format off */
         TILE_CASE(1, 1) TILE_CASE(1, 2) TILE_CASE(2, 1) TILE_CASE(2, 2) TILE_CASE(3, 1)
         TILE_CASE(3, 2) TILE_CASE(4, 1) TILE_CASE(4, 2) TILE_CASE(5, 1) TILE_CASE(5, 2)
         TILE_CASE(6, 1) TILE_CASE(6, 2)
+        /* clang-format on */
     }
 }
 
@@ -235,8 +236,8 @@ AVX2 static void gemm_tiles(int M, int N, int K, float alpha, struct view a, str
             const __m256i m0 = lanes(w), m1 = lanes(w - 8);
             for (int i0 = 0; i0 < M; i0 += MR) {
                 const int mr = M - i0 < MR ? M - i0 : MR;
-                tile_any(mr, nv, kc, a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, panel, brs, alpha,
-                         be, C + i0 * ldc + j0, ldc, m0, m1);
+                tile_any(mr, nv, kc, a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, panel, brs, alpha, be,
+                         C + i0 * ldc + j0, ldc, m0, m1);
             }
         }
     }
@@ -249,10 +250,11 @@ AVX2 INLINE void dots(int nr, int n, int kc, const float *a, ptrdiff_t lda, cons
 {
     __m256 acc[8][4], bv[4];
     UNROLL
-    for (int r = 0; r < nr; r++)
+    for (int r = 0; r < nr; r++) {
         UNROLL
         for (int j = 0; j < n; j++)
             acc[r][j] = _mm256_setzero_ps();
+    }
     const int k8 = kc & ~7;
     for (int k = 0; k < k8; k += 8) {
         UNROLL
@@ -280,12 +282,13 @@ AVX2 INLINE void dots(int nr, int n, int kc, const float *a, ptrdiff_t lda, cons
         }
     }
     UNROLL
-    for (int r = 0; r < nr; r++)
+    for (int r = 0; r < nr; r++) {
         UNROLL
         for (int j = 0; j < n; j++) {
             float *cj = c + r * ldc + j;
             *cj = alpha * hsum(acc[r][j]) + (beta == 0.0f ? 0.0f : beta * *cj);
         }
+    }
 }
 
 #define DOTS_CASE(r, j)                                                                            \
@@ -298,10 +301,12 @@ AVX2 static void dots_any(int nr, int n, int kc, const float *a, ptrdiff_t lda, 
                           float alpha, float beta, float *c, ptrdiff_t ldc)
 {
     switch ((nr - 1) * 4 + n - 1) {
+        /* clang-format off */
         DOTS_CASE(1, 1) DOTS_CASE(2, 1) DOTS_CASE(3, 1) DOTS_CASE(4, 1) DOTS_CASE(5, 1)
         DOTS_CASE(6, 1) DOTS_CASE(7, 1) DOTS_CASE(8, 1) DOTS_CASE(1, 2) DOTS_CASE(2, 2)
         DOTS_CASE(3, 2) DOTS_CASE(4, 2) DOTS_CASE(1, 3) DOTS_CASE(2, 3) DOTS_CASE(1, 4)
         DOTS_CASE(2, 4)
+        /* clang-format on */
     }
 }
 

@@ -2,13 +2,16 @@
  * cnn_gemm_ref over a grid of shapes, transposes, padded leading dims, alpha/beta and NaN in C
  * under beta 0; and, through the test binary's cblas_sgemm (blas_spy.c), that no product
  * OpenBLAS 0.3.21's SkylakeX kernels would run through their small-matrix path reaches it. */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
 #include "blas_spy.h"
 #include "gemm.h"
 #include "gemm_small.h"
 #include "test_util.h"
 
 #include <check.h>
+#include <dlfcn.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -85,16 +88,16 @@ START_TEST(test_small_kernels_match_reference_over_shape_grid)
                 for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++, cases++) {
                     int pad = (int)(cases % 3 == 0 ? 0 : cases % 5);
                     float alpha = alphas[cases % 3], beta = betas[cases / 3 % 3];
-                    long bad = small_case(IMPLS[f].fn, ta, tb, Ms[mi], Ns[ni], Ks[ki], pad,
-                                          alpha, beta);
+                    long bad =
+                        small_case(IMPLS[f].fn, ta, tb, Ms[mi], Ns[ni], Ks[ki], pad, alpha, beta);
                     if (bad && bad_cases++ < 5)
                         printf("gemm_small: %s ta=%d tb=%d %dx%dx%d pad=%d alpha=%g beta=%g: "
                                "%ld bad elements\n",
                                IMPLS[f].name, ta, tb, Ms[mi], Ns[ni], Ks[ki], pad, alpha, beta,
                                bad);
                 }
-    printf("gemm_small ta=%d tb=%d: %ld cases (%d impls, AVX2 %s), %ld off the reference\n", ta,
-           tb, cases, N_IMPLS, cnn_gemm_small_vectorised() ? "yes" : "no", bad_cases);
+    printf("gemm_small ta=%d tb=%d: %ld cases (%d impls, AVX2 %s), %ld off the reference\n", ta, tb,
+           cases, N_IMPLS, cnn_gemm_small_vectorised() ? "yes" : "no", bad_cases);
     ck_assert_int_eq(bad_cases, 0);
 }
 END_TEST
@@ -103,9 +106,8 @@ END_TEST
  * blocks add to what the first wrote with beta; M * N * K stays under the BLAS threshold. */
 START_TEST(test_small_kernels_block_long_k)
 {
-    static const int shapes[][3] = {{5, 17, 600},  {7, 3, 2100}, {9, 1, 4500},
-                                    {2, 4, 5000},  {13, 9, 300}, {1, 2, 9000},
-                                    {3, 33, 1000}, {8, 2, 1030}};
+    static const int shapes[][3] = {{5, 17, 600}, {7, 3, 2100}, {9, 1, 4500},  {2, 4, 5000},
+                                    {13, 9, 300}, {1, 2, 9000}, {3, 33, 1000}, {8, 2, 1030}};
     lcg_state = 31337u + (unsigned)_i;
     const int ta = _i & 1, tb = _i >> 1 & 1;
     long bad_cases = 0;
@@ -116,8 +118,8 @@ START_TEST(test_small_kernels_block_long_k)
                                   (int)s % 3, 1.0f, beta);
             if (bad) {
                 bad_cases++;
-                printf("gemm_small: %s ta=%d tb=%d %dx%dx%d: %ld bad elements\n", IMPLS[f].name,
-                       ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], bad);
+                printf("gemm_small: %s ta=%d tb=%d %dx%dx%d: %ld bad elements\n", IMPLS[f].name, ta,
+                       tb, shapes[s][0], shapes[s][1], shapes[s][2], bad);
             }
         }
     ck_assert_int_eq(bad_cases, 0);
@@ -147,13 +149,57 @@ START_TEST(test_openblas_small_path_rule_matches_traced_shapes)
 }
 END_TEST
 
+/* The rule as read from the source against the permit function of the OpenBLAS this binary
+ * runs (Debian's DYNAMIC_ARCH build exports every core's): the SkylakeX and CooperLake ones
+ * agree with it on a grid of 108,000 shapes, Haswell's and Zen's refuse every shape.  A
+ * library without these symbols, or with another rule, fails here: blas_spy.c is then out
+ * of date.  Registered only on CPUs with AVX (the SkylakeX build of it uses VEX code). */
+START_TEST(test_openblas_small_path_rule_matches_the_library)
+{
+    typedef int (*permit_fn)(int, int, long, long, long, float, float);
+    static const char *const names[] = {
+        "sgemm_small_matrix_permit_SKYLAKEX", "sgemm_small_matrix_permit_COOPERLAKE",
+        "sgemm_small_matrix_permit_HASWELL", "sgemm_small_matrix_permit_ZEN"};
+    permit_fn fn[4];
+    for (int i = 0; i < 4; i++) {
+        fn[i] = (permit_fn)(uintptr_t)dlsym(RTLD_DEFAULT, names[i]);
+        ck_assert_msg(fn[i] != NULL, "libopenblas has no %s", names[i]);
+    }
+    static const long v[] = {1,   2,   3,   4,   5,   7,   8,   9,    15,   16,
+                             17,  24,  31,  32,  33,  40,  63,  64,   65,   99,
+                             100, 101, 127, 128, 129, 200, 333, 1000, 1201, 5000};
+    const int nv = (int)(sizeof v / sizeof v[0]);
+    long shapes = 0, differ = 0, permitted = 0, other = 0;
+    for (int t = 0; t < 4; t++)
+        for (int a = 0; a < nv; a++)
+            for (int b = 0; b < nv; b++)
+                for (int c = 0; c < nv; c++, shapes++) {
+                    int ta = t & 1, tb = t >> 1,
+                        want = blas_spy_small_permit(ta, tb, v[a], v[b], v[c]);
+                    int sk = fn[0](ta, tb, v[a], v[b], v[c], 1.0f, 0.0f) != 0;
+                    int cl = fn[1](ta, tb, v[a], v[b], v[c], 1.0f, 0.5f) != 0;
+                    differ += sk != want || cl != want;
+                    permitted += sk;
+                    other += fn[2](ta, tb, v[a], v[b], v[c], 1.0f, 0.0f) != 0;
+                    other += fn[3](ta, tb, v[a], v[b], v[c], 1.0f, 0.0f) != 0;
+                }
+    printf("gemm_small: OpenBLAS's SkylakeX permit on %ld shapes: %ld permitted, %ld differ from "
+           "blas_spy's rule; Haswell/Zen permit %ld\n",
+           shapes, permitted, differ, other);
+    ck_assert_int_eq(differ, 0);
+    ck_assert_int_gt(permitted, 0);
+    ck_assert_int_eq(other, 0);
+}
+END_TEST
+
 /* cnn_gemm keeps every product the permit would let through away from OpenBLAS, on every
  * core type, and hands larger ones to it (so the spy is live). */
 START_TEST(test_small_products_never_reach_openblas)
 {
-    static const int shapes[][3] = {{4, 35, 36},  {120, 1, 400},  {100, 100, 100}, {6, 784, 25},
-                                    {16, 100, 150}, {1000, 1, 512}, {64, 196, 64},  {30, 40, 32},
-                                    {100, 100, 101}, {64, 3136, 27}, {512, 8, 512},  {16, 800, 150}};
+    static const int shapes[][3] = {{4, 35, 36},    {120, 1, 400},  {100, 100, 100},
+                                    {6, 784, 25},   {16, 100, 150}, {1000, 1, 512},
+                                    {64, 196, 64},  {30, 40, 32},   {100, 100, 101},
+                                    {64, 3136, 27}, {512, 8, 512},  {16, 800, 150}};
     lcg_state = 7u;
     long to_blas = 0;
     for (int t = 0; t < 4; t++)
@@ -186,6 +232,9 @@ Suite *gemm_small_suite(void)
     tcase_add_loop_test(tc, test_small_kernels_block_long_k, 0, 4);
     tcase_add_test(tc, test_openblas_small_path_rule_matches_traced_shapes);
     tcase_add_test(tc, test_small_products_never_reach_openblas);
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx"))
+        tcase_add_test(tc, test_openblas_small_path_rule_matches_the_library);
     suite_add_tcase(s, tc);
     return s;
 }
