@@ -110,6 +110,12 @@ void cnn_gemm_small_portable(int trans_a, int trans_b, int M, int N, int K, floa
 /* ---- AVX2 + FMA ---------------------------------------------------------------------- */
 
 #define AVX2 __attribute__((target("avx2,fma")))
+/* The register kernels: AVX2 and not instrumented by sanitizers, which would make them
+ * 12-18x slower (accumulators and addresses checked at every step) and the sanitizer test
+ * runs time out.  Their reads stay inside the rows and panels the instrumented drivers
+ * (gemm_tiles, gemm_dots, pack_panel) compute and pack, and every store is masked to the
+ * columns that exist; the gemm_small suite checks results and padding around C. */
+#define KERNEL __attribute__((target("avx2,fma"), no_sanitize("address", "undefined", "thread")))
 /* Loops over tile rows and columns run a constant count once inlined: unroll them fully so
  * the accumulators stay in registers (-O2 alone keeps them in memory). */
 #define UNROLL _Pragma("GCC unroll 8")
@@ -122,12 +128,12 @@ enum {
 };
 
 /* All-ones in the first n lanes (n <= 0: none, n >= 8: all). */
-AVX2 INLINE __m256i lanes(int n)
+KERNEL INLINE __m256i lanes(int n)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-AVX2 INLINE float hsum(__m256 v)
+KERNEL INLINE float hsum(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -139,9 +145,9 @@ AVX2 INLINE float hsum(__m256 v)
  * product over kc of op(A) rows at a (row stride ars, k stride acs) and b (kc rows of at least
  * 8*nv floats, row stride brs) + beta * C.  mr and nv are constants after inlining, so acc
  * lives in registers: 12 accumulators + 2 B vectors + 1 broadcast at 6 x 16. */
-AVX2 INLINE void tile(int mr, int nv, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
-                      const float *b, ptrdiff_t brs, float alpha, float beta, float *c,
-                      ptrdiff_t ldc, __m256i m0, __m256i m1)
+KERNEL INLINE void tile(int mr, int nv, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
+                        const float *b, ptrdiff_t brs, float alpha, float beta, float *c,
+                        ptrdiff_t ldc, __m256i m0, __m256i m1)
 {
     __m256 acc[MR][2];
     const float *ar[MR];
@@ -183,11 +189,13 @@ AVX2 INLINE void tile(int mr, int nv, int kc, const float *a, ptrdiff_t ars, ptr
         tile(r, v, kc, a, ars, acs, b, brs, alpha, beta, c, ldc, m0, m1);                          \
         break;
 
-/* tile() with mr (1..MR) and nv (1..2) turned into constants. */
-AVX2 static void tile_any(int mr, int nv, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
-                          const float *b, ptrdiff_t brs, float alpha, float beta, float *c,
-                          ptrdiff_t ldc, __m256i m0, __m256i m1)
+/* tile() for w (1..NR) columns, mr (1..MR) and the vector count turned into constants. */
+KERNEL static void tile_any(int mr, int w, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
+                            const float *b, ptrdiff_t brs, float alpha, float beta, float *c,
+                            ptrdiff_t ldc)
 {
+    const int nv = w > 8 ? 2 : 1;
+    const __m256i m0 = lanes(w), m1 = lanes(w - 8);
     switch (mr * 2 + nv - 1) {
         /* clang-format off */
         TILE_CASE(1, 1) TILE_CASE(1, 2) TILE_CASE(2, 1) TILE_CASE(2, 2) TILE_CASE(3, 1)
@@ -232,12 +240,10 @@ AVX2 static void gemm_tiles(int M, int N, int K, float alpha, struct view a, str
                 panel = bp;
                 brs = NR;
             }
-            const int nv = w > 8 ? 2 : 1;
-            const __m256i m0 = lanes(w), m1 = lanes(w - 8);
             for (int i0 = 0; i0 < M; i0 += MR) {
                 const int mr = M - i0 < MR ? M - i0 : MR;
-                tile_any(mr, nv, kc, a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, panel, brs, alpha, be,
-                         C + i0 * ldc + j0, ldc, m0, m1);
+                tile_any(mr, w, kc, a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, panel, brs, alpha, be,
+                         C + i0 * ldc + j0, ldc);
             }
         }
     }
@@ -245,8 +251,8 @@ AVX2 static void gemm_tiles(int M, int N, int K, float alpha, struct view a, str
 
 /* C (nr rows x n columns) = alpha * dot products over kc of nr contiguous op(A) rows (row
  * stride lda) with n packed op(B) columns at bt (stride KD, zero beyond kc) + beta * C. */
-AVX2 INLINE void dots(int nr, int n, int kc, const float *a, ptrdiff_t lda, const float *bt,
-                      float alpha, float beta, float *c, ptrdiff_t ldc)
+KERNEL INLINE void dots(int nr, int n, int kc, const float *a, ptrdiff_t lda, const float *bt,
+                        float alpha, float beta, float *c, ptrdiff_t ldc)
 {
     __m256 acc[8][4], bv[4];
     UNROLL
@@ -297,8 +303,8 @@ AVX2 INLINE void dots(int nr, int n, int kc, const float *a, ptrdiff_t lda, cons
         break;
 
 /* dots() with nr (1..8) and n (1..4), nr * n <= 8, turned into constants. */
-AVX2 static void dots_any(int nr, int n, int kc, const float *a, ptrdiff_t lda, const float *bt,
-                          float alpha, float beta, float *c, ptrdiff_t ldc)
+KERNEL static void dots_any(int nr, int n, int kc, const float *a, ptrdiff_t lda, const float *bt,
+                            float alpha, float beta, float *c, ptrdiff_t ldc)
 {
     switch ((nr - 1) * 4 + n - 1) {
         /* clang-format off */
