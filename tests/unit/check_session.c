@@ -214,12 +214,11 @@ START_TEST(test_forward_hands_openblas_no_small_kernel_shape)
            "allocating, last %s), %ld allocations\n",
            nets[_i].arch, runs, max_n, calls, small, allocating, last, allocs);
     ck_assert_int_eq(failures, 0);
-    ck_assert_msg(small == 0, "%ld GEMMs would take OpenBLAS's SkylakeX small path, last %s",
-                  small, last);
+    ck_assert_msg(small == 0, "%ld GEMMs would take OpenBLAS's SkylakeX small path, last %s", small,
+                  last);
     ck_assert_int_eq(allocating, 0);
     ck_assert_msg(allocs == 0, "forward allocated %ld times", allocs);
-    if (_i > 0) /* LeNet-5's GEMMs are all small and stay in core */
-        ck_assert_int_gt(calls, 0);
+    ck_assert_int_gt(calls, 0); /* the spy saw the larger GEMMs: it is live */
     cnn_session_destroy(s);
     cnn_model_destroy(m);
 }
