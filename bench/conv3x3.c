@@ -35,6 +35,7 @@ static float *fill(size_t n, unsigned seed)
 
 int main(int argc, char **argv)
 {
+    cnn_gemm_reexec_if_generic(argv); /* the BLAS kernels cnn and cnnd run */
     const int N = argc > 1 ? atoi(argv[1]) : 8, reps = argc > 2 ? atoi(argv[2]) : 7;
     /* C, OC, H = W: ResNet-18 layers 1-4, VGG-16 layers, small and tiny convs */
     static const int shapes[][3] = {{64, 64, 56},   {128, 128, 28}, {256, 256, 14}, {512, 512, 7},

@@ -1,9 +1,12 @@
-/* The only door to BLAS: cnn_gemm() forwards to row-major cblas_sgemm; cnn_gemm_ref() is
- * the plain triple loop the tests compare it with; the thread count is OpenBLAS's. */
+/* The only door to BLAS: cnn_gemm() forwards to row-major cblas_sgemm, small products to
+ * gemm_small.c; cnn_gemm_ref() is the plain triple loop the tests compare it with; the
+ * thread count and the kernel set (core type) are OpenBLAS's. */
 #include "gemm.h"
+#include "gemm_small.h"
 
 #include <cblas.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <unistd.h>
@@ -23,6 +26,16 @@ void cnn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
         return;
     if (K <= 0) {
         scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    /* OpenBLAS 0.3.21 runs products of at most 100^3 multiply-adds through its small-matrix
+     * kernels when the core's permit function agrees, and its SkylakeX permit
+     * (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c) agrees to most of them; the NN
+     * kernel (sgemm_small_kernel_nn_skylakex.c) then mallocs a copy of A's last rows on every
+     * call.  A forward pass must not allocate, and tests must run what production runs on
+     * any CPU, so every such product stays out of OpenBLAS on every core type. */
+    if ((double)M * N * K <= CNN_GEMM_SMALL_MAX_MNK) {
+        cnn_gemm_small(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
@@ -60,6 +73,15 @@ int cnn_gemm_get_threads(void)
 const char *cnn_gemm_backend(void)
 {
     return openblas_get_corename();
+}
+
+char *cnn_gemm_describe(char *buf, int size)
+{
+    const char *env = getenv("OPENBLAS_CORETYPE");
+    if (size > 0)
+        snprintf(buf, (size_t)size, "%s (OPENBLAS_CORETYPE=%s)", openblas_get_corename(),
+                 env ? env : "unset");
+    return buf;
 }
 
 /* OpenBLAS picks its kernels from the CPU model number; on CPUs newer than the library

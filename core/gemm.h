@@ -17,6 +17,10 @@ int cnn_gemm_get_threads(void);
 /* Name of the BLAS kernel set in use (OpenBLAS core name, e.g. "SkylakeX"). */
 const char *cnn_gemm_backend(void);
 
+/* Writes "<core> (OPENBLAS_CORETYPE=<value or unset>)" into buf (size bytes, truncated);
+ * what test binaries print first, so a log says which kernels ran.  Returns buf. */
+char *cnn_gemm_describe(char *buf, int size);
+
 /* When OpenBLAS fell back to generic kernels although the CPU supports AVX2/AVX-512,
  * the OPENBLAS_CORETYPE value that fits this CPU ("SkylakeX", "Haswell"); else NULL.
  * OpenBLAS reads that variable only when it loads, so programs set it and re-exec

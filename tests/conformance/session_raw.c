@@ -5,6 +5,7 @@
  * session_raw --net dag|wide|ranks|kinds|kinds_flat SEED OUT.cnn saves a unit-test network with
  * seeded weights (every layer kind: tests/unit/test_nets.h, test_onnx_nets.h, test_kinds_nets.h).
  */
+#include "gemm.h"
 #include "model.h"
 #include "session.h"
 #include "test_kinds_nets.h"
@@ -69,6 +70,7 @@ static int run_save_net(const char *name, uint64_t seed, const char *out)
 
 int main(int argc, char **argv)
 {
+    cnn_gemm_reexec_if_generic(argv); /* the BLAS kernels cnn and cnnd run */
     if (argc == 5 && strcmp(argv[1], "--net") == 0)
         return run_save_net(argv[2], strtoull(argv[3], NULL, 10), argv[4]);
     if (argc != 6) {

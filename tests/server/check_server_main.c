@@ -2,6 +2,8 @@
  * module's suite can be built and run while the others are still being written: a missing
  * suite prints "not built" and fails the run only when every suite is run (CNN_TEST_SUITE
  * unset) and CNN_SERVER_ALL=1 asks for the complete set. */
+#include "gemm.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +15,13 @@
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    char core[96];
+    cnn_gemm_reexec_if_generic(argv); /* the BLAS kernels cnnd runs, named first */
+    printf("blas core: %s\n", cnn_gemm_describe(core, sizeof core));
+    fflush(stdout);
     const char *only = getenv("CNN_TEST_SUITE");
     if (only && !*only)
         only = NULL;

@@ -2,6 +2,8 @@
  * one, CNN_TEST_SUITE=a,b,c the suites listed.  Suites are weak so that a module's suite can
  * be developed on its own; the list below is the full set and check_main fails when one is
  * missing from the build or a listed name is not a suite. */
+#include "gemm.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,7 @@
     X(model_io_hostile) X(session) X(arch) X(tool) X(train) X(train_workflow)              \
     X(train_driver) X(grad_conv) X(grad_layers) X(dataset) X(durable) X(layer_kind)        \
     X(kinds) X(kinds_net) X(onnx) X(onnx_hostile) X(onnx_kinds) X(onnx_export)        \
-    X(explain) X(onnx_ranks)
+    X(explain) X(onnx_ranks) X(gemm_small)
 /* clang-format on */
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
@@ -59,8 +61,13 @@ static int all_known(const char *list)
     return 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    char core[96];
+    cnn_gemm_reexec_if_generic(argv); /* the BLAS kernels cnn and cnnd run, named first */
+    printf("blas core: %s\n", cnn_gemm_describe(core, sizeof core));
+    fflush(stdout);
     const char *only = getenv("CNN_TEST_SUITE");
     if (only && !all_known(only))
         return 1;

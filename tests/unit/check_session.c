@@ -1,6 +1,9 @@
 /* Session suite: the compiled, batched forward pass against the naive reference, batch
- * independence, concurrent sessions on one shared model, no allocation while running. */
+ * independence, concurrent sessions on one shared model, no allocation while running, and no
+ * GEMM of the shipped small and mid-size nets taking OpenBLAS's allocating small path. */
 #include "alloc_counter.h"
+#include "arch.h"
+#include "blas_spy.h"
 #include "model.h"
 #include "ref_net.h"
 #include "session.h"
@@ -165,6 +168,62 @@ START_TEST(test_forward_makes_no_allocation)
 }
 END_TEST
 
+/* The GEMMs LeNet-5, the CIFAR net and ResNet-18 hand to OpenBLAS at many batch sizes: none
+ * may be one OpenBLAS 0.3.21's SkylakeX kernels run through their small-matrix path (which
+ * mallocs, blas_spy.c), whatever core this machine runs, and (outside sanitizer builds) the
+ * passes allocate nothing here.  ResNet-18 runs a spread of batches, not all 32: its shapes
+ * change with the batch through conv chunking and Winograd tiles. */
+START_TEST(test_forward_hands_openblas_no_small_kernel_shape)
+{
+    static const struct {
+        const char *arch;
+        int batches[8], n_batches, max_n;
+    } nets[] = {
+        {"lenet5", {0}, 0, 32},
+        {"cifar_cnn", {0}, 0, 32},
+        {"resnet18", {1, 2, 3, 4, 7, 8, 16, 32}, 8, 32},
+    };
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    ck_assert_msg(cnn_arch_build(nets[_i].arch, 0, &m, &err) == 0, "%s", err.msg);
+    cnn_model_init_random(m, 1);
+    compiled(m);
+    const int max_n = nets[_i].max_n;
+    struct cnn_session *s = cnn_session_create(m, max_n, &err);
+    ck_assert_msg(s != NULL, "%s", err.msg);
+    float *x = cnn_session_input(s);
+    test_fill(x, (size_t)max_n * image_floats(m), 3);
+    const float *out;
+    ck_assert_int_eq(cnn_session_forward(s, m, x, 1, &out, &err), 0); /* warm BLAS up */
+    const int runs = nets[_i].n_batches ? nets[_i].n_batches : max_n;
+    long calls = blas_spy_calls(), small = blas_spy_small_calls();
+    long allocating = blas_spy_allocating_calls();
+    long allocs = alloc_counter_calls ? alloc_counter_calls() : 0;
+    int failures = 0;
+    for (int r = 0; r < runs; r++) {
+        int n = nets[_i].n_batches ? nets[_i].batches[r] : r + 1;
+        failures += cnn_session_forward(s, m, x, n, &out, &err) != 0;
+    }
+    allocs = alloc_counter_calls ? alloc_counter_calls() - allocs : 0;
+    calls = blas_spy_calls() - calls;
+    small = blas_spy_small_calls() - small;
+    allocating = blas_spy_allocating_calls() - allocating;
+    char last[96];
+    blas_spy_last_small(last, sizeof last);
+    printf("session: %s, %d batches up to %d: %ld GEMMs to OpenBLAS, %ld small-path (%ld "
+           "allocating, last %s), %ld allocations\n",
+           nets[_i].arch, runs, max_n, calls, small, allocating, last, allocs);
+    ck_assert_int_eq(failures, 0);
+    ck_assert_msg(small == 0, "%ld GEMMs would take OpenBLAS's SkylakeX small path, last %s", small,
+                  last);
+    ck_assert_int_eq(allocating, 0);
+    ck_assert_msg(allocs == 0, "forward allocated %ld times", allocs);
+    ck_assert_int_gt(calls, 0); /* the spy saw the larger GEMMs: it is live */
+    cnn_session_destroy(s);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_buffers_are_reused_across_layers)
 {
     struct cnn_model *m = compiled(test_net_dag(2));
@@ -215,5 +274,9 @@ Suite *session_suite(void)
     tcase_add_test(tc, test_buffers_are_reused_across_layers);
     tcase_add_test(tc, test_bad_batch_and_wrong_model_rejected);
     suite_add_tcase(s, tc);
+    TCase *nets = tcase_create("shipped nets");
+    tcase_set_timeout(nets, 300);
+    tcase_add_loop_test(nets, test_forward_hands_openblas_no_small_kernel_shape, 0, 3);
+    suite_add_tcase(s, nets);
     return s;
 }
