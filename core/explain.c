@@ -65,7 +65,7 @@ int cnn_explain_parse_class(const struct cnn_model *m, const char *s)
 
 void cnn_explain_opts_default(struct cnn_explain_opts *o)
 {
-    *o = (struct cnn_explain_opts){CNN_EXPLAIN_GRAD, 25, 0.15f, 1, 0, 0};
+    *o = (struct cnn_explain_opts){CNN_EXPLAIN_GRADINPUT, 25, 0.15f, 1, 0, 0};
 }
 
 struct cnn_explainer *cnn_explainer_create(const struct cnn_model *m, int max_batch,

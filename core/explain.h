@@ -35,7 +35,8 @@ struct cnn_explain_opts {
  * when s is neither (the `class` of `cnn explain` and POST .../explain). */
 int cnn_explain_parse_class(const struct cnn_model *m, const char *s);
 
-/* Defaults as above: gradient, 25 samples, noise 0.15, seed 1, automatic patch. */
+/* Defaults: gradinput (the method that passes make bench-saliency's occlusion check), 25
+ * samples, noise 0.15, seed 1, automatic patch. */
 void cnn_explain_opts_default(struct cnn_explain_opts *o);
 
 struct cnn_explainer;

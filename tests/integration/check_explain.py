@@ -58,8 +58,8 @@ st, hd, body = post("/v1/models/fashion/explain", img)
 j = json.loads(body) if st == 200 else {}
 check(st == 200 and hd.get("Content-Type", "").startswith("application/json"),
       "explain sneaker.png: 200 JSON", "%s %s" % (st, body[:200]))
-check(j.get("label") == "Sneaker" and j.get("class") == 7 and j.get("method") == "grad",
-      "explain: class 7 Sneaker by grad (the top-1)", json.dumps({k: j.get(k) for k in ("class", "label", "method")}))
+check(j.get("label") == "Sneaker" and j.get("class") == 7 and j.get("method") == "gradinput",
+      "explain: class 7 Sneaker by gradinput (the default; the top-1)", json.dumps({k: j.get(k) for k in ("class", "label", "method")}))
 _, _, cbody = post("/v1/models/fashion/classify", img)
 cls_preds = json.loads(cbody)["results"][0]["predictions"]
 check(j.get("predictions") == cls_preds, "explain: top-k equal to /classify's",

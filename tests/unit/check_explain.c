@@ -204,6 +204,7 @@ START_TEST(test_explain_smoothgrad_without_noise_is_the_gradient_map)
     struct cnn_explainer *e = cnn_explainer_create(m, 4, &err);
     struct cnn_explain_opts o;
     cnn_explain_opts_default(&o);
+    o.method = CNN_EXPLAIN_GRAD;
     int cls = -1;
     ck_assert_int_eq(cnn_explain_map(e, x, &cls, &o, a, NULL, &err), 0);
     o.method = CNN_EXPLAIN_SMOOTHGRAD, o.noise = 0.0f, o.samples = 7; /* two batches of 4 */
