@@ -283,10 +283,11 @@ function setupAdmin() {
   };
   $("job-form").onsubmit = (e) => {
     e.preventDefault();
+    // An empty field is left out, so the server's default applies (undefined is not sent).
+    const num = (id) => ($(id).value === "" ? undefined : Number($(id).value));
     const body = {
       dataset: { format: $("job-format").value, path: $("job-path").value },
-      epochs: Number($("job-epochs").value), batch_size: Number($("job-batch").value),
-      learning_rate: Number($("job-lr").value),
+      epochs: num("job-epochs"), batch_size: num("job-batch"), learning_rate: num("job-lr"),
     };
     api(`/admin/v1/models/${encodeURIComponent($("job-model").value)}/finetune`,
         { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
