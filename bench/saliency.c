@@ -55,6 +55,34 @@ static void occluded(struct cnn_explainer *e, const float *x, int hw, const int 
     *logit = lg[cls], *prob = pr[cls];
 }
 
+/* Adds the map's share on the object (raw's nonzero pixels, listed in obj) and in its
+ * bounding box, and their areas, to s; returns the object's pixel count. */
+static int add_mass(const float *map, const uint8_t *raw, int h, int w, int *obj, struct sums *s)
+{
+    const int hw = h * w;
+    int n_obj = 0, y0 = h, y1 = -1, x0 = w, x1 = -1;
+    double total = 0, in = 0, inbox = 0;
+    for (int p = 0; p < hw; p++) {
+        total += map[p];
+        if (raw[p]) {
+            in += map[p], obj[n_obj++] = p;
+            int y = p / w, xx = p % w;
+            y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
+            x0 = xx < x0 ? xx : x0, x1 = xx > x1 ? xx : x1;
+        }
+    }
+    for (int p = 0; p < hw; p++) {
+        int y = p / w, xx = p % w;
+        if (y >= y0 && y <= y1 && xx >= x0 && xx <= x1)
+            inbox += map[p];
+    }
+    s->in_mask += total > 0 ? in / total : 0;
+    s->in_box += total > 0 ? inbox / total : 0;
+    s->area_mask += (double)n_obj / hw;
+    s->area_box += y1 >= y0 ? (double)(y1 - y0 + 1) * (x1 - x0 + 1) / hw : 0;
+    return n_obj;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -106,26 +134,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "saliency: %s\n", err.msg);
                 return 1;
             }
-            int y0 = pp->h, y1 = -1, x0 = pp->w, x1 = -1;
-            double total = 0, in = 0, inbox = 0;
-            for (int p = 0; p < hw; p++) {
-                total += map[p];
-                if (raw[p]) {
-                    in += map[p], obj[n_obj++] = p;
-                    int y = p / pp->w, xx = p % pp->w;
-                    y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
-                    x0 = xx < x0 ? xx : x0, x1 = xx > x1 ? xx : x1;
-                }
-            }
-            for (int p = 0; p < hw; p++) {
-                int y = p / pp->w, xx = p % pp->w;
-                if (y >= y0 && y <= y1 && xx >= x0 && xx <= x1)
-                    inbox += map[p];
-            }
-            s.in_mask += total > 0 ? in / total : 0;
-            s.in_box += total > 0 ? inbox / total : 0;
-            s.area_mask += (double)n_obj / hw;
-            s.area_box += y1 >= y0 ? (double)(y1 - y0 + 1) * (x1 - x0 + 1) / hw : 0;
+            n_obj = add_mass(map, raw, pp->h, pp->w, obj, &s);
             float l0, p0, l1, p1;
             occluded(e, x, hw, idx, 0, black, cls, K, &l0, &p0);
             for (int p = 0; p < hw; p++)
