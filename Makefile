@@ -1,7 +1,8 @@
 # cnnd build.  `make test` installs what the tests need, builds and runs them.
-# Targets: all, run, test (= deps + check), check (unit, server-unit, itest, conformance-data),
+# Targets: all, run, test (= deps + check), check (unit, server-unit, itest, conformance-data, fuzz-replay),
 # san (ASan+UBSan, then TSan), conformance (cnnd vs ONNX Runtime: torchvision's models through
-# /v2, and ONNX export; not in check), bench, bench-server, bench-train, model, clean, format, deps.
+# /v2, and ONNX export; not in check), bench, bench-server, bench-train, model, clean, format, deps,
+# fuzz, fuzz-replay (in check), soak, faults (docs/fuzzing.md).
 comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
@@ -212,6 +213,14 @@ fuzz:
 	OPENBLAS_NUM_THREADS=1 bash tests/fuzz/run.sh build-address-undefined-fuzzer-no-link/fuzz \
 	    $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 -include $(FUZZ_OBJ:.o=.d)
+
+# Not in `make test` (minutes, root for the tmpfs): a mixed-load soak of SOAK_SECONDS
+# (default 600) and fault injection while a fine-tune job publishes (KILL_ROUNDS kill -9 rounds).
+.PHONY: soak faults
+soak: $(CNN) $(CNND) $(LOADGEN)
+	CNN=$(CNN) CNND=$(CNND) LOADGEN=$(LOADGEN) SOAK_SECONDS=$(or $(SOAK_SECONDS),600) bash tests/soak/soak.sh
+faults: $(CNN) $(CNND)
+	CNN=$(CNN) CNND=$(CNND) KILL_ROUNDS=$(or $(KILL_ROUNDS),100) bash tests/soak/faults.sh
 
 clean:
 	rm -rf build build-*
