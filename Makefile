@@ -197,6 +197,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR    := $(BUILD)/fuzz
 FUZZ_BINS   := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_OBJ    := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(BUILD)/tests/fuzz/replay.o
+.SECONDARY: $(FUZZ_OBJ)
 $(BUILD)/tests/fuzz/%.o: ALL_CFLAGS += $(SERVER_CFLAGS) -Iserver
 $(FUZZ_DIR)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(if $(FUZZ_LIBFUZZER),,$(BUILD)/tests/fuzz/replay.o) \
                     $(LIBCNND) $(LIBCNN)

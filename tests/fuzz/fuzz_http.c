@@ -6,7 +6,7 @@
  * handles come from a link-time wrapper of MHD_start_daemon (-Wl,--wrap), so listener.c is
  * used unchanged.  Input: byte 0 picks the port (even: inference, odd: admin, whose token is
  * "fuzz-admin-token-0123456789"), the rest is written as sent by a client.  The reply is
- * read until a whole response arrived (then the client half-closes) or 50 ms pass idle; a
+ * read until a whole response arrived (then the client half-closes) or 25 ms pass idle; a
  * connection still open 10 s after the half-close, or a 500 reply, aborts.  After an admin
  * input the model is activated again (no pin, not unloaded). */
 #define _GNU_SOURCE /* memmem */
@@ -253,7 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         int64_t t = now_ms();
         if (!half_closed && off >= size &&
-            (response_complete(buf, got) || t - last >= 50)) {
+            (response_complete(buf, got) || t - last >= 25)) {
             shutdown(sv[0], SHUT_WR);
             half_closed = 1;
             closed_at = t;

@@ -23,7 +23,7 @@ static inline int fuzz_add(struct cnn_model *m, struct cnn_layer_desc d, int in0
 static inline int fuzz_finish(struct cnn_model *m, int classes, unsigned seed,
                               struct cnn_err *err)
 {
-    char text[16][8];
+    char text[16][16];
     const char *labels[16];
     for (int i = 0; i < classes && i < 16; i++) {
         snprintf(text[i], sizeof text[i], "c%d", i);
