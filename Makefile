@@ -1,8 +1,9 @@
 # cnnd build.  `make test` installs what the tests need, builds and runs them.
-# Targets: all, run, test (= deps + check), check (unit, server-unit, itest, conformance-data),
+# Targets: all, run, test (= deps + check), check (unit, server-unit, itest, conformance-data, fuzz-replay),
 # san (ASan+UBSan, then TSan), conformance (cnnd vs ONNX Runtime: torchvision's models through
 # /v2, and ONNX export; not in check), bench, bench-server, bench-train, model, clean, format, deps,
-# demo-data (Fashion-MNIST into the data root), readme-test.
+# demo-data (Fashion-MNIST into the data root), readme-test, test-browser, bench-saliency,
+# fuzz, fuzz-replay (in check), soak, faults (docs/fuzzing.md).
 comma       := ,
 BUILD       := build$(if $(SAN),-$(subst $(comma),-,$(SAN)))
 OPT         ?= $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
@@ -122,7 +123,7 @@ conformance-data: $(CNN)
 	    grep -E '^(FAIL|run)' $(BUILD)/onnx-$$d.txt; test $$rc = 0 || exit 1; \
 	done
 
-check: unit server-unit itest conformance-data
+check: unit server-unit itest conformance-data fuzz-replay
 
 # Peer conformance (not in `make check`: needs ../shared/peers/setup.sh and minutes): each
 # prerequisite compares cnnd with ONNX Runtime on its own set of models.
@@ -172,7 +173,7 @@ run:
 # (thread tests run there too).
 san:
 	@bash .ci/deps.sh test
-	$(MAKE) SAN=address,undefined unit server-unit conformance-data
+	$(MAKE) SAN=address,undefined unit server-unit conformance-data fuzz-replay
 	CNN_TEST_SUITE=session,durable $(MAKE) SAN=thread unit
 	CNN_TEST_SUITE=train,train_workflow $(MAKE) SAN=thread unit
 	$(MAKE) SAN=thread server-unit
@@ -250,6 +251,42 @@ endif
 .PHONY: readme-test
 readme-test: $(CNN) $(CNND)
 	CNN=$(CNN) CNND=$(CNND) bash tests/integration/t_readme.sh
+
+# Fuzz targets (tests/fuzz/, docs/fuzzing.md), one per parser.  fuzz-replay (in `check`, and
+# under ASan+UBSan in `san`) runs every committed corpus and crash input through each target
+# with a plain main (gcc); `make fuzz FUZZ_SECONDS=N` builds them with clang's libFuzzer
+# (ASan+UBSan) and runs each N seconds, printing execs, coverage, crashes and hangs.
+.PHONY: fuzz fuzz-bins fuzz-replay
+FUZZ_TARGETS := image infer multipart jobspec config model onnx http
+FUZZ_SECONDS ?= 60
+FUZZ_DIR    := $(BUILD)/fuzz
+FUZZ_BINS   := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_OBJ    := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(BUILD)/tests/fuzz/replay.o
+.SECONDARY: $(FUZZ_OBJ)
+$(BUILD)/tests/fuzz/%.o: ALL_CFLAGS += $(SERVER_CFLAGS) -Iserver
+$(FUZZ_DIR)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(if $(FUZZ_LIBFUZZER),,$(BUILD)/tests/fuzz/replay.o) \
+                    $(LIBCNND) $(LIBCNN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(if $(FUZZ_LIBFUZZER),-fsanitize=fuzzer,$(BUILD)/tests/fuzz/replay.o) \
+	    $(if $(filter http,$*),-Wl$(comma)--wrap=MHD_start_daemon) $(LIBCNND) $(LIBCNN) \
+	    $(SERVER_LIBS) $(PKG_LIBS)
+fuzz-bins: $(FUZZ_BINS)
+fuzz-replay: $(FUZZ_BINS)
+	@for t in $(FUZZ_TARGETS); do OPENBLAS_NUM_THREADS=1 ./$(FUZZ_DIR)/fuzz_$$t \
+	    tests/fuzz/corpus/$$t tests/fuzz/crashes/$$t || exit 1; done
+fuzz:
+	$(MAKE) CC=clang SAN=address,undefined,fuzzer-no-link FUZZ_LIBFUZZER=1 fuzz-bins
+	OPENBLAS_NUM_THREADS=1 bash tests/fuzz/run.sh build-address-undefined-fuzzer-no-link/fuzz \
+	    $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+-include $(FUZZ_OBJ:.o=.d)
+
+# Not in `make test` (minutes, root for the tmpfs): a mixed-load soak of SOAK_SECONDS
+# (default 600) and fault injection while a fine-tune job publishes (KILL_ROUNDS kill -9 rounds).
+.PHONY: soak faults
+soak: $(CNN) $(CNND) $(LOADGEN)
+	CNN=$(CNN) CNND=$(CNND) LOADGEN=$(LOADGEN) SOAK_SECONDS=$(or $(SOAK_SECONDS),600) bash tests/soak/soak.sh
+faults: $(CNN) $(CNND)
+	CNN=$(CNN) CNND=$(CNND) KILL_ROUNDS=$(or $(KILL_ROUNDS),100) bash tests/soak/faults.sh
 
 clean:
 	rm -rf build build-*

@@ -212,8 +212,8 @@ float *onnx_take_bias(struct onnx_ctx *c, int64_t out)
     if (!c->graph || c->node->n_output != 1 || !c->node->output[0] ||
         !(add = sole_reader(c, c->node->output[0])))
         return NULL;
-    if (strcmp(add->op_type, "Add") != 0 || add->n_input != 2 || !add->input[0] || !add->input[1] ||
-        (add->domain && add->domain[0] && strcmp(add->domain, "ai.onnx") != 0))
+    if (!add->op_type || strcmp(add->op_type, "Add") != 0 || add->n_input != 2 || !add->input[0] ||
+        !add->input[1] || (add->domain && add->domain[0] && strcmp(add->domain, "ai.onnx") != 0))
         return NULL;
     int first = strcmp(add->input[0], c->node->output[0]) == 0;
     const struct onnx_value *v = onnx_value_find(c, add->input[first ? 1 : 0]);
@@ -238,8 +238,8 @@ int onnx_op_hard_sigmoid(struct onnx_ctx *c, const Onnx__NodeProto *n)
     const Onnx__NodeProto *mul;
     if (fabsf(alpha - 1.0f / 6.0f) <= 1e-7f && beta == 0.5f && n->n_input >= 1 && n->input[0] &&
         n->n_output == 1 && n->output[0] && (mul = sole_reader(c, n->output[0])) != NULL &&
-        strcmp(mul->op_type, "Mul") == 0 && mul->n_input == 2 && mul->input[0] && mul->input[1] &&
-        (!mul->domain || !mul->domain[0] || !strcmp(mul->domain, "ai.onnx"))) {
+        mul->op_type && strcmp(mul->op_type, "Mul") == 0 && mul->n_input == 2 && mul->input[0] &&
+        mul->input[1] && (!mul->domain || !mul->domain[0] || !strcmp(mul->domain, "ai.onnx"))) {
         int hs_first = strcmp(mul->input[0], n->output[0]) == 0;
         if (strcmp(mul->input[hs_first ? 1 : 0], n->input[0]) == 0) {
             int rc = onnx_add_act(c, CNN_ACT_HARD_SWISH, 0, 0);

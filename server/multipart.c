@@ -8,9 +8,12 @@
 
 #define BOUNDARY_MAX 70
 
-/* First occurrence of needle (n bytes, n >= 1) in hay[0..len), or NULL (memmem is GNU). */
+/* First occurrence of needle (n bytes, n >= 1) in hay[0..len), or NULL (memmem is GNU).
+ * hay may be NULL when len is 0 (an empty body is never buffered). */
 static const void *find(const void *hay, size_t len, const char *needle, size_t n)
 {
+    if (len < n)
+        return NULL;
     const unsigned char *h = hay, *end = h + len;
     while ((size_t)(end - h) >= n) {
         const unsigned char *p = memchr(h, needle[0], (size_t)(end - h) - n + 1);
