@@ -4,7 +4,8 @@ CLIENTS threads classify IMG continuously while each V=FILE is published into MO
 (the way a trainer does it: written into a temp folder, renamed into place as MODEL_DIR/V)
 followed by SIGHUP; after each publish we wait until answers come from version V.
 Checks: no failed request, every answer equals `cnn predict` of the version it names,
-versions never go backwards on one connection, RSS (VmRSS) after within 10% of before."""
+versions never go backwards on one connection, RSS (VmRSS) from the middle to the end of the
+swaps grows by less than half of what leaking those versions would add (at least 5%)."""
 import json
 import os
 import shutil
@@ -13,7 +14,8 @@ import sys
 import threading
 import time
 
-from itlib import PID, bad, check, client, cnn_predict, done, preds_of, read, same_preds
+from itlib import (PID, bad, check, client, cnn_predict, done, metric_sum, metrics, preds_of, read,
+                   same_preds)
 
 
 def rss_kb():
@@ -22,6 +24,17 @@ def rss_kb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def settled(model):
+    """Waits (under load) until only the live version of model is loaded: old versions are
+    freed once their last request ends, which a fixed sleep may not cover on a busy machine."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if (metric_sum(metrics(), "cnnd_loaded_versions", 'model="%s"' % model) or 0) <= 1:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
 
 
 def publish(model_dir, version, src):
@@ -73,11 +86,15 @@ def main():
     for t in ts:
         t.start()
     time.sleep(1.5)  # warm: every connection and worker has run
-    rss0 = rss_kb()
     probe = client()
     t0 = time.monotonic()
     slow = []
-    for v, f in pubs:
+    half = len(pubs) // 2
+    rss0 = None
+    for i, (v, f) in enumerate(pubs):
+        if i == half:  # the first half warms the allocator up to its steady state
+            settled(model)
+            rss0 = rss_kb()
         publish(model_dir, v, f)
         os.kill(PID, signal.SIGHUP)
         deadline = time.monotonic() + 10
@@ -89,7 +106,7 @@ def main():
         else:
             slow.append(v)
     secs = time.monotonic() - t0
-    time.sleep(1.0)  # old versions drained and freed by now; still under load
+    settled(model)
     rss1 = rss_kb()
     stop.set()
     for t in ts:
@@ -109,9 +126,18 @@ def main():
     check(sum(s["backwards"] for s in stats) == 0,
           "versions never went backwards on a connection")
     check(len(seen) >= len(pubs) // 2, "clients saw %d different versions" % len(seen))
-    check(abs(rss1 - rss0) <= 0.10 * rss0,
-          "RSS %d kB after the swaps within 10%% of %d kB before (%+.1f%%)"
-          % (rss1, rss0, 100.0 * (rss1 - rss0) / rss0))
+    # RSS is compared between the middle and the end of the swaps: a leak grows with every
+    # swap, the allocator's one-time warm-up (new arenas, ~1.5 MB here) does not.  The leak
+    # guarded against is old versions never freed, which would add their files' sizes; the
+    # bound is half that (at least 5%).  t_hotswap.sh also checks that the log says every
+    # replaced version was freed.
+    leak_kb = sum(os.path.getsize(f) for _, f in pubs[half:]) / 1024.0
+    bound = max(0.05 * rss0, 0.5 * leak_kb)
+    check(rss1 - rss0 <= bound,
+          "RSS over the last %d swaps: %d -> %d kB (%+.1f%%), within %d kB (all %d versions "
+          "leaked would add %d kB)" % (len(pubs) - half, rss0, rss1,
+                                        100.0 * (rss1 - rss0) / rss0, bound, len(pubs) - half,
+                                        leak_kb))
     done()
 
 

@@ -15,6 +15,11 @@ write_config batching.max_batch_size=16 batching.max_queue_delay_us=500 \
   batching.instances=1 batching.blas_threads=1
 cnnd_start || finish
 py check_swap fashion "$T/repo/fashion" "$IMG" 16 "${pubs[@]}"
+freed=0
+for v in $(seq 1 20); do
+  grep -qE "model version freed name=fashion version=$v( |\$)" "$T/cnnd.log" && freed=$((freed + 1))
+done
+check [ "$freed" = 20 ] -- "each of the 20 replaced versions was freed (log: model version freed; $freed of 20)"
 
 live_version() {
   curl -s -H 'Content-Type: image/png' --data-binary "@$IMG" "$URL/v1/models/fashion/classify" |
