@@ -7,7 +7,7 @@
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CNND=${CNND:-$ROOT/build/cnnd} LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
-S=${1:-10} ROUNDS=${2:-2} EXPLAIN_C=${EXPLAIN_C:-2} METHOD=${METHOD:-grad}
+S=${1:-10} ROUNDS=${2:-2} EXPLAIN_C=${EXPLAIN_C:-2} METHOD=${METHOD:-gradinput}
 T=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$T"' EXIT
 mkdir -p "$T/repo/fashion/1"
