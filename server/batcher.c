@@ -224,13 +224,13 @@ static void *worker_main(void *arg)
         struct batcher_item *gone = drop_gone(&live, &n_live);
         int64_t compute_ns = 0;
         int status = n_live > 0 ? run_batch(w, live, n_live, split, &compute_ns) : 0;
+        if (b->cfg.on_cores) /* told after taking, before giving back: never above the truth */
+            b->cfg.on_cores(b->cfg.on_batch_arg, -held, split);
         pthread_mutex_lock(&b->mu);
         b->cores_used -= held;
         if (b->head)
             pthread_cond_broadcast(&b->cv); /* cores free for the waiting work */
         pthread_mutex_unlock(&b->mu);
-        if (b->cfg.on_cores)
-            b->cfg.on_cores(b->cfg.on_batch_arg, -held, split);
         if (b->cfg.on_batch)
             b->cfg.on_batch(b->cfg.on_batch_arg, status == 0 ? n_live : 0, compute_ns, n_expired);
         complete_list(expired, CNN_EBUSY);
