@@ -123,8 +123,8 @@ static int run_batch(struct worker *w, struct batcher_item *live, int n, int spl
     const float *probs = NULL;
     struct cnn_err err = {0};
     int64_t t0 = now_ns();
-    int rc = cnn_session_forward_team(w->session, b->model, split ? b->team : NULL, in, n, &probs,
-                                      &err);
+    int rc =
+        cnn_session_forward_team(w->session, b->model, split ? b->team : NULL, in, n, &probs, &err);
     *compute_ns = now_ns() - t0;
     if (rc) {
         log_error("batch forward failed worker=%d batch=%d error=\"%s\"", w->id, n, err.msg);
@@ -202,9 +202,9 @@ static void *worker_main(void *arg)
         struct batcher_item *live, *expired;
         int n_live, n_expired;
         take_batch(b, start, &live, &n_live, &expired, &n_expired);
-        const int split = b->team && b->cores_used == 0 && !b->head &&
-                          (!b->cfg.incoming ||
-                           atomic_load_explicit(b->cfg.incoming, memory_order_relaxed) <= 0);
+        const int split =
+            b->team && b->cores_used == 0 && !b->head &&
+            (!b->cfg.incoming || atomic_load_explicit(b->cfg.incoming, memory_order_relaxed) <= 0);
         const int held = split ? b->cfg.instances : 1;
         b->cores_used += held;
         if (b->head)
@@ -301,7 +301,8 @@ struct batcher *batcher_create(const struct cnn_model *m, const struct batcher_c
         cnn_err_set(err, CNN_ENOMEM, "batcher: out of memory");
         goto fail;
     }
-    const int parts = cfg->split && cfg->instances > 1 && cfg->blas_threads <= 1 ? cfg->instances : 1;
+    const int parts =
+        cfg->split && cfg->instances > 1 && cfg->blas_threads <= 1 ? cfg->instances : 1;
     if (parts > 1 && !(b->team = cnn_workers_create(parts, err)))
         goto fail;
     for (int i = 0; i < cfg->instances; i++) {

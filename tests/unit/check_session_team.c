@@ -20,9 +20,19 @@
 static struct cnn_layer_desc conv_desc(const char *name, int oc, int k, int pad)
 {
     struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = name};
-    d.p.conv = (struct cnn_conv2d){.oc = oc, .kh = k, .kw = k, .sh = 1, .sw = 1, .dh = 1,
-                                   .dw = 1, .pad_t = pad, .pad_l = pad, .pad_b = pad,
-                                   .pad_r = pad, .groups = 1, .has_bias = 1};
+    d.p.conv = (struct cnn_conv2d){.oc = oc,
+                                   .kh = k,
+                                   .kw = k,
+                                   .sh = 1,
+                                   .sw = 1,
+                                   .dh = 1,
+                                   .dw = 1,
+                                   .pad_t = pad,
+                                   .pad_l = pad,
+                                   .pad_b = pad,
+                                   .pad_r = pad,
+                                   .groups = 1,
+                                   .has_bias = 1};
     return d;
 }
 
