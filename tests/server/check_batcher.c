@@ -438,6 +438,19 @@ static void *submit_loop(void *arg)
     return NULL;
 }
 
+/* SUBMITTERS threads each submit their PER_THREAD items of all; returns when all are queued. */
+static void submit_concurrently(struct batcher *b, struct titem *all)
+{
+    struct submitter s[SUBMITTERS];
+    pthread_t th[SUBMITTERS];
+    for (int i = 0; i < SUBMITTERS; i++) {
+        s[i] = (struct submitter){.b = b, .items = all + i * PER_THREAD};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, submit_loop, &s[i]), 0);
+    }
+    for (int i = 0; i < SUBMITTERS; i++)
+        pthread_join(th[i], NULL);
+}
+
 START_TEST(test_concurrent_submitters_each_item_completed_once)
 {
     struct cnn_model *m = stm_model(6);
@@ -452,14 +465,7 @@ START_TEST(test_concurrent_submitters_each_item_completed_once)
         titem_init(&all[i], &c, 1000 + (uint64_t)(i % POOL));
     for (int k = 0; k < POOL; k++)
         stm_forward_one(m, all[k].in, ref[k]);
-    struct submitter s[SUBMITTERS];
-    pthread_t th[SUBMITTERS];
-    for (int i = 0; i < SUBMITTERS; i++) {
-        s[i] = (struct submitter){.b = b, .items = all + i * PER_THREAD};
-        ck_assert_int_eq(pthread_create(&th[i], NULL, submit_loop, &s[i]), 0);
-    }
-    for (int i = 0; i < SUBMITTERS; i++)
-        pthread_join(th[i], NULL);
+    submit_concurrently(b, all);
     wait_done(&c, SUBMITTERS * PER_THREAD);
     batcher_destroy(b);
     ck_assert_int_eq(c.done, SUBMITTERS * PER_THREAD);
@@ -514,6 +520,19 @@ START_TEST(test_bad_config_and_bad_items_rejected)
 }
 END_TEST
 
+/* Submits n items, each after the one before completed (the queue is then always short). */
+static void submit_one_by_one(struct batcher *b, struct collector *c, struct titem *t, int n,
+                              uint64_t seed)
+{
+    struct cnn_err err = {0};
+    for (int i = 0; i < n; i++) {
+        titem_init(&t[i], c, seed + (uint64_t)i);
+        struct batcher_item *one = &t[i].it;
+        ck_assert_int_eq(batcher_submit(b, &one, 1, &err), 0);
+        wait_done(c, i + 1);
+    }
+}
+
 /* split on, 2 instances, items one at a time: every batch finds the queue short and runs on
  * the team of both cores, with the single-image results. */
 START_TEST(test_split_lone_items_run_on_every_core)
@@ -526,13 +545,7 @@ START_TEST(test_split_lone_items_run_on_every_core)
     cfg.on_cores = on_cores;
     struct batcher *b = make_batcher(m, &cfg);
     struct titem t[6];
-    struct cnn_err err = {0};
-    for (int i = 0; i < 6; i++) {
-        titem_init(&t[i], &c, 300 + (uint64_t)i);
-        struct batcher_item *one = &t[i].it;
-        ck_assert_int_eq(batcher_submit(b, &one, 1, &err), 0);
-        wait_done(&c, i + 1);
-    }
+    submit_one_by_one(b, &c, t, 6, 300);
     batcher_destroy(b);
     ck_assert_int_eq(c.n_split, 6);
     ck_assert_int_eq(c.n_single, 0);
@@ -559,14 +572,7 @@ START_TEST(test_split_never_holds_more_cores_than_instances)
     ck_assert(all != NULL);
     for (int i = 0; i < SUBMITTERS * PER_THREAD; i++)
         titem_init(&all[i], &c, 2000 + (uint64_t)i);
-    struct submitter s[SUBMITTERS];
-    pthread_t th[SUBMITTERS];
-    for (int i = 0; i < SUBMITTERS; i++) {
-        s[i] = (struct submitter){.b = b, .items = all + i * PER_THREAD};
-        ck_assert_int_eq(pthread_create(&th[i], NULL, submit_loop, &s[i]), 0);
-    }
-    for (int i = 0; i < SUBMITTERS; i++)
-        pthread_join(th[i], NULL);
+    submit_concurrently(b, all);
     wait_done(&c, SUBMITTERS * PER_THREAD);
     batcher_destroy(b);
     ck_assert_int_eq(c.computed, SUBMITTERS * PER_THREAD);
@@ -594,13 +600,7 @@ START_TEST(test_split_off_runs_every_batch_alone)
         cfg.on_cores = on_cores;
         struct batcher *b = make_batcher(m, &cfg);
         struct titem t[3];
-        struct cnn_err err = {0};
-        for (int i = 0; i < 3; i++) {
-            titem_init(&t[i], &c, 400 + (uint64_t)i);
-            struct batcher_item *one = &t[i].it;
-            ck_assert_int_eq(batcher_submit(b, &one, 1, &err), 0);
-            wait_done(&c, i + 1);
-        }
+        submit_one_by_one(b, &c, t, 3, 400);
         batcher_destroy(b);
         ck_assert_int_eq(c.n_split, 0);
         ck_assert_int_eq(c.n_single, 3);

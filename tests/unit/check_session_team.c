@@ -9,6 +9,7 @@
 #include "ref_net.h"
 #include "session.h"
 #include "test_nets.h"
+#include "test_train.h"
 #include "workers.h"
 
 #include <check.h>
@@ -16,25 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static struct cnn_layer_desc conv_desc(const char *name, int oc, int k, int pad)
-{
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = name};
-    d.p.conv = (struct cnn_conv2d){.oc = oc,
-                                   .kh = k,
-                                   .kw = k,
-                                   .sh = 1,
-                                   .sw = 1,
-                                   .dh = 1,
-                                   .dw = 1,
-                                   .pad_t = pad,
-                                   .pad_l = pad,
-                                   .pad_b = pad,
-                                   .pad_r = pad,
-                                   .groups = 1,
-                                   .has_bias = 1};
-    return d;
-}
 
 /* A late-stage shape: 5x5 maps with many channels, so that at batch 1 the im2col convs
  * split over output channels (5 rows < 4 per thread) while a 3x3 conv of 16+ channels runs
@@ -45,10 +27,10 @@ static struct cnn_model *late_net(void)
     struct cnn_err err = {0};
     struct cnn_model *m = cnn_model_create(&pp, &err);
     ck_assert_msg(m != NULL, "%s", err.msg);
-    add(m, conv_desc("wino", 48, 3, 1));
+    add(m, conv("wino", 48, 3, 1, 1, CNN_ACT_NONE));
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .name = "r1", .p.act = {CNN_ACT_RELU}});
-    int a = add(m, conv_desc("c5x5", 64, 5, 2)); /* im2col, 48 * 25 deep */
-    int b = add(m, conv_desc("pw", 64, 1, 0));   /* pointwise */
+    int a = add(m, conv("c5x5", 64, 5, 2, 1, CNN_ACT_NONE)); /* im2col, 48 * 25 deep */
+    int b = add(m, conv("pw", 64, 1, 0, 1, CNN_ACT_NONE));   /* pointwise */
     int ab[2] = {a, b};
     add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "sum"}, 2, ab));
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .name = "r2", .p.act = {CNN_ACT_TANH}});
