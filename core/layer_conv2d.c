@@ -294,16 +294,29 @@ static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const s
         cnn_conv2d_forward(r->out, r->in[0], op->w, op->b, r->col, &op->conv, r->n);
 }
 
-/* Winograd: tile rows.  im2col: output rows, or output channels (each part then unrolls
- * the whole input itself) when there are too few rows to share, as in a late ResNet stage
- * at batch 1 (7 rows).  Depthwise: part 0 alone (its direct kernel is cheap). */
+/* Output rows (Winograd: tile rows), or output channels when there are fewer than 4 rows
+ * per part, as in a late ResNet stage at batch 1 (7 rows, 4 tile rows): each part then
+ * unrolls or transforms the whole input itself but reads only its share of the weights.
+ * Depthwise: part 0 alone (its direct kernel is cheap). */
+static int split_channels(const struct cnn_conv2d *p, int rows, int parts)
+{
+    return p->groups == 1 && rows < 4 * parts && p->oc >= 16 * parts;
+}
+
 static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
                           const struct cnn_op_run *r, int part, int parts)
 {
     const struct cnn_conv2d *p = &op->conv;
     size_t lo, hi;
     if (op->u) {
-        cnn_part_range((size_t)r->n * (size_t)((p->oh + 1) / 2), part, parts, &lo, &hi);
+        const int tile_rows = r->n * ((p->oh + 1) / 2);
+        if (split_channels(p, tile_rows, parts)) {
+            cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);
+            cnn_conv2d_winograd_channels(r->out, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
+                                         (int)hi);
+            return;
+        }
+        cnn_part_range((size_t)tile_rows, part, parts, &lo, &hi);
         if (hi > lo)
             cnn_conv2d_winograd_rows(r->out, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
                                      (int)hi, 0);
@@ -315,7 +328,7 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
         return;
     }
     const int rows = r->n * p->oh;
-    if (p->groups == 1 && rows < 4 * parts && p->oc >= 16 * parts) {
+    if (split_channels(p, rows, parts)) {
         const size_t kdim = (size_t)p->c * p->kh * p->kw, cols = (size_t)rows * p->ow;
         struct cnn_conv2d q = *p;
         cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);
