@@ -158,6 +158,17 @@ static void act_run(const struct cnn_model *m, const struct cnn_op *op, const st
     cnn_act_apply(r->out, count, &op->act);
 }
 
+static void act_run_part(const struct cnn_model *m, const struct cnn_op *op,
+                         const struct cnn_op_run *r, int part, int parts)
+{
+    const struct cnn_layer *il = &m->layers[op->inputs[0]];
+    size_t lo, hi;
+    cnn_part_range((size_t)il->c * il->h * il->w * (size_t)r->n, part, parts, &lo, &hi);
+    if (r->out != r->in[0])
+        memcpy(r->out + lo, r->in[0] + lo, (hi - lo) * sizeof(float));
+    cnn_act_apply(r->out + lo, hi - lo, &op->act);
+}
+
 static int act_train_forward(const struct train_fwd_job *job, int part, int parts,
                              struct cnn_err *err)
 {
@@ -188,6 +199,7 @@ const struct cnn_layer_kind_ops cnn_kind_act = {
     .plan = act_plan,
     .in_place = 1,
     .run = act_run,
+    .run_part = act_run_part,
     .train_forward = act_train_forward,
     .train_backward = act_train_backward,
 };

@@ -294,6 +294,54 @@ static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const s
         cnn_conv2d_forward(r->out, r->in[0], op->w, op->b, r->col, &op->conv, r->n);
 }
 
+/* Output rows (Winograd: tile rows), or output channels when there are fewer than 4 rows
+ * per part, as in a late ResNet stage at batch 1 (7 rows, 4 tile rows): each part then
+ * unrolls or transforms the whole input itself but reads only its share of the weights.
+ * Depthwise: part 0 alone (its direct kernel is cheap). */
+static int split_channels(const struct cnn_conv2d *p, int rows, int parts)
+{
+    return p->groups == 1 && rows < 4 * parts && p->oc >= 16 * parts;
+}
+
+static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
+                          const struct cnn_op_run *r, int part, int parts)
+{
+    const struct cnn_conv2d *p = &op->conv;
+    size_t lo, hi;
+    if (op->u) {
+        const int tile_rows = r->n * ((p->oh + 1) / 2);
+        if (split_channels(p, tile_rows, parts)) {
+            cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);
+            cnn_conv2d_winograd_channels(r->out, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
+                                         (int)hi);
+            return;
+        }
+        cnn_part_range((size_t)tile_rows, part, parts, &lo, &hi);
+        if (hi > lo)
+            cnn_conv2d_winograd_rows(r->out, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
+                                     (int)hi, 0);
+        return;
+    }
+    if (cnn_conv2d_is_depthwise(p)) {
+        if (part == 0)
+            conv_run(m, op, r);
+        return;
+    }
+    const int rows = r->n * p->oh;
+    if (split_channels(p, rows, parts)) {
+        const size_t kdim = (size_t)p->c * p->kh * p->kw, cols = (size_t)rows * p->ow;
+        struct cnn_conv2d q = *p;
+        cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);
+        q.oc = (int)(hi - lo);
+        cnn_conv2d_forward_rows(r->out + lo * cols, r->in[0], op->w + lo * kdim,
+                                op->b ? op->b + lo : NULL, r->col, &q, r->n, 0, rows);
+        return;
+    }
+    cnn_part_range((size_t)rows, part, parts, &lo, &hi);
+    if (hi > lo)
+        cnn_conv2d_forward_rows(r->out, r->in[0], op->w, op->b, r->col, p, r->n, (int)lo, (int)hi);
+}
+
 static size_t max_size(size_t a, size_t b)
 {
     return a > b ? a : b;
@@ -461,6 +509,7 @@ const struct cnn_layer_kind_ops cnn_kind_conv2d = {
     .plan = conv_plan,
     .scratch_floats = conv_scratch,
     .run = conv_run,
+    .run_part = conv_run_part,
     .train_alloc = conv_train_alloc,
     .train_prepare = conv_train_prepare,
     .train_forward = conv_train_forward,

@@ -91,6 +91,20 @@ static void dense_run(const struct cnn_model *m, const struct cnn_op *op,
     cnn_dense_forward(r->out, r->in[0], op->w, op->b, &op->dense, r->n);
 }
 
+/* Output features [lo, hi) of part: rows of w, b and out. */
+static void dense_run_part(const struct cnn_model *m, const struct cnn_op *op,
+                           const struct cnn_op_run *r, int part, int parts)
+{
+    (void)m;
+    struct cnn_dense q = op->dense;
+    size_t lo, hi;
+    cnn_part_range((size_t)q.out, part, parts, &lo, &hi);
+    q.out = (int)(hi - lo);
+    if (q.out > 0)
+        cnn_dense_forward(r->out + lo * (size_t)r->n, r->in[0], op->w + lo * (size_t)q.in,
+                          op->b ? op->b + lo : NULL, &q, r->n);
+}
+
 /* Output features [lo, hi): rows of w, b and out; without the fused activation. */
 static int dense_train_forward(const struct train_fwd_job *job, int part, int parts,
                                struct cnn_err *err)
@@ -150,6 +164,7 @@ const struct cnn_layer_kind_ops cnn_kind_dense = {
     .init = dense_init,
     .plan = dense_plan,
     .run = dense_run,
+    .run_part = dense_run_part,
     .train_forward = dense_train_forward,
     .train_backward = dense_train_backward,
 };

@@ -103,6 +103,10 @@ struct cnn_layer_kind_ops {
     size_t (*scratch_floats)(const struct cnn_op *op, int max_n); /* session col; NULL: 0 */
     /* The inference forward of one op.  Required (never called for input). */
     void (*run)(const struct cnn_model *m, const struct cnn_op *op, const struct cnn_op_run *r);
+    /* Part `part` of `parts` of run, all parts at once on a worker team, each with its own
+     * r->col (the session's split forward).  NULL: part 0 runs `run`, the others idle. */
+    void (*run_part)(const struct cnn_model *m, const struct cnn_op *op,
+                     const struct cnn_op_run *r, int part, int parts);
 
     /* Trainer: allocates the layer's own train_layer buffers and raises *sz; 0 or -1 (out
      * of memory).  NULL: none. */

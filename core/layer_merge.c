@@ -37,6 +37,18 @@ static void add_run(const struct cnn_model *m, const struct cnn_op *op, const st
                     &op->act);
 }
 
+static void add_run_part(const struct cnn_model *m, const struct cnn_op *op,
+                         const struct cnn_op_run *r, int part, int parts)
+{
+    const struct cnn_layer *il = &m->layers[op->inputs[0]];
+    const float *ins[CNN_MAX_INPUTS];
+    size_t lo, hi;
+    cnn_part_range((size_t)il->c * il->h * il->w * (size_t)r->n, part, parts, &lo, &hi);
+    for (int k = 0; k < op->n_inputs; k++)
+        ins[k] = r->in[k] + lo;
+    cnn_add_forward(r->out + lo, ins, op->n_inputs, hi - lo, &op->act);
+}
+
 /* Element ranges [lo, hi) of every input. */
 static int add_train_forward(const struct train_fwd_job *job, int part, int parts,
                              struct cnn_err *err)
@@ -74,6 +86,7 @@ const struct cnn_layer_kind_ops cnn_kind_add = {
     .plan = add_plan,
     .in_place = 1,
     .run = add_run,
+    .run_part = add_run_part,
     .train_forward = add_train_forward,
     .train_backward = add_train_backward,
 };

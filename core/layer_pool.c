@@ -208,6 +208,23 @@ static void avgpool_run(const struct cnn_model *m, const struct cnn_op *op,
 }
 
 /* Channels [lo, lo + q.c) of part. */
+static void pool_run_part(const struct cnn_model *m, const struct cnn_op *op,
+                          const struct cnn_op_run *r, int part, int parts)
+{
+    const struct cnn_layer *l = &m->layers[op->layer];
+    size_t lo;
+    const struct cnn_pool2d q = train_pool_part(&l->p.pool, part, parts, &lo);
+    const size_t out_chan = (size_t)l->h * l->w * (size_t)r->n;
+    const size_t in_chan = (size_t)q.h * q.w * (size_t)r->n;
+    if (q.c == 0)
+        return;
+    if (l->kind == CNN_LAYER_MAXPOOL)
+        cnn_maxpool_forward(r->out + lo * out_chan, r->in[0] + lo * in_chan, &q, r->n);
+    else
+        cnn_avgpool_forward(r->out + lo * out_chan, r->in[0] + lo * in_chan, &q, r->n);
+}
+
+/* Channels [lo, lo + q.c) of part. */
 static int pool_train_forward(const struct train_fwd_job *job, int part, int parts,
                               struct cnn_err *err)
 {
@@ -247,6 +264,7 @@ const struct cnn_layer_kind_ops cnn_kind_maxpool = {
     .n_fields = (int)(sizeof pool_fields / sizeof pool_fields[0]),
     .infer = pool_infer,
     .run = maxpool_run,
+    .run_part = pool_run_part,
     .train_forward = pool_train_forward,
     .train_backward = pool_train_backward,
 };
@@ -257,6 +275,7 @@ const struct cnn_layer_kind_ops cnn_kind_avgpool = {
     .n_fields = (int)(sizeof pool_fields / sizeof pool_fields[0]),
     .infer = pool_infer,
     .run = avgpool_run,
+    .run_part = pool_run_part,
     .train_forward = pool_train_forward,
     .train_backward = pool_train_backward,
 };

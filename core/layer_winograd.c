@@ -284,21 +284,42 @@ static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, i
     return w;
 }
 
-void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
-                              float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
-                              int t_hi, int accumulate)
+/* Tile rows [t_lo, t_hi) of output channels [oc_lo, oc_hi): the rows and the channels
+ * entry points below.  Chunking and scratch layout follow the whole conv p. */
+static void winograd_range(float *out, const float *inp, const float *u, const float *b,
+                           float *scratch, const struct cnn_conv2d *p, int N, int t_lo, int t_hi,
+                           int oc_lo, int oc_hi, int accumulate)
 {
     struct wino_work w = wino_setup(scratch, p, N);
     const size_t uk = (size_t)p->oc * p->c;
+    struct cnn_conv2d q = *p;
+    q.oc = oc_hi - oc_lo;
+    float *out_q = out + (size_t)oc_lo * N * p->oh * p->ow;
+    const float *b_q = b ? b + oc_lo : NULL, *u_q = u + (size_t)oc_lo * p->c;
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
         const size_t nt = w.d.nt = (size_t)(r1 - r0) * w.d.tw;
         input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d);
         for (int k = 0; k < 16; k++)
-            cnn_gemm(0, 0, p->oc, (int)nt, p->c, 1.0f, u + k * uk, p->c, w.v + k * (size_t)p->c * nt,
-                     (int)nt, 0.0f, w.m + k * (size_t)p->oc * nt, (int)nt);
-        output_transform(out, w.m, b, p, N, r0, r1, &w.d, accumulate);
+            cnn_gemm(0, 0, q.oc, (int)nt, p->c, 1.0f, u_q + k * uk, p->c,
+                     w.v + k * (size_t)p->c * nt, (int)nt, 0.0f, w.m + k * (size_t)q.oc * nt,
+                     (int)nt);
+        output_transform(out_q, w.m, b_q, &q, N, r0, r1, &w.d, accumulate);
     }
+}
+
+void cnn_conv2d_winograd_channels(float *out, const float *inp, const float *u, const float *b,
+                                  float *scratch, const struct cnn_conv2d *p, int N, int oc_lo,
+                                  int oc_hi)
+{
+    winograd_range(out, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), oc_lo, oc_hi, 0);
+}
+
+void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
+                              float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
+                              int t_hi, int accumulate)
+{
+    winograd_range(out, inp, u, b, scratch, p, N, t_lo, t_hi, 0, p->oc, accumulate);
 }
 
 void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,

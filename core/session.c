@@ -8,6 +8,7 @@
 #include "layer_kind.h"
 #include "model_internal.h"
 #include "tensor.h"
+#include "workers.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 struct cnn_session {
     const struct cnn_model *m;
     int max_n;
+    int parts;              /* im2col scratch buffers, one per thread of a split forward */
+    size_t col_stride;      /* floats between them */
     void *block;            /* owns every float buffer below */
     size_t block_bytes;
     float **value_buf;      /* per value id (layer index): its slot, NULL when never stored */
@@ -105,7 +108,7 @@ static size_t col_floats(const struct cnn_model *m, int max_n)
 }
 
 /* Fills sp and returns total floats of the block, or 0 on failure. */
-static size_t layout(const struct cnn_model *m, int max_n, struct slot_plan *sp)
+static size_t layout(const struct cnn_model *m, int max_n, int parts, struct slot_plan *sp)
 {
     int n = m->n_layers;
     sp->value_slot = malloc((size_t)n * sizeof(int));
@@ -118,7 +121,7 @@ static size_t layout(const struct cnn_model *m, int max_n, struct slot_plan *sp)
     size_t total = 0;
     for (int s = 0; s < sp->n_slots; s++)
         total += round16(sp->slot_floats[s]);
-    total += round16(col_floats(m, max_n));
+    total += round16(col_floats(m, max_n)) * (size_t)parts;
     total += round16(value_floats(m, 0, max_n));
     total += round16((size_t)cnn_model_num_classes(m) * (size_t)max_n);
     return total;
@@ -136,13 +139,19 @@ size_t cnn_session_plan(const struct cnn_model *m, int max_n)
     if (!m->compiled || max_n < 1)
         return 0;
     struct slot_plan sp = {0};
-    size_t floats = layout(m, max_n, &sp);
+    size_t floats = layout(m, max_n, 1, &sp);
     free_plan(&sp);
     return floats * sizeof(float);
 }
 
 struct cnn_session *cnn_session_create(const struct cnn_model *m, int max_n,
                                        struct cnn_err *err)
+{
+    return cnn_session_create_parts(m, max_n, 1, err);
+}
+
+struct cnn_session *cnn_session_create_parts(const struct cnn_model *m, int max_n, int parts,
+                                             struct cnn_err *err)
 {
     if (!m->compiled) {
         cnn_err_set(err, CNN_EINVAL, "session: model is not compiled");
@@ -152,13 +161,19 @@ struct cnn_session *cnn_session_create(const struct cnn_model *m, int max_n,
         cnn_err_set(err, CNN_EINVAL, "session: max batch %d out of range 1..65536", max_n);
         return NULL;
     }
+    if (parts < 1 || parts > 256) {
+        cnn_err_set(err, CNN_EINVAL, "session: %d parts out of range 1..256", parts);
+        return NULL;
+    }
     struct cnn_session *s = calloc(1, sizeof *s);
     struct slot_plan sp = {0};
     if (!s)
         goto nomem;
     s->m = m;
     s->max_n = max_n;
-    size_t floats = layout(m, max_n, &sp);
+    s->parts = parts;
+    s->col_stride = round16(col_floats(m, max_n));
+    size_t floats = layout(m, max_n, parts, &sp);
     size_t bytes;
     if (floats == 0 || cnn_mul_size(floats, sizeof(float), &bytes))
         goto nomem;
@@ -179,7 +194,7 @@ struct cnn_session *cnn_session_create(const struct cnn_model *m, int max_n,
         s->value_buf[v] = sp.value_slot[v] >= 0 ? slot_base[sp.value_slot[v]] : NULL;
     free(slot_base);
     s->col = p;
-    p += round16(col_floats(m, max_n));
+    p += s->col_stride * (size_t)parts;
     s->input = p;
     p += round16(value_floats(m, 0, max_n));
     s->probs = p;
@@ -227,17 +242,64 @@ static void run_op(struct cnn_session *s, const struct cnn_model *m, const struc
     cnn_layer_kind_ops(op->kind)->run(m, op, &r);
 }
 
+struct op_split {
+    struct cnn_session *s;
+    const struct cnn_model *m;
+    const struct cnn_op *op;
+    int n;
+};
+
+static void op_part_work(void *ctx, int part, int parts)
+{
+    const struct op_split *j = ctx;
+    const struct cnn_op_run r = {.out = j->s->value_buf[j->op->out],
+                                 .in = j->s->op_in,
+                                 .col = j->s->col + (size_t)part * j->s->col_stride,
+                                 .n = j->n};
+    cnn_layer_kind_ops(j->op->kind)->run_part(j->m, j->op, &r, part, parts);
+}
+
+/* run_op over the team when the kind splits. */
+static void run_op_team(struct cnn_session *s, const struct cnn_model *m,
+                        const struct cnn_op *op, int n, struct cnn_workers *team)
+{
+    if (!cnn_layer_kind_ops(op->kind)->run_part) {
+        run_op(s, m, op, n);
+        return;
+    }
+    for (int j = 0; j < op->n_inputs; j++)
+        s->op_in[j] = s->value_buf[op->inputs[j]];
+    struct op_split job = {.s = s, .m = m, .op = op, .n = n};
+    cnn_workers_run(team, op_part_work, &job);
+}
+
 int cnn_session_forward(struct cnn_session *s, const struct cnn_model *m, const float *images,
                         int n, const float **probs, struct cnn_err *err)
 {
+    return cnn_session_forward_team(s, m, NULL, images, n, probs, err);
+}
+
+int cnn_session_forward_team(struct cnn_session *s, const struct cnn_model *m,
+                             struct cnn_workers *team, const float *images, int n,
+                             const float **probs, struct cnn_err *err)
+{
+    if (cnn_workers_count(team) > s->parts)
+        return cnn_err_set(err, CNN_EINVAL, "session: team of %d threads, scratch for %d",
+                           cnn_workers_count(team), s->parts);
+    if (team && cnn_workers_count(team) == 1)
+        team = NULL;
     if (m != s->m)
         return cnn_err_set(err, CNN_EINVAL, "session: made for another model");
     if (n < 1 || n > s->max_n)
         return cnn_err_set(err, CNN_EINVAL, "session: batch %d outside 1..%d", n, s->max_n);
     const struct cnn_layer *in = &m->layers[0];
     swap_outer(s->value_buf[0], images, n, in->c, (size_t)in->h * (size_t)in->w);
-    for (int k = 0; k < m->n_ops; k++)
-        run_op(s, m, &m->ops[k], n);
+    for (int k = 0; k < m->n_ops; k++) {
+        if (team)
+            run_op_team(s, m, &m->ops[k], n, team);
+        else
+            run_op(s, m, &m->ops[k], n);
+    }
     int v = m->alias_of[m->n_layers - 1];
     const struct cnn_layer *ol = &m->layers[v];
     swap_outer(s->probs, s->value_buf[v], ol->c, n, (size_t)ol->h * (size_t)ol->w);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 struct cnn_session;
+struct cnn_workers;
 
 /* Bytes of session memory a worker needs for batches of up to max_n images. */
 size_t cnn_session_plan(const struct cnn_model *m, int max_n);
@@ -17,6 +18,10 @@ size_t cnn_session_plan(const struct cnn_model *m, int max_n);
 /* Owned by the caller; destroy with cnn_session_destroy(). */
 struct cnn_session *cnn_session_create(const struct cnn_model *m, int max_n,
                                        struct cnn_err *err);
+/* The same with scratch for forward passes split over a team of up to `parts` threads
+ * (1..256; cnn_session_create is parts 1): each thread needs its own im2col buffer. */
+struct cnn_session *cnn_session_create_parts(const struct cnn_model *m, int max_n, int parts,
+                                             struct cnn_err *err);
 void cnn_session_destroy(struct cnn_session *s);
 
 /* Input buffer of the session, (max_n, C, H, W) NCHW: decode images straight into it. */
@@ -27,5 +32,14 @@ float *cnn_session_input(struct cnn_session *s);
  * by s and valid until the next call with s.  Fails only on n outside 1..max_n. */
 int cnn_session_forward(struct cnn_session *s, const struct cnn_model *m, const float *images,
                         int n, const float **probs, struct cnn_err *err);
+
+/* cnn_session_forward with every op whose kind can split (conv, dense, pooling, act, add)
+ * split over the threads of team (core/workers.h), at most the session's parts; the other
+ * ops run on the caller.  Each part calls the single-threaded GEMM, so BLAS must be at one
+ * thread (cnn_gemm_set_threads(1)) or the team oversubscribes the cores.  Same result as
+ * cnn_session_forward to float rounding; a NULL team is cnn_session_forward. */
+int cnn_session_forward_team(struct cnn_session *s, const struct cnn_model *m,
+                             struct cnn_workers *team, const float *images, int n,
+                             const float **probs, struct cnn_err *err);
 
 #endif

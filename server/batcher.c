@@ -9,12 +9,17 @@
  * outputs, on_batch and every done() run with no lock held.  b->mu guards head, tail,
  * depth and closing; everything else is immutable after batcher_create or owned by one
  * worker.  batcher_destroy closes the queue; workers drain it (computing every item) and
- * exit, then destroy joins them. */
+ * exit, then destroy joins them.
+ * Cores (cfg.split): b->mu also guards cores_used.  A worker takes a batch only while a
+ * core is free and holds one for it -- or all `instances` of them when nothing else runs,
+ * nothing is left queued and nothing is on its way: it then runs the batch on b->team,
+ * which only the holder of every core may drive (one caller at a time). */
 #include "batcher.h"
 
 #include "gemm.h"
 #include "log.h"
 #include "session.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -43,6 +48,8 @@ struct batcher {
     int closing;
     int n_workers; /* threads started */
     struct worker *workers;
+    struct cnn_workers *team; /* instances threads when split, else NULL */
+    int cores_used;           /* of cfg.instances, held by running batches */
 };
 
 static int64_t now_ns(void)
@@ -105,7 +112,8 @@ static void take_batch(struct batcher *b, int64_t now, struct batcher_item **liv
 
 /* Packs the live items into the session input, runs one forward pass, copies each row out.
  * No lock held.  Returns 0 or the forward pass's error code; *compute_ns gets its time. */
-static int run_batch(struct worker *w, struct batcher_item *live, int n, int64_t *compute_ns)
+static int run_batch(struct worker *w, struct batcher_item *live, int n, int split,
+                     int64_t *compute_ns)
 {
     struct batcher *b = w->b;
     float *in = cnn_session_input(w->session);
@@ -115,7 +123,8 @@ static int run_batch(struct worker *w, struct batcher_item *live, int n, int64_t
     const float *probs = NULL;
     struct cnn_err err = {0};
     int64_t t0 = now_ns();
-    int rc = cnn_session_forward(w->session, b->model, in, n, &probs, &err);
+    int rc =
+        cnn_session_forward_team(w->session, b->model, split ? b->team : NULL, in, n, &probs, &err);
     *compute_ns = now_ns() - t0;
     if (rc) {
         log_error("batch forward failed worker=%d batch=%d error=\"%s\"", w->id, n, err.msg);
@@ -185,15 +194,24 @@ static void *worker_main(void *arg)
             struct timespec ts = to_timespec(until);
             pthread_cond_timedwait(&b->cv, &b->mu, &ts);
         }
+        while (b->head && b->cores_used >= b->cfg.instances)
+            pthread_cond_wait(&b->cv, &b->mu); /* a split batch holds every core */
         if (!b->head)
             continue; /* another worker took them */
         int64_t start = now_ns();
         struct batcher_item *live, *expired;
         int n_live, n_expired;
         take_batch(b, start, &live, &n_live, &expired, &n_expired);
+        const int split =
+            b->team && b->cores_used == 0 && !b->head &&
+            (!b->cfg.incoming || atomic_load_explicit(b->cfg.incoming, memory_order_relaxed) <= 0);
+        const int held = split ? b->cfg.instances : 1;
+        b->cores_used += held;
         if (b->head)
             pthread_cond_broadcast(&b->cv); /* more work for the other workers */
         pthread_mutex_unlock(&b->mu);
+        if (b->cfg.on_cores)
+            b->cfg.on_cores(b->cfg.on_batch_arg, held, split);
 
         for (struct batcher_item *it = live; it; it = it->next) {
             it->started_ns = start;
@@ -205,7 +223,14 @@ static void *worker_main(void *arg)
         }
         struct batcher_item *gone = drop_gone(&live, &n_live);
         int64_t compute_ns = 0;
-        int status = n_live > 0 ? run_batch(w, live, n_live, &compute_ns) : 0;
+        int status = n_live > 0 ? run_batch(w, live, n_live, split, &compute_ns) : 0;
+        if (b->cfg.on_cores) /* told after taking, before giving back: never above the truth */
+            b->cfg.on_cores(b->cfg.on_batch_arg, -held, split);
+        pthread_mutex_lock(&b->mu);
+        b->cores_used -= held;
+        if (b->head)
+            pthread_cond_broadcast(&b->cv); /* cores free for the waiting work */
+        pthread_mutex_unlock(&b->mu);
         if (b->cfg.on_batch)
             b->cfg.on_batch(b->cfg.on_batch_arg, status == 0 ? n_live : 0, compute_ns, n_expired);
         complete_list(expired, CNN_EBUSY);
@@ -234,6 +259,7 @@ static void free_batcher(struct batcher *b)
         for (int i = 0; i < b->cfg.instances; i++)
             cnn_session_destroy(b->workers[i].session);
     free(b->workers);
+    cnn_workers_destroy(b->team);
     pthread_cond_destroy(&b->cv);
     pthread_mutex_destroy(&b->mu);
     free(b);
@@ -275,10 +301,14 @@ struct batcher *batcher_create(const struct cnn_model *m, const struct batcher_c
         cnn_err_set(err, CNN_ENOMEM, "batcher: out of memory");
         goto fail;
     }
+    const int parts =
+        cfg->split && cfg->instances > 1 && cfg->blas_threads <= 1 ? cfg->instances : 1;
+    if (parts > 1 && !(b->team = cnn_workers_create(parts, err)))
+        goto fail;
     for (int i = 0; i < cfg->instances; i++) {
         b->workers[i].b = b;
         b->workers[i].id = i;
-        b->workers[i].session = cnn_session_create(m, cfg->max_batch_size, err);
+        b->workers[i].session = cnn_session_create_parts(m, cfg->max_batch_size, parts, err);
         if (!b->workers[i].session)
             goto fail;
     }

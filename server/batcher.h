@@ -5,7 +5,9 @@
  * wait for the first item, gather more until max_batch_size items or max_queue_delay_us
  * have passed, drop items whose deadline passed (completed with CNN_EBUSY, never
  * computed), run one batched forward pass and complete every item.  One mutex guards the
- * queue; no lock is held while computing or calling completion callbacks.
+ * queue and the core tokens; no lock is held while computing or calling completion callbacks.
+ * A batch that finds the queue short may run split over a worker team on every core
+ * (batcher_config.split).
  * Threads: batcher_submit from any thread; completions run on worker threads. */
 #ifndef BATCHER_H
 #define BATCHER_H
@@ -23,6 +25,15 @@ struct batcher_config {
     int max_queue_size;      /* queued items; beyond it submit fails with CNN_EBUSY at once */
     int instances;           /* worker threads, each with its own session */
     int blas_threads;        /* BLAS threads per forward pass (instances x this <= cores) */
+    /* 1: a batch that finds the queue short (nothing else queued or on its way, no other
+     * batch running) runs on a team of `instances` threads, its layers split over them
+     * (cnn_session_forward_team); else on its worker alone, as always.  Only with
+     * blas_threads 1 and instances > 1.  The batcher's `instances` cores are tokens: a
+     * batch holds 1 or all of them, so instances x threads never exceeds them. */
+    int split;
+    /* Optional (metrics): a batch took `cores` cores (1 alone, instances when split) or,
+     * with cores < 0, gave them back.  On the worker, no lock held. */
+    void (*on_cores)(void *arg, int cores, int split);
     /* Optional, called on the worker after each forward pass (metrics): batch size, the
      * compute time, and how many items of the gathered batch had expired.  Called before
      * the batch's done() callbacks; batch_size is 0 (no forward pass) when every gathered

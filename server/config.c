@@ -68,6 +68,9 @@ static const struct option OPTIONS[] = {
      "inference worker threads per model version; 0 = cores / blas_threads"},
     {"blas_threads", "batching", T_INT, "1", 1, 256, NULL, F(blas_threads),
      "BLAS threads per forward pass; instances x blas_threads <= cores"},
+    {"split", "batching", T_ENUM, "auto", 0, 0, "auto|off", F(split),
+     "auto: a batch that finds the queue short runs on all instances' cores, its layers split "
+     "(blas_threads 1 only); off: one core per batch"},
     {"classify_max_body", "limits", T_SIZE, "8M", 1, GIB, NULL, F(classify_max_body),
      "largest body of POST .../classify (bytes; k, M, G suffixes = 1024^n)"},
     {"infer_max_body", "limits", T_SIZE, "64M", 1, 4 * GIB, NULL, F(infer_max_body),

@@ -36,6 +36,7 @@ struct config {
     int max_queue_size;
     int instances; /* 0 = cores / blas_threads (resolved by config_finish) */
     int blas_threads;
+    int split;     /* 0 auto (a batch on every core when the queue is short), 1 off */
     /* [limits] */
     long long classify_max_body; /* bytes */
     long long infer_max_body;    /* bytes */

@@ -177,6 +177,8 @@ static int start_registry(struct app *app, int *failed)
                      .max_queue_size = cfg->max_queue_size,
                      .instances = cfg->instances,
                      .blas_threads = cfg->blas_threads,
+                     .split = cfg->split == 0,
+                     .on_cores = metrics_on_cores,
                      .on_batch = metrics_on_batch,
                      .on_batch_arg = app->metrics,
                      .incoming = &app->incoming},

@@ -40,6 +40,8 @@ struct metrics {
     pthread_mutex_t add_lock; /* adding rows only */
     struct hist request, queue_wait, compute, batch;
     atomic_ullong expired;
+    atomic_ullong batches_split, batches_single; /* by batcher mode (on_cores) */
+    atomic_int cores_busy;
     atomic_ullong train_steps, publishes;
     atomic_ullong train_loss, train_acc, val_acc; /* bits of doubles */
     atomic_int jobs[6];                           /* per JOB_STATES entry */
@@ -110,6 +112,9 @@ struct metrics *metrics_create(void)
     pthread_mutex_init(&m->add_lock, NULL);
     atomic_init(&m->n_rows, 0);
     atomic_init(&m->expired, 0);
+    atomic_init(&m->batches_split, 0);
+    atomic_init(&m->batches_single, 0);
+    atomic_init(&m->cores_busy, 0);
     atomic_init(&m->train_steps, 0);
     atomic_init(&m->publishes, 0);
     atomic_init(&m->train_loss, bits_of(NAN));
@@ -210,6 +215,15 @@ void metrics_on_batch(void *arg, int batch_size, int64_t compute_ns, int expired
     hist_observe(&m->batch, batch_size);
     hist_observe(&m->compute, compute_ns);
     stats_window_batch(m->window, mono_ns(), batch_size);
+}
+
+void metrics_on_cores(void *arg, int cores, int split)
+{
+    struct metrics *m = arg;
+    atomic_fetch_add_explicit(&m->cores_busy, cores, memory_order_relaxed);
+    if (cores > 0)
+        atomic_fetch_add_explicit(split ? &m->batches_split : &m->batches_single, 1,
+                                  memory_order_relaxed);
 }
 
 void metrics_train_step(struct metrics *m, double loss, double accuracy)
@@ -420,6 +434,16 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
          "in a queue past request_timeout_ms (not computed).\n"
          "# TYPE cnnd_expired_requests_total counter\ncnnd_expired_requests_total %llu\n",
          atomic_load_explicit(&m->expired, memory_order_relaxed));
+    emit(&o,
+         "# HELP cnnd_batches_total Forward passes by mode: split (one batch on a team of every "
+         "core of its model version, the queue being short) or single (one core).\n"
+         "# TYPE cnnd_batches_total counter\ncnnd_batches_total{mode=\"split\"} %llu\n"
+         "cnnd_batches_total{mode=\"single\"} %llu\n"
+         "# HELP cnnd_cores_busy Cores held by running forward passes.\n"
+         "# TYPE cnnd_cores_busy gauge\ncnnd_cores_busy %d\n",
+         atomic_load_explicit(&m->batches_split, memory_order_relaxed),
+         atomic_load_explicit(&m->batches_single, memory_order_relaxed),
+         atomic_load_explicit(&m->cores_busy, memory_order_relaxed));
     emit_hist(&o, &m->request);
     emit_hist(&o, &m->queue_wait);
     emit_hist(&o, &m->compute);

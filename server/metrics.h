@@ -31,6 +31,10 @@ void metrics_observe_queue_wait(struct metrics *m, int64_t ns);
 void metrics_count_expired(struct metrics *m);
 /* Batcher hook (batcher_config.on_batch, arg = the metrics): one forward pass. */
 void metrics_on_batch(void *arg, int batch_size, int64_t compute_ns, int expired);
+/* Batcher hook (batcher_config.on_cores, arg = the metrics): a batch took `cores` cores, split
+ * over a team or not, or gave them back (cores < 0): cnnd_batches_total{mode} and
+ * cnnd_cores_busy. */
+void metrics_on_cores(void *arg, int cores, int split);
 
 /* Per model version, collected by the caller at scrape time. */
 struct metrics_version {

@@ -9,6 +9,7 @@
 #include "session.h"
 #include "split_forward.h"
 #include "tool.h"
+#include "workers.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@
 #include <unistd.h>
 
 static const char USAGE[] =
-    "usage: cnn bench MODEL [--batch N] [--threads T] [--mode split|blas] [--warmup W]\n"
+    "usage: cnn bench MODEL [--batch N] [--threads T] [--mode split|team|blas] [--warmup W]\n"
     "                 [--runs R] [--min-time S] [--json] [--round R] [--name NAME]\n"
     "Times forward passes of MODEL (a model file, or arch:NAME with random weights from\n"
     "seed 1) on a fixed pseudo-random input: W warm-up calls, then single timed calls of the\n"
@@ -25,11 +26,13 @@ static const char USAGE[] =
     "latency per batch, images/s (N * 1000 / median ms), GFLOP/s and CPU use.\n"
     "With T threads, mode split (the default when N >= T > 1) divides each batch over\n"
     "min(T, N) threads, each with its own session and single-threaded BLAS, as cnnd's\n"
-    "instances use the cores; mode blas runs one session with T BLAS threads.\n"
+    "instances use the cores; mode team runs one session whose layers are split over a\n"
+    "team of T threads, each with single-threaded BLAS (cnnd's short-queue mode); mode blas\n"
+    "runs one session with T BLAS threads.\n"
     "options:\n"
     "  --batch N      images per forward call, 1..4096 (default 1)\n"
     "  --threads T    threads, 1..256 (default 1)\n"
-    "  --mode M       split or blas (default: split when N >= T > 1, else blas)\n"
+    "  --mode M       split, team or blas (default: split when N >= T > 1, else blas)\n"
     "  --warmup W     untimed calls first, 0..100000 (default 3)\n"
     "  --runs R       at least R timed calls, 1..10000000 (default 7)\n"
     "  --min-time S   at least S seconds of timed calls, 0..86400 (default 1.0)\n"
@@ -60,6 +63,7 @@ struct bench_cfg {
     double min_time_s;
     int json;
     int split; /* workers > 1, each a session with 1 BLAS thread */
+    int team;  /* one session, its layers split over a team of `threads` */
     const char *name;
 };
 
@@ -68,6 +72,7 @@ struct runner {
     const struct cnn_model *m;
     struct cnn_session *s;
     struct split_runner *split;
+    struct cnn_workers *team;
 };
 
 static int run_once(const struct runner *u, int n, struct cnn_err *err)
@@ -75,7 +80,7 @@ static int run_once(const struct runner *u, int n, struct cnn_err *err)
     const float *out;
     if (u->split)
         return split_forward(u->split, n, &out, err);
-    return cnn_session_forward(u->s, u->m, cnn_session_input(u->s), n, &out, err);
+    return cnn_session_forward_team(u->s, u->m, u->team, cnn_session_input(u->s), n, &out, err);
 }
 
 struct bench_result {
@@ -118,8 +123,10 @@ static int parse(int argc, char **argv, struct bench_cfg *c, const char **model)
             c->split = c->threads > 1;
         else if (strcmp(v[O_MODE], "blas") == 0)
             c->split = 0;
+        else if (strcmp(v[O_MODE], "team") == 0)
+            c->split = 0, c->team = c->threads > 1;
         else
-            return tool_usage("bench", "--mode: '%s' is not split or blas", v[O_MODE]);
+            return tool_usage("bench", "--mode: '%s' is not split, team or blas", v[O_MODE]);
     }
     return OPTS_OK;
 }
@@ -189,6 +196,11 @@ static int time_calls(const struct runner *u, const struct bench_cfg *c, struct 
     return TOOL_OK;
 }
 
+static const char *mode_name(const struct bench_cfg *c)
+{
+    return c->split ? "split" : c->team ? "team" : "blas";
+}
+
 static void report(const struct bench_cfg *c, const char *name, const struct bench_result *r,
                    double flops)
 {
@@ -198,14 +210,14 @@ static void report(const struct bench_cfg *c, const char *name, const struct ben
         printf("%s batch=%lld threads=%lld mode=%s iters=%zu: median %.4f ms, p10 %.4f ms, p90 %.4f ms, "
                "min %.4f ms, %.2f images/s, %.3f GFLOP/s, own_cpu %.2f, foreign_cpu %.2f, "
                "steal %.2f\n",
-               name, c->batch, c->threads, c->split ? "split" : "blas", r->iters, r->median_ms, r->p10_ms, r->p90_ms, r->min_ms,
+               name, c->batch, c->threads, mode_name(c), r->iters, r->median_ms, r->p10_ms, r->p90_ms, r->min_ms,
                ips, gflops, r->own_cpu, r->foreign_cpu, r->steal);
         return;
     }
     printf("{\"peer\":\"product\",\"model\":");
     json_put_string(stdout, name);
     printf(",\"batch\":%lld,\"threads\":%lld,\"mode\":\"%s\",\"round\":%lld,\"iters\":%zu",
-           c->batch, c->threads, c->split ? "split" : "blas", c->round, r->iters);
+           c->batch, c->threads, mode_name(c), c->round, r->iters);
     const char *keys[] = {"lat_ms_median", "lat_ms_p10", "lat_ms_p90",  "lat_ms_min", "ips",
                           "gflops",        "own_cpu",    "foreign_cpu", "steal"};
     double vals[] = {r->median_ms, r->p10_ms,  r->p90_ms,      r->min_ms, ips,
@@ -248,6 +260,12 @@ int cmd_bench(int argc, char **argv)
         u.split = split_create(m, (int)c.batch, workers, &err);
         if (u.split)
             fill_input(split_input(u.split), in_floats);
+    } else if (c.team) {
+        cnn_gemm_set_threads(1);
+        u.team = cnn_workers_create((int)c.threads, &err);
+        u.s = u.team ? cnn_session_create_parts(m, (int)c.batch, (int)c.threads, &err) : NULL;
+        if (u.s)
+            fill_input(cnn_session_input(u.s), in_floats);
     } else {
         cnn_gemm_set_threads((int)c.threads);
         u.s = cnn_session_create(m, (int)c.batch, &err);
@@ -255,6 +273,7 @@ int cmd_bench(int argc, char **argv)
             fill_input(cnn_session_input(u.s), in_floats);
     }
     if (!u.s && !u.split) {
+        cnn_workers_destroy(u.team);
         cnn_model_destroy(m);
         return tool_fail(spec, "session for batch %lld: %s", c.batch, err.msg);
     }
@@ -264,6 +283,7 @@ int cmd_bench(int argc, char **argv)
         report(&c, name, &r, cnn_model_flops(m));
     cnn_session_destroy(u.s);
     split_destroy(u.split);
+    cnn_workers_destroy(u.team);
     cnn_model_destroy(m);
     return rc;
 }

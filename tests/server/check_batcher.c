@@ -3,6 +3,7 @@
  * drains, and many submitting threads each get every item completed exactly once.
  * Outputs are compared with batch-of-one forward passes of the same inputs. */
 #include "batcher.h"
+#include "gemm.h"
 #include "server_test_models.h"
 
 #include <check.h>
@@ -24,6 +25,8 @@ struct collector {
     int computed;           /* sum of on_batch's batch_size */
     /* gate: the blocker item's done() waits here until open */
     int blocked, open;
+    /* on_cores: cores held now and at most, batches taken by mode */
+    int cores_now, cores_max, n_split, n_single;
 };
 
 struct titem {
@@ -58,6 +61,18 @@ static void on_batch(void *arg, int batch_size, int64_t compute_ns, int expired)
     c->n_batches++;
     c->expired += expired;
     c->computed += batch_size;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void on_cores(void *arg, int cores, int split)
+{
+    struct collector *c = arg;
+    pthread_mutex_lock(&c->mu);
+    c->cores_now += cores;
+    if (c->cores_now > c->cores_max)
+        c->cores_max = c->cores_now;
+    if (cores > 0)
+        *(split ? &c->n_split : &c->n_single) += 1;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -423,6 +438,19 @@ static void *submit_loop(void *arg)
     return NULL;
 }
 
+/* SUBMITTERS threads each submit their PER_THREAD items of all; returns when all are queued. */
+static void submit_concurrently(struct batcher *b, struct titem *all)
+{
+    struct submitter s[SUBMITTERS];
+    pthread_t th[SUBMITTERS];
+    for (int i = 0; i < SUBMITTERS; i++) {
+        s[i] = (struct submitter){.b = b, .items = all + i * PER_THREAD};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, submit_loop, &s[i]), 0);
+    }
+    for (int i = 0; i < SUBMITTERS; i++)
+        pthread_join(th[i], NULL);
+}
+
 START_TEST(test_concurrent_submitters_each_item_completed_once)
 {
     struct cnn_model *m = stm_model(6);
@@ -437,14 +465,7 @@ START_TEST(test_concurrent_submitters_each_item_completed_once)
         titem_init(&all[i], &c, 1000 + (uint64_t)(i % POOL));
     for (int k = 0; k < POOL; k++)
         stm_forward_one(m, all[k].in, ref[k]);
-    struct submitter s[SUBMITTERS];
-    pthread_t th[SUBMITTERS];
-    for (int i = 0; i < SUBMITTERS; i++) {
-        s[i] = (struct submitter){.b = b, .items = all + i * PER_THREAD};
-        ck_assert_int_eq(pthread_create(&th[i], NULL, submit_loop, &s[i]), 0);
-    }
-    for (int i = 0; i < SUBMITTERS; i++)
-        pthread_join(th[i], NULL);
+    submit_concurrently(b, all);
     wait_done(&c, SUBMITTERS * PER_THREAD);
     batcher_destroy(b);
     ck_assert_int_eq(c.done, SUBMITTERS * PER_THREAD);
@@ -499,6 +520,99 @@ START_TEST(test_bad_config_and_bad_items_rejected)
 }
 END_TEST
 
+/* Submits n items, each after the one before completed (the queue is then always short). */
+static void submit_one_by_one(struct batcher *b, struct collector *c, struct titem *t, int n,
+                              uint64_t seed)
+{
+    struct cnn_err err = {0};
+    for (int i = 0; i < n; i++) {
+        titem_init(&t[i], c, seed + (uint64_t)i);
+        struct batcher_item *one = &t[i].it;
+        ck_assert_int_eq(batcher_submit(b, &one, 1, &err), 0);
+        wait_done(c, i + 1);
+    }
+}
+
+/* split on, 2 instances, items one at a time: every batch finds the queue short and runs on
+ * the team of both cores, with the single-image results. */
+START_TEST(test_split_lone_items_run_on_every_core)
+{
+    struct cnn_model *m = stm_model(8);
+    struct collector c;
+    collector_init(&c);
+    struct batcher_config cfg = config(&c, 8, 0, 64, 2);
+    cfg.split = 1;
+    cfg.on_cores = on_cores;
+    struct batcher *b = make_batcher(m, &cfg);
+    struct titem t[6];
+    submit_one_by_one(b, &c, t, 6, 300);
+    batcher_destroy(b);
+    ck_assert_int_eq(c.n_split, 6);
+    ck_assert_int_eq(c.n_single, 0);
+    ck_assert_int_eq(c.cores_max, 2);
+    ck_assert_int_eq(c.cores_now, 0);
+    check_outputs(m, t, 6);
+    collector_fini(&c);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* split on, 3 instances, 4 threads submitting: whatever the modes chosen, the cores held never
+ * exceed the instances, every item completes once with its single-image result. */
+START_TEST(test_split_never_holds_more_cores_than_instances)
+{
+    struct cnn_model *m = stm_model(9);
+    struct collector c;
+    collector_init(&c);
+    struct batcher_config cfg = config(&c, 4, 100, 256, 3);
+    cfg.split = 1;
+    cfg.on_cores = on_cores;
+    struct batcher *b = make_batcher(m, &cfg);
+    struct titem *all = calloc(SUBMITTERS * PER_THREAD, sizeof *all);
+    ck_assert(all != NULL);
+    for (int i = 0; i < SUBMITTERS * PER_THREAD; i++)
+        titem_init(&all[i], &c, 2000 + (uint64_t)i);
+    submit_concurrently(b, all);
+    wait_done(&c, SUBMITTERS * PER_THREAD);
+    batcher_destroy(b);
+    ck_assert_int_eq(c.computed, SUBMITTERS * PER_THREAD);
+    ck_assert_int_ge(c.n_split + c.n_single, c.n_batches);
+    ck_assert_int_ge(c.cores_max, 1);
+    ck_assert_int_le(c.cores_max, 3);
+    ck_assert_int_eq(c.cores_now, 0);
+    check_outputs(m, all, SUBMITTERS * PER_THREAD);
+    free(all);
+    collector_fini(&c);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* split off (or blas_threads > 1): every batch on one core, as before the option existed. */
+START_TEST(test_split_off_runs_every_batch_alone)
+{
+    struct cnn_model *m = stm_model(10);
+    for (int round = 0; round < 2; round++) {
+        struct collector c;
+        collector_init(&c);
+        struct batcher_config cfg = config(&c, 8, 0, 64, 2);
+        cfg.split = round == 1;
+        cfg.blas_threads = round == 1 ? 2 : 1; /* split asked for, but BLAS has threads */
+        cfg.on_cores = on_cores;
+        struct batcher *b = make_batcher(m, &cfg);
+        struct titem t[3];
+        submit_one_by_one(b, &c, t, 3, 400);
+        batcher_destroy(b);
+        ck_assert_int_eq(c.n_split, 0);
+        ck_assert_int_eq(c.n_single, 3);
+        ck_assert_int_eq(c.cores_max, 1);
+        check_outputs(m, t, 3);
+        collector_fini(&c);
+    }
+    cnn_gemm_set_threads(1);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 Suite *batcher_suite(void)
 {
     Suite *s = suite_create("batcher");
@@ -512,6 +626,9 @@ Suite *batcher_suite(void)
     tcase_add_test(tc, test_destroy_drains_queued_items);
     tcase_add_test(tc, test_concurrent_submitters_each_item_completed_once);
     tcase_add_test(tc, test_bad_config_and_bad_items_rejected);
+    tcase_add_test(tc, test_split_lone_items_run_on_every_core);
+    tcase_add_test(tc, test_split_never_holds_more_cores_than_instances);
+    tcase_add_test(tc, test_split_off_runs_every_batch_alone);
     suite_add_tcase(s, tc);
     return s;
 }

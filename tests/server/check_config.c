@@ -62,6 +62,7 @@ START_TEST(test_defaults_match_documented_values)
     ck_assert_int_eq(c.max_queue_size, 1024);
     ck_assert_int_eq(c.instances, 0);
     ck_assert_int_eq(c.blas_threads, 1);
+    ck_assert_int_eq(c.split, 0); /* auto */
     ck_assert(c.classify_max_body == 8 * MIB);
     ck_assert(c.infer_max_body == 64 * MIB);
     ck_assert(c.max_image_pixels == 16 * MIB);
@@ -422,6 +423,7 @@ START_TEST(test_help_lists_every_option_with_its_default)
         {"max_queue_size", "1024"},
         {"instances", "0"},
         {"blas_threads", "1"},
+        {"split", "auto"},
         {"classify_max_body", "8M"},
         {"infer_max_body", "64M"},
         {"max_image_pixels", "16M"},

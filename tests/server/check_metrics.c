@@ -93,6 +93,31 @@ START_TEST(test_metrics_render_counts_and_histograms)
 }
 END_TEST
 
+/* The batcher's core tokens: batches counted by mode, cores busy = taken - given back. */
+START_TEST(test_metrics_batches_by_mode_and_cores_busy)
+{
+    struct metrics *m = metrics_create();
+    ck_assert_ptr_nonnull(m);
+    metrics_on_cores(m, 2, 1); /* a split batch on both cores */
+    metrics_on_cores(m, -2, 1);
+    metrics_on_cores(m, 1, 0); /* two single batches, one still running */
+    metrics_on_cores(m, 1, 0);
+    metrics_on_cores(m, -1, 0);
+    metrics_on_cores(m, 2, 1); /* and a split one running */
+    struct metrics_gauges g = {NULL, 0, 0, 1};
+    size_t len;
+    char *text = metrics_render(m, &g, &len);
+    ck_assert_ptr_nonnull(text);
+    ck_assert(metric_value(text, "cnnd_batches_total{mode=\"split\"}") == 2);
+    ck_assert(metric_value(text, "cnnd_batches_total{mode=\"single\"}") == 2);
+    ck_assert(metric_value(text, "cnnd_cores_busy") == 3);
+    ck_assert_ptr_nonnull(strstr(text, "# TYPE cnnd_batches_total counter\n"));
+    ck_assert_ptr_nonnull(strstr(text, "# TYPE cnnd_cores_busy gauge\n"));
+    free(text);
+    metrics_destroy(m);
+}
+END_TEST
+
 /* Many threads count into the same and new rows at once: no count is lost. */
 struct count_arg {
     struct metrics *m;
@@ -153,7 +178,8 @@ START_TEST(test_stats_window_seconds_percentiles_and_batches)
     ck_assert_ptr_nonnull(o);
     json_t *series = json_object_get(o, "series");
     ck_assert_int_eq(json_array_size(series), 2);
-    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(series, 0), "requests")), 100);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(series, 0), "requests")),
+                     100);
     ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(series, 1), "requests")), 1);
     /* the p50 of second 1000 alone: the 50th smallest latency's bucket bound */
     double p50 = json_real_value(json_object_get(json_array_get(series, 0), "p50_ms"));
@@ -212,6 +238,7 @@ Suite *metrics_suite(void)
     TCase *tc = tcase_create("metrics");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_metrics_render_counts_and_histograms);
+    tcase_add_test(tc, test_metrics_batches_by_mode_and_cores_busy);
     tcase_add_test(tc, test_metrics_concurrent_counting_loses_nothing);
     tcase_add_test(tc, test_stats_window_seconds_percentiles_and_batches);
     tcase_add_test(tc, test_job_curve_decimates_evenly);

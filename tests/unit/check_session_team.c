@@ -1,0 +1,232 @@
+/* Session team suite: the forward pass split over a worker team (cnn_session_forward_team)
+ * against the unsplit pass and the naive reference, for every kind that splits (conv by
+ * im2col rows, by output channels and by Winograd tile rows, dense, pooling, act, add),
+ * batch 1 and 3, teams of 1..3; the checks on team size; no allocation while running. */
+#include "alloc_counter.h"
+#include "arch.h"
+#include "gemm.h"
+#include "model.h"
+#include "ref_net.h"
+#include "session.h"
+#include "test_nets.h"
+#include "test_train.h"
+#include "workers.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A late-stage shape: 5x5 maps with many channels, so that at batch 1 the im2col convs
+ * split over output channels (5 rows < 4 per thread) while a 3x3 conv of 16+ channels runs
+ * Winograd; a residual add, a standalone relu, both pools, dense and softmax. */
+static struct cnn_model *late_net(void)
+{
+    struct cnn_preproc pp = {.c = 16, .h = 5, .w = 5, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    add(m, conv("wino", 48, 3, 1, 1, CNN_ACT_NONE));
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .name = "r1", .p.act = {CNN_ACT_RELU}});
+    int a = add(m, conv("c5x5", 64, 5, 2, 1, CNN_ACT_NONE)); /* im2col, 48 * 25 deep */
+    int b = add(m, conv("pw", 64, 1, 0, 1, CNN_ACT_NONE));   /* pointwise */
+    int ab[2] = {a, b};
+    add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "sum"}, 2, ab));
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .name = "r2", .p.act = {CNN_ACT_TANH}});
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_MAXPOOL, .name = "maxp"};
+    d.p.pool = (struct cnn_pool2d){.kh = 2, .kw = 2, .sh = 1, .sw = 1};
+    add(m, d);
+    d = (struct cnn_layer_desc){.kind = CNN_LAYER_AVGPOOL, .name = "avgp"};
+    d.p.pool = (struct cnn_pool2d){.kh = 2, .kw = 2, .sh = 2, .sw = 2, .ceil_mode = 1};
+    add(m, d);
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN, .name = "flat"});
+    d = (struct cnn_layer_desc){.kind = CNN_LAYER_DENSE, .name = "fc"};
+    d.p.dense = (struct cnn_dense){.out = 37, .has_bias = 1};
+    add(m, d);
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX, .name = "prob"});
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    cnn_model_init_random(m, 21);
+    return m;
+}
+
+static struct cnn_model *make_net(int which)
+{
+    switch (which) {
+    case 0:
+        return test_net_dag(31);
+    case 1:
+        return test_net_wide(32);
+    default:
+        return late_net();
+    }
+}
+
+static size_t image_floats(const struct cnn_model *m)
+{
+    const struct cnn_preproc *pp = cnn_model_preproc(m);
+    return (size_t)pp->c * pp->h * pp->w;
+}
+
+/* For nets 0..2 (loop index), batches 1 and 3, teams of 1, 2 and 3: the split pass equals
+ * the unsplit pass (1e-5) and the naive reference (1e-4). */
+START_TEST(test_team_matches_unsplit_and_reference)
+{
+    static const char *const names[] = {"dag", "wide", "late"};
+    struct cnn_model *m = make_net(_i);
+    const int K = cnn_model_num_classes(m), max_n = 3;
+    const size_t img = image_floats(m);
+    float *x = malloc(max_n * img * sizeof(float));
+    float *plain = malloc(max_n * K * sizeof(float)), *ref = malloc(K * sizeof(float));
+    test_fill(x, max_n * img, 40 + _i);
+    float *refs = malloc(max_n * K * sizeof(float));
+    for (int n = 0; n < max_n; n++) { /* before compile: the reference reads unfolded weights */
+        ck_assert_int_eq(ref_net_forward(m, x + n * img, ref), 0);
+        memcpy(refs + n * K, ref, K * sizeof(float));
+    }
+    compiled(m);
+    struct cnn_err err = {0};
+    struct cnn_session *s1 = cnn_session_create(m, max_n, &err);
+    struct cnn_session *s3 = cnn_session_create_parts(m, max_n, 3, &err);
+    ck_assert_msg(s1 && s3, "%s", err.msg);
+    double worst_plain = 0, worst_ref = 0;
+    const float *out;
+    for (int threads = 1; threads <= 3; threads++) {
+        struct cnn_workers *team = cnn_workers_create(threads, &err);
+        ck_assert_msg(team != NULL, "%s", err.msg);
+        for (int n = 1; n <= max_n; n += 2) {
+            ck_assert_int_eq(cnn_session_forward(s1, m, x, n, &out, &err), 0);
+            memcpy(plain, out, (size_t)n * K * sizeof(float));
+            ck_assert_int_eq(cnn_session_forward_team(s3, m, team, x, n, &out, &err), 0);
+            for (int i = 0; i < n * K; i++) {
+                worst_plain = fmax(worst_plain, fabs((double)out[i] - plain[i]));
+                worst_ref = fmax(worst_ref, fabs((double)out[i] - refs[i]));
+                ck_assert_msg(isfinite(out[i]), "output %d not finite", i);
+            }
+        }
+        cnn_workers_destroy(team);
+    }
+    printf("session_team: %s net, teams 1-3, batches 1 and 3: max abs diff %.3g vs unsplit, "
+           "%.3g vs naive reference\n",
+           names[_i], worst_plain, worst_ref);
+    ck_assert_msg(worst_plain <= 1e-5, "vs unsplit %g", worst_plain);
+    ck_assert_msg(worst_ref <= 1e-4, "vs reference %g", worst_ref);
+    cnn_session_destroy(s1);
+    cnn_session_destroy(s3);
+    free(x);
+    free(plain);
+    free(ref);
+    free(refs);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* ResNet-18 (random weights): Winograd, strided im2col convs split by rows at 56x56 and by
+ * channels at 7x7, pools, adds, dense; logits compared before the softmax would hide them. */
+START_TEST(test_team_resnet18_matches_unsplit)
+{
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    ck_assert_msg(cnn_arch_build("resnet18", 0, &m, &err) == 0, "%s", err.msg);
+    cnn_model_init_random(m, 5);
+    compiled(m);
+    const int K = cnn_model_num_classes(m), max_n = 2;
+    const size_t img = image_floats(m);
+    float *x = malloc(max_n * img * sizeof(float)), *plain = malloc(max_n * K * sizeof(float));
+    test_fill(x, max_n * img, 8);
+    struct cnn_session *s1 = cnn_session_create(m, max_n, &err);
+    struct cnn_session *s3 = cnn_session_create_parts(m, max_n, 3, &err);
+    ck_assert_msg(s1 && s3, "%s", err.msg);
+    double worst = 0, top = 0;
+    const float *out;
+    for (int threads = 2; threads <= 3; threads++) {
+        struct cnn_workers *team = cnn_workers_create(threads, &err);
+        ck_assert_msg(team != NULL, "%s", err.msg);
+        for (int n = 1; n <= max_n; n++) {
+            ck_assert_int_eq(cnn_session_forward(s1, m, x, n, &out, &err), 0);
+            memcpy(plain, out, (size_t)n * K * sizeof(float));
+            ck_assert_int_eq(cnn_session_forward_team(s3, m, team, x, n, &out, &err), 0);
+            for (int i = 0; i < n * K; i++) {
+                worst = fmax(worst, fabs((double)out[i] - plain[i]));
+                top = fmax(top, plain[i]);
+            }
+        }
+        cnn_workers_destroy(team);
+    }
+    printf("session_team: resnet18, teams 2-3, batches 1-2: max abs diff %.3g of softmax "
+           "(largest probability %.3g)\n",
+           worst, top);
+    ck_assert_msg(worst <= 1e-5, "max abs diff %g", worst);
+    cnn_session_destroy(s1);
+    cnn_session_destroy(s3);
+    free(x);
+    free(plain);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_team_larger_than_parts_rejected)
+{
+    struct cnn_model *m = compiled(test_net_small(3));
+    struct cnn_err err = {0};
+    ck_assert_ptr_null(cnn_session_create_parts(m, 2, 0, &err));
+    ck_assert_int_eq(err.code, CNN_EINVAL);
+    ck_assert_ptr_null(cnn_session_create_parts(m, 2, 257, &err));
+    struct cnn_session *s = cnn_session_create_parts(m, 2, 2, &err);
+    struct cnn_workers *team = cnn_workers_create(3, &err);
+    ck_assert_msg(s && team, "%s", err.msg);
+    const float *out;
+    err = (struct cnn_err){0};
+    ck_assert_int_eq(cnn_session_forward_team(s, m, team, cnn_session_input(s), 1, &out, &err),
+                     CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "team of 3") != NULL, "%s", err.msg);
+    /* a plain session has scratch for one thread only */
+    struct cnn_session *plain = cnn_session_create(m, 2, &err);
+    ck_assert_int_eq(
+        cnn_session_forward_team(plain, m, team, cnn_session_input(plain), 1, &out, &err),
+        CNN_EINVAL);
+    cnn_workers_destroy(team);
+    cnn_session_destroy(s);
+    cnn_session_destroy(plain);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_team_forward_makes_no_allocation)
+{
+    struct cnn_model *m = compiled(test_net_dag(4));
+    const int N = 3;
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create_parts(m, N, 2, &err);
+    struct cnn_workers *team = cnn_workers_create(2, &err);
+    ck_assert_msg(s && team, "%s", err.msg);
+    float *x = cnn_session_input(s);
+    test_fill(x, N * image_floats(m), 1);
+    const float *out;
+    ck_assert_int_eq(cnn_session_forward_team(s, m, team, x, N, &out, &err), 0);
+    int failures = 0;
+    long before = alloc_counter_calls();
+    for (int n = 1; n <= N; n++)
+        failures += cnn_session_forward_team(s, m, team, x, n, &out, &err) != 0;
+    long after = alloc_counter_calls();
+    ck_assert_int_eq(failures, 0);
+    ck_assert_msg(after == before, "forward allocated %ld times", after - before);
+    cnn_workers_destroy(team);
+    cnn_session_destroy(s);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+Suite *session_team_suite(void)
+{
+    Suite *s = suite_create("session_team");
+    TCase *tc = tcase_create("team");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 3);
+    tcase_add_test(tc, test_team_resnet18_matches_unsplit);
+    tcase_add_test(tc, test_team_larger_than_parts_rejected);
+    if (alloc_counter_calls) /* only in builds without sanitizers */
+        tcase_add_test(tc, test_team_forward_makes_no_allocation);
+    suite_add_tcase(s, tc);
+    return s;
+}
