@@ -25,7 +25,7 @@ cp "$ROOT/models/repository/fashion/1/model.cnn" "$T/repo/fashion/1/model.cnn"
 cc -shared -fPIC -O2 -Wall -Wextra -Werror "$SOAK_DIR/fault_shim.c" -o "$T/fault_shim.so" -ldl ||
   { fail "fault_shim.c does not build"; finish; }
 write_config
-SPEC='{"dataset":{"format":"idx","path":"small"},"epochs":1,"batch_size":32,"validation_split":0}'
+SPEC='{"dataset":{"format":"idx","path":"small"},"epochs":1,"batch_size":32,"validation_split":0,"gate":"min_accuracy"}'
 
 contains() { [[ "$1" == *"$2"* ]]; }
 no_temp() { ! ls -a "$1/fashion" | grep -q '^\.publish-'; }

@@ -91,7 +91,7 @@ while :; do
     esac
   elif [ "$el" -ge "$next_job" ]; then
     out=$(curl -s -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' \
-      -d '{"dataset":{"format":"idx","path":"small"},"epochs":1,"batch_size":32,"validation_split":0}' \
+      -d '{"dataset":{"format":"idx","path":"small"},"epochs":1,"batch_size":32,"validation_split":0,"gate":"min_accuracy"}' \
       "$ADM/admin/v1/models/fashion/finetune")
     job_id=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$out" 2>/dev/null)
     jobs=$((jobs + 1))
