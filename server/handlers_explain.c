@@ -52,13 +52,6 @@ static void state_free(void *p)
     free(st);
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Gives the slot back and hands the request back to its MHD thread (from the pool's thread
  * or a batcher worker): the slot is free before the client can see the answer. */
 static void resume(struct request *r)
@@ -100,8 +93,7 @@ static void item_done(struct batcher_item *it, int status)
 {
     struct request *r = it->ctx;
     struct explain_state *st = r->state;
-    int64_t started = it->started_ns ? it->started_ns : now_ns();
-    metrics_observe_queue_wait(r->app->metrics, started - it->enqueued_ns);
+    http_observe_queue_wait(it);
     if (status) {
         atomic_store(&r->failure, status);
         resume(r);
@@ -237,27 +229,6 @@ static int parse_class(struct request *r, struct explain_state *st)
     return 0;
 }
 
-/* Suspends r and queues its one item; its done callback passes the request on to the pool. */
-static void submit(struct request *r)
-{
-    int timeout_ms = r->app->cfg->request_timeout_ms;
-    struct batcher_item *it = &r->items[0];
-    it->deadline_ns = timeout_ms > 0 ? now_ns() + (int64_t)timeout_ms * 1000000 : 0;
-    it->done = item_done;
-    it->ctx = r;
-    r->finish = explain_finish;
-    atomic_store(&r->pending, 1);
-    r->suspended = 1;
-    http_uncount_incoming(r);
-    MHD_suspend_connection(r->conn); /* before the submit: a worker may resume at once */
-    struct cnn_err err = {0};
-    if (batcher_submit(r->mv->batcher, r->item_ptrs, 1, &err) != 0) {
-        r->retry_after = 1;
-        http_reply_error(r, 503, "server overloaded: %s", err.msg[0] ? err.msg : "queue full");
-        resume(r);
-    }
-}
-
 void handle_explain(struct request *r)
 {
     const char *ct = http_header(r, "Content-Type");
@@ -307,7 +278,7 @@ void handle_explain(struct request *r)
         return;
     }
     st->pool = r->app->explain; /* given back by resume(), or by state_free */
-    submit(r);
+    http_submit_items(r, explain_finish, item_done); /* slot given back by state_free on a 503 */
 }
 
 void handle_filters(struct request *r)

@@ -17,13 +17,19 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+void http_observe_queue_wait(const struct batcher_item *it)
+{
+    const struct request *r = it->ctx;
+    int64_t started = it->started_ns ? it->started_ns : now_ns();
+    metrics_observe_queue_wait(r->app->metrics, started - it->enqueued_ns);
+}
+
 /* Worker thread: one item is done.  The last one resumes the connection; after that call
  * the request belongs to the MHD thread again and is not touched here. */
 static void item_done(struct batcher_item *it, int status)
 {
     struct request *r = it->ctx;
-    int64_t started = it->started_ns ? it->started_ns : now_ns();
-    metrics_observe_queue_wait(r->app->metrics, started - it->enqueued_ns);
+    http_observe_queue_wait(it);
     if (status) {
         int none = 0;
         atomic_compare_exchange_strong(&r->failure, &none, status);
@@ -55,11 +61,17 @@ void http_uncount_incoming(struct request *r)
 
 void http_submit(struct request *r, void (*finish)(struct request *r))
 {
+    http_submit_items(r, finish, item_done);
+}
+
+void http_submit_items(struct request *r, void (*finish)(struct request *r),
+                       void (*done)(struct batcher_item *it, int status))
+{
     int timeout_ms = r->app->cfg->request_timeout_ms;
     int64_t deadline = timeout_ms > 0 ? now_ns() + (int64_t)timeout_ms * 1000000 : 0;
     for (int i = 0; i < r->n_items; i++) {
         r->items[i].deadline_ns = deadline;
-        r->items[i].done = item_done;
+        r->items[i].done = done;
         r->items[i].gone = item_gone;
         r->items[i].ctx = r;
     }

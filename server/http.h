@@ -117,6 +117,13 @@ int http_alloc_items(struct request *r, int n);
 /* Suspends the connection and queues r's items; finish(r) runs on the MHD thread once all
  * are done.  On refusal the reply is 503 with Retry-After: 1. */
 void http_submit(struct request *r, void (*finish)(struct request *r));
+/* The same with each item's own done callback (on a worker thread), for a request whose
+ * items lead to more work before the resume (POST .../explain).  done must end with the
+ * connection resumed, and should call http_observe_queue_wait(it). */
+void http_submit_items(struct request *r, void (*finish)(struct request *r),
+                       void (*done)(struct batcher_item *it, int status));
+/* Records how long it waited in its queue (cnnd_queue_wait_seconds). */
+void http_observe_queue_wait(const struct batcher_item *it);
 /* Drops r from app->incoming (idempotent): at submit, or when r ends without one. */
 void http_uncount_incoming(struct request *r);
 /* On the MHD thread after the resume: r's reply from its items' outcome (a failure, or
