@@ -8,6 +8,7 @@
 #include "model.h"
 #include "onnx.h"
 #include "test_onnx.h"
+#include "test_train.h"
 #include "test_util.h"
 
 #include <check.h>
@@ -43,24 +44,10 @@ static struct cnn_model *native_net(void)
     struct cnn_err err = {0};
     struct cnn_model *m = cnn_model_create(&pp, &err);
     ck_assert_ptr_nonnull(m);
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D};
-    d.p.conv = (struct cnn_conv2d){.oc = TOX_OC,
-                                   .kh = 3,
-                                   .kw = 3,
-                                   .sh = 1,
-                                   .sw = 1,
-                                   .dh = 1,
-                                   .dw = 1,
-                                   .pad_t = 1,
-                                   .pad_l = 1,
-                                   .pad_b = 1,
-                                   .pad_r = 1,
-                                   .groups = 1,
-                                   .has_bias = 1};
-    int conv = add_native(m, d, 1, 0, 0);
+    int conv3 = add_native(m, conv(NULL, TOX_OC, 3, 1, 1, CNN_ACT_NONE), 1, 0, 0);
     int relu = add_native(
-        m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .p.act.kind = CNN_ACT_RELU}, 1, conv, 0);
-    d = (struct cnn_layer_desc){.kind = CNN_LAYER_MAXPOOL};
+        m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .p.act.kind = CNN_ACT_RELU}, 1, conv3, 0);
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_MAXPOOL};
     d.p.pool = (struct cnn_pool2d){.kh = 2, .kw = 2, .sh = 2, .sw = 2};
     int pool = add_native(m, d, 1, relu, 0);
     int flat = add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN}, 1, pool, 0);
@@ -70,8 +57,8 @@ static struct cnn_model *native_net(void)
         1, flat, 0);
     add_native(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX}, 1, fc, 0);
     ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
-    set_w(m, conv, 0, tox_w, sizeof tox_w / sizeof *tox_w);
-    set_w(m, conv, 1, tox_b, TOX_OC);
+    set_w(m, conv3, 0, tox_w, sizeof tox_w / sizeof *tox_w);
+    set_w(m, conv3, 1, tox_b, TOX_OC);
     set_w(m, fc, 0, tox_fc, sizeof tox_fc / sizeof *tox_fc);
     set_w(m, fc, 1, tox_fb, TOX_NC);
     ck_assert_int_eq(cnn_model_compile(m, &err), 0);

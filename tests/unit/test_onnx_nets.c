@@ -1,6 +1,7 @@
 /* Test network for the ONNX export (see test_onnx_nets.h). */
 #include "test_onnx_nets.h"
 #include "test_nets.h"
+#include "test_train.h"
 
 #include <check.h>
 
@@ -18,12 +19,8 @@ static void fill_slot(struct cnn_model *m, int layer, int slot, uint64_t seed, f
 struct cnn_layer_desc onnx_test_conv(const char *name, int oc, int k, int pad, int bias,
                                      struct cnn_act_params act)
 {
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = name};
-    struct cnn_conv2d *c = &d.p.conv;
-    c->oc = oc, c->kh = c->kw = k, c->sh = c->sw = c->dh = c->dw = 1, c->groups = 1;
-    c->pad_t = c->pad_l = c->pad_b = c->pad_r = pad;
-    c->has_bias = bias;
-    c->act = act;
+    struct cnn_layer_desc d = conv(name, oc, k, pad, bias, act.kind); /* test_train.h */
+    d.p.conv.act = act;
     return d;
 }
 
