@@ -1,7 +1,8 @@
-/* Session team suite: the forward pass split over a worker team (cnn_session_forward_team)
- * against the unsplit pass and the naive reference, for every kind that splits (conv by
- * im2col rows, by output channels and by Winograd tile rows, dense, pooling, act, add),
- * batch 1 and 3, teams of 1..3; the checks on team size; no allocation while running. */
+/* Session team suite: the forward pass split over a worker team (cnn_session_forward_team,
+ * and cnn_session_forward_lent with other sessions' scratch) against the unsplit pass and
+ * the naive reference, for every kind that splits (conv by im2col rows, by output channels
+ * and by Winograd tile rows, dense, pooling, act, add), batch 1 and 3, teams of 1..3; the
+ * checks on team size and lenders; no allocation while running. */
 #include "alloc_counter.h"
 #include "arch.h"
 #include "gemm.h"
@@ -165,6 +166,111 @@ START_TEST(test_team_resnet18_matches_unsplit)
 }
 END_TEST
 
+/* Nets 0..2 again through cnn_session_forward_lent: every session made for one thread, the
+ * lenders for exactly the batch run (the least they may be), teams of 1..3.  The pass equals
+ * the unsplit one (1e-5) and the reference (1e-4), and the lenders' input buffers, which
+ * follow their scratch in memory, keep their contents: a part that ran past the end of the
+ * scratch it was lent would change them (or, past the block, trip ASan). */
+START_TEST(test_lent_matches_unsplit_and_keeps_lenders)
+{
+    struct cnn_model *m = make_net(_i);
+    const int K = cnn_model_num_classes(m), max_n = 3;
+    const size_t img = image_floats(m);
+    float *x = malloc(max_n * img * sizeof(float)), *refs = malloc(max_n * K * sizeof(float));
+    float *plain = malloc(max_n * K * sizeof(float)), *mark = malloc(max_n * img * sizeof(float));
+    test_fill(x, max_n * img, 50 + _i);
+    test_fill(mark, max_n * img, 60 + _i);
+    for (int n = 0; n < max_n; n++)
+        ck_assert_int_eq(ref_net_forward(m, x + n * img, refs + n * K), 0);
+    compiled(m);
+    struct cnn_err err = {0};
+    struct cnn_session *s1 = cnn_session_create(m, max_n, &err);
+    struct cnn_session *s = cnn_session_create(m, max_n, &err);
+    ck_assert_msg(s1 && s, "%s", err.msg);
+    double worst_plain = 0, worst_ref = 0;
+    const float *out;
+    for (int threads = 1; threads <= 3; threads++) {
+        struct cnn_workers *team = cnn_workers_create(threads, &err);
+        ck_assert_msg(team != NULL, "%s", err.msg);
+        for (int n = 1; n <= max_n; n += 2) {
+            struct cnn_session *lenders[2];
+            for (int k = 0; k < 2; k++) {
+                lenders[k] = cnn_session_create(m, n, &err);
+                ck_assert_msg(lenders[k] != NULL, "%s", err.msg);
+                memcpy(cnn_session_input(lenders[k]), mark, n * img * sizeof(float));
+            }
+            ck_assert_int_eq(cnn_session_forward(s1, m, x, n, &out, &err), 0);
+            memcpy(plain, out, (size_t)n * K * sizeof(float));
+            ck_assert_msg(cnn_session_forward_lent(s, m, team, lenders, x, n, &out, &err) == 0,
+                          "%s", err.msg);
+            for (int i = 0; i < n * K; i++) {
+                worst_plain = fmax(worst_plain, fabs((double)out[i] - plain[i]));
+                worst_ref = fmax(worst_ref, fabs((double)out[i] - refs[i]));
+                ck_assert_msg(isfinite(out[i]), "output %d not finite", i);
+            }
+            for (int k = 0; k < 2; k++) {
+                ck_assert_msg(memcmp(cnn_session_input(lenders[k]), mark, n * img * sizeof(float)) == 0,
+                              "team of %d, batch %d: lender %d's input changed", threads, n, k);
+                cnn_session_destroy(lenders[k]);
+            }
+        }
+        cnn_workers_destroy(team);
+    }
+    printf("session_team: net %d lent scratch, teams 1-3, batches 1 and 3: max abs diff %.3g vs "
+           "unsplit, %.3g vs naive reference\n",
+           _i, worst_plain, worst_ref);
+    ck_assert_msg(worst_plain <= 1e-5, "vs unsplit %g", worst_plain);
+    ck_assert_msg(worst_ref <= 1e-4, "vs reference %g", worst_ref);
+    cnn_session_destroy(s1);
+    cnn_session_destroy(s);
+    free(x);
+    free(refs);
+    free(plain);
+    free(mark);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* Lenders missing, for another model, for smaller batches, repeated or the session itself. */
+START_TEST(test_lent_bad_lenders_rejected)
+{
+    struct cnn_model *m = compiled(test_net_small(3)), *other = compiled(test_net_small(4));
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(m, 2, &err);
+    struct cnn_session *a = cnn_session_create(m, 2, &err), *b = cnn_session_create(m, 2, &err);
+    struct cnn_session *small = cnn_session_create(m, 1, &err);
+    struct cnn_session *foreign = cnn_session_create(other, 2, &err);
+    struct cnn_workers *team = cnn_workers_create(3, &err);
+    ck_assert_msg(s && a && b && small && foreign && team, "%s", err.msg);
+    const float *x = cnn_session_input(s), *out;
+    struct {
+        struct cnn_session *l[2];
+        const char *msg;
+    } bad[] = {{{a, NULL}, "lender 1 is missing"},  {{foreign, b}, "lender 0 is missing"},
+               {{a, small}, "batches below 2"},      {{a, a}, "lender 1 is the session"},
+               {{s, b}, "lender 0 is the session"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err = (struct cnn_err){0};
+        ck_assert_int_eq(cnn_session_forward_lent(s, m, team, bad[i].l, x, 2, &out, &err),
+                         CNN_EINVAL);
+        ck_assert_msg(strstr(err.msg, bad[i].msg) != NULL, "case %zu: %s", i, err.msg);
+    }
+    err = (struct cnn_err){0};
+    ck_assert_int_eq(cnn_session_forward_lent(s, m, team, NULL, x, 2, &out, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "no lenders") != NULL, "%s", err.msg);
+    /* the small lender serves batch 1; no team needs no lenders */
+    struct cnn_session *ok[2] = {a, small};
+    ck_assert_int_eq(cnn_session_forward_lent(s, m, team, ok, x, 1, &out, &err), 0);
+    ck_assert_int_eq(cnn_session_forward_lent(s, m, NULL, NULL, x, 2, &out, &err), 0);
+    cnn_workers_destroy(team);
+    struct cnn_session *all[] = {s, a, b, small, foreign};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        cnn_session_destroy(all[i]);
+    cnn_model_destroy(m);
+    cnn_model_destroy(other);
+}
+END_TEST
+
 START_TEST(test_team_larger_than_parts_rejected)
 {
     struct cnn_model *m = compiled(test_net_small(3));
@@ -204,14 +310,20 @@ START_TEST(test_team_forward_makes_no_allocation)
     test_fill(x, N * image_floats(m), 1);
     const float *out;
     ck_assert_int_eq(cnn_session_forward_team(s, m, team, x, N, &out, &err), 0);
+    struct cnn_session *lender = cnn_session_create(m, N, &err);
+    ck_assert_msg(lender != NULL, "%s", err.msg);
+    ck_assert_int_eq(cnn_session_forward_lent(s, m, team, &lender, x, N, &out, &err), 0);
     int failures = 0;
     long before = alloc_counter_calls();
-    for (int n = 1; n <= N; n++)
+    for (int n = 1; n <= N; n++) {
         failures += cnn_session_forward_team(s, m, team, x, n, &out, &err) != 0;
+        failures += cnn_session_forward_lent(s, m, team, &lender, x, n, &out, &err) != 0;
+    }
     long after = alloc_counter_calls();
     ck_assert_int_eq(failures, 0);
     ck_assert_msg(after == before, "forward allocated %ld times", after - before);
     cnn_workers_destroy(team);
+    cnn_session_destroy(lender);
     cnn_session_destroy(s);
     cnn_model_destroy(m);
 }
@@ -224,6 +336,8 @@ Suite *session_team_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 3);
     tcase_add_test(tc, test_team_resnet18_matches_unsplit);
+    tcase_add_loop_test(tc, test_lent_matches_unsplit_and_keeps_lenders, 0, 3);
+    tcase_add_test(tc, test_lent_bad_lenders_rejected);
     tcase_add_test(tc, test_team_larger_than_parts_rejected);
     if (alloc_counter_calls) /* only in builds without sanitizers */
         tcase_add_test(tc, test_team_forward_makes_no_allocation);
