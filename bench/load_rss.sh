@@ -6,9 +6,9 @@
 #
 # Each run copies the file into a fresh repository m/1/model.{cnn,onnx}, starts build/cnnd on
 # an ephemeral loopback port with the default config (SECTION.KEY=VALUE overrides it, e.g.
-# batching.split=off), and measures the wall time from the
-# start to the first 200 of /v2/health/ready (polled every 10 ms), then reads VmHWM (peak
-# RSS) and VmRSS (RSS once ready) from /proc.  Prints one line per run and the median:
+# batching.split=off), and measures the wall time from the start to the first 200 of
+# /v2/health/ready (polled every 10 ms), then reads VmHWM (peak RSS) and VmRSS (RSS once
+# ready) from /proc.  Prints one line per run and the median:
 #   load_rss file=model.onnx run=1 ready_ms=812 peak_rss_mb=301.4 ready_rss_mb=250.2
 # With IMAGE (a PNG the model accepts), build/loadgen ($LOADGEN) then POSTs it to
 # /v1/models/m/classify at each concurrency of LOAD (default "1 8") for LOAD_S seconds
@@ -16,7 +16,7 @@
 # every forward pass up to then, split ones on all cores included) and the 1-minute load:
 #   load_rss file=model.cnn run=1 conc=8 ok=41 errors=0 peak_rss_mb=412.0 rss_mb=405.3 load=3.10
 source "$(dirname "$0")/../tests/integration/lib.sh"
-f=${1:?usage: load_rss.sh MODEL_FILE [RUNS]}
+f=${1:?usage: load_rss.sh MODEL_FILE [RUNS [SECTION.KEY=VALUE...]]}
 runs=${2:-3}
 shift $(( $# < 2 ? $# : 2 ))
 case "$f" in *.onnx) ext=onnx ;; *.cnn) ext=cnn ;; *) echo "load_rss.sh: $f: not .cnn or .onnx" >&2; exit 2 ;; esac
