@@ -69,17 +69,50 @@ static size_t image_floats(const struct cnn_model *m)
     return (size_t)pp->c * pp->h * pp->w;
 }
 
-/* For nets 0..2 (loop index), batches 1 and 3, teams of 1, 2 and 3: the split pass equals
- * the unsplit pass (1e-5) and the naive reference (1e-4). */
+/* cnn_session_forward_lent with two fresh lenders made for exactly batch n (the least they
+ * may be) whose input buffers hold mark; they must keep it: the input follows the scratch in
+ * a session's memory, so a part that ran past the end of the scratch it was lent would
+ * change it (or, past the block, trip ASan). */
+static const float *forward_lent(const struct cnn_model *m, struct cnn_session *s,
+                                 struct cnn_workers *team, const float *x, int n,
+                                 const float *mark)
+{
+    struct cnn_err err = {0};
+    const size_t bytes = (size_t)n * image_floats(m) * sizeof(float);
+    struct cnn_session *lenders[2];
+    for (int k = 0; k < 2; k++) {
+        lenders[k] = cnn_session_create(m, n, &err);
+        ck_assert_msg(lenders[k] != NULL, "%s", err.msg);
+        memcpy(cnn_session_input(lenders[k]), mark, bytes);
+    }
+    const float *out;
+    ck_assert_msg(cnn_session_forward_lent(s, m, team, lenders, x, n, &out, &err) == 0, "%s",
+                  err.msg);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(memcmp(cnn_session_input(lenders[k]), mark, bytes) == 0,
+                      "team of %d, batch %d: lender %d's input changed", cnn_workers_count(team),
+                      n, k);
+        cnn_session_destroy(lenders[k]);
+    }
+    return out;
+}
+
+/* For nets 0..2 (loop index % 3), batches 1 and 3, teams of 1, 2 and 3: the split pass equals
+ * the unsplit pass (1e-5) and the naive reference (1e-4).  Loop indexes 0..2 split with the
+ * session's own scratch (cnn_session_forward_team), 3..5 with lent scratch, every session
+ * made for one thread (cnn_session_forward_lent, as cnnd's workers). */
 START_TEST(test_team_matches_unsplit_and_reference)
 {
     static const char *const names[] = {"dag", "wide", "late"};
-    struct cnn_model *m = make_net(_i);
+    const int lent = _i >= 3;
+    struct cnn_model *m = make_net(_i % 3);
     const int K = cnn_model_num_classes(m), max_n = 3;
     const size_t img = image_floats(m);
     float *x = malloc(max_n * img * sizeof(float));
     float *plain = malloc(max_n * K * sizeof(float)), *ref = malloc(K * sizeof(float));
-    test_fill(x, max_n * img, 40 + _i);
+    float *mark = malloc(max_n * img * sizeof(float));
+    test_fill(x, max_n * img, 40 + _i % 3);
+    test_fill(mark, max_n * img, 60 + _i);
     float *refs = malloc(max_n * K * sizeof(float));
     for (int n = 0; n < max_n; n++) { /* before compile: the reference reads unfolded weights */
         ck_assert_int_eq(ref_net_forward(m, x + n * img, ref), 0);
@@ -88,7 +121,8 @@ START_TEST(test_team_matches_unsplit_and_reference)
     compiled(m);
     struct cnn_err err = {0};
     struct cnn_session *s1 = cnn_session_create(m, max_n, &err);
-    struct cnn_session *s3 = cnn_session_create_parts(m, max_n, 3, &err);
+    struct cnn_session *s3 = lent ? cnn_session_create(m, max_n, &err)
+                                  : cnn_session_create_parts(m, max_n, 3, &err);
     ck_assert_msg(s1 && s3, "%s", err.msg);
     double worst_plain = 0, worst_ref = 0;
     const float *out;
@@ -98,7 +132,10 @@ START_TEST(test_team_matches_unsplit_and_reference)
         for (int n = 1; n <= max_n; n += 2) {
             ck_assert_int_eq(cnn_session_forward(s1, m, x, n, &out, &err), 0);
             memcpy(plain, out, (size_t)n * K * sizeof(float));
-            ck_assert_int_eq(cnn_session_forward_team(s3, m, team, x, n, &out, &err), 0);
+            if (lent)
+                out = forward_lent(m, s3, team, x, n, mark);
+            else
+                ck_assert_int_eq(cnn_session_forward_team(s3, m, team, x, n, &out, &err), 0);
             for (int i = 0; i < n * K; i++) {
                 worst_plain = fmax(worst_plain, fabs((double)out[i] - plain[i]));
                 worst_ref = fmax(worst_ref, fabs((double)out[i] - refs[i]));
@@ -107,9 +144,9 @@ START_TEST(test_team_matches_unsplit_and_reference)
         }
         cnn_workers_destroy(team);
     }
-    printf("session_team: %s net, teams 1-3, batches 1 and 3: max abs diff %.3g vs unsplit, "
-           "%.3g vs naive reference\n",
-           names[_i], worst_plain, worst_ref);
+    printf("session_team: %s net, %s scratch, teams 1-3, batches 1 and 3: max abs diff %.3g vs "
+           "unsplit, %.3g vs naive reference\n",
+           names[_i % 3], lent ? "lent" : "own", worst_plain, worst_ref);
     ck_assert_msg(worst_plain <= 1e-5, "vs unsplit %g", worst_plain);
     ck_assert_msg(worst_ref <= 1e-4, "vs reference %g", worst_ref);
     cnn_session_destroy(s1);
@@ -118,6 +155,7 @@ START_TEST(test_team_matches_unsplit_and_reference)
     free(plain);
     free(ref);
     free(refs);
+    free(mark);
     cnn_model_destroy(m);
 }
 END_TEST
@@ -162,71 +200,6 @@ START_TEST(test_team_resnet18_matches_unsplit)
     cnn_session_destroy(s3);
     free(x);
     free(plain);
-    cnn_model_destroy(m);
-}
-END_TEST
-
-/* Nets 0..2 again through cnn_session_forward_lent: every session made for one thread, the
- * lenders for exactly the batch run (the least they may be), teams of 1..3.  The pass equals
- * the unsplit one (1e-5) and the reference (1e-4), and the lenders' input buffers, which
- * follow their scratch in memory, keep their contents: a part that ran past the end of the
- * scratch it was lent would change them (or, past the block, trip ASan). */
-START_TEST(test_lent_matches_unsplit_and_keeps_lenders)
-{
-    struct cnn_model *m = make_net(_i);
-    const int K = cnn_model_num_classes(m), max_n = 3;
-    const size_t img = image_floats(m);
-    float *x = malloc(max_n * img * sizeof(float)), *refs = malloc(max_n * K * sizeof(float));
-    float *plain = malloc(max_n * K * sizeof(float)), *mark = malloc(max_n * img * sizeof(float));
-    test_fill(x, max_n * img, 50 + _i);
-    test_fill(mark, max_n * img, 60 + _i);
-    for (int n = 0; n < max_n; n++)
-        ck_assert_int_eq(ref_net_forward(m, x + n * img, refs + n * K), 0);
-    compiled(m);
-    struct cnn_err err = {0};
-    struct cnn_session *s1 = cnn_session_create(m, max_n, &err);
-    struct cnn_session *s = cnn_session_create(m, max_n, &err);
-    ck_assert_msg(s1 && s, "%s", err.msg);
-    double worst_plain = 0, worst_ref = 0;
-    const float *out;
-    for (int threads = 1; threads <= 3; threads++) {
-        struct cnn_workers *team = cnn_workers_create(threads, &err);
-        ck_assert_msg(team != NULL, "%s", err.msg);
-        for (int n = 1; n <= max_n; n += 2) {
-            struct cnn_session *lenders[2];
-            for (int k = 0; k < 2; k++) {
-                lenders[k] = cnn_session_create(m, n, &err);
-                ck_assert_msg(lenders[k] != NULL, "%s", err.msg);
-                memcpy(cnn_session_input(lenders[k]), mark, n * img * sizeof(float));
-            }
-            ck_assert_int_eq(cnn_session_forward(s1, m, x, n, &out, &err), 0);
-            memcpy(plain, out, (size_t)n * K * sizeof(float));
-            ck_assert_msg(cnn_session_forward_lent(s, m, team, lenders, x, n, &out, &err) == 0,
-                          "%s", err.msg);
-            for (int i = 0; i < n * K; i++) {
-                worst_plain = fmax(worst_plain, fabs((double)out[i] - plain[i]));
-                worst_ref = fmax(worst_ref, fabs((double)out[i] - refs[i]));
-                ck_assert_msg(isfinite(out[i]), "output %d not finite", i);
-            }
-            for (int k = 0; k < 2; k++) {
-                ck_assert_msg(memcmp(cnn_session_input(lenders[k]), mark, n * img * sizeof(float)) == 0,
-                              "team of %d, batch %d: lender %d's input changed", threads, n, k);
-                cnn_session_destroy(lenders[k]);
-            }
-        }
-        cnn_workers_destroy(team);
-    }
-    printf("session_team: net %d lent scratch, teams 1-3, batches 1 and 3: max abs diff %.3g vs "
-           "unsplit, %.3g vs naive reference\n",
-           _i, worst_plain, worst_ref);
-    ck_assert_msg(worst_plain <= 1e-5, "vs unsplit %g", worst_plain);
-    ck_assert_msg(worst_ref <= 1e-4, "vs reference %g", worst_ref);
-    cnn_session_destroy(s1);
-    cnn_session_destroy(s);
-    free(x);
-    free(refs);
-    free(plain);
-    free(mark);
     cnn_model_destroy(m);
 }
 END_TEST
@@ -334,9 +307,8 @@ Suite *session_team_suite(void)
     Suite *s = suite_create("session_team");
     TCase *tc = tcase_create("team");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 3);
+    tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 6);
     tcase_add_test(tc, test_team_resnet18_matches_unsplit);
-    tcase_add_loop_test(tc, test_lent_matches_unsplit_and_keeps_lenders, 0, 3);
     tcase_add_test(tc, test_lent_bad_lenders_rejected);
     tcase_add_test(tc, test_team_larger_than_parts_rejected);
     if (alloc_counter_calls) /* only in builds without sanitizers */
