@@ -157,7 +157,8 @@ load = open("/proc/loadavg").read().split()[0]
 num = lambda k: float(f.get(k, "nan").rstrip(":") or "nan")
 j = {"server": "ort_node", "model": sys.argv[2], "batching": sys.argv[3],
      "concurrency": int(sys.argv[4]), "images_per_s": num("images_per_s"),
-     "p50_ms": num("p50_ms"), "p99_ms": num("p99_ms"), "errors": int(num("errors")),
+     "p50_ms": num("p50_ms"), "p99_ms": num("p99_ms"),
+     "errors": int(num("errors")) if num("errors") == num("errors") else -1,
      "loadavg_1m": float(load)}
 print("%-9s %-8s %5d %10.1f %9.3f %9.3f %7s %7d %11s %6s %5s" % (
     "  peer", j["batching"], j["concurrency"], j["images_per_s"], j["p50_ms"], j["p99_ms"],
