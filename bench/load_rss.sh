@@ -5,9 +5,9 @@
 #   IMAGE=x.png LOAD="1 8" bash bench/load_rss.sh MODEL_FILE [RUNS [SECTION.KEY=VALUE...]]
 #
 # Each run copies the file into a fresh repository m/1/model.{cnn,onnx}, starts build/cnnd on
-# an ephemeral loopback port with the default config (SECTION.KEY=VALUE overrides it, e.g.
-# batching.split=off), and measures the wall time from the start to the first 200 of
-# /v2/health/ready (polled every 10 ms), then reads VmHWM (peak RSS) and VmRSS (RSS once
+# ephemeral loopback ports (admin too) with the default config (SECTION.KEY=VALUE overrides
+# it, e.g. batching.split=off), and measures the wall time from the start to the first 200
+# of /v2/health/ready (polled every 10 ms), then reads VmHWM (peak RSS) and VmRSS (RSS once
 # ready) from /proc.  Prints one line per run and the median:
 #   load_rss file=model.onnx run=1 ready_ms=812 peak_rss_mb=301.4 ready_rss_mb=250.2
 # With IMAGE (a PNG the model accepts), build/loadgen ($LOADGEN) then POSTs it to
@@ -37,7 +37,7 @@ for r in $(seq 1 "$runs"); do
   : >"$T/cnnd.log"
   t0=$(date +%s%N)
   "$CNND" --config "$T/cnnd.conf" --listen 127.0.0.1 --port 0 --model-repository "$T/repo" \
-    >>"$T/cnnd.log" 2>&1 &
+    --admin-port 0 --admin-token-file "$T/admin.token" --data-root "$T" >>"$T/cnnd.log" 2>&1 &
   CNND_PID=$!
   PORT=
   for i in $(seq 1 6000); do
