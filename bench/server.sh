@@ -94,7 +94,9 @@ instances = $INSTANCES
 blas_threads = 1
 EOF
   : >"$T/cnnd.log"
-  OPENBLAS_NUM_THREADS=1 "$CNND" --config "$T/cnnd.conf" >>"$T/cnnd.log" 2>&1 &
+  # admin on an ephemeral port too: the default 8081 may be another cnnd's
+  OPENBLAS_NUM_THREADS=1 "$CNND" --config "$T/cnnd.conf" --admin-port 0 \
+    --admin-token-file "$T/admin.token" --data-root "$T" >>"$T/cnnd.log" 2>&1 &
   PID=$!
   local port= i
   for i in $(seq 1 200); do
@@ -108,7 +110,8 @@ EOF
     [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v2/health/ready")" = 200 ] && return 0
     sleep 0.05
   done
-  echo "cnnd not ready" >&2
+  echo "cnnd not ready:" >&2
+  tail -n 5 "$T/cnnd.log" >&2
   exit 1
 }
 
