@@ -260,9 +260,8 @@ static void op_part_work(void *ctx, int part, int parts)
 }
 
 /* run_op over the team when the kind splits. */
-static void run_op_team(struct cnn_session *s, const struct cnn_model *m,
-                        const struct cnn_op *op, int n, struct cnn_workers *team,
-                        float *const *cols)
+static void run_op_team(struct cnn_session *s, const struct cnn_model *m, const struct cnn_op *op,
+                        int n, struct cnn_workers *team, float *const *cols)
 {
     if (!cnn_layer_kind_ops(op->kind)->run_part) {
         run_op(s, m, op, n);
@@ -275,9 +274,9 @@ static void run_op_team(struct cnn_session *s, const struct cnn_model *m,
 }
 
 /* The forward pass; with a team (2+ threads), part i of a split op uses cols[i]. */
-static int forward_cols(struct cnn_session *s, const struct cnn_model *m,
-                        struct cnn_workers *team, float *const *cols, const float *images,
-                        int n, const float **probs, struct cnn_err *err)
+static int forward_cols(struct cnn_session *s, const struct cnn_model *m, struct cnn_workers *team,
+                        float *const *cols, const float *images, int n, const float **probs,
+                        struct cnn_err *err)
 {
     if (m != s->m)
         return cnn_err_set(err, CNN_EINVAL, "session: made for another model");
@@ -322,8 +321,7 @@ int cnn_session_forward_team(struct cnn_session *s, const struct cnn_model *m,
 
 int cnn_session_forward_lent(struct cnn_session *s, const struct cnn_model *m,
                              struct cnn_workers *team, struct cnn_session *const *lenders,
-                             const float *images, int n, const float **probs,
-                             struct cnn_err *err)
+                             const float *images, int n, const float **probs, struct cnn_err *err)
 {
     const int parts = cnn_workers_count(team);
     if (parts == 1)

@@ -54,7 +54,6 @@ int cnn_session_forward_team(struct cnn_session *s, const struct cnn_model *m,
  * CNN_EINVAL when a lender is missing, repeated or made for another model or smaller n. */
 int cnn_session_forward_lent(struct cnn_session *s, const struct cnn_model *m,
                              struct cnn_workers *team, struct cnn_session *const *lenders,
-                             const float *images, int n, const float **probs,
-                             struct cnn_err *err);
+                             const float *images, int n, const float **probs, struct cnn_err *err);
 
 #endif

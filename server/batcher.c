@@ -129,8 +129,8 @@ static int run_batch(struct worker *w, struct batcher_item *live, int n, int spl
     for (int k = 1; split && k < b->cfg.instances; k++)
         lenders[k - 1] = b->workers[(w->id + k) % b->cfg.instances].session;
     int64_t t0 = now_ns();
-    int rc = cnn_session_forward_lent(w->session, b->model, split ? b->team : NULL, lenders, in,
-                                      n, &probs, &err);
+    int rc = cnn_session_forward_lent(w->session, b->model, split ? b->team : NULL, lenders, in, n,
+                                      &probs, &err);
     *compute_ns = now_ns() - t0;
     if (rc) {
         log_error("batch forward failed worker=%d batch=%d error=\"%s\"", w->id, n, err.msg);

@@ -74,8 +74,7 @@ static size_t image_floats(const struct cnn_model *m)
  * a session's memory, so a part that ran past the end of the scratch it was lent would
  * change it (or, past the block, trip ASan). */
 static const float *forward_lent(const struct cnn_model *m, struct cnn_session *s,
-                                 struct cnn_workers *team, const float *x, int n,
-                                 const float *mark)
+                                 struct cnn_workers *team, const float *x, int n, const float *mark)
 {
     struct cnn_err err = {0};
     const size_t bytes = (size_t)n * image_floats(m) * sizeof(float);
@@ -90,8 +89,8 @@ static const float *forward_lent(const struct cnn_model *m, struct cnn_session *
                   err.msg);
     for (int k = 0; k < 2; k++) {
         ck_assert_msg(memcmp(cnn_session_input(lenders[k]), mark, bytes) == 0,
-                      "team of %d, batch %d: lender %d's input changed", cnn_workers_count(team),
-                      n, k);
+                      "team of %d, batch %d: lender %d's input changed", cnn_workers_count(team), n,
+                      k);
         cnn_session_destroy(lenders[k]);
     }
     return out;
@@ -121,8 +120,8 @@ START_TEST(test_team_matches_unsplit_and_reference)
     compiled(m);
     struct cnn_err err = {0};
     struct cnn_session *s1 = cnn_session_create(m, max_n, &err);
-    struct cnn_session *s3 = lent ? cnn_session_create(m, max_n, &err)
-                                  : cnn_session_create_parts(m, max_n, 3, &err);
+    struct cnn_session *s3 =
+        lent ? cnn_session_create(m, max_n, &err) : cnn_session_create_parts(m, max_n, 3, &err);
     ck_assert_msg(s1 && s3, "%s", err.msg);
     double worst_plain = 0, worst_ref = 0;
     const float *out;
@@ -219,8 +218,10 @@ START_TEST(test_lent_bad_lenders_rejected)
     struct {
         struct cnn_session *l[2];
         const char *msg;
-    } bad[] = {{{a, NULL}, "lender 1 is missing"},  {{foreign, b}, "lender 0 is missing"},
-               {{a, small}, "batches below 2"},      {{a, a}, "lender 1 is the session"},
+    } bad[] = {{{a, NULL}, "lender 1 is missing"},
+               {{foreign, b}, "lender 0 is missing"},
+               {{a, small}, "batches below 2"},
+               {{a, a}, "lender 1 is the session"},
                {{s, b}, "lender 0 is the session"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err = (struct cnn_err){0};
