@@ -161,8 +161,9 @@ struct cnn_session *cnn_session_create_parts(const struct cnn_model *m, int max_
         cnn_err_set(err, CNN_EINVAL, "session: max batch %d out of range 1..65536", max_n);
         return NULL;
     }
-    if (parts < 1 || parts > 256) {
-        cnn_err_set(err, CNN_EINVAL, "session: %d parts out of range 1..256", parts);
+    if (parts < 1 || parts > CNN_SESSION_MAX_PARTS) {
+        cnn_err_set(err, CNN_EINVAL, "session: %d parts out of range 1..%d", parts,
+                    CNN_SESSION_MAX_PARTS);
         return NULL;
     }
     struct cnn_session *s = calloc(1, sizeof *s);
@@ -247,21 +248,20 @@ struct op_split {
     const struct cnn_model *m;
     const struct cnn_op *op;
     int n;
+    float *const *cols; /* scratch of each part */
 };
 
 static void op_part_work(void *ctx, int part, int parts)
 {
     const struct op_split *j = ctx;
-    const struct cnn_op_run r = {.out = j->s->value_buf[j->op->out],
-                                 .in = j->s->op_in,
-                                 .col = j->s->col + (size_t)part * j->s->col_stride,
-                                 .n = j->n};
+    const struct cnn_op_run r = {
+        .out = j->s->value_buf[j->op->out], .in = j->s->op_in, .col = j->cols[part], .n = j->n};
     cnn_layer_kind_ops(j->op->kind)->run_part(j->m, j->op, &r, part, parts);
 }
 
 /* run_op over the team when the kind splits. */
-static void run_op_team(struct cnn_session *s, const struct cnn_model *m,
-                        const struct cnn_op *op, int n, struct cnn_workers *team)
+static void run_op_team(struct cnn_session *s, const struct cnn_model *m, const struct cnn_op *op,
+                        int n, struct cnn_workers *team, float *const *cols)
 {
     if (!cnn_layer_kind_ops(op->kind)->run_part) {
         run_op(s, m, op, n);
@@ -269,25 +269,15 @@ static void run_op_team(struct cnn_session *s, const struct cnn_model *m,
     }
     for (int j = 0; j < op->n_inputs; j++)
         s->op_in[j] = s->value_buf[op->inputs[j]];
-    struct op_split job = {.s = s, .m = m, .op = op, .n = n};
+    struct op_split job = {.s = s, .m = m, .op = op, .n = n, .cols = cols};
     cnn_workers_run(team, op_part_work, &job);
 }
 
-int cnn_session_forward(struct cnn_session *s, const struct cnn_model *m, const float *images,
-                        int n, const float **probs, struct cnn_err *err)
+/* The forward pass; with a team (2+ threads), part i of a split op uses cols[i]. */
+static int forward_cols(struct cnn_session *s, const struct cnn_model *m, struct cnn_workers *team,
+                        float *const *cols, const float *images, int n, const float **probs,
+                        struct cnn_err *err)
 {
-    return cnn_session_forward_team(s, m, NULL, images, n, probs, err);
-}
-
-int cnn_session_forward_team(struct cnn_session *s, const struct cnn_model *m,
-                             struct cnn_workers *team, const float *images, int n,
-                             const float **probs, struct cnn_err *err)
-{
-    if (cnn_workers_count(team) > s->parts)
-        return cnn_err_set(err, CNN_EINVAL, "session: team of %d threads, scratch for %d",
-                           cnn_workers_count(team), s->parts);
-    if (team && cnn_workers_count(team) == 1)
-        team = NULL;
     if (m != s->m)
         return cnn_err_set(err, CNN_EINVAL, "session: made for another model");
     if (n < 1 || n > s->max_n)
@@ -296,7 +286,7 @@ int cnn_session_forward_team(struct cnn_session *s, const struct cnn_model *m,
     swap_outer(s->value_buf[0], images, n, in->c, (size_t)in->h * (size_t)in->w);
     for (int k = 0; k < m->n_ops; k++) {
         if (team)
-            run_op_team(s, m, &m->ops[k], n, team);
+            run_op_team(s, m, &m->ops[k], n, team, cols);
         else
             run_op(s, m, &m->ops[k], n);
     }
@@ -305,4 +295,53 @@ int cnn_session_forward_team(struct cnn_session *s, const struct cnn_model *m,
     swap_outer(s->probs, s->value_buf[v], ol->c, n, (size_t)ol->h * (size_t)ol->w);
     *probs = s->probs;
     return 0;
+}
+
+int cnn_session_forward(struct cnn_session *s, const struct cnn_model *m, const float *images,
+                        int n, const float **probs, struct cnn_err *err)
+{
+    return forward_cols(s, m, NULL, NULL, images, n, probs, err);
+}
+
+int cnn_session_forward_team(struct cnn_session *s, const struct cnn_model *m,
+                             struct cnn_workers *team, const float *images, int n,
+                             const float **probs, struct cnn_err *err)
+{
+    const int parts = cnn_workers_count(team);
+    if (parts > s->parts)
+        return cnn_err_set(err, CNN_EINVAL, "session: team of %d threads, scratch for %d", parts,
+                           s->parts);
+    if (parts == 1)
+        return forward_cols(s, m, NULL, NULL, images, n, probs, err);
+    float *cols[CNN_SESSION_MAX_PARTS];
+    for (int i = 0; i < parts; i++)
+        cols[i] = s->col + (size_t)i * s->col_stride;
+    return forward_cols(s, m, team, cols, images, n, probs, err);
+}
+
+int cnn_session_forward_lent(struct cnn_session *s, const struct cnn_model *m,
+                             struct cnn_workers *team, struct cnn_session *const *lenders,
+                             const float *images, int n, const float **probs, struct cnn_err *err)
+{
+    const int parts = cnn_workers_count(team);
+    if (parts == 1)
+        return forward_cols(s, m, NULL, NULL, images, n, probs, err);
+    if (!lenders)
+        return cnn_err_set(err, CNN_EINVAL, "session: team of %d threads, no lenders", parts);
+    float *cols[CNN_SESSION_MAX_PARTS];
+    cols[0] = s->col;
+    for (int i = 1; i < parts; i++) {
+        const struct cnn_session *l = lenders[i - 1];
+        if (!l || l->m != m || l->max_n < n)
+            return cnn_err_set(err, CNN_EINVAL,
+                               "session: lender %d is missing, for another model or for "
+                               "batches below %d",
+                               i - 1, n);
+        for (int j = 0; j < i; j++)
+            if (cols[j] == l->col)
+                return cnn_err_set(err, CNN_EINVAL,
+                                   "session: lender %d is the session or another lender", i - 1);
+        cols[i] = l->col;
+    }
+    return forward_cols(s, m, team, cols, images, n, probs, err);
 }

@@ -12,6 +12,8 @@
 struct cnn_session;
 struct cnn_workers;
 
+#define CNN_SESSION_MAX_PARTS 256 /* threads of a split forward pass, as core/workers.h */
+
 /* Bytes of session memory a worker needs for batches of up to max_n images. */
 size_t cnn_session_plan(const struct cnn_model *m, int max_n);
 
@@ -19,7 +21,8 @@ size_t cnn_session_plan(const struct cnn_model *m, int max_n);
 struct cnn_session *cnn_session_create(const struct cnn_model *m, int max_n,
                                        struct cnn_err *err);
 /* The same with scratch for forward passes split over a team of up to `parts` threads
- * (1..256; cnn_session_create is parts 1): each thread needs its own im2col buffer. */
+ * (1..CNN_SESSION_MAX_PARTS; cnn_session_create is parts 1): each thread needs its own
+ * im2col buffer.  Sessions that take turns can share theirs: cnn_session_forward_lent. */
 struct cnn_session *cnn_session_create_parts(const struct cnn_model *m, int max_n, int parts,
                                              struct cnn_err *err);
 void cnn_session_destroy(struct cnn_session *s);
@@ -41,5 +44,16 @@ int cnn_session_forward(struct cnn_session *s, const struct cnn_model *m, const 
 int cnn_session_forward_team(struct cnn_session *s, const struct cnn_model *m,
                              struct cnn_workers *team, const float *images, int n,
                              const float **probs, struct cnn_err *err);
+
+/* cnn_session_forward_team whose part i >= 1 uses the im2col/Winograd scratch of
+ * lenders[i - 1] (the team's size - 1 distinct sessions of m, none of them s, each made for
+ * batches of n or more) instead of s's own, so that s and the lenders each need scratch for
+ * one thread only (cnn_session_create).  Only the lenders' scratch is written; no thread
+ * may use a lender until this returns (cnnd: the version's other workers, which wait while
+ * a split batch holds every core).  A NULL or 1-thread team is cnn_session_forward.
+ * CNN_EINVAL when a lender is missing, repeated or made for another model or smaller n. */
+int cnn_session_forward_lent(struct cnn_session *s, const struct cnn_model *m,
+                             struct cnn_workers *team, struct cnn_session *const *lenders,
+                             const float *images, int n, const float **probs, struct cnn_err *err);
 
 #endif

@@ -13,7 +13,10 @@
  * Cores (cfg.split): b->mu also guards cores_used.  A worker takes a batch only while a
  * core is free and holds one for it -- or all `instances` of them when nothing else runs,
  * nothing is left queued and nothing is on its way: it then runs the batch on b->team,
- * which only the holder of every core may drive (one caller at a time). */
+ * which only the holder of every core may drive (one caller at a time), and lends itself
+ * the other workers' im2col scratch for the other parts (cnn_session_forward_lent): a
+ * worker touches its session only while it holds a core, so they are all idle meanwhile,
+ * and every session needs scratch for one thread, as with split off. */
 #include "batcher.h"
 
 #include "gemm.h"
@@ -122,9 +125,12 @@ static int run_batch(struct worker *w, struct batcher_item *live, int n, int spl
         memcpy(in + (size_t)i * b->in_floats, it->input, b->in_floats * sizeof(float));
     const float *probs = NULL;
     struct cnn_err err = {0};
+    struct cnn_session *lenders[BATCHER_MAX_INSTANCES]; /* the other workers, idle */
+    for (int k = 1; split && k < b->cfg.instances; k++)
+        lenders[k - 1] = b->workers[(w->id + k) % b->cfg.instances].session;
     int64_t t0 = now_ns();
-    int rc =
-        cnn_session_forward_team(w->session, b->model, split ? b->team : NULL, in, n, &probs, &err);
+    int rc = cnn_session_forward_lent(w->session, b->model, split ? b->team : NULL, lenders, in, n,
+                                      &probs, &err);
     *compute_ns = now_ns() - t0;
     if (rc) {
         log_error("batch forward failed worker=%d batch=%d error=\"%s\"", w->id, n, err.msg);
@@ -301,14 +307,13 @@ struct batcher *batcher_create(const struct cnn_model *m, const struct batcher_c
         cnn_err_set(err, CNN_ENOMEM, "batcher: out of memory");
         goto fail;
     }
-    const int parts =
-        cfg->split && cfg->instances > 1 && cfg->blas_threads <= 1 ? cfg->instances : 1;
-    if (parts > 1 && !(b->team = cnn_workers_create(parts, err)))
+    if (cfg->split && cfg->instances > 1 && cfg->blas_threads <= 1 &&
+        !(b->team = cnn_workers_create(cfg->instances, err)))
         goto fail;
     for (int i = 0; i < cfg->instances; i++) {
         b->workers[i].b = b;
         b->workers[i].id = i;
-        b->workers[i].session = cnn_session_create_parts(m, cfg->max_batch_size, parts, err);
+        b->workers[i].session = cnn_session_create(m, cfg->max_batch_size, err);
         if (!b->workers[i].session)
             goto fail;
     }

@@ -1,7 +1,8 @@
-/* Session team suite: the forward pass split over a worker team (cnn_session_forward_team)
- * against the unsplit pass and the naive reference, for every kind that splits (conv by
- * im2col rows, by output channels and by Winograd tile rows, dense, pooling, act, add),
- * batch 1 and 3, teams of 1..3; the checks on team size; no allocation while running. */
+/* Session team suite: the forward pass split over a worker team (cnn_session_forward_team,
+ * and cnn_session_forward_lent with other sessions' scratch) against the unsplit pass and
+ * the naive reference, for every kind that splits (conv by im2col rows, by output channels
+ * and by Winograd tile rows, dense, pooling, act, add), batch 1 and 3, teams of 1..3; the
+ * checks on team size and lenders; no allocation while running. */
 #include "alloc_counter.h"
 #include "arch.h"
 #include "gemm.h"
@@ -68,17 +69,49 @@ static size_t image_floats(const struct cnn_model *m)
     return (size_t)pp->c * pp->h * pp->w;
 }
 
-/* For nets 0..2 (loop index), batches 1 and 3, teams of 1, 2 and 3: the split pass equals
- * the unsplit pass (1e-5) and the naive reference (1e-4). */
+/* cnn_session_forward_lent with two fresh lenders made for exactly batch n (the least they
+ * may be) whose input buffers hold mark; they must keep it: the input follows the scratch in
+ * a session's memory, so a part that ran past the end of the scratch it was lent would
+ * change it (or, past the block, trip ASan). */
+static const float *forward_lent(const struct cnn_model *m, struct cnn_session *s,
+                                 struct cnn_workers *team, const float *x, int n, const float *mark)
+{
+    struct cnn_err err = {0};
+    const size_t bytes = (size_t)n * image_floats(m) * sizeof(float);
+    struct cnn_session *lenders[2];
+    for (int k = 0; k < 2; k++) {
+        lenders[k] = cnn_session_create(m, n, &err);
+        ck_assert_msg(lenders[k] != NULL, "%s", err.msg);
+        memcpy(cnn_session_input(lenders[k]), mark, bytes);
+    }
+    const float *out;
+    ck_assert_msg(cnn_session_forward_lent(s, m, team, lenders, x, n, &out, &err) == 0, "%s",
+                  err.msg);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(memcmp(cnn_session_input(lenders[k]), mark, bytes) == 0,
+                      "team of %d, batch %d: lender %d's input changed", cnn_workers_count(team), n,
+                      k);
+        cnn_session_destroy(lenders[k]);
+    }
+    return out;
+}
+
+/* For nets 0..2 (loop index % 3), batches 1 and 3, teams of 1, 2 and 3: the split pass equals
+ * the unsplit pass (1e-5) and the naive reference (1e-4).  Loop indexes 0..2 split with the
+ * session's own scratch (cnn_session_forward_team), 3..5 with lent scratch, every session
+ * made for one thread (cnn_session_forward_lent, as cnnd's workers). */
 START_TEST(test_team_matches_unsplit_and_reference)
 {
     static const char *const names[] = {"dag", "wide", "late"};
-    struct cnn_model *m = make_net(_i);
+    const int lent = _i >= 3;
+    struct cnn_model *m = make_net(_i % 3);
     const int K = cnn_model_num_classes(m), max_n = 3;
     const size_t img = image_floats(m);
     float *x = malloc(max_n * img * sizeof(float));
     float *plain = malloc(max_n * K * sizeof(float)), *ref = malloc(K * sizeof(float));
-    test_fill(x, max_n * img, 40 + _i);
+    float *mark = malloc(max_n * img * sizeof(float));
+    test_fill(x, max_n * img, 40 + _i % 3);
+    test_fill(mark, max_n * img, 60 + _i);
     float *refs = malloc(max_n * K * sizeof(float));
     for (int n = 0; n < max_n; n++) { /* before compile: the reference reads unfolded weights */
         ck_assert_int_eq(ref_net_forward(m, x + n * img, ref), 0);
@@ -87,7 +120,8 @@ START_TEST(test_team_matches_unsplit_and_reference)
     compiled(m);
     struct cnn_err err = {0};
     struct cnn_session *s1 = cnn_session_create(m, max_n, &err);
-    struct cnn_session *s3 = cnn_session_create_parts(m, max_n, 3, &err);
+    struct cnn_session *s3 =
+        lent ? cnn_session_create(m, max_n, &err) : cnn_session_create_parts(m, max_n, 3, &err);
     ck_assert_msg(s1 && s3, "%s", err.msg);
     double worst_plain = 0, worst_ref = 0;
     const float *out;
@@ -97,7 +131,10 @@ START_TEST(test_team_matches_unsplit_and_reference)
         for (int n = 1; n <= max_n; n += 2) {
             ck_assert_int_eq(cnn_session_forward(s1, m, x, n, &out, &err), 0);
             memcpy(plain, out, (size_t)n * K * sizeof(float));
-            ck_assert_int_eq(cnn_session_forward_team(s3, m, team, x, n, &out, &err), 0);
+            if (lent)
+                out = forward_lent(m, s3, team, x, n, mark);
+            else
+                ck_assert_int_eq(cnn_session_forward_team(s3, m, team, x, n, &out, &err), 0);
             for (int i = 0; i < n * K; i++) {
                 worst_plain = fmax(worst_plain, fabs((double)out[i] - plain[i]));
                 worst_ref = fmax(worst_ref, fabs((double)out[i] - refs[i]));
@@ -106,9 +143,9 @@ START_TEST(test_team_matches_unsplit_and_reference)
         }
         cnn_workers_destroy(team);
     }
-    printf("session_team: %s net, teams 1-3, batches 1 and 3: max abs diff %.3g vs unsplit, "
-           "%.3g vs naive reference\n",
-           names[_i], worst_plain, worst_ref);
+    printf("session_team: %s net, %s scratch, teams 1-3, batches 1 and 3: max abs diff %.3g vs "
+           "unsplit, %.3g vs naive reference\n",
+           names[_i % 3], lent ? "lent" : "own", worst_plain, worst_ref);
     ck_assert_msg(worst_plain <= 1e-5, "vs unsplit %g", worst_plain);
     ck_assert_msg(worst_ref <= 1e-4, "vs reference %g", worst_ref);
     cnn_session_destroy(s1);
@@ -117,6 +154,7 @@ START_TEST(test_team_matches_unsplit_and_reference)
     free(plain);
     free(ref);
     free(refs);
+    free(mark);
     cnn_model_destroy(m);
 }
 END_TEST
@@ -165,6 +203,48 @@ START_TEST(test_team_resnet18_matches_unsplit)
 }
 END_TEST
 
+/* Lenders missing, for another model, for smaller batches, repeated or the session itself. */
+START_TEST(test_lent_bad_lenders_rejected)
+{
+    struct cnn_model *m = compiled(test_net_small(3)), *other = compiled(test_net_small(4));
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(m, 2, &err);
+    struct cnn_session *a = cnn_session_create(m, 2, &err), *b = cnn_session_create(m, 2, &err);
+    struct cnn_session *small = cnn_session_create(m, 1, &err);
+    struct cnn_session *foreign = cnn_session_create(other, 2, &err);
+    struct cnn_workers *team = cnn_workers_create(3, &err);
+    ck_assert_msg(s && a && b && small && foreign && team, "%s", err.msg);
+    const float *x = cnn_session_input(s), *out;
+    struct {
+        struct cnn_session *l[2];
+        const char *msg;
+    } bad[] = {{{a, NULL}, "lender 1 is missing"},
+               {{foreign, b}, "lender 0 is missing"},
+               {{a, small}, "batches below 2"},
+               {{a, a}, "lender 1 is the session"},
+               {{s, b}, "lender 0 is the session"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err = (struct cnn_err){0};
+        ck_assert_int_eq(cnn_session_forward_lent(s, m, team, bad[i].l, x, 2, &out, &err),
+                         CNN_EINVAL);
+        ck_assert_msg(strstr(err.msg, bad[i].msg) != NULL, "case %zu: %s", i, err.msg);
+    }
+    err = (struct cnn_err){0};
+    ck_assert_int_eq(cnn_session_forward_lent(s, m, team, NULL, x, 2, &out, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "no lenders") != NULL, "%s", err.msg);
+    /* the small lender serves batch 1; no team needs no lenders */
+    struct cnn_session *ok[2] = {a, small};
+    ck_assert_int_eq(cnn_session_forward_lent(s, m, team, ok, x, 1, &out, &err), 0);
+    ck_assert_int_eq(cnn_session_forward_lent(s, m, NULL, NULL, x, 2, &out, &err), 0);
+    cnn_workers_destroy(team);
+    struct cnn_session *all[] = {s, a, b, small, foreign};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        cnn_session_destroy(all[i]);
+    cnn_model_destroy(m);
+    cnn_model_destroy(other);
+}
+END_TEST
+
 START_TEST(test_team_larger_than_parts_rejected)
 {
     struct cnn_model *m = compiled(test_net_small(3));
@@ -204,14 +284,20 @@ START_TEST(test_team_forward_makes_no_allocation)
     test_fill(x, N * image_floats(m), 1);
     const float *out;
     ck_assert_int_eq(cnn_session_forward_team(s, m, team, x, N, &out, &err), 0);
+    struct cnn_session *lender = cnn_session_create(m, N, &err);
+    ck_assert_msg(lender != NULL, "%s", err.msg);
+    ck_assert_int_eq(cnn_session_forward_lent(s, m, team, &lender, x, N, &out, &err), 0);
     int failures = 0;
     long before = alloc_counter_calls();
-    for (int n = 1; n <= N; n++)
+    for (int n = 1; n <= N; n++) {
         failures += cnn_session_forward_team(s, m, team, x, n, &out, &err) != 0;
+        failures += cnn_session_forward_lent(s, m, team, &lender, x, n, &out, &err) != 0;
+    }
     long after = alloc_counter_calls();
     ck_assert_int_eq(failures, 0);
     ck_assert_msg(after == before, "forward allocated %ld times", after - before);
     cnn_workers_destroy(team);
+    cnn_session_destroy(lender);
     cnn_session_destroy(s);
     cnn_model_destroy(m);
 }
@@ -222,8 +308,9 @@ Suite *session_team_suite(void)
     Suite *s = suite_create("session_team");
     TCase *tc = tcase_create("team");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 3);
+    tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 6);
     tcase_add_test(tc, test_team_resnet18_matches_unsplit);
+    tcase_add_test(tc, test_lent_bad_lenders_rejected);
     tcase_add_test(tc, test_team_larger_than_parts_rejected);
     if (alloc_counter_calls) /* only in builds without sanitizers */
         tcase_add_test(tc, test_team_forward_makes_no_allocation);
