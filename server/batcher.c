@@ -53,6 +53,7 @@ struct batcher {
     struct worker *workers;
     struct cnn_workers *team; /* instances threads when split, else NULL */
     int cores_used;           /* of cfg.instances, held by running batches */
+    double flops_per_item;    /* the model's, for cfg.split_min_flops */
 };
 
 static int64_t now_ns(void)
@@ -210,6 +211,7 @@ static void *worker_main(void *arg)
         take_batch(b, start, &live, &n_live, &expired, &n_expired);
         const int split =
             b->team && b->cores_used == 0 && !b->head &&
+            b->flops_per_item * n_live >= b->cfg.split_min_flops &&
             (!b->cfg.incoming || atomic_load_explicit(b->cfg.incoming, memory_order_relaxed) <= 0);
         const int held = split ? b->cfg.instances : 1;
         b->cores_used += held;
@@ -287,6 +289,7 @@ struct batcher *batcher_create(const struct cnn_model *m, const struct batcher_c
     }
     b->model = m;
     b->cfg = *cfg;
+    b->flops_per_item = cnn_model_flops(m);
     const struct cnn_preproc *pp = cnn_model_preproc(m);
     b->in_floats = (size_t)pp->c * (size_t)pp->h * (size_t)pp->w;
     b->out_floats = (size_t)cnn_model_num_classes(m);

@@ -31,6 +31,9 @@ struct batcher_config {
      * blas_threads 1 and instances > 1.  The batcher's `instances` cores are tokens: a
      * batch holds 1 or all of them, so instances x threads never exceeds them. */
     int split;
+    /* A batch of fewer FLOPs (the model's per image x images) runs on one core even when
+     * split is on: on a tiny net waking the team costs more than the split saves. */
+    double split_min_flops;
     /* Optional (metrics): a batch took `cores` cores (1 alone, instances when split) or,
      * with cores < 0, gave them back.  On the worker, no lock held. */
     void (*on_cores)(void *arg, int cores, int split);

@@ -71,6 +71,9 @@ static const struct option OPTIONS[] = {
     {"split", "batching", T_ENUM, "auto", 0, 0, "auto|off", F(split),
      "auto: a batch that finds the queue short runs on all instances' cores, its layers split "
      "(blas_threads 1 only); off: one core per batch"},
+    {"split_min_mflop", "batching", T_INT, "4", 0, 1000000, NULL, F(split_min_mflop),
+     "with split auto, a batch below this many MFLOP (the model's per image x images) still runs "
+     "on one core: on a tiny net waking the team costs more than it saves"},
     {"classify_max_body", "limits", T_SIZE, "8M", 1, GIB, NULL, F(classify_max_body),
      "largest body of POST .../classify (bytes; k, M, G suffixes = 1024^n)"},
     {"infer_max_body", "limits", T_SIZE, "64M", 1, 4 * GIB, NULL, F(infer_max_body),

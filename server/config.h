@@ -37,6 +37,7 @@ struct config {
     int instances; /* 0 = cores / blas_threads (resolved by config_finish) */
     int blas_threads;
     int split;     /* 0 auto (a batch on every core when the queue is short), 1 off */
+    int split_min_mflop; /* smaller batches (model MFLOP per image x images) stay on one core */
     /* [limits] */
     long long classify_max_body; /* bytes */
     long long infer_max_body;    /* bytes */

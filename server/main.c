@@ -178,6 +178,7 @@ static int start_registry(struct app *app, int *failed)
                      .instances = cfg->instances,
                      .blas_threads = cfg->blas_threads,
                      .split = cfg->split == 0,
+                     .split_min_flops = cfg->split_min_mflop * 1e6,
                      .on_cores = metrics_on_cores,
                      .on_batch = metrics_on_batch,
                      .on_batch_arg = app->metrics,

@@ -613,6 +613,42 @@ START_TEST(test_split_off_runs_every_batch_alone)
 }
 END_TEST
 
+/* split on, but each lone item is below split_min_flops: every batch stays on one core; a
+ * full batch of 4 reaches the bound and splits. */
+START_TEST(test_split_skips_batches_below_the_work_bound)
+{
+    struct cnn_model *m = stm_model(11);
+    struct collector c;
+    collector_init(&c);
+    struct batcher_config cfg = config(&c, 8, 0, 64, 2);
+    cfg.split = 1;
+    cfg.split_min_flops = 3.5 * cnn_model_flops(m);
+    cfg.on_cores = on_cores;
+    struct batcher *b = make_batcher(m, &cfg);
+    struct titem t[3];
+    submit_one_by_one(b, &c, t, 3, 500);
+    ck_assert_int_eq(c.n_split, 0);
+    ck_assert_int_eq(c.n_single, 3);
+    ck_assert_int_eq(c.cores_max, 1);
+    check_outputs(m, t, 3);
+    struct titem four[4]; /* submitted together: one batch of 4 on both cores */
+    struct batcher_item *items[4];
+    for (int i = 0; i < 4; i++) {
+        titem_init(&four[i], &c, 600 + (uint64_t)i);
+        items[i] = &four[i].it;
+    }
+    struct cnn_err err = {0};
+    ck_assert_int_eq(batcher_submit(b, items, 4, &err), 0);
+    wait_done(&c, 7);
+    ck_assert_int_eq(c.n_split, 1);
+    ck_assert_int_eq(c.cores_max, 2);
+    check_outputs(m, four, 4);
+    batcher_destroy(b);
+    collector_fini(&c);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 Suite *batcher_suite(void)
 {
     Suite *s = suite_create("batcher");
@@ -629,6 +665,7 @@ Suite *batcher_suite(void)
     tcase_add_test(tc, test_split_lone_items_run_on_every_core);
     tcase_add_test(tc, test_split_never_holds_more_cores_than_instances);
     tcase_add_test(tc, test_split_off_runs_every_batch_alone);
+    tcase_add_test(tc, test_split_skips_batches_below_the_work_bound);
     suite_add_tcase(s, tc);
     return s;
 }

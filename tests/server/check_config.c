@@ -424,6 +424,7 @@ START_TEST(test_help_lists_every_option_with_its_default)
         {"instances", "0"},
         {"blas_threads", "1"},
         {"split", "auto"},
+        {"split_min_mflop", "4"},
         {"classify_max_body", "8M"},
         {"infer_max_body", "64M"},
         {"max_image_pixels", "16M"},
