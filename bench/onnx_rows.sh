@@ -7,9 +7,10 @@
 # The .onnx files come from tests/conformance/torchvision_export.py (seeded random weights,
 # opset 13, dynamic batch, Softmax appended; /usr/bin/python3 + torchvision), cached in
 # $BENCH_ONNX_DIR (default ~/.cache/cnnd-bench-onnx), never committed.  Prints numbers only.
-# Each cell is the median over BENCH_ONNX_ROUNDS rounds (default 3) of native, onnx, ORT run
-# in turn, so drift hits all three; "busy" is the most other processes' CPU (cores) seen
-# during cnnd's runs of that row (cnn bench's foreign_cpu): above ~0.3 the row is noisy.
+# Each cell is the median over BENCH_ONNX_ROUNDS rounds (default 4) of native, onnx, ORT run
+# in turn (native and onnx swap places every other round), so drift hits all three; "busy"
+# is the most other processes' CPU (cores) seen during cnnd's runs of that row (cnn bench's
+# foreign_cpu): above ~0.3 the row is noisy.
 # Env: BENCH_ONNX_MODELS (resnet18 resnet50), BENCH_ONNX_BATCHES (1 8), BENCH_THREADS (1 2),
 #      BENCH_ONNX_ROUNDS, BENCH_MIN_TIME, CNND_PEERS_DIR, TORCH_PYTHON.
 set -euo pipefail
@@ -21,7 +22,7 @@ MODELS=${BENCH_ONNX_MODELS:-resnet18 resnet50}
 BATCHES=${BENCH_ONNX_BATCHES:-1 8}
 THREADS=${BENCH_THREADS:-1 2}
 MIN_TIME=${BENCH_MIN_TIME:-1.0}
-ROUNDS=${BENCH_ONNX_ROUNDS:-3}
+ROUNDS=${BENCH_ONNX_ROUNDS:-4}
 TORCH_PY=${TORCH_PYTHON:-/usr/bin/python3}
 CONF=tests/conformance
 
@@ -67,11 +68,16 @@ for m in $MODELS; do
     for b in $BATCHES; do
       opts=(--batch "$b" --threads "$t" --min-time "$MIN_TIME" --json)
       nats= onxs= orts= busy=
-      for _ in $(seq 1 "$ROUNDS"); do
-        line=$("$CNN" bench "arch:$m" "${opts[@]}")
-        nats+=" $(field ips "$line")"; busy+=" $(field foreign_cpu "$line")"
-        line=$("$CNN" bench "$DIR/repo/$m/1/model.onnx" "${opts[@]}")
-        onxs+=" $(field ips "$line")"; busy+=" $(field foreign_cpu "$line")"
+      for r in $(seq 1 "$ROUNDS"); do
+        # native first in odd rounds, the .onnx first in even ones: an order effect (the
+        # second run of a pair inherits the first's caches and clock) cancels in the medians
+        order=("arch:$m" "$DIR/repo/$m/1/model.onnx")
+        [ $((r % 2)) = 1 ] || order=("${order[1]}" "${order[0]}")
+        for src in "${order[@]}"; do
+          line=$("$CNN" bench "$src" "${opts[@]}")
+          busy+=" $(field foreign_cpu "$line")"
+          if [ "$src" = "arch:$m" ]; then nats+=" $(field ips "$line")"; else onxs+=" $(field ips "$line")"; fi
+        done
         if [ "$have_ort" = 1 ]; then
           orts+=" $(PEERS_MODELS_DIR="$DIR" node "$PEERS/bench_ort.js" --models "$m" --batches "$b" \
             --threads "$t" --min-time "$MIN_TIME" --min-iters 7 |
