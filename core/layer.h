@@ -36,6 +36,7 @@ enum cnn_layer_kind {
     CNN_LAYER_PAD,           /* constant padding (or cropping) of H and W */
     CNN_LAYER_LOG_SOFTMAX,   /* over channels at each position, as softmax */
     CNN_LAYER_RESHAPE,       /* each channel's H x W plane as h x w (same memory) */
+    CNN_LAYER_TRANSPOSE,     /* each item's values viewed as up to 4 dims, axes permuted */
     CNN_LAYER_KIND_COUNT
 };
 
@@ -136,6 +137,16 @@ struct cnn_reshape {
     int h, w;
 };
 
+/* Each item's C*H*W values, in (C, H, W) order, viewed as the row-major dims d[0..3]
+ * (unused ones 1), with the axes permuted: output dim k is d[perm[k]]; the result, in that
+ * row-major order, is read as the output (c, h, w).  The identity perm with another c is a
+ * regrouping of the channels (ONNX Reshape/Unsqueeze that change C); the batch stays. */
+struct cnn_transpose {
+    int d[4];
+    int perm[4];
+    int c, h, w;
+};
+
 /* The parameters of a layer, the member of its kind (none for input, global_avgpool,
  * global_maxpool, add, concat, flatten); cnn_layer_desc and the model's layers both hold
  * one.  A new kind with parameters adds its member here. */
@@ -152,6 +163,7 @@ union cnn_layer_params {
     struct cnn_pad pad;
     struct cnn_softmax sm;            /* softmax, log_softmax */
     struct cnn_reshape reshape;
+    struct cnn_transpose tr;
 };
 
 /* ---- shape inference (layer.c) ------------------------------------------ */
@@ -377,5 +389,13 @@ void cnn_softmax_span_forward(float *out, const float *inp, const struct cnn_sof
                               int N, int H, int W, int log);
 void cnn_softmax_span_backward(float *dinp, const float *dout, const float *out,
                                const struct cnn_softmax *p, int C, int N, int H, int W, int log);
+
+/* out (p->c, N, p->h * p->w)   inp (C, N, HW) with C * HW = the product of p->d: each item
+ * permuted (struct cnn_transpose); must not alias.  backward: dinp (C, N, HW) += dout
+ * permuted back. */
+void cnn_transpose_forward(float *out, const float *inp, const struct cnn_transpose *p, int HW,
+                           int N);
+void cnn_transpose_backward(float *dinp, const float *dout, const struct cnn_transpose *p, int HW,
+                            int N);
 
 #endif

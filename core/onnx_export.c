@@ -426,24 +426,66 @@ static int ox_per_channel(struct ox *x, int i, const char *out)
     return 0;
 }
 
+/* An int64 initializer "<base>.<what>" of n values; *name gets its name. */
+static int ox_ints(struct ox *x, const char *base, const char *what, const int64_t *v, int64_t n,
+                   const char **name)
+{
+    int64_t *copy = cnn_onnx_write_alloc(&x->w, (size_t)n * sizeof *copy);
+    *name = cnn_onnx_write_str(&x->w, "%s.%s", base, what);
+    if (!copy || !*name)
+        return cnn_onnx_write_oom(&x->w);
+    memcpy(copy, v, (size_t)n * sizeof *copy);
+    return cnn_onnx_write_tensor(&x->w, *name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, &n, copy,
+                                 (size_t)n * sizeof *copy);
+}
+
 /* Reshape of each channel plane: Reshape to [0, C, h, w] (initializer `<layer>.shape`). */
 static int ox_reshape(struct ox *x, int i, const char *out)
 {
     const struct cnn_layer *l = &x->m->layers[i];
-    const int64_t four = 4;
-    int64_t *shape = cnn_onnx_write_alloc(&x->w, 4 * sizeof *shape);
-    const char *name = cnn_onnx_write_str(&x->w, "%s.shape", l->name);
-    if (!shape || !name)
-        return cnn_onnx_write_oom(&x->w);
-    shape[0] = 0, shape[1] = l->c, shape[2] = l->h, shape[3] = l->w;
-    int rc = cnn_onnx_write_tensor(&x->w, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, &four,
-                                   shape, 4 * sizeof *shape);
+    const int64_t shape[4] = {0, l->c, l->h, l->w};
+    const char *name;
+    int rc = ox_ints(x, l->name, "shape", shape, 4, &name);
     if (rc)
         return rc;
     Onnx__NodeProto *n = ox_unary(x, i, "Reshape", out, 4, 2);
     if (!n)
         return cnn_onnx_write_oom(&x->w);
     n->input[1] = (char *)name;
+    return 0;
+}
+
+/* Transpose of each item: Reshape to [0, d0..d3] (`<layer>.view`), Transpose perm [0,
+ * 1 + perm], Reshape to [0, c, h, w] (`<layer>.shape`). */
+static int ox_transpose(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const struct cnn_transpose *p = &l->p.tr;
+    const int64_t view[5] = {0, p->d[0], p->d[1], p->d[2], p->d[3]};
+    const int64_t perm[5] = {0, 1 + p->perm[0], 1 + p->perm[1], 1 + p->perm[2], 1 + p->perm[3]};
+    const int64_t shape[4] = {0, l->c, l->h, l->w};
+    const char *vname, *sname;
+    const char *v5 = cnn_onnx_write_str(&x->w, "%s/view", out);
+    const char *t5 = cnn_onnx_write_str(&x->w, "%s/perm", out);
+    if (!v5 || !t5)
+        return cnn_onnx_write_oom(&x->w);
+    int rc = ox_ints(x, l->name, "view", view, 5, &vname);
+    if (rc == 0)
+        rc = ox_ints(x, l->name, "shape", shape, 4, &sname);
+    if (rc)
+        return rc;
+    Onnx__NodeProto *n = ox_unary(x, i, "Reshape", v5, 4, 2);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[1] = (char *)vname;
+    if (!(n = cnn_onnx_write_node(&x->w, "Transpose", t5, 1)) ||
+        cnn_onnx_write_attr_ints(&x->w, n, "perm", perm, 5))
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)v5;
+    if (!(n = cnn_onnx_write_node(&x->w, "Reshape", out, 2)))
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)t5;
+    n->input[1] = (char *)sname;
     return 0;
 }
 
@@ -570,6 +612,9 @@ static int ox_layer(struct ox *x, int i)
         break;
     case CNN_LAYER_RESHAPE:
         rc = ox_reshape(x, i, out);
+        break;
+    case CNN_LAYER_TRANSPOSE:
+        rc = ox_transpose(x, i, out);
         break;
     }
     if (rc == 0 && act)

@@ -446,6 +446,10 @@ static int flatten_layer(struct onnx_ctx *c, struct onnx_value *x, int define)
 
 void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims)
 {
+    if (x->rank > 4) {
+        memcpy(dims, x->dims, (size_t)x->rank * sizeof *dims);
+        return;
+    }
     int ch, h, w;
     onnx_layer_shape(c, x->layer, &ch, &h, &w);
     dims[0] = ONNX_DIM_BATCH;
@@ -454,97 +458,183 @@ void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64
     dims[3] = x->rank == 3 ? 1 : w;
 }
 
+int onnx_any_rank(const char *op_type)
+{
+    static const char *const ops[] = {"Reshape", "Transpose", "Squeeze",  "Unsqueeze",
+                                      "Flatten", "Identity",  "Dropout", "Shape"};
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
+        if (strcmp(ops[k], op_type) == 0)
+            return 1;
+    return 0;
+}
+
 /* The model's per-image (C, H, W) of a value of ONNX dims (N, d1..): (N, K) is (K, 1, 1),
- * (N, C, L) is (C, 1, L); 0 when nd is not 2..4. */
+ * (N, C, L) is (C, 1, L), (N, C, D.., W) of rank 5..8 is (C, product of D.., W); 0 when nd
+ * is not 2..8 or a dim is out of 1..ONNX_MAX_DIM. */
 static int engine_shape(int nd, const int64_t *dims, int64_t chw[3])
 {
-    if (nd < 2 || nd > 4)
+    if (nd < 2 || nd > CNN_ONNX_MAX_DIMS)
         return 0;
     chw[0] = dims[1];
-    chw[1] = nd == 4 ? dims[2] : 1;
-    chw[2] = nd == 4 ? dims[3] : nd == 3 ? dims[2] : 1;
+    chw[1] = 1;
+    chw[2] = nd >= 3 ? dims[nd - 1] : 1;
+    for (int k = 2; k < nd - 1; k++) {
+        if (dims[k] < 1 || dims[k] > ONNX_MAX_DIM)
+            return 0;
+        chw[1] *= dims[k]; /* at most 2^24 before each step: no overflow */
+        if (chw[1] > ONNX_MAX_DIM)
+            return 0;
+    }
+    for (int k = 0; k < 3; k++)
+        if (chw[k] < 1 || chw[k] > ONNX_MAX_DIM)
+            return 0;
     return 1;
+}
+
+/* Output 0 of the node is layer l seen as the rank-nd value of dims. */
+static int define_layer(struct onnx_ctx *c, int l, int nd, const int64_t *dims)
+{
+    struct onnx_value v = {.layer = l, .rank = nd};
+    if (nd > 4)
+        memcpy(v.dims, dims, (size_t)nd * sizeof *dims);
+    return onnx_alias(c, 0, &v);
+}
+
+/* "d1,d2,.." of dims[1..nd) into buf. */
+static void dims_str(char *buf, size_t size, int nd, const int64_t *dims)
+{
+    int len = 0;
+    buf[0] = 0;
+    for (int k = 1; k < nd && len >= 0 && (size_t)len < size; k++)
+        len += snprintf(buf + len, size - (size_t)len, "%s%lld", k > 1 ? "," : "",
+                        (long long)dims[k]);
 }
 
 int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims)
 {
-    int64_t in[4], want[3];
+    int64_t in[CNN_ONNX_MAX_DIMS], want[3];
     int ch, h, w;
     onnx_layer_shape(c, x->layer, &ch, &h, &w);
     onnx_layer_dims(c, x, in);
-    int64_t feat = in[1] * in[2] * in[3];
+    const int64_t feat = (int64_t)ch * h * w;
     int shaped = nd >= 2 && dims[0] == ONNX_DIM_BATCH && engine_shape(nd, dims, want);
-    if (shaped && want[0] == ch && want[1] == h && want[2] == w) {
-        struct onnx_value v = {.layer = x->layer, .rank = nd}; /* the same data and layout */
-        return onnx_alias(c, 0, &v);
-    }
-    int flat = shaped && want[0] == feat && want[1] == 1 && want[2] == 1;
-    if (!flat && shaped && want[0] == ch && want[1] * want[2] == (int64_t)h * w) {
-        struct cnn_layer_desc d = {.kind = CNN_LAYER_RESHAPE}; /* new H x W of each plane */
-        d.p.reshape = (struct cnn_reshape){.h = (int)want[1], .w = (int)want[2]};
-        int l = onnx_add_layer(c, &d, 1, &x->layer, 0, NULL, NULL, 0);
-        if (l < 0)
-            return l;
-        struct onnx_value v = {.layer = l, .rank = nd};
-        return onnx_alias(c, 0, &v);
-    }
-    if (!flat) {
-        char from[48], to[64];
-        snprintf(from, sizeof from, x->rank == 2 ? "%lld" : x->rank == 3 ? "%lld,%lld" : "%lld,%lld,%lld",
-                 (long long)in[1], (long long)in[2], (long long)in[3]);
-        int len = snprintf(to, sizeof to, "N");
-        for (int k = 1; k < nd && len < (int)sizeof to; k++)
-            len += snprintf(to + len, sizeof to - (size_t)len, ",%lld", (long long)dims[k]);
+    if (!shaped || want[0] * want[1] > feat || want[0] * want[1] * want[2] != feat) {
+        char from[64], to[96];
+        dims_str(from, sizeof from, x->rank, in);
+        dims_str(to, sizeof to, nd, dims);
         return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: (N,%s) to (%s) moves data (only a new H x W of each "
-                             "channel, or a flatten)",
-                             from, to);
+                             "unsupported: (N,%s) to (N,%s): not the batch and the same %lld "
+                             "values per item",
+                             from, to, (long long)feat);
     }
-    int l = flatten_layer(c, x, 0);
-    if (l < 0)
-        return l;
-    struct onnx_value v = {.layer = l, .rank = nd};
-    return onnx_alias(c, 0, &v);
+    if (want[0] == ch && want[1] == h && want[2] == w) /* the same data and layout */
+        return define_layer(c, x->layer, nd, dims);
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_TRANSPOSE};
+    int l;
+    if (want[0] == feat && want[1] == 1 && want[2] == 1) {
+        l = flatten_layer(c, x, 0);
+    } else if (want[0] == ch) { /* a new H x W of each plane: the same memory */
+        d.kind = CNN_LAYER_RESHAPE;
+        d.p.reshape = (struct cnn_reshape){.h = (int)want[1], .w = (int)want[2]};
+        l = onnx_add_layer(c, &d, 1, &x->layer, 0, NULL, NULL, 0);
+    } else { /* other channels: the identity perm regroups the item's values */
+        d.p.tr = (struct cnn_transpose){.d = {ch, h, w, 1}, .perm = {0, 1, 2, 3},
+                                         .c = (int)want[0], .h = (int)want[1], .w = (int)want[2]};
+        l = onnx_add_layer(c, &d, 1, &x->layer, 0, NULL, NULL, 0);
+    }
+    return l < 0 ? l : define_layer(c, l, nd, dims);
 }
 
-/* Transpose of a constant: folded (any perm).  Of a layer output: when it keeps the batch
- * first and the order of the dims above 1
- * (so the data does not move): an identity or a flatten. */
+/* The transpose layer of a permutation of the item's axes of layer value x: the axes
+ * above 1 (in their input order) merge into runs that stay adjacent and in order in the
+ * output; at most 4 runs (padded with leading 1s), else unsupported.  in: x's dims, perm
+ * (np = x->rank entries, perm[0] = 0), out: the output's dims.  An identity after the
+ * merge moves no data beyond a regrouping: onnx_layer_as. */
+static int transpose_layer(struct onnx_ctx *c, struct onnx_value *x, const int64_t *in,
+                           const int64_t *perm, int np, const int64_t *out)
+{
+    int rank_of[CNN_ONNX_MAX_DIMS], seq[CNN_ONNX_MAX_DIMS], n_axes = 0, n_seq = 0;
+    for (int a = 1; a < np; a++) /* rank_of[a]: the place of axis a among the axes above 1 */
+        rank_of[a] = in[a] != 1 ? n_axes++ : -1;
+    for (int k = 1; k < np; k++)
+        if (in[perm[k]] != 1)
+            seq[n_seq++] = rank_of[perm[k]];
+    int run_of[CNN_ONNX_MAX_DIMS], n_runs = 0; /* run_of[rank]: its run, in output order */
+    for (int j = 0; j < n_seq; j++) {
+        if (j == 0 || seq[j] != seq[j - 1] + 1)
+            n_runs++;
+        run_of[seq[j]] = n_runs - 1;
+    }
+    if (n_runs > 4)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: transpose of %d groups of axes (at most 4)", n_runs);
+    int64_t size[4] = {1, 1, 1, 1};
+    int order[4], n_ord = 0, identity = 1; /* runs in input order */
+    for (int r = 0; r < n_axes; r++)
+        if (r == 0 || run_of[r] != run_of[r - 1])
+            order[n_ord++] = run_of[r];
+    for (int a = 1; a < np; a++)
+        if (rank_of[a] >= 0)
+            size[run_of[rank_of[a]]] *= in[a];
+    struct cnn_transpose t = {.perm = {0, 1, 2, 3}};
+    const int pad = 4 - n_runs;
+    for (int k = 0; k < 4; k++)
+        t.d[k] = 1;
+    for (int q = 0; q < n_ord; q++) { /* view dim pad + q is run order[q] */
+        t.d[pad + q] = (int)size[order[q]];
+        for (int r = 0; r < n_runs; r++)
+            if (r == order[q]) {
+                t.perm[pad + r] = pad + q;
+                identity &= r == q;
+            }
+    }
+    if (identity)
+        return onnx_layer_as(c, x, np, out);
+    int64_t want[3];
+    if (!engine_shape(np, out, want))
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: output dims out of range");
+    t.c = (int)want[0], t.h = (int)want[1], t.w = (int)want[2];
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_TRANSPOSE};
+    d.p.tr = t;
+    int l = onnx_add_layer(c, &d, 1, &x->layer, 0, NULL, NULL, 0);
+    return l < 0 ? l : define_layer(c, l, np, out);
+}
+
+/* Transpose of a constant: folded (any perm).  Of a layer output: the batch stays first
+ * (perm[0] = 0); an identity or flatten of static shapes moves no data, any other perm of
+ * the item's axes is a transpose layer (transpose_layer). */
 static int op_transpose(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
-    int64_t cperm[CNN_ONNX_MAX_DIMS];
+    int64_t perm[CNN_ONNX_MAX_DIMS];
     int rc = onnx_input(c, 0, 0, &x);
     if (rc)
         return rc;
-    if (x->t) { /* of a constant (a weight PyTorch transposes before MatMul): folded */
-        int np = onnx_attr_ints(n, "perm", cperm, CNN_ONNX_MAX_DIMS);
-        return np < 0 ? onnx_node_err(c, CNN_EFORMAT, "perm too long")
-                      : onnx_transpose_const(c, x->t, cperm, np);
-    }
-    int64_t in[4], out[4], perm[4];
+    int np = onnx_attr_ints(n, "perm", perm, CNN_ONNX_MAX_DIMS);
+    if (np < 0)
+        return onnx_node_err(c, CNN_EFORMAT, "perm too long");
+    if (x->t) /* of a constant (a weight PyTorch transposes before MatMul): folded */
+        return onnx_transpose_const(c, x->t, perm, np);
+    int64_t in[CNN_ONNX_MAX_DIMS], out[CNN_ONNX_MAX_DIMS];
     onnx_layer_dims(c, x, in);
-    int np = onnx_attr_ints(n, "perm", perm, 4);
     if (np == 0) /* default: reversed */
         for (np = 0; np < x->rank; np++)
             perm[np] = x->rank - 1 - np;
     if (np != x->rank)
         return onnx_node_err(c, CNN_EFORMAT, "perm of %d entries for rank %d", np, x->rank);
-    int seen = 0, last = -1;
+    int seen = 0;
     for (int k = 0; k < np; k++) {
         if (perm[k] < 0 || perm[k] >= np || (seen >> perm[k]) & 1)
             return onnx_node_err(c, CNN_EFORMAT, "perm is not a permutation");
         seen |= 1 << perm[k];
         out[k] = in[perm[k]];
-        if (out[k] != 1) { /* dims above 1 (and the batch) keep their order */
-            if (perm[k] < last)
-                return onnx_node_err(c, CNN_EFORMAT,
-                                     "unsupported: transpose that moves data (static shapes "
-                                     "make only identities and flattens)");
-            last = (int)perm[k];
-        }
     }
-    return onnx_layer_as(c, x, np, out);
+    if (perm[0] != 0)
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: perm moves the batch (axis %d first; only the axes "
+                             "of each item may move)",
+                             (int)perm[0]);
+    return transpose_layer(c, x, in, perm, np, out);
 }
 
 static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
@@ -564,7 +654,7 @@ static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return onnx_const_reshaped(c, x->t, 2, dims);
     }
     int a = axis == x->rank ? x->rank : onnx_norm_axis(axis, x->rank);
-    int64_t in[4], lead = 1;
+    int64_t in[CNN_ONNX_MAX_DIMS], lead = 1;
     onnx_layer_dims(c, x, in);
     for (int k = 1; k < a; k++)
         lead *= in[k];
@@ -666,7 +756,7 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
     if (!s->is_int || s->ndims != 1 || s->count > CNN_ONNX_MAX_DIMS)
         return onnx_node_err(c, CNN_EFORMAT, "shape is not a 1-D integer tensor of rank <= %d",
                              CNN_ONNX_MAX_DIMS);
-    int64_t dims[CNN_ONNX_MAX_DIMS] = {0}, xd[4];
+    int64_t dims[CNN_ONNX_MAX_DIMS] = {0}, xd[CNN_ONNX_MAX_DIMS];
     size_t known = 1;
     int infer = -1, nd = (int)s->count, allowzero = onnx_attr_int(n, "allowzero", 0) != 0;
     if (!x->t)
@@ -698,9 +788,9 @@ static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
             dims[infer] = known ? (int64_t)(x->t->count / known) : 0;
         return onnx_const_reshaped(c, x->t, nd, dims);
     }
-    int64_t in[4];
-    onnx_layer_dims(c, x, in);
-    int64_t feat = in[1] * in[2] * in[3];
+    int ch, h, w;
+    onnx_layer_shape(c, x->layer, &ch, &h, &w);
+    const int64_t feat = (int64_t)ch * h * w;
     /* the batch entry was 0 (copy), the folded batch, the input's fixed batch size or -1 */
     dims[0] = ONNX_DIM_BATCH;
     if (infer > 0)

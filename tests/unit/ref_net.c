@@ -87,8 +87,8 @@ static void lrn(float *out, const float *in, const struct cnn_lrn *p, int C, int
         }
 }
 
-/* The kinds added for ONNX import: global max pool, PReLU, scale-shift, pad; -1 for
- * another kind. */
+/* The kinds added for ONNX import: global max pool, PReLU, scale-shift, pad, transpose; -1
+ * for another kind. */
 static int ref_layer_onnx(const struct cnn_model *m, const struct cnn_layer *l, const float *x,
                           float *y)
 {
@@ -128,6 +128,20 @@ static int ref_layer_onnx(const struct cnn_model *m, const struct cnn_layer *l, 
                         in ? x[((size_t)c * H + iy) * W + ix] : l->p.pad.value;
                 }
         return 0;
+    case CNN_LAYER_TRANSPOSE: { /* output index (a, b, c, e) is input index idx, idx[perm[k]] */
+        const int *d = l->p.tr.d, *pm = l->p.tr.perm;
+        size_t o = 0;
+        int idx[4];
+        for (int a = 0; a < d[pm[0]]; a++)
+            for (int b = 0; b < d[pm[1]]; b++)
+                for (int c = 0; c < d[pm[2]]; c++)
+                    for (int e = 0; e < d[pm[3]]; e++) {
+                        idx[pm[0]] = a, idx[pm[1]] = b, idx[pm[2]] = c, idx[pm[3]] = e;
+                        y[o++] = x[(((size_t)idx[0] * d[1] + idx[1]) * d[2] + idx[2]) * d[3] +
+                                   idx[3]];
+                    }
+        return 0;
+    }
     default:
         return -1;
     }
