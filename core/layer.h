@@ -36,7 +36,7 @@ enum cnn_layer_kind {
     CNN_LAYER_PAD,           /* constant padding (or cropping) of H and W */
     CNN_LAYER_LOG_SOFTMAX,   /* over channels at each position, as softmax */
     CNN_LAYER_RESHAPE,       /* each channel's H x W plane as h x w (same memory) */
-    CNN_LAYER_TRANSPOSE,     /* each item's values viewed as up to 4 dims, axes permuted */
+    CNN_LAYER_TRANSPOSE,     /* each item's values viewed as up to 6 dims, axes permuted */
     CNN_LAYER_KIND_COUNT
 };
 
@@ -137,13 +137,14 @@ struct cnn_reshape {
     int h, w;
 };
 
-/* Each item's C*H*W values, in (C, H, W) order, viewed as the row-major dims d[0..3]
+/* Each item's C*H*W values, in (C, H, W) order, viewed as the row-major dims d[0..5]
  * (unused ones 1), with the axes permuted: output dim k is d[perm[k]]; the result, in that
  * row-major order, is read as the output (c, h, w).  The identity perm with another c is a
  * regrouping of the channels (ONNX Reshape/Unsqueeze that change C); the batch stays. */
+#define CNN_TRANSPOSE_DIMS 6
 struct cnn_transpose {
-    int d[4];
-    int perm[4];
+    int d[CNN_TRANSPOSE_DIMS];
+    int perm[CNN_TRANSPOSE_DIMS];
     int c, h, w;
 };
 

@@ -455,36 +455,44 @@ static int ox_reshape(struct ox *x, int i, const char *out)
     return 0;
 }
 
-/* Transpose of each item: Reshape to [0, d0..d3] (`<layer>.view`), Transpose perm [0,
- * 1 + perm], Reshape to [0, c, h, w] (`<layer>.shape`). */
+/* Transpose of each item: Reshape to [0, d..] (`<layer>.view`), Transpose perm [0, 1 +
+ * perm..], Reshape to [0, c, h, w] (`<layer>.shape`); leading view dims of 1 that the perm
+ * leaves in place are left out. */
 static int ox_transpose(struct ox *x, int i, const char *out)
 {
     const struct cnn_layer *l = &x->m->layers[i];
     const struct cnn_transpose *p = &l->p.tr;
-    const int64_t view[5] = {0, p->d[0], p->d[1], p->d[2], p->d[3]};
-    const int64_t perm[5] = {0, 1 + p->perm[0], 1 + p->perm[1], 1 + p->perm[2], 1 + p->perm[3]};
+    int skip = 0;
+    while (skip < CNN_TRANSPOSE_DIMS - 1 && p->d[skip] == 1 && p->perm[skip] == skip)
+        skip++;
+    const int nv = 1 + CNN_TRANSPOSE_DIMS - skip;
+    int64_t view[1 + CNN_TRANSPOSE_DIMS] = {0}, perm[1 + CNN_TRANSPOSE_DIMS] = {0};
+    for (int k = skip; k < CNN_TRANSPOSE_DIMS; k++) {
+        view[1 + k - skip] = p->d[k];
+        perm[1 + k - skip] = 1 + p->perm[k] - skip;
+    }
     const int64_t shape[4] = {0, l->c, l->h, l->w};
     const char *vname, *sname;
-    const char *v5 = cnn_onnx_write_str(&x->w, "%s/view", out);
-    const char *t5 = cnn_onnx_write_str(&x->w, "%s/perm", out);
-    if (!v5 || !t5)
+    const char *viewed = cnn_onnx_write_str(&x->w, "%s/view", out);
+    const char *permuted = cnn_onnx_write_str(&x->w, "%s/perm", out);
+    if (!viewed || !permuted)
         return cnn_onnx_write_oom(&x->w);
-    int rc = ox_ints(x, l->name, "view", view, 5, &vname);
+    int rc = ox_ints(x, l->name, "view", view, nv, &vname);
     if (rc == 0)
         rc = ox_ints(x, l->name, "shape", shape, 4, &sname);
     if (rc)
         return rc;
-    Onnx__NodeProto *n = ox_unary(x, i, "Reshape", v5, 4, 2);
+    Onnx__NodeProto *n = ox_unary(x, i, "Reshape", viewed, 4, 2);
     if (!n)
         return cnn_onnx_write_oom(&x->w);
     n->input[1] = (char *)vname;
-    if (!(n = cnn_onnx_write_node(&x->w, "Transpose", t5, 1)) ||
-        cnn_onnx_write_attr_ints(&x->w, n, "perm", perm, 5))
+    if (!(n = cnn_onnx_write_node(&x->w, "Transpose", permuted, 1)) ||
+        cnn_onnx_write_attr_ints(&x->w, n, "perm", perm, nv))
         return cnn_onnx_write_oom(&x->w);
-    n->input[0] = (char *)v5;
+    n->input[0] = (char *)viewed;
     if (!(n = cnn_onnx_write_node(&x->w, "Reshape", out, 2)))
         return cnn_onnx_write_oom(&x->w);
-    n->input[0] = (char *)t5;
+    n->input[0] = (char *)permuted;
     n->input[1] = (char *)sname;
     return 0;
 }

@@ -538,7 +538,7 @@ int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_
         d.p.reshape = (struct cnn_reshape){.h = (int)want[1], .w = (int)want[2]};
         l = onnx_add_layer(c, &d, 1, &x->layer, 0, NULL, NULL, 0);
     } else { /* other channels: the identity perm regroups the item's values */
-        d.p.tr = (struct cnn_transpose){.d = {ch, h, w, 1}, .perm = {0, 1, 2, 3},
+        d.p.tr = (struct cnn_transpose){.d = {ch, h, w, 1, 1, 1}, .perm = {0, 1, 2, 3, 4, 5},
                                          .c = (int)want[0], .h = (int)want[1], .w = (int)want[2]};
         l = onnx_add_layer(c, &d, 1, &x->layer, 0, NULL, NULL, 0);
     }
@@ -547,12 +547,13 @@ int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_
 
 /* The transpose layer of a permutation of the item's axes of layer value x: the axes
  * above 1 (in their input order) merge into runs that stay adjacent and in order in the
- * output; at most 4 runs (padded with leading 1s), else unsupported.  in: x's dims, perm
- * (np = x->rank entries, perm[0] = 0), out: the output's dims.  An identity after the
- * merge moves no data beyond a regrouping: onnx_layer_as. */
+ * output; at most CNN_TRANSPOSE_DIMS runs (padded with leading 1s), else unsupported.  in:
+ * x's dims, perm (np = x->rank entries, perm[0] = 0), out: the output's dims.  An identity
+ * after the merge moves no data beyond a regrouping: onnx_layer_as. */
 static int transpose_layer(struct onnx_ctx *c, struct onnx_value *x, const int64_t *in,
                            const int64_t *perm, int np, const int64_t *out)
 {
+    enum { TD = CNN_TRANSPOSE_DIMS };
     int rank_of[CNN_ONNX_MAX_DIMS], seq[CNN_ONNX_MAX_DIMS], n_axes = 0, n_seq = 0;
     for (int a = 1; a < np; a++) /* rank_of[a]: the place of axis a among the axes above 1 */
         rank_of[a] = in[a] != 1 ? n_axes++ : -1;
@@ -565,28 +566,28 @@ static int transpose_layer(struct onnx_ctx *c, struct onnx_value *x, const int64
             n_runs++;
         run_of[seq[j]] = n_runs - 1;
     }
-    if (n_runs > 4)
+    if (n_runs > TD)
         return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: transpose of %d groups of axes (at most 4)", n_runs);
-    int64_t size[4] = {1, 1, 1, 1};
-    int order[4], n_ord = 0, identity = 1; /* runs in input order */
+                             "unsupported: transpose of %d groups of axes (at most %d)", n_runs,
+                             TD);
+    int64_t size[TD];
+    int order[TD], n_ord = 0, identity = 1; /* order: the runs in input order */
+    for (int r = 0; r < TD; r++)
+        size[r] = 1;
     for (int r = 0; r < n_axes; r++)
         if (r == 0 || run_of[r] != run_of[r - 1])
             order[n_ord++] = run_of[r];
     for (int a = 1; a < np; a++)
         if (rank_of[a] >= 0)
             size[run_of[rank_of[a]]] *= in[a];
-    struct cnn_transpose t = {.perm = {0, 1, 2, 3}};
-    const int pad = 4 - n_runs;
-    for (int k = 0; k < 4; k++)
-        t.d[k] = 1;
+    struct cnn_transpose t;
+    const int pad = TD - n_runs;
+    for (int k = 0; k < TD; k++)
+        t.d[k] = 1, t.perm[k] = k;
     for (int q = 0; q < n_ord; q++) { /* view dim pad + q is run order[q] */
         t.d[pad + q] = (int)size[order[q]];
-        for (int r = 0; r < n_runs; r++)
-            if (r == order[q]) {
-                t.perm[pad + r] = pad + q;
-                identity &= r == q;
-            }
+        t.perm[pad + order[q]] = pad + q;
+        identity &= order[q] == q;
     }
     if (identity)
         return onnx_layer_as(c, x, np, out);

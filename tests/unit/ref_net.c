@@ -128,18 +128,19 @@ static int ref_layer_onnx(const struct cnn_model *m, const struct cnn_layer *l, 
                         in ? x[((size_t)c * H + iy) * W + ix] : l->p.pad.value;
                 }
         return 0;
-    case CNN_LAYER_TRANSPOSE: { /* output index (a, b, c, e) is input index idx, idx[perm[k]] */
+    case CNN_LAYER_TRANSPOSE: { /* output index (i0..i5) is input index idx, idx[perm[k]] = ik */
         const int *d = l->p.tr.d, *pm = l->p.tr.perm;
-        size_t o = 0;
-        int idx[4];
-        for (int a = 0; a < d[pm[0]]; a++)
-            for (int b = 0; b < d[pm[1]]; b++)
-                for (int c = 0; c < d[pm[2]]; c++)
-                    for (int e = 0; e < d[pm[3]]; e++) {
-                        idx[pm[0]] = a, idx[pm[1]] = b, idx[pm[2]] = c, idx[pm[3]] = e;
-                        y[o++] = x[(((size_t)idx[0] * d[1] + idx[1]) * d[2] + idx[2]) * d[3] +
-                                   idx[3]];
-                    }
+        const int count = C * hw;
+        for (int o = 0; o < count; o++) {
+            int idx[CNN_TRANSPOSE_DIMS], rest = o, i = 0;
+            for (int k = CNN_TRANSPOSE_DIMS - 1; k >= 0; k--) { /* o in the output's radix */
+                idx[pm[k]] = rest % d[pm[k]];
+                rest /= d[pm[k]];
+            }
+            for (int k = 0; k < CNN_TRANSPOSE_DIMS; k++)
+                i = i * d[k] + idx[k];
+            y[o] = x[i];
+        }
         return 0;
     }
     default:
