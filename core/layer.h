@@ -26,7 +26,7 @@ enum cnn_layer_kind {
     CNN_LAYER_DROPOUT,       /* identity at inference */
     CNN_LAYER_LRN,           /* across channels, as in AlexNet / ONNX LRN */
     CNN_LAYER_ADD,           /* elementwise sum of 2+ inputs of equal shape */
-    CNN_LAYER_CONCAT,        /* channel concat of 1+ inputs with equal H, W */
+    CNN_LAYER_CONCAT,        /* concat of 1+ inputs over C (equal H, W), H or W */
     CNN_LAYER_FLATTEN,       /* (C,H,W) -> (C*H*W,1,1) */
     CNN_LAYER_SOFTMAX,       /* over channels at each position (a (K,1,1) input: the classes) */
     /* appended for ONNX (issue 10); a kind's number is its number in model files */
@@ -137,6 +137,18 @@ struct cnn_reshape {
     int h, w;
 };
 
+/* What concat stacks its inputs along (the other two dims must be equal). */
+enum cnn_concat_axis {
+    CNN_CONCAT_CHANNELS = 0, /* the only axis in files before it existed (the word was 0) */
+    CNN_CONCAT_H,
+    CNN_CONCAT_W,
+    CNN_CONCAT_AXIS_COUNT
+};
+
+struct cnn_concat {
+    int axis; /* enum cnn_concat_axis */
+};
+
 /* Each item's C*H*W values, in (C, H, W) order, viewed as the row-major dims d[0..5]
  * (unused ones 1), with the axes permuted: output dim k is d[perm[k]]; the result, in that
  * row-major order, is read as the output (c, h, w).  The identity perm with another c is a
@@ -149,7 +161,7 @@ struct cnn_transpose {
 };
 
 /* The parameters of a layer, the member of its kind (none for input, global_avgpool,
- * global_maxpool, add, concat, flatten); cnn_layer_desc and the model's layers both hold
+ * global_maxpool, add, flatten); cnn_layer_desc and the model's layers both hold
  * one.  A new kind with parameters adds its member here. */
 union cnn_layer_params {
     struct cnn_conv2d conv;
@@ -165,6 +177,7 @@ union cnn_layer_params {
     struct cnn_softmax sm;            /* softmax, log_softmax */
     struct cnn_reshape reshape;
     struct cnn_transpose tr;
+    struct cnn_concat cat;
 };
 
 /* ---- shape inference (layer.c) ------------------------------------------ */

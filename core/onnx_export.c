@@ -359,12 +359,14 @@ static int ox_lrn(struct ox *x, int i, const char *out)
                : 0;
 }
 
-/* Add (Sum for other than two inputs) or Concat on axis 1; inputs brought to one rank. */
+/* Add (Sum for other than two inputs) or Concat on axis 1 (channels), 2 (H) or 3 (W, on
+ * 4-D inputs); inputs brought to one rank. */
 static int ox_merge(struct ox *x, int i, const char *out)
 {
     const struct cnn_layer *l = &x->m->layers[i];
     const int concat = l->kind == CNN_LAYER_CONCAT;
-    int want = 2;
+    const int axis = concat ? 1 + l->p.cat.axis : 1;
+    int want = axis > 1 ? 4 : 2;
     for (int k = 0; k < l->n_inputs; k++)
         if (x->rank[l->inputs[k]] == 4)
             want = 4;
@@ -379,7 +381,7 @@ static int ox_merge(struct ox *x, int i, const char *out)
     for (int k = 0; k < l->n_inputs; k++)
         n->input[k] = (char *)in[k];
     x->rank[i] = want;
-    return concat ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : 0;
+    return concat ? cnn_onnx_write_attr_int(&x->w, n, "axis", axis) : 0;
 }
 
 /* The weight slots of layer l (prelu, scale_shift: 1 or C floats each; scale_shift per

@@ -678,9 +678,18 @@ static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return onnx_concat_consts(c, n, axis);
     if (n->n_input > CNN_MAX_INPUTS)
         return onnx_node_err(c, CNN_EFORMAT, "%zu inputs (at most %d)", n->n_input, CNN_MAX_INPUTS);
-    if (onnx_norm_axis(axis, x->rank) != 1)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis %lld (channels only)",
-                             (long long)axis);
+    /* the engine's axis: 1 is C; H and W are 2 and 3 of (N, C, H, W), L is 2 of (N, C, L) */
+    const int a = onnx_norm_axis(axis, x->rank);
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONCAT};
+    if (a == 1)
+        d.p.cat.axis = CNN_CONCAT_CHANNELS;
+    else if (x->rank == 4 && a == 2)
+        d.p.cat.axis = CNN_CONCAT_H;
+    else if (a == x->rank - 1 && a > 1)
+        d.p.cat.axis = CNN_CONCAT_W;
+    else
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis %lld of rank %d (%s)",
+                             (long long)axis, x->rank, a == 0 ? "the batch" : "out of range");
     int in[CNN_MAX_INPUTS];
     for (size_t k = 0; k < n->n_input; k++) {
         struct onnx_value *v;
@@ -690,7 +699,6 @@ static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
             return onnx_node_err(c, CNN_EFORMAT, "inputs of different ranks");
         in[k] = v->layer;
     }
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONCAT};
     return onnx_add_layer(c, &d, (int)n->n_input, in, x->rank, NULL, NULL, 0);
 }
 

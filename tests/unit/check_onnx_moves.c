@@ -3,7 +3,8 @@
  * forward and backward, batches 1..3; its shape checks; its compile alias; and the ONNX
  * operators that now become it -- Transpose of an item's axes, a PixelShuffle chain through
  * rank-6 values, Reshape/Unsqueeze to other channels -- against naive loops, through export
- * and back, and through the trainer's finite differences; the refusals that remain. */
+ * and back, and through the trainer's finite differences; the refusals that remain; and
+ * the concat kind's axis (Concat over H, W or L). */
 #include "layer.h"
 #include "model.h"
 #include "model_internal.h"
@@ -16,6 +17,7 @@
 #include "test_util.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,6 +425,143 @@ START_TEST(test_onnx_rank_above_4_values)
 }
 END_TEST
 
+static float g_cw[4], g_cb[2], g_gw[3 * 48], g_gb[3];
+
+/* x (N,2,3,4) -> Conv 1x1 W(2,2) B(2) -> a; AveragePool (2,1)/(2,1) of a -> p (N,2,1,4);
+ * Concat(a, p) axis 2 -> h (N,2,4,4); MaxPool (1,2)/(1,2) of h -> q (N,2,4,2); Concat(h, q)
+ * axis -1 -> (N,2,4,6) -> Flatten -> Gemm (48 -> 3, transB). */
+static struct tox_graph *concat_hw_net(void)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    const int64_t in[4] = {-1, 2, 3, 4}, wd[4] = {2, 2, 1, 1}, bd[1] = {2}, gd[2] = {3, 48},
+                  gbd[1] = {3};
+    memcpy(g->in_dims, in, sizeof in);
+    tox_fill(g_cw, 4, 241);
+    tox_fill(g_cb, 2, 242);
+    tox_fill(g_gw, 3 * 48, 243);
+    tox_fill(g_gb, 3, 244);
+    g->inits[g->n_inits++] = tox_tensor_f("W", 4, wd, g_cw);
+    g->inits[g->n_inits++] = tox_tensor_f("B", 1, bd, g_cb);
+    g->inits[g->n_inits++] = tox_tensor_f("G", 2, gd, g_gw);
+    g->inits[g->n_inits++] = tox_tensor_f("GB", 1, gbd, g_gb);
+    tox_node(g, "Conv", "conv", "x", "W", "B", "a");
+    Onnx__NodeProto *n = tox_node(g, "AveragePool", "ap", "a", NULL, NULL, "p");
+    tox_attr_ints(n, "kernel_shape", 2, (int64_t[]){2, 1});
+    tox_attr_ints(n, "strides", 2, (int64_t[]){2, 1});
+    tox_attr_i(tox_node(g, "Concat", "cat_h", "a", "p", NULL, "h"), "axis", 2);
+    n = tox_node(g, "MaxPool", "mp", "h", NULL, NULL, "q");
+    tox_attr_ints(n, "kernel_shape", 2, (int64_t[]){1, 2});
+    tox_attr_ints(n, "strides", 2, (int64_t[]){1, 2});
+    tox_attr_i(tox_node(g, "Concat", "cat_w", "h", "q", NULL, "w"), "axis", -1);
+    tox_node(g, "Flatten", "flat", "w", NULL, NULL, "f");
+    tox_attr_i(tox_node(g, "Gemm", "fc", "f", "G", "GB", "y"), "transB", 1);
+    g->output = "y";
+    return g;
+}
+
+/* Concat over H and over W (the concat kind's axis): equal to naive loops, through the
+ * model file, export and back and the trainer's finite differences; (N,C,L) inputs concat
+ * over L; the batch axis and a bad axis or shape are refused. */
+START_TEST(test_concat_over_h_and_w_matches_naive)
+{
+    struct tox_graph *g = concat_hw_net();
+    struct cnn_model *m = tox_load(g);
+    enum { N = 3, K = 3 };
+    float x[N * 24], got[N * K], want[N * K], tgt[N * K];
+    tox_fill(x, N * 24, 245);
+    tox_run(m, x, N, got);
+    for (int n = 0; n < N; n++) {
+        float a[2][3][4], h[2][4][4], w[2][4][6];
+        for (int o = 0; o < 2; o++)
+            for (int y = 0; y < 3; y++)
+                for (int xx = 0; xx < 4; xx++)
+                    a[o][y][xx] = g_cb[o] + g_cw[o * 2] * x[((n * 2 + 0) * 3 + y) * 4 + xx] +
+                                  g_cw[o * 2 + 1] * x[((n * 2 + 1) * 3 + y) * 4 + xx];
+        for (int o = 0; o < 2; o++)
+            for (int xx = 0; xx < 4; xx++) {
+                for (int y = 0; y < 3; y++)
+                    h[o][y][xx] = a[o][y][xx];
+                h[o][3][xx] = (a[o][0][xx] + a[o][1][xx]) / 2; /* the pool's one row */
+            }
+        for (int o = 0; o < 2; o++)
+            for (int y = 0; y < 4; y++) {
+                for (int xx = 0; xx < 4; xx++)
+                    w[o][y][xx] = h[o][y][xx];
+                for (int xx = 0; xx < 2; xx++)
+                    w[o][y][4 + xx] = fmaxf(h[o][y][2 * xx], h[o][y][2 * xx + 1]);
+            }
+        for (int k = 0; k < K; k++) {
+            double sum = g_gb[k];
+            for (int j = 0; j < 48; j++)
+                sum += (double)g_gw[k * 48 + j] * (&w[0][0][0])[j];
+            want[n * K + k] = (float)sum;
+        }
+    }
+    tox_assert_close(got, want, N * K, 1e-5f);
+    tox_export_round_trip(m, 13, x, N, want, N * K, 1e-5f);
+    char dir[64], path[128];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/cat.cnn", dir);
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_model_save(m, path, &err) == 0, "%s", err.msg);
+    struct cnn_model *r = NULL;
+    ck_assert_msg(cnn_model_load(path, &r, &err) == 0, "%s", err.msg);
+    rm_tree(dir);
+    tox_run(r, x, N, got);
+    tox_assert_close(got, want, N * K, 1e-5f);
+    ck_assert_int_eq(r->layers[cnn_model_find_layer(r, "cat_w")].p.cat.axis, CNN_CONCAT_W);
+    cnn_model_destroy(r);
+    for (int k = 0; k < N * K; k++)
+        tgt[k] = want[k] + 0.1f * (float)((k % 5) - 2);
+    gradcheck(m, x, NULL, tgt, N, CNN_LOSS_MSE);
+    cnn_model_destroy(m);
+    g->nodes[2]->attribute[0]->i = 0; /* the batch */
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    m = NULL;
+    ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "unsupported: axis 0 of rank 4 (the batch)"), "%s", err.msg);
+    free(buf);
+    tox_arena_free();
+
+    g = tox_alloc(sizeof *g); /* (N,2,5) twice over L */
+    const int64_t in3[3] = {-1, 2, 5};
+    memcpy(g->in_dims, in3, sizeof in3);
+    g->in_rank = 3;
+    tox_attr_i(tox_node(g, "Concat", "cat", "x", "x", NULL, "c"), "axis", 2);
+    tox_node(g, "Flatten", "flat", "c", NULL, NULL, "y");
+    g->output = "y";
+    m = tox_load(g);
+    float x3[2 * 10], got3[2 * 20], want3[2 * 20];
+    tox_fill(x3, 20, 246);
+    tox_run(m, x3, 2, got3);
+    for (int n = 0; n < 2; n++)
+        for (int c = 0; c < 2; c++)
+            for (int t = 0; t < 10; t++)
+                want3[(n * 2 + c) * 10 + t] = x3[(n * 2 + c) * 5 + t % 5];
+    tox_assert_close(got3, want3, 40, 0.0f);
+    cnn_model_destroy(m);
+    tox_arena_free();
+
+    m = new_model(2, 3, 4); /* the kind's own checks */
+    struct cnn_layer_desc d = simple(CNN_LAYER_CONCAT, "cbad");
+    const int two[2] = {0, 0};
+    d.n_inputs = 2, d.inputs = two, d.p.cat.axis = CNN_CONCAT_AXIS_COUNT;
+    ck_assert_int_eq(cnn_model_add(m, &d, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "cbad") && strstr(err.msg, "axis"), "%s", err.msg);
+    d.p.cat.axis = CNN_CONCAT_W;
+    ck_assert_int_eq(cnn_model_add(m, &d, &err), 1);
+    struct cnn_layer_info li;
+    cnn_model_layer_info(m, 1, &li);
+    ck_assert(li.c == 2 && li.h == 3 && li.w == 8);
+    const int mixed[2] = {0, 1}; /* 2x3x4 and 2x3x8 over H: the widths differ */
+    d.name = "cmix", d.inputs = mixed, d.p.cat.axis = CNN_CONCAT_H;
+    ck_assert_int_eq(cnn_model_add(m, &d, &err), CNN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "cmix") && strstr(err.msg, "height"), "%s", err.msg);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 Suite *onnx_moves_suite(void)
 {
     Suite *s = suite_create("onnx_moves");
@@ -435,6 +574,7 @@ Suite *onnx_moves_suite(void)
     tcase_add_test(tc, test_onnx_pixel_shuffle_chain_matches_naive);
     tcase_add_test(tc, test_onnx_reshape_to_other_channels_matches_naive);
     tcase_add_test(tc, test_onnx_rank_above_4_values);
+    tcase_add_test(tc, test_concat_over_h_and_w_matches_naive);
     suite_add_tcase(s, tc);
     return s;
 }
