@@ -98,8 +98,8 @@ static int transpose_infer(const struct cnn_model *m, struct cnn_layer *l, struc
                                l->name, k, p->perm[k], TD - 1);
         seen |= 1 << p->perm[k];
         if (p->d[k] < 1)
-            return cnn_err_set(err, CNN_EINVAL, "layer %s: transpose view dim %d is %d", l->name,
-                               k, p->d[k]);
+            return cnn_err_set(err, CNN_EINVAL, "layer %s: transpose view dim %d is %d", l->name, k,
+                               p->d[k]);
     }
     for (int k = 0; k < 3; k++)
         if (out_dims[k] < 1 || out_dims[k] > CNN_MAX_DIM)

@@ -1,7 +1,8 @@
 /* Shared by onnx_import.c (graph walk, model building), onnx_tensor.c (TensorProto
  * decoding, the nesting pre-scan, the value table), onnx_ops.c (one table row per ONNX
  * operator), onnx_kinds.c (rows onto the kinds added for ONNX), onnx_fold.c (ops folded
- * on constants) and onnx_meta.c (cnn.* metadata_props).  Not for use outside those files. */
+ * on constants), onnx_shape.c (Reshape, Transpose, Flatten of layer values) and onnx_meta.c
+ * (cnn.* metadata_props).  Not for use outside those files. */
 #ifndef CNN_ONNX_INTERNAL_H
 #define CNN_ONNX_INTERNAL_H
 
@@ -150,6 +151,16 @@ float *onnx_copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a
 /* The layer input 0 of a spatial op, (N,C,H,W) or (N,C,L) (= (N,C,1,L): x->rank - 2
  * spatial dims), and its per-image shape. */
 int onnx_image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h, int *w);
+/* An activation layer over input 0, keeping its rank. */
+int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta);
+
+/* ---- onnx_shape.c: values seen with other dims ---- */
+/* Layer x as a (N, C*H*W) value: x itself when already flat, else a flatten layer; define:
+ * output 0 of the node is it (returns >= 0), else its layer index. */
+int onnx_flatten_layer(struct onnx_ctx *c, struct onnx_value *x, int define);
+int onnx_op_transpose(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n);
 /* The dims of layer value x: (batch marker ONNX_DIM_BATCH, C, H, W); rank 3 (batch, C, L,
  * 1); rank 2 uses 2 (the rest 1); rank 5..8 its x->rank dims (dims holds
  * CNN_ONNX_MAX_DIMS).  Only the ops of onnx_any_rank() see values of rank > 4. */
@@ -163,8 +174,6 @@ int onnx_any_rank(const char *op_type);
  * layer), (N, C*H*W) / (N, C*H*W, 1, 1) (a flatten), or other channels (a transpose layer
  * with the identity perm: in the (C, N, H, W) layout that moves data). */
 int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims);
-/* An activation layer over input 0, keeping its rank. */
-int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta);
 
 /* ---- onnx_kinds.c: rows onto the kinds added for ONNX ---- */
 /* Add/Sub/Mul/Div with a constant operand: folded when both are constants (equal shapes or

@@ -102,8 +102,7 @@ START_TEST(test_transpose_kernels_match_naive_index_loops)
                     a[map[o]] += b[o];
                 put_item(dwant, a, tc->c, tc->h, tc->w, N, n);
             }
-            ck_assert_msg(memcmp(y, want, (size_t)S * N * sizeof *y) == 0, "case %zu N %d", i,
-                          N);
+            ck_assert_msg(memcmp(y, want, (size_t)S * N * sizeof *y) == 0, "case %zu N %d", i, N);
             ck_assert_msg(memcmp(dx, dwant, (size_t)S * N * sizeof *dx) == 0,
                           "case %zu N %d backward", i, N);
         }
@@ -247,8 +246,7 @@ START_TEST(test_onnx_transpose_of_item_axes_matches_naive)
         m = NULL;
         ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
         ck_assert_ptr_null(m);
-        ck_assert_msg(strstr(err.msg, "unsupported: perm moves the batch") != NULL, "%s",
-                      err.msg);
+        ck_assert_msg(strstr(err.msg, "unsupported: perm moves the batch") != NULL, "%s", err.msg);
         free(buf);
     }
     tox_arena_free();
