@@ -3,8 +3,8 @@
  * forward and backward, batches 1..3; its shape checks; its compile alias; and the ONNX
  * operators that now become it -- Transpose of an item's axes, a PixelShuffle chain through
  * rank-6 values, Reshape/Unsqueeze to other channels -- against naive loops, through export
- * and back, and through the trainer's finite differences; the refusals that remain; and
- * the concat kind's axis (Concat over H, W or L). */
+ * and back, and through the trainer's finite differences; the refusals that remain; the
+ * concat kind's axis (Concat over H, W or L); a PReLU slope per element of an item. */
 #include "layer.h"
 #include "model.h"
 #include "model_internal.h"
@@ -560,6 +560,80 @@ START_TEST(test_concat_over_h_and_w_matches_naive)
 }
 END_TEST
 
+static float g_qw[6], g_qb[3], g_qs[5], g_qf[2 * 15], g_qfb[2];
+
+/* x (N,2,5) -> Conv 1x1 W(3,2,1) B(3) -> PRelu slope (5) (one per position along L, the
+ * same for every channel: a per-element prelu) -> Flatten -> Gemm (15 -> 2, transB): naive
+ * loops, export and back, the trainer's finite differences (the slope is learned); a slope
+ * that spans the batch is refused. */
+START_TEST(test_prelu_slope_per_element_matches_naive)
+{
+    struct tox_graph *g = tox_alloc(sizeof *g);
+    const int64_t in[3] = {-1, 2, 5}, wd[3] = {3, 2, 1}, bd[1] = {3}, sd[1] = {5}, fd[2] = {2, 15},
+                  fbd[1] = {2};
+    memcpy(g->in_dims, in, sizeof in);
+    g->in_rank = 3;
+    tox_fill(g_qw, 6, 251);
+    tox_fill(g_qb, 3, 252);
+    tox_fill(g_qs, 5, 253);
+    tox_fill(g_qf, 30, 254);
+    tox_fill(g_qfb, 2, 255);
+    g->inits[g->n_inits++] = tox_tensor_f("W", 3, wd, g_qw);
+    g->inits[g->n_inits++] = tox_tensor_f("B", 1, bd, g_qb);
+    g->inits[g->n_inits++] = tox_tensor_f("S", 1, sd, g_qs);
+    g->inits[g->n_inits++] = tox_tensor_f("F", 2, fd, g_qf);
+    g->inits[g->n_inits++] = tox_tensor_f("FB", 1, fbd, g_qfb);
+    tox_node(g, "Conv", "conv", "x", "W", "B", "c");
+    Onnx__NodeProto *pr = tox_node(g, "PRelu", "pr", "c", "S", NULL, "p");
+    tox_node(g, "Flatten", "flat", "p", NULL, NULL, "f");
+    tox_attr_i(tox_node(g, "Gemm", "fc", "f", "F", "FB", "y"), "transB", 1);
+    g->output = "y";
+    struct cnn_model *m = tox_load(g);
+    struct cnn_layer_info li;
+    cnn_model_layer_info(m, cnn_model_find_layer(m, "pr"), &li);
+    ck_assert_int_eq(li.kind, CNN_LAYER_PRELU);
+    ck_assert_uint_eq(li.params, 15); /* the (5) slope for each of the 3 channels */
+    enum { N = 3, K = 2 };
+    float x[N * 10], got[N * K], want[N * K], tgt[N * K];
+    tox_fill(x, N * 10, 256);
+    tox_run(m, x, N, got);
+    for (int n = 0; n < N; n++) {
+        float v[15];
+        for (int o = 0; o < 3; o++)
+            for (int t = 0; t < 5; t++) {
+                const float a = g_qb[o] + g_qw[o * 2] * x[(n * 2 + 0) * 5 + t] +
+                                g_qw[o * 2 + 1] * x[(n * 2 + 1) * 5 + t];
+                v[o * 5 + t] = a > 0 ? a : g_qs[t] * a;
+            }
+        for (int k = 0; k < K; k++) {
+            double sum = g_qfb[k];
+            for (int j = 0; j < 15; j++)
+                sum += (double)g_qf[k * 15 + j] * v[j];
+            want[n * K + k] = (float)sum;
+        }
+    }
+    tox_assert_close(got, want, N * K, 1e-5f);
+    tox_export_round_trip(m, 13, x, N, want, N * K, 1e-5f);
+    for (int k = 0; k < N * K; k++)
+        tgt[k] = want[k] + 0.1f * (float)((k % 5) - 2);
+    gradcheck(m, x, NULL, tgt, N, CNN_LOSS_MSE);
+    cnn_model_destroy(m);
+    static float big[3 * 3 * 5];
+    const int64_t bgd[3] = {3, 3, 5};
+    tox_fill(big, 45, 257);
+    g->inits[g->n_inits++] = tox_tensor_f("big", 3, bgd, big);
+    pr->input[1] = "big";
+    size_t size;
+    uint8_t *buf = tox_pack(g, &size);
+    struct cnn_err err = {0};
+    m = NULL;
+    ck_assert_int_eq(cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err), CNN_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "unsupported: slope dim 0 of 3"), "%s", err.msg);
+    free(buf);
+    tox_arena_free();
+}
+END_TEST
+
 Suite *onnx_moves_suite(void)
 {
     Suite *s = suite_create("onnx_moves");
@@ -573,6 +647,7 @@ Suite *onnx_moves_suite(void)
     tcase_add_test(tc, test_onnx_reshape_to_other_channels_matches_naive);
     tcase_add_test(tc, test_onnx_rank_above_4_values);
     tcase_add_test(tc, test_concat_over_h_and_w_matches_naive);
+    tcase_add_test(tc, test_prelu_slope_per_element_matches_naive);
     suite_add_tcase(s, tc);
     return s;
 }
