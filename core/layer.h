@@ -26,7 +26,7 @@ enum cnn_layer_kind {
     CNN_LAYER_DROPOUT,       /* identity at inference */
     CNN_LAYER_LRN,           /* across channels, as in AlexNet / ONNX LRN */
     CNN_LAYER_ADD,           /* elementwise sum of 2+ inputs of equal shape */
-    CNN_LAYER_CONCAT,        /* channel concat of 1+ inputs with equal H, W */
+    CNN_LAYER_CONCAT,        /* concat of 1+ inputs over C (equal H, W), H or W */
     CNN_LAYER_FLATTEN,       /* (C,H,W) -> (C*H*W,1,1) */
     CNN_LAYER_SOFTMAX,       /* over channels at each position (a (K,1,1) input: the classes) */
     /* appended for ONNX (issue 10); a kind's number is its number in model files */
@@ -36,6 +36,7 @@ enum cnn_layer_kind {
     CNN_LAYER_PAD,           /* constant padding (or cropping) of H and W */
     CNN_LAYER_LOG_SOFTMAX,   /* over channels at each position, as softmax */
     CNN_LAYER_RESHAPE,       /* each channel's H x W plane as h x w (same memory) */
+    CNN_LAYER_TRANSPOSE,     /* each item's values viewed as up to 6 dims, axes permuted */
     CNN_LAYER_KIND_COUNT
 };
 
@@ -136,8 +137,31 @@ struct cnn_reshape {
     int h, w;
 };
 
+/* What concat stacks its inputs along (the other two dims must be equal). */
+enum cnn_concat_axis {
+    CNN_CONCAT_CHANNELS = 0, /* the only axis in files before it existed (the word was 0) */
+    CNN_CONCAT_H,
+    CNN_CONCAT_W,
+    CNN_CONCAT_AXIS_COUNT
+};
+
+struct cnn_concat {
+    int axis; /* enum cnn_concat_axis */
+};
+
+/* Each item's C*H*W values, in (C, H, W) order, viewed as the row-major dims d[0..5]
+ * (unused ones 1), with the axes permuted: output dim k is d[perm[k]]; the result, in that
+ * row-major order, is read as the output (c, h, w).  The identity perm with another c is a
+ * regrouping of the channels (ONNX Reshape/Unsqueeze that change C); the batch stays. */
+#define CNN_TRANSPOSE_DIMS 6
+struct cnn_transpose {
+    int d[CNN_TRANSPOSE_DIMS];
+    int perm[CNN_TRANSPOSE_DIMS];
+    int c, h, w;
+};
+
 /* The parameters of a layer, the member of its kind (none for input, global_avgpool,
- * global_maxpool, add, concat, flatten); cnn_layer_desc and the model's layers both hold
+ * global_maxpool, add, flatten); cnn_layer_desc and the model's layers both hold
  * one.  A new kind with parameters adds its member here. */
 union cnn_layer_params {
     struct cnn_conv2d conv;
@@ -152,6 +176,8 @@ union cnn_layer_params {
     struct cnn_pad pad;
     struct cnn_softmax sm;            /* softmax, log_softmax */
     struct cnn_reshape reshape;
+    struct cnn_transpose tr;
+    struct cnn_concat cat;
 };
 
 /* ---- shape inference (layer.c) ------------------------------------------ */
@@ -377,5 +403,13 @@ void cnn_softmax_span_forward(float *out, const float *inp, const struct cnn_sof
                               int N, int H, int W, int log);
 void cnn_softmax_span_backward(float *dinp, const float *dout, const float *out,
                                const struct cnn_softmax *p, int C, int N, int H, int W, int log);
+
+/* out (p->c, N, p->h * p->w)   inp (C, N, HW) with C * HW = the product of p->d: each item
+ * permuted (struct cnn_transpose); must not alias.  backward: dinp (C, N, HW) += dout
+ * permuted back. */
+void cnn_transpose_forward(float *out, const float *inp, const struct cnn_transpose *p, int HW,
+                           int N);
+void cnn_transpose_backward(float *dinp, const float *dout, const struct cnn_transpose *p, int HW,
+                            int N);
 
 #endif

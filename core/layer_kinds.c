@@ -10,7 +10,8 @@ extern const struct cnn_layer_kind_ops cnn_kind_input, cnn_kind_conv2d, cnn_kind
     cnn_kind_maxpool, cnn_kind_avgpool, cnn_kind_global_avgpool, cnn_kind_act,
     cnn_kind_batchnorm, cnn_kind_dropout, cnn_kind_lrn, cnn_kind_add, cnn_kind_concat,
     cnn_kind_flatten, cnn_kind_softmax, cnn_kind_global_maxpool, cnn_kind_prelu,
-    cnn_kind_scale_shift, cnn_kind_pad, cnn_kind_log_softmax, cnn_kind_reshape;
+    cnn_kind_scale_shift, cnn_kind_pad, cnn_kind_log_softmax, cnn_kind_reshape,
+    cnn_kind_transpose;
 
 /* One case per kind and no default: -Wswitch names a kind without a row. */
 const struct cnn_layer_kind_ops *cnn_layer_kind_ops(enum cnn_layer_kind kind)
@@ -56,6 +57,8 @@ const struct cnn_layer_kind_ops *cnn_layer_kind_ops(enum cnn_layer_kind kind)
         return &cnn_kind_log_softmax;
     case CNN_LAYER_RESHAPE:
         return &cnn_kind_reshape;
+    case CNN_LAYER_TRANSPOSE:
+        return &cnn_kind_transpose;
     case CNN_LAYER_KIND_COUNT:
         break;
     }

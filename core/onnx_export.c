@@ -359,12 +359,14 @@ static int ox_lrn(struct ox *x, int i, const char *out)
                : 0;
 }
 
-/* Add (Sum for other than two inputs) or Concat on axis 1; inputs brought to one rank. */
+/* Add (Sum for other than two inputs) or Concat on axis 1 (channels), 2 (H) or 3 (W, on
+ * 4-D inputs); inputs brought to one rank. */
 static int ox_merge(struct ox *x, int i, const char *out)
 {
     const struct cnn_layer *l = &x->m->layers[i];
     const int concat = l->kind == CNN_LAYER_CONCAT;
-    int want = 2;
+    const int axis = concat ? 1 + l->p.cat.axis : 1;
+    int want = axis > 1 ? 4 : 2;
     for (int k = 0; k < l->n_inputs; k++)
         if (x->rank[l->inputs[k]] == 4)
             want = 4;
@@ -379,7 +381,7 @@ static int ox_merge(struct ox *x, int i, const char *out)
     for (int k = 0; k < l->n_inputs; k++)
         n->input[k] = (char *)in[k];
     x->rank[i] = want;
-    return concat ? cnn_onnx_write_attr_int(&x->w, n, "axis", 1) : 0;
+    return concat ? cnn_onnx_write_attr_int(&x->w, n, "axis", axis) : 0;
 }
 
 /* The weight slots of layer l (prelu, scale_shift: 1 or C floats each; scale_shift per
@@ -426,24 +428,74 @@ static int ox_per_channel(struct ox *x, int i, const char *out)
     return 0;
 }
 
+/* An int64 initializer "<base>.<what>" of n values; *name gets its name. */
+static int ox_ints(struct ox *x, const char *base, const char *what, const int64_t *v, int64_t n,
+                   const char **name)
+{
+    int64_t *copy = cnn_onnx_write_alloc(&x->w, (size_t)n * sizeof *copy);
+    *name = cnn_onnx_write_str(&x->w, "%s.%s", base, what);
+    if (!copy || !*name)
+        return cnn_onnx_write_oom(&x->w);
+    memcpy(copy, v, (size_t)n * sizeof *copy);
+    return cnn_onnx_write_tensor(&x->w, *name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, &n, copy,
+                                 (size_t)n * sizeof *copy);
+}
+
 /* Reshape of each channel plane: Reshape to [0, C, h, w] (initializer `<layer>.shape`). */
 static int ox_reshape(struct ox *x, int i, const char *out)
 {
     const struct cnn_layer *l = &x->m->layers[i];
-    const int64_t four = 4;
-    int64_t *shape = cnn_onnx_write_alloc(&x->w, 4 * sizeof *shape);
-    const char *name = cnn_onnx_write_str(&x->w, "%s.shape", l->name);
-    if (!shape || !name)
-        return cnn_onnx_write_oom(&x->w);
-    shape[0] = 0, shape[1] = l->c, shape[2] = l->h, shape[3] = l->w;
-    int rc = cnn_onnx_write_tensor(&x->w, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, &four,
-                                   shape, 4 * sizeof *shape);
+    const int64_t shape[4] = {0, l->c, l->h, l->w};
+    const char *name;
+    int rc = ox_ints(x, l->name, "shape", shape, 4, &name);
     if (rc)
         return rc;
     Onnx__NodeProto *n = ox_unary(x, i, "Reshape", out, 4, 2);
     if (!n)
         return cnn_onnx_write_oom(&x->w);
     n->input[1] = (char *)name;
+    return 0;
+}
+
+/* Transpose of each item: Reshape to [0, d..] (`<layer>.view`), Transpose perm [0, 1 +
+ * perm..], Reshape to [0, c, h, w] (`<layer>.shape`); leading view dims of 1 that the perm
+ * leaves in place are left out. */
+static int ox_transpose(struct ox *x, int i, const char *out)
+{
+    const struct cnn_layer *l = &x->m->layers[i];
+    const struct cnn_transpose *p = &l->p.tr;
+    int skip = 0;
+    while (skip < CNN_TRANSPOSE_DIMS - 1 && p->d[skip] == 1 && p->perm[skip] == skip)
+        skip++;
+    const int nv = 1 + CNN_TRANSPOSE_DIMS - skip;
+    int64_t view[1 + CNN_TRANSPOSE_DIMS] = {0}, perm[1 + CNN_TRANSPOSE_DIMS] = {0};
+    for (int k = skip; k < CNN_TRANSPOSE_DIMS; k++) {
+        view[1 + k - skip] = p->d[k];
+        perm[1 + k - skip] = 1 + p->perm[k] - skip;
+    }
+    const int64_t shape[4] = {0, l->c, l->h, l->w};
+    const char *vname, *sname;
+    const char *viewed = cnn_onnx_write_str(&x->w, "%s/view", out);
+    const char *permuted = cnn_onnx_write_str(&x->w, "%s/perm", out);
+    if (!viewed || !permuted)
+        return cnn_onnx_write_oom(&x->w);
+    int rc = ox_ints(x, l->name, "view", view, nv, &vname);
+    if (rc == 0)
+        rc = ox_ints(x, l->name, "shape", shape, 4, &sname);
+    if (rc)
+        return rc;
+    Onnx__NodeProto *n = ox_unary(x, i, "Reshape", viewed, 4, 2);
+    if (!n)
+        return cnn_onnx_write_oom(&x->w);
+    n->input[1] = (char *)vname;
+    if (!(n = cnn_onnx_write_node(&x->w, "Transpose", permuted, 1)) ||
+        cnn_onnx_write_attr_ints(&x->w, n, "perm", perm, nv))
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)viewed;
+    if (!(n = cnn_onnx_write_node(&x->w, "Reshape", out, 2)))
+        return cnn_onnx_write_oom(&x->w);
+    n->input[0] = (char *)permuted;
+    n->input[1] = (char *)sname;
     return 0;
 }
 
@@ -570,6 +622,9 @@ static int ox_layer(struct ox *x, int i)
         break;
     case CNN_LAYER_RESHAPE:
         rc = ox_reshape(x, i, out);
+        break;
+    case CNN_LAYER_TRANSPOSE:
+        rc = ox_transpose(x, i, out);
         break;
     }
     if (rc == 0 && act)

@@ -55,6 +55,11 @@ int onnx_input(struct onnx_ctx *c, int i, int optional, struct onnx_value **out)
                              "input '%.40s' names nothing defined before it (missing "
                              "initializer, cycle or unsorted graph)",
                              n->input[i]);
+    if ((*out)->layer >= 0 && (*out)->rank > 4 && !onnx_any_rank(n->op_type))
+        return onnx_node_err(c, CNN_EFORMAT,
+                             "unsupported: input %d ('%.40s') of rank %d (above 4 only through "
+                             "Reshape, Transpose, Squeeze, Unsqueeze, Flatten)",
+                             i, n->input[i], (*out)->rank);
     return 0;
 }
 
@@ -185,7 +190,11 @@ int onnx_alias(struct onnx_ctx *c, int i, const struct onnx_value *v)
         else
             memcpy(t->f, v->t->f, t->count * sizeof *t->f);
     }
-    return onnx_value_add(c, c->node->output[i], v->layer, v->rank, t);
+    int rc = onnx_value_add(c, c->node->output[i], v->layer, v->rank, t);
+    struct onnx_value *nv = rc == 0 && v->rank > 4 ? onnx_value_find(c, c->node->output[i]) : NULL;
+    if (nv) /* NULL for an unnamed output */
+        memcpy(nv->dims, v->dims, sizeof nv->dims);
+    return rc;
 }
 
 int onnx_set_const(struct onnx_ctx *c, int i, struct onnx_tensor *t)

@@ -1,7 +1,8 @@
 /* Shared by onnx_import.c (graph walk, model building), onnx_tensor.c (TensorProto
  * decoding, the nesting pre-scan, the value table), onnx_ops.c (one table row per ONNX
  * operator), onnx_kinds.c (rows onto the kinds added for ONNX), onnx_fold.c (ops folded
- * on constants) and onnx_meta.c (cnn.* metadata_props).  Not for use outside those files. */
+ * on constants), onnx_shape.c (Reshape, Transpose, Flatten of layer values) and onnx_meta.c
+ * (cnn.* metadata_props).  Not for use outside those files. */
 #ifndef CNN_ONNX_INTERNAL_H
 #define CNN_ONNX_INTERNAL_H
 
@@ -18,6 +19,7 @@
 #define ONNX_MAX_TENSOR_FLOATS (1u << 30)
 #define ONNX_DIM_BATCH INT64_MIN    /* in a folded shape: the (dynamic) batch size */
 #define ONNX_MAX_CHANNELS (1 << 24) /* outputs of a conv or dense (= CNN_MAX_DIM) */
+#define ONNX_MAX_DIM (1 << 24)      /* an engine C, H or W (= CNN_MAX_DIM) */
 
 /* A constant: an initializer, a Constant node or a folded shape computation. */
 struct onnx_tensor {
@@ -33,8 +35,10 @@ struct onnx_tensor {
 struct onnx_value {
     const char *name;      /* borrowed from the unpacked proto */
     int layer;             /* >= 0: output of this layer; -1: constant */
-    int rank;              /* layer values: 4 (N,C,H,W), 3 (N,C,L) = (C,1,L), 2 (N,C) = (C,1,1) */
+    int rank;              /* layer values: 4 (N,C,H,W), 3 (N,C,L) = (C,1,L), 2 (N,C) = (C,1,1);
+                            * 5..8 (N,C,D..,W) = (C, product of D.., W), see dims */
     struct onnx_tensor *t; /* constants: owned by the table */
+    int64_t dims[CNN_ONNX_MAX_DIMS]; /* rank > 4: the dims, dims[0] = ONNX_DIM_BATCH */
 };
 
 /* A weight waiting for the parameter block: copied into (layer, slot) after alloc. */
@@ -147,15 +151,29 @@ float *onnx_copy_floats(struct onnx_ctx *c, const struct onnx_tensor *t, float a
 /* The layer input 0 of a spatial op, (N,C,H,W) or (N,C,L) (= (N,C,1,L): x->rank - 2
  * spatial dims), and its per-image shape. */
 int onnx_image_input(struct onnx_ctx *c, struct onnx_value **x, int *ch, int *h, int *w);
-/* The dims of layer value x: (batch marker ONNX_DIM_BATCH, C, H, W); rank 3 (batch, C, L,
- * 1); rank 2 uses 2 (the rest 1). */
-void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims);
-/* Output 0 is x seen with dims (nd of them, dims[0] the batch marker) when that moves no
- * data: the same (C, H, W) (an alias), a new H x W of each channel (a reshape layer), or
- * (N, C*H*W) / (N, C*H*W, 1, 1) (a flatten); else unsupported. */
-int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims);
 /* An activation layer over input 0, keeping its rank. */
 int onnx_add_act(struct onnx_ctx *c, enum cnn_act kind, float alpha, float beta);
+
+/* ---- onnx_shape.c: values seen with other dims ---- */
+/* Layer x as a (N, C*H*W) value: x itself when already flat, else a flatten layer; define:
+ * output 0 of the node is it (returns >= 0), else its layer index. */
+int onnx_flatten_layer(struct onnx_ctx *c, struct onnx_value *x, int define);
+int onnx_op_transpose(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n);
+int onnx_op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n);
+/* The dims of layer value x: (batch marker ONNX_DIM_BATCH, C, H, W); rank 3 (batch, C, L,
+ * 1); rank 2 uses 2 (the rest 1); rank 5..8 its x->rank dims (dims holds
+ * CNN_ONNX_MAX_DIMS).  Only the ops of onnx_any_rank() see values of rank > 4. */
+void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims);
+/* 1 when op_type reads layer values of rank 5..8 (the shape ops that only regroup or
+ * permute an item's values: Reshape, Transpose, Squeeze, Unsqueeze, Flatten, Identity,
+ * Dropout, Shape); onnx_input refuses such a value to any other op. */
+int onnx_any_rank(const char *op_type);
+/* Output 0 is x seen with dims (nd of them, dims[0] the batch marker, the same count of
+ * values per item): the same (C, H, W) (an alias), a new H x W of each channel (a reshape
+ * layer), (N, C*H*W) / (N, C*H*W, 1, 1) (a flatten), or other channels (a transpose layer
+ * with the identity perm: in the (C, N, H, W) layout that moves data). */
+int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims);
 
 /* ---- onnx_kinds.c: rows onto the kinds added for ONNX ---- */
 /* Add/Sub/Mul/Div with a constant operand: folded when both are constants (equal shapes or

@@ -41,8 +41,8 @@ static int channel_broadcast(struct onnx_ctx *c, const struct onnx_value *x,
             continue;
         }
         return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: %s dim %d of %lld on a (N,%d,%d,%d) tensor (a scalar "
-                             "or one value per channel only)",
+                             "unsupported: %s dim %d of %lld on a (N,%d,%d,%d) tensor (a scalar, "
+                             "one value per channel or a shape that broadcasts to one item)",
                              what, j, (long long)t->dims[j], ch, h, w);
     }
     if (t->count != (size_t)*channels)
@@ -278,10 +278,21 @@ int onnx_op_prelu(struct onnx_ctx *c, const Onnx__NodeProto *n)
     struct onnx_value *x;
     struct onnx_tensor *t;
     int rc, channels;
-    if ((rc = onnx_input_layer(c, 0, &x)) || (rc = onnx_input_const(c, 1, 0, &t)) ||
-        (rc = channel_broadcast(c, x, t, "slope", &channels)))
+    if ((rc = onnx_input_layer(c, 0, &x)) || (rc = onnx_input_const(c, 1, 0, &t)))
         return rc;
-    float *wts[1] = {onnx_copy_floats(c, t, 1.0f)};
+    float *wts[1] = {NULL};
+    size_t n_item = 0;
+    if ((rc = channel_broadcast(c, x, t, "slope", &channels)) == 0) {
+        wts[0] = onnx_copy_floats(c, t, 1.0f);
+    } else if ((wts[0] = broadcast_item(c, x, t, &n_item)) != NULL) { /* one per element */
+        if (n_item > (size_t)ONNX_MAX_CHANNELS) {
+            free(wts[0]);
+            return onnx_node_err(c, CNN_ELIMIT, "slope of %zu values per item", n_item);
+        }
+        channels = (int)n_item;
+    } else {
+        return onnx_err_code(c) == CNN_ENOMEM ? CNN_ENOMEM : rc; /* channel_broadcast's why */
+    }
     size_t cnt[1] = {(size_t)channels};
     if (!wts[0])
         return onnx_err_code(c);

@@ -435,147 +435,6 @@ static int op_identity(struct onnx_ctx *c, const Onnx__NodeProto *n)
     return onnx_alias(c, 0, x);
 }
 
-/* Flattens layer x into a (N, C*H*W) value: a flatten layer, or x itself when already flat. */
-static int flatten_layer(struct onnx_ctx *c, struct onnx_value *x, int define)
-{
-    if (x->rank == 2)
-        return define ? onnx_alias(c, 0, x) : x->layer;
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_FLATTEN};
-    return onnx_add_layer(c, &d, 1, &x->layer, define ? 2 : 0, NULL, NULL, 0);
-}
-
-void onnx_layer_dims(const struct onnx_ctx *c, const struct onnx_value *x, int64_t *dims)
-{
-    int ch, h, w;
-    onnx_layer_shape(c, x->layer, &ch, &h, &w);
-    dims[0] = ONNX_DIM_BATCH;
-    dims[1] = ch;
-    dims[2] = x->rank == 3 ? w : h; /* (N, C, L) is (N, C, 1, L) */
-    dims[3] = x->rank == 3 ? 1 : w;
-}
-
-/* The model's per-image (C, H, W) of a value of ONNX dims (N, d1..): (N, K) is (K, 1, 1),
- * (N, C, L) is (C, 1, L); 0 when nd is not 2..4. */
-static int engine_shape(int nd, const int64_t *dims, int64_t chw[3])
-{
-    if (nd < 2 || nd > 4)
-        return 0;
-    chw[0] = dims[1];
-    chw[1] = nd == 4 ? dims[2] : 1;
-    chw[2] = nd == 4 ? dims[3] : nd == 3 ? dims[2] : 1;
-    return 1;
-}
-
-int onnx_layer_as(struct onnx_ctx *c, struct onnx_value *x, int nd, const int64_t *dims)
-{
-    int64_t in[4], want[3];
-    int ch, h, w;
-    onnx_layer_shape(c, x->layer, &ch, &h, &w);
-    onnx_layer_dims(c, x, in);
-    int64_t feat = in[1] * in[2] * in[3];
-    int shaped = nd >= 2 && dims[0] == ONNX_DIM_BATCH && engine_shape(nd, dims, want);
-    if (shaped && want[0] == ch && want[1] == h && want[2] == w) {
-        struct onnx_value v = {.layer = x->layer, .rank = nd}; /* the same data and layout */
-        return onnx_alias(c, 0, &v);
-    }
-    int flat = shaped && want[0] == feat && want[1] == 1 && want[2] == 1;
-    if (!flat && shaped && want[0] == ch && want[1] * want[2] == (int64_t)h * w) {
-        struct cnn_layer_desc d = {.kind = CNN_LAYER_RESHAPE}; /* new H x W of each plane */
-        d.p.reshape = (struct cnn_reshape){.h = (int)want[1], .w = (int)want[2]};
-        int l = onnx_add_layer(c, &d, 1, &x->layer, 0, NULL, NULL, 0);
-        if (l < 0)
-            return l;
-        struct onnx_value v = {.layer = l, .rank = nd};
-        return onnx_alias(c, 0, &v);
-    }
-    if (!flat) {
-        char from[48], to[64];
-        snprintf(from, sizeof from, x->rank == 2 ? "%lld" : x->rank == 3 ? "%lld,%lld" : "%lld,%lld,%lld",
-                 (long long)in[1], (long long)in[2], (long long)in[3]);
-        int len = snprintf(to, sizeof to, "N");
-        for (int k = 1; k < nd && len < (int)sizeof to; k++)
-            len += snprintf(to + len, sizeof to - (size_t)len, ",%lld", (long long)dims[k]);
-        return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: (N,%s) to (%s) moves data (only a new H x W of each "
-                             "channel, or a flatten)",
-                             from, to);
-    }
-    int l = flatten_layer(c, x, 0);
-    if (l < 0)
-        return l;
-    struct onnx_value v = {.layer = l, .rank = nd};
-    return onnx_alias(c, 0, &v);
-}
-
-/* Transpose of a constant: folded (any perm).  Of a layer output: when it keeps the batch
- * first and the order of the dims above 1
- * (so the data does not move): an identity or a flatten. */
-static int op_transpose(struct onnx_ctx *c, const Onnx__NodeProto *n)
-{
-    struct onnx_value *x;
-    int64_t cperm[CNN_ONNX_MAX_DIMS];
-    int rc = onnx_input(c, 0, 0, &x);
-    if (rc)
-        return rc;
-    if (x->t) { /* of a constant (a weight PyTorch transposes before MatMul): folded */
-        int np = onnx_attr_ints(n, "perm", cperm, CNN_ONNX_MAX_DIMS);
-        return np < 0 ? onnx_node_err(c, CNN_EFORMAT, "perm too long")
-                      : onnx_transpose_const(c, x->t, cperm, np);
-    }
-    int64_t in[4], out[4], perm[4];
-    onnx_layer_dims(c, x, in);
-    int np = onnx_attr_ints(n, "perm", perm, 4);
-    if (np == 0) /* default: reversed */
-        for (np = 0; np < x->rank; np++)
-            perm[np] = x->rank - 1 - np;
-    if (np != x->rank)
-        return onnx_node_err(c, CNN_EFORMAT, "perm of %d entries for rank %d", np, x->rank);
-    int seen = 0, last = -1;
-    for (int k = 0; k < np; k++) {
-        if (perm[k] < 0 || perm[k] >= np || (seen >> perm[k]) & 1)
-            return onnx_node_err(c, CNN_EFORMAT, "perm is not a permutation");
-        seen |= 1 << perm[k];
-        out[k] = in[perm[k]];
-        if (out[k] != 1) { /* dims above 1 (and the batch) keep their order */
-            if (perm[k] < last)
-                return onnx_node_err(c, CNN_EFORMAT,
-                                     "unsupported: transpose that moves data (static shapes "
-                                     "make only identities and flattens)");
-            last = (int)perm[k];
-        }
-    }
-    return onnx_layer_as(c, x, np, out);
-}
-
-static int op_flatten(struct onnx_ctx *c, const Onnx__NodeProto *n)
-{
-    struct onnx_value *x;
-    int rc = onnx_input(c, 0, 0, &x);
-    if (rc)
-        return rc;
-    int64_t axis = onnx_attr_int(n, "axis", 1);
-    if (x->t) {
-        int a = axis == x->t->ndims ? x->t->ndims : onnx_norm_axis(axis, x->t->ndims);
-        if (a < 0)
-            return onnx_node_err(c, CNN_EFORMAT, "axis out of range");
-        int64_t dims[2] = {1, 1};
-        for (int k = 0; k < x->t->ndims; k++)
-            dims[k < a ? 0 : 1] *= x->t->dims[k];
-        return onnx_const_reshaped(c, x->t, 2, dims);
-    }
-    int a = axis == x->rank ? x->rank : onnx_norm_axis(axis, x->rank);
-    int64_t in[4], lead = 1;
-    onnx_layer_dims(c, x, in);
-    for (int k = 1; k < a; k++)
-        lead *= in[k];
-    /* (N * lead, rest): the (N, C*H*W) flatten when lead is 1, or axis 0 with batch 1 */
-    if (a < 0 || (a == 0 ? c->batch != 1 : lead != 1))
-        return onnx_node_err(c, CNN_EFORMAT,
-                             "unsupported: axis %lld (batch-preserving axis 1 only)",
-                             (long long)axis);
-    return flatten_layer(c, x, 1);
-}
-
 static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
 {
     struct onnx_value *x;
@@ -587,9 +446,18 @@ static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
         return onnx_concat_consts(c, n, axis);
     if (n->n_input > CNN_MAX_INPUTS)
         return onnx_node_err(c, CNN_EFORMAT, "%zu inputs (at most %d)", n->n_input, CNN_MAX_INPUTS);
-    if (onnx_norm_axis(axis, x->rank) != 1)
-        return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis %lld (channels only)",
-                             (long long)axis);
+    /* the engine's axis: 1 is C; H and W are 2 and 3 of (N, C, H, W), L is 2 of (N, C, L) */
+    const int a = onnx_norm_axis(axis, x->rank);
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONCAT};
+    if (a == 1)
+        d.p.cat.axis = CNN_CONCAT_CHANNELS;
+    else if (x->rank == 4 && a == 2)
+        d.p.cat.axis = CNN_CONCAT_H;
+    else if (a == x->rank - 1 && a > 1)
+        d.p.cat.axis = CNN_CONCAT_W;
+    else
+        return onnx_node_err(c, CNN_EFORMAT, "unsupported: axis %lld of rank %d (%s)",
+                             (long long)axis, x->rank, a == 0 ? "the batch" : "out of range");
     int in[CNN_MAX_INPUTS];
     for (size_t k = 0; k < n->n_input; k++) {
         struct onnx_value *v;
@@ -599,7 +467,6 @@ static int op_concat(struct onnx_ctx *c, const Onnx__NodeProto *n)
             return onnx_node_err(c, CNN_EFORMAT, "inputs of different ranks");
         in[k] = v->layer;
     }
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONCAT};
     return onnx_add_layer(c, &d, (int)n->n_input, in, x->rank, NULL, NULL, 0);
 }
 
@@ -639,7 +506,7 @@ static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
                                                                              : CNN_LAYER_SOFTMAX};
     if (axis == 1) {
         int per_position = c->opset >= 13 && x->rank > 2 && (h > 1 || w > 1);
-        int in = per_position ? x->layer : flatten_layer(c, x, 0);
+        int in = per_position ? x->layer : onnx_flatten_layer(c, x, 0);
         if (in < 0)
             return in;
         return onnx_add_layer(c, &d, 1, &in, per_position ? x->rank : 2, NULL, NULL, 0);
@@ -655,62 +522,8 @@ static int op_softmax(struct onnx_ctx *c, const Onnx__NodeProto *n)
     return onnx_add_layer(c, &d, 1, &x->layer, x->rank, NULL, NULL, 0);
 }
 
-/* Reshape of a constant, or of a layer to (N, -1) / (N, K) (a flatten) or (N, K, 1, 1). */
-static int op_reshape(struct onnx_ctx *c, const Onnx__NodeProto *n)
-{
-    struct onnx_value *x;
-    struct onnx_tensor *s;
-    int rc;
-    if ((rc = onnx_input(c, 0, 0, &x)) || (rc = onnx_input_const(c, 1, 0, &s)))
-        return rc;
-    if (!s->is_int || s->ndims != 1 || s->count > CNN_ONNX_MAX_DIMS)
-        return onnx_node_err(c, CNN_EFORMAT, "shape is not a 1-D integer tensor of rank <= %d",
-                             CNN_ONNX_MAX_DIMS);
-    int64_t dims[CNN_ONNX_MAX_DIMS] = {0}, xd[4];
-    size_t known = 1;
-    int infer = -1, nd = (int)s->count, allowzero = onnx_attr_int(n, "allowzero", 0) != 0;
-    if (!x->t)
-        onnx_layer_dims(c, x, xd);
-    for (int k = 0; k < nd; k++) {
-        int64_t v = s->i[k];
-        if (x->t && v == 0 && !allowzero && k < x->t->ndims)
-            v = x->t->dims[k];
-        else if (!x->t && v == 0 && !allowzero && k > 0 && k < x->rank)
-            v = xd[k]; /* 0 copies the input's dim */
-        if (v == -1 && infer < 0) {
-            infer = k;
-            dims[k] = -1;
-            continue;
-        }
-        if (!x->t && k == 0 && (v == ONNX_DIM_BATCH || v == 0 || v == c->batch))
-            v = 0; /* the batch */
-        if (v < 0 || v > ONNX_MAX_TENSOR_FLOATS || (!x->t && k == 0 && v))
-            return onnx_node_err(c, CNN_EFORMAT, "%sshape entry %lld invalid",
-                                 !x->t && k == 0 ? "unsupported: batch " : "", (long long)s->i[k]);
-        dims[k] = v;
-        if ((k > 0 || x->t) && v && known <= ONNX_MAX_TENSOR_FLOATS)
-            known *= (size_t)v; /* both <= 2^30: no overflow */
-        else if (k > 0 || x->t)
-            known = v ? SIZE_MAX : 0;
-    }
-    if (x->t) {
-        if (infer >= 0)
-            dims[infer] = known ? (int64_t)(x->t->count / known) : 0;
-        return onnx_const_reshaped(c, x->t, nd, dims);
-    }
-    int64_t in[4];
-    onnx_layer_dims(c, x, in);
-    int64_t feat = in[1] * in[2] * in[3];
-    /* the batch entry was 0 (copy), the folded batch, the input's fixed batch size or -1 */
-    dims[0] = ONNX_DIM_BATCH;
-    if (infer > 0)
-        dims[infer] =
-            known && known != SIZE_MAX && feat % (int64_t)known == 0 ? feat / (int64_t)known : -1;
-    return onnx_layer_as(c, x, nd, dims);
-}
-
 /* One row per ONNX operator of the default domain (the rows onto the kinds added for ONNX
- * live in onnx_kinds.c, the folding ones in onnx_fold.c). */
+ * live in onnx_kinds.c, the folding ones in onnx_fold.c, the shape ones in onnx_shape.c). */
 static const struct {
     const char *op;
     onnx_op_fn fn;
@@ -731,7 +544,7 @@ static const struct {
     {"Dropout", op_identity},
     {"Identity", op_identity},
     {"Constant", onnx_op_constant},
-    {"Flatten", op_flatten},
+    {"Flatten", onnx_op_flatten},
     {"Concat", op_concat},
     {"Add", op_add},
     {"Sub", onnx_op_arith},
@@ -744,8 +557,8 @@ static const struct {
     {"GlobalMaxPool", onnx_op_global_maxpool},
     {"PRelu", onnx_op_prelu},
     {"Pad", onnx_op_pad},
-    {"Reshape", op_reshape},
-    {"Transpose", op_transpose},
+    {"Reshape", onnx_op_reshape},
+    {"Transpose", onnx_op_transpose},
     {"Shape", onnx_op_shape},
     {"Gather", onnx_op_gather},
     {"Unsqueeze", onnx_op_squeeze},

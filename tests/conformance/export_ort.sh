@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make conformance-export`: the ONNX export checked by ONNX Runtime.  Models: every shipped
 # architecture (`cnn init --list`, seeded random weights), the bundled fashion model, that
-# model fine-tuned for 40 steps with a new 3-class head, and the unit-test networks that use
+# model fine-tuned for 40 steps with a new 3-class head, the fuzz seed model/moves.cnn
+# (transpose, concat over W; opsets 13, 7, 11), and the unit-test networks that use
 # every layer kind (session_raw --net dag|wide|ranks|kinds|kinds_flat) at opsets 13, 10, 11,
 # 12, 17 (wide also 7 and 9: the others pool in ceil mode; kinds and kinds_flat, the kinds
 # added for ONNX import, also 14, 7 and 9).  For each: `cnn convert` writes the .onnx, cnnd's
@@ -72,6 +73,10 @@ for a in $archs; do
   rm -f "$T/$a.cnn" "$T/$a.onnx"
 done
 check fashion "$ROOT/models/repository/fashion/1/model.cnn" 13
+# the transpose kind and a concat over W (the fuzz seed of tests/fuzz/make_seeds.c)
+for opset in 13 7 11; do
+  check moves "$ROOT/tests/fuzz/corpus/model/moves.cnn" "$opset"
+done
 # a fine-tuned model: the bundled one with a new 3-class head, 40 SGD steps
 FASHION_DATA=${FASHION_DATA:-/usr/share/datasets/fashion-mnist}
 if [ -d "$FASHION_DATA" ]; then

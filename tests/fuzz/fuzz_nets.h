@@ -1,7 +1,8 @@
 /* Tiny models for the fuzz targets and their seeds (make_seeds.c): a 1x28x28 classifier
  * (conv-BN-ReLU-maxpool-flatten-dense-softmax, what the HTTP target serves) and a 3x8x8
  * branchy one that touches most layer kinds (pad, LRN, PReLU, scale/shift, add, concat,
- * global pools, dropout, avgpool, log-softmax).  Random weights from a seed. */
+ * global pools, dropout, avgpool, log-softmax), and a 3x4x6 one with a transpose and a
+ * concat over W.  Random weights from a seed. */
 #ifndef FUZZ_NETS_H
 #define FUZZ_NETS_H
 
@@ -107,6 +108,36 @@ static inline struct cnn_model *fuzz_net_branchy(unsigned seed, struct cnn_err *
         fuzz_add(m, drop, -1, -1, err) < 0 || fuzz_add(m, flat, -1, -1, err) < 0 ||
         fuzz_add(m, fc, -1, -1, err) < 0 || fuzz_add(m, lsm, -1, -1, err) < 0 ||
         fuzz_finish(m, 4, seed, err) != 0) {
+        cnn_model_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* 3x4x6 -> 3 classes through a transpose of each item's axes and a concat over W (the
+ * transpose kind, the concat axis); not compiled. */
+static inline struct cnn_model *fuzz_net_moves(unsigned seed, struct cnn_err *err)
+{
+    struct cnn_preproc pp = {.c = 3, .h = 4, .w = 6, .mean = {0.5f, 0.5f, 0.5f},
+                             .std = {0.25f, 0.25f, 0.25f}};
+    struct cnn_model *m = cnn_model_create(&pp, err);
+    if (!m)
+        return NULL;
+    struct cnn_layer_desc conv = {.kind = CNN_LAYER_CONV2D,
+                                  .p.conv = {.oc = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .dh = 1,
+                                             .dw = 1, .groups = 1, .has_bias = 1}};
+    struct cnn_layer_desc tr = {.kind = CNN_LAYER_TRANSPOSE,
+                                .p.tr = {{1, 1, 4, 4, 2, 3}, {0, 1, 3, 5, 2, 4}, 4, 4, 6}};
+    struct cnn_layer_desc cat = {.kind = CNN_LAYER_CONCAT, .p.cat = {CNN_CONCAT_W}};
+    struct cnn_layer_desc gap = {.kind = CNN_LAYER_GLOBAL_AVGPOOL};
+    struct cnn_layer_desc flat = {.kind = CNN_LAYER_FLATTEN};
+    struct cnn_layer_desc fc = {.kind = CNN_LAYER_DENSE, .p.dense = {.out = 3, .has_bias = 1}};
+    struct cnn_layer_desc sm = {.kind = CNN_LAYER_SOFTMAX};
+    int c1, t;
+    if ((c1 = fuzz_add(m, conv, -1, -1, err)) < 0 || (t = fuzz_add(m, tr, c1, -1, err)) < 0 ||
+        fuzz_add(m, cat, t, c1, err) < 0 || fuzz_add(m, gap, -1, -1, err) < 0 ||
+        fuzz_add(m, flat, -1, -1, err) < 0 || fuzz_add(m, fc, -1, -1, err) < 0 ||
+        fuzz_add(m, sm, -1, -1, err) < 0 || fuzz_finish(m, 3, seed, err) != 0) {
         cnn_model_destroy(m);
         return NULL;
     }

@@ -1,5 +1,5 @@
-/* Writes the generated seeds of the model-file targets: OUT/model/{gray,branchy}.cnn (the
- * native format, cnn_model_save) and OUT/onnx/{gray,branchy}-opset{11,13}.onnx
+/* Writes the generated seeds of the model-file targets: OUT/model/{gray,branchy,moves}.cnn
+ * (the native format, cnn_model_save) and OUT/onnx/{gray,branchy,moves}-opset{11,13}.onnx
  * (cnn_onnx_export_mem) from the tiny nets of fuzz_nets.h.  Run once by hand; the
  * outputs are committed under tests/fuzz/corpus/. */
 #include "fuzz_nets.h"
@@ -31,10 +31,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: make_seeds OUTDIR (with OUTDIR/model and OUTDIR/onnx)\n");
         return 2;
     }
-    const char *names[] = {"gray", "branchy"};
-    for (int i = 0; i < 2; i++) {
+    const char *names[] = {"gray", "branchy", "moves"};
+    for (int i = 0; i < 3; i++) {
         struct cnn_err err = {0};
-        struct cnn_model *m = i == 0 ? fuzz_net_gray(7, &err) : fuzz_net_branchy(7, &err);
+        struct cnn_model *m = i == 0   ? fuzz_net_gray(7, &err)
+                              : i == 1 ? fuzz_net_branchy(7, &err)
+                                       : fuzz_net_moves(7, &err);
         char path[512];
         snprintf(path, sizeof path, "%s/model/%s.cnn", argv[1], names[i]);
         if (!m || cnn_model_compile(m, &err) != 0 || cnn_model_save(m, path, &err) != 0) {

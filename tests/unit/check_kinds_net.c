@@ -206,6 +206,7 @@ START_TEST(test_kinds_names_and_rows)
     ck_assert_str_eq(cnn_layer_kind_name(CNN_LAYER_SCALE_SHIFT), "scale_shift");
     ck_assert_str_eq(cnn_layer_kind_name(CNN_LAYER_PAD), "pad");
     ck_assert_str_eq(cnn_layer_kind_name(CNN_LAYER_LOG_SOFTMAX), "log_softmax");
+    ck_assert_str_eq(cnn_layer_kind_name(CNN_LAYER_TRANSPOSE), "transpose");
     ck_assert_str_eq(cnn_act_name(CNN_ACT_HARD_SIGMOID), "hard_sigmoid");
     ck_assert_str_eq(cnn_act_name(CNN_ACT_HARD_SWISH), "hard_swish");
     ck_assert_str_eq(cnn_act_name(CNN_ACT_COUNT), "unknown");
@@ -213,6 +214,8 @@ START_TEST(test_kinds_names_and_rows)
     ck_assert_int_eq(CNN_LAYER_SOFTMAX, 13);
     ck_assert_int_eq(CNN_LAYER_GLOBAL_MAXPOOL, 14);
     ck_assert_int_eq(CNN_LAYER_LOG_SOFTMAX, 18);
+    ck_assert_int_eq(CNN_LAYER_RESHAPE, 19);
+    ck_assert_int_eq(CNN_LAYER_TRANSPOSE, 20);
     ck_assert_int_eq(CNN_ACT_TANH, 5);
     ck_assert_int_eq(CNN_ACT_HARD_SWISH, 7);
     ck_assert_int_eq(cnn_layer_kind_ops(CNN_LAYER_PRELU)->learned_slots, 1);
@@ -333,8 +336,13 @@ START_TEST(test_kinds_hostile_records_are_refused)
         {"logprob", 1, 1, CNN_EFORMAT, "logprob"},             /* unused word not 0 */
         {"reshape1", 0, 3, CNN_EFORMAT, "reshape1"},           /* 3x6 of a 4x3 plane */
         {"reshape1", 1, 0, CNN_EFORMAT, "reshape1"},           /* w 0 */
+        {"transpose1", 7, 0, CNN_EFORMAT, "transpose1"},       /* perm 0,0,3,5,2,4 */
+        {"transpose1", 2, 3, CNN_EFORMAT, "transpose1"},       /* a view of 144 of 96 */
+        {"transpose1", 0, 0, CNN_EFORMAT, "transpose1"},       /* a view dim 0 */
+        {"transpose1", 12, 4, CNN_EFORMAT, "transpose1"},      /* an output of 48 */
+        {"transpose1", 15, 1, CNN_EFORMAT, "transpose1"},      /* unused word not 0 */
         {"hsig1", 0, CNN_ACT_COUNT, CNN_EFORMAT, "hsig1"},     /* act past hard swish */
-        {"gmp", -1, CNN_LAYER_KIND_COUNT, CNN_EFORMAT, "gmp"}, /* kind past log_softmax */
+        {"gmp", -1, CNN_LAYER_KIND_COUNT, CNN_EFORMAT, "gmp"}, /* kind past transpose */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         unsigned char *bad = malloc(size);

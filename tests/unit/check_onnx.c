@@ -679,19 +679,20 @@ END_TEST
 
 /* Squeeze/Unsqueeze/Transpose/Flatten of layer outputs that static shapes make identities
  * or flattens, each net ending in Softmax over the image's values (naive), and the forms
- * that would move data or the batch refused as unsupported. */
+ * that would move or merge the batch refused as unsupported. */
 START_TEST(test_shape_ops_that_move_no_data)
 {
     static const struct {
         int64_t in[4];
         const char *ops;     /* s: Squeeze [2,3], u: Unsqueeze [2,3], t: Transpose (0,1,3,2),
-                              * 0/2: Flatten axis 0 / 2, T: Transpose (0,2,3,1) */
+                              * 0/2: Flatten axis 0 / 2, T: Transpose (1,0,2,3) (a transpose
+                              * of the item's axes: check_onnx_moves.c) */
         const char *refused; /* NULL: imports */
     } cases[] = {
         {{2, 3, 1, 1}, "sut", NULL},
         {{2, 1, 3, 3}, "2", NULL},
         {{1, 3, 2, 2}, "0", NULL},
-        {{2, 3, 2, 2}, "T", "moves data"},
+        {{2, 3, 2, 2}, "T", "moves the batch"},
         {{2, 3, 2, 2}, "2", "axis 2"},
         {{2, 3, 2, 2}, "0", "axis 0"},
         {{2, 3, 1, 1}, "S", "axis 0 (the batch)"},
@@ -713,7 +714,7 @@ START_TEST(test_shape_ops_that_move_no_data)
             else if (op == 't' || op == 'T')
                 tox_attr_ints(n = tox_node(g, "Transpose", outs[k], prev, NULL, NULL, outs[k]),
                               "perm", 4,
-                              op == 't' ? (int64_t[]){0, 1, 3, 2} : (int64_t[]){0, 2, 3, 1});
+                              op == 't' ? (int64_t[]){0, 1, 3, 2} : (int64_t[]){1, 0, 2, 3});
             else
                 tox_attr_i(n = tox_node(g, "Flatten", outs[k], prev, NULL, NULL, outs[k]), "axis",
                            op - '0');

@@ -447,6 +447,9 @@ START_TEST(test_export_new_kinds_at_opset_13)
                                       "HardSigmoid",
                                       "Conv",
                                       "Reshape",
+                                      "Reshape",
+                                      "Transpose",
+                                      "Reshape",
                                       "PRelu",
                                       "Mul",
                                       "Add",
@@ -497,7 +500,28 @@ START_TEST(test_export_new_kinds_at_opset_13)
                       t->dims[0] == 4 && t->raw_data.len == sizeof want_shape &&
                       memcmp(t->raw_data.data, want_shape, sizeof want_shape) == 0,
                   "reshape1.shape");
-    inputs_eq(node_writing(p, "prelu1"), "reshape1", "prelu1.slope", NULL);
+    /* transpose1: view 2x4x2x6, perm (1,3,0,2) after the batch, back to 8x2x6 */
+    n = node_writing(p, "transpose1/view");
+    inputs_eq(n, "reshape1", "transpose1.view", NULL);
+    const int64_t want_view[5] = {0, 2, 4, 2, 6}, want_perm[5] = {0, 2, 4, 1, 3};
+    t = init(p, "transpose1.view");
+    ck_assert_msg(t && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && t->n_dims == 1 &&
+                      t->dims[0] == 5 && t->raw_data.len == sizeof want_view &&
+                      memcmp(t->raw_data.data, want_view, sizeof want_view) == 0,
+                  "transpose1.view");
+    n = node_writing(p, "transpose1/perm");
+    ck_assert_str_eq(n->op_type, "Transpose");
+    inputs_eq(n, "transpose1/view", NULL, NULL);
+    attr_ints_eq(n, "perm", want_perm, 5);
+    n = node_writing(p, "transpose1");
+    ck_assert_str_eq(n->op_type, "Reshape");
+    inputs_eq(n, "transpose1/perm", "transpose1.shape", NULL);
+    t = init(p, "transpose1.shape");
+    ck_assert_msg(t && t->n_dims == 1 && t->dims[0] == 4 &&
+                      t->raw_data.len == sizeof want_shape &&
+                      memcmp(t->raw_data.data, want_shape, sizeof want_shape) == 0,
+                  "transpose1.shape");
+    inputs_eq(node_writing(p, "prelu1"), "transpose1", "prelu1.slope", NULL);
     channel_init_eq(p, m, "prelu1.slope", "prelu1", 0, c8, 3);
     inputs_eq(node_writing(p, "ss1/scaled"), "prelu1", "ss1.scale", NULL);
     inputs_eq(node_writing(p, "ss1"), "ss1/scaled", "ss1.shift", NULL);
@@ -526,7 +550,7 @@ START_TEST(test_export_new_kinds_at_opsets_17_and_10)
 {
     struct cnn_model *m = compiled(test_net_kinds(5));
     Onnx__ModelProto *p = export_unpack(m, 17);
-    ck_assert_uint_eq(p->graph->n_node, 23); /* two hard swishes, one node each */
+    ck_assert_uint_eq(p->graph->n_node, 26); /* two hard swishes, one node each */
     const Onnx__NodeProto *n = node_writing(p, "conv1");
     ck_assert_str_eq(n->op_type, "HardSwish");
     inputs_eq(n, "conv1/preact", NULL, NULL);
@@ -535,7 +559,7 @@ START_TEST(test_export_new_kinds_at_opsets_17_and_10)
     inputs_eq(node_writing(p, "pad1"), "conv1", "pad1.pads", "pad1.value");
     onnx_free(p);
     p = export_unpack(m, 10);
-    ck_assert_uint_eq(p->graph->n_node, 25);
+    ck_assert_uint_eq(p->graph->n_node, 28);
     n = node_writing(p, "pad1");
     ck_assert_str_eq(n->op_type, "Pad");
     inputs_eq(n, "conv1", NULL, NULL);

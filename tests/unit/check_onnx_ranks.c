@@ -86,25 +86,6 @@ static void conv1d_naive(const float *x, int N, float *out)
     }
 }
 
-/* m exported at `opset` and read back answers x (n items) with want (k floats) within tol. */
-static void assert_export_round_trip(const struct cnn_model *m, int opset, const float *x, int n,
-                                     const float *want, int k, float tol)
-{
-    void *data;
-    size_t size;
-    struct cnn_err err = {0};
-    ck_assert_msg(cnn_onnx_export_mem(m, opset, &data, &size, &err) == 0, "%s", err.msg);
-    struct cnn_model *back = NULL;
-    ck_assert_msg(cnn_onnx_load_mem(data, size, NULL, 0, &back, &err) == 0, "%s", err.msg);
-    float *got = malloc((size_t)k * sizeof *got);
-    ck_assert_ptr_nonnull(got);
-    tox_run(back, x, n, got);
-    tox_assert_close(got, want, k, tol);
-    free(got);
-    free(data);
-    cnn_model_destroy(back);
-}
-
 START_TEST(test_conv1d_and_pools_on_n_c_l_match_naive)
 {
     struct cnn_model *m = tox_load(conv1d_net());
@@ -120,7 +101,7 @@ START_TEST(test_conv1d_and_pools_on_n_c_l_match_naive)
     tox_assert_close(got, want, 36, 1e-5f);
 
     /* exported (4-D, kernel (1, k)) and read back: the same outputs */
-    assert_export_round_trip(m, 13, x, 2, want, 36, 1e-5f);
+    tox_export_round_trip(m, 13, x, 2, want, 36, 1e-5f);
     cnn_model_destroy(m);
     tox_arena_free();
 }
@@ -224,7 +205,7 @@ START_TEST(test_softmax_plane_and_row_spans_match_naive)
     void *data;
     size_t size;
     struct cnn_err err = {0};
-    assert_export_round_trip(m, 11, x, 2, want, 120, 1e-5f);
+    tox_export_round_trip(m, 11, x, 2, want, 120, 1e-5f);
     ck_assert_int_eq(cnn_onnx_export_mem(m, 13, &data, &size, &err), CNN_EINVAL);
     ck_assert_msg(strstr(err.msg, "each plane") != NULL, "%s", err.msg);
     cnn_model_destroy(m);
@@ -341,7 +322,7 @@ START_TEST(test_unsqueeze_pool_squeeze_chain_matches_naive)
         for (int i = 0; i < 18; i++)
             want[i] = 0.5f * (x[2 * i] + x[2 * i + 1]);
         tox_assert_close(got, want, 18, 1e-6f);
-        assert_export_round_trip(m, 11, x, 2, want, 18, 1e-6f);
+        tox_export_round_trip(m, 11, x, 2, want, 18, 1e-6f);
         cnn_model_destroy(m);
     }
     tox_arena_free();
@@ -368,7 +349,7 @@ START_TEST(test_maxpool_dilations_export_and_refusals)
     void *data;
     size_t size;
     struct cnn_err err = {0};
-    assert_export_round_trip(m, 13, x, 2, want, 120, 0.0f);
+    tox_export_round_trip(m, 13, x, 2, want, 120, 0.0f);
     ck_assert_int_eq(cnn_onnx_export_mem(m, 9, &data, &size, &err), CNN_EINVAL);
     ck_assert_msg(strstr(err.msg, "dilations need opset 10") != NULL, "%s", err.msg);
     cnn_model_destroy(m);
@@ -484,7 +465,7 @@ START_TEST(test_per_element_constant_arithmetic)
     }
     tox_assert_close(got, want, N * 4, 1e-4f);
 
-    assert_export_round_trip(m, 13, x, N, want, N * 4, 1e-4f);
+    tox_export_round_trip(m, 13, x, N, want, N * 4, 1e-4f);
     size_t size;
     struct cnn_err err = {0};
 

@@ -87,8 +87,8 @@ static void lrn(float *out, const float *in, const struct cnn_lrn *p, int C, int
         }
 }
 
-/* The kinds added for ONNX import: global max pool, PReLU, scale-shift, pad; -1 for
- * another kind. */
+/* The kinds added for ONNX import: global max pool, PReLU, scale-shift, pad, transpose; -1
+ * for another kind. */
 static int ref_layer_onnx(const struct cnn_model *m, const struct cnn_layer *l, const float *x,
                           float *y)
 {
@@ -128,6 +128,21 @@ static int ref_layer_onnx(const struct cnn_model *m, const struct cnn_layer *l, 
                         in ? x[((size_t)c * H + iy) * W + ix] : l->p.pad.value;
                 }
         return 0;
+    case CNN_LAYER_TRANSPOSE: { /* output index (i0..i5) is input index idx, idx[perm[k]] = ik */
+        const int *d = l->p.tr.d, *pm = l->p.tr.perm;
+        const int count = C * hw;
+        for (int o = 0; o < count; o++) {
+            int idx[CNN_TRANSPOSE_DIMS], rest = o, i = 0;
+            for (int k = CNN_TRANSPOSE_DIMS - 1; k >= 0; k--) { /* o in the output's radix */
+                idx[pm[k]] = rest % d[pm[k]];
+                rest /= d[pm[k]];
+            }
+            for (int k = 0; k < CNN_TRANSPOSE_DIMS; k++)
+                i = i * d[k] + idx[k];
+            y[o] = x[i];
+        }
+        return 0;
+    }
     default:
         return -1;
     }
@@ -199,13 +214,21 @@ static int ref_layer(const struct cnn_model *m, int i, float *const *val)
             y[k] = (float)s;
         }
         break;
-    case CNN_LAYER_CONCAT: {
-        size_t off = 0;
+    case CNN_LAYER_CONCAT: { /* input j's (c, y, x) at the offset of its start on the axis */
+        int off = 0;
         for (int j = 0; j < l->n_inputs; j++) {
             const struct cnn_layer *s = &m->layers[l->inputs[j]];
-            size_t len = (size_t)s->c * s->h * s->w;
-            memcpy(y + off, val[l->inputs[j]], len * sizeof(float));
-            off += len;
+            const float *v = val[l->inputs[j]];
+            const int ax = l->p.cat.axis;
+            for (int c = 0; c < s->c; c++)
+                for (int yy = 0; yy < s->h; yy++)
+                    for (int xx = 0; xx < s->w; xx++) {
+                        const int oc = c + (ax == CNN_CONCAT_CHANNELS ? off : 0);
+                        const int oy = yy + (ax == CNN_CONCAT_H ? off : 0);
+                        const int ox = xx + (ax == CNN_CONCAT_W ? off : 0);
+                        y[((size_t)oc * l->h + oy) * l->w + ox] = v[((size_t)c * s->h + yy) * s->w + xx];
+                    }
+            off += ax == CNN_CONCAT_CHANNELS ? s->c : ax == CNN_CONCAT_H ? s->h : s->w;
         }
         break;
     }

@@ -56,7 +56,8 @@ static void randomize_new_kinds(struct cnn_model *m, uint64_t seed)
 }
 
 /* 3x9x7: conv (fused hard swish), pad (grow and crop), BN + hard sigmoid (fused into
- * BN's scale-shift), strided conv, reshape of its planes, per-channel PReLU, per-channel scale-shift + hard swish
+ * BN's scale-shift), strided conv, reshape of its planes, a transpose of each item's axes,
+ * per-channel PReLU, per-channel scale-shift + hard swish
  * (fused), global max and average pools concatenated, shared PReLU, shared scale-shift
  * (with its own leaky relu), flatten, dense with fused hard sigmoid, dense, log-softmax.
  * Not compiled. */
@@ -73,6 +74,10 @@ struct cnn_model *test_net_kinds(uint64_t seed)
     struct cnn_layer_desc rs = simple(CNN_LAYER_RESHAPE, "reshape1");
     rs.p.reshape = (struct cnn_reshape){.h = 2, .w = 6};
     add(m, rs); /* 8x2x6 */
+    struct cnn_layer_desc tr = simple(CNN_LAYER_TRANSPOSE, "transpose1");
+    tr.p.tr = (struct cnn_transpose){
+        .d = {1, 1, 2, 4, 2, 6}, .perm = {0, 1, 3, 5, 2, 4}, .c = 8, .h = 2, .w = 6};
+    add(m, tr); /* each item's 96 values as 2x4x2x6, permuted to 4x6x2x2, read as 8x2x6 */
     add(m, prelu("prelu1", 8));
     add(m, scale_shift("ss1", 8, CNN_ACT_NONE));
     int hs = add(m, act("hswish2", CNN_ACT_HARD_SWISH));

@@ -3,6 +3,7 @@
 #include "test_onnx.h"
 
 #include "onnx.h"
+#include "onnx_export.h"
 
 #include "session.h"
 
@@ -289,4 +290,22 @@ void tox_assert_close(const float *a, const float *b, size_t n, float tol)
 {
     for (size_t k = 0; k < n; k++)
         ck_assert_msg(fabsf(a[k] - b[k]) <= tol, "value %zu: %g vs %g", k, a[k], b[k]);
+}
+
+void tox_export_round_trip(const struct cnn_model *m, int opset, const float *x, int n,
+                           const float *want, int k, float tol)
+{
+    void *data;
+    size_t size;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_onnx_export_mem(m, opset, &data, &size, &err) == 0, "%s", err.msg);
+    struct cnn_model *back = NULL;
+    ck_assert_msg(cnn_onnx_load_mem(data, size, NULL, 0, &back, &err) == 0, "%s", err.msg);
+    float *got = malloc((size_t)k * sizeof *got);
+    ck_assert_ptr_nonnull(got);
+    tox_run(back, x, n, got);
+    tox_assert_close(got, want, k, tol);
+    free(got);
+    free(data);
+    cnn_model_destroy(back);
 }

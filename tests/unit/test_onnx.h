@@ -59,5 +59,8 @@ struct tox_graph *tox_conv_net(void);
 /* Runs m on batch n of x; copies n * classes outputs into out. */
 void tox_run(const struct cnn_model *m, const float *x, int n, float *out);
 void tox_assert_close(const float *a, const float *b, size_t n, float tol);
+/* m exported at `opset` and read back answers x (n items) with want (k floats) within tol. */
+void tox_export_round_trip(const struct cnn_model *m, int opset, const float *x, int n,
+                           const float *want, int k, float tol);
 
 #endif
