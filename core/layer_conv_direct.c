@@ -141,8 +141,10 @@ KERNEL static INLINE __m256i lanes(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* acc[r][v] = sum over (c, ky, kx) of weight (r, k) * the 8 inputs vector v reads there. */
-KERNEL static INLINE void accumulate(__m256 acc[DR][2], const struct tile *t, int kw)
+/* acc[r][v] = sum over (c, ky, kx) of weight (r, k) * the 8 inputs vector v reads there.
+ * full (a constant): both vectors have 8 lanes, plain loads -- the masks would take two of
+ * the 16 registers and spill accumulators. */
+KERNEL static INLINE void accumulate(__m256 acc[DR][2], const struct tile *t, int kw, int full)
 {
     const __m256i m0 = lanes(t->n[0]), m1 = lanes(t->n[1]);
     const float *wp = t->wp;
@@ -155,8 +157,8 @@ KERNEL static INLINE void accumulate(__m256 acc[DR][2], const struct tile *t, in
             const float *a0 = t->s[0] + off, *a1 = t->s[1] + off;
             UNROLL
             for (int kx = 0; kx < kw; kx++) {
-                const __m256 b0 = _mm256_maskload_ps(a0 + kx, m0);
-                const __m256 b1 = _mm256_maskload_ps(a1 + kx, m1);
+                const __m256 b0 = full ? _mm256_loadu_ps(a0 + kx) : _mm256_maskload_ps(a0 + kx, m0);
+                const __m256 b1 = full ? _mm256_loadu_ps(a1 + kx) : _mm256_maskload_ps(a1 + kx, m1);
                 UNROLL
                 for (int r = 0; r < DR; r++) {
                     const __m256 w = _mm256_broadcast_ss(wp + r);
@@ -209,33 +211,35 @@ KERNEL static INLINE void pool(__m256 acc[DR][2], const struct tile *t)
     }
 }
 
-/* The kernels, with KW a constant for the common 3 and 5. */
-#define DIRECT_KERNELS(name, kwexpr)                                                               \
-    KERNEL static void store_##name(const struct tile *t)                                          \
+/* The kernels, with KW a constant for the common 3 and 5, full tiles and masked ones. */
+#define DIRECT_KERNEL(name, epilogue, kwexpr, full)                                                \
+    KERNEL static void name(const struct tile *t)                                                  \
     {                                                                                              \
         __m256 acc[DR][2];                                                                         \
-        accumulate(acc, t, kwexpr);                                                                \
-        store(acc, t);                                                                             \
-    }                                                                                              \
-    KERNEL static void pool_##name(const struct tile *t)                                           \
-    {                                                                                              \
-        __m256 acc[DR][2];                                                                         \
-        accumulate(acc, t, kwexpr);                                                                \
-        pool(acc, t);                                                                              \
+        accumulate(acc, t, kwexpr, full);                                                          \
+        epilogue(acc, t);                                                                          \
     }
+#define DIRECT_KERNELS(k, kwexpr)                                                                  \
+    DIRECT_KERNEL(store_##k, store, kwexpr, 0)                                                     \
+    DIRECT_KERNEL(store_##k##_full, store, kwexpr, 1)                                              \
+    DIRECT_KERNEL(pool_##k, pool, kwexpr, 0)                                                       \
+    DIRECT_KERNEL(pool_##k##_full, pool, kwexpr, 1)
 DIRECT_KERNELS(k3, 3)
 DIRECT_KERNELS(k5, 5)
 DIRECT_KERNELS(kany, t->KW)
 
 typedef void (*tile_fn)(const struct tile *t);
 
-static tile_fn pick(int kw, int pooled)
+/* [pooled][kw 3, 5, other][full] */
+static const tile_fn KERNELS[2][3][2] = {
+    {{store_k3, store_k3_full}, {store_k5, store_k5_full}, {store_kany, store_kany_full}},
+    {{pool_k3, pool_k3_full}, {pool_k5, pool_k5_full}, {pool_kany, pool_kany_full}},
+};
+
+static tile_fn pick(const struct tile *t, int pooled)
 {
-    if (kw == 3)
-        return pooled ? pool_k3 : store_k3;
-    if (kw == 5)
-        return pooled ? pool_k5 : store_k5;
-    return pooled ? pool_kany : store_kany;
+    const int kw = t->KW == 3 ? 0 : t->KW == 5 ? 1 : 2;
+    return KERNELS[pooled][kw][t->n[0] == 8 && t->n[1] == 8];
 }
 
 #else /* cnn_conv_direct_applies() is 0: never called */
@@ -247,17 +251,18 @@ static void no_tile(const struct tile *t)
     (void)t;
 }
 
-static tile_fn pick(int kw, int pooled)
+static tile_fn pick(const struct tile *t, int pooled)
 {
-    (void)kw, (void)pooled;
+    (void)t, (void)pooled;
     return no_tile;
 }
 
 #endif
 
-/* Runs fn over every channel block of the tile t (s, n, o set; o at channel 0). */
-static void run_blocks(tile_fn fn, struct tile *t, const float *wp, const float *b, int OC)
+/* Runs the tile t (s, n, o set; o at channel 0) over every channel block. */
+static void run_blocks(int pooled, struct tile *t, const float *wp, const float *b, int OC)
 {
+    const tile_fn fn = pick(t, pooled);
     float *o0 = t->o[0], *o1 = t->o[1];
     const size_t K = (size_t)t->C * t->KH * t->KW;
     for (int oc = 0; oc < OC; oc += DR) {
@@ -275,7 +280,6 @@ static void rows_plain(float *out, const float *inp, const float *wp, const floa
                        float *scratch, const struct cnn_conv2d *p, int N, int r_lo, int r_hi,
                        struct tile *t)
 {
-    const tile_fn fn = pick(p->kw, 0);
     const int OH = p->oh, OW = p->ow;
     int img = -1;
     struct src s = {0};
@@ -291,7 +295,7 @@ static void rows_plain(float *out, const float *inp, const float *wp, const floa
             t->s[0] = srow, t->s[1] = two ? srow + s.rs : srow;
             t->n[0] = OW, t->n[1] = two ? OW : 0;
             t->o[0] = orow, t->o[1] = two ? orow + OW : orow;
-            run_blocks(fn, t, wp, b, p->oc);
+            run_blocks(0, t, wp, b, p->oc);
             r += 1 + two;
             continue;
         }
@@ -300,7 +304,7 @@ static void rows_plain(float *out, const float *inp, const float *wp, const floa
             t->s[0] = srow + x0, t->s[1] = srow + x0 + 8;
             t->n[0] = w < 8 ? w : 8, t->n[1] = w - 8 > 0 ? w - 8 : 0;
             t->o[0] = orow + x0, t->o[1] = orow + x0 + 8;
-            run_blocks(fn, t, wp, b, p->oc);
+            run_blocks(0, t, wp, b, p->oc);
         }
         r++;
     }
@@ -311,7 +315,6 @@ static void rows_pooled(float *out, const float *inp, const float *wp, const flo
                         float *scratch, const struct cnn_conv2d *p, const struct cnn_pool2d *q,
                         int N, int r_lo, int r_hi, struct tile *t)
 {
-    const tile_fn fn = pick(p->kw, 1);
     int img = -1;
     struct src s = {0};
     for (int r = r_lo; r < r_hi; r++) {
@@ -326,7 +329,7 @@ static void rows_pooled(float *out, const float *inp, const float *wp, const flo
             t->n[0] = t->n[1] = 2 * np;
             t->n_out = np;
             t->o[0] = t->o[1] = out + (size_t)r * q->ow + px;
-            run_blocks(fn, t, wp, b, p->oc);
+            run_blocks(1, t, wp, b, p->oc);
         }
     }
 }
