@@ -53,7 +53,9 @@ for model in $MODELS; do
 done
 echo "ratio = cnnd images/s / ONNX Runtime images/s, same machine, same run (>1: cnnd faster)."
 echo "mode split: the batch is divided over the threads, each with its own session and"
-echo "single-threaded BLAS (how cnnd instances use cores); blas: one session, T BLAS threads."
+echo "single-threaded BLAS (how cnnd instances use cores); team (batch < threads): one session"
+echo "whose layers are split over T threads (what cnnd runs for a batch that finds the queue"
+echo "short); blas (--mode blas only): one session, T BLAS threads."
 
 if [ "${BENCH_ONNX:-1}" = 1 ]; then
   echo

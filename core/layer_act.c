@@ -108,6 +108,10 @@ void cnn_softmax_forward(float *out, const float *inp, int K, int N)
 
 void cnn_flatten_forward(float *out, const float *inp, int C, int N, int hw)
 {
+    if (N == 1) { /* (C, 1, H, W) is (C*H*W, 1) already */
+        memcpy(out, inp, sizeof(float) * (size_t)C * hw);
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) {
             const float *x = inp + ((size_t)c * N + n) * hw;

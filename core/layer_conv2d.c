@@ -5,6 +5,7 @@
  * be a tiny GEMV (measured 1.5-2.5x slower).  Scratch stays sized for im2col regardless.
  * Then the conv2d row of the layer-kind table (layer_kind.h): shape, weights, BN folding
  * at compile, the session's forward, and the trainer's forward and backward parts. */
+#include "conv_direct.h"
 #include "gemm.h"
 #include "grad.h"
 #include "im2col.h"
@@ -235,7 +236,7 @@ static size_t conv_folded_floats(const struct cnn_layer *l)
     size_t n = l->weight_count[0] + 3 * (size_t)l->p.conv.oc + 48;
     if (cnn_conv2d_use_winograd(&l->p.conv))
         n += cnn_winograd_weights_floats(&l->p.conv) + 16;
-    return n;
+    return n + cnn_conv_direct_folded_floats(&l->p.conv);
 }
 
 /* Folds a batch norm that alone reads the conv into its weights and bias. */
@@ -277,11 +278,15 @@ static void conv_plan(struct cnn_compile *cs, struct cnn_op *op, const struct cn
         float *u = cnn_compile_take(cs, cnn_winograd_weights_floats(&op->conv));
         cnn_winograd_transform_weights(u, op->w, &op->conv);
         op->u = u;
+    } else if (cnn_conv_direct_applies(&op->conv)) {
+        cnn_conv_direct_plan(cs, op); /* may fuse a following max pool */
     }
 }
 
 static size_t conv_scratch(const struct cnn_op *op, int max_n)
 {
+    if (op->wd)
+        return cnn_conv_direct_scratch_floats(&op->conv);
     return cnn_conv2d_scratch_floats(&op->conv, max_n);
 }
 
@@ -290,6 +295,8 @@ static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const s
     (void)m;
     if (op->u)
         cnn_conv2d_forward_winograd(r->out, r->in[0], op->u, op->b, r->col, &op->conv, r->n);
+    else if (op->wd)
+        cnn_conv_direct_run_part(op, r, 0, 1);
     else
         cnn_conv2d_forward(r->out, r->in[0], op->w, op->b, r->col, &op->conv, r->n);
 }
@@ -308,6 +315,10 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
 {
     const struct cnn_conv2d *p = &op->conv;
     size_t lo, hi;
+    if (op->wd) {
+        cnn_conv_direct_run_part(op, r, part, parts);
+        return;
+    }
     if (op->u) {
         const int tile_rows = r->n * ((p->oh + 1) / 2);
         if (split_channels(p, tile_rows, parts)) {

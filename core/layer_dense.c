@@ -15,13 +15,12 @@ void cnn_dense_forward(float *out, const float *inp, const float *w, const float
     cnn_gemm(0, 0, p->out, N, p->in, 1.0f, w, p->in, inp, N, 0.0f, out, N);
     if (!b && p->act.kind == CNN_ACT_NONE)
         return;
-    for (int o = 0; o < p->out; o++) {
+    for (int o = 0; b && o < p->out; o++) {
         float *row = out + (size_t)o * N;
-        if (b)
-            for (int n = 0; n < N; n++)
-                row[n] += b[o];
-        cnn_act_apply(row, (size_t)N, &p->act);
+        for (int n = 0; n < N; n++)
+            row[n] += b[o];
     }
+    cnn_act_apply(out, (size_t)p->out * N, &p->act); /* once: at batch 1 a row is one float */
 }
 
 /* ---- the dense row ------------------------------------------------------------------- */

@@ -11,6 +11,9 @@
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
 
 /* Rows wider than this take the direct path; narrower ones first take the max down the
  * window's rows into a stack row (a vectorisable elementwise max), then across it. */
@@ -56,13 +59,29 @@ static void maxpool_plane_rows(float *o, const float *in, const struct cnn_pool2
     }
 }
 
+#if defined(__SSE__)
+/* max(x[2i], x[2i+1]) for i < 4 from the 8 floats at x; _mm_max_ps(a, b) is a > b ? a : b,
+ * the scalar loop's comparison, so NaN goes the same way. */
+static inline __m128 pair_max(const float *x)
+{
+    const __m128 lo = _mm_loadu_ps(x), hi = _mm_loadu_ps(x + 4);
+    return _mm_max_ps(_mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)),
+                      _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+#endif
+
 static void maxpool_plane_2x2(float *restrict o, const float *restrict in,
                               const struct cnn_pool2d *p)
 {
     const int W = p->w;
     for (int oy = 0; oy < p->oh; oy++) {
         const float *r0 = in + (size_t)(2 * oy) * W, *r1 = r0 + W;
-        for (int ox = 0; ox < p->ow; ox++) {
+        int ox = 0;
+#if defined(__SSE__)
+        for (; ox + 4 <= p->ow; ox += 4, o += 4) /* 8 input columns, all inside the row */
+            _mm_storeu_ps(o, _mm_max_ps(pair_max(r0 + 2 * ox), pair_max(r1 + 2 * ox)));
+#endif
+        for (; ox < p->ow; ox++) {
             float a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
             float b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
             *o++ = a > b ? a : b;

@@ -33,6 +33,8 @@ struct cnn_op {
     struct cnn_act_params act;    /* fused activation for add / scale-shift / act */
     const float *w, *b;           /* conv/dense weights (maybe folded copies); BN: scale, shift */
     const float *u;               /* conv: Winograd weights (16, OC, C) in folded, or NULL */
+    const float *wd;              /* conv: direct-conv weights (conv_direct.h) in folded, or NULL */
+    struct cnn_pool2d pool;       /* conv: the 2x2 max pool fused into it (pool.kh 2), or zeros */
 };
 
 struct cnn_model {

@@ -32,7 +32,7 @@ static const char USAGE[] =
     "options:\n"
     "  --batch N      images per forward call, 1..4096 (default 1)\n"
     "  --threads T    threads, 1..256 (default 1)\n"
-    "  --mode M       split, team or blas (default: split when N >= T > 1, else blas)\n"
+    "  --mode M       split, team or blas (default: split when N >= T > 1, team when T > N)\n"
     "  --warmup W     untimed calls first, 0..100000 (default 3)\n"
     "  --runs R       at least R timed calls, 1..10000000 (default 7)\n"
     "  --min-time S   at least S seconds of timed calls, 0..86400 (default 1.0)\n"
@@ -118,7 +118,9 @@ static int parse(int argc, char **argv, struct bench_cfg *c, const char **model)
     if (c->name && !c->name[0])
         return tool_usage("bench", "--name: empty name");
     c->split = c->threads > 1 && c->batch >= c->threads;
+    c->team = c->threads > c->batch; /* what cnnd runs for a batch that finds the queue short */
     if (v[O_MODE]) {
+        c->team = 0;
         if (strcmp(v[O_MODE], "split") == 0)
             c->split = c->threads > 1;
         else if (strcmp(v[O_MODE], "blas") == 0)

@@ -205,6 +205,7 @@ static const struct pool_case pool_cases[] = {
     {2, 2, 6, 8, 3, 3, 2, 2, 0, 1, 0, 1, 1, 0},
     {2, 3, 8, 10, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0}, /* plain 2x2 stride 2 (LeNet) */
     {2, 3, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0, 0, 1}, /* plain 2x2, odd sizes floor */
+    {3, 2, 7, 19, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0}, /* plain 2x2: 4-wide vector steps + tail */
     {2, 3, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0, 1, 0}, /* 2x2 ceil mode: not the plain path */
 };
 /* clang-format on */

@@ -178,10 +178,11 @@ START_TEST(test_forward_hands_openblas_no_small_kernel_shape)
     static const struct {
         const char *arch;
         int batches[8], n_batches, max_n;
+        int blas; /* reaches OpenBLAS at all (LeNet-5: direct convs and small GEMMs only) */
     } nets[] = {
-        {"lenet5", {0}, 0, 32},
-        {"cifar_cnn", {0}, 0, 32},
-        {"resnet18", {1, 2, 3, 4, 7, 8, 16, 32}, 8, 32},
+        {"lenet5", {0}, 0, 32, 0},
+        {"cifar_cnn", {0}, 0, 32, 1},
+        {"resnet18", {1, 2, 3, 4, 7, 8, 16, 32}, 8, 32, 1},
     };
     struct cnn_err err = {0};
     struct cnn_model *m = NULL;
@@ -218,7 +219,10 @@ START_TEST(test_forward_hands_openblas_no_small_kernel_shape)
                   last);
     ck_assert_int_eq(allocating, 0);
     ck_assert_msg(allocs == 0, "forward allocated %ld times", allocs);
-    ck_assert_int_gt(calls, 0); /* the spy saw the larger GEMMs: it is live */
+    if (nets[_i].blas)
+        ck_assert_int_gt(calls, 0); /* the spy saw the larger GEMMs: it is live */
+    else
+        ck_assert_int_eq(calls, 0);
     cnn_session_destroy(s);
     cnn_model_destroy(m);
 }

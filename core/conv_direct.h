@@ -1,0 +1,48 @@
+/* Direct convolution for small maps and few input channels (stride 1, no dilation, one
+ * group; LeNet's 5x5 convs, an RGB stem): no im2col, register tiles read the input rows in
+ * place, bias and activation in the tile's epilogue, and a following 2x2/2 max pool fused
+ * into it.  Inference only (the trainer keeps im2col / Winograd); rule in docs/engine.md. */
+#ifndef CNN_CONV_DIRECT_H
+#define CNN_CONV_DIRECT_H
+
+#include "layer.h"
+
+#include <stddef.h>
+
+struct cnn_compile;
+struct cnn_op;
+struct cnn_op_run;
+
+/* Largest C * KH * KW the direct path takes: past it the tile's input rows and weights no
+ * longer stay in L1 and im2col + a blocked GEMM is faster. */
+#define CNN_CONV_DIRECT_MAX_K 512
+
+/* 1 when the conv (already folded and fused) runs direct: groups 1, stride 1, dilation 1,
+ * not 1x1, C * KH * KW <= CNN_CONV_DIRECT_MAX_K, and the CPU has AVX2 + FMA. */
+int cnn_conv_direct_applies(const struct cnn_conv2d *p);
+/* 1 when the max pool q reading the conv's output fuses into it: plain 2x2 stride 2 and an
+ * activation that commutes with max (none, relu, leaky relu alpha >= 0, clip, sigmoid, tanh). */
+int cnn_conv_direct_fuses_pool(const struct cnn_conv2d *p, const struct cnn_pool2d *q);
+/* Floats of the packed weights: (ceil(OC / 6), C * KH * KW, 6), zero-padded channels. */
+size_t cnn_conv_direct_weights_floats(const struct cnn_conv2d *p);
+/* wp = w (OC, C, KH, KW) packed for the tiles. */
+void cnn_conv_direct_pack(float *wp, const float *w, const struct cnn_conv2d *p);
+/* Scratch floats per thread: one zero-padded image (C, H + pads, W + pads), or 0 unpadded. */
+size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p);
+
+/* out = act(conv(inp) + b), then max-pooled by pool when pool (NULL: not pooled), for the
+ * output rows r = n * OH' + y in [r_lo, r_hi) (OH' = OH, or the pool's OH).  inp (C, N, H, W),
+ * out (OC, N, OH', OW'), wp from cnn_conv_direct_pack, b (OC) or NULL, scratch as
+ * cnn_conv_direct_scratch_floats.  Never allocates; any thread (own scratch). */
+void cnn_conv_direct_rows(float *out, const float *inp, const float *wp, const float *b,
+                          float *scratch, const struct cnn_conv2d *p, const struct cnn_pool2d *pool,
+                          int N, int r_lo, int r_hi);
+
+/* The conv row's hooks (layer_conv2d.c): plan packs the weights into op->wd and fuses a
+ * following max pool into op->pool; forward runs part `part` of `parts` (rows split). */
+size_t cnn_conv_direct_folded_floats(const struct cnn_conv2d *p);
+void cnn_conv_direct_plan(struct cnn_compile *cs, struct cnn_op *op);
+void cnn_conv_direct_run_part(const struct cnn_op *op, const struct cnn_op_run *r, int part,
+                              int parts);
+
+#endif

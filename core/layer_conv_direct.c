@@ -1,0 +1,389 @@
+/* Direct convolution (conv_direct.h): a register tile of 6 output channels x 2 vectors of 8
+ * outputs (one output row x 16 columns, two rows x 8 columns for narrow maps, or the two
+ * rows a 2x2 max pool reads) accumulates over (c, ky, kx) straight from the input rows --
+ * a zero-padded copy of the image when the conv pads -- with weights packed 6 channels per
+ * k.  The epilogue adds bias, applies relu and stores, or pools 2x2 first. */
+#include "conv_direct.h"
+
+#include "gemm_small.h"
+#include "layer_kind.h"
+#include "workers.h"
+
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+enum { DR = 6 }; /* output channels per register tile */
+
+static int kdim(const struct cnn_conv2d *p)
+{
+    return p->c * p->kh * p->kw;
+}
+
+int cnn_conv_direct_applies(const struct cnn_conv2d *p)
+{
+    return p->groups == 1 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 &&
+           !cnn_conv2d_is_pointwise(p) && p->oh > 0 && p->ow > 0 &&
+           (long long)p->c * p->kh * p->kw <= CNN_CONV_DIRECT_MAX_K && cnn_gemm_small_vectorised();
+}
+
+/* max(f(a), f(b)) == f(max(a, b)) for a non-decreasing f. */
+static int act_commutes_with_max(const struct cnn_act_params *a)
+{
+    switch (a->kind) {
+    case CNN_ACT_NONE:
+    case CNN_ACT_RELU:
+    case CNN_ACT_CLIP:
+    case CNN_ACT_SIGMOID:
+    case CNN_ACT_TANH:
+        return 1;
+    case CNN_ACT_LEAKY_RELU:
+    case CNN_ACT_HARD_SIGMOID:
+        return a->alpha >= 0.0f;
+    case CNN_ACT_HARD_SWISH:
+    case CNN_ACT_COUNT:
+        return 0;
+    }
+    return 0;
+}
+
+int cnn_conv_direct_fuses_pool(const struct cnn_conv2d *p, const struct cnn_pool2d *q)
+{
+    return cnn_pool2d_is_plain_2x2(q) && q->c == p->oc && q->h == p->oh && q->w == p->ow &&
+           q->oh > 0 && q->ow > 0 && act_commutes_with_max(&p->act);
+}
+
+size_t cnn_conv_direct_weights_floats(const struct cnn_conv2d *p)
+{
+    return (size_t)((p->oc + DR - 1) / DR) * DR * (size_t)kdim(p);
+}
+
+void cnn_conv_direct_pack(float *wp, const float *w, const struct cnn_conv2d *p)
+{
+    const int K = kdim(p), blocks = (p->oc + DR - 1) / DR;
+    for (int ob = 0; ob < blocks; ob++)
+        for (int k = 0; k < K; k++)
+            for (int r = 0; r < DR; r++) {
+                const int oc = ob * DR + r;
+                wp[((size_t)ob * K + k) * DR + r] = oc < p->oc ? w[(size_t)oc * K + k] : 0.0f;
+            }
+}
+
+static int padded(const struct cnn_conv2d *p)
+{
+    return p->pad_t || p->pad_l || p->pad_b || p->pad_r;
+}
+
+size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p)
+{
+    if (!padded(p))
+        return 0;
+    return (size_t)p->c * (size_t)(p->h + p->pad_t + p->pad_b) * (size_t)(p->w + p->pad_l + p->pad_r);
+}
+
+/* One image's input as the tiles read it: (c, y, x) at p[c * cs + y * rs + x], padding
+ * included (y, x from 0 at the top-left of the padded image). */
+struct src {
+    const float *p;
+    ptrdiff_t cs, rs;
+};
+
+/* Image n of inp (C, N, H, W): in place, or copied into scratch with its zero padding. */
+static struct src image_src(const float *inp, float *scratch, const struct cnn_conv2d *p, int N,
+                            int n)
+{
+    const size_t plane = (size_t)p->h * p->w;
+    if (!padded(p))
+        return (struct src){inp + (size_t)n * plane, (ptrdiff_t)((size_t)N * plane), p->w};
+    const int Hp = p->h + p->pad_t + p->pad_b, Wp = p->w + p->pad_l + p->pad_r;
+    for (int c = 0; c < p->c; c++) {
+        float *d = scratch + (size_t)c * Hp * Wp;
+        const float *s = inp + ((size_t)c * N + n) * plane;
+        memset(d, 0, sizeof(float) * (size_t)p->pad_t * Wp);
+        for (int y = 0; y < p->h; y++) {
+            float *row = d + (size_t)(p->pad_t + y) * Wp;
+            memset(row, 0, sizeof(float) * (size_t)p->pad_l);
+            memcpy(row + p->pad_l, s + (size_t)y * p->w, sizeof(float) * (size_t)p->w);
+            memset(row + p->pad_l + p->w, 0, sizeof(float) * (size_t)p->pad_r);
+        }
+        memset(d + (size_t)(p->pad_t + p->h) * Wp, 0, sizeof(float) * (size_t)p->pad_b * Wp);
+    }
+    return (struct src){scratch, (ptrdiff_t)Hp * Wp, Wp};
+}
+
+/* One register tile: vector v reads s[v] + c * cs + ky * rs + kx (n[v] lanes, 0..8) and
+ * writes o[v] (+ channel r at r * ocs) -- or, pooled, both vectors are the two rows of a 2x2
+ * pool and o[0] gets n_out pooled values per channel. */
+struct tile {
+    const float *s[2];
+    int n[2];
+    float *o[2];
+    int n_out;
+    const float *wp; /* this block's packed weights */
+    const float *b;  /* this block's bias, or NULL */
+    int mr;          /* real channels in the block, 1..DR */
+    int relu;
+    int C, KH, KW;
+    ptrdiff_t cs, rs, ocs;
+};
+
+#if defined(__x86_64__)
+
+/* AVX2 and not instrumented by the sanitizers (as gemm_small.c's register kernels): every
+ * load and store is masked to the lanes the drivers below say exist. */
+#define KERNEL __attribute__((target("avx2,fma"), no_sanitize("address", "undefined", "thread")))
+#define INLINE inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
+
+KERNEL static INLINE __m256i lanes(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* acc[r][v] = sum over (c, ky, kx) of weight (r, k) * the 8 inputs vector v reads there.
+ * full (a constant): both vectors have 8 lanes, plain loads -- the masks would take two of
+ * the 16 registers and spill accumulators. */
+KERNEL static INLINE void accumulate(__m256 acc[DR][2], const struct tile *t, int kw, int full)
+{
+    const __m256i m0 = lanes(t->n[0]), m1 = lanes(t->n[1]);
+    const float *wp = t->wp;
+    UNROLL
+    for (int r = 0; r < DR; r++)
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int c = 0; c < t->C; c++) {
+        for (int ky = 0; ky < t->KH; ky++) {
+            const ptrdiff_t off = c * t->cs + ky * t->rs;
+            const float *a0 = t->s[0] + off, *a1 = t->s[1] + off;
+            UNROLL
+            for (int kx = 0; kx < kw; kx++) {
+                const __m256 b0 = full ? _mm256_loadu_ps(a0 + kx) : _mm256_maskload_ps(a0 + kx, m0);
+                const __m256 b1 = full ? _mm256_loadu_ps(a1 + kx) : _mm256_maskload_ps(a1 + kx, m1);
+                UNROLL
+                for (int r = 0; r < DR; r++) {
+                    const __m256 w = _mm256_broadcast_ss(wp + r);
+                    acc[r][0] = _mm256_fmadd_ps(w, b0, acc[r][0]);
+                    acc[r][1] = _mm256_fmadd_ps(w, b1, acc[r][1]);
+                }
+                wp += DR;
+            }
+        }
+    }
+}
+
+KERNEL static INLINE __m256 bias_relu(__m256 x, const struct tile *t, int r)
+{
+    if (t->b)
+        x = _mm256_add_ps(x, _mm256_broadcast_ss(t->b + r));
+    if (t->relu) /* max_ps returns its second operand for NaN: NaN -> 0, as add_bias does */
+        x = _mm256_max_ps(x, _mm256_setzero_ps());
+    return x;
+}
+
+KERNEL static INLINE void store(__m256 acc[DR][2], const struct tile *t)
+{
+    const __m256i m0 = lanes(t->n[0]), m1 = lanes(t->n[1]);
+    UNROLL
+    for (int r = 0; r < DR; r++) {
+        if (r >= t->mr)
+            break;
+        _mm256_maskstore_ps(t->o[0] + r * t->ocs, m0, bias_relu(acc[r][0], t, r));
+        _mm256_maskstore_ps(t->o[1] + r * t->ocs, m1, bias_relu(acc[r][1], t, r));
+    }
+}
+
+/* Max of the two rows, then of adjacent columns: 8 columns -> 4 pooled values. */
+KERNEL static INLINE void pool(__m256 acc[DR][2], const struct tile *t)
+{
+    const __m128i m = _mm256_castsi256_si128(lanes(t->n_out));
+    UNROLL
+    for (int r = 0; r < DR; r++) {
+        if (r >= t->mr)
+            break;
+        const __m256 x = _mm256_max_ps(acc[r][0], acc[r][1]);
+        const __m256 e = _mm256_shuffle_ps(x, x, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m256 o = _mm256_shuffle_ps(x, x, _MM_SHUFFLE(3, 1, 3, 1));
+        /* per 128-bit lane: pooled (0, 1, 0, 1) and (2, 3, 2, 3): take 64-bit words 0, 2 */
+        const __m256d q = _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_max_ps(e, o)),
+                                                _MM_SHUFFLE(3, 1, 2, 0));
+        const __m256 y = bias_relu(_mm256_castpd_ps(q), t, r);
+        _mm_maskstore_ps(t->o[0] + r * t->ocs, m, _mm256_castps256_ps128(y));
+    }
+}
+
+/* The kernels, with KW a constant for the common 3 and 5, full tiles and masked ones. */
+#define DIRECT_KERNEL(name, epilogue, kwexpr, full)                                                \
+    KERNEL static void name(const struct tile *t)                                                  \
+    {                                                                                              \
+        __m256 acc[DR][2];                                                                         \
+        accumulate(acc, t, kwexpr, full);                                                          \
+        epilogue(acc, t);                                                                          \
+    }
+#define DIRECT_KERNELS(k, kwexpr)                                                                  \
+    DIRECT_KERNEL(store_##k, store, kwexpr, 0)                                                     \
+    DIRECT_KERNEL(store_##k##_full, store, kwexpr, 1)                                              \
+    DIRECT_KERNEL(pool_##k, pool, kwexpr, 0)                                                       \
+    DIRECT_KERNEL(pool_##k##_full, pool, kwexpr, 1)
+DIRECT_KERNELS(k3, 3)
+DIRECT_KERNELS(k5, 5)
+DIRECT_KERNELS(kany, t->KW)
+
+typedef void (*tile_fn)(const struct tile *t);
+
+/* [pooled][kw 3, 5, other][full] */
+static const tile_fn KERNELS[2][3][2] = {
+    {{store_k3, store_k3_full}, {store_k5, store_k5_full}, {store_kany, store_kany_full}},
+    {{pool_k3, pool_k3_full}, {pool_k5, pool_k5_full}, {pool_kany, pool_kany_full}},
+};
+
+static tile_fn pick(const struct tile *t, int pooled)
+{
+    const int kw = t->KW == 3 ? 0 : t->KW == 5 ? 1 : 2;
+    return KERNELS[pooled][kw][t->n[0] == 8 && t->n[1] == 8];
+}
+
+#else /* cnn_conv_direct_applies() is 0: never called */
+
+typedef void (*tile_fn)(const struct tile *t);
+
+static void no_tile(const struct tile *t)
+{
+    (void)t;
+}
+
+static tile_fn pick(const struct tile *t, int pooled)
+{
+    (void)t, (void)pooled;
+    return no_tile;
+}
+
+#endif
+
+/* Runs the tile t (s, n, o set; o at channel 0) over every channel block. */
+static void run_blocks(int pooled, struct tile *t, const float *wp, const float *b, int OC)
+{
+    const tile_fn fn = pick(t, pooled);
+    float *o0 = t->o[0], *o1 = t->o[1];
+    const size_t K = (size_t)t->C * t->KH * t->KW;
+    for (int oc = 0; oc < OC; oc += DR) {
+        t->wp = wp + (size_t)oc * K;
+        t->b = b ? b + oc : NULL;
+        t->mr = OC - oc < DR ? OC - oc : DR;
+        t->o[0] = o0 + (size_t)oc * t->ocs;
+        t->o[1] = o1 + (size_t)oc * t->ocs;
+        fn(t);
+    }
+}
+
+/* Output rows [r_lo, r_hi) unpooled: 16 columns of one row, or two rows of 8 when OW <= 8. */
+static void rows_plain(float *out, const float *inp, const float *wp, const float *b,
+                       float *scratch, const struct cnn_conv2d *p, int N, int r_lo, int r_hi,
+                       struct tile *t)
+{
+    const int OH = p->oh, OW = p->ow;
+    int img = -1;
+    struct src s = {0};
+    for (int r = r_lo; r < r_hi;) {
+        const int n = r / OH, oy = r % OH;
+        if (n != img)
+            s = image_src(inp, scratch, p, N, img = n);
+        t->cs = s.cs, t->rs = s.rs;
+        float *orow = out + (size_t)r * OW;
+        const float *srow = s.p + (size_t)oy * s.rs;
+        if (OW <= 8) {
+            const int two = oy + 1 < OH && r + 1 < r_hi;
+            t->s[0] = srow, t->s[1] = two ? srow + s.rs : srow;
+            t->n[0] = OW, t->n[1] = two ? OW : 0;
+            t->o[0] = orow, t->o[1] = two ? orow + OW : orow;
+            run_blocks(0, t, wp, b, p->oc);
+            r += 1 + two;
+            continue;
+        }
+        for (int x0 = 0; x0 < OW; x0 += 16) {
+            const int w = OW - x0 < 16 ? OW - x0 : 16;
+            t->s[0] = srow + x0, t->s[1] = srow + x0 + 8;
+            t->n[0] = w < 8 ? w : 8, t->n[1] = w - 8 > 0 ? w - 8 : 0;
+            t->o[0] = orow + x0, t->o[1] = orow + x0 + 8;
+            run_blocks(0, t, wp, b, p->oc);
+        }
+        r++;
+    }
+}
+
+/* Pooled output rows [r_lo, r_hi) (r = n * PH + py): conv rows 2py, 2py + 1, 8 columns. */
+static void rows_pooled(float *out, const float *inp, const float *wp, const float *b,
+                        float *scratch, const struct cnn_conv2d *p, const struct cnn_pool2d *q,
+                        int N, int r_lo, int r_hi, struct tile *t)
+{
+    int img = -1;
+    struct src s = {0};
+    for (int r = r_lo; r < r_hi; r++) {
+        const int n = r / q->oh, py = r % q->oh;
+        if (n != img)
+            s = image_src(inp, scratch, p, N, img = n);
+        t->cs = s.cs, t->rs = s.rs;
+        const float *srow = s.p + (size_t)(2 * py) * s.rs;
+        for (int px = 0; px < q->ow; px += 4) {
+            const int np = q->ow - px < 4 ? q->ow - px : 4;
+            t->s[0] = srow + 2 * px, t->s[1] = srow + s.rs + 2 * px;
+            t->n[0] = t->n[1] = 2 * np;
+            t->n_out = np;
+            t->o[0] = t->o[1] = out + (size_t)r * q->ow + px;
+            run_blocks(1, t, wp, b, p->oc);
+        }
+    }
+}
+
+void cnn_conv_direct_rows(float *out, const float *inp, const float *wp, const float *b,
+                          float *scratch, const struct cnn_conv2d *p, const struct cnn_pool2d *pool,
+                          int N, int r_lo, int r_hi)
+{
+    if (r_hi <= r_lo)
+        return;
+    const int oh = pool ? pool->oh : p->oh, ow = pool ? pool->ow : p->ow;
+    const int relu = p->act.kind == CNN_ACT_RELU;
+    struct tile t = {.C = p->c, .KH = p->kh, .KW = p->kw, .relu = relu};
+    t.ocs = (ptrdiff_t)((size_t)N * oh * ow);
+    if (pool)
+        rows_pooled(out, inp, wp, b, scratch, p, pool, N, r_lo, r_hi, &t);
+    else
+        rows_plain(out, inp, wp, b, scratch, p, N, r_lo, r_hi, &t);
+    if (relu || p->act.kind == CNN_ACT_NONE)
+        return;
+    for (int oc = 0; oc < p->oc; oc++) /* other activations: over this part's rows */
+        cnn_act_apply(out + (size_t)oc * t.ocs + (size_t)r_lo * ow, (size_t)(r_hi - r_lo) * ow,
+                      &p->act);
+}
+
+/* ---- the conv row's hooks -------------------------------------------------------------- */
+
+size_t cnn_conv_direct_folded_floats(const struct cnn_conv2d *p)
+{
+    return cnn_conv_direct_applies(p) ? cnn_conv_direct_weights_floats(p) + 16 : 0;
+}
+
+void cnn_conv_direct_plan(struct cnn_compile *cs, struct cnn_op *op)
+{
+    float *wp = cnn_compile_take(cs, cnn_conv_direct_weights_floats(&op->conv));
+    cnn_conv_direct_pack(wp, op->w, &op->conv);
+    op->wd = wp;
+    const int j = cnn_compile_sole_consumer(cs, op->out);
+    if (j < 0 || cs->m->layers[j].kind != CNN_LAYER_MAXPOOL ||
+        !cnn_conv_direct_fuses_pool(&op->conv, &cs->m->layers[j].p.pool))
+        return;
+    op->pool = cs->m->layers[j].p.pool;
+    cs->absorbed[j] = 1;
+    op->out = j;
+}
+
+/* Rows (pooled rows when a pool is fused) split evenly over the parts. */
+void cnn_conv_direct_run_part(const struct cnn_op *op, const struct cnn_op_run *r, int part,
+                              int parts)
+{
+    const struct cnn_pool2d *pool = op->pool.kh ? &op->pool : NULL;
+    const int rows = r->n * (pool ? pool->oh : op->conv.oh);
+    size_t lo, hi;
+    cnn_part_range((size_t)rows, part, parts, &lo, &hi);
+    cnn_conv_direct_rows(r->out, r->in[0], op->wd, op->b, r->col, &op->conv, pool, r->n, (int)lo,
+                         (int)hi);
+}
