@@ -13,6 +13,9 @@ struct cnn_session;
 struct cnn_workers;
 
 #define CNN_SESSION_MAX_PARTS 256 /* threads of a split forward pass, as core/workers.h */
+/* Below this much work (model FLOPs per image x images) splitting a batch over a team costs
+ * more than it saves; cnnd's batching.split_min_mflop defaults to it, cnn bench follows it. */
+#define CNN_SPLIT_MIN_FLOPS 4e6
 
 /* Bytes of session memory a worker needs for batches of up to max_n images. */
 size_t cnn_session_plan(const struct cnn_model *m, int max_n);

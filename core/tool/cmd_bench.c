@@ -32,7 +32,8 @@ static const char USAGE[] =
     "options:\n"
     "  --batch N      images per forward call, 1..4096 (default 1)\n"
     "  --threads T    threads, 1..256 (default 1)\n"
-    "  --mode M       split, team or blas (default: split when N >= T > 1, team when T > N)\n"
+    "  --mode M       split, team or blas (default: split when N >= T > 1, team when T > N\n"
+    "                 and the batch has >= 4 MFLOP as in cnnd, else blas)\n"
     "  --warmup W     untimed calls first, 0..100000 (default 3)\n"
     "  --runs R       at least R timed calls, 1..10000000 (default 7)\n"
     "  --min-time S   at least S seconds of timed calls, 0..86400 (default 1.0)\n"
@@ -64,6 +65,7 @@ struct bench_cfg {
     int json;
     int split; /* workers > 1, each a session with 1 BLAS thread */
     int team;  /* one session, its layers split over a team of `threads` */
+    int mode_given;
     const char *name;
 };
 
@@ -121,6 +123,7 @@ static int parse(int argc, char **argv, struct bench_cfg *c, const char **model)
     c->team = c->threads > c->batch; /* what cnnd runs for a batch that finds the queue short */
     if (v[O_MODE]) {
         c->team = 0;
+        c->mode_given = 1;
         if (strcmp(v[O_MODE], "split") == 0)
             c->split = c->threads > 1;
         else if (strcmp(v[O_MODE], "blas") == 0)
@@ -252,6 +255,9 @@ int cmd_bench(int argc, char **argv)
         snprintf(name, sizeof name, "%s", c.name);
     else
         tool_model_name(spec, m, name, sizeof name);
+    /* cnnd keeps a batch below batching.split_min_mflop on one core: so does the default */
+    if (c.team && !c.mode_given && cnn_model_flops(m) * (double)c.batch < CNN_SPLIT_MIN_FLOPS)
+        c.team = 0;
     struct cnn_err err = {0};
     struct runner u = {.m = m};
     const struct cnn_preproc *pp = cnn_model_preproc(m);
