@@ -53,9 +53,10 @@ for model in $MODELS; do
 done
 echo "ratio = cnnd images/s / ONNX Runtime images/s, same machine, same run (>1: cnnd faster)."
 echo "mode split: the batch is divided over the threads, each with its own session and"
-echo "single-threaded BLAS (how cnnd instances use cores); team (batch < threads): one session"
-echo "whose layers are split over T threads (what cnnd runs for a batch that finds the queue"
-echo "short); blas (--mode blas only): one session, T BLAS threads."
+echo "single-threaded BLAS (how cnnd instances use cores); team (batch < threads, >= 4 MFLOP):"
+echo "one session whose layers are split over T threads (what cnnd runs for a batch that finds"
+echo "the queue short); blas: one session, T BLAS threads (a batch under 4 MFLOP, as cnnd keeps"
+echo "it on one core)."
 
 if [ "${BENCH_ONNX:-1}" = 1 ]; then
   echo
