@@ -8,7 +8,6 @@
 #include "layer_winograd.h"
 
 #include <stddef.h>
-#include <stdint.h>
 #include <string.h>
 
 size_t cnn_winograd4_weights_floats(const struct cnn_conv2d *p)
@@ -43,43 +42,6 @@ void cnn_winograd4_transform_weights(float *u, const float *w, const struct cnn_
                 u[(size_t)(6 * i + j) * plane + oc_c] = (float)r[j];
         }
     }
-}
-
-int cnn_winograd4_chunk_rows(const struct cnn_conv2d *p, int N)
-{
-    const size_t tw = ((size_t)p->ow + 3) / 4, total = (size_t)N * (((size_t)p->oh + 3) / 4);
-    const size_t per_tile = 36 * ((size_t)p->c + (size_t)p->oc); /* V and M floats */
-    size_t tiles = CNN_WINOGRAD_CHUNK_FLOATS / per_tile;
-    size_t min_tiles = (size_t)p->c * (size_t)p->oc / 32; /* as cnn_winograd_chunk_rows() */
-    if (min_tiles < CNN_WINOGRAD_MIN_TILES)
-        min_tiles = CNN_WINOGRAD_MIN_TILES;
-    if (min_tiles > 8 * CNN_WINOGRAD_MIN_TILES)
-        min_tiles = 8 * CNN_WINOGRAD_MIN_TILES;
-    if (tiles < min_tiles)
-        tiles = min_tiles;
-    if (tiles > CNN_WINOGRAD_MAX_FLOATS / per_tile)
-        tiles = CNN_WINOGRAD_MAX_FLOATS / per_tile;
-    size_t rows = tw ? (tiles + tw - 1) / tw : total;
-    if (rows > total)
-        rows = total;
-    return rows < 1 ? 1 : (int)rows;
-}
-
-size_t cnn_winograd4_scratch_floats(const struct cnn_conv2d *p, int N)
-{
-    if (N <= 0)
-        return 0;
-    /* V (36, C, T) + M (36, OC, T) + 6 zero-padded staged rows of 4 * round4(TW) + 8 floats
-     * + one zero input row (W), T = chunk rows * TW tiles; each rounded to 16 floats. */
-    const size_t tw = ((size_t)p->ow + 3) / 4, tw4 = (tw + 3) & ~(size_t)3;
-    size_t t, v, m;
-    if (__builtin_mul_overflow((size_t)cnn_winograd4_chunk_rows(p, N), tw, &t) ||
-        __builtin_mul_overflow(t, 36 * (size_t)p->c, &v) ||
-        __builtin_mul_overflow(t, 36 * (size_t)p->oc, &m) || v > SIZE_MAX / 4 ||
-        m > SIZE_MAX / 4 || tw > SIZE_MAX / 64)
-        return SIZE_MAX;
-    return wino_round16(v) + wino_round16(m) + wino_round16(6 * (4 * tw4 + 8)) +
-           wino_round16((size_t)p->w);
 }
 
 struct wino4 {

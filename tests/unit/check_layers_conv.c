@@ -314,27 +314,36 @@ START_TEST(test_conv2d_winograd_batch_of_3_equals_3_single_passes)
 }
 END_TEST
 
-/* U = G g G^T from the paper's G, in double, against the compiled-time transform. */
+/* U = G g G^T from the paper's G, in double, against the compile-time transform: loop 0
+ * F(2x2) (4x3 G), loop 1 F(4x4) (6x3 G, points 0, 1, -1, 2, -2). */
 START_TEST(test_winograd_weight_transform_is_g_g_gt)
 {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double G4[6][3] = {{0.25, 0, 0},          {-1 / 6.0, -1 / 6.0, -1 / 6.0},
+                                    {-1 / 6.0, 1 / 6.0, -1 / 6.0}, {1 / 24.0, 1 / 12.0, 1 / 6.0},
+                                    {1 / 24.0, -1 / 12.0, 1 / 6.0}, {0, 0, 1}};
+    const int t = _i == 0 ? 4 : 6; /* transformed tile side */
+    const double(*G)[3] = _i == 0 ? G2 : G4;
     struct cnn_conv2d p = {.c = 5, .oc = 3, .kh = 3, .kw = 3};
     lcg_state = 77u;
     float *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
-    size_t n = cnn_winograd_weights_floats(&p);
-    ck_assert_uint_eq(n, (size_t)16 * p.oc * p.c);
+    size_t n = _i == 0 ? cnn_winograd_weights_floats(&p) : cnn_winograd4_weights_floats(&p);
+    ck_assert_uint_eq(n, (size_t)t * t * p.oc * p.c);
     float *u = rand_buf(n, 100.0f);
-    cnn_winograd_transform_weights(u, w, &p);
+    if (_i == 0)
+        cnn_winograd_transform_weights(u, w, &p);
+    else
+        cnn_winograd4_transform_weights(u, w, &p);
     double err = 0.0;
     for (int oc = 0; oc < p.oc; oc++)
         for (int c = 0; c < p.c; c++)
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
+            for (int i = 0; i < t; i++)
+                for (int j = 0; j < t; j++) {
                     double s = 0.0;
                     for (int a = 0; a < 3; a++)
                         for (int bb = 0; bb < 3; bb++)
                             s += G[i][a] * w[((size_t)oc * p.c + c) * 9 + a * 3 + bb] * G[j][bb];
-                    float got = u[((size_t)(i * 4 + j) * p.oc + oc) * p.c + c];
+                    float got = u[((size_t)(i * t + j) * p.oc + oc) * p.c + c];
                     err = fmax(err, fabs(got - s));
                 }
     ck_assert_double_le(err, 1e-6);
@@ -521,37 +530,6 @@ START_TEST(test_conv2d_winograd4_residual_epilogue)
 }
 END_TEST
 
-/* U = G g G^T from the paper's G (Lavin & Gray, points 0, 1, -1, 2, -2), in double. */
-START_TEST(test_winograd4_weight_transform_is_g_g_gt)
-{
-    static const double G[6][3] = {{0.25, 0, 0},          {-1 / 6.0, -1 / 6.0, -1 / 6.0},
-                                   {-1 / 6.0, 1 / 6.0, -1 / 6.0}, {1 / 24.0, 1 / 12.0, 1 / 6.0},
-                                   {1 / 24.0, -1 / 12.0, 1 / 6.0}, {0, 0, 1}};
-    struct cnn_conv2d p = {.c = 5, .oc = 3, .kh = 3, .kw = 3};
-    lcg_state = 78u;
-    float *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
-    size_t n = cnn_winograd4_weights_floats(&p);
-    ck_assert_uint_eq(n, (size_t)36 * p.oc * p.c);
-    float *u = rand_buf(n, 100.0f);
-    cnn_winograd4_transform_weights(u, w, &p);
-    double err = 0.0;
-    for (int oc = 0; oc < p.oc; oc++)
-        for (int c = 0; c < p.c; c++)
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) {
-                    double s = 0.0;
-                    for (int a = 0; a < 3; a++)
-                        for (int bb = 0; bb < 3; bb++)
-                            s += G[i][a] * w[((size_t)oc * p.c + c) * 9 + a * 3 + bb] * G[j][bb];
-                    float got = u[((size_t)(i * 6 + j) * p.oc + oc) * p.c + c];
-                    err = fmax(err, fabs(got - s));
-                }
-    ck_assert_double_le(err, 1e-6);
-    free(w);
-    free(u);
-}
-END_TEST
-
 /* Scratch holds V (36, C, T) and M (36, OC, T) of a chunk; the chunked case chunks. */
 START_TEST(test_conv2d_winograd4_chunks_and_scratch)
 {
@@ -581,13 +559,12 @@ Suite *layers_conv_suite(void)
     tcase_add_loop_test(tc, test_conv2d_winograd_matches_direct_convolution, 0, N_WINO_CASES);
     tcase_add_loop_test(tc, test_conv2d_winograd_batch_of_3_equals_3_single_passes, 0,
                         N_WINO_CASES);
-    tcase_add_test(tc, test_winograd_weight_transform_is_g_g_gt);
+    tcase_add_loop_test(tc, test_winograd_weight_transform_is_g_g_gt, 0, 2);
     tcase_add_test(tc, test_conv2d_winograd_predicate_picks_resnet_3x3_only);
     tcase_add_test(tc, test_conv2d_winograd_scratch_covers_both_paths);
     tcase_add_test(tc, test_conv2d_winograd_chunked_case_really_chunks);
     tcase_add_loop_test(tc, test_conv2d_winograd4_matches_direct_convolution, 0, N_WINO_CASES);
     tcase_add_loop_test(tc, test_conv2d_winograd4_residual_epilogue, 0, N_WINO_CASES);
-    tcase_add_test(tc, test_winograd4_weight_transform_is_g_g_gt);
     tcase_add_test(tc, test_conv2d_winograd4_chunks_and_scratch);
     suite_add_tcase(s, tc);
     return s;
