@@ -127,11 +127,15 @@ static void input_transform4(const struct wino4 *w, const float *inp, const stru
             }
             vertical6(w->stage, w->len, x, p->w, p->pad_l);
             float *dst = w->v + (size_t)c * w->nt + (size_t)(r - r0) * w->tw;
+            const int full = w->tw & ~3;
             for (int a = 0; a < 6; a++) { /* V_k, k = 6 a + j */
                 const float *s = w->stage + (size_t)a * w->len;
                 float *dk = dst + (size_t)(6 * a) * kstride;
-                for (int tx = 0; tx < w->tw; tx += 4)
-                    horizontal6(dk + tx, kstride, s + 4 * tx, w->tw - tx < 4 ? w->tw - tx : 4);
+                int tx = 0;
+                for (; tx < full; tx += 4) /* a constant count: whole-vector stores */
+                    horizontal6(dk + tx, kstride, s + 4 * tx, 4);
+                if (tx < w->tw)
+                    horizontal6(dk + tx, kstride, s + 4 * tx, w->tw - tx);
             }
         }
     }
@@ -182,42 +186,55 @@ static void act_rows4(float *out, const struct wino4 *w, const struct cnn_conv2d
     cnn_act_apply(out + first * p->ow, (last - first) * p->ow, &p->act);
 }
 
+/* Output rows oy.. of four tiles (cnt of them real) from their M columns src (plane stride
+ * kstride): A^T m A + bias (+ res, laid out as out), relu when asked; `at` = out offset of
+ * the first tile's top-left output. */
+static inline void tile_group4(float *out, const float *res, size_t at, const float *src,
+                               size_t kstride, int cnt, v4f bias, int rows, int nx, int OW,
+                               int relu)
+{
+    v4f f[4][6]; /* f[q][a] = (m A)[a][q], per row a of m */
+    for (int a = 0; a < 6; a++) {
+        v4f ma[6], fa[4];
+        for (int j = 0; j < 6; j++)
+            ma[j] = wino_load_n(src + (size_t)(6 * a + j) * kstride, cnt);
+        at6(fa, ma);
+        for (int q = 0; q < 4; q++)
+            f[q][a] = fa[q];
+    }
+    v4f y[4][4]; /* y[q][p]: output row p, column q of each tile */
+    for (int q = 0; q < 4; q++)
+        at6(y[q], f[q]);
+    for (int pr = 0; pr < rows; pr++) {
+        const v4f row[4] = {y[0][pr] + bias, y[1][pr] + bias, y[2][pr] + bias, y[3][pr] + bias};
+        const size_t o = at + (size_t)pr * OW;
+        store_row4(out + o, res ? res + o : NULL, row, nx, relu);
+    }
+}
+
 /* out rows of tile rows [r0, r1) from M (36, OC, nt): A^T m A + bias (+ res, laid out as
  * out), then act. */
 static void output_transform4(float *out, const float *res, const float *b, const struct wino4 *w,
                               const struct cnn_conv2d *p, int N, int r0, int r1)
 {
-    const int OH = p->oh, OW = p->ow, relu = p->act.kind == CNN_ACT_RELU;
+    const int OH = p->oh, OW = p->ow, relu = p->act.kind == CNN_ACT_RELU, full = w->tw & ~3;
     const size_t kstride = (size_t)p->oc * w->nt, plane = (size_t)N * OH * OW;
     for (int oc = 0; oc < p->oc; oc++) {
         const float bs = b ? b[oc] : 0.0f;
         const v4f bias = {bs, bs, bs, bs};
         for (int r = r0; r < r1; r++) {
-            const int n = r / w->th, oy = 4 * (r % w->th);
+            const int n = r / w->th, oy = 4 * (r % w->th), rows = OH - oy < 4 ? OH - oy : 4;
             const size_t row0 = (((size_t)oc * N + n) * OH + oy) * OW;
             const float *src = w->m + (size_t)oc * w->nt + (size_t)(r - r0) * w->tw;
-            for (int tx = 0; tx < w->tw; tx += 4) {
-                const int cnt = w->tw - tx < 4 ? w->tw - tx : 4;
-                v4f f[4][6]; /* f[q][a] = (m A)[a][q], per row a of m */
-                for (int a = 0; a < 6; a++) {
-                    v4f ma[6], fa[4];
-                    for (int j = 0; j < 6; j++)
-                        ma[j] = wino_load_n(src + (size_t)(6 * a + j) * kstride + tx, cnt);
-                    at6(fa, ma);
-                    for (int q = 0; q < 4; q++)
-                        f[q][a] = fa[q];
-                }
-                v4f y[4][4]; /* y[q][p]: output row p, column q of each tile */
-                for (int q = 0; q < 4; q++)
-                    at6(y[q], f[q]);
+            int tx = 0;
+            for (; tx < full; tx += 4) { /* a constant count: whole-vector loads */
                 const int nx = OW - 4 * tx < 16 ? OW - 4 * tx : 16;
-                for (int pr = 0; pr < 4 && oy + pr < OH; pr++) {
-                    const v4f row[4] = {y[0][pr] + bias, y[1][pr] + bias, y[2][pr] + bias,
-                                        y[3][pr] + bias};
-                    const size_t at = row0 + (size_t)pr * OW + 4 * (size_t)tx;
-                    store_row4(out + at, res ? res + at : NULL, row, nx, relu);
-                }
+                tile_group4(out, res, row0 + 4 * (size_t)tx, src + tx, kstride, 4, bias, rows,
+                            nx, OW, relu);
             }
+            if (tx < w->tw)
+                tile_group4(out, res, row0 + 4 * (size_t)tx, src + tx, kstride, w->tw - tx, bias,
+                            rows, OW - 4 * tx, OW, relu);
         }
         if (!relu && p->act.kind != CNN_ACT_NONE)
             act_rows4(out + (size_t)oc * plane, w, p, r0, r1);
