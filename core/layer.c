@@ -172,10 +172,12 @@ int cnn_conv2d_use_winograd(const struct cnn_conv2d *p)
            p->groups == 1 && p->c >= 16 && p->oc >= 16 && p->oh > 0 && p->ow > 0;
 }
 
-int cnn_winograd_chunk_rows(const struct cnn_conv2d *p, int N)
+/* Chunk rows and scratch of Winograd F(m x m, 3x3), m = 2 or 4: k = (m+2)^2 planes. */
+static int wino_chunk_rows(const struct cnn_conv2d *p, int N, int m)
 {
-    const size_t tw = ((size_t)p->ow + 1) / 2, total = (size_t)N * (((size_t)p->oh + 1) / 2);
-    const size_t per_tile = 16 * ((size_t)p->c + (size_t)p->oc); /* V and M floats */
+    const size_t k = (size_t)(m + 2) * (m + 2), th = ((size_t)p->oh + m - 1) / m;
+    const size_t tw = ((size_t)p->ow + m - 1) / m, total = (size_t)N * th;
+    const size_t per_tile = k * ((size_t)p->c + (size_t)p->oc); /* V and M floats */
     size_t tiles = CNN_WINOGRAD_CHUNK_FLOATS / per_tile;
     size_t min_tiles = (size_t)p->c * (size_t)p->oc / 32;
     if (min_tiles < CNN_WINOGRAD_MIN_TILES)
@@ -197,18 +199,40 @@ static size_t round16(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
-size_t cnn_winograd_scratch_floats(const struct cnn_conv2d *p, int N)
+static size_t wino_scratch_floats(const struct cnn_conv2d *p, int N, int m)
 {
     if (N <= 0)
         return 0;
-    /* V (16, C, T) + M (16, OC, T) + 4 zero-padded staged rows of 2 * round4(TW) + 4 floats
-     * + one zero input row (W), T = chunk rows * TW tiles; each rounded to 16 floats. */
-    const size_t tw = ((size_t)p->ow + 1) / 2, tw4 = (tw + 3) & ~(size_t)3;
-    size_t t, v, m;
-    if (__builtin_mul_overflow((size_t)cnn_winograd_chunk_rows(p, N), tw, &t) ||
-        __builtin_mul_overflow(t, 16 * (size_t)p->c, &v) ||
-        __builtin_mul_overflow(t, 16 * (size_t)p->oc, &m) || v > SIZE_MAX / 4 ||
-        m > SIZE_MAX / 4 || tw > SIZE_MAX / 64)
+    /* V (k, C, T) + M (k, OC, T) + m + 2 zero-padded staged rows of m * round4(TW) + 2m
+     * floats + one zero input row (W), T = chunk rows * TW tiles; each rounded to 16 floats. */
+    const size_t k = (size_t)(m + 2) * (m + 2);
+    const size_t tw = ((size_t)p->ow + m - 1) / m, tw4 = (tw + 3) & ~(size_t)3;
+    size_t t, v, mf;
+    if (__builtin_mul_overflow((size_t)wino_chunk_rows(p, N, m), tw, &t) ||
+        __builtin_mul_overflow(t, k * (size_t)p->c, &v) ||
+        __builtin_mul_overflow(t, k * (size_t)p->oc, &mf) || v > SIZE_MAX / 4 ||
+        mf > SIZE_MAX / 4 || tw > SIZE_MAX / 64)
         return SIZE_MAX;
-    return round16(v) + round16(m) + round16(4 * (2 * tw4 + 4)) + round16((size_t)p->w);
+    return round16(v) + round16(mf) + round16((size_t)(m + 2) * (m * tw4 + 2 * (size_t)m)) +
+           round16((size_t)p->w);
+}
+
+int cnn_winograd_chunk_rows(const struct cnn_conv2d *p, int N)
+{
+    return wino_chunk_rows(p, N, 2);
+}
+
+size_t cnn_winograd_scratch_floats(const struct cnn_conv2d *p, int N)
+{
+    return wino_scratch_floats(p, N, 2);
+}
+
+int cnn_winograd4_chunk_rows(const struct cnn_conv2d *p, int N)
+{
+    return wino_chunk_rows(p, N, 4);
+}
+
+size_t cnn_winograd4_scratch_floats(const struct cnn_conv2d *p, int N)
+{
+    return wino_scratch_floats(p, N, 4);
 }

@@ -328,6 +328,34 @@ void cnn_winograd_weight_grad_rows(float *du, const float *inp, const float *dou
 /* dw (OC, C, 3, 3) += G^T dU G for each (oc, c): du back to the kernels' domain. */
 void cnn_winograd_weight_grad_finish(float *dw, const float *du, const struct cnn_conv2d *p);
 
+/* Winograd F(4x4,3x3) (layer_winograd4.c; chunks and scratch in layer.c), inference only:
+ * 36 GEMMs per chunk of 4x4 output tiles instead of 16 per 2x2 tiles (2.25 instead of 4
+ * multiplies per output).  Weights U: 36 * OC * C floats, u (36, OC, C) = G g G^T of every
+ * 3x3 kernel g of w, done once at compile (in double).  Chunks of tile rows as F(2x2), V
+ * and M being (36, C, T) and (36, OC, T). */
+size_t cnn_winograd4_weights_floats(const struct cnn_conv2d *p);
+void cnn_winograd4_transform_weights(float *u, const float *w, const struct cnn_conv2d *p);
+/* The inference Winograd variant for p by a cost model (layer_winograd4.c, docs/engine.md):
+ * 4 (F(4x4)), 2 (F(2x2)) or 0 when cnn_conv2d_use_winograd(p) refuses it.  Shape only. */
+int cnn_conv2d_winograd_tile(const struct cnn_conv2d *p);
+/* Floats of the U of that variant (0 for none). */
+size_t cnn_winograd_plan_floats(const struct cnn_conv2d *p);
+/* Tile rows (n, ty) per chunk for batch N (at least 1, at most N * ceil(OH/4)). */
+int cnn_winograd4_chunk_rows(const struct cnn_conv2d *p, int N);
+/* Floats of scratch for N batch items (SIZE_MAX on overflow). */
+size_t cnn_winograd4_scratch_floats(const struct cnn_conv2d *p, int N);
+/* Tile rows [t_lo, t_hi) (tile row t = n * ceil(OH/4) + ty) of the F(4x4) forward of a
+ * conv cnn_conv2d_use_winograd() accepts: out = act(conv + b + res), res (OC, N, OH, OW)
+ * or NULL (may equal out).  Each thread its own scratch of
+ * cnn_winograd4_scratch_floats(p, N) floats. */
+void cnn_conv2d_winograd4_rows(float *out, const float *res, const float *inp, const float *u,
+                               const float *b, float *scratch, const struct cnn_conv2d *p, int N,
+                               int t_lo, int t_hi);
+/* Output channels [oc_lo, oc_hi) of the same, all tile rows (few tile rows: late stages). */
+void cnn_conv2d_winograd4_channels(float *out, const float *res, const float *inp, const float *u,
+                                   const float *b, float *scratch, const struct cnn_conv2d *p,
+                                   int N, int oc_lo, int oc_hi);
+
 /* out (OUT, N)   inp (IN, N)   w (OUT, IN)   b (OUT) or NULL; one SGEMM for the batch. */
 void cnn_dense_forward(float *out, const float *inp, const float *w, const float *b,
                        const struct cnn_dense *p, int N);

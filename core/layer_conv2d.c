@@ -234,9 +234,8 @@ static void conv_init(struct cnn_model *m, int i, uint64_t *rng)
 static size_t conv_folded_floats(const struct cnn_layer *l)
 {
     size_t n = l->weight_count[0] + 3 * (size_t)l->p.conv.oc + 48;
-    if (cnn_conv2d_use_winograd(&l->p.conv))
-        n += cnn_winograd_weights_floats(&l->p.conv) + 16;
-    return n + cnn_conv_direct_folded_floats(&l->p.conv);
+    return n + cnn_winograd_plan_floats(&l->p.conv) + 16 +
+           cnn_conv_direct_folded_floats(&l->p.conv);
 }
 
 /* Folds a batch norm that alone reads the conv into its weights and bias. */
@@ -249,9 +248,9 @@ static void conv_fold_bn(struct cnn_compile *cs, struct cnn_op *op, const struct
     const struct cnn_layer *bn = &m->layers[j];
     int oc = op->conv.oc;
     size_t per = l->weight_count[0] / (size_t)oc;
-    float *w = cnn_compile_take(cs, l->weight_count[0]);
     float *b = cnn_compile_take(cs, (size_t)oc);
     float *scale = cnn_compile_take(cs, (size_t)oc);
+    float *w = cnn_compile_take(cs, l->weight_count[0]); /* last: conv_plan may give it back */
     cnn_batchnorm_scale_shift(m, bn, scale, b); /* b = shift for now */
     for (int o = 0; o < oc; o++) {
         for (size_t k = 0; k < per; k++)
@@ -272,14 +271,29 @@ static void conv_plan(struct cnn_compile *cs, struct cnn_op *op, const struct cn
     op->conv = l->p.conv;
     op->w = m->params + l->weight_offset[0];
     op->b = l->p.conv.has_bias ? m->params + l->weight_offset[1] : NULL;
+    op->wino = cnn_conv2d_winograd_tile(&op->conv);
+    if (op->wino > cs->max_wino) /* F(2x2) when F(4x4) is not allowed; 0 when neither is */
+        op->wino = cs->max_wino >= 2 ? 2 : 0;
+    float *u = NULL;
+    if (op->wino)
+        u = cnn_compile_take(cs, op->wino == 4 ? cnn_winograd4_weights_floats(&op->conv)
+                                               : cnn_winograd_weights_floats(&op->conv));
+    const size_t used = cs->folded_used;
     conv_fold_bn(cs, op, l);
     cnn_compile_fuse_act(cs, op, &op->conv.act);
-    if (cnn_conv2d_use_winograd(&op->conv)) { /* from the folded weights */
-        float *u = cnn_compile_take(cs, cnn_winograd_weights_floats(&op->conv));
+    if (!u) {
+        if (cnn_conv_direct_applies(&op->conv))
+            cnn_conv_direct_plan(cs, op); /* may fuse a following max pool */
+        return;
+    }
+    if (op->wino == 4) /* from the folded weights */
+        cnn_winograd4_transform_weights(u, op->w, &op->conv);
+    else
         cnn_winograd_transform_weights(u, op->w, &op->conv);
-        op->u = u;
-    } else if (cnn_conv_direct_applies(&op->conv)) {
-        cnn_conv_direct_plan(cs, op); /* may fuse a following max pool */
+    op->u = u;
+    if (cs->folded_used != used) { /* the folded w (taken last) served only to make u */
+        cs->folded_used -= (l->weight_count[0] + 15) & ~(size_t)15;
+        op->w = NULL;
     }
 }
 
@@ -287,13 +301,18 @@ static size_t conv_scratch(const struct cnn_op *op, int max_n)
 {
     if (op->wd)
         return cnn_conv_direct_scratch_floats(&op->conv);
-    return cnn_conv2d_scratch_floats(&op->conv, max_n);
+    size_t n = cnn_conv2d_scratch_floats(&op->conv, max_n);
+    size_t w4 = op->wino == 4 ? cnn_winograd4_scratch_floats(&op->conv, max_n) : 0;
+    return w4 > n ? w4 : n;
 }
 
 static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const struct cnn_op_run *r)
 {
     (void)m;
-    if (op->u)
+    if (op->wino == 4)
+        cnn_conv2d_winograd4_rows(r->out, NULL, r->in[0], op->u, op->b, r->col, &op->conv, r->n, 0,
+                                  r->n * ((op->conv.oh + 3) / 4));
+    else if (op->u)
         cnn_conv2d_forward_winograd(r->out, r->in[0], op->u, op->b, r->col, &op->conv, r->n);
     else if (op->wd)
         cnn_conv_direct_run_part(op, r, 0, 1);
@@ -320,15 +339,21 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
         return;
     }
     if (op->u) {
-        const int tile_rows = r->n * ((p->oh + 1) / 2);
-        if (split_channels(p, tile_rows, parts)) {
-            cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);
+        const int t = op->wino, tile_rows = r->n * ((p->oh + t - 1) / t);
+        const int by_oc = split_channels(p, tile_rows, parts);
+        cnn_part_range(by_oc ? (size_t)p->oc : (size_t)tile_rows, part, parts, &lo, &hi);
+        if (hi <= lo)
+            return;
+        if (t == 4 && by_oc)
+            cnn_conv2d_winograd4_channels(r->out, NULL, r->in[0], op->u, op->b, r->col, p, r->n,
+                                          (int)lo, (int)hi);
+        else if (t == 4)
+            cnn_conv2d_winograd4_rows(r->out, NULL, r->in[0], op->u, op->b, r->col, p, r->n,
+                                      (int)lo, (int)hi);
+        else if (by_oc)
             cnn_conv2d_winograd_channels(r->out, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
                                          (int)hi);
-            return;
-        }
-        cnn_part_range((size_t)tile_rows, part, parts, &lo, &hi);
-        if (hi > lo)
+        else
             cnn_conv2d_winograd_rows(r->out, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
                                      (int)hi, 0);
         return;

@@ -41,6 +41,7 @@ struct cnn_compile {
     char *absorbed; /* layer fused into an earlier op */
     float *folded;
     size_t folded_used;
+    int max_wino;   /* largest Winograd tile a conv may use (cnn_model_compile_wino) */
 };
 /* The single-input layer that alone reads `layer`, or -1. */
 int cnn_compile_sole_consumer(const struct cnn_compile *cs, int layer);

@@ -5,12 +5,10 @@
  * M hold tiles contiguously, (16, C, tiles) and (16, OC, tiles). */
 #include "gemm.h"
 #include "layer.h"
+#include "layer_winograd.h"
 
 #include <stddef.h>
 #include <string.h>
-
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
 
 size_t cnn_winograd_weights_floats(const struct cnn_conv2d *p)
 {
@@ -39,39 +37,6 @@ void cnn_winograd_transform_weights(float *u, const float *w, const struct cnn_c
             }
         }
     }
-}
-
-/* dst[0..n) = lanes of v (n <= 4); lane by lane for n < 4 (a copy loop here would become
- * a memcpy call, which cost more than the transform itself on 14x14 layers). */
-static inline void store_n(float *dst, v4f v, int n)
-{
-    if (n == 4) {
-        memcpy(dst, &v, sizeof v);
-        return;
-    }
-    if (n > 0)
-        dst[0] = v[0];
-    if (n > 1)
-        dst[1] = v[1];
-    if (n > 2)
-        dst[2] = v[2];
-}
-
-/* Lanes from src[0..n), zero beyond (n <= 4). */
-static inline v4f load_n(const float *src, int n)
-{
-    v4f v = {0, 0, 0, 0};
-    if (n == 4) {
-        memcpy(&v, src, sizeof v);
-        return v;
-    }
-    if (n > 0)
-        v[0] = src[0];
-    if (n > 1)
-        v[1] = src[1];
-    if (n > 2)
-        v[2] = src[2];
-    return v;
 }
 
 struct wino_dims {
@@ -121,10 +86,10 @@ static inline void horizontal_transform(float *dst, size_t kstride, const float 
     const v4f d1 = __builtin_shufflevector(a, b, 1, 3, 5, 7);
     const v4f d2 = __builtin_shufflevector(c, d, 0, 2, 4, 6);
     const v4f d3 = __builtin_shufflevector(c, d, 1, 3, 5, 7);
-    store_n(dst, d0 - d2, cnt);
-    store_n(dst + kstride, d1 + d2, cnt);
-    store_n(dst + 2 * kstride, d2 - d1, cnt);
-    store_n(dst + 3 * kstride, d1 - d3, cnt);
+    wino_store_n(dst, d0 - d2, cnt);
+    wino_store_n(dst + kstride, d1 + d2, cnt);
+    wino_store_n(dst + 2 * kstride, d2 - d1, cnt);
+    wino_store_n(dst + 3 * kstride, d1 - d3, cnt);
 }
 
 /* V (16, C, nt) for tile rows [r0, r1) of the batch.  stage: 4 rows of len floats whose
@@ -172,9 +137,9 @@ static inline void store_pairs(float *row, v4f a, v4f b, int n)
     }
     if (n >= 4) {
         memcpy(row, &lo, sizeof lo);
-        store_n(row + 4, hi, n - 4);
+        wino_store_n(row + 4, hi, n - 4);
     } else {
-        store_n(row, lo, n);
+        wino_store_n(row, lo, n);
     }
 }
 
@@ -199,12 +164,6 @@ static inline void add_pairs(float *row, v4f a, v4f b, int n)
         row[i] += t[i];
 }
 
-static inline v4f relu4(v4f x)
-{
-    const v4f zero = {0, 0, 0, 0};
-    return (v4f)((v4i)x & (x > zero)); /* lanes <= 0 (and NaN) become +0, as add_bias() */
-}
-
 /* out rows of tile rows [r0, r1) from M (16, OC, nt): A^T m A + bias, then act; added to
  * out instead when acc (then p must have no activation). */
 static void output_transform(float *out, const float *m, const float *b, const struct cnn_conv2d *p,
@@ -224,16 +183,17 @@ static void output_transform(float *out, const float *m, const float *b, const s
                 v4f f0[4], f1[4]; /* m A, per row a of m */
                 for (int a = 0; a < 4; a++) {
                     const float *s = src + (size_t)(4 * a) * kstride + tx;
-                    const v4f m0 = load_n(s, cnt), m1 = load_n(s + kstride, cnt);
-                    const v4f m2 = load_n(s + 2 * kstride, cnt);
-                    const v4f m3 = load_n(s + 3 * kstride, cnt);
+                    const v4f m0 = wino_load_n(s, cnt), m1 = wino_load_n(s + kstride, cnt);
+                    const v4f m2 = wino_load_n(s + 2 * kstride, cnt);
+                    const v4f m3 = wino_load_n(s + 3 * kstride, cnt);
                     f0[a] = m0 + m1 + m2;
                     f1[a] = m1 - m2 - m3;
                 }
                 v4f y00 = f0[0] + f0[1] + f0[2] + bias, y01 = f1[0] + f1[1] + f1[2] + bias;
                 v4f y10 = f0[1] - f0[2] - f0[3] + bias, y11 = f1[1] - f1[2] - f1[3] + bias;
                 if (relu) {
-                    y00 = relu4(y00), y01 = relu4(y01), y10 = relu4(y10), y11 = relu4(y11);
+                    y00 = wino_relu4(y00), y01 = wino_relu4(y01);
+                    y10 = wino_relu4(y10), y11 = wino_relu4(y11);
                 }
                 const int nx = OW - 2 * tx < 8 ? OW - 2 * tx : 8;
                 if (acc) {
@@ -368,10 +328,10 @@ static void dout_transform(float *dm, const float *dout, const struct cnn_conv2d
                 for (int i = 0; i < 4; i++) { /* row (p, q) of A dY times A^T */
                     const v4f pv = rows[i][0], qv = rows[i][1];
                     float *dk = dst + (size_t)(4 * i) * kstride + tx;
-                    store_n(dk, pv, cnt);
-                    store_n(dk + kstride, pv + qv, cnt);
-                    store_n(dk + 2 * kstride, pv - qv, cnt);
-                    store_n(dk + 3 * kstride, -qv, cnt);
+                    wino_store_n(dk, pv, cnt);
+                    wino_store_n(dk + kstride, pv + qv, cnt);
+                    wino_store_n(dk + 2 * kstride, pv - qv, cnt);
+                    wino_store_n(dk + 3 * kstride, -qv, cnt);
                 }
             }
         }

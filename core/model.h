@@ -102,6 +102,10 @@ void cnn_model_init_random(struct cnn_model *m, uint64_t seed);
 /* Checks weights (finite, BN variance >= 0), folds BN, fuses activations, builds the plan.
  * After it the model must only be used through a const pointer. */
 int cnn_model_compile(struct cnn_model *m, struct cnn_err *err);
+/* The same with the largest Winograd output tile its convs may use: 4 (what
+ * cnn_model_compile() allows: F(4x4) or F(2x2) by the cost model), 2 (F(2x2) only) or 0
+ * (im2col only); for tests and benchmarks comparing the paths. */
+int cnn_model_compile_wino(struct cnn_model *m, int max_tile, struct cnn_err *err);
 
 /* Loads and compiles a model file (model_io.c). *out is owned by the caller. */
 int cnn_model_load(const char *path, struct cnn_model **out, struct cnn_err *err);

@@ -105,8 +105,15 @@ static void plan_last_use(struct cnn_model *m)
 
 int cnn_model_compile(struct cnn_model *m, struct cnn_err *err)
 {
+    return cnn_model_compile_wino(m, 4, err);
+}
+
+int cnn_model_compile_wino(struct cnn_model *m, int max_tile, struct cnn_err *err)
+{
     if (m->compiled)
         return cnn_err_set(err, CNN_EINVAL, "model: already compiled");
+    if (max_tile != 0 && max_tile != 2 && max_tile != 4)
+        return cnn_err_set(err, CNN_EINVAL, "model: Winograd tile %d is not 0, 2 or 4", max_tile);
     if (!m->params)
         return cnn_err_set(err, CNN_EINVAL, "model: no parameters (alloc or load first)");
     if (m->n_layers < 2)
@@ -119,7 +126,7 @@ int cnn_model_compile(struct cnn_model *m, struct cnn_err *err)
         return rc;
 
     int n = m->n_layers, total_inputs = 0;
-    struct cnn_compile cs = {.m = m};
+    struct cnn_compile cs = {.m = m, .max_wino = max_tile};
     cs.n_consumers = calloc((size_t)n, sizeof(int));
     cs.consumer = calloc((size_t)n, sizeof(int));
     cs.absorbed = calloc((size_t)n, 1);

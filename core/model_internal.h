@@ -32,7 +32,9 @@ struct cnn_op {
     struct cnn_dense dense;
     struct cnn_act_params act;    /* fused activation for add / scale-shift / act */
     const float *w, *b;           /* conv/dense weights (maybe folded copies); BN: scale, shift */
-    const float *u;               /* conv: Winograd weights (16, OC, C) in folded, or NULL */
+    const float *u;               /* conv: Winograd weights ((wino+2)^2, OC, C) in folded, or NULL */
+    int wino;                     /* conv: Winograd output tile 2 or 4 (then w is NULL when BN
+                                   * was folded: u is all the op reads), 0 = no Winograd */
     const float *wd;              /* conv: direct-conv weights (conv_direct.h) in folded, or NULL */
     struct cnn_pool2d pool;       /* conv: the 2x2 max pool fused into it (pool.kh 2), or zeros */
 };

@@ -43,6 +43,7 @@
  * 58,621,952 = 1,168,032,896. */
 #include "arch.h"
 #include "model.h"
+#include "model_internal.h"
 #include "ref_net.h"
 #include "session.h"
 #include "test_nets.h"
@@ -399,6 +400,80 @@ START_TEST(test_small_archs_run_like_the_naive_reference)
 }
 END_TEST
 
+/* Every architecture of `cnn init --list` (random weights and BN statistics, a batch of 2)
+ * through the compiled plan with Winograd F(4x4)+F(2x2) as the cost model picks, with F(2x2)
+ * only and with im2col only: the softmax outputs within 1e-4 of the im2col path.  Prints
+ * how many convs took each variant (a net with 3x3 stride-1 convs of 16+ channels must have
+ * used Winograd) and the largest probability, so a uniform output would show. */
+static int wino_ops(const struct cnn_model *m, int tile)
+{
+    int n = 0;
+    for (int k = 0; k < m->n_ops; k++)
+        n += m->ops[k].kind == CNN_LAYER_CONV2D && m->ops[k].wino == tile;
+    return n;
+}
+
+START_TEST(test_every_arch_winograd_matches_im2col_softmax)
+{
+    int count = 0;
+    const char *name = cnn_arch_names(&count)[_i];
+    enum { N = 2 };
+    float *outs[3] = {NULL, NULL, NULL};
+    int used[3][2], K = 0;
+    static const int max_tile[3] = {4, 2, 0};
+    for (int v = 0; v < 3; v++) {
+        struct cnn_err err = {0};
+        struct cnn_model *m = build(name, 0);
+        cnn_model_init_random(m, 11);
+        randomize_batchnorm(m, 300);
+        ck_assert_msg(cnn_model_compile_wino(m, max_tile[v], &err) == 0, "%s: %s", name, err.msg);
+        used[v][0] = wino_ops(m, 4), used[v][1] = wino_ops(m, 2);
+        const struct cnn_preproc *pp = cnn_model_preproc(m);
+        size_t img = (size_t)pp->c * pp->h * pp->w;
+        K = cnn_model_num_classes(m);
+        float *x = malloc(N * img * sizeof(float));
+        outs[v] = malloc(N * (size_t)K * sizeof(float));
+        ck_assert(x && outs[v]);
+        test_fill(x, N * img, 77);
+        struct cnn_session *s = cnn_session_create(m, N, &err);
+        ck_assert_msg(s != NULL, "%s: %s", name, err.msg);
+        const float *out = NULL;
+        ck_assert_int_eq(cnn_session_forward(s, m, x, N, &out, &err), 0);
+        memcpy(outs[v], out, N * (size_t)K * sizeof(float));
+        cnn_session_destroy(s);
+        free(x);
+        cnn_model_destroy(m);
+    }
+    double d4 = 0, d2 = 0, top = 0;
+    for (int i = 0; i < N * K; i++) {
+        d4 = fmax(d4, fabs((double)outs[0][i] - outs[2][i]));
+        d2 = fmax(d2, fabs((double)outs[1][i] - outs[2][i]));
+        top = fmax(top, outs[2][i]);
+    }
+    printf("arch %-12s convs F(4x4) %2d F(2x2) %2d (F(2x2) only: %2d, im2col only: %d): softmax vs "
+           "im2col max abs diff %.3g (F(2x2) only %.3g), largest probability %.3g\n",
+           name, used[0][0], used[0][1], used[1][1], used[2][0] + used[2][1], d4, d2, top);
+    ck_assert_int_eq(used[1][0] + used[2][0] + used[2][1], 0);
+    ck_assert_int_eq(used[0][0] + used[0][1], used[1][1]); /* the same convs, other tiles */
+    ck_assert_msg(d4 <= 1e-4 && d2 <= 1e-4, "%s: %g %g", name, d4, d2);
+    for (int v = 0; v < 3; v++)
+        free(outs[v]);
+}
+END_TEST
+
+/* cnn_model_compile_wino() takes 0, 2 or 4 only. */
+START_TEST(test_compile_wino_rejects_other_tiles)
+{
+    struct cnn_err err = {0};
+    struct cnn_model *m = build("cifar_cnn", 0);
+    ck_assert_int_eq(cnn_model_compile_wino(m, 3, &err), CNN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "tile 3"));
+    ck_assert_int_eq(cnn_model_compile_wino(m, 6, &err), CNN_EINVAL);
+    ck_assert_int_eq(cnn_model_compile_wino(m, 2, &err), 0);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 Suite *arch_suite(void)
 {
     Suite *s = suite_create("arch");
@@ -410,6 +485,13 @@ Suite *arch_suite(void)
     tcase_add_test(tc, test_bad_arguments_are_rejected);
     tcase_add_test(tc, test_built_models_init_and_compile);
     tcase_add_test(tc, test_small_archs_run_like_the_naive_reference);
+    tcase_add_test(tc, test_compile_wino_rejects_other_tiles);
+    suite_add_tcase(s, tc);
+    int n_archs = 0;
+    cnn_arch_names(&n_archs);
+    tc = tcase_create("winograd");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_every_arch_winograd_matches_im2col_softmax, 0, n_archs);
     suite_add_tcase(s, tc);
     return s;
 }

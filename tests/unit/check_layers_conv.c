@@ -1,4 +1,5 @@
-/* Suite layers_conv: the conv2d kernels (im2col, chunked, pointwise, Winograd F(2x2,3x3))
+/* Suite layers_conv: the conv2d kernels (im2col, chunked, pointwise, Winograd F(2x2,3x3) and
+ * F(4x4,3x3) with its residual epilogue and its row / channel parts)
  * against a naive direct convolution written here with explicit padding/stride/dilation/
  * groups indexing, on odd shapes; batch independence, scratch sizes, the Winograd weight
  * transform and the predicate that picks it.  Data from a seeded LCG (test_util.h). */
@@ -230,6 +231,13 @@ static const struct conv_case wino_cases[] = {
      {CNN_ACT_RELU, 0, 0}},
     {"wino 14x14 relu6 N=3", 3, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
      {CNN_ACT_CLIP, 0, 6}},
+    /* F(4x4) edges: OW mod 4 = 1, 2, 3, OH mod 4 = 2; channels not multiples of 8 */
+    {"wino 13x6 pad 1 C=21 OC=23 N=2", 2, 21, 13, 6, 23, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+     {CNN_ACT_RELU, 0, 0}},
+    {"wino 8x11 no pad OW=9 sigmoid N=2", 2, 17, 8, 11, 18, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1,
+     {CNN_ACT_SIGMOID, 0, 0}},
+    {"wino 7x7 pad 1 (resnet late) N=1", 1, 24, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+     {CNN_ACT_RELU, 0, 0}},
     /* more tiles than one chunk holds: chunks cross image borders, the last is partial */
     {"wino chunked 33x35 bias relu N=3", 3, 16, 33, 35, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
      {CNN_ACT_RELU, 0, 0}},
@@ -306,27 +314,36 @@ START_TEST(test_conv2d_winograd_batch_of_3_equals_3_single_passes)
 }
 END_TEST
 
-/* U = G g G^T from the paper's G, in double, against the compiled-time transform. */
+/* U = G g G^T from the paper's G, in double, against the compile-time transform: loop 0
+ * F(2x2) (4x3 G), loop 1 F(4x4) (6x3 G, points 0, 1, -1, 2, -2). */
 START_TEST(test_winograd_weight_transform_is_g_g_gt)
 {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double G4[6][3] = {{0.25, 0, 0},          {-1 / 6.0, -1 / 6.0, -1 / 6.0},
+                                    {-1 / 6.0, 1 / 6.0, -1 / 6.0}, {1 / 24.0, 1 / 12.0, 1 / 6.0},
+                                    {1 / 24.0, -1 / 12.0, 1 / 6.0}, {0, 0, 1}};
+    const int t = _i == 0 ? 4 : 6; /* transformed tile side */
+    const double(*G)[3] = _i == 0 ? G2 : G4;
     struct cnn_conv2d p = {.c = 5, .oc = 3, .kh = 3, .kw = 3};
     lcg_state = 77u;
     float *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
-    size_t n = cnn_winograd_weights_floats(&p);
-    ck_assert_uint_eq(n, (size_t)16 * p.oc * p.c);
+    size_t n = _i == 0 ? cnn_winograd_weights_floats(&p) : cnn_winograd4_weights_floats(&p);
+    ck_assert_uint_eq(n, (size_t)t * t * p.oc * p.c);
     float *u = rand_buf(n, 100.0f);
-    cnn_winograd_transform_weights(u, w, &p);
+    if (_i == 0)
+        cnn_winograd_transform_weights(u, w, &p);
+    else
+        cnn_winograd4_transform_weights(u, w, &p);
     double err = 0.0;
     for (int oc = 0; oc < p.oc; oc++)
         for (int c = 0; c < p.c; c++)
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
+            for (int i = 0; i < t; i++)
+                for (int j = 0; j < t; j++) {
                     double s = 0.0;
                     for (int a = 0; a < 3; a++)
                         for (int bb = 0; bb < 3; bb++)
                             s += G[i][a] * w[((size_t)oc * p.c + c) * 9 + a * 3 + bb] * G[j][bb];
-                    float got = u[((size_t)(i * 4 + j) * p.oc + oc) * p.c + c];
+                    float got = u[((size_t)(i * t + j) * p.oc + oc) * p.c + c];
                     err = fmax(err, fabs(got - s));
                 }
     ck_assert_double_le(err, 1e-6);
@@ -418,6 +435,118 @@ START_TEST(test_conv2d_winograd_chunked_case_really_chunks)
 }
 END_TEST
 
+/* ---- Winograd F(4x4,3x3) --------------------------------------------------- */
+
+/* The F(4x4) forward on random data: out = act(conv + b + res), res NULL or laid out as
+ * out; split into `parts` pieces by tile rows (rows) or output channels (!rows), each piece
+ * with its own garbage scratch, as a worker team runs it. */
+static void wino4_forward(float *out, const float *res, const float *inp, const float *w,
+                          const float *b, const struct cnn_conv2d *p, int N, int parts, int rows)
+{
+    float *u = rand_buf(cnn_winograd4_weights_floats(p), 1.0f);
+    cnn_winograd4_transform_weights(u, w, p);
+    const int tiles = N * ((p->oh + 3) / 4), total = rows ? tiles : p->oc;
+    for (int k = 0; k < parts; k++) {
+        float *scratch = rand_buf(cnn_winograd4_scratch_floats(p, N), 100.0f);
+        int lo = total * k / parts, hi = total * (k + 1) / parts;
+        if (rows)
+            cnn_conv2d_winograd4_rows(out, res, inp, u, b, scratch, p, N, lo, hi);
+        else if (hi > lo)
+            cnn_conv2d_winograd4_channels(out, res, inp, u, b, scratch, p, N, lo, hi);
+        free(scratch);
+    }
+    free(u);
+}
+
+/* Max abs error of F(4x4) against the direct loops, printed per case; parts of 1 (whole),
+ * 3 by tile rows and 2 by channels must give the same answer.  Bound 2e-4 (F(2x2) keeps
+ * 1e-4): inputs and weights in [-1, 1], C <= 24, so |y| <= 9 * 24 = 216 and typically
+ * ~10; the transforms multiply by up to 8 (A^T) and 5 (B^T) and the float rounding of the
+ * 36 terms of each output with them; measured errors are 1-4e-6 (printed). */
+START_TEST(test_conv2d_winograd4_matches_direct_convolution)
+{
+    const struct conv_case *k = &wino_cases[_i];
+    lcg_state = 5000u + (unsigned)_i;
+    struct cnn_conv2d p = conv_params(k);
+    const int N = k->N;
+    size_t in_n = (size_t)p.c * N * p.h * p.w, out_n = (size_t)p.oc * N * p.oh * p.ow;
+    float *inp = rand_buf(in_n, 1.0f), *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
+    float *b = k->bias ? rand_buf((size_t)p.oc, 1.0f) : NULL;
+    float *out = rand_buf(out_n, 100.0f); /* garbage must be overwritten */
+    double *want = malloc(out_n * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    conv_ref(want, inp, w, b, &p, N);
+    static const int splits[3][2] = {{1, 1}, {3, 1}, {2, 0}};
+    for (int s = 0; s < 3; s++) {
+        for (size_t i = 0; i < out_n; i++)
+            out[i] = 1e4f;
+        wino4_forward(out, NULL, inp, w, b, &p, N, splits[s][0], splits[s][1]);
+        double e = max_abs_diff_ref(out, want, out_n);
+        printf("F(4x4) %-40s %d part(s) by %s: max abs err %.3e\n", k->name, splits[s][0],
+               splits[s][1] ? "rows" : "channels", e);
+        ck_assert_msg(e <= 2e-4, "%s: F(4x4) error %g", k->name, e);
+    }
+    free(inp);
+    free(w);
+    free(b);
+    free(out);
+    free(want);
+}
+END_TEST
+
+/* The residual epilogue: act(conv + b + res) against the direct loops plus res, with res a
+ * separate tensor and with res the output buffer itself (the session's in-place add). */
+START_TEST(test_conv2d_winograd4_residual_epilogue)
+{
+    const struct conv_case *k = &wino_cases[_i];
+    lcg_state = 6000u + (unsigned)_i;
+    struct cnn_conv2d p = conv_params(k);
+    const struct cnn_act_params act = p.act;
+    const int N = k->N;
+    size_t in_n = (size_t)p.c * N * p.h * p.w, out_n = (size_t)p.oc * N * p.oh * p.ow;
+    float *inp = rand_buf(in_n, 1.0f), *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
+    float *b = k->bias ? rand_buf((size_t)p.oc, 1.0f) : NULL, *res = rand_buf(out_n, 3.0f);
+    float *out = rand_buf(out_n, 100.0f);
+    double *want = malloc(out_n * sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    p.act = (struct cnn_act_params){CNN_ACT_NONE, 0, 0};
+    conv_ref(want, inp, w, b, &p, N);
+    for (size_t i = 0; i < out_n; i++)
+        want[i] = act_ref(want[i] + res[i], &act);
+    p.act = act;
+    wino4_forward(out, res, inp, w, b, &p, N, 2, 1);
+    double e1 = max_abs_diff_ref(out, want, out_n);
+    memcpy(out, res, out_n * sizeof *out);
+    wino4_forward(out, out, inp, w, b, &p, N, 1, 1);
+    double e2 = max_abs_diff_ref(out, want, out_n);
+    printf("F(4x4) + residual %-30s max abs err %.3e, in place %.3e\n", k->name, e1, e2);
+    ck_assert_msg(e1 <= 2e-4 && e2 <= 2e-4, "%s: %g %g", k->name, e1, e2);
+    free(inp);
+    free(w);
+    free(b);
+    free(res);
+    free(out);
+    free(want);
+}
+END_TEST
+
+/* Scratch holds V (36, C, T) and M (36, OC, T) of a chunk; the chunked case chunks. */
+START_TEST(test_conv2d_winograd4_chunks_and_scratch)
+{
+    for (int i = 0; i < N_WINO_CASES + 1; i++) {
+        struct cnn_conv2d p = i < N_WINO_CASES ? conv_params(&wino_cases[i]) : resnet_conv();
+        for (int N = 1; N <= 8; N += 7) {
+            size_t wn = cnn_winograd4_scratch_floats(&p, N), tw = ((size_t)p.ow + 3) / 4;
+            int rows = cnn_winograd4_chunk_rows(&p, N), th = (p.oh + 3) / 4;
+            ck_assert(rows >= 1 && rows <= N * th);
+            ck_assert(wn >= 36 * ((size_t)p.c + p.oc) * (size_t)rows * tw);
+            if (i < N_WINO_CASES && strstr(wino_cases[i].name, "chunked") && N == 8)
+                ck_assert_msg(rows < N * th && (N * th) % rows != 0, "%d of %d", rows, N * th);
+        }
+    }
+}
+END_TEST
+
 Suite *layers_conv_suite(void)
 {
     Suite *s = suite_create("layers_conv");
@@ -430,10 +559,13 @@ Suite *layers_conv_suite(void)
     tcase_add_loop_test(tc, test_conv2d_winograd_matches_direct_convolution, 0, N_WINO_CASES);
     tcase_add_loop_test(tc, test_conv2d_winograd_batch_of_3_equals_3_single_passes, 0,
                         N_WINO_CASES);
-    tcase_add_test(tc, test_winograd_weight_transform_is_g_g_gt);
+    tcase_add_loop_test(tc, test_winograd_weight_transform_is_g_g_gt, 0, 2);
     tcase_add_test(tc, test_conv2d_winograd_predicate_picks_resnet_3x3_only);
     tcase_add_test(tc, test_conv2d_winograd_scratch_covers_both_paths);
     tcase_add_test(tc, test_conv2d_winograd_chunked_case_really_chunks);
+    tcase_add_loop_test(tc, test_conv2d_winograd4_matches_direct_convolution, 0, N_WINO_CASES);
+    tcase_add_loop_test(tc, test_conv2d_winograd4_residual_epilogue, 0, N_WINO_CASES);
+    tcase_add_test(tc, test_conv2d_winograd4_chunks_and_scratch);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,56 @@
+/* Four-lane helpers shared by the Winograd kernels (internal: layer_winograd.c for F(2x2,3x3),
+ * layer_winograd4.c for F(4x4,3x3)).  The transforms process four tiles per vector with the
+ * GCC/clang vector extension; memcpy does the unaligned loads and stores. */
+#ifndef CNN_LAYER_WINOGRAD_H
+#define CNN_LAYER_WINOGRAD_H
+
+#include <string.h>
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+
+/* dst[0..n) = lanes of v (n <= 4); lane by lane for n < 4 (a copy loop here would become
+ * a memcpy call, which cost more than the transform itself on 14x14 layers). */
+static inline void wino_store_n(float *dst, v4f v, int n)
+{
+    if (n == 4) {
+        memcpy(dst, &v, sizeof v);
+        return;
+    }
+    if (n > 0)
+        dst[0] = v[0];
+    if (n > 1)
+        dst[1] = v[1];
+    if (n > 2)
+        dst[2] = v[2];
+}
+
+/* Lanes from src[0..n), zero beyond (n <= 4). */
+static inline v4f wino_load_n(const float *src, int n)
+{
+    v4f v = {0, 0, 0, 0};
+    if (n == 4) {
+        memcpy(&v, src, sizeof v);
+        return v;
+    }
+    if (n > 0)
+        v[0] = src[0];
+    if (n > 1)
+        v[1] = src[1];
+    if (n > 2)
+        v[2] = src[2];
+    return v;
+}
+
+static inline v4f wino_relu4(v4f x)
+{
+    const v4f zero = {0, 0, 0, 0};
+    return (v4f)((v4i)x & (x > zero)); /* lanes <= 0 (and NaN) become +0, as add_bias() */
+}
+
+static inline size_t wino_round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+#endif
