@@ -13,6 +13,7 @@
 #include "train_driver.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,6 +408,9 @@ void job_run(struct jobs *j, struct job *job)
     cnn_train_driver_destroy(rn.drv);
     cnn_dataset_destroy(rn.d);
     free(rn.classes);
+    /* the trainer's freed pages back to the system before the job is seen as finished
+     * (the free chunks between live blocks; see tune_malloc in main.c) */
+    malloc_trim(0);
     pthread_mutex_lock(&j->mu);
     job->version = version;
     snprintf(job->error, sizeof job->error, "%s", state == JOB_SUCCEEDED ? "" : msg);

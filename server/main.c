@@ -93,6 +93,23 @@ static int drain(struct app *app, struct listener *http, const sigset_t *set, in
     }
 }
 
+/* glibc malloc, set on purpose (docs/server.md, "Memory").  By default glibc raises its
+ * mmap threshold to the largest block freed so far (up to 32 MiB) and its trim threshold to
+ * twice that: after the first fine-tune job the trainer's MB-sized buffers came from the job
+ * thread's arena, whose free top malloc_trim leaves alone, and RSS stepped up by ~3.6 MB
+ * (the 10-minute soak).  Fixed thresholds: blocks >= 1 MiB (session blocks, trainer buffers)
+ * get their own mappings, unmapped on free; an arena's free top over 256 KiB is trimmed.
+ * An operator's GLIBC_TUNABLES glibc.malloc.* or MALLOC_*_ variable wins. */
+static void tune_malloc(void)
+{
+    const char *t = getenv("GLIBC_TUNABLES");
+    if ((t && strstr(t, "glibc.malloc.")) || getenv("MALLOC_MMAP_THRESHOLD_") ||
+        getenv("MALLOC_TRIM_THRESHOLD_"))
+        return;
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 10);
+}
+
 /* Config from file, environment and flags, then logging.  -1 to go on, else the exit code
  * (0 after --help / --version, 2 on a bad config). */
 static int setup_config(struct config *cfg, int argc, char **argv)
@@ -276,6 +293,7 @@ int main(int argc, char **argv)
 {
     cnn_gemm_reexec_if_generic(argv);
     main_thread = pthread_self();
+    tune_malloc();
 
     static struct config cfg;
     int rc = setup_config(&cfg, argc, argv);
