@@ -7,13 +7,13 @@
 #include "fsroot.h"
 #include "jobs_internal.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "publish.h"
 #include "registry.h"
 #include "train_driver.h"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,9 +408,7 @@ void job_run(struct jobs *j, struct job *job)
     cnn_train_driver_destroy(rn.drv);
     cnn_dataset_destroy(rn.d);
     free(rn.classes);
-    /* the trainer's freed pages back to the system before the job is seen as finished
-     * (the free chunks between live blocks; see tune_malloc in main.c) */
-    malloc_trim(0);
+    memtrim_thread(); /* the trainer's memory back before the job is seen as finished */
     pthread_mutex_lock(&j->mu);
     job->version = version;
     snprintf(job->error, sizeof job->error, "%s", state == JOB_SUCCEEDED ? "" : msg);

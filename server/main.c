@@ -13,13 +13,13 @@
 #include "jobs.h"
 #include "listener.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "publish.h"
 #include "explain_pool.h"
 #include "registry.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -91,23 +91,6 @@ static int drain(struct app *app, struct listener *http, const sigset_t *set, in
             return 1;
         }
     }
-}
-
-/* glibc malloc, set on purpose (docs/server.md, "Memory").  By default glibc raises its
- * mmap threshold to the largest block freed so far (up to 32 MiB) and its trim threshold to
- * twice that: after the first fine-tune job the trainer's MB-sized buffers came from the job
- * thread's arena, whose free top malloc_trim leaves alone, and RSS stepped up by ~3.6 MB
- * (the 10-minute soak).  Fixed thresholds: blocks >= 1 MiB (session blocks, trainer buffers)
- * get their own mappings, unmapped on free; an arena's free top over 256 KiB is trimmed.
- * An operator's GLIBC_TUNABLES glibc.malloc.* or MALLOC_*_ variable wins. */
-static void tune_malloc(void)
-{
-    const char *t = getenv("GLIBC_TUNABLES");
-    if ((t && strstr(t, "glibc.malloc.")) || getenv("MALLOC_MMAP_THRESHOLD_") ||
-        getenv("MALLOC_TRIM_THRESHOLD_"))
-        return;
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 10);
 }
 
 /* Config from file, environment and flags, then logging.  -1 to go on, else the exit code
@@ -283,7 +266,7 @@ static int wait_for_stop(struct app *app, const sigset_t *set)
         }
         if (registry_freed_count(app->reg) != freed) {
             freed = registry_freed_count(app->reg);
-            malloc_trim(0);
+            memtrim_all();
         }
     }
     return sig;
@@ -293,7 +276,7 @@ int main(int argc, char **argv)
 {
     cnn_gemm_reexec_if_generic(argv);
     main_thread = pthread_self();
-    tune_malloc();
+    memtrim_setup(); /* before any thread of ours allocates */
 
     static struct config cfg;
     int rc = setup_config(&cfg, argc, argv);
