@@ -7,6 +7,7 @@
 #include "fsroot.h"
 #include "jobs_internal.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "publish.h"
 #include "registry.h"
@@ -407,6 +408,7 @@ void job_run(struct jobs *j, struct job *job)
     cnn_train_driver_destroy(rn.drv);
     cnn_dataset_destroy(rn.d);
     free(rn.classes);
+    memtrim_thread(); /* the trainer's memory back before the job is seen as finished */
     pthread_mutex_lock(&j->mu);
     job->version = version;
     snprintf(job->error, sizeof job->error, "%s", state == JOB_SUCCEEDED ? "" : msg);

@@ -1,6 +1,6 @@
 /* One listener's daemon and the life of a request on it (see the DESIGN note in
- * listener.h): first call (auth, Host, framing, route, limits), body buffering, handler,
- * resume after the batcher, reply, completion (access log, metrics, release, free). */
+ * listener.h): first call (header size, auth, Host, framing, route, limits), body buffering,
+ * handler, resume after the batcher, reply, completion (access log, metrics, release, free). */
 #include "listener.h"
 
 #include "log.h"
@@ -28,6 +28,16 @@ struct listener {
     MHD_socket quiesced; /* the listen socket after listener_quiesce, closed by listener_stop */
     int port;
 };
+
+/* Request headers (request line included) past HEADER_MAX_BYTES are answered 431 with JSON
+ * here: 32 KiB, about what libmicrohttpd's default 32 KiB pool let through, so nothing
+ * accepted before is refused.  libmicrohttpd keeps a connection's headers in its
+ * per-connection pool and answers 431 itself, with HTML, when they do not fit: the pool is
+ * POOL_BYTES, so that happens only past about 62 KiB.  Each kept-alive connection holds its
+ * whole pool (libmicrohttpd zeroes it between requests; 64.6 kB of RSS measured): 64 KiB x
+ * connection_limit (default 1024) = 64 MiB at most. */
+#define HEADER_MAX_BYTES (32 * 1024)
+#define POOL_BYTES (64 * 1024)
 
 static int64_t now_ns(void)
 {
@@ -229,6 +239,14 @@ static enum MHD_Result begin(struct listener *l, struct MHD_Connection *conn, co
         atomic_fetch_add_explicit(l->cfg.in_flight, 1, memory_order_relaxed);
     *con_cls = r;
 
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (ci && ci->header_size > HEADER_MAX_BYTES) {
+        r->close = 1;
+        http_reply_error(r, 431, "request headers of %zu bytes exceed the limit of %d",
+                         ci->header_size, HEADER_MAX_BYTES);
+        return queue_reply(r);
+    }
     if (l->cfg.auth && l->cfg.auth(l->cfg.auth_arg, r, url) != 0) {
         r->auth_refused = 1;
         return queue_reply(r);
@@ -442,6 +460,7 @@ struct listener *listener_start(struct app *app, const struct listener_config *c
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->connection_limit,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->per_ip_limit,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_BYTES,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_END);
     if (!l->d) {
         free(l);

@@ -5,7 +5,8 @@
  *
  * DESIGN: every callback here runs on one of the listener's MHD pool threads.  A request
  * is made on the first access-handler call (headers read), and before any body byte is
- * buffered: the auth hook (401 + WWW-Authenticate), field syntax (whitespace in a name or
+ * buffered: the header block's size (over 32 KiB -> 431, closes the connection), the auth
+ * hook (401 + WWW-Authenticate), field syntax (whitespace in a name or
  * before its colon, obs-fold -> 400), Host (exactly one in HTTP/1.1, else 400), framing
  * (Transfer-Encoding with Content-Length, two Content-Lengths or a bad one -> 400, a
  * Transfer-Encoding other than chunked -> 501; every one of these closes the connection),

@@ -13,13 +13,13 @@
 #include "jobs.h"
 #include "listener.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "publish.h"
 #include "explain_pool.h"
 #include "registry.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -267,7 +267,7 @@ static int wait_for_stop(struct app *app, const sigset_t *set)
         }
         if (registry_freed_count(app->reg) != freed) {
             freed = registry_freed_count(app->reg);
-            malloc_trim(0);
+            memtrim_all();
         }
     }
     return sig;
@@ -277,6 +277,7 @@ int main(int argc, char **argv)
 {
     cnn_gemm_reexec_if_generic(argv);
     main_thread = pthread_self();
+    memtrim_setup(); /* before any thread of ours allocates */
 
     static struct config cfg;
     int rc = setup_config(&cfg, argc, argv);

@@ -30,6 +30,7 @@
 #include "registry.h"
 
 #include "log.h"
+#include "memtrim.h"
 #include "registry_internal.h"
 
 #include <assert.h>
@@ -56,7 +57,9 @@ void registry_unref_locked(struct registry *r, struct ventry *ve)
 static void free_version(struct ventry *ve)
 {
     batcher_destroy(ve->pub.batcher); /* drains: every queued item gets done() */
+    memtrim_begin(); /* the model's memory back, whichever thread's arena it is in */
     cnn_model_destroy(ve->model);
+    memtrim_end();
     log_info("model version freed name=%s version=%d", ve->name, ve->pub.version);
     free(ve);
 }

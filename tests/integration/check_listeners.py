@@ -80,6 +80,12 @@ def req(t, method, path, headers=(), body=b"", host=True, version="HTTP/1.1", fi
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def pad_headers(t, total, close=True):
+    """A GET whose header block (request line to the empty line) is exactly total bytes."""
+    base = len(req(t, "GET", t["get"], ["X-Pad: "], close=close))
+    return req(t, "GET", t["get"], ["X-Pad: " + "a" * (total - base)], close=close)
+
+
 def chunked(data, size=16384):
     out = b""
     for i in range(0, len(data), size):
@@ -145,8 +151,14 @@ CASES = [
      big_chunked, "json"),
     ("a header line without a colon (RFC 9112 5.1)", 400,
      lambda t: req(t, "GET", t["get"], ["NoColonHere"]), "mhd"),
-    ("64 KiB of request headers, over libmicrohttpd's 32 KiB pool (RFC 6585 5)", 431,
+    ("64 KiB of request headers, over libmicrohttpd's 64 KiB pool (RFC 6585 5)", 431,
      lambda t: req(t, "GET", t["get"], ["X-Big: " + "a" * 65536]), "mhd"),
+    ("32 KiB of request headers, request line included: at cnnd's limit", 200,
+     lambda t: pad_headers(t, 32768), "ok"),
+    ("one byte over cnnd's 32 KiB of request headers (RFC 6585 5)", 431,
+     lambda t: pad_headers(t, 32769, close=False), "json close"),
+    ("48 KiB of request headers: cnnd's 431, under libmicrohttpd's pool (RFC 6585 5)", 431,
+     lambda t: pad_headers(t, 48 * 1024, close=False), "json close"),
     ("Transfer-Encoding gzip (a coding cnnd does not implement; RFC 9112 6.1)", 501,
      lambda t: post(t, ["Transfer-Encoding: gzip"], b"x", False), "json close"),
     ("Transfer-Encoding gzip, chunked (RFC 9112 6.1)", 501,

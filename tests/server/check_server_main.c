@@ -11,7 +11,7 @@
 
 #define SUITES(X)                                                                                  \
     X(batcher) X(registry) X(registry_scan) X(registry_pin) X(config) X(http) X(infer)          \
-        X(metrics) X(admin_auth) X(safepath) X(job_spec) X(jobs)
+        X(metrics) X(admin_auth) X(safepath) X(job_spec) X(jobs) X(memtrim)
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
 
