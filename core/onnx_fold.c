@@ -43,13 +43,14 @@ int onnx_op_constant(struct onnx_ctx *c, const Onnx__NodeProto *n)
 int onnx_const_reshaped(struct onnx_ctx *c, const struct onnx_tensor *t, int nd,
                         const int64_t *dims)
 {
+    size_t count; /* checked before allocating: the shape may ask for billions */
+    if (onnx_dims_count(nd, dims, &count, c->err))
+        return onnx_err_code(c);
+    if (count != t->count)
+        return onnx_node_err(c, CNN_EFORMAT, "shape does not match %zu values", t->count);
     struct onnx_tensor *o = onnx_tensor_new(t->is_int, nd, dims, c->err);
     if (!o)
         return onnx_err_code(c);
-    if (o->count != t->count) {
-        onnx_tensor_free(o);
-        return onnx_node_err(c, CNN_EFORMAT, "shape does not match %zu values", t->count);
-    }
     if (t->is_int)
         memcpy(o->i, t->i, t->count * sizeof *o->i);
     else

@@ -67,6 +67,8 @@ struct onnx_ctx {
 
 /* ---- onnx_tensor.c ---- */
 void onnx_tensor_free(struct onnx_tensor *t);
+/* *count = the product of dims (rank, each dim and the product checked, nothing allocated). */
+int onnx_dims_count(int ndims, const int64_t *dims, size_t *count, struct cnn_err *err);
 /* New tensor of the given shape with zeroed values (is_int picks i or f). */
 struct onnx_tensor *onnx_tensor_new(int is_int, int ndims, const int64_t *dims,
                                     struct cnn_err *err);

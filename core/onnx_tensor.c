@@ -15,26 +15,29 @@ void onnx_tensor_free(struct onnx_tensor *t)
     free(t);
 }
 
+int onnx_dims_count(int ndims, const int64_t *dims, size_t *count, struct cnn_err *err)
+{
+    if (ndims < 0 || ndims > CNN_ONNX_MAX_DIMS)
+        return cnn_err_set(err, CNN_EFORMAT, "onnx: tensor of rank %d (at most %d)", ndims,
+                           CNN_ONNX_MAX_DIMS);
+    *count = 1;
+    for (int k = 0; k < ndims; k++) {
+        if (dims[k] < 0 || dims[k] > ONNX_MAX_TENSOR_FLOATS)
+            return cnn_err_set(err, CNN_EFORMAT, "onnx: tensor dim %lld out of range",
+                               (long long)dims[k]);
+        if (dims[k] && *count > ONNX_MAX_TENSOR_FLOATS / (size_t)dims[k])
+            return cnn_err_set(err, CNN_ELIMIT, "onnx: tensor of more than %u elements",
+                               ONNX_MAX_TENSOR_FLOATS);
+        *count *= (size_t)dims[k];
+    }
+    return 0;
+}
+
 struct onnx_tensor *onnx_tensor_new(int is_int, int ndims, const int64_t *dims, struct cnn_err *err)
 {
-    if (ndims < 0 || ndims > CNN_ONNX_MAX_DIMS) {
-        cnn_err_set(err, CNN_EFORMAT, "onnx: tensor of rank %d (at most %d)", ndims,
-                    CNN_ONNX_MAX_DIMS);
+    size_t count;
+    if (onnx_dims_count(ndims, dims, &count, err))
         return NULL;
-    }
-    size_t count = 1;
-    for (int k = 0; k < ndims; k++) {
-        if (dims[k] < 0 || dims[k] > ONNX_MAX_TENSOR_FLOATS) {
-            cnn_err_set(err, CNN_EFORMAT, "onnx: tensor dim %lld out of range", (long long)dims[k]);
-            return NULL;
-        }
-        if (dims[k] && count > ONNX_MAX_TENSOR_FLOATS / (size_t)dims[k]) {
-            cnn_err_set(err, CNN_ELIMIT, "onnx: tensor of more than %u elements",
-                        ONNX_MAX_TENSOR_FLOATS);
-            return NULL;
-        }
-        count *= (size_t)dims[k];
-    }
     struct onnx_tensor *t = calloc(1, sizeof *t);
     size_t elem = is_int ? sizeof(int64_t) : sizeof(float);
     void *data = t ? calloc(count ? count : 1, elem) : NULL;
@@ -65,23 +68,18 @@ static int64_t le_int(const uint8_t *p, int bytes)
     return (int64_t)v;
 }
 
-/* Copies raw little-endian data of type dt into t (count elements, size checked). */
-static int from_raw(struct onnx_tensor *t, int dt, const ProtobufCBinaryData *raw, const char *who,
-                    struct cnn_err *err)
+/* Copies raw little-endian data of type dt into t (its size checked by the caller). */
+static void from_raw(struct onnx_tensor *t, int dt, const ProtobufCBinaryData *raw)
 {
     size_t elem =
         dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32
             ? 4
             : 8;
-    if (raw->len / elem != t->count || raw->len % elem)
-        return cnn_err_set(err, CNN_EFORMAT,
-                           "onnx: tensor '%s': raw_data has %zu bytes, its dims need %zu", who,
-                           raw->len, t->count * elem);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) { /* the common case, as stored */
         if (raw->len)
             memcpy(t->f, raw->data, raw->len);
-        return 0;
+        return;
     }
 #endif
     for (size_t k = 0; k < t->count; k++) {
@@ -98,20 +96,20 @@ static int from_raw(struct onnx_tensor *t, int dt, const ProtobufCBinaryData *ra
             t->i[k] = le_int(p, (int)elem);
         }
     }
-    return 0;
 }
 
-/* Copies the typed repeated field of tp into t (count checked). */
-static int from_fields(struct onnx_tensor *t, int dt, const Onnx__TensorProto *tp, const char *who,
-                       struct cnn_err *err)
+/* Values of type dt in tp's typed repeated field. */
+static size_t stored_values(int dt, const Onnx__TensorProto *tp)
 {
-    size_t have = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? tp->n_float_data
-                  : dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? tp->n_double_data
-                  : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32  ? tp->n_int32_data
-                                                                : tp->n_int64_data;
-    if (have != t->count)
-        return cnn_err_set(err, CNN_EFORMAT, "onnx: tensor '%s': %zu values, its dims need %zu",
-                           who, have, t->count);
+    return dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? tp->n_float_data
+           : dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? tp->n_double_data
+           : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32  ? tp->n_int32_data
+                                                         : tp->n_int64_data;
+}
+
+/* Copies the typed repeated field of tp into t (its count checked by the caller). */
+static void from_fields(struct onnx_tensor *t, int dt, const Onnx__TensorProto *tp)
+{
     for (size_t k = 0; k < t->count; k++) {
         if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
             t->f[k] = tp->float_data[k];
@@ -122,7 +120,6 @@ static int from_fields(struct onnx_tensor *t, int dt, const Onnx__TensorProto *t
         else
             t->i[k] = tp->int64_data[k];
     }
-    return 0;
 }
 
 int onnx_tensor_decode(const Onnx__TensorProto *tp, const char *who, struct onnx_tensor **out,
@@ -149,15 +146,27 @@ int onnx_tensor_decode(const Onnx__TensorProto *tp, const char *who, struct onnx
                            tp->n_dims, CNN_ONNX_MAX_DIMS);
     int is_int =
         dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 || dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    /* Counted before allocating: a few bytes of dims must not make a huge empty tensor. */
+    size_t count, elem = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+                                 dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32
+                             ? 4
+                             : 8;
+    if (onnx_dims_count((int)tp->n_dims, tp->dims, &count, err))
+        return err ? err->code : CNN_EFORMAT;
+    if (tp->has_raw_data && tp->raw_data.len != count * elem)
+        return cnn_err_set(err, CNN_EFORMAT,
+                           "onnx: tensor '%s': raw_data has %zu bytes, its dims need %zu", who,
+                           tp->raw_data.len, count * elem);
+    if (!tp->has_raw_data && stored_values(dt, tp) != count)
+        return cnn_err_set(err, CNN_EFORMAT, "onnx: tensor '%s': %zu values, its dims need %zu",
+                           who, stored_values(dt, tp), count);
     struct onnx_tensor *t = onnx_tensor_new(is_int, (int)tp->n_dims, tp->dims, err);
     if (!t)
         return err ? err->code : CNN_EFORMAT;
-    int rc = tp->has_raw_data ? from_raw(t, dt, &tp->raw_data, who, err)
-                              : from_fields(t, dt, tp, who, err);
-    if (rc) {
-        onnx_tensor_free(t);
-        return rc;
-    }
+    if (tp->has_raw_data)
+        from_raw(t, dt, &tp->raw_data);
+    else
+        from_fields(t, dt, tp);
     *out = t;
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -14,45 +15,61 @@ extern void *__libc_memalign(size_t, size_t);
 extern void __libc_free(void *);
 
 static atomic_long calls;
+static atomic_size_t largest; /* bytes of the largest request since the last reset */
 
 long alloc_counter_calls(void)
 {
     return atomic_load(&calls);
 }
 
-void *malloc(size_t n)
+size_t alloc_counter_largest(int reset)
+{
+    return reset ? atomic_exchange(&largest, 0) : atomic_load(&largest);
+}
+
+static void count(size_t bytes)
 {
     atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+    size_t was = atomic_load_explicit(&largest, memory_order_relaxed);
+    while (bytes > was &&
+           !atomic_compare_exchange_weak_explicit(&largest, &was, bytes, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+void *malloc(size_t n)
+{
+    count(n);
     return __libc_malloc(n);
 }
 
 void *calloc(size_t a, size_t b)
 {
-    atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+    count(b && a > SIZE_MAX / b ? SIZE_MAX : a * b);
     return __libc_calloc(a, b);
 }
 
 void *realloc(void *p, size_t n)
 {
-    atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+    count(n);
     return __libc_realloc(p, n);
 }
 
 void *aligned_alloc(size_t align, size_t n)
 {
-    atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+    count(n);
     return __libc_memalign(align, n);
 }
 
 void *memalign(size_t align, size_t n)
 {
-    atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+    count(n);
     return __libc_memalign(align, n);
 }
 
 int posix_memalign(void **out, size_t align, size_t n)
 {
-    atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+    count(n);
     void *p = __libc_memalign(align, n);
     if (!p)
         return ENOMEM;

@@ -3,6 +3,7 @@
  * initializer, an unknown op, raw_data size mismatch, external data, 10,000 nodes, deeply
  * nested subgraphs, a dangling input, garbage, a non-NCHW input, negative dims), and every
  * truncation of a valid file; run under ASan by `make san`. */
+#include "alloc_counter.h"
 #include "onnx.h"
 #include "test_onnx.h"
 
@@ -186,6 +187,31 @@ START_TEST(test_truncated_at_every_offset_rejected)
 }
 END_TEST
 
+/* A 331-byte file found by the onnx fuzzer (tests/fuzz/crashes/onnx/oom-88ec48d0...): a
+ * Reshape of 6 constant values to a shape of ~790 M elements.  It must be refused from the
+ * counts, before a tensor of that shape is allocated (it took 3.2 GB before).  The allocation
+ * bound is checked where the counting allocator is linked (not under sanitizers). */
+START_TEST(test_huge_folded_shape_refused_before_allocating)
+{
+    FILE *f = fopen("tests/fuzz/crashes/onnx/oom-88ec48d00b27f937fc283ecab789b8cca1b35b96", "rb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t buf[4096];
+    size_t size = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    ck_assert_uint_eq(size, 331);
+    if (alloc_counter_largest)
+        alloc_counter_largest(1);
+    struct cnn_err err = {0};
+    struct cnn_model *m = NULL;
+    int rc = cnn_onnx_load_mem(buf, size, NULL, 0, &m, &err);
+    ck_assert_msg(rc == CNN_EFORMAT && !m, "rc %d (%s)", rc, err.msg);
+    ck_assert_msg(strstr(err.msg, "shape does not match 6 values"), "message '%s'", err.msg);
+    if (alloc_counter_largest)
+        ck_assert_msg(alloc_counter_largest(0) < ((size_t)64 << 20),
+                      "largest allocation %zu bytes", alloc_counter_largest(0));
+}
+END_TEST
+
 Suite *onnx_hostile_suite(void)
 {
     Suite *s = suite_create("onnx_hostile");
@@ -193,6 +219,7 @@ Suite *onnx_hostile_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_hostile_file_rejected_with_clear_error, 0, N_HOSTILE);
     tcase_add_test(tc, test_truncated_at_every_offset_rejected);
+    tcase_add_test(tc, test_huge_folded_shape_refused_before_allocating);
     suite_add_tcase(s, tc);
     return s;
 }
