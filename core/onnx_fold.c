@@ -14,7 +14,9 @@ int onnx_op_constant(struct onnx_ctx *c, const Onnx__NodeProto *n)
     struct onnx_tensor *t = NULL;
     int rc;
     if (a && a->t) {
-        if ((rc = onnx_tensor_decode(a->t, n->output[0], &t, c->err)))
+        /* named by its output; a node without one is refused by onnx_set_const */
+        const char *who = n->n_output && n->output[0] ? n->output[0] : "(no output)";
+        if ((rc = onnx_tensor_decode(a->t, who, &t, c->err)))
             return rc;
         return onnx_set_const(c, 0, t);
     }
