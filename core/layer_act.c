@@ -3,6 +3,7 @@
  * pooling.  All tensors are (C, N, ...) as described in layer.h.  Then the act row of the
  * layer-kind table (layer_kind.h). */
 #include "grad.h"
+#include "grad_simd.h"
 #include "layer.h"
 #include "layer_kind.h"
 #include "train_internal.h"
@@ -11,46 +12,82 @@
 #include <stddef.h>
 #include <string.h>
 
-void cnn_act_apply(float *x, size_t n, const struct cnn_act_params *act)
+/* One activation on four lanes: the scalar act_one() below lane by lane, without branches
+ * (-O2 turns the scalar selects into branches, which mispredict on real activations: about
+ * half of a ReLU's inputs are negative, in no order).  NaN goes where act_one() sends it. */
+static grad_v4f act_four(grad_v4f v, const struct cnn_act_params *act)
+{
+    const grad_v4f zero = grad_splat4(0.0f), one = grad_splat4(1.0f);
+    const grad_v4f a = grad_splat4(act->alpha), b = grad_splat4(act->beta);
+    grad_v4f t;
+    switch (act->kind) {
+    case CNN_ACT_RELU:
+        return (grad_v4f)((grad_v4i)v & (v > zero)); /* lanes <= 0 and NaN become +0 */
+    case CNN_ACT_LEAKY_RELU:
+        return grad_select4(v > zero, v, a * v);
+    case CNN_ACT_CLIP:
+        return grad_select4(v < a, a, grad_select4(v > b, b, v));
+    case CNN_ACT_HARD_SIGMOID:
+        t = a * v + b;
+        return grad_select4(t < zero, zero, grad_select4(t > one, one, t));
+    case CNN_ACT_HARD_SWISH:
+        t = v * grad_splat4(1.0f / 6.0f) + grad_splat4(0.5f);
+        return v * grad_select4(t < zero, zero, grad_select4(t > one, one, t));
+    case CNN_ACT_NONE:
+    case CNN_ACT_SIGMOID:
+    case CNN_ACT_TANH:
+    case CNN_ACT_COUNT:
+        break;
+    }
+    return v; /* not reached: cnn_act_apply() runs these kinds lane by lane */
+}
+
+static float act_one(float x, const struct cnn_act_params *act)
 {
     const float a = act->alpha, b = act->beta;
+    float t;
     switch (act->kind) {
     case CNN_ACT_NONE:
     case CNN_ACT_COUNT:
-        break;
+        return x;
     case CNN_ACT_RELU:
-        for (size_t i = 0; i < n; i++)
-            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
+        return x > 0.0f ? x : 0.0f;
     case CNN_ACT_LEAKY_RELU:
-        for (size_t i = 0; i < n; i++)
-            x[i] = x[i] > 0.0f ? x[i] : a * x[i];
-        break;
+        return x > 0.0f ? x : a * x;
     case CNN_ACT_CLIP:
-        for (size_t i = 0; i < n; i++)
-            x[i] = x[i] < a ? a : (x[i] > b ? b : x[i]);
-        break;
+        return x < a ? a : (x > b ? b : x);
     case CNN_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++)
-            x[i] = 1.0f / (1.0f + expf(-x[i]));
-        break;
+        return 1.0f / (1.0f + expf(-x));
     case CNN_ACT_TANH:
-        for (size_t i = 0; i < n; i++)
-            x[i] = tanhf(x[i]);
-        break;
+        return tanhf(x);
     case CNN_ACT_HARD_SIGMOID: /* NaN stays NaN: the comparisons are false */
-        for (size_t i = 0; i < n; i++) {
-            const float t = a * x[i] + b;
-            x[i] = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
-        }
-        break;
+        t = a * x + b;
+        return t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
     case CNN_ACT_HARD_SWISH:
-        for (size_t i = 0; i < n; i++) {
-            const float t = x[i] * (1.0f / 6.0f) + 0.5f;
-            x[i] *= t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
-        }
-        break;
+        t = x * (1.0f / 6.0f) + 0.5f;
+        return x * (t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t));
     }
+    return x;
+}
+
+/* The piecewise-linear kinds, which act_four() runs four lanes at a time. */
+static int act_is_linear_pieces(enum cnn_act k)
+{
+    return k == CNN_ACT_RELU || k == CNN_ACT_LEAKY_RELU || k == CNN_ACT_CLIP ||
+           k == CNN_ACT_HARD_SIGMOID || k == CNN_ACT_HARD_SWISH;
+}
+
+void cnn_act_apply(float *x, size_t n, const struct cnn_act_params *act)
+{
+    if (act->kind == CNN_ACT_NONE)
+        return;
+    size_t i = 0;
+    if (act_is_linear_pieces(act->kind)) {
+        for (; i + 4 <= n; i += 4)
+            grad_store4(x + i, act_four(grad_load4(x + i), act));
+    }
+    for (; i < n; i++)
+        x[i] = act_one(x[i], act);
 }
 
 void cnn_scale_shift_forward(float *out, const float *inp, const float *scale, const float *shift,
@@ -71,21 +108,32 @@ void cnn_add_forward(float *out, const float *const *inputs, int n_inputs, size_
 {
     if (n_inputs <= 0)
         return;
+    /* out may be inputs[0] (the session runs add in place): each lane reads its own index
+     * before writing it, so four lanes at a time stay correct. */
+    const int relu = act->kind == CNN_ACT_RELU; /* the common case, fused into the last pass */
+    const grad_v4f zero = grad_splat4(0.0f);
+    const int passes = n_inputs > 1 ? n_inputs - 1 : 1; /* out = in0 + in1, out += in2, ... */
     const float *a = inputs[0];
-    if (n_inputs == 1) {
-        for (size_t i = 0; i < count; i++)
-            out[i] = a[i];
-    } else {
-        const float *b = inputs[1];
-        for (size_t i = 0; i < count; i++)
-            out[i] = a[i] + b[i];
-        for (int k = 2; k < n_inputs; k++) {
-            const float *x = inputs[k];
-            for (size_t i = 0; i < count; i++)
-                out[i] += x[i];
+    for (int k = 0; k < passes; k++) {
+        const float *b = n_inputs > 1 ? inputs[k + 1] : NULL;
+        const int relu_here = relu && k == passes - 1;
+        size_t i = 0;
+        for (; i + 4 <= count; i += 4) {
+            grad_v4f v = grad_load4(a + i);
+            if (b)
+                v += grad_load4(b + i);
+            if (relu_here)
+                v = (grad_v4f)((grad_v4i)v & (v > zero));
+            grad_store4(out + i, v);
         }
+        for (; i < count; i++) {
+            const float v = b ? a[i] + b[i] : a[i];
+            out[i] = relu_here ? act_one(v, act) : v;
+        }
+        a = out;
     }
-    cnn_act_apply(out, count, act);
+    if (!relu)
+        cnn_act_apply(out, count, act);
 }
 
 void cnn_softmax_forward(float *out, const float *inp, int K, int N)

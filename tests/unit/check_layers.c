@@ -287,10 +287,19 @@ START_TEST(test_dilated_maxpool_matches_direct_taps)
     /* clang-format on */
     for (int t = 0; t < (int)(sizeof cases / sizeof cases[0]); t++) {
         const int N = 2;
-        struct cnn_pool2d p = {.c = 3, .h = cases[t].h, .w = cases[t].w, .kh = cases[t].kh,
-                               .kw = cases[t].kw, .sh = cases[t].sh, .sw = cases[t].sw,
-                               .dh = cases[t].dh, .dw = cases[t].dw, .pad_t = cases[t].pt,
-                               .pad_l = cases[t].pl, .pad_b = cases[t].pb, .pad_r = cases[t].pr,
+        struct cnn_pool2d p = {.c = 3,
+                               .h = cases[t].h,
+                               .w = cases[t].w,
+                               .kh = cases[t].kh,
+                               .kw = cases[t].kw,
+                               .sh = cases[t].sh,
+                               .sw = cases[t].sw,
+                               .dh = cases[t].dh,
+                               .dw = cases[t].dw,
+                               .pad_t = cases[t].pt,
+                               .pad_l = cases[t].pl,
+                               .pad_b = cases[t].pb,
+                               .pad_r = cases[t].pr,
                                .ceil_mode = cases[t].ceil};
         struct cnn_err err = {0};
         ck_assert_msg(cnn_pool2d_shape(&p, &err) == 0, "case %d: %s", t, err.msg);
@@ -387,6 +396,90 @@ START_TEST(test_every_activation_matches_its_formula)
         check_close(name, x, want, n);
         free(x);
     }
+}
+END_TEST
+
+/* cnn_act_apply runs four lanes at a time and the last n % 4 values one by one: the same
+ * special value gives the same bits in a lane and in the tail, and what the definition says:
+ * NaN stays NaN except through ReLU (x > 0 is false: +0), -0 leaves ReLU as +0, +-inf as
+ * act_ref has it. */
+START_TEST(test_activation_special_values_same_in_lanes_and_tail)
+{
+    static const struct cnn_act_params acts[] = {
+        {CNN_ACT_RELU, 0, 0},       {CNN_ACT_LEAKY_RELU, 0.1f, 0},
+        {CNN_ACT_CLIP, 0, 6},       {CNN_ACT_HARD_SIGMOID, 0.2f, 0.5f},
+        {CNN_ACT_HARD_SWISH, 0, 0}, {CNN_ACT_SIGMOID, 0, 0},
+        {CNN_ACT_TANH, 0, 0},       {CNN_ACT_NONE, 0, 0},
+    };
+    const float special[] = {NAN, -0.0f, 0.0f, INFINITY, -INFINITY, -2.5f, 7.0f};
+    enum { K = sizeof special / sizeof special[0], N = 13 }; /* lanes 0..11, tail 12 */
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        for (int k = 0; k < K; k++) {
+            float y[N];
+            for (int i = 0; i < N; i++)
+                y[i] = 0.5f;
+            y[1] = y[N - 1] = special[k];
+            cnn_act_apply(y, N, &acts[a]);
+            const char *name = cnn_act_name(acts[a].kind);
+            ck_assert_msg(memcmp(&y[1], &y[N - 1], sizeof(float)) == 0,
+                          "%s(%g): a lane gives %g, the tail %g", name, (double)special[k],
+                          (double)y[1], (double)y[N - 1]);
+            if (isnan(special[k])) {
+                if (acts[a].kind == CNN_ACT_RELU)
+                    ck_assert_msg(y[1] == 0.0f && !signbit(y[1]), "relu(NaN) = %g", (double)y[1]);
+                else
+                    ck_assert_msg(isnan(y[1]), "%s(NaN) = %g", name, (double)y[1]);
+            } else if (special[k] == 0.0f && acts[a].kind == CNN_ACT_RELU) {
+                ck_assert_msg(y[1] == 0.0f && !signbit(y[1]), "relu(%g) = -0", (double)special[k]);
+            } else {
+                const double want = act_ref(special[k], &acts[a]); /* hard swish(-inf): NaN */
+                ck_assert_msg(isnan(want) ? isnan(y[1])
+                                          : y[1] == (float)want || fabs(y[1] - want) < 1e-6,
+                              "%s(%g) = %g, want %g", name, (double)special[k], (double)y[1], want);
+            }
+        }
+    }
+}
+END_TEST
+
+/* The add's vector lanes and its tail, with 1, 2 and 5 inputs, in place and not. */
+START_TEST(test_add_any_count_of_inputs_lanes_and_tail)
+{
+    lcg_state = 7100u;
+    const size_t n = 4 * 9 + 3;
+    const struct cnn_act_params relu = {CNN_ACT_RELU, 0, 0}, leaky = {CNN_ACT_LEAKY_RELU, 0.25f, 0};
+    float *in[5];
+    for (int k = 0; k < 5; k++)
+        in[k] = rand_buf(n, 2.0f);
+    float *out = rand_buf(n, 10.0f), *first = rand_buf(n, 1.0f);
+    double want[4 * 9 + 3];
+    const int counts[] = {1, 2, 5};
+    for (int c = 0; c < 3; c++) {
+        for (int act = 0; act < 2; act++) {
+            const struct cnn_act_params *ap = act ? &leaky : &relu;
+            for (size_t i = 0; i < n; i++) {
+                double s = 0;
+                for (int k = 0; k < counts[c]; k++)
+                    s += in[k][i];
+                want[i] = act_ref(s, ap);
+            }
+            const float *ins[5] = {in[0], in[1], in[2], in[3], in[4]};
+            char name[64];
+            snprintf(name, sizeof name, "add of %d, %s", counts[c], cnn_act_name(ap->kind));
+            cnn_add_forward(out, ins, counts[c], n, ap);
+            check_close(name, out, want, n);
+            memcpy(first, in[0], n * sizeof *first); /* out = inputs[0], as the session runs it */
+            ins[0] = first;
+            cnn_add_forward(first, ins, counts[c], n, ap);
+            snprintf(name, sizeof name, "add of %d in place, %s", counts[c],
+                     cnn_act_name(ap->kind));
+            check_close(name, first, want, n);
+        }
+    }
+    for (int k = 0; k < 5; k++)
+        free(in[k]);
+    free(out);
+    free(first);
 }
 END_TEST
 
@@ -554,6 +647,8 @@ Suite *layers_suite(void)
     tcase_add_test(tc, test_every_activation_matches_its_formula);
     tcase_add_test(tc, test_scale_shift_with_act_matches_per_channel_formula);
     tcase_add_test(tc, test_add_three_inputs_with_relu);
+    tcase_add_test(tc, test_activation_special_values_same_in_lanes_and_tail);
+    tcase_add_test(tc, test_add_any_count_of_inputs_lanes_and_tail);
     tcase_add_loop_test(tc, test_lrn_matches_channel_window_formula, 0, 5);
     tcase_add_test(tc, test_softmax_is_stable_and_matches_formula);
     tcase_add_test(tc, test_flatten_reorders_to_batch_minor_features);
