@@ -1,8 +1,9 @@
 /* Convolution forward over a (C, N, H, W) batch: per group, im2col of the group's input
  * channels and one SGEMM for the whole batch (1x1 stride-1 convs use the input directly),
- * then a single pass adding bias and the fused activation.  Depthwise convs (one input
- * channel per group, groups > 1) use a direct kernel instead: per group their GEMM would
- * be a tiny GEMV (measured 1.5-2.5x slower).  Scratch stays sized for im2col regardless.
+ * then a single pass adding bias, a fused residual and the fused activation.  Depthwise
+ * convs (one input channel per group, groups > 1) use a direct kernel instead: per group
+ * their GEMM would be a tiny GEMV (measured 1.5-2.5x slower).  Scratch stays sized for
+ * im2col regardless.
  * Then the conv2d row of the layer-kind table (layer_kind.h): shape, weights, BN folding
  * at compile, the session's forward, and the trainer's forward and backward parts. */
 #include "conv_direct.h"

@@ -1,7 +1,7 @@
 /* Compiling a model for inference: weight checks, the op list with each value's last
  * reader (which the session uses to reuse buffers) and the helpers each kind's plan step
- * (its row, layer_kind.h) uses for batch-norm folding, activation fusion and aliasing of
- * no-op layers (dropout, trivial flatten). */
+ * (its row, layer_kind.h) uses for batch-norm folding, residual-add and activation fusion
+ * and aliasing of no-op layers (dropout, trivial flatten). */
 #include "model.h"
 #include "layer_kind.h"
 #include "model_internal.h"

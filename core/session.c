@@ -1,7 +1,8 @@
 /* Sessions: one thread's buffers for running a compiled model, and the forward pass.
  * At create time every value the plan produces gets a slot; a slot is reused once the
  * value in it has had its last reader, and elementwise ops write in place over an input
- * that dies with them.  All memory is one block; forward never allocates or locks. */
+ * that dies with them (a conv over its fused residual).  All memory is one block; forward
+ * never allocates or locks. */
 #include "session.h"
 
 #include "layer.h"

@@ -43,9 +43,19 @@ static struct cnn_layer_desc path_conv(enum path p, const char *name, int act_re
 {
     struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = name};
     const int k = p == P_POINTWISE ? 1 : 3, pad = p == P_POINTWISE ? 0 : p == P_IM2COL ? 2 : 1;
-    d.p.conv = (struct cnn_conv2d){.oc = PATH_C[p], .kh = k, .kw = k, .sh = 1, .sw = 1, .dh = 1,
-                                   .dw = 1, .pad_t = pad, .pad_l = pad, .pad_b = pad,
-                                   .pad_r = pad, .groups = 1, .has_bias = 1};
+    d.p.conv = (struct cnn_conv2d){.oc = PATH_C[p],
+                                   .kh = k,
+                                   .kw = k,
+                                   .sh = 1,
+                                   .sw = 1,
+                                   .dh = 1,
+                                   .dw = 1,
+                                   .pad_t = pad,
+                                   .pad_l = pad,
+                                   .pad_b = pad,
+                                   .pad_r = pad,
+                                   .groups = 1,
+                                   .has_bias = 1};
     if (p == P_IM2COL) /* dilated and grouped: neither Winograd nor direct */
         d.p.conv.dh = d.p.conv.dw = 2, d.p.conv.groups = 2;
     if (act_relu)
@@ -117,7 +127,8 @@ static struct cnn_model *build_graph(enum path p, enum graph g)
         add2(m, "out", y, x);
         break;
     case G_SELF:
-        z = add(m, path_conv(p, "conv", 0));
+    case G_OWN_ACT:
+        z = add(m, path_conv(p, "conv", g == G_OWN_ACT));
         add2(m, "sum", z, x);
         add(m, act_desc("out", CNN_ACT_RELU, 0));
         break;
@@ -134,11 +145,6 @@ static struct cnn_model *build_graph(enum path p, enum graph g)
         add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_CONCAT, .name = "out"}, 2, cat));
         break;
     }
-    case G_OWN_ACT:
-        z = add(m, path_conv(p, "conv", 1));
-        add2(m, "sum", z, x);
-        add(m, act_desc("out", CNN_ACT_RELU, 0));
-        break;
     case G_COUNT:
         break;
     }
@@ -311,8 +317,7 @@ START_TEST(test_onnx_residual_block_fuses)
     for (int k = 0; k < C * C * 9; k++)
         w1[k] *= 0.1f, w2[k] *= 0.1f;
     struct tox_graph *g = tox_alloc(sizeof *g);
-    const int64_t in[4] = {-1, C, H, H}, wd[4] = {C, C, 3, 3}, bd[1] = {C},
-                  p1[4] = {1, 1, 1, 1};
+    const int64_t in[4] = {-1, C, H, H}, wd[4] = {C, C, 3, 3}, bd[1] = {C}, p1[4] = {1, 1, 1, 1};
     memcpy(g->in_dims, in, sizeof in);
     g->inits[g->n_inits++] = tox_tensor_f("W1", 4, wd, w1);
     g->inits[g->n_inits++] = tox_tensor_f("B1", 1, bd, b1);
