@@ -314,11 +314,16 @@ void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, c
 void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
                               float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
                               int t_hi, int accumulate);
-/* Output channels [oc_lo, oc_hi) of cnn_conv2d_forward_winograd(), all tile rows: the split
- * when there are few tile rows (a 7x7 map at batch 1 has 4); each thread its own scratch. */
-void cnn_conv2d_winograd_channels(float *out, const float *inp, const float *u, const float *b,
-                                  float *scratch, const struct cnn_conv2d *p, int N, int oc_lo,
-                                  int oc_hi);
+/* cnn_conv2d_winograd_rows() with a residual: out = act(conv + b + res), res
+ * (OC, N, OH, OW) or NULL (may equal out); the inference session's fused residual add. */
+void cnn_conv2d_winograd_res_rows(float *out, const float *res, const float *inp, const float *u,
+                                  const float *b, float *scratch, const struct cnn_conv2d *p,
+                                  int N, int t_lo, int t_hi);
+/* Output channels [oc_lo, oc_hi) of the same, all tile rows: the split when there are few
+ * tile rows (a 7x7 map at batch 1 has 4); each thread its own scratch. */
+void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp, const float *u,
+                                  const float *b, float *scratch, const struct cnn_conv2d *p,
+                                  int N, int oc_lo, int oc_hi);
 /* The weight gradient of a Winograd conv in the transformed domain: for tile rows
  * [t_lo, t_hi), du (16, OC, C) += dM_k V_k^T, where V is the input transform (as the
  * forward's) and dM = A dY A^T that of the output gradient dout (OC, N, OH, OW).  scratch

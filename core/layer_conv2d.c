@@ -1,8 +1,9 @@
 /* Convolution forward over a (C, N, H, W) batch: per group, im2col of the group's input
  * channels and one SGEMM for the whole batch (1x1 stride-1 convs use the input directly),
- * then a single pass adding bias and the fused activation.  Depthwise convs (one input
- * channel per group, groups > 1) use a direct kernel instead: per group their GEMM would
- * be a tiny GEMV (measured 1.5-2.5x slower).  Scratch stays sized for im2col regardless.
+ * then a single pass adding bias, a fused residual and the fused activation.  Depthwise
+ * convs (one input channel per group, groups > 1) use a direct kernel instead: per group
+ * their GEMM would be a tiny GEMV (measured 1.5-2.5x slower).  Scratch stays sized for
+ * im2col regardless.
  * Then the conv2d row of the layer-kind table (layer_kind.h): shape, weights, BN folding
  * at compile, the session's forward, and the trainer's forward and backward parts. */
 #include "conv_direct.h"
@@ -83,82 +84,91 @@ static void depthwise_forward(float *out, const float *inp, const float *w,
     }
 }
 
-/* x[i] = max(x[i] + b, 0) (relu) or x[i] + b, four lanes at a time like axpy(). */
+/* x[i] = max(x[i] + b (+ r[i]), 0) (relu) or x[i] + b (+ r[i]), four lanes at a time like
+ * axpy(); r (laid out as x) may be NULL.  (x + b) + r: the order of the unfused add op. */
 typedef int v4i __attribute__((vector_size(16)));
-static void add_bias(float *x, size_t n, float b, int relu)
+static void add_bias(float *x, const float *r, size_t n, float b, int relu)
 {
     const v4f bv = {b, b, b, b}, zero = {0, 0, 0, 0};
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        v4f v;
+        v4f v, rv;
         memcpy(&v, x + i, sizeof v);
         v += bv;
+        if (r) {
+            memcpy(&rv, r + i, sizeof rv);
+            v += rv;
+        }
         if (relu)
             v = (v4f)((v4i)v & (v > zero)); /* lanes <= 0 (and NaN) become +0 */
         memcpy(x + i, &v, sizeof v);
     }
     for (; i < n; i++) {
         float v = x[i] + b;
+        if (r)
+            v += r[i];
         x[i] = relu && !(v > 0.0f) ? 0.0f : v;
     }
 }
 
-/* Adds b[oc] (when b) to each output channel block of n floats, then applies act. */
-static void bias_act(float *out, const float *b, int OC, size_t n, const struct cnn_act_params *act)
-{
-    const int relu = act->kind == CNN_ACT_RELU;
-    for (int oc = 0; oc < OC; oc++) {
-        float *o = out + (size_t)oc * n;
-        if (b)
-            add_bias(o, n, b[oc], relu); /* relu, the common case, fused into this pass */
-        if (!b || !relu)
-            cnn_act_apply(o, n, act);
-    }
-}
-
-/* bias_act() on output columns [c0, c0 + n) of every channel (channel stride ld). */
-static void bias_act_cols(float *out, const float *b, int OC, size_t ld, size_t c0, size_t n,
-                          const struct cnn_act_params *act)
+/* Output columns [c0, c0 + n) of every channel (channel stride ld): adds b[oc] (when b) and
+ * res (when res: laid out as out), then applies act; relu, the common case, in the same pass. */
+static void bias_act_cols(float *out, const float *res, const float *b, int OC, size_t ld,
+                          size_t c0, size_t n, const struct cnn_act_params *act)
 {
     const int relu = act->kind == CNN_ACT_RELU;
     for (int oc = 0; oc < OC; oc++) {
         float *o = out + (size_t)oc * ld + c0;
-        if (b)
-            add_bias(o, n, b[oc], relu);
-        if (!b || !relu)
+        if (b || res)
+            add_bias(o, res ? res + (size_t)oc * ld + c0 : NULL, n, b ? b[oc] : 0.0f, relu);
+        if (!(b || res) || !relu)
             cnn_act_apply(o, n, act);
     }
 }
 
-void cnn_conv2d_forward_rows(float *out, const float *inp, const float *w, const float *b,
-                             float *col, const struct cnn_conv2d *p, int N, int r_lo, int r_hi)
+/* cnn_conv2d_forward_rows() with a residual: out = act(conv + b + res), res (OC, N, OH, OW)
+ * or NULL.  res == out (the session wrote the output over the residual): each GEMM adds
+ * onto it (beta 1) and the epilogue adds only the bias. */
+static void forward_rows_res(float *out, const float *res, const float *inp, const float *w,
+                             const float *b, float *col, const struct cnn_conv2d *p, int N,
+                             int r_lo, int r_hi)
 {
     const int G = p->groups, cg = p->c / G, ocg = p->oc / G;
     const size_t in_plane = (size_t)p->h * p->w;
     const size_t cols = (size_t)N * p->oh * p->ow; /* GEMM N dimension */
     const int kdim = cg * p->kh * p->kw;           /* GEMM K dimension */
-    const int epilogue = b || p->act.kind != CNN_ACT_NONE;
+    const float beta = res && res == out ? 1.0f : 0.0f;
+    const float *res_add = beta == 0.0f ? res : NULL; /* added in the epilogue */
+    const int epilogue = b || res_add || p->act.kind != CNN_ACT_NONE;
     const int pointwise = cnn_conv2d_is_pointwise(p);
     const int chunk = pointwise ? r_hi - r_lo : cnn_conv2d_chunk_rows(p, N);
     for (int g = 0; g < G; g++) {
         const float *in_g = inp + (size_t)g * cg * N * in_plane;
         const float *w_g = w + (size_t)g * ocg * kdim;
         float *out_g = out + (size_t)g * ocg * cols;
+        const float *res_g = res_add ? res_add + (size_t)g * ocg * cols : NULL;
         for (int r0 = r_lo; r0 < r_hi; r0 += chunk) {
             const int r1 = r0 + chunk < r_hi ? r0 + chunk : r_hi;
             const size_t c0 = (size_t)r0 * p->ow, nc = (size_t)(r1 - r0) * p->ow;
             if (pointwise) { /* the (C/G) x (N*H*W) input is already the col matrix */
-                cnn_gemm(0, 0, ocg, (int)nc, kdim, 1.0f, w_g, kdim, in_g + c0, (int)cols, 0.0f,
+                cnn_gemm(0, 0, ocg, (int)nc, kdim, 1.0f, w_g, kdim, in_g + c0, (int)cols, beta,
                          out_g + c0, (int)cols);
             } else {
                 cnn_im2col_rows(col, in_g, cg, p, N, r0, r1);
-                cnn_gemm(0, 0, ocg, (int)nc, kdim, 1.0f, w_g, kdim, col, (int)nc, 0.0f, out_g + c0,
-                         (int)cols);
+                cnn_gemm(0, 0, ocg, (int)nc, kdim, 1.0f, w_g, kdim, col, (int)nc, beta,
+                         out_g + c0, (int)cols);
             }
             if (epilogue)
-                bias_act_cols(out_g, b ? b + (size_t)g * ocg : NULL, ocg, cols, c0, nc, &p->act);
+                bias_act_cols(out_g, res_g, b ? b + (size_t)g * ocg : NULL, ocg, cols, c0, nc,
+                              &p->act);
         }
     }
+}
+
+void cnn_conv2d_forward_rows(float *out, const float *inp, const float *w, const float *b,
+                             float *col, const struct cnn_conv2d *p, int N, int r_lo, int r_hi)
+{
+    forward_rows_res(out, NULL, inp, w, b, col, p, N, r_lo, r_hi);
 }
 
 void cnn_conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *col,
@@ -168,8 +178,10 @@ void cnn_conv2d_forward(float *out, const float *inp, const float *w, const floa
      * with M = OC, and measured ~4x faster through BLAS than the direct kernel. */
     if (cnn_conv2d_is_depthwise(p)) {
         depthwise_forward(out, inp, w, p, N);
-        if (b || p->act.kind != CNN_ACT_NONE)
-            bias_act(out, b, p->oc, (size_t)N * p->oh * p->ow, &p->act);
+        if (b || p->act.kind != CNN_ACT_NONE) {
+            const size_t plane = (size_t)N * p->oh * p->ow;
+            bias_act_cols(out, NULL, b, p->oc, plane, 0, plane, &p->act);
+        }
         return;
     }
     cnn_conv2d_forward_rows(out, inp, w, b, col, p, N, 0, N * p->oh);
@@ -280,6 +292,10 @@ static void conv_plan(struct cnn_compile *cs, struct cnn_op *op, const struct cn
                                                : cnn_winograd_weights_floats(&op->conv));
     const size_t used = cs->folded_used;
     conv_fold_bn(cs, op, l);
+    /* an add after it (ResNet: conv, BN, add, relu): not for the direct and depthwise kernels */
+    if (op->conv.act.kind == CNN_ACT_NONE && !cnn_conv2d_is_depthwise(&op->conv) &&
+        (u || !cnn_conv_direct_applies(&op->conv)))
+        cnn_compile_fuse_residual(cs, op);
     cnn_compile_fuse_act(cs, op, &op->conv.act);
     if (!u) {
         if (cnn_conv_direct_applies(&op->conv))
@@ -309,13 +325,18 @@ static size_t conv_scratch(const struct cnn_op *op, int max_n)
 static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const struct cnn_op_run *r)
 {
     (void)m;
+    const float *res = op->res ? r->in[1] : NULL;
     if (op->wino == 4)
-        cnn_conv2d_winograd4_rows(r->out, NULL, r->in[0], op->u, op->b, r->col, &op->conv, r->n, 0,
+        cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv, r->n, 0,
                                   r->n * ((op->conv.oh + 3) / 4));
     else if (op->u)
-        cnn_conv2d_forward_winograd(r->out, r->in[0], op->u, op->b, r->col, &op->conv, r->n);
+        cnn_conv2d_winograd_res_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv,
+                                     r->n, 0, r->n * ((op->conv.oh + 1) / 2));
     else if (op->wd)
         cnn_conv_direct_run_part(op, r, 0, 1);
+    else if (res) /* never depthwise (conv_plan) */
+        forward_rows_res(r->out, res, r->in[0], op->w, op->b, r->col, &op->conv, r->n, 0,
+                         r->n * op->conv.oh);
     else
         cnn_conv2d_forward(r->out, r->in[0], op->w, op->b, r->col, &op->conv, r->n);
 }
@@ -333,6 +354,7 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
                           const struct cnn_op_run *r, int part, int parts)
 {
     const struct cnn_conv2d *p = &op->conv;
+    const float *res = op->res ? r->in[1] : NULL;
     size_t lo, hi;
     if (op->wd) {
         cnn_conv_direct_run_part(op, r, part, parts);
@@ -345,17 +367,17 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
         if (hi <= lo)
             return;
         if (t == 4 && by_oc)
-            cnn_conv2d_winograd4_channels(r->out, NULL, r->in[0], op->u, op->b, r->col, p, r->n,
+            cnn_conv2d_winograd4_channels(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
                                           (int)lo, (int)hi);
         else if (t == 4)
-            cnn_conv2d_winograd4_rows(r->out, NULL, r->in[0], op->u, op->b, r->col, p, r->n,
+            cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
                                       (int)lo, (int)hi);
         else if (by_oc)
-            cnn_conv2d_winograd_channels(r->out, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
-                                         (int)hi);
+            cnn_conv2d_winograd_channels(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
+                                         (int)lo, (int)hi);
         else
-            cnn_conv2d_winograd_rows(r->out, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
-                                     (int)hi, 0);
+            cnn_conv2d_winograd_res_rows(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
+                                         (int)lo, (int)hi);
         return;
     }
     if (cnn_conv2d_is_depthwise(p)) {
@@ -369,13 +391,13 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
         struct cnn_conv2d q = *p;
         cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);
         q.oc = (int)(hi - lo);
-        cnn_conv2d_forward_rows(r->out + lo * cols, r->in[0], op->w + lo * kdim,
-                                op->b ? op->b + lo : NULL, r->col, &q, r->n, 0, rows);
+        forward_rows_res(r->out + lo * cols, res ? res + lo * cols : NULL, r->in[0],
+                         op->w + lo * kdim, op->b ? op->b + lo : NULL, r->col, &q, r->n, 0, rows);
         return;
     }
     cnn_part_range((size_t)rows, part, parts, &lo, &hi);
     if (hi > lo)
-        cnn_conv2d_forward_rows(r->out, r->in[0], op->w, op->b, r->col, p, r->n, (int)lo, (int)hi);
+        forward_rows_res(r->out, res, r->in[0], op->w, op->b, r->col, p, r->n, (int)lo, (int)hi);
 }
 
 static size_t max_size(size_t a, size_t b)

@@ -42,6 +42,8 @@ struct cnn_compile {
     float *folded;
     size_t folded_used;
     int max_wino;   /* largest Winograd tile a conv may use (cnn_model_compile_wino) */
+    int fuse_residual; /* a conv may absorb the add that alone reads it (cnn_model_compile_plan) */
+    int used_inputs;   /* entries of m->op_inputs taken so far */
 };
 /* The single-input layer that alone reads `layer`, or -1. */
 int cnn_compile_sole_consumer(const struct cnn_compile *cs, int layer);
@@ -50,6 +52,11 @@ float *cnn_compile_take(struct cnn_compile *cs, size_t n);
 /* Absorbs a following activation layer into *act (then op writes that layer) when act is
  * none and the activation is the sole consumer of op's output. */
 void cnn_compile_fuse_act(struct cnn_compile *cs, struct cnn_op *op, struct cnn_act_params *act);
+/* Absorbs an add of exactly two inputs that alone reads op's output when the add's other
+ * input is already computed (its value exists when op runs): that value becomes op's
+ * input 1 (op->res = 1), op then writes the add.  The caller's kernel must compute
+ * act(op + residual); call before cnn_compile_fuse_act.  Returns 1 when fused. */
+int cnn_compile_fuse_residual(struct cnn_compile *cs, struct cnn_op *op);
 
 /* What one op's forward reads and writes in a session (session.c fills it per op). */
 struct cnn_op_run {

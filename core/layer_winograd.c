@@ -1,7 +1,7 @@
 /* Winograd F(2x2,3x3) convolution (Lavin & Gray 2015) over a (C, N, H, W) batch: weights
  * transformed once at compile time (U = G g G^T), then per chunk of 2x2 output tiles the
  * input transform V = B^T d B, 16 SGEMMs M_k = U_k V_k and the output transform
- * Y = A^T m A with bias and activation.  The transforms run four tiles per vector: V and
+ * Y = A^T m A with bias, a residual and the activation.  The transforms run four tiles per vector: V and
  * M hold tiles contiguously, (16, C, tiles) and (16, OC, tiles). */
 #include "gemm.h"
 #include "layer.h"
@@ -143,31 +143,27 @@ static inline void store_pairs(float *row, v4f a, v4f b, int n)
     }
 }
 
-/* store_pairs(), adding to what the row holds. */
-static inline void add_pairs(float *row, v4f a, v4f b, int n)
+/* a = even, b = odd floats of row[0..n) (n <= 8), zero beyond. */
+static inline void load_pairs(const float *row, int n, v4f *a, v4f *b)
 {
-    const v4f lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
-    const v4f hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
-    if (n == 8) {
-        v4f r0, r1;
-        memcpy(&r0, row, sizeof r0);
-        memcpy(&r1, row + 4, sizeof r1);
-        r0 += lo, r1 += hi;
-        memcpy(row, &r0, sizeof r0);
-        memcpy(row + 4, &r1, sizeof r1);
-        return;
-    }
-    float t[8];
-    memcpy(t, &lo, sizeof lo);
-    memcpy(t + 4, &hi, sizeof hi);
-    for (int i = 0; i < n; i++)
-        row[i] += t[i];
+    float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (n == 8)
+        memcpy(t, row, sizeof t);
+    else
+        for (int i = 0; i < n; i++)
+            t[i] = row[i];
+    v4f lo, hi;
+    memcpy(&lo, t, sizeof lo);
+    memcpy(&hi, t + 4, sizeof hi);
+    *a = __builtin_shufflevector(lo, hi, 0, 2, 4, 6);
+    *b = __builtin_shufflevector(lo, hi, 1, 3, 5, 7);
 }
 
-/* out rows of tile rows [r0, r1) from M (16, OC, nt): A^T m A + bias, then act; added to
- * out instead when acc (then p must have no activation). */
-static void output_transform(float *out, const float *m, const float *b, const struct cnn_conv2d *p,
-                             int N, int r0, int r1, const struct wino_dims *d, int acc)
+/* out rows of tile rows [r0, r1) from M (16, OC, nt): A^T m A + bias (+ res, laid out as
+ * out, may equal it), then act. */
+static void output_transform(float *out, const float *res, const float *m, const float *b,
+                             const struct cnn_conv2d *p, int N, int r0, int r1,
+                             const struct wino_dims *d)
 {
     const int OH = p->oh, OW = p->ow, relu = p->act.kind == CNN_ACT_RELU;
     const size_t kstride = (size_t)p->oc * d->nt;
@@ -176,7 +172,9 @@ static void output_transform(float *out, const float *m, const float *b, const s
         const v4f bias = {bs, bs, bs, bs};
         for (int r = r0; r < r1; r++) {
             const int n = r / d->th, oy = 2 * (r % d->th);
-            float *o0 = out + (((size_t)oc * N + n) * OH + oy) * OW;
+            const size_t at = (((size_t)oc * N + n) * OH + oy) * OW;
+            float *o0 = out + at;
+            const float *r0w = res ? res + at : NULL;
             const float *src = m + (size_t)oc * d->nt + (size_t)(r - r0) * d->tw;
             for (int tx = 0; tx < d->tw; tx += 4) {
                 const int cnt = d->tw - tx < 4 ? d->tw - tx : 4;
@@ -191,16 +189,19 @@ static void output_transform(float *out, const float *m, const float *b, const s
                 }
                 v4f y00 = f0[0] + f0[1] + f0[2] + bias, y01 = f1[0] + f1[1] + f1[2] + bias;
                 v4f y10 = f0[1] - f0[2] - f0[3] + bias, y11 = f1[1] - f1[2] - f1[3] + bias;
+                const int nx = OW - 2 * tx < 8 ? OW - 2 * tx : 8;
+                if (r0w) { /* (conv + bias) + res: the order of the unfused add */
+                    v4f ra, rb;
+                    load_pairs(r0w + 2 * tx, nx, &ra, &rb);
+                    y00 += ra, y01 += rb;
+                    if (oy + 1 < OH) {
+                        load_pairs(r0w + OW + 2 * tx, nx, &ra, &rb);
+                        y10 += ra, y11 += rb;
+                    }
+                }
                 if (relu) {
                     y00 = wino_relu4(y00), y01 = wino_relu4(y01);
                     y10 = wino_relu4(y10), y11 = wino_relu4(y11);
-                }
-                const int nx = OW - 2 * tx < 8 ? OW - 2 * tx : 8;
-                if (acc) {
-                    add_pairs(o0 + 2 * tx, y00, y01, nx);
-                    if (oy + 1 < OH)
-                        add_pairs(o0 + OW + 2 * tx, y10, y11, nx);
-                    continue;
                 }
                 store_pairs(o0 + 2 * tx, y00, y01, nx);
                 if (oy + 1 < OH)
@@ -246,15 +247,14 @@ static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, i
 
 /* Tile rows [t_lo, t_hi) of output channels [oc_lo, oc_hi): the rows and the channels
  * entry points below.  Chunking and scratch layout follow the whole conv p. */
-static void winograd_range(float *out, const float *inp, const float *u, const float *b,
-                           float *scratch, const struct cnn_conv2d *p, int N, int t_lo, int t_hi,
-                           int oc_lo, int oc_hi, int accumulate)
+static void winograd_range(float *out, const float *res, const float *inp, const float *u,
+                           const float *b, float *scratch, const struct cnn_conv2d *p, int N,
+                           int t_lo, int t_hi, int oc_lo, int oc_hi)
 {
     struct wino_work w = wino_setup(scratch, p, N);
-    const size_t uk = (size_t)p->oc * p->c;
+    const size_t uk = (size_t)p->oc * p->c, off = (size_t)oc_lo * N * p->oh * p->ow;
     struct cnn_conv2d q = *p;
     q.oc = oc_hi - oc_lo;
-    float *out_q = out + (size_t)oc_lo * N * p->oh * p->ow;
     const float *b_q = b ? b + oc_lo : NULL, *u_q = u + (size_t)oc_lo * p->c;
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
@@ -264,44 +264,35 @@ static void winograd_range(float *out, const float *inp, const float *u, const f
             cnn_gemm(0, 0, q.oc, (int)nt, p->c, 1.0f, u_q + k * uk, p->c,
                      w.v + k * (size_t)p->c * nt, (int)nt, 0.0f, w.m + k * (size_t)q.oc * nt,
                      (int)nt);
-        output_transform(out_q, w.m, b_q, &q, N, r0, r1, &w.d, accumulate);
+        output_transform(out + off, res ? res + off : NULL, w.m, b_q, &q, N, r0, r1, &w.d);
     }
 }
 
-void cnn_conv2d_winograd_channels(float *out, const float *inp, const float *u, const float *b,
-                                  float *scratch, const struct cnn_conv2d *p, int N, int oc_lo,
-                                  int oc_hi)
+void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp, const float *u,
+                                  const float *b, float *scratch, const struct cnn_conv2d *p,
+                                  int N, int oc_lo, int oc_hi)
 {
-    winograd_range(out, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), oc_lo, oc_hi, 0);
+    winograd_range(out, res, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), oc_lo, oc_hi);
+}
+
+void cnn_conv2d_winograd_res_rows(float *out, const float *res, const float *inp, const float *u,
+                                  const float *b, float *scratch, const struct cnn_conv2d *p,
+                                  int N, int t_lo, int t_hi)
+{
+    winograd_range(out, res, inp, u, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
 }
 
 void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
                               float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
                               int t_hi, int accumulate)
 {
-    winograd_range(out, inp, u, b, scratch, p, N, t_lo, t_hi, 0, p->oc, accumulate);
+    winograd_range(out, accumulate ? out : NULL, inp, u, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
 }
 
 void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,
                                  float *scratch, const struct cnn_conv2d *p, int N)
 {
     cnn_conv2d_winograd_rows(out, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), 0);
-}
-
-/* a = even, b = odd floats of row[0..n) (n <= 8), zero beyond. */
-static inline void load_pairs(const float *row, int n, v4f *a, v4f *b)
-{
-    float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    if (n == 8)
-        memcpy(t, row, sizeof t);
-    else
-        for (int i = 0; i < n; i++)
-            t[i] = row[i];
-    v4f lo, hi;
-    memcpy(&lo, t, sizeof lo);
-    memcpy(&hi, t + 4, sizeof hi);
-    *a = __builtin_shufflevector(lo, hi, 0, 2, 4, 6);
-    *b = __builtin_shufflevector(lo, hi, 1, 3, 5, 7);
 }
 
 /* dM (16, OC, nt) = A dY A^T of each 2x2 tile of dout for tile rows [r0, r1): the

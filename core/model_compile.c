@@ -1,7 +1,7 @@
 /* Compiling a model for inference: weight checks, the op list with each value's last
  * reader (which the session uses to reuse buffers) and the helpers each kind's plan step
- * (its row, layer_kind.h) uses for batch-norm folding, activation fusion and aliasing of
- * no-op layers (dropout, trivial flatten). */
+ * (its row, layer_kind.h) uses for batch-norm folding, residual-add and activation fusion
+ * and aliasing of no-op layers (dropout, trivial flatten). */
 #include "model.h"
 #include "layer_kind.h"
 #include "model_internal.h"
@@ -57,6 +57,26 @@ void cnn_compile_fuse_act(struct cnn_compile *cs, struct cnn_op *op, struct cnn_
     op->out = j;
 }
 
+int cnn_compile_fuse_residual(struct cnn_compile *cs, struct cnn_op *op)
+{
+    struct cnn_model *m = cs->m;
+    const int j = cnn_compile_sole_consumer(cs, op->out);
+    if (!cs->fuse_residual || j < 0 || m->layers[j].kind != CNN_LAYER_ADD ||
+        m->layers[j].n_inputs != 2 || op->n_inputs != 1)
+        return 0;
+    const struct cnn_layer *add = &m->layers[j];
+    const int other = add->inputs[add->inputs[0] == op->out ? 1 : 0];
+    const int res = m->alias_of[other]; /* -1: planned after op (e.g. the later of two convs) */
+    if (res < 0 || op->inputs + 1 != m->op_inputs + cs->used_inputs)
+        return 0;
+    m->op_inputs[cs->used_inputs++] = res; /* the add's two entries are never used */
+    op->n_inputs = 2;
+    op->res = 1;
+    cs->absorbed[j] = 1;
+    op->out = j;
+    return 1;
+}
+
 static size_t folded_bound(const struct cnn_model *m)
 {
     size_t n = 0;
@@ -69,7 +89,7 @@ static size_t folded_bound(const struct cnn_model *m)
 }
 
 /* Appends the op of layer i (its row fills the kind's part) or makes i an alias. */
-static void plan_layer(struct cnn_compile *cs, int i, int *used_inputs)
+static void plan_layer(struct cnn_compile *cs, int i)
 {
     struct cnn_model *m = cs->m;
     const struct cnn_layer *l = &m->layers[i];
@@ -83,9 +103,9 @@ static void plan_layer(struct cnn_compile *cs, int i, int *used_inputs)
     op->layer = i;
     op->out = i;
     op->n_inputs = l->n_inputs;
-    op->inputs = m->op_inputs + *used_inputs;
+    op->inputs = m->op_inputs + cs->used_inputs;
     for (int j = 0; j < l->n_inputs; j++)
-        m->op_inputs[(*used_inputs)++] = m->alias_of[l->inputs[j]];
+        m->op_inputs[cs->used_inputs++] = m->alias_of[l->inputs[j]];
     if (k->plan)
         k->plan(cs, op, l);
     m->alias_of[op->out] = op->out;
@@ -110,6 +130,12 @@ int cnn_model_compile(struct cnn_model *m, struct cnn_err *err)
 
 int cnn_model_compile_wino(struct cnn_model *m, int max_tile, struct cnn_err *err)
 {
+    return cnn_model_compile_plan(m, max_tile, 1, err);
+}
+
+int cnn_model_compile_plan(struct cnn_model *m, int max_tile, int fuse_residual,
+                           struct cnn_err *err)
+{
     if (m->compiled)
         return cnn_err_set(err, CNN_EINVAL, "model: already compiled");
     if (max_tile != 0 && max_tile != 2 && max_tile != 4)
@@ -126,7 +152,7 @@ int cnn_model_compile_wino(struct cnn_model *m, int max_tile, struct cnn_err *er
         return rc;
 
     int n = m->n_layers, total_inputs = 0;
-    struct cnn_compile cs = {.m = m, .max_wino = max_tile};
+    struct cnn_compile cs = {.m = m, .max_wino = max_tile, .fuse_residual = fuse_residual};
     cs.n_consumers = calloc((size_t)n, sizeof(int));
     cs.consumer = calloc((size_t)n, sizeof(int));
     cs.absorbed = calloc((size_t)n, 1);
@@ -151,13 +177,12 @@ int cnn_model_compile_wino(struct cnn_model *m, int max_tile, struct cnn_err *er
         }
     }
 
-    int used_inputs = 0;
     m->n_ops = 0;
     for (int i = 0; i < n; i++)
         m->alias_of[i] = i == 0 ? 0 : -1; /* absorbed layers are set by their op */
     for (int i = 1; i < n; i++) {
         if (!cs.absorbed[i])
-            plan_layer(&cs, i, &used_inputs);
+            plan_layer(&cs, i);
     }
     plan_last_use(m);
     m->compiled = 1;

@@ -37,6 +37,8 @@ struct cnn_op {
                                    * was folded: u is all the op reads), 0 = no Winograd */
     const float *wd;              /* conv: direct-conv weights (conv_direct.h) in folded, or NULL */
     struct cnn_pool2d pool;       /* conv: the 2x2 max pool fused into it (pool.kh 2), or zeros */
+    int res;                      /* conv: 1 when inputs[1] is a residual added before the act
+                                   * (an absorbed add); the session may write out over it */
 };
 
 struct cnn_model {
@@ -64,5 +66,10 @@ struct cnn_model {
 /* Computes weight_offset of every slot (16-float aligned, layer order, slot order) and
  * n_params, without allocating.  cnn_model_alloc_params and the loader both use it. */
 int cnn_model_layout_params(struct cnn_model *m, struct cnn_err *err);
+
+/* cnn_model_compile_wino() with a conv's residual add fused into the conv (fuse_residual 1,
+ * what both public compile calls do) or kept as an add op (0: tests compare the two). */
+int cnn_model_compile_plan(struct cnn_model *m, int max_tile, int fuse_residual,
+                           struct cnn_err *err);
 
 #endif

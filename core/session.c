@@ -1,7 +1,8 @@
 /* Sessions: one thread's buffers for running a compiled model, and the forward pass.
  * At create time every value the plan produces gets a slot; a slot is reused once the
  * value in it has had its last reader, and elementwise ops write in place over an input
- * that dies with them.  All memory is one block; forward never allocates or locks. */
+ * that dies with them (a conv over its fused residual).  All memory is one block; forward
+ * never allocates or locks. */
 #include "session.h"
 
 #include "layer.h"
@@ -33,12 +34,17 @@ static size_t value_floats(const struct cnn_model *m, int v, int max_n)
     return (size_t)l->c * (size_t)l->h * (size_t)l->w * (size_t)max_n;
 }
 
-static int in_place_op(const struct cnn_model *m, const struct cnn_op *op, int k)
+/* The input op k writes its output over (input 0 of an elementwise kind, the residual
+ * input 1 of a conv) when that value dies with op k and op reads it nowhere else; or -1. */
+static int in_place_input(const struct cnn_model *m, const struct cnn_op *op, int k)
 {
-    if (!cnn_layer_kind_ops(op->kind)->in_place)
-        return 0;
-    int src = op->inputs[0];
-    return src != 0 && m->last_use[src] == k;
+    const int j = op->res ? 1 : cnn_layer_kind_ops(op->kind)->in_place ? 0 : -1;
+    if (j < 0)
+        return -1;
+    const int src = op->inputs[j];
+    if (src == 0 || m->last_use[src] != k || (j == 1 && op->inputs[0] == src))
+        return -1;
+    return j;
 }
 
 /* Slot planning: value -> slot index; slot sizes.  Returns slot count or -1. */
@@ -76,14 +82,14 @@ static void plan_slots(const struct cnn_model *m, int max_n, struct slot_plan *s
     sp->value_slot[0] = pick_slot(sp, value_floats(m, 0, max_n));
     for (int k = 0; k < m->n_ops; k++) {
         const struct cnn_op *op = &m->ops[k];
-        int reused = in_place_op(m, op, k);
-        if (reused)
-            sp->value_slot[op->out] = sp->value_slot[op->inputs[0]];
+        const int reused = in_place_input(m, op, k);
+        if (reused >= 0)
+            sp->value_slot[op->out] = sp->value_slot[op->inputs[reused]];
         else
             sp->value_slot[op->out] = pick_slot(sp, value_floats(m, op->out, max_n));
         for (int j = 0; j < op->n_inputs; j++) {
             int v = op->inputs[j];
-            if (m->last_use[v] != k || (reused && v == op->inputs[0]))
+            if (m->last_use[v] != k || (reused >= 0 && v == op->inputs[reused]))
                 continue;
             sp->slot_busy[sp->value_slot[v]] = 0;
         }
