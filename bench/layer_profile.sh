@@ -8,10 +8,11 @@
 # which is the name of a layer one cnnd op covers; ORT nodes that match no cnnd layer
 # (reorders) are rows of their own, and cnnd ops ORT fused away (e.g. an add ORT did inside
 # a conv) show ORT 0.  Rows are sorted by the loss, cnnd ms - ORT ms, largest first.
-# Times are medians per forward call; the machine's load shows in the cnnd line's
-# foreign_cpu (printed first): above ~0.3 the table is noisy.
+# Times are medians per forward call (LAYER_PROFILE_MIN=1: minima, which a loaded machine
+# disturbs less); the load shows in the cnnd line's foreign_cpu: above ~0.3 it is noisy.
 # Env: LAYER_PROFILE_MIN_TIME (cnn bench --min-time, default 3), LAYER_PROFILE_RUNS (ORT
-#      timed runs, default 20), LAYER_PROFILE_TOP (rows, default all), CNND_PEERS_HOME.
+#      timed runs, default 20), LAYER_PROFILE_TOP (rows, default all), LAYER_PROFILE_MIN,
+#      CNND_PEERS_HOME.
 set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: bash bench/layer_profile.sh MODEL.onnx BATCH THREADS [path/to/cnn]" >&2
@@ -23,6 +24,8 @@ CNN=${4:-$HERE/../build/cnn}
 MIN_TIME=${LAYER_PROFILE_MIN_TIME:-3}
 RUNS=${LAYER_PROFILE_RUNS:-20}
 TOP=${LAYER_PROFILE_TOP:-0}
+STAT=ms
+[ "${LAYER_PROFILE_MIN:-0}" = 0 ] || STAT=min_ms
 mode=blas
 [ "$THREADS" = 1 ] || mode=team
 tmp=$(mktemp -d)
@@ -30,12 +33,12 @@ trap 'rm -rf "$tmp"' EXIT
 "$CNN" bench "$MODEL" --batch "$BATCH" --threads "$THREADS" --mode "$mode" --profile --json \
   --min-time "$MIN_TIME" >"$tmp/cnnd.jsonl"
 node "$HERE/ort_profile.js" "$MODEL" "$BATCH" "$THREADS" "$RUNS" >"$tmp/ort.jsonl"
-python3 - "$tmp/cnnd.jsonl" "$tmp/ort.jsonl" "$TOP" <<'PY'
+python3 - "$tmp/cnnd.jsonl" "$tmp/ort.jsonl" "$TOP" "$STAT" <<'PY'
 import json, re, sys
 
 cnnd = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 ort = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
-top = int(sys.argv[3])
+top, stat = int(sys.argv[3]), sys.argv[4]
 NAME_MAX = 47  # CNN_NAME_MAX - 1 (core/model.h)
 bench, ops = cnnd[0], cnnd[1:]
 ort_total = next(o["total_ms"] for o in ort if "total_ms" in o)
@@ -47,7 +50,7 @@ owner = {}
 for i, op in enumerate(ops):
     for name in op["layers"]:
         owner[name] = i
-rows = [{"ops": [i], "nodes": [], "ms": op["ms"], "ort": 0.0} for i, op in enumerate(ops)]
+rows = [{"ops": [i], "nodes": [], "ms": op[stat], "ort": 0.0} for i, op in enumerate(ops)]
 extra = []
 for n in nodes:
     key = re.sub(r"(_output_\d+)?(_nchwc)?$", "", n["node"])
@@ -56,9 +59,9 @@ for n in nodes:
     if key in owner:
         r = rows[owner[key]]
         r["nodes"].append(n)
-        r["ort"] += n["ms"]
+        r["ort"] += n[stat]
     else:
-        extra.append({"ops": [], "nodes": [n], "ms": 0.0, "ort": n["ms"]})
+        extra.append({"ops": [], "nodes": [n], "ms": 0.0, "ort": n[stat]})
 rows += extra
 rows.sort(key=lambda r: r["ort"] - r["ms"])
 print("%4s %-16s %-12s %9s %9s %9s %7s %8s  %s" % ("op", "cnnd variant", "output", "MFLOP",
@@ -74,6 +77,6 @@ for r in rows[:top or len(rows)]:
         r["ops"][0] if op else "-", op["variant"] if op else "(ORT only)",
         op["out"] if op else "", op["mflop"] if op else 0, r["ms"], r["ort"], ratio,
         r["ms"] - r["ort"], names, onames))
-print("sum: cnnd %.3f ms, ORT %.3f ms (ratio %.2f) over %d rows" % (sum_c, sum_o,
-      sum_c / sum_o if sum_o else 0, len(rows)))
+print("sum (%s): cnnd %.3f ms, ORT %.3f ms (ratio %.2f) over %d rows" % (
+    "medians" if stat == "ms" else "minima", sum_c, sum_o, sum_c / sum_o if sum_o else 0, len(rows)))
 PY

@@ -6,9 +6,9 @@
 // Runs the CPU EP with the peers' settings (graph optimisation all, intraOpNumThreads =
 // THREADS, sequential) and enableProfiling on a fixed input, then reads the JSON trace it
 // writes (profileFilePrefix in a temp dir): every "Node" event "<name>_kernel_time" has its
-// dur in microseconds.  Prints one line per node, {"node","op","ms"} with ms the median
-// over the RUNS timed runs (warm-up runs are dropped), and a last {"total_ms"}: the median
-// run's wall time.  onnxruntime-node from $CNND_PEERS_HOME (as tests/conformance/ort_run.js).
+// dur in microseconds.  Prints one line per node, {"node","op","ms","min_ms"}: the median and
+// minimum over the RUNS timed runs (warm-up runs are dropped), and a last {"total_ms"}: the
+// median run's wall time.  onnxruntime-node from $CNND_PEERS_HOME (as tests/conformance/ort_run.js).
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -64,7 +64,8 @@ async function main() {
   }
   for (const [n, d] of per) {
     const timed = d.slice(d.length - runs); // one per run; the warm-up ones come first
-    console.log(JSON.stringify({node: n, op: op.get(n), ms: +median(timed).toFixed(4)}));
+    console.log(JSON.stringify({node: n, op: op.get(n), ms: +median(timed).toFixed(4),
+      min_ms: +Math.min(...timed).toFixed(4)}));
   }
   console.log(JSON.stringify({total_ms: +median(wall).toFixed(4)}));
 }
