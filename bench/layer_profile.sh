@@ -9,10 +9,11 @@
 # (reorders) are rows of their own, and cnnd ops ORT fused away (e.g. an add ORT did inside
 # a conv) show ORT 0.  Rows are sorted by the loss, cnnd ms - ORT ms, largest first.
 # Times are medians per forward call (LAYER_PROFILE_MIN=1: minima, which a loaded machine
-# disturbs less); the load shows in the cnnd line's foreign_cpu: above ~0.3 it is noisy.
+# disturbs less); the load shows in the cnnd line's foreign_cpu: above ~0.3 it is noisy;
+# LAYER_PROFILE_CPU=1 (1 thread): cnnd's per-op CPU times (--profile-cpu), which it is not.
 # Env: LAYER_PROFILE_MIN_TIME (cnn bench --min-time, default 3), LAYER_PROFILE_RUNS (ORT
 #      timed runs, default 20), LAYER_PROFILE_TOP (rows, default all), LAYER_PROFILE_MIN,
-#      CNND_PEERS_HOME.
+#      LAYER_PROFILE_CPU, CNND_PEERS_HOME.
 set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: bash bench/layer_profile.sh MODEL.onnx BATCH THREADS [path/to/cnn]" >&2
@@ -30,7 +31,9 @@ mode=blas
 [ "$THREADS" = 1 ] || mode=team
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$CNN" bench "$MODEL" --batch "$BATCH" --threads "$THREADS" --mode "$mode" --profile --json \
+prof=--profile
+[ "${LAYER_PROFILE_CPU:-0}" = 0 ] || prof=--profile-cpu
+"$CNN" bench "$MODEL" --batch "$BATCH" --threads "$THREADS" --mode "$mode" "$prof" --json \
   --min-time "$MIN_TIME" >"$tmp/cnnd.jsonl"
 node "$HERE/ort_profile.js" "$MODEL" "$BATCH" "$THREADS" "$RUNS" >"$tmp/ort.jsonl"
 python3 - "$tmp/cnnd.jsonl" "$tmp/ort.jsonl" "$TOP" "$STAT" <<'PY'

@@ -26,7 +26,8 @@ struct cnn_session {
     float *input;           /* (max_n, C, H, W) NCHW staging for callers */
     float *probs;           /* (max_n, classes) */
     const float *op_in[CNN_MAX_INPUTS]; /* the current op's input values */
-    double *op_ms;          /* borrowed: per-op wall times of the last pass, or NULL */
+    double *op_ms;          /* borrowed: per-op times of the last pass, or NULL */
+    clockid_t op_clock;     /* what op_ms measures */
 };
 
 static size_t value_floats(const struct cnn_model *m, int v, int max_n)
@@ -275,10 +276,10 @@ static void run_op_team(struct cnn_session *s, const struct cnn_model *m, const 
     cnn_workers_run(team, op_part_work, &job);
 }
 
-static double now_ms(void)
+static double now_ms(clockid_t clock)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock, &t);
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
@@ -287,21 +288,22 @@ static double now_ms(void)
 static void run_ops_timed(struct cnn_session *s, const struct cnn_model *m,
                           struct cnn_workers *team, float *const *cols, int n)
 {
-    double t0 = now_ms();
+    double t0 = now_ms(s->op_clock);
     for (int k = 0; k < m->n_ops; k++) {
         if (team)
             run_op_team(s, m, &m->ops[k], n, team, cols);
         else
             run_op(s, m, &m->ops[k], n);
-        double t1 = now_ms();
+        double t1 = now_ms(s->op_clock);
         s->op_ms[k] = t1 - t0;
         t0 = t1;
     }
 }
 
-void cnn_session_profile(struct cnn_session *s, double *op_ms)
+void cnn_session_profile(struct cnn_session *s, double *op_ms, int cpu_time)
 {
     s->op_ms = op_ms;
+    s->op_clock = cpu_time ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
 }
 
 /* The forward pass; with a team (2+ threads), part i of a split op uses cols[i]. */

@@ -20,7 +20,8 @@
 
 static const char USAGE[] =
     "usage: cnn bench MODEL [--batch N] [--threads T] [--mode split|team|blas] [--warmup W]\n"
-    "                 [--runs R] [--min-time S] [--json] [--round R] [--name NAME] [--profile]\n"
+    "                 [--runs R] [--min-time S] [--json] [--round R] [--name NAME]\n"
+    "                 [--profile | --profile-cpu]\n"
     "Times forward passes of MODEL (a model file, or arch:NAME with random weights from\n"
     "seed 1) on a fixed pseudo-random input: W warm-up calls, then single timed calls of the\n"
     "whole batch until at least R calls and S seconds.  Reports the median, p10, p90 and min\n"
@@ -45,6 +46,8 @@ static const char USAGE[] =
     "                 it covers, kind, kernel variant, output, MFLOP, median ms per call,\n"
     "                 GFLOP/s and share (with --json one JSON line per op); modes blas and\n"
     "                 team only\n"
+    "  --profile-cpu  --profile timing each op's CPU time instead of wall time (one thread\n"
+    "                 only): on a loaded machine, preempted time is left out\n"
     "example: cnn bench arch:resnet18 --batch 8 --threads 2 --json\n";
 
 enum {
@@ -58,13 +61,15 @@ enum {
     O_NAME,
     O_MODE,
     O_PROFILE,
+    O_PROFILE_CPU,
     O_COUNT
 };
 static const struct opt_spec SPEC[O_COUNT] = {
     [O_BATCH] = {"--batch", 1}, [O_THREADS] = {"--threads", 1},   [O_WARMUP] = {"--warmup", 1},
     [O_RUNS] = {"--runs", 1},   [O_MIN_TIME] = {"--min-time", 1}, [O_JSON] = {"--json", 0},
     [O_ROUND] = {"--round", 1}, [O_NAME] = {"--name", 1},         [O_MODE] = {"--mode", 1},
-    [O_PROFILE] = {"--profile", 0}};
+    [O_PROFILE] = {"--profile", 0},
+    [O_PROFILE_CPU] = {"--profile-cpu", 0}};
 
 struct bench_cfg {
     long long batch, threads, warmup, runs, round;
@@ -73,7 +78,7 @@ struct bench_cfg {
     int split; /* workers > 1, each a session with 1 BLAS thread */
     int team;  /* one session, its layers split over a team of `threads` */
     int mode_given;
-    int profile;
+    int profile, profile_cpu;
     const char *name;
 };
 
@@ -117,7 +122,8 @@ static int parse(int argc, char **argv, struct bench_cfg *c, const char **model)
                             .round = 1,
                             .min_time_s = 1.0,
                             .json = v[O_JSON] != NULL,
-                            .profile = v[O_PROFILE] != NULL,
+                            .profile = v[O_PROFILE] != NULL || v[O_PROFILE_CPU] != NULL,
+                            .profile_cpu = v[O_PROFILE_CPU] != NULL,
                             .name = v[O_NAME]};
     if ((v[O_BATCH] && opts_int("bench", "--batch", v[O_BATCH], 1, 4096, &c->batch)) ||
         (v[O_THREADS] && opts_int("bench", "--threads", v[O_THREADS], 1, 256, &c->threads)) ||
@@ -145,6 +151,9 @@ static int parse(int argc, char **argv, struct bench_cfg *c, const char **model)
     }
     if (c->profile && c->split)
         return tool_usage("bench", "--profile: times one session's ops: use --mode blas or team");
+    if (c->profile_cpu && c->threads != 1)
+        return tool_usage("bench", "--profile-cpu: one thread only (other threads' CPU time "
+                                   "would be missed)");
     return OPTS_OK;
 }
 
@@ -302,7 +311,7 @@ int cmd_bench(int argc, char **argv)
         return tool_fail(spec, "session for batch %lld: %s", c.batch, err.msg);
     }
     if (c.profile && (u.prof = bench_profile_create(m)) != NULL)
-        cnn_session_profile(u.s, bench_profile_slot(u.prof));
+        cnn_session_profile(u.s, bench_profile_slot(u.prof), c.profile_cpu);
     struct bench_result r = {0};
     rc = c.profile && !u.prof ? tool_fail(spec, "out of memory") : time_calls(&u, &c, &r, spec);
     if (rc == TOOL_OK)

@@ -127,8 +127,8 @@ START_TEST(test_resnet18_ops_named)
 }
 END_TEST
 
-/* Profiled passes (alone and over a team) give bit-identical outputs to unprofiled ones and
- * store one time >= 0 per op (the values are wall times: not checked further). */
+/* Profiled passes (alone and over a team, wall and CPU clocks) give bit-identical outputs to
+ * unprofiled ones and store one time >= 0 per op (the values are times: not checked further). */
 START_TEST(test_profile_keeps_outputs)
 {
     struct cnn_model *m = net(_i);
@@ -144,13 +144,14 @@ START_TEST(test_profile_keeps_outputs)
     ck_assert_msg(s && team, "%s", err.msg);
     const float *out;
     for (int t = 0; t < 2; t++) {
+        const int cpu = _i == 1 ? t : !t; /* each net: team with one clock, alone with the other */
         ck_assert_int_eq(cnn_session_forward_team(s, m, t ? team : NULL, x, N, &out, &err), 0);
         memcpy(plain, out, (size_t)N * C * sizeof(float));
         for (int k = 0; k < K; k++)
             ms[k] = -1;
-        cnn_session_profile(s, ms);
+        cnn_session_profile(s, ms, cpu);
         ck_assert_int_eq(cnn_session_forward_team(s, m, t ? team : NULL, x, N, &out, &err), 0);
-        cnn_session_profile(s, NULL);
+        cnn_session_profile(s, NULL, 0);
         ck_assert_mem_eq(out, plain, (size_t)N * C * sizeof(float));
         for (int k = 0; k < K; k++)
             ck_assert_msg(ms[k] >= 0, "op %d not timed", k);

@@ -634,7 +634,8 @@ END_TEST
 
 /* --profile: one JSON line per op after the bench line, their MFLOP summing to the model's
  * FLOPs x batch (the ms are wall times: only checked to be there); the table form has a
- * header and a total line; split mode has no single session to profile: a usage error. */
+ * header and a total line, with CPU times too; split mode has no single session to profile
+ * and CPU times are for one thread: usage errors. */
 START_TEST(test_bench_profile_lines)
 {
     double flops;
@@ -664,9 +665,15 @@ START_TEST(test_bench_profile_lines)
     ck_assert_ptr_nonnull(strstr(r.out, "variant"));
     ck_assert_ptr_nonnull(strstr(r.out, "\ntotal: "));
     run_free(&r);
+    r = run_tool("bench", "arch:lenet5", "--runs", "2", "--min-time", "0", "--profile-cpu", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.out), lines + 2);
+    run_free(&r);
     expect_fail(2, "--profile",
                 run_tool("bench", "arch:lenet5", "--batch", "2", "--threads", "2", "--mode",
                          "split", "--profile", NULL));
+    expect_fail(2, "--profile-cpu",
+                run_tool("bench", "arch:lenet5", "--threads", "2", "--profile-cpu", NULL));
 }
 END_TEST
 
