@@ -207,6 +207,8 @@ static const struct pool_case pool_cases[] = {
     {2, 3, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0, 0, 1}, /* plain 2x2, odd sizes floor */
     {3, 2, 7, 19, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0}, /* plain 2x2: 4-wide vector steps + tail */
     {2, 3, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0, 1, 0}, /* 2x2 ceil mode: not the plain path */
+    {2, 2, 9, 23, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0}, /* ResNet stem pool: 4-wide 3/2 steps */
+    {1, 2, 5, 30, 3, 3, 2, 2, 0, 2, 0, 0, 1, 0}, /* 3/2 steps, left pad 2, ceil overhang */
 };
 /* clang-format on */
 #define N_POOL_CASES ((int)(sizeof pool_cases / sizeof pool_cases[0]))
