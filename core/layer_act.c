@@ -103,37 +103,37 @@ void cnn_scale_shift_forward(float *out, const float *inp, const float *scale, c
     }
 }
 
+/* d[i] = a[i] + b[i] (d may be a or b: each lane is read before it is written). */
+static void add2(float *d, const float *a, const float *b, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        grad_store4(d + i, grad_load4(a + i) + grad_load4(b + i));
+    for (; i < n; i++)
+        d[i] = a[i] + b[i];
+}
+
+/* In blocks that stay in L1, so the sums and the activation are one pass over memory (the
+ * residual add of a ResNet block reads and writes MBs: two passes cost twice).  out may be
+ * inputs[0]: the session runs add in place. */
+#define ADD_BLOCK 1024
 void cnn_add_forward(float *out, const float *const *inputs, int n_inputs, size_t count,
                      const struct cnn_act_params *act)
 {
     if (n_inputs <= 0)
         return;
-    /* out may be inputs[0] (the session runs add in place): each lane reads its own index
-     * before writing it, so four lanes at a time stay correct. */
-    const int relu = act->kind == CNN_ACT_RELU; /* the common case, fused into the last pass */
-    const grad_v4f zero = grad_splat4(0.0f);
-    const int passes = n_inputs > 1 ? n_inputs - 1 : 1; /* out = in0 + in1, out += in2, ... */
-    const float *a = inputs[0];
-    for (int k = 0; k < passes; k++) {
-        const float *b = n_inputs > 1 ? inputs[k + 1] : NULL;
-        const int relu_here = relu && k == passes - 1;
-        size_t i = 0;
-        for (; i + 4 <= count; i += 4) {
-            grad_v4f v = grad_load4(a + i);
-            if (b)
-                v += grad_load4(b + i);
-            if (relu_here)
-                v = (grad_v4f)((grad_v4i)v & (v > zero));
-            grad_store4(out + i, v);
+    for (size_t i0 = 0; i0 < count; i0 += ADD_BLOCK) {
+        const size_t n = count - i0 < ADD_BLOCK ? count - i0 : ADD_BLOCK;
+        if (n_inputs == 1) {
+            if (out != inputs[0])
+                memmove(out + i0, inputs[0] + i0, n * sizeof(float));
+        } else {
+            add2(out + i0, inputs[0] + i0, inputs[1] + i0, n);
         }
-        for (; i < count; i++) {
-            const float v = b ? a[i] + b[i] : a[i];
-            out[i] = relu_here ? act_one(v, act) : v;
-        }
-        a = out;
+        for (int k = 2; k < n_inputs; k++)
+            add2(out + i0, out + i0, inputs[k] + i0, n);
+        cnn_act_apply(out + i0, n, act);
     }
-    if (!relu)
-        cnn_act_apply(out, count, act);
 }
 
 void cnn_softmax_forward(float *out, const float *inp, int K, int N)

@@ -38,23 +38,62 @@ static void max_into(float *restrict m, const float *restrict row, int n)
         m[x] = row[x] > m[x] ? row[x] : m[x];
 }
 
+/* o[ox] = max of rowmax over the window of column ox, for ox in [lo, hi): the windows there
+ * lie inside the row, so no clipping; 3-wide stride-2 windows (ResNet's stem pool) four
+ * outputs at a time.  _mm_max_ps(a, b) is a > b ? a : b, the scalar loop's comparison. */
+static void max_cols_inside(float *o, const float *rowmax, const struct cnn_pool2d *p, int lo,
+                            int hi)
+{
+    const int kw = p->kw, sw = p->sw;
+    int ox = lo;
+#if defined(__SSE__)
+    if (kw == 3 && sw == 2) {
+        for (; ox + 4 <= hi; ox += 4) { /* reads x0 .. x0 + 8: the last window's end */
+            const float *r = rowmax + 2 * ox - p->pad_l;
+            const __m128 a = _mm_loadu_ps(r), b = _mm_loadu_ps(r + 4), c = _mm_loadu_ps(r + 5);
+            const __m128 ev = _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  /* r0 r2 r4 r6 */
+            const __m128 od = _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));  /* r1 r3 r5 r7 */
+            const __m128 ev2 = _mm_shuffle_ps(ev, c, _MM_SHUFFLE(3, 1, 2, 1)); /* r2 r4 r6 r8 */
+            _mm_storeu_ps(o + ox, _mm_max_ps(ev2, _mm_max_ps(od, ev)));
+        }
+    }
+#endif
+    for (; ox < hi; ox++) {
+        const float *r = rowmax + ox * sw - p->pad_l;
+        float m = r[0];
+        for (int x = 1; x < kw; x++)
+            m = r[x] > m ? r[x] : m;
+        o[ox] = m;
+    }
+}
+
 static void maxpool_plane_rows(float *o, const float *in, const struct cnn_pool2d *p)
 {
     float rowmax[MAXPOOL_ROW_MAX];
     const int W = p->w;
-    for (int oy = 0; oy < p->oh; oy++) {
+    /* columns whose window is inside the row: ox * sw >= pad_l, ox * sw - pad_l + kw <= W */
+    int lo = (p->pad_l + p->sw - 1) / p->sw;
+    int hi = W + p->pad_l - p->kw < 0 ? 0 : (W + p->pad_l - p->kw) / p->sw + 1;
+    hi = hi < p->ow ? hi : p->ow;
+    lo = lo < hi ? lo : hi;
+    for (int oy = 0; oy < p->oh; oy++, o += p->ow) {
         int y0, y1;
         cnn_pool_window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
         memcpy(rowmax, in + (size_t)y0 * W, sizeof(float) * (size_t)W);
         for (int y = y0 + 1; y < y1; y++)
             max_into(rowmax, in + (size_t)y * W, W);
+        max_cols_inside(o, rowmax, p, lo, hi);
         for (int ox = 0; ox < p->ow; ox++) {
+            if (ox == lo)
+                ox = hi;
+            if (ox >= p->ow)
+                break;
             int x0, x1;
             cnn_pool_window(ox, p->sw, p->pad_l, p->pad_r, p->kw, W, &x0, &x1);
             float m = rowmax[x0];
             for (int x = x0 + 1; x < x1; x++)
                 m = rowmax[x] > m ? rowmax[x] : m;
-            *o++ = m;
+            o[ox] = m;
         }
     }
 }

@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct cnn_session {
     const struct cnn_model *m;
@@ -26,6 +27,8 @@ struct cnn_session {
     float *input;           /* (max_n, C, H, W) NCHW staging for callers */
     float *probs;           /* (max_n, classes) */
     const float *op_in[CNN_MAX_INPUTS]; /* the current op's input values */
+    double *op_ms;          /* borrowed: per-op times of the last pass, or NULL */
+    clockid_t op_clock;     /* what op_ms measures */
 };
 
 static size_t value_floats(const struct cnn_model *m, int v, int max_n)
@@ -279,6 +282,36 @@ static void run_op_team(struct cnn_session *s, const struct cnn_model *m, const 
     cnn_workers_run(team, op_part_work, &job);
 }
 
+static double now_ms(clockid_t clock)
+{
+    struct timespec t;
+    clock_gettime(clock, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+/* The ops of a profiled pass, each timed into s->op_ms (a separate loop: an unprofiled
+ * pass pays nothing for it). */
+static void run_ops_timed(struct cnn_session *s, const struct cnn_model *m,
+                          struct cnn_workers *team, float *const *cols, int n)
+{
+    double t0 = now_ms(s->op_clock);
+    for (int k = 0; k < m->n_ops; k++) {
+        if (team)
+            run_op_team(s, m, &m->ops[k], n, team, cols);
+        else
+            run_op(s, m, &m->ops[k], n);
+        double t1 = now_ms(s->op_clock);
+        s->op_ms[k] = t1 - t0;
+        t0 = t1;
+    }
+}
+
+void cnn_session_profile(struct cnn_session *s, double *op_ms, int cpu_time)
+{
+    s->op_ms = op_ms;
+    s->op_clock = cpu_time ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
+}
+
 /* The forward pass; with a team (2+ threads), part i of a split op uses cols[i]. */
 static int forward_cols(struct cnn_session *s, const struct cnn_model *m, struct cnn_workers *team,
                         float *const *cols, const float *images, int n, const float **probs,
@@ -290,11 +323,15 @@ static int forward_cols(struct cnn_session *s, const struct cnn_model *m, struct
         return cnn_err_set(err, CNN_EINVAL, "session: batch %d outside 1..%d", n, s->max_n);
     const struct cnn_layer *in = &m->layers[0];
     swap_outer(s->value_buf[0], images, n, in->c, (size_t)in->h * (size_t)in->w);
-    for (int k = 0; k < m->n_ops; k++) {
-        if (team)
-            run_op_team(s, m, &m->ops[k], n, team, cols);
-        else
-            run_op(s, m, &m->ops[k], n);
+    if (s->op_ms) {
+        run_ops_timed(s, m, team, cols, n);
+    } else {
+        for (int k = 0; k < m->n_ops; k++) {
+            if (team)
+                run_op_team(s, m, &m->ops[k], n, team, cols);
+            else
+                run_op(s, m, &m->ops[k], n);
+        }
     }
     int v = m->alias_of[m->n_layers - 1];
     const struct cnn_layer *ol = &m->layers[v];

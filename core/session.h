@@ -59,4 +59,12 @@ int cnn_session_forward_lent(struct cnn_session *s, const struct cnn_model *m,
                              struct cnn_workers *team, struct cnn_session *const *lenders,
                              const float *images, int n, const float **probs, struct cnn_err *err);
 
+/* Profiling (cnn bench --profile): while op_ms is non-NULL, every forward pass of s stores
+ * the time of op k of its model's plan in op_ms[k] (milliseconds; cnn_model_op_count()
+ * entries, model_ops.h; borrowed until turned off): wall time, or with cpu_time the calling
+ * thread's CPU time (not preempted time on a loaded machine; only the caller's share of a
+ * team's or BLAS threads' work).  NULL, the default, turns it off; an unprofiled pass costs
+ * one branch more than before, none per op. */
+void cnn_session_profile(struct cnn_session *s, double *op_ms, int cpu_time);
+
 #endif

@@ -2,6 +2,7 @@
  * on a fixed pseudo-random input after warm-up calls, until at least --runs calls and
  * --min-time seconds, and reports latency percentiles, images/s, GFLOP/s and CPU use, as
  * one human line or one JSON line in the peers' format (/work/shared/peers/README.md). */
+#include "bench_profile.h"
 #include "bench_stats.h"
 #include "gemm.h"
 #include "json_out.h"
@@ -20,6 +21,7 @@
 static const char USAGE[] =
     "usage: cnn bench MODEL [--batch N] [--threads T] [--mode split|team|blas] [--warmup W]\n"
     "                 [--runs R] [--min-time S] [--json] [--round R] [--name NAME]\n"
+    "                 [--profile | --profile-cpu]\n"
     "Times forward passes of MODEL (a model file, or arch:NAME with random weights from\n"
     "seed 1) on a fixed pseudo-random input: W warm-up calls, then single timed calls of the\n"
     "whole batch until at least R calls and S seconds.  Reports the median, p10, p90 and min\n"
@@ -40,6 +42,12 @@ static const char USAGE[] =
     "  --json         one JSON line in the peer benchmark format (peer \"product\")\n"
     "  --round R      the \"round\" field of the JSON line, 0..1000000000 (default 1)\n"
     "  --name NAME    the \"model\" field (default: the architecture name)\n"
+    "  --profile      also time each op of the compiled plan and print, per op, the layers\n"
+    "                 it covers, kind, kernel variant, output, MFLOP, median ms per call,\n"
+    "                 GFLOP/s and share (with --json one JSON line per op); modes blas and\n"
+    "                 team only\n"
+    "  --profile-cpu  --profile timing each op's CPU time instead of wall time (one thread\n"
+    "                 only): on a loaded machine, preempted time is left out\n"
     "example: cnn bench arch:resnet18 --batch 8 --threads 2 --json\n";
 
 enum {
@@ -52,12 +60,16 @@ enum {
     O_ROUND,
     O_NAME,
     O_MODE,
+    O_PROFILE,
+    O_PROFILE_CPU,
     O_COUNT
 };
 static const struct opt_spec SPEC[O_COUNT] = {
     [O_BATCH] = {"--batch", 1}, [O_THREADS] = {"--threads", 1},   [O_WARMUP] = {"--warmup", 1},
     [O_RUNS] = {"--runs", 1},   [O_MIN_TIME] = {"--min-time", 1}, [O_JSON] = {"--json", 0},
-    [O_ROUND] = {"--round", 1}, [O_NAME] = {"--name", 1},         [O_MODE] = {"--mode", 1}};
+    [O_ROUND] = {"--round", 1}, [O_NAME] = {"--name", 1},         [O_MODE] = {"--mode", 1},
+    [O_PROFILE] = {"--profile", 0},
+    [O_PROFILE_CPU] = {"--profile-cpu", 0}};
 
 struct bench_cfg {
     long long batch, threads, warmup, runs, round;
@@ -66,6 +78,7 @@ struct bench_cfg {
     int split; /* workers > 1, each a session with 1 BLAS thread */
     int team;  /* one session, its layers split over a team of `threads` */
     int mode_given;
+    int profile, profile_cpu;
     const char *name;
 };
 
@@ -75,6 +88,7 @@ struct runner {
     struct cnn_session *s;
     struct split_runner *split;
     struct cnn_workers *team;
+    struct bench_profile *prof; /* --profile: records each timed call, or NULL */
 };
 
 static int run_once(const struct runner *u, int n, struct cnn_err *err)
@@ -108,6 +122,8 @@ static int parse(int argc, char **argv, struct bench_cfg *c, const char **model)
                             .round = 1,
                             .min_time_s = 1.0,
                             .json = v[O_JSON] != NULL,
+                            .profile = v[O_PROFILE] != NULL || v[O_PROFILE_CPU] != NULL,
+                            .profile_cpu = v[O_PROFILE_CPU] != NULL,
                             .name = v[O_NAME]};
     if ((v[O_BATCH] && opts_int("bench", "--batch", v[O_BATCH], 1, 4096, &c->batch)) ||
         (v[O_THREADS] && opts_int("bench", "--threads", v[O_THREADS], 1, 256, &c->threads)) ||
@@ -133,6 +149,11 @@ static int parse(int argc, char **argv, struct bench_cfg *c, const char **model)
         else
             return tool_usage("bench", "--mode: '%s' is not split, team or blas", v[O_MODE]);
     }
+    if (c->profile && c->split)
+        return tool_usage("bench", "--profile: times one session's ops: use --mode blas or team");
+    if (c->profile_cpu && c->threads != 1)
+        return tool_usage("bench", "--profile-cpu: one thread only (other threads' CPU time "
+                                   "would be missed)");
     return OPTS_OK;
 }
 
@@ -168,6 +189,10 @@ static int time_calls(const struct runner *u, const struct bench_cfg *c, struct 
             return tool_fail(spec, "forward: %s", err.msg);
         }
         double t1 = bench_now_s();
+        if (u->prof && bench_profile_record(u->prof) != 0) {
+            free(lat);
+            return tool_fail(spec, "out of memory");
+        }
         if (iters == cap) {
             double *nl = realloc(lat, 2 * cap * sizeof *lat);
             if (!nl) {
@@ -285,10 +310,15 @@ int cmd_bench(int argc, char **argv)
         cnn_model_destroy(m);
         return tool_fail(spec, "session for batch %lld: %s", c.batch, err.msg);
     }
+    if (c.profile && (u.prof = bench_profile_create(m)) != NULL)
+        cnn_session_profile(u.s, bench_profile_slot(u.prof), c.profile_cpu);
     struct bench_result r = {0};
-    rc = time_calls(&u, &c, &r, spec);
+    rc = c.profile && !u.prof ? tool_fail(spec, "out of memory") : time_calls(&u, &c, &r, spec);
     if (rc == TOOL_OK)
         report(&c, name, &r, cnn_model_flops(m));
+    if (rc == TOOL_OK && u.prof)
+        bench_profile_print(u.prof, c.batch, c.json, stdout);
+    bench_profile_destroy(u.prof);
     cnn_session_destroy(u.s);
     split_destroy(u.split);
     cnn_workers_destroy(u.team);

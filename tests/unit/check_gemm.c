@@ -72,6 +72,9 @@ START_TEST(test_gemm_all_transposes_match_reference_on_odd_sizes)
     gemm_case(ta, tb, 1, 31, 1, 1, -2.0f, 0.25f);
     gemm_case(ta, tb, 33, 1, 65, 2, 1.0f, -1.0f);
     gemm_case(ta, tb, 64, 70, 37, 5, 1.0f, 0.0f);
+    /* 1-4 columns past the small-product bound (dense at batch 1-4): gemm_small's dots */
+    gemm_case(ta, tb, 300, 1, 3500, 0, 1.0f, 0.0f);
+    gemm_case(ta, tb, 301, 4, 3500, 2, 0.5f, 1.0f);
 }
 END_TEST
 

@@ -207,6 +207,8 @@ static const struct pool_case pool_cases[] = {
     {2, 3, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0, 0, 1}, /* plain 2x2, odd sizes floor */
     {3, 2, 7, 19, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0}, /* plain 2x2: 4-wide vector steps + tail */
     {2, 3, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0, 1, 0}, /* 2x2 ceil mode: not the plain path */
+    {2, 2, 9, 23, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0}, /* ResNet stem pool: 4-wide 3/2 steps */
+    {1, 2, 5, 30, 3, 3, 2, 2, 0, 2, 0, 0, 1, 0}, /* 3/2 steps, left pad 2, ceil overhang */
 };
 /* clang-format on */
 #define N_POOL_CASES ((int)(sizeof pool_cases / sizeof pool_cases[0]))
@@ -546,6 +548,51 @@ START_TEST(test_add_three_inputs_with_relu)
 }
 END_TEST
 
+/* cnn_add_forward works in blocks of 1024 with a 4-lane loop and a tail: sizes across block
+ * and lane edges, 1 and 4 inputs, in place over inputs[0]; relu maps NaN and -0 to +0 and
+ * keeps +Inf, as the scalar a > 0 ? a : 0 (the naive reference here). */
+START_TEST(test_add_blocks_and_relu_edges)
+{
+    const size_t sizes[] = {1, 3, 4, 1023, 1024, 1025, 2 * 1024 + 7};
+    const struct cnn_act_params relu = {CNN_ACT_RELU, 0, 0};
+    lcg_state = 7100u;
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        const size_t n = sizes[t];
+        float *in[4], *out = rand_buf(n, 10.0f);
+        for (int k = 0; k < 4; k++)
+            in[k] = rand_buf(n, 1.0f);
+        if (n > 5) {
+            in[0][1] = NAN, in[0][2] = -0.0f, in[1][2] = -0.0f, in[2][2] = -0.0f, in[3][2] = -0.0f;
+            in[0][n - 1] = INFINITY;
+        }
+        for (int k = 1; k <= 4; k += 3) {
+            const float *ins[4] = {in[0], in[1], in[2], in[3]};
+            cnn_add_forward(out, ins, k, n, &relu);
+            for (size_t i = 0; i < n; i++) {
+                float s = in[0][i];
+                for (int j = 1; j < k; j++)
+                    s += in[j][i];
+                const float want = s > 0.0f ? s : 0.0f;
+                ck_assert_msg(memcmp(&out[i], &want, sizeof want) == 0,
+                              "n %zu, %d inputs, [%zu]: %g vs %g", n, k, i, out[i], want);
+            }
+        }
+        const float *ins[2] = {in[0], in[1]};
+        float *want = malloc(n * sizeof *want);
+        for (size_t i = 0; i < n; i++) {
+            const float s = in[0][i] + in[1][i];
+            want[i] = s > 0.0f ? s : 0.0f;
+        }
+        cnn_add_forward(in[0], ins, 2, n, &relu); /* in place over inputs[0] */
+        ck_assert_mem_eq(in[0], want, n * sizeof *want);
+        free(want);
+        free(out);
+        for (int k = 0; k < 4; k++)
+            free(in[k]);
+    }
+}
+END_TEST
+
 START_TEST(test_lrn_matches_channel_window_formula)
 {
     static const struct cnn_lrn cases[] = {
@@ -649,6 +696,7 @@ Suite *layers_suite(void)
     tcase_add_test(tc, test_add_three_inputs_with_relu);
     tcase_add_test(tc, test_activation_special_values_same_in_lanes_and_tail);
     tcase_add_test(tc, test_add_any_count_of_inputs_lanes_and_tail);
+    tcase_add_test(tc, test_add_blocks_and_relu_edges);
     tcase_add_loop_test(tc, test_lrn_matches_channel_window_formula, 0, 5);
     tcase_add_test(tc, test_softmax_is_stable_and_matches_formula);
     tcase_add_test(tc, test_flatten_reorders_to_batch_minor_features);

@@ -632,6 +632,51 @@ START_TEST(test_errors_name_the_file_and_set_the_status)
 }
 END_TEST
 
+/* --profile: one JSON line per op after the bench line, their MFLOP summing to the model's
+ * FLOPs x batch (the ms are wall times: only checked to be there); the table form has a
+ * header and a total line, with CPU times too; split mode has no single session to profile
+ * and CPU times are for one thread: usage errors. */
+START_TEST(test_bench_profile_lines)
+{
+    double flops;
+    arch_params("lenet5", &flops);
+    struct run r = run_tool("bench", "arch:lenet5", "--batch", "2", "--runs", "3", "--min-time",
+                            "0", "--json", "--profile", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    int lines = count_lines(r.out);
+    ck_assert_int_ge(lines, 4); /* conv, pool, ..., dense */
+    double mflop = 0;
+    const char *line = strchr(r.out, '\n') + 1;
+    for (int i = 1; i < lines; i++) {
+        const char *end = strchr(line, '\n');
+        ck_assert_msg(json_line_ok(line, (size_t)(end - line)), "not JSON: %.*s",
+                      (int)(end - line), line);
+        ck_assert_double_eq(json_num(line, "op"), i - 1);
+        ck_assert_msg(!isnan(json_num(line, "ms")), "no ms in %.*s", (int)(end - line), line);
+        mflop += json_num(line, "mflop");
+        line = end + 1;
+    }
+    ck_assert_double_eq_tol(mflop, 2 * flops / 1e6, 1e-3 * lines);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"layers\":[\"conv1\""));
+    run_free(&r);
+    r = run_tool("bench", "arch:lenet5", "--runs", "2", "--min-time", "0", "--profile", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.out), lines + 2);
+    ck_assert_ptr_nonnull(strstr(r.out, "variant"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\ntotal: "));
+    run_free(&r);
+    r = run_tool("bench", "arch:lenet5", "--runs", "2", "--min-time", "0", "--profile-cpu", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_int_eq(count_lines(r.out), lines + 2);
+    run_free(&r);
+    expect_fail(2, "--profile",
+                run_tool("bench", "arch:lenet5", "--batch", "2", "--threads", "2", "--mode",
+                         "split", "--profile", NULL));
+    expect_fail(2, "--profile-cpu",
+                run_tool("bench", "arch:lenet5", "--threads", "2", "--profile-cpu", NULL));
+}
+END_TEST
+
 /* cnn explain: the heatmap PNG (28 px x 10), the class explained is the top-1 that
  * `cnn predict` gives, --class by index, the filter grid; bad options exit 2. */
 START_TEST(test_explain_writes_heatmap_of_the_top1_and_refuses_bad_options)
@@ -696,6 +741,7 @@ Suite *tool_suite(void)
     tcase_add_test(tc, test_predict_matches_direct_forward_per_image_in_order);
     tcase_add_test(tc, test_predict_json_one_object_per_image_with_escaping);
     tcase_add_test(tc, test_bench_human_and_json_lines);
+    tcase_add_test(tc, test_bench_profile_lines);
     tcase_add_test(tc, test_bench_file_model_named_by_its_arch);
     tcase_add_test(tc, test_errors_name_the_file_and_set_the_status);
     tcase_add_test(tc, test_explain_writes_heatmap_of_the_top1_and_refuses_bad_options);
