@@ -1,9 +1,9 @@
 /* The add and concat rows of the layer-kind table (layer_kind.h): the two kinds with more
  * than one input.  Add sums inputs of equal shape (residual connections; a following
  * activation fuses into it at compile, and a two-input add that alone reads a conv is
- * absorbed by that conv: cnn_compile_fuse_residual), concat stacks inputs over channels (in (C, N, H, W)
- * each input is one contiguous block, so a copy per input), over H (a copy per plane) or
- * over W (a copy per row). */
+ * absorbed by that conv: cnn_compile_fuse_residual), concat stacks inputs over channels
+ * (in (C, N, H, W) each input is one contiguous block, so a copy per input), over H (a
+ * copy per plane) or over W (a copy per row). */
 #include "grad.h"
 #include "layer.h"
 #include "layer_kind.h"

@@ -1,8 +1,8 @@
 /* Winograd F(2x2,3x3) convolution (Lavin & Gray 2015) over a (C, N, H, W) batch: weights
  * transformed once at compile time (U = G g G^T), then per chunk of 2x2 output tiles the
  * input transform V = B^T d B, 16 SGEMMs M_k = U_k V_k and the output transform
- * Y = A^T m A with bias, a residual and the activation.  The transforms run four tiles per vector: V and
- * M hold tiles contiguously, (16, C, tiles) and (16, OC, tiles). */
+ * Y = A^T m A with bias, a residual and the activation.  The transforms run four tiles per
+ * vector: V and M hold tiles contiguously, (16, C, tiles) and (16, OC, tiles). */
 #include "gemm.h"
 #include "layer.h"
 #include "layer_winograd.h"
