@@ -10,6 +10,7 @@
 #include "session.h"
 #include "test_nets.h"
 #include "test_onnx.h"
+#include "test_train.h"
 #include "workers.h"
 
 #include <check.h>
@@ -41,25 +42,11 @@ static const int PATH_C[P_COUNT] = {8, 8, 16, 64}, PATH_H[P_COUNT] = {9, 9, 10, 
 
 static struct cnn_layer_desc path_conv(enum path p, const char *name, int act_relu)
 {
-    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = name};
     const int k = p == P_POINTWISE ? 1 : 3, pad = p == P_POINTWISE ? 0 : p == P_IM2COL ? 2 : 1;
-    d.p.conv = (struct cnn_conv2d){.oc = PATH_C[p],
-                                   .kh = k,
-                                   .kw = k,
-                                   .sh = 1,
-                                   .sw = 1,
-                                   .dh = 1,
-                                   .dw = 1,
-                                   .pad_t = pad,
-                                   .pad_l = pad,
-                                   .pad_b = pad,
-                                   .pad_r = pad,
-                                   .groups = 1,
-                                   .has_bias = 1};
+    struct cnn_layer_desc d =
+        conv(name, PATH_C[p], k, pad, 1, act_relu ? CNN_ACT_RELU : CNN_ACT_NONE);
     if (p == P_IM2COL) /* dilated and grouped: neither Winograd nor direct */
         d.p.conv.dh = d.p.conv.dw = 2, d.p.conv.groups = 2;
-    if (act_relu)
-        d.p.conv.act.kind = CNN_ACT_RELU;
     return d;
 }
 
@@ -77,7 +64,7 @@ static int add2(struct cnn_model *m, const char *name, int a, int b)
 }
 
 /* Random weights, biases and BN statistics (variance 0.5..1.5, gamma 0.5..1.5). */
-static void randomize(struct cnn_model *m, uint64_t seed)
+static void fuse_randomize(struct cnn_model *m, uint64_t seed)
 {
     cnn_model_init_random(m, seed);
     for (int i = 1; i < cnn_model_layer_count(m); i++) {
@@ -149,7 +136,7 @@ static struct cnn_model *build_graph(enum path p, enum graph g)
         break;
     }
     ck_assert_msg(cnn_model_alloc_params(m, &err) == 0, "%s", err.msg);
-    randomize(m, 1000 + 10 * (uint64_t)p + (uint64_t)g);
+    fuse_randomize(m, 1000 + 10 * (uint64_t)p + (uint64_t)g);
     return m;
 }
 
@@ -269,7 +256,7 @@ START_TEST(test_resnet_fused_matches_unfused)
     for (int v = 0; v < 2; v++) {
         struct cnn_err err = {0};
         ck_assert_msg(cnn_arch_build(names[_i], 0, &m[v], &err) == 0, "%s", err.msg);
-        randomize(m[v], 77);
+        fuse_randomize(m[v], 77);
         ck_assert_msg(cnn_model_compile_plan(m[v], 4, v == 0, &err) == 0, "%s", err.msg);
         const struct cnn_preproc *pp = cnn_model_preproc(m[v]);
         img = (size_t)pp->c * pp->h * pp->w;
