@@ -3,7 +3,10 @@
  * SGD / Nesterov steps and BN running statistics against PyTorch (tests/data/sgd_step.bin
  * from tests/fixtures/make_sgd_step.py), and freezing.  Export, head replacement,
  * reproducibility, schedules and bad input are in check_train_workflow.c. */
+#include "arch.h"
+#include "grad.h"
 #include "model.h"
+#include "model_internal.h"
 #include "session.h"
 #include "test_nets.h"
 #include "test_train.h"
@@ -220,17 +223,13 @@ START_TEST(test_threads_match_one_thread)
 }
 END_TEST
 
-/* Winograd for the trainer's 3x3 convs (forward and input gradient) against the im2col
- * path that the finite-difference and PyTorch tests check: the same gradients and, after
- * three steps, weights, to Winograd's rounding; on one thread and split over two. */
-START_TEST(test_winograd_convs_match_im2col)
+/* Trainers with Winograd (cfg.im2col_only = 0) against the im2col path that the
+ * finite-difference and PyTorch tests check, on one thread and split over two: the same
+ * gradients (input included) and, after three steps, weights, to Winograd's rounding. */
+static void winograd_vs_im2col(struct cnn_model *m, const float *x, const int *y, int N,
+                               size_t img, const char *what)
 {
-    struct cnn_model *m = test_net_wide(23);
     const int layers = cnn_model_layer_count(m);
-    enum { N = 4, IMG = 3 * 12 * 10 };
-    float x[N * IMG];
-    int y[N] = {1, 4, 0, 2};
-    test_fill(x, sizeof x / sizeof *x, 5);
     for (int threads = 1; threads <= 2; threads++) {
         struct cnn_train_config cfg;
         cnn_train_config_default(&cfg);
@@ -248,7 +247,7 @@ START_TEST(test_winograd_convs_match_im2col)
         ck_assert_int_eq(cnn_trainer_compute_gradients(wino, x, y, NULL, N, &s2, &err), 0);
         double g = trainer_diff(wino, ref, layers, 1);
         const float *dx1 = cnn_trainer_input_grad(ref), *dx2 = cnn_trainer_input_grad(wino);
-        for (size_t k = 0; k < (size_t)N * IMG; k++)
+        for (size_t k = 0; k < (size_t)N * img; k++)
             ck_assert_msg(fabsf(dx1[k] - dx2[k]) <= 1e-4f * (1 + fabsf(dx1[k])),
                           "input grad [%zu] %g vs %g", k, (double)dx2[k], (double)dx1[k]);
         for (int k = 0; k < 3; k++) {
@@ -256,14 +255,50 @@ START_TEST(test_winograd_convs_match_im2col)
             step(wino, x, y, N, &s2);
         }
         double w = trainer_diff(wino, ref, layers, 0);
-        printf("winograd vs im2col, %d thread(s): gradients %.3g, weights after 3 steps %.3g\n",
-               threads, g, w);
+        printf("%s winograd vs im2col, %d thread(s): gradients %.3g, weights after 3 steps %.3g\n",
+               what, threads, g, w);
         ck_assert_msg(g > 0, "bit-identical gradients: the Winograd path did not run");
         ck_assert_msg(g <= 1e-4, "gradients differ by %g", g);
         ck_assert_msg(w <= 1e-4, "weights differ by %g", w);
         cnn_trainer_destroy(ref);
         cnn_trainer_destroy(wino);
     }
+}
+
+/* F(2x2) on the small maps of test_net_wide (forward and input gradient). */
+START_TEST(test_winograd_convs_match_im2col)
+{
+    struct cnn_model *m = test_net_wide(23);
+    enum { N = 4, IMG = 3 * 12 * 10 };
+    float x[N * IMG];
+    int y[N] = {1, 4, 0, 2};
+    test_fill(x, sizeof x / sizeof *x, 5);
+    winograd_vs_im2col(m, x, y, N, IMG, "test_net_wide");
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* fashion_cnn: F(4x4) for conv2 (28x28; forward and input gradient), F(2x2) for conv3 and
+ * conv4 (14x14), im2col for conv1 (one input channel), as the trainer picks them. */
+START_TEST(test_winograd4_convs_match_im2col)
+{
+    struct cnn_model *m = NULL;
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_arch_build("fashion_cnn", 10, &m, &err), 0);
+    cnn_model_init_random(m, 3);
+    const int conv2 = cnn_model_find_layer(m, "conv2");
+    ck_assert_int_ge(conv2, 0);
+    const struct cnn_conv2d *p = &m->layers[conv2].p.conv;
+    ck_assert_int_eq(p->c, 32);
+    ck_assert_int_eq(p->oc, 32);
+    ck_assert_int_eq(p->h, 28);
+    ck_assert_int_eq(cnn_conv2d_winograd_tile(p), 4);
+    ck_assert_int_eq(cnn_conv2d_backward_winograd_tile(p), 4);
+    enum { N = 3, IMG = 28 * 28 };
+    float x[N * IMG];
+    int y[N] = {7, 2, 9};
+    test_fill(x, sizeof x / sizeof *x, 8);
+    winograd_vs_im2col(m, x, y, N, IMG, "fashion_cnn");
     cnn_model_destroy(m);
 }
 END_TEST
@@ -540,6 +575,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_worker_team_runs_every_part_once_per_round);
     tcase_add_test(tc, test_threads_match_one_thread);
     tcase_add_test(tc, test_winograd_convs_match_im2col);
+    tcase_add_test(tc, test_winograd4_convs_match_im2col);
     tcase_add_test(tc, test_two_sgd_steps_match_pytorch);
     tcase_add_test(tc, test_two_nesterov_steps_match_pytorch);
     tcase_add_test(tc, test_bn_running_statistics_match_pytorch);
