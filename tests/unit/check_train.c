@@ -303,6 +303,61 @@ START_TEST(test_winograd4_convs_match_im2col)
 }
 END_TEST
 
+/* Plain SGD (momentum 0) with weight decay: one step moves every learned value by
+ * -lr * (grad + wd * w) for conv/dense weights and -lr * grad for biases, grad being what
+ * cnn_trainer_compute_gradients() gives for the same batch (no dropout in test_net_small). */
+START_TEST(test_sgd_without_momentum_is_plain_gradient_descent)
+{
+    struct cnn_model *m = test_net_small(61);
+    const int layers = cnn_model_layer_count(m);
+    enum { N = 3, IMG = 8 * 8 };
+    float x[N * IMG];
+    int y[N] = {0, 3, 1};
+    test_fill(x, sizeof x / sizeof *x, 62);
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.max_batch = N;
+    cfg.lr = 0.1f;
+    cfg.momentum = 0.0f;
+    cfg.weight_decay = 0.01f;
+    struct cnn_trainer *t = trainer(m, &cfg), *g = trainer(m, &cfg);
+    struct cnn_train_stats st;
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_trainer_compute_gradients(g, x, y, NULL, N, &st, &err), 0);
+    int checked = 0;
+    float *before[64][2] = {{NULL}};
+    for (int i = 1; i < layers && i < 64; i++)
+        for (int s = 0; s < 2; s++) {
+            size_t n = 0;
+            const float *w = cnn_trainer_weights(t, i, s, &n);
+            before[i][s] = w ? copy_buf(w, n) : NULL;
+        }
+    step(t, x, y, N, &st);
+    for (int i = 1; i < layers && i < 64; i++)
+        for (int s = 0; s < 2; s++) {
+            size_t n = 0, ng = 0;
+            const float *w = cnn_trainer_weights(t, i, s, &n);
+            const float *gr = cnn_trainer_grad(g, i, s, &ng);
+            if (!w || !gr)
+                continue;
+            ck_assert_uint_eq(n, ng);
+            const float wd = s == 0 ? cfg.weight_decay : 0.0f; /* slot 1: the bias */
+            for (size_t k = 0; k < n; k++) {
+                const double w0 = before[i][s][k];
+                const double want = w0 - (double)cfg.lr * ((double)gr[k] + wd * w0);
+                ck_assert_msg(fabs(w[k] - want) <= 1e-6 * (1 + fabs(want)),
+                              "layer %d slot %d [%zu]: %g, want %g", i, s, k, (double)w[k], want);
+                checked++;
+            }
+            free(before[i][s]);
+        }
+    ck_assert_int_gt(checked, 100);
+    cnn_trainer_destroy(t);
+    cnn_trainer_destroy(g);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_squared_error_gradients_match_finite_differences)
 {
     /* MSE on the softmax output: the gradient flows back through the softmax layer */
@@ -576,6 +631,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_threads_match_one_thread);
     tcase_add_test(tc, test_winograd_convs_match_im2col);
     tcase_add_test(tc, test_winograd4_convs_match_im2col);
+    tcase_add_test(tc, test_sgd_without_momentum_is_plain_gradient_descent);
     tcase_add_test(tc, test_two_sgd_steps_match_pytorch);
     tcase_add_test(tc, test_two_nesterov_steps_match_pytorch);
     tcase_add_test(tc, test_bn_running_statistics_match_pytorch);
