@@ -77,24 +77,44 @@ static void hard_swish_backward(float *restrict dinp, const float *restrict dout
     }
 }
 
-void cnn_act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
-                      const struct cnn_act_params *act)
+/* cnn_act_backward() (add) or cnn_act_backward_set() (!add): relu, leaky relu, clip and
+ * none write directly, the rarer kinds zero dinp and then add. */
+static void act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
+                         const struct cnn_act_params *act, int add)
 {
     const float *v = x ? x : y; /* relu, leaky, clip: the sign / range is the same in x and y */
     switch (act->kind) {
     case CNN_ACT_NONE:
     case CNN_ACT_COUNT:
-        grad_add(dinp, dout, n);
-        break;
+        if (add)
+            grad_add(dinp, dout, n);
+        else
+            memcpy(dinp, dout, n * sizeof(float));
+        return;
     case CNN_ACT_RELU:
-        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, 0.0f, 1);
-        break;
+        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, 0.0f, add);
+        return;
     case CNN_ACT_LEAKY_RELU:
-        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, act->alpha, 1);
-        break;
+        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, act->alpha, add);
+        return;
     case CNN_ACT_CLIP:
-        piecewise_backward(dinp, dout, v, n, act->alpha, act->beta, 0.0f, 1);
+        piecewise_backward(dinp, dout, v, n, act->alpha, act->beta, 0.0f, add);
+        return;
+    case CNN_ACT_SIGMOID:
+    case CNN_ACT_TANH:
+    case CNN_ACT_HARD_SIGMOID:
+    case CNN_ACT_HARD_SWISH:
         break;
+    }
+    if (!add)
+        memset(dinp, 0, n * sizeof(float));
+    switch (act->kind) {
+    case CNN_ACT_NONE:
+    case CNN_ACT_COUNT:
+    case CNN_ACT_RELU:
+    case CNN_ACT_LEAKY_RELU:
+    case CNN_ACT_CLIP:
+        break; /* done above */
     case CNN_ACT_SIGMOID:
         if (y) {
             smooth_backward_y(dinp, dout, y, n, 0);
@@ -154,30 +174,14 @@ void cnn_grad_accumulate(float *d, const float *s, size_t n)
     grad_add(d, s, n);
 }
 
+void cnn_act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
+                      const struct cnn_act_params *act)
+{
+    act_backward(dinp, dout, x, y, n, act, 1);
+}
+
 void cnn_act_backward_set(float *dinp, const float *dout, const float *x, const float *y, size_t n,
                           const struct cnn_act_params *act)
 {
-    const float *v = x ? x : y;
-    switch (act->kind) {
-    case CNN_ACT_NONE:
-    case CNN_ACT_COUNT:
-        memcpy(dinp, dout, n * sizeof(float));
-        return;
-    case CNN_ACT_RELU:
-        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, 0.0f, 0);
-        return;
-    case CNN_ACT_LEAKY_RELU:
-        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, act->alpha, 0);
-        return;
-    case CNN_ACT_CLIP:
-        piecewise_backward(dinp, dout, v, n, act->alpha, act->beta, 0.0f, 0);
-        return;
-    case CNN_ACT_SIGMOID:
-    case CNN_ACT_TANH:
-    case CNN_ACT_HARD_SIGMOID:
-    case CNN_ACT_HARD_SWISH:
-        break;
-    }
-    memset(dinp, 0, n * sizeof(float)); /* the rarer kinds: zero, then add */
-    cnn_act_backward(dinp, dout, x, y, n, act);
+    act_backward(dinp, dout, x, y, n, act, 0);
 }
