@@ -50,15 +50,6 @@ int cnn_conv2d_backward_winograd_shape(const struct cnn_conv2d *p, struct cnn_co
 /* u (cnn_winograd_weights_floats(p) floats) for the above from w; tmp: 9 * OC * C floats. */
 void cnn_conv2d_backward_winograd_weights(float *u, float *tmp, const float *w,
                                           const struct cnn_conv2d *p);
-/* The Winograd tile the inference cost model (cnn_conv2d_winograd_tile()) picks for that
- * input-gradient conv q: 4, 2, or 0 when it does not suit Winograd.  For 4, u
- * (cnn_winograd4_weights_floats(p) floats) from cnn_conv2d_backward_winograd4_weights() and
- * cnn_conv2d_winograd4_rows(dinp, res, dout, u, NULL, scratch, q, N, t_lo, t_hi) with res =
- * dinp (accumulate) or NULL (write) give the input gradient of tile rows [t_lo, t_hi) (4x4
- * tiles: 36 multiplies per 16 pixels), with cnn_winograd4_scratch_floats(q, N) floats. */
-int cnn_conv2d_backward_winograd_tile(const struct cnn_conv2d *p);
-void cnn_conv2d_backward_winograd4_weights(float *u, float *tmp, const float *w,
-                                           const struct cnn_conv2d *p);
 
 /* dout (OUT, N)   inp (IN, N)   w (OUT, IN); p->act ignored.
  * dw += dout * inp^T, db += row sums of dout, dinp (IN, N) += w^T * dout. */

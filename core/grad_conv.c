@@ -209,39 +209,17 @@ int cnn_conv2d_backward_winograd_shape(const struct cnn_conv2d *p, struct cnn_co
     return cnn_conv2d_use_winograd(q);
 }
 
-/* tmp (C, OC, 3, 3) = w (OC, C, 3, 3) transposed, each kernel rotated 180 degrees. */
-static void flip_weights(float *tmp, const float *w, const struct cnn_conv2d *p)
-{
-    for (int oc = 0; oc < p->oc; oc++)
-        for (int c = 0; c < p->c; c++)
-            for (int k = 0; k < 9; k++)
-                tmp[((size_t)c * p->oc + oc) * 9 + k] = w[((size_t)oc * p->c + c) * 9 + 8 - k];
-}
-
 void cnn_conv2d_backward_winograd_weights(float *u, float *tmp, const float *w,
                                           const struct cnn_conv2d *p)
 {
     struct cnn_conv2d q;
     if (!cnn_conv2d_backward_winograd_shape(p, &q))
         return;
-    flip_weights(tmp, w, p);
+    for (int oc = 0; oc < p->oc; oc++) /* tmp (C, OC, 3, 3): w transposed, kernels rotated */
+        for (int c = 0; c < p->c; c++)
+            for (int k = 0; k < 9; k++)
+                tmp[((size_t)c * p->oc + oc) * 9 + k] = w[((size_t)oc * p->c + c) * 9 + 8 - k];
     cnn_winograd_transform_weights(u, tmp, &q);
-}
-
-int cnn_conv2d_backward_winograd_tile(const struct cnn_conv2d *p)
-{
-    struct cnn_conv2d q;
-    return cnn_conv2d_backward_winograd_shape(p, &q) ? cnn_conv2d_winograd_tile(&q) : 0;
-}
-
-void cnn_conv2d_backward_winograd4_weights(float *u, float *tmp, const float *w,
-                                           const struct cnn_conv2d *p)
-{
-    struct cnn_conv2d q;
-    if (!cnn_conv2d_backward_winograd_shape(p, &q))
-        return;
-    flip_weights(tmp, w, p);
-    cnn_winograd4_transform_weights(u, tmp, &q);
 }
 
 void cnn_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,

@@ -328,7 +328,7 @@ void cnn_winograd_weight_grad_rows(float *du, const float *inp, const float *dou
 /* dw (OC, C, 3, 3) += G^T dU G for each (oc, c): du back to the kernels' domain. */
 void cnn_winograd_weight_grad_finish(float *dw, const float *du, const struct cnn_conv2d *p);
 
-/* Winograd F(4x4,3x3) (layer_winograd4.c; chunks and scratch in layer.c), inference and training:
+/* Winograd F(4x4,3x3) (layer_winograd4.c; chunks and scratch in layer.c), inference only:
  * 36 GEMMs per chunk of 4x4 output tiles instead of 16 per 2x2 tiles (2.25 instead of 4
  * multiplies per output).  Weights U: 36 * OC * C floats, u (36, OC, C) = G g G^T of every
  * 3x3 kernel g of w, done once at compile (in double).  Chunks of tile rows as F(2x2), V

@@ -383,8 +383,6 @@ static size_t max_size(size_t a, size_t b)
     return a > b ? a : b;
 }
 
-/* Winograd weights of the tile the inference cost model picks (cnn_conv2d_winograd_tile):
- * F(4x4) on large maps, F(2x2) on small ones; the same for the input-gradient conv. */
 static int conv_train_alloc(struct cnn_trainer *t, int i, struct train_sizes *sz)
 {
     const struct cnn_layer *l = &t->net->layers[i];
@@ -396,24 +394,14 @@ static int conv_train_alloc(struct cnn_trainer *t, int i, struct train_sizes *sz
     sz->scratch = max_size(sz->scratch, cnn_conv2d_scratch_floats(p, N));
     sz->scratch = max_size(sz->scratch, cnn_conv2d_backward_scratch_floats(p, N));
     if (wino && cnn_conv2d_use_winograd(p)) {
-        tl->wino_tile = cnn_conv2d_winograd_tile(p);
-        size_t uf = tl->wino_tile == 4 ? cnn_winograd4_weights_floats(p)
-                                       : cnn_winograd_weights_floats(p);
-        if (!(tl->wino_u = calloc(uf, sizeof(float))))
+        if (!(tl->wino_u = calloc(cnn_winograd_weights_floats(p), sizeof(float))))
             return -1;
-        /* du_part: the weight gradient runs in the F(2x2) domain whatever the forward's tile */
         sz->wino_weights = max_size(sz->wino_weights, cnn_winograd_weights_floats(p));
-        if (tl->wino_tile == 4)
-            sz->scratch = max_size(sz->scratch, cnn_winograd4_scratch_floats(p, N));
     }
     if (wino && t->buf.tl[l->inputs[0]].needs_grad && cnn_conv2d_backward_winograd_shape(p, &q)) {
-        tl->wino_btile = cnn_conv2d_backward_winograd_tile(p);
-        size_t uf = tl->wino_btile == 4 ? cnn_winograd4_weights_floats(p)
-                                        : cnn_winograd_weights_floats(p);
-        if (!(tl->wino_ub = calloc(uf, sizeof(float))))
+        if (!(tl->wino_ub = calloc(cnn_winograd_weights_floats(p), sizeof(float))))
             return -1;
-        sz->scratch = max_size(sz->scratch, tl->wino_btile == 4 ? cnn_winograd4_scratch_floats(&q, N)
-                                                                : cnn_winograd_scratch_floats(&q, N));
+        sz->scratch = max_size(sz->scratch, cnn_winograd_scratch_floats(&q, N));
     }
     return 0;
 }
@@ -422,16 +410,11 @@ static int conv_train_alloc(struct cnn_trainer *t, int i, struct train_sizes *sz
 static void conv_train_prepare(struct cnn_trainer *t, int i, int training)
 {
     const struct cnn_layer *l = &t->net->layers[i];
-    const struct train_layer *tl = &t->buf.tl[i];
     const float *w = t->net->params + l->weight_offset[0];
-    if (tl->wino_u && tl->wino_tile == 4)
-        cnn_winograd4_transform_weights(tl->wino_u, w, &l->p.conv);
-    else if (tl->wino_u)
-        cnn_winograd_transform_weights(tl->wino_u, w, &l->p.conv);
-    if (tl->wino_ub && training && tl->wino_btile == 4)
-        cnn_conv2d_backward_winograd4_weights(tl->wino_ub, t->buf.wflip, w, &l->p.conv);
-    else if (tl->wino_ub && training)
-        cnn_conv2d_backward_winograd_weights(tl->wino_ub, t->buf.wflip, w, &l->p.conv);
+    if (t->buf.tl[i].wino_u)
+        cnn_winograd_transform_weights(t->buf.tl[i].wino_u, w, &l->p.conv);
+    if (t->buf.tl[i].wino_ub && training)
+        cnn_conv2d_backward_winograd_weights(t->buf.tl[i].wino_ub, t->buf.wflip, w, &l->p.conv);
 }
 
 /* Over whole images (depthwise: part 0 alone), without the fused activation. */
@@ -453,13 +436,6 @@ static int conv_train_forward(const struct train_fwd_job *job, int part, int par
         return 0;
     }
     cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
-    if (v.tl->wino_u && v.tl->wino_tile == 4) {
-        const int th = (q.oh + 3) / 4; /* tile rows per image */
-        if (hi > lo)
-            cnn_conv2d_winograd4_rows(v.dst, NULL, v.in, v.tl->wino_u, b, t->buf.scratch[part], &q,
-                                      n, (int)lo * th, (int)hi * th);
-        return 0;
-    }
     if (v.tl->wino_u) {
         const int th = (q.oh + 1) / 2; /* tile rows per image */
         cnn_conv2d_winograd_rows(v.dst, v.in, v.tl->wino_u, b, t->buf.scratch[part], &q, n,
@@ -521,17 +497,10 @@ static void conv_train_backward(const struct train_bwd_job *job, int part, int p
     const float *ub = v.tl->wino_ub;
     struct cnn_conv2d q;
     if (dinp && ub && cnn_conv2d_backward_winograd_shape(p, &q)) {
+        const int th = (q.oh + 1) / 2; /* tile rows per image */
         /* a fresh gradient is written outright: the tiles cover every pixel of the images */
-        if (v.tl->wino_btile == 4) {
-            const int th = (q.oh + 3) / 4; /* tile rows per image */
-            if (hi > lo)
-                cnn_conv2d_winograd4_rows(dinp, job->fresh[0] ? NULL : dinp, job->dout, ub, NULL,
-                                          t->buf.scratch[part], &q, n, (int)lo * th, (int)hi * th);
-        } else {
-            const int th = (q.oh + 1) / 2; /* tile rows per image */
-            cnn_conv2d_winograd_rows(dinp, job->dout, ub, NULL, t->buf.scratch[part], &q, n,
-                                     (int)lo * th, (int)hi * th, !job->fresh[0]);
-        }
+        cnn_conv2d_winograd_rows(dinp, job->dout, ub, NULL, t->buf.scratch[part], &q, n,
+                                 (int)lo * th, (int)hi * th, !job->fresh[0]);
         dinp = NULL; /* done: the rows below only add to dw */
     }
     if (dw && v.tl->wino_u) { /* dw in the transformed domain (2.25x fewer MACs) */

@@ -23,8 +23,6 @@ struct train_layer {
     int mask_off;   /* dropout: the last forward ran in evaluation mode (an identity) */
     float *wino_u;  /* conv that suits Winograd: its weights transformed at each forward */
     float *wino_ub; /* ... and those of its input gradient (cnn_conv2d_backward_winograd_shape) */
-    int wino_tile;  /* wino_u's tile: 4 (F(4x4)), 2 (F(2x2)) as inference picks it, 0 none */
-    int wino_btile; /* wino_ub's tile, the same way for the input-gradient conv */
     int trainable;  /* has learned weights and is not frozen */
     int needs_grad; /* the gradient of its output is needed (params at or before it) */
     int n_out;      /* floats per image of out */

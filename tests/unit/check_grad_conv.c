@@ -270,62 +270,6 @@ START_TEST(test_conv2d_winograd_input_gradient_and_forward_in_parts)
 }
 END_TEST
 
-/* The input gradient through Winograd F(4x4) (the tile the trainer takes for the
- * input-gradient conv where the inference cost model picks it): added into a dinp that
- * holds values (res = dinp) and written outright into a fresh one (res = NULL), in two
- * parts split at an image boundary, against direct loops. */
-START_TEST(test_conv2d_winograd4_input_gradient_in_parts)
-{
-    static const struct conv_case cases[] = {
-        {2, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, /* fashion_cnn's conv2 */
-        {2, 16, 13, 11, 24, 3, 3, 1, 1, 1, 1, 0, 1, 2, 1, 1, 0}, /* asymmetric, odd sizes */
-        {3, 16, 10, 9, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0},  /* valid */
-    };
-    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        const struct conv_case *k = &cases[ci];
-        struct cnn_conv2d p, q;
-        conv_params(&p, k);
-        ck_assert_int_eq(cnn_conv2d_backward_winograd_shape(&p, &q), 1);
-        const int N = k->n;
-        lcg_state = 31 + (unsigned)ci;
-        const size_t n_in = (size_t)p.c * N * p.h * p.w, n_out = (size_t)p.oc * N * p.oh * p.ow;
-        const size_t n_w = (size_t)p.oc * p.c * 9;
-        float *inp = rand_buf(n_in, 1.0f), *w = rand_buf(n_w, 1.0f), *r = rand_buf(n_out, 1.0f);
-        float *dinp = rand_buf(n_in, 1.0f), *fresh = rand_buf(n_in, 1.0f); /* garbage */
-        double *rin = calloc(n_in, sizeof *rin), *r0 = calloc(n_in, sizeof *r0);
-        double *rw = calloc(n_w, sizeof *rw), *rb = calloc((size_t)p.oc, sizeof *rb);
-        ck_assert(rin && r0 && rw && rb);
-        for (size_t i = 0; i < n_in; i++)
-            rin[i] = dinp[i];
-        conv_backward_ref(rin, rw, rb, r, inp, w, &p, N);
-        memset(rw, 0, n_w * sizeof *rw);
-        conv_backward_ref(r0, rw, rb, r, inp, w, &p, N);
-        float *scratch = zero_buf(cnn_winograd4_scratch_floats(&q, N)), *tmp = zero_buf(n_w);
-        float *u = zero_buf(cnn_winograd4_weights_floats(&p));
-        cnn_conv2d_backward_winograd4_weights(u, tmp, w, &p);
-        const int th = (q.oh + 3) / 4; /* tile rows per image of the gradient conv */
-        for (int part = 0; part < 2; part++) {
-            const int lo = part ? th : 0, hi = part ? N * th : th;
-            cnn_conv2d_winograd4_rows(dinp, dinp, r, u, NULL, scratch, &q, N, lo, hi);
-            cnn_conv2d_winograd4_rows(fresh, NULL, r, u, NULL, scratch, &q, N, lo, hi);
-        }
-        char what[64];
-        snprintf(what, sizeof what, "winograd4 dinp += %dx%dx%d->%d pad %d%d%d%d", p.c, p.h, p.w,
-                 p.oc, k->pt, k->pl, k->pb, k->pr);
-        check_vs_ref(what, dinp, rin, n_in);
-        snprintf(what, sizeof what, "winograd4 dinp = %dx%dx%d->%d", p.c, p.h, p.w, p.oc);
-        check_vs_ref(what, fresh, r0, n_in);
-        free(inp), free(w), free(r), free(dinp), free(fresh), free(rin), free(r0), free(rw);
-        free(rb), free(scratch), free(tmp), free(u);
-    }
-    /* the trainer takes F(4x4) where the cost model does: 28x28 maps, as fashion_cnn's conv2 */
-    struct cnn_conv2d p;
-    conv_params(&p, &cases[0]);
-    ck_assert_int_eq(cnn_conv2d_backward_winograd_tile(&p), 4);
-    ck_assert_int_eq(cnn_conv2d_winograd_tile(&p), 4);
-}
-END_TEST
-
 START_TEST(test_conv2d_backward_scratch_is_zero_only_without_im2col)
 {
     for (int i = 0; i < N_CONV_CASES; i++) {
@@ -548,7 +492,6 @@ Suite *grad_conv_suite(void)
     tcase_add_test(tc, test_conv2d_backward_in_chunks_crossing_images_matches_direct_loops);
     tcase_add_test(tc, test_conv2d_backward_scratch_is_zero_only_without_im2col);
     tcase_add_test(tc, test_conv2d_winograd_input_gradient_and_forward_in_parts);
-    tcase_add_test(tc, test_conv2d_winograd4_input_gradient_in_parts);
     tcase_add_test(tc, test_dense_backward_matches_finite_differences);
     tcase_add_loop_test(tc, test_pool_backward_matches_finite_differences, 0, N_POOL_CASES);
     tcase_add_test(tc, test_maxpool_backward_routes_ties_to_first_maximum);
