@@ -3,7 +3,7 @@
  * data (K, N); kernels never allocate (scratch comes from the caller, sized by the
  * *_scratch_floats functions) and keep no state, so any thread may call them on its own
  * buffers.  Gradients are ACCUMULATED (+=) into dinp / dw / db / dgamma / dbeta; the
- * trainer zeroes them each step.  Any gradient pointer may be NULL: that gradient is then
+ * trainer zeroes them each step (the *_set variants WRITE dinp: its first writer's).  Any gradient pointer may be NULL: that gradient is then
  * neither computed nor written (a frozen layer, or the first layer's dinp).  Gradient
  * buffers never alias the forward tensors or dout.  Fused activations (conv, dense,
  * batchnorm, add) are NOT part of these kernels: the trainer runs an activation as its own
@@ -63,6 +63,9 @@ void cnn_dense_backward(float *dinp, float *dw, float *db, const float *dout, co
  * maximum in row-major window order wins, as in cnn_maxpool_forward(). */
 void cnn_maxpool_backward(float *dinp, const float *dout, const float *inp,
                           const struct cnn_pool2d *p, int N);
+/* The same with dinp WRITTEN: pixels no window picks get 0. */
+void cnn_maxpool_backward_set(float *dinp, const float *dout, const float *inp,
+                              const struct cnn_pool2d *p, int N);
 /* Each output's gradient spread evenly over its window, with ceil mode, padding and
  * count_include_pad exactly as cnn_avgpool_forward(). */
 void cnn_avgpool_backward(float *dinp, const float *dout, const struct cnn_pool2d *p, int N);
@@ -80,6 +83,9 @@ void cnn_global_avgpool_backward(float *dinp, const float *dout, size_t planes, 
  * (0, 1), hard swish x/3 + 1/2 on [-3, 3]. */
 void cnn_act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
                       const struct cnn_act_params *act);
+/* The same with dinp WRITTEN (= dout * act'(x)) instead of added into. */
+void cnn_act_backward_set(float *dinp, const float *dout, const float *x, const float *y, size_t n,
+                          const struct cnn_act_params *act);
 
 /* out, dout (K, N) from cnn_softmax_forward():  dinp (K, N) += y * (dout - sum_k dout*y). */
 void cnn_softmax_backward(float *dinp, const float *dout, const float *out, int K, int N);
@@ -113,6 +119,12 @@ int cnn_batchnorm_train_forward(float *out, float *save_mean, float *save_inv_st
 void cnn_batchnorm_train_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                                   const float *inp, const float *gamma, const float *save_mean,
                                   const float *save_inv_std, int C, size_t n_hw);
+/* The same, but dinp (non-NULL) is WRITTEN, not added into: for a gradient buffer that
+ * holds nothing yet (saves zeroing it first). */
+void cnn_batchnorm_train_backward_set(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                                      const float *inp, const float *gamma,
+                                      const float *save_mean, const float *save_inv_std, int C,
+                                      size_t n_hw);
 /* Backward of inference-mode batch norm (fixed running statistics, e.g. a frozen BN):
  * y = gamma * (x - mean) / sqrt(var + eps) + beta with mean, var the running stats. */
 void cnn_batchnorm_eval_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,

@@ -7,11 +7,13 @@
 #include <assert.h>
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 /* relu, leaky relu and clip: dinp += dout where lo < v < hi, else slope * dout (slope 0
  * gives exactly 0 there, as a select, even for an infinite dout). */
 static void piecewise_backward(float *restrict dinp, const float *restrict dout,
-                               const float *restrict v, size_t n, float lo, float hi, float slope)
+                               const float *restrict v, size_t n, float lo, float hi, float slope,
+                               int add)
 {
     const grad_v4f lov = grad_splat4(lo), hiv = grad_splat4(hi), sv = grad_splat4(slope);
     const grad_v4f zero = grad_splat4(0.0f);
@@ -19,11 +21,13 @@ static void piecewise_backward(float *restrict dinp, const float *restrict dout,
     for (; i + 4 <= n; i += 4) {
         const grad_v4f x = grad_load4(v + i), g = grad_load4(dout + i);
         const grad_v4f off = slope == 0.0f ? zero : g * sv;
-        grad_store4(dinp + i, grad_load4(dinp + i) + grad_select4((x > lov) & (x < hiv), g, off));
+        const grad_v4f d = grad_select4((x > lov) & (x < hiv), g, off);
+        grad_store4(dinp + i, add ? grad_load4(dinp + i) + d : d);
     }
     for (; i < n; i++) {
         const float off = slope == 0.0f ? 0.0f : dout[i] * slope;
-        dinp[i] += (v[i] > lo && v[i] < hi) ? dout[i] : off;
+        const float d = (v[i] > lo && v[i] < hi) ? dout[i] : off;
+        dinp[i] = add ? dinp[i] + d : d;
     }
 }
 
@@ -73,24 +77,44 @@ static void hard_swish_backward(float *restrict dinp, const float *restrict dout
     }
 }
 
-void cnn_act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
-                      const struct cnn_act_params *act)
+/* cnn_act_backward() (add) or cnn_act_backward_set() (!add): relu, leaky relu, clip and
+ * none write directly, the rarer kinds zero dinp and then add. */
+static void act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
+                         const struct cnn_act_params *act, int add)
 {
     const float *v = x ? x : y; /* relu, leaky, clip: the sign / range is the same in x and y */
     switch (act->kind) {
     case CNN_ACT_NONE:
     case CNN_ACT_COUNT:
-        grad_add(dinp, dout, n);
-        break;
+        if (add)
+            grad_add(dinp, dout, n);
+        else
+            memcpy(dinp, dout, n * sizeof(float));
+        return;
     case CNN_ACT_RELU:
-        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, 0.0f);
-        break;
+        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, 0.0f, add);
+        return;
     case CNN_ACT_LEAKY_RELU:
-        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, act->alpha);
-        break;
+        piecewise_backward(dinp, dout, v, n, 0.0f, INFINITY, act->alpha, add);
+        return;
     case CNN_ACT_CLIP:
-        piecewise_backward(dinp, dout, v, n, act->alpha, act->beta, 0.0f);
+        piecewise_backward(dinp, dout, v, n, act->alpha, act->beta, 0.0f, add);
+        return;
+    case CNN_ACT_SIGMOID:
+    case CNN_ACT_TANH:
+    case CNN_ACT_HARD_SIGMOID:
+    case CNN_ACT_HARD_SWISH:
         break;
+    }
+    if (!add)
+        memset(dinp, 0, n * sizeof(float));
+    switch (act->kind) {
+    case CNN_ACT_NONE:
+    case CNN_ACT_COUNT:
+    case CNN_ACT_RELU:
+    case CNN_ACT_LEAKY_RELU:
+    case CNN_ACT_CLIP:
+        break; /* done above */
     case CNN_ACT_SIGMOID:
         if (y) {
             smooth_backward_y(dinp, dout, y, n, 0);
@@ -148,4 +172,16 @@ void cnn_flatten_backward(float *dinp, const float *dout, int C, int N, int hw)
 void cnn_grad_accumulate(float *d, const float *s, size_t n)
 {
     grad_add(d, s, n);
+}
+
+void cnn_act_backward(float *dinp, const float *dout, const float *x, const float *y, size_t n,
+                      const struct cnn_act_params *act)
+{
+    act_backward(dinp, dout, x, y, n, act, 1);
+}
+
+void cnn_act_backward_set(float *dinp, const float *dout, const float *x, const float *y, size_t n,
+                          const struct cnn_act_params *act)
+{
+    act_backward(dinp, dout, x, y, n, act, 0);
 }

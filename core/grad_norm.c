@@ -93,9 +93,10 @@ int cnn_batchnorm_train_forward(float *out, float *save_mean, float *save_inv_st
     return 0;
 }
 
-void cnn_batchnorm_train_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                                  const float *inp, const float *gamma, const float *save_mean,
-                                  const float *save_inv_std, int C, size_t n_hw)
+/* cnn_batchnorm_train_backward(), adding into dinp (add) or writing it (!add). */
+static void bn_train_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                              const float *inp, const float *gamma, const float *save_mean,
+                              const float *save_inv_std, int C, size_t n_hw, int add)
 {
     for (int c = 0; c < C; c++) {
         const float *x = inp + (size_t)c * n_hw, *g = dout + (size_t)c * n_hw;
@@ -117,12 +118,29 @@ void cnn_batchnorm_train_backward(float *dinp, float *dgamma, float *dbeta, cons
         const grad_v4f mv = grad_splat4(m);
         size_t i = 0;
         for (; i + 4 <= n_hw; i += 4) {
-            const grad_v4f t = grad_load4(g + i) - mgv - (grad_load4(x + i) - mv) * qv;
-            grad_store4(d + i, grad_load4(d + i) + kv * t);
+            const grad_v4f t = kv * (grad_load4(g + i) - mgv - (grad_load4(x + i) - mv) * qv);
+            grad_store4(d + i, add ? grad_load4(d + i) + t : t);
         }
-        for (; i < n_hw; i++)
-            d[i] += k * (g[i] - mg - (x[i] - m) * q);
+        for (; i < n_hw; i++) {
+            const float t = k * (g[i] - mg - (x[i] - m) * q);
+            d[i] = add ? d[i] + t : t;
+        }
     }
+}
+
+void cnn_batchnorm_train_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                                  const float *inp, const float *gamma, const float *save_mean,
+                                  const float *save_inv_std, int C, size_t n_hw)
+{
+    bn_train_backward(dinp, dgamma, dbeta, dout, inp, gamma, save_mean, save_inv_std, C, n_hw, 1);
+}
+
+void cnn_batchnorm_train_backward_set(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                                      const float *inp, const float *gamma,
+                                      const float *save_mean, const float *save_inv_std, int C,
+                                      size_t n_hw)
+{
+    bn_train_backward(dinp, dgamma, dbeta, dout, inp, gamma, save_mean, save_inv_std, C, n_hw, 0);
 }
 
 void cnn_batchnorm_eval_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,

@@ -30,16 +30,17 @@ static inline void max2x2_grad4(grad_v4f *o0, grad_v4f *o1, grad_v4f *o2, grad_v
     *o3 = __builtin_shufflevector(gc, ge, 2, 6, 3, 7);
 }
 
-/* d[0..4) += v */
-static inline void add4(float *d, grad_v4f v)
+/* d[0..4) += v, or = v when !add */
+static inline void put4(float *d, grad_v4f v, int add)
 {
-    grad_store4(d, grad_load4(d) + v);
+    grad_store4(d, add ? grad_load4(d) + v : v);
 }
 
 /* Four outputs at a time; the last (OW % 4) through zero-padded copies so that the tail
  * takes the same branch-free path and never reads past the row. */
 static void maxpool_plane_2x2_backward(float *restrict d, const float *restrict g,
-                                       const float *restrict in, const struct cnn_pool2d *p)
+                                       const float *restrict in, const struct cnn_pool2d *p,
+                                       int add)
 {
     const size_t W = (size_t)p->w;
     const int OW = p->ow;
@@ -51,10 +52,10 @@ static void maxpool_plane_2x2_backward(float *restrict d, const float *restrict 
         for (; ox + 4 <= OW; ox += 4) {
             max2x2_grad4(&o0, &o1, &o2, &o3, grad_load4(r0 + 2 * ox), grad_load4(r0 + 2 * ox + 4),
                          grad_load4(r1 + 2 * ox), grad_load4(r1 + 2 * ox + 4), grad_load4(g + ox));
-            add4(d0 + 2 * ox, o0);
-            add4(d0 + 2 * ox + 4, o1);
-            add4(d1 + 2 * ox, o2);
-            add4(d1 + 2 * ox + 4, o3);
+            put4(d0 + 2 * ox, o0, add);
+            put4(d0 + 2 * ox + 4, o1, add);
+            put4(d1 + 2 * ox, o2, add);
+            put4(d1 + 2 * ox + 4, o3, add);
         }
         if (ox < OW) {
             const int rest = OW - ox;
@@ -69,8 +70,8 @@ static void maxpool_plane_2x2_backward(float *restrict d, const float *restrict 
             grad_store4(u1, o2);
             grad_store4(u1 + 4, o3);
             for (int i = 0; i < 2 * rest; i++) {
-                d0[2 * ox + i] += u0[i];
-                d1[2 * ox + i] += u1[i];
+                d0[2 * ox + i] = add ? d0[2 * ox + i] + u0[i] : u0[i];
+                d1[2 * ox + i] = add ? d1[2 * ox + i] + u1[i] : u1[i];
             }
         }
     }
@@ -87,7 +88,7 @@ void cnn_maxpool_backward(float *dinp, const float *dout, const float *inp,
         const float *g = dout + pl * out_plane;
         float *d = dinp + pl * in_plane;
         if (plain_2x2) {
-            maxpool_plane_2x2_backward(d, g, in, p);
+            maxpool_plane_2x2_backward(d, g, in, p, 1);
             continue;
         }
         if (cnn_pool_dil(p->dh) > 1 || cnn_pool_dil(p->dw) > 1) { /* the forward's argmax */
@@ -166,4 +167,19 @@ void cnn_global_avgpool_backward(float *dinp, const float *dout, size_t planes, 
         for (size_t i = 0; i < hw; i++)
             d[i] += v;
     }
+}
+
+void cnn_maxpool_backward_set(float *dinp, const float *dout, const float *inp,
+                              const struct cnn_pool2d *p, int N)
+{
+    const size_t planes = (size_t)p->c * N, in_plane = (size_t)p->h * p->w;
+    const size_t out_plane = (size_t)p->oh * p->ow;
+    if (!cnn_pool2d_is_plain_2x2(p) || 2 * p->oh != p->h || 2 * p->ow != p->w) {
+        memset(dinp, 0, planes * in_plane * sizeof(float)); /* windows miss some pixels */
+        cnn_maxpool_backward(dinp, dout, inp, p, N);
+        return;
+    }
+    for (size_t pl = 0; pl < planes; pl++) /* the windows tile every plane: written outright */
+        maxpool_plane_2x2_backward(dinp + pl * in_plane, dout + pl * out_plane,
+                                   inp + pl * in_plane, p, 0);
 }

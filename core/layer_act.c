@@ -237,8 +237,10 @@ static void act_train_backward(const struct train_bwd_job *job, int part, int pa
     const struct train_view v = train_view(job->t, job->i, job->n);
     size_t lo, hi;
     cnn_part_range(v.count, part, parts, &lo, &hi);
-    train_zero_fresh(job, 0, v.dinp, lo, hi - lo);
-    if (v.dinp)
+    if (v.dinp && job->fresh[0]) /* written outright: no zeroing pass */
+        cnn_act_backward_set(v.dinp + lo, job->dout + lo, v.in + lo, v.tl->out + lo, hi - lo,
+                             &v.l->p.act);
+    else if (v.dinp)
         cnn_act_backward(v.dinp + lo, job->dout + lo, v.in + lo, v.tl->out + lo, hi - lo,
                          &v.l->p.act);
 }

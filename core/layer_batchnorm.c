@@ -164,6 +164,12 @@ static void bn_train_backward(const struct train_bwd_job *job, int part, int par
     float *d = v.dinp ? v.dinp + lo * n_hw : NULL;
     if (c == 0)
         return;
+    if (trainable && job->fresh[0] && d) { /* written outright: no zeroing pass */
+        cnn_batchnorm_train_backward_set(d, dgamma, dbeta, job->dout + lo * n_hw,
+                                         v.in + lo * n_hw, gamma + lo, v.tl->save_mean + lo,
+                                         v.tl->save_inv_std + lo, c, n_hw);
+        return;
+    }
     train_zero_fresh(job, 0, v.dinp, lo * n_hw, (hi - lo) * n_hw);
     if (trainable)
         cnn_batchnorm_train_backward(d, dgamma, dbeta, job->dout + lo * n_hw, v.in + lo * n_hw,

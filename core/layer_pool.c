@@ -308,6 +308,11 @@ static void pool_train_backward(const struct train_bwd_job *job, int part, int p
     const size_t out_chan = (size_t)v.l->h * v.l->w * (size_t)job->n;
     if (!v.dinp || q.c == 0)
         return;
+    if (v.l->kind == CNN_LAYER_MAXPOOL && job->fresh[0]) { /* written outright */
+        cnn_maxpool_backward_set(v.dinp + lo * v.n_hw, job->dout + lo * out_chan,
+                                 v.in + lo * v.n_hw, &q, job->n);
+        return;
+    }
     train_zero_fresh(job, 0, v.dinp, lo * v.n_hw, (size_t)q.c * v.n_hw);
     if (v.l->kind == CNN_LAYER_MAXPOOL)
         cnn_maxpool_backward(v.dinp + lo * v.n_hw, job->dout + lo * out_chan, v.in + lo * v.n_hw,

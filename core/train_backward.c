@@ -25,9 +25,8 @@ static void fused_act_backward_work(void *ctx, int part, int parts)
     float *tmp = job->t->buf.tmp;
     size_t lo, hi;
     cnn_part_range((size_t)tl->n_out * (size_t)job->n, part, parts, &lo, &hi);
-    memset(tmp + lo, 0, (hi - lo) * sizeof(float));
-    cnn_act_backward(tmp + lo, tl->dout + lo, tl->pre + lo, tl->out + lo, hi - lo,
-                     train_layer_act(&job->t->net->layers[job->i]));
+    cnn_act_backward_set(tmp + lo, tl->dout + lo, tl->pre + lo, tl->out + lo, hi - lo,
+                         train_layer_act(&job->t->net->layers[job->i]));
 }
 
 /* Zeroes the gradient of layer i, which received nothing this step (no consumer reached

@@ -263,6 +263,58 @@ START_TEST(test_batchnorm_train_forward_uses_batch_stats_and_updates_running_sta
 }
 END_TEST
 
+/* The *_set variants the trainer uses for a gradient buffer's first writer: written into a
+ * buffer of garbage, they equal the (finite-difference-checked) accumulating kernels run on
+ * a zeroed one -- every activation kind, batch norm, and max pools whose windows tile the
+ * input (written in place) or do not (2x2 on odd sizes, 3x3 stride 2 with padding). */
+START_TEST(test_backward_set_variants_equal_accumulate_into_zero)
+{
+    lcg_state = 91;
+    enum { N = 2, C = 3, H = 8, W = 12, NV = N * C * H * W };
+    float *x = rand_buf(NV, 2.0f), *g = rand_buf(NV, 1.0f), *y = zero_buf(NV);
+    for (int k = 0; k < CNN_ACT_COUNT; k++) {
+        const struct cnn_act_params a = {(enum cnn_act)k, k == CNN_ACT_CLIP ? -0.5f : 0.2f,
+                                         k == CNN_ACT_CLIP ? 0.7f : 0.5f};
+        memcpy(y, x, NV * sizeof *y);
+        cnn_act_apply(y, NV, &a);
+        float *want = zero_buf(NV), *got = rand_buf(NV, 9.0f);
+        cnn_act_backward(want, g, x, y, NV, &a);
+        cnn_act_backward_set(got, g, x, y, NV, &a);
+        check_same(cnn_act_name(a.kind), got, want, NV, 0.0f);
+        free(want), free(got);
+    }
+    const size_t n_hw = (size_t)N * H * W;
+    float *gamma = rand_buf(C, 1.5f), *sm = rand_buf(C, 0.5f), *si = zero_buf(C);
+    for (int c = 0; c < C; c++)
+        si[c] = 0.5f + 0.25f * (float)c;
+    float *want = zero_buf(NV), *got = rand_buf(NV, 9.0f);
+    float *dg1 = zero_buf(C), *db1 = zero_buf(C), *dg2 = zero_buf(C), *db2 = zero_buf(C);
+    cnn_batchnorm_train_backward(want, dg1, db1, g, x, gamma, sm, si, C, n_hw);
+    cnn_batchnorm_train_backward_set(got, dg2, db2, g, x, gamma, sm, si, C, n_hw);
+    check_same("batchnorm set dinp", got, want, NV, 0.0f);
+    check_same("batchnorm set dgamma", dg2, dg1, C, 0.0f);
+    check_same("batchnorm set dbeta", db2, db1, C, 0.0f);
+    free(want), free(got), free(dg1), free(db1), free(dg2), free(db2);
+    const struct cnn_pool2d pools[] = {
+        /* c, h, w, kh, kw, sh, sw, pads t l b r, ceil, incl, dh, dw, oh, ow */
+        {C, 8, 12, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 1, 1, 4, 6}, /* tiles the input */
+        {C, 7, 9, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 1, 1, 3, 4},  /* last row and column unpicked */
+        {C, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 4, 4},  /* overlapping, padded */
+    };
+    for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
+        const struct cnn_pool2d *p = &pools[i];
+        const size_t n_in = (size_t)C * N * p->h * p->w;
+        float *dout = rand_buf((size_t)C * N * p->oh * p->ow, 1.0f);
+        float *w0 = zero_buf(n_in), *w1 = rand_buf(n_in, 9.0f);
+        cnn_maxpool_backward(w0, dout, x, p, N);
+        cnn_maxpool_backward_set(w1, dout, x, p, N);
+        check_same("maxpool set dinp", w1, w0, n_in, 0.0f);
+        free(dout), free(w0), free(w1);
+    }
+    free(x), free(g), free(y), free(gamma), free(sm), free(si);
+}
+END_TEST
+
 START_TEST(test_batchnorm_train_backward_through_batch_stats_matches_finite_differences)
 {
     lcg_state = 71;
@@ -628,6 +680,7 @@ Suite *grad_layers_suite(void)
     tcase_add_test(tc,
                    test_batchnorm_train_backward_through_batch_stats_matches_finite_differences);
     tcase_add_test(tc, test_batchnorm_long_channels_match_double_formulas);
+    tcase_add_test(tc, test_backward_set_variants_equal_accumulate_into_zero);
     tcase_add_test(tc, test_batchnorm_eval_backward_matches_finite_differences);
     tcase_add_test(tc, test_dropout_train_forward_masks_scales_and_is_seeded);
     tcase_add_test(tc, test_dropout_backward_with_the_same_mask_matches_finite_differences);

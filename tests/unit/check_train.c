@@ -3,6 +3,7 @@
  * SGD / Nesterov steps and BN running statistics against PyTorch (tests/data/sgd_step.bin
  * from tests/fixtures/make_sgd_step.py), and freezing.  Export, head replacement,
  * reproducibility, schedules and bad input are in check_train_workflow.c. */
+#include "arch.h"
 #include "model.h"
 #include "session.h"
 #include "test_nets.h"
@@ -220,17 +221,13 @@ START_TEST(test_threads_match_one_thread)
 }
 END_TEST
 
-/* Winograd for the trainer's 3x3 convs (forward and input gradient) against the im2col
- * path that the finite-difference and PyTorch tests check: the same gradients and, after
- * three steps, weights, to Winograd's rounding; on one thread and split over two. */
-START_TEST(test_winograd_convs_match_im2col)
+/* Trainers with Winograd (cfg.im2col_only = 0) against the im2col path that the
+ * finite-difference and PyTorch tests check, on one thread and split over two: the same
+ * gradients (input included) and, after three steps, weights, to Winograd's rounding. */
+static void winograd_vs_im2col(struct cnn_model *m, const float *x, const int *y, int N,
+                               size_t img, const char *what)
 {
-    struct cnn_model *m = test_net_wide(23);
     const int layers = cnn_model_layer_count(m);
-    enum { N = 4, IMG = 3 * 12 * 10 };
-    float x[N * IMG];
-    int y[N] = {1, 4, 0, 2};
-    test_fill(x, sizeof x / sizeof *x, 5);
     for (int threads = 1; threads <= 2; threads++) {
         struct cnn_train_config cfg;
         cnn_train_config_default(&cfg);
@@ -248,7 +245,7 @@ START_TEST(test_winograd_convs_match_im2col)
         ck_assert_int_eq(cnn_trainer_compute_gradients(wino, x, y, NULL, N, &s2, &err), 0);
         double g = trainer_diff(wino, ref, layers, 1);
         const float *dx1 = cnn_trainer_input_grad(ref), *dx2 = cnn_trainer_input_grad(wino);
-        for (size_t k = 0; k < (size_t)N * IMG; k++)
+        for (size_t k = 0; k < (size_t)N * img; k++)
             ck_assert_msg(fabsf(dx1[k] - dx2[k]) <= 1e-4f * (1 + fabsf(dx1[k])),
                           "input grad [%zu] %g vs %g", k, (double)dx2[k], (double)dx1[k]);
         for (int k = 0; k < 3; k++) {
@@ -256,14 +253,97 @@ START_TEST(test_winograd_convs_match_im2col)
             step(wino, x, y, N, &s2);
         }
         double w = trainer_diff(wino, ref, layers, 0);
-        printf("winograd vs im2col, %d thread(s): gradients %.3g, weights after 3 steps %.3g\n",
-               threads, g, w);
+        printf("%s winograd vs im2col, %d thread(s): gradients %.3g, weights after 3 steps %.3g\n",
+               what, threads, g, w);
         ck_assert_msg(g > 0, "bit-identical gradients: the Winograd path did not run");
         ck_assert_msg(g <= 1e-4, "gradients differ by %g", g);
         ck_assert_msg(w <= 1e-4, "weights differ by %g", w);
         cnn_trainer_destroy(ref);
         cnn_trainer_destroy(wino);
     }
+}
+
+/* F(2x2) on the small maps of test_net_wide (forward and input gradient). */
+START_TEST(test_winograd_convs_match_im2col)
+{
+    struct cnn_model *m = test_net_wide(23);
+    enum { N = 4, IMG = 3 * 12 * 10 };
+    float x[N * IMG];
+    int y[N] = {1, 4, 0, 2};
+    test_fill(x, sizeof x / sizeof *x, 5);
+    winograd_vs_im2col(m, x, y, N, IMG, "test_net_wide");
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* fashion_cnn: F(2x2) for conv2 (28x28), conv3 and conv4 (14x14), im2col for conv1 (one
+ * input channel), as the trainer picks them. */
+START_TEST(test_fashion_cnn_winograd_convs_match_im2col)
+{
+    struct cnn_model *m = NULL;
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_arch_build("fashion_cnn", 10, &m, &err), 0);
+    cnn_model_init_random(m, 3);
+    enum { N = 3, IMG = 28 * 28 };
+    float x[N * IMG];
+    int y[N] = {7, 2, 9};
+    test_fill(x, sizeof x / sizeof *x, 8);
+    winograd_vs_im2col(m, x, y, N, IMG, "fashion_cnn");
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* Plain SGD (momentum 0) with weight decay: one step moves every learned value by
+ * -lr * (grad + wd * w) for conv/dense weights and -lr * grad for biases, grad being what
+ * cnn_trainer_compute_gradients() gives for the same batch (no dropout in test_net_small). */
+START_TEST(test_sgd_without_momentum_is_plain_gradient_descent)
+{
+    struct cnn_model *m = test_net_small(61);
+    const int layers = cnn_model_layer_count(m);
+    enum { N = 3, IMG = 8 * 8 };
+    float x[N * IMG];
+    int y[N] = {0, 3, 1};
+    test_fill(x, sizeof x / sizeof *x, 62);
+    struct cnn_train_config cfg;
+    cnn_train_config_default(&cfg);
+    cfg.max_batch = N;
+    cfg.lr = 0.1f;
+    cfg.momentum = 0.0f;
+    cfg.weight_decay = 0.01f;
+    struct cnn_trainer *t = trainer(m, &cfg), *g = trainer(m, &cfg);
+    struct cnn_train_stats st;
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_trainer_compute_gradients(g, x, y, NULL, N, &st, &err), 0);
+    int checked = 0;
+    float *before[64][2] = {{NULL}};
+    for (int i = 1; i < layers && i < 64; i++)
+        for (int s = 0; s < 2; s++) {
+            size_t n = 0;
+            const float *w = cnn_trainer_weights(t, i, s, &n);
+            before[i][s] = w ? copy_buf(w, n) : NULL;
+        }
+    step(t, x, y, N, &st);
+    for (int i = 1; i < layers && i < 64; i++)
+        for (int s = 0; s < 2; s++) {
+            size_t n = 0, ng = 0;
+            const float *w = cnn_trainer_weights(t, i, s, &n);
+            const float *gr = cnn_trainer_grad(g, i, s, &ng);
+            if (!w || !gr)
+                continue;
+            ck_assert_uint_eq(n, ng);
+            const float wd = s == 0 ? cfg.weight_decay : 0.0f; /* slot 1: the bias */
+            for (size_t k = 0; k < n; k++) {
+                const double w0 = before[i][s][k];
+                const double want = w0 - (double)cfg.lr * ((double)gr[k] + wd * w0);
+                ck_assert_msg(fabs(w[k] - want) <= 1e-6 * (1 + fabs(want)),
+                              "layer %d slot %d [%zu]: %g, want %g", i, s, k, (double)w[k], want);
+                checked++;
+            }
+            free(before[i][s]);
+        }
+    ck_assert_int_gt(checked, 100);
+    cnn_trainer_destroy(t);
+    cnn_trainer_destroy(g);
     cnn_model_destroy(m);
 }
 END_TEST
@@ -540,6 +620,8 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_worker_team_runs_every_part_once_per_round);
     tcase_add_test(tc, test_threads_match_one_thread);
     tcase_add_test(tc, test_winograd_convs_match_im2col);
+    tcase_add_test(tc, test_fashion_cnn_winograd_convs_match_im2col);
+    tcase_add_test(tc, test_sgd_without_momentum_is_plain_gradient_descent);
     tcase_add_test(tc, test_two_sgd_steps_match_pytorch);
     tcase_add_test(tc, test_two_nesterov_steps_match_pytorch);
     tcase_add_test(tc, test_bn_running_statistics_match_pytorch);
