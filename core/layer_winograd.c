@@ -237,9 +237,9 @@ static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, i
     w.chunk = cnn_winograd_chunk_rows(p, N);
     const size_t max_nt = (size_t)w.chunk * w.d.tw;
     w.v = scratch;
-    w.m = w.v + ((16 * (size_t)p->c * max_nt + 15) & ~(size_t)15);
-    w.stage = w.m + ((16 * (size_t)p->oc * max_nt + 15) & ~(size_t)15);
-    w.zero = w.stage + ((4 * (size_t)w.d.len + 15) & ~(size_t)15);
+    w.m = w.v + wino_round16(16 * (size_t)p->c * max_nt);
+    w.stage = w.m + wino_round16(16 * (size_t)p->oc * max_nt);
+    w.zero = w.stage + wino_round16(4 * (size_t)w.d.len);
     memset(w.stage, 0, sizeof(float) * 4 * (size_t)w.d.len);
     memset(w.zero, 0, sizeof(float) * (size_t)p->w);
     return w;
