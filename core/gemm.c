@@ -34,10 +34,11 @@ void cnn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
      * kernel (sgemm_small_kernel_nn_skylakex.c) then mallocs a copy of A's last rows on every
      * call.  A forward pass must not allocate, and tests must run what production runs on
      * any CPU, so every such product stays out of OpenBLAS on every core type. */
-    /* Products 1-4 columns wide (a dense layer at batch 1-4) of any size go there too: its
-     * dot-product kernel streams A's rows once, 2-4x faster than OpenBLAS 0.3.21's sgemm,
-     * which packs all of A first (1000x2048 fc at batch 1: 0.66 -> 0.16 ms). */
-    if ((double)M * N * K <= CNN_GEMM_SMALL_MAX_MNK || (N <= 4 && !trans_a)) {
+    /* Narrow products of any size go there too (CNN_GEMM_SMALL_MAX_N): its kernels stream
+     * A's rows once, where OpenBLAS 0.3.21's sgemm packs all of A first -- 1-4 columns (a
+     * dense layer at batch 1-4) as dot products along K (1000x2048 fc at batch 1: 0.66 ->
+     * 0.16 ms), wider ones as register tiles. */
+    if ((double)M * N * K <= CNN_GEMM_SMALL_MAX_MNK || (N <= CNN_GEMM_SMALL_MAX_N && !trans_a)) {
         cnn_gemm_small(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }

@@ -223,7 +223,10 @@ static void pack_panel(float *dst, const float *src, ptrdiff_t rs, ptrdiff_t cs,
 }
 
 /* The general path: MR x NR tiles of C, K in blocks of KC (the first applies beta, the
- * others add).  op(B) rows are read in place when contiguous and the panel is full. */
+ * others add).  When op(B) rows are contiguous, full panels are read in place and only a
+ * ragged last panel is packed, once per K block; the MR rows of op(A) a tile row reads
+ * (MR * KC floats) then stay in L1 across every panel of the row, so A is read once per K
+ * block however wide N is.  A transposed op(B) packs each panel, panel by panel. */
 AVX2 static void gemm_tiles(int M, int N, int K, float alpha, struct view a, struct view b,
                             float beta, float *C, ptrdiff_t ldc)
 {
@@ -231,18 +234,28 @@ AVX2 static void gemm_tiles(int M, int N, int K, float alpha, struct view a, str
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC;
         const float be = k0 ? 1.0f : beta;
-        for (int j0 = 0; j0 < N; j0 += NR) {
-            const int w = N - j0 < NR ? N - j0 : NR;
-            const float *panel = b.p + k0 * b.rs + j0 * b.cs;
-            ptrdiff_t brs = b.rs;
-            if (w < NR || b.cs != 1) {
-                pack_panel(bp, panel, b.rs, b.cs, kc, w);
-                panel = bp;
-                brs = NR;
-            }
+        if (b.cs == 1) {
+            const int full = N - N % NR;
+            if (full < N)
+                pack_panel(bp, b.p + k0 * b.rs + full, b.rs, 1, kc, N - full);
             for (int i0 = 0; i0 < M; i0 += MR) {
                 const int mr = M - i0 < MR ? M - i0 : MR;
-                tile_any(mr, w, kc, a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, panel, brs, alpha, be,
+                const float *ai = a.p + i0 * a.rs + k0 * a.cs;
+                for (int j0 = 0; j0 < N; j0 += NR) {
+                    const int in_place = j0 < full;
+                    tile_any(mr, in_place ? NR : N - full, kc, ai, a.rs, a.cs,
+                             in_place ? b.p + k0 * b.rs + j0 : bp, in_place ? b.rs : NR, alpha,
+                             be, C + i0 * ldc + j0, ldc);
+                }
+            }
+            continue;
+        }
+        for (int j0 = 0; j0 < N; j0 += NR) {
+            const int w = N - j0 < NR ? N - j0 : NR;
+            pack_panel(bp, b.p + k0 * b.rs + j0 * b.cs, b.rs, b.cs, kc, w);
+            for (int i0 = 0; i0 < M; i0 += MR) {
+                const int mr = M - i0 < MR ? M - i0 : MR;
+                tile_any(mr, w, kc, a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, bp, NR, alpha, be,
                          C + i0 * ldc + j0, ldc);
             }
         }
