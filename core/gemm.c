@@ -1,6 +1,6 @@
 /* The only door to BLAS: cnn_gemm() forwards to row-major cblas_sgemm, small products and
- * products 1-4 columns wide to gemm_small.c; cnn_gemm_ref() is the plain triple loop the tests compare it with; the
- * thread count and the kernel set (core type) are OpenBLAS's. */
+ * products 1-4 columns wide to gemm_small.c; cnn_gemm_ref() is the plain triple loop the tests
+ * compare it with; the thread count and the kernel set (core type) are OpenBLAS's. */
 #include "gemm.h"
 #include "gemm_small.h"
 
@@ -34,11 +34,13 @@ void cnn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
      * kernel (sgemm_small_kernel_nn_skylakex.c) then mallocs a copy of A's last rows on every
      * call.  A forward pass must not allocate, and tests must run what production runs on
      * any CPU, so every such product stays out of OpenBLAS on every core type. */
-    /* Narrow products of any size go there too (CNN_GEMM_SMALL_MAX_N): its kernels stream
-     * A's rows once, where OpenBLAS 0.3.21's sgemm packs all of A first -- 1-4 columns (a
+    /* Narrow untransposed products of any size go there too (CNN_GEMM_SMALL_MAX_N): its
+     * kernels stream A's rows once, where OpenBLAS 0.3.21's sgemm packs all of A first (a
+     * transposed B is packed panel by panel there, no faster than OpenBLAS) -- 1-4 columns (a
      * dense layer at batch 1-4) as dot products along K (1000x2048 fc at batch 1: 0.66 ->
      * 0.16 ms), wider ones as register tiles. */
-    if ((double)M * N * K <= CNN_GEMM_SMALL_MAX_MNK || (N <= CNN_GEMM_SMALL_MAX_N && !trans_a)) {
+    if ((double)M * N * K <= CNN_GEMM_SMALL_MAX_MNK ||
+        (N <= CNN_GEMM_SMALL_MAX_N && !trans_a && !trans_b)) {
         cnn_gemm_small(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -93,7 +95,7 @@ char *cnn_gemm_describe(char *buf, int size)
  * kernels, 3x slower here.  The feature flags still tell what the CPU can run. */
 const char *cnn_gemm_better_coretype(void)
 {
-    static const char *const generic[] = {"prescott", "core2", "katmai", "coppermine",
+    static const char *const generic[] = {"prescott",  "core2",  "katmai", "coppermine",
                                           "northwood", "banias", "unknown"};
     const char *core = openblas_get_corename();
     int is_generic = 0;

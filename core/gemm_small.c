@@ -244,8 +244,8 @@ AVX2 static void gemm_tiles(int M, int N, int K, float alpha, struct view a, str
                 for (int j0 = 0; j0 < N; j0 += NR) {
                     const int in_place = j0 < full;
                     tile_any(mr, in_place ? NR : N - full, kc, ai, a.rs, a.cs,
-                             in_place ? b.p + k0 * b.rs + j0 : bp, in_place ? b.rs : NR, alpha,
-                             be, C + i0 * ldc + j0, ldc);
+                             in_place ? b.p + k0 * b.rs + j0 : bp, in_place ? b.rs : NR, alpha, be,
+                             C + i0 * ldc + j0, ldc);
                 }
             }
             continue;

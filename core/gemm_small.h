@@ -8,7 +8,7 @@
  * 0.3.21 permits its small-matrix kernels only at or below 100 * 100 * 100. */
 #define CNN_GEMM_SMALL_MAX_MNK 1000000.0
 
-/* Products at most this many columns wide with op(A) not transposed go to cnn_gemm_small()
+/* Products at most this many columns wide, neither operand transposed, go to cnn_gemm_small()
  * whatever their size: OpenBLAS packs all of A on every call, which costs as much as the
  * product when N is this narrow (a Winograd F(2x2) GEMM of a 7x7 map at batch 1 is
  * 512x16x512: 0.142 ms in OpenBLAS, 0.095 ms here), while gemm_small streams A once. */
