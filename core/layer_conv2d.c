@@ -155,8 +155,8 @@ static void forward_rows_res(float *out, const float *res, const float *inp, con
                          out_g + c0, (int)cols);
             } else {
                 cnn_im2col_rows(col, in_g, cg, p, N, r0, r1);
-                cnn_gemm(0, 0, ocg, (int)nc, kdim, 1.0f, w_g, kdim, col, (int)nc, beta,
-                         out_g + c0, (int)cols);
+                cnn_gemm(0, 0, ocg, (int)nc, kdim, 1.0f, w_g, kdim, col, (int)nc, beta, out_g + c0,
+                         (int)cols);
             }
             if (epilogue)
                 bias_act_cols(out_g, res_g, b ? b + (size_t)g * ocg : NULL, ocg, cols, c0, nc,
@@ -239,8 +239,8 @@ static void conv_init(struct cnn_model *m, int i, uint64_t *rng)
 {
     const struct cnn_conv2d *p = &m->layers[i].p.conv;
     cnn_model_init_fan(m, i, (double)(p->c / p->groups) * p->kh * p->kw,
-                       (double)(p->oc / p->groups) * p->kh * p->kw,
-                       p->act.kind == CNN_ACT_RELU, rng);
+                       (double)(p->oc / p->groups) * p->kh * p->kw, p->act.kind == CNN_ACT_RELU,
+                       rng);
 }
 
 static size_t conv_folded_floats(const struct cnn_layer *l)
@@ -263,7 +263,7 @@ static void conv_fold_bn(struct cnn_compile *cs, struct cnn_op *op, const struct
     float *b = cnn_compile_take(cs, (size_t)oc);
     float *scale = cnn_compile_take(cs, (size_t)oc);
     float *w = cnn_compile_take(cs, l->weight_count[0]); /* last: conv_plan may give it back */
-    cnn_batchnorm_scale_shift(m, bn, scale, b); /* b = shift for now */
+    cnn_batchnorm_scale_shift(m, bn, scale, b);          /* b = shift for now */
     for (int o = 0; o < oc; o++) {
         for (size_t k = 0; k < per; k++)
             w[(size_t)o * per + k] = op->w[(size_t)o * per + k] * scale[o];
@@ -330,8 +330,8 @@ static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const s
         cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv, r->n, 0,
                                   r->n * ((op->conv.oh + 3) / 4));
     else if (op->u)
-        cnn_conv2d_winograd_res_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv,
-                                     r->n, 0, r->n * ((op->conv.oh + 1) / 2));
+        cnn_conv2d_winograd_res_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv, r->n,
+                                     0, r->n * ((op->conv.oh + 1) / 2));
     else if (op->wd)
         cnn_conv_direct_run_part(op, r, 0, 1);
     else if (res) /* never depthwise (conv_plan) */
@@ -348,6 +348,16 @@ static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const s
 static int split_channels(const struct cnn_conv2d *p, int rows, int parts)
 {
     return p->groups == 1 && rows < 4 * parts && p->oc >= 16 * parts;
+}
+
+/* A pointwise conv whose output has fewer columns than channels (ResNet-50's 14x14 stage
+ * at batch 1: 196 columns, 1024 channels): by rows, every part reads and OpenBLAS packs all
+ * of the weights (OC x C) for its share of the columns; by channels, its share of the
+ * weights and all of the input (C x columns), read in place -- the smaller of the two. */
+static int split_pointwise_channels(const struct cnn_conv2d *p, int rows, int parts)
+{
+    return p->groups == 1 && cnn_conv2d_is_pointwise(p) && p->oc >= 16 * parts &&
+           (long long)rows * p->ow < p->oc;
 }
 
 static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
@@ -370,8 +380,8 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
             cnn_conv2d_winograd4_channels(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
                                           (int)lo, (int)hi);
         else if (t == 4)
-            cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
-                                      (int)lo, (int)hi);
+            cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
+                                      (int)hi);
         else if (by_oc)
             cnn_conv2d_winograd_channels(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
                                          (int)lo, (int)hi);
@@ -386,7 +396,7 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
         return;
     }
     const int rows = r->n * p->oh;
-    if (split_channels(p, rows, parts)) {
+    if (split_channels(p, rows, parts) || split_pointwise_channels(p, rows, parts)) {
         const size_t kdim = (size_t)p->c * p->kh * p->kw, cols = (size_t)rows * p->ow;
         struct cnn_conv2d q = *p;
         cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);

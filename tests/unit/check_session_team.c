@@ -1,8 +1,8 @@
 /* Session team suite: the forward pass split over a worker team (cnn_session_forward_team,
  * and cnn_session_forward_lent with other sessions' scratch) against the unsplit pass and
- * the naive reference, for every kind that splits (conv by im2col rows, by output channels
- * and by Winograd tile rows, dense, pooling, act, add), batch 1 and 3, teams of 1..3; the
- * checks on team size and lenders; no allocation while running. */
+ * the naive reference, for every kind that splits (conv by im2col rows, by output channels (im2col
+ * and pointwise) and by Winograd tile rows, dense, pooling, act, add), batch 1 and 3, teams
+ * of 1..3; the checks on team size and lenders; no allocation while running. */
 #include "alloc_counter.h"
 #include "arch.h"
 #include "gemm.h"
@@ -51,6 +51,33 @@ static struct cnn_model *late_net(void)
     return m;
 }
 
+/* Pointwise convs with more channels than output columns on a map tall enough to split by
+ * rows (12 rows >= 4 per part for teams up to 3): at batch 1 (36 columns < 64 channels) they
+ * split over output channels, at batch 3 (108 columns) over rows; the second adds the
+ * first's output (a fused residual, written over it) and the sum goes through a relu. */
+static struct cnn_model *tall_net(void)
+{
+    struct cnn_preproc pp = {.c = 24, .h = 12, .w = 3, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    int a = add(m, conv("pw1", 64, 1, 0, 1, CNN_ACT_RELU));
+    int b = add(m, conv("pw2", 64, 1, 0, 1, CNN_ACT_NONE));
+    int ab[2] = {a, b};
+    add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "sum"}, 2, ab));
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .name = "r", .p.act = {CNN_ACT_RELU}});
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN, .name = "flat"});
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_DENSE, .name = "fc"};
+    d.p.dense = (struct cnn_dense){.out = 11, .has_bias = 1};
+    add(m, d);
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX, .name = "prob"});
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    cnn_model_init_random(m, 22);
+    return m;
+}
+
+enum { N_NETS = 4 };
+
 static struct cnn_model *make_net(int which)
 {
     switch (which) {
@@ -58,8 +85,10 @@ static struct cnn_model *make_net(int which)
         return test_net_dag(31);
     case 1:
         return test_net_wide(32);
-    default:
+    case 2:
         return late_net();
+    default:
+        return tall_net();
     }
 }
 
@@ -96,21 +125,21 @@ static const float *forward_lent(const struct cnn_model *m, struct cnn_session *
     return out;
 }
 
-/* For nets 0..2 (loop index % 3), batches 1 and 3, teams of 1, 2 and 3: the split pass equals
- * the unsplit pass (1e-5) and the naive reference (1e-4).  Loop indexes 0..2 split with the
- * session's own scratch (cnn_session_forward_team), 3..5 with lent scratch, every session
- * made for one thread (cnn_session_forward_lent, as cnnd's workers). */
+/* For nets 0..3 (loop index % N_NETS), batches 1 and 3, teams of 1, 2 and 3: the split pass
+ * equals the unsplit pass (1e-5) and the naive reference (1e-4).  Loop indexes 0..3 split
+ * with the session's own scratch (cnn_session_forward_team), 4..7 with lent scratch, every
+ * session made for one thread (cnn_session_forward_lent, as cnnd's workers). */
 START_TEST(test_team_matches_unsplit_and_reference)
 {
-    static const char *const names[] = {"dag", "wide", "late"};
-    const int lent = _i >= 3;
-    struct cnn_model *m = make_net(_i % 3);
+    static const char *const names[N_NETS] = {"dag", "wide", "late", "tall"};
+    const int lent = _i >= N_NETS;
+    struct cnn_model *m = make_net(_i % N_NETS);
     const int K = cnn_model_num_classes(m), max_n = 3;
     const size_t img = image_floats(m);
     float *x = malloc(max_n * img * sizeof(float));
     float *plain = malloc(max_n * K * sizeof(float)), *ref = malloc(K * sizeof(float));
     float *mark = malloc(max_n * img * sizeof(float));
-    test_fill(x, max_n * img, 40 + _i % 3);
+    test_fill(x, max_n * img, 40 + _i % N_NETS);
     test_fill(mark, max_n * img, 60 + _i);
     float *refs = malloc(max_n * K * sizeof(float));
     for (int n = 0; n < max_n; n++) { /* before compile: the reference reads unfolded weights */
@@ -145,7 +174,7 @@ START_TEST(test_team_matches_unsplit_and_reference)
     }
     printf("session_team: %s net, %s scratch, teams 1-3, batches 1 and 3: max abs diff %.3g vs "
            "unsplit, %.3g vs naive reference\n",
-           names[_i % 3], lent ? "lent" : "own", worst_plain, worst_ref);
+           names[_i % N_NETS], lent ? "lent" : "own", worst_plain, worst_ref);
     ck_assert_msg(worst_plain <= 1e-5, "vs unsplit %g", worst_plain);
     ck_assert_msg(worst_ref <= 1e-4, "vs reference %g", worst_ref);
     cnn_session_destroy(s1);
@@ -308,7 +337,7 @@ Suite *session_team_suite(void)
     Suite *s = suite_create("session_team");
     TCase *tc = tcase_create("team");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 6);
+    tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 2 * N_NETS);
     tcase_add_test(tc, test_team_resnet18_matches_unsplit);
     tcase_add_test(tc, test_lent_bad_lenders_rejected);
     tcase_add_test(tc, test_team_larger_than_parts_rejected);
