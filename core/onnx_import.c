@@ -311,17 +311,42 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, const Onnx__GraphProto 
     return 0;
 }
 
-/* Defines the initializers, the image input (layer 0) and the fed inputs. */
-static int define_inputs(struct onnx_ctx *c, const Onnx__GraphProto *g, int rank,
+/* Frees the values of an initializer once they are decoded into a tensor, so that the import
+ * never holds the file's weights in the protobuf and in the tensors at once (ResNet-50: 102
+ * MB each).  Nothing reads them again; protobuf-c's free_unpacked skips the NULLs, and the
+ * arrays came from its default allocator, which is malloc. */
+static void drop_values(Onnx__TensorProto *tp)
+{
+    free(tp->raw_data.data);
+    tp->raw_data.data = NULL;
+    tp->raw_data.len = 0;
+    free(tp->float_data);
+    tp->float_data = NULL;
+    tp->n_float_data = 0;
+    free(tp->double_data);
+    tp->double_data = NULL;
+    tp->n_double_data = 0;
+    free(tp->int32_data);
+    tp->int32_data = NULL;
+    tp->n_int32_data = 0;
+    free(tp->int64_data);
+    tp->int64_data = NULL;
+    tp->n_int64_data = 0;
+}
+
+/* Defines the initializers (consuming their values, see drop_values), the image input
+ * (layer 0) and the fed inputs. */
+static int define_inputs(struct onnx_ctx *c, Onnx__GraphProto *g, int rank,
                          const struct cnn_onnx_feed *feeds, int n_feeds)
 {
     int rc;
     for (size_t k = 0; k < g->n_initializer; k++) {
-        const Onnx__TensorProto *tp = g->initializer[k];
+        Onnx__TensorProto *tp = g->initializer[k];
         struct onnx_tensor *t;
         if ((rc = onnx_tensor_decode(tp, tp->name ? tp->name : "", &t, c->err)) != 0 ||
             (rc = onnx_value_add(c, tp->name, -1, 0, t)) != 0)
             return rc;
+        drop_values(tp);
     }
     int seen = 0;
     for (size_t k = 0; k < g->n_input; k++) {
@@ -437,11 +462,12 @@ static void clean_msg(struct cnn_err *err)
             *p = '?';
 }
 
-/* The model of mp with its weights, not compiled; everything else the walk made is freed. */
-static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, int n_feeds,
+/* The model of mp with its weights, not compiled; everything else the walk made is freed.
+ * The initializers' values in mp are consumed: mp is only good for freeing afterwards. */
+static int build(Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, int n_feeds,
                  struct cnn_model **out, struct cnn_err *err)
 {
-    const Onnx__GraphProto *g = mp->graph;
+    Onnx__GraphProto *g = mp->graph;
     if (!g)
         return cnn_err_set(err, CNN_EFORMAT, "onnx: model has no graph");
     struct onnx_ctx c = {.err = err};
@@ -467,10 +493,13 @@ static int build(const Onnx__ModelProto *mp, const struct cnn_onnx_feed *feeds, 
     c.m = cnn_model_create(&pp, err);
     if (!c.m)
         return err ? err->code : CNN_EINVAL;
-    if ((rc = define_inputs(&c, g, rank, feeds, n_feeds)) == 0 && (rc = run_nodes(&c, g)) == 0 &&
-        (rc = check_output(&c, g)) == 0 && (rc = fill_weights(&c)) == 0)
-        rc = onnx_meta_apply(mp, c.m, err);
+    if ((rc = define_inputs(&c, g, rank, feeds, n_feeds)) == 0 && (rc = run_nodes(&c, g)) == 0)
+        rc = check_output(&c, g);
+    /* The layers' weights wait in c.pend now: free the constants before the parameter block
+     * exists, so that the weights are never held three times over. */
     onnx_values_free(&c);
+    if (rc == 0 && (rc = fill_weights(&c)) == 0)
+        rc = onnx_meta_apply(mp, c.m, err);
     for (size_t k = 0; k < c.n_pend; k++)
         free(c.pend[k].data);
     free(c.pend);
