@@ -222,6 +222,15 @@ START_TEST(test_threads_match_one_thread)
 }
 END_TEST
 
+/* The config of two trainers compared on batches of N: rate 0.05, input gradient on. */
+static void compare_config(struct cnn_train_config *cfg, int N)
+{
+    cnn_train_config_default(cfg);
+    cfg->max_batch = N;
+    cfg->lr = 0.05f;
+    cfg->input_grad = 1;
+}
+
 /* Trainers with Winograd (cfg.im2col_only = 0) against the im2col path that the
  * finite-difference and PyTorch tests check, on one thread and split over two: the same
  * gradients (input included) and, after three steps, weights, to Winograd's rounding. */
@@ -231,10 +240,7 @@ static void winograd_vs_im2col(struct cnn_model *m, const float *x, const int *y
     const int layers = cnn_model_layer_count(m);
     for (int threads = 1; threads <= 2; threads++) {
         struct cnn_train_config cfg;
-        cnn_train_config_default(&cfg);
-        cfg.max_batch = N;
-        cfg.lr = 0.05f;
-        cfg.input_grad = 1;
+        compare_config(&cfg, N);
         cfg.im2col_only = 1;
         struct cnn_trainer *ref = trainer(m, &cfg);
         cfg.im2col_only = 0;
@@ -311,10 +317,7 @@ START_TEST(test_fashion_cnn_batchnorm_relu_pairs_match_unfused)
     test_fill(x, sizeof x / sizeof *x, 9);
     for (int threads = 1; threads <= 2; threads++) {
         struct cnn_train_config cfg;
-        cnn_train_config_default(&cfg);
-        cfg.max_batch = N;
-        cfg.lr = 0.05f;
-        cfg.input_grad = 1;
+        compare_config(&cfg, N);
         cfg.threads = threads;
         cfg.unfused = 1;
         struct cnn_trainer *ref = trainer(m, &cfg);
