@@ -125,6 +125,19 @@ void cnn_batchnorm_train_backward_set(float *dinp, float *dgamma, float *dbeta, 
                                       const float *inp, const float *gamma,
                                       const float *save_mean, const float *save_inv_std, int C,
                                       size_t n_hw);
+/* Training-mode batch norm followed by a relu, in the passes of the batch norm alone: the
+ * forward writes out = max(batch norm of inp, 0) (NaN -> 0) with the statistics of
+ * cnn_batchnorm_train_forward(); the backward takes dout and out of the RELU and runs
+ * cnn_batchnorm_train_backward() (add) or its _set form (!add) on the gradient
+ * dout * (out > 0) without storing it.  The same numbers as the two layers. */
+int cnn_batchnorm_relu_train_forward(float *out, float *save_mean, float *save_inv_std,
+                                     float *running_mean, float *running_var, const float *inp,
+                                     const float *gamma, const float *beta, float eps,
+                                     float momentum, int C, size_t n_hw, struct cnn_err *err);
+void cnn_batchnorm_relu_train_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                                       const float *out, const float *inp, const float *gamma,
+                                       const float *save_mean, const float *save_inv_std, int C,
+                                       size_t n_hw, int add);
 /* Backward of inference-mode batch norm (fixed running statistics, e.g. a frozen BN):
  * y = gamma * (x - mean) / sqrt(var + eps) + beta with mean, var the running stats. */
 void cnn_batchnorm_eval_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,

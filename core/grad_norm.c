@@ -29,8 +29,26 @@ static double sum_sq_dev(const float *x, size_t n, float m)
     return s;
 }
 
-/* *sg = sum of g[i], *sgd = sum of g[i] * (x[i] - m), blocked like grad_sum(). */
-static void sum_g_gdev(const float *g, const float *x, size_t n, float m, double *sg, double *sgd)
+/* g[i], or, when y is non-NULL, the gradient through a relu whose output y is: g[i] where
+ * y[i] > 0, else 0 (PyTorch's relu backward, 0 at the kink). */
+static inline __attribute__((always_inline)) grad_v4f masked4(const float *g, const float *y,
+                                                             size_t i)
+{
+    const grad_v4f gv = grad_load4(g + i);
+    return y ? grad_select4(grad_load4(y + i) > grad_splat4(0.0f), gv, grad_splat4(0.0f)) : gv;
+}
+
+static inline __attribute__((always_inline)) float masked1(const float *g, const float *y,
+                                                           size_t i)
+{
+    return y ? (y[i] > 0.0f ? g[i] : 0.0f) : g[i];
+}
+
+/* *sg = sum of g[i], *sgd = sum of g[i] * (x[i] - m), blocked like grad_sum(); g masked by
+ * y as masked4() when y is non-NULL. */
+static inline __attribute__((always_inline)) void sum_g_gdev_y(const float *g, const float *y,
+                                                               const float *x, size_t n, float m,
+                                                               double *sg, double *sgd)
 {
     const grad_v4f mv = grad_splat4(m);
     double s0 = 0.0, s1 = 0.0;
@@ -38,14 +56,15 @@ static void sum_g_gdev(const float *g, const float *x, size_t n, float m, double
         const size_t end = n - i > GRAD_BLOCK ? i + GRAD_BLOCK : n;
         grad_v4f a0 = grad_splat4(0.0f), a1 = a0;
         for (; i + 4 <= end; i += 4) {
-            const grad_v4f gv = grad_load4(g + i);
+            const grad_v4f gv = masked4(g, y, i);
             a0 += gv;
             a1 += gv * (grad_load4(x + i) - mv);
         }
         float b0 = grad_hsum4(a0), b1 = grad_hsum4(a1);
         for (; i < end; i++) {
-            b0 += g[i];
-            b1 += g[i] * (x[i] - m);
+            const float gi = masked1(g, y, i);
+            b0 += gi;
+            b1 += gi * (x[i] - m);
         }
         s0 += b0;
         s1 += b1;
@@ -54,21 +73,40 @@ static void sum_g_gdev(const float *g, const float *x, size_t n, float m, double
     *sgd = s1;
 }
 
-/* y[i] = (x[i] - m) * k + t; y may alias x. */
-static void normalize(float *y, const float *x, size_t n, float m, float k, float t)
+static void sum_g_gdev(const float *g, const float *x, size_t n, float m, double *sg, double *sgd)
+{
+    sum_g_gdev_y(g, NULL, x, n, m, sg, sgd);
+}
+
+/* y[i] = (x[i] - m) * k + t, then max(y[i], 0) when relu (NaN -> 0, as train_act_copy());
+ * y may alias x. */
+static void normalize(float *y, const float *x, size_t n, float m, float k, float t, int relu)
 {
     const grad_v4f mv = grad_splat4(m), kv = grad_splat4(k), tv = grad_splat4(t);
+    const grad_v4f zero = grad_splat4(0.0f);
     size_t i = 0;
+    if (relu) {
+        for (; i + 4 <= n; i += 4) {
+            const grad_v4f v = (grad_load4(x + i) - mv) * kv + tv;
+            grad_store4(y + i, grad_select4(v > zero, v, zero));
+        }
+        for (; i < n; i++) {
+            const float v = (x[i] - m) * k + t;
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+        return;
+    }
     for (; i + 4 <= n; i += 4)
         grad_store4(y + i, (grad_load4(x + i) - mv) * kv + tv);
     for (; i < n; i++)
         y[i] = (x[i] - m) * k + t;
 }
 
-int cnn_batchnorm_train_forward(float *out, float *save_mean, float *save_inv_std,
-                                float *running_mean, float *running_var, const float *inp,
-                                const float *gamma, const float *beta, float eps, float momentum,
-                                int C, size_t n_hw, struct cnn_err *err)
+/* cnn_batchnorm_train_forward(), with a relu on out when relu. */
+static int bn_train_forward(float *out, float *save_mean, float *save_inv_std,
+                            float *running_mean, float *running_var, const float *inp,
+                            const float *gamma, const float *beta, float eps, float momentum,
+                            int C, size_t n_hw, int relu, struct cnn_err *err)
 {
     if (n_hw < 2)
         return cnn_err_set(err, CNN_EINVAL,
@@ -81,7 +119,7 @@ int cnn_batchnorm_train_forward(float *out, float *save_mean, float *save_inv_st
         const double ss = sum_sq_dev(x, n_hw, m);
         const double var = ss / (double)n_hw;
         const float inv_std = (float)(1.0 / sqrt(var + (double)eps));
-        normalize(out + (size_t)c * n_hw, x, n_hw, m, gamma[c] * inv_std, beta[c]);
+        normalize(out + (size_t)c * n_hw, x, n_hw, m, gamma[c] * inv_std, beta[c], relu);
         save_mean[c] = m;
         save_inv_std[c] = inv_std;
         if (running_mean)
@@ -93,16 +131,37 @@ int cnn_batchnorm_train_forward(float *out, float *save_mean, float *save_inv_st
     return 0;
 }
 
-/* cnn_batchnorm_train_backward(), adding into dinp (add) or writing it (!add). */
-static void bn_train_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                              const float *inp, const float *gamma, const float *save_mean,
-                              const float *save_inv_std, int C, size_t n_hw, int add)
+int cnn_batchnorm_train_forward(float *out, float *save_mean, float *save_inv_std,
+                                float *running_mean, float *running_var, const float *inp,
+                                const float *gamma, const float *beta, float eps, float momentum,
+                                int C, size_t n_hw, struct cnn_err *err)
+{
+    return bn_train_forward(out, save_mean, save_inv_std, running_mean, running_var, inp, gamma,
+                            beta, eps, momentum, C, n_hw, 0, err);
+}
+
+int cnn_batchnorm_relu_train_forward(float *out, float *save_mean, float *save_inv_std,
+                                     float *running_mean, float *running_var, const float *inp,
+                                     const float *gamma, const float *beta, float eps,
+                                     float momentum, int C, size_t n_hw, struct cnn_err *err)
+{
+    return bn_train_forward(out, save_mean, save_inv_std, running_mean, running_var, inp, gamma,
+                            beta, eps, momentum, C, n_hw, 1, err);
+}
+
+/* cnn_batchnorm_train_backward(), adding into dinp (add) or writing it (!add); with dout
+ * masked by a relu's output y (masked4()) when y is non-NULL. */
+static inline __attribute__((always_inline)) void
+bn_train_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *y,
+                  const float *inp, const float *gamma, const float *save_mean,
+                  const float *save_inv_std, int C, size_t n_hw, int add)
 {
     for (int c = 0; c < C; c++) {
         const float *x = inp + (size_t)c * n_hw, *g = dout + (size_t)c * n_hw;
+        const float *yc = y ? y + (size_t)c * n_hw : NULL;
         const float m = save_mean[c], is = save_inv_std[c];
         double sg, sgd; /* sum dout, sum dout * (x - mean) */
-        sum_g_gdev(g, x, n_hw, m, &sg, &sgd);
+        sum_g_gdev_y(g, yc, x, n_hw, m, &sg, &sgd);
         const double sgx = sgd * is; /* sum dout * xhat */
         if (dgamma)
             dgamma[c] += (float)sgx;
@@ -118,11 +177,11 @@ static void bn_train_backward(float *dinp, float *dgamma, float *dbeta, const fl
         const grad_v4f mv = grad_splat4(m);
         size_t i = 0;
         for (; i + 4 <= n_hw; i += 4) {
-            const grad_v4f t = kv * (grad_load4(g + i) - mgv - (grad_load4(x + i) - mv) * qv);
+            const grad_v4f t = kv * (masked4(g, yc, i) - mgv - (grad_load4(x + i) - mv) * qv);
             grad_store4(d + i, add ? grad_load4(d + i) + t : t);
         }
         for (; i < n_hw; i++) {
-            const float t = k * (g[i] - mg - (x[i] - m) * q);
+            const float t = k * (masked1(g, yc, i) - mg - (x[i] - m) * q);
             d[i] = add ? d[i] + t : t;
         }
     }
@@ -132,7 +191,8 @@ void cnn_batchnorm_train_backward(float *dinp, float *dgamma, float *dbeta, cons
                                   const float *inp, const float *gamma, const float *save_mean,
                                   const float *save_inv_std, int C, size_t n_hw)
 {
-    bn_train_backward(dinp, dgamma, dbeta, dout, inp, gamma, save_mean, save_inv_std, C, n_hw, 1);
+    bn_train_backward(dinp, dgamma, dbeta, dout, NULL, inp, gamma, save_mean, save_inv_std, C,
+                      n_hw, 1);
 }
 
 void cnn_batchnorm_train_backward_set(float *dinp, float *dgamma, float *dbeta, const float *dout,
@@ -140,7 +200,21 @@ void cnn_batchnorm_train_backward_set(float *dinp, float *dgamma, float *dbeta, 
                                       const float *save_mean, const float *save_inv_std, int C,
                                       size_t n_hw)
 {
-    bn_train_backward(dinp, dgamma, dbeta, dout, inp, gamma, save_mean, save_inv_std, C, n_hw, 0);
+    bn_train_backward(dinp, dgamma, dbeta, dout, NULL, inp, gamma, save_mean, save_inv_std, C,
+                      n_hw, 0);
+}
+
+void cnn_batchnorm_relu_train_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                                       const float *out, const float *inp, const float *gamma,
+                                       const float *save_mean, const float *save_inv_std, int C,
+                                       size_t n_hw, int add)
+{
+    if (add)
+        bn_train_backward(dinp, dgamma, dbeta, dout, out, inp, gamma, save_mean, save_inv_std, C,
+                          n_hw, 1);
+    else
+        bn_train_backward(dinp, dgamma, dbeta, dout, out, inp, gamma, save_mean, save_inv_std, C,
+                          n_hw, 0);
 }
 
 void cnn_batchnorm_eval_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,

@@ -325,8 +325,9 @@ void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp
                                   const float *b, float *scratch, const struct cnn_conv2d *p,
                                   int N, int oc_lo, int oc_hi);
 /* The weight gradient of a Winograd conv in the transformed domain: for tile rows
- * [t_lo, t_hi), du (16, OC, C) += dM_k V_k^T, where V is the input transform (as the
- * forward's) and dM = A dY A^T that of the output gradient dout (OC, N, OH, OW).  scratch
+ * [t_lo, t_hi), du (16, C, OC) += V_k dM_k, where V (C, tiles) is the input transform (as
+ * the forward's) and dM (tiles, OC) = A dY A^T that of the output gradient dout
+ * (OC, N, OH, OW), laid out by tile so that both GEMM operands are untransposed.  scratch
  * as for cnn_conv2d_winograd_rows(); du starts at zero, one per thread. */
 void cnn_winograd_weight_grad_rows(float *du, const float *inp, const float *dout, float *scratch,
                                    const struct cnn_conv2d *p, int N, int t_lo, int t_hi);

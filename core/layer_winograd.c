@@ -295,34 +295,46 @@ void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, c
     cnn_conv2d_winograd_rows(out, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), 0);
 }
 
-/* dM (16, OC, nt) = A dY A^T of each 2x2 tile of dout for tile rows [r0, r1): the
- * gradient of M when Y = A^T M A (outputs past the edge count as 0). */
+/* dM (16, nt, OC) -- by tile, then output channel: transposed from M's layout, so that the
+ * weight gradient's GEMMs take both operands untransposed (the faster route of cnn_gemm) --
+ * for tile rows [r0, r1) of dout: dM = A dY A^T, the gradient of M when Y = A^T M A
+ * (outputs past the edge count as 0).  A tile at a time (its rows of dM are contiguous),
+ * four output channels per vector. */
 static void dout_transform(float *dm, const float *dout, const struct cnn_conv2d *p, int N,
                            int r0, int r1, const struct wino_dims *d)
 {
-    const int OH = p->oh, OW = p->ow;
-    const size_t kstride = (size_t)p->oc * d->nt;
-    const v4f zero = {0, 0, 0, 0};
-    for (int oc = 0; oc < p->oc; oc++) {
-        for (int r = r0; r < r1; r++) {
-            const int n = r / d->th, oy = 2 * (r % d->th);
-            const float *y0 = dout + (((size_t)oc * N + n) * OH + oy) * OW;
-            float *dst = dm + (size_t)oc * d->nt + (size_t)(r - r0) * d->tw;
-            for (int tx = 0; tx < d->tw; tx += 4) {
-                const int cnt = d->tw - tx < 4 ? d->tw - tx : 4;
-                const int nx = OW - 2 * tx < 8 ? OW - 2 * tx : 8;
-                v4f a, b, c = zero, e = zero; /* dY = [a b; c e] per tile */
-                load_pairs(y0 + 2 * tx, nx, &a, &b);
-                if (oy + 1 < OH)
-                    load_pairs(y0 + OW + 2 * tx, nx, &c, &e);
+    const int OH = p->oh, OW = p->ow, OC = p->oc;
+    const size_t kstride = (size_t)OC * d->nt, cstride = (size_t)N * OH * OW;
+    float *dst = dm;
+    for (int r = r0; r < r1; r++) {
+        const int n = r / d->th, oy = 2 * (r % d->th), row1 = oy + 1 < OH;
+        const float *y_row = dout + ((size_t)n * OH + oy) * OW;
+        for (int tx = 0; tx < d->tw; tx++, dst += OC) {
+            const int ox = 2 * tx, col1 = ox + 1 < OW;
+            for (int oc = 0; oc < OC; oc += 4) {
+                const int og = OC - oc < 4 ? OC - oc : 4;
+                float ya[4] = {0, 0, 0, 0}, yb[4] = {0, 0, 0, 0}, yc[4] = {0, 0, 0, 0};
+                float ye[4] = {0, 0, 0, 0}; /* dY = [a b; c e] per output channel */
+                for (int o = 0; o < og; o++) {
+                    const float *y = y_row + (size_t)(oc + o) * cstride + ox;
+                    ya[o] = y[0];
+                    yb[o] = col1 ? y[1] : 0.0f;
+                    yc[o] = row1 ? y[OW] : 0.0f;
+                    ye[o] = row1 && col1 ? y[OW + 1] : 0.0f;
+                }
+                v4f a, b, c, e;
+                memcpy(&a, ya, sizeof a);
+                memcpy(&b, yb, sizeof b);
+                memcpy(&c, yc, sizeof c);
+                memcpy(&e, ye, sizeof e);
                 const v4f rows[4][2] = {{a, b}, {a + c, b + e}, {a - c, b - e}, {-c, -e}};
                 for (int i = 0; i < 4; i++) { /* row (p, q) of A dY times A^T */
                     const v4f pv = rows[i][0], qv = rows[i][1];
-                    float *dk = dst + (size_t)(4 * i) * kstride + tx;
-                    wino_store_n(dk, pv, cnt);
-                    wino_store_n(dk + kstride, pv + qv, cnt);
-                    wino_store_n(dk + 2 * kstride, pv - qv, cnt);
-                    wino_store_n(dk + 3 * kstride, -qv, cnt);
+                    float *dk = dst + oc + (size_t)(4 * i) * kstride;
+                    wino_store_n(dk, pv, og);
+                    wino_store_n(dk + kstride, pv + qv, og);
+                    wino_store_n(dk + 2 * kstride, pv - qv, og);
+                    wino_store_n(dk + 3 * kstride, -qv, og);
                 }
             }
         }
@@ -339,29 +351,32 @@ void cnn_winograd_weight_grad_rows(float *du, const float *inp, const float *dou
         const size_t nt = w.d.nt = (size_t)(r1 - r0) * w.d.tw;
         input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d);
         dout_transform(w.m, dout, p, N, r0, r1, &w.d);
-        for (int k = 0; k < 16; k++) /* dU_k (OC, C) += dM_k (OC, nt) V_k^T */
-            cnn_gemm(0, 1, p->oc, p->c, (int)nt, 1.0f, w.m + k * (size_t)p->oc * nt, (int)nt,
-                     w.v + k * (size_t)p->c * nt, (int)nt, 1.0f, du + k * uk, p->c);
+        for (int k = 0; k < 16; k++) /* dU_k (C, OC) += V_k (C, nt) dM_k (nt, OC) */
+            cnn_gemm(0, 0, p->c, p->oc, (int)nt, 1.0f, w.v + k * (size_t)p->c * nt, (int)nt,
+                     w.m + k * (size_t)p->oc * nt, p->oc, 1.0f, du + k * uk, p->oc);
     }
 }
 
 void cnn_winograd_weight_grad_finish(float *dw, const float *du, const struct cnn_conv2d *p)
 {
     const size_t plane = (size_t)p->oc * p->c;
-    for (size_t oc_c = 0; oc_c < plane; oc_c++) {
-        float u[4][4], t[3][4];
-        for (int k = 0; k < 16; k++)
-            u[k / 4][k % 4] = du[(size_t)k * plane + oc_c];
-        for (int j = 0; j < 4; j++) { /* G^T dU, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
-            t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
-            t[1][j] = 0.5f * (u[1][j] - u[2][j]);
-            t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
-        }
-        float *g = dw + oc_c * 9; /* w (OC, C, 3, 3): (oc, c) pairs are consecutive */
-        for (int i = 0; i < 3; i++) { /* (G^T dU) G */
-            g[3 * i + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
-            g[3 * i + 1] += 0.5f * (t[i][1] - t[i][2]);
-            g[3 * i + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+    for (int oc = 0; oc < p->oc; oc++) {
+        for (int c = 0; c < p->c; c++) {
+            float u[4][4], t[3][4];
+            const float *src = du + (size_t)c * p->oc + oc; /* du (16, C, OC) */
+            for (int k = 0; k < 16; k++)
+                u[k / 4][k % 4] = src[(size_t)k * plane];
+            for (int j = 0; j < 4; j++) { /* G^T dU, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
+                t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+                t[1][j] = 0.5f * (u[1][j] - u[2][j]);
+                t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+            }
+            float *g = dw + ((size_t)oc * p->c + c) * 9; /* w (OC, C, 3, 3) */
+            for (int i = 0; i < 3; i++) { /* (G^T dU) G */
+                g[3 * i + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+                g[3 * i + 1] += 0.5f * (t[i][1] - t[i][2]);
+                g[3 * i + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+            }
         }
     }
 }

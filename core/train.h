@@ -69,6 +69,7 @@ struct cnn_train_config {
     const atomic_int *cancel; /* optional: step returns CNN_ECANCELED when *cancel != 0 */
     int input_grad;           /* diagnostic: 1 = also compute the gradient of the input */
     int im2col_only; /* diagnostic: 1 = no Winograd for 3x3 convs (the tests' reference path) */
+    int unfused; /* diagnostic: 1 = a batch norm and the relu after it run as two layers */
     int threads; /* 0 or 1: the caller only; 2..256: a step splits every layer over this many
                     threads (give BLAS 1 thread then, see cnn_gemm_set_threads()) */
 };

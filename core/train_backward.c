@@ -29,6 +29,26 @@ static void fused_act_backward_work(void *ctx, int part, int parts)
                          train_layer_act(&job->t->net->layers[job->i]));
 }
 
+/* A relu_fused batch norm (layer job->i) over channels, from the relu's dout (job->dout)
+ * and output: dgamma, dbeta and its input's gradient (written when fresh). */
+static void bn_relu_backward_work(void *ctx, int part, int parts)
+{
+    const struct train_bwd_job *job = ctx;
+    struct cnn_trainer *t = job->t;
+    const struct train_view v = train_view(t, job->i, job->n);
+    const size_t n_hw = v.n_hw;
+    size_t lo, hi;
+    cnn_part_range((size_t)v.il->c, part, parts, &lo, &hi);
+    if (hi == lo)
+        return;
+    float *g = t->buf.grad;
+    cnn_batchnorm_relu_train_backward(
+        v.dinp ? v.dinp + lo * n_hw : NULL, g + v.l->weight_offset[0] + lo,
+        g + v.l->weight_offset[1] + lo, job->dout + lo * n_hw,
+        t->buf.tl[job->i + 1].out + lo * n_hw, v.in + lo * n_hw, v.P + v.l->weight_offset[0] + lo,
+        v.tl->save_mean + lo, v.tl->save_inv_std + lo, (int)(hi - lo), n_hw, !job->fresh[0]);
+}
+
 /* Zeroes the gradient of layer i, which received nothing this step (no consumer reached
  * it: a dead branch, the input, or a layer after the loss). */
 static void zero_unreached(struct cnn_trainer *t, int i, int n)
@@ -48,7 +68,14 @@ void train_backward(struct cnn_trainer *t, int n)
         if (!tl->needs_grad)
             continue;
         zero_unreached(t, i, n);
+        if (train_relu_fused_away(t, i)) { /* its batch norm goes from this dout */
+            t->buf.tl[i - 1].dout_ready = 1;
+            continue;
+        }
+        const int pair = t->buf.fused && tl->relu_fused;
         struct train_bwd_job job = {.t = t, .i = i, .n = n, .dout = tl->dout};
+        if (pair)
+            job.dout = t->buf.tl[i + 1].dout;
         for (int k = 0; k < l->n_inputs; k++) { /* the first writer of each buffer zeroes it */
             struct train_layer *src = &t->buf.tl[l->inputs[k]];
             job.fresh[k] = src->dout && !src->dout_ready;
@@ -60,7 +87,7 @@ void train_backward(struct cnn_trainer *t, int n)
             cnn_workers_run(t->buf.workers, fused_act_backward_work, &job);
             job.dout = t->buf.tmp;
         }
-        cnn_workers_run(t->buf.workers, backward_work, &job);
+        cnn_workers_run(t->buf.workers, pair ? bn_relu_backward_work : backward_work, &job);
         for (int k = 0; k < l->n_inputs; k++)
             t->buf.tl[l->inputs[k]].dout_ready = 1;
         const struct cnn_layer_kind_ops *k = cnn_layer_kind_ops(l->kind);

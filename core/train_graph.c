@@ -45,6 +45,25 @@ static size_t max_size(size_t a, size_t b)
     return a > b ? a : b;
 }
 
+/* Sets relu_fused on each trainable batch norm (no fused activation of its own, not the
+ * loss layer) whose output feeds only a relu right after it. */
+static void mark_relu_fused(struct cnn_trainer *t)
+{
+    const struct cnn_model *m = t->net;
+    for (int i = 1; i + 1 < m->n_layers && !t->cfg.unfused; i++) {
+        const struct cnn_layer *l = &m->layers[i], *r = &m->layers[i + 1];
+        if (l->kind != CNN_LAYER_BATCHNORM || !t->buf.tl[i].trainable || t->buf.tl[i].pre ||
+            i == t->loss_layer || r->kind != CNN_LAYER_ACT || r->p.act.kind != CNN_ACT_RELU ||
+            r->n_inputs != 1 || r->inputs[0] != i || t->buf.tl[i + 1].pre)
+            continue;
+        int consumers = 0;
+        for (int j = i + 1; j < m->n_layers; j++)
+            for (int k = 0; k < m->layers[j].n_inputs; k++)
+                consumers += m->layers[j].inputs[k] == i;
+        t->buf.tl[i].relu_fused = consumers == 1;
+    }
+}
+
 int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
 {
     const struct cnn_model *m = t->net;
@@ -85,6 +104,7 @@ int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err)
     }
     if (sz.scratch == SIZE_MAX)
         goto nomem;
+    mark_relu_fused(t);
     t->buf.parts = t->cfg.threads > 1 ? t->cfg.threads : 1;
     if (t->buf.parts > 1 && !(t->buf.workers = cnn_workers_create(t->buf.parts, err))) {
         train_graph_free(&t->buf);
@@ -195,6 +215,28 @@ static void fused_act_work(void *ctx, int part, int parts)
     train_act_copy(tl->out + lo, tl->pre + lo, hi - lo, train_layer_act(l));
 }
 
+/* A relu_fused batch norm (layer job->i) over channels: its batch statistics, and the
+ * relu's output (layer i + 1) written straight from them. */
+static void bn_relu_forward_work(void *ctx, int part, int parts)
+{
+    const struct train_fwd_job *job = ctx;
+    struct cnn_trainer *t = job->t;
+    struct cnn_err *err = &t->buf.part_err[part];
+    const struct train_view v = train_view(t, job->i, job->n);
+    const float *gamma = v.P + v.l->weight_offset[0], *beta = v.P + v.l->weight_offset[1];
+    float *mean = v.P + v.l->weight_offset[2], *var = v.P + v.l->weight_offset[3];
+    const int upd = job->update_stats;
+    size_t lo, hi;
+    err->code = 0;
+    cnn_part_range((size_t)v.il->c, part, parts, &lo, &hi);
+    if (hi > lo)
+        cnn_batchnorm_relu_train_forward(
+            t->buf.tl[job->i + 1].out + lo * v.n_hw, v.tl->save_mean + lo,
+            v.tl->save_inv_std + lo, upd ? mean + lo : NULL, upd ? var + lo : NULL,
+            v.in + lo * v.n_hw, gamma + lo, beta + lo, v.l->p.bn.eps, t->cfg.bn_momentum,
+            (int)(hi - lo), v.n_hw, err);
+}
+
 /* (a, b, inner) -> (b, a, inner): NCHW <-> (C, N, H, W). */
 static void swap_outer(float *dst, const float *src, int a, int b, size_t inner)
 {
@@ -210,12 +252,15 @@ int train_forward(struct cnn_trainer *t, const float *images, int n, int last, i
 {
     const struct cnn_layer *in = &t->net->layers[0];
     swap_outer(t->buf.tl[0].out, images, n, in->c, (size_t)in->h * (size_t)in->w);
+    t->buf.fused = training;
     for (int i = 1; i <= last; i++) {
         struct train_fwd_job job = {t, i, n, training, update_stats};
         const struct cnn_layer_kind_ops *kind = cnn_layer_kind_ops(t->net->layers[i].kind);
+        const int pair = training && t->buf.tl[i].relu_fused && i < last;
         if (kind->train_prepare)
             kind->train_prepare(t, i, training);
-        cnn_workers_run(t->buf.workers, forward_work, &job);
+        cnn_workers_run(t->buf.workers, pair ? bn_relu_forward_work : forward_work, &job);
+        i += pair; /* the relu is done */
         for (int k = 0; k < t->buf.parts; k++) {
             if (t->buf.part_err[k].code) {
                 if (err)

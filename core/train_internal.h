@@ -27,6 +27,10 @@ struct train_layer {
     int needs_grad; /* the gradient of its output is needed (params at or before it) */
     int n_out;      /* floats per image of out */
     int dout_ready; /* dout holds this step's gradient so far (else: stale, not zeroed) */
+    /* trainable batch norm whose only consumer is a relu (layer i + 1): a training forward
+     * writes the relu's out directly (this out stays unwritten) and the backward goes from
+     * the relu's dout to this layer's input in the batch norm's passes (this dout unused) */
+    int relu_fused;
 };
 
 /* Every buffer the trainer owns for its net and batch size, in one value: freed by one
@@ -47,6 +51,7 @@ struct train_bufs {
     float *wflip;                /* the largest conv's weights, rotated for wino_ub */
     float *target;               /* MSE targets in (C, N, H, W) */
     float *bn_scale, *bn_shift;  /* evaluation-mode batch norm, max channels */
+    int fused;                   /* the last forward ran the relu_fused pairs fused */
 };
 
 struct cnn_trainer {
@@ -74,6 +79,11 @@ const struct cnn_act_params *train_layer_act(const struct cnn_layer *l);
 int train_graph_alloc(struct cnn_trainer *t, struct cnn_err *err);
 /* Frees every buffer of *b and empties it. */
 void train_graph_free(struct train_bufs *b);
+/* Layer i is the relu of a relu_fused batch norm and the last forward ran it fused. */
+static inline int train_relu_fused_away(const struct cnn_trainer *t, int i)
+{
+    return i > 1 && t->buf.fused && t->buf.tl[i - 1].relu_fused;
+}
 /* Forward over n images (NCHW) up to layer `last`.  training: batch statistics, dropout;
  * update_stats: also move the running statistics. */
 int train_forward(struct cnn_trainer *t, const float *images, int n, int last, int training,

@@ -270,6 +270,48 @@ START_TEST(test_conv2d_winograd_input_gradient_and_forward_in_parts)
 }
 END_TEST
 
+/* The Winograd weight gradient lays dM out by tile, four output channels per vector: output
+ * channel counts that leave 1-3 in the last group, odd maps (a last tile half outside) and
+ * three parts split at tile rows inside an image, each part its own dU, against direct
+ * loops. */
+START_TEST(test_conv2d_winograd_weight_gradient_channel_remainders)
+{
+    static const struct conv_case cases[] = {
+        {2, 17, 9, 7, 18, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, /* OC % 4 = 2, odd sizes */
+        {3, 16, 6, 11, 19, 3, 3, 1, 1, 1, 1, 0, 1, 1, 0, 1, 0}, /* OC % 4 = 3, asymmetric */
+        {2, 20, 7, 5, 17, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1, 0},  /* OC % 4 = 1, pad 2 */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const struct conv_case *k = &cases[ci];
+        struct cnn_conv2d p;
+        conv_params(&p, k);
+        ck_assert(cnn_conv2d_use_winograd(&p));
+        const int N = k->n, rows = N * ((p.oh + 1) / 2);
+        lcg_state = 41 + (unsigned)ci;
+        const size_t n_in = (size_t)p.c * N * p.h * p.w, n_out = (size_t)p.oc * N * p.oh * p.ow;
+        const size_t n_w = (size_t)p.oc * p.c * 9;
+        float *inp = rand_buf(n_in, 1.0f), *w = rand_buf(n_w, 1.0f), *r = rand_buf(n_out, 1.0f);
+        double *rin = calloc(n_in, sizeof *rin), *rw = calloc(n_w, sizeof *rw);
+        double *rb = calloc((size_t)p.oc, sizeof *rb);
+        ck_assert(rin && rw && rb);
+        conv_backward_ref(rin, rw, rb, r, inp, w, &p, N);
+        float *scratch = zero_buf(cnn_winograd_scratch_floats(&p, N)), *dw = zero_buf(n_w);
+        float *du = zero_buf(cnn_winograd_weights_floats(&p));
+        const int cut[4] = {0, rows / 3, rows / 3 + 1, rows}; /* the middle part: one row */
+        for (int part = 0; part < 3; part++) {
+            memset(du, 0, cnn_winograd_weights_floats(&p) * sizeof *du);
+            cnn_winograd_weight_grad_rows(du, inp, r, scratch, &p, N, cut[part], cut[part + 1]);
+            cnn_winograd_weight_grad_finish(dw, du, &p);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "winograd dw %dx%dx%d->%d", p.c, p.h, p.w, p.oc);
+        check_vs_ref(what, dw, rw, n_w);
+        free(inp), free(w), free(r), free(rin), free(rw), free(rb), free(scratch), free(dw);
+        free(du);
+    }
+}
+END_TEST
+
 START_TEST(test_conv2d_backward_scratch_is_zero_only_without_im2col)
 {
     for (int i = 0; i < N_CONV_CASES; i++) {
@@ -492,6 +534,7 @@ Suite *grad_conv_suite(void)
     tcase_add_test(tc, test_conv2d_backward_in_chunks_crossing_images_matches_direct_loops);
     tcase_add_test(tc, test_conv2d_backward_scratch_is_zero_only_without_im2col);
     tcase_add_test(tc, test_conv2d_winograd_input_gradient_and_forward_in_parts);
+    tcase_add_test(tc, test_conv2d_winograd_weight_gradient_channel_remainders);
     tcase_add_test(tc, test_dense_backward_matches_finite_differences);
     tcase_add_loop_test(tc, test_pool_backward_matches_finite_differences, 0, N_POOL_CASES);
     tcase_add_test(tc, test_maxpool_backward_routes_ties_to_first_maximum);

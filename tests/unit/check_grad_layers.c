@@ -267,6 +267,61 @@ END_TEST
  * buffer of garbage, they equal the (finite-difference-checked) accumulating kernels run on
  * a zeroed one -- every activation kind, batch norm, and max pools whose windows tile the
  * input (written in place) or do not (2x2 on odd sizes, 3x3 stride 2 with padding). */
+/* Batch norm + relu in the batch norm's passes against the two layers run one after the
+ * other (cnn_batchnorm_train_forward, the relu, cnn_act_backward_set of the relu, then
+ * cnn_batchnorm_train_backward or its _set form): the same numbers, running statistics
+ * included, with some pre-activations exactly 0 (beta = 0 and x = mean there). */
+START_TEST(test_batchnorm_relu_pair_equals_the_two_layers)
+{
+    lcg_state = 93;
+    enum { C = 3, N_HW = 2 * 7 * 9, NV = C * N_HW };
+    float *x = rand_buf(NV, 2.0f), *dy = rand_buf(NV, 1.0f), *gamma = rand_buf(C, 1.5f);
+    float *beta = rand_buf(C, 0.5f);
+    beta[1] = 0.0f;
+    for (int i = 0; i < N_HW; i++) /* channel 1: values symmetric around 0, mean exactly 0 */
+        x[N_HW + i] = i < N_HW / 2 ? (float)(i % 5) - 2.0f : -x[N_HW + i - N_HW / 2];
+    float rm1[C] = {0.1f, -0.2f, 0.3f}, rv1[C] = {1.0f, 0.5f, 2.0f}, rm2[C], rv2[C];
+    memcpy(rm2, rm1, sizeof rm1), memcpy(rv2, rv1, sizeof rv1);
+    float *bn = zero_buf(NV), *want = zero_buf(NV), *got = rand_buf(NV, 9.0f);
+    float sm1[C], si1[C], sm2[C], si2[C];
+    const struct cnn_act_params relu = {CNN_ACT_RELU, 0.0f, 0.0f};
+    ck_assert_int_eq(cnn_batchnorm_train_forward(bn, sm1, si1, rm1, rv1, x, gamma, beta, 1e-5f,
+                                                 0.1f, C, N_HW, NULL), 0);
+    memcpy(want, bn, NV * sizeof *want);
+    cnn_act_apply(want, NV, &relu);
+    ck_assert_int_eq(cnn_batchnorm_relu_train_forward(got, sm2, si2, rm2, rv2, x, gamma, beta,
+                                                      1e-5f, 0.1f, C, N_HW, NULL), 0);
+    int zeros = 0;
+    for (int i = 0; i < NV; i++)
+        zeros += bn[i] == 0.0f;
+    ck_assert_msg(zeros > 0, "no pre-activation at the kink");
+    check_same("bn+relu out", got, want, NV, 0.0f);
+    check_same("bn+relu mean", sm2, sm1, C, 0.0f);
+    check_same("bn+relu inv_std", si2, si1, C, 0.0f);
+    check_same("bn+relu running mean", rm2, rm1, C, 0.0f);
+    check_same("bn+relu running var", rv2, rv1, C, 0.0f);
+    float *g = zero_buf(NV), *dx1 = rand_buf(NV, 1.0f), *dx2 = zero_buf(NV);
+    cnn_act_backward_set(g, dy, bn, want, NV, &relu);
+    for (int add = 0; add <= 1; add++) {
+        memcpy(dx2, dx1, NV * sizeof *dx2);
+        float dg1[C] = {0.5f, 0, 0}, db1[C] = {0, -1.0f, 0}, dg2[C], db2[C];
+        memcpy(dg2, dg1, sizeof dg1), memcpy(db2, db1, sizeof db1);
+        if (add)
+            cnn_batchnorm_train_backward(dx1, dg1, db1, g, x, gamma, sm1, si1, C, N_HW);
+        else
+            cnn_batchnorm_train_backward_set(dx1, dg1, db1, g, x, gamma, sm1, si1, C, N_HW);
+        cnn_batchnorm_relu_train_backward(dx2, dg2, db2, dy, got, x, gamma, sm1, si1, C, N_HW,
+                                          add);
+        check_same(add ? "bn+relu dinp (add)" : "bn+relu dinp (set)", dx2, dx1, NV, 0.0f);
+        check_same("bn+relu dgamma", dg2, dg1, C, 0.0f);
+        check_same("bn+relu dbeta", db2, db1, C, 0.0f);
+    }
+    cnn_batchnorm_relu_train_backward(NULL, dx2, dx2 + C, dy, got, x, gamma, sm1, si1, C, N_HW, 1);
+    free(x), free(dy), free(gamma), free(beta), free(bn), free(want), free(got), free(g);
+    free(dx1), free(dx2);
+}
+END_TEST
+
 START_TEST(test_backward_set_variants_equal_accumulate_into_zero)
 {
     lcg_state = 91;
@@ -681,6 +736,7 @@ Suite *grad_layers_suite(void)
                    test_batchnorm_train_backward_through_batch_stats_matches_finite_differences);
     tcase_add_test(tc, test_batchnorm_long_channels_match_double_formulas);
     tcase_add_test(tc, test_backward_set_variants_equal_accumulate_into_zero);
+    tcase_add_test(tc, test_batchnorm_relu_pair_equals_the_two_layers);
     tcase_add_test(tc, test_batchnorm_eval_backward_matches_finite_differences);
     tcase_add_test(tc, test_dropout_train_forward_masks_scales_and_is_seeded);
     tcase_add_test(tc, test_dropout_backward_with_the_same_mask_matches_finite_differences);

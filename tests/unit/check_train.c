@@ -10,6 +10,7 @@
 #include "test_train.h"
 #include "test_util.h"
 #include "train.h"
+#include "train_internal.h"
 #include "workers.h"
 
 #include <check.h>
@@ -221,6 +222,15 @@ START_TEST(test_threads_match_one_thread)
 }
 END_TEST
 
+/* The config of two trainers compared on batches of N: rate 0.05, input gradient on. */
+static void compare_config(struct cnn_train_config *cfg, int N)
+{
+    cnn_train_config_default(cfg);
+    cfg->max_batch = N;
+    cfg->lr = 0.05f;
+    cfg->input_grad = 1;
+}
+
 /* Trainers with Winograd (cfg.im2col_only = 0) against the im2col path that the
  * finite-difference and PyTorch tests check, on one thread and split over two: the same
  * gradients (input included) and, after three steps, weights, to Winograd's rounding. */
@@ -230,10 +240,7 @@ static void winograd_vs_im2col(struct cnn_model *m, const float *x, const int *y
     const int layers = cnn_model_layer_count(m);
     for (int threads = 1; threads <= 2; threads++) {
         struct cnn_train_config cfg;
-        cnn_train_config_default(&cfg);
-        cfg.max_batch = N;
-        cfg.lr = 0.05f;
-        cfg.input_grad = 1;
+        compare_config(&cfg, N);
         cfg.im2col_only = 1;
         struct cnn_trainer *ref = trainer(m, &cfg);
         cfg.im2col_only = 0;
@@ -289,6 +296,54 @@ START_TEST(test_fashion_cnn_winograd_convs_match_im2col)
     int y[N] = {7, 2, 9};
     test_fill(x, sizeof x / sizeof *x, 8);
     winograd_vs_im2col(m, x, y, N, IMG, "fashion_cnn");
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* fashion_cnn's four batch norms each feed only a relu: a trainer runs each pair in the
+ * batch norm's passes (relu_fused), with the same arithmetic as the two layers
+ * (cfg.unfused = 1): bit-identical gradients, input gradient, and weights and statistics
+ * after three steps (dropout included), on one thread and two. */
+START_TEST(test_fashion_cnn_batchnorm_relu_pairs_match_unfused)
+{
+    struct cnn_model *m = NULL;
+    struct cnn_err err = {0};
+    ck_assert_int_eq(cnn_arch_build("fashion_cnn", 10, &m, &err), 0);
+    cnn_model_init_random(m, 5);
+    const int layers = cnn_model_layer_count(m);
+    enum { N = 3, IMG = 28 * 28 };
+    float x[N * IMG];
+    int y[N] = {4, 0, 8};
+    test_fill(x, sizeof x / sizeof *x, 9);
+    for (int threads = 1; threads <= 2; threads++) {
+        struct cnn_train_config cfg;
+        compare_config(&cfg, N);
+        cfg.threads = threads;
+        cfg.unfused = 1;
+        struct cnn_trainer *ref = trainer(m, &cfg);
+        cfg.unfused = 0;
+        struct cnn_trainer *fused = trainer(m, &cfg);
+        int pairs = 0, ref_pairs = 0;
+        for (int i = 0; i < layers; i++)
+            pairs += fused->buf.tl[i].relu_fused, ref_pairs += ref->buf.tl[i].relu_fused;
+        ck_assert_int_eq(pairs, 4);
+        ck_assert_int_eq(ref_pairs, 0);
+        struct cnn_train_stats s1, s2;
+        ck_assert_int_eq(cnn_trainer_compute_gradients(ref, x, y, NULL, N, &s1, &err), 0);
+        ck_assert_int_eq(cnn_trainer_compute_gradients(fused, x, y, NULL, N, &s2, &err), 0);
+        ck_assert(s1.loss == s2.loss);
+        ck_assert(trainer_diff(fused, ref, layers, 1) == 0.0);
+        const float *dx1 = cnn_trainer_input_grad(ref), *dx2 = cnn_trainer_input_grad(fused);
+        ck_assert(memcmp(dx1, dx2, sizeof x) == 0);
+        for (int k = 0; k < 3; k++) {
+            step(ref, x, y, N, &s1);
+            step(fused, x, y, N, &s2);
+            ck_assert(s1.loss == s2.loss);
+        }
+        ck_assert(trainer_diff(fused, ref, layers, 0) == 0.0);
+        cnn_trainer_destroy(ref);
+        cnn_trainer_destroy(fused);
+    }
     cnn_model_destroy(m);
 }
 END_TEST
@@ -621,6 +676,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_threads_match_one_thread);
     tcase_add_test(tc, test_winograd_convs_match_im2col);
     tcase_add_test(tc, test_fashion_cnn_winograd_convs_match_im2col);
+    tcase_add_test(tc, test_fashion_cnn_batchnorm_relu_pairs_match_unfused);
     tcase_add_test(tc, test_sgd_without_momentum_is_plain_gradient_descent);
     tcase_add_test(tc, test_two_sgd_steps_match_pytorch);
     tcase_add_test(tc, test_two_nesterov_steps_match_pytorch);
