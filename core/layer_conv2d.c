@@ -350,16 +350,6 @@ static int split_channels(const struct cnn_conv2d *p, int rows, int parts)
     return p->groups == 1 && rows < 4 * parts && p->oc >= 16 * parts;
 }
 
-/* A pointwise conv whose output has fewer columns than channels (ResNet-50's 14x14 stage
- * at batch 1: 196 columns, 1024 channels): by rows, every part reads and OpenBLAS packs all
- * of the weights (OC x C) for its share of the columns; by channels, its share of the
- * weights and all of the input (C x columns), read in place -- the smaller of the two. */
-static int split_pointwise_channels(const struct cnn_conv2d *p, int rows, int parts)
-{
-    return p->groups == 1 && cnn_conv2d_is_pointwise(p) && p->oc >= 16 * parts &&
-           (long long)rows * p->ow < p->oc;
-}
-
 static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
                           const struct cnn_op_run *r, int part, int parts)
 {
@@ -396,7 +386,7 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
         return;
     }
     const int rows = r->n * p->oh;
-    if (split_channels(p, rows, parts) || split_pointwise_channels(p, rows, parts)) {
+    if (split_channels(p, rows, parts)) {
         const size_t kdim = (size_t)p->c * p->kh * p->kw, cols = (size_t)rows * p->ow;
         struct cnn_conv2d q = *p;
         cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);
