@@ -282,6 +282,16 @@ static void run_op_team(struct cnn_session *s, const struct cnn_model *m, const 
     cnn_workers_run(team, op_part_work, &job);
 }
 
+/* Op k of the plan: over the team when there is one. */
+static void run_op_k(struct cnn_session *s, const struct cnn_model *m, int k, int n,
+                     struct cnn_workers *team, float *const *cols)
+{
+    if (team)
+        run_op_team(s, m, &m->ops[k], n, team, cols);
+    else
+        run_op(s, m, &m->ops[k], n);
+}
+
 static double now_ms(clockid_t clock)
 {
     struct timespec t;
@@ -296,10 +306,7 @@ static void run_ops_timed(struct cnn_session *s, const struct cnn_model *m,
 {
     double t0 = now_ms(s->op_clock);
     for (int k = 0; k < m->n_ops; k++) {
-        if (team)
-            run_op_team(s, m, &m->ops[k], n, team, cols);
-        else
-            run_op(s, m, &m->ops[k], n);
+        run_op_k(s, m, k, n, team, cols);
         double t1 = now_ms(s->op_clock);
         s->op_ms[k] = t1 - t0;
         t0 = t1;
@@ -323,16 +330,11 @@ static int forward_cols(struct cnn_session *s, const struct cnn_model *m, struct
         return cnn_err_set(err, CNN_EINVAL, "session: batch %d outside 1..%d", n, s->max_n);
     const struct cnn_layer *in = &m->layers[0];
     swap_outer(s->value_buf[0], images, n, in->c, (size_t)in->h * (size_t)in->w);
-    if (s->op_ms) {
+    if (s->op_ms)
         run_ops_timed(s, m, team, cols, n);
-    } else {
-        for (int k = 0; k < m->n_ops; k++) {
-            if (team)
-                run_op_team(s, m, &m->ops[k], n, team, cols);
-            else
-                run_op(s, m, &m->ops[k], n);
-        }
-    }
+    else
+        for (int k = 0; k < m->n_ops; k++)
+            run_op_k(s, m, k, n, team, cols);
     int v = m->alias_of[m->n_layers - 1];
     const struct cnn_layer *ol = &m->layers[v];
     swap_outer(s->probs, s->value_buf[v], ol->c, n, (size_t)ol->h * (size_t)ol->w);
