@@ -43,7 +43,7 @@ void cnn_conv2d_backward_rows(float *dinp, float *dw, const float *dout, const f
 /* The input gradient of a stride-1 3x3 conv is a conv too: of dout, with w transposed
  * (C, OC) and each kernel rotated 180 degrees, padded 2 - pad on each side.  When that conv
  * and p both suit Winograd (cnn_conv2d_use_winograd()), *q gets it and this returns 1:
- * then cnn_conv2d_winograd_rows(dinp, dout, u, NULL, scratch, q, N, t_lo, t_hi, 1) adds
+ * then cnn_conv2d_winograd_rows(dinp, dinp, dout, u, NULL, scratch, q, N, t_lo, t_hi) adds
  * the input gradient of tile rows [t_lo, t_hi) of dinp (no col2im, and 16 multiplies per
  * 2x2 tile instead of 36), with scratch of cnn_winograd_scratch_floats(q, N) floats. */
 int cnn_conv2d_backward_winograd_shape(const struct cnn_conv2d *p, struct cnn_conv2d *q);

@@ -309,16 +309,12 @@ void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, c
                                  float *scratch, const struct cnn_conv2d *p, int N);
 /* Tile rows [t_lo, t_hi) of cnn_conv2d_forward_winograd() (tile row t = n * ceil(OH/2) +
  * ty), for splitting a batch over threads, each with its own scratch (at least
- * cnn_winograd_scratch_floats(p, N)).  accumulate: add to out instead of writing it (then
- * p->act must be none); the trainer's input gradient uses that. */
-void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
-                              float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
-                              int t_hi, int accumulate);
-/* cnn_conv2d_winograd_rows() with a residual: out = act(conv + b + res), res
- * (OC, N, OH, OW) or NULL (may equal out); the inference session's fused residual add. */
-void cnn_conv2d_winograd_res_rows(float *out, const float *res, const float *inp, const float *u,
-                                  const float *b, float *scratch, const struct cnn_conv2d *p,
-                                  int N, int t_lo, int t_hi);
+ * cnn_winograd_scratch_floats(p, N)), with a residual: out = act(conv + b + res), res
+ * (OC, N, OH, OW) or NULL.  res may equal out: the inference session's fused residual add,
+ * and (with no act) the trainer's input gradient adding into dinp. */
+void cnn_conv2d_winograd_rows(float *out, const float *res, const float *inp, const float *u,
+                              const float *b, float *scratch, const struct cnn_conv2d *p, int N,
+                              int t_lo, int t_hi);
 /* Output channels [oc_lo, oc_hi) of the same, all tile rows: the split when there are few
  * tile rows (a 7x7 map at batch 1 has 4); each thread its own scratch. */
 void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp, const float *u,

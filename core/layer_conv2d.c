@@ -330,8 +330,8 @@ static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const s
         cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv, r->n, 0,
                                   r->n * ((op->conv.oh + 3) / 4));
     else if (op->u)
-        cnn_conv2d_winograd_res_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv, r->n,
-                                     0, r->n * ((op->conv.oh + 1) / 2));
+        cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv, r->n, 0,
+                                 r->n * ((op->conv.oh + 1) / 2));
     else if (op->wd)
         cnn_conv_direct_run_part(op, r, 0, 1);
     else if (res) /* never depthwise (conv_plan) */
@@ -376,8 +376,8 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
             cnn_conv2d_winograd_channels(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
                                          (int)lo, (int)hi);
         else
-            cnn_conv2d_winograd_res_rows(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
-                                         (int)lo, (int)hi);
+            cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
+                                     (int)hi);
         return;
     }
     if (cnn_conv2d_is_depthwise(p)) {
@@ -460,8 +460,8 @@ static int conv_train_forward(const struct train_fwd_job *job, int part, int par
     cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
     if (v.tl->wino_u) {
         const int th = (q.oh + 1) / 2; /* tile rows per image */
-        cnn_conv2d_winograd_rows(v.dst, v.in, v.tl->wino_u, b, t->buf.scratch[part], &q, n,
-                                 (int)lo * th, (int)hi * th, 0);
+        cnn_conv2d_winograd_rows(v.dst, NULL, v.in, v.tl->wino_u, b, t->buf.scratch[part], &q, n,
+                                 (int)lo * th, (int)hi * th);
         return 0;
     }
     cnn_conv2d_forward_rows(v.dst, v.in, w, b, t->buf.scratch[part], &q, n, (int)lo * q.oh,
@@ -521,8 +521,8 @@ static void conv_train_backward(const struct train_bwd_job *job, int part, int p
     if (dinp && ub && cnn_conv2d_backward_winograd_shape(p, &q)) {
         const int th = (q.oh + 1) / 2; /* tile rows per image */
         /* a fresh gradient is written outright: the tiles cover every pixel of the images */
-        cnn_conv2d_winograd_rows(dinp, job->dout, ub, NULL, t->buf.scratch[part], &q, n,
-                                 (int)lo * th, (int)hi * th, !job->fresh[0]);
+        cnn_conv2d_winograd_rows(dinp, job->fresh[0] ? NULL : dinp, job->dout, ub, NULL,
+                                 t->buf.scratch[part], &q, n, (int)lo * th, (int)hi * th);
         dinp = NULL; /* done: the rows below only add to dw */
     }
     if (dw && v.tl->wino_u) { /* dw in the transformed domain (2.25x fewer MACs) */

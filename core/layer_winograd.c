@@ -269,30 +269,23 @@ static void winograd_range(float *out, const float *res, const float *inp, const
 }
 
 void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp, const float *u,
-                                  const float *b, float *scratch, const struct cnn_conv2d *p,
-                                  int N, int oc_lo, int oc_hi)
+                                  const float *b, float *scratch, const struct cnn_conv2d *p, int N,
+                                  int oc_lo, int oc_hi)
 {
     winograd_range(out, res, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), oc_lo, oc_hi);
 }
 
-void cnn_conv2d_winograd_res_rows(float *out, const float *res, const float *inp, const float *u,
-                                  const float *b, float *scratch, const struct cnn_conv2d *p,
-                                  int N, int t_lo, int t_hi)
+void cnn_conv2d_winograd_rows(float *out, const float *res, const float *inp, const float *u,
+                              const float *b, float *scratch, const struct cnn_conv2d *p, int N,
+                              int t_lo, int t_hi)
 {
     winograd_range(out, res, inp, u, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
-}
-
-void cnn_conv2d_winograd_rows(float *out, const float *inp, const float *u, const float *b,
-                              float *scratch, const struct cnn_conv2d *p, int N, int t_lo,
-                              int t_hi, int accumulate)
-{
-    winograd_range(out, accumulate ? out : NULL, inp, u, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
 }
 
 void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,
                                  float *scratch, const struct cnn_conv2d *p, int N)
 {
-    cnn_conv2d_winograd_rows(out, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), 0);
+    cnn_conv2d_winograd_rows(out, NULL, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2));
 }
 
 /* dM (16, nt, OC) -- by tile, then output channel: transposed from M's layout, so that the
@@ -300,8 +293,8 @@ void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, c
  * for tile rows [r0, r1) of dout: dM = A dY A^T, the gradient of M when Y = A^T M A
  * (outputs past the edge count as 0).  A tile at a time (its rows of dM are contiguous),
  * four output channels per vector. */
-static void dout_transform(float *dm, const float *dout, const struct cnn_conv2d *p, int N,
-                           int r0, int r1, const struct wino_dims *d)
+static void dout_transform(float *dm, const float *dout, const struct cnn_conv2d *p, int N, int r0,
+                           int r1, const struct wino_dims *d)
 {
     const int OH = p->oh, OW = p->ow, OC = p->oc;
     const size_t kstride = (size_t)OC * d->nt, cstride = (size_t)N * OH * OW;
@@ -372,7 +365,7 @@ void cnn_winograd_weight_grad_finish(float *dw, const float *du, const struct cn
                 t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
             }
             float *g = dw + ((size_t)oc * p->c + c) * 9; /* w (OC, C, 3, 3) */
-            for (int i = 0; i < 3; i++) { /* (G^T dU) G */
+            for (int i = 0; i < 3; i++) {                /* (G^T dU) G */
                 g[3 * i + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
                 g[3 * i + 1] += 0.5f * (t[i][1] - t[i][2]);
                 g[3 * i + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];

@@ -235,8 +235,8 @@ START_TEST(test_conv2d_winograd_input_gradient_and_forward_in_parts)
         float *u = zero_buf(cnn_winograd_weights_floats(&p));
         cnn_conv2d_backward_winograd_weights(u, tmp, w, &p);
         const int th = (q.oh + 1) / 2; /* tile rows per image of the gradient conv */
-        cnn_conv2d_winograd_rows(dinp, r, u, NULL, scratch, &q, N, 0, th, 1);
-        cnn_conv2d_winograd_rows(dinp, r, u, NULL, scratch, &q, N, th, N * th, 1);
+        cnn_conv2d_winograd_rows(dinp, dinp, r, u, NULL, scratch, &q, N, 0, th);
+        cnn_conv2d_winograd_rows(dinp, dinp, r, u, NULL, scratch, &q, N, th, N * th);
         char what[64];
         snprintf(what, sizeof what, "winograd dinp %dx%dx%d->%d pad %d%d%d%d", p.c, p.h, p.w, p.oc,
                  k->pt, k->pl, k->pb, k->pr);
@@ -258,8 +258,8 @@ START_TEST(test_conv2d_winograd_input_gradient_and_forward_in_parts)
         cnn_conv2d_forward(want, inp, w, b, scratch, &p, N);
         cnn_winograd_transform_weights(u, w, &p);
         const int tf = (p.oh + 1) / 2;
-        cnn_conv2d_winograd_rows(got, inp, u, b, scratch, &p, N, 0, tf, 0);
-        cnn_conv2d_winograd_rows(got, inp, u, b, scratch, &p, N, tf, N * tf, 0);
+        cnn_conv2d_winograd_rows(got, NULL, inp, u, b, scratch, &p, N, 0, tf);
+        cnn_conv2d_winograd_rows(got, NULL, inp, u, b, scratch, &p, N, tf, N * tf);
         check_same("winograd forward in parts", got, want, n_out, 1e-4f);
         free(rin), free(rw), free(rb), free(inp), free(w), free(r), free(b), free(dinp);
         free(scratch), free(tmp), free(u), free(want), free(got);
@@ -277,7 +277,7 @@ END_TEST
 START_TEST(test_conv2d_winograd_weight_gradient_channel_remainders)
 {
     static const struct conv_case cases[] = {
-        {2, 17, 9, 7, 18, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, /* OC % 4 = 2, odd sizes */
+        {2, 17, 9, 7, 18, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0},  /* OC % 4 = 2, odd sizes */
         {3, 16, 6, 11, 19, 3, 3, 1, 1, 1, 1, 0, 1, 1, 0, 1, 0}, /* OC % 4 = 3, asymmetric */
         {2, 20, 7, 5, 17, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1, 0},  /* OC % 4 = 1, pad 2 */
     };
