@@ -3,13 +3,14 @@
  *
  * DESIGN: submitters (HTTP threads) append to the queue under b->mu and wake a worker.
  * A worker waits for the first item, then until max_batch_size items are queued or
- * max_queue_delay_us have passed since that item was enqueued (or the batcher closes),
- * takes up to max_batch_size live items -- expired ones are taken too and completed with
- * CNN_EBUSY, uncomputed -- and releases the lock.  Packing, the forward pass, copying the
- * outputs, on_batch and every done() run with no lock held.  b->mu guards head, tail,
- * depth and closing; everything else is immutable after batcher_create or owned by one
- * worker.  batcher_destroy closes the queue; workers drain it (computing every item) and
- * exit, then destroy joins them.
+ * max_queue_delay_us have passed since that item was enqueued (with cfg.incoming: while
+ * more are on their way, and no longer than the batch in hand takes to compute, see
+ * gather_ns) or the batcher closes, takes up to max_batch_size live items -- expired ones
+ * are taken too and completed with CNN_EBUSY, uncomputed -- and releases the lock.
+ * Packing, the forward pass, copying the outputs, on_batch and every done() run with no
+ * lock held.  b->mu guards head, tail, depth, closing and item_ns; everything else is
+ * immutable after batcher_create or owned by one worker.  batcher_destroy closes the
+ * queue; workers drain it (computing every item) and exit, then destroy joins them.
  * Cores (cfg.split): b->mu also guards cores_used.  A worker takes a batch only while a
  * core is free and holds one for it -- or all `instances` of them when nothing else runs,
  * nothing is left queued and nothing is on its way: it then runs the batch on b->team,
@@ -54,6 +55,7 @@ struct batcher {
     struct cnn_workers *team; /* instances threads when split, else NULL */
     int cores_used;           /* of cfg.instances, held by running batches */
     double flops_per_item;    /* the model's, for cfg.split_min_flops */
+    int64_t item_ns;          /* compute time per item, averaged over batches; 0 = none yet */
 };
 
 static int64_t now_ns(void)
@@ -83,6 +85,28 @@ static int check_config(const struct batcher_config *c, struct cnn_err *err)
         return cnn_err_set(err, CNN_EINVAL, "batcher: instances %d outside 1..%d", c->instances,
                            BATCHER_MAX_INSTANCES);
     return 0;
+}
+
+/* How long past the oldest item's arrival a worker may wait for company.  Without
+ * cfg.incoming: max_queue_delay_us.  With it (the server), no longer than the batch in hand
+ * takes to compute either: waiting longer costs its items more than running now and taking
+ * the newcomers in the next batch saves them -- a LeNet-size model (~10 us per image) would
+ * otherwise spend the delay waiting for requests that a free worker could already serve.
+ * Caller holds b->mu. */
+static int64_t gather_ns(const struct batcher *b, int64_t delay_ns)
+{
+    if (!b->cfg.incoming || b->item_ns == 0)
+        return delay_ns;
+    const int64_t work = b->item_ns * b->depth;
+    return work < delay_ns ? work : delay_ns;
+}
+
+/* Folds one batch's compute time into b->item_ns (a moving average over about 8 batches).
+ * Caller holds b->mu. */
+static void note_compute(struct batcher *b, int64_t compute_ns, int n)
+{
+    const int64_t per_item = compute_ns / n > 0 ? compute_ns / n : 1;
+    b->item_ns = b->item_ns ? b->item_ns + (per_item - b->item_ns) / 8 : per_item;
 }
 
 /* Pops up to max_batch_size items whose deadline has not passed into *live and every
@@ -195,7 +219,7 @@ static void *worker_main(void *arg)
         while (b->head && b->depth < b->cfg.max_batch_size && !b->closing) {
             if (b->cfg.incoming && atomic_load_explicit(b->cfg.incoming, memory_order_relaxed) <= 0)
                 break; /* nothing else on its way: run what we have */
-            int64_t until = b->head->enqueued_ns + delay_ns;
+            int64_t until = b->head->enqueued_ns + gather_ns(b, delay_ns);
             if (now_ns() >= until)
                 break;
             struct timespec ts = to_timespec(until);
@@ -236,6 +260,8 @@ static void *worker_main(void *arg)
             b->cfg.on_cores(b->cfg.on_batch_arg, -held, split);
         pthread_mutex_lock(&b->mu);
         b->cores_used -= held;
+        if (status == 0 && n_live > 0)
+            note_compute(b, compute_ns, n_live);
         if (b->head)
             pthread_cond_broadcast(&b->cv); /* cores free for the waiting work */
         pthread_mutex_unlock(&b->mu);

@@ -1,4 +1,5 @@
-/* Batcher suite: batches gather up to max_batch_size, a lone item waits max_queue_delay,
+/* Batcher suite: batches gather up to max_batch_size, a lone item waits max_queue_delay
+ * (with requests on their way: no longer than its batch computes),
  * a full queue refuses at once, expired items are answered CNN_EBUSY uncomputed, destroy
  * drains, and many submitting threads each get every item completed exactly once.
  * Outputs are compared with batch-of-one forward passes of the same inputs. */
@@ -233,6 +234,54 @@ START_TEST(test_lone_item_completes_after_queue_delay)
     ck_assert_int_eq(t.it.batch_size, 1);
     batcher_destroy(b);
     check_outputs(m, &t, 1);
+    collector_fini(&c);
+    cnn_model_destroy(m);
+}
+END_TEST
+
+/* Submits one item, waits for it and returns how long it waited in the queue. */
+static int64_t queued_ns_of_one(struct batcher *b, struct collector *c, struct titem *t,
+                                int done_before)
+{
+    struct batcher_item *one = &t->it;
+    ck_assert_int_eq(batcher_submit(b, &one, 1, NULL), 0);
+    wait_done(c, done_before + 1);
+    ck_assert_int_eq(t->it.batch_size, 1);
+    return t->it.started_ns - t->it.enqueued_ns;
+}
+
+/* With the server's count of requests on their way (cfg.incoming): nothing on its way ->
+ * a lone item runs at once; something on its way -> the first batch waits the whole delay
+ * (no compute time measured yet), later ones no longer than their batch takes to compute
+ * (microseconds for this model), far below the delay.  Fresh batchers: nothing measured. */
+START_TEST(test_incoming_wait_bounded_by_compute_time)
+{
+    struct cnn_model *m = stm_model(2);
+    struct collector c;
+    collector_init(&c);
+    const int64_t delay_ns = 300 * 1000000LL;
+    atomic_int incoming;
+    atomic_init(&incoming, 0);
+    struct batcher_config cfg = config(&c, 8, (int)(delay_ns / 1000), 16, 1);
+    cfg.incoming = &incoming;
+    struct titem t[4];
+    for (int i = 0; i < 4; i++)
+        titem_init(&t[i], &c, 70 + (uint64_t)i);
+    struct batcher *b = make_batcher(m, &cfg);
+    int64_t q = queued_ns_of_one(b, &c, &t[0], 0);
+    ck_assert_msg(q < delay_ns / 10, "nothing on its way, yet it waited %lld ns", (long long)q);
+    batcher_destroy(b);
+    atomic_store(&incoming, 1); /* a request that never arrives */
+    b = make_batcher(m, &cfg);
+    q = queued_ns_of_one(b, &c, &t[1], 1);
+    ck_assert_msg(q >= delay_ns, "first wait %lld ns, shorter than the delay", (long long)q);
+    for (int i = 2; i < 4; i++) {
+        q = queued_ns_of_one(b, &c, &t[i], i);
+        ck_assert_msg(q < delay_ns / 10, "item %d waited %lld ns for a batch computed in us", i,
+                      (long long)q);
+    }
+    batcher_destroy(b);
+    check_outputs(m, t, 4);
     collector_fini(&c);
     cnn_model_destroy(m);
 }
@@ -656,6 +705,7 @@ Suite *batcher_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_batches_gather_up_to_max_batch_size);
     tcase_add_test(tc, test_lone_item_completes_after_queue_delay);
+    tcase_add_test(tc, test_incoming_wait_bounded_by_compute_time);
     tcase_add_test(tc, test_full_queue_refuses_at_once_all_or_nothing);
     tcase_add_test(tc, test_expired_items_answered_busy_and_not_computed);
     tcase_add_test(tc, test_gone_items_cancelled_and_not_computed);
