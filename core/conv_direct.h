@@ -1,5 +1,5 @@
-/* Direct convolution for small maps and few input channels (stride 1, no dilation, one
- * group; LeNet's 5x5 convs, an RGB stem): no im2col, register tiles read the input rows in
+/* Direct convolution for small maps and few input channels (stride 1 or 2, no dilation, one
+ * group; LeNet's 5x5 convs, RGB stems): no im2col, register tiles read the input rows in
  * place, bias and activation in the tile's epilogue, and a following 2x2/2 max pool fused
  * into it.  Inference only (the trainer keeps im2col / Winograd); rule in docs/engine.md. */
 #ifndef CNN_CONV_DIRECT_H
@@ -17,17 +17,20 @@ struct cnn_op_run;
  * longer stay in L1 and im2col + a blocked GEMM is faster. */
 #define CNN_CONV_DIRECT_MAX_K 512
 
-/* 1 when the conv (already folded and fused) runs direct: groups 1, stride 1, dilation 1,
- * not 1x1, C * KH * KW <= CNN_CONV_DIRECT_MAX_K, and the CPU has AVX2 + FMA. */
+/* 1 when the conv (already folded and fused) runs direct: groups 1, stride 1 (or 2 when
+ * the kernel is larger than 1x1), dilation 1, not 1x1, C * KH * KW <= CNN_CONV_DIRECT_MAX_K,
+ * and the CPU has AVX2 + FMA. */
 int cnn_conv_direct_applies(const struct cnn_conv2d *p);
-/* 1 when the max pool q reading the conv's output fuses into it: plain 2x2 stride 2 and an
- * activation that commutes with max (none, relu, leaky relu alpha >= 0, clip, sigmoid, tanh). */
+/* 1 when the max pool q reading the conv's output fuses into it: a stride-1 conv, a plain
+ * 2x2 stride-2 pool and an activation that commutes with max (none, relu, leaky relu
+ * alpha >= 0, clip, sigmoid, tanh). */
 int cnn_conv_direct_fuses_pool(const struct cnn_conv2d *p, const struct cnn_pool2d *q);
 /* Floats of the packed weights: (ceil(OC / 6), C * KH * KW, 6), zero-padded channels. */
 size_t cnn_conv_direct_weights_floats(const struct cnn_conv2d *p);
 /* wp = w (OC, C, KH, KW) packed for the tiles. */
 void cnn_conv_direct_pack(float *wp, const float *w, const struct cnn_conv2d *p);
-/* Scratch floats per thread: one zero-padded image (C, H + pads, W + pads), or 0 unpadded. */
+/* Scratch floats per thread: one zero-padded image (C, H + pads, W + pads), or 0 when
+ * unpadded with stride 1 (the tiles then read the input in place). */
 size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p);
 
 /* out = act(conv(inp) + b), then max-pooled by pool when pool (NULL: not pooled), for the

@@ -1,8 +1,9 @@
 /* Direct convolution (conv_direct.h): a register tile of 6 output channels x 2 vectors of 8
  * outputs (one output row x 16 columns, two rows x 8 columns for narrow maps, or the two
  * rows a 2x2 max pool reads) accumulates over (c, ky, kx) straight from the input rows --
- * a zero-padded copy of the image when the conv pads -- with weights packed 6 channels per
- * k.  The epilogue adds bias, applies relu and stores, or pools 2x2 first. */
+ * a zero-padded copy of the image when the conv pads, with even and odd columns apart when
+ * it strides by 2 -- with weights packed 6 channels per k.  The epilogue adds bias,
+ * applies relu and stores, or pools 2x2 first. */
 #include "conv_direct.h"
 
 #include "gemm_small.h"
@@ -23,7 +24,9 @@ static int kdim(const struct cnn_conv2d *p)
 
 int cnn_conv_direct_applies(const struct cnn_conv2d *p)
 {
-    return p->groups == 1 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 &&
+    /* stride 2: the stems (7x7 or 3x3 on RGB); a strided 1x1 keeps its GEMM and fused add */
+    const int stride = p->sh == p->sw && (p->sh == 1 || (p->sh == 2 && p->kh * p->kw > 1));
+    return p->groups == 1 && stride && p->dh == 1 && p->dw == 1 &&
            !cnn_conv2d_is_pointwise(p) && p->oh > 0 && p->ow > 0 &&
            (long long)p->c * p->kh * p->kw <= CNN_CONV_DIRECT_MAX_K && cnn_gemm_small_vectorised();
 }
@@ -50,7 +53,7 @@ static int act_commutes_with_max(const struct cnn_act_params *a)
 
 int cnn_conv_direct_fuses_pool(const struct cnn_conv2d *p, const struct cnn_pool2d *q)
 {
-    return cnn_pool2d_is_plain_2x2(q) && q->c == p->oc && q->h == p->oh && q->w == p->ow &&
+    return p->sh == 1 && cnn_pool2d_is_plain_2x2(q) && q->c == p->oc && q->h == p->oh && q->w == p->ow &&
            q->oh > 0 && q->ow > 0 && act_commutes_with_max(&p->act);
 }
 
@@ -77,42 +80,69 @@ static int padded(const struct cnn_conv2d *p)
 
 size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p)
 {
-    if (!padded(p))
+    if (!padded(p) && p->sw == 1)
         return 0;
     return (size_t)p->c * (size_t)(p->h + p->pad_t + p->pad_b) * (size_t)(p->w + p->pad_l + p->pad_r);
 }
 
 /* One image's input as the tiles read it: (c, y, x) at p[c * cs + y * rs + x], padding
- * included (y, x from 0 at the top-left of the padded image). */
+ * included (y, x from 0 at the top-left of the padded image).  Stride 2: each row holds the
+ * even columns, then the odd ones from ps on, so that column 2 x + kx is at
+ * (kx % 2) * ps + x + kx / 2 and 8 outputs in a row read 8 adjacent floats. */
 struct src {
     const float *p;
-    ptrdiff_t cs, rs;
+    ptrdiff_t cs, rs, ps;
 };
 
-/* Image n of inp (C, N, H, W): in place, or copied into scratch with its zero padding. */
+/* Row s (W floats) as padded row d: pl zeros, s, pr zeros; with stride 2 the even columns
+ * of that row first, then the odd ones from (pl + W + pr + 1) / 2 on.  s NULL: all zeros. */
+static void pad_row(float *d, const float *s, int W, int pl, int pr, int stride)
+{
+    const int Wp = pl + W + pr;
+    if (!s) {
+        memset(d, 0, sizeof(float) * (size_t)Wp);
+    } else if (stride == 1) {
+        memset(d, 0, sizeof(float) * (size_t)pl);
+        memcpy(d + pl, s, sizeof(float) * (size_t)W);
+        memset(d + pl + W, 0, sizeof(float) * (size_t)pr);
+    } else {
+        float *ph[2] = {d, d + (Wp + 1) / 2}; /* column x goes to ph[x % 2][x / 2] */
+        memset(d, 0, sizeof(float) * (size_t)Wp);
+        const int lead = pl & 1; /* s[0] is in the odd phase when pl is odd */
+        float *first = ph[lead] + pl / 2, *second = ph[!lead] + (pl + 1) / 2;
+        for (int i = 0; i + 1 < W; i += 2) {
+            first[i / 2] = s[i];
+            second[i / 2] = s[i + 1];
+        }
+        if (W & 1)
+            first[W / 2] = s[W - 1];
+    }
+}
+
+/* Image n of inp (C, N, H, W) as the tiles read its padded rows [y_lo, y_hi): in place, or
+ * those rows copied into scratch with their zero padding (a part copies only its own). */
 static struct src image_src(const float *inp, float *scratch, const struct cnn_conv2d *p, int N,
-                            int n)
+                            int n, int y_lo, int y_hi)
 {
     const size_t plane = (size_t)p->h * p->w;
-    if (!padded(p))
-        return (struct src){inp + (size_t)n * plane, (ptrdiff_t)((size_t)N * plane), p->w};
+    if (!padded(p) && p->sw == 1)
+        return (struct src){inp + (size_t)n * plane, (ptrdiff_t)((size_t)N * plane), p->w, 0};
     const int Hp = p->h + p->pad_t + p->pad_b, Wp = p->w + p->pad_l + p->pad_r;
+    y_hi = y_hi < Hp ? y_hi : Hp;
     for (int c = 0; c < p->c; c++) {
         float *d = scratch + (size_t)c * Hp * Wp;
         const float *s = inp + ((size_t)c * N + n) * plane;
-        memset(d, 0, sizeof(float) * (size_t)p->pad_t * Wp);
-        for (int y = 0; y < p->h; y++) {
-            float *row = d + (size_t)(p->pad_t + y) * Wp;
-            memset(row, 0, sizeof(float) * (size_t)p->pad_l);
-            memcpy(row + p->pad_l, s + (size_t)y * p->w, sizeof(float) * (size_t)p->w);
-            memset(row + p->pad_l + p->w, 0, sizeof(float) * (size_t)p->pad_r);
+        for (int y = y_lo; y < y_hi; y++) {
+            const int sy = y - p->pad_t;
+            pad_row(d + (size_t)y * Wp, sy >= 0 && sy < p->h ? s + (size_t)sy * p->w : NULL, p->w,
+                    p->pad_l, p->pad_r, p->sw);
         }
-        memset(d + (size_t)(p->pad_t + p->h) * Wp, 0, sizeof(float) * (size_t)p->pad_b * Wp);
     }
-    return (struct src){scratch, (ptrdiff_t)Hp * Wp, Wp};
+    return (struct src){scratch, (ptrdiff_t)Hp * Wp, Wp, p->sw == 2 ? (Wp + 1) / 2 : 0};
 }
 
-/* One register tile: vector v reads s[v] + c * cs + ky * rs + kx (n[v] lanes, 0..8) and
+/* One register tile: vector v reads s[v] + c * cs + ky * rs + kx (stride 2: + (kx % 2) * ps
+ * + kx / 2; n[v] lanes, 0..8) and
  * writes o[v] (+ channel r at r * ocs) -- or, pooled, both vectors are the two rows of a 2x2
  * pool and o[0] gets n_out pooled values per channel. */
 struct tile {
@@ -125,7 +155,7 @@ struct tile {
     int mr;          /* real channels in the block, 1..DR */
     int relu;
     int C, KH, KW;
-    ptrdiff_t cs, rs, ocs;
+    ptrdiff_t cs, rs, ps, ocs;
 };
 
 #if defined(__x86_64__)
@@ -143,8 +173,9 @@ KERNEL static INLINE __m256i lanes(int n)
 
 /* acc[r][v] = sum over (c, ky, kx) of weight (r, k) * the 8 inputs vector v reads there.
  * full (a constant): both vectors have 8 lanes, plain loads -- the masks would take two of
- * the 16 registers and spill accumulators. */
-KERNEL static INLINE void accumulate(__m256 acc[DR][2], const struct tile *t, int kw, int full)
+ * the 16 registers and spill accumulators.  s2 (a constant): stride 2, phases (struct src). */
+KERNEL static INLINE void accumulate(__m256 acc[DR][2], const struct tile *t, int kw, int full,
+                                     int s2)
 {
     const __m256i m0 = lanes(t->n[0]), m1 = lanes(t->n[1]);
     const float *wp = t->wp;
@@ -157,8 +188,9 @@ KERNEL static INLINE void accumulate(__m256 acc[DR][2], const struct tile *t, in
             const float *a0 = t->s[0] + off, *a1 = t->s[1] + off;
             UNROLL
             for (int kx = 0; kx < kw; kx++) {
-                const __m256 b0 = full ? _mm256_loadu_ps(a0 + kx) : _mm256_maskload_ps(a0 + kx, m0);
-                const __m256 b1 = full ? _mm256_loadu_ps(a1 + kx) : _mm256_maskload_ps(a1 + kx, m1);
+                const ptrdiff_t x = s2 ? (kx & 1) * t->ps + (kx >> 1) : kx;
+                const __m256 b0 = full ? _mm256_loadu_ps(a0 + x) : _mm256_maskload_ps(a0 + x, m0);
+                const __m256 b1 = full ? _mm256_loadu_ps(a1 + x) : _mm256_maskload_ps(a1 + x, m1);
                 UNROLL
                 for (int r = 0; r < DR; r++) {
                     const __m256 w = _mm256_broadcast_ss(wp + r);
@@ -211,35 +243,47 @@ KERNEL static INLINE void pool(__m256 acc[DR][2], const struct tile *t)
     }
 }
 
-/* The kernels, with KW a constant for the common 3 and 5, full tiles and masked ones. */
-#define DIRECT_KERNEL(name, epilogue, kwexpr, full)                                                \
+/* The kernels, with KW a constant for the common 3 and 5 (stride 2: 3 and 7, the stems),
+ * full tiles and masked ones. */
+#define DIRECT_KERNEL(name, epilogue, kwexpr, full, s2)                                            \
     KERNEL static void name(const struct tile *t)                                                  \
     {                                                                                              \
         __m256 acc[DR][2];                                                                         \
-        accumulate(acc, t, kwexpr, full);                                                          \
+        accumulate(acc, t, kwexpr, full, s2);                                                      \
         epilogue(acc, t);                                                                          \
     }
 #define DIRECT_KERNELS(k, kwexpr)                                                                  \
-    DIRECT_KERNEL(store_##k, store, kwexpr, 0)                                                     \
-    DIRECT_KERNEL(store_##k##_full, store, kwexpr, 1)                                              \
-    DIRECT_KERNEL(pool_##k, pool, kwexpr, 0)                                                       \
-    DIRECT_KERNEL(pool_##k##_full, pool, kwexpr, 1)
+    DIRECT_KERNEL(store_##k, store, kwexpr, 0, 0)                                                  \
+    DIRECT_KERNEL(store_##k##_full, store, kwexpr, 1, 0)                                           \
+    DIRECT_KERNEL(pool_##k, pool, kwexpr, 0, 0)                                                    \
+    DIRECT_KERNEL(pool_##k##_full, pool, kwexpr, 1, 0)
+#define STRIDE2_KERNELS(k, kwexpr)                                                                 \
+    DIRECT_KERNEL(s2_##k, store, kwexpr, 0, 1)                                                     \
+    DIRECT_KERNEL(s2_##k##_full, store, kwexpr, 1, 1)
 DIRECT_KERNELS(k3, 3)
 DIRECT_KERNELS(k5, 5)
 DIRECT_KERNELS(kany, t->KW)
+STRIDE2_KERNELS(k3, 3)
+STRIDE2_KERNELS(k7, 7)
+STRIDE2_KERNELS(kany, t->KW)
 
 typedef void (*tile_fn)(const struct tile *t);
 
-/* [pooled][kw 3, 5, other][full] */
+/* [pooled][kw 3, 5, other][full]; stride 2 (never pooled): [kw 3, 7, other][full] */
 static const tile_fn KERNELS[2][3][2] = {
     {{store_k3, store_k3_full}, {store_k5, store_k5_full}, {store_kany, store_kany_full}},
     {{pool_k3, pool_k3_full}, {pool_k5, pool_k5_full}, {pool_kany, pool_kany_full}},
 };
+static const tile_fn STRIDE2[3][2] = {
+    {s2_k3, s2_k3_full}, {s2_k7, s2_k7_full}, {s2_kany, s2_kany_full}};
 
 static tile_fn pick(const struct tile *t, int pooled)
 {
+    const int full = t->n[0] == 8 && t->n[1] == 8;
+    if (t->ps)
+        return STRIDE2[t->KW == 3 ? 0 : t->KW == 7 ? 1 : 2][full];
     const int kw = t->KW == 3 ? 0 : t->KW == 5 ? 1 : 2;
-    return KERNELS[pooled][kw][t->n[0] == 8 && t->n[1] == 8];
+    return KERNELS[pooled][kw][full];
 }
 
 #else /* cnn_conv_direct_applies() is 0: never called */
@@ -285,14 +329,17 @@ static void rows_plain(float *out, const float *inp, const float *wp, const floa
     struct src s = {0};
     for (int r = r_lo; r < r_hi;) {
         const int n = r / OH, oy = r % OH;
-        if (n != img)
-            s = image_src(inp, scratch, p, N, img = n);
-        t->cs = s.cs, t->rs = s.rs;
+        if (n != img) { /* this image's rows oy.. up to r_hi read these padded rows */
+            const int end = r_hi - n * OH < OH ? r_hi - n * OH : OH;
+            s = image_src(inp, scratch, p, N, img = n, oy * p->sh, (end - 1) * p->sh + p->kh);
+        }
+        t->cs = s.cs, t->rs = s.rs, t->ps = s.ps;
         float *orow = out + (size_t)r * OW;
-        const float *srow = s.p + (size_t)oy * s.rs;
+        const ptrdiff_t step = p->sh * s.rs; /* from one output row's inputs to the next's */
+        const float *srow = s.p + (size_t)oy * step;
         if (OW <= 8) {
             const int two = oy + 1 < OH && r + 1 < r_hi;
-            t->s[0] = srow, t->s[1] = two ? srow + s.rs : srow;
+            t->s[0] = srow, t->s[1] = two ? srow + step : srow;
             t->n[0] = OW, t->n[1] = two ? OW : 0;
             t->o[0] = orow, t->o[1] = two ? orow + OW : orow;
             run_blocks(0, t, wp, b, p->oc);
@@ -319,8 +366,10 @@ static void rows_pooled(float *out, const float *inp, const float *wp, const flo
     struct src s = {0};
     for (int r = r_lo; r < r_hi; r++) {
         const int n = r / q->oh, py = r % q->oh;
-        if (n != img)
-            s = image_src(inp, scratch, p, N, img = n);
+        if (n != img) { /* pooled rows py.. read conv rows 2 py.., which read these */
+            const int end = r_hi - n * q->oh < q->oh ? r_hi - n * q->oh : q->oh;
+            s = image_src(inp, scratch, p, N, img = n, 2 * py, 2 * end - 1 + p->kh);
+        }
         t->cs = s.cs, t->rs = s.rs;
         const float *srow = s.p + (size_t)(2 * py) * s.rs;
         for (int px = 0; px < q->ow; px += 4) {

@@ -21,19 +21,23 @@
 #include <string.h>
 
 static const struct shape {
-    int c, h, w, oc, kh, kw, pt, pl, pb, pr;
+    int c, h, w, oc, kh, kw, pt, pl, pb, pr, stride;
 } SHAPES[] = {
-    {1, 28, 28, 6, 5, 5, 0, 0, 0, 0},   /* LeNet-5 conv1 */
-    {6, 12, 12, 16, 5, 5, 0, 0, 0, 0},  /* LeNet-5 conv2 */
-    {3, 32, 32, 32, 3, 3, 1, 1, 1, 1},  /* the CIFAR net's first conv */
-    {5, 9, 13, 7, 3, 3, 1, 2, 0, 1},    /* asymmetric pads, odd sizes */
-    {7, 11, 7, 13, 3, 5, 2, 0, 1, 2},   /* OW 7: two rows per tile */
-    {2, 6, 5, 1, 2, 2, 0, 0, 0, 0},     /* one output channel, even kernel */
-    {3, 7, 19, 9, 4, 3, 1, 1, 1, 1},    /* OW 18: a 2-column tail tile */
-    {1, 5, 3, 6, 3, 3, 1, 1, 1, 1},     /* tiny: OW 3, odd OH */
-    {9, 17, 17, 12, 7, 1, 3, 0, 3, 0},  /* 7x1 */
-    {11, 8, 23, 17, 1, 7, 0, 3, 0, 3},  /* 1x7 */
-    {4, 10, 41, 8, 5, 5, 2, 2, 2, 2},   /* wide rows: 41 columns */
+    {1, 28, 28, 6, 5, 5, 0, 0, 0, 0, 1},  /* LeNet-5 conv1 */
+    {6, 12, 12, 16, 5, 5, 0, 0, 0, 0, 1}, /* LeNet-5 conv2 */
+    {3, 32, 32, 32, 3, 3, 1, 1, 1, 1, 1}, /* the CIFAR net's first conv */
+    {5, 9, 13, 7, 3, 3, 1, 2, 0, 1, 1},   /* asymmetric pads, odd sizes */
+    {7, 11, 7, 13, 3, 5, 2, 0, 1, 2, 1},  /* OW 7: two rows per tile */
+    {2, 6, 5, 1, 2, 2, 0, 0, 0, 0, 1},    /* one output channel, even kernel */
+    {3, 7, 19, 9, 4, 3, 1, 1, 1, 1, 1},   /* OW 18: a 2-column tail tile */
+    {1, 5, 3, 6, 3, 3, 1, 1, 1, 1, 1},    /* tiny: OW 3, odd OH */
+    {9, 17, 17, 12, 7, 1, 3, 0, 3, 0, 1}, /* 7x1 */
+    {11, 8, 23, 17, 1, 7, 0, 3, 0, 3, 1}, /* 1x7 */
+    {4, 10, 41, 8, 5, 5, 2, 2, 2, 2, 1},  /* wide rows: 41 columns */
+    {3, 37, 44, 13, 7, 7, 3, 3, 3, 3, 2}, /* stride 2: a ResNet stem, OW 22: a 6-column tail */
+    {3, 16, 34, 8, 3, 3, 1, 1, 1, 1, 2},  /* stride 2: a 3x3 stem, OW 17 */
+    {2, 11, 12, 7, 3, 3, 0, 0, 0, 0, 2},  /* stride 2 unpadded, OW 5: two rows per tile */
+    {5, 12, 40, 9, 5, 4, 2, 1, 1, 2, 2},  /* stride 2, odd padded width 43, 5x4 */
 };
 #define N_SHAPES ((int)(sizeof SHAPES / sizeof SHAPES[0]))
 
@@ -47,25 +51,37 @@ static const struct cnn_act_params ACTS[] = {
 
 static struct cnn_conv2d conv_of(const struct shape *s, int bias, struct cnn_act_params act)
 {
-    struct cnn_conv2d p = {.c = s->c, .h = s->h, .w = s->w, .oc = s->oc, .kh = s->kh,
-                           .kw = s->kw, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .pad_t = s->pt,
-                           .pad_l = s->pl, .pad_b = s->pb, .pad_r = s->pr, .groups = 1,
-                           .has_bias = bias, .act = act};
+    struct cnn_conv2d p = {.c = s->c,
+                           .h = s->h,
+                           .w = s->w,
+                           .oc = s->oc,
+                           .kh = s->kh,
+                           .kw = s->kw,
+                           .sh = s->stride,
+                           .sw = s->stride,
+                           .dh = 1,
+                           .dw = 1,
+                           .pad_t = s->pt,
+                           .pad_l = s->pl,
+                           .pad_b = s->pb,
+                           .pad_r = s->pr,
+                           .groups = 1,
+                           .has_bias = bias,
+                           .act = act};
     struct cnn_err err = {0};
     ck_assert_msg(cnn_conv2d_shape(&p, &err) == 0, "%s", err.msg);
     return p;
 }
 
 /* act(conv + b) at (oc, n, oy, ox) of inp (C, N, H, W), in double; *mag = sum of |terms|. */
-static double naive_at(const float *inp, const float *w, const float *b,
-                       const struct cnn_conv2d *p, int N, int oc, int n, int oy, int ox,
-                       double *mag)
+static double naive_at(const float *inp, const float *w, const float *b, const struct cnn_conv2d *p,
+                       int N, int oc, int n, int oy, int ox, double *mag)
 {
     double sum = b ? b[oc] : 0.0, m = b ? fabs(b[oc]) : 0.0;
     for (int c = 0; c < p->c; c++)
         for (int ky = 0; ky < p->kh; ky++)
             for (int kx = 0; kx < p->kw; kx++) {
-                const int y = oy - p->pad_t + ky, x = ox - p->pad_l + kx;
+                const int y = oy * p->sh - p->pad_t + ky, x = ox * p->sw - p->pad_l + kx;
                 if (y < 0 || y >= p->h || x < 0 || x >= p->w)
                     continue;
                 const double t = (double)w[((oc * p->c + c) * p->kh + ky) * p->kw + kx] *
@@ -91,8 +107,8 @@ static void naive(double *ref, double *tol, const float *inp, const float *w, co
                     for (int dy = 0; dy < f; dy++)
                         for (int dx = 0; dx < f; dx++) {
                             double mg;
-                            const double v = naive_at(inp, w, b, p, N, oc, n, f * y + dy,
-                                                      f * x + dx, &mg);
+                            const double v =
+                                naive_at(inp, w, b, p, N, oc, n, f * y + dy, f * x + dx, &mg);
                             best = v > best ? v : best;
                             mag = mg > mag ? mg : mag;
                         }
@@ -116,10 +132,17 @@ START_TEST(test_direct_matches_naive_loops)
             for (int N = 1; N <= 3; N++)
                 for (int pooled = 0; pooled <= 1; pooled++) {
                     struct cnn_conv2d p = conv_of(s, bias, ACTS[a]);
-                    struct cnn_pool2d q = {.c = p.oc, .h = p.oh, .w = p.ow, .kh = 2, .kw = 2,
-                                           .sh = 2, .sw = 2, .oh = p.oh / 2, .ow = p.ow / 2};
-                    if (pooled && (q.oh < 1 || q.ow < 1))
-                        continue;
+                    struct cnn_pool2d q = {.c = p.oc,
+                                           .h = p.oh,
+                                           .w = p.ow,
+                                           .kh = 2,
+                                           .kw = 2,
+                                           .sh = 2,
+                                           .sw = 2,
+                                           .oh = p.oh / 2,
+                                           .ow = p.ow / 2};
+                    if (pooled && (q.oh < 1 || q.ow < 1 || p.sh != 1))
+                        continue; /* no pool fuses into a strided conv */
                     ck_assert(cnn_conv_direct_applies(&p));
                     ck_assert(!pooled || cnn_conv_direct_fuses_pool(&p, &q));
                     const int oh = pooled ? q.oh : p.oh, ow = pooled ? q.ow : p.ow;
@@ -132,7 +155,8 @@ START_TEST(test_direct_matches_naive_loops)
                     float *scratch = zero_buf(cnn_conv_direct_scratch_floats(&p) + 1);
                     float *out = malloc((n_out + 16) * sizeof(float));
                     float *part = malloc((n_out + 16) * sizeof(float));
-                    double *ref = malloc(n_out * sizeof(double)), *tol = malloc(n_out * sizeof(double));
+                    double *ref = malloc(n_out * sizeof(double)),
+                           *tol = malloc(n_out * sizeof(double));
                     ck_assert(out && part && ref && tol);
                     for (size_t i = 0; i < n_out + 16; i++)
                         out[i] = NAN;
@@ -142,8 +166,10 @@ START_TEST(test_direct_matches_naive_loops)
                     naive(ref, tol, inp, w, b, &p, N, pooled);
                     for (size_t i = 0; i < n_out; i++) {
                         const double e = fabs(out[i] - ref[i]);
-                        ck_assert_msg(e <= tol[i], "shape %d act %d bias %d N %d pooled %d: out[%zu] "
-                                      "%g, want %g", _i, a, bias, N, pooled, i, out[i], ref[i]);
+                        ck_assert_msg(e <= tol[i],
+                                      "shape %d act %d bias %d N %d pooled %d: out[%zu] "
+                                      "%g, want %g",
+                                      _i, a, bias, N, pooled, i, out[i], ref[i]);
                         worst = e > worst ? e : worst;
                     }
                     for (int i = 0; i < 16; i++)
@@ -173,12 +199,18 @@ END_TEST
 
 START_TEST(test_rule)
 {
-    const struct shape lenet = {6, 12, 12, 16, 5, 5, 0, 0, 0, 0};
+    const struct shape lenet = {6, 12, 12, 16, 5, 5, 0, 0, 0, 0, 1};
     struct cnn_conv2d p = conv_of(&lenet, 1, ACTS[1]);
     ck_assert_int_eq(cnn_conv_direct_applies(&p), cnn_gemm_small_vectorised());
     struct cnn_conv2d q = p;
     q.sh = 2, q.sw = 2;
-    ck_assert(!cnn_conv_direct_applies(&q)); /* strided: im2col */
+    ck_assert_int_eq(cnn_conv_direct_applies(&q), cnn_gemm_small_vectorised()); /* stems */
+    q.kh = q.kw = 1;
+    ck_assert(!cnn_conv_direct_applies(&q)); /* strided 1x1: its own GEMM, residual fused */
+    q = p, q.sh = 3, q.sw = 3;
+    ck_assert(!cnn_conv_direct_applies(&q)); /* stride 3: im2col */
+    q.sh = 2, q.sw = 1;
+    ck_assert(!cnn_conv_direct_applies(&q)); /* uneven strides */
     q = p, q.dh = 2;
     ck_assert(!cnn_conv_direct_applies(&q)); /* dilated */
     q = p, q.groups = 2;
@@ -190,8 +222,8 @@ START_TEST(test_rule)
     q = p, q.c = CNN_CONV_DIRECT_MAX_K / 25;
     ck_assert_int_eq(cnn_conv_direct_applies(&q), cnn_gemm_small_vectorised());
 
-    struct cnn_pool2d pool = {.c = 16, .h = 8, .w = 8, .kh = 2, .kw = 2, .sh = 2, .sw = 2,
-                              .oh = 4, .ow = 4};
+    struct cnn_pool2d pool = {
+        .c = 16, .h = 8, .w = 8, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .oh = 4, .ow = 4};
     ck_assert(cnn_conv_direct_fuses_pool(&p, &pool));
     struct cnn_pool2d bad = pool;
     bad.kh = bad.kw = 3, bad.oh = bad.ow = 3;
@@ -206,6 +238,20 @@ START_TEST(test_rule)
     ck_assert(!cnn_conv_direct_fuses_pool(&q, &pool));
     q = p, q.act = (struct cnn_act_params){CNN_ACT_TANH, 0, 0};
     ck_assert(cnn_conv_direct_fuses_pool(&q, &pool));
+    q = p, q.sh = q.sw = 2;
+    struct cnn_err err = {0};
+    ck_assert_msg(cnn_conv2d_shape(&q, &err) == 0, "%s", err.msg);
+    const struct cnn_pool2d pool4 = {.c = 16,
+                                     .h = q.oh,
+                                     .w = q.ow,
+                                     .kh = 2,
+                                     .kw = 2,
+                                     .sh = 2,
+                                     .sw = 2,
+                                     .oh = q.oh / 2,
+                                     .ow = q.ow / 2};
+    ck_assert_int_eq(q.oh, 4);
+    ck_assert(!cnn_conv_direct_fuses_pool(&q, &pool4)); /* strided: tiles are not pool pairs */
 }
 END_TEST
 
@@ -267,15 +313,15 @@ static void forward_im2col(const struct cnn_model *m, const float *x, int n, flo
     free(val);
 }
 
-/* LeNet-5 (both convs direct, both pools fused) and the CIFAR net (its first conv direct
- * and pooled): softmax through a session and through teams of 1..3, batches 1..3, against
+/* LeNet-5 (both convs direct, both pools fused), the CIFAR net (its first conv direct
+ * and pooled) and ResNet-18 (its 7x7 stride-2 stem direct, nothing else): softmax through a session and through teams of 1..3, batches 1..3, against
  * the im2col path within 1e-5. */
 START_TEST(test_nets_match_im2col_path)
 {
     static const struct {
         const char *arch;
         int direct, pooled, exact; /* at least, or exactly */
-    } nets[] = {{"lenet5", 2, 2, 1}, {"cifar_cnn", 1, 1, 0}};
+    } nets[] = {{"lenet5", 2, 2, 1}, {"cifar_cnn", 1, 1, 0}, {"resnet18", 1, 0, 1}};
     struct cnn_err err = {0};
     struct cnn_model *m = NULL;
     ck_assert_msg(cnn_arch_build(nets[_i].arch, 0, &m, &err) == 0, "%s", err.msg);
@@ -330,7 +376,7 @@ Suite *conv_direct_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_direct_matches_naive_loops, 0, N_SHAPES);
     tcase_add_test(tc, test_rule);
-    tcase_add_loop_test(tc, test_nets_match_im2col_path, 0, 2);
+    tcase_add_loop_test(tc, test_nets_match_im2col_path, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
