@@ -51,31 +51,19 @@ static const struct cnn_act_params ACTS[] = {
 
 static struct cnn_conv2d conv_of(const struct shape *s, int bias, struct cnn_act_params act)
 {
-    struct cnn_conv2d p = {.c = s->c,
-                           .h = s->h,
-                           .w = s->w,
-                           .oc = s->oc,
-                           .kh = s->kh,
-                           .kw = s->kw,
-                           .sh = s->stride,
-                           .sw = s->stride,
-                           .dh = 1,
-                           .dw = 1,
-                           .pad_t = s->pt,
-                           .pad_l = s->pl,
-                           .pad_b = s->pb,
-                           .pad_r = s->pr,
-                           .groups = 1,
-                           .has_bias = bias,
-                           .act = act};
+    struct cnn_conv2d p = {.c = s->c, .h = s->h, .w = s->w, .oc = s->oc, .kh = s->kh,
+                           .kw = s->kw, .sh = s->stride, .sw = s->stride, .dh = 1, .dw = 1,
+                           .pad_t = s->pt, .pad_l = s->pl, .pad_b = s->pb, .pad_r = s->pr,
+                           .groups = 1, .has_bias = bias, .act = act};
     struct cnn_err err = {0};
     ck_assert_msg(cnn_conv2d_shape(&p, &err) == 0, "%s", err.msg);
     return p;
 }
 
 /* act(conv + b) at (oc, n, oy, ox) of inp (C, N, H, W), in double; *mag = sum of |terms|. */
-static double naive_at(const float *inp, const float *w, const float *b, const struct cnn_conv2d *p,
-                       int N, int oc, int n, int oy, int ox, double *mag)
+static double naive_at(const float *inp, const float *w, const float *b,
+                       const struct cnn_conv2d *p, int N, int oc, int n, int oy, int ox,
+                       double *mag)
 {
     double sum = b ? b[oc] : 0.0, m = b ? fabs(b[oc]) : 0.0;
     for (int c = 0; c < p->c; c++)
@@ -107,8 +95,8 @@ static void naive(double *ref, double *tol, const float *inp, const float *w, co
                     for (int dy = 0; dy < f; dy++)
                         for (int dx = 0; dx < f; dx++) {
                             double mg;
-                            const double v =
-                                naive_at(inp, w, b, p, N, oc, n, f * y + dy, f * x + dx, &mg);
+                            const double v = naive_at(inp, w, b, p, N, oc, n, f * y + dy,
+                                                      f * x + dx, &mg);
                             best = v > best ? v : best;
                             mag = mg > mag ? mg : mag;
                         }
@@ -132,15 +120,8 @@ START_TEST(test_direct_matches_naive_loops)
             for (int N = 1; N <= 3; N++)
                 for (int pooled = 0; pooled <= 1; pooled++) {
                     struct cnn_conv2d p = conv_of(s, bias, ACTS[a]);
-                    struct cnn_pool2d q = {.c = p.oc,
-                                           .h = p.oh,
-                                           .w = p.ow,
-                                           .kh = 2,
-                                           .kw = 2,
-                                           .sh = 2,
-                                           .sw = 2,
-                                           .oh = p.oh / 2,
-                                           .ow = p.ow / 2};
+                    struct cnn_pool2d q = {.c = p.oc, .h = p.oh, .w = p.ow, .kh = 2, .kw = 2,
+                                           .sh = 2, .sw = 2, .oh = p.oh / 2, .ow = p.ow / 2};
                     if (pooled && (q.oh < 1 || q.ow < 1 || p.sh != 1))
                         continue; /* no pool fuses into a strided conv */
                     ck_assert(cnn_conv_direct_applies(&p));
@@ -155,8 +136,7 @@ START_TEST(test_direct_matches_naive_loops)
                     float *scratch = zero_buf(cnn_conv_direct_scratch_floats(&p) + 1);
                     float *out = malloc((n_out + 16) * sizeof(float));
                     float *part = malloc((n_out + 16) * sizeof(float));
-                    double *ref = malloc(n_out * sizeof(double)),
-                           *tol = malloc(n_out * sizeof(double));
+                    double *ref = malloc(n_out * sizeof(double)), *tol = malloc(n_out * sizeof(double));
                     ck_assert(out && part && ref && tol);
                     for (size_t i = 0; i < n_out + 16; i++)
                         out[i] = NAN;
@@ -166,10 +146,8 @@ START_TEST(test_direct_matches_naive_loops)
                     naive(ref, tol, inp, w, b, &p, N, pooled);
                     for (size_t i = 0; i < n_out; i++) {
                         const double e = fabs(out[i] - ref[i]);
-                        ck_assert_msg(e <= tol[i],
-                                      "shape %d act %d bias %d N %d pooled %d: out[%zu] "
-                                      "%g, want %g",
-                                      _i, a, bias, N, pooled, i, out[i], ref[i]);
+                        ck_assert_msg(e <= tol[i], "shape %d act %d bias %d N %d pooled %d: out[%zu] "
+                                      "%g, want %g", _i, a, bias, N, pooled, i, out[i], ref[i]);
                         worst = e > worst ? e : worst;
                     }
                     for (int i = 0; i < 16; i++)
