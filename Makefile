@@ -174,7 +174,7 @@ run:
 san:
 	@bash .ci/deps.sh test
 	$(MAKE) SAN=address,undefined unit server-unit conformance-data fuzz-replay
-	CNN_TEST_SUITE=session,session_team,durable $(MAKE) SAN=thread unit
+	CNN_TEST_SUITE=session,session_team,durable,workers $(MAKE) SAN=thread unit
 	CNN_TEST_SUITE=train,train_workflow $(MAKE) SAN=thread unit
 	$(MAKE) SAN=thread server-unit
 

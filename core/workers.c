@@ -1,7 +1,12 @@
 /* Worker team (see workers.h).  DESIGN: a generation counter, bumped under the mutex,
  * starts a round and a pending counter ends it.  Both sides spin for a few hundred
  * microseconds before sleeping on a condvar: rounds are often shorter than a futex
- * wake-up round trip.  No lock is held while a part runs. */
+ * wake-up round trip.  No lock is held while a part runs.
+ * A part runs once per round, by whoever claims it first: its helper, or the caller once
+ * part 0 is done -- a helper still asleep, or whose core the host or another process has
+ * taken, then costs the round its part's time instead of holding every later op up.
+ * claimed[i] is the last generation whose part i someone took, so a helper that wakes
+ * late, holding an older round's fn, claims nothing. */
 #include "workers.h"
 
 #include <pthread.h>
@@ -16,7 +21,8 @@ struct helper {
 
 struct cnn_workers {
     int threads, started;
-    struct helper *helpers; /* threads - 1 */
+    struct helper *helpers;  /* threads - 1 */
+    atomic_ulong *claimed;   /* threads: per part, the generation that took it */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     atomic_ulong generation;
@@ -33,6 +39,26 @@ static void pause_cpu(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+/* Takes part `part` of round `gen` unless someone already has; 1 when the caller should run it. */
+static int claim(struct cnn_workers *w, int part, unsigned long gen)
+{
+    unsigned long seen = atomic_load(&w->claimed[part]);
+    while (seen < gen)
+        if (atomic_compare_exchange_weak(&w->claimed[part], &seen, gen))
+            return 1;
+    return 0;
+}
+
+/* Part `part` done: the last one wakes the caller if it sleeps. */
+static void finish_part(struct cnn_workers *w)
+{
+    if (atomic_fetch_sub(&w->pending, 1) == 1) {
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_signal(&w->done);
+        pthread_mutex_unlock(&w->mu);
+    }
 }
 
 static void *helper_main(void *arg)
@@ -55,11 +81,9 @@ static void *helper_main(void *arg)
         cnn_work_fn fn = w->fn;
         void *ctx = w->ctx;
         pthread_mutex_unlock(&w->mu);
-        fn(ctx, h->part, w->threads);
-        if (atomic_fetch_sub(&w->pending, 1) == 1) {
-            pthread_mutex_lock(&w->mu);
-            pthread_cond_signal(&w->done);
-            pthread_mutex_unlock(&w->mu);
+        if (claim(w, h->part, seen)) {
+            fn(ctx, h->part, w->threads);
+            finish_part(w);
         }
     }
 }
@@ -71,12 +95,17 @@ struct cnn_workers *cnn_workers_create(int threads, struct cnn_err *err)
         return NULL;
     }
     struct cnn_workers *w = calloc(1, sizeof *w);
-    if (!w || !(w->helpers = calloc((size_t)threads, sizeof *w->helpers))) {
+    if (!w || !(w->helpers = calloc((size_t)threads, sizeof *w->helpers)) ||
+        !(w->claimed = calloc((size_t)threads, sizeof *w->claimed))) {
+        if (w)
+            free(w->helpers);
         free(w);
         cnn_err_set(err, CNN_ENOMEM, "workers: out of memory");
         return NULL;
     }
     w->threads = threads;
+    for (int i = 0; i < threads; i++)
+        atomic_init(&w->claimed[i], 0);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->go, NULL);
     pthread_cond_init(&w->done, NULL);
@@ -108,6 +137,7 @@ void cnn_workers_destroy(struct cnn_workers *w)
     pthread_cond_destroy(&w->go);
     pthread_cond_destroy(&w->done);
     free(w->helpers);
+    free(w->claimed);
     free(w);
 }
 
@@ -126,10 +156,15 @@ void cnn_workers_run(struct cnn_workers *w, cnn_work_fn fn, void *ctx)
     w->fn = fn;
     w->ctx = ctx;
     atomic_store(&w->pending, w->threads - 1);
-    atomic_fetch_add(&w->generation, 1);
+    const unsigned long gen = atomic_fetch_add(&w->generation, 1) + 1;
     pthread_cond_broadcast(&w->go);
     pthread_mutex_unlock(&w->mu);
     fn(ctx, 0, w->threads);
+    for (int i = 1; i < w->threads; i++) /* the parts no helper has started yet */
+        if (claim(w, i, gen)) {
+            fn(ctx, i, w->threads);
+            finish_part(w);
+        }
     for (int i = 0; i < SPIN_ROUNDS && atomic_load(&w->pending) > 0; i++)
         pause_cpu();
     if (atomic_load(&w->pending) > 0) {

@@ -1,7 +1,9 @@
 /* A fixed team of threads that runs one function in parallel, split into parts: the
- * caller runs part 0 and each helper thread one more part, and cnn_workers_run() returns
- * when every part is done.  Meant for many short rounds (a layer of a training step takes
- * 0.1-5 ms), so idle helpers spin briefly before sleeping.  One caller at a time. */
+ * caller runs part 0 and each helper thread one more part -- or the caller runs it too,
+ * after its own, when that helper has not started it yet -- and cnn_workers_run() returns
+ * when every part is done.  Each part runs once, on one thread at a time.  Meant for many
+ * short rounds (a layer of a training step takes 0.1-5 ms), so idle helpers spin briefly
+ * before sleeping.  One caller at a time. */
 #ifndef CNN_WORKERS_H
 #define CNN_WORKERS_H
 
