@@ -126,9 +126,21 @@ static void bias_act_cols(float *out, const float *res, const float *b, int OC, 
     }
 }
 
+/* Columns [c0, c0 + n) of every channel (stride ld) set to the channel's bias. */
+static void fill_bias_cols(float *out, const float *b, int OC, size_t ld, size_t c0, size_t n)
+{
+    for (int oc = 0; oc < OC; oc++) {
+        float *o = out + (size_t)oc * ld + c0;
+        for (size_t i = 0; i < n; i++)
+            o[i] = b[oc];
+    }
+}
+
 /* cnn_conv2d_forward_rows() with a residual: out = act(conv + b + res), res (OC, N, OH, OW)
  * or NULL.  res == out (the session wrote the output over the residual): each GEMM adds
- * onto it (beta 1) and the epilogue adds only the bias. */
+ * onto it (beta 1) and the epilogue adds only the bias.  Otherwise, with a bias, the output
+ * starts as the bias and the GEMM adds onto that: the pass a beta-0 GEMM spends zeroing C
+ * sets the bias instead, and a conv without residual or activation needs no epilogue. */
 static void forward_rows_res(float *out, const float *res, const float *inp, const float *w,
                              const float *b, float *col, const struct cnn_conv2d *p, int N,
                              int r_lo, int r_hi)
@@ -137,9 +149,11 @@ static void forward_rows_res(float *out, const float *res, const float *inp, con
     const size_t in_plane = (size_t)p->h * p->w;
     const size_t cols = (size_t)N * p->oh * p->ow; /* GEMM N dimension */
     const int kdim = cg * p->kh * p->kw;           /* GEMM K dimension */
-    const float beta = res && res == out ? 1.0f : 0.0f;
-    const float *res_add = beta == 0.0f ? res : NULL; /* added in the epilogue */
-    const int epilogue = b || res_add || p->act.kind != CNN_ACT_NONE;
+    const int onto_res = res && res == out, prefill = !onto_res && b;
+    const float beta = onto_res || prefill ? 1.0f : 0.0f;
+    const float *res_add = onto_res ? NULL : res;  /* added in the epilogue */
+    const float *b_add = prefill ? NULL : b;       /* likewise */
+    const int epilogue = b_add || res_add || p->act.kind != CNN_ACT_NONE;
     const int pointwise = cnn_conv2d_is_pointwise(p);
     const int chunk = pointwise ? r_hi - r_lo : cnn_conv2d_chunk_rows(p, N);
     for (int g = 0; g < G; g++) {
@@ -150,6 +164,8 @@ static void forward_rows_res(float *out, const float *res, const float *inp, con
         for (int r0 = r_lo; r0 < r_hi; r0 += chunk) {
             const int r1 = r0 + chunk < r_hi ? r0 + chunk : r_hi;
             const size_t c0 = (size_t)r0 * p->ow, nc = (size_t)(r1 - r0) * p->ow;
+            if (prefill)
+                fill_bias_cols(out_g, b + (size_t)g * ocg, ocg, cols, c0, nc);
             if (pointwise) { /* the (C/G) x (N*H*W) input is already the col matrix */
                 cnn_gemm(0, 0, ocg, (int)nc, kdim, 1.0f, w_g, kdim, in_g + c0, (int)cols, beta,
                          out_g + c0, (int)cols);
@@ -159,8 +175,8 @@ static void forward_rows_res(float *out, const float *res, const float *inp, con
                          (int)cols);
             }
             if (epilogue)
-                bias_act_cols(out_g, res_g, b ? b + (size_t)g * ocg : NULL, ocg, cols, c0, nc,
-                              &p->act);
+                bias_act_cols(out_g, res_g, b_add ? b_add + (size_t)g * ocg : NULL, ocg, cols,
+                              c0, nc, &p->act);
         }
     }
 }
