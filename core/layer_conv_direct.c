@@ -212,21 +212,30 @@ KERNEL static INLINE __m256 bias_relu(__m256 x, const struct tile *t, int r)
     return x;
 }
 
-KERNEL static INLINE void store(__m256 acc[DR][2], const struct tile *t)
+/* full (a constant): plain stores -- a masked store costs several times a plain one on
+ * AMD Zen, and the tiles of a wide map are nearly all full. */
+KERNEL static INLINE void store(__m256 acc[DR][2], const struct tile *t, int full)
 {
     const __m256i m0 = lanes(t->n[0]), m1 = lanes(t->n[1]);
     UNROLL
     for (int r = 0; r < DR; r++) {
         if (r >= t->mr)
             break;
-        _mm256_maskstore_ps(t->o[0] + r * t->ocs, m0, bias_relu(acc[r][0], t, r));
-        _mm256_maskstore_ps(t->o[1] + r * t->ocs, m1, bias_relu(acc[r][1], t, r));
+        float *o0 = t->o[0] + r * t->ocs, *o1 = t->o[1] + r * t->ocs;
+        if (full) {
+            _mm256_storeu_ps(o0, bias_relu(acc[r][0], t, r));
+            _mm256_storeu_ps(o1, bias_relu(acc[r][1], t, r));
+        } else {
+            _mm256_maskstore_ps(o0, m0, bias_relu(acc[r][0], t, r));
+            _mm256_maskstore_ps(o1, m1, bias_relu(acc[r][1], t, r));
+        }
     }
 }
 
 /* Max of the two rows, then of adjacent columns: 8 columns -> 4 pooled values. */
-KERNEL static INLINE void pool(__m256 acc[DR][2], const struct tile *t)
+KERNEL static INLINE void pool(__m256 acc[DR][2], const struct tile *t, int full)
 {
+    (void)full; /* 8 conv columns can still be fewer than 4 pooled ones: masked */
     const __m128i m = _mm256_castsi256_si128(lanes(t->n_out));
     UNROLL
     for (int r = 0; r < DR; r++) {
@@ -250,7 +259,7 @@ KERNEL static INLINE void pool(__m256 acc[DR][2], const struct tile *t)
     {                                                                                              \
         __m256 acc[DR][2];                                                                         \
         accumulate(acc, t, kwexpr, full, s2);                                                      \
-        epilogue(acc, t);                                                                          \
+        epilogue(acc, t, full);                                                                    \
     }
 #define DIRECT_KERNELS(k, kwexpr)                                                                  \
     DIRECT_KERNEL(store_##k, store, kwexpr, 0, 0)                                                  \
