@@ -144,10 +144,12 @@ KERNEL INLINE float hsum(__m256 v)
 /* C (mr x 8*nv, row stride ldc; lane masks m0, m1 say which columns exist) = alpha * the
  * product over kc of op(A) rows at a (row stride ars, k stride acs) and b (kc rows of at least
  * 8*nv floats, row stride brs) + beta * C.  mr and nv are constants after inlining, so acc
- * lives in registers: 12 accumulators + 2 B vectors + 1 broadcast at 6 x 16. */
+ * lives in registers: 12 accumulators + 2 B vectors + 1 broadcast at 6 x 16.  full: every
+ * lane exists, so C is read and written with plain loads and stores (masked ones cost
+ * several times more on AMD Zen). */
 KERNEL INLINE void tile(int mr, int nv, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
                         const float *b, ptrdiff_t brs, float alpha, float beta, float *c,
-                        ptrdiff_t ldc, __m256i m0, __m256i m1)
+                        ptrdiff_t ldc, __m256i m0, __m256i m1, int full)
 {
     __m256 acc[MR][2];
     const float *ar[MR];
@@ -178,29 +180,36 @@ KERNEL INLINE void tile(int mr, int nv, int kc, const float *a, ptrdiff_t ars, p
             const __m256i m = v ? m1 : m0;
             __m256 x = _mm256_mul_ps(acc[r][v], va);
             if (beta != 0.0f) /* beta == 0 never reads C */
-                x = _mm256_fmadd_ps(_mm256_maskload_ps(cv, m), vb, x);
-            _mm256_maskstore_ps(cv, m, x);
+                x = _mm256_fmadd_ps(full ? _mm256_loadu_ps(cv) : _mm256_maskload_ps(cv, m), vb, x);
+            if (full)
+                _mm256_storeu_ps(cv, x);
+            else
+                _mm256_maskstore_ps(cv, m, x);
         }
     }
 }
 
-#define TILE_CASE(r, v)                                                                            \
-    case (r)*2 + (v)-1:                                                                            \
-        tile(r, v, kc, a, ars, acs, b, brs, alpha, beta, c, ldc, m0, m1);                          \
+#define TILE_CASE(r, v, f)                                                                         \
+    case (f)*12 + (r)*2 + (v)-1:                                                                   \
+        tile(r, v, kc, a, ars, acs, b, brs, alpha, beta, c, ldc, m0, m1, f);                       \
         break;
 
-/* tile() for w (1..NR) columns, mr (1..MR) and the vector count turned into constants. */
+/* tile() for w (1..NR) columns, mr (1..MR), the vector count and whether every lane exists
+ * turned into constants. */
 KERNEL static void tile_any(int mr, int w, int kc, const float *a, ptrdiff_t ars, ptrdiff_t acs,
                             const float *b, ptrdiff_t brs, float alpha, float beta, float *c,
                             ptrdiff_t ldc)
 {
-    const int nv = w > 8 ? 2 : 1;
+    const int nv = w > 8 ? 2 : 1, full = w == 8 * nv;
     const __m256i m0 = lanes(w), m1 = lanes(w - 8);
-    switch (mr * 2 + nv - 1) {
+    switch (full * 12 + mr * 2 + nv - 1) {
         /* clang-format off */
-        TILE_CASE(1, 1) TILE_CASE(1, 2) TILE_CASE(2, 1) TILE_CASE(2, 2) TILE_CASE(3, 1)
-        TILE_CASE(3, 2) TILE_CASE(4, 1) TILE_CASE(4, 2) TILE_CASE(5, 1) TILE_CASE(5, 2)
-        TILE_CASE(6, 1) TILE_CASE(6, 2)
+        TILE_CASE(1, 1, 0) TILE_CASE(1, 2, 0) TILE_CASE(2, 1, 0) TILE_CASE(2, 2, 0)
+        TILE_CASE(3, 1, 0) TILE_CASE(3, 2, 0) TILE_CASE(4, 1, 0) TILE_CASE(4, 2, 0)
+        TILE_CASE(5, 1, 0) TILE_CASE(5, 2, 0) TILE_CASE(6, 1, 0) TILE_CASE(6, 2, 0)
+        TILE_CASE(1, 1, 1) TILE_CASE(1, 2, 1) TILE_CASE(2, 1, 1) TILE_CASE(2, 2, 1)
+        TILE_CASE(3, 1, 1) TILE_CASE(3, 2, 1) TILE_CASE(4, 1, 1) TILE_CASE(4, 2, 1)
+        TILE_CASE(5, 1, 1) TILE_CASE(5, 2, 1) TILE_CASE(6, 1, 1) TILE_CASE(6, 2, 1)
         /* clang-format on */
     }
 }
