@@ -158,6 +158,7 @@ KERNEL INLINE void tile(int mr, int nv, int kc, const float *a, ptrdiff_t ars, p
         acc[r][0] = acc[r][1] = _mm256_setzero_ps();
         ar[r] = a + r * ars;
     }
+#pragma GCC unroll 4 /* the loop's own count and pointer steps, once per 4 k */
     for (int k = 0; k < kc; k++) {
         const float *bk = b + k * brs;
         const __m256 b0 = _mm256_loadu_ps(bk);
