@@ -53,8 +53,8 @@ static int act_commutes_with_max(const struct cnn_act_params *a)
 
 int cnn_conv_direct_fuses_pool(const struct cnn_conv2d *p, const struct cnn_pool2d *q)
 {
-    return p->sh == 1 && cnn_pool2d_is_plain_2x2(q) && q->c == p->oc && q->h == p->oh && q->w == p->ow &&
-           q->oh > 0 && q->ow > 0 && act_commutes_with_max(&p->act);
+    return p->sh == 1 && cnn_pool2d_is_plain_2x2(q) && q->c == p->oc && q->h == p->oh &&
+           q->w == p->ow && q->oh > 0 && q->ow > 0 && act_commutes_with_max(&p->act);
 }
 
 size_t cnn_conv_direct_weights_floats(const struct cnn_conv2d *p)
@@ -142,9 +142,8 @@ static struct src image_src(const float *inp, float *scratch, const struct cnn_c
 }
 
 /* One register tile: vector v reads s[v] + c * cs + ky * rs + kx (stride 2: + (kx % 2) * ps
- * + kx / 2; n[v] lanes, 0..8) and
- * writes o[v] (+ channel r at r * ocs) -- or, pooled, both vectors are the two rows of a 2x2
- * pool and o[0] gets n_out pooled values per channel. */
+ * + kx / 2; n[v] lanes, 0..8) and writes o[v] (+ channel r at r * ocs) -- or, pooled, both
+ * vectors are the two rows of a 2x2 pool and o[0] gets n_out pooled values per channel. */
 struct tile {
     const float *s[2];
     int n[2];
@@ -235,7 +234,6 @@ KERNEL static INLINE void store(__m256 acc[DR][2], const struct tile *t, int ful
 /* Max of the two rows, then of adjacent columns: 8 columns -> 4 pooled values. */
 KERNEL static INLINE void pool(__m256 acc[DR][2], const struct tile *t, int full)
 {
-    (void)full; /* 8 conv columns can still be fewer than 4 pooled ones: masked */
     const __m128i m = _mm256_castsi256_si128(lanes(t->n_out));
     UNROLL
     for (int r = 0; r < DR; r++) {
@@ -248,7 +246,10 @@ KERNEL static INLINE void pool(__m256 acc[DR][2], const struct tile *t, int full
         const __m256d q = _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_max_ps(e, o)),
                                                 _MM_SHUFFLE(3, 1, 2, 0));
         const __m256 y = bias_relu(_mm256_castpd_ps(q), t, r);
-        _mm_maskstore_ps(t->o[0] + r * t->ocs, m, _mm256_castps256_ps128(y));
+        if (full) /* 8 conv columns: 4 pooled ones */
+            _mm_storeu_ps(t->o[0] + r * t->ocs, _mm256_castps256_ps128(y));
+        else
+            _mm_maskstore_ps(t->o[0] + r * t->ocs, m, _mm256_castps256_ps128(y));
     }
 }
 
