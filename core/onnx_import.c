@@ -317,21 +317,13 @@ static int input_preproc(const Onnx__ValueInfoProto *vi, const Onnx__GraphProto 
  * arrays came from its default allocator, which is malloc. */
 static void drop_values(Onnx__TensorProto *tp)
 {
-    free(tp->raw_data.data);
-    tp->raw_data.data = NULL;
-    tp->raw_data.len = 0;
-    free(tp->float_data);
-    tp->float_data = NULL;
-    tp->n_float_data = 0;
-    free(tp->double_data);
-    tp->double_data = NULL;
-    tp->n_double_data = 0;
-    free(tp->int32_data);
-    tp->int32_data = NULL;
-    tp->n_int32_data = 0;
-    free(tp->int64_data);
-    tp->int64_data = NULL;
-    tp->n_int64_data = 0;
+#define DROP(array, count) (free(array), (array) = NULL, (count) = 0)
+    DROP(tp->raw_data.data, tp->raw_data.len);
+    DROP(tp->float_data, tp->n_float_data);
+    DROP(tp->double_data, tp->n_double_data);
+    DROP(tp->int32_data, tp->n_int32_data);
+    DROP(tp->int64_data, tp->n_int64_data);
+#undef DROP
 }
 
 /* Defines the initializers (consuming their values, see drop_values), the image input
