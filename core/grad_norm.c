@@ -209,7 +209,7 @@ void cnn_batchnorm_relu_train_backward(float *dinp, float *dgamma, float *dbeta,
                                        const float *save_mean, const float *save_inv_std, int C,
                                        size_t n_hw, int add)
 {
-    if (add)
+    if (add) /* two calls: add is a constant in each inlined copy, as in the two above */
         bn_train_backward(dinp, dgamma, dbeta, dout, out, inp, gamma, save_mean, save_inv_std, C,
                           n_hw, 1);
     else
