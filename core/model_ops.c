@@ -20,10 +20,10 @@ static const char *conv_variant(const struct cnn_op *op)
     if (cnn_conv2d_is_depthwise(&op->conv))
         return "depthwise";
     if (cnn_conv2d_is_pointwise(&op->conv))
-        return "pointwise GEMM";
+        return op->wp ? "pointwise packed" : "pointwise GEMM";
     if (op->conv.kh == 1 && op->conv.kw == 1)
-        return "strided 1x1 GEMM";
-    return "im2col GEMM";
+        return op->wp ? "strided 1x1 packed" : "strided 1x1 GEMM";
+    return op->wp ? "im2col packed" : "im2col GEMM";
 }
 
 static const char *variant(const struct cnn_op *op)

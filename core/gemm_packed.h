@@ -1,0 +1,50 @@
+/* GEMMs whose left operand, a conv's weights, was packed once when the model was compiled:
+ * C (M x N, row-major, ldc) = alpha * A (M x K) * B (K x N, ldb) + beta * C.
+ * The output channels (rows of A and C) fill the vector lanes, 16 at a time, and the output
+ * positions (columns of B and C) go 6 at a time through broadcasts, so a ragged column count
+ * (49 at a 7x7 map) costs its share: a kernel with columns in the lanes pads them to the
+ * vector width (OpenBLAS 0.3.21: 68-73 GFLOP/s on 49 columns, this: 86-92, one Zen 3 core). */
+#ifndef CNN_GEMM_PACKED_H
+#define CNN_GEMM_PACKED_H
+
+#include <stddef.h>
+
+/* Rows of A per packed panel: a panel is K x 16 floats, row k holding A[r][k] for its 16
+ * rows r (zeros past M).  Rows [lo, M) of a packed A, lo a multiple of this, start at
+ * ap + lo * K. */
+#define CNN_GEMM_PACKED_ROWS 16
+
+/* Floats of a packed M x K matrix. */
+size_t cnn_gemm_packed_floats(int M, int K);
+
+/* ap (cnn_gemm_packed_floats(M, K)) = A (M x K, row-major, lda K) in panels. */
+void cnn_gemm_pack(float *ap, const float *a, int M, int K);
+
+/* Scratch floats cnn_gemm_packed() needs for a K-deep product (a block of B, repacked). */
+size_t cnn_gemm_packed_scratch_floats(int K);
+
+/* 1 when cnn_gemm_packed() runs its AVX2+FMA kernels on this CPU (else plain C loops, which
+ * only tests should run: conv plans pack weights only when this is 1). */
+int cnn_gemm_packed_vectorised(void);
+
+/* A conv's epilogue, applied as the product is stored (no second pass over C):
+ * C = relu?((alpha * A B + beta * C + bias[row]) + res), in that order (the unfused ops'). */
+struct cnn_gemm_epilogue {
+    const float *bias; /* one per row of C, or NULL */
+    const float *res;  /* M x N with leading dimension ldc, or NULL; not C itself, which K
+                        * blocks overwrite before the last adds it (beta 1 adds C instead) */
+    int relu;          /* then max(v, 0): NaN and -0 become +0, as the session's ReLU */
+};
+
+/* The product for M, N, K >= 1; beta == 0 never reads C; ep may be NULL (none).  scratch:
+ * the floats above.  Never allocates; any thread; single-threaded. */
+void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const float *B, int ldb,
+                     float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
+                     float *scratch);
+
+/* The plain C loops cnn_gemm_packed() runs without AVX2+FMA; same contract.  Tests. */
+void cnn_gemm_packed_portable(int M, int N, int K, float alpha, const float *ap, const float *B,
+                              int ldb, float beta, float *C, int ldc,
+                              const struct cnn_gemm_epilogue *ep);
+
+#endif

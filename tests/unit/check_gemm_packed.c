@@ -1,0 +1,313 @@
+/* Suite gemm_packed: the GEMM on pre-packed weights (gemm_packed.h), its AVX2 kernels and
+ * its plain C loops, against cnn_gemm_ref on the unpacked matrix followed by the epilogue
+ * written out (bias, residual, ReLU) over a grid of shapes -- ragged panels of rows, ragged
+ * strips of columns, K past its block -- padded leading dims, alpha/beta and NaN in C under
+ * beta 0; a row range read from the middle of a packed matrix; and a network whose 1x1,
+ * strided 1x1 and im2col convs run on packed weights, against the naive reference. */
+#include "gemm.h"
+#include "gemm_packed.h"
+#include "model.h"
+#include "model_ops.h"
+#include "ref_net.h"
+#include "session.h"
+#include "test_nets.h"
+#include "test_train.h"
+#include "test_util.h"
+#include "workers.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*packed_fn)(int M, int N, int K, float alpha, const float *ap, const float *B,
+                          int ldb, float beta, float *C, int ldc,
+                          const struct cnn_gemm_epilogue *ep, float *scratch);
+
+static void portable(int M, int N, int K, float alpha, const float *ap, const float *B, int ldb,
+                     float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
+                     float *scratch)
+{
+    (void)scratch;
+    cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+}
+
+static const struct impl {
+    const char *name;
+    packed_fn fn;
+} IMPLS[] = {{"cnn_gemm_packed", cnn_gemm_packed}, {"portable", portable}};
+#define N_IMPLS ((int)(sizeof IMPLS / sizeof IMPLS[0]))
+
+/* Epilogue variants: 0 none, 1 bias, 2 bias + residual + relu, 3 residual + relu. */
+enum { N_EPILOGUES = 4 };
+
+/* Runs fn on one case and returns the elements of C outside the bound of float accumulation
+ * (K + 2 roundings of the sum of |terms|, bias and residual included) from the reference,
+ * plus every changed float of C outside the M x N product (padding columns and a guard row
+ * after it).  beta == 0 starts C as NaN: it must not be read. */
+static long packed_case(packed_fn fn, int M, int N, int K, int pad, float alpha, float beta,
+                        int epi)
+{
+    const int ldb = N + pad, ldc = N + pad;
+    const size_t c_n = (size_t)(M + 1) * ldc; /* one guard row */
+    float *A = rand_buf((size_t)M * K, 1.0f), *B = rand_buf((size_t)K * ldb, 1.0f);
+    float *ap = malloc(cnn_gemm_packed_floats(M, K) * sizeof(float));
+    float *scratch = malloc(cnn_gemm_packed_scratch_floats(K) * sizeof(float));
+    float *C0 = rand_buf(c_n, 1.0f), *bias = rand_buf((size_t)M, 1.0f);
+    float *res = rand_buf(c_n, 1.0f);
+    ck_assert(ap && scratch);
+    cnn_gemm_pack(ap, A, M, K);
+    for (int i = 0; beta == 0.0f && i < M; i++)
+        for (int j = 0; j < N; j++)
+            C0[(size_t)i * ldc + j] = NAN;
+    const struct cnn_gemm_epilogue ep = {epi == 1 || epi == 2 ? bias : NULL,
+                                         epi >= 2 ? res : NULL, epi >= 2};
+    float *got = copy_buf(C0, c_n), *want = copy_buf(C0, c_n);
+    fn(M, N, K, alpha, ap, B, ldb, beta, got, ldc, epi ? &ep : NULL, scratch);
+    cnn_gemm_ref(0, 0, M, N, K, alpha, A, K, B, ldb, beta, want, ldc);
+    long bad = 0;
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            const size_t at = (size_t)i * ldc + j;
+            double mag = 0.0;
+            for (int k = 0; k < K; k++)
+                mag += fabs((double)A[(size_t)i * K + k] * B[(size_t)k * ldb + j]);
+            double w = want[at], extra = 0.0;
+            if (ep.bias)
+                w += ep.bias[i], extra += fabs(ep.bias[i]);
+            if (ep.res)
+                w += ep.res[at], extra += fabs(ep.res[at]);
+            if (ep.relu && !(w > 0.0))
+                w = 0.0;
+            const double c0 = beta == 0.0f ? 0.0 : fabs((double)beta * C0[at]);
+            const double tol = (K + 4) * 6e-8 * (fabs(alpha) * mag + c0 + extra) + 1e-7;
+            bad += !(fabs((double)got[at] - w) <= tol); /* NaN counts as bad */
+        }
+        for (int j = N; j < ldc; j++)
+            bad += got[(size_t)i * ldc + j] != C0[(size_t)i * ldc + j];
+    }
+    for (int j = 0; j < ldc; j++)
+        bad += got[(size_t)M * ldc + j] != C0[(size_t)M * ldc + j];
+    free(A), free(B), free(ap), free(scratch), free(C0), free(bias), free(res), free(got);
+    free(want);
+    return bad;
+}
+
+/* Rows around the 16-row panel (and its two 8-row halves), columns around the 6-column
+ * strip and the 48-column block (49: a 7x7 map), K short and past a strip's unroll by 4;
+ * each epilogue variant per loop index. */
+START_TEST(test_packed_matches_reference_over_shape_grid)
+{
+    static const int Ms[] = {1, 5, 8, 9, 16, 17, 40};
+    static const int Ns[] = {1, 2, 5, 6, 7, 12, 13, 47, 48, 49, 50, 97};
+    static const int Ks[] = {1, 3, 8, 64, 131};
+    static const float alphas[] = {1.0f, -0.5f, 2.0f}, betas[] = {0.0f, 1.0f, -0.75f};
+    const int epi = _i;
+    lcg_state = 777u + (unsigned)_i;
+    long cases = 0, bad_cases = 0;
+    for (int f = 0; f < N_IMPLS; f++)
+        for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
+            for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++)
+                for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++, cases++) {
+                    const int pad = (int)(cases % 3 == 0 ? 0 : cases % 5);
+                    const float alpha = alphas[cases % 3], beta = betas[cases / 3 % 3];
+                    long bad = packed_case(IMPLS[f].fn, Ms[mi], Ns[ni], Ks[ki], pad, alpha, beta,
+                                           epi);
+                    if (bad && bad_cases++ < 5)
+                        printf("gemm_packed: %s %dx%dx%d pad=%d alpha=%g beta=%g epilogue %d: "
+                               "%ld bad elements\n",
+                               IMPLS[f].name, Ms[mi], Ns[ni], Ks[ki], pad, alpha, beta, epi, bad);
+                }
+    printf("gemm_packed epilogue %d: %ld cases (%d impls, AVX2 %s), %ld off the reference\n", epi,
+           cases, N_IMPLS, cnn_gemm_packed_vectorised() ? "yes" : "no", bad_cases);
+    ck_assert_int_eq(bad_cases, 0);
+}
+END_TEST
+
+/* K past the 1024-deep block: later blocks add to what the first wrote with beta, and only
+ * the last applies the epilogue. */
+START_TEST(test_packed_blocks_long_k)
+{
+    static const int shapes[][3] = {{17, 49, 1030}, {33, 13, 2100}, {8, 100, 1500}, {3, 7, 4608}};
+    lcg_state = 4711u + (unsigned)_i;
+    long bad_cases = 0;
+    for (int f = 0; f < N_IMPLS; f++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const float beta = s % 2 ? 0.0f : 0.5f;
+            long bad = packed_case(IMPLS[f].fn, shapes[s][0], shapes[s][1], shapes[s][2],
+                                   (int)s % 3, 1.0f, beta, _i);
+            if (bad) {
+                bad_cases++;
+                printf("gemm_packed: %s %dx%dx%d epilogue %d: %ld bad elements\n", IMPLS[f].name,
+                       shapes[s][0], shapes[s][1], shapes[s][2], _i, bad);
+            }
+        }
+    ck_assert_int_eq(bad_cases, 0);
+}
+END_TEST
+
+/* Rows [16, 40) of a packed 40-row matrix start at ap + 16 * K (how a team splits a conv
+ * over its output channels) and give the same floats as rows 16.. of the whole product. */
+START_TEST(test_packed_row_range_from_the_middle)
+{
+    enum { M = 40, N = 23, K = 70, LO = 16 };
+    lcg_state = 99u;
+    float *A = rand_buf((size_t)M * K, 1.0f), *B = rand_buf((size_t)K * N, 1.0f);
+    float *ap = malloc(cnn_gemm_packed_floats(M, K) * sizeof(float));
+    float *scratch = malloc(cnn_gemm_packed_scratch_floats(K) * sizeof(float));
+    float *whole = zero_buf((size_t)M * N), *part = zero_buf((size_t)(M - LO) * N);
+    float *bias = rand_buf(M, 1.0f);
+    ck_assert(ap && scratch);
+    cnn_gemm_pack(ap, A, M, K);
+    const struct cnn_gemm_epilogue ep = {bias, NULL, 1}, ep_part = {bias + LO, NULL, 1};
+    cnn_gemm_packed(M, N, K, 1.0f, ap, B, N, 0.0f, whole, N, &ep, scratch);
+    cnn_gemm_packed(M - LO, N, K, 1.0f, ap + (size_t)LO * K, B, N, 0.0f, part, N, &ep_part,
+                    scratch);
+    ck_assert_int_eq(memcmp(part, whole + (size_t)LO * N, sizeof(float) * (M - LO) * N), 0);
+    free(A), free(B), free(ap), free(scratch), free(whole), free(part), free(bias);
+}
+END_TEST
+
+/* The ReLU of the epilogue is the session's: a NaN product (a NaN in B) becomes +0, and
+ * without ReLU it stays NaN. */
+START_TEST(test_packed_relu_turns_nan_into_zero)
+{
+    enum { M = 16, N = 12, K = 9 };
+    lcg_state = 5u;
+    float *A = rand_buf((size_t)M * K, 1.0f), *B = rand_buf((size_t)K * N, 1.0f);
+    float *ap = malloc(cnn_gemm_packed_floats(M, K) * sizeof(float));
+    float *scratch = malloc(cnn_gemm_packed_scratch_floats(K) * sizeof(float));
+    float *C = zero_buf((size_t)M * N);
+    ck_assert(ap && scratch);
+    cnn_gemm_pack(ap, A, M, K);
+    B[4 * N + 7] = NAN; /* column 7 of every row of C */
+    for (int relu = 0; relu <= 1; relu++) {
+        const struct cnn_gemm_epilogue ep = {NULL, NULL, relu};
+        cnn_gemm_packed(M, N, K, 1.0f, ap, B, N, 0.0f, C, N, &ep, scratch);
+        for (int i = 0; i < M; i++) {
+            const float v = C[(size_t)i * N + 7];
+            if (relu)
+                ck_assert_msg(v == 0.0f && !signbit(v), "row %d: %g", i, v);
+            else
+                ck_assert_msg(isnan(v), "row %d: %g", i, v);
+        }
+    }
+    free(A), free(B), free(ap), free(scratch), free(C);
+}
+END_TEST
+
+static struct cnn_layer_desc strided(struct cnn_layer_desc d, int stride)
+{
+    d.p.conv.sh = d.p.conv.sw = stride;
+    return d;
+}
+
+/* Small maps, where convs run on packed weights: a 1x1 of 40 channels (a ragged panel) with
+ * BN and ReLU folded and fused, a 5x5 stride-2 im2col conv (K = 1000) and a strided 1x1
+ * whose outputs are added (a fused residual) before a ReLU, a 1x1 of 20 channels with a
+ * leaky ReLU (applied after the GEMM), then dense and softmax. */
+static struct cnn_model *packed_net(void)
+{
+    struct cnn_preproc pp = {.c = 24, .h = 9, .w = 7, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    add(m, conv("pw", 40, 1, 0, 1, CNN_ACT_NONE));
+    add(m, bn("pw_bn"));
+    int a = add(m, act("pw_relu", CNN_ACT_RELU));
+    add(m, strided(conv("im2col", 40, 5, 2, 0, CNN_ACT_NONE), 2));
+    int b = add(m, bn("im2col_bn"));
+    const int from_a[1] = {a};
+    add(m, inputs(strided(conv("down", 40, 1, 0, 1, CNN_ACT_NONE), 2), 1, from_a));
+    int c = add(m, bn("down_bn"));
+    const int bc[2] = {b, c};
+    add(m, inputs((struct cnn_layer_desc){.kind = CNN_LAYER_ADD, .name = "sum"}, 2, bc));
+    add(m, act("sum_relu", CNN_ACT_RELU));
+    struct cnn_layer_desc d = conv("leaky", 20, 1, 0, 1, CNN_ACT_LEAKY_RELU);
+    d.p.conv.act.alpha = 0.1f;
+    add(m, d);
+    add(m, simple(CNN_LAYER_FLATTEN, "flat"));
+    add(m, dense("fc", 7, CNN_ACT_NONE));
+    add(m, simple(CNN_LAYER_SOFTMAX, "prob"));
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    cnn_model_init_random(m, 8);
+    for (int i = 1; i < cnn_model_layer_count(m); i++) { /* BN that changes something */
+        struct cnn_layer_info info;
+        cnn_model_layer_info(m, i, &info);
+        if (info.kind != CNN_LAYER_BATCHNORM)
+            continue;
+        size_t n;
+        float *g = cnn_model_weights_mut(m, i, 0, &n), *be = cnn_model_weights_mut(m, i, 1, NULL);
+        float *mu = cnn_model_weights_mut(m, i, 2, NULL);
+        float *var = cnn_model_weights_mut(m, i, 3, NULL);
+        test_fill(g, n, 10u * i), test_fill(be, n, 10u * i + 1), test_fill(mu, n, 10u * i + 2);
+        test_fill(var, n, 10u * i + 3);
+        for (size_t k = 0; k < n; k++)
+            g[k] = 1.0f + 0.5f * g[k], var[k] = 0.5f + var[k] * var[k];
+    }
+    return m;
+}
+
+/* packed_net through sessions of batch 1 and 3 on teams of 1-3 (its convs split over output
+ * channels by whole panels at batch 1, over rows at 3) against the naive reference, which
+ * reads the unfolded weights; with AVX2 its four convs must say they run packed. */
+START_TEST(test_net_on_packed_weights_matches_reference)
+{
+    struct cnn_model *m = packed_net();
+    const int K = cnn_model_num_classes(m), max_n = 3;
+    const size_t img = 24 * 9 * 7;
+    float *x = malloc(max_n * img * sizeof(float)), *refs = malloc(max_n * K * sizeof(float));
+    ck_assert(x && refs);
+    test_fill(x, max_n * img, 123);
+    for (int n = 0; n < max_n; n++)
+        ck_assert_int_eq(ref_net_forward(m, x + n * img, refs + n * K), 0);
+    compiled(m);
+    int packed = 0;
+    for (int i = 0; i < cnn_model_op_count(m); i++) {
+        struct cnn_op_info oi;
+        cnn_model_op_info(m, i, &oi);
+        packed += strstr(oi.variant, "packed") != NULL;
+    }
+    ck_assert_int_eq(packed, cnn_gemm_packed_vectorised() ? 4 : 0);
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create_parts(m, max_n, 3, &err);
+    ck_assert_msg(s != NULL, "%s", err.msg);
+    double worst = 0, spread = 0;
+    for (int threads = 1; threads <= 3; threads++) {
+        struct cnn_workers *team = cnn_workers_create(threads, &err);
+        ck_assert_msg(team != NULL, "%s", err.msg);
+        for (int n = 1; n <= max_n; n += 2) {
+            const float *out;
+            ck_assert_int_eq(cnn_session_forward_team(s, m, team, x, n, &out, &err), 0);
+            for (int i = 0; i < n * K; i++) {
+                worst = fmax(worst, fabs((double)out[i] - refs[i]));
+                spread = fmax(spread, fabs((double)refs[i] - 1.0 / K));
+            }
+        }
+        cnn_workers_destroy(team);
+    }
+    printf("gemm_packed: net with %d packed convs, teams 1-3, batches 1 and 3: max abs diff "
+           "%.3g of softmax vs the naive reference\n",
+           packed, worst);
+    ck_assert_msg(worst <= 1e-4, "vs reference %g", worst);
+    ck_assert_msg(spread > 1e-3, "uniform output: the test would not see errors");
+    cnn_session_destroy(s);
+    cnn_model_destroy(m);
+    free(x), free(refs);
+}
+END_TEST
+
+Suite *gemm_packed_suite(void)
+{
+    Suite *s = suite_create("gemm_packed");
+    TCase *tc = tcase_create("gemm_packed");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_packed_matches_reference_over_shape_grid, 0, N_EPILOGUES);
+    tcase_add_loop_test(tc, test_packed_blocks_long_k, 0, N_EPILOGUES);
+    tcase_add_test(tc, test_packed_row_range_from_the_middle);
+    tcase_add_test(tc, test_packed_relu_turns_nan_into_zero);
+    tcase_add_test(tc, test_net_on_packed_weights_matches_reference);
+    suite_add_tcase(s, tc);
+    return s;
+}
