@@ -231,21 +231,7 @@ static struct cnn_model *packed_net(void)
     add(m, dense("fc", 7, CNN_ACT_NONE));
     add(m, simple(CNN_LAYER_SOFTMAX, "prob"));
     ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
-    cnn_model_init_random(m, 8);
-    for (int i = 1; i < cnn_model_layer_count(m); i++) { /* BN that changes something */
-        struct cnn_layer_info info;
-        cnn_model_layer_info(m, i, &info);
-        if (info.kind != CNN_LAYER_BATCHNORM)
-            continue;
-        size_t n;
-        float *g = cnn_model_weights_mut(m, i, 0, &n), *be = cnn_model_weights_mut(m, i, 1, NULL);
-        float *mu = cnn_model_weights_mut(m, i, 2, NULL);
-        float *var = cnn_model_weights_mut(m, i, 3, NULL);
-        test_fill(g, n, 10u * i), test_fill(be, n, 10u * i + 1), test_fill(mu, n, 10u * i + 2);
-        test_fill(var, n, 10u * i + 3);
-        for (size_t k = 0; k < n; k++)
-            g[k] = 1.0f + 0.5f * g[k], var[k] = 0.5f + var[k] * var[k];
-    }
+    test_randomize(m, 8);
     return m;
 }
 

@@ -59,8 +59,7 @@ struct cnn_model *compiled(struct cnn_model *m)
     return m;
 }
 
-/* Random BN statistics and biases so that folding is not trivial. */
-static void randomize(struct cnn_model *m, uint64_t seed)
+void test_randomize(struct cnn_model *m, uint64_t seed)
 {
     cnn_model_init_random(m, seed);
     for (int i = 1; i < cnn_model_layer_count(m); i++) {
@@ -153,7 +152,7 @@ struct cnn_model *test_net_dag(uint64_t seed)
     add(m, d);
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX, .name = "prob"});
     ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
-    randomize(m, seed);
+    test_randomize(m, seed);
     return m;
 }
 
@@ -176,7 +175,7 @@ struct cnn_model *test_net_small(uint64_t seed)
     const char *labels[4] = {"zero", "one", "two", "three"};
     ck_assert_int_eq(cnn_model_set_labels(m, labels, 4, &err), 0);
     ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
-    randomize(m, seed);
+    test_randomize(m, seed);
     return m;
 }
 
@@ -208,6 +207,6 @@ struct cnn_model *test_net_wide(uint64_t seed)
     add(m, d);
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_SOFTMAX, .name = "prob"});
     ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
-    randomize(m, seed);
+    test_randomize(m, seed);
     return m;
 }

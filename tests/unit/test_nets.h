@@ -30,6 +30,10 @@ struct cnn_layer_desc bn(const char *name);
 struct cnn_layer_desc inputs(struct cnn_layer_desc d, int n, const int *in);
 struct cnn_model *compiled(struct cnn_model *m);
 
+/* Random weights, biases and BN statistics (scale 0.5-1.5, variance 0.5-1.5) from seed, so
+ * that folding a BN into its conv changes something. */
+void test_randomize(struct cnn_model *m, uint64_t seed);
+
 /* Uniform floats in [-1, 1) from a seeded generator. */
 void test_fill(float *x, size_t n, uint64_t seed);
 
