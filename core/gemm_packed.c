@@ -251,11 +251,9 @@ static void gemm_packed_avx2(int M, int N, int K, float alpha, const float *ap, 
                 const float *panel = ap + ((ptrdiff_t)p * K + k0) * PR;
                 const int rows = M - p * PR < PR ? M - p * PR : PR;
                 const ptrdiff_t at = (ptrdiff_t)p * PR * ldc + n0;
-                struct cnn_gemm_epilogue tep = {NULL, NULL, 0};
-                if (last && ep) /* this panel's rows */
-                    tep = (struct cnn_gemm_epilogue){ep->bias ? ep->bias + p * PR : NULL,
-                                                     ep->res ? ep->res + at : NULL, ep->relu};
-                const float *res = last && ep ? tep.res : NULL;
+                const struct cnn_gemm_epilogue *pe = last ? ep : NULL; /* this block's */
+                const float *bias = pe && pe->bias ? pe->bias + p * PR : NULL;
+                const float *res = pe && pe->res ? pe->res + at : NULL;
                 prefetch_rows(C + at, ldc, rows);
                 if (res)
                     prefetch_rows(res, ldc, rows);
@@ -266,10 +264,11 @@ static void gemm_packed_avx2(int M, int N, int K, float alpha, const float *ap, 
                         if (res)
                             prefetch_rows(res + (s + 1) * PC, ldc, rows);
                     }
-                    if (last && ep)
-                        tep.res = ep->res ? ep->res + at + s * PC : NULL;
+                    /* the tile's rows and columns of the bias and residual */
+                    const struct cnn_gemm_epilogue tep = {bias, res ? res + s * PC : NULL,
+                                                          pe ? pe->relu : 0};
                     tile_any(cols, rows, kc, panel, scratch + (ptrdiff_t)s * kc * PC, alpha, be,
-                             C + at + s * PC, ldc, last && ep ? &tep : NULL);
+                             C + at + s * PC, ldc, pe ? &tep : NULL);
                 }
             }
         }

@@ -465,15 +465,11 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
     if (split_channels(p, rows, parts)) {
         const size_t kdim = (size_t)p->c * p->kh * p->kw, cols = (size_t)rows * p->ow;
         struct cnn_conv2d q = *p;
-        if (op->wp) { /* whole panels of packed rows */
-            const size_t panels = (size_t)(p->oc + CNN_GEMM_PACKED_ROWS - 1) / CNN_GEMM_PACKED_ROWS;
-            cnn_part_range(panels, part, parts, &lo, &hi);
-            lo *= CNN_GEMM_PACKED_ROWS;
-            hi = hi * CNN_GEMM_PACKED_ROWS < (size_t)p->oc ? hi * CNN_GEMM_PACKED_ROWS
-                                                             : (size_t)p->oc;
-        } else {
-            cnn_part_range((size_t)p->oc, part, parts, &lo, &hi);
-        }
+        /* in units of output channels: whole panels of them for packed weights */
+        const size_t unit = op->wp ? CNN_GEMM_PACKED_ROWS : 1;
+        cnn_part_range(((size_t)p->oc + unit - 1) / unit, part, parts, &lo, &hi);
+        lo *= unit;
+        hi = hi * unit < (size_t)p->oc ? hi * unit : (size_t)p->oc;
         if (hi <= lo)
             return;
         q.oc = (int)(hi - lo);
