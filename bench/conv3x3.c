@@ -80,7 +80,7 @@ int main(int argc, char **argv)
             double t1 = thread_ms();
             cnn_conv2d_forward_winograd(o2, inp, u, b, col, &p, N);
             double t2 = thread_ms();
-            cnn_conv2d_winograd4_rows(o3, NULL, inp, u4, b, col, &p, N, 0, t4);
+            cnn_conv2d_winograd4_rows(o3, NULL, inp, u4, 0, b, col, &p, N, 0, t4);
             double t3 = thread_ms();
             if (r > 0) {
                 best[0] = fmin(best[0], t1 - t0);

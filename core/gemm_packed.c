@@ -5,6 +5,7 @@
 #include "gemm_packed.h"
 #include "gemm_small.h"
 
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -34,6 +35,20 @@ void cnn_gemm_pack(float *ap, const float *a, int M, int K)
                 const int r = p * PR + j;
                 ap[((size_t)p * K + k) * PR + j] = r < M ? a[(size_t)r * K + k] : 0.0f;
             }
+}
+
+int cnn_gemm_pack_in_place(float *a, int M, int K)
+{
+    float *rows = malloc(sizeof(float) * PR * (size_t)K);
+    if (!rows)
+        return -1;
+    for (int p = 0; p < M / PR; p++) {
+        float *panel = a + (size_t)p * PR * K;
+        memcpy(rows, panel, sizeof(float) * PR * (size_t)K);
+        cnn_gemm_pack(panel, rows, PR, K);
+    }
+    free(rows);
+    return 0;
 }
 
 size_t cnn_gemm_packed_scratch_floats(int K)

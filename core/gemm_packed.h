@@ -19,6 +19,9 @@ size_t cnn_gemm_packed_floats(int M, int K);
 
 /* ap (cnn_gemm_packed_floats(M, K)) = A (M x K, row-major, lda K) in panels. */
 void cnn_gemm_pack(float *ap, const float *a, int M, int K);
+/* The same in place, for M a multiple of CNN_GEMM_PACKED_ROWS (then a panel takes the floats
+ * its rows took).  0, or -1 with a unchanged when the 16-row copy cannot be allocated. */
+int cnn_gemm_pack_in_place(float *a, int M, int K);
 
 /* Scratch floats cnn_gemm_packed() needs for a K-deep product (a block of B, repacked). */
 size_t cnn_gemm_packed_scratch_floats(int K);

@@ -311,15 +311,19 @@ void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, c
  * ty), for splitting a batch over threads, each with its own scratch (at least
  * cnn_winograd_scratch_floats(p, N)), with a residual: out = act(conv + b + res), res
  * (OC, N, OH, OW) or NULL.  res may equal out: the inference session's fused residual add,
- * and (with no act) the trainer's input gradient adding into dinp. */
+ * and (with no act) the trainer's input gradient adding into dinp.  u_packed: u's 16 planes
+ * stacked were packed by cnn_gemm_pack_in_place(u, 16 * OC, C) (OC a multiple of 16), and
+ * the products run on cnn_gemm_packed(), whose cnn_gemm_packed_scratch_floats(C) floats
+ * follow the Winograd scratch; 0: u as transformed, products on cnn_gemm(). */
 void cnn_conv2d_winograd_rows(float *out, const float *res, const float *inp, const float *u,
-                              const float *b, float *scratch, const struct cnn_conv2d *p, int N,
-                              int t_lo, int t_hi);
+                              int u_packed, const float *b, float *scratch,
+                              const struct cnn_conv2d *p, int N, int t_lo, int t_hi);
 /* Output channels [oc_lo, oc_hi) of the same, all tile rows: the split when there are few
- * tile rows (a 7x7 map at batch 1 has 4); each thread its own scratch. */
+ * tile rows (a 7x7 map at batch 1 has 4); each thread its own scratch.  With u_packed,
+ * oc_lo is a multiple of 16 (a whole panel). */
 void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp, const float *u,
-                                  const float *b, float *scratch, const struct cnn_conv2d *p,
-                                  int N, int oc_lo, int oc_hi);
+                                  int u_packed, const float *b, float *scratch,
+                                  const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi);
 /* The weight gradient of a Winograd conv in the transformed domain: for tile rows
  * [t_lo, t_hi), du (16, C, OC) += V_k dM_k, where V (C, tiles) is the input transform (as
  * the forward's) and dM (tiles, OC) = A dY A^T that of the output gradient dout
@@ -349,14 +353,15 @@ size_t cnn_winograd4_scratch_floats(const struct cnn_conv2d *p, int N);
 /* Tile rows [t_lo, t_hi) (tile row t = n * ceil(OH/4) + ty) of the F(4x4) forward of a
  * conv cnn_conv2d_use_winograd() accepts: out = act(conv + b + res), res (OC, N, OH, OW)
  * or NULL (may equal out).  Each thread its own scratch of
- * cnn_winograd4_scratch_floats(p, N) floats. */
+ * cnn_winograd4_scratch_floats(p, N) floats.  u_packed as for cnn_conv2d_winograd_rows()
+ * (36 planes: cnn_gemm_pack_in_place(u, 36 * OC, C)). */
 void cnn_conv2d_winograd4_rows(float *out, const float *res, const float *inp, const float *u,
-                               const float *b, float *scratch, const struct cnn_conv2d *p, int N,
-                               int t_lo, int t_hi);
+                               int u_packed, const float *b, float *scratch,
+                               const struct cnn_conv2d *p, int N, int t_lo, int t_hi);
 /* Output channels [oc_lo, oc_hi) of the same, all tile rows (few tile rows: late stages). */
 void cnn_conv2d_winograd4_channels(float *out, const float *res, const float *inp, const float *u,
-                                   const float *b, float *scratch, const struct cnn_conv2d *p,
-                                   int N, int oc_lo, int oc_hi);
+                                   int u_packed, const float *b, float *scratch,
+                                   const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi);
 
 /* out (OUT, N)   inp (IN, N)   w (OUT, IN)   b (OUT) or NULL; one SGEMM for the batch. */
 void cnn_dense_forward(float *out, const float *inp, const float *w, const float *b,

@@ -307,6 +307,14 @@ static int conv_packs(const struct cnn_conv2d *p)
            cnn_gemm_packed_vectorised() && !cnn_conv_direct_applies(p);
 }
 
+/* Whether a Winograd conv's planes of U are packed for cnn_gemm_packed(): whole panels of
+ * output channels (so a plane keeps its size), and at least 128 input channels (the
+ * products' depth): at 64 OpenBLAS was faster. */
+static int wino_packs(const struct cnn_conv2d *p)
+{
+    return p->oc % CNN_GEMM_PACKED_ROWS == 0 && p->c >= 128 && cnn_gemm_packed_vectorised();
+}
+
 static size_t conv_folded_floats(const struct cnn_layer *l)
 {
     size_t n = l->weight_count[0] + 3 * (size_t)l->p.conv.oc + 48;
@@ -379,6 +387,11 @@ static void conv_plan(struct cnn_compile *cs, struct cnn_op *op, const struct cn
         cnn_winograd4_transform_weights(u, op->w, &op->conv);
     else
         cnn_winograd_transform_weights(u, op->w, &op->conv);
+    /* The planes stacked are one matrix whose 16-row panels are the planes' own; left for
+     * cnn_gemm when a panel's copy cannot be allocated. */
+    if (u && wino_packs(&op->conv))
+        op->u_packed = cnn_gemm_pack_in_place(u, (op->wino + 2) * (op->wino + 2) * op->conv.oc,
+                                              op->conv.c) == 0;
     op->u = u;
     op->wp = wp;
     if (cs->folded_used != used) { /* the folded w (taken last) served only to make u or wp */
@@ -395,7 +408,11 @@ static size_t conv_scratch(const struct cnn_op *op, int max_n)
     if (op->wp) /* after the im2col chunk (forward_rows_res) */
         n += cnn_gemm_packed_scratch_floats(op->conv.c * op->conv.kh * op->conv.kw);
     size_t w4 = op->wino == 4 ? cnn_winograd4_scratch_floats(&op->conv, max_n) : 0;
-    return w4 > n ? w4 : n;
+    if (w4 > n)
+        n = w4;
+    if (op->u_packed) /* after the Winograd scratch (winograd_range) */
+        n += cnn_gemm_packed_scratch_floats(op->conv.c);
+    return n;
 }
 
 static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const struct cnn_op_run *r)
@@ -403,10 +420,10 @@ static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const s
     (void)m;
     const float *res = op->res ? r->in[1] : NULL;
     if (op->wino == 4)
-        cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv, r->n, 0,
+        cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, &op->conv, r->n, 0,
                                   r->n * ((op->conv.oh + 3) / 4));
     else if (op->u)
-        cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->b, r->col, &op->conv, r->n, 0,
+        cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, &op->conv, r->n, 0,
                                  r->n * ((op->conv.oh + 1) / 2));
     else if (op->wd)
         cnn_conv_direct_run_part(op, r, 0, 1);
@@ -439,20 +456,23 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
     if (op->u) {
         const int t = op->wino, tile_rows = r->n * ((p->oh + t - 1) / t);
         const int by_oc = split_channels(p, tile_rows, parts);
-        cnn_part_range(by_oc ? (size_t)p->oc : (size_t)tile_rows, part, parts, &lo, &hi);
+        const size_t unit = by_oc && op->u_packed ? CNN_GEMM_PACKED_ROWS : 1;
+        cnn_part_range(by_oc ? (size_t)p->oc / unit : (size_t)tile_rows, part, parts, &lo, &hi);
+        lo *= unit;
+        hi *= unit;
         if (hi <= lo)
             return;
         if (t == 4 && by_oc)
-            cnn_conv2d_winograd4_channels(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
+            cnn_conv2d_winograd4_channels(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p, r->n,
                                           (int)lo, (int)hi);
         else if (t == 4)
-            cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
+            cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p, r->n, (int)lo,
                                       (int)hi);
         else if (by_oc)
-            cnn_conv2d_winograd_channels(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n,
+            cnn_conv2d_winograd_channels(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p, r->n,
                                          (int)lo, (int)hi);
         else
-            cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->b, r->col, p, r->n, (int)lo,
+            cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p, r->n, (int)lo,
                                      (int)hi);
         return;
     }
@@ -544,7 +564,7 @@ static int conv_train_forward(const struct train_fwd_job *job, int part, int par
     cnn_part_range((size_t)n, part, parts, &lo, &hi); /* whole images */
     if (v.tl->wino_u) {
         const int th = (q.oh + 1) / 2; /* tile rows per image */
-        cnn_conv2d_winograd_rows(v.dst, NULL, v.in, v.tl->wino_u, b, t->buf.scratch[part], &q, n,
+        cnn_conv2d_winograd_rows(v.dst, NULL, v.in, v.tl->wino_u, 0, b, t->buf.scratch[part], &q, n,
                                  (int)lo * th, (int)hi * th);
         return 0;
     }
@@ -605,7 +625,7 @@ static void conv_train_backward(const struct train_bwd_job *job, int part, int p
     if (dinp && ub && cnn_conv2d_backward_winograd_shape(p, &q)) {
         const int th = (q.oh + 1) / 2; /* tile rows per image */
         /* a fresh gradient is written outright: the tiles cover every pixel of the images */
-        cnn_conv2d_winograd_rows(dinp, job->fresh[0] ? NULL : dinp, job->dout, ub, NULL,
+        cnn_conv2d_winograd_rows(dinp, job->fresh[0] ? NULL : dinp, job->dout, ub, 0, NULL,
                                  t->buf.scratch[part], &q, n, (int)lo * th, (int)hi * th);
         dinp = NULL; /* done: the rows below only add to dw */
     }

@@ -4,6 +4,7 @@
  * Y = A^T m A with bias, a residual and the activation.  The transforms run four tiles per
  * vector: V and M hold tiles contiguously, (16, C, tiles) and (16, OC, tiles). */
 #include "gemm.h"
+#include "gemm_packed.h"
 #include "layer.h"
 #include "layer_winograd.h"
 
@@ -248,10 +249,12 @@ static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, i
 /* Tile rows [t_lo, t_hi) of output channels [oc_lo, oc_hi): the rows and the channels
  * entry points below.  Chunking and scratch layout follow the whole conv p. */
 static void winograd_range(float *out, const float *res, const float *inp, const float *u,
-                           const float *b, float *scratch, const struct cnn_conv2d *p, int N,
-                           int t_lo, int t_hi, int oc_lo, int oc_hi)
+                           int u_packed, const float *b, float *scratch,
+                           const struct cnn_conv2d *p, int N, int t_lo, int t_hi, int oc_lo,
+                           int oc_hi)
 {
     struct wino_work w = wino_setup(scratch, p, N);
+    float *pack = scratch + cnn_winograd_scratch_floats(p, N);
     const size_t uk = (size_t)p->oc * p->c, off = (size_t)oc_lo * N * p->oh * p->ow;
     struct cnn_conv2d q = *p;
     q.oc = oc_hi - oc_lo;
@@ -260,32 +263,44 @@ static void winograd_range(float *out, const float *res, const float *inp, const
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
         const size_t nt = w.d.nt = (size_t)(r1 - r0) * w.d.tw;
         input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d);
-        for (int k = 0; k < 16; k++)
-            cnn_gemm(0, 0, q.oc, (int)nt, p->c, 1.0f, u_q + k * uk, p->c,
-                     w.v + k * (size_t)p->c * nt, (int)nt, 0.0f, w.m + k * (size_t)q.oc * nt,
-                     (int)nt);
+        cnn_winograd_products(16, u_q, u_packed, uk, q.oc, p->c, nt, w.v, w.m, pack);
         output_transform(out + off, res ? res + off : NULL, w.m, b_q, &q, N, r0, r1, &w.d);
     }
 }
 
 void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp, const float *u,
-                                  const float *b, float *scratch, const struct cnn_conv2d *p, int N,
-                                  int oc_lo, int oc_hi)
+                                  int u_packed, const float *b, float *scratch,
+                                  const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi)
 {
-    winograd_range(out, res, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), oc_lo, oc_hi);
+    winograd_range(out, res, inp, u, u_packed, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), oc_lo,
+                   oc_hi);
 }
 
 void cnn_conv2d_winograd_rows(float *out, const float *res, const float *inp, const float *u,
-                              const float *b, float *scratch, const struct cnn_conv2d *p, int N,
-                              int t_lo, int t_hi)
+                              int u_packed, const float *b, float *scratch,
+                              const struct cnn_conv2d *p, int N, int t_lo, int t_hi)
 {
-    winograd_range(out, res, inp, u, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
+    winograd_range(out, res, inp, u, u_packed, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
 }
 
 void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,
                                  float *scratch, const struct cnn_conv2d *p, int N)
 {
-    cnn_conv2d_winograd_rows(out, NULL, inp, u, b, scratch, p, N, 0, N * ((p->oh + 1) / 2));
+    cnn_conv2d_winograd_rows(out, NULL, inp, u, 0, b, scratch, p, N, 0, N * ((p->oh + 1) / 2));
+}
+
+void cnn_winograd_products(int planes, const float *u, int u_packed, size_t plane_floats, int oc,
+                           int c, size_t nt, const float *v, float *m, float *pack_scratch)
+{
+    for (int k = 0; k < planes; k++) {
+        const float *u_k = u + k * plane_floats, *v_k = v + k * (size_t)c * nt;
+        float *m_k = m + k * (size_t)oc * nt;
+        if (u_packed)
+            cnn_gemm_packed(oc, (int)nt, c, 1.0f, u_k, v_k, (int)nt, 0.0f, m_k, (int)nt, NULL,
+                            pack_scratch);
+        else
+            cnn_gemm(0, 0, oc, (int)nt, c, 1.0f, u_k, c, v_k, (int)nt, 0.0f, m_k, (int)nt);
+    }
 }
 
 /* dM (16, nt, OC) -- by tile, then output channel: transposed from M's layout, so that the

@@ -48,6 +48,13 @@ static inline v4f wino_relu4(v4f x)
     return (v4f)((v4i)x & (x > zero)); /* lanes <= 0 (and NaN) become +0, as add_bias() */
 }
 
+/* The chunk's products M_k = U_k V_k, k < planes: U_k rows of OC x C weights starting at
+ * u + k * plane_floats (oc rows; packed per plane by cnn_gemm_pack_in_place() when u_packed),
+ * V_k = v + k * c * nt (C x nt), M_k = m + k * oc * nt (oc x nt).  pack_scratch:
+ * cnn_gemm_packed_scratch_floats(c) floats when u_packed. */
+void cnn_winograd_products(int planes, const float *u, int u_packed, size_t plane_floats, int oc,
+                           int c, size_t nt, const float *v, float *m, float *pack_scratch);
+
 static inline size_t wino_round16(size_t n)
 {
     return (n + 15) & ~(size_t)15;

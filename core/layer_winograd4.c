@@ -262,10 +262,12 @@ static struct wino4 wino4_setup(float *scratch, const struct cnn_conv2d *p, int 
 /* Tile rows [t_lo, t_hi) of output channels [oc_lo, oc_hi); chunking and scratch layout
  * follow the whole conv p. */
 static void winograd4_range(float *out, const float *res, const float *inp, const float *u,
-                            const float *b, float *scratch, const struct cnn_conv2d *p, int N,
-                            int t_lo, int t_hi, int oc_lo, int oc_hi)
+                            int u_packed, const float *b, float *scratch,
+                            const struct cnn_conv2d *p, int N, int t_lo, int t_hi, int oc_lo,
+                            int oc_hi)
 {
     struct wino4 w = wino4_setup(scratch, p, N);
+    float *pack = scratch + cnn_winograd4_scratch_floats(p, N);
     const size_t uk = (size_t)p->oc * p->c, off = (size_t)oc_lo * N * p->oh * p->ow;
     struct cnn_conv2d q = *p;
     q.oc = oc_hi - oc_lo;
@@ -274,26 +276,24 @@ static void winograd4_range(float *out, const float *res, const float *inp, cons
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
         const size_t nt = w.nt = (size_t)(r1 - r0) * w.tw;
         input_transform4(&w, inp, p, N, r0, r1);
-        for (int k = 0; k < 36; k++)
-            cnn_gemm(0, 0, q.oc, (int)nt, p->c, 1.0f, u_q + k * uk, p->c,
-                     w.v + k * (size_t)p->c * nt, (int)nt, 0.0f, w.m + k * (size_t)q.oc * nt,
-                     (int)nt);
+        cnn_winograd_products(36, u_q, u_packed, uk, q.oc, p->c, nt, w.v, w.m, pack);
         output_transform4(out + off, res ? res + off : NULL, b_q, &w, &q, N, r0, r1);
     }
 }
 
 void cnn_conv2d_winograd4_rows(float *out, const float *res, const float *inp, const float *u,
-                               const float *b, float *scratch, const struct cnn_conv2d *p, int N,
-                               int t_lo, int t_hi)
+                               int u_packed, const float *b, float *scratch,
+                               const struct cnn_conv2d *p, int N, int t_lo, int t_hi)
 {
-    winograd4_range(out, res, inp, u, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
+    winograd4_range(out, res, inp, u, u_packed, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
 }
 
 void cnn_conv2d_winograd4_channels(float *out, const float *res, const float *inp, const float *u,
-                                   const float *b, float *scratch, const struct cnn_conv2d *p,
-                                   int N, int oc_lo, int oc_hi)
+                                   int u_packed, const float *b, float *scratch,
+                                   const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi)
 {
-    winograd4_range(out, res, inp, u, b, scratch, p, N, 0, N * ((p->oh + 3) / 4), oc_lo, oc_hi);
+    winograd4_range(out, res, inp, u, u_packed, b, scratch, p, N, 0, N * ((p->oh + 3) / 4), oc_lo,
+                    oc_hi);
 }
 
 /* Cost of one image through F(m x m) in GEMM multiply-adds: the (m+2)^2 products of every

@@ -35,6 +35,7 @@ struct cnn_op {
     const float *u;               /* conv: Winograd weights ((wino+2)^2, OC, C) in folded, or NULL */
     int wino;                     /* conv: Winograd output tile 2 or 4 (then w is NULL when BN
                                    * was folded: u is all the op reads), 0 = no Winograd */
+    int u_packed;                 /* conv: 1 when each plane of u is packed for cnn_gemm_packed() */
     const float *wd;              /* conv: direct-conv weights (conv_direct.h) in folded, or NULL */
     const float *wp;              /* conv: weights packed for cnn_gemm_packed() in folded, or NULL
                                    * (then w is NULL when BN was folded, as for u) */

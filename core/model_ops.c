@@ -13,6 +13,8 @@ int cnn_model_op_count(const struct cnn_model *m)
 
 static const char *conv_variant(const struct cnn_op *op)
 {
+    if (op->u && op->u_packed)
+        return op->wino == 4 ? "winograd F4 packed" : "winograd F2 packed";
     if (op->u)
         return op->wino == 4 ? "winograd F4" : "winograd F2";
     if (op->wd)

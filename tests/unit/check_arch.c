@@ -404,12 +404,22 @@ END_TEST
  * through the compiled plan with Winograd F(4x4)+F(2x2) as the cost model picks, with F(2x2)
  * only and with im2col only: the softmax outputs within 1e-4 of the im2col path.  Prints
  * how many convs took each variant (a net with 3x3 stride-1 convs of 16+ channels must have
- * used Winograd) and the largest probability, so a uniform output would show. */
+ * used Winograd), how many of them run on packed U, and the largest probability, so a
+ * uniform output would show. */
 static int wino_ops(const struct cnn_model *m, int tile)
 {
     int n = 0;
     for (int k = 0; k < m->n_ops; k++)
         n += m->ops[k].kind == CNN_LAYER_CONV2D && m->ops[k].wino == tile;
+    return n;
+}
+
+/* Winograd convs whose U is packed for cnn_gemm_packed() (AVX2, 128+ input channels). */
+static int wino_packed_ops(const struct cnn_model *m)
+{
+    int n = 0;
+    for (int k = 0; k < m->n_ops; k++)
+        n += m->ops[k].kind == CNN_LAYER_CONV2D && m->ops[k].wino && m->ops[k].u_packed;
     return n;
 }
 
@@ -419,7 +429,7 @@ START_TEST(test_every_arch_winograd_matches_im2col_softmax)
     const char *name = cnn_arch_names(&count)[_i];
     enum { N = 2 };
     float *outs[3] = {NULL, NULL, NULL};
-    int used[3][2], K = 0;
+    int used[3][2], packed[3], K = 0;
     static const int max_tile[3] = {4, 2, 0};
     for (int v = 0; v < 3; v++) {
         struct cnn_err err = {0};
@@ -427,7 +437,7 @@ START_TEST(test_every_arch_winograd_matches_im2col_softmax)
         cnn_model_init_random(m, 11);
         randomize_batchnorm(m, 300);
         ck_assert_msg(cnn_model_compile_wino(m, max_tile[v], &err) == 0, "%s: %s", name, err.msg);
-        used[v][0] = wino_ops(m, 4), used[v][1] = wino_ops(m, 2);
+        used[v][0] = wino_ops(m, 4), used[v][1] = wino_ops(m, 2), packed[v] = wino_packed_ops(m);
         const struct cnn_preproc *pp = cnn_model_preproc(m);
         size_t img = (size_t)pp->c * pp->h * pp->w;
         K = cnn_model_num_classes(m);
@@ -450,9 +460,11 @@ START_TEST(test_every_arch_winograd_matches_im2col_softmax)
         d2 = fmax(d2, fabs((double)outs[1][i] - outs[2][i]));
         top = fmax(top, outs[2][i]);
     }
-    printf("arch %-12s convs F(4x4) %2d F(2x2) %2d (F(2x2) only: %2d, im2col only: %d): softmax vs "
-           "im2col max abs diff %.3g (F(2x2) only %.3g), largest probability %.3g\n",
-           name, used[0][0], used[0][1], used[1][1], used[2][0] + used[2][1], d4, d2, top);
+    printf("arch %-12s convs F(4x4) %2d F(2x2) %2d (F(2x2) only: %2d, im2col only: %d; packed U "
+           "%d, %d): softmax vs im2col max abs diff %.3g (F(2x2) only %.3g), largest "
+           "probability %.3g\n",
+           name, used[0][0], used[0][1], used[1][1], used[2][0] + used[2][1], packed[0], packed[1],
+           d4, d2, top);
     ck_assert_int_eq(used[1][0] + used[2][0] + used[2][1], 0);
     ck_assert_int_eq(used[0][0] + used[0][1], used[1][1]); /* the same convs, other tiles */
     ck_assert_msg(d4 <= 1e-4 && d2 <= 1e-4, "%s: %g %g", name, d4, d2);

@@ -235,8 +235,8 @@ START_TEST(test_conv2d_winograd_input_gradient_and_forward_in_parts)
         float *u = zero_buf(cnn_winograd_weights_floats(&p));
         cnn_conv2d_backward_winograd_weights(u, tmp, w, &p);
         const int th = (q.oh + 1) / 2; /* tile rows per image of the gradient conv */
-        cnn_conv2d_winograd_rows(dinp, dinp, r, u, NULL, scratch, &q, N, 0, th);
-        cnn_conv2d_winograd_rows(dinp, dinp, r, u, NULL, scratch, &q, N, th, N * th);
+        cnn_conv2d_winograd_rows(dinp, dinp, r, u, 0, NULL, scratch, &q, N, 0, th);
+        cnn_conv2d_winograd_rows(dinp, dinp, r, u, 0, NULL, scratch, &q, N, th, N * th);
         char what[64];
         snprintf(what, sizeof what, "winograd dinp %dx%dx%d->%d pad %d%d%d%d", p.c, p.h, p.w, p.oc,
                  k->pt, k->pl, k->pb, k->pr);
@@ -258,8 +258,8 @@ START_TEST(test_conv2d_winograd_input_gradient_and_forward_in_parts)
         cnn_conv2d_forward(want, inp, w, b, scratch, &p, N);
         cnn_winograd_transform_weights(u, w, &p);
         const int tf = (p.oh + 1) / 2;
-        cnn_conv2d_winograd_rows(got, NULL, inp, u, b, scratch, &p, N, 0, tf);
-        cnn_conv2d_winograd_rows(got, NULL, inp, u, b, scratch, &p, N, tf, N * tf);
+        cnn_conv2d_winograd_rows(got, NULL, inp, u, 0, b, scratch, &p, N, 0, tf);
+        cnn_conv2d_winograd_rows(got, NULL, inp, u, 0, b, scratch, &p, N, tf, N * tf);
         check_same("winograd forward in parts", got, want, n_out, 1e-4f);
         free(rin), free(rw), free(rb), free(inp), free(w), free(r), free(b), free(dinp);
         free(scratch), free(tmp), free(u), free(want), free(got);

@@ -1,8 +1,10 @@
 /* Suite layers_conv: the conv2d kernels (im2col, chunked, pointwise, Winograd F(2x2,3x3) and
- * F(4x4,3x3) with its residual epilogue and its row / channel parts)
+ * F(4x4,3x3) with its residual epilogue and its row / channel parts, on plain and on packed
+ * weights)
  * against a naive direct convolution written here with explicit padding/stride/dilation/
  * groups indexing, on odd shapes; batch independence, scratch sizes, the Winograd weight
  * transform and the predicate that picks it.  Data from a seeded LCG (test_util.h). */
+#include "gemm_packed.h"
 #include "layer.h"
 #include "test_util.h"
 
@@ -450,9 +452,9 @@ static void wino4_forward(float *out, const float *res, const float *inp, const 
         float *scratch = rand_buf(cnn_winograd4_scratch_floats(p, N), 100.0f);
         int lo = total * k / parts, hi = total * (k + 1) / parts;
         if (rows)
-            cnn_conv2d_winograd4_rows(out, res, inp, u, b, scratch, p, N, lo, hi);
+            cnn_conv2d_winograd4_rows(out, res, inp, u, 0, b, scratch, p, N, lo, hi);
         else if (hi > lo)
-            cnn_conv2d_winograd4_channels(out, res, inp, u, b, scratch, p, N, lo, hi);
+            cnn_conv2d_winograd4_channels(out, res, inp, u, 0, b, scratch, p, N, lo, hi);
         free(scratch);
     }
     free(u);
@@ -547,6 +549,104 @@ START_TEST(test_conv2d_winograd4_chunks_and_scratch)
 }
 END_TEST
 
+/* ---- Winograd weights packed per plane (gemm_packed.h) ----------------------------- */
+
+/* Output channels in whole 16-row panels, the shape compile packs; C = 130 gives a product
+ * depth that is no multiple of anything, the chunked case several chunks per part. */
+/* clang-format off */
+static const struct conv_case wino_packed_cases[] = {
+    {"packed 7x7 pad 1 C=24 OC=48 relu N=1", 1, 24, 7, 7, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+     {CNN_ACT_RELU, 0, 0}},
+    {"packed 9x11 C=130 OC=32 bias N=2", 2, 130, 9, 11, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+     {CNN_ACT_NONE, 0, 0}},
+    {"packed chunked 33x35 OC=32 leaky N=3", 3, 16, 33, 35, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+     0, {CNN_ACT_LEAKY_RELU, 0.1f, 0}},
+};
+/* clang-format on */
+#define N_WINO_PACKED_CASES ((int)(sizeof wino_packed_cases / sizeof wino_packed_cases[0]))
+
+/* F(2x2) (tile 2) or F(4x4) (4) with U packed in place, plus a residual, in `parts` parts by
+ * tile rows (rows) or by output channels in whole panels (!rows), each part with its own
+ * garbage scratch of the Winograd floats plus the packed GEMM's. */
+static void wino_packed_forward(float *out, const float *res, const float *inp, const float *w,
+                                const float *b, const struct cnn_conv2d *p, int N, int tile,
+                                int parts, int rows)
+{
+    const size_t uf = tile == 4 ? cnn_winograd4_weights_floats(p) : cnn_winograd_weights_floats(p);
+    float *u = rand_buf(uf, 1.0f);
+    if (tile == 4)
+        cnn_winograd4_transform_weights(u, w, p);
+    else
+        cnn_winograd_transform_weights(u, w, p);
+    ck_assert_int_eq(cnn_gemm_pack_in_place(u, (tile + 2) * (tile + 2) * p->oc, p->c), 0);
+    const int tiles = N * ((p->oh + tile - 1) / tile);
+    const int total = rows ? tiles : p->oc / CNN_GEMM_PACKED_ROWS;
+    const int unit = rows ? 1 : CNN_GEMM_PACKED_ROWS;
+    const size_t sf = (tile == 4 ? cnn_winograd4_scratch_floats(p, N)
+                                 : cnn_winograd_scratch_floats(p, N)) +
+                      cnn_gemm_packed_scratch_floats(p->c);
+    for (int k = 0; k < parts; k++) {
+        float *scratch = rand_buf(sf, 100.0f);
+        int lo = total * k / parts, hi = total * (k + 1) / parts;
+        if (hi > lo && tile == 4 && rows)
+            cnn_conv2d_winograd4_rows(out, res, inp, u, 1, b, scratch, p, N, lo, hi);
+        else if (hi > lo && tile == 4)
+            cnn_conv2d_winograd4_channels(out, res, inp, u, 1, b, scratch, p, N, lo * unit,
+                                          hi * unit);
+        else if (hi > lo && rows)
+            cnn_conv2d_winograd_rows(out, res, inp, u, 1, b, scratch, p, N, lo, hi);
+        else if (hi > lo)
+            cnn_conv2d_winograd_channels(out, res, inp, u, 1, b, scratch, p, N, lo * unit,
+                                         hi * unit);
+        free(scratch);
+    }
+    free(u);
+}
+
+/* Both tiles on packed U against the direct loops plus a residual: whole, 3 parts by tile
+ * rows, 2 and 3 by channel panels (a part may get none), and the residual in place.  Bounds
+ * as the unpacked kernels' (C = 130 sums more terms: 4e-4 for F(4x4)). */
+START_TEST(test_conv2d_winograd_packed_weights_match_direct_convolution)
+{
+    const struct conv_case *k = &wino_packed_cases[_i / 2];
+    const int tile = _i % 2 ? 4 : 2;
+    lcg_state = 7000u + (unsigned)_i;
+    struct cnn_conv2d p = conv_params(k);
+    const struct cnn_act_params act = p.act;
+    const int N = k->N;
+    size_t in_n = (size_t)p.c * N * p.h * p.w, out_n = (size_t)p.oc * N * p.oh * p.ow;
+    float *inp = rand_buf(in_n, 1.0f), *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
+    float *b = k->bias ? rand_buf((size_t)p.oc, 1.0f) : NULL, *res = rand_buf(out_n, 3.0f);
+    float *out = malloc(out_n * sizeof *out);
+    double *want = malloc(out_n * sizeof *want);
+    ck_assert(out && want);
+    p.act = (struct cnn_act_params){CNN_ACT_NONE, 0, 0};
+    conv_ref(want, inp, w, b, &p, N);
+    for (size_t i = 0; i < out_n; i++)
+        want[i] = act_ref(want[i] + res[i], &act);
+    p.act = act;
+    const double bound = tile == 4 ? 4e-4 : 1e-4;
+    static const int splits[4][2] = {{1, 1}, {3, 1}, {2, 0}, {3, 0}};
+    for (int s = 0; s < 5; s++) {
+        const int in_place = s == 4, parts = in_place ? 2 : splits[s][0];
+        const int rows = in_place ? 0 : splits[s][1];
+        for (size_t i = 0; i < out_n; i++)
+            out[i] = in_place ? res[i] : 1e4f;
+        wino_packed_forward(out, in_place ? out : res, inp, w, b, &p, N, tile, parts, rows);
+        double e = max_abs_diff_ref(out, want, out_n);
+        printf("F(%dx%d) packed %-38s %d part(s) by %s%s: max abs err %.3e\n", tile, tile,
+               k->name, parts, rows ? "rows" : "channels", in_place ? ", in place" : "", e);
+        ck_assert_msg(e <= bound, "%s F(%d): error %g", k->name, tile, e);
+    }
+    free(inp);
+    free(w);
+    free(b);
+    free(res);
+    free(out);
+    free(want);
+}
+END_TEST
+
 Suite *layers_conv_suite(void)
 {
     Suite *s = suite_create("layers_conv");
@@ -566,6 +666,8 @@ Suite *layers_conv_suite(void)
     tcase_add_loop_test(tc, test_conv2d_winograd4_matches_direct_convolution, 0, N_WINO_CASES);
     tcase_add_loop_test(tc, test_conv2d_winograd4_residual_epilogue, 0, N_WINO_CASES);
     tcase_add_test(tc, test_conv2d_winograd4_chunks_and_scratch);
+    tcase_add_loop_test(tc, test_conv2d_winograd_packed_weights_match_direct_convolution, 0,
+                        2 * N_WINO_PACKED_CASES);
     suite_add_tcase(s, tc);
     return s;
 }
