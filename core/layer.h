@@ -324,6 +324,18 @@ void cnn_conv2d_winograd_rows(float *out, const float *res, const float *inp, co
 void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp, const float *u,
                                   int u_packed, const float *b, float *scratch,
                                   const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi);
+/* cnn_conv2d_winograd_channels() in two rounds of a team, for a conv whose tile rows all
+ * fit one chunk (cnn_winograd_chunk_rows(p, N) >= N * ceil(OH/2)), so that the parts share
+ * one input transform instead of each doing all of it.  Round 1, each part: input channels
+ * [c_lo, c_hi) of V into `shared`, the scratch of part 0 (where its V lies).  Round 2, each
+ * part: output channels [oc_lo, oc_hi) from that V, with its own scratch (part 0's own is
+ * `shared`: its M and staging lie after V).  Arguments otherwise as there. */
+void cnn_conv2d_winograd_input_part(float *shared, const float *inp, float *scratch,
+                                    const struct cnn_conv2d *p, int N, int c_lo, int c_hi);
+void cnn_conv2d_winograd_channels_from(float *out, const float *res, const float *shared,
+                                       const float *u, int u_packed, const float *b,
+                                       float *scratch, const struct cnn_conv2d *p, int N,
+                                       int oc_lo, int oc_hi);
 /* The weight gradient of a Winograd conv in the transformed domain: for tile rows
  * [t_lo, t_hi), du (16, C, OC) += V_k dM_k, where V (C, tiles) is the input transform (as
  * the forward's) and dM (tiles, OC) = A dY A^T that of the output gradient dout
@@ -362,6 +374,13 @@ void cnn_conv2d_winograd4_rows(float *out, const float *res, const float *inp, c
 void cnn_conv2d_winograd4_channels(float *out, const float *res, const float *inp, const float *u,
                                    int u_packed, const float *b, float *scratch,
                                    const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi);
+/* The same two rounds for F(4x4) (all tile rows in one cnn_winograd4_chunk_rows() chunk). */
+void cnn_conv2d_winograd4_input_part(float *shared, const float *inp, float *scratch,
+                                     const struct cnn_conv2d *p, int N, int c_lo, int c_hi);
+void cnn_conv2d_winograd4_channels_from(float *out, const float *res, const float *shared,
+                                        const float *u, int u_packed, const float *b,
+                                        float *scratch, const struct cnn_conv2d *p, int N,
+                                        int oc_lo, int oc_hi);
 
 /* out (OUT, N)   inp (IN, N)   w (OUT, IN)   b (OUT) or NULL; one SGEMM for the batch. */
 void cnn_dense_forward(float *out, const float *inp, const float *w, const float *b,

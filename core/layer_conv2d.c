@@ -443,6 +443,52 @@ static int split_channels(const struct cnn_conv2d *p, int rows, int parts)
     return p->groups == 1 && rows < 4 * parts && p->oc >= 16 * parts;
 }
 
+/* Whether a Winograd op split by output channels shares one input transform over its
+ * parts (two rounds): when every tile row fits one chunk, as at batch 1 on 28x28 and smaller
+ * maps; else each part transforms the whole input itself. */
+static int wino_shares_input(const struct cnn_op *op, int n, int parts)
+{
+    const struct cnn_conv2d *p = &op->conv;
+    const int t = op->wino, tile_rows = n * ((p->oh + t - 1) / t);
+    if (!op->u || parts < 2 || !split_channels(p, tile_rows, parts))
+        return 0;
+    return (t == 4 ? cnn_winograd4_chunk_rows(p, n) : cnn_winograd_chunk_rows(p, n)) >= tile_rows;
+}
+
+static int conv_run_rounds(const struct cnn_op *op, int n, int parts)
+{
+    return wino_shares_input(op, n, parts) ? 2 : 1;
+}
+
+/* Round 0: input channels of V into part 0's scratch; round 1: output channels from it
+ * (whole panels of 16 on packed U). */
+static void run_part_wino_shared(const struct cnn_op *op, const struct cnn_op_run *r,
+                                 const float *res, int part, int parts)
+{
+    const struct cnn_conv2d *p = &op->conv;
+    size_t lo, hi;
+    if (r->round == 0) {
+        cnn_part_range((size_t)p->c, part, parts, &lo, &hi);
+        if (op->wino == 4)
+            cnn_conv2d_winograd4_input_part(r->col0, r->in[0], r->col, p, r->n, (int)lo, (int)hi);
+        else
+            cnn_conv2d_winograd_input_part(r->col0, r->in[0], r->col, p, r->n, (int)lo, (int)hi);
+        return;
+    }
+    const size_t unit = op->u_packed ? CNN_GEMM_PACKED_ROWS : 1;
+    cnn_part_range((size_t)p->oc / unit, part, parts, &lo, &hi);
+    if (hi <= lo)
+        return;
+    lo *= unit;
+    hi *= unit;
+    if (op->wino == 4)
+        cnn_conv2d_winograd4_channels_from(r->out, res, r->col0, op->u, op->u_packed, op->b, r->col,
+                                           p, r->n, (int)lo, (int)hi);
+    else
+        cnn_conv2d_winograd_channels_from(r->out, res, r->col0, op->u, op->u_packed, op->b, r->col,
+                                          p, r->n, (int)lo, (int)hi);
+}
+
 static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
                           const struct cnn_op_run *r, int part, int parts)
 {
@@ -456,6 +502,10 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
     if (op->u) {
         const int t = op->wino, tile_rows = r->n * ((p->oh + t - 1) / t);
         const int by_oc = split_channels(p, tile_rows, parts);
+        if (by_oc && wino_shares_input(op, r->n, parts)) {
+            run_part_wino_shared(op, r, res, part, parts);
+            return;
+        }
         const size_t unit = by_oc && op->u_packed ? CNN_GEMM_PACKED_ROWS : 1;
         cnn_part_range(by_oc ? (size_t)p->oc / unit : (size_t)tile_rows, part, parts, &lo, &hi);
         lo *= unit;
@@ -672,6 +722,7 @@ const struct cnn_layer_kind_ops cnn_kind_conv2d = {
     .scratch_floats = conv_scratch,
     .run = conv_run,
     .run_part = conv_run_part,
+    .run_rounds = conv_run_rounds,
     .train_alloc = conv_train_alloc,
     .train_prepare = conv_train_prepare,
     .train_forward = conv_train_forward,

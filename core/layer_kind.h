@@ -64,6 +64,9 @@ struct cnn_op_run {
     const float *const *in;    /* op->n_inputs input values */
     float *col;                /* scratch_floats(op, max_n) floats */
     int n;                     /* batch */
+    float *col0;               /* split forward: part 0's col, which every part may use in a
+                                * round before the last (run_rounds) */
+    int round;                 /* split forward: 0 .. run_rounds - 1 */
 };
 
 /* ---- trainer ------------------------------------------------------------------------ */
@@ -115,6 +118,9 @@ struct cnn_layer_kind_ops {
      * r->col (the session's split forward).  NULL: part 0 runs `run`, the others idle. */
     void (*run_part)(const struct cnn_model *m, const struct cnn_op *op,
                      const struct cnn_op_run *r, int part, int parts);
+    /* Rounds of run_part for batch n over `parts` (every part of round i ends before any of
+     * round i + 1 starts; r->round tells which); NULL: 1. */
+    int (*run_rounds)(const struct cnn_op *op, int n, int parts);
 
     /* Trainer: allocates the layer's own train_layer buffers and raises *sz; 0 or -1 (out
      * of memory).  NULL: none. */

@@ -93,15 +93,15 @@ static inline void horizontal_transform(float *dst, size_t kstride, const float 
     wino_store_n(dst + 3 * kstride, d1 - d3, cnt);
 }
 
-/* V (16, C, nt) for tile rows [r0, r1) of the batch.  stage: 4 rows of len floats whose
- * padding columns are zero; zero: W zero floats. */
+/* Channels [c_lo, c_hi) of V (16, C, nt) for tile rows [r0, r1) of the batch.  stage: 4
+ * rows of len floats whose padding columns are zero; zero: W zero floats. */
 static void input_transform(float *v, float *stage, const float *zero, const float *inp,
                             const struct cnn_conv2d *p, int N, int r0, int r1,
-                            const struct wino_dims *d)
+                            const struct wino_dims *d, int c_lo, int c_hi)
 {
     const size_t hw = (size_t)p->h * p->w, kstride = (size_t)p->c * d->nt;
     const int full = d->tw & ~3;
-    for (int c = 0; c < p->c; c++) {
+    for (int c = c_lo; c < c_hi; c++) {
         for (int r = r0; r < r1; r++) {
             const int n = r / d->th, ty = r % d->th;
             const float *plane = inp + ((size_t)c * N + n) * hw;
@@ -262,7 +262,7 @@ static void winograd_range(float *out, const float *res, const float *inp, const
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
         const size_t nt = w.d.nt = (size_t)(r1 - r0) * w.d.tw;
-        input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d);
+        input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d, 0, p->c);
         cnn_winograd_products(16, u_q, u_packed, uk, q.oc, p->c, nt, w.v, w.m, pack);
         output_transform(out + off, res ? res + off : NULL, w.m, b_q, &q, N, r0, r1, &w.d);
     }
@@ -281,6 +281,31 @@ void cnn_conv2d_winograd_rows(float *out, const float *res, const float *inp, co
                               const struct cnn_conv2d *p, int N, int t_lo, int t_hi)
 {
     winograd_range(out, res, inp, u, u_packed, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
+}
+
+void cnn_conv2d_winograd_input_part(float *shared, const float *inp, float *scratch,
+                                    const struct cnn_conv2d *p, int N, int c_lo, int c_hi)
+{
+    struct wino_work w = wino_setup(scratch, p, N);
+    w.d.nt = (size_t)N * w.d.th * w.d.tw;
+    input_transform(shared, w.stage, w.zero, inp, p, N, 0, N * w.d.th, &w.d, c_lo, c_hi);
+}
+
+void cnn_conv2d_winograd_channels_from(float *out, const float *res, const float *shared,
+                                       const float *u, int u_packed, const float *b,
+                                       float *scratch, const struct cnn_conv2d *p, int N,
+                                       int oc_lo, int oc_hi)
+{
+    struct wino_work w = wino_setup(scratch, p, N);
+    float *pack = scratch + cnn_winograd_scratch_floats(p, N);
+    const size_t off = (size_t)oc_lo * N * p->oh * p->ow;
+    const size_t nt = w.d.nt = (size_t)N * w.d.th * w.d.tw;
+    struct cnn_conv2d q = *p;
+    q.oc = oc_hi - oc_lo;
+    cnn_winograd_products(16, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc,
+                          p->c, nt, shared, w.m, pack);
+    output_transform(out + off, res ? res + off : NULL, w.m, b ? b + oc_lo : NULL, &q, N, 0,
+                     N * w.d.th, &w.d);
 }
 
 void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,
@@ -357,7 +382,7 @@ void cnn_winograd_weight_grad_rows(float *du, const float *inp, const float *dou
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
         const size_t nt = w.d.nt = (size_t)(r1 - r0) * w.d.tw;
-        input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d);
+        input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d, 0, p->c);
         dout_transform(w.m, dout, p, N, r0, r1, &w.d);
         for (int k = 0; k < 16; k++) /* dU_k (C, OC) += V_k (C, nt) dM_k (nt, OC) */
             cnn_gemm(0, 0, p->c, p->oc, (int)nt, 1.0f, w.v + k * (size_t)p->c * nt, (int)nt,

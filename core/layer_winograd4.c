@@ -111,12 +111,12 @@ static inline void horizontal6(float *dst, size_t kstride, const float *s, int c
         wino_store_n(dst + (size_t)j * kstride, d[j], cnt);
 }
 
-/* V (36, C, nt) for tile rows [r0, r1) of the batch. */
+/* Channels [c_lo, c_hi) of V (36, C, nt) for tile rows [r0, r1) of the batch. */
 static void input_transform4(const struct wino4 *w, const float *inp, const struct cnn_conv2d *p,
-                             int N, int r0, int r1)
+                             int N, int r0, int r1, int c_lo, int c_hi)
 {
     const size_t hw = (size_t)p->h * p->w, kstride = (size_t)p->c * w->nt;
-    for (int c = 0; c < p->c; c++) {
+    for (int c = c_lo; c < c_hi; c++) {
         for (int r = r0; r < r1; r++) {
             const int n = r / w->th, ty = r % w->th;
             const float *plane = inp + ((size_t)c * N + n) * hw;
@@ -275,10 +275,36 @@ static void winograd4_range(float *out, const float *res, const float *inp, cons
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
         const size_t nt = w.nt = (size_t)(r1 - r0) * w.tw;
-        input_transform4(&w, inp, p, N, r0, r1);
+        input_transform4(&w, inp, p, N, r0, r1, 0, p->c);
         cnn_winograd_products(36, u_q, u_packed, uk, q.oc, p->c, nt, w.v, w.m, pack);
         output_transform4(out + off, res ? res + off : NULL, b_q, &w, &q, N, r0, r1);
     }
+}
+
+void cnn_conv2d_winograd4_input_part(float *shared, const float *inp, float *scratch,
+                                     const struct cnn_conv2d *p, int N, int c_lo, int c_hi)
+{
+    struct wino4 w = wino4_setup(scratch, p, N);
+    w.nt = (size_t)N * w.th * w.tw;
+    w.v = shared;
+    input_transform4(&w, inp, p, N, 0, N * w.th, c_lo, c_hi);
+}
+
+void cnn_conv2d_winograd4_channels_from(float *out, const float *res, const float *shared,
+                                        const float *u, int u_packed, const float *b,
+                                        float *scratch, const struct cnn_conv2d *p, int N,
+                                        int oc_lo, int oc_hi)
+{
+    struct wino4 w = wino4_setup(scratch, p, N);
+    float *pack = scratch + cnn_winograd4_scratch_floats(p, N);
+    const size_t off = (size_t)oc_lo * N * p->oh * p->ow;
+    const size_t nt = w.nt = (size_t)N * w.th * w.tw;
+    struct cnn_conv2d q = *p;
+    q.oc = oc_hi - oc_lo;
+    cnn_winograd_products(36, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc,
+                          p->c, nt, shared, w.m, pack);
+    output_transform4(out + off, res ? res + off : NULL, b ? b + oc_lo : NULL, &w, &q, N, 0,
+                      N * w.th);
 }
 
 void cnn_conv2d_winograd4_rows(float *out, const float *res, const float *inp, const float *u,

@@ -256,15 +256,19 @@ struct op_split {
     struct cnn_session *s;
     const struct cnn_model *m;
     const struct cnn_op *op;
-    int n;
+    int n, round;
     float *const *cols; /* scratch of each part */
 };
 
 static void op_part_work(void *ctx, int part, int parts)
 {
     const struct op_split *j = ctx;
-    const struct cnn_op_run r = {
-        .out = j->s->value_buf[j->op->out], .in = j->s->op_in, .col = j->cols[part], .n = j->n};
+    const struct cnn_op_run r = {.out = j->s->value_buf[j->op->out],
+                                 .in = j->s->op_in,
+                                 .col = j->cols[part],
+                                 .n = j->n,
+                                 .col0 = j->cols[0],
+                                 .round = j->round};
     cnn_layer_kind_ops(j->op->kind)->run_part(j->m, j->op, &r, part, parts);
 }
 
@@ -272,14 +276,17 @@ static void op_part_work(void *ctx, int part, int parts)
 static void run_op_team(struct cnn_session *s, const struct cnn_model *m, const struct cnn_op *op,
                         int n, struct cnn_workers *team, float *const *cols)
 {
-    if (!cnn_layer_kind_ops(op->kind)->run_part) {
+    const struct cnn_layer_kind_ops *ops = cnn_layer_kind_ops(op->kind);
+    if (!ops->run_part) {
         run_op(s, m, op, n);
         return;
     }
     for (int j = 0; j < op->n_inputs; j++)
         s->op_in[j] = s->value_buf[op->inputs[j]];
     struct op_split job = {.s = s, .m = m, .op = op, .n = n, .cols = cols};
-    cnn_workers_run(team, op_part_work, &job);
+    const int rounds = ops->run_rounds ? ops->run_rounds(op, n, cnn_workers_count(team)) : 1;
+    for (job.round = 0; job.round < rounds; job.round++)
+        cnn_workers_run(team, op_part_work, &job);
 }
 
 /* Op k of the plan: over the team when there is one. */

@@ -1,12 +1,16 @@
 /* Session team suite: the forward pass split over a worker team (cnn_session_forward_team,
  * and cnn_session_forward_lent with other sessions' scratch) against the unsplit pass and
  * the naive reference, for every kind that splits (conv by im2col rows, by output channels (im2col
- * and pointwise) and by Winograd tile rows, dense, pooling, act, add), batch 1 and 3, teams
+ * and pointwise), by Winograd tile rows and by output channels after a shared input transform,
+ * dense, pooling, act, add), batch 1 and 3, teams
  * of 1..3; the checks on team size and lenders; no allocation while running. */
 #include "alloc_counter.h"
 #include "arch.h"
 #include "gemm.h"
+#include "gemm_packed.h"
+#include "layer_kind.h"
 #include "model.h"
+#include "model_internal.h"
 #include "ref_net.h"
 #include "session.h"
 #include "test_nets.h"
@@ -20,15 +24,18 @@
 #include <string.h>
 
 /* A late-stage shape: 5x5 maps with many channels, so that at batch 1 the im2col convs
- * split over output channels (5 rows < 4 per thread) while a 3x3 conv of 16+ channels runs
- * Winograd; a residual add, a standalone relu, both pools, dense and softmax. */
+ * split over output channels (5 rows < 4 per thread) while two 3x3 convs run Winograd, also
+ * split over output channels, with one input transform shared by the parts (two rounds;
+ * the second conv, 128 channels deep, on packed U with AVX2); a residual add, a standalone
+ * relu, both pools, dense and softmax. */
 static struct cnn_model *late_net(void)
 {
     struct cnn_preproc pp = {.c = 16, .h = 5, .w = 5, .mean = {0, 0, 0}, .std = {1, 1, 1}};
     struct cnn_err err = {0};
     struct cnn_model *m = cnn_model_create(&pp, &err);
     ck_assert_msg(m != NULL, "%s", err.msg);
-    add(m, conv("wino", 48, 3, 1, 1, CNN_ACT_NONE));
+    add(m, conv("wino", 128, 3, 1, 1, CNN_ACT_NONE));
+    add(m, conv("wino_packed", 48, 3, 1, 1, CNN_ACT_NONE));
     add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_ACT, .name = "r1", .p.act = {CNN_ACT_RELU}});
     int a = add(m, conv("c5x5", 64, 5, 2, 1, CNN_ACT_NONE)); /* im2col, 48 * 25 deep */
     int b = add(m, conv("pw", 64, 1, 0, 1, CNN_ACT_NONE));   /* pointwise */
@@ -303,6 +310,33 @@ START_TEST(test_team_larger_than_parts_rejected)
 }
 END_TEST
 
+/* late_net's two Winograd convs take the shared-input rounds on teams of 2 and 3 at batch 1
+ * (so test_team_matches_unsplit_and_reference checks them; at batch 3 a team of 2 splits
+ * their 9 tile rows instead), the second on packed U where the packed GEMM runs vectorised;
+ * one part runs them in one round. */
+START_TEST(test_late_net_shares_winograd_input)
+{
+    struct cnn_model *m = compiled(late_net());
+    const struct cnn_layer_kind_ops *conv = cnn_layer_kind_ops(CNN_LAYER_CONV2D);
+    for (int parts = 1; parts <= 3; parts++)
+        for (int n = 1; n <= 3; n += 2) {
+            if (n == 3 && parts == 2)
+                continue;
+            int shared = 0, packed = 0;
+            for (int k = 0; k < m->n_ops; k++) {
+                const struct cnn_op *op = &m->ops[k];
+                if (op->kind == CNN_LAYER_CONV2D && conv->run_rounds(op, n, parts) == 2) {
+                    shared++;
+                    packed += op->u_packed;
+                }
+            }
+            ck_assert_int_eq(shared, (parts == 1 ? 0 : 2));
+            ck_assert_int_eq(packed, (parts > 1 && cnn_gemm_packed_vectorised() ? 1 : 0));
+        }
+    cnn_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_team_forward_makes_no_allocation)
 {
     struct cnn_model *m = compiled(test_net_dag(4));
@@ -341,6 +375,7 @@ Suite *session_team_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 2 * N_NETS);
     tcase_add_test(tc, test_team_resnet18_matches_unsplit);
+    tcase_add_test(tc, test_late_net_shares_winograd_input);
     tcase_add_test(tc, test_lent_bad_lenders_rejected);
     tcase_add_test(tc, test_team_larger_than_parts_rejected);
     if (alloc_counter_calls) /* only in builds without sanitizers */
