@@ -448,9 +448,11 @@ static int split_channels(const struct cnn_conv2d *p, int rows, int parts)
  * maps; else each part transforms the whole input itself. */
 static int wino_shares_input(const struct cnn_op *op, int n, int parts)
 {
+    if (!op->u || parts < 2)
+        return 0;
     const struct cnn_conv2d *p = &op->conv;
     const int t = op->wino, tile_rows = n * ((p->oh + t - 1) / t);
-    if (!op->u || parts < 2 || !split_channels(p, tile_rows, parts))
+    if (!split_channels(p, tile_rows, parts))
         return 0;
     return (t == 4 ? cnn_winograd4_chunk_rows(p, n) : cnn_winograd_chunk_rows(p, n)) >= tile_rows;
 }
