@@ -333,9 +333,8 @@ void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp
 void cnn_conv2d_winograd_input_part(float *shared, const float *inp, float *scratch,
                                     const struct cnn_conv2d *p, int N, int c_lo, int c_hi);
 void cnn_conv2d_winograd_channels_from(float *out, const float *res, const float *shared,
-                                       const float *u, int u_packed, const float *b,
-                                       float *scratch, const struct cnn_conv2d *p, int N,
-                                       int oc_lo, int oc_hi);
+                                       const float *u, int u_packed, const float *b, float *scratch,
+                                       const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi);
 /* The weight gradient of a Winograd conv in the transformed domain: for tile rows
  * [t_lo, t_hi), du (16, C, OC) += V_k dM_k, where V (C, tiles) is the input transform (as
  * the forward's) and dM (tiles, OC) = A dY A^T that of the output gradient dout

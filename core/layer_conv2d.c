@@ -420,11 +420,11 @@ static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const s
     (void)m;
     const float *res = op->res ? r->in[1] : NULL;
     if (op->wino == 4)
-        cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, &op->conv, r->n, 0,
-                                  r->n * ((op->conv.oh + 3) / 4));
+        cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col,
+                                  &op->conv, r->n, 0, r->n * ((op->conv.oh + 3) / 4));
     else if (op->u)
-        cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, &op->conv, r->n, 0,
-                                 r->n * ((op->conv.oh + 1) / 2));
+        cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col,
+                                 &op->conv, r->n, 0, r->n * ((op->conv.oh + 1) / 2));
     else if (op->wd)
         cnn_conv_direct_run_part(op, r, 0, 1);
     else if (res || op->wp) /* never depthwise (conv_plan) */
@@ -515,17 +515,17 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
         if (hi <= lo)
             return;
         if (t == 4 && by_oc)
-            cnn_conv2d_winograd4_channels(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p, r->n,
-                                          (int)lo, (int)hi);
+            cnn_conv2d_winograd4_channels(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col,
+                                          p, r->n, (int)lo, (int)hi);
         else if (t == 4)
-            cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p, r->n, (int)lo,
-                                      (int)hi);
+            cnn_conv2d_winograd4_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p,
+                                      r->n, (int)lo, (int)hi);
         else if (by_oc)
-            cnn_conv2d_winograd_channels(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p, r->n,
-                                         (int)lo, (int)hi);
+            cnn_conv2d_winograd_channels(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col,
+                                         p, r->n, (int)lo, (int)hi);
         else
-            cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p, r->n, (int)lo,
-                                     (int)hi);
+            cnn_conv2d_winograd_rows(r->out, res, r->in[0], op->u, op->u_packed, op->b, r->col, p,
+                                     r->n, (int)lo, (int)hi);
         return;
     }
     if (cnn_conv2d_is_depthwise(p)) {

@@ -3,10 +3,10 @@
  * input transform V = B^T d B, 16 SGEMMs M_k = U_k V_k and the output transform
  * Y = A^T m A with bias, a residual and the activation.  The transforms run four tiles per
  * vector: V and M hold tiles contiguously, (16, C, tiles) and (16, OC, tiles). */
+#include "layer_winograd.h"
 #include "gemm.h"
 #include "gemm_packed.h"
 #include "layer.h"
-#include "layer_winograd.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -249,9 +249,8 @@ static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, i
 /* Tile rows [t_lo, t_hi) of output channels [oc_lo, oc_hi): the rows and the channels
  * entry points below.  Chunking and scratch layout follow the whole conv p. */
 static void winograd_range(float *out, const float *res, const float *inp, const float *u,
-                           int u_packed, const float *b, float *scratch,
-                           const struct cnn_conv2d *p, int N, int t_lo, int t_hi, int oc_lo,
-                           int oc_hi)
+                           int u_packed, const float *b, float *scratch, const struct cnn_conv2d *p,
+                           int N, int t_lo, int t_hi, int oc_lo, int oc_hi)
 {
     struct wino_work w = wino_setup(scratch, p, N);
     float *pack = scratch + cnn_winograd_scratch_floats(p, N);
@@ -292,9 +291,8 @@ void cnn_conv2d_winograd_input_part(float *shared, const float *inp, float *scra
 }
 
 void cnn_conv2d_winograd_channels_from(float *out, const float *res, const float *shared,
-                                       const float *u, int u_packed, const float *b,
-                                       float *scratch, const struct cnn_conv2d *p, int N,
-                                       int oc_lo, int oc_hi)
+                                       const float *u, int u_packed, const float *b, float *scratch,
+                                       const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi)
 {
     struct wino_work w = wino_setup(scratch, p, N);
     float *pack = scratch + cnn_winograd_scratch_floats(p, N);
@@ -302,8 +300,8 @@ void cnn_conv2d_winograd_channels_from(float *out, const float *res, const float
     const size_t nt = w.d.nt = (size_t)N * w.d.th * w.d.tw;
     struct cnn_conv2d q = *p;
     q.oc = oc_hi - oc_lo;
-    cnn_winograd_products(16, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc,
-                          p->c, nt, shared, w.m, pack);
+    cnn_winograd_products(16, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc, p->c,
+                          nt, shared, w.m, pack);
     output_transform(out + off, res ? res + off : NULL, w.m, b ? b + oc_lo : NULL, &q, N, 0,
                      N * w.d.th, &w.d);
 }

@@ -301,8 +301,8 @@ void cnn_conv2d_winograd4_channels_from(float *out, const float *res, const floa
     const size_t nt = w.nt = (size_t)N * w.th * w.tw;
     struct cnn_conv2d q = *p;
     q.oc = oc_hi - oc_lo;
-    cnn_winograd_products(36, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc,
-                          p->c, nt, shared, w.m, pack);
+    cnn_winograd_products(36, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc, p->c,
+                          nt, shared, w.m, pack);
     output_transform4(out + off, res ? res + off : NULL, b ? b + oc_lo : NULL, &w, &q, N, 0,
                       N * w.th);
 }

@@ -582,9 +582,9 @@ static void wino_packed_forward(float *out, const float *res, const float *inp, 
     const int tiles = N * ((p->oh + tile - 1) / tile);
     const int total = rows ? tiles : p->oc / CNN_GEMM_PACKED_ROWS;
     const int unit = rows ? 1 : CNN_GEMM_PACKED_ROWS;
-    const size_t sf = (tile == 4 ? cnn_winograd4_scratch_floats(p, N)
-                                 : cnn_winograd_scratch_floats(p, N)) +
-                      cnn_gemm_packed_scratch_floats(p->c);
+    const size_t sf =
+        (tile == 4 ? cnn_winograd4_scratch_floats(p, N) : cnn_winograd_scratch_floats(p, N)) +
+        cnn_gemm_packed_scratch_floats(p->c);
     for (int k = 0; k < parts; k++) {
         float *scratch = rand_buf(sf, 100.0f);
         int lo = total * k / parts, hi = total * (k + 1) / parts;
@@ -634,8 +634,8 @@ START_TEST(test_conv2d_winograd_packed_weights_match_direct_convolution)
             out[i] = in_place ? res[i] : 1e4f;
         wino_packed_forward(out, in_place ? out : res, inp, w, b, &p, N, tile, parts, rows);
         double e = max_abs_diff_ref(out, want, out_n);
-        printf("F(%dx%d) packed %-38s %d part(s) by %s%s: max abs err %.3e\n", tile, tile,
-               k->name, parts, rows ? "rows" : "channels", in_place ? ", in place" : "", e);
+        printf("F(%dx%d) packed %-38s %d part(s) by %s%s: max abs err %.3e\n", tile, tile, k->name,
+               parts, rows ? "rows" : "channels", in_place ? ", in place" : "", e);
         ck_assert_msg(e <= bound, "%s F(%d): error %g", k->name, tile, e);
     }
     free(inp);
