@@ -226,6 +226,7 @@ struct wino_work {
     struct wino_dims d;
     int chunk; /* tile rows per chunk */
     float *v, *m, *stage, *zero;
+    float *pack; /* after the Winograd scratch: the packed GEMM's, for packed U */
 };
 
 static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, int N)
@@ -243,7 +244,23 @@ static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, i
     w.zero = w.stage + wino_round16(4 * (size_t)w.d.len);
     memset(w.stage, 0, sizeof(float) * 4 * (size_t)w.d.len);
     memset(w.zero, 0, sizeof(float) * (size_t)p->w);
+    w.pack = scratch + cnn_winograd_scratch_floats(p, N);
     return w;
+}
+
+/* Output channels [oc_lo, oc_hi) of tile rows [r0, r1) (w->d.nt tiles) from their V:
+ * the products into w->m, then the output transform. */
+static void multiply_out(float *out, const float *res, const float *v, const float *u,
+                         int u_packed, const float *b, struct wino_work *w,
+                         const struct cnn_conv2d *p, int N, int r0, int r1, int oc_lo, int oc_hi)
+{
+    const size_t off = (size_t)oc_lo * N * p->oh * p->ow;
+    struct cnn_conv2d q = *p;
+    q.oc = oc_hi - oc_lo;
+    cnn_winograd_products(16, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc,
+                          p->c, w->d.nt, v, w->m, w->pack);
+    output_transform(out + off, res ? res + off : NULL, w->m, b ? b + oc_lo : NULL, &q, N, r0, r1,
+                     &w->d);
 }
 
 /* Tile rows [t_lo, t_hi) of output channels [oc_lo, oc_hi): the rows and the channels
@@ -253,17 +270,11 @@ static void winograd_range(float *out, const float *res, const float *inp, const
                            int N, int t_lo, int t_hi, int oc_lo, int oc_hi)
 {
     struct wino_work w = wino_setup(scratch, p, N);
-    float *pack = scratch + cnn_winograd_scratch_floats(p, N);
-    const size_t uk = (size_t)p->oc * p->c, off = (size_t)oc_lo * N * p->oh * p->ow;
-    struct cnn_conv2d q = *p;
-    q.oc = oc_hi - oc_lo;
-    const float *b_q = b ? b + oc_lo : NULL, *u_q = u + (size_t)oc_lo * p->c;
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
-        const size_t nt = w.d.nt = (size_t)(r1 - r0) * w.d.tw;
+        w.d.nt = (size_t)(r1 - r0) * w.d.tw;
         input_transform(w.v, w.stage, w.zero, inp, p, N, r0, r1, &w.d, 0, p->c);
-        cnn_winograd_products(16, u_q, u_packed, uk, q.oc, p->c, nt, w.v, w.m, pack);
-        output_transform(out + off, res ? res + off : NULL, w.m, b_q, &q, N, r0, r1, &w.d);
+        multiply_out(out, res, w.v, u, u_packed, b, &w, p, N, r0, r1, oc_lo, oc_hi);
     }
 }
 
@@ -295,15 +306,8 @@ void cnn_conv2d_winograd_channels_from(float *out, const float *res, const float
                                        const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi)
 {
     struct wino_work w = wino_setup(scratch, p, N);
-    float *pack = scratch + cnn_winograd_scratch_floats(p, N);
-    const size_t off = (size_t)oc_lo * N * p->oh * p->ow;
-    const size_t nt = w.d.nt = (size_t)N * w.d.th * w.d.tw;
-    struct cnn_conv2d q = *p;
-    q.oc = oc_hi - oc_lo;
-    cnn_winograd_products(16, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc, p->c,
-                          nt, shared, w.m, pack);
-    output_transform(out + off, res ? res + off : NULL, w.m, b ? b + oc_lo : NULL, &q, N, 0,
-                     N * w.d.th, &w.d);
+    w.d.nt = (size_t)N * w.d.th * w.d.tw;
+    multiply_out(out, res, shared, u, u_packed, b, &w, p, N, 0, N * w.d.th, oc_lo, oc_hi);
 }
 
 void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, const float *b,

@@ -50,6 +50,7 @@ struct wino4 {
     int chunk;  /* tile rows per chunk */
     size_t nt;  /* tiles in this chunk: GEMM N dimension and row stride of V, M */
     float *v, *m, *stage, *zero;
+    float *pack; /* after the Winograd scratch: the packed GEMM's, for packed U */
 };
 
 /* B^T x along one axis: x0..x5 -> (4x0 - 5x2 + x4, -4x1 - 4x2 + x3 + x4, 4x1 - 4x2 - x3 + x4,
@@ -256,7 +257,22 @@ static struct wino4 wino4_setup(float *scratch, const struct cnn_conv2d *p, int 
     w.zero = w.stage + wino_round16(6 * (size_t)w.len);
     memset(w.stage, 0, sizeof(float) * 6 * (size_t)w.len);
     memset(w.zero, 0, sizeof(float) * (size_t)p->w);
+    w.pack = scratch + cnn_winograd4_scratch_floats(p, N);
     return w;
+}
+
+/* Output channels [oc_lo, oc_hi) of tile rows [r0, r1) (w->nt tiles) from their V: the
+ * products into w->m, then the output transform. */
+static void multiply_out4(float *out, const float *res, const float *v, const float *u,
+                          int u_packed, const float *b, struct wino4 *w,
+                          const struct cnn_conv2d *p, int N, int r0, int r1, int oc_lo, int oc_hi)
+{
+    const size_t off = (size_t)oc_lo * N * p->oh * p->ow;
+    struct cnn_conv2d q = *p;
+    q.oc = oc_hi - oc_lo;
+    cnn_winograd_products(36, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc,
+                          p->c, w->nt, v, w->m, w->pack);
+    output_transform4(out + off, res ? res + off : NULL, b ? b + oc_lo : NULL, w, &q, N, r0, r1);
 }
 
 /* Tile rows [t_lo, t_hi) of output channels [oc_lo, oc_hi); chunking and scratch layout
@@ -267,17 +283,11 @@ static void winograd4_range(float *out, const float *res, const float *inp, cons
                             int oc_hi)
 {
     struct wino4 w = wino4_setup(scratch, p, N);
-    float *pack = scratch + cnn_winograd4_scratch_floats(p, N);
-    const size_t uk = (size_t)p->oc * p->c, off = (size_t)oc_lo * N * p->oh * p->ow;
-    struct cnn_conv2d q = *p;
-    q.oc = oc_hi - oc_lo;
-    const float *b_q = b ? b + oc_lo : NULL, *u_q = u + (size_t)oc_lo * p->c;
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
-        const size_t nt = w.nt = (size_t)(r1 - r0) * w.tw;
+        w.nt = (size_t)(r1 - r0) * w.tw;
         input_transform4(&w, inp, p, N, r0, r1, 0, p->c);
-        cnn_winograd_products(36, u_q, u_packed, uk, q.oc, p->c, nt, w.v, w.m, pack);
-        output_transform4(out + off, res ? res + off : NULL, b_q, &w, &q, N, r0, r1);
+        multiply_out4(out, res, w.v, u, u_packed, b, &w, p, N, r0, r1, oc_lo, oc_hi);
     }
 }
 
@@ -296,15 +306,8 @@ void cnn_conv2d_winograd4_channels_from(float *out, const float *res, const floa
                                         int oc_lo, int oc_hi)
 {
     struct wino4 w = wino4_setup(scratch, p, N);
-    float *pack = scratch + cnn_winograd4_scratch_floats(p, N);
-    const size_t off = (size_t)oc_lo * N * p->oh * p->ow;
-    const size_t nt = w.nt = (size_t)N * w.th * w.tw;
-    struct cnn_conv2d q = *p;
-    q.oc = oc_hi - oc_lo;
-    cnn_winograd_products(36, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc, p->c,
-                          nt, shared, w.m, pack);
-    output_transform4(out + off, res ? res + off : NULL, b ? b + oc_lo : NULL, &w, &q, N, 0,
-                      N * w.th);
+    w.nt = (size_t)N * w.th * w.tw;
+    multiply_out4(out, res, shared, u, u_packed, b, &w, p, N, 0, N * w.th, oc_lo, oc_hi);
 }
 
 void cnn_conv2d_winograd4_rows(float *out, const float *res, const float *inp, const float *u,

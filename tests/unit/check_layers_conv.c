@@ -496,39 +496,60 @@ START_TEST(test_conv2d_winograd4_matches_direct_convolution)
 }
 END_TEST
 
+/* A case's random input, weights, bias and residual, an output buffer of garbage, and the
+ * wanted act(conv + b + res) from the direct loops. */
+struct residual_run {
+    struct cnn_conv2d p;
+    int N;
+    size_t out_n;
+    float *inp, *w, *b, *res, *out;
+    double *want;
+};
+
+static struct residual_run residual_run_make(const struct conv_case *k)
+{
+    struct residual_run r = {.p = conv_params(k), .N = k->N};
+    const struct cnn_conv2d *p = &r.p;
+    const size_t in_n = (size_t)p->c * r.N * p->h * p->w;
+    r.out_n = (size_t)p->oc * r.N * p->oh * p->ow;
+    r.inp = rand_buf(in_n, 1.0f), r.w = rand_buf((size_t)p->oc * p->c * 9, 1.0f);
+    r.b = k->bias ? rand_buf((size_t)p->oc, 1.0f) : NULL, r.res = rand_buf(r.out_n, 3.0f);
+    r.out = rand_buf(r.out_n, 100.0f);
+    r.want = malloc(r.out_n * sizeof *r.want);
+    ck_assert_ptr_nonnull(r.want);
+    struct cnn_conv2d linear = *p;
+    linear.act = (struct cnn_act_params){CNN_ACT_NONE, 0, 0};
+    conv_ref(r.want, r.inp, r.w, r.b, &linear, r.N);
+    for (size_t i = 0; i < r.out_n; i++)
+        r.want[i] = act_ref(r.want[i] + r.res[i], &p->act);
+    return r;
+}
+
+static void residual_run_free(struct residual_run *r)
+{
+    free(r->inp);
+    free(r->w);
+    free(r->b);
+    free(r->res);
+    free(r->out);
+    free(r->want);
+}
+
 /* The residual epilogue: act(conv + b + res) against the direct loops plus res, with res a
  * separate tensor and with res the output buffer itself (the session's in-place add). */
 START_TEST(test_conv2d_winograd4_residual_epilogue)
 {
     const struct conv_case *k = &wino_cases[_i];
     lcg_state = 6000u + (unsigned)_i;
-    struct cnn_conv2d p = conv_params(k);
-    const struct cnn_act_params act = p.act;
-    const int N = k->N;
-    size_t in_n = (size_t)p.c * N * p.h * p.w, out_n = (size_t)p.oc * N * p.oh * p.ow;
-    float *inp = rand_buf(in_n, 1.0f), *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
-    float *b = k->bias ? rand_buf((size_t)p.oc, 1.0f) : NULL, *res = rand_buf(out_n, 3.0f);
-    float *out = rand_buf(out_n, 100.0f);
-    double *want = malloc(out_n * sizeof *want);
-    ck_assert_ptr_nonnull(want);
-    p.act = (struct cnn_act_params){CNN_ACT_NONE, 0, 0};
-    conv_ref(want, inp, w, b, &p, N);
-    for (size_t i = 0; i < out_n; i++)
-        want[i] = act_ref(want[i] + res[i], &act);
-    p.act = act;
-    wino4_forward(out, res, inp, w, b, &p, N, 2, 1);
-    double e1 = max_abs_diff_ref(out, want, out_n);
-    memcpy(out, res, out_n * sizeof *out);
-    wino4_forward(out, out, inp, w, b, &p, N, 1, 1);
-    double e2 = max_abs_diff_ref(out, want, out_n);
+    struct residual_run r = residual_run_make(k);
+    wino4_forward(r.out, r.res, r.inp, r.w, r.b, &r.p, r.N, 2, 1);
+    double e1 = max_abs_diff_ref(r.out, r.want, r.out_n);
+    memcpy(r.out, r.res, r.out_n * sizeof *r.out);
+    wino4_forward(r.out, r.out, r.inp, r.w, r.b, &r.p, r.N, 1, 1);
+    double e2 = max_abs_diff_ref(r.out, r.want, r.out_n);
     printf("F(4x4) + residual %-30s max abs err %.3e, in place %.3e\n", k->name, e1, e2);
     ck_assert_msg(e1 <= 2e-4 && e2 <= 2e-4, "%s: %g %g", k->name, e1, e2);
-    free(inp);
-    free(w);
-    free(b);
-    free(res);
-    free(out);
-    free(want);
+    residual_run_free(&r);
 }
 END_TEST
 
@@ -611,39 +632,22 @@ START_TEST(test_conv2d_winograd_packed_weights_match_direct_convolution)
     const struct conv_case *k = &wino_packed_cases[_i / 2];
     const int tile = _i % 2 ? 4 : 2;
     lcg_state = 7000u + (unsigned)_i;
-    struct cnn_conv2d p = conv_params(k);
-    const struct cnn_act_params act = p.act;
-    const int N = k->N;
-    size_t in_n = (size_t)p.c * N * p.h * p.w, out_n = (size_t)p.oc * N * p.oh * p.ow;
-    float *inp = rand_buf(in_n, 1.0f), *w = rand_buf((size_t)p.oc * p.c * 9, 1.0f);
-    float *b = k->bias ? rand_buf((size_t)p.oc, 1.0f) : NULL, *res = rand_buf(out_n, 3.0f);
-    float *out = malloc(out_n * sizeof *out);
-    double *want = malloc(out_n * sizeof *want);
-    ck_assert(out && want);
-    p.act = (struct cnn_act_params){CNN_ACT_NONE, 0, 0};
-    conv_ref(want, inp, w, b, &p, N);
-    for (size_t i = 0; i < out_n; i++)
-        want[i] = act_ref(want[i] + res[i], &act);
-    p.act = act;
+    struct residual_run r = residual_run_make(k);
     const double bound = tile == 4 ? 4e-4 : 1e-4;
     static const int splits[4][2] = {{1, 1}, {3, 1}, {2, 0}, {3, 0}};
     for (int s = 0; s < 5; s++) {
         const int in_place = s == 4, parts = in_place ? 2 : splits[s][0];
         const int rows = in_place ? 0 : splits[s][1];
-        for (size_t i = 0; i < out_n; i++)
-            out[i] = in_place ? res[i] : 1e4f;
-        wino_packed_forward(out, in_place ? out : res, inp, w, b, &p, N, tile, parts, rows);
-        double e = max_abs_diff_ref(out, want, out_n);
+        for (size_t i = 0; i < r.out_n; i++)
+            r.out[i] = in_place ? r.res[i] : 1e4f;
+        wino_packed_forward(r.out, in_place ? r.out : r.res, r.inp, r.w, r.b, &r.p, r.N, tile,
+                            parts, rows);
+        double e = max_abs_diff_ref(r.out, r.want, r.out_n);
         printf("F(%dx%d) packed %-38s %d part(s) by %s%s: max abs err %.3e\n", tile, tile, k->name,
                parts, rows ? "rows" : "channels", in_place ? ", in place" : "", e);
         ck_assert_msg(e <= bound, "%s F(%d): error %g", k->name, tile, e);
     }
-    free(inp);
-    free(w);
-    free(b);
-    free(res);
-    free(out);
-    free(want);
+    residual_run_free(&r);
 }
 END_TEST
 
