@@ -72,9 +72,11 @@ static void vertical6(float *s, int len, const float *const x[6], int W, int pad
     int i = 0;
     for (; i + 4 <= W; i += 4) {
         v4f r[6];
+        WINO_UNROLL
         for (int k = 0; k < 6; k++)
             memcpy(&r[k], x[k] + i, sizeof r[k]);
         bt6(r);
+        WINO_UNROLL
         for (int k = 0; k < 6; k++)
             memcpy(s0 + (size_t)k * len + i, &r[k], sizeof r[k]);
     }
@@ -93,6 +95,7 @@ static void vertical6(float *s, int len, const float *const x[6], int W, int pad
 static inline void horizontal6(float *dst, size_t kstride, const float *s, int cnt)
 {
     v4f r[5], d[6];
+    WINO_UNROLL
     for (int k = 0; k < 5; k++)
         memcpy(&r[k], s + 4 * k, sizeof r[k]);
     const v4f t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);
@@ -108,6 +111,7 @@ static inline void horizontal6(float *dst, size_t kstride, const float *s, int c
     d[4] = __builtin_shufflevector(q0, q1, 0, 1, 4, 5);
     d[5] = __builtin_shufflevector(q0, q1, 2, 3, 6, 7);
     bt6(d);
+    WINO_UNROLL
     for (int j = 0; j < 6; j++)
         wino_store_n(dst + (size_t)j * kstride, d[j], cnt);
 }
@@ -166,7 +170,10 @@ static inline void store_row4(float *row, const float *res, const v4f y[4], int 
                 __builtin_shufflevector(t0, t1, 2, 3, 6, 7),
                 __builtin_shufflevector(t2, t3, 0, 1, 4, 5),
                 __builtin_shufflevector(t2, t3, 2, 3, 6, 7)};
-    for (int l = 0; l < 4 && 4 * l < nx; l++) {
+    WINO_UNROLL
+    for (int l = 0; l < 4; l++) {
+        if (4 * l >= nx)
+            break;
         const int cnt = nx - 4 * l < 4 ? nx - 4 * l : 4;
         if (res)
             o[l] += wino_load_n(res + 4 * l, cnt);
@@ -195,15 +202,19 @@ static inline void tile_group4(float *out, const float *res, size_t at, const fl
                                int relu)
 {
     v4f f[4][6]; /* f[q][a] = (m A)[a][q], per row a of m */
+    WINO_UNROLL
     for (int a = 0; a < 6; a++) {
         v4f ma[6], fa[4];
+        WINO_UNROLL
         for (int j = 0; j < 6; j++)
             ma[j] = wino_load_n(src + (size_t)(6 * a + j) * kstride, cnt);
         at6(fa, ma);
+        WINO_UNROLL
         for (int q = 0; q < 4; q++)
             f[q][a] = fa[q];
     }
     v4f y[4][4]; /* y[q][p]: output row p, column q of each tile */
+    WINO_UNROLL
     for (int q = 0; q < 4; q++)
         at6(y[q], f[q]);
     for (int pr = 0; pr < rows; pr++) {
