@@ -45,6 +45,23 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
                      float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
                      float *scratch);
 
+/* cnn_gemm_packed() on AVX2+FMA runs one of two drivers by shape, with the same contract
+ * (tests call each; without AVX2+FMA both are the plain C loops below).  Narrow: tiles of
+ * 16 rows x 6 columns with the rows in the vector lanes, no column padding past 6.  Wide,
+ * from CNN_GEMM_PACKED_WIDE_N columns and up to CNN_GEMM_PACKED_WIDE_MAX_K deep: tiles of 4
+ * rows x 24 columns with the columns in the lanes, stored without the narrow tile's
+ * transpose, which weighs most when K is short.  One Zen 3 core, M = 256: wide/narrow 0.82
+ * at K = 64, 0.97-1.0 at 256, 1.01-1.05 from 512 (N 256-784); 1.09-1.17 at N = 196 past K =
+ * 64.  ResNet-50's 56x56 1x1 convs -9-12% against OpenBLAS. */
+#define CNN_GEMM_PACKED_WIDE_N 256
+#define CNN_GEMM_PACKED_WIDE_MAX_K 256
+void cnn_gemm_packed_narrow(int M, int N, int K, float alpha, const float *ap, const float *B,
+                            int ldb, float beta, float *C, int ldc,
+                            const struct cnn_gemm_epilogue *ep, float *scratch);
+void cnn_gemm_packed_wide(int M, int N, int K, float alpha, const float *ap, const float *B,
+                          int ldb, float beta, float *C, int ldc,
+                          const struct cnn_gemm_epilogue *ep, float *scratch);
+
 /* The plain C loops cnn_gemm_packed() runs without AVX2+FMA; same contract.  Tests. */
 void cnn_gemm_packed_portable(int M, int N, int K, float alpha, const float *ap, const float *B,
                               int ldb, float beta, float *C, int ldc,

@@ -298,12 +298,15 @@ static void conv_init(struct cnn_model *m, int i, uint64_t *rng)
 
 /* Whether a conv that is neither Winograd nor direct runs its GEMM on packed weights
  * (gemm_packed.h): one group, at least one full panel of output channels, and a small map
- * (at most 16x16 per image).  There the packed GEMM wins (ResNet-50 at batch 1, one Zen 3
- * core: 14x14 ops 1-5% faster, 7x7 ones 11-20%); on larger maps OpenBLAS is 2-17% faster,
- * most with K = 64, where the packed kernel's transposing store weighs most. */
+ * (at most 16x16 per image: the narrow driver) or a short K (the wide one).  ResNet-50 at
+ * batch 1, one Zen 3 core, against OpenBLAS: 14x14 ops 1-5% faster, 7x7 ones 11-20%, 56x56
+ * 1x1 convs (K 64 and 256) 9-12%, 28x28 ones (K 128) 4%; on large maps with K past 256 the
+ * packed GEMM is even with OpenBLAS, and those stay on it. */
 static int conv_packs(const struct cnn_conv2d *p)
 {
-    return p->groups == 1 && p->oc >= CNN_GEMM_PACKED_ROWS && p->oh * p->ow <= 256 &&
+    const int kdim = p->c * p->kh * p->kw;
+    return p->groups == 1 && p->oc >= CNN_GEMM_PACKED_ROWS &&
+           (p->oh * p->ow <= 256 || kdim <= CNN_GEMM_PACKED_WIDE_MAX_K) &&
            cnn_gemm_packed_vectorised() && !cnn_conv_direct_applies(p);
 }
 

@@ -36,7 +36,10 @@ static void portable(int M, int N, int K, float alpha, const float *ap, const fl
 static const struct impl {
     const char *name;
     packed_fn fn;
-} IMPLS[] = {{"cnn_gemm_packed", cnn_gemm_packed}, {"portable", portable}};
+} IMPLS[] = {{"cnn_gemm_packed", cnn_gemm_packed},
+             {"narrow", cnn_gemm_packed_narrow},
+             {"wide", cnn_gemm_packed_wide},
+             {"portable", portable}};
 #define N_IMPLS ((int)(sizeof IMPLS / sizeof IMPLS[0]))
 
 /* Epilogue variants: 0 none, 1 bias, 2 bias + residual + relu, 3 residual + relu. */
@@ -94,13 +97,14 @@ static long packed_case(packed_fn fn, int M, int N, int K, int pad, float alpha,
     return bad;
 }
 
-/* Rows around the 16-row panel (and its two 8-row halves), columns around the 6-column
- * strip and the 48-column block (49: a 7x7 map), K short and past a strip's unroll by 4;
- * each epilogue variant per loop index. */
+/* Rows around the 16-row panel (its two 8-row halves, its 4-row quarters), columns around
+ * the narrow 6-column strip and 96-column block (49: a 7x7 map), the wide 24-column strip
+ * and 240-column block, and where cnn_gemm_packed() changes driver; K short and past a
+ * strip's unroll; each epilogue variant per loop index.  Each driver runs every shape. */
 START_TEST(test_packed_matches_reference_over_shape_grid)
 {
     static const int Ms[] = {1, 5, 8, 9, 16, 17, 40};
-    static const int Ns[] = {1, 2, 5, 6, 7, 12, 13, 47, 48, 49, 50, 97};
+    static const int Ns[] = {1, 2, 5, 6, 7, 12, 13, 23, 24, 25, 47, 48, 49, 50, 97, 241, 255, 256, 300};
     static const int Ks[] = {1, 3, 8, 64, 131};
     static const float alphas[] = {1.0f, -0.5f, 2.0f}, betas[] = {0.0f, 1.0f, -0.75f};
     const int epi = _i;
@@ -125,11 +129,12 @@ START_TEST(test_packed_matches_reference_over_shape_grid)
 }
 END_TEST
 
-/* K past the 1024-deep block: later blocks add to what the first wrote with beta, and only
- * the last applies the epilogue. */
+/* K past the 1024-deep narrow block and the 256-deep wide one: later blocks add to what the
+ * first wrote with beta, and only the last applies the epilogue. */
 START_TEST(test_packed_blocks_long_k)
 {
-    static const int shapes[][3] = {{17, 49, 1030}, {33, 13, 2100}, {8, 100, 1500}, {3, 7, 4608}};
+    static const int shapes[][3] = {{17, 49, 1030}, {33, 13, 2100}, {8, 100, 1500},
+                                    {3, 7, 4608},   {9, 300, 600},  {20, 260, 257}};
     lcg_state = 4711u + (unsigned)_i;
     long bad_cases = 0;
     for (int f = 0; f < N_IMPLS; f++)

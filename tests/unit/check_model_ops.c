@@ -3,6 +3,7 @@
  * every layer covered once, FLOPs summing to the layers', fused chains named; and the
  * session's per-op timing (cnn_session_profile) leaving the outputs unchanged. */
 #include "arch.h"
+#include "gemm_packed.h"
 #include "gemm_small.h"
 #include "model_ops.h"
 #include "session.h"
@@ -114,7 +115,9 @@ START_TEST(test_resnet18_ops_named)
             ck_assert_str_eq(oi.variant, "winograd F4");
             seen |= 2;
         } else if (strcmp(first, "layer2.0.downsample.0") == 0) {
-            ck_assert_str_eq(oi.variant, "strided 1x1 GEMM");
+            /* K = 64: the packed GEMM's wide driver (AVX2) */
+            ck_assert_str_eq(oi.variant, cnn_gemm_packed_vectorised() ? "strided 1x1 packed"
+                                                                       : "strided 1x1 GEMM");
             ck_assert_int_eq(n, 4); /* the block's add + relu fused: conv2 runs before it */
             ck_assert_str_eq(layer_name(m, layers[2]), "layer2.0.add");
             ck_assert_str_eq(layer_name(m, layers[3]), "layer2.0.relu_out");
