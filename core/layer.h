@@ -213,15 +213,22 @@ int cnn_conv2d_is_depthwise(const struct cnn_conv2d *p);
  * tiled in 2x2 tiles over the whole batch and processed in chunks of whole tile rows.
  * A chunk's transformed input V (16, C, tiles) and GEMM output M (16, OC, tiles) take
  * about CNN_WINOGRAD_CHUNK_FLOATS floats (L2), but a chunk has at least C * OC / 32
- * tiles (from CNN_WINOGRAD_MIN_TILES up to 8x that) since each of its 16 GEMMs packs its
- * C x OC weights again: measured at batch 8, 64 channels run best with ~128 tiles and
- * 128 or 256 channels with 500-1000, although V and M then spill out of L2.  V and M
- * never take more than CNN_WINOGRAD_MAX_FLOATS together. */
+ * tiles (from CNN_WINOGRAD_MIN_TILES up to 16x that) since each of its GEMMs packs or
+ * streams its C x OC plane of U again: measured at batch 8 (2020s kernels), 64 channels ran
+ * best with ~128 tiles and 128 or 256 channels with 500-1000, although V and M then spill out
+ * of L2.  A U of at most CNN_WINOGRAD_SMALL_U floats (F(4x4) to 128 channels, F(2x2) to 256)
+ * stays in cache from chunk to chunk and caps the minimum at 2x: ResNet-18 on one Zen 3
+ * core, batch 4 / 16, F(4x4) 28x28 -6% / -5%, F(2x2) 14x14 -10% / -2%; the 32 -> 64
+ * channel F(4x4) conv of cifar_cnn at batch 16 -33% (75 tiles, not 128).  V and M never
+ * take more than CNN_WINOGRAD_MAX_FLOATS together. */
 #ifndef CNN_WINOGRAD_CHUNK_FLOATS
 #define CNN_WINOGRAD_CHUNK_FLOATS (256 * 1024)
 #endif
 #ifndef CNN_WINOGRAD_MIN_TILES
-#define CNN_WINOGRAD_MIN_TILES 128
+#define CNN_WINOGRAD_MIN_TILES 64
+#endif
+#ifndef CNN_WINOGRAD_SMALL_U
+#define CNN_WINOGRAD_SMALL_U (1024 * 1024)
 #endif
 #ifndef CNN_WINOGRAD_MAX_FLOATS
 #define CNN_WINOGRAD_MAX_FLOATS (4 * 1024 * 1024)
