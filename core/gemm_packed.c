@@ -315,9 +315,11 @@ void cnn_gemm_packed_narrow(int M, int N, int K, float alpha, const float *ap, c
 
 /* C rows [0, rows) x columns [0, cols) of a wide tile = alpha * acc + beta * C, then ep (NULL:
  * none; its bias and residual start at the tile's row 0 and column 0), in the narrow store's
- * order; acc (4 x 24, row r at acc + r * 24) is the tile's result.  Whole vectors of a row
- * are stored as they are; the columns of a ragged strip past its last whole vector go
- * through the plain epilogue. */
+ * order; acc[r][j] holds row r, columns 8j..8j+7 of the tile's result.  Whole vectors of a
+ * row are stored as they are; the columns of a ragged strip past its last whole vector go
+ * through the plain epilogue.  Inlined into tile_wide(), it indexes acc only by constants
+ * (a variable index made GCC keep the accumulators on the stack in the K loop: 2.7x
+ * slower). */
 KERNEL INLINE void store_wide(const __m256 acc[WR][3], int rows, int cols, float alpha,
                               float beta, float *c, ptrdiff_t ldc,
                               const struct cnn_gemm_epilogue *ep)
@@ -360,9 +362,9 @@ KERNEL INLINE void store_wide(const __m256 acc[WR][3], int rows, int cols, float
     }
 }
 
-/* acc (4 x 24) = the product over kc of a quarter panel (4 rows of A, broadcast from a at
- * stride PR) and a strip (kc x 24 of B): 12 accumulators, as tile() keeps them in registers
- * only while the store stays out of line. */
+/* The product over kc of a quarter panel (4 rows of A, broadcast from a at stride PR) and a
+ * strip (kc x 24 of B) in 12 accumulators, stored by store_wide() into rows [0, rows) and
+ * columns [0, cols) of c. */
 KERNEL static void tile_wide(int rows, int cols, int kc, const float *a, const float *strip,
                              float alpha, float beta, float *c, ptrdiff_t ldc,
                              const struct cnn_gemm_epilogue *ep)
