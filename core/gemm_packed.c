@@ -103,8 +103,8 @@ void cnn_gemm_packed_portable(int M, int N, int K, float alpha, const float *ap,
  * s holds kc rows of width floats (columns n0 + s * width...), the last strip zero-padded.
  * Strip by strip (written in order; 3-9% faster than row by row on the wide driver), and
  * inlined, so that width is a constant and each row's copy a few moves, not a memcpy call. */
-static inline __attribute__((always_inline)) void pack_strips(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc, int n0, int nc,
-                        int width)
+static inline __attribute__((always_inline)) void
+pack_strips(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc, int n0, int nc, int width)
 {
     const int full = nc / width, rest = nc - full * width;
     const ptrdiff_t strip = (ptrdiff_t)kc * width;
@@ -320,9 +320,8 @@ void cnn_gemm_packed_narrow(int M, int N, int K, float alpha, const float *ap, c
  * through the plain epilogue.  Inlined into tile_wide(), it indexes acc only by constants
  * (a variable index made GCC keep the accumulators on the stack in the K loop: 2.7x
  * slower). */
-KERNEL INLINE void store_wide(const __m256 acc[WR][3], int rows, int cols, float alpha,
-                              float beta, float *c, ptrdiff_t ldc,
-                              const struct cnn_gemm_epilogue *ep)
+KERNEL INLINE void store_wide(const __m256 acc[WR][3], int rows, int cols, float alpha, float beta,
+                              float *c, ptrdiff_t ldc, const struct cnn_gemm_epilogue *ep)
 {
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     const __m256 zero = _mm256_setzero_ps();

@@ -104,7 +104,8 @@ static long packed_case(packed_fn fn, int M, int N, int K, int pad, float alpha,
 START_TEST(test_packed_matches_reference_over_shape_grid)
 {
     static const int Ms[] = {1, 5, 8, 9, 16, 17, 40};
-    static const int Ns[] = {1, 2, 5, 6, 7, 12, 13, 23, 24, 25, 47, 48, 49, 50, 97, 241, 255, 256, 300};
+    static const int Ns[] = {1,  2,  5,  6,  7,  12,  13,  23,  24, 25,
+                             47, 48, 49, 50, 97, 241, 255, 256, 300};
     static const int Ks[] = {1, 3, 8, 64, 131};
     static const float alphas[] = {1.0f, -0.5f, 2.0f}, betas[] = {0.0f, 1.0f, -0.75f};
     const int epi = _i;

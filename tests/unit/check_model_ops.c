@@ -117,7 +117,7 @@ START_TEST(test_resnet18_ops_named)
         } else if (strcmp(first, "layer2.0.downsample.0") == 0) {
             /* K = 64: the packed GEMM's wide driver (AVX2) */
             ck_assert_str_eq(oi.variant, cnn_gemm_packed_vectorised() ? "strided 1x1 packed"
-                                                                       : "strided 1x1 GEMM");
+                                                                      : "strided 1x1 GEMM");
             ck_assert_int_eq(n, 4); /* the block's add + relu fused: conv2 runs before it */
             ck_assert_str_eq(layer_name(m, layers[2]), "layer2.0.add");
             ck_assert_str_eq(layer_name(m, layers[3]), "layer2.0.relu_out");
