@@ -257,8 +257,7 @@ static void multiply_out(float *out, const float *res, const float *v, const flo
     const size_t off = (size_t)oc_lo * N * p->oh * p->ow;
     struct cnn_conv2d q = *p;
     q.oc = oc_hi - oc_lo;
-    cnn_winograd_products(16, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc,
-                          p->c, w->d.nt, v, w->m, w->pack);
+    cnn_winograd_products(16, u, u_packed, p, oc_lo, oc_hi, w->d.nt, v, w->m, w->pack);
     output_transform(out + off, res ? res + off : NULL, w->m, b ? b + oc_lo : NULL, &q, N, r0, r1,
                      &w->d);
 }
@@ -316,9 +315,13 @@ void cnn_conv2d_forward_winograd(float *out, const float *inp, const float *u, c
     cnn_conv2d_winograd_rows(out, NULL, inp, u, 0, b, scratch, p, N, 0, N * ((p->oh + 1) / 2));
 }
 
-void cnn_winograd_products(int planes, const float *u, int u_packed, size_t plane_floats, int oc,
-                           int c, size_t nt, const float *v, float *m, float *pack_scratch)
+void cnn_winograd_products(int planes, const float *u, int u_packed, const struct cnn_conv2d *p,
+                           int oc_lo, int oc_hi, size_t nt, const float *v, float *m,
+                           float *pack_scratch)
 {
+    const int c = p->c, oc = oc_hi - oc_lo;
+    const size_t plane_floats = (size_t)p->oc * c;
+    u += (size_t)oc_lo * c;
     for (int k = 0; k < planes; k++) {
         const float *u_k = u + k * plane_floats, *v_k = v + k * (size_t)c * nt;
         float *m_k = m + k * (size_t)oc * nt;

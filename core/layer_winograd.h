@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+struct cnn_conv2d;
+
 typedef float v4f __attribute__((vector_size(16)));
 
 /* Before the transforms' loops over a tile's rows or columns (a constant count of 4-6
@@ -54,12 +56,13 @@ static inline v4f wino_relu4(v4f x)
     return (v4f)((v4i)x & (x > zero)); /* lanes <= 0 (and NaN) become +0, as add_bias() */
 }
 
-/* The chunk's products M_k = U_k V_k, k < planes: U_k rows of OC x C weights starting at
- * u + k * plane_floats (oc rows; packed per plane by cnn_gemm_pack_in_place() when u_packed),
- * V_k = v + k * c * nt (C x nt), M_k = m + k * oc * nt (oc x nt).  pack_scratch:
- * cnn_gemm_packed_scratch_floats(c) floats when u_packed. */
-void cnn_winograd_products(int planes, const float *u, int u_packed, size_t plane_floats, int oc,
-                           int c, size_t nt, const float *v, float *m, float *pack_scratch);
+/* The chunk's products of output channels [oc_lo, oc_hi) of conv p, M_k = U_k V_k for k <
+ * planes: U_k = rows oc_lo.. of the k-th OC x C plane of u (packed per plane by
+ * cnn_gemm_pack_in_place() when u_packed), V_k = v + k * C * nt (C x nt), M_k = m + k * (oc_hi
+ * - oc_lo) * nt.  pack_scratch: cnn_gemm_packed_scratch_floats(C) floats when u_packed. */
+void cnn_winograd_products(int planes, const float *u, int u_packed, const struct cnn_conv2d *p,
+                           int oc_lo, int oc_hi, size_t nt, const float *v, float *m,
+                           float *pack_scratch);
 
 static inline size_t wino_round16(size_t n)
 {

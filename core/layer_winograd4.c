@@ -281,8 +281,7 @@ static void multiply_out4(float *out, const float *res, const float *v, const fl
     const size_t off = (size_t)oc_lo * N * p->oh * p->ow;
     struct cnn_conv2d q = *p;
     q.oc = oc_hi - oc_lo;
-    cnn_winograd_products(36, u + (size_t)oc_lo * p->c, u_packed, (size_t)p->oc * p->c, q.oc,
-                          p->c, w->nt, v, w->m, w->pack);
+    cnn_winograd_products(36, u, u_packed, p, oc_lo, oc_hi, w->nt, v, w->m, w->pack);
     output_transform4(out + off, res ? res + off : NULL, b ? b + oc_lo : NULL, w, &q, N, r0, r1);
 }
 
