@@ -4,37 +4,27 @@
  * result is transposed in registers and stored into 16 rows of C, 6 floats each.  Wide (many
  * columns): strips of 24 columns, and a 4 x 24 tile (4 rows of A broadcast from a quarter of
  * a panel, 24 columns of B loaded) whose vectors are rows of C, stored as they are. */
-#include "gemm_packed.h"
+#include "gemm_packed_internal.h"
 #include "gemm_small.h"
 
 #include <stdlib.h>
 #include <string.h>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 enum {
     PR = CNN_GEMM_PACKED_ROWS, /* rows of A per panel and per tile: two vectors of 8 */
     PC = 6,                    /* columns of B per strip and per tile */
-    /* K block and column block: a block of B (KB x NB floats, 384 KiB) stays in L2 while
-     * every panel of A runs over it (so a 7x7 map's 49 columns read the weights once); one
-     * panel's KB rows (64 KiB) while 16 strips do.  Measured on ResNet-50's 1x1 shapes on
-     * Zen 3 against 256 x 240, 1024 x 48 and 1024 x 192: this was fastest in sum. */
-    KB = 1024,
-    NB = 16 * PC,
+    KB = CNN_PACKED_KB,
+    NB = CNN_PACKED_NB,
     /* A tile asks for the panel row this many k steps ahead (one 64-byte line each): at batch
      * 1 the products stream U or the weights from memory for a few strips each, and the
      * hardware prefetchers alone left a Zen 3 core waiting (ResNet-18 batch 1 on 2 threads,
      * its 7x7 Winograd products -9%, all ops -3%; ResNet-50 batch 1 -2.4%; batch 4 even). */
     PREFETCH_K = 32,
-    /* The wide tile: 4 rows (a quarter panel) x 24 columns (three vectors), 12 accumulators.
-     * A block of B (WKB x WNB floats, 240 KiB) stays in L2 while every quarter panel runs
-     * over its strips, one strip (24 KiB) in L1 at a time.  The block sizes are the best of
-     * 128-512 x 128-512 on ResNet-50's 56x56 and 28x28 1x1 shapes (Zen 3), all within 3%. */
+    /* The wide tile: 4 rows (a quarter panel) x 24 columns (three vectors), 12 accumulators. */
     WR = 4,
     WC = 24,
-    WKB = 256,
-    WNB = 10 * WC
+    WKB = CNN_PACKED_WKB,
+    WNB = CNN_PACKED_WNB
 };
 
 size_t cnn_gemm_packed_floats(int M, int K)
@@ -72,16 +62,6 @@ size_t cnn_gemm_packed_scratch_floats(int K)
     return narrow > wide ? narrow : wide;
 }
 
-/* v with ep's bias (row i), residual (at offset at of C) and ReLU applied. */
-static float epilogue(float v, const struct cnn_gemm_epilogue *ep, int i, size_t at)
-{
-    if (ep->bias)
-        v += ep->bias[i];
-    if (ep->res)
-        v += ep->res[at];
-    return ep->relu && !(v > 0.0f) ? 0.0f : v;
-}
-
 void cnn_gemm_packed_portable(int M, int N, int K, float alpha, const float *ap, const float *B,
                               int ldb, float beta, float *C, int ldc,
                               const struct cnn_gemm_epilogue *ep)
@@ -94,7 +74,7 @@ void cnn_gemm_packed_portable(int M, int N, int K, float alpha, const float *ap,
                 sum += ai[(size_t)k * PR] * B[(size_t)k * ldb + j];
             const size_t at = (size_t)i * ldc + j;
             const float v = alpha * sum + (beta == 0.0f ? 0.0f : beta * C[at]);
-            C[at] = ep ? epilogue(v, ep, i, at) : v;
+            C[at] = ep ? cnn_packed_epilogue(v, ep, i, at) : v;
         }
     }
 }
@@ -127,27 +107,6 @@ pack_strips(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc, int n0, i
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
 
-/* r[i] = column i of the 8 x 8 matrix whose rows were r[0..7]. */
-KERNEL INLINE void transpose8(__m256 r[8])
-{
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 /* Two floats at p, to or from the low half of a vector (through the unaligned 64-bit type
  * the SSE2 header uses, where _mm_load_sd's double would be a misaligned access). */
 KERNEL INLINE __m128 load2(const float *p)
@@ -175,7 +134,7 @@ KERNEL static void store_tile(const float *acc, int rows, int cols, float alpha,
         for (int j = 0; j < 8; j++)
             t[j] = j < cols ? _mm256_mul_ps(_mm256_loadu_ps(acc + j * PR + 8 * h), va)
                             : _mm256_setzero_ps();
-        transpose8(t);
+        cnn_packed_transpose8(t);
         const int n = rows - 8 * h < 8 ? rows - 8 * h : 8;
         for (int i = 0; i < n; i++) {
             const int row = 8 * h + i;
@@ -186,7 +145,7 @@ KERNEL static void store_tile(const float *acc, int rows, int cols, float alpha,
                 _mm256_storeu_ps(v, t[i]);
                 for (int j = 0; j < cols; j++) {
                     const float x = v[j] + (beta == 0.0f ? 0.0f : beta * ci[j]);
-                    ci[j] = ep ? epilogue(x, ep, row, (size_t)(row * ldc + j)) : x;
+                    ci[j] = ep ? cnn_packed_epilogue(x, ep, row, (size_t)(row * ldc + j)) : x;
                 }
                 continue;
             }
@@ -249,10 +208,11 @@ KERNEL INLINE void tile(int cols, int kc, const float *panel, const float *strip
         tile(n, kc, panel, strip, acc);                                                            \
         break;
 
-KERNEL static void tile_any(int cols, int rows, int kc, const float *panel, const float *strip,
-                            float alpha, float beta, float *c, ptrdiff_t ldc,
-                            const struct cnn_gemm_epilogue *ep)
+KERNEL static void tile_any(int cols, int rows, int kc, const float *panel,
+                            ptrdiff_t panel_stride, const float *strip, float alpha, float beta,
+                            float *c, ptrdiff_t ldc, const struct cnn_gemm_epilogue *ep)
 {
+    (void)panel_stride; /* one panel per tile */
     float acc[PC * PR] __attribute__((aligned(32)));
     switch (cols) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
@@ -260,57 +220,82 @@ KERNEL static void tile_any(int cols, int rows, int kc, const float *panel, cons
     store_tile(acc, rows, cols, alpha, beta, c, ldc, ep);
 }
 
-/* Asks for the 6 floats of each of the rows of m at p (row stride ld) that a tile is about
- * to read or write: an output or residual that is not in cache costs a trip to memory per
- * line, and the hardware prefetchers do not follow 16 short rows 1-12 KiB apart (ResNet-50's
- * 256 x 56 x 56 with a residual: 1.33 ms in OpenBLAS, 1.62 here without this). */
-static void prefetch_rows(const float *p, ptrdiff_t ld, int rows)
+static const struct cnn_packed_narrow narrow_avx2 = {1, PC, tile_any};
+
+/* Asks for the `width` floats of each of the rows of m at p (row stride ld) that a tile is
+ * about to read or write: an output or residual that is not in cache costs a trip to memory
+ * per line, and the hardware prefetchers do not follow 16 short rows 1-12 KiB apart
+ * (ResNet-50's 256 x 56 x 56 with a residual: 1.33 ms in OpenBLAS, 1.62 here without this). */
+static void prefetch_rows(const float *p, ptrdiff_t ld, int rows, int width)
 {
     for (int r = 0; r < rows; r++) {
         __builtin_prefetch(p + r * ld);
-        __builtin_prefetch(p + r * ld + PC - 1);
+        __builtin_prefetch(p + r * ld + width - 1);
+    }
+}
+
+/* pack_strips() for the kernels' strip widths, each inlined with its constant. */
+static void pack_block(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc, int n0, int nc,
+                       int width)
+{
+    switch (width) {
+    case 6: pack_strips(dst, B, ldb, k0, kc, n0, nc, 6); break;
+    case 8: pack_strips(dst, B, ldb, k0, kc, n0, nc, 8); break;
+    case 12: pack_strips(dst, B, ldb, k0, kc, n0, nc, 12); break;
+    case 24: pack_strips(dst, B, ldb, k0, kc, n0, nc, 24); break;
+    case 48: pack_strips(dst, B, ldb, k0, kc, n0, nc, 48); break;
+    default: pack_strips(dst, B, ldb, k0, kc, n0, nc, width);
     }
 }
 
 /* K in blocks of KB (the first applies beta, the others add, the last applies ep), columns
- * in blocks of NB repacked into scratch; every panel of A runs over each block's strips.
- * Each tile asks for the C and residual rows of the next one. */
-void cnn_gemm_packed_narrow(int M, int N, int K, float alpha, const float *ap, const float *B,
-                            int ldb, float beta, float *C, int ldc,
-                            const struct cnn_gemm_epilogue *ep, float *scratch)
+ * in blocks of NB repacked into scratch; every group of kn->panels panels of A runs over
+ * each block's strips.  Each tile asks for the C and residual rows of the next one. */
+static void narrow_with(const struct cnn_packed_narrow *kn, int M, int N, int K, float alpha,
+                        const float *ap, const float *B, int ldb, float beta, float *C, int ldc,
+                        const struct cnn_gemm_epilogue *ep, float *scratch)
 {
+    const int width = kn->width, tile_rows = kn->panels * PR;
     for (int k0 = 0; k0 < K; k0 += KB) {
         const int kc = K - k0 < KB ? K - k0 : KB, last = k0 + kc >= K;
         const float be = k0 ? 1.0f : beta;
         for (int n0 = 0; n0 < N; n0 += NB) {
             const int nc = N - n0 < NB ? N - n0 : NB;
-            pack_strips(scratch, B, ldb, k0, kc, n0, nc, PC);
-            for (int p = 0; p < (M + PR - 1) / PR; p++) {
-                const float *panel = ap + ((ptrdiff_t)p * K + k0) * PR;
-                const int rows = M - p * PR < PR ? M - p * PR : PR;
-                const ptrdiff_t at = (ptrdiff_t)p * PR * ldc + n0;
+            pack_block(scratch, B, ldb, k0, kc, n0, nc, width);
+            for (int r0 = 0; r0 < M; r0 += tile_rows) {
+                const float *panel = ap + ((ptrdiff_t)(r0 / PR) * K + k0) * PR;
+                const int rows = M - r0 < tile_rows ? M - r0 : tile_rows;
+                const ptrdiff_t at = (ptrdiff_t)r0 * ldc + n0;
                 const struct cnn_gemm_epilogue *pe = last ? ep : NULL; /* this block's */
-                const float *bias = pe && pe->bias ? pe->bias + p * PR : NULL;
+                const float *bias = pe && pe->bias ? pe->bias + r0 : NULL;
                 const float *res = pe && pe->res ? pe->res + at : NULL;
-                prefetch_rows(C + at, ldc, rows);
+                prefetch_rows(C + at, ldc, rows, width);
                 if (res)
-                    prefetch_rows(res, ldc, rows);
-                for (int s = 0; s * PC < nc; s++) {
-                    const int cols = nc - s * PC < PC ? nc - s * PC : PC;
-                    if ((s + 1) * PC < nc) { /* the next tile's */
-                        prefetch_rows(C + at + (s + 1) * PC, ldc, rows);
+                    prefetch_rows(res, ldc, rows, width);
+                for (int s = 0; s * width < nc; s++) {
+                    const int cols = nc - s * width < width ? nc - s * width : width;
+                    if ((s + 1) * width < nc) { /* the next tile's */
+                        prefetch_rows(C + at + (s + 1) * width, ldc, rows, width);
                         if (res)
-                            prefetch_rows(res + (s + 1) * PC, ldc, rows);
+                            prefetch_rows(res + (s + 1) * width, ldc, rows, width);
                     }
                     /* the tile's rows and columns of the bias and residual */
-                    const struct cnn_gemm_epilogue tep = {bias, res ? res + s * PC : NULL,
+                    const struct cnn_gemm_epilogue tep = {bias, res ? res + s * width : NULL,
                                                           pe ? pe->relu : 0};
-                    tile_any(cols, rows, kc, panel, scratch + (ptrdiff_t)s * kc * PC, alpha, be,
-                             C + at + s * PC, ldc, pe ? &tep : NULL);
+                    kn->tile(cols, rows, kc, panel, (ptrdiff_t)K * PR,
+                             scratch + (ptrdiff_t)s * kc * width, alpha, be, C + at + s * width,
+                             ldc, pe ? &tep : NULL);
                 }
             }
         }
     }
+}
+
+void cnn_gemm_packed_narrow(int M, int N, int K, float alpha, const float *ap, const float *B,
+                            int ldb, float beta, float *C, int ldc,
+                            const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    narrow_with(&narrow_avx2, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
 }
 
 /* C rows [0, rows) x columns [0, cols) of a wide tile = alpha * acc + beta * C, then ep (NULL:
@@ -355,7 +340,7 @@ KERNEL INLINE void store_wide(const __m256 acc[WR][3], int rows, int cols, float
             _mm256_storeu_ps(t, whole == 0 ? acc[r][0] : whole == 1 ? acc[r][1] : acc[r][2]);
             for (int j = 8 * whole; j < cols; j++) {
                 const float x = alpha * t[j - 8 * whole] + (beta == 0.0f ? 0.0f : beta * cr[j]);
-                cr[j] = ep ? epilogue(x, ep, r, (size_t)(r * ldc + j)) : x;
+                cr[j] = ep ? cnn_packed_epilogue(x, ep, r, (size_t)(r * ldc + j)) : x;
             }
         }
     }
@@ -387,36 +372,79 @@ KERNEL static void tile_wide(int rows, int cols, int kc, const float *a, const f
     store_wide(s, rows, cols, alpha, beta, c, ldc, ep);
 }
 
+static const struct cnn_packed_wide wide_avx2 = {WR, WC, tile_wide};
+
 /* K in blocks of WKB (the first applies beta, the others add, the last applies ep), columns
- * in blocks of WNB repacked into scratch as strips of 24; every quarter panel of A runs over
- * each block's strips. */
-void cnn_gemm_packed_wide(int M, int N, int K, float alpha, const float *ap, const float *B,
-                          int ldb, float beta, float *C, int ldc,
-                          const struct cnn_gemm_epilogue *ep, float *scratch)
+ * in blocks of WNB repacked into scratch as strips of kw->width; every kw->rows rows of A
+ * (part of a panel) run over each block's strips. */
+static void wide_with(const struct cnn_packed_wide *kw, int M, int N, int K, float alpha,
+                      const float *ap, const float *B, int ldb, float beta, float *C, int ldc,
+                      const struct cnn_gemm_epilogue *ep, float *scratch)
 {
+    const int width = kw->width, tile_rows = kw->rows;
     for (int k0 = 0; k0 < K; k0 += WKB) {
         const int kc = K - k0 < WKB ? K - k0 : WKB, last = k0 + kc >= K;
         const float be = k0 ? 1.0f : beta;
         const struct cnn_gemm_epilogue *pe = last ? ep : NULL; /* this block's */
         for (int n0 = 0; n0 < N; n0 += WNB) {
             const int nc = N - n0 < WNB ? N - n0 : WNB;
-            pack_strips(scratch, B, ldb, k0, kc, n0, nc, WC);
-            for (int r0 = 0; r0 < M; r0 += WR) {
+            pack_block(scratch, B, ldb, k0, kc, n0, nc, width);
+            for (int r0 = 0; r0 < M; r0 += tile_rows) {
                 const float *a = ap + ((ptrdiff_t)(r0 / PR) * K + k0) * PR + r0 % PR;
-                const int rows = M - r0 < WR ? M - r0 : WR;
+                const int rows = M - r0 < tile_rows ? M - r0 : tile_rows;
                 const ptrdiff_t at = (ptrdiff_t)r0 * ldc + n0;
-                for (int s = 0; s * WC < nc; s++) {
-                    const int cols = nc - s * WC < WC ? nc - s * WC : WC;
+                for (int s = 0; s * width < nc; s++) {
+                    const int cols = nc - s * width < width ? nc - s * width : width;
                     /* the tile's rows and columns of the bias and residual */
                     const struct cnn_gemm_epilogue tep = {
                         pe && pe->bias ? pe->bias + r0 : NULL,
-                        pe && pe->res ? pe->res + at + s * WC : NULL, pe ? pe->relu : 0};
-                    tile_wide(rows, cols, kc, a, scratch + (ptrdiff_t)s * kc * WC, alpha, be,
-                              C + at + s * WC, ldc, pe ? &tep : NULL);
+                        pe && pe->res ? pe->res + at + s * width : NULL, pe ? pe->relu : 0};
+                    kw->tile(rows, cols, kc, a, scratch + (ptrdiff_t)s * kc * width, alpha, be,
+                             C + at + s * width, ldc, pe ? &tep : NULL);
                 }
             }
         }
     }
+}
+
+void cnn_gemm_packed_wide(int M, int N, int K, float alpha, const float *ap, const float *B,
+                          int ldb, float beta, float *C, int ldc,
+                          const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    wide_with(&wide_avx2, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
+}
+
+/* 1 when the CPU runs the AVX-512 kernels (and the OS saves their registers). */
+static int has_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+}
+
+int cnn_gemm_packed_avx512(void)
+{
+    return has_avx512() && cnn_gemm_packed_vectorised();
+}
+
+void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap, const float *B,
+                               int ldb, float beta, float *C, int ldc,
+                               const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    if (cnn_gemm_packed_avx512())
+        narrow_with(&cnn_packed_narrow_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep,
+                    scratch);
+    else
+        cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+}
+
+void cnn_gemm_packed_wide512(int M, int N, int K, float alpha, const float *ap, const float *B,
+                             int ldb, float beta, float *C, int ldc,
+                             const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    if (cnn_gemm_packed_avx512())
+        wide_with(&cnn_packed_wide_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
+    else
+        cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
 }
 
 int cnn_gemm_packed_vectorised(void)
@@ -428,12 +456,15 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
                      float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
                      float *scratch)
 {
+    const int wide = N >= CNN_GEMM_PACKED_WIDE_N && K <= CNN_GEMM_PACKED_WIDE_MAX_K;
     if (!cnn_gemm_packed_vectorised())
         cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
-    else if (N >= CNN_GEMM_PACKED_WIDE_N && K <= CNN_GEMM_PACKED_WIDE_MAX_K)
-        cnn_gemm_packed_wide(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
+    else if (wide)
+        wide_with(has_avx512() ? &cnn_packed_wide_avx512 : &wide_avx2, M, N, K, alpha, ap, B, ldb,
+                  beta, C, ldc, ep, scratch);
     else
-        cnn_gemm_packed_narrow(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
+        narrow_with(has_avx512() ? &cnn_packed_narrow_avx512 : &narrow_avx2, M, N, K, alpha, ap, B,
+                    ldb, beta, C, ldc, ep, scratch);
 }
 
 #else /* not x86-64: the plain C loops only */
@@ -441,6 +472,27 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
 int cnn_gemm_packed_vectorised(void)
 {
     return 0;
+}
+
+int cnn_gemm_packed_avx512(void)
+{
+    return 0;
+}
+
+void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap, const float *B,
+                               int ldb, float beta, float *C, int ldc,
+                               const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    (void)scratch;
+    cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+}
+
+void cnn_gemm_packed_wide512(int M, int N, int K, float alpha, const float *ap, const float *B,
+                             int ldb, float beta, float *C, int ldc,
+                             const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    (void)scratch;
+    cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
 }
 
 void cnn_gemm_packed_narrow(int M, int N, int K, float alpha, const float *ap, const float *B,
@@ -463,7 +515,7 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
                      float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
                      float *scratch)
 {
-    (void)scratch, (void)pack_strips, (void)epilogue;
+    (void)scratch, (void)pack_strips;
     cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
 }
 

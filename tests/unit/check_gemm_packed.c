@@ -39,6 +39,8 @@ static const struct impl {
 } IMPLS[] = {{"cnn_gemm_packed", cnn_gemm_packed},
              {"narrow", cnn_gemm_packed_narrow},
              {"wide", cnn_gemm_packed_wide},
+             {"narrow512", cnn_gemm_packed_narrow512},
+             {"wide512", cnn_gemm_packed_wide512},
              {"portable", portable}};
 #define N_IMPLS ((int)(sizeof IMPLS / sizeof IMPLS[0]))
 
@@ -98,12 +100,13 @@ static long packed_case(packed_fn fn, int M, int N, int K, int pad, float alpha,
 }
 
 /* Rows around the 16-row panel (its two 8-row halves, its 4-row quarters), columns around
- * the narrow 6-column strip and 96-column block (49: a 7x7 map), the wide 24-column strip
+ * the narrow 6- and 8-column strips and 96-column block (49: a 7x7 map), the wide 24- and
+ * 48-column strips
  * and 240-column block, and where cnn_gemm_packed() changes driver; K short and past a
  * strip's unroll; each epilogue variant per loop index.  Each driver runs every shape. */
 START_TEST(test_packed_matches_reference_over_shape_grid)
 {
-    static const int Ms[] = {1, 5, 8, 9, 16, 17, 40};
+    static const int Ms[] = {1, 5, 8, 9, 16, 17, 33, 40};
     static const int Ns[] = {1,  2,  5,  6,  7,  12,  13,  23,  24, 25,
                              47, 48, 49, 50, 97, 241, 255, 256, 300};
     static const int Ks[] = {1, 3, 8, 64, 131};
@@ -124,8 +127,10 @@ START_TEST(test_packed_matches_reference_over_shape_grid)
                                "%ld bad elements\n",
                                IMPLS[f].name, Ms[mi], Ns[ni], Ks[ki], pad, alpha, beta, epi, bad);
                 }
-    printf("gemm_packed epilogue %d: %ld cases (%d impls, AVX2 %s), %ld off the reference\n", epi,
-           cases, N_IMPLS, cnn_gemm_packed_vectorised() ? "yes" : "no", bad_cases);
+    printf("gemm_packed epilogue %d: %ld cases (%d impls, AVX2 %s, AVX-512 %s), %ld off the "
+           "reference\n",
+           epi, cases, N_IMPLS, cnn_gemm_packed_vectorised() ? "yes" : "no",
+           cnn_gemm_packed_avx512() ? "yes" : "no", bad_cases);
     ck_assert_int_eq(bad_cases, 0);
 }
 END_TEST

@@ -1,0 +1,99 @@
+/* What the packed GEMM's drivers (gemm_packed.c) share with its register kernels: the AVX2
+ * ones beside them and the AVX-512 ones (gemm_packed_avx512.c).  A kernel set names its
+ * tile shape and a function for one tile; the drivers block K and the columns of B, repack
+ * each block into strips of the tile's width, and run the tiles over it. */
+#ifndef CNN_GEMM_PACKED_INTERNAL_H
+#define CNN_GEMM_PACKED_INTERNAL_H
+
+#include "gemm_packed.h"
+
+#include <stddef.h>
+#include <string.h>
+
+enum {
+    CNN_PACKED_PR = CNN_GEMM_PACKED_ROWS,
+    /* K block and column block of the narrow drivers: a block of B (1024 x 96 floats, 384
+     * KiB) stays in L2 while every panel of A runs over it (so a 7x7 map's 49 columns read
+     * the weights once); one panel's KB rows (64 KiB) while the strips do.  Measured on
+     * ResNet-50's 1x1 shapes on Zen 3 against 256 x 240, 1024 x 48 and 1024 x 192: this was
+     * fastest in sum. */
+    CNN_PACKED_KB = 1024,
+    CNN_PACKED_NB = 96,
+    /* The wide drivers' blocks (256 x 240 floats, 240 KiB): in L2 while every part-panel of
+     * A runs over its strips, one strip in L1 at a time.  The best of 128-512 x 128-512 on
+     * ResNet-50's 56x56 and 28x28 1x1 shapes (Zen 3), all within 3%. */
+    CNN_PACKED_WKB = 256,
+    CNN_PACKED_WNB = 240
+};
+
+/* One narrow tile: C rows [0, rows) x columns [0, cols) = alpha * (panels of A) x strip +
+ * beta * C, then ep (NULL: none; bias and residual start at the tile's row 0 and column 0).
+ * panel: kc rows of the tile's first 16-row panel; the next starts panel_stride floats on.
+ * strip: kc x width floats of B. */
+typedef void (*cnn_packed_tile_fn)(int cols, int rows, int kc, const float *panel,
+                                   ptrdiff_t panel_stride, const float *strip, float alpha,
+                                   float beta, float *c, ptrdiff_t ldc,
+                                   const struct cnn_gemm_epilogue *ep);
+
+/* Narrow kernels: tiles of `panels` whole panels (16 rows each, in the vector lanes) x
+ * `width` columns (broadcast).  The column block (CNN_PACKED_NB) is a multiple of width. */
+struct cnn_packed_narrow {
+    int panels, width;
+    cnn_packed_tile_fn tile;
+};
+
+/* One wide tile: as above for `rows` rows of A read at a (stride CNN_PACKED_PR per k: part of
+ * one panel) and a strip of width columns (in the vector lanes). */
+typedef void (*cnn_packed_wide_fn)(int rows, int cols, int kc, const float *a, const float *strip,
+                                   float alpha, float beta, float *c, ptrdiff_t ldc,
+                                   const struct cnn_gemm_epilogue *ep);
+
+/* Wide kernels: tiles of `rows` rows (dividing a panel's 16) x `width` columns.  The column
+ * block (CNN_PACKED_WNB) is a multiple of width. */
+struct cnn_packed_wide {
+    int rows, width;
+    cnn_packed_wide_fn tile;
+};
+
+/* The AVX-512 kernels (gemm_packed_avx512.c), for CPUs with AVX-512 F, VL, DQ and BW. */
+extern const struct cnn_packed_narrow cnn_packed_narrow_avx512;
+extern const struct cnn_packed_wide cnn_packed_wide_avx512;
+
+/* v with ep's bias (row i), residual (at offset at of C) and ReLU applied. */
+static inline float cnn_packed_epilogue(float v, const struct cnn_gemm_epilogue *ep, int i,
+                                        size_t at)
+{
+    if (ep->bias)
+        v += ep->bias[i];
+    if (ep->res)
+        v += ep->res[at];
+    return ep->relu && !(v > 0.0f) ? 0.0f : v;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* r[i] = column i of the 8 x 8 matrix whose rows were r[0..7]. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+cnn_packed_transpose8(__m256 r[8])
+{
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
+#endif
