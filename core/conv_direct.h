@@ -40,6 +40,14 @@ size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p);
 void cnn_conv_direct_rows(float *out, const float *inp, const float *wp, const float *b,
                           float *scratch, const struct cnn_conv2d *p, const struct cnn_pool2d *pool,
                           int N, int r_lo, int r_hi);
+/* The same on vectors of `lanes` outputs: 8 (AVX2) or, up to cnn_conv_direct_max_lanes(),
+ * 16 (AVX-512: unpooled tiles of two rows x 16 columns; a pool keeps the AVX2 tiles).
+ * cnn_conv_direct_rows() runs the most the CPU has; tests run each. */
+int cnn_conv_direct_max_lanes(void);
+void cnn_conv_direct_rows_lanes(float *out, const float *inp, const float *wp, const float *b,
+                                float *scratch, const struct cnn_conv2d *p,
+                                const struct cnn_pool2d *pool, int N, int r_lo, int r_hi,
+                                int lanes);
 
 /* The conv row's hooks (layer_conv2d.c): plan packs the weights into op->wd and fuses a
  * following max pool into op->pool; forward runs part `part` of `parts` (rows split). */

@@ -5,6 +5,7 @@
  * it strides by 2 -- with weights packed 6 channels per k.  The epilogue adds bias,
  * applies relu and stores, or pools 2x2 first. */
 #include "conv_direct.h"
+#include "conv_direct_internal.h"
 
 #include "gemm_small.h"
 #include "layer_kind.h"
@@ -15,7 +16,7 @@
 #include <immintrin.h>
 #endif
 
-enum { DR = 6 }; /* output channels per register tile */
+enum { DR = CNN_DIRECT_DR };
 
 static int kdim(const struct cnn_conv2d *p)
 {
@@ -26,9 +27,9 @@ int cnn_conv_direct_applies(const struct cnn_conv2d *p)
 {
     /* stride 2: the stems (7x7 or 3x3 on RGB); a strided 1x1 keeps its GEMM and fused add */
     const int stride = p->sh == p->sw && (p->sh == 1 || (p->sh == 2 && p->kh * p->kw > 1));
-    return p->groups == 1 && stride && p->dh == 1 && p->dw == 1 &&
-           !cnn_conv2d_is_pointwise(p) && p->oh > 0 && p->ow > 0 &&
-           (long long)p->c * p->kh * p->kw <= CNN_CONV_DIRECT_MAX_K && cnn_gemm_small_vectorised();
+    return p->groups == 1 && stride && p->dh == 1 && p->dw == 1 && !cnn_conv2d_is_pointwise(p) &&
+           p->oh > 0 && p->ow > 0 && (long long)p->c * p->kh * p->kw <= CNN_CONV_DIRECT_MAX_K &&
+           cnn_gemm_small_vectorised();
 }
 
 /* max(f(a), f(b)) == f(max(a, b)) for a non-decreasing f. */
@@ -82,7 +83,8 @@ size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p)
 {
     if (!padded(p) && p->sw == 1)
         return 0;
-    return (size_t)p->c * (size_t)(p->h + p->pad_t + p->pad_b) * (size_t)(p->w + p->pad_l + p->pad_r);
+    return (size_t)p->c * (size_t)(p->h + p->pad_t + p->pad_b) *
+           (size_t)(p->w + p->pad_l + p->pad_r);
 }
 
 /* One image's input as the tiles read it: (c, y, x) at p[c * cs + y * rs + x], padding
@@ -140,22 +142,6 @@ static struct src image_src(const float *inp, float *scratch, const struct cnn_c
     }
     return (struct src){scratch, (ptrdiff_t)Hp * Wp, Wp, p->sw == 2 ? (Wp + 1) / 2 : 0};
 }
-
-/* One register tile: vector v reads s[v] + c * cs + ky * rs + kx (stride 2: + (kx % 2) * ps
- * + kx / 2; n[v] lanes, 0..8) and writes o[v] (+ channel r at r * ocs) -- or, pooled, both
- * vectors are the two rows of a 2x2 pool and o[0] gets n_out pooled values per channel. */
-struct tile {
-    const float *s[2];
-    int n[2];
-    float *o[2];
-    int n_out;
-    const float *wp; /* this block's packed weights */
-    const float *b;  /* this block's bias, or NULL */
-    int mr;          /* real channels in the block, 1..DR */
-    int relu;
-    int C, KH, KW;
-    ptrdiff_t cs, rs, ps, ocs;
-};
 
 #if defined(__x86_64__)
 
@@ -243,8 +229,8 @@ KERNEL static INLINE void pool(__m256 acc[DR][2], const struct tile *t, int full
         const __m256 e = _mm256_shuffle_ps(x, x, _MM_SHUFFLE(2, 0, 2, 0));
         const __m256 o = _mm256_shuffle_ps(x, x, _MM_SHUFFLE(3, 1, 3, 1));
         /* per 128-bit lane: pooled (0, 1, 0, 1) and (2, 3, 2, 3): take 64-bit words 0, 2 */
-        const __m256d q = _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_max_ps(e, o)),
-                                                _MM_SHUFFLE(3, 1, 2, 0));
+        const __m256d q =
+            _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_max_ps(e, o)), _MM_SHUFFLE(3, 1, 2, 0));
         const __m256 y = bias_relu(_mm256_castpd_ps(q), t, r);
         if (full) /* 8 conv columns: 4 pooled ones */
             _mm_storeu_ps(t->o[0] + r * t->ocs, _mm256_castps256_ps128(y));
@@ -277,8 +263,6 @@ STRIDE2_KERNELS(k3, 3)
 STRIDE2_KERNELS(k7, 7)
 STRIDE2_KERNELS(kany, t->KW)
 
-typedef void (*tile_fn)(const struct tile *t);
-
 /* [pooled][kw 3, 5, other][full]; stride 2 (never pooled): [kw 3, 7, other][full] */
 static const tile_fn KERNELS[2][3][2] = {
     {{store_k3, store_k3_full}, {store_k5, store_k5_full}, {store_kany, store_kany_full}},
@@ -289,6 +273,8 @@ static const tile_fn STRIDE2[3][2] = {
 
 static tile_fn pick(const struct tile *t, int pooled)
 {
+    if (t->wide)
+        return cnn_direct_pick_avx512(t);
     const int full = t->n[0] == 8 && t->n[1] == 8;
     if (t->ps)
         return STRIDE2[t->KW == 3 ? 0 : t->KW == 7 ? 1 : 2][full];
@@ -297,8 +283,6 @@ static tile_fn pick(const struct tile *t, int pooled)
 }
 
 #else /* cnn_conv_direct_applies() is 0: never called */
-
-typedef void (*tile_fn)(const struct tile *t);
 
 static void no_tile(const struct tile *t)
 {
@@ -329,7 +313,8 @@ static void run_blocks(int pooled, struct tile *t, const float *wp, const float 
     }
 }
 
-/* Output rows [r_lo, r_hi) unpooled: 16 columns of one row, or two rows of 8 when OW <= 8. */
+/* Output rows [r_lo, r_hi) unpooled: 16 columns of one row, or two rows of 8 when OW <= 8;
+ * wide (AVX-512): two rows of 16 columns. */
 static void rows_plain(float *out, const float *inp, const float *wp, const float *b,
                        float *scratch, const struct cnn_conv2d *p, int N, int r_lo, int r_hi,
                        struct tile *t)
@@ -347,6 +332,18 @@ static void rows_plain(float *out, const float *inp, const float *wp, const floa
         float *orow = out + (size_t)r * OW;
         const ptrdiff_t step = p->sh * s.rs; /* from one output row's inputs to the next's */
         const float *srow = s.p + (size_t)oy * step;
+        if (t->wide) { /* two rows of 16 columns */
+            const int two = oy + 1 < OH && r + 1 < r_hi;
+            for (int x0 = 0; x0 < OW; x0 += 16) {
+                const int w = OW - x0 < 16 ? OW - x0 : 16;
+                t->s[0] = srow + x0, t->s[1] = two ? srow + step + x0 : srow + x0;
+                t->n[0] = w, t->n[1] = two ? w : 0;
+                t->o[0] = orow + x0, t->o[1] = two ? orow + OW + x0 : orow + x0;
+                run_blocks(0, t, wp, b, p->oc);
+            }
+            r += 1 + two;
+            continue;
+        }
         if (OW <= 8) {
             const int two = oy + 1 < OH && r + 1 < r_hi;
             t->s[0] = srow, t->s[1] = two ? srow + step : srow;
@@ -397,11 +394,25 @@ void cnn_conv_direct_rows(float *out, const float *inp, const float *wp, const f
                           float *scratch, const struct cnn_conv2d *p, const struct cnn_pool2d *pool,
                           int N, int r_lo, int r_hi)
 {
+    cnn_conv_direct_rows_lanes(out, inp, wp, b, scratch, p, pool, N, r_lo, r_hi,
+                               cnn_conv_direct_max_lanes());
+}
+
+int cnn_conv_direct_max_lanes(void)
+{
+    return cnn_direct_avx512() ? 16 : 8;
+}
+
+void cnn_conv_direct_rows_lanes(float *out, const float *inp, const float *wp, const float *b,
+                                float *scratch, const struct cnn_conv2d *p,
+                                const struct cnn_pool2d *pool, int N, int r_lo, int r_hi, int lanes)
+{
     if (r_hi <= r_lo)
         return;
     const int oh = pool ? pool->oh : p->oh, ow = pool ? pool->ow : p->ow;
     const int relu = p->act.kind == CNN_ACT_RELU;
     struct tile t = {.C = p->c, .KH = p->kh, .KW = p->kw, .relu = relu};
+    t.wide = !pool && lanes == 16;
     t.ocs = (ptrdiff_t)((size_t)N * oh * ow);
     if (pool)
         rows_pooled(out, inp, wp, b, scratch, p, pool, N, r_lo, r_hi, &t);

@@ -105,7 +105,8 @@ static void naive(double *ref, double *tol, const float *inp, const float *w, co
                 }
 }
 
-/* Shape s_i, each activation, bias or not, batch 1..3, pooled or not: the kernel over the
+/* Shape s_i, each vector width the CPU has (AVX2's 8 lanes, AVX-512's 16), each
+ * activation, bias or not, batch 1..3, pooled or not: the kernel over the
  * whole range against the naive loops, and over 2 and 3 row ranges bit-identical to it;
  * nothing outside the output written. */
 START_TEST(test_direct_matches_naive_loops)
@@ -115,6 +116,7 @@ START_TEST(test_direct_matches_naive_loops)
     lcg_state = 77u + (unsigned)_i;
     double worst = 0.0;
     int cases = 0;
+    for (int lanes = 8; lanes <= cnn_conv_direct_max_lanes(); lanes *= 2)
     for (int a = 0; a < N_ACTS; a++)
         for (int bias = 0; bias <= 1; bias++)
             for (int N = 1; N <= 3; N++)
@@ -141,13 +143,14 @@ START_TEST(test_direct_matches_naive_loops)
                     for (size_t i = 0; i < n_out + 16; i++)
                         out[i] = NAN;
                     cnn_conv_direct_pack(wp, w, &p);
-                    cnn_conv_direct_rows(out, inp, wp, b, scratch, &p, pooled ? &q : NULL, N, 0,
-                                         N * oh);
+                    cnn_conv_direct_rows_lanes(out, inp, wp, b, scratch, &p, pooled ? &q : NULL,
+                                               N, 0, N * oh, lanes);
                     naive(ref, tol, inp, w, b, &p, N, pooled);
                     for (size_t i = 0; i < n_out; i++) {
                         const double e = fabs(out[i] - ref[i]);
-                        ck_assert_msg(e <= tol[i], "shape %d act %d bias %d N %d pooled %d: out[%zu] "
-                                      "%g, want %g", _i, a, bias, N, pooled, i, out[i], ref[i]);
+                        ck_assert_msg(e <= tol[i], "shape %d lanes %d act %d bias %d N %d pooled %d: "
+                                      "out[%zu] %g, want %g", _i, lanes, a, bias, N, pooled, i,
+                                      out[i], ref[i]);
                         worst = e > worst ? e : worst;
                     }
                     for (int i = 0; i < 16; i++)
@@ -158,8 +161,9 @@ START_TEST(test_direct_matches_naive_loops)
                         for (int k = 0; k < parts; k++) {
                             size_t lo, hi;
                             cnn_part_range((size_t)N * oh, k, parts, &lo, &hi);
-                            cnn_conv_direct_rows(part, inp, wp, b, scratch, &p, pooled ? &q : NULL,
-                                                 N, (int)lo, (int)hi);
+                            cnn_conv_direct_rows_lanes(part, inp, wp, b, scratch, &p,
+                                                       pooled ? &q : NULL, N, (int)lo, (int)hi,
+                                                       lanes);
                         }
                         ck_assert_msg(memcmp(part, out, n_out * sizeof(float)) == 0,
                                       "%d row ranges differ from one", parts);
@@ -170,8 +174,9 @@ START_TEST(test_direct_matches_naive_loops)
                     free(inp), free(w), free(b), free(wp), free(scratch);
                     free(out), free(part), free(ref), free(tol);
                 }
-    printf("conv_direct: shape %d (%dx%dx%d -> %d, %dx%d): %d cases, max abs err %.3g vs naive\n",
-           _i, s->c, s->h, s->w, s->oc, s->kh, s->kw, cases, worst);
+    printf("conv_direct: shape %d (%dx%dx%d -> %d, %dx%d): %d cases (lanes 8 to %d), max abs err "
+           "%.3g vs naive\n",
+           _i, s->c, s->h, s->w, s->oc, s->kh, s->kw, cases, cnn_conv_direct_max_lanes(), worst);
 }
 END_TEST
 

@@ -1,0 +1,135 @@
+/* The direct conv's AVX-512 kernels (conv_direct_internal.h): the AVX2 tile of
+ * layer_conv_direct.c -- 6 output channels x 2 vectors, accumulated over (c, ky, kx) from
+ * the input rows with the weights broadcast -- on vectors of 16 outputs, so twice the
+ * outputs per instruction.  Unpooled only (the 2x2 pool stays on the AVX2 kernels). */
+#include "conv_direct_internal.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+enum { DR = CNN_DIRECT_DR };
+
+/* Not instrumented by the sanitizers (as the AVX2 kernels): every load and store is masked
+ * to the lanes the drivers say exist. */
+#define KERNEL                                                                                     \
+    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"),                          \
+                   no_sanitize("address", "undefined", "thread")))
+#define INLINE inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
+
+int cnn_direct_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+}
+
+static __mmask16 lanes(int n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
+}
+
+/* acc[r][v] = sum over (c, ky, kx) of weight (r, k) * the 16 inputs vector v reads there;
+ * full and s2 as the AVX2 accumulate(). */
+KERNEL static INLINE void accumulate(__m512 acc[DR][2], const struct tile *t, int kw, int full,
+                                     int s2)
+{
+    const __mmask16 m0 = lanes(t->n[0]), m1 = lanes(t->n[1]);
+    const float *wp = t->wp;
+    UNROLL
+    for (int r = 0; r < DR; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int c = 0; c < t->C; c++) {
+        for (int ky = 0; ky < t->KH; ky++) {
+            const ptrdiff_t off = c * t->cs + ky * t->rs;
+            const float *a0 = t->s[0] + off, *a1 = t->s[1] + off;
+            UNROLL
+            for (int kx = 0; kx < kw; kx++) {
+                const ptrdiff_t x = s2 ? (kx & 1) * t->ps + (kx >> 1) : kx;
+                const __m512 b0 =
+                    full ? _mm512_loadu_ps(a0 + x) : _mm512_maskz_loadu_ps(m0, a0 + x);
+                const __m512 b1 =
+                    full ? _mm512_loadu_ps(a1 + x) : _mm512_maskz_loadu_ps(m1, a1 + x);
+                UNROLL
+                for (int r = 0; r < DR; r++) {
+                    const __m512 w = _mm512_set1_ps(wp[r]);
+                    acc[r][0] = _mm512_fmadd_ps(w, b0, acc[r][0]);
+                    acc[r][1] = _mm512_fmadd_ps(w, b1, acc[r][1]);
+                }
+                wp += DR;
+            }
+        }
+    }
+}
+
+KERNEL static INLINE __m512 bias_relu(__m512 x, const struct tile *t, int r)
+{
+    if (t->b)
+        x = _mm512_add_ps(x, _mm512_set1_ps(t->b[r]));
+    if (t->relu) /* max_ps returns its second operand for NaN: NaN -> 0, as add_bias does */
+        x = _mm512_max_ps(x, _mm512_setzero_ps());
+    return x;
+}
+
+KERNEL static INLINE void store(__m512 acc[DR][2], const struct tile *t, int full)
+{
+    const __mmask16 m0 = lanes(t->n[0]), m1 = lanes(t->n[1]);
+    UNROLL
+    for (int r = 0; r < DR; r++) {
+        if (r >= t->mr)
+            break;
+        float *o0 = t->o[0] + r * t->ocs, *o1 = t->o[1] + r * t->ocs;
+        if (full) {
+            _mm512_storeu_ps(o0, bias_relu(acc[r][0], t, r));
+            _mm512_storeu_ps(o1, bias_relu(acc[r][1], t, r));
+        } else {
+            _mm512_mask_storeu_ps(o0, m0, bias_relu(acc[r][0], t, r));
+            _mm512_mask_storeu_ps(o1, m1, bias_relu(acc[r][1], t, r));
+        }
+    }
+}
+
+#define KERNEL_FN(name, kwexpr, full, s2)                                                          \
+    KERNEL static void name(const struct tile *t)                                                  \
+    {                                                                                              \
+        __m512 acc[DR][2];                                                                         \
+        accumulate(acc, t, kwexpr, full, s2);                                                      \
+        store(acc, t, full);                                                                       \
+    }
+#define KERNEL_FNS(name, kwexpr, s2)                                                               \
+    KERNEL_FN(name, kwexpr, 0, s2)                                                                 \
+    KERNEL_FN(name##_full, kwexpr, 1, s2)
+KERNEL_FNS(k3, 3, 0)
+KERNEL_FNS(k5, 5, 0)
+KERNEL_FNS(kany, t->KW, 0)
+KERNEL_FNS(s2_k3, 3, 1)
+KERNEL_FNS(s2_k7, 7, 1)
+KERNEL_FNS(s2_kany, t->KW, 1)
+
+/* [stride 2][kw 3, 5 (stride 2: 7), other][full] */
+static const tile_fn KERNELS[2][3][2] = {
+    {{k3, k3_full}, {k5, k5_full}, {kany, kany_full}},
+    {{s2_k3, s2_k3_full}, {s2_k7, s2_k7_full}, {s2_kany, s2_kany_full}},
+};
+
+tile_fn cnn_direct_pick_avx512(const struct tile *t)
+{
+    const int full = t->n[0] == 16 && t->n[1] == 16, s2 = t->ps != 0;
+    const int kw = t->KW == 3 ? 0 : t->KW == (s2 ? 7 : 5) ? 1 : 2;
+    return KERNELS[s2][kw][full];
+}
+
+#else /* never called: the AVX2 path's applies() is 0 off x86-64 */
+
+int cnn_direct_avx512(void)
+{
+    return 0;
+}
+
+tile_fn cnn_direct_pick_avx512(const struct tile *t)
+{
+    (void)t;
+    return (tile_fn)0;
+}
+
+#endif

@@ -1,0 +1,35 @@
+/* The direct conv's register tile (layer_conv_direct.c), which its AVX2 kernels there and
+ * its AVX-512 kernels (conv_direct_avx512.c) run. */
+#ifndef CNN_CONV_DIRECT_INTERNAL_H
+#define CNN_CONV_DIRECT_INTERNAL_H
+
+#include <stddef.h>
+
+enum { CNN_DIRECT_DR = 6 }; /* output channels per register tile */
+
+/* One register tile: vector v reads s[v] + c * cs + ky * rs + kx (stride 2: + (kx % 2) * ps
+ * + kx / 2; n[v] lanes, 0..8, or 0..16 when wide) and writes o[v] (+ channel r at r * ocs)
+ * -- or, pooled, both vectors are the two rows of a 2x2 pool and o[0] gets n_out pooled
+ * values per channel. */
+struct tile {
+    const float *s[2];
+    int n[2];
+    float *o[2];
+    int n_out;
+    const float *wp; /* this block's packed weights */
+    const float *b;  /* this block's bias, or NULL */
+    int mr;          /* real channels in the block, 1..CNN_DIRECT_DR */
+    int relu;
+    int wide; /* 16-lane vectors (AVX-512), never pooled */
+    int C, KH, KW;
+    ptrdiff_t cs, rs, ps, ocs;
+};
+
+typedef void (*tile_fn)(const struct tile *t);
+
+/* 1 when the CPU runs the AVX-512 kernels (F, VL, DQ, BW). */
+int cnn_direct_avx512(void);
+/* The AVX-512 kernel for a wide, unpooled tile t. */
+tile_fn cnn_direct_pick_avx512(const struct tile *t);
+
+#endif
