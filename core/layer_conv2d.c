@@ -301,12 +301,15 @@ static void conv_init(struct cnn_model *m, int i, uint64_t *rng)
  * (at most 16x16 per image: the narrow driver) or a short K (the wide one).  ResNet-50 at
  * batch 1, one Zen 3 core, against OpenBLAS: 14x14 ops 1-5% faster, 7x7 ones 11-20%, 56x56
  * 1x1 convs (K 64 and 256) 9-12%, 28x28 ones (K 128) 4%; on large maps with K past 256 the
- * packed GEMM is even with OpenBLAS, and those stay on it. */
+ * packed GEMM is even with OpenBLAS, and those stay on it -- except on AVX-512, where the
+ * packed kernels beat OpenBLAS's SkylakeX ones there too: ResNet-50 batch 1 on a team of 2,
+ * its 28x28 1x1 convs with K 256-512 -22-29% and the stride-2 3x3 one -15%. */
 static int conv_packs(const struct cnn_conv2d *p)
 {
     const int kdim = p->c * p->kh * p->kw;
-    return p->groups == 1 && p->oc >= CNN_GEMM_PACKED_ROWS &&
-           (p->oh * p->ow <= 256 || kdim <= CNN_GEMM_PACKED_WIDE_MAX_K) &&
+    const int shape_gains = p->oh * p->ow <= 256 || kdim <= CNN_GEMM_PACKED_WIDE_MAX_K ||
+                            cnn_gemm_packed_avx512();
+    return p->groups == 1 && p->oc >= CNN_GEMM_PACKED_ROWS && shape_gains &&
            cnn_gemm_packed_vectorised() && !cnn_conv_direct_applies(p);
 }
 
