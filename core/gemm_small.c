@@ -3,6 +3,7 @@
  * a dot-product kernel along K for products 1-4 columns wide (a dense layer at batch 1-4),
  * and plain C loops for CPUs without AVX2+FMA. */
 #include "gemm_small.h"
+#include "gemm_small_internal.h"
 
 #include <stddef.h>
 #if defined(__x86_64__)
@@ -365,16 +366,34 @@ int cnn_gemm_small_vectorised(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-void cnn_gemm_small(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
-                    int lda, const float *B, int ldb, float beta, float *C, int ldc)
+/* The AVX2 kernels, or with avx512 the AVX-512 tiles where op(B)'s rows are contiguous. */
+static void gemm_best(int avx512, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                      int ldc)
 {
     const struct view a = op_view(trans_a, A, lda), b = op_view(trans_b, B, ldb);
     if (!cnn_gemm_small_vectorised())
         gemm_portable(M, N, K, alpha, a, b, beta, C, ldc);
     else if (N <= 4 && !trans_a)
         gemm_dots(M, N, K, alpha, a, b, beta, C, ldc);
+    else if (avx512 && !trans_b)
+        cnn_gemm_small_tiles512(M, N, K, alpha, a.p, a.rs, a.cs, b.p, b.rs, beta, C, ldc);
     else
         gemm_tiles(M, N, K, alpha, a, b, beta, C, ldc);
+}
+
+void cnn_gemm_small(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_best(cnn_gemm_small_avx512(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+              ldc);
+}
+
+void cnn_gemm_small_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc)
+{
+    gemm_best(0, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 #else /* not x86-64: the plain C loops only */
@@ -386,6 +405,13 @@ int cnn_gemm_small_vectorised(void)
 
 void cnn_gemm_small(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    cnn_gemm_small_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void cnn_gemm_small_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc)
 {
     cnn_gemm_small_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -20,6 +20,13 @@
 void cnn_gemm_small(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* cnn_gemm_small() without its AVX-512 tiles (8 rows x 48 columns, for a non-transposed
+ * op(B), which it runs on CPUs with AVX-512): the AVX2 kernels, or the plain C loops.  Tests
+ * run both. */
+void cnn_gemm_small_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc);
+
 /* The plain C loops cnn_gemm_small() uses on CPUs without AVX2+FMA; same contract.  Tests. */
 void cnn_gemm_small_portable(int trans_a, int trans_b, int M, int N, int K, float alpha,
                              const float *A, int lda, const float *B, int ldb, float beta, float *C,

@@ -6,6 +6,7 @@
 #include "blas_spy.h"
 #include "gemm.h"
 #include "gemm_small.h"
+#include "gemm_small_internal.h"
 #include "test_util.h"
 
 #include <check.h>
@@ -23,6 +24,7 @@ static const struct impl {
     gemm_fn fn;
 } IMPLS[] = {
     {"cnn_gemm_small", cnn_gemm_small},
+    {"avx2", cnn_gemm_small_avx2},
     {"portable", cnn_gemm_small_portable},
     {"cnn_gemm", cnn_gemm},
 };
@@ -71,13 +73,14 @@ static long small_case(gemm_fn fn, int ta, int tb, int M, int N, int K, int pad,
     return bad;
 }
 
-/* Every impl over a grid of M x N x K (tile edges 6 x 16, vector width 8, the 1-4 column
- * dot path), for one transpose combination per loop index; pads and alpha/beta vary. */
+/* Every impl over a grid of M x N x K (AVX2 tile edges 6 x 16, vector width 8, the 1-4
+ * column dot path; AVX-512 tile edges 8 x 48, vector width 16, K block 256), for one
+ * transpose combination per loop index; pads and alpha/beta vary. */
 START_TEST(test_small_kernels_match_reference_over_shape_grid)
 {
-    static const int Ms[] = {1, 2, 3, 5, 6, 7, 12, 13};
-    static const int Ns[] = {1, 2, 3, 4, 5, 8, 9, 15, 16, 17, 33};
-    static const int Ks[] = {1, 2, 7, 8, 9, 31, 33, 130};
+    static const int Ms[] = {1, 2, 3, 5, 6, 7, 8, 9, 12, 13, 17};
+    static const int Ns[] = {1, 2, 3, 4, 5, 8, 9, 15, 16, 17, 33, 47, 48, 49, 97};
+    static const int Ks[] = {1, 2, 7, 8, 9, 31, 33, 130, 257};
     static const float alphas[] = {1.0f, -0.5f, 2.0f}, betas[] = {0.0f, 1.0f, -0.75f};
     const int ta = _i & 1, tb = _i >> 1 & 1;
     lcg_state = 4242u + (unsigned)_i;
@@ -96,8 +99,10 @@ START_TEST(test_small_kernels_match_reference_over_shape_grid)
                                IMPLS[f].name, ta, tb, Ms[mi], Ns[ni], Ks[ki], pad, alpha, beta,
                                bad);
                 }
-    printf("gemm_small ta=%d tb=%d: %ld cases (%d impls, AVX2 %s), %ld off the reference\n", ta, tb,
-           cases, N_IMPLS, cnn_gemm_small_vectorised() ? "yes" : "no", bad_cases);
+    printf("gemm_small ta=%d tb=%d: %ld cases (%d impls, AVX2 %s, AVX-512 tiles %s), %ld off the "
+           "reference\n",
+           ta, tb, cases, N_IMPLS, cnn_gemm_small_vectorised() ? "yes" : "no",
+           cnn_gemm_small_avx512() ? "yes" : "no", bad_cases);
     ck_assert_int_eq(bad_cases, 0);
 }
 END_TEST
