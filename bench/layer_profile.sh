@@ -13,7 +13,7 @@
 # LAYER_PROFILE_CPU=1 (1 thread): cnnd's per-op CPU times (--profile-cpu), which it is not.
 # Env: LAYER_PROFILE_MIN_TIME (cnn bench --min-time, default 3), LAYER_PROFILE_RUNS (ORT
 #      timed runs, default 20), LAYER_PROFILE_TOP (rows, default all), LAYER_PROFILE_MIN,
-#      LAYER_PROFILE_CPU, CNND_PEERS_HOME.
+#      LAYER_PROFILE_CPU, CNND_PEERS_HOME, ORT_PROFILE_HW (ORT's input side, default 224).
 set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: bash bench/layer_profile.sh MODEL.onnx BATCH THREADS [path/to/cnn]" >&2

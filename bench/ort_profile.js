@@ -9,6 +9,7 @@
 // dur in microseconds.  Prints one line per node, {"node","op","ms","min_ms"}: the median and
 // minimum over the RUNS timed runs (warm-up runs are dropped), and a last {"total_ms"}: the
 // median run's wall time.  onnxruntime-node from $CNND_PEERS_HOME (as tests/conformance/ort_run.js).
+// The input is BATCH x 3 x HW x HW, HW from $ORT_PROFILE_HW (default 224; 32 for the CIFAR net).
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -35,13 +36,14 @@ async function main() {
     enableMemPattern: true, enableProfiling: true, profileFilePrefix: path.join(dir, 'ort'),
   });
   const name = s.inputNames[0];
-  const data = new Float32Array(batch * 3 * 224 * 224);
+  const hw = Number(process.env.ORT_PROFILE_HW || 224);
+  const data = new Float32Array(batch * 3 * hw * hw);
   let x = 12345;
   for (let i = 0; i < data.length; i++) {
     x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
     data[i] = (x >>> 8) * (2 / 16777216) - 1;
   }
-  const feeds = {[name]: new ort.Tensor('float32', data, [batch, 3, 224, 224])};
+  const feeds = {[name]: new ort.Tensor('float32', data, [batch, 3, hw, hw])};
   const wall = [];
   for (let i = 0; i < warmup + runs; i++) {
     const t0 = process.hrtime.bigint();

@@ -41,7 +41,8 @@ void cnn_conv_direct_rows(float *out, const float *inp, const float *wp, const f
                           float *scratch, const struct cnn_conv2d *p, const struct cnn_pool2d *pool,
                           int N, int r_lo, int r_hi);
 /* The same on vectors of `lanes` outputs: 8 (AVX2) or, up to cnn_conv_direct_max_lanes(),
- * 16 (AVX-512: unpooled tiles of two rows x 16 columns; a pool keeps the AVX2 tiles).
+ * 16 (AVX-512: tiles of two rows x 16 columns, pooled to 8 values when pooled; used when
+ * OW is a multiple of 16 or at least 32, else the 8-lane tiles run).
  * cnn_conv_direct_rows() runs the most the CPU has; tests run each. */
 int cnn_conv_direct_max_lanes(void);
 void cnn_conv_direct_rows_lanes(float *out, const float *inp, const float *wp, const float *b,

@@ -1,7 +1,7 @@
 /* The direct conv's AVX-512 kernels (conv_direct_internal.h): the AVX2 tile of
  * layer_conv_direct.c -- 6 output channels x 2 vectors, accumulated over (c, ky, kx) from
  * the input rows with the weights broadcast -- on vectors of 16 outputs, so twice the
- * outputs per instruction.  Unpooled only (the 2x2 pool stays on the AVX2 kernels). */
+ * outputs per instruction; a fused 2x2 pool takes the two rows of 16 down to 8 values. */
 #include "conv_direct_internal.h"
 
 #if defined(__x86_64__)
@@ -89,34 +89,64 @@ KERNEL static INLINE void store(__m512 acc[DR][2], const struct tile *t, int ful
     }
 }
 
-#define KERNEL_FN(name, kwexpr, full, s2)                                                          \
+/* Max of the two rows, then of adjacent columns: 16 columns -> 8 pooled values, then bias
+ * and relu (max commutes with both). */
+KERNEL static INLINE void pool(__m512 acc[DR][2], const struct tile *t, int full)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __mmask8 m = (__mmask8)((1u << t->n_out) - 1u);
+    UNROLL
+    for (int r = 0; r < DR; r++) {
+        if (r >= t->mr)
+            break;
+        const __m512 x = _mm512_max_ps(acc[r][0], acc[r][1]);
+        const __m512 y =
+            _mm512_max_ps(_mm512_permutexvar_ps(even, x), _mm512_permutexvar_ps(odd, x));
+        __m256 v = _mm512_castps512_ps256(y);
+        if (t->b)
+            v = _mm256_add_ps(v, _mm256_set1_ps(t->b[r]));
+        if (t->relu) /* NaN -> 0, as bias_relu() */
+            v = _mm256_max_ps(v, _mm256_setzero_ps());
+        if (full) /* 16 conv columns: 8 pooled ones */
+            _mm256_storeu_ps(t->o[0] + r * t->ocs, v);
+        else
+            _mm256_mask_storeu_ps(t->o[0] + r * t->ocs, m, v);
+    }
+}
+
+#define KERNEL_FN(name, epilogue, kwexpr, full, s2)                                                \
     KERNEL static void name(const struct tile *t)                                                  \
     {                                                                                              \
         __m512 acc[DR][2];                                                                         \
         accumulate(acc, t, kwexpr, full, s2);                                                      \
-        store(acc, t, full);                                                                       \
+        epilogue(acc, t, full);                                                                    \
     }
-#define KERNEL_FNS(name, kwexpr, s2)                                                               \
-    KERNEL_FN(name, kwexpr, 0, s2)                                                                 \
-    KERNEL_FN(name##_full, kwexpr, 1, s2)
-KERNEL_FNS(k3, 3, 0)
-KERNEL_FNS(k5, 5, 0)
-KERNEL_FNS(kany, t->KW, 0)
-KERNEL_FNS(s2_k3, 3, 1)
-KERNEL_FNS(s2_k7, 7, 1)
-KERNEL_FNS(s2_kany, t->KW, 1)
+#define KERNEL_FNS(name, epilogue, kwexpr, s2)                                                     \
+    KERNEL_FN(name, epilogue, kwexpr, 0, s2)                                                       \
+    KERNEL_FN(name##_full, epilogue, kwexpr, 1, s2)
+KERNEL_FNS(k3, store, 3, 0)
+KERNEL_FNS(k5, store, 5, 0)
+KERNEL_FNS(kany, store, t->KW, 0)
+KERNEL_FNS(s2_k3, store, 3, 1)
+KERNEL_FNS(s2_k7, store, 7, 1)
+KERNEL_FNS(s2_kany, store, t->KW, 1)
+KERNEL_FNS(pool_k3, pool, 3, 0)
+KERNEL_FNS(pool_k5, pool, 5, 0)
+KERNEL_FNS(pool_kany, pool, t->KW, 0)
 
-/* [stride 2][kw 3, 5 (stride 2: 7), other][full] */
-static const tile_fn KERNELS[2][3][2] = {
+/* [0 stride 1, 1 stride 2, 2 pooled][kw 3, 5 (stride 2: 7), other][full] */
+static const tile_fn KERNELS[3][3][2] = {
     {{k3, k3_full}, {k5, k5_full}, {kany, kany_full}},
     {{s2_k3, s2_k3_full}, {s2_k7, s2_k7_full}, {s2_kany, s2_kany_full}},
+    {{pool_k3, pool_k3_full}, {pool_k5, pool_k5_full}, {pool_kany, pool_kany_full}},
 };
 
-tile_fn cnn_direct_pick_avx512(const struct tile *t)
+tile_fn cnn_direct_pick_avx512(const struct tile *t, int pooled)
 {
     const int full = t->n[0] == 16 && t->n[1] == 16, s2 = t->ps != 0;
     const int kw = t->KW == 3 ? 0 : t->KW == (s2 ? 7 : 5) ? 1 : 2;
-    return KERNELS[s2][kw][full];
+    return KERNELS[pooled ? 2 : s2][kw][full];
 }
 
 #else /* never called: the AVX2 path's applies() is 0 off x86-64 */
@@ -126,9 +156,9 @@ int cnn_direct_avx512(void)
     return 0;
 }
 
-tile_fn cnn_direct_pick_avx512(const struct tile *t)
+tile_fn cnn_direct_pick_avx512(const struct tile *t, int pooled)
 {
-    (void)t;
+    (void)t, (void)pooled;
     return (tile_fn)0;
 }
 

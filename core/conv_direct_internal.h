@@ -20,7 +20,7 @@ struct tile {
     const float *b;  /* this block's bias, or NULL */
     int mr;          /* real channels in the block, 1..CNN_DIRECT_DR */
     int relu;
-    int wide; /* 16-lane vectors (AVX-512), never pooled */
+    int wide; /* 16-lane vectors (AVX-512) */
     int C, KH, KW;
     ptrdiff_t cs, rs, ps, ocs;
 };
@@ -29,7 +29,7 @@ typedef void (*tile_fn)(const struct tile *t);
 
 /* 1 when the CPU runs the AVX-512 kernels (F, VL, DQ, BW). */
 int cnn_direct_avx512(void);
-/* The AVX-512 kernel for a wide, unpooled tile t. */
-tile_fn cnn_direct_pick_avx512(const struct tile *t);
+/* The AVX-512 kernel for a wide tile t (pooled: 2x2 max pooled, 8 values per channel). */
+tile_fn cnn_direct_pick_avx512(const struct tile *t, int pooled);
 
 #endif
