@@ -208,9 +208,9 @@ KERNEL INLINE void tile(int cols, int kc, const float *panel, const float *strip
         tile(n, kc, panel, strip, acc);                                                            \
         break;
 
-KERNEL static void tile_any(int cols, int rows, int kc, const float *panel,
-                            ptrdiff_t panel_stride, const float *strip, float alpha, float beta,
-                            float *c, ptrdiff_t ldc, const struct cnn_gemm_epilogue *ep)
+KERNEL static void tile_any(int cols, int rows, int kc, const float *panel, ptrdiff_t panel_stride,
+                            const float *strip, float alpha, float beta, float *c, ptrdiff_t ldc,
+                            const struct cnn_gemm_epilogue *ep)
 {
     (void)panel_stride; /* one panel per tile */
     float acc[PC * PR] __attribute__((aligned(32)));
@@ -239,12 +239,20 @@ static void pack_block(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc
                        int width)
 {
     switch (width) {
-    case 6: pack_strips(dst, B, ldb, k0, kc, n0, nc, 6); break;
-    case 8: pack_strips(dst, B, ldb, k0, kc, n0, nc, 8); break;
-    case 12: pack_strips(dst, B, ldb, k0, kc, n0, nc, 12); break;
-    case 24: pack_strips(dst, B, ldb, k0, kc, n0, nc, 24); break;
-    case 48: pack_strips(dst, B, ldb, k0, kc, n0, nc, 48); break;
-    default: pack_strips(dst, B, ldb, k0, kc, n0, nc, width);
+    case 6:
+        pack_strips(dst, B, ldb, k0, kc, n0, nc, 6);
+        break;
+    case 8:
+        pack_strips(dst, B, ldb, k0, kc, n0, nc, 8);
+        break;
+    case 24:
+        pack_strips(dst, B, ldb, k0, kc, n0, nc, 24);
+        break;
+    case 48:
+        pack_strips(dst, B, ldb, k0, kc, n0, nc, 48);
+        break;
+    default:
+        pack_strips(dst, B, ldb, k0, kc, n0, nc, width);
     }
 }
 

@@ -64,8 +64,8 @@ void cnn_gemm_packed_wide(int M, int N, int K, float alpha, const float *ap, con
 
 /* The same drivers with AVX-512 kernels, which cnn_gemm_packed() runs instead where
  * cnn_gemm_packed_avx512() is 1 (tests call each; elsewhere they are the plain C loops):
- * narrow tiles of 32 rows (two panels, a vector each) x 12 columns, wide tiles of 8 rows x 48
- * columns (three vectors). */
+ * narrow tiles of up to 48 rows (three panels, a vector each) x 8 columns, wide tiles of 8 rows x
+ * 48 columns (three vectors). */
 int cnn_gemm_packed_avx512(void);
 void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap, const float *B,
                                int ldb, float beta, float *C, int ldc,
