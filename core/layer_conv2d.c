@@ -449,12 +449,19 @@ static int split_channels(const struct cnn_conv2d *p, int rows, int parts)
     return p->groups == 1 && rows < 4 * parts && p->oc >= 16 * parts;
 }
 
+/* Inputs of at most this many floats are transformed by every part rather than shared: a
+ * second round costs a team barrier, more than transforming the CIFAR net's 32x16x16 and
+ * 64x8x8 inputs twice (its batch 1 on a team of 2: median 0.099 -> 0.091 ms, AVX-512 Xeon). */
+#define WINO_SHARE_MIN_FLOATS 16384
+
 /* Whether a Winograd op split by output channels shares one input transform over its
  * parts (two rounds): when every tile row fits one chunk, as at batch 1 on 28x28 and smaller
- * maps; else each part transforms the whole input itself. */
+ * maps, and the input is past WINO_SHARE_MIN_FLOATS; else each part transforms the whole
+ * input itself. */
 static int wino_shares_input(const struct cnn_op *op, int n, int parts)
 {
-    if (!op->u || parts < 2)
+    const struct cnn_conv2d *q = &op->conv;
+    if (!op->u || parts < 2 || (size_t)q->c * q->h * q->w * n <= WINO_SHARE_MIN_FLOATS)
         return 0;
     const struct cnn_conv2d *p = &op->conv;
     const int t = op->wino, tile_rows = n * ((p->oh + t - 1) / t);

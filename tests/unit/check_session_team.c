@@ -25,8 +25,8 @@
 
 /* A late-stage shape: 5x5 maps with many channels, so that at batch 1 the im2col convs
  * split over output channels (5 rows < 4 per thread) while two 3x3 convs run Winograd, also
- * split over output channels, with one input transform shared by the parts (two rounds;
- * the second conv, 128 channels deep, on packed U with AVX2); a residual add, a standalone
+ * split over output channels (their inputs too small to share one input transform over the
+ * parts; the second conv, 128 channels deep, on packed U with AVX2); a residual add, a standalone
  * relu, both pools, dense and softmax. */
 static struct cnn_model *late_net(void)
 {
@@ -310,30 +310,49 @@ START_TEST(test_team_larger_than_parts_rejected)
 }
 END_TEST
 
-/* late_net's two Winograd convs take the shared-input rounds on teams of 2 and 3 at batch 1
- * (so test_team_matches_unsplit_and_reference checks them; at batch 3 a team of 2 splits
- * their 9 tile rows instead), the second on packed U where the packed GEMM runs vectorised;
- * one part runs them in one round. */
-START_TEST(test_late_net_shares_winograd_input)
+/* Convs of model m (compiled) that take the shared-input Winograd rounds for a batch of n on
+ * `parts` parts; *packed of them on packed U. */
+static int shared_rounds(const struct cnn_model *m, int n, int parts, int *packed)
 {
-    struct cnn_model *m = compiled(late_net());
     const struct cnn_layer_kind_ops *conv = cnn_layer_kind_ops(CNN_LAYER_CONV2D);
-    for (int parts = 1; parts <= 3; parts++)
-        for (int n = 1; n <= 3; n += 2) {
-            if (n == 3 && parts == 2)
-                continue;
-            int shared = 0, packed = 0;
-            for (int k = 0; k < m->n_ops; k++) {
-                const struct cnn_op *op = &m->ops[k];
-                if (op->kind == CNN_LAYER_CONV2D && conv->run_rounds(op, n, parts) == 2) {
-                    shared++;
-                    packed += op->u_packed;
-                }
-            }
-            ck_assert_int_eq(shared, (parts == 1 ? 0 : 2));
-            ck_assert_int_eq(packed, (parts > 1 && cnn_gemm_packed_vectorised() ? 1 : 0));
+    int shared = 0;
+    *packed = 0;
+    for (int k = 0; k < m->n_ops; k++) {
+        const struct cnn_op *op = &m->ops[k];
+        if (op->kind == CNN_LAYER_CONV2D && conv->run_rounds(op, n, parts) == 2) {
+            shared++;
+            *packed += op->u_packed;
         }
-    cnn_model_destroy(m);
+    }
+    return shared;
+}
+
+/* ResNet-18's Winograd convs on 28x28 and smaller maps take the shared-input rounds on teams
+ * of 2 and 3 at batch 1 (test_team_resnet18_matches_unsplit checks them against one part),
+ * those with 128+ input channels on packed U where the packed GEMM runs vectorised; one part
+ * runs them in one round.  late_net's two are too small to share (inputs of 400 and 3200
+ * floats: every part transforms its input itself, as the CIFAR net's). */
+START_TEST(test_winograd_shares_input_when_large)
+{
+    struct cnn_err err = {0};
+    struct cnn_model *r18 = NULL, *late = compiled(late_net());
+    ck_assert_msg(cnn_arch_build("resnet18", 0, &r18, &err) == 0, "%s", err.msg);
+    cnn_model_init_random(r18, 5);
+    compiled(r18);
+    for (int parts = 1; parts <= 3; parts++) {
+        int packed = 0;
+        const int shared = shared_rounds(r18, 1, parts, &packed);
+        printf("session_team: resnet18 batch 1 on %d parts: %d convs share their Winograd input "
+               "(%d on packed U)\n",
+               parts, shared, packed);
+        /* 28x28: 3 convs, 128 channels; 14x14: 3, 256; 7x7: 3, 512 */
+        ck_assert_int_eq(shared, parts == 1 ? 0 : 9);
+        ck_assert_int_eq(packed, parts > 1 && cnn_gemm_packed_vectorised() ? 9 : 0);
+        for (int n = 1; n <= 3; n += 2)
+            ck_assert_int_eq(shared_rounds(late, n, parts, &packed), 0);
+    }
+    cnn_model_destroy(r18);
+    cnn_model_destroy(late);
 }
 END_TEST
 
@@ -375,7 +394,7 @@ Suite *session_team_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_team_matches_unsplit_and_reference, 0, 2 * N_NETS);
     tcase_add_test(tc, test_team_resnet18_matches_unsplit);
-    tcase_add_test(tc, test_late_net_shares_winograd_input);
+    tcase_add_test(tc, test_winograd_shares_input_when_large);
     tcase_add_test(tc, test_lent_bad_lenders_rejected);
     tcase_add_test(tc, test_team_larger_than_parts_rejected);
     if (alloc_counter_calls) /* only in builds without sanitizers */
