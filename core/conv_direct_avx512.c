@@ -18,12 +18,6 @@ enum { DR = CNN_DIRECT_DR };
 #define INLINE inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
 
-int cnn_direct_avx512(void)
-{
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-}
-
 static __mmask16 lanes(int n)
 {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
@@ -150,11 +144,6 @@ tile_fn cnn_direct_pick_avx512(const struct tile *t, int pooled)
 }
 
 #else /* never called: the AVX2 path's applies() is 0 off x86-64 */
-
-int cnn_direct_avx512(void)
-{
-    return 0;
-}
 
 tile_fn cnn_direct_pick_avx512(const struct tile *t, int pooled)
 {

@@ -27,8 +27,6 @@ struct tile {
 
 typedef void (*tile_fn)(const struct tile *t);
 
-/* 1 when the CPU runs the AVX-512 kernels (F, VL, DQ, BW). */
-int cnn_direct_avx512(void);
 /* The AVX-512 kernel for a wide tile t (pooled: 2x2 max pooled, 8 values per channel). */
 tile_fn cnn_direct_pick_avx512(const struct tile *t, int pooled);
 

@@ -422,16 +422,9 @@ void cnn_gemm_packed_wide(int M, int N, int K, float alpha, const float *ap, con
     wide_with(&wide_avx2, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
 }
 
-/* 1 when the CPU runs the AVX-512 kernels (and the OS saves their registers). */
-static int has_avx512(void)
-{
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-}
-
 int cnn_gemm_packed_avx512(void)
 {
-    return has_avx512() && cnn_gemm_packed_vectorised();
+    return cnn_gemm_small_avx512() && cnn_gemm_packed_vectorised();
 }
 
 void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap, const float *B,
@@ -468,11 +461,11 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
     if (!cnn_gemm_packed_vectorised())
         cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
     else if (wide)
-        wide_with(has_avx512() ? &cnn_packed_wide_avx512 : &wide_avx2, M, N, K, alpha, ap, B, ldb,
-                  beta, C, ldc, ep, scratch);
+        wide_with(cnn_gemm_small_avx512() ? &cnn_packed_wide_avx512 : &wide_avx2, M, N, K, alpha,
+                  ap, B, ldb, beta, C, ldc, ep, scratch);
     else
-        narrow_with(has_avx512() ? &cnn_packed_narrow_avx512 : &narrow_avx2, M, N, K, alpha, ap, B,
-                    ldb, beta, C, ldc, ep, scratch);
+        narrow_with(cnn_gemm_small_avx512() ? &cnn_packed_narrow_avx512 : &narrow_avx2, M, N, K,
+                    alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
 }
 
 #else /* not x86-64: the plain C loops only */

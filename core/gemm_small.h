@@ -23,9 +23,8 @@ void cnn_gemm_small(int trans_a, int trans_b, int M, int N, int K, float alpha, 
 /* cnn_gemm_small() without its AVX-512 tiles (8 rows x 48 columns, for a non-transposed
  * op(B), which it runs on CPUs with AVX-512): the AVX2 kernels, or the plain C loops.  Tests
  * run both. */
-void cnn_gemm_small_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                         int ldc);
+void cnn_gemm_small_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* The plain C loops cnn_gemm_small() uses on CPUs without AVX2+FMA; same contract.  Tests. */
 void cnn_gemm_small_portable(int trans_a, int trans_b, int M, int N, int K, float alpha,
@@ -34,5 +33,9 @@ void cnn_gemm_small_portable(int trans_a, int trans_b, int M, int N, int K, floa
 
 /* 1 when cnn_gemm_small() runs the AVX2+FMA kernels on this CPU, else 0. */
 int cnn_gemm_small_vectorised(void);
+
+/* 1 when the CPU (and OS) run AVX-512 F, VL, DQ and BW, as every AVX-512 kernel of the engine
+ * needs (gemm_small_avx512.c, gemm_packed_avx512.c, conv_direct_avx512.c), else 0. */
+int cnn_gemm_small_avx512(void);
 
 #endif

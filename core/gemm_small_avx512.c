@@ -2,6 +2,7 @@
  * are contiguous: 8 rows of op(A) broadcast x 48 columns of op(B) (three 16-lane vectors)
  * in 24 accumulators, B read in place with masked loads at a ragged last panel (so nothing
  * is packed), C stored under the same masks. */
+#include "gemm_small.h"
 #include "gemm_small_internal.h"
 
 #if defined(__x86_64__)

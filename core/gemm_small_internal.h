@@ -4,9 +4,6 @@
 
 #include <stddef.h>
 
-/* 1 when the CPU runs the AVX-512 tiles (F, VL, DQ, BW). */
-int cnn_gemm_small_avx512(void);
-
 /* C (M x N, row stride ldc) = alpha * op(A) (element (i, k) at A[i * ars + k * acs]) x B (K x
  * N, rows contiguous at stride brs) + beta * C; beta == 0 never reads C.  AVX-512 only. */
 void cnn_gemm_small_tiles512(int M, int N, int K, float alpha, const float *A, ptrdiff_t ars,

@@ -402,7 +402,7 @@ void cnn_conv_direct_rows(float *out, const float *inp, const float *wp, const f
 
 int cnn_conv_direct_max_lanes(void)
 {
-    return cnn_direct_avx512() ? 16 : 8;
+    return cnn_gemm_small_avx512() ? 16 : 8;
 }
 
 void cnn_conv_direct_rows_lanes(float *out, const float *inp, const float *wp, const float *b,
