@@ -2,33 +2,23 @@
  * layer_conv_direct.c -- 6 output channels x 2 vectors, accumulated over (c, ky, kx) from
  * the input rows with the weights broadcast -- on vectors of 16 outputs, so twice the
  * outputs per instruction; a fused 2x2 pool takes the two rows of 16 down to 8 values. */
+#include "avx512.h"
 #include "conv_direct_internal.h"
 
 #if defined(__x86_64__)
 
-#include <immintrin.h>
-
 enum { DR = CNN_DIRECT_DR };
 
-/* Not instrumented by the sanitizers (as the AVX2 kernels): every load and store is masked
- * to the lanes the drivers say exist. */
-#define KERNEL                                                                                     \
-    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"),                          \
-                   no_sanitize("address", "undefined", "thread")))
+#define KERNEL CNN_AVX512_KERNEL
 #define INLINE inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
-
-static __mmask16 lanes(int n)
-{
-    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
-}
 
 /* acc[r][v] = sum over (c, ky, kx) of weight (r, k) * the 16 inputs vector v reads there;
  * full and s2 as the AVX2 accumulate(). */
 KERNEL static INLINE void accumulate(__m512 acc[DR][2], const struct tile *t, int kw, int full,
                                      int s2)
 {
-    const __mmask16 m0 = lanes(t->n[0]), m1 = lanes(t->n[1]);
+    const __mmask16 m0 = cnn_lanes16(t->n[0]), m1 = cnn_lanes16(t->n[1]);
     const float *wp = t->wp;
     UNROLL
     for (int r = 0; r < DR; r++)
@@ -67,7 +57,7 @@ KERNEL static INLINE __m512 bias_relu(__m512 x, const struct tile *t, int r)
 
 KERNEL static INLINE void store(__m512 acc[DR][2], const struct tile *t, int full)
 {
-    const __mmask16 m0 = lanes(t->n[0]), m1 = lanes(t->n[1]);
+    const __mmask16 m0 = cnn_lanes16(t->n[0]), m1 = cnn_lanes16(t->n[1]);
     UNROLL
     for (int r = 0; r < DR; r++) {
         if (r >= t->mr)

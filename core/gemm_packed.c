@@ -4,6 +4,7 @@
  * result is transposed in registers and stored into 16 rows of C, 6 floats each.  Wide (many
  * columns): strips of 24 columns, and a 4 x 24 tile (4 rows of A broadcast from a quarter of
  * a panel, 24 columns of B loaded) whose vectors are rows of C, stored as they are. */
+#include "avx512.h"
 #include "gemm_packed_internal.h"
 #include "gemm_small.h"
 
@@ -424,7 +425,7 @@ void cnn_gemm_packed_wide(int M, int N, int K, float alpha, const float *ap, con
 
 int cnn_gemm_packed_avx512(void)
 {
-    return cnn_gemm_small_avx512() && cnn_gemm_packed_vectorised();
+    return cnn_cpu_avx512() && cnn_gemm_packed_vectorised();
 }
 
 void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap, const float *B,
@@ -461,11 +462,11 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
     if (!cnn_gemm_packed_vectorised())
         cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
     else if (wide)
-        wide_with(cnn_gemm_small_avx512() ? &cnn_packed_wide_avx512 : &wide_avx2, M, N, K, alpha,
-                  ap, B, ldb, beta, C, ldc, ep, scratch);
+        wide_with(cnn_cpu_avx512() ? &cnn_packed_wide_avx512 : &wide_avx2, M, N, K, alpha, ap, B,
+                  ldb, beta, C, ldc, ep, scratch);
     else
-        narrow_with(cnn_gemm_small_avx512() ? &cnn_packed_narrow_avx512 : &narrow_avx2, M, N, K,
-                    alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
+        narrow_with(cnn_cpu_avx512() ? &cnn_packed_narrow_avx512 : &narrow_avx2, M, N, K, alpha, ap,
+                    B, ldb, beta, C, ldc, ep, scratch);
 }
 
 #else /* not x86-64: the plain C loops only */

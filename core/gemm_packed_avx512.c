@@ -7,11 +7,10 @@
  * 18.52 here, 19.21 at 4 x 6; ResNet-50 51.42, 50.06, 50.92.  Wide: 8 rows of A (half a
  * panel) broadcast x 48 columns of B (three vectors), 24 accumulators, stored as rows of C.
  * Ragged columns go through masked loads and stores. */
+#include "avx512.h"
 #include "gemm_packed_internal.h"
 
 #if defined(__x86_64__)
-
-#include <immintrin.h>
 
 enum {
     PR = CNN_PACKED_PR,
@@ -23,11 +22,9 @@ enum {
     PREFETCH_K = 32
 };
 
-/* Not instrumented by sanitizers, as the AVX2 kernels (see gemm_small.c); they read the
- * panels and strips the driver hands them and write only the rows and columns it names. */
-#define KERNEL                                                                                     \
-    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"),                          \
-                   no_sanitize("address", "undefined", "thread")))
+/* They read the panels and strips the driver hands them and write only the rows and
+ * columns it names. */
+#define KERNEL CNN_AVX512_KERNEL
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 16")
 
@@ -123,21 +120,15 @@ KERNEL static void narrow_tile(int cols, int rows, int kc, const float *panel,
 {
     float acc[NP * PC * PR] __attribute__((aligned(64)));
     switch (cols) {
-        NARROW_CASE(1)
-        NARROW_CASE(2) NARROW_CASE(3) NARROW_CASE(4) NARROW_CASE(5) NARROW_CASE(6) NARROW_CASE(7)
-            NARROW_CASE(8)
+        /* clang-format off */
+        NARROW_CASE(1) NARROW_CASE(2) NARROW_CASE(3) NARROW_CASE(4)
+        NARROW_CASE(5) NARROW_CASE(6) NARROW_CASE(7) NARROW_CASE(8)
+        /* clang-format on */
     }
     narrow_store(acc, rows, cols, alpha, beta, c, ldc, ep);
 }
 
 const struct cnn_packed_narrow cnn_packed_narrow_avx512 = {NP, PC, narrow_tile};
-
-/* The lanes of columns [16 j, cols) of a wide tile's vector j. */
-INLINE __mmask16 wide_mask(int cols, int j)
-{
-    const int n = cols - 16 * j;
-    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
-}
 
 /* The product over kc of 8 rows of A (broadcast from a at stride PR) and a strip (kc x 48 of
  * B) in 24 accumulators, stored into rows [0, rows) and columns [0, cols) of c as alpha *
@@ -176,7 +167,7 @@ KERNEL static void wide_tile(int rows, int cols, int kc, const float *a, const f
         for (int j = 0; j < 3; j++) {
             if (16 * j >= cols)
                 break;
-            const __mmask16 m = wide_mask(cols, j);
+            const __mmask16 m = cnn_lanes16(cols - 16 * j); /* columns [16 j, cols) */
             __m512 v = _mm512_mul_ps(s[r][j], va);
             if (beta != 0.0f) /* beta == 0 never reads C */
                 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, cr + 16 * j), vb, v);

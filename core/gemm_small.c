@@ -3,6 +3,7 @@
  * a dot-product kernel along K for products 1-4 columns wide (a dense layer at batch 1-4),
  * and plain C loops for CPUs without AVX2+FMA. */
 #include "gemm_small.h"
+#include "avx512.h"
 #include "gemm_small_internal.h"
 
 #include <stddef.h>
@@ -385,13 +386,11 @@ static void gemm_best(int avx512, int trans_a, int trans_b, int M, int N, int K,
 void cnn_gemm_small(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    gemm_best(cnn_gemm_small_avx512(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
-              ldc);
+    gemm_best(cnn_cpu_avx512(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void cnn_gemm_small_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                         int ldc)
+void cnn_gemm_small_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     gemm_best(0, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -409,9 +408,8 @@ void cnn_gemm_small(int trans_a, int trans_b, int M, int N, int K, float alpha, 
     cnn_gemm_small_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void cnn_gemm_small_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                         int ldc)
+void cnn_gemm_small_avx2(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     cnn_gemm_small_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

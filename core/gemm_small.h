@@ -34,8 +34,4 @@ void cnn_gemm_small_portable(int trans_a, int trans_b, int M, int N, int K, floa
 /* 1 when cnn_gemm_small() runs the AVX2+FMA kernels on this CPU, else 0. */
 int cnn_gemm_small_vectorised(void);
 
-/* 1 when the CPU (and OS) run AVX-512 F, VL, DQ and BW, as every AVX-512 kernel of the engine
- * needs (gemm_small_avx512.c, gemm_packed_avx512.c, conv_direct_avx512.c), else 0. */
-int cnn_gemm_small_avx512(void);
-
 #endif

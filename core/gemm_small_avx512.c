@@ -2,12 +2,10 @@
  * are contiguous: 8 rows of op(A) broadcast x 48 columns of op(B) (three 16-lane vectors)
  * in 24 accumulators, B read in place with masked loads at a ragged last panel (so nothing
  * is packed), C stored under the same masks. */
-#include "gemm_small.h"
+#include "avx512.h"
 #include "gemm_small_internal.h"
 
 #if defined(__x86_64__)
-
-#include <immintrin.h>
 
 enum {
     MR = 8,  /* rows of the register tile */
@@ -15,26 +13,11 @@ enum {
     KC = 256 /* K block: the tile's 8 rows of op(A), 8 KiB, stay in L1 over a row of tiles */
 };
 
-/* Not instrumented by the sanitizers (as the AVX2 kernels): loads and stores of B and C are
- * masked to the columns that exist, and A is read only at the rows and k the driver names. */
-#define KERNEL                                                                                     \
-    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"),                          \
-                   no_sanitize("address", "undefined", "thread")))
+/* Loads and stores of B and C are masked to the columns that exist, and A is read only at
+ * the rows and k the driver names. */
+#define KERNEL CNN_AVX512_KERNEL
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
-
-int cnn_gemm_small_avx512(void)
-{
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-}
-
-/* The lanes of columns [16 v, w) of a tile's vector v. */
-INLINE __mmask16 lanes(int w, int v)
-{
-    const int n = w - 16 * v;
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u);
-}
 
 /* C (mr x w, w <= 16 nv) = alpha * the product over kc of op(A) rows at a (row stride ars, k
  * stride acs) and kc rows of B at b (stride brs) + beta * C.  mr and nv are constants after
@@ -43,7 +26,8 @@ KERNEL INLINE void tile(int mr, int nv, int w, int kc, const float *a, ptrdiff_t
                         const float *b, ptrdiff_t brs, float alpha, float beta, float *c,
                         ptrdiff_t ldc)
 {
-    const __mmask16 m0 = lanes(w, 0), m1 = lanes(w, 1), m2 = lanes(w, 2);
+    /* the lanes of columns [16 v, w) of vector v */
+    const __mmask16 m0 = cnn_lanes16(w), m1 = cnn_lanes16(w - 16), m2 = cnn_lanes16(w - 32);
     __m512 acc[MR][3];
     UNROLL
     for (int r = 0; r < mr; r++)
@@ -118,11 +102,6 @@ void cnn_gemm_small_tiles512(int M, int N, int K, float alpha, const float *A, p
 }
 
 #else /* not x86-64: never called */
-
-int cnn_gemm_small_avx512(void)
-{
-    return 0;
-}
 
 void cnn_gemm_small_tiles512(int M, int N, int K, float alpha, const float *A, ptrdiff_t ars,
                              ptrdiff_t acs, const float *B, ptrdiff_t brs, float beta, float *C,

@@ -4,6 +4,7 @@
  * a zero-padded copy of the image when the conv pads, with even and odd columns apart when
  * it strides by 2 -- with weights packed 6 channels per k.  The epilogue adds bias,
  * applies relu and stores, or pools 2x2 first. */
+#include "avx512.h"
 #include "conv_direct.h"
 #include "conv_direct_internal.h"
 
@@ -402,7 +403,7 @@ void cnn_conv_direct_rows(float *out, const float *inp, const float *wp, const f
 
 int cnn_conv_direct_max_lanes(void)
 {
-    return cnn_gemm_small_avx512() ? 16 : 8;
+    return cnn_cpu_avx512() ? 16 : 8;
 }
 
 void cnn_conv_direct_rows_lanes(float *out, const float *inp, const float *wp, const float *b,

@@ -3,10 +3,10 @@
  * under beta 0; and, through the test binary's cblas_sgemm (blas_spy.c), that no product
  * OpenBLAS 0.3.21's SkylakeX kernels would run through their small-matrix path reaches it. */
 #define _GNU_SOURCE /* RTLD_DEFAULT */
+#include "avx512.h"
 #include "blas_spy.h"
 #include "gemm.h"
 #include "gemm_small.h"
-#include "gemm_small_internal.h"
 #include "test_util.h"
 
 #include <check.h>
@@ -102,7 +102,7 @@ START_TEST(test_small_kernels_match_reference_over_shape_grid)
     printf("gemm_small ta=%d tb=%d: %ld cases (%d impls, AVX2 %s, AVX-512 tiles %s), %ld off the "
            "reference\n",
            ta, tb, cases, N_IMPLS, cnn_gemm_small_vectorised() ? "yes" : "no",
-           cnn_gemm_small_avx512() ? "yes" : "no", bad_cases);
+           cnn_cpu_avx512() ? "yes" : "no", bad_cases);
     ck_assert_int_eq(bad_cases, 0);
 }
 END_TEST
