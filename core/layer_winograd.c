@@ -2,8 +2,10 @@
  * transformed once at compile time (U = G g G^T), then per chunk of 2x2 output tiles the
  * input transform V = B^T d B, 16 SGEMMs M_k = U_k V_k and the output transform
  * Y = A^T m A with bias, a residual and the activation.  The transforms run four tiles per
- * vector: V and M hold tiles contiguously, (16, C, tiles) and (16, OC, tiles). */
+ * vector (sixteen per vector on AVX-512, layer_winograd_avx512.c): V and M hold tiles
+ * contiguously, (16, C, tiles) and (16, OC, tiles). */
 #include "layer_winograd.h"
+#include "avx512.h"
 #include "gemm.h"
 #include "gemm_packed.h"
 #include "layer.h"
@@ -42,6 +44,7 @@ void cnn_winograd_transform_weights(float *u, const float *w, const struct cnn_c
 
 struct wino_dims {
     int tw, th; /* tiles across, down one image */
+    int wide;   /* the AVX-512 rows (cnn_wino2_*_row_avx512) */
     int len;    /* floats of one staged row: 2 * round4(tw) + 4 */
     size_t nt;  /* tiles in this chunk: GEMM N dimension and row stride of V, M */
 };
@@ -102,16 +105,21 @@ static void input_transform(float *v, float *stage, const float *zero, const flo
     const size_t hw = (size_t)p->h * p->w, kstride = (size_t)p->c * d->nt;
     const int full = d->tw & ~3;
     for (int c = c_lo; c < c_hi; c++) {
-        for (int r = r0; r < r1; r++) {
-            const int n = r / d->th, ty = r % d->th;
+        for (int r = r0, n = r0 / d->th, ty = r0 % d->th; r < r1; r++, ty++) {
+            if (ty == d->th)
+                ty = 0, n++;
             const float *plane = inp + ((size_t)c * N + n) * hw;
             const float *x[4];
             for (int i = 0; i < 4; i++) {
                 const int iy = 2 * ty - p->pad_t + i;
                 x[i] = iy >= 0 && iy < p->h ? plane + (size_t)iy * p->w : zero;
             }
-            vertical_transform(stage, d->len, x, p->w, p->pad_l);
             float *dst = v + (size_t)c * d->nt + (size_t)(r - r0) * d->tw;
+            if (d->wide) {
+                cnn_wino2_input_row_avx512(dst, kstride, x, p->w, p->pad_l, d->tw);
+                continue;
+            }
+            vertical_transform(stage, d->len, x, p->w, p->pad_l);
             for (int a = 0; a < 4; a++) { /* V_k, k = 4 a + j */
                 const float *s = stage + a * d->len;
                 float *dk = dst + (size_t)(4 * a) * kstride;
@@ -177,6 +185,12 @@ static void output_transform(float *out, const float *res, const float *m, const
             float *o0 = out + at;
             const float *r0w = res ? res + at : NULL;
             const float *src = m + (size_t)oc * d->nt + (size_t)(r - r0) * d->tw;
+            if (d->wide) {
+                float *const o[2] = {o0, oy + 1 < OH ? o0 + OW : NULL};
+                const float *const rs[2] = {r0w, r0w && oy + 1 < OH ? r0w + OW : NULL};
+                cnn_wino2_output_row_avx512(o, rs, src, kstride, bs, relu, d->tw, OW);
+                continue;
+            }
             for (int tx = 0; tx < d->tw; tx += 4) {
                 const int cnt = d->tw - tx < 4 ? d->tw - tx : 4;
                 v4f f0[4], f1[4]; /* m A, per row a of m */
@@ -229,9 +243,10 @@ struct wino_work {
     float *pack; /* after the Winograd scratch: the packed GEMM's, for packed U */
 };
 
-static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, int N)
+static struct wino_work wino_setup(float *scratch, const struct cnn_conv2d *p, int N, int wide)
 {
     struct wino_work w;
+    w.d.wide = wide;
     w.d.tw = (p->ow + 1) / 2;
     w.d.th = (p->oh + 1) / 2;
     w.d.len = 2 * ((w.d.tw + 3) & ~3) + 4;
@@ -266,9 +281,9 @@ static void multiply_out(float *out, const float *res, const float *v, const flo
  * entry points below.  Chunking and scratch layout follow the whole conv p. */
 static void winograd_range(float *out, const float *res, const float *inp, const float *u,
                            int u_packed, const float *b, float *scratch, const struct cnn_conv2d *p,
-                           int N, int t_lo, int t_hi, int oc_lo, int oc_hi)
+                           int N, int t_lo, int t_hi, int oc_lo, int oc_hi, int wide)
 {
-    struct wino_work w = wino_setup(scratch, p, N);
+    struct wino_work w = wino_setup(scratch, p, N, wide);
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
         w.d.nt = (size_t)(r1 - r0) * w.d.tw;
@@ -282,20 +297,30 @@ void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp
                                   const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi)
 {
     winograd_range(out, res, inp, u, u_packed, b, scratch, p, N, 0, N * ((p->oh + 1) / 2), oc_lo,
-                   oc_hi);
+                   oc_hi, cnn_cpu_avx512());
 }
 
 void cnn_conv2d_winograd_rows(float *out, const float *res, const float *inp, const float *u,
                               int u_packed, const float *b, float *scratch,
                               const struct cnn_conv2d *p, int N, int t_lo, int t_hi)
 {
-    winograd_range(out, res, inp, u, u_packed, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
+    winograd_range(out, res, inp, u, u_packed, b, scratch, p, N, t_lo, t_hi, 0, p->oc,
+                   cnn_cpu_avx512());
+}
+
+void cnn_conv2d_winograd_rows_lanes(float *out, const float *res, const float *inp,
+                                    const float *u, int u_packed, const float *b, float *scratch,
+                                    const struct cnn_conv2d *p, int N, int t_lo, int t_hi,
+                                    int lanes)
+{
+    winograd_range(out, res, inp, u, u_packed, b, scratch, p, N, t_lo, t_hi, 0, p->oc,
+                   lanes == 16 && cnn_cpu_avx512());
 }
 
 void cnn_conv2d_winograd_input_part(float *shared, const float *inp, float *scratch,
                                     const struct cnn_conv2d *p, int N, int c_lo, int c_hi)
 {
-    struct wino_work w = wino_setup(scratch, p, N);
+    struct wino_work w = wino_setup(scratch, p, N, cnn_cpu_avx512());
     w.d.nt = (size_t)N * w.d.th * w.d.tw;
     input_transform(shared, w.stage, w.zero, inp, p, N, 0, N * w.d.th, &w.d, c_lo, c_hi);
 }
@@ -304,7 +329,7 @@ void cnn_conv2d_winograd_channels_from(float *out, const float *res, const float
                                        const float *u, int u_packed, const float *b, float *scratch,
                                        const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi)
 {
-    struct wino_work w = wino_setup(scratch, p, N);
+    struct wino_work w = wino_setup(scratch, p, N, cnn_cpu_avx512());
     w.d.nt = (size_t)N * w.d.th * w.d.tw;
     multiply_out(out, res, shared, u, u_packed, b, &w, p, N, 0, N * w.d.th, oc_lo, oc_hi);
 }
@@ -382,7 +407,7 @@ static void dout_transform(float *dm, const float *dout, const struct cnn_conv2d
 void cnn_winograd_weight_grad_rows(float *du, const float *inp, const float *dout, float *scratch,
                                    const struct cnn_conv2d *p, int N, int t_lo, int t_hi)
 {
-    struct wino_work w = wino_setup(scratch, p, N);
+    struct wino_work w = wino_setup(scratch, p, N, cnn_cpu_avx512());
     const size_t uk = (size_t)p->oc * p->c;
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;

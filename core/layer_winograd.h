@@ -64,6 +64,17 @@ void cnn_winograd_products(int planes, const float *u, int u_packed, const struc
                            int oc_lo, int oc_hi, size_t nt, const float *v, float *m,
                            float *pack_scratch);
 
+/* The AVX-512 rows of the F(2x2) transforms (layer_winograd_avx512.c), only where
+ * cnn_cpu_avx512().  Input: V_k (k = 0..15) of the tiles [0, tw) of one tile row into
+ * dst + k * kstride + tile, from its four input rows x (w floats each; a zero row in the
+ * padding) whose column 0 is tile column pad_l.  Output: the tile row of one channel from M
+ * (src + k * kstride + tile): output rows o[0] and o[1] (NULL past the bottom edge), ow
+ * columns, + bias, + the residual rows res[] (or NULL), then ReLU when relu. */
+void cnn_wino2_input_row_avx512(float *dst, size_t kstride, const float *const x[4], int w,
+                                int pad_l, int tw);
+void cnn_wino2_output_row_avx512(float *const o[2], const float *const res[2], const float *src,
+                                 size_t kstride, float bias, int relu, int tw, int ow);
+
 static inline size_t wino_round16(size_t n)
 {
     return (n + 15) & ~(size_t)15;
