@@ -330,8 +330,8 @@ void cnn_conv2d_winograd_rows(float *out, const float *res, const float *inp, co
  * oc_lo is a multiple of 16 (a whole panel). */
 /* cnn_conv2d_winograd_rows() with the transforms' vectors chosen, for tests: 16 tiles per
  * vector (AVX-512; where the CPU lacks it, as 4) or 4. */
-void cnn_conv2d_winograd_rows_lanes(float *out, const float *res, const float *inp,
-                                    const float *u, int u_packed, const float *b, float *scratch,
+void cnn_conv2d_winograd_rows_lanes(float *out, const float *res, const float *inp, const float *u,
+                                    int u_packed, const float *b, float *scratch,
                                     const struct cnn_conv2d *p, int N, int t_lo, int t_hi,
                                     int lanes);
 void cnn_conv2d_winograd_channels(float *out, const float *res, const float *inp, const float *u,

@@ -308,8 +308,8 @@ void cnn_conv2d_winograd_rows(float *out, const float *res, const float *inp, co
                    cnn_cpu_avx512());
 }
 
-void cnn_conv2d_winograd_rows_lanes(float *out, const float *res, const float *inp,
-                                    const float *u, int u_packed, const float *b, float *scratch,
+void cnn_conv2d_winograd_rows_lanes(float *out, const float *res, const float *inp, const float *u,
+                                    int u_packed, const float *b, float *scratch,
                                     const struct cnn_conv2d *p, int N, int t_lo, int t_hi,
                                     int lanes)
 {

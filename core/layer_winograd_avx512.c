@@ -23,15 +23,16 @@ CNN_AVX512_KERNEL static inline __m512 load_cols(const float *x, int start, __mm
 }
 
 CNN_AVX512_KERNEL void cnn_wino2_input_row_avx512(float *dst, size_t kstride,
-                                                  const float *const x[4], int w, int pad_l,
-                                                  int tw)
+                                                  const float *const x[4], int w, int pad_l, int tw)
 {
     /* d_j of tile l = s[2 l + j] (s: the vertically transformed row, shifted by pad_l):
      * even and odd lanes of (lo, hi) give d0 and d1; d2 and d3 are d0 and d1 moved down a
      * lane, lane 15 from the next block's first two columns (ex, only read for a full
      * block). */
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512i next0 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
     const __m512i next1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
     for (int tx = 0; tx < tw; tx += 16) {

@@ -677,8 +677,8 @@ START_TEST(test_conv2d_winograd_lanes_match_direct_convolution)
         by_lanes[l] = rand_buf(r.out_n + 16, 100.0f); /* + 16 guard floats: no write past */
         for (int g = 0; g < 16; g++)
             by_lanes[l][r.out_n + g] = 12345.0f;
-        cnn_conv2d_winograd_rows_lanes(by_lanes[l], r.res, r.inp, u, 0, r.b, scratch, &r.p, r.N,
-                                       0, r.N * ((r.p.oh + 1) / 2), lanes[l]);
+        cnn_conv2d_winograd_rows_lanes(by_lanes[l], r.res, r.inp, u, 0, r.b, scratch, &r.p, r.N, 0,
+                                       r.N * ((r.p.oh + 1) / 2), lanes[l]);
         free(scratch);
         for (int g = 0; g < 16; g++)
             ck_assert_msg(by_lanes[l][r.out_n + g] == 12345.0f, "%s: %d lanes wrote past the end",
