@@ -81,18 +81,38 @@ CNN_AVX512_KERNEL void cnn_wino2_input_row_avx512(float *dst, size_t kstride,
     }
 }
 
+/* One output row from a block of tiles: y0[l] and y1[l] to columns 2 l and 2 l + 1 of out
+ * (nx of them from out on), + the residual row res (or NULL), ReLU when relu. */
+CNN_AVX512_KERNEL static inline void store_row(float *out, const float *res, __m512 y0, __m512 y1,
+                                               int nx, int relu)
+{
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __mmask16 m_lo = cnn_lanes16(nx), m_hi = cnn_lanes16(nx - 16);
+    __m512 v_lo = _mm512_permutex2var_ps(y0, lo, y1), v_hi = _mm512_permutex2var_ps(y0, hi, y1);
+    if (res) { /* (conv + bias) + res: the order of the unfused add */
+        v_lo = _mm512_add_ps(v_lo, _mm512_maskz_loadu_ps(m_lo, res));
+        v_hi = _mm512_add_ps(v_hi, _mm512_maskz_loadu_ps(m_hi, res + 16));
+    }
+    if (relu) { /* lanes <= 0 and NaN become +0, as wino_relu4() */
+        const __m512 zero = _mm512_setzero_ps();
+        v_lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v_lo, zero, _CMP_GT_OQ), v_lo);
+        v_hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v_hi, zero, _CMP_GT_OQ), v_hi);
+    }
+    _mm512_mask_storeu_ps(out, m_lo, v_lo);
+    _mm512_mask_storeu_ps(out + 16, m_hi, v_hi);
+}
+
 CNN_AVX512_KERNEL void cnn_wino2_output_row_avx512(float *const o[2], const float *const res[2],
                                                    const float *src, size_t kstride, float bias,
                                                    int relu, int tw, int ow)
 {
-    /* Tile l's two outputs of a row, y0[l] and y1[l], go to columns 2 l and 2 l + 1. */
-    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi =
-        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    const __m512 b = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
+    const __m512 b = _mm512_set1_ps(bias);
     for (int tx = 0; tx < tw; tx += 16) {
         const __mmask16 m = cnn_lanes16(tw - tx);
         __m512 f0[4], f1[4]; /* m A, per row a of m */
+        WINO_UNROLL
         for (int a = 0; a < 4; a++) {
             const float *s = src + (size_t)(4 * a) * kstride + tx;
             const __m512 m0 = _mm512_maskz_loadu_ps(m, s);
@@ -102,28 +122,15 @@ CNN_AVX512_KERNEL void cnn_wino2_output_row_avx512(float *const o[2], const floa
             f0[a] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
             f1[a] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
         }
-        __m512 y[2][2]; /* output row, even / odd columns */
-        y[0][0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f0[0], f0[1]), f0[2]), b);
-        y[0][1] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f1[0], f1[1]), f1[2]), b);
-        y[1][0] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f0[1], f0[2]), f0[3]), b);
-        y[1][1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f1[1], f1[2]), f1[3]), b);
         const int nx = ow - 2 * tx;
-        const __mmask16 m_lo = cnn_lanes16(nx), m_hi = cnn_lanes16(nx - 16);
-        for (int row = 0; row < 2 && o[row]; row++) {
-            float *out = o[row] + 2 * tx;
-            __m512 v_lo = _mm512_permutex2var_ps(y[row][0], lo, y[row][1]);
-            __m512 v_hi = _mm512_permutex2var_ps(y[row][0], hi, y[row][1]);
-            if (res[row]) { /* (conv + bias) + res: the order of the unfused add */
-                v_lo = _mm512_add_ps(v_lo, _mm512_maskz_loadu_ps(m_lo, res[row] + 2 * tx));
-                v_hi = _mm512_add_ps(v_hi, _mm512_maskz_loadu_ps(m_hi, res[row] + 2 * tx + 16));
-            }
-            if (relu) { /* lanes <= 0 and NaN become +0, as wino_relu4() */
-                v_lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v_lo, zero, _CMP_GT_OQ), v_lo);
-                v_hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v_hi, zero, _CMP_GT_OQ), v_hi);
-            }
-            _mm512_mask_storeu_ps(out, m_lo, v_lo);
-            _mm512_mask_storeu_ps(out + 16, m_hi, v_hi);
-        }
+        store_row(o[0] + 2 * tx, res[0] ? res[0] + 2 * tx : NULL,
+                  _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f0[0], f0[1]), f0[2]), b),
+                  _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f1[0], f1[1]), f1[2]), b), nx, relu);
+        if (o[1])
+            store_row(o[1] + 2 * tx, res[1] ? res[1] + 2 * tx : NULL,
+                      _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f0[1], f0[2]), f0[3]), b),
+                      _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f1[1], f1[2]), f1[3]), b), nx,
+                      relu);
     }
 }
 
