@@ -383,6 +383,12 @@ void cnn_conv2d_winograd4_rows(float *out, const float *res, const float *inp, c
                                int u_packed, const float *b, float *scratch,
                                const struct cnn_conv2d *p, int N, int t_lo, int t_hi);
 /* Output channels [oc_lo, oc_hi) of the same, all tile rows (few tile rows: late stages). */
+/* cnn_conv2d_winograd4_rows() with the transforms' vectors chosen, for tests (as
+ * cnn_conv2d_winograd_rows_lanes()). */
+void cnn_conv2d_winograd4_rows_lanes(float *out, const float *res, const float *inp, const float *u,
+                                     int u_packed, const float *b, float *scratch,
+                                     const struct cnn_conv2d *p, int N, int t_lo, int t_hi,
+                                     int lanes);
 void cnn_conv2d_winograd4_channels(float *out, const float *res, const float *inp, const float *u,
                                    int u_packed, const float *b, float *scratch,
                                    const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi);

@@ -75,6 +75,14 @@ void cnn_wino2_input_row_avx512(float *dst, size_t kstride, const float *const x
 void cnn_wino2_output_row_avx512(float *const o[2], const float *const res[2], const float *src,
                                  size_t kstride, float bias, int relu, int tw, int ow);
 
+/* The same for F(4x4) (six input rows, V_k and M_k for k = 0..35): the output tile row of
+ * one channel is `rows` (1..4) output rows from out on, ow floats apart, res laid out as
+ * out (or NULL). */
+void cnn_wino4_input_row_avx512(float *dst, size_t kstride, const float *const x[6], int w,
+                                int pad_l, int tw);
+void cnn_wino4_output_row_avx512(float *out, const float *res, size_t ow, int rows,
+                                 const float *src, size_t kstride, float bias, int relu, int tw);
+
 static inline size_t wino_round16(size_t n)
 {
     return (n + 15) & ~(size_t)15;

@@ -2,7 +2,9 @@
  * and infinity) over a (C, N, H, W) batch, for inference: weights transformed once at
  * compile time (U = G g G^T, in double), then per chunk of 4x4 output tiles the input
  * transform V = B^T d B (6x6 tiles), 36 SGEMMs M_k = U_k V_k and the output transform
- * Y = A^T m A with bias, the residual and the activation.  Four tiles per vector. */
+ * Y = A^T m A with bias, the residual and the activation.  Four tiles per vector, or
+ * sixteen on AVX-512 (layer_winograd_avx512.c). */
+#include "avx512.h"
 #include "gemm.h"
 #include "layer.h"
 #include "layer_winograd.h"
@@ -48,6 +50,7 @@ struct wino4 {
     int tw, th; /* tiles across, down one image */
     int len;    /* floats of one staged row: 4 * round4(tw) + 8 */
     int chunk;  /* tile rows per chunk */
+    int wide;   /* the AVX-512 rows (cnn_wino4_*_row_avx512) */
     size_t nt;  /* tiles in this chunk: GEMM N dimension and row stride of V, M */
     float *v, *m, *stage, *zero;
     float *pack; /* after the Winograd scratch: the packed GEMM's, for packed U */
@@ -122,16 +125,21 @@ static void input_transform4(const struct wino4 *w, const float *inp, const stru
 {
     const size_t hw = (size_t)p->h * p->w, kstride = (size_t)p->c * w->nt;
     for (int c = c_lo; c < c_hi; c++) {
-        for (int r = r0; r < r1; r++) {
-            const int n = r / w->th, ty = r % w->th;
+        for (int r = r0, n = r0 / w->th, ty = r0 % w->th; r < r1; r++, ty++) {
+            if (ty == w->th)
+                ty = 0, n++;
             const float *plane = inp + ((size_t)c * N + n) * hw;
             const float *x[6];
             for (int i = 0; i < 6; i++) {
                 const int iy = 4 * ty - p->pad_t + i;
                 x[i] = iy >= 0 && iy < p->h ? plane + (size_t)iy * p->w : w->zero;
             }
-            vertical6(w->stage, w->len, x, p->w, p->pad_l);
             float *dst = w->v + (size_t)c * w->nt + (size_t)(r - r0) * w->tw;
+            if (w->wide) {
+                cnn_wino4_input_row_avx512(dst, kstride, x, p->w, p->pad_l, w->tw);
+                continue;
+            }
+            vertical6(w->stage, w->len, x, p->w, p->pad_l);
             const int full = w->tw & ~3;
             for (int a = 0; a < 6; a++) { /* V_k, k = 6 a + j */
                 const float *s = w->stage + (size_t)a * w->len;
@@ -238,6 +246,11 @@ static void output_transform4(float *out, const float *res, const float *b, cons
             const int n = r / w->th, oy = 4 * (r % w->th), rows = OH - oy < 4 ? OH - oy : 4;
             const size_t row0 = (((size_t)oc * N + n) * OH + oy) * OW;
             const float *src = w->m + (size_t)oc * w->nt + (size_t)(r - r0) * w->tw;
+            if (w->wide) {
+                cnn_wino4_output_row_avx512(out + row0, res ? res + row0 : NULL, (size_t)OW, rows,
+                                            src, kstride, bs, relu, w->tw);
+                continue;
+            }
             int tx = 0;
             for (; tx < full; tx += 4) { /* a constant count: whole-vector loads */
                 const int nx = OW - 4 * tx < 16 ? OW - 4 * tx : 16;
@@ -253,9 +266,10 @@ static void output_transform4(float *out, const float *res, const float *b, cons
     }
 }
 
-static struct wino4 wino4_setup(float *scratch, const struct cnn_conv2d *p, int N)
+static struct wino4 wino4_setup(float *scratch, const struct cnn_conv2d *p, int N, int wide)
 {
     struct wino4 w;
+    w.wide = wide;
     w.tw = (p->ow + 3) / 4;
     w.th = (p->oh + 3) / 4;
     w.len = 4 * ((w.tw + 3) & ~3) + 8;
@@ -290,9 +304,9 @@ static void multiply_out4(float *out, const float *res, const float *v, const fl
 static void winograd4_range(float *out, const float *res, const float *inp, const float *u,
                             int u_packed, const float *b, float *scratch,
                             const struct cnn_conv2d *p, int N, int t_lo, int t_hi, int oc_lo,
-                            int oc_hi)
+                            int oc_hi, int wide)
 {
-    struct wino4 w = wino4_setup(scratch, p, N);
+    struct wino4 w = wino4_setup(scratch, p, N, wide);
     for (int r0 = t_lo; r0 < t_hi; r0 += w.chunk) {
         const int r1 = r0 + w.chunk < t_hi ? r0 + w.chunk : t_hi;
         w.nt = (size_t)(r1 - r0) * w.tw;
@@ -304,7 +318,7 @@ static void winograd4_range(float *out, const float *res, const float *inp, cons
 void cnn_conv2d_winograd4_input_part(float *shared, const float *inp, float *scratch,
                                      const struct cnn_conv2d *p, int N, int c_lo, int c_hi)
 {
-    struct wino4 w = wino4_setup(scratch, p, N);
+    struct wino4 w = wino4_setup(scratch, p, N, cnn_cpu_avx512());
     w.nt = (size_t)N * w.th * w.tw;
     w.v = shared;
     input_transform4(&w, inp, p, N, 0, N * w.th, c_lo, c_hi);
@@ -315,7 +329,7 @@ void cnn_conv2d_winograd4_channels_from(float *out, const float *res, const floa
                                         float *scratch, const struct cnn_conv2d *p, int N,
                                         int oc_lo, int oc_hi)
 {
-    struct wino4 w = wino4_setup(scratch, p, N);
+    struct wino4 w = wino4_setup(scratch, p, N, cnn_cpu_avx512());
     w.nt = (size_t)N * w.th * w.tw;
     multiply_out4(out, res, shared, u, u_packed, b, &w, p, N, 0, N * w.th, oc_lo, oc_hi);
 }
@@ -324,7 +338,17 @@ void cnn_conv2d_winograd4_rows(float *out, const float *res, const float *inp, c
                                int u_packed, const float *b, float *scratch,
                                const struct cnn_conv2d *p, int N, int t_lo, int t_hi)
 {
-    winograd4_range(out, res, inp, u, u_packed, b, scratch, p, N, t_lo, t_hi, 0, p->oc);
+    winograd4_range(out, res, inp, u, u_packed, b, scratch, p, N, t_lo, t_hi, 0, p->oc,
+                    cnn_cpu_avx512());
+}
+
+void cnn_conv2d_winograd4_rows_lanes(float *out, const float *res, const float *inp, const float *u,
+                                     int u_packed, const float *b, float *scratch,
+                                     const struct cnn_conv2d *p, int N, int t_lo, int t_hi,
+                                     int lanes)
+{
+    winograd4_range(out, res, inp, u, u_packed, b, scratch, p, N, t_lo, t_hi, 0, p->oc,
+                    lanes == 16 && cnn_cpu_avx512());
 }
 
 void cnn_conv2d_winograd4_channels(float *out, const float *res, const float *inp, const float *u,
@@ -332,7 +356,7 @@ void cnn_conv2d_winograd4_channels(float *out, const float *res, const float *in
                                    const struct cnn_conv2d *p, int N, int oc_lo, int oc_hi)
 {
     winograd4_range(out, res, inp, u, u_packed, b, scratch, p, N, 0, N * ((p->oh + 3) / 4), oc_lo,
-                    oc_hi);
+                    oc_hi, cnn_cpu_avx512());
 }
 
 /* Cost of one image through F(m x m) in GEMM multiply-adds: the (m+2)^2 products of every

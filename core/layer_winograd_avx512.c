@@ -1,8 +1,11 @@
-/* AVX-512 rows of the Winograd F(2x2,3x3) transforms (layer_winograd.c picks them where
- * cnn_cpu_avx512()): sixteen tiles of one tile row per vector, both halves of B^T d B in
- * registers (no staged rows), and A^T m A interleaved back into output rows in registers.
- * The 4-lane code there needs a staged row, four vectors per row of tiles and lane-by-lane
- * tails; here a tile row of up to 16 tiles (maps up to 32 wide) is one masked vector. */
+/* AVX-512 rows of the Winograd transforms, F(2x2,3x3) (layer_winograd.c) and F(4x4,3x3)
+ * (layer_winograd4.c), which pick them where cnn_cpu_avx512(): sixteen tiles of one tile row
+ * per vector.  F(2x2) keeps both halves of B^T d B in registers (no staged rows); F(4x4)
+ * keeps its six transformed rows as five vectors each.  A^T m A is interleaved back into
+ * output rows in registers.  The 4-lane code there needs a staged row, several vectors per
+ * row of tiles and lane-by-lane tails; here a tile row of up to 16 tiles is one masked
+ * vector.  The operations and their order are those of the 4-lane code, so both give the
+ * same floats (suite layers_conv checks it). */
 #include "layer_winograd.h"
 
 #if defined(__x86_64__)
@@ -134,6 +137,158 @@ CNN_AVX512_KERNEL void cnn_wino2_output_row_avx512(float *const o[2], const floa
     }
 }
 
+/* B^T x along one axis (F(4x4)), the same operations as bt6() in layer_winograd4.c:
+ * x0..x5 -> (4x0 - 5x2 + x4, -4x1 - 4x2 + x3 + x4, 4x1 - 4x2 - x3 + x4, -2x1 - x2 + 2x3 + x4,
+ * 2x1 - x2 - 2x3 + x4, 4x1 - 5x3 + x5), in place. */
+CNN_AVX512_KERNEL static inline void bt6_16(__m512 x[6])
+{
+    const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f);
+    const __m512 two = _mm512_set1_ps(2.0f);
+    const __m512 a = _mm512_sub_ps(x[4], _mm512_mul_ps(four, x[2]));
+    const __m512 b = _mm512_sub_ps(x[3], _mm512_mul_ps(four, x[1]));
+    const __m512 c = _mm512_sub_ps(x[4], x[2]);
+    const __m512 d = _mm512_mul_ps(two, _mm512_sub_ps(x[3], x[1]));
+    const __m512 r0 =
+        _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(four, x[0]), _mm512_mul_ps(five, x[2])), x[4]);
+    const __m512 r5 =
+        _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(four, x[1]), _mm512_mul_ps(five, x[3])), x[5]);
+    x[0] = r0, x[1] = _mm512_add_ps(a, b), x[2] = _mm512_sub_ps(a, b);
+    x[3] = _mm512_add_ps(c, d), x[4] = _mm512_sub_ps(c, d), x[5] = r5;
+}
+
+CNN_AVX512_KERNEL void cnn_wino4_input_row_avx512(float *dst, size_t kstride,
+                                                  const float *const x[6], int w, int pad_l, int tw)
+{
+    /* d_j of tile l = s[4 l + j] (s: the vertically transformed row, shifted by pad_l).
+     * For j < 4 the lanes of tiles 0..7 come from s vectors 0, 1 and those of tiles 8..15
+     * from vectors 2, 3 by the same index; d4, d5 are d0, d1 moved down a lane, lane 15
+     * from vector 4 (only computed for a full block). */
+    static const int stride4[4][16] = {
+        {0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28},
+        {1, 5, 9, 13, 17, 21, 25, 29, 1, 5, 9, 13, 17, 21, 25, 29},
+        {2, 6, 10, 14, 18, 22, 26, 30, 2, 6, 10, 14, 18, 22, 26, 30},
+        {3, 7, 11, 15, 19, 23, 27, 31, 3, 7, 11, 15, 19, 23, 27, 31}};
+    const __m512i next0 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+    const __m512i next1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+    __m512i idx[4];
+    for (int j = 0; j < 4; j++)
+        idx[j] = _mm512_loadu_si512(stride4[j]);
+    for (int tx = 0; tx < tw; tx += 16) {
+        const int cnt = tw - tx < 16 ? tw - tx : 16, col = 4 * tx - pad_l;
+        const int nq = (4 * cnt + 2 + 15) / 16; /* s vectors the block reads: s[0 .. 4 cnt + 2) */
+        const __mmask16 m = cnn_lanes16(cnt);
+        __m512 s[6][5]; /* s[a][q] = columns 16 q .. 16 q + 15 of row a of B^T d */
+        for (int q = 0; q < 5; q++) {
+            __m512 r[6];
+            if (q < nq) {
+                const __mmask16 mq = cols_mask(col + 16 * q, w);
+                WINO_UNROLL
+                for (int i = 0; i < 6; i++)
+                    r[i] = load_cols(x[i], col + 16 * q, mq);
+                bt6_16(r);
+            } else {
+                WINO_UNROLL
+                for (int i = 0; i < 6; i++)
+                    r[i] = _mm512_setzero_ps();
+            }
+            WINO_UNROLL
+            for (int a = 0; a < 6; a++)
+                s[a][q] = r[a];
+        }
+        for (int a = 0; a < 6; a++) { /* V_k, k = 6 a + j */
+            __m512 d[6];
+            WINO_UNROLL
+            for (int j = 0; j < 4; j++)
+                d[j] = _mm512_mask_blend_ps((__mmask16)0xFF00,
+                                            _mm512_permutex2var_ps(s[a][0], idx[j], s[a][1]),
+                                            _mm512_permutex2var_ps(s[a][2], idx[j], s[a][3]));
+            d[4] = _mm512_permutex2var_ps(d[0], next0, s[a][4]);
+            d[5] = _mm512_permutex2var_ps(d[1], next1, s[a][4]);
+            bt6_16(d);
+            float *dk = dst + (size_t)(6 * a) * kstride + tx;
+            WINO_UNROLL
+            for (int j = 0; j < 6; j++)
+                _mm512_mask_storeu_ps(dk + (size_t)j * kstride, m, d[j]);
+        }
+    }
+}
+
+/* A^T m along one axis (F(4x4)), the same operations as at6() in layer_winograd4.c:
+ * m0..m5 -> (m0 + m1 + m2 + m3 + m4, (m1 - m2) + 2 (m3 - m4), (m1 + m2) + 4 (m3 + m4),
+ * (m1 - m2) + 8 (m3 - m4) + m5). */
+CNN_AVX512_KERNEL static inline void at6_16(__m512 y[4], const __m512 m[6])
+{
+    const __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    const __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    y[1] = _mm512_add_ps(d12, _mm512_mul_ps(_mm512_set1_ps(2.0f), d34));
+    y[2] = _mm512_add_ps(s12, _mm512_mul_ps(_mm512_set1_ps(4.0f), s34));
+    y[3] = _mm512_add_ps(_mm512_add_ps(d12, _mm512_mul_ps(_mm512_set1_ps(8.0f), d34)), m[5]);
+}
+
+/* Output columns [0, nx) of a block (nx <= 64): column 4 l + q is lane l of y[q]; + res (or
+ * NULL), ReLU when relu. */
+CNN_AVX512_KERNEL static inline void store_row4_16(float *out, const float *res, const __m512 y[4],
+                                                   int nx, int relu)
+{
+    const __m512i pair_lo =
+        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i pair_hi =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i quad_lo =
+        _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    const __m512i quad_hi =
+        _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int h = 0; 32 * h < nx; h++) { /* tiles 8 h .. 8 h + 7: columns 32 h .. 32 h + 31 */
+        const __m512i pair = h ? pair_hi : pair_lo;
+        const __m512 p01 = _mm512_permutex2var_ps(y[0], pair, y[1]);
+        const __m512 p23 = _mm512_permutex2var_ps(y[2], pair, y[3]);
+        for (int g = 0; g < 2 && 32 * h + 16 * g < nx; g++) {
+            const int c0 = 32 * h + 16 * g;
+            const __mmask16 mk = cnn_lanes16(nx - c0);
+            __m512 v = _mm512_permutex2var_ps(p01, g ? quad_hi : quad_lo, p23);
+            if (res) /* (conv + bias) + res: the order of the unfused add */
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, res + c0));
+            if (relu) /* lanes <= 0 and NaN become +0, as wino_relu4() */
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v);
+            _mm512_mask_storeu_ps(out + c0, mk, v);
+        }
+    }
+}
+
+CNN_AVX512_KERNEL void cnn_wino4_output_row_avx512(float *out, const float *res, size_t ow,
+                                                   int rows, const float *src, size_t kstride,
+                                                   float bias, int relu, int tw)
+{
+    const __m512 b = _mm512_set1_ps(bias);
+    for (int tx = 0; tx < tw; tx += 16) {
+        const __mmask16 m = cnn_lanes16(tw - tx);
+        __m512 f[4][6]; /* f[q][a] = (m A)[a][q], per row a of m */
+        for (int a = 0; a < 6; a++) {
+            __m512 ma[6], fa[4];
+            WINO_UNROLL
+            for (int j = 0; j < 6; j++)
+                ma[j] = _mm512_maskz_loadu_ps(m, src + (size_t)(6 * a + j) * kstride + tx);
+            at6_16(fa, ma);
+            WINO_UNROLL
+            for (int q = 0; q < 4; q++)
+                f[q][a] = fa[q];
+        }
+        __m512 y[4][4]; /* y[q][p]: output row p, column q of each tile */
+        WINO_UNROLL
+        for (int q = 0; q < 4; q++)
+            at6_16(y[q], f[q]);
+        const int nx = (int)ow - 4 * tx < 64 ? (int)ow - 4 * tx : 64;
+        for (int pr = 0; pr < rows; pr++) {
+            const __m512 row[4] = {_mm512_add_ps(y[0][pr], b), _mm512_add_ps(y[1][pr], b),
+                                   _mm512_add_ps(y[2][pr], b), _mm512_add_ps(y[3][pr], b)};
+            const size_t o = (size_t)pr * ow + 4 * (size_t)tx;
+            store_row4_16(out + o, res ? res + o : NULL, row, nx, relu);
+        }
+    }
+}
+
 #else
 
 /* Never called where cnn_cpu_avx512() is 0. */
@@ -147,6 +302,19 @@ void cnn_wino2_output_row_avx512(float *const o[2], const float *const res[2], c
                                  size_t kstride, float bias, int relu, int tw, int ow)
 {
     (void)o, (void)res, (void)src, (void)kstride, (void)bias, (void)relu, (void)tw, (void)ow;
+}
+
+void cnn_wino4_input_row_avx512(float *dst, size_t kstride, const float *const x[6], int w,
+                                int pad_l, int tw)
+{
+    (void)dst, (void)kstride, (void)x, (void)w, (void)pad_l, (void)tw;
+}
+
+void cnn_wino4_output_row_avx512(float *out, const float *res, size_t ow, int rows,
+                                 const float *src, size_t kstride, float bias, int relu, int tw)
+{
+    (void)out, (void)res, (void)ow, (void)rows, (void)src, (void)kstride, (void)bias, (void)relu,
+        (void)tw;
 }
 
 #endif

@@ -247,6 +247,8 @@ static const struct conv_case wino_cases[] = {
      {CNN_ACT_RELU, 0, 0}},
     {"wino 6x21 pad 1 N=2", 2, 16, 6, 21, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
      {CNN_ACT_RELU, 0, 0}},
+    {"wino 5x66 pad 1 (F(4x4): 17 tiles across) N=1", 1, 16, 5, 66, 16, 3, 3, 1, 1, 1, 1, 1, 1,
+     1, 1, 1, 1, {CNN_ACT_RELU, 0, 0}},
     {"wino 4x36 pad (1,2,0,0) N=2", 2, 16, 4, 36, 16, 3, 3, 1, 1, 1, 1, 1, 2, 0, 0, 1, 1,
      {CNN_ACT_NONE, 0, 0}},
     /* more tiles than one chunk holds: chunks cross image borders, the last is partial */
@@ -660,25 +662,38 @@ START_TEST(test_conv2d_winograd_packed_weights_match_direct_convolution)
 }
 END_TEST
 
-/* The F(2x2) transforms four tiles per vector and sixteen (AVX-512; where the CPU lacks it
- * both runs take four) against the direct loops plus a residual: the same sums in the same
- * order, so the two outputs must also be equal bit for bit.  Neither writes past the output. */
+/* The F(2x2) (even _i) and F(4x4) (odd) transforms four tiles per vector and sixteen
+ * (AVX-512; where the CPU lacks it both runs take four) against the direct loops plus a
+ * residual: the same sums in the same order, so the two outputs must also be equal bit for
+ * bit.  Neither writes past the output. */
 START_TEST(test_conv2d_winograd_lanes_match_direct_convolution)
 {
-    const struct conv_case *k = &wino_cases[_i];
+    const struct conv_case *k = &wino_cases[_i / 2];
+    const int tile = _i % 2 ? 4 : 2;
     lcg_state = 8000u + (unsigned)_i;
     struct residual_run r = residual_run_make(k);
-    float *u = rand_buf(cnn_winograd_weights_floats(&r.p), 1.0f);
-    cnn_winograd_transform_weights(u, r.w, &r.p);
+    float *u = rand_buf(
+        tile == 4 ? cnn_winograd4_weights_floats(&r.p) : cnn_winograd_weights_floats(&r.p), 1.0f);
+    if (tile == 4)
+        cnn_winograd4_transform_weights(u, r.w, &r.p);
+    else
+        cnn_winograd_transform_weights(u, r.w, &r.p);
     float *by_lanes[2];
     static const int lanes[2] = {4, 16};
     for (int l = 0; l < 2; l++) {
-        float *scratch = rand_buf(cnn_winograd_scratch_floats(&r.p, r.N), 100.0f);
+        float *scratch = rand_buf(tile == 4 ? cnn_winograd4_scratch_floats(&r.p, r.N)
+                                            : cnn_winograd_scratch_floats(&r.p, r.N),
+                                  100.0f);
         by_lanes[l] = rand_buf(r.out_n + 16, 100.0f); /* + 16 guard floats: no write past */
         for (int g = 0; g < 16; g++)
             by_lanes[l][r.out_n + g] = 12345.0f;
-        cnn_conv2d_winograd_rows_lanes(by_lanes[l], r.res, r.inp, u, 0, r.b, scratch, &r.p, r.N, 0,
-                                       r.N * ((r.p.oh + 1) / 2), lanes[l]);
+        const int tile_rows = r.N * ((r.p.oh + tile - 1) / tile);
+        if (tile == 4)
+            cnn_conv2d_winograd4_rows_lanes(by_lanes[l], r.res, r.inp, u, 0, r.b, scratch, &r.p,
+                                            r.N, 0, tile_rows, lanes[l]);
+        else
+            cnn_conv2d_winograd_rows_lanes(by_lanes[l], r.res, r.inp, u, 0, r.b, scratch, &r.p, r.N,
+                                           0, tile_rows, lanes[l]);
         free(scratch);
         for (int g = 0; g < 16; g++)
             ck_assert_msg(by_lanes[l][r.out_n + g] == 12345.0f, "%s: %d lanes wrote past the end",
@@ -689,9 +704,10 @@ START_TEST(test_conv2d_winograd_lanes_match_direct_convolution)
     size_t differ = 0;
     for (size_t i = 0; i < r.out_n; i++)
         differ += memcmp(&by_lanes[0][i], &by_lanes[1][i], sizeof(float)) != 0;
-    printf("F(2x2) lanes 4 / 16 (AVX-512 %s) %-32s max abs err %.3e / %.3e, %zu differ\n",
-           cnn_cpu_avx512() ? "yes" : "no", k->name, e4, e16, differ);
-    ck_assert_msg(e4 <= 1e-4 && e16 <= 1e-4, "%s: %g %g", k->name, e4, e16);
+    printf("F(%dx%d) lanes 4 / 16 (AVX-512 %s) %-32s max abs err %.3e / %.3e, %zu differ\n", tile,
+           tile, cnn_cpu_avx512() ? "yes" : "no", k->name, e4, e16, differ);
+    const double bound = tile == 4 ? 2e-4 : 1e-4;
+    ck_assert_msg(e4 <= bound && e16 <= bound, "%s: %g %g", k->name, e4, e16);
     ck_assert_msg(differ == 0, "%s: %zu outputs differ between 4 and 16 lanes", k->name, differ);
     free(by_lanes[0]);
     free(by_lanes[1]);
@@ -719,7 +735,8 @@ Suite *layers_conv_suite(void)
     tcase_add_loop_test(tc, test_conv2d_winograd4_matches_direct_convolution, 0, N_WINO_CASES);
     tcase_add_loop_test(tc, test_conv2d_winograd4_residual_epilogue, 0, N_WINO_CASES);
     tcase_add_test(tc, test_conv2d_winograd4_chunks_and_scratch);
-    tcase_add_loop_test(tc, test_conv2d_winograd_lanes_match_direct_convolution, 0, N_WINO_CASES);
+    tcase_add_loop_test(tc, test_conv2d_winograd_lanes_match_direct_convolution, 0,
+                        2 * N_WINO_CASES);
     tcase_add_loop_test(tc, test_conv2d_winograd_packed_weights_match_direct_convolution, 0,
                         2 * N_WINO_PACKED_CASES);
     suite_add_tcase(s, tc);
