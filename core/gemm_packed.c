@@ -479,15 +479,17 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
                      float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
                      float *scratch)
 {
-    const int wide = N >= CNN_GEMM_PACKED_WIDE_N && K <= CNN_GEMM_PACKED_WIDE_MAX_K;
+    const int avx512 = cnn_cpu_avx512();
+    const int wide = N >= CNN_GEMM_PACKED_WIDE_N &&
+                     (K <= CNN_GEMM_PACKED_WIDE_MAX_K || (avx512 && N >= CNN_GEMM_PACKED_WIDE512_N));
     if (!cnn_gemm_packed_vectorised())
         cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
     else if (wide)
-        wide_with(cnn_cpu_avx512() ? &cnn_packed_wide_avx512 : &wide_avx2, M, N, K, alpha, ap, B,
-                  ldb, beta, C, ldc, ep, scratch);
+        wide_with(avx512 ? &cnn_packed_wide_avx512 : &wide_avx2, M, N, K, alpha, ap, B, ldb, beta,
+                  C, ldc, ep, scratch);
     else
-        narrow_with(cnn_cpu_avx512() ? &cnn_packed_narrow_avx512 : &narrow_avx2, M, N, K, alpha, ap,
-                    B, ldb, beta, C, ldc, ep, scratch);
+        narrow_with(avx512 ? &cnn_packed_narrow_avx512 : &narrow_avx2, M, N, K, alpha, ap, B, ldb,
+                    beta, C, ldc, ep, scratch);
 }
 
 #else /* not x86-64: the plain C loops only */

@@ -55,6 +55,11 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
  * 64.  ResNet-50's 56x56 1x1 convs -9-12% against OpenBLAS. */
 #define CNN_GEMM_PACKED_WIDE_N 256
 #define CNN_GEMM_PACKED_WIDE_MAX_K 256
+/* On AVX-512 (8 x 48 wide tiles, 48 x 8 narrow ones) wide also past that depth from this many
+ * columns (K then runs in blocks of 256, C read back between them).  ResNet-50 at batch 8,
+ * one core: its 28x28 1x1 convs with K = 512 (N = 6272) -5%; at N = 1568 (14x14, K = 1024)
+ * wide was 4% slower. */
+#define CNN_GEMM_PACKED_WIDE512_N 4096
 void cnn_gemm_packed_narrow(int M, int N, int K, float alpha, const float *ap, const float *B,
                             int ldb, float beta, float *C, int ldc,
                             const struct cnn_gemm_epilogue *ep, float *scratch);
