@@ -449,15 +449,17 @@ static int split_channels(const struct cnn_conv2d *p, int rows, int parts)
     return p->groups == 1 && rows < 4 * parts && p->oc >= 16 * parts;
 }
 
-/* A 1x1 conv with more output channels than output pixels also splits by channels: its
- * weights (OC x C) then outweigh its input (C x pixels), which each part reads whole (no
- * unrolling to repeat), and split by rows every part read all the weights, from memory at
- * batch 1.  ResNet-50 .onnx at batch 1 on 2 parts (AVX-512 Xeon): its 14x14 1x1 convs to
- * 1024 channels -8-13%, sum of op minima -3%.  (3x3 convs keep the rows: split by channels,
- * every part would unroll the whole input.) */
+/* A 1x1 conv (any stride) with more output channels than output pixels also splits by
+ * channels: its weights (OC x C) then outweigh its input (C x pixels), which each part reads
+ * whole (no unrolling to repeat), and split by rows every part read all the weights, from
+ * memory at batch 1.  ResNet-50 .onnx at batch 1 on 2 parts (AVX-512 Xeon): its 14x14 1x1
+ * convs to 1024 channels -8-13%, sum of op minima -3%; its strided 28x28 -> 14x14 one -5%.
+ * (3x3 convs keep the rows: split by channels, every part would unroll the whole input.) */
 static int pointwise_splits_channels(const struct cnn_conv2d *p, int rows, int parts)
 {
-    return cnn_conv2d_is_pointwise(p) && p->groups == 1 && p->oc >= 16 * parts &&
+    const int one_by_one = p->kh == 1 && p->kw == 1 && p->pad_t == 0 && p->pad_l == 0 &&
+                           p->pad_b == 0 && p->pad_r == 0; /* any stride */
+    return one_by_one && p->groups == 1 && p->oc >= 16 * parts &&
            (size_t)p->oc > (size_t)rows * p->ow;
 }
 
