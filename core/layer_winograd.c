@@ -185,6 +185,22 @@ static void output_transform(float *out, const float *res, const float *m, const
             float *o0 = out + at;
             const float *r0w = res ? res + at : NULL;
             const float *src = m + (size_t)oc * d->nt + (size_t)(r - r0) * d->tw;
+            if (d->wide && d->tw <= 8) { /* g tile rows in one vector */
+                const int g = 16 / d->tw < r1 - r ? 16 / d->tw : r1 - r;
+                float *o[16][2];
+                const float *rs[16][2];
+                for (int j = 0; j < g; j++) {
+                    const int nj = (r + j) / d->th, yj = 2 * ((r + j) % d->th);
+                    const size_t aj = (((size_t)oc * N + nj) * OH + yj) * OW;
+                    o[j][0] = out + aj, o[j][1] = yj + 1 < OH ? out + aj + OW : NULL;
+                    rs[j][0] = res ? res + aj : NULL;
+                    rs[j][1] = res && yj + 1 < OH ? res + aj + OW : NULL;
+                }
+                cnn_wino2_output_rows_avx512(o, rs,
+                                             g, src, kstride, bs, relu, d->tw, OW);
+                r += g - 1;
+                continue;
+            }
             if (d->wide) {
                 float *const o[2] = {o0, oy + 1 < OH ? o0 + OW : NULL};
                 const float *const rs[2] = {r0w, r0w && oy + 1 < OH ? r0w + OW : NULL};

@@ -83,6 +83,18 @@ void cnn_wino4_input_row_avx512(float *dst, size_t kstride, const float *const x
 void cnn_wino4_output_row_avx512(float *out, const float *res, size_t ow, int rows,
                                  const float *src, size_t kstride, float bias, int relu, int tw);
 
+/* The output rows of g tile rows at once (g tw <= 16; F(4x4): tw <= 8), consecutive in M
+ * from src: per tile row j, F(2x2): output rows o[j][0..1] (o[j][1] NULL past the bottom
+ * edge) and residual rows res[j][0..1] (or NULL); F(4x4): rows[j] output rows from out[j]
+ * on, ow floats apart, res[j] laid out as out[j] (or NULL).  Small maps (16x16 and under,
+ * 28x28 for F(4x4)) use whole vectors so. */
+void cnn_wino2_output_rows_avx512(float *o[][2], const float *res[][2], int g,
+                                  const float *src, size_t kstride, float bias, int relu, int tw,
+                                  int ow);
+void cnn_wino4_output_rows_avx512(float *const out[], const float *const res[], const int rows[],
+                                  int g, size_t ow, const float *src, size_t kstride, float bias,
+                                  int relu, int tw);
+
 static inline size_t wino_round16(size_t n)
 {
     return (n + 15) & ~(size_t)15;

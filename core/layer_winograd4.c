@@ -246,6 +246,22 @@ static void output_transform4(float *out, const float *res, const float *b, cons
             const int n = r / w->th, oy = 4 * (r % w->th), rows = OH - oy < 4 ? OH - oy : 4;
             const size_t row0 = (((size_t)oc * N + n) * OH + oy) * OW;
             const float *src = w->m + (size_t)oc * w->nt + (size_t)(r - r0) * w->tw;
+            if (w->wide && w->tw <= 8) { /* g tile rows in one vector */
+                const int g = 16 / w->tw < r1 - r ? 16 / w->tw : r1 - r;
+                float *o[16];
+                const float *rs[16];
+                int nrows[16];
+                for (int j = 0; j < g; j++) {
+                    const int nj = (r + j) / w->th, yj = 4 * ((r + j) % w->th);
+                    const size_t aj = (((size_t)oc * N + nj) * OH + yj) * OW;
+                    o[j] = out + aj, rs[j] = res ? res + aj : NULL;
+                    nrows[j] = OH - yj < 4 ? OH - yj : 4;
+                }
+                cnn_wino4_output_rows_avx512(o, rs, nrows, g, (size_t)OW, src, kstride, bs, relu,
+                                             w->tw);
+                r += g - 1;
+                continue;
+            }
             if (w->wide) {
                 cnn_wino4_output_row_avx512(out + row0, res ? res + row0 : NULL, (size_t)OW, rows,
                                             src, kstride, bs, relu, w->tw);

@@ -84,12 +84,15 @@ CNN_AVX512_KERNEL void cnn_wino2_input_row_avx512(float *dst, size_t kstride,
     }
 }
 
-/* One output row from a block of tiles: y0[l] and y1[l] to columns 2 l and 2 l + 1 of out
- * (nx of them from out on), + the residual row res (or NULL), ReLU when relu. */
+/* One output row from a block of tiles starting at lane `lane`: y0[lane + l] and
+ * y1[lane + l] to columns 2 l and 2 l + 1 of out (nx of them from out on; lane > 0 only with
+ * nx <= 16), + the residual row res (or NULL), ReLU when relu. */
 CNN_AVX512_KERNEL static inline void store_row(float *out, const float *res, __m512 y0, __m512 y1,
-                                               int nx, int relu)
+                                               int nx, int relu, int lane)
 {
-    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i lo = _mm512_add_epi32(
+        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+        _mm512_set1_epi32(lane));
     const __m512i hi =
         _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     const __mmask16 m_lo = cnn_lanes16(nx), m_hi = cnn_lanes16(nx - 16);
@@ -128,12 +131,43 @@ CNN_AVX512_KERNEL void cnn_wino2_output_row_avx512(float *const o[2], const floa
         const int nx = ow - 2 * tx;
         store_row(o[0] + 2 * tx, res[0] ? res[0] + 2 * tx : NULL,
                   _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f0[0], f0[1]), f0[2]), b),
-                  _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f1[0], f1[1]), f1[2]), b), nx, relu);
+                  _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f1[0], f1[1]), f1[2]), b), nx, relu, 0);
         if (o[1])
             store_row(o[1] + 2 * tx, res[1] ? res[1] + 2 * tx : NULL,
                       _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f0[1], f0[2]), f0[3]), b),
                       _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f1[1], f1[2]), f1[3]), b), nx,
-                      relu);
+                      relu, 0);
+    }
+}
+
+CNN_AVX512_KERNEL void cnn_wino2_output_rows_avx512(float *o[][2],
+                                                    const float *res[][2], int g,
+                                                    const float *src, size_t kstride, float bias,
+                                                    int relu, int tw, int ow)
+{
+    /* g tile rows of tw tiles each, consecutive in M: one vector holds them all, tile row j
+     * in lanes [j tw, (j + 1) tw). */
+    const __m512 b = _mm512_set1_ps(bias);
+    const __mmask16 m = cnn_lanes16(g * tw);
+    __m512 f0[4], f1[4];
+    WINO_UNROLL
+    for (int a = 0; a < 4; a++) {
+        const float *s = src + (size_t)(4 * a) * kstride;
+        const __m512 m0 = _mm512_maskz_loadu_ps(m, s);
+        const __m512 m1 = _mm512_maskz_loadu_ps(m, s + kstride);
+        const __m512 m2 = _mm512_maskz_loadu_ps(m, s + 2 * kstride);
+        const __m512 m3 = _mm512_maskz_loadu_ps(m, s + 3 * kstride);
+        f0[a] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        f1[a] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    const __m512 y00 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f0[0], f0[1]), f0[2]), b);
+    const __m512 y01 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f1[0], f1[1]), f1[2]), b);
+    const __m512 y10 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f0[1], f0[2]), f0[3]), b);
+    const __m512 y11 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f1[1], f1[2]), f1[3]), b);
+    for (int j = 0; j < g; j++) {
+        store_row(o[j][0], res[j][0], y00, y01, ow, relu, j * tw);
+        if (o[j][1])
+            store_row(o[j][1], res[j][1], y10, y11, ow, relu, j * tw);
     }
 }
 
@@ -226,13 +260,14 @@ CNN_AVX512_KERNEL static inline void at6_16(__m512 y[4], const __m512 m[6])
     y[3] = _mm512_add_ps(_mm512_add_ps(d12, _mm512_mul_ps(_mm512_set1_ps(8.0f), d34)), m[5]);
 }
 
-/* Output columns [0, nx) of a block (nx <= 64): column 4 l + q is lane l of y[q]; + res (or
- * NULL), ReLU when relu. */
+/* Output columns [0, nx) of a block (nx <= 64): column 4 l + q is lane lane + l of y[q];
+ * + res (or NULL), ReLU when relu.  lane > 0 only with nx <= 32. */
 CNN_AVX512_KERNEL static inline void store_row4_16(float *out, const float *res, const __m512 y[4],
-                                                   int nx, int relu)
+                                                   int nx, int relu, int lane)
 {
-    const __m512i pair_lo =
-        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i pair_lo = _mm512_add_epi32(
+        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+        _mm512_set1_epi32(lane));
     const __m512i pair_hi =
         _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     const __m512i quad_lo =
@@ -284,9 +319,42 @@ CNN_AVX512_KERNEL void cnn_wino4_output_row_avx512(float *out, const float *res,
             const __m512 row[4] = {_mm512_add_ps(y[0][pr], b), _mm512_add_ps(y[1][pr], b),
                                    _mm512_add_ps(y[2][pr], b), _mm512_add_ps(y[3][pr], b)};
             const size_t o = (size_t)pr * ow + 4 * (size_t)tx;
-            store_row4_16(out + o, res ? res + o : NULL, row, nx, relu);
+            store_row4_16(out + o, res ? res + o : NULL, row, nx, relu, 0);
         }
     }
+}
+
+CNN_AVX512_KERNEL void cnn_wino4_output_rows_avx512(float *const out[], const float *const res[],
+                                                    const int rows[], int g, size_t ow,
+                                                    const float *src, size_t kstride, float bias,
+                                                    int relu, int tw)
+{
+    /* g tile rows of tw tiles each (g tw <= 16, tw <= 8), consecutive in M: tile row j in
+     * lanes [j tw, (j + 1) tw) of every vector. */
+    const __m512 b = _mm512_set1_ps(bias);
+    const __mmask16 m = cnn_lanes16(g * tw);
+    __m512 f[4][6];
+    for (int a = 0; a < 6; a++) {
+        __m512 ma[6], fa[4];
+        WINO_UNROLL
+        for (int j = 0; j < 6; j++)
+            ma[j] = _mm512_maskz_loadu_ps(m, src + (size_t)(6 * a + j) * kstride);
+        at6_16(fa, ma);
+        WINO_UNROLL
+        for (int q = 0; q < 4; q++)
+            f[q][a] = fa[q];
+    }
+    __m512 y[4][4];
+    WINO_UNROLL
+    for (int q = 0; q < 4; q++)
+        at6_16(y[q], f[q]);
+    for (int j = 0; j < g; j++)
+        for (int pr = 0; pr < rows[j]; pr++) {
+            const __m512 row[4] = {_mm512_add_ps(y[0][pr], b), _mm512_add_ps(y[1][pr], b),
+                                   _mm512_add_ps(y[2][pr], b), _mm512_add_ps(y[3][pr], b)};
+            const size_t o = (size_t)pr * ow;
+            store_row4_16(out[j] + o, res[j] ? res[j] + o : NULL, row, (int)ow, relu, j * tw);
+        }
 }
 
 #else
@@ -302,6 +370,22 @@ void cnn_wino2_output_row_avx512(float *const o[2], const float *const res[2], c
                                  size_t kstride, float bias, int relu, int tw, int ow)
 {
     (void)o, (void)res, (void)src, (void)kstride, (void)bias, (void)relu, (void)tw, (void)ow;
+}
+
+void cnn_wino2_output_rows_avx512(float *o[][2], const float *res[][2], int g,
+                                  const float *src, size_t kstride, float bias, int relu, int tw,
+                                  int ow)
+{
+    (void)o, (void)res, (void)g, (void)src, (void)kstride, (void)bias, (void)relu, (void)tw,
+        (void)ow;
+}
+
+void cnn_wino4_output_rows_avx512(float *const out[], const float *const res[], const int rows[],
+                                  int g, size_t ow, const float *src, size_t kstride, float bias,
+                                  int relu, int tw)
+{
+    (void)out, (void)res, (void)rows, (void)g, (void)ow, (void)src, (void)kstride, (void)bias,
+        (void)relu, (void)tw;
 }
 
 void cnn_wino4_input_row_avx512(float *dst, size_t kstride, const float *const x[6], int w,
