@@ -104,17 +104,28 @@ static void input_transform(float *v, float *stage, const float *zero, const flo
 {
     const size_t hw = (size_t)p->h * p->w, kstride = (size_t)p->c * d->nt;
     const int full = d->tw & ~3;
+    /* AVX-512 with up to 7 tiles across: up to 4 (tw <= 4) or 2 tile rows per call */
+    const int group = !d->wide || d->tw > 7 ? 1 : d->tw <= 4 ? 4 : 2;
     for (int c = c_lo; c < c_hi; c++) {
-        for (int r = r0, n = r0 / d->th, ty = r0 % d->th; r < r1; r++, ty++) {
-            if (ty == d->th)
-                ty = 0, n++;
-            const float *plane = inp + ((size_t)c * N + n) * hw;
-            const float *x[4];
-            for (int i = 0; i < 4; i++) {
-                const int iy = 2 * ty - p->pad_t + i;
-                x[i] = iy >= 0 && iy < p->h ? plane + (size_t)iy * p->w : zero;
+        for (int r = r0, n = r0 / d->th, ty = r0 % d->th; r < r1;) {
+            const int g = group < r1 - r ? group : r1 - r;
+            const float *xs[4][4]; /* input rows of the g tile rows */
+            for (int j = 0; j < g; j++, ty++) {
+                if (ty == d->th)
+                    ty = 0, n++;
+                const float *plane = inp + ((size_t)c * N + n) * hw;
+                for (int i = 0; i < 4; i++) {
+                    const int iy = 2 * ty - p->pad_t + i;
+                    xs[j][i] = iy >= 0 && iy < p->h ? plane + (size_t)iy * p->w : zero;
+                }
             }
             float *dst = v + (size_t)c * d->nt + (size_t)(r - r0) * d->tw;
+            r += g;
+            if (group > 1) {
+                cnn_wino2_input_rows_avx512(dst, kstride, xs, g, p->w, p->pad_l, d->tw);
+                continue;
+            }
+            const float *const *x = xs[0];
             if (d->wide) {
                 cnn_wino2_input_row_avx512(dst, kstride, x, p->w, p->pad_l, d->tw);
                 continue;

@@ -83,6 +83,11 @@ void cnn_wino4_input_row_avx512(float *dst, size_t kstride, const float *const x
 void cnn_wino4_output_row_avx512(float *out, const float *res, size_t ow, int rows,
                                  const float *src, size_t kstride, float bias, int relu, int tw);
 
+/* cnn_wino2_input_row_avx512() for g (1..4) consecutive tile rows at once, g tw <= 16 and
+ * tw <= 7: x[j] are tile row j's input rows; its tiles follow tile row j - 1's in dst. */
+void cnn_wino2_input_rows_avx512(float *dst, size_t kstride, const float *const x[][4], int g,
+                                 int w, int pad_l, int tw);
+
 /* The output rows of g tile rows at once (g tw <= 16; F(4x4): tw <= 8), consecutive in M
  * from src: per tile row j, F(2x2): output rows o[j][0..1] (o[j][1] NULL past the bottom
  * edge) and residual rows res[j][0..1] (or NULL); F(4x4): rows[j] output rows from out[j]

@@ -84,6 +84,56 @@ CNN_AVX512_KERNEL void cnn_wino2_input_row_avx512(float *dst, size_t kstride,
     }
 }
 
+CNN_AVX512_KERNEL void cnn_wino2_input_rows_avx512(float *dst, size_t kstride,
+                                                   const float *const x[][4], int g, int w,
+                                                   int pad_l, int tw)
+{
+    /* Row r's transformed columns s[0 .. 2 tw + 2) fit one vector (tw <= 7).  Lane l of
+     * d_j takes s[2 l' + j] of the tile row it belongs to (l' = its tile in that row): tile
+     * rows 0, 1 come from one two-source permute, rows 2, 3 from another, blended in above
+     * lane 2 tw. */
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i base[2]; /* per pair of tile rows: lane -> 2 l' (first row) or 16 + 2 l' (second) */
+    for (int q = 0; q < 2; q++) {
+        const __m512i l = _mm512_sub_epi32(iota, _mm512_set1_epi32(2 * q * tw));
+        const __mmask16 second = _mm512_cmpge_epi32_mask(l, _mm512_set1_epi32(tw));
+        const __m512i first = _mm512_add_epi32(l, l);
+        base[q] = _mm512_mask_add_epi32(first, second, first, _mm512_set1_epi32(16 - 2 * tw));
+    }
+    const __mmask16 upper = (__mmask16)~cnn_lanes16(2 * tw), m = cnn_lanes16(g * tw);
+    const __mmask16 mc = cols_mask(-pad_l, w);
+    __m512 s[4][4]; /* s[r][a]: row a of B^T d for tile row r (zero past g) */
+    for (int r = 0; r < 4; r++) {
+        if (r >= g) {
+            s[r][0] = s[r][1] = s[r][2] = s[r][3] = _mm512_setzero_ps();
+            continue;
+        }
+        const __m512 x0 = load_cols(x[r][0], -pad_l, mc), x1 = load_cols(x[r][1], -pad_l, mc);
+        const __m512 x2 = load_cols(x[r][2], -pad_l, mc), x3 = load_cols(x[r][3], -pad_l, mc);
+        s[r][0] = _mm512_sub_ps(x0, x2), s[r][1] = _mm512_add_ps(x1, x2);
+        s[r][2] = _mm512_sub_ps(x2, x1), s[r][3] = _mm512_sub_ps(x1, x3);
+    }
+    WINO_UNROLL
+    for (int a = 0; a < 4; a++) {
+        __m512 d[4];
+        WINO_UNROLL
+        for (int j = 0; j < 4; j++) {
+            const __m512i off = _mm512_set1_epi32(j);
+            d[j] = _mm512_permutex2var_ps(s[0][a], _mm512_add_epi32(base[0], off), s[1][a]);
+            if (g > 2)
+                d[j] = _mm512_mask_blend_ps(upper, d[j],
+                                            _mm512_permutex2var_ps(s[2][a],
+                                                                   _mm512_add_epi32(base[1], off),
+                                                                   s[3][a]));
+        }
+        float *dk = dst + (size_t)(4 * a) * kstride;
+        _mm512_mask_storeu_ps(dk, m, _mm512_sub_ps(d[0], d[2]));
+        _mm512_mask_storeu_ps(dk + kstride, m, _mm512_add_ps(d[1], d[2]));
+        _mm512_mask_storeu_ps(dk + 2 * kstride, m, _mm512_sub_ps(d[2], d[1]));
+        _mm512_mask_storeu_ps(dk + 3 * kstride, m, _mm512_sub_ps(d[1], d[3]));
+    }
+}
+
 /* One output row from a block of tiles starting at lane `lane`: y0[lane + l] and
  * y1[lane + l] to columns 2 l and 2 l + 1 of out (nx of them from out on; lane > 0 only with
  * nx <= 16), + the residual row res (or NULL), ReLU when relu. */
@@ -370,6 +420,12 @@ void cnn_wino2_output_row_avx512(float *const o[2], const float *const res[2], c
                                  size_t kstride, float bias, int relu, int tw, int ow)
 {
     (void)o, (void)res, (void)src, (void)kstride, (void)bias, (void)relu, (void)tw, (void)ow;
+}
+
+void cnn_wino2_input_rows_avx512(float *dst, size_t kstride, const float *const x[][4], int g,
+                                 int w, int pad_l, int tw)
+{
+    (void)dst, (void)kstride, (void)x, (void)g, (void)w, (void)pad_l, (void)tw;
 }
 
 void cnn_wino2_output_rows_avx512(float *o[][2], const float *res[][2], int g,
