@@ -88,6 +88,10 @@ void cnn_wino4_output_row_avx512(float *out, const float *res, size_t ow, int ro
 void cnn_wino2_input_rows_avx512(float *dst, size_t kstride, const float *const x[][4], int g,
                                  int w, int pad_l, int tw);
 
+/* cnn_wino4_input_row_avx512() for g (1..4) consecutive tile rows at once, tw <= 4. */
+void cnn_wino4_input_rows_avx512(float *dst, size_t kstride, const float *const x[][6], int g,
+                                 int w, int pad_l, int tw);
+
 /* The output rows of g tile rows at once (g tw <= 16; F(4x4): tw <= 8), consecutive in M
  * from src: per tile row j, F(2x2): output rows o[j][0..1] (o[j][1] NULL past the bottom
  * edge) and residual rows res[j][0..1] (or NULL); F(4x4): rows[j] output rows from out[j]

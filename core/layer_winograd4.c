@@ -124,17 +124,28 @@ static void input_transform4(const struct wino4 *w, const float *inp, const stru
                              int N, int r0, int r1, int c_lo, int c_hi)
 {
     const size_t hw = (size_t)p->h * p->w, kstride = (size_t)p->c * w->nt;
+    /* AVX-512 with up to 4 tiles across: up to 4 tile rows per call */
+    const int group = w->wide && w->tw <= 4 ? 4 : 1;
     for (int c = c_lo; c < c_hi; c++) {
-        for (int r = r0, n = r0 / w->th, ty = r0 % w->th; r < r1; r++, ty++) {
-            if (ty == w->th)
-                ty = 0, n++;
-            const float *plane = inp + ((size_t)c * N + n) * hw;
-            const float *x[6];
-            for (int i = 0; i < 6; i++) {
-                const int iy = 4 * ty - p->pad_t + i;
-                x[i] = iy >= 0 && iy < p->h ? plane + (size_t)iy * p->w : w->zero;
+        for (int r = r0, n = r0 / w->th, ty = r0 % w->th; r < r1;) {
+            const int g = group < r1 - r ? group : r1 - r;
+            const float *xs[4][6]; /* input rows of the g tile rows */
+            for (int j = 0; j < g; j++, ty++) {
+                if (ty == w->th)
+                    ty = 0, n++;
+                const float *plane = inp + ((size_t)c * N + n) * hw;
+                for (int i = 0; i < 6; i++) {
+                    const int iy = 4 * ty - p->pad_t + i;
+                    xs[j][i] = iy >= 0 && iy < p->h ? plane + (size_t)iy * p->w : w->zero;
+                }
             }
             float *dst = w->v + (size_t)c * w->nt + (size_t)(r - r0) * w->tw;
+            r += g;
+            if (group > 1) {
+                cnn_wino4_input_rows_avx512(dst, kstride, xs, g, p->w, p->pad_l, w->tw);
+                continue;
+            }
+            const float *const *x = xs[0];
             if (w->wide) {
                 cnn_wino4_input_row_avx512(dst, kstride, x, p->w, p->pad_l, w->tw);
                 continue;

@@ -297,6 +297,92 @@ CNN_AVX512_KERNEL void cnn_wino4_input_row_avx512(float *dst, size_t kstride,
     }
 }
 
+/* Lane indices for tile rows 2 q and 2 q + 1 of a group (tw <= 4 tiles each, lanes
+ * [2 q tw, 2 q tw + 2 tw)): base picks column 4 l' of the first row (source a) or of the
+ * second (source b, + 16); next0 / next1 pick lane l + 1, or at a row's last tile lane
+ * 16 + (0 | 1) / 16 + (2 | 3) of the vector holding both rows' columns 4 tw, 4 tw + 1. */
+struct wino4_pair_idx {
+    __m512i base, next0, next1;
+};
+
+CNN_AVX512_KERNEL static inline struct wino4_pair_idx wino4_pair_idx(int q, int tw)
+{
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i l = _mm512_sub_epi32(iota, _mm512_set1_epi32(2 * q * tw));
+    const __mmask16 second = _mm512_cmpge_epi32_mask(l, _mm512_set1_epi32(tw));
+    const __m512i four_l = _mm512_slli_epi32(l, 2);
+    struct wino4_pair_idx x;
+    x.base = _mm512_mask_add_epi32(four_l, second, four_l, _mm512_set1_epi32(16 - 4 * tw));
+    const __mmask16 last0 = _mm512_cmpeq_epi32_mask(l, _mm512_set1_epi32(tw - 1));
+    const __mmask16 last1 = _mm512_cmpeq_epi32_mask(l, _mm512_set1_epi32(2 * tw - 1));
+    const __m512i up = _mm512_add_epi32(iota, _mm512_set1_epi32(1));
+    x.next0 = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(up, last0, _mm512_set1_epi32(16)), last1,
+                                    _mm512_set1_epi32(18));
+    x.next1 = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(up, last0, _mm512_set1_epi32(17)), last1,
+                                    _mm512_set1_epi32(19));
+    return x;
+}
+
+/* d_0..d_5 of tile rows r0, r1 (row a of B^T d, columns 0..15 in lo, 16..31 in hi) in the
+ * pair's lanes. */
+CNN_AVX512_KERNEL static inline void wino4_pair_d(__m512 d[6], const struct wino4_pair_idx *x,
+                                                  __m512 lo0, __m512 hi0, __m512 lo1, __m512 hi1,
+                                                  int tw)
+{
+    WINO_UNROLL
+    for (int j = 0; j < 4; j++)
+        d[j] = _mm512_permutex2var_ps(lo0, _mm512_add_epi32(x->base, _mm512_set1_epi32(j)), lo1);
+    const int e = (4 * tw) & 15; /* columns 4 tw, 4 tw + 1: in hi when tw = 4 */
+    const __m512i ei = _mm512_setr_epi32(e, e + 1, 16 + e, 17 + e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512 ex = 4 * tw >= 16 ? _mm512_permutex2var_ps(hi0, ei, hi1)
+                                   : _mm512_permutex2var_ps(lo0, ei, lo1);
+    d[4] = _mm512_permutex2var_ps(d[0], x->next0, ex);
+    d[5] = _mm512_permutex2var_ps(d[1], x->next1, ex);
+}
+
+CNN_AVX512_KERNEL void cnn_wino4_input_rows_avx512(float *dst, size_t kstride,
+                                                   const float *const x[][6], int g, int w,
+                                                   int pad_l, int tw)
+{
+    /* Up to 4 tile rows of tw <= 4 tiles: a row's columns s[0 .. 4 tw + 2) fit lo (and hi's
+     * first two at tw = 4); pairs of rows meet in one vector by two-source permutes, the
+     * second pair blended in above lane 2 tw. */
+    const struct wino4_pair_idx p0 = wino4_pair_idx(0, tw), p1 = wino4_pair_idx(1, tw);
+    const __mmask16 upper = (__mmask16)~cnn_lanes16(2 * tw), m = cnn_lanes16(g * tw);
+    const __mmask16 m_lo = cols_mask(-pad_l, w);
+    const __mmask16 m_hi = 4 * tw + 2 > 16 ? cols_mask(16 - pad_l, w) : 0;
+    __m512 lo[4][6], hi[4][6]; /* [tile row][a] (zero past g) */
+    for (int r = 0; r < 4; r++) {
+        __m512 v[6], u[6];
+        WINO_UNROLL
+        for (int i = 0; i < 6; i++) {
+            v[i] = r < g ? load_cols(x[r][i], -pad_l, m_lo) : _mm512_setzero_ps();
+            u[i] = r < g && m_hi ? load_cols(x[r][i], 16 - pad_l, m_hi) : _mm512_setzero_ps();
+        }
+        bt6_16(v);
+        bt6_16(u);
+        WINO_UNROLL
+        for (int a = 0; a < 6; a++)
+            lo[r][a] = v[a], hi[r][a] = u[a];
+    }
+    for (int a = 0; a < 6; a++) { /* V_k, k = 6 a + j */
+        __m512 d[6];
+        wino4_pair_d(d, &p0, lo[0][a], hi[0][a], lo[1][a], hi[1][a], tw);
+        if (g > 2) {
+            __m512 e[6];
+            wino4_pair_d(e, &p1, lo[2][a], hi[2][a], lo[3][a], hi[3][a], tw);
+            WINO_UNROLL
+            for (int j = 0; j < 6; j++)
+                d[j] = _mm512_mask_blend_ps(upper, d[j], e[j]);
+        }
+        bt6_16(d);
+        float *dk = dst + (size_t)(6 * a) * kstride;
+        WINO_UNROLL
+        for (int j = 0; j < 6; j++)
+            _mm512_mask_storeu_ps(dk + (size_t)j * kstride, m, d[j]);
+    }
+}
+
 /* A^T m along one axis (F(4x4)), the same operations as at6() in layer_winograd4.c:
  * m0..m5 -> (m0 + m1 + m2 + m3 + m4, (m1 - m2) + 2 (m3 - m4), (m1 + m2) + 4 (m3 + m4),
  * (m1 - m2) + 8 (m3 - m4) + m5). */
@@ -423,6 +509,12 @@ void cnn_wino2_output_row_avx512(float *const o[2], const float *const res[2], c
 }
 
 void cnn_wino2_input_rows_avx512(float *dst, size_t kstride, const float *const x[][4], int g,
+                                 int w, int pad_l, int tw)
+{
+    (void)dst, (void)kstride, (void)x, (void)g, (void)w, (void)pad_l, (void)tw;
+}
+
+void cnn_wino4_input_rows_avx512(float *dst, size_t kstride, const float *const x[][6], int g,
                                  int w, int pad_l, int tw)
 {
     (void)dst, (void)kstride, (void)x, (void)g, (void)w, (void)pad_l, (void)tw;
