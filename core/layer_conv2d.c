@@ -137,6 +137,27 @@ static void fill_bias_cols(float *out, const float *b, int OC, size_t ld, size_t
     }
 }
 
+/* Output rows per im2col chunk of a packed conv: cnn_conv2d_chunk_rows()'s, except that when
+ * the weights fit L2 with room (at most CNN_CONV_CHUNK_FLOATS), from 256 columns instead of
+ * CNN_CONV_MIN_COLS, so the chunk stays in L2 too (about CNN_CONV_CHUNK_FLOATS).  Every chunk
+ * reads all the packed weights again: from L3 when they are large.  ResNet-50 .onnx, its
+ * layer2 stride-2 3x3 conv (128 channels, K 1152: 1024+ columns were 4.5 MB): batch 1 -10% on
+ * one thread, -4-6% on a team of 2; ResNet-18's 512-channel one (K 2304) at batch 8 was 5%
+ * slower in two chunks than in one, and keeps its chunk.  Never more rows than
+ * cnn_conv2d_chunk_rows(), whose chunk sizes the scratch. */
+static int packed_chunk_rows(const struct cnn_conv2d *p, int N)
+{
+    const int most = cnn_conv2d_chunk_rows(p, N);
+    const size_t kdim = (size_t)p->c * p->kh * p->kw, row = kdim * p->ow;
+    if ((size_t)p->oc * kdim > CNN_CONV_CHUNK_FLOATS)
+        return most;
+    size_t rows = CNN_CONV_CHUNK_FLOATS / row;
+    const size_t min_rows = (256 + (size_t)p->ow - 1) / (size_t)p->ow;
+    if (rows < min_rows)
+        rows = min_rows;
+    return rows < (size_t)most ? (int)rows : most;
+}
+
 /* forward_rows_res() on weights packed for cnn_gemm_packed() (one group): the bias, the
  * residual and a ReLU go into the GEMM's store, so no other pass touches the output (res ==
  * out: the GEMM adds onto it with beta 1).  col holds the im2col chunk, then the GEMM's
@@ -151,7 +172,11 @@ forward_rows_packed(float *out, const float *res, const float *inp, const float 
     const int kdim = p->c * p->kh * p->kw;         /* GEMM K dimension */
     const int pointwise = cnn_conv2d_is_pointwise(p), onto_res = res && res == out;
     const int relu = p->act.kind == CNN_ACT_RELU, other_act = !relu && p->act.kind != CNN_ACT_NONE;
-    const int chunk = pointwise ? r_hi - r_lo : cnn_conv2d_chunk_rows(p, N);
+    int chunk = pointwise ? r_hi - r_lo : packed_chunk_rows(p, N);
+    if (r_hi > r_lo) { /* equal chunks: no short last one */
+        const int chunks = (r_hi - r_lo + chunk - 1) / chunk;
+        chunk = (r_hi - r_lo + chunks - 1) / chunks;
+    }
     float *pack = col + (pointwise ? 0 : (size_t)kdim * chunk * p->ow);
     for (int r0 = r_lo; r0 < r_hi; r0 += chunk) {
         const int r1 = r0 + chunk < r_hi ? r0 + chunk : r_hi;
