@@ -134,17 +134,22 @@ CNN_AVX512_KERNEL void cnn_wino2_input_rows_avx512(float *dst, size_t kstride,
     }
 }
 
+/* Two-source permute index interleaving lanes first.. of a and b: a[first], b[first],
+ * a[first + 1], b[first + 1], .. (8 pairs). */
+CNN_AVX512_KERNEL static inline __m512i pair_index(int first)
+{
+    return _mm512_add_epi32(
+        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+        _mm512_set1_epi32(first));
+}
+
 /* One output row from a block of tiles starting at lane `lane`: y0[lane + l] and
  * y1[lane + l] to columns 2 l and 2 l + 1 of out (nx of them from out on; lane > 0 only with
  * nx <= 16), + the residual row res (or NULL), ReLU when relu. */
 CNN_AVX512_KERNEL static inline void store_row(float *out, const float *res, __m512 y0, __m512 y1,
                                                int nx, int relu, int lane)
 {
-    const __m512i lo = _mm512_add_epi32(
-        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
-        _mm512_set1_epi32(lane));
-    const __m512i hi =
-        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i lo = pair_index(lane), hi = pair_index(8);
     const __mmask16 m_lo = cnn_lanes16(nx), m_hi = cnn_lanes16(nx - 16);
     __m512 v_lo = _mm512_permutex2var_ps(y0, lo, y1), v_hi = _mm512_permutex2var_ps(y0, hi, y1);
     if (res) { /* (conv + bias) + res: the order of the unfused add */
@@ -160,46 +165,12 @@ CNN_AVX512_KERNEL static inline void store_row(float *out, const float *res, __m
     _mm512_mask_storeu_ps(out + 16, m_hi, v_hi);
 }
 
-CNN_AVX512_KERNEL void cnn_wino2_output_row_avx512(float *const o[2], const float *const res[2],
-                                                   const float *src, size_t kstride, float bias,
-                                                   int relu, int tw, int ow)
+/* A^T m A + bias of the tiles in lanes m of M at src (planes kstride apart): y[p][q] is
+ * output row p, column q of each tile. */
+CNN_AVX512_KERNEL static inline void wino2_y(__m512 y[2][2], const float *src, size_t kstride,
+                                             __mmask16 m, __m512 b)
 {
-    const __m512 b = _mm512_set1_ps(bias);
-    for (int tx = 0; tx < tw; tx += 16) {
-        const __mmask16 m = cnn_lanes16(tw - tx);
-        __m512 f0[4], f1[4]; /* m A, per row a of m */
-        WINO_UNROLL
-        for (int a = 0; a < 4; a++) {
-            const float *s = src + (size_t)(4 * a) * kstride + tx;
-            const __m512 m0 = _mm512_maskz_loadu_ps(m, s);
-            const __m512 m1 = _mm512_maskz_loadu_ps(m, s + kstride);
-            const __m512 m2 = _mm512_maskz_loadu_ps(m, s + 2 * kstride);
-            const __m512 m3 = _mm512_maskz_loadu_ps(m, s + 3 * kstride);
-            f0[a] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-            f1[a] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-        }
-        const int nx = ow - 2 * tx;
-        store_row(o[0] + 2 * tx, res[0] ? res[0] + 2 * tx : NULL,
-                  _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f0[0], f0[1]), f0[2]), b),
-                  _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f1[0], f1[1]), f1[2]), b), nx, relu, 0);
-        if (o[1])
-            store_row(o[1] + 2 * tx, res[1] ? res[1] + 2 * tx : NULL,
-                      _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f0[1], f0[2]), f0[3]), b),
-                      _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f1[1], f1[2]), f1[3]), b), nx,
-                      relu, 0);
-    }
-}
-
-CNN_AVX512_KERNEL void cnn_wino2_output_rows_avx512(float *o[][2],
-                                                    const float *res[][2], int g,
-                                                    const float *src, size_t kstride, float bias,
-                                                    int relu, int tw, int ow)
-{
-    /* g tile rows of tw tiles each, consecutive in M: one vector holds them all, tile row j
-     * in lanes [j tw, (j + 1) tw). */
-    const __m512 b = _mm512_set1_ps(bias);
-    const __mmask16 m = cnn_lanes16(g * tw);
-    __m512 f0[4], f1[4];
+    __m512 f0[4], f1[4]; /* m A, per row a of m */
     WINO_UNROLL
     for (int a = 0; a < 4; a++) {
         const float *s = src + (size_t)(4 * a) * kstride;
@@ -210,15 +181,38 @@ CNN_AVX512_KERNEL void cnn_wino2_output_rows_avx512(float *o[][2],
         f0[a] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
         f1[a] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
     }
-    const __m512 y00 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f0[0], f0[1]), f0[2]), b);
-    const __m512 y01 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f1[0], f1[1]), f1[2]), b);
-    const __m512 y10 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f0[1], f0[2]), f0[3]), b);
-    const __m512 y11 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f1[1], f1[2]), f1[3]), b);
-    for (int j = 0; j < g; j++) {
-        store_row(o[j][0], res[j][0], y00, y01, ow, relu, j * tw);
-        if (o[j][1])
-            store_row(o[j][1], res[j][1], y10, y11, ow, relu, j * tw);
+    y[0][0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f0[0], f0[1]), f0[2]), b);
+    y[0][1] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f1[0], f1[1]), f1[2]), b);
+    y[1][0] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f0[1], f0[2]), f0[3]), b);
+    y[1][1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f1[1], f1[2]), f1[3]), b);
+}
+
+CNN_AVX512_KERNEL void cnn_wino2_output_row_avx512(float *const o[2], const float *const res[2],
+                                                   const float *src, size_t kstride, float bias,
+                                                   int relu, int tw, int ow)
+{
+    const __m512 b = _mm512_set1_ps(bias);
+    for (int tx = 0; tx < tw; tx += 16) {
+        __m512 y[2][2];
+        wino2_y(y, src + tx, kstride, cnn_lanes16(tw - tx), b);
+        for (int row = 0; row < 2 && o[row]; row++)
+            store_row(o[row] + 2 * tx, res[row] ? res[row] + 2 * tx : NULL, y[row][0], y[row][1],
+                      ow - 2 * tx, relu, 0);
     }
+}
+
+CNN_AVX512_KERNEL void cnn_wino2_output_rows_avx512(float *o[][2],
+                                                    const float *res[][2], int g,
+                                                    const float *src, size_t kstride, float bias,
+                                                    int relu, int tw, int ow)
+{
+    /* g tile rows of tw tiles each, consecutive in M: one vector holds them all, tile row j
+     * in lanes [j tw, (j + 1) tw). */
+    __m512 y[2][2];
+    wino2_y(y, src, kstride, cnn_lanes16(g * tw), _mm512_set1_ps(bias));
+    for (int j = 0; j < g; j++)
+        for (int row = 0; row < 2 && o[j][row]; row++)
+            store_row(o[j][row], res[j][row], y[row][0], y[row][1], ow, relu, j * tw);
 }
 
 /* B^T x along one axis (F(4x4)), the same operations as bt6() in layer_winograd4.c:
@@ -401,11 +395,7 @@ CNN_AVX512_KERNEL static inline void at6_16(__m512 y[4], const __m512 m[6])
 CNN_AVX512_KERNEL static inline void store_row4_16(float *out, const float *res, const __m512 y[4],
                                                    int nx, int relu, int lane)
 {
-    const __m512i pair_lo = _mm512_add_epi32(
-        _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
-        _mm512_set1_epi32(lane));
-    const __m512i pair_hi =
-        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i pair_lo = pair_index(lane), pair_hi = pair_index(8);
     const __m512i quad_lo =
         _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
     const __m512i quad_hi =
@@ -428,28 +418,35 @@ CNN_AVX512_KERNEL static inline void store_row4_16(float *out, const float *res,
     }
 }
 
+/* A^T m A of the tiles in lanes m of M at src (planes kstride apart): y[q][p] is output row
+ * p, column q of each tile. */
+CNN_AVX512_KERNEL static inline void wino4_y(__m512 y[4][4], const float *src, size_t kstride,
+                                             __mmask16 m)
+{
+    __m512 f[4][6]; /* f[q][a] = (m A)[a][q], per row a of m */
+    for (int a = 0; a < 6; a++) {
+        __m512 ma[6], fa[4];
+        WINO_UNROLL
+        for (int j = 0; j < 6; j++)
+            ma[j] = _mm512_maskz_loadu_ps(m, src + (size_t)(6 * a + j) * kstride);
+        at6_16(fa, ma);
+        WINO_UNROLL
+        for (int q = 0; q < 4; q++)
+            f[q][a] = fa[q];
+    }
+    WINO_UNROLL
+    for (int q = 0; q < 4; q++)
+        at6_16(y[q], f[q]);
+}
+
 CNN_AVX512_KERNEL void cnn_wino4_output_row_avx512(float *out, const float *res, size_t ow,
                                                    int rows, const float *src, size_t kstride,
                                                    float bias, int relu, int tw)
 {
     const __m512 b = _mm512_set1_ps(bias);
     for (int tx = 0; tx < tw; tx += 16) {
-        const __mmask16 m = cnn_lanes16(tw - tx);
-        __m512 f[4][6]; /* f[q][a] = (m A)[a][q], per row a of m */
-        for (int a = 0; a < 6; a++) {
-            __m512 ma[6], fa[4];
-            WINO_UNROLL
-            for (int j = 0; j < 6; j++)
-                ma[j] = _mm512_maskz_loadu_ps(m, src + (size_t)(6 * a + j) * kstride + tx);
-            at6_16(fa, ma);
-            WINO_UNROLL
-            for (int q = 0; q < 4; q++)
-                f[q][a] = fa[q];
-        }
-        __m512 y[4][4]; /* y[q][p]: output row p, column q of each tile */
-        WINO_UNROLL
-        for (int q = 0; q < 4; q++)
-            at6_16(y[q], f[q]);
+        __m512 y[4][4];
+        wino4_y(y, src + tx, kstride, cnn_lanes16(tw - tx));
         const int nx = (int)ow - 4 * tx < 64 ? (int)ow - 4 * tx : 64;
         for (int pr = 0; pr < rows; pr++) {
             const __m512 row[4] = {_mm512_add_ps(y[0][pr], b), _mm512_add_ps(y[1][pr], b),
@@ -468,22 +465,8 @@ CNN_AVX512_KERNEL void cnn_wino4_output_rows_avx512(float *const out[], const fl
     /* g tile rows of tw tiles each (g tw <= 16, tw <= 8), consecutive in M: tile row j in
      * lanes [j tw, (j + 1) tw) of every vector. */
     const __m512 b = _mm512_set1_ps(bias);
-    const __mmask16 m = cnn_lanes16(g * tw);
-    __m512 f[4][6];
-    for (int a = 0; a < 6; a++) {
-        __m512 ma[6], fa[4];
-        WINO_UNROLL
-        for (int j = 0; j < 6; j++)
-            ma[j] = _mm512_maskz_loadu_ps(m, src + (size_t)(6 * a + j) * kstride);
-        at6_16(fa, ma);
-        WINO_UNROLL
-        for (int q = 0; q < 4; q++)
-            f[q][a] = fa[q];
-    }
     __m512 y[4][4];
-    WINO_UNROLL
-    for (int q = 0; q < 4; q++)
-        at6_16(y[q], f[q]);
+    wino4_y(y, src, kstride, cnn_lanes16(g * tw));
     for (int j = 0; j < g; j++)
         for (int pr = 0; pr < rows[j]; pr++) {
             const __m512 row[4] = {_mm512_add_ps(y[0][pr], b), _mm512_add_ps(y[1][pr], b),
