@@ -3,6 +3,7 @@
  * (its row, layer_kind.h) uses for batch-norm folding, residual-add and activation fusion
  * and aliasing of no-op layers (dropout, trivial flatten). */
 #include "model.h"
+#include "big_block.h"
 #include "layer_kind.h"
 #include "model_internal.h"
 
@@ -162,7 +163,7 @@ int cnn_model_compile_plan(struct cnn_model *m, int max_tile, int fuse_residual,
     for (int i = 1; i < n; i++)
         total_inputs += m->layers[i].n_inputs;
     m->op_inputs = malloc((size_t)total_inputs * sizeof(int));
-    m->folded = aligned_alloc(64, ((folded_bound(m) + 15) & ~(size_t)15) * sizeof(float));
+    m->folded = cnn_big_block(((folded_bound(m) + 15) & ~(size_t)15) * sizeof(float));
     cs.folded = m->folded;
     if (!cs.n_consumers || !cs.consumer || !cs.absorbed || !m->ops || !m->alias_of ||
         !m->last_use || !m->op_inputs || !m->folded) {

@@ -5,6 +5,7 @@
  * never allocates or locks. */
 #include "session.h"
 
+#include "big_block.h"
 #include "layer.h"
 #include "layer_kind.h"
 #include "model_internal.h"
@@ -187,7 +188,7 @@ struct cnn_session *cnn_session_create_parts(const struct cnn_model *m, int max_
     size_t bytes;
     if (floats == 0 || cnn_mul_size(floats, sizeof(float), &bytes))
         goto nomem;
-    s->block = aligned_alloc(64, bytes);
+    s->block = cnn_big_block(bytes);
     s->value_buf = calloc((size_t)m->n_layers, sizeof(float *));
     if (!s->block || !s->value_buf)
         goto nomem;

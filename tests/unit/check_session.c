@@ -3,6 +3,7 @@
  * GEMM of the shipped small and mid-size nets taking OpenBLAS's allocating small path. */
 #include "alloc_counter.h"
 #include "arch.h"
+#include "big_block.h"
 #include "blas_spy.h"
 #include "gemm_packed.h"
 #include "model.h"
@@ -15,6 +16,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 static size_t image_floats(const struct cnn_model *m)
@@ -269,6 +271,25 @@ START_TEST(test_bad_batch_and_wrong_model_rejected)
 }
 END_TEST
 
+/* cnn_big_block(): 64-byte aligned below CNN_BIG_BLOCK_MIN, a 2 MB boundary from it, every
+ * byte writable (ASan checks the extent) and free() takes it back. */
+START_TEST(test_big_block_alignment_and_extent)
+{
+    static const size_t sizes[] = {1, 100, CNN_BIG_BLOCK_MIN - 1, CNN_BIG_BLOCK_MIN,
+                                   CNN_BIG_BLOCK_MIN + 12345};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = cnn_big_block(sizes[i]);
+        ck_assert_ptr_nonnull(p);
+        const uintptr_t align = sizes[i] >= CNN_BIG_BLOCK_MIN ? (uintptr_t)2 << 20 : 64;
+        ck_assert_msg((uintptr_t)p % align == 0, "%zu bytes at %p: not %zu-aligned", sizes[i],
+                      (void *)p, (size_t)align);
+        memset(p, 0xA5, sizes[i]);
+        ck_assert_uint_eq(p[sizes[i] - 1], 0xA5);
+        free(p);
+    }
+}
+END_TEST
+
 Suite *session_suite(void)
 {
     Suite *s = suite_create("session");
@@ -281,6 +302,7 @@ Suite *session_suite(void)
         tcase_add_test(tc, test_forward_makes_no_allocation);
     tcase_add_test(tc, test_buffers_are_reused_across_layers);
     tcase_add_test(tc, test_bad_batch_and_wrong_model_rejected);
+    tcase_add_test(tc, test_big_block_alignment_and_extent);
     suite_add_tcase(s, tc);
     TCase *nets = tcase_create("shipped nets");
     tcase_set_timeout(nets, 300);
