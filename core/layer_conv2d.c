@@ -468,24 +468,19 @@ static void conv_run(const struct cnn_model *m, const struct cnn_op *op, const s
 /* Output rows (Winograd: tile rows), or output channels when there are fewer than 4 rows
  * per part, as in a late ResNet stage at batch 1 (7 rows, 4 tile rows): each part then
  * unrolls or transforms the whole input itself but reads only its share of the weights.
- * Depthwise: part 0 alone (its direct kernel is cheap). */
+ * A 1x1 conv (any stride) with more output channels than output pixels splits by channels
+ * too: its weights (OC x C) then outweigh its input (C x pixels), and split by rows every
+ * part read all the weights, from memory at batch 1.  ResNet-50 .onnx at batch 1 on 2 parts
+ * (AVX-512 Xeon): its 14x14 1x1 convs to 1024 channels -8-13%, sum of op minima -3%; its
+ * strided 28x28 -> 14x14 one -5%.  (3x3 convs keep the rows: split by channels, every part
+ * would unroll the whole input.)  Depthwise: part 0 alone (its direct kernel is cheap). */
 static int split_channels(const struct cnn_conv2d *p, int rows, int parts)
 {
-    return p->groups == 1 && rows < 4 * parts && p->oc >= 16 * parts;
-}
-
-/* A 1x1 conv (any stride) with more output channels than output pixels also splits by
- * channels: its weights (OC x C) then outweigh its input (C x pixels), which each part reads
- * whole (no unrolling to repeat), and split by rows every part read all the weights, from
- * memory at batch 1.  ResNet-50 .onnx at batch 1 on 2 parts (AVX-512 Xeon): its 14x14 1x1
- * convs to 1024 channels -8-13%, sum of op minima -3%; its strided 28x28 -> 14x14 one -5%.
- * (3x3 convs keep the rows: split by channels, every part would unroll the whole input.) */
-static int pointwise_splits_channels(const struct cnn_conv2d *p, int rows, int parts)
-{
+    if (p->groups != 1 || p->oc < 16 * parts)
+        return 0;
     const int one_by_one = p->kh == 1 && p->kw == 1 && p->pad_t == 0 && p->pad_l == 0 &&
-                           p->pad_b == 0 && p->pad_r == 0; /* any stride */
-    return one_by_one && p->groups == 1 && p->oc >= 16 * parts &&
-           (size_t)p->oc > (size_t)rows * p->ow;
+                           p->pad_b == 0 && p->pad_r == 0;
+    return rows < 4 * parts || (one_by_one && (size_t)p->oc > (size_t)rows * p->ow);
 }
 
 /* Inputs of at most this many floats are transformed by every part rather than shared: a
@@ -499,10 +494,9 @@ static int pointwise_splits_channels(const struct cnn_conv2d *p, int rows, int p
  * input itself. */
 static int wino_shares_input(const struct cnn_op *op, int n, int parts)
 {
-    const struct cnn_conv2d *q = &op->conv;
-    if (!op->u || parts < 2 || (size_t)q->c * q->h * q->w * n <= WINO_SHARE_MIN_FLOATS)
-        return 0;
     const struct cnn_conv2d *p = &op->conv;
+    if (!op->u || parts < 2 || (size_t)p->c * p->h * p->w * n <= WINO_SHARE_MIN_FLOATS)
+        return 0;
     const int t = op->wino, tile_rows = n * ((p->oh + t - 1) / t);
     if (!split_channels(p, tile_rows, parts))
         return 0;
@@ -586,7 +580,7 @@ static void conv_run_part(const struct cnn_model *m, const struct cnn_op *op,
         return;
     }
     const int rows = r->n * p->oh;
-    if (split_channels(p, rows, parts) || pointwise_splits_channels(p, rows, parts)) {
+    if (split_channels(p, rows, parts)) {
         const size_t kdim = (size_t)p->c * p->kh * p->kw, cols = (size_t)rows * p->ow;
         struct cnn_conv2d q = *p;
         /* in units of output channels: whole panels of them for packed weights */

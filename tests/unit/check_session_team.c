@@ -60,7 +60,7 @@ static struct cnn_model *late_net(void)
 
 /* Pointwise convs on a map tall enough to split by rows (12 rows >= 4 per part for teams up
  * to 3): at batch 1 they have more channels than output columns (64 > 36) and split by
- * output channels (pointwise_splits_channels), at batch 3 (108 columns) by rows, each part
+ * output channels (split_channels in core/layer_conv2d.c), at batch 3 (108 columns) by rows, each part
  * then reading all of the weights; the second adds the first's output (a fused residual,
  * written over it) and the sum goes through a relu. */
 static struct cnn_model *tall_net(void)
