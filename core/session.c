@@ -28,6 +28,7 @@ struct cnn_session {
     float *input;           /* (max_n, C, H, W) NCHW staging for callers */
     float *probs;           /* (max_n, classes) */
     const float *op_in[CNN_MAX_INPUTS]; /* the current op's input values */
+    const float *images;    /* the pass's input (value 0) read in place, or NULL: copied */
     double *op_ms;          /* borrowed: per-op times of the last pass, or NULL */
     clockid_t op_clock;     /* what op_ms measures */
 };
@@ -242,12 +243,18 @@ static void swap_outer(float *dst, const float *src, int a, int b, size_t inner)
     }
 }
 
+/* Value v of the current pass: the caller's images themselves when they are value 0 as is. */
+static const float *value_in(const struct cnn_session *s, int v)
+{
+    return v == 0 && s->images ? s->images : s->value_buf[v];
+}
+
 /* One op through its kind's row: one indirect call per op, none inside the kernels. */
 static void run_op(struct cnn_session *s, const struct cnn_model *m, const struct cnn_op *op,
                    int n)
 {
     for (int j = 0; j < op->n_inputs; j++)
-        s->op_in[j] = s->value_buf[op->inputs[j]];
+        s->op_in[j] = value_in(s, op->inputs[j]);
     const struct cnn_op_run r = {
         .out = s->value_buf[op->out], .in = s->op_in, .col = s->col, .n = n};
     cnn_layer_kind_ops(op->kind)->run(m, op, &r);
@@ -283,7 +290,7 @@ static void run_op_team(struct cnn_session *s, const struct cnn_model *m, const 
         return;
     }
     for (int j = 0; j < op->n_inputs; j++)
-        s->op_in[j] = s->value_buf[op->inputs[j]];
+        s->op_in[j] = value_in(s, op->inputs[j]);
     struct op_split job = {.s = s, .m = m, .op = op, .n = n, .cols = cols};
     const int rounds = ops->run_rounds ? ops->run_rounds(op, n, cnn_workers_count(team)) : 1;
     for (job.round = 0; job.round < rounds; job.round++)
@@ -337,7 +344,11 @@ static int forward_cols(struct cnn_session *s, const struct cnn_model *m, struct
     if (n < 1 || n > s->max_n)
         return cnn_err_set(err, CNN_EINVAL, "session: batch %d outside 1..%d", n, s->max_n);
     const struct cnn_layer *in = &m->layers[0];
-    swap_outer(s->value_buf[0], images, n, in->c, (size_t)in->h * (size_t)in->w);
+    /* One image is the same in NCHW and CNHW, and no op writes value 0 (in_place_input),
+     * so the ops read it where it is: ResNet-18 copied 0.6 MB, 0.05 ms, per pass. */
+    s->images = n == 1 ? images : NULL;
+    if (!s->images)
+        swap_outer(s->value_buf[0], images, n, in->c, (size_t)in->h * (size_t)in->w);
     if (s->op_ms)
         run_ops_timed(s, m, team, cols, n);
     else
@@ -345,7 +356,8 @@ static int forward_cols(struct cnn_session *s, const struct cnn_model *m, struct
             run_op_k(s, m, k, n, team, cols);
     int v = m->alias_of[m->n_layers - 1];
     const struct cnn_layer *ol = &m->layers[v];
-    swap_outer(s->probs, s->value_buf[v], ol->c, n, (size_t)ol->h * (size_t)ol->w);
+    swap_outer(s->probs, value_in(s, v), ol->c, n, (size_t)ol->h * (size_t)ol->w);
+    s->images = NULL;
     *probs = s->probs;
     return 0;
 }

@@ -33,9 +33,11 @@ void cnn_session_destroy(struct cnn_session *s);
 /* Input buffer of the session, (max_n, C, H, W) NCHW: decode images straight into it. */
 float *cnn_session_input(struct cnn_session *s);
 
-/* images: (n, C, H, W) NCHW, may be cnn_session_input(s).  *probs: (n, num_classes), the
- * output of the last layer (softmax probabilities when the model ends in softmax), owned
- * by s and valid until the next call with s.  Fails only on n outside 1..max_n. */
+/* images: (n, C, H, W) NCHW, may be cnn_session_input(s); read only, and at n == 1 read by
+ * the ops in place (not copied), so it must stay unchanged until the call returns.
+ * *probs: (n, num_classes), the output of the last layer (softmax probabilities when the
+ * model ends in softmax), owned by s and valid until the next call with s.  Fails only on n
+ * outside 1..max_n. */
 int cnn_session_forward(struct cnn_session *s, const struct cnn_model *m, const float *images,
                         int n, const float **probs, struct cnn_err *err);
 
