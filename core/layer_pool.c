@@ -3,9 +3,11 @@
  * dilation, ONNX MaxPool's dilations).  Window bounds are
  * clipped once per output row/column, so the inner loops only touch real pixels.  Then the
  * maxpool, avgpool and global_avgpool rows of the layer-kind table (layer_kind.h). */
+#include "avx512.h"
 #include "grad.h"
 #include "layer.h"
 #include "layer_kind.h"
+#include "layer_pool_avx512.h"
 #include "train_internal.h"
 
 #include <math.h>
@@ -39,13 +41,17 @@ static void max_into(float *restrict m, const float *restrict row, int n)
 }
 
 /* o[ox] = max of rowmax over the window of column ox, for ox in [lo, hi): the windows there
- * lie inside the row, so no clipping; 3-wide stride-2 windows (ResNet's stem pool) four
- * outputs at a time.  _mm_max_ps(a, b) is a > b ? a : b, the scalar loop's comparison. */
+ * lie inside the row, so no clipping; 3-wide stride-2 windows (ResNet's stem pool) 16
+ * outputs at a time on AVX-512 (ResNet-18 at batch 1 on 2 threads: the pool 0.127 -> 0.114 ms),
+ * then four at a time.  _mm_max_ps(a, b) is a > b ? a : b, the scalar loop's comparison. */
 static void max_cols_inside(float *o, const float *rowmax, const struct cnn_pool2d *p, int lo,
-                            int hi)
+                            int hi, int avx512)
 {
     const int kw = p->kw, sw = p->sw;
     int ox = lo;
+    if (avx512 && kw == 3 && sw == 2)
+        ox += cnn_max_cols3s2_avx512(o + ox, rowmax + 2 * ox - p->pad_l, hi - ox,
+                                     p->w - (2 * ox - p->pad_l));
 #if defined(__SSE__)
     if (kw == 3 && sw == 2) {
         for (; ox + 4 <= hi; ox += 4) { /* reads x0 .. x0 + 8: the last window's end */
@@ -70,7 +76,7 @@ static void max_cols_inside(float *o, const float *rowmax, const struct cnn_pool
 static void maxpool_plane_rows(float *o, const float *in, const struct cnn_pool2d *p)
 {
     float rowmax[MAXPOOL_ROW_MAX];
-    const int W = p->w;
+    const int W = p->w, avx512 = cnn_cpu_avx512();
     /* columns whose window is inside the row: ox * sw >= pad_l, ox * sw - pad_l + kw <= W */
     int lo = (p->pad_l + p->sw - 1) / p->sw;
     int hi = W + p->pad_l - p->kw < 0 ? 0 : (W + p->pad_l - p->kw) / p->sw + 1;
@@ -81,8 +87,11 @@ static void maxpool_plane_rows(float *o, const float *in, const struct cnn_pool2
         cnn_pool_window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
         memcpy(rowmax, in + (size_t)y0 * W, sizeof(float) * (size_t)W);
         for (int y = y0 + 1; y < y1; y++)
-            max_into(rowmax, in + (size_t)y * W, W);
-        max_cols_inside(o, rowmax, p, lo, hi);
+            if (avx512)
+                cnn_max_into_avx512(rowmax, in + (size_t)y * W, W);
+            else
+                max_into(rowmax, in + (size_t)y * W, W);
+        max_cols_inside(o, rowmax, p, lo, hi, avx512);
         for (int ox = 0; ox < p->ow; ox++) {
             if (ox == lo)
                 ox = hi;

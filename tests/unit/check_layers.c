@@ -209,6 +209,9 @@ static const struct pool_case pool_cases[] = {
     {2, 3, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0, 1, 0}, /* 2x2 ceil mode: not the plain path */
     {2, 2, 9, 23, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0}, /* ResNet stem pool: 4-wide 3/2 steps */
     {1, 2, 5, 30, 3, 3, 2, 2, 0, 2, 0, 0, 1, 0}, /* 3/2 steps, left pad 2, ceil overhang */
+    {1, 2, 6, 112, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0}, /* ResNet's width: 16-wide AVX-512 steps */
+    {2, 1, 7, 71, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0},  /* one 16-wide step, then 4-wide, scalar */
+    {1, 1, 5, 67, 3, 3, 2, 2, 0, 0, 0, 0, 1, 0},  /* no pad, ceil: the last 16 stop short */
 };
 /* clang-format on */
 #define N_POOL_CASES ((int)(sizeof pool_cases / sizeof pool_cases[0]))
