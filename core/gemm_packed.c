@@ -80,6 +80,37 @@ void cnn_gemm_packed_portable(int M, int N, int K, float alpha, const float *ap,
     }
 }
 
+/* cnn_gemm_packed_portable() with B a matrix, or by: then in blocks that by writes as one
+ * strip as wide as the block, which is the block as a matrix (KB x NB fits the scratch). */
+static void packed_portable_with(int M, int N, int K, float alpha, const float *ap, const float *B,
+                                 int ldb, float beta, float *C, int ldc,
+                                 const struct cnn_gemm_epilogue *ep, float *scratch,
+                                 const struct cnn_gemm_b_packer *by)
+{
+    if (!by) {
+        cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += KB) {
+        const int kc = K - k0 < KB ? K - k0 : KB, last = k0 + kc >= K;
+        for (int n0 = 0; n0 < N; n0 += NB) {
+            const int nc = N - n0 < NB ? N - n0 : NB;
+            by->pack(by->ctx, scratch, k0, kc, n0, nc, nc);
+            for (int i = 0; i < M; i += PR) { /* panel by panel, from its row k0 */
+                const int rows = M - i < PR ? M - i : PR;
+                struct cnn_gemm_epilogue sub = {0};
+                if (last && ep)
+                    sub = (struct cnn_gemm_epilogue){
+                        ep->bias ? ep->bias + i : NULL,
+                        ep->res ? ep->res + (size_t)i * ldc + n0 : NULL, ep->relu};
+                cnn_gemm_packed_portable(rows, nc, kc, alpha, ap + (size_t)i * K + (size_t)k0 * PR,
+                                         scratch, nc, k0 ? 1.0f : beta, C + (size_t)i * ldc + n0,
+                                         ldc, last && ep ? &sub : NULL);
+            }
+        }
+    }
+}
+
 /* dst = columns [n0, n0 + nc) of rows [k0, k0 + kc) of B as strips of `width` columns: strip
  * s holds kc rows of width floats (columns n0 + s * width...), the last strip zero-padded.
  * Strip by strip (written in order; 3-9% faster than row by row on the wide driver), and
@@ -257,12 +288,24 @@ static void pack_block(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc
     }
 }
 
+/* A block of B in strips: from the matrix (pack_block), or from by when B is never stored. */
+static void fill_block(const struct cnn_gemm_b_packer *by, float *dst, const float *B,
+                       ptrdiff_t ldb, int k0, int kc, int n0, int nc, int width)
+{
+    if (by)
+        by->pack(by->ctx, dst, k0, kc, n0, nc, width);
+    else
+        pack_block(dst, B, ldb, k0, kc, n0, nc, width);
+}
+
 /* K in blocks of KB (the first applies beta, the others add, the last applies ep), columns
- * in blocks of NB repacked into scratch; every group of kn->panels panels of A runs over
- * each block's strips.  Each tile asks for the C and residual rows of the next one. */
+ * in blocks of NB repacked into scratch (from B, or by by); every group of kn->panels panels
+ * of A runs over each block's strips.  Each tile asks for the C and residual rows of the
+ * next one. */
 static void narrow_with(const struct cnn_packed_narrow *kn, int M, int N, int K, float alpha,
                         const float *ap, const float *B, int ldb, float beta, float *C, int ldc,
-                        const struct cnn_gemm_epilogue *ep, float *scratch)
+                        const struct cnn_gemm_epilogue *ep, float *scratch,
+                        const struct cnn_gemm_b_packer *by)
 {
     const int width = kn->width, tile_rows = kn->panels * PR;
     for (int k0 = 0; k0 < K; k0 += KB) {
@@ -270,7 +313,7 @@ static void narrow_with(const struct cnn_packed_narrow *kn, int M, int N, int K,
         const float be = k0 ? 1.0f : beta;
         for (int n0 = 0; n0 < N; n0 += NB) {
             const int nc = N - n0 < NB ? N - n0 : NB;
-            pack_block(scratch, B, ldb, k0, kc, n0, nc, width);
+            fill_block(by, scratch, B, ldb, k0, kc, n0, nc, width);
             for (int r0 = 0; r0 < M; r0 += tile_rows) {
                 const float *panel = ap + ((ptrdiff_t)(r0 / PR) * K + k0) * PR;
                 const int rows = M - r0 < tile_rows ? M - r0 : tile_rows;
@@ -304,7 +347,7 @@ void cnn_gemm_packed_narrow(int M, int N, int K, float alpha, const float *ap, c
                             int ldb, float beta, float *C, int ldc,
                             const struct cnn_gemm_epilogue *ep, float *scratch)
 {
-    narrow_with(&narrow_avx2, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
+    narrow_with(&narrow_avx2, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch, NULL);
 }
 
 /* C rows [0, rows) x columns [0, cols) of a wide tile = alpha * acc + beta * C, then ep (NULL:
@@ -401,7 +444,8 @@ static inline void prefetch_next_block(const float *B, ptrdiff_t ldb, int k_lo, 
  * (part of a panel) run over each block's strips. */
 static void wide_with(const struct cnn_packed_wide *kw, int M, int N, int K, float alpha,
                       const float *ap, const float *B, int ldb, float beta, float *C, int ldc,
-                      const struct cnn_gemm_epilogue *ep, float *scratch)
+                      const struct cnn_gemm_epilogue *ep, float *scratch,
+                      const struct cnn_gemm_b_packer *by)
 {
     const int width = kw->width, tile_rows = kw->rows;
     for (int k0 = 0; k0 < K; k0 += WKB) {
@@ -410,9 +454,10 @@ static void wide_with(const struct cnn_packed_wide *kw, int M, int N, int K, flo
         const struct cnn_gemm_epilogue *pe = last ? ep : NULL; /* this block's */
         for (int n0 = 0; n0 < N; n0 += WNB) {
             const int nc = N - n0 < WNB ? N - n0 : WNB;
-            pack_block(scratch, B, ldb, k0, kc, n0, nc, width);
-            /* the next block's rows of B, a share before each tile (see prefetch_next_block) */
-            const int n1 = n0 + WNB, nc1 = N - n1 < WNB ? N - n1 : WNB;
+            fill_block(by, scratch, B, ldb, k0, kc, n0, nc, width);
+            /* the next block's rows of B, a share before each tile (see prefetch_next_block);
+             * a packer reads its own memory */
+            const int n1 = n0 + WNB, nc1 = by ? 0 : N - n1 < WNB ? N - n1 : WNB;
             const int tiles = (M + tile_rows - 1) / tile_rows * ((nc + width - 1) / width);
             int t = 0;
             for (int r0 = 0; r0 < M; r0 += tile_rows) {
@@ -441,7 +486,7 @@ void cnn_gemm_packed_wide(int M, int N, int K, float alpha, const float *ap, con
                           int ldb, float beta, float *C, int ldc,
                           const struct cnn_gemm_epilogue *ep, float *scratch)
 {
-    wide_with(&wide_avx2, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
+    wide_with(&wide_avx2, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch, NULL);
 }
 
 int cnn_gemm_packed_avx512(void)
@@ -455,7 +500,7 @@ void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap
 {
     if (cnn_gemm_packed_avx512())
         narrow_with(&cnn_packed_narrow_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep,
-                    scratch);
+                    scratch, NULL);
     else
         cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
 }
@@ -465,7 +510,8 @@ void cnn_gemm_packed_wide512(int M, int N, int K, float alpha, const float *ap, 
                              const struct cnn_gemm_epilogue *ep, float *scratch)
 {
     if (cnn_gemm_packed_avx512())
-        wide_with(&cnn_packed_wide_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch);
+        wide_with(&cnn_packed_wide_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch,
+                  NULL);
     else
         cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
 }
@@ -475,21 +521,36 @@ int cnn_gemm_packed_vectorised(void)
     return cnn_gemm_small_vectorised(); /* the same AVX2 + FMA check */
 }
 
-void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const float *B, int ldb,
-                     float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
-                     float *scratch)
+/* The driver for the shape, with B a matrix or by. */
+static void packed_with(int M, int N, int K, float alpha, const float *ap, const float *B, int ldb,
+                        float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
+                        float *scratch, const struct cnn_gemm_b_packer *by)
 {
     const int avx512 = cnn_cpu_avx512();
     const int wide = N >= CNN_GEMM_PACKED_WIDE_N &&
                      (K <= CNN_GEMM_PACKED_WIDE_MAX_K || (avx512 && N >= CNN_GEMM_PACKED_WIDE512_N));
     if (!cnn_gemm_packed_vectorised())
-        cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+        packed_portable_with(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch, by);
     else if (wide)
         wide_with(avx512 ? &cnn_packed_wide_avx512 : &wide_avx2, M, N, K, alpha, ap, B, ldb, beta,
-                  C, ldc, ep, scratch);
+                  C, ldc, ep, scratch, by);
     else
         narrow_with(avx512 ? &cnn_packed_narrow_avx512 : &narrow_avx2, M, N, K, alpha, ap, B, ldb,
-                    beta, C, ldc, ep, scratch);
+                    beta, C, ldc, ep, scratch, by);
+}
+
+void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const float *B, int ldb,
+                     float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
+                     float *scratch)
+{
+    packed_with(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch, NULL);
+}
+
+void cnn_gemm_packed_by(int M, int N, int K, float alpha, const float *ap,
+                        const struct cnn_gemm_b_packer *by, float beta, float *C, int ldc,
+                        const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    packed_with(M, N, K, alpha, ap, NULL, 0, beta, C, ldc, ep, scratch, by);
 }
 
 #else /* not x86-64: the plain C loops only */
@@ -542,6 +603,13 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
 {
     (void)scratch, (void)pack_strips;
     cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+}
+
+void cnn_gemm_packed_by(int M, int N, int K, float alpha, const float *ap,
+                        const struct cnn_gemm_b_packer *by, float beta, float *C, int ldc,
+                        const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    packed_portable_with(M, N, K, alpha, ap, NULL, 0, beta, C, ldc, ep, scratch, by);
 }
 
 #endif

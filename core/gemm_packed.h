@@ -45,6 +45,21 @@ void cnn_gemm_packed(int M, int N, int K, float alpha, const float *ap, const fl
                      float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
                      float *scratch);
 
+/* B as a function that writes blocks of it in the drivers' layout, for a B never stored
+ * whole (a conv's im2col: im2col.h).  pack(ctx, dst, k0, kc, n0, nc, width): columns
+ * [n0, n0 + nc) of rows [k0, k0 + kc) of B as strips of `width` columns, strip s holding kc
+ * rows of width floats (columns n0 + s * width..), zeros past column n0 + nc. */
+struct cnn_gemm_b_packer {
+    void (*pack)(const void *ctx, float *dst, int k0, int kc, int n0, int nc, int width);
+    const void *ctx;
+};
+
+/* cnn_gemm_packed() with B from by: the same drivers, each block of B written by by where
+ * they would copy it from a matrix. */
+void cnn_gemm_packed_by(int M, int N, int K, float alpha, const float *ap,
+                        const struct cnn_gemm_b_packer *by, float beta, float *C, int ldc,
+                        const struct cnn_gemm_epilogue *ep, float *scratch);
+
 /* cnn_gemm_packed() on AVX2+FMA runs one of two drivers by shape, with the same contract
  * (tests call each; without AVX2+FMA both are the plain C loops below).  Narrow: tiles of
  * 16 rows x 6 columns with the rows in the vector lanes, no column padding past 6.  Wide,

@@ -13,6 +13,21 @@ void cnn_im2col(float *col, const float *inp, int C, const struct cnn_conv2d *p,
  * Lets a convolution unroll the batch in cache-sized chunks. */
 void cnn_im2col_rows(float *col, const float *inp, int C, const struct cnn_conv2d *p, int N,
                      int r0, int r1);
+/* The im2col matrix of output grid rows from r0 on (cnn_im2col_rows()'s columns, all p->c
+ * channels of inp, batch n), never stored: cnn_im2col_pack() is a cnn_gemm_b_packer's pack
+ * (gemm_packed.h) with ctx a struct cnn_im2col_source, and writes the blocks the packed GEMM
+ * asks for straight from inp (im2col_pack.c). */
+struct cnn_im2col_source {
+    const float *inp;
+    int n;
+    const struct cnn_conv2d *p;
+    int r0;
+};
+void cnn_im2col_pack(const void *ctx, float *dst, int k0, int kc, int n0, int nc, int width);
+/* 1 when cnn_im2col_pack() runs its vector path for p (AVX-512, stride 1 or 2 across, rows of
+ * 7+ outputs): the convs that pack their weights then take it instead of im2col chunks. */
+int cnn_im2col_packs_fast(const struct cnn_conv2d *p);
+
 /* Inverse scatter-add: dinp += col2im(col). For the backward pass. */
 void cnn_col2im(float *dinp, const float *col, int C, const struct cnn_conv2d *p, int N);
 

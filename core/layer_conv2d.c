@@ -172,6 +172,18 @@ forward_rows_packed(float *out, const float *res, const float *inp, const float 
     const int kdim = p->c * p->kh * p->kw;         /* GEMM K dimension */
     const int pointwise = cnn_conv2d_is_pointwise(p), onto_res = res && res == out;
     const int relu = p->act.kind == CNN_ACT_RELU, other_act = !relu && p->act.kind != CNN_ACT_NONE;
+    if (!pointwise && cnn_im2col_packs_fast(p)) { /* no im2col chunks: see im2col_pack.c */
+        const struct cnn_im2col_source src = {inp, N, p, r_lo};
+        const struct cnn_gemm_b_packer by = {cnn_im2col_pack, &src};
+        const size_t c0 = (size_t)r_lo * p->ow, nc = (size_t)(r_hi - r_lo) * p->ow;
+        const struct cnn_gemm_epilogue ep = {b, res && !onto_res ? res + c0 : NULL, relu};
+        if (nc)
+            cnn_gemm_packed_by(p->oc, (int)nc, kdim, 1.0f, wp, &by, onto_res ? 1.0f : 0.0f,
+                               out + c0, (int)cols, &ep, col);
+        for (int oc = 0; other_act && oc < p->oc; oc++)
+            cnn_act_apply(out + (size_t)oc * cols + c0, nc, &p->act);
+        return;
+    }
     int chunk = pointwise ? r_hi - r_lo : packed_chunk_rows(p, N);
     if (r_hi > r_lo) { /* equal chunks: no short last one */
         const int chunks = (r_hi - r_lo + chunk - 1) / chunk;
@@ -436,6 +448,8 @@ static size_t conv_scratch(const struct cnn_op *op, int max_n)
     if (op->wd)
         return cnn_conv_direct_scratch_floats(&op->conv);
     size_t n = cnn_conv2d_scratch_floats(&op->conv, max_n);
+    if (op->wp && !cnn_conv2d_is_pointwise(&op->conv) && cnn_im2col_packs_fast(&op->conv))
+        n = 0;  /* packed from the input: no im2col chunk */
     if (op->wp) /* after the im2col chunk (forward_rows_res) */
         n += cnn_gemm_packed_scratch_floats(op->conv.c * op->conv.kh * op->conv.kw);
     size_t w4 = op->wino == 4 ? cnn_winograd4_scratch_floats(&op->conv, max_n) : 0;

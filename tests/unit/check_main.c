@@ -16,7 +16,7 @@
     X(train_driver) X(grad_conv) X(grad_layers) X(dataset) X(durable) X(layer_kind)        \
     X(kinds) X(kinds_net) X(onnx) X(onnx_hostile) X(onnx_kinds) X(onnx_export)        \
     X(explain) X(onnx_ranks) X(gemm_small) X(session_team) X(onnx_moves)                     \
-    X(conv_direct) X(fuse) X(model_ops) X(workers) X(gemm_packed)
+    X(conv_direct) X(fuse) X(model_ops) X(workers) X(gemm_packed) X(im2col_pack)
 /* clang-format on */
 #define DECLARE(name) Suite *name##_suite(void) __attribute__((weak));
 SUITES(DECLARE)
