@@ -172,34 +172,30 @@ forward_rows_packed(float *out, const float *res, const float *inp, const float 
     const int kdim = p->c * p->kh * p->kw;         /* GEMM K dimension */
     const int pointwise = cnn_conv2d_is_pointwise(p), onto_res = res && res == out;
     const int relu = p->act.kind == CNN_ACT_RELU, other_act = !relu && p->act.kind != CNN_ACT_NONE;
-    if (!pointwise && cnn_im2col_packs_fast(p)) { /* no im2col chunks: see im2col_pack.c */
-        const struct cnn_im2col_source src = {inp, N, p, r_lo};
-        const struct cnn_gemm_b_packer by = {cnn_im2col_pack, &src};
-        const size_t c0 = (size_t)r_lo * p->ow, nc = (size_t)(r_hi - r_lo) * p->ow;
-        const struct cnn_gemm_epilogue ep = {b, res && !onto_res ? res + c0 : NULL, relu};
-        if (nc)
-            cnn_gemm_packed_by(p->oc, (int)nc, kdim, 1.0f, wp, &by, onto_res ? 1.0f : 0.0f,
-                               out + c0, (int)cols, &ep, col);
-        for (int oc = 0; other_act && oc < p->oc; oc++)
-            cnn_act_apply(out + (size_t)oc * cols + c0, nc, &p->act);
-        return;
-    }
+    /* read from the input as the GEMM packs (im2col_pack.c), or im2col'd chunk by chunk */
+    const int from_input = !pointwise && cnn_im2col_packs_fast(p);
     int chunk = pointwise ? r_hi - r_lo : packed_chunk_rows(p, N);
     if (r_hi > r_lo) { /* equal chunks: no short last one */
         const int chunks = (r_hi - r_lo + chunk - 1) / chunk;
         chunk = (r_hi - r_lo + chunks - 1) / chunks;
     }
-    float *pack = col + (pointwise ? 0 : (size_t)kdim * chunk * p->ow);
+    float *pack = col + (pointwise || from_input ? 0 : (size_t)kdim * chunk * p->ow);
     for (int r0 = r_lo; r0 < r_hi; r0 += chunk) {
         const int r1 = r0 + chunk < r_hi ? r0 + chunk : r_hi;
         const size_t c0 = (size_t)r0 * p->ow, nc = (size_t)(r1 - r0) * p->ow;
-        /* pointwise: the C x (N*H*W) input is already the col matrix */
-        if (!pointwise)
-            cnn_im2col_rows(col, inp, p->c, p, N, r0, r1);
         const struct cnn_gemm_epilogue ep = {b, res && !onto_res ? res + c0 : NULL, relu};
-        cnn_gemm_packed(p->oc, (int)nc, kdim, 1.0f, wp, pointwise ? inp + c0 : col,
-                        pointwise ? (int)cols : (int)nc, onto_res ? 1.0f : 0.0f, out + c0,
-                        (int)cols, &ep, pack);
+        const float beta = onto_res ? 1.0f : 0.0f;
+        if (from_input) {
+            const struct cnn_im2col_source src = {inp, N, p, r0};
+            const struct cnn_gemm_b_packer by = {cnn_im2col_pack, &src};
+            cnn_gemm_packed_by(p->oc, (int)nc, kdim, 1.0f, wp, &by, beta, out + c0, (int)cols, &ep,
+                               pack);
+        } else { /* pointwise: the C x (N*H*W) input is already the col matrix */
+            if (!pointwise)
+                cnn_im2col_rows(col, inp, p->c, p, N, r0, r1);
+            cnn_gemm_packed(p->oc, (int)nc, kdim, 1.0f, wp, pointwise ? inp + c0 : col,
+                            pointwise ? (int)cols : (int)nc, beta, out + c0, (int)cols, &ep, pack);
+        }
         for (int oc = 0; other_act && oc < p->oc; oc++)
             cnn_act_apply(out + (size_t)oc * cols + c0, nc, &p->act);
     }
