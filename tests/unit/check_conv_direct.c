@@ -38,6 +38,8 @@ static const struct shape {
     {3, 16, 34, 8, 3, 3, 1, 1, 1, 1, 2},  /* stride 2: a 3x3 stem, OW 17 */
     {2, 11, 12, 7, 3, 3, 0, 0, 0, 0, 2},  /* stride 2 unpadded, OW 5: two rows per tile */
     {5, 12, 40, 9, 5, 4, 2, 1, 1, 2, 2},  /* stride 2, odd padded width 43, 5x4 */
+    {3, 21, 70, 10, 7, 7, 3, 3, 3, 3, 2}, /* stride 2, OW 35: AVX-512 four-row tiles, ragged */
+    {2, 13, 64, 6, 3, 3, 1, 1, 1, 1, 2},  /* stride 2, OW 32: full four-row tiles, OH 7 */
 };
 #define N_SHAPES ((int)(sizeof SHAPES / sizeof SHAPES[0]))
 
