@@ -21,7 +21,8 @@ enum {
     CNN_PACKED_NB = 96,
     /* The wide drivers' blocks (256 x 240 floats, 240 KiB): in L2 while every part-panel of
      * A runs over its strips, one strip in L1 at a time.  The best of 128-512 x 128-512 on
-     * ResNet-50's 56x56 and 28x28 1x1 shapes (Zen 3), all within 3%. */
+     * ResNet-50's 56x56 and 28x28 1x1 shapes (Zen 3), all within 3%.  The AVX-512 driver's
+     * strips are twice as wide, so its K blocks are half as deep (gemm_packed.c). */
     CNN_PACKED_WKB = 256,
     CNN_PACKED_WNB = 240
 };
