@@ -7,13 +7,9 @@
 #include "gemm.h"
 #include "gemm_packed.h"
 #include "model.h"
-#include "model_ops.h"
-#include "ref_net.h"
-#include "session.h"
 #include "test_nets.h"
 #include "test_train.h"
 #include "test_util.h"
-#include "workers.h"
 
 #include <check.h>
 #include <math.h>
@@ -252,46 +248,16 @@ static struct cnn_model *packed_net(void)
 START_TEST(test_net_on_packed_weights_matches_reference)
 {
     struct cnn_model *m = packed_net();
-    const int K = cnn_model_num_classes(m), max_n = 3;
-    const size_t img = 24 * 9 * 7;
-    float *x = malloc(max_n * img * sizeof(float)), *refs = malloc(max_n * K * sizeof(float));
-    ck_assert(x && refs);
-    test_fill(x, max_n * img, 123);
-    for (int n = 0; n < max_n; n++)
-        ck_assert_int_eq(ref_net_forward(m, x + n * img, refs + n * K), 0);
-    compiled(m);
-    int packed = 0;
-    for (int i = 0; i < cnn_model_op_count(m); i++) {
-        struct cnn_op_info oi;
-        cnn_model_op_info(m, i, &oi);
-        packed += strstr(oi.variant, "packed") != NULL;
-    }
+    double spread;
+    int packed;
+    const double worst = test_teams_vs_reference(m, 123, &spread, &packed);
     ck_assert_int_eq(packed, cnn_gemm_packed_vectorised() ? 4 : 0);
-    struct cnn_err err = {0};
-    struct cnn_session *s = cnn_session_create_parts(m, max_n, 3, &err);
-    ck_assert_msg(s != NULL, "%s", err.msg);
-    double worst = 0, spread = 0;
-    for (int threads = 1; threads <= 3; threads++) {
-        struct cnn_workers *team = cnn_workers_create(threads, &err);
-        ck_assert_msg(team != NULL, "%s", err.msg);
-        for (int n = 1; n <= max_n; n += 2) {
-            const float *out;
-            ck_assert_int_eq(cnn_session_forward_team(s, m, team, x, n, &out, &err), 0);
-            for (int i = 0; i < n * K; i++) {
-                worst = fmax(worst, fabs((double)out[i] - refs[i]));
-                spread = fmax(spread, fabs((double)refs[i] - 1.0 / K));
-            }
-        }
-        cnn_workers_destroy(team);
-    }
     printf("gemm_packed: net with %d packed convs, teams 1-3, batches 1 and 3: max abs diff "
            "%.3g of softmax vs the naive reference\n",
            packed, worst);
     ck_assert_msg(worst <= 1e-4, "vs reference %g", worst);
     ck_assert_msg(spread > 1e-3, "uniform output: the test would not see errors");
-    cnn_session_destroy(s);
     cnn_model_destroy(m);
-    free(x), free(refs);
 }
 END_TEST
 
