@@ -111,6 +111,13 @@ static void packed_portable_with(int M, int N, int K, float alpha, const float *
     }
 }
 
+void cnn_gemm_packed_by_portable(int M, int N, int K, float alpha, const float *ap,
+                                 const struct cnn_gemm_b_packer *by, float beta, float *C, int ldc,
+                                 const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    packed_portable_with(M, N, K, alpha, ap, NULL, 0, beta, C, ldc, ep, scratch, by);
+}
+
 /* dst = columns [n0, n0 + nc) of rows [k0, k0 + kc) of B as strips of `width` columns: strip
  * s holds kc rows of width floats (columns n0 + s * width...), the last strip zero-padded.
  * Strip by strip (written in order; 3-9% faster than row by row on the wide driver), and

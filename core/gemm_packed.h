@@ -59,6 +59,11 @@ struct cnn_gemm_b_packer {
 void cnn_gemm_packed_by(int M, int N, int K, float alpha, const float *ap,
                         const struct cnn_gemm_b_packer *by, float beta, float *C, int ldc,
                         const struct cnn_gemm_epilogue *ep, float *scratch);
+/* The same as it runs without AVX2+FMA: the plain C loops on blocks by writes (tests call
+ * it on every CPU). */
+void cnn_gemm_packed_by_portable(int M, int N, int K, float alpha, const float *ap,
+                                 const struct cnn_gemm_b_packer *by, float beta, float *C, int ldc,
+                                 const struct cnn_gemm_epilogue *ep, float *scratch);
 
 /* cnn_gemm_packed() on AVX2+FMA runs one of two drivers by shape, with the same contract
  * (tests call each; without AVX2+FMA both are the plain C loops below).  Narrow: tiles of

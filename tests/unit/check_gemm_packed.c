@@ -1,5 +1,6 @@
 /* Suite gemm_packed: the GEMM on pre-packed weights (gemm_packed.h), its AVX2 kernels and
- * its plain C loops, against cnn_gemm_ref on the unpacked matrix followed by the epilogue
+ * its plain C loops, with B a matrix or a packer (cnn_gemm_packed_by, and its plain C path),
+ * against cnn_gemm_ref on the unpacked matrix followed by the epilogue
  * written out (bias, residual, ReLU) over a grid of shapes -- ragged panels of rows, ragged
  * strips of columns, K past its block -- padded leading dims, alpha/beta and NaN in C under
  * beta 0; a row range read from the middle of a packed matrix; and a network whose 1x1,
@@ -29,6 +30,40 @@ static void portable(int M, int N, int K, float alpha, const float *ap, const fl
     cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
 }
 
+/* B as a packer (cnn_gemm_b_packer) that copies the blocks from the matrix: the drivers'
+ * packer path (cnn_gemm_packed_by) and its plain C one, over the same shapes. */
+struct matrix_b {
+    const float *B;
+    int ldb;
+};
+
+static void pack_matrix(const void *ctx, float *dst, int k0, int kc, int n0, int nc, int width)
+{
+    const struct matrix_b *mb = ctx;
+    for (int s0 = 0; s0 < nc; s0 += width)
+        for (int k = 0; k < kc; k++)
+            for (int j = 0; j < width; j++)
+                *dst++ = s0 + j < nc ? mb->B[(size_t)(k0 + k) * mb->ldb + n0 + s0 + j] : 0.0f;
+}
+
+static void by_packer(int M, int N, int K, float alpha, const float *ap, const float *B, int ldb,
+                      float beta, float *C, int ldc, const struct cnn_gemm_epilogue *ep,
+                      float *scratch)
+{
+    const struct matrix_b mb = {B, ldb};
+    const struct cnn_gemm_b_packer by = {pack_matrix, &mb};
+    cnn_gemm_packed_by(M, N, K, alpha, ap, &by, beta, C, ldc, ep, scratch);
+}
+
+static void by_packer_portable(int M, int N, int K, float alpha, const float *ap, const float *B,
+                               int ldb, float beta, float *C, int ldc,
+                               const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    const struct matrix_b mb = {B, ldb};
+    const struct cnn_gemm_b_packer by = {pack_matrix, &mb};
+    cnn_gemm_packed_by_portable(M, N, K, alpha, ap, &by, beta, C, ldc, ep, scratch);
+}
+
 static const struct impl {
     const char *name;
     packed_fn fn;
@@ -37,7 +72,9 @@ static const struct impl {
              {"wide", cnn_gemm_packed_wide},
              {"narrow512", cnn_gemm_packed_narrow512},
              {"wide512", cnn_gemm_packed_wide512},
-             {"portable", portable}};
+             {"portable", portable},
+             {"by packer", by_packer},
+             {"by packer portable", by_packer_portable}};
 #define N_IMPLS ((int)(sizeof IMPLS / sizeof IMPLS[0]))
 
 /* Epilogue variants: 0 none, 1 bias, 2 bias + residual + relu, 3 residual + relu. */
