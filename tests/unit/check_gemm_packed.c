@@ -9,6 +9,7 @@
 #include "gemm_packed.h"
 #include "model.h"
 #include "test_nets.h"
+#include "test_teams.h"
 #include "test_train.h"
 #include "test_util.h"
 

@@ -7,6 +7,7 @@
 #include "im2col.h"
 #include "model.h"
 #include "test_nets.h"
+#include "test_teams.h"
 #include "test_train.h"
 #include "test_util.h"
 

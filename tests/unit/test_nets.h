@@ -37,10 +37,4 @@ void test_randomize(struct cnn_model *m, uint64_t seed);
 /* Uniform floats in [-1, 1) from a seeded generator. */
 void test_fill(float *x, size_t n, uint64_t seed);
 
-/* m (uncompiled: compiled here) through one session at batches 1 and 3 on teams of 1-3,
- * inputs test_fill(seed), against ref_net_forward() image by image.  Returns the largest
- * |difference| of the outputs; *spread: the largest |reference - 1/classes| (near 0, the
- * test could not see errors); *packed: the ops whose variant says "packed". */
-double test_teams_vs_reference(struct cnn_model *m, uint64_t seed, double *spread, int *packed);
-
 #endif
