@@ -158,6 +158,14 @@ static int packed_chunk_rows(const struct cnn_conv2d *p, int N)
     return rows < (size_t)most ? (int)rows : most;
 }
 
+/* Whether a conv on packed weights reads its input through cnn_im2col_pack() (im2col_pack.c)
+ * instead of im2col chunks: where the packer's vector path runs, except a stride-1 1x1 (its
+ * input already is the GEMM's B).  It then needs no im2col scratch. */
+static int packs_from_input(const struct cnn_conv2d *p)
+{
+    return !cnn_conv2d_is_pointwise(p) && cnn_im2col_packs_fast(p);
+}
+
 /* forward_rows_res() on weights packed for cnn_gemm_packed() (one group): the bias, the
  * residual and a ReLU go into the GEMM's store, so no other pass touches the output (res ==
  * out: the GEMM adds onto it with beta 1).  col holds the im2col chunk, then the GEMM's
@@ -172,8 +180,7 @@ forward_rows_packed(float *out, const float *res, const float *inp, const float 
     const int kdim = p->c * p->kh * p->kw;         /* GEMM K dimension */
     const int pointwise = cnn_conv2d_is_pointwise(p), onto_res = res && res == out;
     const int relu = p->act.kind == CNN_ACT_RELU, other_act = !relu && p->act.kind != CNN_ACT_NONE;
-    /* read from the input as the GEMM packs (im2col_pack.c), or im2col'd chunk by chunk */
-    const int from_input = !pointwise && cnn_im2col_packs_fast(p);
+    const int from_input = packs_from_input(p); /* else im2col'd chunk by chunk */
     int chunk = pointwise ? r_hi - r_lo : packed_chunk_rows(p, N);
     if (r_hi > r_lo) { /* equal chunks: no short last one */
         const int chunks = (r_hi - r_lo + chunk - 1) / chunk;
@@ -443,10 +450,9 @@ static size_t conv_scratch(const struct cnn_op *op, int max_n)
 {
     if (op->wd)
         return cnn_conv_direct_scratch_floats(&op->conv);
-    size_t n = cnn_conv2d_scratch_floats(&op->conv, max_n);
-    if (op->wp && !cnn_conv2d_is_pointwise(&op->conv) && cnn_im2col_packs_fast(&op->conv))
-        n = 0;  /* packed from the input: no im2col chunk */
-    if (op->wp) /* after the im2col chunk (forward_rows_res) */
+    size_t n =
+        op->wp && packs_from_input(&op->conv) ? 0 : cnn_conv2d_scratch_floats(&op->conv, max_n);
+    if (op->wp) /* after the im2col chunk, if any (forward_rows_packed) */
         n += cnn_gemm_packed_scratch_floats(op->conv.c * op->conv.kh * op->conv.kw);
     size_t w4 = op->wino == 4 ? cnn_winograd4_scratch_floats(&op->conv, max_n) : 0;
     if (w4 > n)
