@@ -286,15 +286,8 @@ static struct cnn_model *packed_net(void)
 START_TEST(test_net_on_packed_weights_matches_reference)
 {
     struct cnn_model *m = packed_net();
-    double spread;
-    int packed;
-    const double worst = test_teams_vs_reference(m, 123, &spread, &packed);
-    ck_assert_int_eq(packed, cnn_gemm_packed_vectorised() ? 4 : 0);
-    printf("gemm_packed: net with %d packed convs, teams 1-3, batches 1 and 3: max abs diff "
-           "%.3g of softmax vs the naive reference\n",
-           packed, worst);
-    ck_assert_msg(worst <= 1e-4, "vs reference %g", worst);
-    ck_assert_msg(spread > 1e-3, "uniform output: the test would not see errors");
+    test_net_on_teams_matches_reference(m, 123, "gemm_packed",
+                                        cnn_gemm_packed_vectorised() ? 4 : 0);
     cnn_model_destroy(m);
 }
 END_TEST

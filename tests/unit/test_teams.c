@@ -9,10 +9,12 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-double test_teams_vs_reference(struct cnn_model *m, uint64_t seed, double *spread, int *packed)
+/* The largest |difference| over the passes; *spread, *packed as in the header. */
+static double teams_diff(struct cnn_model *m, uint64_t seed, double *spread, int *packed)
 {
     const int K = cnn_model_num_classes(m), max_n = 3;
     const struct cnn_preproc *in = cnn_model_preproc(m);
@@ -50,4 +52,18 @@ double test_teams_vs_reference(struct cnn_model *m, uint64_t seed, double *sprea
     cnn_session_destroy(s);
     free(x), free(refs);
     return worst;
+}
+
+void test_net_on_teams_matches_reference(struct cnn_model *m, uint64_t seed, const char *label,
+                                         int want_packed)
+{
+    double spread;
+    int packed;
+    const double worst = teams_diff(m, seed, &spread, &packed);
+    ck_assert_int_eq(packed, want_packed);
+    printf("%s: net with %d packed convs, teams 1-3, batches 1 and 3: max abs diff %.3g of "
+           "softmax vs the naive reference\n",
+           label, packed, worst);
+    ck_assert_msg(worst <= 1e-4, "vs reference %g", worst);
+    ck_assert_msg(spread > 1e-3, "uniform output: the test would not see errors");
 }
