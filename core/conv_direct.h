@@ -25,7 +25,7 @@ int cnn_conv_direct_applies(const struct cnn_conv2d *p);
  * 2x2 stride-2 pool and an activation that commutes with max (none, relu, leaky relu
  * alpha >= 0, clip, sigmoid, tanh). */
 int cnn_conv_direct_fuses_pool(const struct cnn_conv2d *p, const struct cnn_pool2d *q);
-/* Floats of the packed weights: (ceil(OC / 6), C * KH * KW, 6), zero-padded channels. */
+/* Floats of the packed weights: (ceil(OC / 24), C * KH * KW, 24), zero-padded channels. */
 size_t cnn_conv_direct_weights_floats(const struct cnn_conv2d *p);
 /* wp = w (OC, C, KH, KW) packed for the tiles. */
 void cnn_conv_direct_pack(float *wp, const float *w, const struct cnn_conv2d *p);

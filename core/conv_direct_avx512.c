@@ -1,13 +1,15 @@
 /* The direct conv's AVX-512 kernels (conv_direct_internal.h): the AVX2 tile of
- * layer_conv_direct.c -- 6 output channels x 2 vectors, accumulated over (c, ky, kx) from
- * the input rows with the weights broadcast -- on vectors of 16 outputs, so twice the
- * outputs per instruction; a fused 2x2 pool takes the two rows of 16 down to 8 values. */
+ * layer_conv_direct.c -- output channels x 2 vectors, accumulated over (c, ky, kx) from the
+ * input rows with the weights broadcast -- on vectors of 16 outputs, so twice the outputs
+ * per instruction, and 8 channels rather than 6 (16 accumulators of the 32 registers: a
+ * ResNet stem's 64 channels in 8 whole tiles, and 8 loads for 16 FMAs); a fused 2x2 pool
+ * takes the two rows of 16 down to 8 values. */
 #include "avx512.h"
 #include "conv_direct_internal.h"
 
 #if defined(__x86_64__)
 
-enum { DR = CNN_DIRECT_DR };
+enum { DR = CNN_DIRECT_DR_WIDE, BLOCK = CNN_DIRECT_BLOCK };
 
 #define KERNEL CNN_AVX512_KERNEL
 #define INLINE inline __attribute__((always_inline))
@@ -40,7 +42,7 @@ KERNEL static INLINE void accumulate(__m512 acc[DR][2], const struct tile *t, in
                     acc[r][0] = _mm512_fmadd_ps(w, b0, acc[r][0]);
                     acc[r][1] = _mm512_fmadd_ps(w, b1, acc[r][1]);
                 }
-                wp += DR;
+                wp += BLOCK;
             }
         }
     }

@@ -5,7 +5,13 @@
 
 #include <stddef.h>
 
-enum { CNN_DIRECT_DR = 6 }; /* output channels per register tile */
+enum {
+    CNN_DIRECT_DR = 6,      /* output channels per register tile (8-lane vectors) */
+    CNN_DIRECT_DR_WIDE = 8, /* the same, 16-lane vectors (AVX-512) */
+    /* Weights are packed in blocks of this many channels, (blocks, K, 24), so that either
+     * tile reads its channels at an offset into a block (24 = 4 x 6 = 3 x 8). */
+    CNN_DIRECT_BLOCK = 24
+};
 
 /* One register tile: vector v reads s[v] + c * cs + ky * rs + kx (stride 2: + (kx % 2) * ps
  * + kx / 2; n[v] lanes, 0..8, or 0..16 when wide) and writes o[v] (+ channel r at r * ocs)
@@ -16,9 +22,9 @@ struct tile {
     int n[2];
     float *o[2];
     int n_out;
-    const float *wp; /* this block's packed weights */
+    const float *wp; /* the tile's first channel in the packed weights (CNN_DIRECT_BLOCK a k) */
     const float *b;  /* this block's bias, or NULL */
-    int mr;          /* real channels in the block, 1..CNN_DIRECT_DR */
+    int mr;          /* real channels in the tile, 1..CNN_DIRECT_DR(_WIDE) */
     int relu;
     int wide; /* 16-lane vectors (AVX-512) */
     int C, KH, KW;

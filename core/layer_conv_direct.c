@@ -2,7 +2,8 @@
  * outputs (one output row x 16 columns, two rows x 8 columns for narrow maps, or the two
  * rows a 2x2 max pool reads) accumulates over (c, ky, kx) straight from the input rows --
  * a zero-padded copy of the image when the conv pads, with even and odd columns apart when
- * it strides by 2 -- with weights packed 6 channels per k.  The epilogue adds bias,
+ * it strides by 2 -- with weights packed in blocks of 24 channels per k (the AVX-512 tiles
+ * take 8 channels of a block).  The epilogue adds bias,
  * applies relu and stores, or pools 2x2 first. */
 #include "avx512.h"
 #include "conv_direct.h"
@@ -17,7 +18,7 @@
 #include <immintrin.h>
 #endif
 
-enum { DR = CNN_DIRECT_DR };
+enum { DR = CNN_DIRECT_DR, DR_WIDE = CNN_DIRECT_DR_WIDE, BLOCK = CNN_DIRECT_BLOCK };
 
 static int kdim(const struct cnn_conv2d *p)
 {
@@ -61,17 +62,17 @@ int cnn_conv_direct_fuses_pool(const struct cnn_conv2d *p, const struct cnn_pool
 
 size_t cnn_conv_direct_weights_floats(const struct cnn_conv2d *p)
 {
-    return (size_t)((p->oc + DR - 1) / DR) * DR * (size_t)kdim(p);
+    return (size_t)((p->oc + BLOCK - 1) / BLOCK) * BLOCK * (size_t)kdim(p);
 }
 
 void cnn_conv_direct_pack(float *wp, const float *w, const struct cnn_conv2d *p)
 {
-    const int K = kdim(p), blocks = (p->oc + DR - 1) / DR;
+    const int K = kdim(p), blocks = (p->oc + BLOCK - 1) / BLOCK;
     for (int ob = 0; ob < blocks; ob++)
         for (int k = 0; k < K; k++)
-            for (int r = 0; r < DR; r++) {
-                const int oc = ob * DR + r;
-                wp[((size_t)ob * K + k) * DR + r] = oc < p->oc ? w[(size_t)oc * K + k] : 0.0f;
+            for (int r = 0; r < BLOCK; r++) {
+                const int oc = ob * BLOCK + r;
+                wp[((size_t)ob * K + k) * BLOCK + r] = oc < p->oc ? w[(size_t)oc * K + k] : 0.0f;
             }
 }
 
@@ -209,7 +210,7 @@ KERNEL static INLINE void accumulate(__m256 acc[DR][2], const struct tile *t, in
                     acc[r][0] = _mm256_fmadd_ps(w, b0, acc[r][0]);
                     acc[r][1] = _mm256_fmadd_ps(w, b1, acc[r][1]);
                 }
-                wp += DR;
+                wp += BLOCK;
             }
         }
     }
@@ -330,10 +331,11 @@ static void run_blocks(int pooled, struct tile *t, const float *wp, const float 
     const tile_fn fn = pick(t, pooled);
     float *o0 = t->o[0], *o1 = t->o[1];
     const size_t K = (size_t)t->C * t->KH * t->KW;
-    for (int oc = 0; oc < OC; oc += DR) {
-        t->wp = wp + (size_t)oc * K;
+    const int dr = t->wide ? DR_WIDE : DR;
+    for (int oc = 0; oc < OC; oc += dr) {
+        t->wp = wp + (size_t)(oc / BLOCK) * K * BLOCK + oc % BLOCK;
         t->b = b ? b + oc : NULL;
-        t->mr = OC - oc < DR ? OC - oc : DR;
+        t->mr = OC - oc < dr ? OC - oc : dr;
         t->o[0] = o0 + (size_t)oc * t->ocs;
         t->o[1] = o1 + (size_t)oc * t->ocs;
         fn(t);
