@@ -95,9 +95,6 @@ KERNEL INLINE void transpose16x8(__m512 v[8])
     }
 }
 
-/* C rows [0, rows) x columns [0, cols) = alpha * acc^T + beta * C, then ep: each panel's 16 x
- * 8 block is transposed in registers into rows of C, stored under a mask of the columns.
- * (Through 8 x 8 blocks of 8-lane vectors, the store took 13% of a 1024 x 196 x 256 GEMM.) */
 /* The 16 rows of a transposed panel (transpose16x8()) from row r0 on, as far as rows, into C
  * under the column mask m, with the terms the constant mode names (bit 0 beta * C, 1 bias,
  * 2 residual, 3 relu): no test per row but the row count's. */
