@@ -88,8 +88,12 @@ void cnn_gemm_small_tiles512(int M, int N, int K, float alpha, const float *A, p
                              ptrdiff_t acs, const float *B, ptrdiff_t brs, float beta, float *C,
                              ptrdiff_t ldc)
 {
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        const int kc = K - k0 < KC ? K - k0 : KC;
+    /* One column tile (a dense layer at batch 5-48): no K blocks.  Nothing re-reads a K block
+     * of A's rows, and whole rows are streams the prefetchers follow, where 8 rows x 1 KiB
+     * pieces left each tile waiting on memory. */
+    const int kb = N <= NR ? K : KC;
+    for (int k0 = 0; k0 < K; k0 += kb) {
+        const int kc = K - k0 < kb ? K - k0 : kb;
         const float be = k0 ? 1.0f : beta;
         for (int i0 = 0; i0 < M; i0 += MR) {
             const int mr = M - i0 < MR ? M - i0 : MR;
