@@ -158,6 +158,27 @@ KERNEL INLINE void store2(float *p, __m128 v)
     _mm_storel_epi64((__m128i_u *)p, _mm_castps_si128(v));
 }
 
+/* r[i] = column i of the 8 x 8 matrix whose rows were r[0..7]. */
+KERNEL INLINE void transpose8(__m256 r[8])
+{
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 /* C rows [0, rows) x columns [0, cols) = alpha * acc^T + beta * C, then ep (NULL: none;
  * its bias and residual start at the tile's row 0 and column 0); acc (cols x 16: column
  * j of C at acc[j * 16...]) is the tile's result.  A full tile stores 6 floats per row as
@@ -173,7 +194,7 @@ KERNEL static void store_tile(const float *acc, int rows, int cols, float alpha,
         for (int j = 0; j < 8; j++)
             t[j] = j < cols ? _mm256_mul_ps(_mm256_loadu_ps(acc + j * PR + 8 * h), va)
                             : _mm256_setzero_ps();
-        cnn_packed_transpose8(t);
+        transpose8(t);
         const int n = rows - 8 * h < 8 ? rows - 8 * h : 8;
         for (int i = 0; i < n; i++) {
             const int row = 8 * h + i;
