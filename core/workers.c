@@ -1,17 +1,21 @@
-/* Worker team (see workers.h).  DESIGN: a generation counter, bumped under the mutex,
- * starts a round and a pending counter ends it.  Both sides spin for a few hundred
- * microseconds before sleeping on a condvar: rounds are often shorter than a futex
- * wake-up round trip.  No lock is held while a part runs.
+/* Worker team (see workers.h).  DESIGN: a generation counter starts a round and a pending
+ * counter ends it.  Both sides spin for a while (SPIN_NS) before sleeping on a condvar:
+ * rounds are often shorter than a futex wake-up round trip.  Neither the start nor the end
+ * of a round takes the mutex unless someone sleeps: the round's fn and ctx are atomics
+ * written before the generation moves, and the mutex and condvars serve only sleepers,
+ * counted in `sleepers` (helpers) and `caller_sleeps`.  No lock is held while a part runs.
  * A part runs once per round, by whoever claims it first: its helper, or the caller once
  * part 0 is done -- a helper still asleep, or whose core the host or another process has
  * taken, then costs the round its part's time instead of holding every later op up.
  * claimed[i] is the last generation whose part i someone took, so a helper that wakes
- * late, holding an older round's fn, claims nothing. */
+ * late, holding an older round's fn, claims nothing: a round's fn and ctx are replaced only
+ * after every part of the previous round was claimed, and read before claiming. */
 #include "workers.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct helper {
     struct cnn_workers *team;
@@ -28,17 +32,63 @@ struct cnn_workers {
     atomic_ulong generation;
     atomic_int pending;
     atomic_int stop;
-    cnn_work_fn fn; /* of the current round, written before generation moves */
-    void *ctx;
+    atomic_int sleepers;      /* helpers waiting on go (changed under mu) */
+    atomic_int caller_sleeps; /* 1 while the caller waits on done (changed under mu) */
+    _Atomic(cnn_work_fn) fn;  /* of the current round, written before generation moves */
+    _Atomic(void *) ctx;
 };
 
-#define SPIN_ROUNDS 4000 /* pause instructions: a few hundred microseconds */
+/* How long an idle side spins before it sleeps.  A count of pause instructions was a few
+ * hundred microseconds on the CPUs it was set on, but a pause takes 10 ns on the AVX-512
+ * Xeon (model 167), where 4000 of them were 40 us: a helper done with its part that long
+ * before the caller slept, and the next op waited on its wake-up (ResNet-18 batch 1 on 2
+ * threads: the helper started an op 1-20 us late on average, and 51k TSC cycles late after
+ * the two-round Winograd op). */
+#define SPIN_NS 300000L
 
 static void pause_cpu(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* Spins until done(w, arg) or SPIN_NS have passed (the clock read every 64 pauses);
+ * returns done's last value. */
+static int spin_until(int (*done)(struct cnn_workers *, unsigned long), struct cnn_workers *w,
+                      unsigned long arg)
+{
+    long long deadline = 0;
+    for (int i = 1;; i++) {
+        if (done(w, arg))
+            return 1;
+        pause_cpu();
+        if (i % 64 == 0) {
+            const long long t = now_ns();
+            if (!deadline)
+                deadline = t + SPIN_NS;
+            else if (t >= deadline)
+                return done(w, arg);
+        }
+    }
+}
+
+static int round_started(struct cnn_workers *w, unsigned long seen)
+{
+    return atomic_load(&w->generation) != seen || atomic_load(&w->stop);
+}
+
+static int round_done(struct cnn_workers *w, unsigned long unused)
+{
+    (void)unused;
+    return atomic_load(&w->pending) == 0;
 }
 
 /* Takes part `part` of round `gen` unless someone already has; 1 when the caller should run it. */
@@ -51,10 +101,12 @@ static int claim(struct cnn_workers *w, int part, unsigned long gen)
     return 0;
 }
 
-/* Part `part` done: the last one wakes the caller if it sleeps. */
+/* Part `part` done: the last one wakes the caller if it sleeps.  (The caller sets
+ * caller_sleeps before its last look at pending, this side reads it after the decrement,
+ * both sequentially consistent: one of them sees the other.) */
 static void finish_part(struct cnn_workers *w)
 {
-    if (atomic_fetch_sub(&w->pending, 1) == 1) {
+    if (atomic_fetch_sub(&w->pending, 1) == 1 && atomic_load(&w->caller_sleeps)) {
         pthread_mutex_lock(&w->mu);
         pthread_cond_signal(&w->done);
         pthread_mutex_unlock(&w->mu);
@@ -67,20 +119,19 @@ static void *helper_main(void *arg)
     struct cnn_workers *w = h->team;
     unsigned long seen = 0;
     for (;;) {
-        for (int i = 0;
-             i < SPIN_ROUNDS && atomic_load(&w->generation) == seen && !atomic_load(&w->stop); i++)
-            pause_cpu();
-        pthread_mutex_lock(&w->mu);
-        while (!atomic_load(&w->stop) && atomic_load(&w->generation) == seen)
-            pthread_cond_wait(&w->go, &w->mu);
-        if (atomic_load(&w->stop)) {
+        if (!spin_until(round_started, w, seen)) {
+            pthread_mutex_lock(&w->mu);
+            atomic_fetch_add(&w->sleepers, 1); /* before the last look: see cnn_workers_run */
+            while (!round_started(w, seen))
+                pthread_cond_wait(&w->go, &w->mu);
+            atomic_fetch_sub(&w->sleepers, 1);
             pthread_mutex_unlock(&w->mu);
-            return NULL;
         }
+        if (atomic_load(&w->stop))
+            return NULL;
         seen = atomic_load(&w->generation);
-        cnn_work_fn fn = w->fn;
-        void *ctx = w->ctx;
-        pthread_mutex_unlock(&w->mu);
+        cnn_work_fn fn = atomic_load(&w->fn);
+        void *ctx = atomic_load(&w->ctx);
         if (claim(w, h->part, seen)) {
             fn(ctx, h->part, w->threads);
             finish_part(w);
@@ -152,25 +203,30 @@ void cnn_workers_run(struct cnn_workers *w, cnn_work_fn fn, void *ctx)
         fn(ctx, 0, 1);
         return;
     }
-    pthread_mutex_lock(&w->mu);
-    w->fn = fn;
-    w->ctx = ctx;
+    atomic_store(&w->fn, fn);
+    atomic_store(&w->ctx, ctx);
     atomic_store(&w->pending, w->threads - 1);
     const unsigned long gen = atomic_fetch_add(&w->generation, 1) + 1;
-    pthread_cond_broadcast(&w->go);
-    pthread_mutex_unlock(&w->mu);
+    /* A helper counts itself in sleepers before its last look at the generation, and this
+     * reads sleepers after moving it (both sequentially consistent): either it sees the new
+     * round or this wakes it, under the mutex it waits with. */
+    if (atomic_load(&w->sleepers)) {
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_broadcast(&w->go);
+        pthread_mutex_unlock(&w->mu);
+    }
     fn(ctx, 0, w->threads);
     for (int i = 1; i < w->threads; i++) /* the parts no helper has started yet */
         if (claim(w, i, gen)) {
             fn(ctx, i, w->threads);
             finish_part(w);
         }
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&w->pending) > 0; i++)
-        pause_cpu();
-    if (atomic_load(&w->pending) > 0) {
+    if (!spin_until(round_done, w, 0)) {
         pthread_mutex_lock(&w->mu);
+        atomic_store(&w->caller_sleeps, 1);
         while (atomic_load(&w->pending) > 0)
             pthread_cond_wait(&w->done, &w->mu);
+        atomic_store(&w->caller_sleeps, 0);
         pthread_mutex_unlock(&w->mu);
     }
 }
