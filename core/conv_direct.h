@@ -1,7 +1,8 @@
 /* Direct convolution for small maps and few input channels (stride 1 or 2, no dilation, one
  * group; LeNet's 5x5 convs, RGB stems): no im2col, register tiles read the input rows in
- * place, bias and activation in the tile's epilogue, and a following 2x2/2 max pool fused
- * into it.  Inference only (the trainer keeps im2col / Winograd); rule in docs/engine.md. */
+ * place, bias and activation in the tile's epilogue, and a following max pool fused into
+ * it (2x2/2 in the tiles, others over bands of rows).  Inference only (the trainer keeps im2col /
+ * Winograd); rule in docs/engine.md. */
 #ifndef CNN_CONV_DIRECT_H
 #define CNN_CONV_DIRECT_H
 
@@ -21,17 +22,23 @@ struct cnn_op_run;
  * the kernel is larger than 1x1), dilation 1, not 1x1, C * KH * KW <= CNN_CONV_DIRECT_MAX_K,
  * and the CPU has AVX2 + FMA. */
 int cnn_conv_direct_applies(const struct cnn_conv2d *p);
-/* 1 when the max pool q reading the conv's output fuses into it: a stride-1 conv, a plain
- * 2x2 stride-2 pool and an activation that commutes with max (none, relu, leaky relu
- * alpha >= 0, clip, sigmoid, tanh). */
+/* 1 when the max pool q reading the conv's output fuses into it: any undilated max pool
+ * with rows of at most CNN_MAXPOOL_ROW_MAX (a stem's 3x3 stride-2 pool: bands of conv rows
+ * are pooled while in cache), or one the tiles pool themselves
+ * (cnn_conv_direct_pools_in_tiles). */
 int cnn_conv_direct_fuses_pool(const struct cnn_conv2d *p, const struct cnn_pool2d *q);
+/* 1 when the tiles' epilogue pools q: a stride-1 conv, a plain 2x2 stride-2 pool and an
+ * activation that commutes with max (none, relu, leaky relu alpha >= 0, clip, sigmoid,
+ * tanh). */
+int cnn_conv_direct_pools_in_tiles(const struct cnn_conv2d *p, const struct cnn_pool2d *q);
 /* Floats of the packed weights: (ceil(OC / 24), C * KH * KW, 24), zero-padded channels. */
 size_t cnn_conv_direct_weights_floats(const struct cnn_conv2d *p);
 /* wp = w (OC, C, KH, KW) packed for the tiles. */
 void cnn_conv_direct_pack(float *wp, const float *w, const struct cnn_conv2d *p);
-/* Scratch floats per thread: one zero-padded image (C, H + pads, W + pads), or 0 when
- * unpadded with stride 1 (the tiles then read the input in place). */
-size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p);
+/* Scratch floats per thread: one zero-padded image (C, H + pads, W + pads), or none when
+ * unpadded with stride 1 (the tiles then read the input in place); with a fused pool
+ * (NULL: none) that the tiles do not pool, then a band of conv rows (about 512 KiB). */
+size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p, const struct cnn_pool2d *pool);
 
 /* out = act(conv(inp) + b), then max-pooled by pool when pool (NULL: not pooled), for the
  * output rows r = n * OH' + y in [r_lo, r_hi) (OH' = OH, or the pool's OH).  inp (C, N, H, W),

@@ -407,6 +407,14 @@ void cnn_dense_forward(float *out, const float *inp, const float *w, const float
 /* out (C, N, OH, OW)   inp (C, N, H, W); padding never wins a max (a dilated window whose
  * taps all fall in the padding gives -inf, ONNX's padding value). */
 void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *p, int N);
+/* Widest input row cnn_maxpool_plane_rows() takes. */
+#define CNN_MAXPOOL_ROW_MAX 2048
+/* Output rows [oy_lo, oy_hi) of one plane's max pool into o (row oy at o + oy * OW), from
+ * input rows held from row in_y0 on at in (row y at in + (y - in_y0) * W): every row the
+ * windows of those output rows touch.  p undilated, W <= CNN_MAXPOOL_ROW_MAX.  A direct conv
+ * pools the rows it just computed this way (conv_direct.h). */
+void cnn_maxpool_plane_rows(float *o, const float *in, int in_y0, const struct cnn_pool2d *p,
+                            int oy_lo, int oy_hi);
 /* Index into one (H, W) plane of the first maximum of dilated window (oy, ox) (taps
  * oy * sh - pad_t + i * dh, likewise in x, inside the plane), or -1 when no tap is. */
 long cnn_maxpool_dilated_argmax(const float *plane, const struct cnn_pool2d *p, int oy, int ox);

@@ -449,7 +449,7 @@ static void conv_plan(struct cnn_compile *cs, struct cnn_op *op, const struct cn
 static size_t conv_scratch(const struct cnn_op *op, int max_n)
 {
     if (op->wd)
-        return cnn_conv_direct_scratch_floats(&op->conv);
+        return cnn_conv_direct_scratch_floats(&op->conv, op->pool.kh ? &op->pool : NULL);
     size_t n =
         op->wp && packs_from_input(&op->conv) ? 0 : cnn_conv2d_scratch_floats(&op->conv, max_n);
     if (op->wp) /* after the im2col chunk, if any (forward_rows_packed) */

@@ -54,10 +54,42 @@ static int act_commutes_with_max(const struct cnn_act_params *a)
     return 0;
 }
 
+/* The pool reads exactly the conv's output. */
+static int pool_reads_conv(const struct cnn_conv2d *p, const struct cnn_pool2d *q)
+{
+    return q->c == p->oc && q->h == p->oh && q->w == p->ow && q->oh > 0 && q->ow > 0;
+}
+
+int cnn_conv_direct_pools_in_tiles(const struct cnn_conv2d *p, const struct cnn_pool2d *q)
+{
+    return p->sh == 1 && cnn_pool2d_is_plain_2x2(q) && pool_reads_conv(p, q) &&
+           act_commutes_with_max(&p->act);
+}
+
 int cnn_conv_direct_fuses_pool(const struct cnn_conv2d *p, const struct cnn_pool2d *q)
 {
-    return p->sh == 1 && cnn_pool2d_is_plain_2x2(q) && q->c == p->oc && q->h == p->oh &&
-           q->w == p->ow && q->oh > 0 && q->ow > 0 && act_commutes_with_max(&p->act);
+    if (cnn_conv_direct_pools_in_tiles(p, q))
+        return 1;
+    return pool_reads_conv(p, q) && cnn_pool_dil(q->dh) == 1 && cnn_pool_dil(q->dw) == 1 &&
+           q->w <= CNN_MAXPOOL_ROW_MAX;
+}
+
+/* A band (pooled through the max pool's row kernel, not in the tiles): at most this many
+ * floats of conv output, all channels, so that the rows just computed are pooled from L2
+ * (ResNet's stem: 17 rows of 64 x 112, 8 pooled rows). */
+#define BAND_FLOATS 131072
+
+/* Pooled rows per band, and the most conv rows they read. */
+static int band_pooled_rows(const struct cnn_conv2d *p, const struct cnn_pool2d *q)
+{
+    const long rows = BAND_FLOATS / ((long)p->oc * p->ow);
+    const long bp = rows > q->kh ? (rows - q->kh) / q->sh + 1 : 1;
+    return bp < q->oh ? (int)bp : q->oh;
+}
+
+static size_t band_conv_rows(const struct cnn_conv2d *p, const struct cnn_pool2d *q)
+{
+    return (size_t)(band_pooled_rows(p, q) - 1) * q->sh + q->kh;
 }
 
 size_t cnn_conv_direct_weights_floats(const struct cnn_conv2d *p)
@@ -81,12 +113,19 @@ static int padded(const struct cnn_conv2d *p)
     return p->pad_t || p->pad_l || p->pad_b || p->pad_r;
 }
 
-size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p)
+/* Floats of the zero-padded image copy. */
+static size_t image_floats(const struct cnn_conv2d *p)
 {
     if (!padded(p) && p->sw == 1)
         return 0;
     return (size_t)p->c * (size_t)(p->h + p->pad_t + p->pad_b) *
            (size_t)(p->w + p->pad_l + p->pad_r);
+}
+
+size_t cnn_conv_direct_scratch_floats(const struct cnn_conv2d *p, const struct cnn_pool2d *pool)
+{
+    const int banded = pool && !cnn_conv_direct_pools_in_tiles(p, pool);
+    return image_floats(p) + (banded ? (size_t)p->oc * band_conv_rows(p, pool) * p->ow : 0);
 }
 
 /* One image's input as the tiles read it: (c, y, x) at p[c * cs + y * rs + x], padding
@@ -342,9 +381,10 @@ static void run_blocks(int pooled, struct tile *t, const float *wp, const float 
     }
 }
 
-/* Output rows [r_lo, r_hi) unpooled: 16 columns of one row, or two rows of 8 when OW <= 8;
- * wide (AVX-512): two rows of 16 columns. */
-static void rows_plain(float *out, const float *inp, const float *wp, const float *b,
+/* Output rows [r_lo, r_hi) unpooled, row r at out + (r - row0) * OW (channels t->ocs
+ * apart): 16 columns of one row, or two rows of 8 when OW <= 8; wide (AVX-512): two rows of
+ * 16 columns. */
+static void rows_plain(float *out, int row0, const float *inp, const float *wp, const float *b,
                        float *scratch, const struct cnn_conv2d *p, int N, int r_lo, int r_hi,
                        struct tile *t)
 {
@@ -358,7 +398,7 @@ static void rows_plain(float *out, const float *inp, const float *wp, const floa
             s = image_src(inp, scratch, p, N, img = n, oy * p->sh, (end - 1) * p->sh + p->kh);
         }
         t->cs = s.cs, t->rs = s.rs, t->ps = s.ps;
-        float *orow = out + (size_t)r * OW;
+        float *orow = out + (size_t)(r - row0) * OW;
         const ptrdiff_t step = p->sh * s.rs; /* from one output row's inputs to the next's */
         const float *srow = s.p + (size_t)oy * step;
         if (t->wide) { /* two rows of 16 columns */
@@ -421,6 +461,50 @@ static void rows_pooled(float *out, const float *inp, const float *wp, const flo
     }
 }
 
+/* Pooled rows [r_lo, r_hi) (r = n * PH + py) through bands: each band's conv rows (all
+ * channels, activated) into the scratch after the image copy, then the max pool's row kernel
+ * over them.  A band keeps the rows the previous one computed that it reads too (a 3x3
+ * stride-2 window's first row is the last one's third), so only a part's first band
+ * recomputes a row another part has. */
+static void rows_banded(float *out, const float *inp, const float *wp, const float *b,
+                        float *scratch, const struct cnn_conv2d *p, const struct cnn_pool2d *q,
+                        int N, int r_lo, int r_hi, struct tile *t)
+{
+    const int bp = band_pooled_rows(p, q), OW = p->ow;
+    float *band = scratch + image_floats(p);
+    const size_t bstride = band_conv_rows(p, q) * (size_t)OW, plane = (size_t)q->oh * q->ow;
+    const int act_after = p->act.kind != CNN_ACT_RELU && p->act.kind != CNN_ACT_NONE;
+    for (int r = r_lo; r < r_hi;) {
+        const int n = r / q->oh, py0 = r % q->oh;
+        const int py1 = r_hi - n * q->oh < q->oh ? r_hi - n * q->oh : q->oh;
+        int held_lo = 0, held_hi = 0; /* conv rows in the band */
+        for (int a = py0; a < py1; a += bp) {
+            const int z = a + bp < py1 ? a + bp : py1;
+            int y0, y1, unused;
+            cnn_pool_window(a, q->sh, q->pad_t, q->pad_b, q->kh, q->h, &y0, &unused);
+            cnn_pool_window(z - 1, q->sh, q->pad_t, q->pad_b, q->kh, q->h, &unused, &y1);
+            int from = y0;
+            if (held_hi > y0) { /* rows [y0, held_hi) are held: to the band's top */
+                for (int c = 0; c < p->oc; c++)
+                    memmove(band + c * bstride, band + c * bstride + (size_t)(y0 - held_lo) * OW,
+                            sizeof(float) * (size_t)(held_hi - y0) * OW);
+                from = held_hi;
+            }
+            t->ocs = (ptrdiff_t)bstride;
+            rows_plain(band, n * p->oh + y0, inp, wp, b, scratch, p, N, n * p->oh + from,
+                       n * p->oh + y1, t);
+            for (int c = 0; act_after && c < p->oc; c++)
+                cnn_act_apply(band + c * bstride + (size_t)(from - y0) * OW,
+                              (size_t)(y1 - from) * OW, &p->act);
+            held_lo = y0, held_hi = y1;
+            for (int c = 0; c < p->oc; c++)
+                cnn_maxpool_plane_rows(out + ((size_t)c * N + n) * plane, band + c * bstride, y0, q,
+                                       a, z);
+        }
+        r += py1 - py0;
+    }
+}
+
 void cnn_conv_direct_rows(float *out, const float *inp, const float *wp, const float *b,
                           float *scratch, const struct cnn_conv2d *p, const struct cnn_pool2d *pool,
                           int N, int r_lo, int r_hi)
@@ -447,10 +531,14 @@ void cnn_conv_direct_rows_lanes(float *out, const float *inp, const float *wp, c
      * a third or half idle, and its convs ran 12% slower than on 8 lanes */
     t.wide = lanes == 16 && (p->ow % 16 == 0 || p->ow >= 32);
     t.ocs = (ptrdiff_t)((size_t)N * oh * ow);
+    if (pool && !cnn_conv_direct_pools_in_tiles(p, pool)) {
+        rows_banded(out, inp, wp, b, scratch, p, pool, N, r_lo, r_hi, &t); /* activated */
+        return;
+    }
     if (pool)
         rows_pooled(out, inp, wp, b, scratch, p, pool, N, r_lo, r_hi, &t);
     else
-        rows_plain(out, inp, wp, b, scratch, p, N, r_lo, r_hi, &t);
+        rows_plain(out, 0, inp, wp, b, scratch, p, N, r_lo, r_hi, &t);
     if (relu || p->act.kind == CNN_ACT_NONE)
         return;
     for (int oc = 0; oc < p->oc; oc++) /* other activations: over this part's rows */

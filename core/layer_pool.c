@@ -17,9 +17,9 @@
 #include <immintrin.h>
 #endif
 
-/* Rows wider than this take the direct path; narrower ones first take the max down the
- * window's rows into a stack row (a vectorisable elementwise max), then across it. */
-#define MAXPOOL_ROW_MAX 2048
+/* Rows wider than CNN_MAXPOOL_ROW_MAX take the direct path; narrower ones first take the
+ * max down the window's rows into a stack row (a vectorisable elementwise max), then across
+ * it. */
 
 typedef float v4f __attribute__((vector_size(16)));
 typedef int v4i __attribute__((vector_size(16)));
@@ -73,24 +73,26 @@ static void max_cols_inside(float *o, const float *rowmax, const struct cnn_pool
     }
 }
 
-static void maxpool_plane_rows(float *o, const float *in, const struct cnn_pool2d *p)
+void cnn_maxpool_plane_rows(float *o, const float *in, int in_y0, const struct cnn_pool2d *p,
+                            int oy_lo, int oy_hi)
 {
-    float rowmax[MAXPOOL_ROW_MAX];
+    float rowmax[CNN_MAXPOOL_ROW_MAX];
     const int W = p->w, avx512 = cnn_cpu_avx512();
     /* columns whose window is inside the row: ox * sw >= pad_l, ox * sw - pad_l + kw <= W */
     int lo = (p->pad_l + p->sw - 1) / p->sw;
     int hi = W + p->pad_l - p->kw < 0 ? 0 : (W + p->pad_l - p->kw) / p->sw + 1;
     hi = hi < p->ow ? hi : p->ow;
     lo = lo < hi ? lo : hi;
-    for (int oy = 0; oy < p->oh; oy++, o += p->ow) {
+    o += (size_t)oy_lo * p->ow;
+    for (int oy = oy_lo; oy < oy_hi; oy++, o += p->ow) {
         int y0, y1;
         cnn_pool_window(oy, p->sh, p->pad_t, p->pad_b, p->kh, p->h, &y0, &y1);
-        memcpy(rowmax, in + (size_t)y0 * W, sizeof(float) * (size_t)W);
+        memcpy(rowmax, in + (size_t)(y0 - in_y0) * W, sizeof(float) * (size_t)W);
         for (int y = y0 + 1; y < y1; y++)
             if (avx512)
-                cnn_max_into_avx512(rowmax, in + (size_t)y * W, W);
+                cnn_max_into_avx512(rowmax, in + (size_t)(y - in_y0) * W, W);
             else
-                max_into(rowmax, in + (size_t)y * W, W);
+                max_into(rowmax, in + (size_t)(y - in_y0) * W, W);
         max_cols_inside(o, rowmax, p, lo, hi, avx512);
         for (int ox = 0; ox < p->ow; ox++) {
             if (ox == lo)
@@ -181,8 +183,8 @@ void cnn_maxpool_forward(float *out, const float *inp, const struct cnn_pool2d *
             maxpool_plane_dilated(o, in, p);
             continue;
         }
-        if (p->w <= MAXPOOL_ROW_MAX) {
-            maxpool_plane_rows(o, in, p);
+        if (p->w <= CNN_MAXPOOL_ROW_MAX) {
+            cnn_maxpool_plane_rows(o, in, 0, p, 0, p->oh);
             continue;
         }
         for (int oy = 0; oy < p->oh; oy++) {

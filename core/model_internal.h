@@ -39,7 +39,7 @@ struct cnn_op {
     const float *wd;              /* conv: direct-conv weights (conv_direct.h) in folded, or NULL */
     const float *wp;              /* conv: weights packed for cnn_gemm_packed() in folded, or NULL
                                    * (then w is NULL when BN was folded, as for u) */
-    struct cnn_pool2d pool;       /* conv: the 2x2 max pool fused into it (pool.kh 2), or zeros */
+    struct cnn_pool2d pool;       /* conv: the max pool fused into it (pool.kh > 0), or zeros */
     int res;                      /* conv: 1 when inputs[1] is a residual added before the act
                                    * (an absorbed add); the session may write out over it */
 };

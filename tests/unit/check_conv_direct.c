@@ -82,103 +82,199 @@ static double naive_at(const float *inp, const float *w, const float *b,
     return act_ref(sum, &p->act);
 }
 
-/* The naive output (pooled 2x2 by max when pooled) and a per-value error bound. */
+/* The naive output (max-pooled by q when q: the max over the window's conv outputs that
+ * exist, padding never counted) and a per-value error bound. */
 static void naive(double *ref, double *tol, const float *inp, const float *w, const float *b,
-                  const struct cnn_conv2d *p, int N, int pooled)
+                  const struct cnn_conv2d *p, int N, const struct cnn_pool2d *q)
 {
-    const int oh = pooled ? p->oh / 2 : p->oh, ow = pooled ? p->ow / 2 : p->ow, f = pooled ? 2 : 1;
+    const int oh = q ? q->oh : p->oh, ow = q ? q->ow : p->ow;
+    const int kh = q ? q->kh : 1, kw = q ? q->kw : 1, sh = q ? q->sh : 1, sw = q ? q->sw : 1;
+    const int pt = q ? q->pad_t : 0, pl = q ? q->pad_l : 0;
     const int K = p->c * p->kh * p->kw;
+    const size_t plane = (size_t)p->oh * p->ow;
+    double *cv = malloc(plane * 2 * sizeof(double)), *cm = cv + plane; /* one (oc, n) plane */
+    ck_assert(cv);
     size_t i = 0;
     for (int oc = 0; oc < p->oc; oc++)
-        for (int n = 0; n < N; n++)
+        for (int n = 0; n < N; n++) {
+            for (int y = 0; y < p->oh; y++)
+                for (int x = 0; x < p->ow; x++)
+                    cv[y * p->ow + x] = naive_at(inp, w, b, p, N, oc, n, y, x, &cm[y * p->ow + x]);
             for (int y = 0; y < oh; y++)
                 for (int x = 0; x < ow; x++, i++) {
                     double best = -INFINITY, mag = 0.0;
-                    for (int dy = 0; dy < f; dy++)
-                        for (int dx = 0; dx < f; dx++) {
-                            double mg;
-                            const double v = naive_at(inp, w, b, p, N, oc, n, f * y + dy,
-                                                      f * x + dx, &mg);
-                            best = v > best ? v : best;
-                            mag = mg > mag ? mg : mag;
+                    for (int dy = 0; dy < kh; dy++)
+                        for (int dx = 0; dx < kw; dx++) {
+                            const int cy = y * sh - pt + dy, cx = x * sw - pl + dx;
+                            if (cy < 0 || cy >= p->oh || cx < 0 || cx >= p->ow)
+                                continue;
+                            best = fmax(best, cv[cy * p->ow + cx]);
+                            mag = fmax(mag, cm[cy * p->ow + cx]);
                         }
                     ref[i] = best;
                     tol[i] = (K + 2) * 1.2e-7 * mag + 1e-6;
                 }
+        }
+    free(cv);
+}
+
+/* The max pools tried on each conv: none (0), then kh, kw, sh, sw, pads (t, l, b, r) and
+ * ceil mode -- 2x2/2 (pooled in the tiles after a stride-1 conv, over bands after a
+ * strided one), ResNet's 3x3/2 pad 1, GoogLeNet's 3x3/2 in ceil mode, overlapping 3x3/1,
+ * and an uneven 2x3 window. */
+static const int POOLS[][9] = {{0},
+                               {2, 2, 2, 2, 0, 0, 0, 0, 0},
+                               {3, 3, 2, 2, 1, 1, 1, 1, 0},
+                               {3, 3, 2, 2, 0, 0, 0, 0, 1},
+                               {3, 3, 1, 1, 1, 1, 1, 1, 0},
+                               {2, 3, 1, 2, 1, 0, 0, 1, 0}};
+#define N_POOLS ((int)(sizeof POOLS / sizeof POOLS[0]))
+
+/* Pool v of POOLS over p's output in *q; 0 when v is none or the map is too small for it. */
+static int pool_of(int v, const struct cnn_conv2d *p, struct cnn_pool2d *q)
+{
+    const int *d = POOLS[v];
+    if (!d[0])
+        return 0;
+    *q = (struct cnn_pool2d){.c = p->oc,
+                             .h = p->oh,
+                             .w = p->ow,
+                             .kh = d[0],
+                             .kw = d[1],
+                             .sh = d[2],
+                             .sw = d[3],
+                             .pad_t = d[4],
+                             .pad_l = d[5],
+                             .pad_b = d[6],
+                             .pad_r = d[7],
+                             .ceil_mode = d[8]};
+    struct cnn_err err = {0};
+    return cnn_pool2d_shape(q, &err) == 0 && q->oh > 0 && q->ow > 0;
+}
+
+/* The kernel on conv p (pooled by q when q) over batch N with `lanes`-wide vectors: over
+ * the whole range against the naive loops, and over 2 and 3 row ranges bit-identical to
+ * it; nothing outside the output written.  Returns the largest error against naive. */
+static double check_case(const struct cnn_conv2d *pc, const struct cnn_pool2d *q, int N, int lanes,
+                         const char *what)
+{
+    const struct cnn_conv2d p = *pc;
+    ck_assert(cnn_conv_direct_applies(&p));
+    ck_assert(!q || cnn_conv_direct_fuses_pool(&p, q));
+    const int oh = q ? q->oh : p.oh, ow = q ? q->ow : p.ow;
+    const size_t n_in = (size_t)p.c * N * p.h * p.w;
+    const size_t n_out = (size_t)p.oc * N * oh * ow;
+    const size_t n_w = (size_t)p.oc * p.c * p.kh * p.kw;
+    float *inp = rand_buf(n_in, 1.0f), *w = rand_buf(n_w, 0.5f);
+    float *b = p.has_bias ? rand_buf((size_t)p.oc, 0.5f) : NULL;
+    float *wp = zero_buf(cnn_conv_direct_weights_floats(&p));
+    float *scratch = zero_buf(cnn_conv_direct_scratch_floats(&p, q) + 1);
+    float *out = malloc((n_out + 16) * sizeof(float));
+    float *part = malloc((n_out + 16) * sizeof(float));
+    double *ref = malloc(n_out * sizeof(double)), *tol = malloc(n_out * sizeof(double));
+    ck_assert(out && part && ref && tol);
+    for (size_t i = 0; i < n_out + 16; i++)
+        out[i] = NAN;
+    cnn_conv_direct_pack(wp, w, &p);
+    cnn_conv_direct_rows_lanes(out, inp, wp, b, scratch, &p, q, N, 0, N * oh, lanes);
+    naive(ref, tol, inp, w, b, &p, N, q);
+    double worst = 0.0;
+    for (size_t i = 0; i < n_out; i++) {
+        const double e = fabs(out[i] - ref[i]);
+        if (!(e <= tol[i])) /* one check call per failure: each call costs a write */
+            ck_assert_msg(0, "%s lanes %d N %d: out[%zu] %g, want %g", what, lanes, N, i, out[i],
+                          ref[i]);
+        worst = e > worst ? e : worst;
+    }
+    for (int i = 0; i < 16; i++)
+        ck_assert_msg(isnan(out[n_out + i]), "wrote past the output");
+    for (int parts = 2; parts <= 3; parts++) {
+        for (size_t i = 0; i < n_out + 16; i++)
+            part[i] = NAN;
+        for (int k = 0; k < parts; k++) {
+            size_t lo, hi;
+            cnn_part_range((size_t)N * oh, k, parts, &lo, &hi);
+            cnn_conv_direct_rows_lanes(part, inp, wp, b, scratch, &p, q, N, (int)lo, (int)hi,
+                                       lanes);
+        }
+        ck_assert_msg(memcmp(part, out, n_out * sizeof(float)) == 0,
+                      "%s: %d row ranges differ from one", what, parts);
+        for (int i = 0; i < 16; i++)
+            ck_assert(isnan(part[n_out + i]));
+    }
+    free(inp), free(w), free(b), free(wp), free(scratch);
+    free(out), free(part), free(ref), free(tol);
+    return worst;
 }
 
 /* Shape s_i, each vector width the CPU has (AVX2's 8 lanes, AVX-512's 16), each
- * activation, bias or not, batch 1..3, pooled or not: the kernel over the
- * whole range against the naive loops, and over 2 and 3 row ranges bit-identical to it;
- * nothing outside the output written. */
+ * activation, bias or not, batch 1..3, each pool of POOLS, through check_case(). */
 START_TEST(test_direct_matches_naive_loops)
 {
     ck_assert_msg(cnn_gemm_small_vectorised(), "no AVX2+FMA: the direct path never runs");
     const struct shape *s = &SHAPES[_i];
     lcg_state = 77u + (unsigned)_i;
     double worst = 0.0;
+    int cases = 0, in_tiles = 0, banded = 0;
+    for (int lanes = 8; lanes <= cnn_conv_direct_max_lanes(); lanes *= 2)
+        for (int a = 0; a < N_ACTS; a++)
+            for (int bias = 0; bias <= 1; bias++)
+                for (int N = 1; N <= 3; N++)
+                    for (int pv = 0; pv < N_POOLS; pv++) {
+                        const struct cnn_conv2d p = conv_of(s, bias, ACTS[a]);
+                        struct cnn_pool2d q;
+                        const int pooled = pool_of(pv, &p, &q);
+                        if (pv && !pooled)
+                            continue; /* the map is smaller than the window */
+                        in_tiles += pooled && cnn_conv_direct_pools_in_tiles(&p, &q);
+                        banded += pooled && !cnn_conv_direct_pools_in_tiles(&p, &q);
+                        char what[64];
+                        snprintf(what, sizeof what, "shape %d act %d bias %d pool %d", _i, a, bias,
+                                 pv);
+                        const double e = check_case(&p, pooled ? &q : NULL, N, lanes, what);
+                        worst = e > worst ? e : worst;
+                        cases++;
+                    }
+    printf("conv_direct: shape %d (%dx%dx%d -> %d, %dx%d): %d cases (lanes 8 to %d; pooled in "
+           "tiles %d, over bands %d), max abs err %.3g vs naive\n",
+           _i, s->c, s->h, s->w, s->oc, s->kh, s->kw, cases, cnn_conv_direct_max_lanes(), in_tiles,
+           banded, worst);
+    ck_assert_int_gt(banded, 0);
+}
+END_TEST
+
+/* Maps wide and deep enough that a pool runs over several bands of conv rows (a band
+ * holds about 128 Ki floats: 7 rows of 70 x 260 here), each band keeping the rows the last
+ * one computed that it reads too: stride 1 and 2 convs, pools that share rows between
+ * windows (3x3/2, 3x3/1), one whose windows skip none (2x3, stride 1 x 2), and an
+ * activation applied to the band before pooling (sigmoid). */
+START_TEST(test_pool_over_bands)
+{
+    static const struct shape wide[] = {
+        {2, 23, 260, 70, 3, 3, 1, 1, 1, 1, 1}, /* OW 260 */
+        {1, 40, 520, 70, 7, 7, 3, 3, 3, 3, 2}, /* a stem's kernel, OW 260 */
+    };
+    static const int pools[] = {2, 4, 5};
+    lcg_state = 991u;
+    double worst = 0.0;
     int cases = 0;
     for (int lanes = 8; lanes <= cnn_conv_direct_max_lanes(); lanes *= 2)
-    for (int a = 0; a < N_ACTS; a++)
-        for (int bias = 0; bias <= 1; bias++)
-            for (int N = 1; N <= 3; N++)
-                for (int pooled = 0; pooled <= 1; pooled++) {
-                    struct cnn_conv2d p = conv_of(s, bias, ACTS[a]);
-                    struct cnn_pool2d q = {.c = p.oc, .h = p.oh, .w = p.ow, .kh = 2, .kw = 2,
-                                           .sh = 2, .sw = 2, .oh = p.oh / 2, .ow = p.ow / 2};
-                    if (pooled && (q.oh < 1 || q.ow < 1 || p.sh != 1))
-                        continue; /* no pool fuses into a strided conv */
-                    ck_assert(cnn_conv_direct_applies(&p));
-                    ck_assert(!pooled || cnn_conv_direct_fuses_pool(&p, &q));
-                    const int oh = pooled ? q.oh : p.oh, ow = pooled ? q.ow : p.ow;
-                    const size_t n_in = (size_t)p.c * N * p.h * p.w;
-                    const size_t n_out = (size_t)p.oc * N * oh * ow;
-                    const size_t n_w = (size_t)p.oc * p.c * p.kh * p.kw;
-                    float *inp = rand_buf(n_in, 1.0f), *w = rand_buf(n_w, 0.5f);
-                    float *b = bias ? rand_buf((size_t)p.oc, 0.5f) : NULL;
-                    float *wp = zero_buf(cnn_conv_direct_weights_floats(&p));
-                    float *scratch = zero_buf(cnn_conv_direct_scratch_floats(&p) + 1);
-                    float *out = malloc((n_out + 16) * sizeof(float));
-                    float *part = malloc((n_out + 16) * sizeof(float));
-                    double *ref = malloc(n_out * sizeof(double)), *tol = malloc(n_out * sizeof(double));
-                    ck_assert(out && part && ref && tol);
-                    for (size_t i = 0; i < n_out + 16; i++)
-                        out[i] = NAN;
-                    cnn_conv_direct_pack(wp, w, &p);
-                    cnn_conv_direct_rows_lanes(out, inp, wp, b, scratch, &p, pooled ? &q : NULL,
-                                               N, 0, N * oh, lanes);
-                    naive(ref, tol, inp, w, b, &p, N, pooled);
-                    for (size_t i = 0; i < n_out; i++) {
-                        const double e = fabs(out[i] - ref[i]);
-                        ck_assert_msg(e <= tol[i], "shape %d lanes %d act %d bias %d N %d pooled %d: "
-                                      "out[%zu] %g, want %g", _i, lanes, a, bias, N, pooled, i,
-                                      out[i], ref[i]);
-                        worst = e > worst ? e : worst;
-                    }
-                    for (int i = 0; i < 16; i++)
-                        ck_assert_msg(isnan(out[n_out + i]), "wrote past the output");
-                    for (int parts = 2; parts <= 3; parts++) {
-                        for (size_t i = 0; i < n_out + 16; i++)
-                            part[i] = NAN;
-                        for (int k = 0; k < parts; k++) {
-                            size_t lo, hi;
-                            cnn_part_range((size_t)N * oh, k, parts, &lo, &hi);
-                            cnn_conv_direct_rows_lanes(part, inp, wp, b, scratch, &p,
-                                                       pooled ? &q : NULL, N, (int)lo, (int)hi,
-                                                       lanes);
-                        }
-                        ck_assert_msg(memcmp(part, out, n_out * sizeof(float)) == 0,
-                                      "%d row ranges differ from one", parts);
-                        for (int i = 0; i < 16; i++)
-                            ck_assert(isnan(part[n_out + i]));
-                    }
+        for (int sh = 0; sh < 2; sh++)
+            for (int pi = 0; pi < 3; pi++)
+                for (int a = 1; a <= 2; a++) { /* relu, sigmoid */
+                    const struct cnn_conv2d p = conv_of(&wide[sh], 1, ACTS[a]);
+                    struct cnn_pool2d q;
+                    ck_assert(pool_of(pools[pi], &p, &q));
+                    ck_assert(!cnn_conv_direct_pools_in_tiles(&p, &q));
+                    /* more pooled rows than a band's conv rows (128 Ki floats, 7 rows here) */
+                    ck_assert_int_gt(q.oh, 131072 / (p.oc * p.ow));
+                    char what[64];
+                    snprintf(what, sizeof what, "wide shape %d act %d pool %d", sh, a, pools[pi]);
+                    const double e = check_case(&p, &q, 2, lanes, what);
+                    worst = e > worst ? e : worst;
                     cases++;
-                    free(inp), free(w), free(b), free(wp), free(scratch);
-                    free(out), free(part), free(ref), free(tol);
                 }
-    printf("conv_direct: shape %d (%dx%dx%d -> %d, %dx%d): %d cases (lanes 8 to %d), max abs err "
-           "%.3g vs naive\n",
-           _i, s->c, s->h, s->w, s->oc, s->kh, s->kw, cases, cnn_conv_direct_max_lanes(), worst);
+    printf("conv_direct: pools over bands: %d cases, max abs err %.3g vs naive\n", cases, worst);
 }
 END_TEST
 
@@ -209,22 +305,37 @@ START_TEST(test_rule)
 
     struct cnn_pool2d pool = {
         .c = 16, .h = 8, .w = 8, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .oh = 4, .ow = 4};
+    ck_assert(cnn_conv_direct_pools_in_tiles(&p, &pool));
     ck_assert(cnn_conv_direct_fuses_pool(&p, &pool));
-    struct cnn_pool2d bad = pool;
-    bad.kh = bad.kw = 3, bad.oh = bad.ow = 3;
-    ck_assert(!cnn_conv_direct_fuses_pool(&p, &bad)); /* 3x3 window */
-    bad = pool, bad.sh = bad.sw = 1, bad.oh = bad.ow = 7;
-    ck_assert(!cnn_conv_direct_fuses_pool(&p, &bad)); /* overlapping windows */
-    bad = pool, bad.pad_t = 1, bad.oh = 5;
-    ck_assert(!cnn_conv_direct_fuses_pool(&p, &bad)); /* padded */
+    /* pools the tiles do not take fuse over bands of rows */
+    struct cnn_pool2d other = pool;
+    other.kh = other.kw = 3, other.oh = other.ow = 3;
+    ck_assert(!cnn_conv_direct_pools_in_tiles(&p, &other)); /* 3x3 window */
+    ck_assert(cnn_conv_direct_fuses_pool(&p, &other));
+    other = pool, other.sh = other.sw = 1, other.oh = other.ow = 7;
+    ck_assert(!cnn_conv_direct_pools_in_tiles(&p, &other)); /* overlapping windows */
+    ck_assert(cnn_conv_direct_fuses_pool(&p, &other));
+    other = pool, other.pad_t = 1, other.oh = 5;
+    ck_assert(!cnn_conv_direct_pools_in_tiles(&p, &other)); /* padded */
+    ck_assert(cnn_conv_direct_fuses_pool(&p, &other));
     q = p, q.act = (struct cnn_act_params){CNN_ACT_HARD_SWISH, 0, 0};
-    ck_assert(!cnn_conv_direct_fuses_pool(&q, &pool)); /* not monotone: max first is wrong */
+    ck_assert(!cnn_conv_direct_pools_in_tiles(&q, &pool)); /* not monotone: max first is wrong */
+    ck_assert(cnn_conv_direct_fuses_pool(&q, &pool));      /* a band is activated, then pooled */
     q = p, q.act = (struct cnn_act_params){CNN_ACT_LEAKY_RELU, -0.5f, 0};
-    ck_assert(!cnn_conv_direct_fuses_pool(&q, &pool));
+    ck_assert(!cnn_conv_direct_pools_in_tiles(&q, &pool));
     q = p, q.act = (struct cnn_act_params){CNN_ACT_TANH, 0, 0};
-    ck_assert(cnn_conv_direct_fuses_pool(&q, &pool));
-    q = p, q.sh = q.sw = 2;
+    ck_assert(cnn_conv_direct_pools_in_tiles(&q, &pool));
+    /* never fused */
+    other = pool, other.dh = 2, other.kh = 3, other.pad_t = 1, other.oh = 4;
+    ck_assert(!cnn_conv_direct_fuses_pool(&p, &other)); /* dilated */
+    other = pool, other.c = 8;
+    ck_assert(!cnn_conv_direct_fuses_pool(&p, &other)); /* not the conv's output */
+    q = p, q.w = CNN_MAXPOOL_ROW_MAX + 8;               /* OW 2052 */
     struct cnn_err err = {0};
+    ck_assert_msg(cnn_conv2d_shape(&q, &err) == 0, "%s", err.msg);
+    other = pool, other.w = q.ow, other.ow = q.ow / 2, other.kh = 3, other.oh = 3;
+    ck_assert(!cnn_conv_direct_fuses_pool(&q, &other)); /* rows past the pool's stack row */
+    q = p, q.sh = q.sw = 2;
     ck_assert_msg(cnn_conv2d_shape(&q, &err) == 0, "%s", err.msg);
     const struct cnn_pool2d pool4 = {.c = 16,
                                      .h = q.oh,
@@ -236,7 +347,8 @@ START_TEST(test_rule)
                                      .oh = q.oh / 2,
                                      .ow = q.ow / 2};
     ck_assert_int_eq(q.oh, 4);
-    ck_assert(!cnn_conv_direct_fuses_pool(&q, &pool4)); /* strided: tiles are not pool pairs */
+    ck_assert(!cnn_conv_direct_pools_in_tiles(&q, &pool4)); /* strided: tiles are not pool pairs */
+    ck_assert(cnn_conv_direct_fuses_pool(&q, &pool4));
 }
 END_TEST
 
@@ -299,14 +411,15 @@ static void forward_im2col(const struct cnn_model *m, const float *x, int n, flo
 }
 
 /* LeNet-5 (both convs direct, both pools fused), the CIFAR net (its first conv direct
- * and pooled) and ResNet-18 (its 7x7 stride-2 stem direct, nothing else): softmax through a session and through teams of 1..3, batches 1..3, against
- * the im2col path within 1e-5. */
+ * and pooled) and ResNet-18 (its 7x7 stride-2 stem direct, its 3x3 stride-2 pool fused over bands,
+ * nothing else): softmax through a session and through teams of 1..3, batches 1..3, against the
+ * im2col path within 1e-5. */
 START_TEST(test_nets_match_im2col_path)
 {
     static const struct {
         const char *arch;
         int direct, pooled, exact; /* at least, or exactly */
-    } nets[] = {{"lenet5", 2, 2, 1}, {"cifar_cnn", 1, 1, 0}, {"resnet18", 1, 0, 1}};
+    } nets[] = {{"lenet5", 2, 2, 1}, {"cifar_cnn", 1, 1, 0}, {"resnet18", 1, 1, 1}};
     struct cnn_err err = {0};
     struct cnn_model *m = NULL;
     ck_assert_msg(cnn_arch_build(nets[_i].arch, 0, &m, &err) == 0, "%s", err.msg);
@@ -315,7 +428,7 @@ START_TEST(test_nets_match_im2col_path)
     int direct = 0, pooled = 0;
     for (int k = 0; k < m->n_ops; k++) {
         direct += m->ops[k].wd != NULL;
-        pooled += m->ops[k].pool.kh == 2;
+        pooled += m->ops[k].pool.kh != 0;
     }
     ck_assert_int_ge(direct, nets[_i].direct);
     ck_assert_int_ge(pooled, nets[_i].pooled);
@@ -360,6 +473,7 @@ Suite *conv_direct_suite(void)
     TCase *tc = tcase_create("kernel");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_direct_matches_naive_loops, 0, N_SHAPES);
+    tcase_add_test(tc, test_pool_over_bands);
     tcase_add_test(tc, test_rule);
     tcase_add_loop_test(tc, test_nets_match_im2col_path, 0, 3);
     suite_add_tcase(s, tc);
