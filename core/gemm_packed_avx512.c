@@ -198,6 +198,7 @@ KERNEL static void wide_tile(int rows, int cols, int kc, const float *a, const f
     UNROLL
     for (int r = 0; r < WR; r++)
         s[r][0] = s[r][1] = s[r][2] = _mm512_setzero_ps();
+#pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         const float *b = strip + k * WC;
         const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
