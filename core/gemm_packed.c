@@ -452,7 +452,7 @@ KERNEL static void tile_wide(int rows, int cols, int kc, const float *a, const f
     store_wide(s, rows, cols, alpha, beta, c, ldc, ep);
 }
 
-static const struct cnn_packed_wide wide_avx2 = {WR, WC, tile_wide};
+static const struct cnn_packed_wide wide_avx2 = {WR, WC, tile_wide, NULL};
 
 /* Columns [n0, n0 + nc) of rows [k_lo, k_hi) of B into L2 (prefetcht1), a line at a time.
  * The wide driver spreads the next column block over the tiles of this one: packing a
@@ -487,7 +487,10 @@ static void wide_with(const struct cnn_packed_wide *kw, int M, int N, int K, flo
         const struct cnn_gemm_epilogue *pe = last ? ep : NULL; /* this block's */
         for (int n0 = 0; n0 < N; n0 += WNB) {
             const int nc = N - n0 < WNB ? N - n0 : WNB;
-            fill_block(by, scratch, B, ldb, k0, kc, n0, nc, width);
+            /* from a matrix, the first row of tiles packs the block as it reads it */
+            const int fused = !by && kw->tile_pack;
+            if (!fused)
+                fill_block(by, scratch, B, ldb, k0, kc, n0, nc, width);
             /* the next block's rows of B, a share before each tile (see prefetch_next_block);
              * a packer reads its own memory */
             const int n1 = n0 + WNB, nc1 = by ? 0 : N - n1 < WNB ? N - n1 : WNB;
@@ -507,8 +510,14 @@ static void wide_with(const struct cnn_packed_wide *kw, int M, int N, int K, flo
                         prefetch_next_block(B, ldb, k0 + (int)((long)kc * t / tiles),
                                       k0 + (int)((long)kc * (t + 1) / tiles), n1, nc1);
                     t++;
-                    kw->tile(rows, cols, kc, a, scratch + (ptrdiff_t)s * kc * width, alpha, be,
-                             C + at + s * width, ldc, pe ? &tep : NULL);
+                    float *strip = scratch + (ptrdiff_t)s * kc * width;
+                    if (fused && r0 == 0)
+                        kw->tile_pack(rows, cols, kc, a, B + (ptrdiff_t)k0 * ldb + n0 + s * width,
+                                      ldb, strip, alpha, be, C + at + s * width, ldc,
+                                      pe ? &tep : NULL);
+                    else
+                        kw->tile(rows, cols, kc, a, strip, alpha, be, C + at + s * width, ldc,
+                                 pe ? &tep : NULL);
                 }
             }
         }

@@ -186,23 +186,40 @@ KERNEL static void narrow_tile(int cols, int rows, int kc, const float *panel,
 
 const struct cnn_packed_narrow cnn_packed_narrow_avx512 = {NP, PC, narrow_tile};
 
-/* The product over kc of 8 rows of A (broadcast from a at stride PR) and a strip (kc x 48 of
- * B) in 24 accumulators, stored into rows [0, rows) and columns [0, cols) of c as alpha *
- * product + beta * C, then ep.  The store indexes the accumulators only by constants, so
- * they stay in registers (see gemm_packed.c's store_wide). */
-KERNEL static void wide_tile(int rows, int cols, int kc, const float *a, const float *strip,
-                             float alpha, float beta, float *c, ptrdiff_t ldc,
-                             const struct cnn_gemm_epilogue *ep)
+/* The product over kc of 8 rows of A (broadcast from a at stride PR) and kc rows of 48
+ * columns of B in 24 accumulators, stored into rows [0, rows) and columns [0, cols) of c as
+ * alpha * product + beta * C, then ep.  The B rows come from a packed strip (b, stride WC),
+ * or, when pack (a constant after inlining), from the matrix itself (b, stride ldb: columns
+ * past cols read as zeros), each also written to the strip as the packer would.  The store
+ * indexes the accumulators only by constants, so they stay in registers (see gemm_packed.c's
+ * store_wide). */
+KERNEL INLINE void wide_body(int pack, int rows, int cols, int kc, const float *a, const float *b,
+                             ptrdiff_t ldb, float *strip, float alpha, float beta, float *c,
+                             ptrdiff_t ldc, const struct cnn_gemm_epilogue *ep)
 {
+    const __mmask16 m0 = cnn_lanes16(cols), m1 = cnn_lanes16(cols - 16);
+    const __mmask16 m2 = cnn_lanes16(cols - 32);
     __m512 s[WR][3];
     UNROLL
     for (int r = 0; r < WR; r++)
         s[r][0] = s[r][1] = s[r][2] = _mm512_setzero_ps();
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
-        const float *b = strip + k * WC;
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        const __m512 b2 = _mm512_loadu_ps(b + 32);
+        __m512 b0, b1, b2;
+        if (pack) {
+            const float *bk = b + k * ldb;
+            b0 = _mm512_maskz_loadu_ps(m0, bk);
+            b1 = _mm512_maskz_loadu_ps(m1, bk + 16);
+            b2 = _mm512_maskz_loadu_ps(m2, bk + 32);
+            _mm512_storeu_ps(strip + k * WC, b0);
+            _mm512_storeu_ps(strip + k * WC + 16, b1);
+            _mm512_storeu_ps(strip + k * WC + 32, b2);
+        } else {
+            const float *bk = b + k * WC;
+            b0 = _mm512_loadu_ps(bk);
+            b1 = _mm512_loadu_ps(bk + 16);
+            b2 = _mm512_loadu_ps(bk + 32);
+        }
         UNROLL
         for (int r = 0; r < WR; r++) {
             const __m512 x = _mm512_set1_ps(a[k * PR + r]);
@@ -224,7 +241,7 @@ KERNEL static void wide_tile(int rows, int cols, int kc, const float *a, const f
         for (int j = 0; j < 3; j++) {
             if (16 * j >= cols)
                 break;
-            const __mmask16 m = cnn_lanes16(cols - 16 * j); /* columns [16 j, cols) */
+            const __mmask16 m = j == 0 ? m0 : j == 1 ? m1 : m2; /* columns [16 j, cols) */
             __m512 v = _mm512_mul_ps(s[r][j], va);
             if (beta != 0.0f) /* beta == 0 never reads C */
                 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, cr + 16 * j), vb, v);
@@ -241,6 +258,20 @@ KERNEL static void wide_tile(int rows, int cols, int kc, const float *a, const f
     }
 }
 
-const struct cnn_packed_wide cnn_packed_wide_avx512 = {WR, WC, wide_tile};
+KERNEL static void wide_tile(int rows, int cols, int kc, const float *a, const float *strip,
+                             float alpha, float beta, float *c, ptrdiff_t ldc,
+                             const struct cnn_gemm_epilogue *ep)
+{
+    wide_body(0, rows, cols, kc, a, strip, 0, NULL, alpha, beta, c, ldc, ep);
+}
+
+KERNEL static void wide_tile_pack(int rows, int cols, int kc, const float *a, const float *b,
+                                  ptrdiff_t ldb, float *strip, float alpha, float beta, float *c,
+                                  ptrdiff_t ldc, const struct cnn_gemm_epilogue *ep)
+{
+    wide_body(1, rows, cols, kc, a, b, ldb, strip, alpha, beta, c, ldc, ep);
+}
+
+const struct cnn_packed_wide cnn_packed_wide_avx512 = {WR, WC, wide_tile, wide_tile_pack};
 
 #endif

@@ -49,11 +49,21 @@ typedef void (*cnn_packed_wide_fn)(int rows, int cols, int kc, const float *a, c
                                    float alpha, float beta, float *c, ptrdiff_t ldc,
                                    const struct cnn_gemm_epilogue *ep);
 
+/* One wide tile that packs its strip as it goes: as cnn_packed_wide_fn, but B's kc rows come
+ * from the matrix (b, row stride ldb; columns past cols read as zeros) and are also written
+ * to strip as the packer would write them. */
+typedef void (*cnn_packed_wide_pack_fn)(int rows, int cols, int kc, const float *a, const float *b,
+                                        ptrdiff_t ldb, float *strip, float alpha, float beta,
+                                        float *c, ptrdiff_t ldc,
+                                        const struct cnn_gemm_epilogue *ep);
+
 /* Wide kernels: tiles of `rows` rows (dividing a panel's 16) x `width` columns.  The column
- * block (CNN_PACKED_WNB) is a multiple of width. */
+ * block (CNN_PACKED_WNB) is a multiple of width.  tile_pack (NULL: none) runs a block's
+ * first row of tiles when B is a matrix, so that no separate pass packs it. */
 struct cnn_packed_wide {
     int rows, width;
     cnn_packed_wide_fn tile;
+    cnn_packed_wide_pack_fn tile_pack;
 };
 
 /* The AVX-512 kernels (gemm_packed_avx512.c), for CPUs with AVX-512 F, VL, DQ and BW. */

@@ -133,14 +133,15 @@ static long packed_case(packed_fn fn, int M, int N, int K, int pad, float alpha,
     return bad;
 }
 
-/* Rows around the 16-row panel (its two 8-row halves, its 4-row quarters), columns around
+/* Rows around the 16-row panel (its two 8-row halves, its 4-row quarters) and past the
+ * AVX-512 narrow tile's 48 (a second and a ragged third row of tiles), columns around
  * the narrow 6- and 8-column strips and 96-column block (49: a 7x7 map), the wide 24- and
  * 48-column strips
  * and 240-column block, and where cnn_gemm_packed() changes driver; K short and past a
  * strip's unroll; each epilogue variant per loop index.  Each driver runs every shape. */
 START_TEST(test_packed_matches_reference_over_shape_grid)
 {
-    static const int Ms[] = {1, 5, 8, 9, 16, 17, 33, 40};
+    static const int Ms[] = {1, 5, 8, 9, 16, 17, 33, 40, 49, 100};
     static const int Ns[] = {1,  2,  5,  6,  7,  12,  13,  23,  24, 25,
                              47, 48, 49, 50, 97, 241, 255, 256, 300};
     static const int Ks[] = {1, 3, 8, 64, 131};
