@@ -76,10 +76,12 @@ void cnn_gemm_packed_by_portable(int M, int N, int K, float alpha, const float *
 #define CNN_GEMM_PACKED_WIDE_N 256
 #define CNN_GEMM_PACKED_WIDE_MAX_K 256
 /* On AVX-512 (8 x 48 wide tiles, 48 x 8 narrow ones) wide also past that depth from this many
- * columns (K then runs in blocks of 256, C read back between them).  ResNet-50 at batch 8,
- * one core: its 28x28 1x1 convs with K = 512 (N = 6272) -5%; at N = 1568 (14x14, K = 1024)
- * wide was 4% slower. */
-#define CNN_GEMM_PACKED_WIDE512_N 4096
+ * columns (K then runs in blocks of 128, C read back between them).  ResNet-50 at batch 8,
+ * one core: its 28x28 1x1 convs with K = 512 (N = 6272) -5%.  At N = 1568 (14x14, K = 1024)
+ * wide was 4% slower until it packed B in its first row of tiles; since, GEMM alone
+ * 512x1568x1024 152 -> 161 GFLOP/s and those convs at batch 8 -7-12% (op minima); at 392-784
+ * columns the two are within 3%. */
+#define CNN_GEMM_PACKED_WIDE512_N 1024
 void cnn_gemm_packed_narrow(int M, int N, int K, float alpha, const float *ap, const float *B,
                             int ldb, float beta, float *C, int ldc,
                             const struct cnn_gemm_epilogue *ep, float *scratch);
