@@ -481,14 +481,14 @@ static void wide_with(const struct cnn_packed_wide *kw, int M, int N, int K, flo
      * 2 threads, its 56x56 1x1 convs to 64 channels (K 256): -5-7% against 256 x 48 strips,
      * which spill L1 (48 KiB); the sum of op minima -1.2%; at batch 8 even. */
     const int kblock = WKB * WC / width;
+    /* from a matrix, each block's first row of tiles packs it as it reads it */
+    const int fused = !by && kw->tile_pack;
     for (int k0 = 0; k0 < K; k0 += kblock) {
         const int kc = K - k0 < kblock ? K - k0 : kblock, last = k0 + kc >= K;
         const float be = k0 ? 1.0f : beta;
         const struct cnn_gemm_epilogue *pe = last ? ep : NULL; /* this block's */
         for (int n0 = 0; n0 < N; n0 += WNB) {
             const int nc = N - n0 < WNB ? N - n0 : WNB;
-            /* from a matrix, the first row of tiles packs the block as it reads it */
-            const int fused = !by && kw->tile_pack;
             if (!fused)
                 fill_block(by, scratch, B, ldb, k0, kc, n0, nc, width);
             /* the next block's rows of B, a share before each tile (see prefetch_next_block);

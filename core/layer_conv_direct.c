@@ -474,6 +474,7 @@ static void rows_banded(float *out, const float *inp, const float *wp, const flo
     float *band = scratch + image_floats(p);
     const size_t bstride = band_conv_rows(p, q) * (size_t)OW, plane = (size_t)q->oh * q->ow;
     const int act_after = p->act.kind != CNN_ACT_RELU && p->act.kind != CNN_ACT_NONE;
+    t->ocs = (ptrdiff_t)bstride; /* the tiles write the band's channels */
     for (int r = r_lo; r < r_hi;) {
         const int n = r / q->oh, py0 = r % q->oh;
         const int py1 = r_hi - n * q->oh < q->oh ? r_hi - n * q->oh : q->oh;
@@ -490,7 +491,6 @@ static void rows_banded(float *out, const float *inp, const float *wp, const flo
                             sizeof(float) * (size_t)(held_hi - y0) * OW);
                 from = held_hi;
             }
-            t->ocs = (ptrdiff_t)bstride;
             rows_plain(band, n * p->oh + y0, inp, wp, b, scratch, p, N, n * p->oh + from,
                        n * p->oh + y1, t);
             for (int c = 0; act_after && c < p->oc; c++)
@@ -530,11 +530,11 @@ void cnn_conv_direct_rows_lanes(float *out, const float *inp, const float *wp, c
     /* 16 lanes only where the rows fill most of them: LeNet-5's 24- and 8-column rows left
      * a third or half idle, and its convs ran 12% slower than on 8 lanes */
     t.wide = lanes == 16 && (p->ow % 16 == 0 || p->ow >= 32);
-    t.ocs = (ptrdiff_t)((size_t)N * oh * ow);
     if (pool && !cnn_conv_direct_pools_in_tiles(p, pool)) {
         rows_banded(out, inp, wp, b, scratch, p, pool, N, r_lo, r_hi, &t); /* activated */
         return;
     }
+    t.ocs = (ptrdiff_t)((size_t)N * oh * ow);
     if (pool)
         rows_pooled(out, inp, wp, b, scratch, p, pool, N, r_lo, r_hi, &t);
     else
