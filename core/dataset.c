@@ -396,13 +396,7 @@ void cnn_dataset_batch(const struct cnn_dataset *d, const int *idx, int n,
 {
     const struct cnn_preproc *pp = &d->pp;
     float lut[3][256]; /* the same float steps as cnn_image_to_tensor() */
-    for (int k = 0; k < pp->c; k++)
-        for (int p = 0; p < 256; p++) {
-            float t = (float)p / 255.0f;
-            if (pp->invert)
-                t = 1.0f - t;
-            lut[k][p] = (t - pp->mean[k]) / pp->std[k];
-        }
+    cnn_preproc_lut(pp, lut);
     const int H = pp->h, W = pp->w;
     const size_t plane = (size_t)H * (size_t)W;
     int pad = aug && aug->crop_pad > 0 ? aug->crop_pad : 0, flip = aug && aug->hflip;

@@ -45,6 +45,10 @@ int cnn_image_decode_measured(const void *data, size_t size, size_t max_pixels,
 int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *pp, float *out,
                         struct cnn_err *err);
 
+/* lut[k][p]: output channel k's value for an 8-bit sample p (/255, invert, mean/std), in
+ * the float steps cnn_image_to_tensor() takes, for k < pp->c. */
+void cnn_preproc_lut(const struct cnn_preproc *pp, float lut[3][256]);
+
 /* Decode + preprocess in one call, for the `cnn` tool and the server. */
 int cnn_image_load_tensor(const void *data, size_t size, size_t max_pixels,
                           const struct cnn_preproc *pp, float *out, struct cnn_err *err);

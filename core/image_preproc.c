@@ -64,6 +64,33 @@ static int check_args(const struct cnn_image *img, const struct cnn_preproc *pp,
     return cnn_preproc_check_image(pp, err);
 }
 
+void cnn_preproc_lut(const struct cnn_preproc *pp, float lut[3][256])
+{
+    for (int k = 0; k < pp->c; k++)
+        for (int p = 0; p < 256; p++) {
+            float t = (float)p / 255.0f;
+            if (pp->invert)
+                t = 1.0f - t;
+            lut[k][p] = (t - pp->mean[k]) / pp->std[k];
+        }
+}
+
+/* One output row (pp->w pixels, channel planes `plane` floats apart) from the source
+ * pixels at src as they are, through lut: the value the bilinear loop below computes when
+ * both weights are 0 (1 * a + 0 * b is a), without its per-pixel arithmetic. */
+static void row_by_table(float *out, size_t plane, const uint8_t *src, int ic,
+                         const struct cnn_preproc *pp, const float lut[3][256])
+{
+    for (int k = 0; k < pp->c; k++) {
+        const int from = ic == 1 ? 0 : pp->bgr ? pp->c - 1 - k : k; /* bgr: input 2 - k */
+        const float *t = lut[k];
+        float *o = out + k * plane;
+        const uint8_t *s = src + from;
+        for (int x = 0; x < pp->w; x++)
+            o[x] = t[s[(size_t)x * ic]];
+    }
+}
+
 int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *pp, float *out,
                         struct cnn_err *err)
 {
@@ -90,11 +117,21 @@ int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *p
 
     const int ic = img->c, oc = pp->c;
     const size_t plane = (size_t)pp->h * pp->w, stride = (size_t)img->w * ic;
+    /* Rows that sample pixels as they are (no horizontal resize, no vertical weight) go
+     * through a table of each channel's 256 values, unless the output is luma. */
+    const int by_table = ax.same && (ic == oc || ic == 1);
+    float lut[3][256];
+    if (by_table)
+        cnn_preproc_lut(pp, lut);
     for (int y = 0; y < pp->h; y++) {
         size_t y0, y1;
         float ly;
         axis_at(&ay, y, &y0, &y1, &ly);
         const uint8_t *r0 = img->pix + y0 * stride, *r1 = img->pix + y1 * stride;
+        if (by_table && ly == 0.0f) {
+            row_by_table(out + (size_t)y * pp->w, plane, r0 + (size_t)ax.off * ic, ic, pp, lut);
+            continue;
+        }
         for (int x = 0; x < pp->w; x++) {
             size_t x0, x1;
             float lx, v[3], g[3];

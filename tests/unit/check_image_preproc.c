@@ -132,10 +132,17 @@ START_TEST(test_shorter_side_resize_then_center_crop)
 {
     static const int cases[][5] = {
         /* w, h, resize_short, crop w, crop h */
-        {40, 30, 16, 12, 12}, {30, 53, 20, 17, 15}, {101, 67, 32, 31, 29},
-        {24, 24, 24, 24, 24}, {64, 48, 48, 33, 48}, {10, 70, 7, 6, 6},
+        {40, 30, 16, 12, 12},
+        {30, 53, 20, 17, 15},
+        {101, 67, 32, 31, 29},
+        {24, 24, 24, 24, 24},
+        {64, 48, 48, 33, 48},
+        {10, 70, 7, 6, 6},
+        /* pixels as they are, cropped (both axes; across only, rows resized) */
+        {30, 40, 30, 20, 30},
+        {16, 30, 16, 12, 12},
     };
-    for (int t = 0; t < 6; t++)
+    for (int t = 0; t < 8; t++)
         for (int c = 1; c <= 3; c += 2) {
             int w = cases[t][0], h = cases[t][1], s = cases[t][2], cw = cases[t][3],
                 ch = cases[t][4];
