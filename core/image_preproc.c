@@ -1,13 +1,18 @@
-/* Decoded 8-bit image -> preprocessed float (C, H, W) tensor in one pass, no allocation:
+/* Decoded 8-bit image -> preprocessed float (C, H, W) tensor, no allocation:
  * bilinear sampling with half-pixel centers (PyTorch align_corners=False, no antialias) of
  * either the whole image stretched to (h, w) or the center-crop window of the image resized
  * so its shorter side is resize_short; then channel conversion (RGB, or B,G,R order when
- * pp->bgr), /255, invert, mean/std (indexed by the output channel). */
+ * pp->bgr), /255, invert, mean/std (indexed by the output channel).  Rows that take the
+ * pixels as they are go through a table of the 256 values; the others in blocks of output
+ * columns, each source row sampled across once for the output rows that read it, the rest
+ * four lanes at a time: the same float operations in the same order as one pixel at a time
+ * (tests/unit/check_image_preproc.c holds them to naive loops). */
 #include "image.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* One output axis: source size n_in, virtual resized size n_rs, crop offset off. */
 struct axis {
@@ -91,6 +96,114 @@ static void row_by_table(float *out, size_t plane, const uint8_t *src, int ic,
     }
 }
 
+/* Output columns a bilinear pass takes at once: their source columns and weights, and a
+ * row of their values, live on the stack (about 15 KiB). */
+enum { BLOCK = 256 };
+
+/* o[i] = (g[i] / 255, inverted when asked, - mean) / std for i < n: the float steps of
+ * cnn_preproc_lut(), four lanes at a time (a vector's division rounds as each scalar one
+ * does). */
+static void finish_values(float *o, const float *g, int n, float mean, float std, int invert)
+{
+    typedef float v4f __attribute__((vector_size(16)));
+    const v4f k255 = {255.0f, 255.0f, 255.0f, 255.0f}, one = {1.0f, 1.0f, 1.0f, 1.0f};
+    const v4f vm = {mean, mean, mean, mean}, vs = {std, std, std, std};
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f t;
+        memcpy(&t, g + i, sizeof t);
+        t = t / k255;
+        if (invert)
+            t = one - t;
+        t = (t - vm) / vs;
+        memcpy(o + i, &t, sizeof t);
+    }
+    for (; i < n; i++) {
+        float t = g[i] / 255.0f;
+        if (invert)
+            t = 1.0f - t;
+        o[i] = (t - mean) / std;
+    }
+}
+
+/* The horizontal samples (each input channel, columns x0/x1/lx of a block) of source row
+ * `row` in one of two slots, computed unless a slot holds them already: output rows next to
+ * each other mostly read the same source rows.  `keep`: a row not to evict.  Returns the
+ * slot. */
+static int source_row(float hz[2][3][BLOCK], size_t held[2], size_t row, size_t keep,
+                      const struct cnn_image *img, const size_t *x0, const size_t *x1,
+                      const float *lx, int n)
+{
+    for (int s = 0; s < 2; s++)
+        if (held[s] == row)
+            return s;
+    const int s = held[0] == keep ? 1 : 0, ic = img->c;
+    const uint8_t *r = img->pix + row * (size_t)img->w * ic;
+    for (int k = 0; k < ic; k++)
+        for (int i = 0; i < n; i++)
+            hz[s][k][i] = (1 - lx[i]) * r[x0[i] * ic + k] + lx[i] * r[x1[i] * ic + k];
+    held[s] = row;
+    return s;
+}
+
+/* v[i] = (1 - ly) * top[i] + ly * bot[i] for i < n, four lanes at a time. */
+static void mix_rows(float *v, const float *top, const float *bot, float ly, int n)
+{
+    typedef float v4f __attribute__((vector_size(16)));
+    const float wt = 1 - ly;
+    const v4f a = {wt, wt, wt, wt}, b = {ly, ly, ly, ly};
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f t, u;
+        memcpy(&t, top + i, sizeof t);
+        memcpy(&u, bot + i, sizeof u);
+        t = a * t + b * u;
+        memcpy(v + i, &t, sizeof t);
+    }
+    for (; i < n; i++)
+        v[i] = wt * top[i] + ly * bot[i];
+}
+
+/* Output columns [x_lo, x_lo + n) of every row the table did not take (by_table: rows
+ * with vertical weight 0 are done): bilinear samples of each input channel, the channel
+ * conversion, then finish_values(). */
+static void block_bilinear(float *out, const struct cnn_image *img, const struct cnn_preproc *pp,
+                           const struct axis *ax, const struct axis *ay, int x_lo, int n,
+                           int by_table)
+{
+    const int ic = img->c, oc = pp->c;
+    const size_t plane = (size_t)pp->h * pp->w;
+    size_t x0[BLOCK], x1[BLOCK], held[2] = {SIZE_MAX, SIZE_MAX};
+    float lx[BLOCK], hz[2][3][BLOCK], v[3][BLOCK], luma[BLOCK];
+    for (int i = 0; i < n; i++)
+        axis_at(ax, x_lo + i, &x0[i], &x1[i], &lx[i]);
+    for (int y = 0; y < pp->h; y++) {
+        size_t y0, y1;
+        float ly;
+        axis_at(ay, y, &y0, &y1, &ly);
+        if (by_table && ly == 0.0f)
+            continue;
+        const int s0 = source_row(hz, held, y0, y1, img, x0, x1, lx, n);
+        const int s1 = source_row(hz, held, y1, y0, img, x0, x1, lx, n);
+        for (int k = 0; k < ic; k++)
+            mix_rows(v[k], hz[s0][k], hz[s1][k], ly, n);
+        const float *g[3];
+        if (ic == oc) {
+            for (int k = 0; k < oc; k++) /* bgr: output channel k is input 2 - k */
+                g[k] = v[pp->bgr ? oc - 1 - k : k];
+        } else if (ic == 1) { /* gray: R = G = B, so bgr needs no swap */
+            g[0] = g[1] = g[2] = v[0];
+        } else { /* ITU-R BT.601 luma */
+            for (int i = 0; i < n; i++)
+                luma[i] = 0.299f * v[0][i] + 0.587f * v[1][i] + 0.114f * v[2][i];
+            g[0] = luma;
+        }
+        for (int k = 0; k < oc; k++)
+            finish_values(out + k * plane + (size_t)y * pp->w + x_lo, g[k], n, pp->mean[k],
+                          pp->std[k], pp->invert);
+    }
+}
+
 int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *pp, float *out,
                         struct cnn_err *err)
 {
@@ -115,49 +228,24 @@ int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *p
         axis_init(&ay, img->h, rh, crop_offset(rh, pp->h));
     }
 
-    const int ic = img->c, oc = pp->c;
-    const size_t plane = (size_t)pp->h * pp->w, stride = (size_t)img->w * ic;
+    const size_t plane = (size_t)pp->h * pp->w, stride = (size_t)img->w * img->c;
     /* Rows that sample pixels as they are (no horizontal resize, no vertical weight) go
      * through a table of each channel's 256 values, unless the output is luma. */
-    const int by_table = ax.same && (ic == oc || ic == 1);
+    const int by_table = ax.same && (img->c == pp->c || img->c == 1);
     float lut[3][256];
-    if (by_table)
+    if (by_table) {
         cnn_preproc_lut(pp, lut);
-    for (int y = 0; y < pp->h; y++) {
-        size_t y0, y1;
-        float ly;
-        axis_at(&ay, y, &y0, &y1, &ly);
-        const uint8_t *r0 = img->pix + y0 * stride, *r1 = img->pix + y1 * stride;
-        if (by_table && ly == 0.0f) {
-            row_by_table(out + (size_t)y * pp->w, plane, r0 + (size_t)ax.off * ic, ic, pp, lut);
-            continue;
-        }
-        for (int x = 0; x < pp->w; x++) {
-            size_t x0, x1;
-            float lx, v[3], g[3];
-            axis_at(&ax, x, &x0, &x1, &lx);
-            for (int k = 0; k < ic; k++) {
-                float top = (1 - lx) * r0[x0 * ic + k] + lx * r0[x1 * ic + k];
-                float bot = (1 - lx) * r1[x0 * ic + k] + lx * r1[x1 * ic + k];
-                v[k] = (1 - ly) * top + ly * bot;
-            }
-            if (ic == oc) {
-                for (int k = 0; k < oc; k++) /* bgr: output channel k is input 2 - k */
-                    g[k] = v[pp->bgr ? oc - 1 - k : k];
-            } else if (ic == 1) { /* gray: R = G = B, so bgr needs no swap */
-                g[0] = g[1] = g[2] = v[0];
-            } else { /* ITU-R BT.601 luma */
-                g[0] = 0.299f * v[0] + 0.587f * v[1] + 0.114f * v[2];
-            }
-            size_t at = (size_t)y * pp->w + x;
-            for (int k = 0; k < oc; k++) {
-                float t = g[k] / 255.0f;
-                if (pp->invert)
-                    t = 1.0f - t;
-                out[k * plane + at] = (t - pp->mean[k]) / pp->std[k];
-            }
+        for (int y = 0; y < pp->h; y++) {
+            size_t y0, y1;
+            float ly;
+            axis_at(&ay, y, &y0, &y1, &ly);
+            if (ly == 0.0f)
+                row_by_table(out + (size_t)y * pp->w, plane,
+                             img->pix + y0 * stride + (size_t)ax.off * img->c, img->c, pp, lut);
         }
     }
+    for (int x = 0; x < pp->w; x += BLOCK)
+        block_bilinear(out, img, pp, &ax, &ay, x, pp->w - x < BLOCK ? pp->w - x : BLOCK, by_table);
     return 0;
 }
 

@@ -89,10 +89,10 @@ START_TEST(test_stretch_matches_naive_bilinear)
 {
     static const int dims[][4] = {
         /* w, h -> ow, oh */
-        {37, 23, 16, 16}, {5, 7, 31, 12}, {64, 48, 224, 224},
-        {1, 1, 3, 5},     {13, 1, 4, 6},  {9, 9, 9, 4},
+        {37, 23, 16, 16}, {5, 7, 31, 12}, {64, 48, 224, 224}, {1, 1, 3, 5},
+        {13, 1, 4, 6},    {9, 9, 9, 4},   {300, 20, 520, 9}, /* 520: 3 blocks */
     };
-    for (int d = 0; d < 6; d++)
+    for (int d = 0; d < 7; d++)
         for (int c = 1; c <= 3; c += 2) {
             int w = dims[d][0], h = dims[d][1], ow = dims[d][2], oh = dims[d][3];
             struct cnn_image img = random_image(w, h, c, 100 + (uint64_t)d * 3 + c);
