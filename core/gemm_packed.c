@@ -547,6 +547,17 @@ void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap
         cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
 }
 
+void cnn_gemm_packed_col16_512(int M, int N, int K, float alpha, const float *ap, const float *B,
+                               int ldb, float beta, float *C, int ldc,
+                               const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    if (cnn_gemm_packed_avx512())
+        narrow_with(&cnn_packed_col16_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch,
+                    NULL);
+    else
+        cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+}
+
 void cnn_gemm_packed_wide512(int M, int N, int K, float alpha, const float *ap, const float *B,
                              int ldb, float beta, float *C, int ldc,
                              const struct cnn_gemm_epilogue *ep, float *scratch)
@@ -573,6 +584,9 @@ static void packed_with(int M, int N, int K, float alpha, const float *ap, const
                      (K <= CNN_GEMM_PACKED_WIDE_MAX_K || (avx512 && N >= CNN_GEMM_PACKED_WIDE512_N));
     if (!cnn_gemm_packed_vectorised())
         packed_portable_with(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch, by);
+    else if (avx512 && N > CNN_GEMM_PACKED_COL16_MIN_N && N <= 16)
+        narrow_with(&cnn_packed_col16_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch,
+                    by);
     else if (wide)
         wide_with(avx512 ? &cnn_packed_wide_avx512 : &wide_avx2, M, N, K, alpha, ap, B, ldb, beta,
                   C, ldc, ep, scratch, by);
@@ -608,6 +622,14 @@ int cnn_gemm_packed_avx512(void)
 }
 
 void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap, const float *B,
+                               int ldb, float beta, float *C, int ldc,
+                               const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    (void)scratch;
+    cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+}
+
+void cnn_gemm_packed_col16_512(int M, int N, int K, float alpha, const float *ap, const float *B,
                                int ldb, float beta, float *C, int ldc,
                                const struct cnn_gemm_epilogue *ep, float *scratch)
 {

@@ -92,8 +92,15 @@ void cnn_gemm_packed_wide(int M, int N, int K, float alpha, const float *ap, con
 /* The same drivers with AVX-512 kernels, which cnn_gemm_packed() runs instead where
  * cnn_gemm_packed_avx512() is 1 (tests call each; elsewhere they are the plain C loops):
  * narrow tiles of up to 48 rows (three panels, a vector each) x 8 columns, wide tiles of 8 rows x
- * 48 columns (three vectors). */
+ * 48 columns (three vectors), and col16 (the narrow driver with tiles of one panel x 16
+ * columns in the lanes) past CNN_GEMM_PACKED_COL16_MIN_N up to 16 columns: narrow tiles read
+ * A twice there, once per 8 columns.  GEMM alone, 16 planes of 256 x 16 x 512 (a 7x7
+ * Winograd conv's at batch 1, A from L3), one core: narrow 0.49-0.50 ms, col16 0.42. */
+#define CNN_GEMM_PACKED_COL16_MIN_N 8
 int cnn_gemm_packed_avx512(void);
+void cnn_gemm_packed_col16_512(int M, int N, int K, float alpha, const float *ap, const float *B,
+                               int ldb, float beta, float *C, int ldc,
+                               const struct cnn_gemm_epilogue *ep, float *scratch);
 void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap, const float *B,
                                int ldb, float beta, float *C, int ldc,
                                const struct cnn_gemm_epilogue *ep, float *scratch);

@@ -6,7 +6,8 @@
  * 12 and 4 x 6 panels x columns: ResNet-18 batch 1 (sum of op minima) 19.31 ms at 2 x 12,
  * 18.52 here, 19.21 at 4 x 6; ResNet-50 51.42, 50.06, 50.92.  Wide: 8 rows of A (half a
  * panel) broadcast x 48 columns of B (three vectors), 24 accumulators, stored as rows of C.
- * Ragged columns go through masked loads and stores. */
+ * Col16: one panel x 16 columns (one vector), for 9-16 columns.  Ragged columns go through
+ * masked loads and stores. */
 #include "avx512.h"
 #include "gemm_packed_internal.h"
 
@@ -19,7 +20,8 @@ enum {
     WR = 8,  /* rows per wide tile */
     WC = 48, /* columns per wide strip */
     /* The narrow tile asks for the panel rows this many k steps ahead (see gemm_packed.c). */
-    PREFETCH_K = 32
+    PREFETCH_K = 32,
+    CW = 16 /* columns per col16 strip: one vector */
 };
 
 /* They read the panels and strips the driver hands them and write only the rows and
@@ -185,6 +187,56 @@ KERNEL static void narrow_tile(int cols, int rows, int kc, const float *panel,
 }
 
 const struct cnn_packed_narrow cnn_packed_narrow_avx512 = {NP, PC, narrow_tile};
+
+/* Col16: one panel (16 rows of A, broadcast) x a strip of up to 16 columns (one vector,
+ * the columns in the lanes), 16 accumulators, stored as rows of C (no transpose) as alpha *
+ * product + beta * C, then ep.  For 9-16 columns, where narrow tiles (8 columns) take the
+ * panel twice; this reads each line of A once, in order, asking PREFETCH_K steps ahead (the
+ * best of 16-128 in the ops below; 128 was faster in one run of four at 2 threads).
+ * The 7x7 Winograd convs at batch 1 (16 tiles), sum of op minima, alternated runs: ResNet-18
+ * on 2 threads 1.91 -> 1.73 ms (5 runs; per run -5% to +6%), 1 thread 4.25 -> 3.63;
+ * ResNet-50 `.onnx` 2 threads 1.55 -> 1.33, 1 thread 2.94 -> 2.65. */
+KERNEL static void col16_tile(int cols, int rows, int kc, const float *panel,
+                              ptrdiff_t panel_stride, const float *strip, float alpha, float beta,
+                              float *c, ptrdiff_t ldc, const struct cnn_gemm_epilogue *ep)
+{
+    (void)panel_stride; /* one panel */
+    __m512 s[PR];
+    UNROLL
+    for (int r = 0; r < PR; r++)
+        s[r] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; k++) {
+        __builtin_prefetch(panel + (k + PREFETCH_K) * PR);
+        const __m512 b = _mm512_loadu_ps(strip + k * CW);
+        UNROLL
+        for (int r = 0; r < PR; r++)
+            s[r] = _mm512_fmadd_ps(_mm512_set1_ps(panel[k * PR + r]), b, s[r]);
+    }
+    const __mmask16 m = cnn_lanes16(cols);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const __m512 zero = _mm512_setzero_ps();
+    UNROLL
+    for (int r = 0; r < PR; r++) {
+        if (r >= rows)
+            break;
+        float *cr = c + r * ldc;
+        __m512 v = _mm512_mul_ps(s[r], va);
+        if (beta != 0.0f) /* beta == 0 never reads C */
+            v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, cr), vb, v);
+        if (ep) {
+            if (ep->bias)
+                v = _mm512_add_ps(v, _mm512_set1_ps(ep->bias[r]));
+            if (ep->res)
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->res + r * ldc));
+            if (ep->relu) /* max(NaN, 0) and max(-0, 0) are the second operand: +0 */
+                v = _mm512_max_ps(v, zero);
+        }
+        _mm512_mask_storeu_ps(cr, m, v);
+    }
+}
+
+const struct cnn_packed_narrow cnn_packed_col16_avx512 = {1, CW, col16_tile};
 
 /* The product over kc of 8 rows of A (broadcast from a at stride PR) and kc rows of 48
  * columns of B in 24 accumulators, stored into rows [0, rows) and columns [0, cols) of c as

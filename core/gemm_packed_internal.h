@@ -68,6 +68,7 @@ struct cnn_packed_wide {
 
 /* The AVX-512 kernels (gemm_packed_avx512.c), for CPUs with AVX-512 F, VL, DQ and BW. */
 extern const struct cnn_packed_narrow cnn_packed_narrow_avx512;
+extern const struct cnn_packed_narrow cnn_packed_col16_avx512; /* narrow driver, 16 wide */
 extern const struct cnn_packed_wide cnn_packed_wide_avx512;
 
 /* v with ep's bias (row i), residual (at offset at of C) and ReLU applied. */

@@ -73,6 +73,7 @@ static const struct impl {
              {"wide", cnn_gemm_packed_wide},
              {"narrow512", cnn_gemm_packed_narrow512},
              {"wide512", cnn_gemm_packed_wide512},
+             {"col16_512", cnn_gemm_packed_col16_512},
              {"portable", portable},
              {"by packer", by_packer},
              {"by packer portable", by_packer_portable}};
@@ -142,8 +143,8 @@ static long packed_case(packed_fn fn, int M, int N, int K, int pad, float alpha,
 START_TEST(test_packed_matches_reference_over_shape_grid)
 {
     static const int Ms[] = {1, 5, 8, 9, 16, 17, 33, 40, 49, 100};
-    static const int Ns[] = {1,  2,  5,  6,  7,  12,  13,  23,  24, 25,
-                             47, 48, 49, 50, 97, 241, 255, 256, 300};
+    static const int Ns[] = {1,  2,  5,  6,  7,  9,  12, 13,  16,  17,  23,
+                             24, 25, 47, 48, 49, 50, 97, 241, 255, 256, 300};
     static const int Ks[] = {1, 3, 8, 64, 131};
     static const float alphas[] = {1.0f, -0.5f, 2.0f}, betas[] = {0.0f, 1.0f, -0.75f};
     const int epi = _i;
