@@ -3,6 +3,8 @@
  * Compilation (BN folding, fusion, the plan) lives in model_compile.c; the file format in
  * model_read.c / model_write.c. */
 #include "model.h"
+
+#include "big_block.h"
 #include "layer_kind.h"
 #include "model_internal.h"
 #include "tensor.h"
@@ -112,7 +114,7 @@ void cnn_model_destroy(struct cnn_model *m)
     free(m->alias_of);
     free(m->last_use);
     free(m->op_inputs);
-    free(m->folded);
+    cnn_big_block_free(m->folded, m->folded_bytes);
     free(m);
 }
 

@@ -163,7 +163,8 @@ int cnn_model_compile_plan(struct cnn_model *m, int max_tile, int fuse_residual,
     for (int i = 1; i < n; i++)
         total_inputs += m->layers[i].n_inputs;
     m->op_inputs = malloc((size_t)total_inputs * sizeof(int));
-    m->folded = cnn_big_block(((folded_bound(m) + 15) & ~(size_t)15) * sizeof(float));
+    m->folded_bytes = ((folded_bound(m) + 15) & ~(size_t)15) * sizeof(float);
+    m->folded = cnn_big_block(m->folded_bytes);
     cs.folded = m->folded;
     if (!cs.n_consumers || !cs.consumer || !cs.absorbed || !m->ops || !m->alias_of ||
         !m->last_use || !m->op_inputs || !m->folded) {
@@ -194,7 +195,7 @@ fail:
     free(m->alias_of), m->alias_of = NULL;
     free(m->last_use), m->last_use = NULL;
     free(m->op_inputs), m->op_inputs = NULL;
-    free(m->folded), m->folded = NULL;
+    cnn_big_block_free(m->folded, m->folded_bytes), m->folded = NULL;
 done:
     free(cs.n_consumers);
     free(cs.consumer);

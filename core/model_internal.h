@@ -63,7 +63,8 @@ struct cnn_model {
     int *alias_of;                /* per layer: value id whose buffer this layer's output is */
     int *last_use;                /* per value id: index of the last op reading it */
     int *op_inputs;               /* storage behind ops[].inputs */
-    float *folded;                /* owned: folded conv weights, BN scale/shift */
+    float *folded;                /* owned (cnn_big_block): folded conv weights, BN scale/shift */
+    size_t folded_bytes;          /* as asked of cnn_big_block */
 };
 
 /* Computes weight_offset of every slot (16-float aligned, layer order, slot order) and

@@ -190,10 +190,10 @@ struct cnn_session *cnn_session_create_parts(const struct cnn_model *m, int max_
     if (floats == 0 || cnn_mul_size(floats, sizeof(float), &bytes))
         goto nomem;
     s->block = cnn_big_block(bytes);
+    s->block_bytes = bytes;
     s->value_buf = calloc((size_t)m->n_layers, sizeof(float *));
     if (!s->block || !s->value_buf)
         goto nomem;
-    s->block_bytes = bytes;
     float *p = s->block;
     float **slot_base = malloc((size_t)(sp.n_slots + 1) * sizeof(float *));
     if (!slot_base)
@@ -223,7 +223,7 @@ void cnn_session_destroy(struct cnn_session *s)
 {
     if (!s)
         return;
-    free(s->block);
+    cnn_big_block_free(s->block, s->block_bytes);
     free(s->value_buf);
     free(s);
 }

@@ -271,8 +271,23 @@ START_TEST(test_bad_batch_and_wrong_model_rejected)
 }
 END_TEST
 
-/* cnn_big_block(): 64-byte aligned below CNN_BIG_BLOCK_MIN, a 2 MB boundary from it, every
- * byte writable (ASan checks the extent) and free() takes it back. */
+/* cnn_big_block(): 64-byte aligned below CNN_BIG_BLOCK_MIN (ASan checks the extent there),
+ * a 2 MB boundary from it, every byte writable, and cnn_big_block_free() takes it back: from
+ * the minimum, a mapping of whole 2 MB pages that /proc/self/maps shows gone after. */
+/* Whether a line of /proc/self/maps covers address p. */
+static int mapped_at(const void *p)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    unsigned long lo, hi;
+    int found = 0;
+    char line[512];
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    fclose(f);
+    return found;
+}
+
 START_TEST(test_big_block_alignment_and_extent)
 {
     static const size_t sizes[] = {1, 100, CNN_BIG_BLOCK_MIN - 1, CNN_BIG_BLOCK_MIN,
@@ -285,7 +300,10 @@ START_TEST(test_big_block_alignment_and_extent)
                       (void *)p, (size_t)align);
         memset(p, 0xA5, sizes[i]);
         ck_assert_uint_eq(p[sizes[i] - 1], 0xA5);
-        free(p);
+        cnn_big_block_free(p, sizes[i]);
+        if (sizes[i] >= CNN_BIG_BLOCK_MIN)
+            ck_assert_msg(!mapped_at(p), "%zu bytes at %p: still mapped after the free", sizes[i],
+                          (void *)p);
     }
 }
 END_TEST
