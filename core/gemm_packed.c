@@ -305,6 +305,9 @@ static void pack_block(float *dst, const float *B, ptrdiff_t ldb, int k0, int kc
     case 8:
         pack_strips(dst, B, ldb, k0, kc, n0, nc, 8);
         break;
+    case 16:
+        pack_strips(dst, B, ldb, k0, kc, n0, nc, 16);
+        break;
     case 24:
         pack_strips(dst, B, ldb, k0, kc, n0, nc, 24);
         break;
