@@ -31,8 +31,7 @@ void *cnn_big_block(size_t bytes)
     unsigned char *p = (unsigned char *)(((uintptr_t)map + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
     if (p > map)
         munmap(map, (size_t)(p - map));
-    if (map + HUGE_PAGE > p)
-        munmap(p + len, (size_t)(map + HUGE_PAGE - p));
+    munmap(p + len, (size_t)(map + HUGE_PAGE - p)); /* p - map < HUGE_PAGE: never empty */
 #ifdef MADV_HUGEPAGE
     (void)madvise(p, len, MADV_HUGEPAGE); /* a hint: failure leaves plain pages */
 #endif

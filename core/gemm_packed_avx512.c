@@ -191,8 +191,9 @@ const struct cnn_packed_narrow cnn_packed_narrow_avx512 = {NP, PC, narrow_tile};
 /* Col16: one panel (16 rows of A, broadcast) x a strip of up to 16 columns (one vector,
  * the columns in the lanes), 16 accumulators, stored as rows of C (no transpose) as alpha *
  * product + beta * C, then ep.  For 9-16 columns, where narrow tiles (8 columns) take the
- * panel twice; this reads each line of A once, in order, asking PREFETCH_K steps ahead (the
- * best of 16-128 in the ops below; 128 was faster in one run of four at 2 threads).
+ * panel twice; this reads each line of A once, in order, asking PREFETCH_K steps ahead (of
+ * 16, 32, 64 and 128, the one that beat narrow tiles in 6 of 7 comparisons of the ops
+ * below; 128 won one ResNet-18 2-thread run and lost the others).
  * The 7x7 Winograd convs at batch 1 (16 tiles), sum of op minima, alternated runs: ResNet-18
  * on 2 threads 1.91 -> 1.73 ms (5 runs; per run -5% to +6%), 1 thread 4.25 -> 3.63;
  * ResNet-50 `.onnx` 2 threads 1.55 -> 1.33, 1 thread 2.94 -> 2.65. */
