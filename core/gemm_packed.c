@@ -539,26 +539,32 @@ int cnn_gemm_packed_avx512(void)
     return cnn_cpu_avx512() && cnn_gemm_packed_vectorised();
 }
 
+/* The narrow driver with AVX-512 kernel set kn where the CPU has them, else the plain loops
+ * (the tests' entry points). */
+static void narrow512_with(const struct cnn_packed_narrow *kn, int M, int N, int K, float alpha,
+                           const float *ap, const float *B, int ldb, float beta, float *C,
+                           int ldc, const struct cnn_gemm_epilogue *ep, float *scratch)
+{
+    if (cnn_gemm_packed_avx512())
+        narrow_with(kn, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch, NULL);
+    else
+        cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+}
+
 void cnn_gemm_packed_narrow512(int M, int N, int K, float alpha, const float *ap, const float *B,
                                int ldb, float beta, float *C, int ldc,
                                const struct cnn_gemm_epilogue *ep, float *scratch)
 {
-    if (cnn_gemm_packed_avx512())
-        narrow_with(&cnn_packed_narrow_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep,
-                    scratch, NULL);
-    else
-        cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+    narrow512_with(&cnn_packed_narrow_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep,
+                   scratch);
 }
 
 void cnn_gemm_packed_col16_512(int M, int N, int K, float alpha, const float *ap, const float *B,
                                int ldb, float beta, float *C, int ldc,
                                const struct cnn_gemm_epilogue *ep, float *scratch)
 {
-    if (cnn_gemm_packed_avx512())
-        narrow_with(&cnn_packed_col16_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep, scratch,
-                    NULL);
-    else
-        cnn_gemm_packed_portable(M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep);
+    narrow512_with(&cnn_packed_col16_avx512, M, N, K, alpha, ap, B, ldb, beta, C, ldc, ep,
+                   scratch);
 }
 
 void cnn_gemm_packed_wide512(int M, int N, int K, float alpha, const float *ap, const float *B,

@@ -188,6 +188,26 @@ KERNEL static void narrow_tile(int cols, int rows, int kc, const float *panel,
 
 const struct cnn_packed_narrow cnn_packed_narrow_avx512 = {NP, PC, narrow_tile};
 
+/* Columns m of one row of C at cr = alpha * acc + beta * C (beta 0 never reads C), then
+ * ep's bias of row `row` and residual at offset `at` from its start, then ReLU: a vector of
+ * a col16 or wide tile's row. */
+KERNEL INLINE void store_vector(__m512 acc, __mmask16 m, float *cr, float alpha, float beta,
+                                const struct cnn_gemm_epilogue *ep, int row, ptrdiff_t at)
+{
+    __m512 v = _mm512_mul_ps(acc, _mm512_set1_ps(alpha));
+    if (beta != 0.0f)
+        v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, cr), _mm512_set1_ps(beta), v);
+    if (ep) {
+        if (ep->bias)
+            v = _mm512_add_ps(v, _mm512_set1_ps(ep->bias[row]));
+        if (ep->res)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->res + at));
+        if (ep->relu) /* max(NaN, 0) and max(-0, 0) are the second operand: +0 */
+            v = _mm512_max_ps(v, _mm512_setzero_ps());
+    }
+    _mm512_mask_storeu_ps(cr, m, v);
+}
+
 /* Col16: one panel (16 rows of A, broadcast) x a strip of up to 16 columns (one vector,
  * the columns in the lanes), 16 accumulators, stored as rows of C (no transpose) as alpha *
  * product + beta * C, then ep.  For 9-16 columns, where narrow tiles (8 columns) take the
@@ -215,25 +235,11 @@ KERNEL static void col16_tile(int cols, int rows, int kc, const float *panel,
             s[r] = _mm512_fmadd_ps(_mm512_set1_ps(panel[k * PR + r]), b, s[r]);
     }
     const __mmask16 m = cnn_lanes16(cols);
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    const __m512 zero = _mm512_setzero_ps();
     UNROLL
     for (int r = 0; r < PR; r++) {
         if (r >= rows)
             break;
-        float *cr = c + r * ldc;
-        __m512 v = _mm512_mul_ps(s[r], va);
-        if (beta != 0.0f) /* beta == 0 never reads C */
-            v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, cr), vb, v);
-        if (ep) {
-            if (ep->bias)
-                v = _mm512_add_ps(v, _mm512_set1_ps(ep->bias[r]));
-            if (ep->res)
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->res + r * ldc));
-            if (ep->relu) /* max(NaN, 0) and max(-0, 0) are the second operand: +0 */
-                v = _mm512_max_ps(v, zero);
-        }
-        _mm512_mask_storeu_ps(cr, m, v);
+        store_vector(s[r], m, c + r * ldc, alpha, beta, ep, r, r * ldc);
     }
 }
 
@@ -281,32 +287,16 @@ KERNEL INLINE void wide_body(int pack, int rows, int cols, int kc, const float *
             s[r][2] = _mm512_fmadd_ps(x, b2, s[r][2]);
         }
     }
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    const __m512 zero = _mm512_setzero_ps();
     UNROLL
     for (int r = 0; r < WR; r++) {
         if (r >= rows)
             break;
-        float *cr = c + r * ldc;
-        const float *res = ep && ep->res ? ep->res + r * ldc : NULL;
-        const __m512 bias = ep && ep->bias ? _mm512_set1_ps(ep->bias[r]) : zero;
         UNROLL
         for (int j = 0; j < 3; j++) {
             if (16 * j >= cols)
                 break;
             const __mmask16 m = j == 0 ? m0 : j == 1 ? m1 : m2; /* columns [16 j, cols) */
-            __m512 v = _mm512_mul_ps(s[r][j], va);
-            if (beta != 0.0f) /* beta == 0 never reads C */
-                v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, cr + 16 * j), vb, v);
-            if (ep) {
-                if (ep->bias)
-                    v = _mm512_add_ps(v, bias);
-                if (res)
-                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + 16 * j));
-                if (ep->relu) /* max(NaN, 0) and max(-0, 0) are the second operand: +0 */
-                    v = _mm512_max_ps(v, zero);
-            }
-            _mm512_mask_storeu_ps(cr + 16 * j, m, v);
+            store_vector(s[r][j], m, c + r * ldc + 16 * j, alpha, beta, ep, r, r * ldc + 16 * j);
         }
     }
 }
