@@ -69,15 +69,22 @@ static int check_args(const struct cnn_image *img, const struct cnn_preproc *pp,
     return cnn_preproc_check_image(pp, err);
 }
 
+typedef float v4f __attribute__((vector_size(16))); /* a vector op rounds as each scalar one */
+
+/* The output value of sample g (0-255, maybe fractional): /255, invert, mean/std. */
+static float preproc_value(float g, float mean, float std, int invert)
+{
+    float t = g / 255.0f;
+    if (invert)
+        t = 1.0f - t;
+    return (t - mean) / std;
+}
+
 void cnn_preproc_lut(const struct cnn_preproc *pp, float lut[3][256])
 {
     for (int k = 0; k < pp->c; k++)
-        for (int p = 0; p < 256; p++) {
-            float t = (float)p / 255.0f;
-            if (pp->invert)
-                t = 1.0f - t;
-            lut[k][p] = (t - pp->mean[k]) / pp->std[k];
-        }
+        for (int p = 0; p < 256; p++)
+            lut[k][p] = preproc_value((float)p, pp->mean[k], pp->std[k], pp->invert);
 }
 
 /* One output row (pp->w pixels, channel planes `plane` floats apart) from the source
@@ -100,12 +107,9 @@ static void row_by_table(float *out, size_t plane, const uint8_t *src, int ic,
  * row of their values, live on the stack (about 15 KiB). */
 enum { BLOCK = 256 };
 
-/* o[i] = (g[i] / 255, inverted when asked, - mean) / std for i < n: the float steps of
- * cnn_preproc_lut(), four lanes at a time (a vector's division rounds as each scalar one
- * does). */
+/* o[i] = preproc_value(g[i]) for i < n, four lanes at a time. */
 static void finish_values(float *o, const float *g, int n, float mean, float std, int invert)
 {
-    typedef float v4f __attribute__((vector_size(16)));
     const v4f k255 = {255.0f, 255.0f, 255.0f, 255.0f}, one = {1.0f, 1.0f, 1.0f, 1.0f};
     const v4f vm = {mean, mean, mean, mean}, vs = {std, std, std, std};
     int i = 0;
@@ -118,12 +122,8 @@ static void finish_values(float *o, const float *g, int n, float mean, float std
         t = (t - vm) / vs;
         memcpy(o + i, &t, sizeof t);
     }
-    for (; i < n; i++) {
-        float t = g[i] / 255.0f;
-        if (invert)
-            t = 1.0f - t;
-        o[i] = (t - mean) / std;
-    }
+    for (; i < n; i++)
+        o[i] = preproc_value(g[i], mean, std, invert);
 }
 
 /* The horizontal samples (each input channel, columns x0/x1/lx of a block) of source row
@@ -149,7 +149,6 @@ static int source_row(float hz[2][3][BLOCK], size_t held[2], size_t row, size_t 
 /* v[i] = (1 - ly) * top[i] + ly * bot[i] for i < n, four lanes at a time. */
 static void mix_rows(float *v, const float *top, const float *bot, float ly, int n)
 {
-    typedef float v4f __attribute__((vector_size(16)));
     const float wt = 1 - ly;
     const v4f a = {wt, wt, wt, wt}, b = {ly, ly, ly, ly};
     int i = 0;
@@ -244,6 +243,8 @@ int cnn_image_to_tensor(const struct cnn_image *img, const struct cnn_preproc *p
                              img->pix + y0 * stride + (size_t)ax.off * img->c, img->c, pp, lut);
         }
     }
+    if (by_table && ay.same) /* every row went through the table */
+        return 0;
     for (int x = 0; x < pp->w; x += BLOCK)
         block_bilinear(out, img, pp, &ax, &ay, x, pp->w - x < BLOCK ? pp->w - x : BLOCK, by_table);
     return 0;
