@@ -9,10 +9,14 @@
  * taken, then costs the round its part's time instead of holding every later op up.
  * claimed[i] is the last generation whose part i someone took, so a helper that wakes
  * late, holding an older round's fn, claims nothing: a round's fn and ctx are replaced only
- * after every part of the previous round was claimed, and read before claiming. */
+ * after every part of the previous round was claimed, and read before claiming.
+ * Placement: the helpers' CPU masks leave out the CPU the caller runs on, see
+ * place_helpers(). */
+#define _GNU_SOURCE /* sched_getcpu, cpu_set_t, pthread_{get,set}affinity_np */
 #include "workers.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -36,6 +40,9 @@ struct cnn_workers {
     atomic_int caller_sleeps; /* 1 while the caller waits on done (changed under mu) */
     _Atomic(cnn_work_fn) fn;  /* of the current round, written before generation moves */
     _Atomic(void *) ctx;
+    cpu_set_t allowed; /* the creating thread's CPUs, which the helpers started with */
+    int placing;       /* allowed has 2 or more CPUs: the helpers can keep off the caller's */
+    int helpers_avoid; /* the CPU the helpers' masks leave out now, or -1 */
 };
 
 /* How long an idle side spins before it sleeps.  A count of pause instructions was a few
@@ -155,6 +162,9 @@ struct cnn_workers *cnn_workers_create(int threads, struct cnn_err *err)
         return NULL;
     }
     w->threads = threads;
+    w->helpers_avoid = -1;
+    w->placing = pthread_getaffinity_np(pthread_self(), sizeof w->allowed, &w->allowed) == 0 &&
+                 CPU_COUNT(&w->allowed) >= 2;
     for (int i = 0; i < threads; i++)
         atomic_init(&w->claimed[i], 0);
     pthread_mutex_init(&w->mu, NULL);
@@ -192,6 +202,27 @@ void cnn_workers_destroy(struct cnn_workers *w)
     free(w);
 }
 
+/* Keeps the helpers off the caller's CPU: when the caller runs on a CPU other than the one
+ * their masks leave out, each helper's mask becomes `allowed` without it, which moves a
+ * helper there at once.  Why: the scheduler wakes a sleeping thread where it last ran or
+ * next to its waker, and on a small VM it then left the caller and a helper on one vCPU
+ * while the other idled for 10-20 ms -- the pass took twice as long (cnnd serving
+ * ResNet-18 at batch 1 on 2 threads: about 1 pass in 100, each with both threads on one
+ * vCPU in `perf sched timehist`).  A mask changes only when the caller's CPU does: the
+ * helpers are free to move among the rest. */
+static void place_helpers(struct cnn_workers *w)
+{
+    const int cpu = sched_getcpu();
+    if (!w->placing || cpu < 0 || cpu == w->helpers_avoid || cpu >= CPU_SETSIZE ||
+        !CPU_ISSET(cpu, &w->allowed))
+        return;
+    cpu_set_t away = w->allowed;
+    CPU_CLR(cpu, &away);
+    for (int i = 0; i < w->started; i++)
+        pthread_setaffinity_np(w->helpers[i].thread, sizeof away, &away);
+    w->helpers_avoid = cpu;
+}
+
 int cnn_workers_count(const struct cnn_workers *w)
 {
     return w ? w->threads : 1;
@@ -205,6 +236,7 @@ void cnn_workers_run(struct cnn_workers *w, cnn_work_fn fn, void *ctx)
     }
     atomic_store(&w->fn, fn);
     atomic_store(&w->ctx, ctx);
+    place_helpers(w);
     atomic_store(&w->pending, w->threads - 1);
     const unsigned long gen = atomic_fetch_add(&w->generation, 1) + 1;
     /* A helper counts itself in sleepers before its last look at the generation, and this

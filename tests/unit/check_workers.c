@@ -1,14 +1,20 @@
 /* Suite workers: a team round runs every part exactly once and returns only when all are
  * done, whoever runs them -- with rounds far apart the helpers are asleep when a round
  * starts and the caller, done with part 0 at once, takes their parts; a helper that wakes
- * late must then take nothing, not even in the next round (its fn and ctx are stale). */
+ * late must then take nothing, not even in the next round (its fn and ctx are stale).
+ * And a helper put on the caller's CPU runs its part on another one. */
+#define _GNU_SOURCE /* sched_getcpu, cpu_set_t, gettid */
 #include "workers.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { THREADS = 3, ROUNDS = 400 };
 
@@ -105,6 +111,98 @@ START_TEST(test_no_team_runs_one_part_in_the_caller)
 }
 END_TEST
 
+/* The thread ids of this process, up to `cap`; the count. */
+static int list_tasks(pid_t *tids, int cap)
+{
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.' && n < cap)
+            tids[n++] = (pid_t)atoi(e->d_name);
+    closedir(d);
+    return n;
+}
+
+struct placed {
+    pid_t caller, ran_by; /* part 1 */
+    int cpu;              /* the CPU part 1 ran on */
+};
+
+static void busy_ms(int ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+}
+
+/* Part 0 keeps the caller busy long enough for the helper to take part 1, which notes where
+ * it ran. */
+static void placed_work(void *arg, int part, int parts)
+{
+    struct placed *p = arg;
+    ck_assert_int_eq(parts, 2);
+    if (part == 1) {
+        p->ran_by = gettid();
+        p->cpu = sched_getcpu();
+    }
+    busy_ms(part == 0 ? 40 : 5);
+}
+
+static void pin_to(pid_t tid, int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ck_assert_int_eq(sched_setaffinity(tid, sizeof one, &one), 0);
+}
+
+/* The caller pinned to one CPU and its team's helper pinned to the same one (as the
+ * scheduler may leave them): the round moves the helper off it, then off the other CPU
+ * when the caller moves there. */
+START_TEST(test_a_helper_runs_off_the_callers_cpu)
+{
+    cpu_set_t mine;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof mine, &mine), 0);
+    int cpus[2], n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+        if (CPU_ISSET(c, &mine))
+            cpus[n++] = c;
+    ck_assert_int_eq(n, 2); /* the suite adds this test only then */
+    pid_t before[64], after[64];
+    const int nb = list_tasks(before, 64);
+    struct cnn_err err = {0};
+    struct cnn_workers *w = cnn_workers_create(2, &err);
+    ck_assert_msg(w != NULL, "%s", err.msg);
+    const int na = list_tasks(after, 64);
+    ck_assert_int_eq(na, nb + 1);
+    pid_t helper = 0;
+    for (int i = 0; i < na; i++) {
+        int old = 0;
+        for (int j = 0; j < nb; j++)
+            old |= after[i] == before[j];
+        if (!old)
+            helper = after[i];
+    }
+    pin_to(helper, cpus[1]);
+    for (int k = 1; k >= 0; k--) { /* the caller on the helper's CPU, then on the other */
+        const int cpu = cpus[k];
+        pin_to(0, cpu);
+        struct placed p = {.caller = gettid(), .cpu = -1};
+        cnn_workers_run(w, placed_work, &p);
+        printf("workers: caller on CPU %d, part 1 ran on CPU %d by the %s\n", cpu, p.cpu,
+               p.ran_by == p.caller ? "caller" : "helper");
+        ck_assert_msg(p.ran_by == helper, "part 1 ran by thread %d, not the helper %d", p.ran_by,
+                      helper);
+        ck_assert_msg(p.cpu != cpu, "the helper ran part 1 on the caller's CPU %d", cpu);
+    }
+    ck_assert_int_eq(sched_setaffinity(0, sizeof mine, &mine), 0);
+    cnn_workers_destroy(w);
+}
+END_TEST
+
 Suite *workers_suite(void)
 {
     Suite *s = suite_create("workers");
@@ -112,6 +210,11 @@ Suite *workers_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_every_part_runs_once_whoever_runs_it);
     tcase_add_test(tc, test_no_team_runs_one_part_in_the_caller);
+    cpu_set_t mine;
+    if (sched_getaffinity(0, sizeof mine, &mine) == 0 && CPU_COUNT(&mine) >= 2)
+        tcase_add_test(tc, test_a_helper_runs_off_the_callers_cpu);
+    else
+        printf("workers: one CPU: the placement test is not run\n");
     suite_add_tcase(s, tc);
     return s;
 }
