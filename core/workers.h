@@ -3,7 +3,9 @@
  * after its own, when that helper has not started it yet -- and cnn_workers_run() returns
  * when every part is done.  Each part runs once, on one thread at a time.  Meant for many
  * short rounds (a layer of a training step takes 0.1-5 ms), so idle helpers spin briefly
- * before sleeping.  One caller at a time. */
+ * before sleeping.  One caller at a time.  The helpers' CPU affinity masks leave out the
+ * CPU the caller last started a round on (when the creating thread may use 2 or more), so
+ * that the scheduler cannot leave a helper sharing the caller's core (workers.c). */
 #ifndef CNN_WORKERS_H
 #define CNN_WORKERS_H
 
