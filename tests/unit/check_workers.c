@@ -7,7 +7,6 @@
 #include "workers.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -111,17 +110,25 @@ START_TEST(test_no_team_runs_one_part_in_the_caller)
 }
 END_TEST
 
-/* The thread ids of this process, up to `cap`; the count. */
-static int list_tasks(pid_t *tids, int cap)
+/* A round whose part 0 waits until part 1 has started: part 1 can then only be the helper's,
+ * and it notes its thread id. */
+struct handshake {
+    atomic_int started;
+    pid_t helper;
+};
+
+static void handshake_work(void *arg, int part, int parts)
 {
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        if (e->d_name[0] != '.' && n < cap)
-            tids[n++] = (pid_t)atoi(e->d_name);
-    closedir(d);
-    return n;
+    struct handshake *h = arg;
+    ck_assert_int_eq(parts, 2);
+    if (part == 1) {
+        h->helper = gettid();
+        atomic_store(&h->started, 1);
+        return;
+    }
+    for (int i = 0; i < 100000 && !atomic_load(&h->started); i++) /* up to ~10 s */
+        nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
+    ck_assert_msg(atomic_load(&h->started), "the helper never started part 1");
 }
 
 struct placed {
@@ -171,21 +178,15 @@ START_TEST(test_a_helper_runs_off_the_callers_cpu)
         if (CPU_ISSET(c, &mine))
             cpus[n++] = c;
     ck_assert_int_eq(n, 2); /* the suite adds this test only then */
-    pid_t before[64], after[64];
-    const int nb = list_tasks(before, 64);
     struct cnn_err err = {0};
     struct cnn_workers *w = cnn_workers_create(2, &err);
     ck_assert_msg(w != NULL, "%s", err.msg);
-    const int na = list_tasks(after, 64);
-    ck_assert_int_eq(na, nb + 1);
-    pid_t helper = 0;
-    for (int i = 0; i < na; i++) {
-        int old = 0;
-        for (int j = 0; j < nb; j++)
-            old |= after[i] == before[j];
-        if (!old)
-            helper = after[i];
-    }
+    struct handshake hs = {.helper = 0};
+    atomic_init(&hs.started, 0);
+    pin_to(0, cpus[0]); /* the masks now leave out cpus[0]: the pin below bypasses them */
+    cnn_workers_run(w, handshake_work, &hs);
+    const pid_t helper = hs.helper;
+    ck_assert(helper != 0 && helper != gettid());
     pin_to(helper, cpus[1]);
     for (int k = 1; k >= 0; k--) { /* the caller on the helper's CPU, then on the other */
         const int cpu = cpus[k];
