@@ -30,21 +30,11 @@ static inline void max2x2_grad4(grad_v4f *o0, grad_v4f *o1, grad_v4f *o2, grad_v
     *o3 = __builtin_shufflevector(gc, ge, 2, 6, 3, 7);
 }
 
-/* max2x2_grad4() for one window at rows r0, r1 (columns 0 and 1), its gradient gv into
- * rows d0, d1 (added when add): the same comparisons, so the same position on ties and NaN.
- * (Through zero-padded copies and vector loads instead, the tail of each row stalled on the
- * loads of the copies: 45% of this function's time in a training step.) */
-static inline void max2x2_grad1(float *d0, float *d1, const float *r0, const float *r1, float gv,
-                                int add)
+/* p[lo], .. p[lo + 3] as a vector, 0 for each index at or past n. */
+static inline grad_v4f head4(const float *p, int lo, int n)
 {
-    const float a = r0[0], b = r0[1], c = r1[0], e = r1[1];
-    const float ab = a > b ? a : b, ce = c > e ? c : e, m = ab > ce ? ab : ce;
-    const int ia = a == m, ib = !ia && b == m, ic = !ia && !ib && c == m, ie = !(ia || ib || ic);
-    const float ga = ia ? gv : 0.0f, gb = ib ? gv : 0.0f, gc = ic ? gv : 0.0f, ge = ie ? gv : 0.0f;
-    d0[0] = add ? d0[0] + ga : ga;
-    d0[1] = add ? d0[1] + gb : gb;
-    d1[0] = add ? d1[0] + gc : gc;
-    d1[1] = add ? d1[1] + ge : ge;
+    return (grad_v4f){lo < n ? p[lo] : 0.0f, lo + 1 < n ? p[lo + 1] : 0.0f,
+                      lo + 2 < n ? p[lo + 2] : 0.0f, lo + 3 < n ? p[lo + 3] : 0.0f};
 }
 
 /* d[0..4) += v, or = v when !add */
@@ -53,7 +43,7 @@ static inline void put4(float *d, grad_v4f v, int add)
     grad_store4(d, add ? grad_load4(d) + v : v);
 }
 
-/* Four outputs at a time; the last (OW % 4) one at a time. */
+/* Four outputs at a time, the last OW % 4 through the same max2x2_grad4(). */
 static void maxpool_plane_2x2_backward(float *restrict d, const float *restrict g,
                                        const float *restrict in, const struct cnn_pool2d *p,
                                        int add)
@@ -73,8 +63,19 @@ static void maxpool_plane_2x2_backward(float *restrict d, const float *restrict 
             put4(d1 + 2 * ox, o2, add);
             put4(d1 + 2 * ox + 4, o3, add);
         }
-        for (; ox < OW; ox++) /* the last OW % 4 windows */
-            max2x2_grad1(d0 + 2 * ox, d1 + 2 * ox, r0 + 2 * ox, r1 + 2 * ox, g[ox], add);
+        if (ox < OW) { /* the last 1-3 windows, in vectors built in registers: zero-padded
+                        * copies read back as vectors stalled on store forwarding (45% of
+                        * this function's time in a training step) */
+            const int n = 2 * (OW - ox); /* inputs per row */
+            const float *t0 = r0 + 2 * ox, *t1 = r1 + 2 * ox;
+            max2x2_grad4(&o0, &o1, &o2, &o3, head4(t0, 0, n), head4(t0, 4, n), head4(t1, 0, n),
+                         head4(t1, 4, n), head4(g + ox, 0, n / 2));
+            for (int i = 0; i < n; i++) {
+                const float u0 = i < 4 ? o0[i] : o1[i - 4], u1 = i < 4 ? o2[i] : o3[i - 4];
+                d0[2 * ox + i] = add ? d0[2 * ox + i] + u0 : u0;
+                d1[2 * ox + i] = add ? d1[2 * ox + i] + u1 : u1;
+            }
+        }
     }
 }
 
