@@ -11,7 +11,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,7 +126,7 @@ static void handshake_work(void *arg, int part, int parts)
         return;
     }
     for (int i = 0; i < 100000 && !atomic_load(&h->started); i++) /* up to ~10 s */
-        nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
+        sleep_us(100);
     ck_assert_msg(atomic_load(&h->started), "the helper never started part 1");
 }
 
