@@ -7,7 +7,7 @@ set -euo pipefail
 build=(gcc make pkg-config libopenblas-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev check libmicrohttpd-dev libjansson-dev libinih-dev libcurl4-openssl-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev)
 test=("${build[@]}" curl valgrind dataset-fashion-mnist prometheus libonnx-testdata nginx python3-yaml)
 run=("${build[@]}" curl python3 dataset-fashion-mnist libonnx-testdata)   # + what README.md's examples use
-bench=("${build[@]}" nodejs python3 python3-torch dataset-fashion-mnist)
+bench=("${build[@]}" nodejs python3 python3-torch python3-torchvision python3-onnx dataset-fashion-mnist)   # torchvision + onnx: bench/onnx_rows.sh exports the .onnx models
 model=("${build[@]}" dataset-fashion-mnist)
 
 case "${1:-build}" in
