@@ -85,6 +85,69 @@ START_TEST(test_batch_equals_single_passes)
 }
 END_TEST
 
+/* A map of 64x96x96 floats (2.25 MB per image) is past the session's per-pass budget, so
+ * a batch runs one image per pass (session.c, images_per_pass): every image of a batch of
+ * 3 against the naive reference, and the session's memory held to one pass's values. */
+static struct cnn_model *net_big_maps(uint64_t seed)
+{
+    struct cnn_preproc pp = {.c = 1, .h = 96, .w = 96, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+    struct cnn_err err = {0};
+    struct cnn_model *m = cnn_model_create(&pp, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    struct cnn_layer_desc d = {.kind = CNN_LAYER_CONV2D, .name = "wide"};
+    d.p.conv = (struct cnn_conv2d){.oc = 64, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .dh = 1,
+                                   .dw = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1,
+                                   .groups = 1, .has_bias = 1};
+    add(m, d);
+    d.name = "wino"; /* 64 -> 16 at 96x96, reading the 64x96x96 value */
+    d.p.conv.oc = 16;
+    add(m, d);
+    d = (struct cnn_layer_desc){.kind = CNN_LAYER_MAXPOOL, .name = "pool"};
+    d.p.pool = (struct cnn_pool2d){.kh = 4, .kw = 4, .sh = 4, .sw = 4};
+    add(m, d);
+    add(m, (struct cnn_layer_desc){.kind = CNN_LAYER_FLATTEN, .name = "flat"});
+    d = (struct cnn_layer_desc){.kind = CNN_LAYER_DENSE, .name = "fc"};
+    d.p.dense = (struct cnn_dense){.out = 5, .has_bias = 1};
+    add(m, d);
+    ck_assert_int_eq(cnn_model_alloc_params(m, &err), 0);
+    test_randomize(m, seed);
+    return m;
+}
+
+START_TEST(test_big_maps_run_one_image_per_pass)
+{
+    struct cnn_model *m = compiled(net_big_maps(21));
+    int N = 3, K = cnn_model_num_classes(m);
+    size_t img = image_floats(m);
+    float *x = malloc(N * img * sizeof(float)), *ref = malloc(K * sizeof(float));
+    test_fill(x, N * img, 8);
+    struct cnn_err err = {0};
+    struct cnn_session *s = cnn_session_create(m, N, &err);
+    ck_assert_msg(s != NULL, "%s", err.msg);
+    const float *out;
+    ck_assert_int_eq(cnn_session_forward(s, m, x, N, &out, &err), 0);
+    double worst = 0, scale = 0;
+    for (int n = 0; n < N; n++) {
+        ck_assert_int_eq(ref_net_forward(m, x + n * img, ref), 0);
+        for (int k = 0; k < K; k++) {
+            worst = fmax(worst, fabs((double)out[n * K + k] - ref[k]));
+            scale = fmax(scale, fabs(ref[k]));
+        }
+    }
+    const size_t one = cnn_session_plan(m, 1), three = cnn_session_plan(m, N);
+    printf("session: batch of %d over 2.25 MB maps vs naive reference, max abs err %.3g "
+           "(largest logit %.3g); plan %zu bytes for batch 1, %zu for batch %d\n",
+           N, worst, scale, one, three, N);
+    ck_assert_msg(worst <= 1e-4 * fmax(scale, 1), "max abs err %g", worst);
+    /* the values of one pass: only the input staging and the outputs grow with the batch */
+    ck_assert_uint_lt(three, one + (size_t)(N - 1) * (img + (size_t)K + 32) * sizeof(float));
+    cnn_session_destroy(s);
+    free(x);
+    free(ref);
+    cnn_model_destroy(m);
+}
+END_TEST
+
 struct worker_arg {
     const struct cnn_model *m;
     const float *x;
@@ -315,6 +378,7 @@ Suite *session_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_compiled_dag_matches_naive_reference);
     tcase_add_test(tc, test_batch_equals_single_passes);
+    tcase_add_test(tc, test_big_maps_run_one_image_per_pass);
     tcase_add_test(tc, test_threads_share_one_model);
     if (alloc_counter_calls) /* only in builds without sanitizers */
         tcase_add_test(tc, test_forward_makes_no_allocation);
