@@ -180,9 +180,12 @@ static int wino_chunk_rows(const struct cnn_conv2d *p, int N, int m)
     const size_t per_tile = k * ((size_t)p->c + (size_t)p->oc); /* V and M floats */
     size_t tiles = CNN_WINOGRAD_CHUNK_FLOATS / per_tile;
     size_t min_tiles = (size_t)p->c * (size_t)p->oc / 32;
-    /* U of at most CNN_WINOGRAD_SMALL_U floats stays in cache from chunk to chunk */
-    const size_t max_min = k * p->c * p->oc <= CNN_WINOGRAD_SMALL_U ? 2 * CNN_WINOGRAD_MIN_TILES
-                                                                    : 16 * CNN_WINOGRAD_MIN_TILES;
+    /* U of at most CNN_WINOGRAD_SMALL_U floats stays in cache from chunk to chunk; U of a
+     * quarter of that (1 MB) in L2 */
+    const size_t u = k * p->c * p->oc;
+    const size_t max_min = u <= CNN_WINOGRAD_SMALL_U / 4 ? CNN_WINOGRAD_MIN_TILES
+                           : u <= CNN_WINOGRAD_SMALL_U   ? 2 * CNN_WINOGRAD_MIN_TILES
+                                                         : 16 * CNN_WINOGRAD_MIN_TILES;
     if (min_tiles < CNN_WINOGRAD_MIN_TILES)
         min_tiles = CNN_WINOGRAD_MIN_TILES;
     if (min_tiles > max_min)

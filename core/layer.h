@@ -219,7 +219,12 @@ int cnn_conv2d_is_depthwise(const struct cnn_conv2d *p);
  * of L2.  A U of at most CNN_WINOGRAD_SMALL_U floats (F(4x4) to 128 channels, F(2x2) to 256)
  * stays in cache from chunk to chunk and caps the minimum at 2x: ResNet-18 on one Zen 3
  * core, batch 4 / 16, F(4x4) 28x28 -6% / -5%, F(2x2) 14x14 -10% / -2%; the 32 -> 64
- * channel F(4x4) conv of cifar_cnn at batch 16 -33% (75 tiles, not 128).  V and M never
+ * channel F(4x4) conv of cifar_cnn at batch 16 -33% (75 tiles, not 128).  A U of at most a
+ * quarter of that (1 MB, in L2) caps it at 1x: on Zen 5 (1 MB L2 per core), ResNet-18's
+ * 64-channel F(4x4) convs at batch 1 on a team of 2 (7 tile rows a part: 70-tile chunks,
+ * not 98) sum of op medians 1.14 / 1.20 / 1.40 -> 1.02 / 1.08 / 1.22 ms, alternated; the
+ * CIFAR net on one thread at batch 8 11.6k / 11.7k / 9.2k -> 14.9k / 14.6k / 13.9k
+ * images/s, at batch 32 11.2k / 11.4k / 10.7k -> 15.0k / 15.1k / 10.7k.  V and M never
  * take more than CNN_WINOGRAD_MAX_FLOATS together. */
 #ifndef CNN_WINOGRAD_CHUNK_FLOATS
 #define CNN_WINOGRAD_CHUNK_FLOATS (256 * 1024)
