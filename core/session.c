@@ -19,7 +19,7 @@
 struct cnn_session {
     const struct cnn_model *m;
     int max_n;
-    int pass_n;             /* images per pass (images_per_pass); slots and scratch fit it */
+    int pass_n;             /* images per pass (pass_images); slots and scratch fit it */
     int parts;              /* im2col scratch buffers, one per thread of a split forward */
     size_t col_stride;      /* floats between them */
     void *block;            /* owns every float buffer below */
@@ -56,18 +56,30 @@ static size_t value_floats(const struct cnn_model *m, int v, int max_n)
  * passes of one image. */
 #define CNN_SESSION_PASS_MAX_WEIGHTS ((size_t)8 << 20)
 
-/* Values an op writes count; a conv's map that a fused pool reduces is never stored. */
-static int images_per_pass(const struct cnn_model *m)
+/* Weight floats of a conv or dense op (its plan may keep them transformed or packed). */
+static size_t op_weight_floats(const struct cnn_op *op)
+{
+    const struct cnn_conv2d *p = &op->conv;
+    if (op->kind == CNN_LAYER_DENSE)
+        return (size_t)op->dense.in * (size_t)op->dense.out;
+    if (op->kind == CNN_LAYER_CONV2D && p->groups > 0)
+        return (size_t)p->oc * (size_t)(p->c / p->groups) * (size_t)p->kh * (size_t)p->kw;
+    return 0;
+}
+
+/* Images per pass for a session made for batches of up to max_n.  Values an op writes
+ * count; a conv's map that a fused pool reduces is never stored. */
+static int pass_images(const struct cnn_model *m, int max_n)
 {
     size_t largest = value_floats(m, 0, 1);
     for (int k = 0; k < m->n_ops; k++) {
         const size_t f = value_floats(m, m->ops[k].out, 1);
         largest = f > largest ? f : largest;
-        if (m->layers[m->ops[k].layer].weight_count[0] > CNN_SESSION_PASS_MAX_WEIGHTS)
-            return 65536;
+        if (op_weight_floats(&m->ops[k]) > CNN_SESSION_PASS_MAX_WEIGHTS)
+            return max_n;
     }
     const size_t n = CNN_SESSION_PASS_BYTES / (largest * sizeof(float)); /* largest >= 1 */
-    return n < 1 ? 1 : n > 65536 ? 65536 : (int)n;
+    return n < 1 ? 1 : n < (size_t)max_n ? (int)n : max_n;
 }
 
 /* The input op k writes its output over (input 0 of an elementwise kind, the residual
@@ -152,7 +164,7 @@ static size_t col_floats(const struct cnn_model *m, int max_n)
 /* Fills sp and returns total floats of the block, or 0 on failure. */
 static size_t layout(const struct cnn_model *m, int max_n, int parts, struct slot_plan *sp)
 {
-    const int pass_n = max_n < images_per_pass(m) ? max_n : images_per_pass(m);
+    const int pass_n = pass_images(m, max_n);
     int n = m->n_layers;
     sp->value_slot = malloc((size_t)n * sizeof(int));
     sp->slot_floats = calloc((size_t)n + 1, sizeof(size_t));
@@ -215,7 +227,7 @@ struct cnn_session *cnn_session_create_parts(const struct cnn_model *m, int max_
         goto nomem;
     s->m = m;
     s->max_n = max_n;
-    s->pass_n = max_n < images_per_pass(m) ? max_n : images_per_pass(m);
+    s->pass_n = pass_images(m, max_n);
     s->parts = parts;
     s->col_stride = round16(col_floats(m, s->pass_n));
     size_t floats = layout(m, max_n, parts, &sp);
@@ -389,7 +401,7 @@ static void forward_pass(struct cnn_session *s, const struct cnn_model *m,
     s->images = NULL;
 }
 
-/* The forward pass (as many as the batch needs: images_per_pass); with a team (2+
+/* The forward pass (as many as the batch needs: pass_images); with a team (2+
  * threads), part i of a split op uses cols[i]. */
 static int forward_cols(struct cnn_session *s, const struct cnn_model *m, struct cnn_workers *team,
                         float *const *cols, const float *images, int n, const float **probs,

@@ -36,7 +36,7 @@ float *cnn_session_input(struct cnn_session *s);
 /* images: (n, C, H, W) NCHW, may be cnn_session_input(s); read only, and at n == 1 read by
  * the ops in place (not copied), so it must stay unchanged until the call returns.  A batch
  * whose values would pass 2 MB per layer runs as several passes of fewer images each
- * (session.c, images_per_pass); the result is the same.
+ * (session.c, pass_images); the result is the same.
  * *probs: (n, num_classes), the output of the last layer (softmax probabilities when the
  * model ends in softmax), owned by s and valid until the next call with s.  Fails only on n
  * outside 1..max_n. */
