@@ -11,6 +11,7 @@
 #include "ref_net.h"
 #include "session.h"
 #include "test_nets.h"
+#include "workers.h"
 
 #include <check.h>
 #include <math.h>
@@ -88,7 +89,8 @@ END_TEST
 
 /* A map of 64x96x96 floats (2.25 MB per image) is past the session's per-pass budget, so
  * a batch runs one image per pass (session.c, pass_images): every image of a batch of
- * 3 against the naive reference, and the session's memory held to one pass's values. */
+ * 3, alone and on a team of 2, against the naive reference, and the session's memory held
+ * to one pass's values. */
 static struct cnn_model *net_big_maps(uint64_t seed)
 {
     struct cnn_preproc pp = {.c = 1, .h = 96, .w = 96, .mean = {0, 0, 0}, .std = {1, 1, 1}};
@@ -125,18 +127,28 @@ START_TEST(test_big_maps_run_one_image_per_pass)
     struct cnn_err err = {0};
     struct cnn_session *s = cnn_session_create(m, N, &err);
     ck_assert_msg(s != NULL, "%s", err.msg);
-    const float *out;
+    /* the same session alone, then split over a team of 2 (each pass's ops in parts) */
+    struct cnn_session *st = cnn_session_create_parts(m, N, 2, &err);
+    ck_assert_msg(st != NULL, "%s", err.msg);
+    struct cnn_workers *team = cnn_workers_create(2, &err);
+    ck_assert_msg(team != NULL, "%s", err.msg);
+    const float *out, *out_team;
     ck_assert_int_eq(cnn_session_forward(s, m, x, N, &out, &err), 0);
+    ck_assert_int_eq(cnn_session_forward_team(st, m, team, x, N, &out_team, &err), 0);
     double worst = 0, scale = 0;
     for (int n = 0; n < N; n++) {
         ck_assert_int_eq(ref_net_forward(m, x + n * img, ref), 0);
         for (int k = 0; k < K; k++) {
             worst = fmax(worst, fabs((double)out[n * K + k] - ref[k]));
+            worst = fmax(worst, fabs((double)out_team[n * K + k] - ref[k]));
             scale = fmax(scale, fabs(ref[k]));
         }
     }
+    cnn_workers_destroy(team);
+    cnn_session_destroy(st);
     const size_t one = cnn_session_plan(m, 1), three = cnn_session_plan(m, N);
-    printf("session: batch of %d over 2.25 MB maps vs naive reference, max abs err %.3g "
+    printf("session: batch of %d over 2.25 MB maps, alone and on a team of 2, vs naive "
+           "reference, max abs err %.3g "
            "(largest logit %.3g); plan %zu bytes for batch 1, %zu for batch %d\n",
            N, worst, scale, one, three, N);
     ck_assert_msg(worst <= 1e-4 * fmax(scale, 1), "max abs err %g", worst);
