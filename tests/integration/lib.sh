@@ -112,7 +112,10 @@ cnnd_start() {
   CNND_PID=$!
   PORT=
   local i
-  for i in $(seq 1 200); do
+  # cnnd listens once every model has loaded: up to 60 s (the conformance repository's eight
+  # torchvision models, VGG-11's 133M parameters among them, took over 10 s on a Zen 5 VM);
+  # a cnnd that exits ends the wait at once
+  for i in $(seq 1 1200); do
     PORT=$(sed -nE 's/.*listening.* port=([0-9]+).*/\1/p' "$T/cnnd.log" | head -n1)
     [ -n "$PORT" ] && break
     kill -0 "$CNND_PID" 2>/dev/null || break
