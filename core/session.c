@@ -56,17 +56,6 @@ static size_t value_floats(const struct cnn_model *m, int v, int max_n)
  * passes of one image. */
 #define CNN_SESSION_PASS_MAX_WEIGHTS ((size_t)8 << 20)
 
-/* Weight floats of a conv or dense op (its plan may keep them transformed or packed). */
-static size_t op_weight_floats(const struct cnn_op *op)
-{
-    const struct cnn_conv2d *p = &op->conv;
-    if (op->kind == CNN_LAYER_DENSE)
-        return (size_t)op->dense.in * (size_t)op->dense.out;
-    if (op->kind == CNN_LAYER_CONV2D && p->groups > 0)
-        return (size_t)p->oc * (size_t)(p->c / p->groups) * (size_t)p->kh * (size_t)p->kw;
-    return 0;
-}
-
 /* Images per pass for a session made for batches of up to max_n.  Values an op writes
  * count; a conv's map that a fused pool reduces is never stored. */
 static int pass_images(const struct cnn_model *m, int max_n)
@@ -75,7 +64,8 @@ static int pass_images(const struct cnn_model *m, int max_n)
     for (int k = 0; k < m->n_ops; k++) {
         const size_t f = value_floats(m, m->ops[k].out, 1);
         largest = f > largest ? f : largest;
-        if (op_weight_floats(&m->ops[k]) > CNN_SESSION_PASS_MAX_WEIGHTS)
+        /* an op's layer is its conv or dense, whatever it absorbed after it */
+        if (m->layers[m->ops[k].layer].weight_count[0] > CNN_SESSION_PASS_MAX_WEIGHTS)
             return max_n;
     }
     const size_t n = CNN_SESSION_PASS_BYTES / (largest * sizeof(float)); /* largest >= 1 */
@@ -162,9 +152,9 @@ static size_t col_floats(const struct cnn_model *m, int max_n)
 }
 
 /* Fills sp and returns total floats of the block, or 0 on failure. */
-static size_t layout(const struct cnn_model *m, int max_n, int parts, struct slot_plan *sp)
+static size_t layout(const struct cnn_model *m, int max_n, int pass_n, int parts,
+                     struct slot_plan *sp)
 {
-    const int pass_n = pass_images(m, max_n);
     int n = m->n_layers;
     sp->value_slot = malloc((size_t)n * sizeof(int));
     sp->slot_floats = calloc((size_t)n + 1, sizeof(size_t));
@@ -194,7 +184,7 @@ size_t cnn_session_plan(const struct cnn_model *m, int max_n)
     if (!m->compiled || max_n < 1)
         return 0;
     struct slot_plan sp = {0};
-    size_t floats = layout(m, max_n, 1, &sp);
+    size_t floats = layout(m, max_n, pass_images(m, max_n), 1, &sp);
     free_plan(&sp);
     return floats * sizeof(float);
 }
@@ -230,7 +220,7 @@ struct cnn_session *cnn_session_create_parts(const struct cnn_model *m, int max_
     s->pass_n = pass_images(m, max_n);
     s->parts = parts;
     s->col_stride = round16(col_floats(m, s->pass_n));
-    size_t floats = layout(m, max_n, parts, &sp);
+    size_t floats = layout(m, max_n, s->pass_n, parts, &sp);
     size_t bytes;
     if (floats == 0 || cnn_mul_size(floats, sizeof(float), &bytes))
         goto nomem;
